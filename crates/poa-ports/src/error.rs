@@ -1,0 +1,132 @@
+//! Typed errors of every port, so the domain service can branch on the cause.
+
+use crate::primitives::{BlockHeight, BlockId, ChainId, Timestamp};
+
+/// A boxed error from an adapter's backend, kept as the source of a port error.
+pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Errors of the reconciliation port (lease, publish, reconciliation).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconciliationError {
+    /// Publishing requires a fencing epoch, which only a lease holder has.
+    #[error("no fencing epoch held: only the lease holder can publish")]
+    NoEpoch,
+    /// Fewer coordination nodes than the quorum answered successfully.
+    #[error("{operation} reached {acked} of the {needed} nodes a quorum needs")]
+    NoQuorum {
+        /// Which operation (`publish`, `owner_check`, `reconcile_read`, `promote`, `repair`).
+        operation: &'static str,
+        /// Nodes that answered successfully.
+        acked: usize,
+        /// The quorum size.
+        needed: usize,
+    },
+    /// The lease was lost (another owner or a newer epoch) while this process acted as leader.
+    #[error("fenced: {reason}")]
+    Fenced {
+        /// What the fencing node reported.
+        reason: String,
+    },
+    /// A quorum of nodes already holds another block at this height.
+    #[error("height {height} already holds another block on a quorum")]
+    HeightTaken {
+        /// The contested height.
+        height: BlockHeight,
+    },
+    /// Blocks above the local chain exist but could not be brought to a quorum.
+    #[error("backlog at height {height} is unresolved: {reason}")]
+    UnresolvedBacklog {
+        /// The first height that could not be resolved.
+        height: BlockHeight,
+        /// Why.
+        reason: String,
+    },
+    /// The backend failed in a way the port does not model.
+    #[error("coordination backend failed")]
+    Backend(#[source] BackendError),
+}
+
+/// Errors of the importer: verification and local commit.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The block belongs to another chain.
+    #[error("block is for chain {found}, this chain is {expected}")]
+    WrongChain {
+        /// This chain.
+        expected: ChainId,
+        /// The block's chain.
+        found: ChainId,
+    },
+    /// The block is not the next height of the local chain.
+    #[error("block height {found} is not the next height {expected}")]
+    WrongHeight {
+        /// The next height of the local chain.
+        expected: BlockHeight,
+        /// The block's height.
+        found: BlockHeight,
+    },
+    /// The block does not extend the local head.
+    #[error("block at height {height} has parent {found}, local head is {expected}")]
+    WrongParent {
+        /// The block's height.
+        height: BlockHeight,
+        /// The local head's id.
+        expected: BlockId,
+        /// The block's parent id.
+        found: BlockId,
+    },
+    /// The block's timestamp is earlier than its parent's.
+    #[error("block at height {height} has timestamp {found}, earlier than its parent's {parent}")]
+    TimestampBeforeParent {
+        /// The block's height.
+        height: BlockHeight,
+        /// The parent's timestamp.
+        parent: Timestamp,
+        /// The block's timestamp.
+        found: Timestamp,
+    },
+    /// The header's transaction root or count does not match the transactions carried.
+    #[error("block at height {height} carries transactions that do not match its header")]
+    TransactionsMismatch {
+        /// The block's height.
+        height: BlockHeight,
+    },
+    /// The seal is not a valid signature of the configured authority (or a genesis seal above
+    /// height 0).
+    #[error("block at height {height} is not sealed by the chain authority")]
+    InvalidSeal {
+        /// The block's height.
+        height: BlockHeight,
+    },
+    /// A transaction in the block is already committed at an earlier height.
+    #[error("block at height {height} repeats a committed transaction")]
+    DuplicateTransaction {
+        /// The block's height.
+        height: BlockHeight,
+    },
+    /// The local store failed.
+    #[error("local block storage failed")]
+    Storage(#[source] BackendError),
+}
+
+/// Errors of the block producer.
+#[derive(Debug, thiserror::Error)]
+pub enum ProductionError {
+    /// The producer could not build a block.
+    #[error("block production failed: {reason}")]
+    Failed {
+        /// Why.
+        reason: String,
+    },
+    /// The local store failed while producing.
+    #[error("block production could not read local state")]
+    Storage(#[source] BackendError),
+}
+
+/// Errors of the block signer.
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    /// The signer has no key that may seal blocks of this chain.
+    #[error("no authority key available to seal blocks")]
+    NoKey,
+}

@@ -1,0 +1,73 @@
+//! What the reconciliation port reports: the leader state of a production cycle and a
+//! read-only view of the lease for operators.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::block::SealedBlock;
+use crate::primitives::Epoch;
+
+/// The answer to "may this process produce the next block?", asked once per production cycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaderState {
+    /// This process holds the lease and the shared log holds nothing above the local chain:
+    /// it may produce the next height.
+    ReconciledLeader,
+    /// Another process holds the lease and nothing committed is missing locally: do not
+    /// produce; check again after one retry period.
+    ReconciledFollower,
+    /// Committed blocks above the local chain, in height order. Import them (each verified
+    /// like any block) and do not produce in this cycle.
+    UnreconciledBlocks(Vec<SealedBlock>),
+}
+
+/// The last outcome of an operation against one coordination node, for status pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeOutcome {
+    /// No operation has completed against this node yet.
+    Unknown,
+    /// The node answered and did what was asked.
+    Ok,
+    /// The node answered with a domain refusal (lease held, fenced, height taken).
+    Refused,
+    /// The node did not answer within its timeout; the outcome of the operation is unknown.
+    TimedOut,
+    /// The connection failed or the node answered with a non-domain error.
+    Failed,
+}
+
+/// One coordination node as an operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeStatus {
+    /// The node's address with any credentials removed.
+    pub node: String,
+    /// The last outcome of an operation against it.
+    pub last_outcome: NodeOutcome,
+}
+
+/// A read-only snapshot of the lease, for `/status` and logs. Never used for safety decisions:
+/// the coordination nodes fence every write themselves.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LeaseStatus {
+    /// The fencing epoch this process holds, if it leads.
+    pub epoch: Option<Epoch>,
+    /// How much longer the lease is valid by the local clock, if this process leads.
+    #[serde(serialize_with = "serialize_optional_millis", rename = "valid_for_ms")]
+    pub valid_for: Option<Duration>,
+    /// Every coordination node, in configuration order (empty for a single-node deployment).
+    pub nodes: Vec<NodeStatus>,
+}
+
+fn serialize_optional_millis<S: serde::Serializer>(
+    value: &Option<Duration>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(duration) => {
+            serializer.serialize_some(&u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+        }
+        None => serializer.serialize_none(),
+    }
+}

@@ -1,0 +1,31 @@
+//! Domain types and ports of the high-availability Proof-of-Authority block producer.
+//!
+//! This crate is the contract between the domain service (`poa-core`) and the adapters that
+//! give it a chain, a signer, a transaction pool and a leader lease. It performs no I/O and
+//! depends on no runtime: everything here is a value, a pure function over values, or a trait.
+//!
+//! # Layout
+//!
+//! - [`primitives`]: newtypes for heights, epochs, hashes and times.
+//! - [`block`]: headers, blocks, seals, sealed blocks, block ids and the wire encoding.
+//! - [`leadership`]: what the reconciliation port reports (`LeaderState`, lease status).
+//! - [`ports`]: the traits `poa-core` is generic over.
+//! - [`error`]: typed errors of every port.
+
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
+pub mod block;
+pub mod error;
+pub mod leadership;
+pub mod ports;
+pub mod primitives;
+
+pub use block::{Block, BlockCodecError, Header, Seal, SealedBlock, Transaction};
+pub use error::{ImportError, ProductionError, ReconciliationError, SigningError};
+pub use leadership::{LeaderState, LeaseStatus, NodeOutcome, NodeStatus};
+pub use ports::{
+    BlockImporter, BlockProducer, BlockReconciliationPort, BlockSigner, Clock, TransactionPool,
+};
+pub use primitives::{
+    BlockHeight, BlockId, ChainId, Epoch, Signature, Timestamp, TransactionId, TransactionsRoot,
+};

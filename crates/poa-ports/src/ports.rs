@@ -1,0 +1,117 @@
+//! The ports `poa-core` is generic over. Each trait is shaped by what the domain service needs,
+//! not by what a backend offers; adapters implement them and export no traits of their own.
+
+use async_trait::async_trait;
+
+use crate::block::{Block, Header, SealedBlock};
+use crate::error::{ImportError, ProductionError, ReconciliationError, SigningError};
+use crate::leadership::{LeaderState, LeaseStatus};
+use crate::primitives::{BlockHeight, Timestamp};
+
+/// Leadership and the shared block log, merged into one port: who may produce, what committed
+/// blocks the local chain lacks, and publication of a produced block to a quorum.
+#[async_trait]
+pub trait BlockReconciliationPort: Send + Sync {
+    /// Decides this cycle's role for producing `next_height` (the local head + 1), acquiring
+    /// or confirming the lease as needed, and returns committed blocks the local chain lacks.
+    ///
+    /// # Errors
+    ///
+    /// Any error (no read quorum, lease lost during repair, backend failure) means "do not
+    /// produce this cycle"; it never stands for "nothing to do".
+    async fn leader_state(
+        &self,
+        next_height: BlockHeight,
+    ) -> Result<LeaderState, ReconciliationError>;
+
+    /// Gives up the lease if held, so another process can take over without waiting for it to
+    /// expire. Idempotent; a no-op for a process that does not lead.
+    ///
+    /// # Errors
+    ///
+    /// A backend failure; the lease then expires on its own.
+    async fn release(&self) -> Result<(), ReconciliationError>;
+
+    /// Publishes a produced, verified, sealed block to a quorum. Returns only once the block is
+    /// durable on a quorum; only then may it be committed locally.
+    ///
+    /// # Errors
+    ///
+    /// The block is not known to be on a quorum; it must not be committed locally.
+    async fn publish_produced_block(&self, block: &SealedBlock) -> Result<(), ReconciliationError>;
+
+    /// A read-only snapshot of the lease for operators; never used for decisions.
+    fn lease_status(&self) -> LeaseStatus {
+        LeaseStatus::default()
+    }
+}
+
+/// The local chain: verification and durable commit of blocks.
+#[async_trait]
+pub trait BlockImporter: Send + Sync {
+    /// The header of the local head (the genesis header at least).
+    ///
+    /// # Errors
+    ///
+    /// The local store failed.
+    async fn latest_header(&self) -> Result<Header, ImportError>;
+
+    /// Verifies a block completely against the local head: chain, height, parent link,
+    /// timestamp, transactions against the header, committed transactions not repeated, and
+    /// the authority's seal. Changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// Why the block is not acceptable as the next block.
+    async fn verify(&self, block: &SealedBlock) -> Result<(), ImportError>;
+
+    /// Commits a verified block atomically and durably as the new head. Re-checks, inside the
+    /// same write, that the block extends the current head.
+    ///
+    /// # Errors
+    ///
+    /// The block no longer extends the head, or the local store failed; nothing was written.
+    async fn commit(&self, block: SealedBlock) -> Result<(), ImportError>;
+}
+
+/// Builds unsealed blocks from pending transactions.
+#[async_trait]
+pub trait BlockProducer: Send + Sync {
+    /// Builds the block on top of `parent` with the given timestamp.
+    ///
+    /// # Errors
+    ///
+    /// The block could not be built.
+    async fn produce_block(
+        &self,
+        parent: &Header,
+        timestamp: Timestamp,
+    ) -> Result<Block, ProductionError>;
+}
+
+/// Seals blocks with the chain authority's key.
+pub trait BlockSigner: Send + Sync {
+    /// Signs the block's id.
+    ///
+    /// # Errors
+    ///
+    /// No key that may seal blocks is available.
+    fn seal(&self, block: Block) -> Result<SealedBlock, SigningError>;
+}
+
+/// What the domain service needs to know about pending transactions (for instant blocks).
+#[async_trait]
+pub trait TransactionPool: Send + Sync {
+    /// How many transactions are waiting to be included.
+    fn pending_count(&self) -> usize;
+
+    /// Resolves once at least one transaction is pending.
+    async fn wait_for_pending(&self);
+}
+
+/// Wall-clock time for block timestamps. Durations and sleeps use tokio's clock instead, so
+/// tests can pause it.
+pub trait Clock: Send + Sync {
+    /// The current wall-clock time.
+    fn now(&self) -> Timestamp;
+}
