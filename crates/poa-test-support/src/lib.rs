@@ -1,0 +1,63 @@
+//! Test fixtures for the block producer's tests: real `redis-server` processes and the network
+//! faults a coordination node can suffer. Used only as a dev-dependency; nothing in production
+//! depends on it, and it depends on no workspace crate and no Redis client.
+//!
+//! # Fixtures
+//!
+//! - [`RedisServer`]: a `redis-server` child process on a reserved loopback port, without
+//!   persistence. `start`, `stop` (SIGKILL), `restart` (same port, empty), `freeze`/`thaw`
+//!   (SIGSTOP/SIGCONT: a half-alive node), and `command` to seed and inspect keys.
+//! - [`HalfAliveListener`]: accepts TCP connections, reads, never answers.
+//! - [`FaultProxy`]: a TCP proxy whose [`ProxyMode`] (`Pass`, `Hold`, `Reset`, `Latency`,
+//!   `Blackhole`) can change at any time, with a count of accepted connections.
+//! - [`wait_for`] / [`wait_for_async`]: poll a condition every 20 ms up to a deadline.
+//! - [`resp`]: the minimal RESP2 client behind `RedisServer::command`, usable against any
+//!   address (a proxy, a half-alive listener).
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use poa_test_support::{FaultProxy, ProxyMode, RedisServer, RespValue};
+//!
+//! let redis = RedisServer::start();
+//! assert_eq!(redis.command(&[b"SET", b"k", b"v"]), RespValue::Simple("OK".into()));
+//! let proxy = FaultProxy::start(redis.addr());
+//! proxy.set_mode(ProxyMode::Hold); // clients of proxy.url() now wait for answers
+//! redis.freeze(); // clients of redis.url() connect but get no answer
+//! ```
+//!
+//! # Behaviour every fixture shares
+//!
+//! - Set-up failures panic with a message saying what to do (for example "redis-server not found
+//!   on PATH: install it (apt-get install -y redis-server)"); tests are never silently skipped.
+//! - Dropping a fixture, also during a panic, kills its process or closes its sockets. Processes
+//!   are additionally tied to the test process (`setpriv --pdeathsig`), so a killed test run
+//!   leaves no `redis-server` behind.
+//! - Fixtures are independent, so tests using them run in parallel, within one process and across
+//!   processes (nextest): `redis-server` ports are reserved with a lock file per port.
+//! - The listener and proxy serve from their own thread and runtime: they work from `#[test]`
+//!   and from current-thread and multi-thread `#[tokio::test]`, even while the test blocks.
+
+#![allow(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test fixtures fail the test loudly"
+)]
+
+mod background;
+mod error;
+mod fault_proxy;
+mod half_alive;
+mod loopback;
+mod redis_server;
+pub mod resp;
+mod spawner;
+mod wait;
+
+pub use error::RespError;
+pub use fault_proxy::{FaultProxy, ProxyMode};
+pub use half_alive::HalfAliveListener;
+pub use redis_server::RedisServer;
+pub use resp::RespValue;
+pub use wait::{POLL_INTERVAL, wait_for, wait_for_async};

@@ -1,0 +1,404 @@
+//! [`RedisServer`]: a real `redis-server` process on a reserved loopback port, without
+//! persistence, that a test can stop, restart (empty, on the same port), freeze and thaw.
+//!
+//! It owns the process, the port reservation and a private working directory holding the
+//! server's log. It talks to the server only through the crate's own RESP client: it must not
+//! depend on a Redis client crate. Every method blocks the calling thread briefly (the server is
+//! another process, so this is safe from any `#[tokio::test]` flavour as well as `#[test]`).
+
+use std::fs::OpenOptions;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::error::RespError;
+use crate::loopback::{PortReservation, redis_url};
+use crate::resp::{self, RespValue};
+use crate::spawner;
+
+/// How long a freshly spawned server may take to answer `PING`.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Spawns tried before giving up when the port turns out to be taken.
+const SPAWN_ATTEMPTS: u32 = 5;
+/// Bound of one readiness probe; short, because probes are retried until `READY_TIMEOUT`.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(250);
+/// Pause between readiness probes.
+const PROBE_INTERVAL: Duration = Duration::from_millis(10);
+/// Bound of [`RedisServer::command`]: generous, it only exists to turn a hang into a failure.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// The server's stdout and stderr, appended to across restarts.
+const LOG_FILE: &str = "redis-server.log";
+
+/// A `redis-server` child process on `127.0.0.1`, started with `--save "" --appendonly no`, so a
+/// restart always comes back empty. Killed (SIGKILL) when dropped, also during a panic.
+///
+/// All methods take `&self`, so one server can be shared (for example in an `Arc`) between a
+/// test and a task that restarts or freezes it.
+#[derive(Debug)]
+pub struct RedisServer {
+    reservation: PortReservation,
+    dir: PathBuf,
+    process: Mutex<Option<Child>>,
+}
+
+impl RedisServer {
+    /// Starts a server on a free reserved port and returns once it answers `PING` with `PONG`.
+    ///
+    /// Blocking (typically a few tens of milliseconds). Panics with instructions when
+    /// `redis-server` is not on `PATH`, and with the server's log when it fails to start.
+    pub fn start() -> Self {
+        let program = redis_server_program();
+        for _ in 0..SPAWN_ATTEMPTS {
+            let server = Self::new_stopped();
+            match launch(program, server.port(), &server.dir) {
+                Launch::Ready(child) => {
+                    *server.process() = Some(child);
+                    return server;
+                }
+                // Something outside the fixtures listens there: try another port.
+                Launch::PortTaken => continue,
+            }
+        }
+        panic!("redis-server could not bind any of {SPAWN_ATTEMPTS} reserved loopback ports")
+    }
+
+    /// Reserves a port and a working directory without starting the server, for tests where a
+    /// configured node is down at first; [`Self::restart`] starts it.
+    pub fn new_stopped() -> Self {
+        redis_server_program();
+        let reservation = PortReservation::acquire();
+        let dir = create_work_dir(reservation.port());
+        Self {
+            reservation,
+            dir,
+            process: Mutex::new(None),
+        }
+    }
+
+    /// `redis://127.0.0.1:<port>`; stays the same across restarts.
+    pub fn url(&self) -> String {
+        redis_url(self.addr())
+    }
+
+    /// The server's port; stays the same across restarts.
+    pub fn port(&self) -> u16 {
+        self.reservation.port()
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port()))
+    }
+
+    /// The process id, or `None` while stopped.
+    pub fn pid(&self) -> Option<u32> {
+        self.process().as_ref().map(Child::id)
+    }
+
+    /// The file receiving the server's stdout and stderr, for diagnosing a failing test.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join(LOG_FILE)
+    }
+
+    /// Kills the server (SIGKILL) and waits for it to exit. Does nothing when already stopped.
+    /// Clients then see refused connections; the data is gone for good.
+    pub fn stop(&self) {
+        kill_and_wait(&mut self.process());
+    }
+
+    /// Starts the server again on the same port, empty: stops it first if it is running (even
+    /// frozen), and returns once it answers `PING`. Also starts a [`Self::new_stopped`] server.
+    pub fn restart(&self) {
+        let mut process = self.process();
+        kill_and_wait(&mut process);
+        let program = redis_server_program();
+        for _ in 0..SPAWN_ATTEMPTS {
+            match launch(program, self.port(), &self.dir) {
+                Launch::Ready(child) => {
+                    *process = Some(child);
+                    return;
+                }
+                // A process outside the fixtures may hold the port briefly: wait and retry.
+                Launch::PortTaken => thread::sleep(Duration::from_millis(100)),
+            }
+        }
+        panic!(
+            "redis-server could not restart on port {}: another process keeps it bound",
+            self.port()
+        )
+    }
+
+    /// Suspends the server with SIGSTOP: the kernel still accepts connections and buffers
+    /// requests, but nothing is answered (a half-alive node). Panics when stopped.
+    pub fn freeze(&self) {
+        self.signal(Signal::SIGSTOP);
+    }
+
+    /// Resumes a frozen server with SIGCONT; it then answers everything it buffered.
+    /// Panics when stopped.
+    pub fn thaw(&self) {
+        self.signal(Signal::SIGCONT);
+    }
+
+    /// Sends one command (for example `&[b"SET", b"key", b"value"]`) and returns the reply; an
+    /// error reply is `RespValue::Error`, not a panic. Panics when no reply comes within 5 s
+    /// or the connection fails (use [`Self::try_command`] when that is expected).
+    pub fn command(&self, args: &[&[u8]]) -> RespValue {
+        self.try_command(args, COMMAND_TIMEOUT)
+            .unwrap_or_else(|err| panic!("{}", self.describe_failure(args, &err)))
+    }
+
+    /// Sends one command, bounded by `timeout`, for tests where the server may not answer.
+    ///
+    /// # Errors
+    ///
+    /// As [`resp::request`]: `TimedOut` when frozen, `Io` (refused) when stopped.
+    pub fn try_command(&self, args: &[&[u8]], timeout: Duration) -> Result<RespValue, RespError> {
+        resp::request(self.addr(), args, timeout)
+    }
+
+    /// [`Self::command`] without blocking the runtime thread; needs a tokio runtime.
+    pub async fn command_async(&self, args: &[&[u8]]) -> RespValue {
+        self.try_command_async(args, COMMAND_TIMEOUT)
+            .await
+            .unwrap_or_else(|err| panic!("{}", self.describe_failure(args, &err)))
+    }
+
+    /// [`Self::try_command`] without blocking the runtime thread; needs a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// As [`resp::request_async`].
+    pub async fn try_command_async(
+        &self,
+        args: &[&[u8]],
+        timeout: Duration,
+    ) -> Result<RespValue, RespError> {
+        resp::request_async(self.addr(), args, timeout).await
+    }
+
+    fn process(&self) -> MutexGuard<'_, Option<Child>> {
+        // A panic while holding the lock must not stop `Drop` from killing the process.
+        self.process.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn signal(&self, signal: Signal) {
+        // Holding the lock keeps the pid from being reaped (and reused) while signalling.
+        let process = self.process();
+        let Some(child) = process.as_ref() else {
+            panic!(
+                "cannot send {signal} to redis-server on port {}: it is stopped",
+                self.port()
+            )
+        };
+        let pid = i32::try_from(child.id()).map(Pid::from_raw);
+        if let Err(err) = pid.map(|pid| kill(pid, signal)) {
+            panic!(
+                "cannot send {signal} to redis-server pid {}: {err}",
+                child.id()
+            )
+        }
+    }
+
+    fn describe_failure(&self, args: &[&[u8]], err: &RespError) -> String {
+        let command: Vec<_> = args
+            .iter()
+            .map(|arg| String::from_utf8_lossy(arg))
+            .collect();
+        let mut message = format!(
+            "redis command `{}` on port {} failed: {err}",
+            command.join(" "),
+            self.port()
+        );
+        let mut source = std::error::Error::source(err);
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        message
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        kill_and_wait(&mut self.process());
+        if thread::panicking() {
+            eprintln!(
+                "redis-server log of the failed test kept at {}",
+                self.log_path().display()
+            );
+        } else {
+            // Best effort: a leftover directory in the temp dir harms nobody.
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// How one spawn ended.
+enum Launch {
+    /// The server answers `PING` and is the process just spawned.
+    Ready(Child),
+    /// The port was bound by another process; the spawned process is gone.
+    PortTaken,
+}
+
+fn launch(program: &Path, port: u16, dir: &Path) -> Launch {
+    let log_path = dir.join(LOG_FILE);
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .unwrap_or_else(|err| panic!("cannot open {}: {err}", log_path.display()));
+    let log_start = log.metadata().map(|meta| meta.len()).unwrap_or_default();
+    let stderr = log
+        .try_clone()
+        .unwrap_or_else(|err| panic!("cannot share {}: {err}", log_path.display()));
+    let mut command = spawner::command_tied_to_process(program);
+    command
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", "no", "--daemonize", "no", "--dir"])
+        .arg(dir)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(stderr);
+    let mut child = spawner::spawn(command)
+        .unwrap_or_else(|err| panic!("cannot spawn {}: {err}", program.display()));
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let started = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = read_log_since(&log_path, log_start);
+            if log.contains("Address already in use") {
+                return Launch::PortTaken;
+            }
+            panic!(
+                "redis-server on port {port} exited ({status}) before answering PING; log {}:\n{log}",
+                log_path.display()
+            );
+        }
+        match probe(addr, child.id()) {
+            Probe::Ready => {
+                tracing::debug!(
+                    port,
+                    pid = child.id(),
+                    elapsed_ms = elapsed_ms(started),
+                    "redis server ready"
+                );
+                return Launch::Ready(child);
+            }
+            Probe::AnotherServer => {
+                kill_and_wait(&mut Some(child));
+                return Launch::PortTaken;
+            }
+            Probe::NotYet => {}
+        }
+        if started.elapsed() >= READY_TIMEOUT {
+            kill_and_wait(&mut Some(child));
+            panic!(
+                "redis-server on port {port} did not answer PING within {READY_TIMEOUT:?}; log {}:\n{}",
+                log_path.display(),
+                read_log_since(&log_path, log_start)
+            );
+        }
+        thread::sleep(PROBE_INTERVAL);
+    }
+}
+
+/// What a readiness probe found on the port.
+enum Probe {
+    /// `PING` got `PONG` from the process just spawned.
+    Ready,
+    /// `PING` got `PONG`, but from a server with another pid.
+    AnotherServer,
+    /// No `PONG` yet.
+    NotYet,
+}
+
+fn probe(addr: SocketAddr, pid: u32) -> Probe {
+    let pong = RespValue::Simple("PONG".to_owned());
+    if resp::request(addr, &[b"PING"], PROBE_TIMEOUT).ok() != Some(pong) {
+        return Probe::NotYet;
+    }
+    // A PONG alone could come from a foreign server that won the port while ours failed to bind.
+    match resp::request(addr, &[b"INFO", b"server"], PROBE_TIMEOUT) {
+        Ok(RespValue::Bulk(info)) => {
+            let expected = format!("process_id:{pid}\r\n");
+            if String::from_utf8_lossy(&info).contains(&expected) {
+                Probe::Ready
+            } else {
+                Probe::AnotherServer
+            }
+        }
+        _ => Probe::NotYet,
+    }
+}
+
+fn kill_and_wait(process: &mut Option<Child>) {
+    if let Some(mut child) = process.take() {
+        // SIGKILL also ends a frozen (SIGSTOP) process; an error means it already exited.
+        let _ = child.kill();
+        if let Err(err) = child.wait() {
+            tracing::warn!(pid = child.id(), error = %err, "cannot reap redis server");
+        }
+    }
+}
+
+fn redis_server_program() -> &'static Path {
+    static PROGRAM: OnceLock<Option<PathBuf>> = OnceLock::new();
+    match PROGRAM.get_or_init(|| spawner::find_on_path("redis-server")) {
+        Some(program) => program,
+        None => {
+            panic!("redis-server not found on PATH: install it (apt-get install -y redis-server)")
+        }
+    }
+}
+
+fn create_work_dir(port: u16) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let sequence = NEXT.fetch_add(1, Ordering::Relaxed);
+    let name = format!(
+        "poa-test-support-redis-{}-{port}-{sequence}",
+        std::process::id()
+    );
+    let dir = std::env::temp_dir().join(name);
+    // A directory left by an earlier process with the same pid is stale.
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|err| panic!("cannot create redis work dir {}: {err}", dir.display()));
+    dir
+}
+
+fn read_log_since(path: &Path, offset: u64) -> String {
+    let mut text = String::new();
+    let read = OpenOptions::new()
+        .read(true)
+        .open(path)
+        .and_then(|mut file| {
+            file.seek(SeekFrom::Start(offset))?;
+            file.read_to_string(&mut text)
+        });
+    match read {
+        Ok(_) => text,
+        Err(err) => format!("(log unreadable: {err})"),
+    }
+}
+
+fn elapsed_ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
