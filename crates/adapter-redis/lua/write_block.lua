@@ -1,0 +1,40 @@
+-- write_block: the fenced, height-unique append of one block (PROTOCOL.md section 3).
+-- KEYS[1] lease key, KEYS[2] epoch key, KEYS[3] block stream, KEYS[4] heights index.
+-- ARGV[1] writer epoch, ARGV[2] owner token, ARGV[3] height, ARGV[4] block id (hex),
+-- ARGV[5] encoded block, ARGV[6] ttl in ms, ARGV[7] stream max length,
+-- ARGV[8] heights kept in the index.
+-- Returns the new stream entry id (written) or the integer 0 (this block is already stored at
+-- this height). Refusals are error replies with the prefixes FENCING_ERROR: / HEIGHT_EXISTS:.
+-- Heights and epochs are Lua numbers: exact up to 2^53.
+if redis.call('GET', KEYS[1]) ~= ARGV[2] then
+  return redis.error_reply('FENCING_ERROR: lock lost or held by another node')
+end
+local node_epoch = tonumber(redis.call('GET', KEYS[2]) or '0')
+local epoch = tonumber(ARGV[1])
+if epoch < node_epoch then
+  return redis.error_reply('FENCING_ERROR: token is stale')
+end
+if epoch > node_epoch then
+  -- Heal upward; Redis does not roll this back if a later step refuses.
+  redis.call('SET', KEYS[2], ARGV[1])
+end
+-- Index members are "<height>:<block id>", so one lookup answers "is this height stored, and
+-- is it this block?" without reading payloads.
+local stored = redis.call('ZRANGEBYSCORE', KEYS[4], ARGV[3], ARGV[3], 'LIMIT', 0, 1)
+if #stored > 0 then
+  local member = stored[1]
+  local separator = string.find(member, ':', 1, true)
+  if separator and string.sub(member, separator + 1) == ARGV[4] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[6])
+    return 0
+  end
+  return redis.error_reply('HEIGHT_EXISTS: height ' .. ARGV[3] .. ' holds another block')
+end
+local time = redis.call('TIME')
+local entry = redis.call('XADD', KEYS[3], '*',
+  'height', ARGV[3], 'id', ARGV[4], 'epoch', ARGV[1], 'data', ARGV[5], 'timestamp', time[1])
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[3] .. ':' .. ARGV[4])
+redis.call('XTRIM', KEYS[3], 'MAXLEN', '~', ARGV[7])
+redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -tonumber(ARGV[8]) - 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+return entry

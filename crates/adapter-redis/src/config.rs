@@ -1,0 +1,320 @@
+//! The adapter's configuration: the operator-facing [`RedisConfig`] and its validation into a
+//! [`ValidatedConfig`] whose derived values (quorum, drift, key names, retention) are computed
+//! once. Owns no I/O; validation errors name the `poa-node` flag to fix.
+
+use std::time::Duration;
+
+use crate::error::ConfigError;
+use crate::quorum::{self, Quorum};
+
+/// How many extra heights the heights index keeps on top of twice the stream length, so a
+/// height still in the stream (trimmed approximately with `~`) is always still in the index.
+const INDEX_RETENTION_MARGIN: u64 = 256;
+
+/// Configuration of the Redis reconciliation adapter, one field per `poa-node` flag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// One URL per independent Redis node (`--redis-url`, repeatable).
+    pub urls: Vec<String>,
+    /// Prefix of every key on every node (`--lease-key`), e.g. `poa:leader:lock`.
+    pub lease_key: String,
+    /// How long a lease grant or renewal lasts on a node (`--lease-ttl`).
+    pub lease_ttl: Duration,
+    /// Bound on connecting to a node and on each command sent to it (`--node-timeout`).
+    pub node_timeout: Duration,
+    /// Base delay between lease acquisition attempts (`--retry-delay`).
+    pub retry_delay: Duration,
+    /// Upper bound of the uniform jitter added to `retry_delay` (`--max-retry-delay-offset`).
+    pub max_retry_delay_offset: Duration,
+    /// Acquisition attempts per production cycle (`--max-attempts`).
+    pub max_attempts: u32,
+    /// Approximate length each node's block stream is trimmed to; also the most entries read
+    /// per node and blocks reconciled per cycle (`--stream-max-len`).
+    pub stream_max_len: u64,
+    /// Extra nodes every quorum needs on top of a bare majority (`--quorum-disruption-budget`).
+    pub quorum_disruption_budget: usize,
+}
+
+impl Default for RedisConfig {
+    /// fuel-core's CLI defaults, with a 3 s TTL as its design document recommends.
+    fn default() -> Self {
+        Self {
+            urls: Vec::new(),
+            lease_key: "poa:leader:lock".to_owned(),
+            lease_ttl: Duration::from_secs(3),
+            node_timeout: Duration::from_millis(100),
+            retry_delay: Duration::from_millis(200),
+            max_retry_delay_offset: Duration::from_millis(100),
+            max_attempts: 3,
+            stream_max_len: 1000,
+            quorum_disruption_budget: 0,
+        }
+    }
+}
+
+/// Names of the keys every node holds, derived from the lease key (PROTOCOL.md section 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Keys {
+    /// The lease: the owner token, with a TTL.
+    pub(crate) lease: String,
+    /// The fencing epoch counter.
+    pub(crate) epoch: String,
+    /// The block stream.
+    pub(crate) stream: String,
+    /// The heights index (sorted set, score = height).
+    pub(crate) index: String,
+}
+
+impl Keys {
+    fn derive(lease_key: &str) -> Self {
+        Self {
+            lease: lease_key.to_owned(),
+            epoch: format!("{lease_key}:epoch:token"),
+            stream: format!("{lease_key}:block:stream"),
+            index: format!("{lease_key}:heights:index"),
+        }
+    }
+}
+
+/// A configuration that passed validation, with its derived values.
+#[derive(Debug, Clone)]
+pub struct ValidatedConfig {
+    pub(crate) urls: Vec<String>,
+    pub(crate) keys: Keys,
+    pub(crate) lease_ttl: Duration,
+    pub(crate) node_timeout: Duration,
+    pub(crate) retry_delay: Duration,
+    pub(crate) max_retry_delay_offset: Duration,
+    pub(crate) max_attempts: u32,
+    pub(crate) stream_max_len: u64,
+    pub(crate) index_retention: u64,
+    pub(crate) quorum: Quorum,
+    pub(crate) drift: Duration,
+}
+
+impl ValidatedConfig {
+    /// The number of nodes and the quorum size derived from the configuration.
+    pub fn quorum(&self) -> Quorum {
+        self.quorum
+    }
+
+    /// The clock drift allowance subtracted from every lease validity (`ttl / 100 + 2 ms`).
+    pub fn drift(&self) -> Duration {
+        self.drift
+    }
+}
+
+impl RedisConfig {
+    /// Checks every setting and computes the derived values once.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming the offending flag and how to fix it.
+    pub fn validate(self) -> Result<ValidatedConfig, ConfigError> {
+        if self.urls.is_empty() {
+            return Err(ConfigError::NoUrls);
+        }
+        if let Some(url) = self.urls.iter().find(|url| !url.starts_with("redis://")) {
+            return Err(ConfigError::UnsupportedUrl {
+                url: redact_url(url),
+            });
+        }
+        if self.lease_key.trim().is_empty() {
+            return Err(ConfigError::EmptyLeaseKey);
+        }
+        for (flag, value) in [
+            ("--lease-ttl", self.lease_ttl),
+            ("--node-timeout", self.node_timeout),
+            ("--retry-delay", self.retry_delay),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::ZeroDuration { flag });
+            }
+        }
+        if self.lease_ttl <= self.node_timeout {
+            return Err(ConfigError::TtlNotAboveNodeTimeout {
+                lease_ttl: self.lease_ttl,
+                node_timeout: self.node_timeout,
+            });
+        }
+        if self.max_attempts == 0 {
+            return Err(ConfigError::ZeroMaxAttempts);
+        }
+        if self.stream_max_len == 0 {
+            return Err(ConfigError::ZeroStreamMaxLen);
+        }
+        let majority = quorum::majority(self.urls.len());
+        if majority.saturating_add(self.quorum_disruption_budget) > self.urls.len() {
+            return Err(ConfigError::BudgetTooLarge {
+                budget: self.quorum_disruption_budget,
+                nodes: self.urls.len(),
+                max_budget: self.urls.len().saturating_sub(majority),
+            });
+        }
+        let quorum = Quorum::new(self.urls.len(), self.quorum_disruption_budget);
+        Ok(ValidatedConfig {
+            keys: Keys::derive(&self.lease_key),
+            drift: quorum::drift(self.lease_ttl),
+            index_retention: self
+                .stream_max_len
+                .saturating_mul(2)
+                .saturating_add(INDEX_RETENTION_MARGIN),
+            urls: self.urls,
+            lease_ttl: self.lease_ttl,
+            node_timeout: self.node_timeout,
+            retry_delay: self.retry_delay,
+            max_retry_delay_offset: self.max_retry_delay_offset,
+            max_attempts: self.max_attempts,
+            stream_max_len: self.stream_max_len,
+            quorum,
+        })
+    }
+}
+
+/// The URL without credentials, for logs, metrics labels and status pages.
+pub(crate) fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}{}", &url[..scheme_end + 3], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+#[allow(non_snake_case)]
+mod tests {
+    use super::*;
+
+    fn config_with(urls: usize) -> RedisConfig {
+        RedisConfig {
+            urls: (0..urls)
+                .map(|port| format!("redis://127.0.0.1:{}", 7000 + port))
+                .collect(),
+            ..RedisConfig::default()
+        }
+    }
+
+    #[test]
+    fn validate__when_config_is_sound__then_derives_keys_quorum_and_drift() {
+        // given
+        let config = config_with(3);
+
+        // when
+        let validated = config.validate().unwrap();
+
+        // then
+        assert_eq!(validated.quorum().size(), 2);
+        assert_eq!(validated.drift(), Duration::from_millis(32));
+        assert_eq!(validated.keys.epoch, "poa:leader:lock:epoch:token");
+        assert_eq!(validated.keys.stream, "poa:leader:lock:block:stream");
+        assert_eq!(validated.keys.index, "poa:leader:lock:heights:index");
+        assert_eq!(validated.index_retention, 2256);
+    }
+
+    #[test]
+    fn validate__when_each_setting_is_wrong__then_names_the_flag() {
+        // given
+        let cases: Vec<(RedisConfig, &str)> = vec![
+            (config_with(0), "--redis-url"),
+            (
+                RedisConfig {
+                    urls: vec!["http://x".into()],
+                    ..config_with(1)
+                },
+                "--redis-url",
+            ),
+            (
+                RedisConfig {
+                    lease_key: " ".into(),
+                    ..config_with(1)
+                },
+                "--lease-key",
+            ),
+            (
+                RedisConfig {
+                    lease_ttl: Duration::ZERO,
+                    ..config_with(1)
+                },
+                "--lease-ttl",
+            ),
+            (
+                RedisConfig {
+                    node_timeout: Duration::ZERO,
+                    ..config_with(1)
+                },
+                "--node-timeout",
+            ),
+            (
+                RedisConfig {
+                    retry_delay: Duration::ZERO,
+                    ..config_with(1)
+                },
+                "--retry-delay",
+            ),
+            (
+                RedisConfig {
+                    lease_ttl: Duration::from_millis(100),
+                    ..config_with(1)
+                },
+                "--lease-ttl",
+            ),
+            (
+                RedisConfig {
+                    max_attempts: 0,
+                    ..config_with(1)
+                },
+                "--max-attempts",
+            ),
+            (
+                RedisConfig {
+                    stream_max_len: 0,
+                    ..config_with(1)
+                },
+                "--stream-max-len",
+            ),
+            (
+                RedisConfig {
+                    quorum_disruption_budget: 2,
+                    ..config_with(3)
+                },
+                "--quorum-disruption-budget",
+            ),
+        ];
+
+        for (config, flag) in cases {
+            // when
+            let error = config.clone().validate().unwrap_err();
+
+            // then
+            assert!(
+                error.to_string().contains(flag),
+                "{config:?} gave `{error}`, which does not name {flag}"
+            );
+        }
+    }
+
+    #[test]
+    fn validate__when_budget_uses_every_spare_node__then_quorum_is_all_nodes() {
+        // given
+        let config = RedisConfig {
+            quorum_disruption_budget: 1,
+            ..config_with(3)
+        };
+
+        // when
+        let validated = config.validate().unwrap();
+
+        // then
+        assert_eq!(validated.quorum().size(), 3);
+    }
+
+    #[test]
+    fn redact_url__when_url_has_credentials__then_removes_them() {
+        assert_eq!(
+            redact_url("redis://user:secret@host:6379/0"),
+            "redis://host:6379/0"
+        );
+        assert_eq!(redact_url("redis://host:6379"), "redis://host:6379");
+    }
+}

@@ -1,0 +1,124 @@
+//! Errors of this crate: configuration errors (each naming the `poa-node` flag to fix), the
+//! construction error, and the adapter's internal errors with their mapping into the port's
+//! [`ReconciliationError`] at the port boundary.
+
+use std::time::Duration;
+
+use poa_ports::{BlockHeight, ReconciliationError};
+
+/// A setting of [`crate::RedisConfig`] is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// No node configured.
+    #[error("at least one --redis-url is required")]
+    NoUrls,
+    /// A URL that is not a plain `redis://` URL of a standalone node.
+    #[error("--redis-url {url} is not supported: use redis://host:port of a standalone node")]
+    UnsupportedUrl {
+        /// The URL without credentials.
+        url: String,
+    },
+    /// The key prefix is empty.
+    #[error("--lease-key must not be empty")]
+    EmptyLeaseKey,
+    /// A duration that must be positive is zero.
+    #[error("{flag} must be larger than zero")]
+    ZeroDuration {
+        /// The flag.
+        flag: &'static str,
+    },
+    /// The lease would expire before one node call is allowed to finish.
+    #[error(
+        "--lease-ttl ({lease_ttl:?}) must be larger than --node-timeout ({node_timeout:?}): raise the ttl or lower the timeout"
+    )]
+    TtlNotAboveNodeTimeout {
+        /// The configured TTL.
+        lease_ttl: Duration,
+        /// The configured node timeout.
+        node_timeout: Duration,
+    },
+    /// No acquisition attempt would ever be made.
+    #[error("--max-attempts must be at least 1")]
+    ZeroMaxAttempts,
+    /// Streams would keep nothing.
+    #[error("--stream-max-len must be at least 1")]
+    ZeroStreamMaxLen,
+    /// The quorum would need more nodes than configured.
+    #[error(
+        "--quorum-disruption-budget {budget} needs more than the {nodes} configured nodes: use at most {max_budget} or add nodes"
+    )]
+    BudgetTooLarge {
+        /// The configured budget.
+        budget: usize,
+        /// The configured number of nodes.
+        nodes: usize,
+        /// The largest budget these nodes allow.
+        max_budget: usize,
+    },
+}
+
+/// The adapter could not be constructed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is invalid.
+    #[error("invalid redis configuration")]
+    Config(#[from] ConfigError),
+    /// The client for a node could not be built (an unparsable URL).
+    #[error("cannot build a client for {node}")]
+    Client {
+        /// The node's URL without credentials.
+        node: String,
+        /// What the client reported.
+        #[source]
+        source: fred::error::Error,
+    },
+    /// Construction was attempted outside a tokio runtime.
+    #[error("no tokio runtime: the adapter must be constructed inside one")]
+    NoRuntime,
+}
+
+/// Why an adapter operation failed, before it is mapped into the port's error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum AdapterError {
+    /// Publishing needs a fencing epoch.
+    #[error("no fencing epoch held")]
+    NoEpoch,
+    /// Fewer nodes than a quorum acknowledged.
+    #[error("{operation} reached {acked} of {needed} nodes")]
+    NoQuorum {
+        operation: &'static str,
+        acked: usize,
+        needed: usize,
+    },
+    /// A node fenced a write.
+    #[error("fenced: {reason}")]
+    Fenced { reason: String },
+    /// A quorum holds another block at the height.
+    #[error("height {height} holds another block on a quorum")]
+    HeightTaken { height: BlockHeight },
+    /// A backlog could not be brought to a quorum.
+    #[error("backlog at height {height} is unresolved: {reason}")]
+    UnresolvedBacklog { height: BlockHeight, reason: String },
+}
+
+impl From<AdapterError> for ReconciliationError {
+    fn from(error: AdapterError) -> Self {
+        match error {
+            AdapterError::NoEpoch => Self::NoEpoch,
+            AdapterError::NoQuorum {
+                operation,
+                acked,
+                needed,
+            } => Self::NoQuorum {
+                operation,
+                acked,
+                needed,
+            },
+            AdapterError::Fenced { reason } => Self::Fenced { reason },
+            AdapterError::HeightTaken { height } => Self::HeightTaken { height },
+            AdapterError::UnresolvedBacklog { height, reason } => {
+                Self::UnresolvedBacklog { height, reason }
+            }
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! `BlockReconciliationPort` over N independent Redis nodes: a quorum lease with fencing
+//! epochs, a fenced quorum publish, and reconciliation with repair, exactly as
+//! `PROTOCOL.md` sections 2 to 8 describe.
+//!
+//! # Map
+//!
+//! Pure rules first, then I/O, then the port that composes them:
+//!
+//! - [`config`]: [`RedisConfig`], validated once into derived values (quorum, drift, keys).
+//! - `quorum`: quorum size, validity, tallies, votes, winner and repair rules. No I/O.
+//! - `scripts` + `lua/*.lua`: the server-side scripts and the one decoder per script that
+//!   turns replies into typed outcomes.
+//! - `node`: one fred client per node; every call bounded, never re-sent, reset on failure.
+//! - `fanout`: one task per node, outcomes streamed back, stragglers finish in the background.
+//! - `lease`: acquire, ownership check, expansion to unheld nodes, release.
+//! - `publish`: the fenced quorum publish of a produced block.
+//! - `reconcile`: leadership generations, quorum reads, votes, repair, follower sync.
+//! - `metrics`: the `poa_*` metrics on a registry passed in by the caller.
+//! - `adapter`: [`RedisReconciliation`], the port implementation.
+//! - [`error`]: configuration and construction errors, and the mapping into the port error.
+//!
+//! This crate is the only one that names `fred`; it depends on `poa-ports` only.
+
+// Temporary while the I/O modules land one commit at a time.
+#![allow(
+    dead_code,
+    reason = "the I/O modules that use these items land in the next commits"
+)]
+
+pub mod config;
+pub mod error;
+mod quorum;
+mod scripts;
+
+pub use config::{RedisConfig, ValidatedConfig};
+pub use error::{ConfigError, Error};
+pub use quorum::Quorum;

@@ -1,0 +1,487 @@
+//! The server-side scripts (`lua/*.lua`, embedded with `include_str!`) and the typed outcomes
+//! their replies decode into.
+//!
+//! Exactly one decode function per script turns a reply (or the call's failure) into an
+//! outcome; [`classify_refusal`] is the only place that looks at the `LOCK_HELD:`,
+//! `FENCING_ERROR:` and `HEIGHT_EXISTS:` prefixes. Nothing here performs I/O: `node.rs` runs
+//! the scripts and hands the replies to these functions.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use fred::bytes::Bytes;
+use fred::types::Value;
+use fred::types::scripts::Script;
+use poa_ports::{BlockHeight, BlockId, Epoch};
+
+/// A Lua script with its name (for logs and metrics) and SHA-1 (for `EVALSHA`).
+#[derive(Debug)]
+pub(crate) struct LuaScript {
+    /// The operation name: `check_owner`, `promote`, ...
+    pub(crate) name: &'static str,
+    /// The script text and its SHA-1.
+    pub(crate) script: Script,
+}
+
+impl LuaScript {
+    fn new(name: &'static str, lua: &'static str) -> Self {
+        Self {
+            name,
+            script: Script::from_lua(lua),
+        }
+    }
+}
+
+/// Every script of the protocol (PROTOCOL.md section 3), hashed once per process.
+#[derive(Debug)]
+pub(crate) struct Scripts {
+    pub(crate) check_owner: LuaScript,
+    pub(crate) promote: LuaScript,
+    pub(crate) release: LuaScript,
+    pub(crate) write_block: LuaScript,
+    pub(crate) read_latest: LuaScript,
+    pub(crate) read_from: LuaScript,
+}
+
+/// The scripts, hashed on first use.
+pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    check_owner: LuaScript::new("check_owner", include_str!("../lua/check_owner.lua")),
+    promote: LuaScript::new("promote", include_str!("../lua/promote.lua")),
+    release: LuaScript::new("release", include_str!("../lua/release.lua")),
+    write_block: LuaScript::new("write_block", include_str!("../lua/write_block.lua")),
+    read_latest: LuaScript::new("read_latest", include_str!("../lua/read_latest.lua")),
+    read_from: LuaScript::new("read_from", include_str!("../lua/read_from.lua")),
+});
+
+/// Why a call to one node produced no usable reply. Every variant but `UnexpectedReply` is an
+/// unknown outcome: the command may still have run (or may still run) on the node.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum NodeError {
+    /// No reply within the node timeout.
+    #[error("no reply within {after:?}")]
+    TimedOut {
+        /// The bound that expired.
+        after: Duration,
+    },
+    /// The connection failed or was closed.
+    #[error("connection failed: {reason}")]
+    Transport {
+        /// What the client reported.
+        reason: String,
+    },
+    /// The node answered with an error that is not a domain refusal.
+    #[error("node error: {reason}")]
+    Server {
+        /// The error text.
+        reason: String,
+    },
+    /// The reply did not have the shape the script returns.
+    #[error("unexpected reply to {script}: {reason}")]
+    UnexpectedReply {
+        /// The script.
+        script: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+impl NodeError {
+    /// Whether the node's connection must be reset so the next call reconnects: after a
+    /// timeout or a transport error, never after a domain refusal or a malformed reply.
+    pub(crate) fn needs_reset(&self) -> bool {
+        matches!(self, Self::TimedOut { .. } | Self::Transport { .. })
+    }
+
+    /// Whether the outcome of the command is unknown (timed out before a reply).
+    pub(crate) fn is_timeout(&self) -> bool {
+        matches!(self, Self::TimedOut { .. })
+    }
+}
+
+/// A call's failure as `node.rs` reports it, before decoding.
+#[derive(Debug)]
+pub(crate) enum CallError {
+    /// The outer bound expired.
+    TimedOut(Duration),
+    /// The client returned an error (a server error reply, a transport error or its own
+    /// command timeout).
+    Client(fred::error::Error),
+}
+
+/// A domain refusal a script answers with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Refusal {
+    LockHeld,
+    Fenced { reason: String },
+    HeightExists,
+}
+
+const LOCK_HELD: &str = "LOCK_HELD:";
+const FENCING_ERROR: &str = "FENCING_ERROR:";
+const HEIGHT_EXISTS: &str = "HEIGHT_EXISTS:";
+
+/// Classifies a client error: a domain refusal by prefix, else a [`NodeError`]. The only
+/// function that matches on error text.
+fn classify_refusal(error: &CallError) -> Result<Refusal, NodeError> {
+    let error = match error {
+        CallError::TimedOut(after) => return Err(NodeError::TimedOut { after: *after }),
+        CallError::Client(error) => error,
+    };
+    let details = error.details();
+    // Redis may put a generic code in front of a script's error text.
+    let text = details.strip_prefix("ERR ").unwrap_or(details).trim_start();
+    if text.starts_with(LOCK_HELD) {
+        return Ok(Refusal::LockHeld);
+    }
+    if let Some(reason) = text.strip_prefix(FENCING_ERROR) {
+        return Ok(Refusal::Fenced {
+            reason: reason.trim().to_owned(),
+        });
+    }
+    if text.starts_with(HEIGHT_EXISTS) {
+        return Ok(Refusal::HeightExists);
+    }
+    use fred::error::ErrorKind;
+    Err(match error.kind() {
+        ErrorKind::Timeout => NodeError::TimedOut {
+            after: Duration::ZERO,
+        },
+        ErrorKind::IO | ErrorKind::Canceled | ErrorKind::Protocol | ErrorKind::Routing => {
+            NodeError::Transport {
+                reason: error.to_string(),
+            }
+        }
+        _ => NodeError::Server {
+            reason: error.to_string(),
+        },
+    })
+}
+
+/// A refusal a script never answers with, reported as a malformed reply.
+fn unexpected_refusal(script: &'static str, refusal: &Refusal) -> NodeError {
+    NodeError::UnexpectedReply {
+        script,
+        reason: format!("{refusal:?}"),
+    }
+}
+
+fn unexpected(script: &'static str, value: &Value) -> NodeError {
+    NodeError::UnexpectedReply {
+        script,
+        reason: format!("{value:?}"),
+    }
+}
+
+fn as_integer(script: &'static str, value: &Value) -> Result<i64, NodeError> {
+    match value {
+        Value::Integer(number) => Ok(*number),
+        other => Err(unexpected(script, other)),
+    }
+}
+
+/// Decodes a reply of a script that returns 1 or 0.
+fn decode_flag(script: &'static str, reply: Result<Value, CallError>) -> Result<bool, NodeError> {
+    match reply {
+        Ok(value) => match as_integer(script, &value)? {
+            1 => Ok(true),
+            0 => Ok(false),
+            _ => Err(unexpected(script, &value)),
+        },
+        Err(error) => Err(match classify_refusal(&error) {
+            Ok(refusal) => unexpected_refusal(script, &refusal),
+            Err(node_error) => node_error,
+        }),
+    }
+}
+
+/// One node's answer to `check_owner`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OwnerOutcome {
+    /// The node holds this process's token.
+    Owner,
+    /// The lease is free or held by another token.
+    NotOwner,
+    /// No usable answer.
+    Unavailable(NodeError),
+}
+
+/// Decodes a `check_owner` reply.
+pub(crate) fn decode_check_owner(reply: Result<Value, CallError>) -> OwnerOutcome {
+    match decode_flag("check_owner", reply) {
+        Ok(true) => OwnerOutcome::Owner,
+        Ok(false) => OwnerOutcome::NotOwner,
+        Err(error) => OwnerOutcome::Unavailable(error),
+    }
+}
+
+/// One node's answer to `promote`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PromoteOutcome {
+    /// The node granted (or already held) the lease for this token, at this epoch.
+    Granted(Epoch),
+    /// Another token holds the lease on this node.
+    HeldByAnother,
+    /// No usable answer; the grant may still have happened.
+    Unavailable(NodeError),
+}
+
+/// Decodes a `promote` reply.
+pub(crate) fn decode_promote(reply: Result<Value, CallError>) -> PromoteOutcome {
+    const SCRIPT: &str = "promote";
+    match reply {
+        Ok(value) => match as_integer(SCRIPT, &value)
+            .and_then(|epoch| u64::try_from(epoch).map_err(|_| unexpected(SCRIPT, &value)))
+        {
+            Ok(epoch) => PromoteOutcome::Granted(Epoch::new(epoch)),
+            Err(error) => PromoteOutcome::Unavailable(error),
+        },
+        Err(error) => match classify_refusal(&error) {
+            Ok(Refusal::LockHeld) => PromoteOutcome::HeldByAnother,
+            Ok(refusal) => PromoteOutcome::Unavailable(unexpected_refusal(SCRIPT, &refusal)),
+            Err(node_error) => PromoteOutcome::Unavailable(node_error),
+        },
+    }
+}
+
+/// One node's answer to `release`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ReleaseOutcome {
+    /// The lease held this token and was deleted.
+    Released,
+    /// The lease did not hold this token; nothing changed.
+    NotOwner,
+    /// No usable answer.
+    Failed(NodeError),
+}
+
+/// Decodes a `release` reply.
+pub(crate) fn decode_release(reply: Result<Value, CallError>) -> ReleaseOutcome {
+    match decode_flag("release", reply) {
+        Ok(true) => ReleaseOutcome::Released,
+        Ok(false) => ReleaseOutcome::NotOwner,
+        Err(error) => ReleaseOutcome::Failed(error),
+    }
+}
+
+/// One node's answer to `write_block`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WriteOutcome {
+    /// The block was appended.
+    Written,
+    /// This very block was already stored at this height (an earlier write whose reply was
+    /// lost, or a repair): counts toward the quorum.
+    AlreadyStored,
+    /// Another block is stored at this height.
+    HeightTaken,
+    /// The lease is not ours on this node, or our epoch is stale.
+    Fenced {
+        /// What the node reported.
+        reason: String,
+    },
+    /// No usable answer; the write may still land.
+    Failed(NodeError),
+}
+
+/// Decodes a `write_block` reply.
+pub(crate) fn decode_write_block(reply: Result<Value, CallError>) -> WriteOutcome {
+    const SCRIPT: &str = "write_block";
+    match reply {
+        Ok(Value::Integer(0)) => WriteOutcome::AlreadyStored,
+        Ok(Value::String(_) | Value::Bytes(_)) => WriteOutcome::Written,
+        Ok(other) => WriteOutcome::Failed(unexpected(SCRIPT, &other)),
+        Err(error) => match classify_refusal(&error) {
+            Ok(Refusal::Fenced { reason }) => WriteOutcome::Fenced { reason },
+            Ok(Refusal::HeightExists) => WriteOutcome::HeightTaken,
+            Ok(refusal) => WriteOutcome::Failed(unexpected_refusal(SCRIPT, &refusal)),
+            Err(node_error) => WriteOutcome::Failed(node_error),
+        },
+    }
+}
+
+/// Decodes a `read_latest` reply: the highest stored height, `None` for an empty node.
+pub(crate) fn decode_read_latest(
+    reply: Result<Value, CallError>,
+) -> Result<Option<BlockHeight>, NodeError> {
+    const SCRIPT: &str = "read_latest";
+    let value = reply.map_err(|error| match classify_refusal(&error) {
+        Ok(refusal) => unexpected_refusal(SCRIPT, &refusal),
+        Err(node_error) => node_error,
+    })?;
+    let height = as_integer(SCRIPT, &value)?;
+    if height < 0 {
+        return Ok(None);
+    }
+    u64::try_from(height)
+        .map(|height| Some(BlockHeight::new(height)))
+        .map_err(|_| unexpected(SCRIPT, &value))
+}
+
+/// One stream entry as stored, before its payload is decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StreamEntry {
+    /// The height the writer stored it under.
+    pub(crate) height: BlockHeight,
+    /// The writer's epoch.
+    pub(crate) epoch: Epoch,
+    /// The block id the writer stored it under.
+    pub(crate) id: BlockId,
+    /// The encoded sealed block.
+    pub(crate) data: Bytes,
+}
+
+/// What `read_from` returned: well-formed entries and how many were malformed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct StreamRead {
+    /// Entries whose height, epoch and id parse.
+    pub(crate) entries: Vec<StreamEntry>,
+    /// Entries with a missing or unparsable field (skipped, counted).
+    pub(crate) malformed: usize,
+}
+
+/// Decodes a `read_from` reply.
+pub(crate) fn decode_read_from(reply: Result<Value, CallError>) -> Result<StreamRead, NodeError> {
+    const SCRIPT: &str = "read_from";
+    let value = reply.map_err(|error| match classify_refusal(&error) {
+        Ok(refusal) => unexpected_refusal(SCRIPT, &refusal),
+        Err(node_error) => node_error,
+    })?;
+    let rows = match value {
+        Value::Array(rows) => rows,
+        // An empty Lua table may come back as nil.
+        Value::Null => Vec::new(),
+        other => return Err(unexpected(SCRIPT, &other)),
+    };
+    let mut read = StreamRead::default();
+    for row in rows {
+        match decode_entry(row) {
+            Some(entry) => read.entries.push(entry),
+            None => read.malformed = read.malformed.saturating_add(1),
+        }
+    }
+    Ok(read)
+}
+
+fn decode_entry(row: Value) -> Option<StreamEntry> {
+    let Value::Array(fields) = row else {
+        return None;
+    };
+    let [height, epoch, id, data]: [Value; 4] = fields.try_into().ok()?;
+    let text = |value: &Value| value.as_str().map(|text| text.into_owned());
+    Some(StreamEntry {
+        height: BlockHeight::new(text(&height)?.parse().ok()?),
+        epoch: Epoch::new(text(&epoch)?.parse().ok()?),
+        id: text(&id)?.parse().ok()?,
+        data: data.into_bytes()?,
+    })
+}
+
+#[cfg(test)]
+#[allow(non_snake_case)]
+mod tests {
+    use fred::error::{Error, ErrorKind};
+
+    use super::*;
+
+    fn server_error(text: &'static str) -> Result<Value, CallError> {
+        Err(CallError::Client(Error::new(ErrorKind::Unknown, text)))
+    }
+
+    #[test]
+    fn decode_promote__when_each_reply_kind__then_maps_to_outcome() {
+        assert_eq!(
+            decode_promote(Ok(Value::Integer(7))),
+            PromoteOutcome::Granted(Epoch::new(7))
+        );
+        assert_eq!(
+            decode_promote(server_error("LOCK_HELD: another leader holds the lock")),
+            PromoteOutcome::HeldByAnother
+        );
+        assert!(matches!(
+            decode_promote(Err(CallError::TimedOut(Duration::from_millis(5)))),
+            PromoteOutcome::Unavailable(NodeError::TimedOut { .. })
+        ));
+        assert!(matches!(
+            decode_promote(Ok(Value::Integer(-1))),
+            PromoteOutcome::Unavailable(NodeError::UnexpectedReply { .. })
+        ));
+    }
+
+    #[test]
+    fn decode_write_block__when_each_reply_kind__then_maps_to_outcome() {
+        assert_eq!(
+            decode_write_block(Ok(Value::String("1-0".into()))),
+            WriteOutcome::Written
+        );
+        assert_eq!(
+            decode_write_block(Ok(Value::Integer(0))),
+            WriteOutcome::AlreadyStored
+        );
+        assert_eq!(
+            decode_write_block(server_error("HEIGHT_EXISTS: height 3 holds another block")),
+            WriteOutcome::HeightTaken
+        );
+        assert_eq!(
+            decode_write_block(server_error("FENCING_ERROR: token is stale")),
+            WriteOutcome::Fenced {
+                reason: "token is stale".into()
+            }
+        );
+        assert!(matches!(
+            decode_write_block(Err(CallError::Client(Error::new(ErrorKind::IO, "reset")))),
+            WriteOutcome::Failed(NodeError::Transport { .. })
+        ));
+        assert!(matches!(
+            decode_write_block(server_error("ERR something else")),
+            WriteOutcome::Failed(NodeError::Server { .. })
+        ));
+    }
+
+    #[test]
+    fn node_error__when_timed_out_or_transport__then_needs_reset_else_not() {
+        assert!(
+            NodeError::TimedOut {
+                after: Duration::ZERO
+            }
+            .needs_reset()
+        );
+        assert!(NodeError::Transport { reason: "x".into() }.needs_reset());
+        assert!(!NodeError::Server { reason: "x".into() }.needs_reset());
+    }
+
+    #[test]
+    fn decode_read_from__when_an_entry_is_malformed__then_skips_and_counts_it() {
+        // given
+        let id = BlockId::from_bytes([3; 32]);
+        let good = Value::Array(vec![
+            Value::String("5".into()),
+            Value::String("2".into()),
+            Value::String(id.to_hex().into()),
+            Value::Bytes(Bytes::from_static(b"payload")),
+        ]);
+        let bad = Value::Array(vec![
+            Value::String("x".into()),
+            Value::String("2".into()),
+            Value::String("".into()),
+            Value::String("".into()),
+        ]);
+
+        // when
+        let read = decode_read_from(Ok(Value::Array(vec![good, bad]))).unwrap();
+
+        // then
+        assert_eq!(read.malformed, 1);
+        assert_eq!(read.entries.len(), 1);
+        assert_eq!(read.entries[0].height, BlockHeight::new(5));
+        assert_eq!(read.entries[0].epoch, Epoch::new(2));
+        assert_eq!(read.entries[0].id, id);
+    }
+
+    #[test]
+    fn decode_read_latest__when_empty_or_height__then_none_or_some() {
+        assert_eq!(decode_read_latest(Ok(Value::Integer(-1))), Ok(None));
+        assert_eq!(
+            decode_read_latest(Ok(Value::Integer(9))),
+            Ok(Some(BlockHeight::new(9)))
+        );
+    }
+}
