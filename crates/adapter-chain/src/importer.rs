@@ -1,0 +1,128 @@
+//! [`RedbBlockImporter`]: the `BlockImporter` port over [`ChainStore`], and the async reads of
+//! the local chain that the node's HTTP API serves.
+//!
+//! After a commit it removes the block's transactions from the pool, so a committed transaction
+//! is never offered for another block. It verifies and writes nothing itself: the rules are in
+//! `verify`, the writes in `storage`.
+
+use async_trait::async_trait;
+use poa_ports::{
+    BlockHeight, BlockId, BlockImporter, Header, ImportError, SealedBlock, TransactionId,
+};
+
+use crate::error::StorageError;
+use crate::pool::MemoryTransactionPool;
+use crate::storage::ChainStore;
+
+/// The local chain as the domain service imports into it. Cheap to clone: clones share the
+/// store and the pool.
+#[derive(Debug, Clone)]
+pub struct RedbBlockImporter {
+    store: ChainStore,
+    pool: MemoryTransactionPool,
+}
+
+impl RedbBlockImporter {
+    /// An importer committing into `store` and removing committed transactions from `pool`.
+    pub fn new(store: ChainStore, pool: MemoryTransactionPool) -> Self {
+        Self { store, pool }
+    }
+
+    /// The store, for synchronous reads outside a runtime.
+    pub fn store(&self) -> &ChainStore {
+        &self.store
+    }
+
+    /// The block with the greatest height (genesis at least).
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub async fn head(&self) -> Result<SealedBlock, StorageError> {
+        self.store.run_blocking(ChainStore::head).await
+    }
+
+    /// The block at `height`, if committed.
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub async fn block_at(&self, height: BlockHeight) -> Result<Option<SealedBlock>, StorageError> {
+        self.store
+            .run_blocking(move |store| store.block_at(height))
+            .await
+    }
+
+    /// The committed block with this id, if any.
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub async fn block_by_id(&self, id: BlockId) -> Result<Option<SealedBlock>, StorageError> {
+        self.store
+            .run_blocking(move |store| store.block_by_id(id))
+            .await
+    }
+
+    /// The height of the block that committed this transaction, if any.
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub async fn transaction_height(
+        &self,
+        id: TransactionId,
+    ) -> Result<Option<BlockHeight>, StorageError> {
+        self.store
+            .run_blocking(move |store| store.transaction_height(&id))
+            .await
+    }
+
+    /// Whether a committed block holds this transaction.
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub async fn is_committed(&self, id: TransactionId) -> Result<bool, StorageError> {
+        self.store
+            .run_blocking(move |store| store.is_committed(&id))
+            .await
+    }
+}
+
+#[async_trait]
+impl BlockImporter for RedbBlockImporter {
+    async fn latest_header(&self) -> Result<Header, ImportError> {
+        let head = self.store.run_blocking(ChainStore::head).await?;
+        Ok(head.block.header)
+    }
+
+    async fn verify(&self, block: &SealedBlock) -> Result<(), ImportError> {
+        let block = block.clone();
+        self.store
+            .run_blocking(move |store| store.verify(&block))
+            .await
+    }
+
+    async fn commit(&self, block: SealedBlock) -> Result<(), ImportError> {
+        let height = block.height();
+        let id = block.id();
+        let transaction_ids: Vec<TransactionId> = block
+            .block
+            .transactions
+            .iter()
+            .map(|transaction| transaction.id())
+            .collect();
+        self.store
+            .run_blocking(move |store| store.commit(&block))
+            .await?;
+        self.pool.remove_committed(&transaction_ids);
+        tracing::info!(
+            height = %height,
+            id = %id,
+            transactions = transaction_ids.len(),
+            "block committed"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,63 @@
+//! The local chain adapter: everything a process needs to keep its own copy of the chain and
+//! to produce blocks for it, behind the `poa-ports` traits.
+//!
+//! It depends on `poa-ports` only among workspace crates: it knows nothing of leadership,
+//! Redis or the domain service's cycle.
+//!
+//! # Layout
+//!
+//! - [`keys`]: the authority key pair and its key file.
+//! - [`genesis`]: the chain spec and its deterministic genesis block.
+//! - [`verify`]: pure verification of a block as the next block of a chain.
+//! - [`storage`]: the durable local chain on redb.
+//! - [`importer`]: [`RedbBlockImporter`], the `BlockImporter` port, and async chain reads.
+//! - [`signer`]: [`Ed25519BlockSigner`], the `BlockSigner` port.
+//! - [`pool`]: [`MemoryTransactionPool`], the `TransactionPool` port.
+//! - [`producer`]: [`PoolBlockProducer`], the `BlockProducer` port.
+//! - [`clock`]: [`SystemClock`], the `Clock` port.
+//! - [`error`]: the adapter's errors.
+//!
+//! # Wiring
+//!
+//! ```no_run
+//! # fn wire(data_dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+//! use adapter_chain::{
+//!     AuthorityKey, BlockLimits, ChainSpec, ChainStore, Ed25519BlockSigner,
+//!     MemoryTransactionPool, PoolBlockProducer, PoolLimits, RedbBlockImporter,
+//! };
+//!
+//! let key = AuthorityKey::dev();
+//! let spec = ChainSpec::dev(key.public_key());
+//! let pool = MemoryTransactionPool::new(PoolLimits::standard());
+//! let store = ChainStore::open(spec, data_dir)?;
+//! let importer = RedbBlockImporter::new(store.clone(), pool.clone());
+//! let producer = PoolBlockProducer::new(store, pool.clone(), BlockLimits::standard());
+//! let signer = Ed25519BlockSigner::new(key);
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod clock;
+pub mod error;
+pub mod genesis;
+pub mod importer;
+pub mod keys;
+pub mod pool;
+pub mod producer;
+pub mod signer;
+pub mod storage;
+pub mod verify;
+
+#[cfg(test)]
+mod test_support;
+
+pub use clock::SystemClock;
+pub use error::{KeyError, PoolError, StorageError};
+pub use genesis::ChainSpec;
+pub use importer::RedbBlockImporter;
+pub use keys::{AuthorityKey, AuthorityPublicKey, DEV_KEY_SEED_PHRASE};
+pub use pool::{MemoryTransactionPool, PoolLimits};
+pub use producer::{BlockLimits, PoolBlockProducer};
+pub use signer::Ed25519BlockSigner;
+pub use storage::{ChainStore, DATABASE_FILE_NAME};
+pub use verify::verify_block;

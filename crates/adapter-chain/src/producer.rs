@@ -1,0 +1,131 @@
+//! [`PoolBlockProducer`]: the `BlockProducer` port, building the next block from the pool's
+//! oldest transactions within [`BlockLimits`].
+//!
+//! It never removes a transaction it includes (only a commit does), but it drops from the pool
+//! any transaction the chain has already committed, so a resubmitted transaction is neither
+//! included twice nor left to clog the pool. It neither seals nor verifies.
+
+use async_trait::async_trait;
+use poa_ports::block::transactions_root;
+use poa_ports::{
+    Block, BlockProducer, Header, ProductionError, Timestamp, Transaction, TransactionId,
+};
+
+use crate::pool::MemoryTransactionPool;
+use crate::storage::ChainStore;
+
+/// Bounds of one block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockLimits {
+    /// Most transactions in one block.
+    pub max_transactions: usize,
+    /// Most bytes of transactions in one block.
+    pub max_bytes: usize,
+}
+
+impl BlockLimits {
+    /// The limits a node runs with unless configured otherwise: 1,000 transactions and 1 MiB
+    /// of transaction bytes per block. The byte bound keeps one encoded block well within what
+    /// a Redis stream entry and one fsync comfortably carry; it is above
+    /// [`crate::PoolLimits::standard`]'s per-transaction limit, so every accepted transaction
+    /// fits in a block.
+    pub const fn standard() -> Self {
+        Self {
+            max_transactions: 1_000,
+            max_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Builds blocks from the pool on top of the local chain.
+#[derive(Debug, Clone)]
+pub struct PoolBlockProducer {
+    store: ChainStore,
+    pool: MemoryTransactionPool,
+    limits: BlockLimits,
+}
+
+impl PoolBlockProducer {
+    /// A producer taking transactions from `pool`, asking `store` which are committed, and
+    /// filling blocks up to `limits`.
+    pub fn new(store: ChainStore, pool: MemoryTransactionPool, limits: BlockLimits) -> Self {
+        Self {
+            store,
+            pool,
+            limits,
+        }
+    }
+
+    /// The pool's oldest transactions within the block limits, minus those already committed,
+    /// which are dropped from the pool.
+    async fn select_uncommitted(&self) -> Result<Vec<Transaction>, ProductionError> {
+        let candidates: Vec<(TransactionId, Transaction)> = self
+            .pool
+            .select(self.limits.max_transactions, self.limits.max_bytes)
+            .into_iter()
+            .map(|transaction| (transaction.id(), transaction))
+            .collect();
+        let ids: Vec<TransactionId> = candidates.iter().map(|(id, _)| *id).collect();
+        let committed = self
+            .store
+            .run_blocking(move |store| store.committed_among(&ids))
+            .await
+            .map_err(|error| ProductionError::Storage(Box::new(error)))?;
+        if !committed.is_empty() {
+            let committed: Vec<TransactionId> = committed.iter().copied().collect();
+            let dropped = self.pool.remove_committed(&committed);
+            tracing::debug!(dropped, "committed transactions dropped from pool");
+        }
+        Ok(candidates
+            .into_iter()
+            .filter(|(id, _)| !committed.contains(id))
+            .map(|(_, transaction)| transaction)
+            .collect())
+    }
+}
+
+#[async_trait]
+impl BlockProducer for PoolBlockProducer {
+    async fn produce_block(
+        &self,
+        parent: &Header,
+        timestamp: Timestamp,
+    ) -> Result<Block, ProductionError> {
+        let chain_id = self.store.spec().chain_id;
+        if parent.chain_id != chain_id {
+            return Err(ProductionError::Failed {
+                reason: format!(
+                    "parent is on chain {}, this chain is {chain_id}",
+                    parent.chain_id
+                ),
+            });
+        }
+        let height = parent
+            .height
+            .next()
+            .ok_or_else(|| ProductionError::Failed {
+                reason: format!("parent height {} has no successor", parent.height),
+            })?;
+        let transactions = self.select_uncommitted().await?;
+        let transaction_count =
+            u32::try_from(transactions.len()).map_err(|_| ProductionError::Failed {
+                reason: format!(
+                    "{} transactions exceed a header's count",
+                    transactions.len()
+                ),
+            })?;
+        Ok(Block {
+            header: Header {
+                chain_id,
+                height,
+                parent_id: parent.id(),
+                // Callers pass max(now, parent); clamping again keeps a block valid even when
+                // a caller's clock runs behind the chain.
+                timestamp: timestamp.max(parent.timestamp),
+                transactions_root: transactions_root(&transactions),
+                transaction_count,
+            },
+            transactions,
+        })
+    }
+}
