@@ -36,6 +36,8 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(10);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// The server's stdout and stderr, appended to across restarts.
 const LOG_FILE: &str = "redis-server.log";
+/// Lines of the server's log printed when a test panics while the server is alive.
+const LOG_LINES_ON_FAILURE: usize = 20;
 
 /// A `redis-server` child process on `127.0.0.1`, started with `--save "" --appendonly no`, so a
 /// restart always comes back empty. Killed (SIGKILL) when dropped, also during a panic.
@@ -231,14 +233,18 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         kill_and_wait(&mut self.process());
         if thread::panicking() {
+            // Captured by the test harness and shown with the failure.
+            let log = read_log_since(&self.log_path(), 0);
+            let skip = log.lines().count().saturating_sub(LOG_LINES_ON_FAILURE);
+            let tail: Vec<_> = log.lines().skip(skip).collect();
             eprintln!(
-                "redis-server log of the failed test kept at {}",
-                self.log_path().display()
+                "redis-server on port {} log tail:\n{}",
+                self.port(),
+                tail.join("\n")
             );
-        } else {
-            // Best effort: a leftover directory in the temp dir harms nobody.
-            let _ = std::fs::remove_dir_all(&self.dir);
         }
+        // Best effort: a leftover directory in the temp dir harms nobody.
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
