@@ -12,10 +12,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Mutex, MutexGuard, Once, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -377,17 +378,32 @@ fn redis_server_program() -> &'static Path {
 
 fn create_work_dir(port: u16) -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
+    static STALE_REMOVED: Once = Once::new();
+    let parent = std::env::temp_dir().join("poa-test-support-redis");
+    STALE_REMOVED.call_once(|| remove_work_dirs_of_dead_processes(&parent));
     let sequence = NEXT.fetch_add(1, Ordering::Relaxed);
-    let name = format!(
-        "poa-test-support-redis-{}-{port}-{sequence}",
-        std::process::id()
-    );
-    let dir = std::env::temp_dir().join(name);
-    // A directory left by an earlier process with the same pid is stale.
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = parent.join(format!("{}-{port}-{sequence}", std::process::id()));
     std::fs::create_dir_all(&dir)
         .unwrap_or_else(|err| panic!("cannot create redis work dir {}: {err}", dir.display()));
     dir
+}
+
+/// Test processes that were killed never ran `Drop`: their directories (named after their pid)
+/// would pile up.
+fn remove_work_dirs_of_dead_processes(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let owner = name
+            .to_str()
+            .and_then(|name| name.split('-').next()?.parse::<i32>().ok());
+        // ESRCH: no such process. Any other answer (even EPERM) means the owner may be alive.
+        if owner.is_some_and(|pid| kill(Pid::from_raw(pid), None) == Err(Errno::ESRCH)) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn read_log_since(path: &Path, offset: u64) -> String {
