@@ -29,6 +29,8 @@
 
 pub mod config;
 pub mod error;
+mod metrics;
+mod node;
 mod quorum;
 mod scripts;
 

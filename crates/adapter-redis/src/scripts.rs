@@ -157,6 +157,11 @@ fn classify_refusal(error: &CallError) -> Result<Refusal, NodeError> {
     })
 }
 
+/// Whether the node lost the script (restart, `SCRIPT FLUSH`) and it must be loaded again.
+pub(crate) fn is_noscript(error: &fred::error::Error) -> bool {
+    error.details().starts_with("NOSCRIPT")
+}
+
 /// A refusal a script never answers with, reported as a malformed reply.
 fn unexpected_refusal(script: &'static str, refusal: &Refusal) -> NodeError {
     NodeError::UnexpectedReply {

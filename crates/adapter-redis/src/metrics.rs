@@ -1,0 +1,314 @@
+//! Metric handles of the adapter, registered on a registry the caller passes in (never a
+//! process global, so tests run in parallel with their own registries).
+//!
+//! The `poa_*` family follows fuel-core's (reference/fuel-core-behaviour.md section 8) with
+//! Prometheus-canonical `_seconds` histogram names; counters are registered without `_total`
+//! (the encoder appends it). Owns no I/O and no decisions: callers record what happened.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+/// fuel-core's "Timing" buckets, in seconds.
+const TIMING_BUCKETS: [f64; 11] = [
+    0.005, 0.010, 0.025, 0.050, 0.100, 0.250, 0.500, 1.000, 2.500, 5.000, 10.000,
+];
+
+fn timing_histogram() -> Histogram {
+    Histogram::new(TIMING_BUCKETS)
+}
+
+/// Labels of the per-node outcome counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct NodeOperationLabels {
+    /// The node's URL without credentials.
+    pub(crate) node: String,
+    /// The script: `check_owner`, `promote`, `release`, `write_block`, `read_latest`, `read_from`.
+    pub(crate) operation: &'static str,
+    /// `ok`, `refused`, `timeout` or `error`.
+    pub(crate) outcome: &'static str,
+}
+
+/// Labels of the quorum latency histogram.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct OperationLabels {
+    /// `publish`, `owner_check`, `reconcile_read`, `promote`, `repair`.
+    pub(crate) operation: &'static str,
+}
+
+/// Every metric of the adapter.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    pub(crate) leader_epoch: Gauge,
+    pub(crate) is_leader: Gauge,
+    pub(crate) epoch_max_drift: Gauge,
+    pub(crate) stream_trim_headroom: Gauge,
+    pub(crate) lease_validity_remaining: Gauge<f64, AtomicU64>,
+    pub(crate) outstanding_publish_tasks: Gauge,
+    pub(crate) write_block_success: Counter,
+    pub(crate) write_block_already_stored: Counter,
+    pub(crate) write_block_height_exists: Counter,
+    pub(crate) write_block_fencing_error: Counter,
+    pub(crate) write_block_error: Counter,
+    pub(crate) repair_success: Counter,
+    pub(crate) repair_failure: Counter,
+    pub(crate) promotion_success: Counter,
+    pub(crate) promotion_lock_held: Counter,
+    pub(crate) promotion_failure: Counter,
+    pub(crate) connection_reset: Counter,
+    pub(crate) undecodable_entries: Counter,
+    pub(crate) promotion_duration: Histogram,
+    pub(crate) write_block_duration: Histogram,
+    pub(crate) reconciliation_duration: Histogram,
+    pub(crate) quorum_latency: Family<OperationLabels, Histogram>,
+    pub(crate) node_operations: Family<NodeOperationLabels, Counter>,
+}
+
+impl Metrics {
+    /// Creates every metric and registers it on `registry`.
+    pub(crate) fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            leader_epoch: Gauge::default(),
+            is_leader: Gauge::default(),
+            epoch_max_drift: Gauge::default(),
+            stream_trim_headroom: Gauge::default(),
+            lease_validity_remaining: Gauge::default(),
+            outstanding_publish_tasks: Gauge::default(),
+            write_block_success: Counter::default(),
+            write_block_already_stored: Counter::default(),
+            write_block_height_exists: Counter::default(),
+            write_block_fencing_error: Counter::default(),
+            write_block_error: Counter::default(),
+            repair_success: Counter::default(),
+            repair_failure: Counter::default(),
+            promotion_success: Counter::default(),
+            promotion_lock_held: Counter::default(),
+            promotion_failure: Counter::default(),
+            connection_reset: Counter::default(),
+            undecodable_entries: Counter::default(),
+            promotion_duration: timing_histogram(),
+            write_block_duration: timing_histogram(),
+            reconciliation_duration: timing_histogram(),
+            quorum_latency: Family::new_with_constructor(timing_histogram),
+            node_operations: Family::default(),
+        };
+        let gauges: [(&str, &str, &Gauge); 5] = [
+            (
+                "poa_leader_epoch",
+                "Current fencing epoch held by this process",
+                &metrics.leader_epoch,
+            ),
+            (
+                "poa_is_leader",
+                "1 if this process holds the lease, 0 otherwise",
+                &metrics.is_leader,
+            ),
+            (
+                "poa_epoch_max_drift",
+                "Highest minus lowest epoch granted in the last successful promotion",
+                &metrics.epoch_max_drift,
+            ),
+            (
+                "poa_stream_trim_headroom",
+                "Lowest height read from the streams minus the local chain height",
+                &metrics.stream_trim_headroom,
+            ),
+            (
+                "poa_outstanding_publish_tasks",
+                "Per-node write tasks currently in flight (drains to 0)",
+                &metrics.outstanding_publish_tasks,
+            ),
+        ];
+        for (name, help, gauge) in gauges {
+            registry.register(name, help, gauge.clone());
+        }
+        registry.register_with_unit(
+            "poa_lease_validity_remaining",
+            "Local estimate of how long the lease stays valid",
+            Unit::Seconds,
+            metrics.lease_validity_remaining.clone(),
+        );
+        let counters: [(&str, &str, &Counter); 12] = [
+            (
+                "poa_write_block_success",
+                "write_block calls that appended the block",
+                &metrics.write_block_success,
+            ),
+            (
+                "poa_write_block_already_stored",
+                "write_block calls that found the same block already stored",
+                &metrics.write_block_already_stored,
+            ),
+            (
+                "poa_write_block_height_exists",
+                "write_block refusals because another block holds the height",
+                &metrics.write_block_height_exists,
+            ),
+            (
+                "poa_write_block_fencing_error",
+                "write_block refusals because the lease or epoch is not ours",
+                &metrics.write_block_fencing_error,
+            ),
+            (
+                "poa_write_block_error",
+                "write_block calls that timed out or failed",
+                &metrics.write_block_error,
+            ),
+            (
+                "poa_repair_success",
+                "Sub-quorum blocks repaired to a quorum",
+                &metrics.repair_success,
+            ),
+            (
+                "poa_repair_failure",
+                "Repairs that ended below a quorum",
+                &metrics.repair_failure,
+            ),
+            (
+                "poa_promotion_success",
+                "Lease acquisitions that reached a quorum",
+                &metrics.promotion_success,
+            ),
+            (
+                "poa_promotion_lock_held",
+                "Lease acquisitions that found a quorum held by another process",
+                &metrics.promotion_lock_held,
+            ),
+            (
+                "poa_promotion_failure",
+                "Lease acquisitions that exhausted their attempts",
+                &metrics.promotion_failure,
+            ),
+            (
+                "poa_connection_reset",
+                "Node connections reset after a timeout or transport error",
+                &metrics.connection_reset,
+            ),
+            (
+                "poa_undecodable_entries",
+                "Stream entries skipped because they did not decode",
+                &metrics.undecodable_entries,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            registry.register(name, help, counter.clone());
+        }
+        let histograms: [(&str, &str, &Histogram); 3] = [
+            (
+                "poa_promotion_duration",
+                "Time to complete a lease acquisition, retries included",
+                &metrics.promotion_duration,
+            ),
+            (
+                "poa_write_block_duration",
+                "Time per write_block call including the round trip",
+                &metrics.write_block_duration,
+            ),
+            (
+                "poa_reconciliation_duration",
+                "Time to complete a leader's reconciliation",
+                &metrics.reconciliation_duration,
+            ),
+        ];
+        for (name, help, histogram) in histograms {
+            registry.register_with_unit(name, help, Unit::Seconds, histogram.clone());
+        }
+        registry.register_with_unit(
+            "poa_quorum_latency",
+            "Time from a fan-out's start until a quorum answered, by operation",
+            Unit::Seconds,
+            metrics.quorum_latency.clone(),
+        );
+        registry.register(
+            "poa_node_operations",
+            "Script calls per node by operation and outcome",
+            metrics.node_operations.clone(),
+        );
+        metrics
+    }
+
+    /// Observes the time a fan-out took to reach its quorum.
+    pub(crate) fn observe_quorum_latency(&self, operation: &'static str, elapsed: Duration) {
+        self.quorum_latency
+            .get_or_create(&OperationLabels { operation })
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+/// Holds one unit of `poa_outstanding_publish_tasks` from creation (before the task is
+/// spawned) until dropped (when the task exits, panics or is cancelled).
+#[derive(Debug)]
+pub(crate) struct OutstandingTask {
+    gauge: Gauge,
+}
+
+impl OutstandingTask {
+    pub(crate) fn start(gauge: &Gauge) -> Self {
+        gauge.inc();
+        Self {
+            gauge: gauge.clone(),
+        }
+    }
+}
+
+impl Drop for OutstandingTask {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+#[cfg(test)]
+#[allow(non_snake_case)]
+mod tests {
+    use prometheus_client::encoding::text::encode;
+
+    use super::*;
+
+    #[test]
+    fn register__when_encoded__then_exposes_the_poa_family_with_seconds_and_total_suffixes() {
+        // given
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        metrics.write_block_success.inc();
+        metrics.observe_quorum_latency("publish", Duration::from_millis(3));
+
+        // when
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+
+        // then
+        for name in [
+            "poa_write_block_success_total 1",
+            "poa_promotion_duration_seconds_bucket",
+            "poa_quorum_latency_seconds_count{operation=\"publish\"} 1",
+            "poa_outstanding_publish_tasks 0",
+            "poa_lease_validity_remaining_seconds",
+        ] {
+            assert!(text.contains(name), "missing {name} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn outstanding_task__when_dropped_even_by_a_panic__then_gauge_returns_to_zero() {
+        // given
+        let gauge = Gauge::default();
+
+        // when
+        let guard = OutstandingTask::start(&gauge);
+        assert_eq!(gauge.get(), 1);
+        let result = std::panic::catch_unwind(move || {
+            let _guard = guard;
+            panic!("task failed");
+        });
+
+        // then
+        assert!(result.is_err());
+        assert_eq!(gauge.get(), 0);
+    }
+}

@@ -1,0 +1,480 @@
+//! One Redis node: its fred client (standalone, never a cluster client), the bounded call of
+//! each script, and the per-node bookkeeping (metrics, last outcome, connection reset).
+//!
+//! Every command is bounded twice: by fred's client-wide default command timeout (which also
+//! stops fred from writing a command that is still queued once it timed out) and by an outer
+//! `tokio::time::timeout` (fred 10's `eval`/`evalsha` ignore per-call options). Commands are
+//! never re-sent (`max_command_attempts = 1`): a re-sent promote would `INCR` twice. A timeout
+//! or transport error resets the connection in the background; a domain refusal keeps it.
+//! This module decides nothing about quorums: it returns one typed outcome per call.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use fred::bytes::Bytes;
+use fred::clients::Client;
+use fred::interfaces::{ClientLike, LuaInterface};
+use fred::types::config::{Config, ReconnectPolicy, TcpConfig};
+use fred::types::{ConnectHandle, Value};
+use poa_ports::{BlockHeight, BlockId, Epoch, NodeOutcome};
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Keys, ValidatedConfig, redact_url};
+use crate::error::Error;
+use crate::metrics::{Metrics, NodeOperationLabels};
+use crate::quorum::NodeIndex;
+use crate::scripts::{
+    self, CallError, LuaScript, NodeError, OwnerOutcome, PromoteOutcome, ReleaseOutcome, SCRIPTS,
+    StreamRead, WriteOutcome,
+};
+
+/// What every node handle needs to build script arguments, shared by all of them.
+#[derive(Debug)]
+pub(crate) struct NodeContext {
+    pub(crate) keys: Keys,
+    /// This process's owner token (random per process start).
+    pub(crate) token: String,
+    pub(crate) lease_ttl: Duration,
+    pub(crate) node_timeout: Duration,
+    pub(crate) stream_max_len: u64,
+    pub(crate) index_retention: u64,
+}
+
+impl NodeContext {
+    pub(crate) fn new(config: &ValidatedConfig, token: String) -> Self {
+        Self {
+            keys: config.keys.clone(),
+            token,
+            lease_ttl: config.lease_ttl,
+            node_timeout: config.node_timeout,
+            stream_max_len: config.stream_max_len,
+            index_retention: config.index_retention,
+        }
+    }
+
+    fn ttl_millis(&self) -> i64 {
+        i64::try_from(self.lease_ttl.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+/// A block to write, encoded once and shared by every node's task.
+#[derive(Debug)]
+pub(crate) struct BlockWrite {
+    pub(crate) epoch: Epoch,
+    pub(crate) height: BlockHeight,
+    pub(crate) id: BlockId,
+    pub(crate) id_hex: String,
+    pub(crate) data: Bytes,
+}
+
+impl BlockWrite {
+    pub(crate) fn new(epoch: Epoch, height: BlockHeight, id: BlockId, data: Bytes) -> Self {
+        Self {
+            epoch,
+            height,
+            id,
+            id_hex: id.to_hex(),
+            data,
+        }
+    }
+}
+
+/// How a call ended, for metrics and the status page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallClass {
+    Ok,
+    Refused,
+    TimedOut,
+    Failed,
+}
+
+impl CallClass {
+    fn of_error(error: &NodeError) -> Self {
+        if error.is_timeout() {
+            Self::TimedOut
+        } else {
+            Self::Failed
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Refused => "refused",
+            Self::TimedOut => "timeout",
+            Self::Failed => "error",
+        }
+    }
+
+    fn from_code(code: u8) -> NodeOutcome {
+        match code {
+            1 => NodeOutcome::Ok,
+            2 => NodeOutcome::Refused,
+            3 => NodeOutcome::TimedOut,
+            4 => NodeOutcome::Failed,
+            _ => NodeOutcome::Unknown,
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            Self::Ok => 1,
+            Self::Refused => 2,
+            Self::TimedOut => 3,
+            Self::Failed => 4,
+        }
+    }
+}
+
+/// One Redis node. Shared as `Arc<RedisNode>` by the adapter and by per-node background tasks,
+/// which therefore never hold the adapter.
+#[derive(Debug)]
+pub(crate) struct RedisNode {
+    index: NodeIndex,
+    name: String,
+    client: Client,
+    context: Arc<NodeContext>,
+    metrics: Arc<Metrics>,
+    tracker: TaskTracker,
+    last_outcome: AtomicU8,
+    resetting: Arc<AtomicBool>,
+    connection_task: Mutex<Option<ConnectHandle>>,
+}
+
+/// A node as background tasks hold it.
+pub(crate) type NodeHandle = Arc<RedisNode>;
+
+impl RedisNode {
+    /// Builds the node's client without connecting.
+    pub(crate) fn build(
+        index: NodeIndex,
+        url: &str,
+        context: Arc<NodeContext>,
+        metrics: Arc<Metrics>,
+        tracker: TaskTracker,
+    ) -> Result<Self, Error> {
+        let name = redact_url(url);
+        let mut config = Config::from_url(url).map_err(|source| Error::Client {
+            node: name.clone(),
+            source,
+        })?;
+        // The first connection is retried in the background like any reconnection, so a node
+        // that is down or half-alive at startup never blocks construction.
+        config.fail_fast = false;
+        let timeout = context.node_timeout;
+        let client = fred::types::Builder::from_config(config)
+            .with_performance_config(|performance| {
+                performance.default_command_timeout = timeout;
+            })
+            .with_connection_config(|connection| {
+                connection.connection_timeout = timeout;
+                connection.internal_command_timeout = timeout;
+                connection.max_command_attempts = 1;
+                connection.tcp = TcpConfig {
+                    nodelay: Some(true),
+                    ..TcpConfig::default()
+                };
+            })
+            .set_policy(reconnect_policy(timeout, context.lease_ttl))
+            .build()
+            .map_err(|source| Error::Client {
+                node: name.clone(),
+                source,
+            })?;
+        Ok(Self {
+            index,
+            name,
+            client,
+            context,
+            metrics,
+            tracker,
+            last_outcome: AtomicU8::new(0),
+            resetting: Arc::new(AtomicBool::new(false)),
+            connection_task: Mutex::new(None),
+        })
+    }
+
+    /// Starts the connection task and waits at most `bound` for the first connection. A node
+    /// that is not connected by then keeps reconnecting in the background and simply has no
+    /// vote until it is.
+    pub(crate) async fn connect_within(&self, bound: Duration) -> bool {
+        let task = self.client.connect();
+        *self
+            .connection_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(task);
+        let connected = tokio::time::timeout(bound, self.client.wait_for_connect()).await;
+        let ok = matches!(connected, Ok(Ok(())));
+        if !ok {
+            tracing::warn!(node = %self.name, "redis node not connected at startup");
+        }
+        ok
+    }
+
+    pub(crate) fn index(&self) -> NodeIndex {
+        self.index
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The outcome of the last completed call, for the status page.
+    pub(crate) fn last_outcome(&self) -> NodeOutcome {
+        CallClass::from_code(self.last_outcome.load(Ordering::Relaxed))
+    }
+
+    /// Whether this process's token holds the lease on this node.
+    pub(crate) async fn check_owner(&self) -> OwnerOutcome {
+        let scripts = &*SCRIPTS;
+        let keys = vec![self.context.keys.lease.clone()];
+        let args = vec![Value::from(self.context.token.as_str())];
+        let outcome =
+            scripts::decode_check_owner(self.call(&scripts.check_owner, keys, args).await);
+        let class = match &outcome {
+            OwnerOutcome::Owner | OwnerOutcome::NotOwner => CallClass::Ok,
+            OwnerOutcome::Unavailable(error) => self.failed(error),
+        };
+        self.observe(scripts.check_owner.name, class);
+        outcome
+    }
+
+    /// Takes (or re-arms) the lease on this node.
+    pub(crate) async fn promote(&self) -> PromoteOutcome {
+        let scripts = &*SCRIPTS;
+        let keys = vec![
+            self.context.keys.lease.clone(),
+            self.context.keys.epoch.clone(),
+        ];
+        let args = vec![
+            Value::from(self.context.token.as_str()),
+            Value::Integer(self.context.ttl_millis()),
+        ];
+        let outcome = scripts::decode_promote(self.call(&scripts.promote, keys, args).await);
+        let class = match &outcome {
+            PromoteOutcome::Granted(_) => CallClass::Ok,
+            PromoteOutcome::HeldByAnother => CallClass::Refused,
+            PromoteOutcome::Unavailable(error) => self.failed(error),
+        };
+        self.observe(scripts.promote.name, class);
+        outcome
+    }
+
+    /// Deletes the lease on this node if this process's token holds it.
+    pub(crate) async fn release(&self) -> ReleaseOutcome {
+        let scripts = &*SCRIPTS;
+        let keys = vec![self.context.keys.lease.clone()];
+        let args = vec![Value::from(self.context.token.as_str())];
+        let outcome = scripts::decode_release(self.call(&scripts.release, keys, args).await);
+        let class = match &outcome {
+            ReleaseOutcome::Released | ReleaseOutcome::NotOwner => CallClass::Ok,
+            ReleaseOutcome::Failed(error) => self.failed(error),
+        };
+        self.observe(scripts.release.name, class);
+        outcome
+    }
+
+    /// The fenced, height-unique write of one block.
+    pub(crate) async fn write_block(&self, block: &BlockWrite) -> WriteOutcome {
+        let scripts = &*SCRIPTS;
+        let keys = &self.context.keys;
+        let keys = vec![
+            keys.lease.clone(),
+            keys.epoch.clone(),
+            keys.stream.clone(),
+            keys.index.clone(),
+        ];
+        let args = vec![
+            Value::from(block.epoch.get().to_string()),
+            Value::from(self.context.token.as_str()),
+            Value::from(block.height.get().to_string()),
+            Value::from(block.id_hex.as_str()),
+            Value::Bytes(block.data.clone()),
+            Value::Integer(self.context.ttl_millis()),
+            Value::from(self.context.stream_max_len.to_string()),
+            Value::from(self.context.index_retention.to_string()),
+        ];
+        let started = Instant::now();
+        let outcome =
+            scripts::decode_write_block(self.call(&scripts.write_block, keys, args).await);
+        self.metrics
+            .write_block_duration
+            .observe(started.elapsed().as_secs_f64());
+        let metrics = &self.metrics;
+        let class = match &outcome {
+            WriteOutcome::Written => {
+                metrics.write_block_success.inc();
+                CallClass::Ok
+            }
+            WriteOutcome::AlreadyStored => {
+                metrics.write_block_already_stored.inc();
+                CallClass::Ok
+            }
+            WriteOutcome::HeightTaken => {
+                metrics.write_block_height_exists.inc();
+                tracing::debug!(node = %self.name, height = %block.height, "height holds another block");
+                CallClass::Refused
+            }
+            WriteOutcome::Fenced { reason } => {
+                metrics.write_block_fencing_error.inc();
+                tracing::warn!(node = %self.name, height = %block.height, reason = %reason, "write fenced");
+                CallClass::Refused
+            }
+            WriteOutcome::Failed(error) => {
+                metrics.write_block_error.inc();
+                self.failed(error)
+            }
+        };
+        self.observe(scripts.write_block.name, class);
+        outcome
+    }
+
+    /// The highest height stored on this node.
+    pub(crate) async fn read_latest(&self) -> Result<Option<BlockHeight>, NodeError> {
+        let scripts = &*SCRIPTS;
+        let keys = vec![self.context.keys.index.clone()];
+        let outcome =
+            scripts::decode_read_latest(self.call(&scripts.read_latest, keys, Vec::new()).await);
+        let class = match &outcome {
+            Ok(_) => CallClass::Ok,
+            Err(error) => self.failed(error),
+        };
+        self.observe(scripts.read_latest.name, class);
+        outcome
+    }
+
+    /// Stream entries at or above `min_height`, lowest heights first, at most `max_entries`.
+    pub(crate) async fn read_from(
+        &self,
+        min_height: BlockHeight,
+        max_entries: u64,
+    ) -> Result<StreamRead, NodeError> {
+        let scripts = &*SCRIPTS;
+        let keys = vec![self.context.keys.stream.clone()];
+        let args = vec![
+            Value::from(min_height.get().to_string()),
+            Value::from(max_entries.to_string()),
+        ];
+        let outcome = scripts::decode_read_from(self.call(&scripts.read_from, keys, args).await);
+        let class = match &outcome {
+            Ok(_) => CallClass::Ok,
+            Err(error) => self.failed(error),
+        };
+        self.observe(scripts.read_from.name, class);
+        outcome
+    }
+
+    /// Runs a script by SHA, loading it once more if the node lost it (a restart or
+    /// `SCRIPT FLUSH`). Every command is individually bounded.
+    async fn call(
+        &self,
+        script: &LuaScript,
+        keys: Vec<String>,
+        args: Vec<Value>,
+    ) -> Result<Value, CallError> {
+        let sha = script.script.sha1().clone();
+        let first = self
+            .bounded(
+                self.client
+                    .evalsha::<Value, _, _, _>(sha.clone(), keys.clone(), args.clone()),
+            )
+            .await;
+        match first {
+            Err(CallError::Client(error)) if scripts::is_noscript(&error) => {
+                tracing::debug!(node = %self.name, script = script.name, "reloading script");
+                let lua = script.script.lua().cloned().unwrap_or_default();
+                self.bounded(self.client.script_load::<Value, _>(lua))
+                    .await?;
+                self.bounded(self.client.evalsha::<Value, _, _, _>(sha, keys, args))
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    /// Bounds one client call by the outer guard. fred's own command timeout (the node
+    /// timeout) fires first; the guard only catches a client that does not honour it.
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = Result<T, fred::error::Error>>,
+    ) -> Result<T, CallError> {
+        let guard = self.context.node_timeout.saturating_add(OUTER_GUARD_MARGIN);
+        match tokio::time::timeout(guard, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(CallError::Client(error)),
+            Err(_) => Err(CallError::TimedOut(guard)),
+        }
+    }
+
+    /// Classifies a failed call and resets the connection when the failure calls for it.
+    fn failed(&self, error: &NodeError) -> CallClass {
+        tracing::debug!(node = %self.name, error = %error, "redis node call failed");
+        if error.needs_reset() {
+            self.reset_connection();
+        }
+        CallClass::of_error(error)
+    }
+
+    fn observe(&self, operation: &'static str, class: CallClass) {
+        self.last_outcome.store(class.code(), Ordering::Relaxed);
+        self.metrics
+            .node_operations
+            .get_or_create(&NodeOperationLabels {
+                node: self.name.clone(),
+                operation,
+                outcome: class.label(),
+            })
+            .inc();
+    }
+
+    /// Drops the node's connection and reconnects in the background, so the next call does
+    /// not queue behind a connection that stopped answering. At most one reset runs at a time.
+    fn reset_connection(&self) {
+        if self.resetting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.metrics.connection_reset.inc();
+        tracing::debug!(node = %self.name, "resetting redis node connection");
+        let client = self.client.clone();
+        let resetting = Arc::clone(&self.resetting);
+        let bound = self.context.node_timeout.saturating_mul(2);
+        self.tracker.spawn(async move {
+            let _ = tokio::time::timeout(bound, client.force_reconnection()).await;
+            resetting.store(false, Ordering::Release);
+        });
+    }
+}
+
+impl Drop for RedisNode {
+    /// The last handle is gone: stop the connection task, which closes the socket.
+    fn drop(&mut self) {
+        if let Some(task) = self
+            .connection_task
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            task.abort();
+        }
+    }
+}
+
+/// Margin of the outer guard over fred's own command timeout.
+const OUTER_GUARD_MARGIN: Duration = Duration::from_millis(20);
+
+/// Jittered exponential reconnection: starts fast (a restarted node is back within one
+/// cycle), never waits longer than a quarter of the lease TTL, and retries forever.
+fn reconnect_policy(node_timeout: Duration, lease_ttl: Duration) -> ReconnectPolicy {
+    let millis = |duration: Duration| u32::try_from(duration.as_millis()).unwrap_or(u32::MAX);
+    let min_delay = millis(node_timeout / 4).clamp(5, 100);
+    let max_delay = millis(lease_ttl / 4).clamp(50, 2_000).max(min_delay);
+    let mut policy = ReconnectPolicy::new_exponential(0, min_delay, max_delay, 2);
+    policy.set_jitter(min_delay);
+    policy
+}
+
+#[cfg(test)]
+#[allow(non_snake_case)]
+mod tests;

@@ -1,0 +1,256 @@
+//! The scripts and the node client against real `redis-server` processes.
+
+use std::time::{Duration, Instant};
+
+use poa_test_support::{HalfAliveListener, RedisServer, RespValue};
+use prometheus_client::registry::Registry;
+
+use super::*;
+use crate::config::RedisConfig;
+
+const TIMEOUT: Duration = Duration::from_millis(150);
+
+fn context(token: &str, stream_max_len: u64) -> Arc<NodeContext> {
+    let config = RedisConfig {
+        urls: vec!["redis://127.0.0.1:1".into()],
+        lease_key: "poa:test:node".into(),
+        lease_ttl: Duration::from_secs(2),
+        node_timeout: TIMEOUT,
+        stream_max_len,
+        ..RedisConfig::default()
+    }
+    .validate()
+    .unwrap();
+    Arc::new(NodeContext::new(&config, token.into()))
+}
+
+async fn node_with(url: &str, context: Arc<NodeContext>) -> RedisNode {
+    let metrics = Arc::new(Metrics::register(&mut Registry::default()));
+    let node = RedisNode::build(0, url, context, metrics, TaskTracker::new()).unwrap();
+    node.connect_within(Duration::from_secs(2)).await;
+    node
+}
+
+async fn node(url: &str, token: &str) -> RedisNode {
+    node_with(url, context(token, 1000)).await
+}
+
+fn block(epoch: u64, height: u64, byte: u8) -> BlockWrite {
+    BlockWrite::new(
+        Epoch::new(epoch),
+        BlockHeight::new(height),
+        BlockId::from_bytes([byte; 32]),
+        Bytes::from(vec![byte; 16]),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn promote__when_free_then_repeated_then_contested__then_grants_once_and_refuses_others() {
+    // given
+    let redis = RedisServer::start();
+    let mine = node(&redis.url(), "mine").await;
+    let theirs = node(&redis.url(), "theirs").await;
+
+    // when
+    let first = mine.promote().await;
+    let again = mine.promote().await;
+    let contested = theirs.promote().await;
+
+    // then
+    assert_eq!(first, PromoteOutcome::Granted(Epoch::new(1)));
+    assert_eq!(again, PromoteOutcome::Granted(Epoch::new(1)));
+    assert_eq!(contested, PromoteOutcome::HeldByAnother);
+    assert_eq!(mine.check_owner().await, OwnerOutcome::Owner);
+    assert_eq!(theirs.check_owner().await, OwnerOutcome::NotOwner);
+    assert_eq!(theirs.release().await, ReleaseOutcome::NotOwner);
+    assert_eq!(mine.release().await, ReleaseOutcome::Released);
+    assert_eq!(
+        theirs.promote().await,
+        PromoteOutcome::Granted(Epoch::new(2))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn write_block__when_replayed_contested_or_fenced__then_answers_each_typed_outcome() {
+    // given
+    let redis = RedisServer::start();
+    let leader = node(&redis.url(), "leader").await;
+    let PromoteOutcome::Granted(epoch) = leader.promote().await else {
+        panic!("promote refused");
+    };
+
+    // when / then: written, then the same block is already stored, another block is refused
+    assert_eq!(
+        leader.write_block(&block(epoch.get(), 1, 1)).await,
+        WriteOutcome::Written
+    );
+    assert_eq!(
+        leader.write_block(&block(epoch.get(), 1, 1)).await,
+        WriteOutcome::AlreadyStored
+    );
+    assert_eq!(
+        leader.write_block(&block(epoch.get(), 1, 2)).await,
+        WriteOutcome::HeightTaken
+    );
+    assert_eq!(
+        redis.command(&[b"XLEN", b"poa:test:node:block:stream"]),
+        RespValue::Integer(1)
+    );
+
+    // a stale epoch is fenced
+    redis.command(&[b"SET", b"poa:test:node:epoch:token", b"9"]);
+    assert!(matches!(
+        leader.write_block(&block(epoch.get(), 2, 3)).await,
+        WriteOutcome::Fenced { reason } if reason.contains("stale")
+    ));
+
+    // a higher epoch heals the node upward
+    assert_eq!(
+        leader.write_block(&block(12, 2, 3)).await,
+        WriteOutcome::Written
+    );
+    assert_eq!(
+        redis.command(&[b"GET", b"poa:test:node:epoch:token"]),
+        RespValue::bulk("12")
+    );
+
+    // a lost lease is fenced
+    redis.command(&[b"DEL", b"poa:test:node"]);
+    assert!(matches!(
+        leader.write_block(&block(12, 3, 4)).await,
+        WriteOutcome::Fenced { reason } if reason.contains("lock lost")
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn write_block__when_many_heights_are_written__then_heights_index_stays_bounded() {
+    // given: stream_max_len 5 keeps 2 * 5 + 256 heights in the index
+    let redis = RedisServer::start();
+    let leader = node_with(&redis.url(), context("leader", 5)).await;
+    let PromoteOutcome::Granted(epoch) = leader.promote().await else {
+        panic!("promote refused");
+    };
+
+    // when
+    for height in 1..=321 {
+        let outcome = leader.write_block(&block(epoch.get(), height, 7)).await;
+        assert_eq!(outcome, WriteOutcome::Written);
+    }
+
+    // then
+    let RespValue::Integer(indexed) = redis.command(&[b"ZCARD", b"poa:test:node:heights:index"])
+    else {
+        panic!("ZCARD did not answer an integer");
+    };
+    assert_eq!(indexed, 266);
+    let RespValue::Integer(streamed) = redis.command(&[b"XLEN", b"poa:test:node:block:stream"])
+    else {
+        panic!("XLEN did not answer an integer");
+    };
+    assert!(streamed < 266, "stream kept {streamed} entries");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn read_from__when_a_lower_height_was_appended_last__then_sorts_by_height_and_caps() {
+    // given: heights 1, 3, 2 in append order (2 came from a repair)
+    let redis = RedisServer::start();
+    let leader = node(&redis.url(), "leader").await;
+    leader.promote().await;
+    for height in [1, 3, 2] {
+        leader.write_block(&block(1, height, height as u8)).await;
+    }
+
+    // when
+    let first_page = leader.read_from(BlockHeight::new(1), 2).await.unwrap();
+    let from_three = leader.read_from(BlockHeight::new(3), 10).await.unwrap();
+    let latest = leader.read_latest().await.unwrap();
+
+    // then
+    let heights: Vec<u64> = first_page.entries.iter().map(|e| e.height.get()).collect();
+    assert_eq!(heights, vec![1, 2]);
+    assert_eq!(first_page.entries[1].id, BlockId::from_bytes([2; 32]));
+    assert_eq!(first_page.entries[1].data, Bytes::from(vec![2u8; 16]));
+    assert_eq!(from_three.entries.len(), 1);
+    assert_eq!(latest, Some(BlockHeight::new(3)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn read_latest__when_node_is_empty__then_none() {
+    // given
+    let redis = RedisServer::start();
+    let reader = node(&redis.url(), "reader").await;
+
+    // when
+    let latest = reader.read_latest().await;
+
+    // then
+    assert_eq!(latest, Ok(None));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn call__when_node_lost_its_scripts__then_reloads_and_answers() {
+    // given
+    let redis = RedisServer::start();
+    let leader = node(&redis.url(), "leader").await;
+    leader.promote().await;
+    redis.command(&[b"SCRIPT", b"FLUSH"]);
+
+    // when
+    let outcome = leader.check_owner().await;
+
+    // then
+    assert_eq!(outcome, OwnerOutcome::Owner);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_within__when_node_is_half_alive__then_returns_within_the_bound() {
+    // given
+    let listener = HalfAliveListener::start();
+    let started = Instant::now();
+
+    // when
+    let node = node_with(&listener.url(), context("x", 10)).await;
+    let outcome = node.promote().await;
+
+    // then
+    assert!(
+        matches!(outcome, PromoteOutcome::Unavailable(_)),
+        "{outcome:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn call__when_node_freezes_then_thaws__then_times_out_within_bound_and_recovers() {
+    // given
+    let redis = RedisServer::start();
+    let leader = node(&redis.url(), "leader").await;
+    leader.promote().await;
+    redis.freeze();
+
+    // when
+    let started = Instant::now();
+    let frozen = leader.check_owner().await;
+    let elapsed = started.elapsed();
+    redis.thaw();
+
+    // then
+    assert!(
+        matches!(
+            frozen,
+            OwnerOutcome::Unavailable(NodeError::TimedOut { .. })
+        ),
+        "{frozen:?}"
+    );
+    assert!(elapsed < TIMEOUT * 3, "took {elapsed:?}");
+    assert_eq!(leader.last_outcome(), NodeOutcome::TimedOut);
+    let recovered = poa_test_support::wait_for_async(Duration::from_secs(3), || async {
+        leader.check_owner().await == OwnerOutcome::Owner
+    })
+    .await;
+    assert!(recovered, "node did not answer again after thawing");
+}
