@@ -129,3 +129,152 @@ impl BlockProducer for PoolBlockProducer {
         })
     }
 }
+
+#[cfg(test)]
+#[allow(non_snake_case)]
+mod tests {
+    use poa_ports::{BlockHeight, ChainId, Header};
+
+    use super::*;
+    use crate::genesis::ChainSpec;
+    use crate::keys::AuthorityKey;
+    use crate::pool::PoolLimits;
+    use crate::signer::Ed25519BlockSigner;
+    use crate::test_support::{child_block, transactions};
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: ChainStore,
+        pool: MemoryTransactionPool,
+        producer: PoolBlockProducer,
+        signer: Ed25519BlockSigner,
+    }
+
+    impl Fixture {
+        fn new(limits: BlockLimits) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let key = AuthorityKey::generate();
+            let store = ChainStore::open(ChainSpec::dev(key.public_key()), dir.path()).unwrap();
+            let pool = MemoryTransactionPool::new(PoolLimits::standard());
+            Self {
+                _dir: dir,
+                producer: PoolBlockProducer::new(store.clone(), pool.clone(), limits),
+                store,
+                pool,
+                signer: Ed25519BlockSigner::new(key),
+            }
+        }
+
+        fn head(&self) -> Header {
+            self.store.head().unwrap().block.header
+        }
+
+        fn submit(&self, bytes: &[&[u8]]) {
+            for transaction in transactions(bytes) {
+                self.pool.submit(transaction).unwrap();
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn produce_block__when_pool_has_transactions__then_builds_a_consistent_child() {
+        // given
+        let fixture = Fixture::new(BlockLimits::standard());
+        fixture.submit(&[b"a", b"b"]);
+        let parent = fixture.head();
+        let timestamp = Timestamp::from_unix_millis(parent.timestamp.as_unix_millis() + 5);
+
+        // when
+        let block = fixture
+            .producer
+            .produce_block(&parent, timestamp)
+            .await
+            .unwrap();
+
+        // then
+        assert_eq!(block.header.height, BlockHeight::new(1));
+        assert_eq!(block.header.parent_id, parent.id());
+        assert_eq!(block.header.chain_id, parent.chain_id);
+        assert_eq!(block.header.timestamp, timestamp);
+        assert_eq!(block.transactions, transactions(&[b"a", b"b"]));
+        assert!(block.transactions_match_header());
+        assert_eq!(fixture.pool.pending_count(), 2, "producing removes nothing");
+    }
+
+    #[tokio::test]
+    async fn produce_block__when_timestamp_is_before_parent__then_clamps_to_parent() {
+        // given
+        let fixture = Fixture::new(BlockLimits::standard());
+        let parent = fixture.head();
+
+        // when
+        let block = fixture
+            .producer
+            .produce_block(&parent, Timestamp::from_unix_millis(0))
+            .await
+            .unwrap();
+
+        // then
+        assert_eq!(block.header.timestamp, parent.timestamp);
+    }
+
+    #[tokio::test]
+    async fn produce_block__when_pool_holds_committed_transactions__then_skips_and_drops_them() {
+        // given
+        let fixture = Fixture::new(BlockLimits::standard());
+        let committed = child_block(&fixture.signer, &fixture.head(), &[b"old"], |_| {});
+        fixture.store.commit(&committed).unwrap();
+        fixture.submit(&[b"old", b"new"]);
+
+        // when
+        let block = fixture
+            .producer
+            .produce_block(&fixture.head(), Timestamp::from_unix_millis(0))
+            .await
+            .unwrap();
+
+        // then
+        assert_eq!(block.transactions, transactions(&[b"new"]));
+        assert_eq!(fixture.pool.select(10, 1_000), transactions(&[b"new"]));
+    }
+
+    #[tokio::test]
+    async fn produce_block__when_pool_exceeds_limits__then_takes_the_oldest_within_them() {
+        // given
+        let fixture = Fixture::new(BlockLimits {
+            max_transactions: 2,
+            max_bytes: 100,
+        });
+        fixture.submit(&[b"a", b"b", b"c"]);
+
+        // when
+        let block = fixture
+            .producer
+            .produce_block(&fixture.head(), Timestamp::from_unix_millis(0))
+            .await
+            .unwrap();
+
+        // then
+        assert_eq!(block.transactions, transactions(&[b"a", b"b"]));
+    }
+
+    #[tokio::test]
+    async fn produce_block__when_parent_is_on_another_chain__then_fails() {
+        // given
+        let fixture = Fixture::new(BlockLimits::standard());
+        let mut parent = fixture.head();
+        parent.chain_id = ChainId::new(77);
+
+        // when
+        let result = fixture
+            .producer
+            .produce_block(&parent, Timestamp::from_unix_millis(0))
+            .await;
+
+        // then
+        assert!(
+            matches!(result, Err(ProductionError::Failed { .. })),
+            "{result:?}"
+        );
+    }
+}
