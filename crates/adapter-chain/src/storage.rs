@@ -75,8 +75,18 @@ impl ChainStore {
             path: path.clone(),
             source: Box::new(redb::Error::Io(source)),
         })?;
+        let repair_path = path.clone();
         let db = Database::builder()
             .set_cache_size(CACHE_SIZE_BYTES)
+            .set_repair_callback(move |session| {
+                // A full repair walks the whole file: on a long chain the operator should know
+                // why startup is slow.
+                tracing::warn!(
+                    path = %repair_path.display(),
+                    progress = session.progress(),
+                    "repairing chain database after unclean shutdown"
+                );
+            })
             .create(&path)
             .map_err(|source| StorageError::Open {
                 path: path.clone(),
@@ -255,9 +265,7 @@ impl ChainStore {
         txn.commit().map_err(StorageError::from)?;
         Ok(())
     }
-}
 
-impl ChainStore {
     /// Runs a blocking store operation on tokio's blocking pool, so async callers never block a
     /// runtime worker on disk I/O. The operation completes even if the caller stops waiting.
     pub(crate) async fn run_blocking<T, E>(

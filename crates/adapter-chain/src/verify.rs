@@ -34,7 +34,8 @@ pub fn verify_block(
             found: header.chain_id,
         });
     }
-    // A parent at u64::MAX has no next height: nothing can extend it.
+    // A parent at u64::MAX has no next height, so nothing extends it; the refusal then names
+    // the parent's own height as the expected one.
     if parent.height.next() != Some(height) {
         return Err(ImportError::WrongHeight {
             expected: parent.height.next().unwrap_or(parent.height),

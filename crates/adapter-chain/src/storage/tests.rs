@@ -141,6 +141,42 @@ fn commit__when_block_is_refused__then_nothing_is_written() {
 }
 
 #[test]
+fn commit__when_two_blocks_race_for_one_height__then_exactly_one_is_committed() {
+    // given
+    let fixture = Fixture::new();
+    let first = fixture.next_block(&[b"a"]);
+    let second = fixture.next_block(&[b"b"]);
+    assert_ne!(first.id(), second.id());
+
+    // when
+    let results: Vec<Result<(), ImportError>> = std::thread::scope(|scope| {
+        let racers: Vec<_> = [&first, &second]
+            .map(|block| scope.spawn(|| fixture.store.commit(block)))
+            .into_iter()
+            .collect();
+        racers
+            .into_iter()
+            .map(|racer| racer.join().unwrap())
+            .collect()
+    });
+
+    // then
+    let winners = results.iter().filter(|result| result.is_ok()).count();
+    assert_eq!(winners, 1, "{results:?}");
+    let loser = results
+        .iter()
+        .find_map(|result| result.as_ref().err())
+        .unwrap();
+    assert!(
+        matches!(loser, ImportError::WrongHeight { .. }),
+        "{loser:?}"
+    );
+    let head = fixture.store.head().unwrap();
+    assert!(head == first || head == second);
+    assert_eq!(head.height(), BlockHeight::new(1));
+}
+
+#[test]
 fn verify__when_block_extends_head__then_accepts_and_writes_nothing() {
     // given
     let fixture = Fixture::new();
