@@ -21,19 +21,19 @@
 //!
 //! This crate is the only one that names `fred`; it depends on `poa-ports` only.
 
-// Temporary while the I/O modules land one commit at a time.
-#![allow(
-    dead_code,
-    reason = "the I/O modules that use these items land in the next commits"
-)]
-
+mod adapter;
 pub mod config;
 pub mod error;
+mod fanout;
+mod lease;
 mod metrics;
 mod node;
+mod publish;
 mod quorum;
+mod reconcile;
 mod scripts;
 
+pub use adapter::RedisReconciliation;
 pub use config::{RedisConfig, ValidatedConfig};
 pub use error::{ConfigError, Error};
 pub use quorum::Quorum;

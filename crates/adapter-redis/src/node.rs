@@ -64,7 +64,6 @@ impl NodeContext {
 pub(crate) struct BlockWrite {
     pub(crate) epoch: Epoch,
     pub(crate) height: BlockHeight,
-    pub(crate) id: BlockId,
     pub(crate) id_hex: String,
     pub(crate) data: Bytes,
 }
@@ -74,7 +73,6 @@ impl BlockWrite {
         Self {
             epoch,
             height,
-            id,
             id_hex: id.to_hex(),
             data,
         }

@@ -406,10 +406,6 @@ impl HeightVotes {
         candidate.max_epoch = candidate.max_epoch.max(epoch);
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.candidates.is_empty()
-    }
-
     /// Nodes that hold some block at this height other than `id`.
     pub(crate) fn nodes_holding_other_than(&self, id: BlockId) -> BTreeSet<NodeIndex> {
         self.candidates

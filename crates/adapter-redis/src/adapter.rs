@@ -1,0 +1,189 @@
+//! [`RedisReconciliation`]: the `BlockReconciliationPort` over N Redis nodes, composing the
+//! lease, the publisher and the reconciler, and mapping their errors into the port's error at
+//! this boundary. Owns the task tracker of every background per-node task.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use poa_ports::{
+    BlockHeight, BlockReconciliationPort, LeaderState, LeaseStatus, NodeStatus,
+    ReconciliationError, SealedBlock,
+};
+use prometheus_client::registry::Registry;
+use tokio_util::task::TaskTracker;
+
+use crate::config::RedisConfig;
+use crate::error::Error;
+use crate::lease::{Lease, Role};
+use crate::metrics::Metrics;
+use crate::node::{NodeContext, NodeHandle, RedisNode};
+use crate::publish::Publisher;
+use crate::quorum::Quorum;
+use crate::reconcile::Reconciler;
+
+/// How long dropping the adapter lets the background release run (PROTOCOL.md section 4).
+const DROP_RELEASE_BUDGET: Duration = Duration::from_millis(100);
+
+/// The Redis-backed reconciliation port. Not `Clone`: dropping it releases the lease.
+#[derive(Debug)]
+pub struct RedisReconciliation {
+    nodes: Arc<[NodeHandle]>,
+    quorum: Quorum,
+    lease: Lease,
+    publisher: Publisher,
+    reconciler: Reconciler,
+    tracker: TaskTracker,
+}
+
+impl RedisReconciliation {
+    /// Validates `config`, registers the metrics on `registry`, builds one client per node and
+    /// connects them concurrently. Returns within about two node timeouts even when nodes are
+    /// down or half-alive: those keep reconnecting in the background and have no vote until
+    /// they answer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an invalid setting, [`Error::Client`] for a URL the client
+    /// rejects, [`Error::NoRuntime`] outside a tokio runtime.
+    pub async fn connect(config: RedisConfig, registry: &mut Registry) -> Result<Self, Error> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::NoRuntime);
+        }
+        let config = config.validate()?;
+        let metrics = Arc::new(Metrics::register(registry));
+        let tracker = TaskTracker::new();
+        let token = format!("{:032x}", rand::random::<u128>());
+        let context = Arc::new(NodeContext::new(&config, token));
+        let nodes = config
+            .urls
+            .iter()
+            .enumerate()
+            .map(|(index, url)| {
+                RedisNode::build(
+                    index,
+                    url,
+                    Arc::clone(&context),
+                    Arc::clone(&metrics),
+                    tracker.clone(),
+                )
+                .map(Arc::new)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let nodes: Arc<[NodeHandle]> = nodes.into();
+        let bound = config.node_timeout.saturating_mul(2);
+        let mut connecting = tokio::task::JoinSet::new();
+        for node in nodes.iter() {
+            let node = NodeHandle::clone(node);
+            connecting.spawn(async move { node.connect_within(bound).await });
+        }
+        let mut connected = 0usize;
+        while let Some(result) = connecting.join_next().await {
+            connected = connected.saturating_add(usize::from(matches!(result, Ok(true))));
+        }
+        tracing::info!(
+            connected,
+            nodes = nodes.len(),
+            quorum = config.quorum.size(),
+            "redis reconciliation adapter started"
+        );
+        let lease = Lease::new(
+            &config,
+            Arc::clone(&nodes),
+            tracker.clone(),
+            Arc::clone(&metrics),
+        );
+        let state = Arc::clone(lease.state());
+        Ok(Self {
+            publisher: Publisher::new(
+                Arc::clone(&nodes),
+                config.quorum,
+                Arc::clone(&state),
+                tracker.clone(),
+                Arc::clone(&metrics),
+            ),
+            reconciler: Reconciler::new(
+                Arc::clone(&nodes),
+                config.quorum,
+                config.stream_max_len,
+                state,
+                tracker.clone(),
+                metrics,
+            ),
+            quorum: config.quorum,
+            nodes,
+            lease,
+            tracker,
+        })
+    }
+
+    /// The number of nodes and the quorum size.
+    pub fn quorum(&self) -> Quorum {
+        self.quorum
+    }
+
+    /// Releases the lease and waits (at most `bound`) for background per-node tasks to end.
+    pub async fn shutdown(&self, bound: Duration) {
+        self.lease.release().await;
+        self.tracker.close();
+        let _ = tokio::time::timeout(bound, self.tracker.wait()).await;
+    }
+}
+
+#[async_trait]
+impl BlockReconciliationPort for RedisReconciliation {
+    async fn leader_state(
+        &self,
+        next_height: BlockHeight,
+    ) -> Result<LeaderState, ReconciliationError> {
+        let result = match self.lease.role().await {
+            Role::Leader { generation } => self.reconciler.leader(next_height, generation).await,
+            Role::Follower => self.reconciler.follower(next_height).await,
+        };
+        let state = self.lease.state();
+        if let Some(valid_for) = state.valid_for() {
+            self.lease
+                .metrics()
+                .lease_validity_remaining
+                .set(valid_for.as_secs_f64());
+        }
+        result.map_err(ReconciliationError::from)
+    }
+
+    async fn release(&self) -> Result<(), ReconciliationError> {
+        self.lease.release().await;
+        Ok(())
+    }
+
+    async fn publish_produced_block(&self, block: &SealedBlock) -> Result<(), ReconciliationError> {
+        self.publisher.publish(block).await.map_err(|error| {
+            self.reconciler.require_full_scan();
+            ReconciliationError::from(error)
+        })
+    }
+
+    fn lease_status(&self) -> LeaseStatus {
+        let state = self.lease.state();
+        LeaseStatus {
+            epoch: state.is_leading().then(|| state.epoch()).flatten(),
+            valid_for: state.valid_for(),
+            nodes: self
+                .nodes
+                .iter()
+                .map(|node| NodeStatus {
+                    node: node.name().to_owned(),
+                    last_outcome: node.last_outcome(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Drop for RedisReconciliation {
+    /// Hands a release bounded by 100 ms to the runtime and returns at once; background
+    /// per-node tasks hold node handles, not the adapter, so nothing here waits for them.
+    fn drop(&mut self) {
+        self.lease.release_in_background(DROP_RELEASE_BUDGET);
+        self.tracker.close();
+    }
+}

@@ -1,0 +1,449 @@
+//! The lease (PROTOCOL.md section 4): acquisition by concurrent promote with Redlock validity,
+//! the ownership check of each cycle with background acquisition on nodes not yet held,
+//! the local validity deadline, release on all nodes, and the bounded release on drop.
+//!
+//! The rules (quorum, validity, tallies) live in `quorum`; this module gathers outcomes. The
+//! epoch lives in [`LeaseState`], an atomic max shared with per-node tasks (never the adapter),
+//! so late replies still raise it and no lock or reference count can delay a release.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use poa_ports::Epoch;
+use rand::Rng;
+use tokio_util::task::TaskTracker;
+
+use crate::config::ValidatedConfig;
+use crate::fanout::FanOut;
+use crate::metrics::Metrics;
+use crate::node::NodeHandle;
+use crate::quorum::{
+    self, AcquireDecision, NodeIndex, OwnershipDecision, OwnershipTally, PromoteTally, Quorum,
+};
+use crate::scripts::{OwnerOutcome, PromoteOutcome};
+
+/// This process's view of the lease, shared with background per-node tasks.
+#[derive(Debug)]
+pub(crate) struct LeaseState {
+    /// The fencing epoch, `0` for none; only ever raised (atomic max) until a release.
+    epoch: AtomicU64,
+    leading: AtomicBool,
+    valid_until: Mutex<Option<Instant>>,
+    ttl: Duration,
+    drift: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl LeaseState {
+    fn new(ttl: Duration, drift: Duration, metrics: Arc<Metrics>) -> Self {
+        Self {
+            epoch: AtomicU64::new(0),
+            leading: AtomicBool::new(false),
+            valid_until: Mutex::new(None),
+            ttl,
+            drift,
+            metrics,
+        }
+    }
+
+    /// The epoch held, if any.
+    pub(crate) fn epoch(&self) -> Option<Epoch> {
+        match self.epoch.load(Ordering::Acquire) {
+            0 => None,
+            epoch => Some(Epoch::new(epoch)),
+        }
+    }
+
+    /// Raises the epoch to `seen` if that is higher (late replies included).
+    pub(crate) fn fold_epoch(&self, seen: Epoch) {
+        let fold = |current: u64| {
+            let current = (current != 0).then_some(Epoch::new(current));
+            Some(quorum::fold_epoch(current, seen).get())
+        };
+        // The closure always returns Some, so this never fails.
+        let previous = self
+            .epoch
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, fold)
+            .unwrap_or_default();
+        if seen.get() > previous {
+            self.metrics
+                .leader_epoch
+                .set(i64::try_from(seen.get()).unwrap_or(i64::MAX));
+        }
+    }
+
+    pub(crate) fn is_leading(&self) -> bool {
+        self.leading.load(Ordering::Acquire)
+    }
+
+    /// The lease was granted or renewed on a quorum by an operation started at `started`.
+    pub(crate) fn renewed(&self, started: Instant) {
+        let until = started
+            .checked_add(self.ttl.saturating_sub(self.drift))
+            .unwrap_or(started);
+        let mut valid_until = self
+            .valid_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *valid_until = Some(valid_until.map_or(until, |previous| previous.max(until)));
+    }
+
+    /// How much longer the lease is valid by the local clock, if this process leads.
+    pub(crate) fn valid_for(&self) -> Option<Duration> {
+        if !self.is_leading() {
+            return None;
+        }
+        let valid_until = *self
+            .valid_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        valid_until.map(|until| until.saturating_duration_since(Instant::now()))
+    }
+
+    fn set_leading(&self, leading: bool) {
+        self.leading.store(leading, Ordering::Release);
+        self.metrics.is_leader.set(i64::from(leading));
+    }
+
+    /// Forgets the lease: not leading, no epoch, no validity.
+    fn clear(&self) {
+        self.set_leading(false);
+        self.epoch.store(0, Ordering::Release);
+        *self
+            .valid_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+        self.metrics.leader_epoch.set(0);
+    }
+}
+
+/// Whether this cycle may produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// This process holds the lease in leadership `generation`.
+    Leader { generation: u64 },
+    /// Another process holds the lease, or it could not be acquired.
+    Follower,
+}
+
+/// Whether an attempt still counts the grants its tasks report.
+#[derive(Debug, Default)]
+struct Attempt {
+    gave_up: Mutex<bool>,
+}
+
+/// Acquisition, ownership, expansion and release over all nodes.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    nodes: Arc<[NodeHandle]>,
+    quorum: Quorum,
+    ttl: Duration,
+    drift: Duration,
+    node_timeout: Duration,
+    retry_delay: Duration,
+    max_retry_delay_offset: Duration,
+    max_attempts: u32,
+    state: Arc<LeaseState>,
+    tracker: TaskTracker,
+    /// Promote tasks that may still release on their own; a new acquisition waits for them
+    /// so a late self-release can never delete a grant of the new attempt.
+    promote_tasks: Mutex<TaskTracker>,
+    generation: AtomicU64,
+    metrics: Arc<Metrics>,
+}
+
+impl Lease {
+    pub(crate) fn new(
+        config: &ValidatedConfig,
+        nodes: Arc<[NodeHandle]>,
+        tracker: TaskTracker,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            nodes,
+            quorum: config.quorum,
+            ttl: config.lease_ttl,
+            drift: config.drift,
+            node_timeout: config.node_timeout,
+            retry_delay: config.retry_delay,
+            max_retry_delay_offset: config.max_retry_delay_offset,
+            max_attempts: config.max_attempts,
+            state: Arc::new(LeaseState::new(
+                config.lease_ttl,
+                config.drift,
+                Arc::clone(&metrics),
+            )),
+            tracker,
+            promote_tasks: Mutex::new(TaskTracker::new()),
+            generation: AtomicU64::new(0),
+            metrics,
+        }
+    }
+
+    pub(crate) fn state(&self) -> &Arc<LeaseState> {
+        &self.state
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Confirms the lease if this process leads, else tries to acquire it.
+    pub(crate) async fn role(&self) -> Role {
+        if self.state.is_leading() {
+            if self.confirm_ownership().await {
+                return Role::Leader {
+                    generation: self.generation.load(Ordering::Acquire),
+                };
+            }
+            tracing::warn!(epoch = ?self.state.epoch(), "lease no longer held on a quorum");
+            self.state.set_leading(false);
+        }
+        if self.acquire().await {
+            Role::Leader {
+                generation: self.generation.load(Ordering::Acquire),
+            }
+        } else {
+            Role::Follower
+        }
+    }
+
+    /// `check_owner` on every node, decided at a quorum; nodes not confirmed get a background
+    /// promote.
+    async fn confirm_ownership(&self) -> bool {
+        let mut replies =
+            FanOut::spawn(&self.tracker, self.nodes.iter(), None, |node| async move {
+                node.check_owner().await
+            });
+        let mut tally = OwnershipTally::new(self.quorum);
+        let mut confirmed = vec![false; self.nodes.len()];
+        let mut decision = OwnershipDecision::Undecided;
+        while decision == OwnershipDecision::Undecided {
+            let Some((node, outcome)) = replies.next().await else {
+                break;
+            };
+            confirmed[node] = outcome == OwnerOutcome::Owner;
+            tally.record(&outcome);
+            decision = tally.decision();
+        }
+        if decision != OwnershipDecision::Owned {
+            tracing::info!(
+                acked = tally.confirmed(),
+                quorum = self.quorum.size(),
+                "lease not held by this process"
+            );
+            return false;
+        }
+        self.metrics
+            .observe_quorum_latency("owner_check", replies.elapsed());
+        let unheld: Vec<NodeIndex> = (0..self.nodes.len())
+            .filter(|node| !confirmed[*node])
+            .collect();
+        if !unheld.is_empty() {
+            self.acquire_lease_on_unheld_nodes(&unheld);
+        }
+        true
+    }
+
+    /// Best-effort background promote on nodes the ownership check did not confirm, so writes
+    /// reach them too and any higher epoch found there is adopted. A grant that lands after
+    /// this process stopped leading is released again (no resurrection).
+    fn acquire_lease_on_unheld_nodes(&self, unheld: &[NodeIndex]) {
+        let tasks = self.current_promote_tasks();
+        let state = Arc::clone(&self.state);
+        for node in unheld.iter().filter_map(|index| self.nodes.get(*index)) {
+            let node = NodeHandle::clone(node);
+            let state = Arc::clone(&state);
+            self.tracker.spawn(tasks.track_future(async move {
+                if let PromoteOutcome::Granted(epoch) = node.promote().await {
+                    state.fold_epoch(epoch);
+                    if !state.is_leading() {
+                        node.release().await;
+                    }
+                }
+            }));
+        }
+    }
+
+    fn current_promote_tasks(&self) -> TaskTracker {
+        self.promote_tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Waits (bounded) for promote tasks of earlier attempts and expansions to finish, then
+    /// starts a fresh set.
+    async fn settle_promote_tasks(&self) -> TaskTracker {
+        let previous = {
+            let mut tasks = self
+                .promote_tasks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            std::mem::replace(&mut *tasks, TaskTracker::new())
+        };
+        previous.close();
+        // promote then release, each bounded by the node timeout and the outer guard
+        let bound = self.node_timeout.saturating_mul(2) + Duration::from_millis(100);
+        let _ = tokio::time::timeout(bound, previous.wait()).await;
+        self.current_promote_tasks()
+    }
+
+    /// Acquisition with retries (PROTOCOL.md section 4). Returns whether this process leads.
+    async fn acquire(&self) -> bool {
+        let started = Instant::now();
+        for attempt in 1..=self.max_attempts {
+            match self.acquire_once().await {
+                AcquireDecision::Acquired {
+                    epoch,
+                    epoch_spread,
+                } => {
+                    self.metrics.promotion_success.inc();
+                    self.metrics
+                        .epoch_max_drift
+                        .set(i64::try_from(epoch_spread).unwrap_or(i64::MAX));
+                    self.metrics
+                        .promotion_duration
+                        .observe(started.elapsed().as_secs_f64());
+                    let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+                    tracing::info!(epoch = %epoch, generation, "lease acquired");
+                    return true;
+                }
+                AcquireDecision::HeldByAnother => {
+                    self.metrics.promotion_lock_held.inc();
+                    self.metrics
+                        .promotion_duration
+                        .observe(started.elapsed().as_secs_f64());
+                    return false;
+                }
+                AcquireDecision::Failed | AcquireDecision::Undecided => {
+                    if attempt < self.max_attempts {
+                        tokio::time::sleep(self.retry_delay_with_jitter()).await;
+                    }
+                }
+            }
+        }
+        self.metrics.promotion_failure.inc();
+        self.metrics
+            .promotion_duration
+            .observe(started.elapsed().as_secs_f64());
+        tracing::warn!(
+            attempts = self.max_attempts,
+            "lease acquisition failed; cannot produce"
+        );
+        false
+    }
+
+    async fn acquire_once(&self) -> AcquireDecision {
+        let tasks = self.settle_promote_tasks().await;
+        let attempt = Arc::new(Attempt::default());
+        let state = Arc::clone(&self.state);
+        let started = Instant::now();
+        let (sender, mut replies) = tokio::sync::mpsc::unbounded_channel();
+        for node in self.nodes.iter() {
+            let node = NodeHandle::clone(node);
+            let attempt = Arc::clone(&attempt);
+            let state = Arc::clone(&state);
+            let sender = sender.clone();
+            self.tracker.spawn(tasks.track_future(async move {
+                let outcome = node.promote().await;
+                let granted = matches!(outcome, PromoteOutcome::Granted(_));
+                if let PromoteOutcome::Granted(epoch) = outcome {
+                    state.fold_epoch(epoch);
+                }
+                let counted = {
+                    let gave_up = attempt
+                        .gave_up
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    !*gave_up && sender.send((node.index(), outcome)).is_ok()
+                };
+                // A grant nobody counts must not strand the lease on this node.
+                if granted && !counted && !state.is_leading() {
+                    tracing::debug!(node = node.name(), "releasing a grant that arrived late");
+                    node.release().await;
+                }
+            }));
+        }
+        drop(sender);
+        let mut tally = PromoteTally::new(self.quorum);
+        let mut decision = AcquireDecision::Undecided;
+        while decision == AcquireDecision::Undecided {
+            let Some((_, outcome)) = replies.recv().await else {
+                break;
+            };
+            tally.record(&outcome);
+            let validity = quorum::remaining_validity(self.ttl, self.drift, started.elapsed());
+            decision = tally.decision(validity);
+        }
+        self.metrics
+            .observe_quorum_latency("promote", started.elapsed());
+        if let AcquireDecision::Acquired { epoch, .. } = decision {
+            self.state.fold_epoch(epoch);
+            self.state.set_leading(true);
+            self.state.renewed(started);
+            return decision;
+        }
+        *attempt
+            .gave_up
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = true;
+        // Grants sent before the attempt gave up are counted here and released below.
+        while let Ok((_, outcome)) = replies.try_recv() {
+            tally.record(&outcome);
+        }
+        if tally.any_granted() {
+            self.release_on_all_nodes().await;
+        }
+        decision
+    }
+
+    fn retry_delay_with_jitter(&self) -> Duration {
+        let max_offset = u64::try_from(self.max_retry_delay_offset.as_millis()).unwrap_or(0);
+        let offset = rand::thread_rng().gen_range(0..=max_offset);
+        self.retry_delay
+            .saturating_add(Duration::from_millis(offset))
+    }
+
+    /// Releases the lease on every node (each call bounded) and forgets it locally.
+    /// Idempotent; starts no expansion, so it never resurrects the lease.
+    pub(crate) async fn release(&self) {
+        let was_leading = self.state.is_leading();
+        self.state.clear();
+        self.release_on_all_nodes().await;
+        if was_leading {
+            tracing::info!("lease released");
+        }
+    }
+
+    async fn release_on_all_nodes(&self) {
+        FanOut::spawn(&self.tracker, self.nodes.iter(), None, |node| async move {
+            node.release().await
+        })
+        .all()
+        .await;
+    }
+
+    /// Forgets the lease and hands a release bounded by `budget` to the runtime, without
+    /// waiting for it and without waiting for any background task (drop path).
+    pub(crate) fn release_in_background(&self, budget: Duration) {
+        self.state.clear();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("adapter dropped outside a tokio runtime; the lease expires on its own");
+            return;
+        };
+        let nodes = Arc::clone(&self.nodes);
+        runtime.spawn(async move {
+            let mut releases = tokio::task::JoinSet::new();
+            for node in nodes.iter() {
+                let node = NodeHandle::clone(node);
+                releases.spawn(async move { node.release().await });
+            }
+            let all = async { while releases.join_next().await.is_some() {} };
+            if tokio::time::timeout(budget, all).await.is_err() {
+                tracing::error!("lease release on drop timed out; the lease expires on its own");
+            }
+        });
+    }
+}

@@ -1,0 +1,166 @@
+//! The fenced quorum publish (PROTOCOL.md section 5) and the quorum write it shares with
+//! repair: encode once, one counted task per node, return as soon as a quorum stored the block
+//! or a quorum became impossible; slower nodes' tasks keep going in the background, bounded by
+//! the node timeouts, so every reachable node gets a real write attempt.
+//!
+//! Decisions come from [`WriteTally`]; this module gathers outcomes. It never commits anything
+//! locally and never assumes a timed-out write did not land.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use fred::bytes::Bytes;
+use poa_ports::{Seal, SealedBlock};
+use tokio_util::task::TaskTracker;
+
+use crate::error::AdapterError;
+use crate::fanout::FanOut;
+use crate::lease::LeaseState;
+use crate::metrics::Metrics;
+use crate::node::{BlockWrite, NodeHandle};
+use crate::quorum::{Quorum, WriteCounts, WriteDecision, WriteTally};
+use crate::scripts::WriteOutcome;
+
+/// How a quorum write ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WriteResult {
+    pub(crate) decision: WriteDecision,
+    pub(crate) counts: WriteCounts,
+    /// What the first fencing node reported, if any.
+    pub(crate) fenced_reason: Option<String>,
+}
+
+/// Writes `block` to `targets` until `tally` decides; stragglers finish in the background.
+pub(crate) async fn write_until_decided<'a>(
+    tracker: &TaskTracker,
+    metrics: &Metrics,
+    targets: impl IntoIterator<Item = &'a NodeHandle>,
+    block: Arc<BlockWrite>,
+    mut tally: WriteTally,
+    operation: &'static str,
+) -> WriteResult {
+    let mut replies = FanOut::spawn(
+        tracker,
+        targets,
+        Some(&metrics.outstanding_publish_tasks),
+        |node| {
+            let block = Arc::clone(&block);
+            async move { node.write_block(&block).await }
+        },
+    );
+    let mut fenced_reason = None;
+    let mut decision = tally.decision();
+    while decision == WriteDecision::Undecided {
+        let Some((_, outcome)) = replies.next().await else {
+            break;
+        };
+        if let WriteOutcome::Fenced { reason } = &outcome {
+            fenced_reason.get_or_insert_with(|| reason.clone());
+        }
+        tally.record(&outcome);
+        decision = tally.decision();
+    }
+    if decision == WriteDecision::Stored {
+        metrics.observe_quorum_latency(operation, replies.elapsed());
+    }
+    WriteResult {
+        decision,
+        counts: tally.counts(),
+        fenced_reason,
+    }
+}
+
+/// Publishes produced blocks to a quorum.
+#[derive(Debug)]
+pub(crate) struct Publisher {
+    nodes: Arc<[NodeHandle]>,
+    quorum: Quorum,
+    state: Arc<LeaseState>,
+    tracker: TaskTracker,
+    metrics: Arc<Metrics>,
+}
+
+impl Publisher {
+    pub(crate) fn new(
+        nodes: Arc<[NodeHandle]>,
+        quorum: Quorum,
+        state: Arc<LeaseState>,
+        tracker: TaskTracker,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            nodes,
+            quorum,
+            state,
+            tracker,
+            metrics,
+        }
+    }
+
+    /// Returns once `block` is stored on a quorum, or with the reason it cannot be.
+    pub(crate) async fn publish(&self, block: &SealedBlock) -> Result<(), AdapterError> {
+        let Some(epoch) = self.state.epoch() else {
+            if block.seal == Seal::Genesis {
+                tracing::debug!("genesis block is not published: no epoch is held");
+                return Ok(());
+            }
+            return Err(AdapterError::NoEpoch);
+        };
+        let started = Instant::now();
+        let height = block.height();
+        let write = Arc::new(BlockWrite::new(
+            epoch,
+            height,
+            block.id(),
+            Bytes::from(block.encode()),
+        ));
+        let result = write_until_decided(
+            &self.tracker,
+            &self.metrics,
+            self.nodes.iter(),
+            write,
+            WriteTally::publish(self.quorum),
+            "publish",
+        )
+        .await;
+        let counts = result.counts;
+        match result.decision {
+            WriteDecision::Stored => {
+                self.state.renewed(started);
+                tracing::debug!(
+                    height = %height,
+                    epoch = %epoch,
+                    acked = counts.stored,
+                    elapsed_ms = started.elapsed().as_millis(),
+                    "block published to a quorum"
+                );
+                Ok(())
+            }
+            WriteDecision::Fenced => {
+                let reason = result.fenced_reason.unwrap_or_default();
+                tracing::warn!(height = %height, epoch = %epoch, reason = %reason, "publish fenced");
+                Err(AdapterError::Fenced { reason })
+            }
+            WriteDecision::Impossible | WriteDecision::Undecided => {
+                tracing::warn!(
+                    height = %height,
+                    epoch = %epoch,
+                    acked = counts.stored,
+                    quorum = self.quorum.size(),
+                    height_taken = counts.height_taken,
+                    failed = counts.failed,
+                    "publish did not reach a quorum"
+                );
+                if self.quorum.reached(counts.height_taken) {
+                    Err(AdapterError::HeightTaken { height })
+                } else {
+                    Err(AdapterError::NoQuorum {
+                        operation: "publish",
+                        acked: counts.stored,
+                        needed: self.quorum.size(),
+                    })
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! Reconciliation (PROTOCOL.md section 6): what committed blocks the local chain lacks.
+//!
+//! A leader does a full scan once per leadership generation (reads from every node, a quorum
+//! of successful reads or an error, votes per height, repair of a sub-quorum winner) and only a
+//! cheap "latest height on a quorum" check afterwards; a failed publish forces the next full
+//! scan. A follower returns the blocks present on a quorum and never writes. Votes, winners and
+//! repair plans come from `quorum`; this module gathers reads and writes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use fred::bytes::Bytes;
+use poa_ports::{BlockHeight, BlockId, LeaderState, SealedBlock};
+use tokio_util::task::TaskTracker;
+
+use crate::error::AdapterError;
+use crate::fanout::FanOut;
+use crate::lease::LeaseState;
+use crate::metrics::Metrics;
+use crate::node::{BlockWrite, NodeHandle};
+use crate::publish::write_until_decided;
+use crate::quorum::{
+    self, HeightVotes, LatestDecision, LatestTally, NodeIndex, Quorum, WriteDecision, WriteTally,
+};
+
+/// No generation has been reconciled.
+const NOT_RECONCILED: u64 = u64::MAX;
+
+/// Who is reconciling: a leader repairs, a follower only reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    Leader,
+    Follower,
+}
+
+/// The decoded backlog: votes per height and one decoded copy of every candidate block.
+#[derive(Debug, Default)]
+struct Backlog {
+    votes: BTreeMap<BlockHeight, HeightVotes>,
+    blocks: HashMap<BlockId, (SealedBlock, Bytes)>,
+}
+
+/// Reconciliation of leaders and followers against the streams.
+#[derive(Debug)]
+pub(crate) struct Reconciler {
+    nodes: Arc<[NodeHandle]>,
+    quorum: Quorum,
+    stream_max_len: u64,
+    state: Arc<LeaseState>,
+    tracker: TaskTracker,
+    metrics: Arc<Metrics>,
+    reconciled_generation: AtomicU64,
+}
+
+impl Reconciler {
+    pub(crate) fn new(
+        nodes: Arc<[NodeHandle]>,
+        quorum: Quorum,
+        stream_max_len: u64,
+        state: Arc<LeaseState>,
+        tracker: TaskTracker,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            nodes,
+            quorum,
+            stream_max_len,
+            state,
+            tracker,
+            metrics,
+            reconciled_generation: AtomicU64::new(NOT_RECONCILED),
+        }
+    }
+
+    /// Forces a full scan on the next leader cycle (after a failed publish, so an orphan of
+    /// this leader's own is seen and repaired, never skipped).
+    pub(crate) fn require_full_scan(&self) {
+        self.reconciled_generation
+            .store(NOT_RECONCILED, Ordering::Release);
+    }
+
+    /// The leader's cycle in leadership `generation`.
+    pub(crate) async fn leader(
+        &self,
+        next_height: BlockHeight,
+        generation: u64,
+    ) -> Result<LeaderState, AdapterError> {
+        let started = Instant::now();
+        let result = self.leader_cycle(next_height, generation).await;
+        self.metrics
+            .reconciliation_duration
+            .observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn leader_cycle(
+        &self,
+        next_height: BlockHeight,
+        generation: u64,
+    ) -> Result<LeaderState, AdapterError> {
+        let full_scan = self.reconciled_generation.load(Ordering::Acquire) != generation;
+        if !full_scan {
+            match self.latest_on_quorum(next_height).await? {
+                LatestDecision::InSync => return Ok(LeaderState::ReconciledLeader),
+                _ => {
+                    tracing::warn!(height = %next_height, "backlog found by an in-sync leader");
+                    self.require_full_scan();
+                }
+            }
+        }
+        let blocks = self.scan(next_height, Reader::Leader).await?;
+        if blocks.is_empty() {
+            self.reconciled_generation
+                .store(generation, Ordering::Release);
+            return Ok(LeaderState::ReconciledLeader);
+        }
+        tracing::info!(
+            height = %next_height,
+            count = blocks.len(),
+            "leader reconciled committed blocks"
+        );
+        Ok(LeaderState::UnreconciledBlocks(blocks))
+    }
+
+    /// The follower's cycle: committed blocks (on a quorum) above the local chain.
+    pub(crate) async fn follower(
+        &self,
+        next_height: BlockHeight,
+    ) -> Result<LeaderState, AdapterError> {
+        if self.latest_on_quorum(next_height).await? == LatestDecision::InSync {
+            return Ok(LeaderState::ReconciledFollower);
+        }
+        let blocks = self.scan(next_height, Reader::Follower).await?;
+        if blocks.is_empty() {
+            return Ok(LeaderState::ReconciledFollower);
+        }
+        Ok(LeaderState::UnreconciledBlocks(blocks))
+    }
+
+    /// The cheap check: the latest height on every node, decided at a quorum of answers.
+    async fn latest_on_quorum(
+        &self,
+        next_height: BlockHeight,
+    ) -> Result<LatestDecision, AdapterError> {
+        let mut replies =
+            FanOut::spawn(&self.tracker, self.nodes.iter(), None, |node| async move {
+                node.read_latest().await
+            });
+        let mut tally = LatestTally::new(self.quorum);
+        let mut decision = LatestDecision::Undecided;
+        while decision == LatestDecision::Undecided {
+            let Some((_, reply)) = replies.next().await else {
+                break;
+            };
+            tally.record(
+                reply
+                    .ok()
+                    .map(|latest| latest.is_some_and(|height| height >= next_height)),
+            );
+            decision = tally.decision();
+        }
+        match decision {
+            LatestDecision::InSync | LatestDecision::Backlog => {
+                self.metrics
+                    .observe_quorum_latency("reconcile_read", replies.elapsed());
+                Ok(decision)
+            }
+            LatestDecision::NoQuorum | LatestDecision::Undecided => Err(AdapterError::NoQuorum {
+                operation: "reconcile_read",
+                acked: tally.answered(),
+                needed: self.quorum.size(),
+            }),
+        }
+    }
+
+    /// Reads every node, votes per height and returns the contiguous committed (or, for a
+    /// leader, repaired) blocks from `next_height`.
+    async fn scan(
+        &self,
+        next_height: BlockHeight,
+        reader: Reader,
+    ) -> Result<Vec<SealedBlock>, AdapterError> {
+        let backlog = self.read_backlog(next_height).await?;
+        let mut blocks = Vec::new();
+        let mut height = next_height;
+        let limit = usize::try_from(self.stream_max_len).unwrap_or(usize::MAX);
+        while blocks.len() < limit {
+            let Some(votes) = backlog.votes.get(&height) else {
+                let above = backlog.votes.keys().any(|stored| *stored > height);
+                if blocks.is_empty() && above && reader == Reader::Leader {
+                    return Err(AdapterError::UnresolvedBacklog {
+                        height,
+                        reason: "entries above the local chain but none at the next height".into(),
+                    });
+                }
+                break;
+            };
+            let Some(winner) = votes.winner(self.quorum) else {
+                break;
+            };
+            let Some((block, bytes)) = backlog.blocks.get(&winner.id) else {
+                break;
+            };
+            if votes.committed(self.quorum).is_none() {
+                if reader == Reader::Follower {
+                    break;
+                }
+                let repaired = self.repair(height, votes, winner, bytes.clone()).await;
+                match repaired {
+                    Ok(true) => {}
+                    Ok(false) if blocks.is_empty() => {
+                        return Err(AdapterError::UnresolvedBacklog {
+                            height,
+                            reason: "repair did not reach a quorum".into(),
+                        });
+                    }
+                    Ok(false) => break,
+                    Err(error) => return Err(error),
+                }
+            }
+            blocks.push(block.clone());
+            let Some(next) = height.next() else {
+                break;
+            };
+            height = next;
+        }
+        Ok(blocks)
+    }
+
+    /// Reads entries at or above `next_height` from every node (each bounded) and decodes
+    /// them; fewer than a quorum of successful reads is an error, never an empty backlog.
+    async fn read_backlog(&self, next_height: BlockHeight) -> Result<Backlog, AdapterError> {
+        let max_entries = self.stream_max_len;
+        let replies = FanOut::spawn(&self.tracker, self.nodes.iter(), None, |node| async move {
+            node.read_from(next_height, max_entries).await
+        })
+        .all()
+        .await;
+        let mut backlog = Backlog::default();
+        let mut successful = 0usize;
+        let mut undecodable = 0usize;
+        for (node, reply) in replies {
+            let Ok(read) = reply else {
+                continue;
+            };
+            successful = successful.saturating_add(1);
+            undecodable = undecodable.saturating_add(read.malformed);
+            for entry in read.entries {
+                match SealedBlock::decode(&entry.data) {
+                    Ok(block) if block.id() == entry.id && block.height() == entry.height => {
+                        self.vote(&mut backlog, node, entry.epoch, block, entry.data);
+                    }
+                    Ok(_) | Err(_) => {
+                        tracing::warn!(
+                            node = self.nodes.get(node).map(|n| n.name()),
+                            height = %entry.height,
+                            "skipping a stream entry that does not decode to its block id"
+                        );
+                        undecodable = undecodable.saturating_add(1);
+                    }
+                }
+            }
+        }
+        self.metrics
+            .undecodable_entries
+            .inc_by(u64::try_from(undecodable).unwrap_or(u64::MAX));
+        if !self.quorum.reached(successful) {
+            return Err(AdapterError::NoQuorum {
+                operation: "reconcile_read",
+                acked: successful,
+                needed: self.quorum.size(),
+            });
+        }
+        if let (Some(lowest), Some(local)) = (backlog.votes.keys().next(), next_height.previous()) {
+            let headroom = lowest.get().saturating_sub(local.get());
+            self.metrics
+                .stream_trim_headroom
+                .set(i64::try_from(headroom).unwrap_or(i64::MAX));
+        }
+        Ok(backlog)
+    }
+
+    fn vote(
+        &self,
+        backlog: &mut Backlog,
+        node: NodeIndex,
+        epoch: poa_ports::Epoch,
+        block: SealedBlock,
+        bytes: Bytes,
+    ) {
+        let id = block.id();
+        backlog
+            .votes
+            .entry(block.height())
+            .or_default()
+            .add(node, id, epoch);
+        backlog.blocks.entry(id).or_insert((block, bytes));
+    }
+
+    /// Brings the winner at `height` to a quorum. `Ok(false)` when it cannot; an error when a
+    /// node fenced the repair (the lease was lost).
+    async fn repair(
+        &self,
+        height: BlockHeight,
+        votes: &HeightVotes,
+        winner: &quorum::Candidate,
+        bytes: Bytes,
+    ) -> Result<bool, AdapterError> {
+        let Some(plan) = quorum::plan_repair(self.quorum, votes, winner) else {
+            self.metrics.repair_failure.inc();
+            tracing::warn!(height = %height, "not enough nodes left to repair the block");
+            return Ok(false);
+        };
+        let Some(epoch) = self.state.epoch() else {
+            return Err(AdapterError::NoEpoch);
+        };
+        tracing::info!(
+            height = %height,
+            acked = plan.pre_existing,
+            quorum = self.quorum.size(),
+            "repairing a block below quorum"
+        );
+        let write = Arc::new(BlockWrite::new(epoch, height, winner.id, bytes));
+        let targets = plan.targets.iter().filter_map(|node| self.nodes.get(*node));
+        let result = write_until_decided(
+            &self.tracker,
+            &self.metrics,
+            targets,
+            write,
+            WriteTally::repair(self.quorum, plan.pre_existing, plan.targets.len()),
+            "repair",
+        )
+        .await;
+        match result.decision {
+            WriteDecision::Stored => {
+                self.metrics.repair_success.inc();
+                tracing::info!(height = %height, acked = result.counts.stored, "block repaired to a quorum");
+                Ok(true)
+            }
+            WriteDecision::Fenced => Err(AdapterError::Fenced {
+                reason: format!(
+                    "lost the lease during repair: {}",
+                    result.fenced_reason.unwrap_or_default()
+                ),
+            }),
+            WriteDecision::Impossible | WriteDecision::Undecided => {
+                self.metrics.repair_failure.inc();
+                tracing::warn!(
+                    height = %height,
+                    acked = result.counts.stored,
+                    quorum = self.quorum.size(),
+                    "repair did not reach a quorum"
+                );
+                Ok(false)
+            }
+        }
+    }
+}
