@@ -205,10 +205,33 @@ impl RedisNode {
             .unwrap_or_else(PoisonError::into_inner) = Some(task);
         let connected = tokio::time::timeout(bound, self.client.wait_for_connect()).await;
         let ok = matches!(connected, Ok(Ok(())));
-        if !ok {
+        if ok {
+            self.load_scripts().await;
+        } else {
             tracing::warn!(node = %self.name, "redis node not connected at startup");
         }
         ok
+    }
+
+    /// Loads every script up front, so the first write to this node is one round trip and
+    /// a write whose reply is lost cannot have been a NOSCRIPT that never ran. Best effort:
+    /// a node that lost its scripts later still answers NOSCRIPT and is reloaded then.
+    async fn load_scripts(&self) {
+        let scripts = &*SCRIPTS;
+        for script in [
+            &scripts.check_owner,
+            &scripts.promote,
+            &scripts.release,
+            &scripts.write_block,
+            &scripts.read_latest,
+            &scripts.read_from,
+        ] {
+            let lua = script.script.lua().cloned().unwrap_or_default();
+            if let Err(error) = self.bounded(self.client.script_load::<Value, _>(lua)).await {
+                tracing::debug!(node = %self.name, script = script.name, error = ?error, "script not preloaded");
+                return;
+            }
+        }
     }
 
     pub(crate) fn index(&self) -> NodeIndex {

@@ -1,0 +1,351 @@
+//! Lease: acquisition, expiry, handoff, ownership expansion, epoch folding, release and drop.
+
+use std::time::{Duration, Instant};
+
+use poa_ports::{BlockReconciliationPort, LeaderState};
+use poa_test_support::{FaultProxy, HalfAliveListener, ProxyMode, wait_for_async};
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leader_state__when_lease_is_free__then_acquires_quorum_ownership() {
+    // given
+    let servers = servers(3);
+    let key = "poa:test:free";
+    let producer = producer(urls(&servers), key).await;
+
+    // when
+    let state = producer.adapter.leader_state(height(1)).await.unwrap();
+
+    // then
+    assert_eq!(state, LeaderState::ReconciledLeader);
+    let token = owner(&servers[0], key).unwrap();
+    assert!(owned_by(&servers, key, &token) >= 2);
+    let status = producer.adapter.lease_status();
+    assert_eq!(status.epoch.map(|e| e.get()), Some(1));
+    assert!(status.valid_for.is_some_and(|v| v <= TTL));
+    assert_eq!(status.nodes.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leader_state__when_lease_expires__then_another_adapter_becomes_leader() {
+    // given
+    let servers = servers(3);
+    let key = "poa:test:expiry";
+    let short = |urls| adapter_redis::RedisConfig {
+        lease_ttl: Duration::from_millis(300),
+        ..config(urls, key)
+    };
+    let first = producer_with(short(urls(&servers))).await;
+    let second = producer_with(short(urls(&servers))).await;
+
+    // when
+    let first_state = first.adapter.leader_state(height(1)).await.unwrap();
+    let blocked = second.adapter.leader_state(height(1)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let second_state = second.adapter.leader_state(height(1)).await.unwrap();
+
+    // then
+    assert_eq!(first_state, LeaderState::ReconciledLeader);
+    assert_eq!(blocked, LeaderState::ReconciledFollower);
+    assert_eq!(second_state, LeaderState::ReconciledLeader);
+    assert_eq!(
+        second.adapter.lease_status().epoch.map(|e| e.get()),
+        Some(2)
+    );
+    assert_eq!(
+        first.adapter.leader_state(height(1)).await.unwrap(),
+        LeaderState::ReconciledFollower
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn handoff_time__when_leader_is_dropped__then_follower_leads_within_ttl_plus_poll() {
+    // given
+    let servers = servers(3);
+    let key = "poa:test:handoff";
+    let short = |urls| adapter_redis::RedisConfig {
+        lease_ttl: Duration::from_millis(300),
+        ..config(urls, key)
+    };
+    let leader = producer_with(short(urls(&servers))).await;
+    let follower = producer_with(short(urls(&servers))).await;
+    assert_eq!(
+        leader.adapter.leader_state(height(1)).await.unwrap(),
+        LeaderState::ReconciledLeader
+    );
+    assert_eq!(
+        follower.adapter.leader_state(height(1)).await.unwrap(),
+        LeaderState::ReconciledFollower
+    );
+
+    // when
+    let dropped = Instant::now();
+    drop(leader);
+    let mut took_over = false;
+    while dropped.elapsed() < Duration::from_millis(600) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if follower.adapter.leader_state(height(1)).await.unwrap() == LeaderState::ReconciledLeader
+        {
+            took_over = true;
+            break;
+        }
+    }
+
+    // then
+    assert!(took_over, "no takeover within ttl + poll period + margin");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn release__when_adapter_is_not_lease_owner__then_returns_ok() {
+    // given
+    let servers = servers(3);
+    let producer = producer(urls(&servers), "poa:test:release").await;
+
+    // when
+    let first = producer.adapter.release().await;
+    let again = producer.adapter.release().await;
+
+    // then
+    assert!(first.is_ok() && again.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn release__when_leader_releases__then_lease_is_gone_everywhere_and_epoch_cleared() {
+    // given
+    let servers = servers(3);
+    let key = "poa:test:release-leader";
+    let producer = producer(urls(&servers), key).await;
+    producer.adapter.leader_state(height(1)).await.unwrap();
+
+    // when
+    producer.adapter.release().await.unwrap();
+
+    // then
+    assert!(servers.iter().all(|server| owner(server, key).is_none()));
+    assert_eq!(producer.adapter.lease_status().epoch, None);
+    assert!(
+        producer
+            .adapter
+            .publish_produced_block(&block(1, 0))
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acquire__when_peer_holds_lock__then_follows_and_counts_lock_held() {
+    // given
+    let servers = servers(1);
+    let key = "poa:test:peer";
+    set_owner(&servers[0], key, "peer-owner", 60_000);
+    let producer = producer(urls(&servers), key).await;
+
+    // when
+    let state = producer.adapter.leader_state(height(1)).await.unwrap();
+
+    // then
+    assert_eq!(state, LeaderState::ReconciledFollower);
+    assert_eq!(producer.metric("poa_promotion_lock_held_total"), 1.0);
+    assert_eq!(producer.metric("poa_promotion_failure_total"), 0.0);
+    assert_eq!(owner(&servers[0], key).as_deref(), Some(&b"peer-owner"[..]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acquire__when_one_node_has_a_higher_epoch__then_folds_it_even_if_it_answers_late() {
+    // given
+    let servers = servers(3);
+    let key = "poa:test:late-epoch";
+    set_epoch(&servers[2], key, 100);
+    let producer = producer(urls(&servers), key).await;
+
+    // when
+    let state = producer.adapter.leader_state(height(1)).await.unwrap();
+
+    // then
+    assert_eq!(state, LeaderState::ReconciledLeader);
+    let folded = wait_for_async(Duration::from_secs(2), || async {
+        producer
+            .adapter
+            .lease_status()
+            .epoch
+            .is_some_and(|e| e.get() >= 101)
+    })
+    .await;
+    assert!(folded, "epoch {:?}", producer.adapter.lease_status().epoch);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acquire__when_a_grant_arrives_after_the_attempt_gave_up__then_it_is_released() {
+    // given: two nodes held by a peer answer at once; the third is free but slow to answer
+    let servers = servers(3);
+    let key = "poa:test:late-grant";
+    set_owner(&servers[0], key, "peer", 60_000);
+    set_owner(&servers[1], key, "peer", 60_000);
+    let proxy = FaultProxy::start(servers[2].addr());
+    let config = adapter_redis::RedisConfig {
+        node_timeout: Duration::from_millis(400),
+        ..config(vec![servers[0].url(), servers[1].url(), proxy.url()], key)
+    };
+    let producer = producer_with(config).await;
+    proxy.set_mode(ProxyMode::Latency(Duration::from_millis(60)));
+
+    // when
+    let state = producer.adapter.leader_state(height(1)).await.unwrap();
+
+    // then
+    assert_eq!(state, LeaderState::ReconciledFollower);
+    let granted_then_released = wait_for_async(Duration::from_secs(2), || async {
+        owner(&servers[2], key).is_none() && epoch_of(&servers[2], key) == 1
+    })
+    .await;
+    assert!(
+        granted_then_released,
+        "late grant stranded: {:?}",
+        owner(&servers[2], key)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ownership_check__when_a_node_held_by_another_is_freed__then_expands_lease_to_it() {
+    // given
+    let servers = servers(3);
+    let key = "poa:test:expand";
+    set_owner(&servers[2], key, "other", 5_000);
+    let producer = producer(urls(&servers), key).await;
+    assert_eq!(
+        producer.adapter.leader_state(height(1)).await.unwrap(),
+        LeaderState::ReconciledLeader
+    );
+    let token = owner(&servers[0], key).unwrap();
+    clear_owner(&servers[2], key);
+
+    // when
+    assert_eq!(
+        producer.adapter.leader_state(height(1)).await.unwrap(),
+        LeaderState::ReconciledLeader
+    );
+    let expanded = wait_for_async(Duration::from_secs(2), || async {
+        owner(&servers[2], key).as_deref() == Some(&token[..])
+    })
+    .await;
+    producer
+        .adapter
+        .publish_produced_block(&block(1, 0))
+        .await
+        .unwrap();
+
+    // then
+    assert!(expanded);
+    let everywhere = wait_for_async(Duration::from_secs(2), || async {
+        servers.iter().all(|server| stream_len(server, key) == 1)
+    })
+    .await;
+    assert!(everywhere);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ownership_check__when_expanded_node_has_a_higher_epoch__then_adopts_it() {
+    // given: an election storm left node 2's epoch at 5 while the others are at 0
+    let servers = servers(3);
+    let key = "poa:test:adopt";
+    set_owner(&servers[2], key, "other", 5_000);
+    set_epoch(&servers[2], key, 5);
+    let producer = producer(urls(&servers), key).await;
+    producer.adapter.leader_state(height(1)).await.unwrap();
+    assert_eq!(
+        producer.adapter.lease_status().epoch.map(|e| e.get()),
+        Some(1)
+    );
+    clear_owner(&servers[2], key);
+
+    // when
+    producer.adapter.leader_state(height(1)).await.unwrap();
+    let adopted = wait_for_async(Duration::from_secs(2), || async {
+        producer
+            .adapter
+            .lease_status()
+            .epoch
+            .is_some_and(|e| e.get() == 6)
+    })
+    .await;
+    producer
+        .adapter
+        .publish_produced_block(&block(1, 0))
+        .await
+        .unwrap();
+
+    // then: the write healed the lower nodes and landed on all three
+    assert!(adopted);
+    let healed = wait_for_async(Duration::from_secs(2), || async {
+        servers
+            .iter()
+            .all(|server| epoch_of(server, key) == 6 && stream_len(server, key) == 1)
+    })
+    .await;
+    assert!(healed);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drop__after_publish__then_releases_lease_promptly_despite_inflight_background_tasks() {
+    // given: 3 healthy + 1 half-alive node, quorum 3
+    let servers = servers(3);
+    let half_alive = HalfAliveListener::start();
+    let key = "poa:test:drop";
+    let mut all = urls(&servers);
+    all.push(half_alive.url());
+    let config = adapter_redis::RedisConfig {
+        node_timeout: Duration::from_millis(500),
+        ..config(all, key)
+    };
+    let producer = producer_with(config).await;
+    producer.adapter.leader_state(height(1)).await.unwrap();
+    let token = owner(&servers[0], key).unwrap();
+    producer
+        .adapter
+        .publish_produced_block(&block(1, 0))
+        .await
+        .unwrap();
+    assert!(producer.metric("poa_outstanding_publish_tasks") >= 1.0);
+
+    // when
+    let dropping = Instant::now();
+    drop(producer);
+    let drop_took = dropping.elapsed();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+
+    // then
+    assert!(
+        drop_took < Duration::from_millis(20),
+        "drop blocked for {drop_took:?}"
+    );
+    assert_eq!(owned_by(&servers, key, &token), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stragglers__when_publish_tasks_finish_after_quorum__then_lease_is_unchanged() {
+    // given
+    let servers = servers(3);
+    let half_alive = HalfAliveListener::start();
+    let key = "poa:test:stragglers";
+    let mut all = urls(&servers);
+    all.push(half_alive.url());
+    let producer = producer(all, key).await;
+    producer.adapter.leader_state(height(1)).await.unwrap();
+    let token = owner(&servers[0], key).unwrap();
+
+    // when
+    producer
+        .adapter
+        .publish_produced_block(&block(1, 0))
+        .await
+        .unwrap();
+    let drained = wait_for_async(Duration::from_secs(3), || async {
+        producer.metric("poa_outstanding_publish_tasks") == 0.0
+    })
+    .await;
+
+    // then
+    assert!(drained);
+    assert_eq!(owned_by(&servers, key, &token), 3);
+}

@@ -1,0 +1,218 @@
+//! Shared helpers: clusters of real redis-servers, adapters with short timeouts, blocks, raw
+//! stream seeding that mirrors `write_block.lua`, and lease and metric inspection.
+
+use std::time::Duration;
+
+use adapter_redis::{RedisConfig, RedisReconciliation};
+use poa_ports::block::transactions_root;
+use poa_ports::{
+    Block, BlockHeight, BlockId, ChainId, Header, LeaderState, Seal, SealedBlock, Signature,
+    Timestamp,
+};
+use poa_test_support::{RedisServer, RespValue};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::registry::Registry;
+
+pub(crate) const NODE_TIMEOUT: Duration = Duration::from_millis(150);
+pub(crate) const TTL: Duration = Duration::from_secs(2);
+
+/// `n` fresh redis-servers.
+pub(crate) fn servers(n: usize) -> Vec<RedisServer> {
+    (0..n).map(|_| RedisServer::start()).collect()
+}
+
+pub(crate) fn urls(servers: &[RedisServer]) -> Vec<String> {
+    servers.iter().map(RedisServer::url).collect()
+}
+
+/// Test configuration: TTL 2 s, node timeout 150 ms, one attempt, no jitter.
+pub(crate) fn config(urls: Vec<String>, key: &str) -> RedisConfig {
+    RedisConfig {
+        urls,
+        lease_key: key.to_owned(),
+        lease_ttl: TTL,
+        node_timeout: NODE_TIMEOUT,
+        retry_delay: Duration::from_millis(50),
+        max_retry_delay_offset: Duration::ZERO,
+        max_attempts: 1,
+        stream_max_len: 1000,
+        quorum_disruption_budget: 0,
+    }
+}
+
+/// An adapter and the registry its metrics live on.
+pub(crate) struct Producer {
+    pub(crate) adapter: RedisReconciliation,
+    pub(crate) registry: Registry,
+}
+
+pub(crate) async fn producer_with(config: RedisConfig) -> Producer {
+    let mut registry = Registry::default();
+    let adapter = RedisReconciliation::connect(config, &mut registry)
+        .await
+        .unwrap();
+    Producer { adapter, registry }
+}
+
+pub(crate) async fn producer(urls: Vec<String>, key: &str) -> Producer {
+    producer_with(config(urls, key)).await
+}
+
+impl Producer {
+    /// The value of one metric sample (`name` including `_total` and labels), 0 if absent.
+    pub(crate) fn metric(&self, name: &str) -> f64 {
+        let mut text = String::new();
+        encode(&mut text, &self.registry).unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    pub(crate) fn encoded_metrics(&self) -> String {
+        let mut text = String::new();
+        encode(&mut text, &self.registry).unwrap();
+        text
+    }
+}
+
+/// A sealed block at `height`; `variant` changes its id.
+pub(crate) fn block(height: u64, variant: u64) -> SealedBlock {
+    let transactions = Vec::new();
+    SealedBlock {
+        block: Block {
+            header: Header {
+                chain_id: ChainId::new(1),
+                height: BlockHeight::new(height),
+                parent_id: BlockId::from_bytes([0; 32]),
+                timestamp: Timestamp::from_unix_millis(1_700_000_000_000 + variant),
+                transactions_root: transactions_root(&transactions),
+                transaction_count: 0,
+            },
+            transactions,
+        },
+        seal: Seal::Authority(Signature::from_bytes([7; 64])),
+    }
+}
+
+pub(crate) fn height(value: u64) -> BlockHeight {
+    BlockHeight::new(value)
+}
+
+/// Appends `block` under `epoch` the way `write_block.lua` does (stream entry and index).
+pub(crate) fn append(server: &RedisServer, key: &str, block: &SealedBlock, epoch: u64) {
+    append_raw(
+        server,
+        key,
+        block.height().get(),
+        &block.id().to_hex(),
+        epoch,
+        &block.encode(),
+    );
+}
+
+pub(crate) fn append_raw(
+    server: &RedisServer,
+    key: &str,
+    height: u64,
+    id: &str,
+    epoch: u64,
+    data: &[u8],
+) {
+    let stream = format!("{key}:block:stream");
+    let index = format!("{key}:heights:index");
+    let height = height.to_string();
+    let epoch = epoch.to_string();
+    let member = format!("{height}:{id}");
+    server.command(&[
+        b"XADD",
+        stream.as_bytes(),
+        b"*",
+        b"height",
+        height.as_bytes(),
+        b"id",
+        id.as_bytes(),
+        b"epoch",
+        epoch.as_bytes(),
+        b"data",
+        data,
+        b"timestamp",
+        b"0",
+    ]);
+    server.command(&[
+        b"ZADD",
+        index.as_bytes(),
+        height.as_bytes(),
+        member.as_bytes(),
+    ]);
+}
+
+pub(crate) fn stream_len(server: &RedisServer, key: &str) -> i64 {
+    let stream = format!("{key}:block:stream");
+    match server.command(&[b"XLEN", stream.as_bytes()]) {
+        RespValue::Integer(length) => length,
+        other => panic!("XLEN answered {other:?}"),
+    }
+}
+
+pub(crate) fn owner(server: &RedisServer, key: &str) -> Option<Vec<u8>> {
+    match server.command(&[b"GET", key.as_bytes()]) {
+        RespValue::Bulk(owner) => Some(owner),
+        RespValue::Null => None,
+        other => panic!("GET answered {other:?}"),
+    }
+}
+
+/// How many servers hold the lease for `token`.
+pub(crate) fn owned_by(servers: &[RedisServer], key: &str, token: &[u8]) -> usize {
+    servers
+        .iter()
+        .filter(|server| owner(server, key).as_deref() == Some(token))
+        .count()
+}
+
+pub(crate) fn set_owner(server: &RedisServer, key: &str, token: &str, ttl_ms: u64) {
+    let ttl = ttl_ms.to_string();
+    server.command(&[
+        b"SET",
+        key.as_bytes(),
+        token.as_bytes(),
+        b"PX",
+        ttl.as_bytes(),
+    ]);
+}
+
+pub(crate) fn clear_owner(server: &RedisServer, key: &str) {
+    server.command(&[b"DEL", key.as_bytes()]);
+}
+
+pub(crate) fn epoch_of(server: &RedisServer, key: &str) -> u64 {
+    let epoch_key = format!("{key}:epoch:token");
+    match server.command(&[b"GET", epoch_key.as_bytes()]) {
+        RespValue::Bulk(bytes) => String::from_utf8(bytes).unwrap().parse().unwrap(),
+        RespValue::Null => 0,
+        other => panic!("GET answered {other:?}"),
+    }
+}
+
+pub(crate) fn set_epoch(server: &RedisServer, key: &str, epoch: u64) {
+    let epoch_key = format!("{key}:epoch:token");
+    let epoch = epoch.to_string();
+    server.command(&[b"SET", epoch_key.as_bytes(), epoch.as_bytes()]);
+}
+
+/// The heights of the blocks a leader state carries (empty for the reconciled states).
+pub(crate) fn heights(state: &LeaderState) -> Vec<u64> {
+    match state {
+        LeaderState::UnreconciledBlocks(blocks) => {
+            blocks.iter().map(|block| block.height().get()).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+pub(crate) fn blocks(state: LeaderState) -> Vec<SealedBlock> {
+    match state {
+        LeaderState::UnreconciledBlocks(blocks) => blocks,
+        _ => Vec::new(),
+    }
+}
