@@ -270,10 +270,7 @@ async fn second_builds_on_redis_height(servers: &[RedisServer], key: &str, fault
         .publish_produced_block(&block(1, 0))
         .await
         .unwrap();
-    let everywhere = wait_for_async(Duration::from_secs(2), || async {
-        servers.iter().all(|server| stream_len(server, key) == 1)
-    })
-    .await;
+    let everywhere = streams_reach(servers, key, 1).await;
     assert!(everywhere);
     fault();
     drop(first);

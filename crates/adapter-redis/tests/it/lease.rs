@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use poa_ports::{BlockReconciliationPort, LeaderState};
-use poa_test_support::{FaultProxy, HalfAliveListener, ProxyMode, wait_for_async};
+use poa_test_support::{FaultProxy, ProxyMode, wait_for_async};
 
 use crate::support::*;
 
@@ -32,10 +32,7 @@ async fn leader_state__when_lease_expires__then_another_adapter_becomes_leader()
     // given
     let servers = servers(3);
     let key = "poa:test:expiry";
-    let short = |urls| adapter_redis::RedisConfig {
-        lease_ttl: Duration::from_millis(300),
-        ..config(urls, key)
-    };
+    let short = |urls| config_with_ttl(urls, key, Duration::from_millis(300));
     let first = producer_with(short(urls(&servers))).await;
     let second = producer_with(short(urls(&servers))).await;
 
@@ -64,10 +61,7 @@ async fn handoff_time__when_leader_is_dropped__then_follower_leads_within_ttl_pl
     // given
     let servers = servers(3);
     let key = "poa:test:handoff";
-    let short = |urls| adapter_redis::RedisConfig {
-        lease_ttl: Duration::from_millis(300),
-        ..config(urls, key)
-    };
+    let short = |urls| config_with_ttl(urls, key, Duration::from_millis(300));
     let leader = producer_with(short(urls(&servers))).await;
     let follower = producer_with(short(urls(&servers))).await;
     assert_eq!(
@@ -237,10 +231,7 @@ async fn ownership_check__when_a_node_held_by_another_is_freed__then_expands_lea
 
     // then
     assert!(expanded);
-    let everywhere = wait_for_async(Duration::from_secs(2), || async {
-        servers.iter().all(|server| stream_len(server, key) == 1)
-    })
-    .await;
+    let everywhere = streams_reach(&servers, key, 1).await;
     assert!(everywhere);
 }
 
@@ -290,10 +281,8 @@ async fn ownership_check__when_expanded_node_has_a_higher_epoch__then_adopts_it(
 async fn drop__after_publish__then_releases_lease_promptly_despite_inflight_background_tasks() {
     // given: 3 healthy + 1 half-alive node, quorum 3
     let servers = servers(3);
-    let half_alive = HalfAliveListener::start();
     let key = "poa:test:drop";
-    let mut all = urls(&servers);
-    all.push(half_alive.url());
+    let (_half_alive, all) = with_half_alive(&servers);
     let config = adapter_redis::RedisConfig {
         node_timeout: Duration::from_millis(500),
         ..config(all, key)
@@ -326,10 +315,8 @@ async fn drop__after_publish__then_releases_lease_promptly_despite_inflight_back
 async fn stragglers__when_publish_tasks_finish_after_quorum__then_lease_is_unchanged() {
     // given
     let servers = servers(3);
-    let half_alive = HalfAliveListener::start();
     let key = "poa:test:stragglers";
-    let mut all = urls(&servers);
-    all.push(half_alive.url());
+    let (_half_alive, all) = with_half_alive(&servers);
     let producer = producer(all, key).await;
     producer.adapter.leader_state(height(1)).await.unwrap();
     let token = owner(&servers[0], key).unwrap();

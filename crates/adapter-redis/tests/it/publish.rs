@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use poa_ports::{BlockReconciliationPort, LeaderState, ReconciliationError, Seal};
-use poa_test_support::{FaultProxy, HalfAliveListener, ProxyMode, RespValue, wait_for_async};
+use poa_test_support::{FaultProxy, ProxyMode, RespValue, wait_for_async};
 
 use crate::support::*;
 
@@ -215,9 +215,7 @@ async fn write_block__when_height_is_only_in_the_index__then_rejected_via_index(
 async fn publish_produced_block__when_one_node_is_half_alive__then_returns_at_the_healthy_quorum() {
     // given: 3 healthy + 1 half-alive listener (quorum 3), node timeout 1 s
     let servers = servers(3);
-    let half_alive = HalfAliveListener::start();
-    let mut all = urls(&servers);
-    all.push(half_alive.url());
+    let (_half_alive, all) = with_half_alive(&servers);
     let config = adapter_redis::RedisConfig {
         node_timeout: Duration::from_secs(1),
         ..config(all, "poa:test:half-alive-publish")
@@ -349,9 +347,7 @@ async fn publish_produced_block__when_stragglers_finish__then_outstanding_tasks_
  {
     // given: 3 healthy + 1 half-alive (quorum 3)
     let servers = servers(3);
-    let half_alive = HalfAliveListener::start();
-    let mut all = urls(&servers);
-    all.push(half_alive.url());
+    let (_half_alive, all) = with_half_alive(&servers);
     let producer = producer(all, "poa:test:gauge").await;
     producer.adapter.leader_state(height(1)).await.unwrap();
 
@@ -398,9 +394,6 @@ async fn publish_produced_block__after_a_thousand_publishes__then_each_node_saw_
     for proxy in &proxies {
         assert_eq!(proxy.accepted_connections(), 1);
     }
-    let all_written = wait_for_async(Duration::from_secs(2), || async {
-        servers.iter().all(|server| stream_len(server, key) == 1000)
-    })
-    .await;
+    let all_written = streams_reach(&servers, key, 1000).await;
     assert!(all_written);
 }

@@ -3,7 +3,6 @@
 use std::time::{Duration, Instant};
 
 use poa_ports::{BlockReconciliationPort, LeaderState, ReconciliationError};
-use poa_test_support::HalfAliveListener;
 
 use crate::support::*;
 
@@ -186,11 +185,9 @@ async fn leader_state__when_reconciled_leader_publishes__then_cheap_check_keeps_
 async fn reconciliation__when_one_node_is_half_alive_with_backlog__then_returns_within_bound() {
     // given
     let servers = servers(3);
-    let half_alive = HalfAliveListener::start();
     let key = "poa:test:half-alive-backlog";
     append(&servers[0], key, &block(1, 0), 1);
-    let mut all = urls(&servers);
-    all.push(half_alive.url());
+    let (_half_alive, all) = with_half_alive(&servers);
     let producer = producer(all, key).await;
 
     // when
@@ -210,9 +207,7 @@ async fn reconciliation__when_one_node_is_half_alive_with_backlog__then_returns_
 async fn reconciliation__when_one_node_is_half_alive_without_backlog__then_leads_within_bound() {
     // given
     let servers = servers(3);
-    let half_alive = HalfAliveListener::start();
-    let mut all = urls(&servers);
-    all.push(half_alive.url());
+    let (_half_alive, all) = with_half_alive(&servers);
     let producer = producer(all, "poa:test:half-alive-empty").await;
 
     // when
@@ -443,10 +438,7 @@ async fn follower__when_leader_published_blocks__then_returns_those_on_a_quorum_
             .await
             .unwrap();
     }
-    let all_written = poa_test_support::wait_for_async(Duration::from_secs(2), || async {
-        servers.iter().all(|server| stream_len(server, key) == 3)
-    })
-    .await;
+    let all_written = streams_reach(&servers, key, 3).await;
     assert!(all_written);
     append(&servers[0], key, &block(4, 0), 1);
     let follower = producer(urls(&servers), key).await;

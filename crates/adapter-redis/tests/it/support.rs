@@ -9,7 +9,7 @@ use poa_ports::{
     Block, BlockHeight, BlockId, ChainId, Header, LeaderState, Seal, SealedBlock, Signature,
     Timestamp,
 };
-use poa_test_support::{RedisServer, RespValue};
+use poa_test_support::{HalfAliveListener, RedisServer, RespValue};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
 
@@ -151,6 +151,32 @@ pub(crate) fn stream_len(server: &RedisServer, key: &str) -> i64 {
     match server.command(&[b"XLEN", stream.as_bytes()]) {
         RespValue::Integer(length) => length,
         other => panic!("XLEN answered {other:?}"),
+    }
+}
+
+/// Waits (up to 2 s) until every server's stream holds `length` entries.
+pub(crate) async fn streams_reach(servers: &[RedisServer], key: &str, length: i64) -> bool {
+    poa_test_support::wait_for_async(Duration::from_secs(2), || async {
+        servers
+            .iter()
+            .all(|server| stream_len(server, key) == length)
+    })
+    .await
+}
+
+/// The URLs of `servers` plus one half-alive listener (kept alive by the caller).
+pub(crate) fn with_half_alive(servers: &[RedisServer]) -> (HalfAliveListener, Vec<String>) {
+    let listener = HalfAliveListener::start();
+    let mut all = urls(servers);
+    all.push(listener.url());
+    (listener, all)
+}
+
+/// The test configuration with another lease TTL.
+pub(crate) fn config_with_ttl(urls: Vec<String>, key: &str, ttl: Duration) -> RedisConfig {
+    RedisConfig {
+        lease_ttl: ttl,
+        ..config(urls, key)
     }
 }
 
