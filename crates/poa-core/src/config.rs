@@ -1,0 +1,106 @@
+//! The service configuration: how blocks are triggered and how long to wait between attempts.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::error::ServiceError;
+
+/// When the leader produces a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Trigger {
+    /// One block every `block_time`, with or without transactions.
+    Interval {
+        /// Time between consecutive blocks.
+        #[serde(rename = "block_time_ms", serialize_with = "serialize_millis")]
+        block_time: Duration,
+    },
+    /// A block as soon as transactions are pending; no empty blocks.
+    Instant,
+    /// A block only when asked through [`crate::ServiceHandle::produce_block`].
+    Manual,
+}
+
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Interval { block_time } => write!(f, "interval {}ms", block_time.as_millis()),
+            Self::Instant => f.write_str("instant"),
+            Self::Manual => f.write_str("manual"),
+        }
+    }
+}
+
+fn serialize_millis<S: serde::Serializer>(
+    value: &Duration,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u64(u64::try_from(value.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Configuration of the production service. Build it with [`ServiceConfig::new`], which
+/// validates it; there is no `Default`: `poa-node` chooses the values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    trigger: Trigger,
+    retry_period: Duration,
+    release_timeout: Duration,
+}
+
+impl ServiceConfig {
+    /// Validates and builds a configuration.
+    ///
+    /// - `retry_period`: how long a follower, or a cycle that failed, waits before the next
+    ///   cycle; also how often an idle leader (instant or manual trigger) re-checks its lease.
+    /// - `release_timeout`: the longest shutdown waits for the lease release.
+    ///
+    /// # Errors
+    ///
+    /// [`ServiceError::InvalidConfig`] when a duration is zero.
+    pub fn new(
+        trigger: Trigger,
+        retry_period: Duration,
+        release_timeout: Duration,
+    ) -> Result<Self, ServiceError> {
+        if let Trigger::Interval { block_time } = trigger
+            && block_time.is_zero()
+        {
+            return Err(ServiceError::InvalidConfig {
+                setting: "block_time",
+                reason: "must be greater than zero".to_owned(),
+            });
+        }
+        for (setting, value) in [
+            ("retry_period", retry_period),
+            ("release_timeout", release_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ServiceError::InvalidConfig {
+                    setting,
+                    reason: "must be greater than zero".to_owned(),
+                });
+            }
+        }
+        Ok(Self {
+            trigger,
+            retry_period,
+            release_timeout,
+        })
+    }
+
+    /// When blocks are produced.
+    pub fn trigger(&self) -> Trigger {
+        self.trigger
+    }
+
+    /// How long a follower or a failed cycle waits before the next cycle.
+    pub fn retry_period(&self) -> Duration {
+        self.retry_period
+    }
+
+    /// The longest shutdown waits for the lease release.
+    pub fn release_timeout(&self) -> Duration {
+        self.release_timeout
+    }
+}

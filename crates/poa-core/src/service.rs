@@ -1,0 +1,306 @@
+//! The production loop: waits for the next wake-up (trigger, retry period, pending
+//! transactions, manual request or shutdown), runs one cycle, and schedules the next.
+//!
+//! Shutdown is an input to [`ProductionService::run`] and wins every race (`biased` select).
+//! A running cycle is not cancelled: every port call inside it is bounded by its adapter, and
+//! cancelling between publish and commit would only leave work for the next leader.
+
+mod cycle;
+#[cfg(test)]
+#[allow(non_snake_case)]
+mod tests;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use poa_ports::{
+    BlockHeight, BlockId, BlockImporter, BlockProducer, BlockReconciliationPort, BlockSigner,
+    Clock, TransactionPool,
+};
+use prometheus_client::registry::Registry;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::config::{ServiceConfig, Trigger};
+use crate::error::ServiceError;
+use crate::metrics::ServiceMetrics;
+use crate::status::{Role, ServiceStatus};
+
+/// How many cycles one manual request may spend importing before it produces.
+const MAX_CYCLES_PER_MANUAL_REQUEST: usize = 16;
+
+/// The adapters the service works through.
+#[derive(Clone)]
+pub struct Ports {
+    /// Leadership and the shared block log.
+    pub reconciliation: Arc<dyn BlockReconciliationPort>,
+    /// The local chain.
+    pub importer: Arc<dyn BlockImporter>,
+    /// Builds blocks from pending transactions.
+    pub producer: Arc<dyn BlockProducer>,
+    /// Seals blocks.
+    pub signer: Arc<dyn BlockSigner>,
+    /// Pending transactions (for the instant trigger).
+    pub pool: Arc<dyn TransactionPool>,
+    /// Wall-clock time for block timestamps.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// What one cycle did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CycleOutcome {
+    /// This process produced, published and committed a block.
+    Produced {
+        /// The new head's height.
+        height: BlockHeight,
+        /// The new head's id.
+        id: BlockId,
+        /// How many transactions the block included.
+        transactions: usize,
+    },
+    /// This process imported committed blocks it lacked; it did not produce.
+    Imported {
+        /// How many blocks were committed (heights already held are skipped, not counted).
+        count: usize,
+    },
+    /// Another process leads.
+    Follower,
+    /// This process leads but had nothing to produce (instant trigger without transactions, or
+    /// a timer cycle of the manual trigger).
+    Idle,
+    /// The cycle failed at `step`; nothing was committed by the failing step.
+    Failed {
+        /// `head`, `leader_state`, `import`, `produce`, `seal`, `verify`, `publish` or `commit`.
+        step: &'static str,
+        /// The error, rendered for operators.
+        error: String,
+    },
+}
+
+/// What woke the loop.
+enum Wake {
+    Timer,
+    Transactions,
+    Manual(oneshot::Sender<CycleOutcome>),
+}
+
+/// When the loop wakes next.
+struct Schedule {
+    next_cycle: Instant,
+    wake_on_transactions: bool,
+}
+
+/// A handle to a running service: observe its status, ask it for a block.
+#[derive(Debug, Clone)]
+pub struct ServiceHandle {
+    status: watch::Receiver<ServiceStatus>,
+    requests: mpsc::Sender<oneshot::Sender<CycleOutcome>>,
+}
+
+impl ServiceHandle {
+    /// The status after the last cycle.
+    pub fn status(&self) -> ServiceStatus {
+        self.status.borrow().clone()
+    }
+
+    /// A receiver that sees every status change.
+    pub fn subscribe(&self) -> watch::Receiver<ServiceStatus> {
+        self.status.clone()
+    }
+
+    /// Asks the service to run a production cycle now (any trigger). The service first imports
+    /// what the local chain lacks, then produces if it leads.
+    ///
+    /// # Errors
+    ///
+    /// [`ServiceError::Stopped`] when the service no longer runs.
+    pub async fn produce_block(&self) -> Result<CycleOutcome, ServiceError> {
+        let (reply, outcome) = oneshot::channel();
+        self.requests
+            .send(reply)
+            .await
+            .map_err(|_| ServiceError::Stopped)?;
+        outcome.await.map_err(|_| ServiceError::Stopped)
+    }
+}
+
+/// The block production service. Construct with [`ProductionService::new`], then drive it with
+/// [`ProductionService::run`].
+pub struct ProductionService {
+    config: ServiceConfig,
+    ports: Ports,
+    metrics: ServiceMetrics,
+    status: watch::Sender<ServiceStatus>,
+    requests: mpsc::Receiver<oneshot::Sender<CycleOutcome>>,
+    // Keeps the request channel open while no handle exists, so `recv` never spins on `None`.
+    _requests_sender: mpsc::Sender<oneshot::Sender<CycleOutcome>>,
+    last_produced_at: Option<Instant>,
+}
+
+impl ProductionService {
+    /// Builds the service and its handle and registers the service's metrics. Does no I/O: the
+    /// local head is read by the first cycle.
+    pub fn new(
+        config: ServiceConfig,
+        ports: Ports,
+        registry: &mut Registry,
+    ) -> (Self, ServiceHandle) {
+        let (status, status_receiver) = watch::channel(ServiceStatus::starting(
+            BlockHeight::GENESIS,
+            BlockId::default(),
+        ));
+        let (requests_sender, requests) = mpsc::channel(16);
+        let service = Self {
+            config,
+            ports,
+            metrics: ServiceMetrics::register(registry),
+            status,
+            requests,
+            _requests_sender: requests_sender.clone(),
+            last_produced_at: None,
+        };
+        let handle = ServiceHandle {
+            status: status_receiver,
+            requests: requests_sender,
+        };
+        (service, handle)
+    }
+
+    /// Runs the production loop until `shutdown` resolves, then releases the lease (bounded by
+    /// the configured release timeout) and marks the status stopped.
+    pub async fn run<F: Future<Output = ()>>(mut self, shutdown: F) {
+        tokio::pin!(shutdown);
+        info!(trigger = %self.config.trigger(), "production service started");
+        let mut schedule = Schedule {
+            next_cycle: Instant::now(),
+            wake_on_transactions: false,
+        };
+        loop {
+            let pool = Arc::clone(&self.ports.pool);
+            let wake = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                Some(reply) = self.requests.recv() => Wake::Manual(reply),
+                () = tokio::time::sleep_until(schedule.next_cycle) => Wake::Timer,
+                () = pool.wait_for_pending(), if schedule.wake_on_transactions => Wake::Transactions,
+            };
+            let outcome = match wake {
+                Wake::Timer => {
+                    let may_produce = self.timer_may_produce();
+                    self.cycle(may_produce).await
+                }
+                Wake::Transactions => {
+                    let may_produce = self.timer_may_produce();
+                    self.cycle(may_produce).await
+                }
+                Wake::Manual(reply) => {
+                    let outcome = self.manual_cycles().await;
+                    // The requester may have given up; the block is committed either way.
+                    let _ = reply.send(outcome.clone());
+                    outcome
+                }
+            };
+            schedule = self.schedule_after(&outcome);
+        }
+        self.release_on_shutdown().await;
+    }
+
+    /// Whether a timer or transaction wake-up may produce: always on an interval, with pending transactions
+    /// when instant, never when manual (timer cycles then only follow and keep the lease).
+    fn timer_may_produce(&self) -> bool {
+        match self.config.trigger() {
+            Trigger::Interval { .. } => true,
+            Trigger::Instant => self.ports.pool.pending_count() > 0,
+            Trigger::Manual => false,
+        }
+    }
+
+    /// Runs cycles for a manual request until one does something other than import.
+    async fn manual_cycles(&mut self) -> CycleOutcome {
+        let mut outcome = self.cycle(true).await;
+        for _ in 1..MAX_CYCLES_PER_MANUAL_REQUEST {
+            match outcome {
+                CycleOutcome::Imported { count } if count > 0 => outcome = self.cycle(true).await,
+                _ => break,
+            }
+        }
+        outcome
+    }
+
+    /// When to wake next, given what the last cycle did.
+    fn schedule_after(&self, outcome: &CycleOutcome) -> Schedule {
+        let now = Instant::now();
+        let retry = now.checked_add(self.config.retry_period()).unwrap_or(now);
+        let trigger = self.config.trigger();
+        match outcome {
+            // An instant block that included nothing (its transactions were dropped as already
+            // committed) must not re-arm the transaction wake-up, or the leader would spin.
+            CycleOutcome::Produced {
+                transactions: 0, ..
+            } if trigger == Trigger::Instant => Schedule {
+                next_cycle: retry,
+                wake_on_transactions: false,
+            },
+            CycleOutcome::Produced { .. } | CycleOutcome::Idle => match trigger {
+                Trigger::Interval { block_time } => Schedule {
+                    next_cycle: self
+                        .last_produced_at
+                        .unwrap_or(now)
+                        .checked_add(block_time)
+                        .unwrap_or(now),
+                    wake_on_transactions: false,
+                },
+                Trigger::Instant => Schedule {
+                    next_cycle: retry,
+                    wake_on_transactions: true,
+                },
+                Trigger::Manual => Schedule {
+                    next_cycle: retry,
+                    wake_on_transactions: false,
+                },
+            },
+            // More committed blocks may be waiting: look again at once.
+            CycleOutcome::Imported { count } if *count > 0 => Schedule {
+                next_cycle: now,
+                wake_on_transactions: false,
+            },
+            // A follower, a failure, or an import that committed nothing waits one retry period,
+            // so a follower never spins on the coordination nodes.
+            CycleOutcome::Imported { .. }
+            | CycleOutcome::Follower
+            | CycleOutcome::Failed { .. } => Schedule {
+                next_cycle: retry,
+                wake_on_transactions: false,
+            },
+        }
+    }
+
+    async fn release_on_shutdown(&mut self) {
+        info!("production service stopping: releasing the lease");
+        match tokio::time::timeout(
+            self.config.release_timeout(),
+            self.ports.reconciliation.release(),
+        )
+        .await
+        {
+            Ok(Ok(())) => info!("lease released"),
+            Ok(Err(error)) => {
+                warn!(error = %error, "lease release failed: it will expire on its own")
+            }
+            Err(_) => warn!(
+                elapsed_ms = duration_millis(self.config.release_timeout()),
+                "lease release timed out: it will expire on its own"
+            ),
+        }
+        self.metrics.is_producing.set(0);
+        self.status
+            .send_modify(|status| status.role = Role::Stopped);
+    }
+}
+
+/// Milliseconds of a duration for log fields, saturating.
+pub(crate) fn duration_millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

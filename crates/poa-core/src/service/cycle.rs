@@ -1,0 +1,224 @@
+//! One production cycle: ask for this cycle's leader state, then follow, import, or produce.
+//!
+//! The produce path is the hot path and its order is the safety argument: produce, seal,
+//! **verify**, **publish** to a quorum, and only then **commit** locally. Any failure before
+//! commit commits nothing and releases the lease so another process can take over at once.
+
+use poa_ports::{BlockHeight, Header, LeaderState, SealedBlock};
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+use super::{CycleOutcome, ProductionService};
+use crate::status::Role;
+
+impl ProductionService {
+    /// Runs one cycle. `may_produce` is false for timer cycles that must not produce (manual
+    /// trigger, instant trigger without transactions): they still follow and keep the lease.
+    pub(super) async fn cycle(&mut self, may_produce: bool) -> CycleOutcome {
+        let head = match self.ports.importer.latest_header().await {
+            Ok(head) => head,
+            Err(error) => return self.fail("head", &error),
+        };
+        self.record_head(&head);
+        let Some(next_height) = head.height.next() else {
+            return self.fail(
+                "head",
+                &"the chain reached the highest representable height",
+            );
+        };
+        let started = Instant::now();
+        let leader_state = self.ports.reconciliation.leader_state(next_height).await;
+        self.metrics.observe_step("leader_state", started.elapsed());
+        match leader_state {
+            Err(error) => self.fail("leader_state", &error),
+            Ok(LeaderState::ReconciledFollower) => {
+                self.set_role(Role::Follower);
+                CycleOutcome::Follower
+            }
+            Ok(LeaderState::UnreconciledBlocks(blocks)) => {
+                self.import_blocks(head.height, blocks).await
+            }
+            Ok(LeaderState::ReconciledLeader) if may_produce => self.produce_on(head).await,
+            Ok(LeaderState::ReconciledLeader) => {
+                self.set_role(Role::Leader);
+                CycleOutcome::Idle
+            }
+        }
+    }
+
+    /// Imports committed blocks in height order, skipping heights the local chain already has.
+    /// Stops at the first block that fails verification or commit: every later block builds on
+    /// it and would fail too, and the next cycle asks again.
+    async fn import_blocks(
+        &mut self,
+        local_height: BlockHeight,
+        mut blocks: Vec<SealedBlock>,
+    ) -> CycleOutcome {
+        blocks.sort_by_key(SealedBlock::height);
+        self.set_role(Role::Syncing);
+        let mut imported: usize = 0;
+        for block in blocks {
+            if block.height() <= local_height {
+                debug!(height = %block.height(), "skipping reconciled block already held locally");
+                continue;
+            }
+            let height = block.height();
+            let id = block.id();
+            if let Err(error) = self.ports.importer.verify(&block).await {
+                self.metrics.blocks_refused.inc();
+                warn!(height = %height, id = %id, error = %error, "refused a block from the shared log");
+                return self.fail("import", &error);
+            }
+            if let Err(error) = self.ports.importer.commit(block).await {
+                return self.fail("import", &error);
+            }
+            imported = imported.saturating_add(1);
+            self.metrics.blocks_imported.inc();
+            self.status.send_modify(|status| {
+                status.height = height;
+                status.head_id = id;
+                status.blocks_imported = status.blocks_imported.saturating_add(1);
+            });
+            self.metrics.height.set(gauge_value(height.get()));
+            info!(height = %height, id = %id, "imported committed block");
+        }
+        CycleOutcome::Imported { count: imported }
+    }
+
+    /// Produces, seals, verifies, publishes and commits the block on top of `parent`.
+    async fn produce_on(&mut self, parent: Header) -> CycleOutcome {
+        self.set_role(Role::Leader);
+        // Never earlier than the parent: timestamps are monotonic along the chain.
+        let timestamp = self.ports.clock.now().max(parent.timestamp);
+
+        let started = Instant::now();
+        let block = match self.ports.producer.produce_block(&parent, timestamp).await {
+            Ok(block) => block,
+            Err(error) => return self.fail_and_release("produce", &error).await,
+        };
+        self.metrics.observe_step("produce", started.elapsed());
+
+        let started = Instant::now();
+        let sealed = match self.ports.signer.seal(block) {
+            Ok(sealed) => sealed,
+            Err(error) => return self.fail_and_release("seal", &error).await,
+        };
+        self.metrics.observe_step("seal", started.elapsed());
+
+        // Verify before publishing: a block that reaches a quorum must never fail local commit
+        // for a validation reason.
+        let started = Instant::now();
+        if let Err(error) = self.ports.importer.verify(&sealed).await {
+            error!(height = %sealed.height(), error = %error, "produced block failed verification");
+            return self.fail_and_release("verify", &error).await;
+        }
+        self.metrics.observe_step("verify", started.elapsed());
+
+        let started = Instant::now();
+        if let Err(error) = self
+            .ports
+            .reconciliation
+            .publish_produced_block(&sealed)
+            .await
+        {
+            return self.fail_and_release("publish", &error).await;
+        }
+        self.metrics.observe_step("publish", started.elapsed());
+
+        let height = sealed.height();
+        let id = sealed.id();
+        let transactions = sealed.block.transactions.len();
+        let started = Instant::now();
+        if let Err(error) = self.ports.importer.commit(sealed).await {
+            // The block is on a quorum: the next leadership reconciles it back from the log.
+            error!(height = %height, error = %error, "published block failed to commit locally");
+            return self.fail_and_release("commit", &error).await;
+        }
+        self.metrics.observe_step("commit", started.elapsed());
+
+        self.last_produced_at = Some(Instant::now());
+        self.metrics.blocks_produced.inc();
+        self.metrics.height.set(gauge_value(height.get()));
+        self.status.send_modify(|status| {
+            status.height = height;
+            status.head_id = id;
+            status.blocks_produced = status.blocks_produced.saturating_add(1);
+            status.last_error = None;
+        });
+        info!(height = %height, id = %id, transactions, "produced block");
+        CycleOutcome::Produced {
+            height,
+            id,
+            transactions,
+        }
+    }
+
+    /// Records a failed production step and releases the lease, so a follower can take over
+    /// without waiting for the lease to expire.
+    async fn fail_and_release(
+        &mut self,
+        step: &'static str,
+        error: &(dyn std::fmt::Display + Sync),
+    ) -> CycleOutcome {
+        let outcome = self.fail_with(step, error, true);
+        if let Err(release_error) = self.ports.reconciliation.release().await {
+            warn!(error = %release_error, "lease release after a failed production step failed");
+        }
+        outcome
+    }
+
+    /// Records a failed cycle that keeps the lease.
+    fn fail(&mut self, step: &'static str, error: &dyn std::fmt::Display) -> CycleOutcome {
+        self.fail_with(step, error, false)
+    }
+
+    /// Records a failed cycle: metrics, status and a log line saying whether the lease is being
+    /// given up because of it.
+    fn fail_with(
+        &mut self,
+        step: &'static str,
+        error: &dyn std::fmt::Display,
+        releasing_lease: bool,
+    ) -> CycleOutcome {
+        self.metrics.count_failure(step);
+        let rendered = error.to_string();
+        warn!(step, error = %rendered, releasing_lease, "production cycle failed");
+        self.status.send_modify(|status| {
+            status.role = Role::Degraded;
+            status.last_error = Some(format!("{step}: {rendered}"));
+        });
+        self.metrics.is_producing.set(0);
+        CycleOutcome::Failed {
+            step,
+            error: rendered,
+        }
+    }
+
+    fn set_role(&mut self, role: Role) {
+        self.metrics
+            .is_producing
+            .set(i64::from(role == Role::Leader));
+        self.status.send_modify(|status| {
+            status.role = role;
+            if role != Role::Degraded {
+                status.last_error = None;
+            }
+        });
+    }
+
+    fn record_head(&mut self, head: &Header) {
+        let height = head.height;
+        let id = head.id();
+        self.metrics.height.set(gauge_value(height.get()));
+        self.status.send_if_modified(|status| {
+            let changed = status.height != height || status.head_id != id;
+            status.height = height;
+            status.head_id = id;
+            changed
+        });
+    }
+}
+
+fn gauge_value(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,705 @@
+//! Behaviour of the production loop, driven through mockall doubles of every port and tokio's
+//! paused clock.
+
+#![allow(
+    clippy::arithmetic_side_effects,
+    reason = "test arithmetic on small constants"
+)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mockall::{Sequence, mock, predicate};
+use poa_ports::block::transactions_root;
+use poa_ports::{
+    Block, BlockHeight, BlockId, BlockImporter, BlockProducer, BlockReconciliationPort,
+    BlockSigner, ChainId, Clock, Header, ImportError, LeaderState, LeaseStatus, ProductionError,
+    ReconciliationError, Seal, SealedBlock, Signature, SigningError, Timestamp, TransactionPool,
+};
+use prometheus_client::registry::Registry;
+use tokio::sync::{Notify, oneshot};
+use tokio::task::JoinHandle;
+
+use super::{CycleOutcome, Ports, ProductionService, ServiceHandle};
+use crate::config::{ServiceConfig, Trigger};
+use crate::status::Role;
+
+mock! {
+    Reconciliation {}
+    #[async_trait]
+    impl BlockReconciliationPort for Reconciliation {
+        async fn leader_state(&self, next_height: BlockHeight) -> Result<LeaderState, ReconciliationError>;
+        async fn release(&self) -> Result<(), ReconciliationError>;
+        async fn publish_produced_block(&self, block: &SealedBlock) -> Result<(), ReconciliationError>;
+        fn lease_status(&self) -> LeaseStatus;
+    }
+}
+
+mock! {
+    Importer {}
+    #[async_trait]
+    impl BlockImporter for Importer {
+        async fn latest_header(&self) -> Result<Header, ImportError>;
+        async fn verify(&self, block: &SealedBlock) -> Result<(), ImportError>;
+        async fn commit(&self, block: SealedBlock) -> Result<(), ImportError>;
+    }
+}
+
+mock! {
+    Producer {}
+    #[async_trait]
+    impl BlockProducer for Producer {
+        async fn produce_block(&self, parent: &Header, timestamp: Timestamp) -> Result<Block, ProductionError>;
+    }
+}
+
+mock! {
+    Signer {}
+    impl BlockSigner for Signer {
+        fn seal(&self, block: Block) -> Result<SealedBlock, SigningError>;
+    }
+}
+
+/// A pool double that really waits: `wait_for_pending` cannot be expressed with a mockall
+/// expectation, whose returning closure cannot await.
+#[derive(Default)]
+struct FakePool {
+    pending: AtomicUsize,
+    arrived: Notify,
+}
+
+impl FakePool {
+    fn add_pending(&self) {
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        self.arrived.notify_waiters();
+    }
+}
+
+#[async_trait]
+impl TransactionPool for FakePool {
+    fn pending_count(&self) -> usize {
+        self.pending.load(Ordering::SeqCst)
+    }
+
+    async fn wait_for_pending(&self) {
+        loop {
+            let arrived = self.arrived.notified();
+            if self.pending_count() > 0 {
+                return;
+            }
+            arrived.await;
+        }
+    }
+}
+
+mock! {
+    WallClock {}
+    impl Clock for WallClock {
+        fn now(&self) -> Timestamp;
+    }
+}
+
+const BLOCK_TIME: Duration = Duration::from_millis(100);
+const RETRY: Duration = Duration::from_millis(100);
+
+fn header_at(height: u64, parent_id: BlockId) -> Header {
+    Header {
+        chain_id: ChainId::new(1),
+        height: BlockHeight::new(height),
+        parent_id,
+        timestamp: Timestamp::from_unix_millis(1_000 + height),
+        transactions_root: transactions_root(&[]),
+        transaction_count: 0,
+    }
+}
+
+fn sealed(header: Header) -> SealedBlock {
+    SealedBlock {
+        block: Block {
+            header,
+            transactions: vec![],
+        },
+        seal: Seal::Authority(Signature::from_bytes([7; 64])),
+    }
+}
+
+/// A chain of sealed blocks from height 1 to `to`, linked to a genesis header.
+fn chain_to(to: u64) -> (Header, Vec<SealedBlock>) {
+    let genesis = header_at(0, BlockId::default());
+    let mut parent = genesis.id();
+    let mut blocks = Vec::new();
+    for height in 1..=to {
+        let block = sealed(header_at(height, parent));
+        parent = block.id();
+        blocks.push(block);
+    }
+    (genesis, blocks)
+}
+
+/// Mocks with permissive defaults for the calls a test does not care about; each test adds its
+/// own expectations first (mockall matches the earliest matching expectation).
+struct Doubles {
+    reconciliation: MockReconciliation,
+    importer: MockImporter,
+    producer: MockProducer,
+    signer: MockSigner,
+    pool: Arc<FakePool>,
+    clock: MockWallClock,
+    head: Arc<Mutex<Header>>,
+}
+
+impl Doubles {
+    fn new() -> Self {
+        let head = Arc::new(Mutex::new(header_at(0, BlockId::default())));
+        let mut clock = MockWallClock::new();
+        clock
+            .expect_now()
+            .returning(|| Timestamp::from_unix_millis(5_000));
+        Self {
+            reconciliation: MockReconciliation::new(),
+            importer: MockImporter::new(),
+            producer: MockProducer::new(),
+            signer: MockSigner::new(),
+            pool: Arc::new(FakePool::default()),
+            clock,
+            head,
+        }
+    }
+
+    /// `latest_header` answers from the shared head, and `commit` advances it.
+    fn with_local_chain(mut self) -> Self {
+        let head = Arc::clone(&self.head);
+        self.importer
+            .expect_latest_header()
+            .returning(move || Ok(head.lock().unwrap().clone()));
+        self
+    }
+
+    fn commit_advances_head(&mut self) {
+        let head = Arc::clone(&self.head);
+        self.importer.expect_commit().returning(move |block| {
+            *head.lock().unwrap() = block.block.header;
+            Ok(())
+        });
+    }
+
+    /// A producer that builds an empty block on its parent and a signer that seals it.
+    fn producing_empty_blocks(&mut self) {
+        self.producer.expect_produce_block().returning(|parent, _| {
+            Ok(sealed(header_at(parent.height.get() + 1, parent.id())).block)
+        });
+        self.signer.expect_seal().returning(|block| {
+            Ok(SealedBlock {
+                block,
+                seal: Seal::Authority(Signature::from_bytes([7; 64])),
+            })
+        });
+    }
+
+    fn start(self, trigger: Trigger) -> Running {
+        let config = ServiceConfig::new(trigger, RETRY, Duration::from_secs(1)).unwrap();
+        let ports = Ports {
+            reconciliation: Arc::new(self.reconciliation),
+            importer: Arc::new(self.importer),
+            producer: Arc::new(self.producer),
+            signer: Arc::new(self.signer),
+            pool: self.pool,
+            clock: Arc::new(self.clock),
+        };
+        let (service, handle) = ProductionService::new(config, ports, &mut Registry::default());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(service.run(async move {
+            let _ = stopped.await;
+        }));
+        Running {
+            handle,
+            stop: Some(stop),
+            task,
+            head: self.head,
+        }
+    }
+}
+
+/// Lets `duration` of paused time pass in 10 ms steps, so the service task runs between steps.
+async fn let_time_pass(duration: Duration) {
+    let step = Duration::from_millis(10);
+    let mut passed = Duration::ZERO;
+    while passed < duration {
+        tokio::time::advance(step).await;
+        passed += step;
+    }
+}
+
+struct Running {
+    handle: ServiceHandle,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+    head: Arc<Mutex<Header>>,
+}
+
+impl Running {
+    async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(5), self.task)
+            .await
+            .expect("service did not stop")
+            .expect("service panicked");
+    }
+
+    fn head_height(&self) -> u64 {
+        self.head.lock().unwrap().height.get()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn produce__when_leader__then_verifies_publishes_and_only_then_commits() {
+    // given
+    let mut doubles = Doubles::new().with_local_chain();
+    let mut order = Sequence::new();
+    doubles
+        .reconciliation
+        .expect_leader_state()
+        .with(predicate::eq(BlockHeight::new(1)))
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| Ok(LeaderState::ReconciledLeader));
+    doubles
+        .producer
+        .expect_produce_block()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|parent, _| Ok(sealed(header_at(1, parent.id())).block));
+    doubles
+        .signer
+        .expect_seal()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|block| {
+            Ok(SealedBlock {
+                block,
+                seal: Seal::Authority(Signature::from_bytes([7; 64])),
+            })
+        });
+    doubles
+        .importer
+        .expect_verify()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| Ok(()));
+    doubles
+        .reconciliation
+        .expect_publish_produced_block()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| Ok(()));
+    let head = Arc::clone(&doubles.head);
+    doubles
+        .importer
+        .expect_commit()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(move |block| {
+            *head.lock().unwrap() = block.block.header;
+            Ok(())
+        });
+    // Later cycles: keep leading, produce nothing more (manual trigger timer cycles).
+    doubles
+        .reconciliation
+        .expect_leader_state()
+        .returning(|_| Ok(LeaderState::ReconciledLeader));
+    doubles.reconciliation.expect_release().returning(|| Ok(()));
+    let running = doubles.start(Trigger::Manual);
+
+    // when
+    let outcome = running.handle.produce_block().await.unwrap();
+
+    // then
+    assert!(
+        matches!(outcome, CycleOutcome::Produced { height, .. } if height == BlockHeight::new(1))
+    );
+    assert_eq!(running.head_height(), 1);
+    running.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn produce__when_publish_fails__then_commits_nothing_and_releases_the_lease() {
+    // given
+    let mut doubles = Doubles::new().with_local_chain();
+    doubles
+        .reconciliation
+        .expect_leader_state()
+        .returning(|_| Ok(LeaderState::ReconciledLeader));
+    doubles.producing_empty_blocks();
+    doubles.importer.expect_verify().returning(|_| Ok(()));
+    doubles
+        .reconciliation
+        .expect_publish_produced_block()
+        .returning(|_| {
+            Err(ReconciliationError::NoQuorum {
+                operation: "publish",
+                acked: 1,
+                needed: 2,
+            })
+        });
+    doubles.importer.expect_commit().never();
+    // Once for the failed publish; shutdown may release again.
+    doubles
+        .reconciliation
+        .expect_release()
+        .times(1..)
+        .returning(|| Ok(()));
+    let running = doubles.start(Trigger::Manual);
+
+    // when
+    let outcome = running.handle.produce_block().await.unwrap();
+
+    // then
+    assert!(matches!(
+        outcome,
+        CycleOutcome::Failed {
+            step: "publish",
+            ..
+        }
+    ));
+    assert_eq!(running.head_height(), 0);
+    assert_eq!(running.handle.status().role, Role::Degraded);
+    running.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn produce__when_the_produced_block_fails_verification__then_publishes_nothing() {
+    // given
+    let mut doubles = Doubles::new().with_local_chain();
+    doubles
+        .reconciliation
+        .expect_leader_state()
+        .returning(|_| Ok(LeaderState::ReconciledLeader));
+    doubles.producing_empty_blocks();
+    doubles.importer.expect_verify().returning(|block| {
+        Err(ImportError::InvalidSeal {
+            height: block.height(),
+        })
+    });
+    doubles
+        .reconciliation
+        .expect_publish_produced_block()
+        .never();
+    doubles.importer.expect_commit().never();
+    doubles.reconciliation.expect_release().returning(|| Ok(()));
+    let running = doubles.start(Trigger::Manual);
+
+    // when
+    let outcome = running.handle.produce_block().await.unwrap();
+
+    // then
+    assert!(matches!(
+        outcome,
+        CycleOutcome::Failed { step: "verify", .. }
+    ));
+    running.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn run__when_follower__then_never_produces_and_never_spins() {
+    // given
+    let mut doubles = Doubles::new().with_local_chain();
+    let calls = Arc::new(Mutex::new(0_u32));
+    let counted = Arc::clone(&calls);
+    doubles
+        .reconciliation
+        .expect_leader_state()
+        .returning(move |_| {
+            *counted.lock().unwrap() += 1;
+            Ok(LeaderState::ReconciledFollower)
+        });
+    doubles.producer.expect_produce_block().never();
+    doubles
+        .reconciliation
+        .expect_publish_produced_block()
+        .never();
+    doubles.importer.expect_commit().never();
+    doubles.reconciliation.expect_release().returning(|| Ok(()));
+    let running = doubles.start(Trigger::Interval {
+        block_time: BLOCK_TIME,
+    });
+
+    // when: one second of paused time passes in small steps
+    let_time_pass(Duration::from_secs(1)).await;
+
+    // then: about one check per retry period (10 in a second), never a busy loop
+    let calls = *calls.lock().unwrap();
+    assert!(
+        (5..=15).contains(&calls),
+        "leader_state called {calls} times in 1 s"
+    );
+    assert_eq!(running.handle.status().role, Role::Follower);
+    running.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn import__when_blocks_are_unreconciled__then_imports_in_height_order_and_skips_local_ones() {
+    // given: the local chain holds height 1; the log returns 3, 1, 2 out of order
+    let (_, blocks) = chain_to(3);
+    let mut doubles = Doubles::new().with_local_chain();
+    *doubles.head.lock().unwrap() = blocks[0].block.header.clone();
+    let returned = vec![blocks[2].clone(), blocks[0].clone(), blocks[1].clone()];
+    doubles
+        .reconciliation
+        .expect_leader_state()
+        .times(1)
+        .returning(move |_| Ok(LeaderState::UnreconciledBlocks(returned.clone())));
+    doubles
+        .reconciliation
+        .expect_leader_state()
+        .returning(|_| Ok(LeaderState::ReconciledFollower));
+    let mut order = Sequence::new();
+    for block in [&blocks[1], &blocks[2]] {
+        let id = block.id();
+        doubles
+            .importer
+            .expect_verify()
+            .withf(move |candidate| candidate.id() == id)
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(|_| Ok(()));
+        let head = Arc::clone(&doubles.head);
+        doubles
+            .importer
+            .expect_commit()
+            .withf(move |candidate| candidate.id() == id)
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(move |block| {
+                *head.lock().unwrap() = block.block.header;
+                Ok(())
+            });
+    }
+    doubles.producer.expect_produce_block().never();
+    doubles.reconciliation.expect_release().returning(|| Ok(()));
+    let running = doubles.start(Trigger::Manual);
+
+    // when
+    let outcome = running.handle.produce_block().await.unwrap();
+
+    // then: two imported, then the next cycle found a follower and produced nothing
+    assert_eq!(running.head_height(), 3);
+    assert_eq!(outcome, CycleOutcome::Follower);
+    assert_eq!(running.handle.status().blocks_imported, 2);
+    running.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn import__when_a_reconciled_block_is_invalid__then_refuses_it_and_produces_nothing_that_cycle()
+ {
+    // given
+    let (_, blocks) = chain_to(2);
+    let mut doubles = Doubles::new().with_local_chain();
+    let returned = blocks.clone();
+    doubles
+        .reconciliation
+        .expect_leader_state()
+        .returning(move |_| Ok(LeaderState::UnreconciledBlocks(returned.clone())));
+    doubles.importer.expect_verify().returning(|block| {
+        Err(ImportError::InvalidSeal {
+            height: block.height(),
+        })
+    });
+    doubles.importer.expect_commit().never();
+    doubles.producer.expect_produce_block().never();
+    doubles
+        .reconciliation
+        .expect_publish_produced_block()
+        .never();
+    doubles.reconciliation.expect_release().returning(|| Ok(()));
+    let running = doubles.start(Trigger::Interval {
+        block_time: BLOCK_TIME,
+    });
+
+    // when
+    let_time_pass(Duration::from_millis(350)).await;
+
+    // then
+    assert_eq!(running.head_height(), 0);
+    assert_eq!(running.handle.status().role, Role::Degraded);
+    running.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn run__when_shut_down__then_releases_the_lease() {
+    // given
+    let mut doubles = Doubles::new().with_local_chain();
+    doubles
+        .reconciliation
+        .expect_leader_state()
+        .returning(|_| Ok(LeaderState::ReconciledFollower));
+    doubles
+        .reconciliation
+        .expect_release()
+        .times(1)
+        .returning(|| Ok(()));
+    let running = doubles.start(Trigger::Interval {
+        block_time: BLOCK_TIME,
+    });
+    let_time_pass(Duration::from_millis(50)).await;
+
+    // when
+    let status = running.handle.subscribe();
+    running.shutdown().await;
+
+    // then: release was called exactly once (checked by the mock on drop) and the status says so
+    assert_eq!(status.borrow().role, Role::Stopped);
+}
+
+#[tokio::test(start_paused = true)]
+async fn produce__when_production_fails__then_releases_the_lease_and_commits_nothing() {
+    // given
+    let mut doubles = Doubles::new().with_local_chain();
+    doubles
+        .reconciliation
+        .expect_leader_state()
+        .returning(|_| Ok(LeaderState::ReconciledLeader));
+    doubles.producer.expect_produce_block().returning(|_, _| {
+        Err(ProductionError::Failed {
+            reason: "executor crashed".to_owned(),
+        })
+    });
+    doubles
+        .reconciliation
+        .expect_publish_produced_block()
+        .never();
+    doubles.importer.expect_commit().never();
+    let releases = Arc::new(Mutex::new(0_u32));
+    let counted = Arc::clone(&releases);
+    doubles.reconciliation.expect_release().returning(move || {
+        *counted.lock().unwrap() += 1;
+        Ok(())
+    });
+    let running = doubles.start(Trigger::Manual);
+
+    // when
+    let outcome = running.handle.produce_block().await.unwrap();
+
+    // then
+    assert!(matches!(
+        outcome,
+        CycleOutcome::Failed {
+            step: "produce",
+            ..
+        }
+    ));
+    assert_eq!(*releases.lock().unwrap(), 1);
+    running.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn run__when_a_cycle_fails__then_recovers_on_the_next_cycle() {
+    // given: the first leader_state fails, later ones lead
+    let mut doubles = Doubles::new().with_local_chain();
+    doubles
+        .reconciliation
+        .expect_leader_state()
+        .times(1)
+        .returning(|_| {
+            Err(ReconciliationError::NoQuorum {
+                operation: "reconcile_read",
+                acked: 1,
+                needed: 2,
+            })
+        });
+    doubles
+        .reconciliation
+        .expect_leader_state()
+        .returning(|_| Ok(LeaderState::ReconciledLeader));
+    doubles.producing_empty_blocks();
+    doubles.importer.expect_verify().returning(|_| Ok(()));
+    doubles
+        .reconciliation
+        .expect_publish_produced_block()
+        .returning(|_| Ok(()));
+    doubles.commit_advances_head();
+    doubles.reconciliation.expect_release().returning(|| Ok(()));
+    let running = doubles.start(Trigger::Interval {
+        block_time: BLOCK_TIME,
+    });
+
+    // when: the failed cycle backs off one retry period, then production resumes
+    let_time_pass(Duration::from_millis(10)).await;
+    assert_eq!(running.head_height(), 0);
+    let_time_pass(Duration::from_millis(500)).await;
+
+    // then
+    assert!(
+        running.head_height() >= 2,
+        "produced up to {}",
+        running.head_height()
+    );
+    assert_eq!(running.handle.status().role, Role::Leader);
+    running.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn run__when_interval_leader__then_produces_one_block_per_block_time() {
+    // given
+    let mut doubles = Doubles::new().with_local_chain();
+    doubles
+        .reconciliation
+        .expect_leader_state()
+        .returning(|_| Ok(LeaderState::ReconciledLeader));
+    doubles.producing_empty_blocks();
+    doubles.importer.expect_verify().returning(|_| Ok(()));
+    doubles
+        .reconciliation
+        .expect_publish_produced_block()
+        .returning(|_| Ok(()));
+    doubles.commit_advances_head();
+    doubles.reconciliation.expect_release().returning(|| Ok(()));
+    let running = doubles.start(Trigger::Interval {
+        block_time: BLOCK_TIME,
+    });
+
+    // when: one second in 10 ms steps
+    let_time_pass(Duration::from_secs(1)).await;
+
+    // then: about ten blocks (one at start, one per 100 ms)
+    let height = running.head_height();
+    assert!(
+        (9..=12).contains(&height),
+        "produced {height} blocks in 1 s"
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn run__when_instant_leader_without_transactions__then_produces_nothing_until_one_arrives() {
+    // given: the pool is empty for 500 ms, then holds a transaction
+    let mut doubles = Doubles::new().with_local_chain();
+    let pool = Arc::clone(&doubles.pool);
+    doubles
+        .reconciliation
+        .expect_leader_state()
+        .returning(|_| Ok(LeaderState::ReconciledLeader));
+    doubles.producing_empty_blocks();
+    doubles.importer.expect_verify().returning(|_| Ok(()));
+    doubles
+        .reconciliation
+        .expect_publish_produced_block()
+        .returning(|_| Ok(()));
+    doubles.commit_advances_head();
+    doubles.reconciliation.expect_release().returning(|| Ok(()));
+    let running = doubles.start(Trigger::Instant);
+
+    // when
+    let_time_pass(Duration::from_millis(500)).await;
+    let before = running.head_height();
+    pool.add_pending();
+    let_time_pass(Duration::from_millis(200)).await;
+
+    // then
+    assert_eq!(before, 0);
+    assert!(running.head_height() >= 1);
+    running.shutdown().await;
+}
