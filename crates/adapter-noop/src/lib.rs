@@ -1,0 +1,63 @@
+//! The reconciliation port for a single-node deployment: with one producer there is nothing to
+//! coordinate, so this process always leads, publishing is a no-op and there is no lease to
+//! release. It performs no I/O.
+
+use async_trait::async_trait;
+use poa_ports::{BlockHeight, BlockReconciliationPort, LeaderState, ReconciliationError, SealedBlock};
+
+/// Always [`LeaderState::ReconciledLeader`]; publish and release succeed without I/O.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoopReconciliation;
+
+#[async_trait]
+impl BlockReconciliationPort for NoopReconciliation {
+    async fn leader_state(&self, _next_height: BlockHeight) -> Result<LeaderState, ReconciliationError> {
+        Ok(LeaderState::ReconciledLeader)
+    }
+
+    async fn release(&self) -> Result<(), ReconciliationError> {
+        Ok(())
+    }
+
+    async fn publish_produced_block(&self, _block: &SealedBlock) -> Result<(), ReconciliationError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(non_snake_case)]
+mod tests {
+    use poa_ports::block::transactions_root;
+    use poa_ports::{Block, BlockId, ChainId, Header, LeaseStatus, Seal, Timestamp};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn noop__for_any_height__then_leads_publishes_and_releases_without_error() {
+        // given
+        let adapter = NoopReconciliation;
+        let block = SealedBlock {
+            block: Block {
+                header: Header {
+                    chain_id: ChainId::new(0),
+                    height: BlockHeight::new(1),
+                    parent_id: BlockId::default(),
+                    timestamp: Timestamp::from_unix_millis(0),
+                    transactions_root: transactions_root(&[]),
+                    transaction_count: 0,
+                },
+                transactions: vec![],
+            },
+            seal: Seal::Genesis,
+        };
+
+        // when / then
+        for height in [0, 1, u64::MAX] {
+            let state = adapter.leader_state(BlockHeight::new(height)).await.unwrap();
+            assert_eq!(state, LeaderState::ReconciledLeader);
+        }
+        adapter.publish_produced_block(&block).await.unwrap();
+        adapter.release().await.unwrap();
+        assert_eq!(adapter.lease_status(), LeaseStatus::default());
+    }
+}
