@@ -109,6 +109,7 @@ impl RedisReconciliation {
                 state,
                 tracker.clone(),
                 metrics,
+                config.node_timeout,
             ),
             quorum: config.quorum,
             nodes,
@@ -140,13 +141,11 @@ impl BlockReconciliationPort for RedisReconciliation {
             Role::Leader { generation } => self.reconciler.leader(next_height, generation).await,
             Role::Follower => self.reconciler.follower(next_height).await,
         };
-        let state = self.lease.state();
-        if let Some(valid_for) = state.valid_for() {
-            self.lease
-                .metrics()
-                .lease_validity_remaining
-                .set(valid_for.as_secs_f64());
-        }
+        let valid_for = self.lease.state().valid_for().unwrap_or_default();
+        self.lease
+            .metrics()
+            .lease_validity_remaining
+            .set(valid_for.as_secs_f64());
         result.map_err(ReconciliationError::from)
     }
 

@@ -447,3 +447,64 @@ impl Lease {
         });
     }
 }
+
+#[cfg(test)]
+#[allow(non_snake_case)]
+mod tests {
+    use prometheus_client::registry::Registry;
+
+    use super::*;
+
+    #[test]
+    fn fold_epoch__when_many_threads_fold_concurrently__then_keeps_the_global_maximum() {
+        // given
+        let metrics = Arc::new(Metrics::register(&mut Registry::default()));
+        let state = Arc::new(LeaseState::new(
+            Duration::from_secs(2),
+            Duration::from_millis(22),
+            metrics,
+        ));
+
+        // when: 8 threads fold interleaved ascending and descending candidates
+        let threads: Vec<_> = (0..8u64)
+            .map(|thread| {
+                let state = Arc::clone(&state);
+                std::thread::spawn(move || {
+                    for step in 0..200u64 {
+                        let candidate = if step % 2 == 0 {
+                            step * 8 + thread + 1
+                        } else {
+                            1600 - step
+                        };
+                        let before = state.epoch();
+                        state.fold_epoch(Epoch::new(candidate));
+                        assert!(state.epoch() >= before, "epoch went down");
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+
+        // then
+        assert_eq!(state.epoch(), Some(Epoch::new(1599)));
+    }
+
+    #[test]
+    fn valid_for__when_not_leading_or_renewed__then_none_or_at_most_ttl_minus_drift() {
+        // given
+        let metrics = Arc::new(Metrics::register(&mut Registry::default()));
+        let state = LeaseState::new(Duration::from_secs(2), Duration::from_millis(22), metrics);
+
+        // when / then
+        state.renewed(Instant::now());
+        assert_eq!(state.valid_for(), None);
+        state.set_leading(true);
+        let valid = state.valid_for().unwrap();
+        assert!(valid <= Duration::from_millis(1978) && valid > Duration::from_millis(1500));
+        state.clear();
+        assert_eq!(state.valid_for(), None);
+        assert_eq!(state.epoch(), None);
+    }
+}

@@ -1,7 +1,8 @@
 //! Reconciliation (PROTOCOL.md section 6): what committed blocks the local chain lacks.
 //!
 //! A leader does a full scan once per leadership generation (reads from every node, a quorum
-//! of successful reads or an error, votes per height, repair of a sub-quorum winner) and only a
+//! of successful reads or an error, then a short grace for the others; votes per height,
+//! repair of a sub-quorum winner) and only a
 //! cheap "latest height on a quorum" check afterwards; a failed publish forces the next full
 //! scan. A follower returns the blocks present on a quorum and never writes. Votes, winners and
 //! repair plans come from `quorum`; this module gathers reads and writes.
@@ -9,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use fred::bytes::Bytes;
 use poa_ports::{BlockHeight, BlockId, LeaderState, SealedBlock};
@@ -51,6 +52,7 @@ pub(crate) struct Reconciler {
     state: Arc<LeaseState>,
     tracker: TaskTracker,
     metrics: Arc<Metrics>,
+    read_grace: Duration,
     reconciled_generation: AtomicU64,
 }
 
@@ -62,6 +64,7 @@ impl Reconciler {
         state: Arc<LeaseState>,
         tracker: TaskTracker,
         metrics: Arc<Metrics>,
+        node_timeout: Duration,
     ) -> Self {
         Self {
             nodes,
@@ -70,6 +73,7 @@ impl Reconciler {
             state,
             tracker,
             metrics,
+            read_grace: node_timeout / 4,
             reconciled_generation: AtomicU64::new(NOT_RECONCILED),
         }
     }
@@ -231,13 +235,35 @@ impl Reconciler {
 
     /// Reads entries at or above `next_height` from every node (each bounded) and decodes
     /// them; fewer than a quorum of successful reads is an error, never an empty backlog.
+    /// Once a quorum answered, the other nodes get a short grace instead of their full
+    /// timeout: any committed block is already among the answers (quorums overlap), so a
+    /// half-alive minority costs a fraction of one node timeout.
     async fn read_backlog(&self, next_height: BlockHeight) -> Result<Backlog, AdapterError> {
         let max_entries = self.stream_max_len;
-        let replies = FanOut::spawn(&self.tracker, self.nodes.iter(), None, |node| async move {
-            node.read_from(next_height, max_entries).await
-        })
-        .all()
-        .await;
+        let mut pending =
+            FanOut::spawn(&self.tracker, self.nodes.iter(), None, |node| async move {
+                node.read_from(next_height, max_entries).await
+            });
+        let mut replies = Vec::new();
+        let mut answered = 0usize;
+        let mut grace_until = None;
+        loop {
+            let next = match grace_until {
+                Some(deadline) => match tokio::time::timeout_at(deadline, pending.next()).await {
+                    Ok(next) => next,
+                    Err(_) => break,
+                },
+                None => pending.next().await,
+            };
+            let Some((node, reply)) = next else {
+                break;
+            };
+            answered = answered.saturating_add(usize::from(reply.is_ok()));
+            replies.push((node, reply));
+            if grace_until.is_none() && self.quorum.reached(answered) {
+                grace_until = Some(tokio::time::Instant::now() + self.read_grace);
+            }
+        }
         let mut backlog = Backlog::default();
         let mut successful = 0usize;
         let mut undecodable = 0usize;

@@ -1,3 +1,5 @@
+//! Table tests and property tests of the pure quorum, validity, tally, vote and repair rules.
+
 use proptest::prelude::*;
 
 use super::*;
