@@ -117,7 +117,7 @@ impl BlockImporter for RedbBlockImporter {
             .run_blocking(move |store| store.commit(&block))
             .await?;
         self.pool.remove_committed(&transaction_ids);
-        tracing::info!(
+        tracing::debug!(
             height = %height,
             id = %id,
             transactions = transaction_ids.len(),

@@ -3,7 +3,9 @@
 //! release. It performs no I/O.
 
 use async_trait::async_trait;
-use poa_ports::{BlockHeight, BlockReconciliationPort, LeaderState, ReconciliationError, SealedBlock};
+use poa_ports::{
+    BlockHeight, BlockReconciliationPort, LeaderState, ReconciliationError, SealedBlock,
+};
 
 /// Always [`LeaderState::ReconciledLeader`]; publish and release succeed without I/O.
 #[derive(Debug, Clone, Copy, Default)]
@@ -11,7 +13,10 @@ pub struct NoopReconciliation;
 
 #[async_trait]
 impl BlockReconciliationPort for NoopReconciliation {
-    async fn leader_state(&self, _next_height: BlockHeight) -> Result<LeaderState, ReconciliationError> {
+    async fn leader_state(
+        &self,
+        _next_height: BlockHeight,
+    ) -> Result<LeaderState, ReconciliationError> {
         Ok(LeaderState::ReconciledLeader)
     }
 
@@ -19,7 +24,10 @@ impl BlockReconciliationPort for NoopReconciliation {
         Ok(())
     }
 
-    async fn publish_produced_block(&self, _block: &SealedBlock) -> Result<(), ReconciliationError> {
+    async fn publish_produced_block(
+        &self,
+        _block: &SealedBlock,
+    ) -> Result<(), ReconciliationError> {
         Ok(())
     }
 }
@@ -53,7 +61,10 @@ mod tests {
 
         // when / then
         for height in [0, 1, u64::MAX] {
-            let state = adapter.leader_state(BlockHeight::new(height)).await.unwrap();
+            let state = adapter
+                .leader_state(BlockHeight::new(height))
+                .await
+                .unwrap();
             assert_eq!(state, LeaderState::ReconciledLeader);
         }
         adapter.publish_produced_block(&block).await.unwrap();

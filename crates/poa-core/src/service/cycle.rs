@@ -87,6 +87,9 @@ impl ProductionService {
 
     /// Produces, seals, verifies, publishes and commits the block on top of `parent`.
     async fn produce_on(&mut self, parent: Header) -> CycleOutcome {
+        // The interval is anchored to the start of production, so blocks do not drift later
+        // by the time each one takes.
+        let cycle_started = Instant::now();
         self.set_role(Role::Leader);
         // Never earlier than the parent: timestamps are monotonic along the chain.
         let timestamp = self.ports.clock.now().max(parent.timestamp);
@@ -136,7 +139,7 @@ impl ProductionService {
         }
         self.metrics.observe_step("commit", started.elapsed());
 
-        self.last_produced_at = Some(Instant::now());
+        self.last_produced_at = Some(cycle_started);
         self.metrics.blocks_produced.inc();
         self.metrics.height.set(gauge_value(height.get()));
         self.status.send_modify(|status| {

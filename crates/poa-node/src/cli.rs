@@ -1,0 +1,135 @@
+//! The command line: every flag also reads a `POA_*` environment variable, and any flag left
+//! unset falls back to the TOML file given by `--config`, then to the built-in default.
+//!
+//! Flags are `Option`s without clap defaults on purpose: the settings module must tell "not
+//! given" from "given the default value" to let the file fill the gaps.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A high-availability Proof-of-Authority block producer.
+///
+/// With no arguments it runs a single-node development chain in ./poa-data with 1 s blocks and
+/// HTTP on 127.0.0.1:4000. Give one or more --redis-url to run as one of several producers that
+/// share a leader lease on a quorum of Redis nodes.
+#[derive(Debug, Parser)]
+#[command(name = "poa-node", version, args_conflicts_with_subcommands = true)]
+pub(crate) struct Cli {
+    /// What to do; without a subcommand the node runs.
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+    /// Settings of `run`, also accepted without the subcommand.
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the block producer (the default).
+    Run(Box<RunArgs>),
+    /// Write a new authority key file and print its public key.
+    Keygen {
+        /// Where to write the key; an existing file is never overwritten.
+        #[arg(long, env = "POA_KEY_FILE")]
+        key_file: PathBuf,
+    },
+}
+
+/// Settings of a running node.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct RunArgs {
+    /// TOML file with any of these settings (kebab-case keys, durations like "200ms").
+    #[arg(long, env = "POA_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Directory of the local chain database [default: ./poa-data].
+    #[arg(long, env = "POA_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+
+    /// Produce a block every interval, e.g. 1s or 200ms [default: 1s].
+    #[arg(long, env = "POA_BLOCK_TIME", value_parser = humantime::parse_duration)]
+    pub(crate) block_time: Option<Duration>,
+
+    /// Produce a block as soon as transactions are pending (no empty blocks).
+    #[arg(long, env = "POA_INSTANT", conflicts_with_all = ["block_time", "manual"])]
+    pub(crate) instant: bool,
+
+    /// Produce blocks only on POST /blocks/produce.
+    #[arg(long, env = "POA_MANUAL", conflicts_with_all = ["block_time", "instant"])]
+    pub(crate) manual: bool,
+
+    /// Address of the HTTP API [default: 127.0.0.1:4000].
+    #[arg(long, env = "POA_HTTP")]
+    pub(crate) http: Option<SocketAddr>,
+
+    /// Authority key file (see `poa-node keygen`) [default: the public development key].
+    #[arg(long, env = "POA_KEY_FILE")]
+    pub(crate) key_file: Option<PathBuf>,
+
+    /// Chain id [default: 0, the development chain].
+    #[arg(long, env = "POA_CHAIN_ID")]
+    pub(crate) chain_id: Option<u64>,
+
+    /// Genesis time, RFC 3339 (e.g. 2024-01-01T00:00:00Z) [default: the development genesis].
+    #[arg(long, env = "POA_GENESIS_TIME", value_parser = humantime::parse_rfc3339)]
+    pub(crate) genesis_time: Option<std::time::SystemTime>,
+
+    /// How often a follower (or a failed cycle) checks again [default: min(block time, lease ttl / 4)].
+    #[arg(long, env = "POA_POLL_INTERVAL", value_parser = humantime::parse_duration)]
+    pub(crate) poll_interval: Option<Duration>,
+
+    /// A Redis node of the leader lease, redis://host:port; repeat for each node. Without any,
+    /// the node runs alone.
+    #[arg(long = "redis-url", env = "POA_REDIS_URLS", value_delimiter = ',')]
+    pub(crate) redis_urls: Vec<String>,
+
+    /// Key prefix of the lease, epoch, stream and index keys [default: poa:leader:lock].
+    #[arg(long, env = "POA_LEASE_KEY")]
+    pub(crate) lease_key: Option<String>,
+
+    /// Lease time to live [default: 3s].
+    #[arg(long, env = "POA_LEASE_TTL", value_parser = humantime::parse_duration)]
+    pub(crate) lease_ttl: Option<Duration>,
+
+    /// Bound of every call to one Redis node [default: 100ms].
+    #[arg(long, env = "POA_NODE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub(crate) node_timeout: Option<Duration>,
+
+    /// Delay between lease acquisition attempts [default: 200ms].
+    #[arg(long, env = "POA_RETRY_DELAY", value_parser = humantime::parse_duration)]
+    pub(crate) retry_delay: Option<Duration>,
+
+    /// Largest random delay added to --retry-delay [default: 100ms].
+    #[arg(long, env = "POA_MAX_RETRY_DELAY_OFFSET", value_parser = humantime::parse_duration)]
+    pub(crate) max_retry_delay_offset: Option<Duration>,
+
+    /// Lease acquisition attempts per cycle [default: 3].
+    #[arg(long, env = "POA_MAX_ATTEMPTS")]
+    pub(crate) max_attempts: Option<u32>,
+
+    /// Blocks each Redis stream retains [default: 1000].
+    #[arg(long, env = "POA_STREAM_MAX_LEN")]
+    pub(crate) stream_max_len: Option<u64>,
+
+    /// Extra nodes every quorum must include, to survive that many nodes losing data [default: 0].
+    #[arg(long, env = "POA_QUORUM_DISRUPTION_BUDGET")]
+    pub(crate) quorum_disruption_budget: Option<usize>,
+
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "POA_LOG_FORMAT")]
+    pub(crate) log_format: Option<LogFormat>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}

@@ -1,0 +1,217 @@
+//! The HTTP API: health, leadership, status, blocks, transaction submission, manual production
+//! and Prometheus metrics. Handlers translate between HTTP and the service, chain and pool;
+//! they hold no state of their own.
+
+use std::sync::Arc;
+
+use adapter_chain::{ChainSpec, MemoryTransactionPool, PoolError, RedbBlockImporter};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use poa_core::{CycleOutcome, ServiceHandle, Trigger};
+use poa_ports::{BlockHeight, BlockReconciliationPort, Seal, SealedBlock, Transaction};
+use prometheus_client::registry::Registry;
+use serde_json::{Value, json};
+use tracing::warn;
+
+/// Everything the handlers read.
+#[derive(Clone)]
+pub(crate) struct ApiState {
+    pub(crate) service: ServiceHandle,
+    pub(crate) chain: RedbBlockImporter,
+    pub(crate) pool: MemoryTransactionPool,
+    pub(crate) reconciliation: Arc<dyn BlockReconciliationPort>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) trigger: Trigger,
+    pub(crate) chain_spec: ChainSpec,
+}
+
+/// The API's routes.
+pub(crate) fn router(state: ApiState) -> Router {
+    // One byte over the pool's limit, so an oversized body reaches the pool and gets its 413.
+    let body_limit = state.pool.limits().max_transaction_bytes.saturating_add(1);
+    Router::new()
+        .route("/health", get(health))
+        .route("/leader", get(leader))
+        .route("/status", get(status))
+        .route("/blocks/latest", get(latest_block))
+        .route("/blocks/produce", post(produce_block))
+        .route("/blocks/{height}", get(block_at))
+        .route("/transactions", post(submit_transaction))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+async fn health(State(state): State<ApiState>) -> Response {
+    match state.service.status().role {
+        poa_core::Role::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "stopped\n").into_response(),
+        _ => (StatusCode::OK, "ok\n").into_response(),
+    }
+}
+
+/// 200 while this process leads: its last cycle led and, with a lease, the lease is still
+/// valid by the local clock. 503 otherwise, so a load balancer can follow the leader.
+async fn leader(State(state): State<ApiState>) -> Response {
+    if is_leader(&state) {
+        (StatusCode::OK, "leader\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "follower\n").into_response()
+    }
+}
+
+fn is_leader(state: &ApiState) -> bool {
+    let lease = state.reconciliation.lease_status();
+    let lease_valid = lease.nodes.is_empty()
+        || lease
+            .valid_for
+            .is_some_and(|valid_for| !valid_for.is_zero());
+    state.service.status().is_leader() && lease_valid
+}
+
+async fn status(State(state): State<ApiState>) -> Response {
+    let status = state.service.status();
+    let lease = state.reconciliation.lease_status();
+    let body = json!({
+        "height": status.height.get(),
+        "head_id": status.head_id.to_hex(),
+        "is_leader": is_leader(&state),
+        "role": status.role,
+        "epoch": lease.epoch.map(|epoch| epoch.get()),
+        "trigger": state.trigger,
+        "lease": lease,
+        "blocks_produced": status.blocks_produced,
+        "blocks_imported": status.blocks_imported,
+        "pending_transactions": state.pool.pending_count(),
+        "last_error": status.last_error,
+        "chain_id": state.chain_spec.chain_id.get(),
+        "authority": state.chain_spec.authority.to_string(),
+    });
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+async fn latest_block(State(state): State<ApiState>) -> Response {
+    match state.chain.head().await {
+        Ok(block) => (StatusCode::OK, axum::Json(block_view(&block))).into_response(),
+        Err(error) => storage_failure(&error),
+    }
+}
+
+async fn block_at(State(state): State<ApiState>, Path(height): Path<u64>) -> Response {
+    match state.chain.block_at(BlockHeight::new(height)).await {
+        Ok(Some(block)) => (StatusCode::OK, axum::Json(block_view(&block))).into_response(),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({ "error": "no block at this height" })),
+        )
+            .into_response(),
+        Err(error) => storage_failure(&error),
+    }
+}
+
+async fn submit_transaction(State(state): State<ApiState>, body: Bytes) -> Response {
+    let transaction = Transaction::new(body.to_vec());
+    let id = transaction.id();
+    match state.chain.is_committed(id).await {
+        Ok(true) => {
+            return (
+                StatusCode::CONFLICT,
+                axum::Json(json!({ "id": id.to_hex(), "error": "transaction already committed" })),
+            )
+                .into_response();
+        }
+        Ok(false) => {}
+        Err(error) => return storage_failure(&error),
+    }
+    let refused = |status: StatusCode, error: &PoolError| {
+        (
+            status,
+            axum::Json(json!({ "id": id.to_hex(), "error": error.to_string() })),
+        )
+            .into_response()
+    };
+    match state.pool.submit(transaction) {
+        Ok(id) => (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({ "id": id.to_hex() })),
+        )
+            .into_response(),
+        Err(error @ PoolError::TooLarge { .. }) => refused(StatusCode::PAYLOAD_TOO_LARGE, &error),
+        Err(error @ PoolError::Full) => refused(StatusCode::TOO_MANY_REQUESTS, &error),
+        Err(error @ PoolError::Duplicate) => refused(StatusCode::CONFLICT, &error),
+        Err(error @ PoolError::Empty) => refused(StatusCode::BAD_REQUEST, &error),
+    }
+}
+
+/// Runs a production cycle now, whatever the trigger: imports what the chain lacks, then
+/// produces if this process leads.
+async fn produce_block(State(state): State<ApiState>) -> Response {
+    match state.service.produce_block().await {
+        Ok(CycleOutcome::Produced { height, id, transactions }) => (
+            StatusCode::OK,
+            axum::Json(json!({ "outcome": "produced", "height": height.get(), "id": id.to_hex(), "transaction_count": transactions })),
+        )
+            .into_response(),
+        Ok(CycleOutcome::Follower) => (
+            StatusCode::CONFLICT,
+            axum::Json(json!({ "outcome": "follower", "error": "another process holds the lease" })),
+        )
+            .into_response(),
+        Ok(CycleOutcome::Imported { count }) => {
+            (StatusCode::ACCEPTED, axum::Json(json!({ "outcome": "imported", "count": count }))).into_response()
+        }
+        Ok(CycleOutcome::Idle) => (StatusCode::ACCEPTED, axum::Json(json!({ "outcome": "idle" }))).into_response(),
+        Ok(CycleOutcome::Failed { step, error }) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "outcome": "failed", "step": step, "error": error })),
+        )
+            .into_response(),
+        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "error": error.to_string() }))).into_response(),
+    }
+}
+
+async fn metrics(State(state): State<ApiState>) -> Response {
+    let mut text = String::new();
+    if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &state.registry) {
+        warn!(error = %error, "metrics encoding failed");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+fn storage_failure(error: &dyn std::error::Error) -> Response {
+    warn!(error = %error, "local chain read failed");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        axum::Json(json!({ "error": "local chain read failed" })),
+    )
+        .into_response()
+}
+
+/// The JSON view of a block; ids are lowercase hex.
+pub(crate) fn block_view(block: &SealedBlock) -> Value {
+    let header = &block.block.header;
+    json!({
+        "height": header.height.get(),
+        "id": block.id().to_hex(),
+        "parent_id": header.parent_id.to_hex(),
+        "timestamp": header.timestamp.as_unix_millis(),
+        "transactions_root": header.transactions_root.to_hex(),
+        "transaction_count": header.transaction_count,
+        "transactions": block.block.transactions.iter().map(|transaction| transaction.id().to_hex()).collect::<Vec<_>>(),
+        "seal": match block.seal {
+            Seal::Genesis => "genesis",
+            Seal::Authority(_) => "authority",
+        },
+    })
+}

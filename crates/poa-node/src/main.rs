@@ -1,0 +1,81 @@
+//! `poa-node`: a thin binary that wires the adapters to the production service.
+//!
+//! # Layout
+//!
+//! - `cli`: flags and environment variables.
+//! - `settings`: merges flags, the `--config` file and defaults, and validates them.
+//! - `run`: builds the adapters and the service, and runs them until a signal.
+//! - `http`: the HTTP API.
+//! - `telemetry`: logging.
+
+mod cli;
+mod http;
+mod run;
+mod settings;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use adapter_chain::AuthorityKey;
+use clap::Parser;
+use tracing::error;
+
+use crate::cli::{Cli, Command, RunArgs};
+use crate::settings::Settings;
+
+/// Exit code for an invalid configuration, as for a command-line usage error.
+const EXIT_INVALID_SETTINGS: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Keygen { key_file }) => keygen(&key_file),
+        Some(Command::Run(args)) => run_node(*args),
+        None => run_node(cli.run),
+    }
+}
+
+fn run_node(args: RunArgs) -> ExitCode {
+    telemetry::init(settings::log_format_hint(&args));
+    let settings = match Settings::resolve(args) {
+        Ok(settings) => settings,
+        Err(invalid) => {
+            error!(flag = invalid.flag, error = %invalid, "invalid configuration");
+            eprintln!("error: {invalid}");
+            return ExitCode::from(EXIT_INVALID_SETTINGS);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(failure) => {
+            eprintln!("error: cannot start the async runtime: {failure}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run::run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            error!(error = format!("{failure:#}"), "node failed");
+            eprintln!("error: {failure:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn keygen(path: &std::path::Path) -> ExitCode {
+    let key = AuthorityKey::generate();
+    match key.write_to_file(path) {
+        Ok(()) => {
+            println!("wrote {}", path.display());
+            println!("authority public key: {}", key.public_key());
+            ExitCode::SUCCESS
+        }
+        Err(failure) => {
+            eprintln!("error: {failure}");
+            ExitCode::FAILURE
+        }
+    }
+}

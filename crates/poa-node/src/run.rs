@@ -1,0 +1,161 @@
+//! Wires the adapters to the production service and runs the node until SIGINT or SIGTERM:
+//! then production stops, the lease is released, the HTTP server drains and the process exits.
+
+use std::sync::Arc;
+
+use adapter_chain::{
+    BlockLimits, ChainStore, Ed25519BlockSigner, MemoryTransactionPool, PoolBlockProducer,
+    PoolLimits, RedbBlockImporter, SystemClock,
+};
+use adapter_noop::NoopReconciliation;
+use adapter_redis::RedisReconciliation;
+use anyhow::Context;
+use poa_core::{Ports, ProductionService, ServiceConfig};
+use poa_ports::BlockReconciliationPort;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::http::{self, ApiState};
+use crate::settings::{KeySource, Settings};
+
+/// Runs the node until a shutdown signal.
+///
+/// # Errors
+///
+/// The local chain cannot be opened, the HTTP address cannot be bound, or the Redis adapter
+/// cannot be built.
+pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
+    let mut registry = Registry::default();
+    if settings.key_source == KeySource::Development {
+        warn!(
+            "using the public development key: anyone can seal blocks of this chain, use --key-file for a real one"
+        );
+    }
+
+    let store = ChainStore::open(settings.chain, &settings.data_dir).with_context(|| {
+        format!(
+            "cannot open the local chain in --data-dir {}",
+            settings.data_dir.display()
+        )
+    })?;
+    let head = store.head().context("cannot read the local chain head")?;
+    info!(
+        data_dir = %settings.data_dir.display(),
+        chain_id = %settings.chain.chain_id,
+        authority = %settings.chain.authority,
+        height = %head.height(),
+        id = %head.id(),
+        "local chain opened"
+    );
+
+    let pool = MemoryTransactionPool::new(PoolLimits::standard());
+    let importer = RedbBlockImporter::new(store.clone(), pool.clone());
+    let producer = PoolBlockProducer::new(store, pool.clone(), BlockLimits::standard());
+    let signer = Ed25519BlockSigner::new(settings.key);
+
+    let (reconciliation, redis): (
+        Arc<dyn BlockReconciliationPort>,
+        Option<Arc<RedisReconciliation>>,
+    ) = match settings.redis {
+        Some(config) => {
+            let nodes = config.urls.len();
+            let adapter = Arc::new(
+                RedisReconciliation::connect(config, &mut registry)
+                    .await
+                    .context("cannot start the Redis leader lease")?,
+            );
+            info!(
+                nodes,
+                quorum = adapter.quorum().size(),
+                "leader lease on redis"
+            );
+            (
+                Arc::clone(&adapter) as Arc<dyn BlockReconciliationPort>,
+                Some(adapter),
+            )
+        }
+        None => {
+            info!("single node: no leader lease (add --redis-url to run several producers)");
+            (Arc::new(NoopReconciliation), None)
+        }
+    };
+
+    let service_config = ServiceConfig::new(
+        settings.trigger,
+        settings.poll_interval,
+        settings.release_timeout,
+    )?;
+    let ports = Ports {
+        reconciliation: Arc::clone(&reconciliation),
+        importer: Arc::new(importer.clone()),
+        producer: Arc::new(producer),
+        signer: Arc::new(signer),
+        pool: Arc::new(pool.clone()),
+        clock: Arc::new(SystemClock),
+    };
+    let (service, handle) = ProductionService::new(service_config, ports, &mut registry);
+
+    let listener = TcpListener::bind(settings.http)
+        .await
+        .with_context(|| format!("cannot listen on --http {}", settings.http))?;
+    let address = listener
+        .local_addr()
+        .context("cannot read the HTTP address")?;
+    let api = http::router(ApiState {
+        service: handle,
+        chain: importer,
+        pool,
+        reconciliation,
+        registry: Arc::new(registry),
+        trigger: settings.trigger,
+        chain_spec: settings.chain,
+    });
+    let (stop_http, mut http_stopped) = watch::channel(false);
+    let server = tokio::spawn(async move {
+        axum::serve(listener, api)
+            .with_graceful_shutdown(async move {
+                let _ = http_stopped.wait_for(|stopped| *stopped).await;
+            })
+            .await
+    });
+    info!(
+        http = %address,
+        trigger = %settings.trigger,
+        "node running: try curl http://{address}/blocks/latest and http://{address}/status"
+    );
+
+    service.run(shutdown_signal()).await;
+    if let Some(redis) = redis {
+        redis.shutdown(settings.release_timeout).await;
+    }
+    let _ = stop_http.send(true);
+    match tokio::time::timeout(settings.release_timeout, server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(error))) => warn!(error = %error, "http server failed"),
+        Ok(Err(error)) => warn!(error = %error, "http server task failed"),
+        Err(_) => warn!("http server did not drain in time"),
+    }
+    info!("node stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                terminate.recv().await;
+            }
+            Err(error) => {
+                warn!(error = %error, "cannot listen for SIGTERM: only Ctrl-C stops the node");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => info!("interrupt received: shutting down"),
+        () = terminate => info!("terminate received: shutting down"),
+    }
+}

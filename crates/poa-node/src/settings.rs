@@ -1,0 +1,348 @@
+//! Resolves the node's settings: command line and environment first, then the `--config` TOML
+//! file, then the defaults; and validates them, naming the flag to fix in every error.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use adapter_chain::{AuthorityKey, ChainSpec};
+use adapter_redis::RedisConfig;
+use poa_core::Trigger;
+use poa_ports::{ChainId, Timestamp};
+use serde::Deserialize;
+
+use crate::cli::{LogFormat, RunArgs};
+
+/// The default directory of the local chain.
+const DEFAULT_DATA_DIR: &str = "poa-data";
+/// The default block time.
+const DEFAULT_BLOCK_TIME: Duration = Duration::from_secs(1);
+/// The default HTTP address.
+const DEFAULT_HTTP: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    4000,
+));
+/// How often an idle or single node re-checks when no block time says otherwise.
+const DEFAULT_IDLE_POLL: Duration = Duration::from_secs(1);
+/// A Redis URL used only to validate leader-lock flags when no node is configured.
+const VALIDATION_PROBE_URL: &str = "redis://127.0.0.1:6379";
+
+/// A setting is unusable; the message names the flag and the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {flag}: {reason}")]
+pub(crate) struct InvalidSetting {
+    /// The flag (or config file key) at fault.
+    pub(crate) flag: &'static str,
+    /// What is wrong and how to fix it.
+    pub(crate) reason: String,
+}
+
+impl InvalidSetting {
+    fn new(flag: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            flag,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The `--config` file: the same settings as the flags, in kebab-case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct FileSettings {
+    data_dir: Option<PathBuf>,
+    #[serde(default, with = "humantime_serde")]
+    block_time: Option<Duration>,
+    #[serde(default)]
+    instant: bool,
+    #[serde(default)]
+    manual: bool,
+    http: Option<SocketAddr>,
+    key_file: Option<PathBuf>,
+    chain_id: Option<u64>,
+    #[serde(default, with = "humantime_serde")]
+    genesis_time: Option<SystemTime>,
+    #[serde(default, with = "humantime_serde")]
+    poll_interval: Option<Duration>,
+    #[serde(default)]
+    redis_urls: Vec<String>,
+    lease_key: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    lease_ttl: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    node_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    retry_delay: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    max_retry_delay_offset: Option<Duration>,
+    max_attempts: Option<u32>,
+    stream_max_len: Option<u64>,
+    quorum_disruption_budget: Option<usize>,
+    log_format: Option<LogFormat>,
+}
+
+/// Where the authority key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KeySource {
+    /// The public development key: fine for a local chain, never for a real one.
+    Development,
+    /// A key file.
+    File(PathBuf),
+}
+
+/// The node's validated settings.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) data_dir: PathBuf,
+    pub(crate) trigger: Trigger,
+    pub(crate) http: SocketAddr,
+    pub(crate) key_source: KeySource,
+    pub(crate) key: AuthorityKey,
+    pub(crate) chain: ChainSpec,
+    pub(crate) poll_interval: Duration,
+    /// `None` for a single node (no `--redis-url`).
+    pub(crate) redis: Option<RedisConfig>,
+    pub(crate) release_timeout: Duration,
+}
+
+impl Settings {
+    /// Reads the `--config` file if any, merges it under the flags and validates the result.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidSetting`] naming the flag at fault.
+    pub(crate) fn resolve(args: RunArgs) -> Result<Self, InvalidSetting> {
+        let file = match &args.config {
+            Some(path) => read_file_settings(path)?,
+            None => FileSettings::default(),
+        };
+        let trigger = resolve_trigger(&args, &file)?;
+        let redis = resolve_redis(&args, &file)?;
+        let (key_source, key) = resolve_key(args.key_file.or(file.key_file))?;
+        let chain = resolve_chain(
+            args.chain_id.or(file.chain_id),
+            args.genesis_time.or(file.genesis_time),
+            &key,
+        )?;
+        let poll_interval = match args.poll_interval.or(file.poll_interval) {
+            Some(interval) if interval.is_zero() => {
+                return Err(InvalidSetting::new(
+                    "--poll-interval",
+                    "must be larger than zero",
+                ));
+            }
+            Some(interval) => interval,
+            None => default_poll_interval(trigger, redis.as_ref()),
+        };
+        let release_timeout = redis.as_ref().map_or(DEFAULT_IDLE_POLL, |redis| {
+            redis.node_timeout.saturating_mul(4).max(DEFAULT_IDLE_POLL)
+        });
+        Ok(Self {
+            data_dir: args
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            trigger,
+            http: args.http.or(file.http).unwrap_or(DEFAULT_HTTP),
+            key_source,
+            key,
+            chain,
+            poll_interval,
+            redis,
+            release_timeout,
+        })
+    }
+}
+
+/// Reads only the log format, before logging is set up, so that settings errors are logged
+/// in the requested format. Falls back to text on any problem; `resolve` reports it.
+pub(crate) fn log_format_hint(args: &RunArgs) -> LogFormat {
+    args.log_format
+        .or_else(|| {
+            args.config
+                .as_deref()
+                .and_then(|path| read_file_settings(path).ok()?.log_format)
+        })
+        .unwrap_or(LogFormat::Text)
+}
+
+fn read_file_settings(path: &Path) -> Result<FileSettings, InvalidSetting> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        InvalidSetting::new(
+            "--config",
+            format!("cannot read {}: {error}", path.display()),
+        )
+    })?;
+    toml::from_str(&text).map_err(|error| {
+        InvalidSetting::new(
+            "--config",
+            format!("{} is not a valid settings file: {error}", path.display()),
+        )
+    })
+}
+
+fn resolve_trigger(args: &RunArgs, file: &FileSettings) -> Result<Trigger, InvalidSetting> {
+    let block_time = args.block_time.or(file.block_time);
+    let instant = args.instant || file.instant;
+    let manual = args.manual || file.manual;
+    match (block_time, instant, manual) {
+        (_, true, true) => Err(InvalidSetting::new(
+            "--instant",
+            "cannot be combined with --manual: choose one",
+        )),
+        (Some(_), true, _) | (Some(_), _, true) => Err(InvalidSetting::new(
+            "--block-time",
+            "cannot be combined with --instant or --manual: choose one trigger",
+        )),
+        (Some(block_time), false, false) if block_time.is_zero() => Err(InvalidSetting::new(
+            "--block-time",
+            "must be larger than zero, e.g. 1s or 200ms",
+        )),
+        (Some(block_time), false, false) => Ok(Trigger::Interval { block_time }),
+        (None, true, false) => Ok(Trigger::Instant),
+        (None, false, true) => Ok(Trigger::Manual),
+        (None, false, false) => Ok(Trigger::Interval {
+            block_time: DEFAULT_BLOCK_TIME,
+        }),
+    }
+}
+
+/// Builds and validates the leader-lock settings. They are validated even without a node, so
+/// a mistake surfaces before the first `--redis-url` is added.
+fn resolve_redis(
+    args: &RunArgs,
+    file: &FileSettings,
+) -> Result<Option<RedisConfig>, InvalidSetting> {
+    let defaults = RedisConfig::default();
+    let urls = if args.redis_urls.is_empty() {
+        file.redis_urls.clone()
+    } else {
+        args.redis_urls.clone()
+    };
+    let config = RedisConfig {
+        urls: urls.clone(),
+        lease_key: args
+            .lease_key
+            .clone()
+            .or_else(|| file.lease_key.clone())
+            .unwrap_or(defaults.lease_key),
+        lease_ttl: args
+            .lease_ttl
+            .or(file.lease_ttl)
+            .unwrap_or(defaults.lease_ttl),
+        node_timeout: args
+            .node_timeout
+            .or(file.node_timeout)
+            .unwrap_or(defaults.node_timeout),
+        retry_delay: args
+            .retry_delay
+            .or(file.retry_delay)
+            .unwrap_or(defaults.retry_delay),
+        max_retry_delay_offset: args
+            .max_retry_delay_offset
+            .or(file.max_retry_delay_offset)
+            .unwrap_or(defaults.max_retry_delay_offset),
+        max_attempts: args
+            .max_attempts
+            .or(file.max_attempts)
+            .unwrap_or(defaults.max_attempts),
+        stream_max_len: args
+            .stream_max_len
+            .or(file.stream_max_len)
+            .unwrap_or(defaults.stream_max_len),
+        quorum_disruption_budget: args
+            .quorum_disruption_budget
+            .or(file.quorum_disruption_budget)
+            .unwrap_or(defaults.quorum_disruption_budget),
+    };
+    if urls.is_empty() {
+        if config.quorum_disruption_budget > 0 {
+            return Err(InvalidSetting::new(
+                "--quorum-disruption-budget",
+                "needs Redis nodes: add --redis-url, or leave the budget at 0 for a single node",
+            ));
+        }
+        let probe = RedisConfig {
+            urls: vec![VALIDATION_PROBE_URL.to_owned()],
+            ..config
+        };
+        probe.validate().map_err(redis_setting_error)?;
+        return Ok(None);
+    }
+    config.clone().validate().map_err(redis_setting_error)?;
+    Ok(Some(config))
+}
+
+fn redis_setting_error(error: adapter_redis::ConfigError) -> InvalidSetting {
+    let message = error.to_string();
+    // Every adapter message starts with the flag it is about.
+    let flag = [
+        "--redis-url",
+        "--lease-key",
+        "--lease-ttl",
+        "--node-timeout",
+        "--retry-delay",
+        "--max-retry-delay-offset",
+        "--max-attempts",
+        "--stream-max-len",
+        "--quorum-disruption-budget",
+    ]
+    .into_iter()
+    .find(|flag| message.contains(flag))
+    .unwrap_or("--redis-url");
+    InvalidSetting::new(flag, message)
+}
+
+fn resolve_key(key_file: Option<PathBuf>) -> Result<(KeySource, AuthorityKey), InvalidSetting> {
+    match key_file {
+        None => Ok((KeySource::Development, AuthorityKey::dev())),
+        Some(path) => {
+            let key = AuthorityKey::read_from_file(&path).map_err(|error| {
+                InvalidSetting::new(
+                    "--key-file",
+                    format!("{error} (create one with `poa-node keygen --key-file <path>`)"),
+                )
+            })?;
+            Ok((KeySource::File(path), key))
+        }
+    }
+}
+
+fn resolve_chain(
+    chain_id: Option<u64>,
+    genesis_time: Option<SystemTime>,
+    key: &AuthorityKey,
+) -> Result<ChainSpec, InvalidSetting> {
+    let mut chain = ChainSpec::dev(key.public_key());
+    if let Some(chain_id) = chain_id {
+        chain.chain_id = ChainId::new(chain_id);
+    }
+    if let Some(genesis_time) = genesis_time {
+        let millis = genesis_time
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .and_then(|since| u64::try_from(since.as_millis()).ok())
+            .ok_or_else(|| {
+                InvalidSetting::new("--genesis-time", "must be after 1970-01-01T00:00:00Z")
+            })?;
+        chain.genesis_time = Timestamp::from_unix_millis(millis);
+    }
+    Ok(chain)
+}
+
+/// A follower checks about once per block, and at least four times per lease TTL so a free
+/// lease is noticed well within one TTL.
+fn default_poll_interval(trigger: Trigger, redis: Option<&RedisConfig>) -> Duration {
+    let per_block = match trigger {
+        Trigger::Interval { block_time } => block_time,
+        Trigger::Instant | Trigger::Manual => DEFAULT_IDLE_POLL,
+    };
+    match redis {
+        Some(redis) => per_block.min(redis.lease_ttl / 4),
+        None => per_block,
+    }
+}
+
+#[cfg(test)]
+#[allow(non_snake_case)]
+mod tests;

@@ -1,0 +1,135 @@
+use std::io::Write;
+use std::time::Duration;
+
+use clap::Parser;
+
+use super::*;
+use crate::cli::Cli;
+
+fn resolve(args: &[&str]) -> Result<Settings, InvalidSetting> {
+    let cli = Cli::try_parse_from(std::iter::once("poa-node").chain(args.iter().copied())).unwrap();
+    Settings::resolve(cli.run)
+}
+
+fn flag_of(args: &[&str]) -> &'static str {
+    resolve(args).expect_err("settings should be refused").flag
+}
+
+#[test]
+fn resolve__when_no_flags__then_runs_a_single_dev_node_with_one_second_blocks() {
+    // when
+    let settings = resolve(&[]).unwrap();
+
+    // then
+    assert_eq!(settings.data_dir, PathBuf::from("poa-data"));
+    assert_eq!(
+        settings.trigger,
+        Trigger::Interval {
+            block_time: Duration::from_secs(1)
+        }
+    );
+    assert_eq!(settings.http, "127.0.0.1:4000".parse().unwrap());
+    assert_eq!(settings.key_source, KeySource::Development);
+    assert!(settings.redis.is_none());
+    assert_eq!(settings.poll_interval, Duration::from_secs(1));
+}
+
+#[test]
+fn resolve__when_redis_urls_are_given__then_polls_at_most_a_quarter_ttl() {
+    // when
+    let settings = resolve(&[
+        "--redis-url",
+        "redis://127.0.0.1:7001",
+        "--redis-url",
+        "redis://127.0.0.1:7002",
+        "--lease-ttl",
+        "2s",
+        "--block-time",
+        "1s",
+    ])
+    .unwrap();
+
+    // then
+    assert_eq!(settings.redis.unwrap().urls.len(), 2);
+    assert_eq!(settings.poll_interval, Duration::from_millis(500));
+}
+
+#[test]
+fn resolve__when_a_setting_is_invalid__then_names_the_flag() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--block-time", "0s"], "--block-time"),
+        (&["--poll-interval", "0ms"], "--poll-interval"),
+        (
+            &["--lease-ttl", "100ms", "--node-timeout", "200ms"],
+            "--lease-ttl",
+        ),
+        (&["--lease-ttl", "0s"], "--lease-ttl"),
+        (&["--node-timeout", "0s"], "--node-timeout"),
+        (&["--max-attempts", "0"], "--max-attempts"),
+        (&["--stream-max-len", "0"], "--stream-max-len"),
+        (
+            &["--quorum-disruption-budget", "1"],
+            "--quorum-disruption-budget",
+        ),
+        (
+            &[
+                "--redis-url",
+                "redis://127.0.0.1:1",
+                "--quorum-disruption-budget",
+                "2",
+            ],
+            "--quorum-disruption-budget",
+        ),
+        (&["--redis-url", "http://127.0.0.1:1"], "--redis-url"),
+        (&["--key-file", "/nonexistent/poa/key"], "--key-file"),
+        (&["--lease-key", " "], "--lease-key"),
+    ];
+    for (args, flag) in cases {
+        assert_eq!(flag_of(args), *flag, "for {args:?}");
+    }
+}
+
+#[test]
+fn parse__when_triggers_conflict__then_refuses() {
+    assert!(Cli::try_parse_from(["poa-node", "--instant", "--manual"]).is_err());
+    assert!(Cli::try_parse_from(["poa-node", "--instant", "--block-time", "1s"]).is_err());
+    assert!(Cli::try_parse_from(["poa-node", "--block-time", "-1s"]).is_err());
+}
+
+#[test]
+fn resolve__when_a_config_file_is_given__then_flags_override_it_and_it_fills_the_rest() {
+    // given
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(
+        file,
+        "data-dir = \"/tmp/from-file\"\nblock-time = \"250ms\"\nredis-urls = [\"redis://127.0.0.1:7001\"]\nlease-ttl = \"4s\""
+    )
+    .unwrap();
+    let path = file.path().to_str().unwrap();
+
+    // when
+    let settings = resolve(&["--config", path, "--data-dir", "/tmp/from-flag"]).unwrap();
+
+    // then
+    assert_eq!(settings.data_dir, PathBuf::from("/tmp/from-flag"));
+    assert_eq!(
+        settings.trigger,
+        Trigger::Interval {
+            block_time: Duration::from_millis(250)
+        }
+    );
+    assert_eq!(settings.redis.unwrap().lease_ttl, Duration::from_secs(4));
+}
+
+#[test]
+fn resolve__when_the_config_file_has_an_unknown_key__then_names_the_config_flag() {
+    // given
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(file, "block-tme = \"1s\"").unwrap();
+
+    // when / then
+    assert_eq!(
+        flag_of(&["--config", file.path().to_str().unwrap()]),
+        "--config"
+    );
+}

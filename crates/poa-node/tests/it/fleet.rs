@@ -1,0 +1,135 @@
+//! Three producers on three redis-servers: exactly one leads, the others follow from the
+//! streams, and a SIGKILL of the leader hands production over within about one lease TTL,
+//! with no fork and no height produced twice.
+
+use std::time::{Duration, Instant};
+
+use poa_test_support::RedisServer;
+
+use crate::support::{Node, eventually};
+
+const LEASE_TTL: Duration = Duration::from_secs(1);
+
+fn fleet_args(redis: &[RedisServer]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--block-time",
+        "100ms",
+        "--lease-ttl",
+        "1s",
+        "--node-timeout",
+        "100ms",
+        "--retry-delay",
+        "50ms",
+        "--max-retry-delay-offset",
+        "50ms",
+    ]
+    .iter()
+    .map(|arg| (*arg).to_owned())
+    .collect();
+    for server in redis {
+        args.push("--redis-url".to_owned());
+        args.push(server.url());
+    }
+    args
+}
+
+fn produced(node: &Node) -> u64 {
+    node.get("/status").1["blocks_produced"].as_u64().unwrap()
+}
+
+/// Asserts every node holds the same block at every height they all hold, and returns the
+/// lowest head height.
+fn assert_no_fork(nodes: &[&Node]) -> u64 {
+    let common = nodes.iter().map(|node| node.height()).min().unwrap();
+    for height in 1..=common {
+        let ids: Vec<_> = nodes.iter().map(|node| node.block_id(height)).collect();
+        assert!(
+            ids.windows(2).all(|pair| pair[0] == pair[1]),
+            "fork at height {height}: {ids:?}"
+        );
+    }
+    common
+}
+
+#[test]
+fn fleet__when_three_producers_share_three_redis_nodes__then_one_leads_and_a_killed_leader_is_replaced()
+ {
+    // given
+    let redis: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+    let args = fleet_args(&redis);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes: Vec<Node> = dirs
+        .iter()
+        .map(|dir| Node::start(dir.path(), &args))
+        .collect();
+
+    // when the fleet has run for a while
+    assert!(eventually(Duration::from_secs(30), || nodes
+        .iter()
+        .any(|node| node.height() >= 10)));
+
+    // then exactly one process produced, and the others follow within a couple of blocks
+    let producers: Vec<usize> = (0..3)
+        .filter(|&index| produced(&nodes[index]) > 0)
+        .collect();
+    assert_eq!(producers.len(), 1, "producers: {producers:?}");
+    let leader = producers[0];
+    assert!(nodes[leader].is_leader());
+    for (index, node) in nodes
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| *index != leader)
+    {
+        assert!(!node.is_leader(), "node {index} claims to lead");
+        assert!(
+            eventually(Duration::from_secs(10), || node.height() + 2
+                >= nodes[leader].height()),
+            "node {index} does not follow"
+        );
+    }
+    let all: Vec<&Node> = nodes.iter().collect();
+    assert_no_fork(&all);
+
+    // when the leader is killed
+    let killed_height = nodes[leader].height();
+    let killed_blocks: Vec<Option<String>> = (1..=killed_height)
+        .map(|height| nodes[leader].block_id(height))
+        .collect();
+    let killed_at = Instant::now();
+    nodes[leader].kill();
+    let survivors: Vec<&Node> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| *index != leader)
+        .map(|(_, node)| node)
+        .collect();
+
+    // then another process takes over within about one TTL (bounded generously here; the
+    // benchmarks measure it precisely)
+    assert!(
+        eventually(Duration::from_secs(15), || survivors
+            .iter()
+            .any(|node| produced(node) > 0)),
+        "no survivor took over"
+    );
+    let takeover = killed_at.elapsed();
+    assert!(takeover < LEASE_TTL * 8, "takeover took {takeover:?}");
+    assert!(eventually(Duration::from_secs(20), || survivors
+        .iter()
+        .all(|node| node.height() > killed_height + 5)));
+    let new_producers = survivors.iter().filter(|node| produced(node) > 0).count();
+    assert_eq!(new_producers, 1, "exactly one survivor produces");
+
+    // and no fork: the survivors agree with each other and with every block the dead leader had
+    let common = assert_no_fork(&survivors);
+    assert!(common >= killed_height);
+    for (offset, id) in killed_blocks.iter().enumerate() {
+        let height = u64::try_from(offset).unwrap() + 1;
+        assert_eq!(
+            &survivors[0].block_id(height),
+            id,
+            "height {height} changed after the takeover"
+        );
+    }
+}

@@ -1,0 +1,17 @@
+//! End-to-end tests of the `poa-node` binary: real processes, real HTTP, real redis-server.
+
+#![allow(non_snake_case, reason = "test names read as subject__when__then")]
+#![allow(
+    unreachable_pub,
+    reason = "an integration test binary has no public API"
+)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code fails the test loudly"
+)]
+
+mod fleet;
+mod single_node;
+mod support;

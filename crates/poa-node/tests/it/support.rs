@@ -1,0 +1,178 @@
+//! A running `poa-node` process for tests: started with JSON logs, its HTTP address read from
+//! its log, killed on drop.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+/// How long a node may take to start listening.
+const START_DEADLINE: Duration = Duration::from_secs(20);
+
+/// The path of the binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_poa-node")
+}
+
+/// A running node.
+pub struct Node {
+    child: Option<Child>,
+    pub http: String,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Node {
+    /// Starts a node on `data_dir` with `args`, waits until its HTTP API listens.
+    pub fn start(data_dir: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(binary())
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--http", "127.0.0.1:0", "--log-format", "json"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot start poa-node");
+        let stdout = child.stdout.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (address_sender, address) = mpsc::channel();
+        let lines = Arc::clone(&log);
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(event) = serde_json::from_str::<Value>(&line)
+                    && let Some(http) = event.get("http").and_then(Value::as_str)
+                {
+                    let _ = address_sender.send(http.to_owned());
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let http = match address.recv_timeout(START_DEADLINE) {
+            Ok(http) => http,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "poa-node did not start listening; log:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+        };
+        Self {
+            child: Some(child),
+            http,
+            log,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    /// GET `path`: the status code and the body as JSON (or `Null` when it is not JSON).
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        request(
+            ureq::get(&self.url(path))
+                .config()
+                .http_status_as_error(false)
+                .build()
+                .call(),
+        )
+    }
+
+    /// POST `body` to `path`.
+    pub fn post(&self, path: &str, body: &[u8]) -> (u16, Value) {
+        request(
+            ureq::post(&self.url(path))
+                .config()
+                .http_status_as_error(false)
+                .build()
+                .send(body),
+        )
+    }
+
+    pub fn height(&self) -> u64 {
+        let (status, body) = self.get("/status");
+        assert_eq!(status, 200);
+        body["height"].as_u64().unwrap()
+    }
+
+    /// The id of the block at `height`, if the node holds it.
+    pub fn block_id(&self, height: u64) -> Option<String> {
+        let (status, body) = self.get(&format!("/blocks/{height}"));
+        (status == 200).then(|| body["id"].as_str().unwrap().to_owned())
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.get("/leader").0 == 200
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(i32::try_from(self.child.as_ref().unwrap().id()).unwrap())
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, and wait (bounded) for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        kill(self.pid(), Signal::SIGTERM).unwrap();
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("poa-node did not exit after SIGTERM");
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_contains(&self, needle: &str) -> bool {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|line| line.contains(needle))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn request(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16, Value) {
+    let mut response = result.expect("http request failed");
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// Polls `predicate` every 20 ms until it holds or `deadline` passes.
+pub fn eventually(deadline: Duration, mut predicate: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + deadline;
+    while Instant::now() < end {
+        if predicate() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    predicate()
+}
