@@ -1,0 +1,95 @@
+//! `cargo xtask ci`: everything CI runs, in order, stopping at the first failed step.
+//!
+//! The order is cheapest-first so a formatting slip fails in seconds, not after the test suite:
+//! redis-server present, fmt, clippy, tests, doc tests, rustdoc, then `deps` and `tidy`.
+//! Every cargo call passes `--locked` so CI never rewrites `Cargo.lock`. This task starts no
+//! service by hand: the Redis tests start their own `redis-server` processes, so all it checks is
+//! that the binary is on `PATH` (the tests fail, never skip, without it).
+
+use std::env;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+
+use crate::cmd::{self, cargo, step};
+use crate::{deps, tidy};
+
+/// Runs every CI step from the workspace `root`.
+///
+/// # Errors
+/// Fails at the first step that fails, naming it.
+pub(crate) fn run(root: &Path) -> Result<()> {
+    let started = Instant::now();
+
+    step("redis-server on PATH", require_redis_server)?;
+    step("fmt", || {
+        cmd::run(cargo(root).args(["fmt", "--all", "--", "--check"]))
+    })?;
+    step("clippy", || {
+        cmd::run(cargo(root).args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
+    if cmd::succeeds(cargo(root).args(["nextest", "--version"])) {
+        step("test (nextest)", || {
+            cmd::run(cargo(root).args(["nextest", "run", "--workspace", "--locked"]))
+        })?;
+    } else {
+        step("test (cargo test, cargo-nextest not installed)", || {
+            cmd::run(cargo(root).args(["test", "--workspace", "--locked"]))
+        })?;
+    }
+    // nextest does not run doc tests, and with `cargo test` they are cheap to run again.
+    step("doc tests", || {
+        cmd::run(cargo(root).args(["test", "--workspace", "--doc", "--locked"]))
+    })?;
+    step("doc", || {
+        cmd::run(
+            cargo(root)
+                .args(["doc", "--workspace", "--no-deps", "--locked"])
+                .env("RUSTDOCFLAGS", "-D warnings"),
+        )
+    })?;
+    step("deps", || deps::run(root))?;
+    step("tidy", || tidy::run(root))?;
+
+    println!(
+        "ci: every step passed in {}",
+        cmd::format_elapsed(started.elapsed())
+    );
+    Ok(())
+}
+
+/// Fails with the install command when `redis-server` is not an executable file on `PATH`.
+fn require_redis_server() -> Result<()> {
+    match find_on_path("redis-server") {
+        Some(path) => {
+            println!("redis-server: {}", path.display());
+            Ok(())
+        }
+        None => bail!(
+            "redis-server is not on PATH and the Redis tests need it; \
+             install redis-server: apt-get install -y redis-server"
+        ),
+    }
+}
+
+/// The first executable file called `program` in a `PATH` directory.
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    let path = env::var_os("PATH")?;
+    env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            candidate
+                .metadata()
+                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        })
+}

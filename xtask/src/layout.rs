@@ -1,0 +1,53 @@
+//! Where things are in the workspace: its root and the member crates under `crates/`.
+//!
+//! Everything is derived from the directory tree, so a new crate is covered by `deps` and `tidy`
+//! without editing xtask. Nothing here runs cargo or judges what it finds.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// The package name of this crate, which lives at the workspace root rather than under `crates/`.
+pub(crate) const XTASK: &str = "xtask";
+
+/// The binaries: the only members allowed `anyhow` in `[dependencies]`.
+pub(crate) const APPLICATION_CRATES: &[&str] = &["poa-node", XTASK];
+
+/// The workspace root: the parent of xtask's own manifest directory.
+///
+/// # Errors
+/// Fails only if xtask's manifest directory has no parent, which cargo never produces.
+pub(crate) fn project_root() -> Result<PathBuf> {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .context("xtask's manifest directory has no parent")
+}
+
+/// The directory names under `crates/` that hold a `Cargo.toml`, sorted.
+///
+/// The workspace uses `members = ["crates/*"]` and tidy requires directory = package name, so
+/// these are the member package names (xtask aside).
+///
+/// # Errors
+/// Fails if `crates/` cannot be read or holds a directory name that is not UTF-8.
+pub(crate) fn member_crates(root: &Path) -> Result<Vec<String>> {
+    let crates_dir = root.join("crates");
+    let mut names = Vec::new();
+    for entry in fs::read_dir(&crates_dir)
+        .with_context(|| format!("cannot read {}", crates_dir.display()))?
+    {
+        let path = entry?.path();
+        if !path.join("Cargo.toml").is_file() {
+            continue;
+        }
+        let name = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .with_context(|| format!("crate directory {} is not UTF-8", path.display()))?;
+        names.push(name.to_owned());
+    }
+    names.sort();
+    Ok(names)
+}
