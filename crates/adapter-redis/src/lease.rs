@@ -256,11 +256,12 @@ impl Lease {
             let node = NodeHandle::clone(node);
             let state = Arc::clone(&state);
             self.tracker.spawn(tasks.track_future(async move {
-                if let PromoteOutcome::Granted(epoch) = node.promote().await {
+                let outcome = node.promote().await;
+                if let PromoteOutcome::Granted(epoch) = outcome {
                     state.fold_epoch(epoch);
-                    if !state.is_leading() {
-                        node.release().await;
-                    }
+                }
+                if outcome.may_hold_grant() && !state.is_leading() {
+                    node.release().await;
                 }
             }));
         }
@@ -348,7 +349,7 @@ impl Lease {
             let sender = sender.clone();
             self.tracker.spawn(tasks.track_future(async move {
                 let outcome = node.promote().await;
-                let granted = matches!(outcome, PromoteOutcome::Granted(_));
+                let may_hold_grant = outcome.may_hold_grant();
                 if let PromoteOutcome::Granted(epoch) = outcome {
                     state.fold_epoch(epoch);
                 }
@@ -359,9 +360,13 @@ impl Lease {
                         .unwrap_or_else(PoisonError::into_inner);
                     !*gave_up && sender.send((node.index(), outcome)).is_ok()
                 };
-                // A grant nobody counts must not strand the lease on this node.
-                if granted && !counted && !state.is_leading() {
-                    tracing::debug!(node = node.name(), "releasing a grant that arrived late");
+                // A grant nobody counts must not strand the lease on this node, and neither
+                // may a promote whose reply timed out: it may have run all the same.
+                if may_hold_grant && !counted && !state.is_leading() {
+                    tracing::debug!(
+                        node = node.name(),
+                        "releasing a grant that arrived late or timed out"
+                    );
                     node.release().await;
                 }
             }));
@@ -393,7 +398,7 @@ impl Lease {
         while let Ok((_, outcome)) = replies.try_recv() {
             tally.record(&outcome);
         }
-        if tally.any_granted() {
+        if tally.may_hold_grants() {
             self.release_on_all_nodes().await;
         }
         decision

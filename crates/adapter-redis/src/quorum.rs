@@ -129,9 +129,10 @@ impl PromoteTally {
         }
     }
 
-    /// Whether any node granted in this attempt (so a failed attempt must release).
-    pub(crate) fn any_granted(&self) -> bool {
-        !self.granted.is_empty()
+    /// Whether any node may hold a grant of this attempt, so a failed attempt must release:
+    /// a node granted, or gave no usable answer (every timeout is an unknown outcome).
+    pub(crate) fn may_hold_grants(&self) -> bool {
+        !self.granted.is_empty() || self.unavailable > 0
     }
 
     /// The decision given the lease validity left at the moment of the last reply.

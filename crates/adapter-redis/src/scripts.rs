@@ -230,6 +230,15 @@ pub(crate) enum PromoteOutcome {
     Unavailable(NodeError),
 }
 
+impl PromoteOutcome {
+    /// Whether the node may now hold the lease for this process: it granted, or it gave no
+    /// usable answer (a timed-out promote may still have run, or may still run). Only a
+    /// refusal proves that it does not.
+    pub(crate) fn may_hold_grant(&self) -> bool {
+        !matches!(self, Self::HeldByAnother)
+    }
+}
+
 /// Decodes a `promote` reply.
 pub(crate) fn decode_promote(reply: Result<Value, CallError>) -> PromoteOutcome {
     const SCRIPT: &str = "promote";

@@ -101,6 +101,38 @@ fn promote_tally__when_replies_arrive__then_decides_at_the_right_reply() {
 }
 
 #[test]
+fn promote_tally__when_a_promote_timed_out__then_the_failed_attempt_may_hold_a_grant() {
+    // given: every timeout is an unknown outcome, so only refusals prove there is no grant
+    let cases = [
+        (vec![PromoteOutcome::HeldByAnother], false),
+        (vec![PromoteOutcome::Granted(Epoch::new(1))], true),
+        (
+            vec![
+                PromoteOutcome::HeldByAnother,
+                PromoteOutcome::Unavailable(unavailable()),
+            ],
+            true,
+        ),
+    ];
+    for (replies, expected) in cases {
+        let mut tally = PromoteTally::new(Quorum::new(3, 0));
+
+        // when
+        for reply in &replies {
+            tally.record(reply);
+        }
+
+        // then
+        assert_eq!(tally.may_hold_grants(), expected, "{replies:?}");
+        assert_eq!(
+            replies.iter().any(PromoteOutcome::may_hold_grant),
+            expected,
+            "{replies:?}"
+        );
+    }
+}
+
+#[test]
 fn ownership_tally__when_replies_arrive__then_decides_at_quorum_or_impossibility() {
     // given
     let quorum = Quorum::new(5, 0);

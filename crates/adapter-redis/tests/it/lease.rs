@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use poa_ports::{BlockReconciliationPort, LeaderState};
-use poa_test_support::{FaultProxy, ProxyMode, wait_for_async};
+use poa_test_support::{FaultProxy, ProxyMode, RedisServer, wait_for_async};
 
 use crate::support::*;
 
@@ -169,20 +169,36 @@ async fn acquire__when_one_node_has_a_higher_epoch__then_folds_it_even_if_it_ans
     assert!(folded, "epoch {:?}", producer.adapter.lease_status().epoch);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn acquire__when_a_grant_arrives_after_the_attempt_gave_up__then_it_is_released() {
-    // given: two nodes held by a peer answer at once; the third is free but slow to answer
+/// Three nodes: a peer holds the lease on the first two; the third is free, behind a proxy
+/// whose link then gets `latency` each way.
+async fn two_held_by_a_peer_and_a_slow_free_one(
+    key: &str,
+    node_timeout: Duration,
+    latency: Duration,
+) -> (Vec<RedisServer>, FaultProxy, Producer) {
     let servers = servers(3);
-    let key = "poa:test:late-grant";
     set_owner(&servers[0], key, "peer", 60_000);
     set_owner(&servers[1], key, "peer", 60_000);
     let proxy = FaultProxy::start(servers[2].addr());
     let config = adapter_redis::RedisConfig {
-        node_timeout: Duration::from_millis(400),
+        node_timeout,
         ..config(vec![servers[0].url(), servers[1].url(), proxy.url()], key)
     };
     let producer = producer_with(config).await;
-    proxy.set_mode(ProxyMode::Latency(Duration::from_millis(60)));
+    proxy.set_mode(ProxyMode::Latency(latency));
+    (servers, proxy, producer)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acquire__when_a_grant_arrives_after_the_attempt_gave_up__then_it_is_released() {
+    // given: the free node answers after the peer's nodes, within the node timeout
+    let key = "poa:test:late-grant";
+    let (servers, _proxy, producer) = two_held_by_a_peer_and_a_slow_free_one(
+        key,
+        Duration::from_millis(400),
+        Duration::from_millis(60),
+    )
+    .await;
 
     // when
     let state = producer.adapter.leader_state(height(1)).await.unwrap();
@@ -197,6 +213,38 @@ async fn acquire__when_a_grant_arrives_after_the_attempt_gave_up__then_it_is_rel
         granted_then_released,
         "late grant stranded: {:?}",
         owner(&servers[2], key)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acquire__when_a_promote_times_out_but_runs__then_the_possible_grant_is_released() {
+    // given: the free node's link is so slow that the promote runs there while its reply
+    // misses the node timeout (an unknown outcome)
+    let key = "poa:test:timed-out-grant";
+    let (servers, proxy, producer) = two_held_by_a_peer_and_a_slow_free_one(
+        key,
+        Duration::from_millis(200),
+        Duration::from_millis(150),
+    )
+    .await;
+
+    // when: the attempt gives up at once; the link recovers after the promote timed out
+    let started = Instant::now();
+    let state = producer.adapter.leader_state(height(1)).await.unwrap();
+    tokio::time::sleep_until((started + Duration::from_millis(300)).into()).await;
+    proxy.set_mode(ProxyMode::Pass);
+
+    // then: the promote did grant (epoch 1), and the grant is released long before its TTL
+    assert_eq!(state, LeaderState::ReconciledFollower);
+    let released = wait_for_async(Duration::from_secs(1), || async {
+        owner(&servers[2], key).is_none() && epoch_of(&servers[2], key) == 1
+    })
+    .await;
+    assert!(
+        released,
+        "possible grant stranded: owner {:?}, epoch {}",
+        owner(&servers[2], key),
+        epoch_of(&servers[2], key)
     );
 }
 
