@@ -380,10 +380,13 @@ async fn repair__when_block_is_already_on_some_nodes__then_reaches_quorum_withou
 
 #[tokio::test(flavor = "multi_thread")]
 async fn votes__when_one_node_holds_the_same_block_twice__then_it_counts_once() {
-    // given: a follower (a peer leads) and block X twice on node 0 only
+    // given: a follower (a peer leads), block X twice on node 0 and block Y on node 1, so any
+    // quorum of answers shows a backlog and the follower always votes (counting entries, X
+    // would have the two votes of a quorum)
     let servers = servers(3);
     let key = "poa:test:distinct";
     let twice = block(1, 0);
+    append(&servers[1], key, &block(1, 1), 1);
     append_raw(
         &servers[0],
         key,
