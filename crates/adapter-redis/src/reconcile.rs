@@ -1,8 +1,8 @@
 //! Reconciliation (PROTOCOL.md section 6): what committed blocks the local chain lacks.
 //!
 //! A leader does a full scan once per leadership generation (reads from every node, a quorum
-//! of successful reads or an error, then a short grace for the others; votes per height,
-//! repair of a sub-quorum winner) and only a
+//! of successful reads or an error, then a short grace for the others unless a height is
+//! undecided among the answers; votes per height, repair of a sub-quorum winner) and only a
 //! cheap "latest height on a quorum" check afterwards; a failed publish forces the next full
 //! scan. A follower returns the blocks present on a quorum and never writes. Votes, winners and
 //! repair plans come from `quorum`; this module gathers reads and writes.
@@ -25,6 +25,7 @@ use crate::publish::write_until_decided;
 use crate::quorum::{
     self, HeightVotes, LatestDecision, LatestTally, NodeIndex, Quorum, WriteDecision, WriteTally,
 };
+use crate::scripts::StreamRead;
 
 /// No generation has been reconciled.
 const NOT_RECONCILED: u64 = u64::MAX;
@@ -41,6 +42,26 @@ enum Reader {
 struct Backlog {
     votes: BTreeMap<BlockHeight, HeightVotes>,
     blocks: HashMap<BlockId, (SealedBlock, Bytes)>,
+}
+
+impl Backlog {
+    /// Whether every height read has a block on a quorum of the nodes that answered.
+    fn every_height_committed(&self, quorum: Quorum) -> bool {
+        self.votes
+            .values()
+            .all(|votes| votes.committed(quorum).is_some())
+    }
+}
+
+/// What a full scan's read is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadWait {
+    /// Fewer than a quorum of successful reads so far.
+    ForQuorum,
+    /// A quorum answered; other nodes are waited for until this instant.
+    Grace(tokio::time::Instant),
+    /// A height is undecided among the answers: every node is waited for (each bounded).
+    ForAll,
 }
 
 /// Reconciliation of leaders and followers against the streams.
@@ -235,58 +256,48 @@ impl Reconciler {
 
     /// Reads entries at or above `next_height` from every node (each bounded) and decodes
     /// them; fewer than a quorum of successful reads is an error, never an empty backlog.
+    ///
     /// Once a quorum answered, the other nodes get a short grace instead of their full
-    /// timeout: any committed block is already among the answers (quorums overlap), so a
-    /// half-alive minority costs a fraction of one node timeout.
+    /// timeout, but only while the answers decide every height: any block committed by a
+    /// publish is on a quorum, so it is among the answers, and a sub-quorum orphan on a slow
+    /// node was never committed (it loses to whatever reaches a quorum at its height). When a
+    /// height has no block on a quorum of the answers, the winner and the repair targets
+    /// depend on the nodes not heard yet (a committed block may look short among the first
+    /// answers and lose to a higher-epoch orphan), so every node is waited for, each bounded.
     async fn read_backlog(&self, next_height: BlockHeight) -> Result<Backlog, AdapterError> {
         let max_entries = self.stream_max_len;
         let mut pending =
             FanOut::spawn(&self.tracker, self.nodes.iter(), None, |node| async move {
                 node.read_from(next_height, max_entries).await
             });
-        let mut replies = Vec::new();
-        let mut answered = 0usize;
-        let mut grace_until = None;
+        let mut backlog = Backlog::default();
+        let mut successful = 0usize;
+        let mut undecodable = 0usize;
+        let mut wait = ReadWait::ForQuorum;
         loop {
-            let next = match grace_until {
-                Some(deadline) => match tokio::time::timeout_at(deadline, pending.next()).await {
-                    Ok(next) => next,
-                    Err(_) => break,
-                },
-                None => pending.next().await,
+            let next = match wait {
+                ReadWait::Grace(deadline) => {
+                    match tokio::time::timeout_at(deadline, pending.next()).await {
+                        Ok(next) => next,
+                        Err(_) if backlog.every_height_committed(self.quorum) => break,
+                        Err(_) => {
+                            wait = ReadWait::ForAll;
+                            continue;
+                        }
+                    }
+                }
+                ReadWait::ForQuorum | ReadWait::ForAll => pending.next().await,
             };
             let Some((node, reply)) = next else {
                 break;
             };
-            answered = answered.saturating_add(usize::from(reply.is_ok()));
-            replies.push((node, reply));
-            if grace_until.is_none() && self.quorum.reached(answered) {
-                grace_until = Some(tokio::time::Instant::now() + self.read_grace);
-            }
-        }
-        let mut backlog = Backlog::default();
-        let mut successful = 0usize;
-        let mut undecodable = 0usize;
-        for (node, reply) in replies {
             let Ok(read) = reply else {
                 continue;
             };
             successful = successful.saturating_add(1);
-            undecodable = undecodable.saturating_add(read.malformed);
-            for entry in read.entries {
-                match SealedBlock::decode(&entry.data) {
-                    Ok(block) if block.id() == entry.id && block.height() == entry.height => {
-                        self.vote(&mut backlog, node, entry.epoch, block, entry.data);
-                    }
-                    Ok(_) | Err(_) => {
-                        tracing::warn!(
-                            node = self.nodes.get(node).map(|n| n.name()),
-                            height = %entry.height,
-                            "skipping a stream entry that does not decode to its block id"
-                        );
-                        undecodable = undecodable.saturating_add(1);
-                    }
-                }
+            undecodable = undecodable.saturating_add(self.record_read(&mut backlog, node, read));
+            if wait == ReadWait::ForQuorum && self.quorum.reached(successful) {
+                wait = ReadWait::Grace(tokio::time::Instant::now() + self.read_grace);
             }
         }
         self.metrics
@@ -306,6 +317,27 @@ impl Reconciler {
                 .set(i64::try_from(headroom).unwrap_or(i64::MAX));
         }
         Ok(backlog)
+    }
+
+    /// Votes every entry of one node's read; returns how many entries were undecodable.
+    fn record_read(&self, backlog: &mut Backlog, node: NodeIndex, read: StreamRead) -> usize {
+        let mut undecodable = read.malformed;
+        for entry in read.entries {
+            match SealedBlock::decode(&entry.data) {
+                Ok(block) if block.id() == entry.id && block.height() == entry.height => {
+                    self.vote(backlog, node, entry.epoch, block, entry.data);
+                }
+                Ok(_) | Err(_) => {
+                    tracing::warn!(
+                        node = self.nodes.get(node).map(|n| n.name()),
+                        height = %entry.height,
+                        "skipping a stream entry that does not decode to its block id"
+                    );
+                    undecodable = undecodable.saturating_add(1);
+                }
+            }
+        }
+        undecodable
     }
 
     fn vote(

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use poa_ports::{BlockReconciliationPort, LeaderState, ReconciliationError};
+use poa_test_support::{FaultProxy, ProxyMode, RedisServer};
 
 use crate::support::*;
 
@@ -237,6 +238,74 @@ async fn leader_state__when_a_minority_is_half_alive__then_acquires_and_reconcil
         confirm_took < Duration::from_millis(500),
         "{confirm_took:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn full_scan__when_a_committed_block_looks_short_among_the_first_answers__then_waits_for_the_slow_nodes()
+ {
+    // given: 5 nodes (quorum 3); block Z is committed on nodes 0, 1 and 2 (epoch 6), a zombie's
+    // orphan W (epoch 7) sits on node 3; nodes 0 and 1 answer after the read grace (a quarter
+    // of the node timeout) but well inside the node timeout
+    let servers = servers(5);
+    let key = "poa:test:slow-committed";
+    let (committed, orphan) = (block(1, 1), block(1, 2));
+    for server in &servers[..3] {
+        append(server, key, &committed, 6);
+    }
+    append(&servers[3], key, &orphan, 7);
+    let proxies: Vec<FaultProxy> = servers[..2]
+        .iter()
+        .map(|server| FaultProxy::start(server.addr()))
+        .collect();
+    let urls = proxies
+        .iter()
+        .map(FaultProxy::url)
+        .chain(servers[2..].iter().map(RedisServer::url))
+        .collect();
+    let config = adapter_redis::RedisConfig {
+        node_timeout: Duration::from_secs(1),
+        ..config(urls, key)
+    };
+    let producer = producer_with(config).await;
+    for proxy in &proxies {
+        proxy.set_mode(ProxyMode::Latency(Duration::from_millis(200)));
+    }
+
+    // when
+    let state = producer.adapter.leader_state(height(1)).await;
+
+    // then: the committed block wins without a repair, and the orphan is not spread
+    assert_eq!(blocks(state.unwrap()), vec![committed]);
+    assert_eq!(producer.metric("poa_repair_success_total"), 0.0);
+    assert_eq!(stream_len(&servers[4], key), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn full_scan__when_every_height_is_committed_among_the_answers__then_a_half_alive_node_costs_only_the_grace()
+ {
+    // given: 3 healthy nodes holding block 1 and one half-alive listener (quorum 3), node
+    // timeout 1 s, so the read grace is 250 ms
+    let servers = servers(3);
+    let key = "poa:test:grace";
+    let stored = block(1, 0);
+    for server in &servers {
+        append(server, key, &stored, 1);
+    }
+    let (_half_alive, all) = with_half_alive(&servers);
+    let config = adapter_redis::RedisConfig {
+        node_timeout: Duration::from_secs(1),
+        ..config(all, key)
+    };
+    let producer = producer_with(config).await;
+
+    // when
+    let started = Instant::now();
+    let state = producer.adapter.leader_state(height(1)).await;
+    let elapsed = started.elapsed();
+
+    // then
+    assert_eq!(blocks(state.unwrap()), vec![stored]);
+    assert!(elapsed < Duration::from_millis(700), "{elapsed:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
