@@ -22,7 +22,7 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 
 /// Every task and the line `help` prints for it. A new task (`chaos`, `demo`, `bench`, ...) adds
-/// a row here, an arm in `main` and a module of its own.
+/// a row here, an arm in `run_task` and a module of its own.
 const TASKS: &[(&str, &str)] = &[
     (
         "ci",
