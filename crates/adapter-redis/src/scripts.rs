@@ -2,8 +2,8 @@
 //! their replies decode into.
 //!
 //! Exactly one decode function per script turns a reply (or the call's failure) into an
-//! outcome; [`classify_refusal`] is the only place that looks at the `LOCK_HELD:`,
-//! `FENCING_ERROR:` and `HEIGHT_EXISTS:` prefixes. Nothing here performs I/O: `node.rs` runs
+//! outcome; [`reply_code`] is the only place that looks at error text (the `LOCK_HELD:`,
+//! `FENCING_ERROR:` and `HEIGHT_EXISTS:` prefixes, and `NOSCRIPT`). Nothing here performs I/O: `node.rs` runs
 //! the scripts and hands the replies to these functions.
 
 use std::sync::LazyLock;
@@ -119,27 +119,48 @@ enum Refusal {
 const LOCK_HELD: &str = "LOCK_HELD:";
 const FENCING_ERROR: &str = "FENCING_ERROR:";
 const HEIGHT_EXISTS: &str = "HEIGHT_EXISTS:";
+const NOSCRIPT: &str = "NOSCRIPT";
 
-/// Classifies a client error: a domain refusal by prefix, else a [`NodeError`]. The only
-/// function that matches on error text.
+/// An error reply this crate recognises by its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ReplyCode {
+    /// A script's domain refusal.
+    Refusal(Refusal),
+    /// The node does not have the script (a restart or `SCRIPT FLUSH`): it did not run.
+    NoScript,
+}
+
+/// The only function that looks at error text: the script prefixes and `NOSCRIPT`.
+fn reply_code(error: &fred::error::Error) -> Option<ReplyCode> {
+    let details = error.details();
+    if details.starts_with(NOSCRIPT) {
+        return Some(ReplyCode::NoScript);
+    }
+    // Redis may put a generic code in front of a script's error text.
+    let text = details.strip_prefix("ERR ").unwrap_or(details).trim_start();
+    let refusal = if text.starts_with(LOCK_HELD) {
+        Refusal::LockHeld
+    } else if let Some(reason) = text.strip_prefix(FENCING_ERROR) {
+        Refusal::Fenced {
+            reason: reason.trim().to_owned(),
+        }
+    } else if text.starts_with(HEIGHT_EXISTS) {
+        Refusal::HeightExists
+    } else {
+        return None;
+    };
+    Some(ReplyCode::Refusal(refusal))
+}
+
+/// Classifies a call's failure: a domain refusal, else a [`NodeError`] by the client's error
+/// kind.
 fn classify_refusal(error: &CallError) -> Result<Refusal, NodeError> {
     let error = match error {
         CallError::TimedOut(after) => return Err(NodeError::TimedOut { after: *after }),
         CallError::Client(error) => error,
     };
-    let details = error.details();
-    // Redis may put a generic code in front of a script's error text.
-    let text = details.strip_prefix("ERR ").unwrap_or(details).trim_start();
-    if text.starts_with(LOCK_HELD) {
-        return Ok(Refusal::LockHeld);
-    }
-    if let Some(reason) = text.strip_prefix(FENCING_ERROR) {
-        return Ok(Refusal::Fenced {
-            reason: reason.trim().to_owned(),
-        });
-    }
-    if text.starts_with(HEIGHT_EXISTS) {
-        return Ok(Refusal::HeightExists);
+    if let Some(ReplyCode::Refusal(refusal)) = reply_code(error) {
+        return Ok(refusal);
     }
     use fred::error::ErrorKind;
     Err(match error.kind() {
@@ -159,7 +180,7 @@ fn classify_refusal(error: &CallError) -> Result<Refusal, NodeError> {
 
 /// Whether the node lost the script (restart, `SCRIPT FLUSH`) and it must be loaded again.
 pub(crate) fn is_noscript(error: &fred::error::Error) -> bool {
-    error.details().starts_with("NOSCRIPT")
+    reply_code(error) == Some(ReplyCode::NoScript)
 }
 
 /// A refusal a script never answers with, reported as a malformed reply.
@@ -447,6 +468,22 @@ mod tests {
         assert!(matches!(
             decode_write_block(server_error("ERR something else")),
             WriteOutcome::Failed(NodeError::Server { .. })
+        ));
+    }
+
+    #[test]
+    fn is_noscript__when_node_lost_the_script__then_true_and_never_for_a_refusal() {
+        let error = |text: &'static str| Error::new(ErrorKind::Unknown, text);
+        assert!(is_noscript(&error(
+            "NOSCRIPT No matching script. Please use EVAL."
+        )));
+        assert!(!is_noscript(&error(
+            "HEIGHT_EXISTS: height 3 holds another block"
+        )));
+        assert!(!is_noscript(&error("ERR something else")));
+        assert!(matches!(
+            decode_check_owner(server_error("NOSCRIPT No matching script")),
+            OwnerOutcome::Unavailable(NodeError::Server { .. })
         ));
     }
 
