@@ -1,3 +1,5 @@
+//! Behaviour of the transaction pool: limits, FIFO selection, removal on commit, wake-ups.
+
 use std::time::Duration;
 
 use proptest::prelude::*;

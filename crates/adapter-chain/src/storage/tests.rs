@@ -1,3 +1,5 @@
+//! Behaviour of the redb chain store: genesis, commit checks, reopen, foreign chains.
+
 use poa_ports::{ChainId, Header};
 use tempfile::TempDir;
 

@@ -1,3 +1,5 @@
+//! Every refusal of block verification, from a table of forged and malformed blocks.
+
 use std::collections::HashSet;
 
 use poa_ports::{BlockHeight, BlockId, BlockSigner, ChainId, Signature, Timestamp, Transaction};

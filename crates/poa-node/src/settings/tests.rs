@@ -1,3 +1,5 @@
+//! Settings resolution: defaults, precedence of flags over the file, and errors naming the flag.
+
 use std::io::Write;
 use std::time::Duration;
 

@@ -1,3 +1,5 @@
+//! Block identity and the wire encoding: round trips, refusals, never a panic on any bytes.
+
 use proptest::prelude::*;
 
 use super::*;

@@ -1,3 +1,5 @@
+//! The RESP encoder and parser against hand-written wire bytes.
+
 #![allow(non_snake_case)]
 
 use super::*;

@@ -1,3 +1,5 @@
+//! The fault proxy against a real redis-server: pass, hold, reset, latency, connection counts.
+
 #![allow(non_snake_case)]
 
 use std::io::ErrorKind;

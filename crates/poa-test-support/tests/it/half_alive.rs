@@ -1,3 +1,5 @@
+//! The half-alive listener: accepts, counts, never answers, closes on drop.
+
 #![allow(non_snake_case)]
 
 use poa_test_support::{HalfAliveListener, RespError, resp, wait_for};

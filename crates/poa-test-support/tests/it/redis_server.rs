@@ -1,3 +1,5 @@
+//! The redis-server fixture: start, stop, restart empty, freeze and thaw, no orphans.
+
 #![allow(non_snake_case)]
 
 use std::thread;

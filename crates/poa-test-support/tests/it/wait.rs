@@ -1,3 +1,5 @@
+//! The polling helpers: they return at the first poll that holds, or after the deadline.
+
 #![allow(non_snake_case)]
 
 use std::cell::Cell;
