@@ -213,8 +213,11 @@ impl Reconciler {
         let limit = usize::try_from(self.stream_max_len).unwrap_or(usize::MAX);
         while blocks.len() < limit {
             let Some(votes) = backlog.votes.get(&height) else {
+                // Committed heights above a height none of a quorum holds: the streams were
+                // trimmed past the local chain (or its entries do not decode). Neither role may
+                // call that "nothing missing": a leader would fork, a follower never catch up.
                 let above = backlog.votes.keys().any(|stored| *stored > height);
-                if blocks.is_empty() && above && reader == Reader::Leader {
+                if blocks.is_empty() && above {
                     return Err(AdapterError::UnresolvedBacklog {
                         height,
                         reason: "entries above the local chain but none at the next height".into(),

@@ -540,6 +540,36 @@ async fn follower__when_leader_published_blocks__then_returns_those_on_a_quorum_
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn reconciliation__when_the_streams_no_longer_hold_the_next_height__then_both_roles_report_the_gap()
+ {
+    // given: a process at height 0 while every stream was trimmed down to heights 5 and 6, and
+    // a peer holds the lease
+    let servers = servers(3);
+    let key = "poa:test:trimmed-past";
+    for server in &servers {
+        append(server, key, &block(5, 0), 1);
+        append(server, key, &block(6, 0), 1);
+        set_owner(server, key, "peer", 60_000);
+    }
+    let producer = producer(urls(&servers), key).await;
+    let is_gap = |state: &Result<LeaderState, ReconciliationError>| matches!(state, Err(ReconciliationError::UnresolvedBacklog { height, .. }) if height.get() == 1);
+
+    // when
+    let as_follower = producer.adapter.leader_state(height(1)).await;
+    servers.iter().for_each(|server| clear_owner(server, key));
+    let as_leader = producer.adapter.leader_state(height(1)).await;
+
+    // then: never "nothing missing": a leader would produce height 1 beside the trimmed chain,
+    // a follower would report itself current while it can never catch up
+    assert!(is_gap(&as_follower), "{as_follower:?}");
+    assert!(is_gap(&as_leader), "{as_leader:?}");
+    assert!(
+        producer.adapter.lease_status().epoch.is_some(),
+        "it did lead"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn metrics__when_every_path_was_exercised__then_poa_family_is_encoded() {
     // given
     let servers = servers(3);
