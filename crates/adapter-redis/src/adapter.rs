@@ -164,7 +164,7 @@ impl BlockReconciliationPort for RedisReconciliation {
     fn lease_status(&self) -> LeaseStatus {
         let state = self.lease.state();
         LeaseStatus {
-            epoch: state.is_leading().then(|| state.epoch()).flatten(),
+            epoch: state.epoch(),
             valid_for: state.valid_for(),
             nodes: self
                 .nodes

@@ -47,8 +47,13 @@ impl LeaseState {
         }
     }
 
-    /// The epoch held, if any.
+    /// The epoch held, if this process leads. Grants folded while it does not lead (a late
+    /// grant that is released again, a failed attempt) are kept for the next acquisition's
+    /// max-fold but never make a non-leader look like an epoch holder.
     pub(crate) fn epoch(&self) -> Option<Epoch> {
+        if !self.is_leading() {
+            return None;
+        }
         match self.epoch.load(Ordering::Acquire) {
             0 => None,
             epoch => Some(Epoch::new(epoch)),
@@ -62,15 +67,18 @@ impl LeaseState {
             Some(quorum::fold_epoch(current, seen).get())
         };
         // The closure always returns Some, so this never fails.
-        let previous = self
+        let _ = self
             .epoch
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, fold)
-            .unwrap_or_default();
-        if seen.get() > previous {
-            self.metrics
-                .leader_epoch
-                .set(i64::try_from(seen.get()).unwrap_or(i64::MAX));
-        }
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, fold);
+        self.show_epoch();
+    }
+
+    /// Sets the epoch gauge to the epoch held (0 when not leading).
+    fn show_epoch(&self) {
+        let held = self.epoch().map_or(0, Epoch::get);
+        self.metrics
+            .leader_epoch
+            .set(i64::try_from(held).unwrap_or(i64::MAX));
     }
 
     pub(crate) fn is_leading(&self) -> bool {
@@ -104,6 +112,7 @@ impl LeaseState {
     fn set_leading(&self, leading: bool) {
         self.leading.store(leading, Ordering::Release);
         self.metrics.is_leader.set(i64::from(leading));
+        self.show_epoch();
     }
 
     /// Forgets the lease: not leading, no epoch, no validity.
@@ -114,7 +123,6 @@ impl LeaseState {
             .valid_until
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = None;
-        self.metrics.leader_epoch.set(0);
     }
 }
 
@@ -469,6 +477,7 @@ mod tests {
             Duration::from_millis(22),
             metrics,
         ));
+        state.set_leading(true);
 
         // when: 8 threads fold interleaved ascending and descending candidates
         let threads: Vec<_> = (0..8u64)

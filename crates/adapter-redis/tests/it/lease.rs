@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use poa_ports::{BlockReconciliationPort, LeaderState};
+use poa_ports::{BlockReconciliationPort, LeaderState, ReconciliationError};
 use poa_test_support::{FaultProxy, ProxyMode, RedisServer, wait_for_async};
 
 use crate::support::*;
@@ -213,6 +213,11 @@ async fn acquire__when_a_grant_arrives_after_the_attempt_gave_up__then_it_is_rel
         granted_then_released,
         "late grant stranded: {:?}",
         owner(&servers[2], key)
+    );
+    let published = producer.adapter.publish_produced_block(&block(1, 0)).await;
+    assert!(
+        matches!(published, Err(ReconciliationError::NoEpoch)),
+        "a process that never led holds no epoch: {published:?}"
     );
 }
 
