@@ -156,7 +156,7 @@ impl BlockReconciliationPort for RedisReconciliation {
 
     async fn publish_produced_block(&self, block: &SealedBlock) -> Result<(), ReconciliationError> {
         self.publisher.publish(block).await.map_err(|error| {
-            self.reconciler.require_full_scan();
+            self.reconciler.publish_failed();
             ReconciliationError::from(error)
         })
     }

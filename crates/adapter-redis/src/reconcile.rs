@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use fred::bytes::Bytes;
@@ -53,6 +53,15 @@ impl Backlog {
     }
 }
 
+/// Which nodes a full scan's read waits for once a quorum answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadScope {
+    /// The others get a short grace while the answers decide every height.
+    GraceAfterQuorum,
+    /// Every node, each bounded by its timeout (after a failed publish of this process).
+    EveryNode,
+}
+
 /// What a full scan's read is waiting for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ReadWait {
@@ -75,6 +84,9 @@ pub(crate) struct Reconciler {
     metrics: Arc<Metrics>,
     read_grace: Duration,
     reconciled_generation: AtomicU64,
+    /// A publish failed since the last successful leader full scan: a sub-quorum orphan of
+    /// this process's own may exist, so that scan reads every node (no grace).
+    publish_failed: AtomicBool,
 }
 
 impl Reconciler {
@@ -96,12 +108,20 @@ impl Reconciler {
             metrics,
             read_grace: node_timeout / 4,
             reconciled_generation: AtomicU64::new(NOT_RECONCILED),
+            publish_failed: AtomicBool::new(false),
         }
     }
 
-    /// Forces a full scan on the next leader cycle (after a failed publish, so an orphan of
-    /// this leader's own is seen and repaired, never skipped).
-    pub(crate) fn require_full_scan(&self) {
+    /// After a failed publish: the next leader cycle (in this leadership or the next) does a
+    /// full scan that waits for every node, so an orphan of this process's own is seen and
+    /// repaired, never skipped.
+    pub(crate) fn publish_failed(&self) {
+        self.publish_failed.store(true, Ordering::Release);
+        self.require_full_scan();
+    }
+
+    /// Forces a full scan on the next leader cycle.
+    fn require_full_scan(&self) {
         self.reconciled_generation
             .store(NOT_RECONCILED, Ordering::Release);
     }
@@ -135,7 +155,15 @@ impl Reconciler {
                 }
             }
         }
-        let blocks = self.scan(next_height, Reader::Leader).await?;
+        let scope = if self.publish_failed.load(Ordering::Acquire) {
+            ReadScope::EveryNode
+        } else {
+            ReadScope::GraceAfterQuorum
+        };
+        let blocks = self.scan(next_height, Reader::Leader, scope).await?;
+        if scope == ReadScope::EveryNode {
+            self.publish_failed.store(false, Ordering::Release);
+        }
         if blocks.is_empty() {
             self.reconciled_generation
                 .store(generation, Ordering::Release);
@@ -157,7 +185,9 @@ impl Reconciler {
         if self.latest_on_quorum(next_height).await? == LatestDecision::InSync {
             return Ok(LeaderState::ReconciledFollower);
         }
-        let blocks = self.scan(next_height, Reader::Follower).await?;
+        let blocks = self
+            .scan(next_height, Reader::Follower, ReadScope::GraceAfterQuorum)
+            .await?;
         if blocks.is_empty() {
             return Ok(LeaderState::ReconciledFollower);
         }
@@ -206,8 +236,9 @@ impl Reconciler {
         &self,
         next_height: BlockHeight,
         reader: Reader,
+        scope: ReadScope,
     ) -> Result<Vec<SealedBlock>, AdapterError> {
-        let backlog = self.read_backlog(next_height).await?;
+        let backlog = self.read_backlog(next_height, scope).await?;
         let mut blocks = Vec::new();
         let mut height = next_height;
         let limit = usize::try_from(self.stream_max_len).unwrap_or(usize::MAX);
@@ -267,7 +298,12 @@ impl Reconciler {
     /// height has no block on a quorum of the answers, the winner and the repair targets
     /// depend on the nodes not heard yet (a committed block may look short among the first
     /// answers and lose to a higher-epoch orphan), so every node is waited for, each bounded.
-    async fn read_backlog(&self, next_height: BlockHeight) -> Result<Backlog, AdapterError> {
+    /// [`ReadScope::EveryNode`] skips the grace altogether.
+    async fn read_backlog(
+        &self,
+        next_height: BlockHeight,
+        scope: ReadScope,
+    ) -> Result<Backlog, AdapterError> {
         let max_entries = self.stream_max_len;
         let mut pending =
             FanOut::spawn(&self.tracker, self.nodes.iter(), None, |node| async move {
@@ -300,7 +336,12 @@ impl Reconciler {
             successful = successful.saturating_add(1);
             undecodable = undecodable.saturating_add(self.record_read(&mut backlog, node, read));
             if wait == ReadWait::ForQuorum && self.quorum.reached(successful) {
-                wait = ReadWait::Grace(tokio::time::Instant::now() + self.read_grace);
+                wait = match scope {
+                    ReadScope::GraceAfterQuorum => {
+                        ReadWait::Grace(tokio::time::Instant::now() + self.read_grace)
+                    }
+                    ReadScope::EveryNode => ReadWait::ForAll,
+                };
             }
         }
         self.metrics

@@ -142,6 +142,43 @@ async fn publish_produced_block__when_write_succeeds_on_less_than_quorum__then_e
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn leader_state__after_a_failed_publish_while_still_leading__then_full_scan_repairs_own_orphan()
+ {
+    // given: the leader's publish of X is fenced on nodes 1 and 2 (another owner shows there
+    // for a moment) and lands on node 0 only: an orphan of its own, while it keeps leading
+    let servers = servers(3);
+    let key = "poa:test:own-orphan";
+    let proxy = FaultProxy::start(servers[0].addr());
+    let urls = vec![proxy.url(), servers[1].url(), servers[2].url()];
+    let producer = producer(urls, key).await;
+    assert_eq!(
+        producer.adapter.leader_state(height(1)).await.unwrap(),
+        LeaderState::ReconciledLeader
+    );
+    let token = String::from_utf8(owner(&servers[1], key).unwrap()).unwrap();
+    let orphan = block(1, 0);
+    servers[1..]
+        .iter()
+        .for_each(|server| set_owner(server, key, "other-owner", 60_000));
+    let published = producer.adapter.publish_produced_block(&orphan).await;
+    servers[1..]
+        .iter()
+        .for_each(|server| set_owner(server, key, &token, 60_000));
+    // node 0 now answers last, so a cheap check would hear "in sync" from nodes 1 and 2 first
+    proxy.set_mode(ProxyMode::Latency(Duration::from_millis(50)));
+
+    // when
+    let state = producer.adapter.leader_state(height(1)).await.unwrap();
+
+    // then: the same leadership (no new promotion) repaired its own orphan and returns it
+    assert!(published.is_err());
+    assert_eq!(producer.metric("poa_promotion_success_total"), 1.0);
+    assert_eq!(blocks(state), vec![orphan]);
+    let holders = servers.iter().filter(|s| stream_len(s, key) == 1).count();
+    assert!(holders >= 2, "{holders}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn partial_publish_then_retry_at_same_height__then_new_leader_reconciles_the_stored_block() {
     // given
     let servers = servers(1);
