@@ -2,7 +2,8 @@
 -- them. The stream is in append order, not height order (a repair appends lower heights
 -- later), so the entries are sorted before the cap is applied.
 -- KEYS[1] block stream. Returns an array of {height, epoch, id, data}; fields a hand-written
--- entry lacks come back as empty strings and are rejected by the client.
+-- entry lacks come back as empty strings and are rejected by the client. Heights are compared
+-- and sorted as Lua numbers (exact below 2^53); they are returned as the stored strings.
 local min_height = tonumber(ARGV[1])
 local max_entries = tonumber(ARGV[2])
 if not min_height or not max_entries or max_entries <= 0 then

@@ -5,7 +5,9 @@
 -- ARGV[8] heights kept in the index.
 -- Returns the new stream entry id (written) or the integer 0 (this block is already stored at
 -- this height). Refusals are error replies with the prefixes FENCING_ERROR: / HEIGHT_EXISTS:.
--- Heights and epochs are Lua numbers: exact up to 2^53.
+-- Heights and epochs are compared as Lua numbers (doubles) and heights are sorted-set scores
+-- (doubles): exact below 2^53. Beyond it a comparison may round: a false HEIGHT_EXISTS (a stall,
+-- never a fork) or a stale epoch not refused (the owner check of step 1 still fences).
 if redis.call('GET', KEYS[1]) ~= ARGV[2] then
   return redis.error_reply('FENCING_ERROR: lock lost or held by another node')
 end

@@ -4,7 +4,7 @@
 //! of successful reads or an error, then a short grace for the others unless a height is
 //! undecided among the answers; votes per height, repair of a sub-quorum winner) and only a
 //! cheap "latest height on a quorum" check afterwards; a failed publish forces the next full
-//! scan. A follower returns the blocks present on a quorum and never writes. Votes, winners and
+//! scan, and that one waits for every node. A follower returns the blocks present on a quorum and never writes. Votes, winners and
 //! repair plans come from `quorum`; this module gathers reads and writes.
 
 use std::collections::{BTreeMap, HashMap};
