@@ -119,6 +119,17 @@ impl RedisConfig {
                 url: redact_url(url),
             });
         }
+        // The same node listed twice would vote twice: one real node could then make a quorum.
+        let mut seen = std::collections::HashSet::new();
+        if let Some(url) = self
+            .urls
+            .iter()
+            .find(|url| !seen.insert(url.trim_end_matches('/').to_ascii_lowercase()))
+        {
+            return Err(ConfigError::DuplicateUrl {
+                url: redact_url(url),
+            });
+        }
         if self.lease_key.trim().is_empty() {
             return Err(ConfigError::EmptyLeaseKey);
         }
@@ -220,6 +231,16 @@ mod tests {
             (
                 RedisConfig {
                     urls: vec!["http://x".into()],
+                    ..config_with(1)
+                },
+                "--redis-url",
+            ),
+            (
+                RedisConfig {
+                    urls: vec![
+                        "redis://127.0.0.1:7000".into(),
+                        "redis://127.0.0.1:7000/".into(),
+                    ],
                     ..config_with(1)
                 },
                 "--redis-url",

@@ -18,6 +18,14 @@ pub enum ConfigError {
         /// The URL without credentials.
         url: String,
     },
+    /// One node listed twice: it would count twice toward every quorum.
+    #[error(
+        "--redis-url {url} is given twice: list every node once, or quorums would count it twice"
+    )]
+    DuplicateUrl {
+        /// The URL without credentials.
+        url: String,
+    },
     /// The key prefix is empty.
     #[error("--lease-key must not be empty")]
     EmptyLeaseKey,
