@@ -107,6 +107,9 @@ pub(crate) enum AdapterError {
     /// A backlog could not be brought to a quorum.
     #[error("backlog at height {height} is unresolved: {reason}")]
     UnresolvedBacklog { height: BlockHeight, reason: String },
+    /// Every stream was trimmed past the local chain: the next height must come from a peer.
+    #[error("the streams no longer hold height {next_height}")]
+    HistoryGap { next_height: BlockHeight },
 }
 
 impl From<AdapterError> for ReconciliationError {
@@ -127,6 +130,7 @@ impl From<AdapterError> for ReconciliationError {
             AdapterError::UnresolvedBacklog { height, reason } => {
                 Self::UnresolvedBacklog { height, reason }
             }
+            AdapterError::HistoryGap { next_height } => Self::HistoryGap { next_height },
         }
     }
 }

@@ -249,9 +249,8 @@ impl Reconciler {
                 // call that "nothing missing": a leader would fork, a follower never catch up.
                 let above = backlog.votes.keys().any(|stored| *stored > height);
                 if blocks.is_empty() && above {
-                    return Err(AdapterError::UnresolvedBacklog {
-                        height,
-                        reason: "entries above the local chain but none at the next height".into(),
+                    return Err(AdapterError::HistoryGap {
+                        next_height: height,
                     });
                 }
                 break;

@@ -27,6 +27,8 @@ pub(crate) struct ServiceMetrics {
     pub(crate) blocks_produced: Counter,
     pub(crate) blocks_imported: Counter,
     pub(crate) blocks_refused: Counter,
+    pub(crate) history_gaps: Counter,
+    pub(crate) blocks_fetched_from_peers: Counter,
     pub(crate) cycle_failures: Family<StepLabel, Counter>,
     pub(crate) step_duration: Family<StepLabel, Histogram>,
 }
@@ -39,6 +41,8 @@ impl ServiceMetrics {
             blocks_produced: Counter::default(),
             blocks_imported: Counter::default(),
             blocks_refused: Counter::default(),
+            history_gaps: Counter::default(),
+            blocks_fetched_from_peers: Counter::default(),
             cycle_failures: Family::default(),
             step_duration: Family::new_with_constructor(|| Histogram::new(STEP_BUCKETS)),
         };
@@ -66,6 +70,16 @@ impl ServiceMetrics {
             "poa_blocks_refused",
             "Blocks from the shared block log refused by verification",
             metrics.blocks_refused.clone(),
+        );
+        registry.register(
+            "poa_history_gap",
+            "Cycles that found the next height trimmed from the shared block log",
+            metrics.history_gaps.clone(),
+        );
+        registry.register(
+            "poa_blocks_fetched_from_peers",
+            "Blocks fetched from peers because the shared block log no longer held them",
+            metrics.blocks_fetched_from_peers.clone(),
         );
         registry.register(
             "poa_cycle_failures",

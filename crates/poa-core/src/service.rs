@@ -6,6 +6,7 @@
 //! cancelling between publish and commit would only leave work for the next leader.
 
 mod cycle;
+mod history;
 #[cfg(test)]
 #[allow(non_snake_case)]
 mod tests;
@@ -15,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use poa_ports::{
-    BlockHeight, BlockId, BlockImporter, BlockProducer, BlockReconciliationPort, BlockSigner,
-    Clock, TransactionPool,
+    BlockHeight, BlockHistorySource, BlockId, BlockImporter, BlockProducer,
+    BlockReconciliationPort, BlockSigner, Clock, TransactionPool,
 };
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -72,7 +73,8 @@ pub enum CycleOutcome {
     Idle,
     /// The cycle failed at `step`; nothing was committed by the failing step.
     Failed {
-        /// `head`, `leader_state`, `import`, `produce`, `seal`, `verify`, `publish` or `commit`.
+        /// `head`, `leader_state`, `history`, `import`, `produce`, `seal`, `verify`, `publish` or
+        /// `commit`.
         step: &'static str,
         /// The error, rendered for operators.
         error: String,
@@ -137,6 +139,8 @@ pub struct ProductionService {
     // Keeps the request channel open while no handle exists, so `recv` never spins on `None`.
     _requests_sender: mpsc::Sender<oneshot::Sender<CycleOutcome>>,
     last_produced_at: Option<Instant>,
+    /// Where blocks trimmed from the shared log come from; `None` = nowhere.
+    history: Option<Arc<dyn BlockHistorySource>>,
 }
 
 impl ProductionService {
@@ -160,6 +164,7 @@ impl ProductionService {
             requests,
             _requests_sender: requests_sender.clone(),
             last_produced_at: None,
+            history: None,
         };
         let handle = ServiceHandle {
             status: status_receiver,

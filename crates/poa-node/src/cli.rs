@@ -87,6 +87,11 @@ pub(crate) struct RunArgs {
     #[arg(long = "redis-url", env = "POA_REDIS_URLS", value_delimiter = ',')]
     pub(crate) redis_urls: Vec<String>,
 
+    /// Another poa-node's HTTP API, http://host:port; repeat for each. A process whose next
+    /// height was trimmed from every Redis stream fetches the blocks from these peers.
+    #[arg(long = "peer", env = "POA_PEERS", value_delimiter = ',')]
+    pub(crate) peers: Vec<String>,
+
     /// Key prefix of the lease, epoch, stream and index keys [default: poa:leader:lock].
     #[arg(long, env = "POA_LEASE_KEY")]
     pub(crate) lease_key: Option<String>,

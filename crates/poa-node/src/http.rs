@@ -17,6 +17,8 @@ use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use tracing::warn;
 
+use crate::raw_blocks;
+
 /// Everything the handlers read.
 #[derive(Clone)]
 pub(crate) struct ApiState {
@@ -39,7 +41,9 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/status", get(status))
         .route("/blocks/latest", get(latest_block))
         .route("/blocks/produce", post(produce_block))
+        .route("/blocks/raw", get(raw_blocks::blocks_from))
         .route("/blocks/{height}", get(block_at))
+        .route("/blocks/{height}/raw", get(raw_blocks::block_at))
         .route("/transactions", post(submit_transaction))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(body_limit))
@@ -189,7 +193,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         .into_response()
 }
 
-fn storage_failure(error: &dyn std::error::Error) -> Response {
+pub(crate) fn storage_failure(error: &dyn std::error::Error) -> Response {
     warn!(error = %error, "local chain read failed");
     (
         StatusCode::INTERNAL_SERVER_ERROR,

@@ -6,10 +6,12 @@
 //! - `settings`: merges flags, the `--config` file and defaults, and validates them.
 //! - `run`: builds the adapters and the service, and runs them until a signal.
 //! - `http`: the HTTP API.
+//! - `raw_blocks`: encoded sealed blocks for peers catching up (`/blocks/raw`).
 //! - `telemetry`: logging.
 
 mod cli;
 mod http;
+mod raw_blocks;
 mod run;
 mod settings;
 mod telemetry;

@@ -8,10 +8,11 @@ use adapter_chain::{
     PoolLimits, RedbBlockImporter, SystemClock,
 };
 use adapter_noop::NoopReconciliation;
+use adapter_peers::{NoopBlockHistory, PeerBlockHistory};
 use adapter_redis::RedisReconciliation;
 use anyhow::Context;
 use poa_core::{Ports, ProductionService, ServiceConfig};
-use poa_ports::BlockReconciliationPort;
+use poa_ports::{BlockHistorySource, BlockReconciliationPort};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -95,7 +96,15 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         pool: Arc::new(pool.clone()),
         clock: Arc::new(SystemClock),
     };
+    let history: Arc<dyn BlockHistorySource> = match settings.peers {
+        Some(peers) => {
+            info!(peers = ?peers.urls, "history beyond the streams from peers");
+            Arc::new(PeerBlockHistory::new(peers))
+        }
+        None => Arc::new(NoopBlockHistory),
+    };
     let (service, handle) = ProductionService::new(service_config, ports, &mut registry);
+    let service = service.with_block_history(history);
 
     let listener = TcpListener::bind(settings.http)
         .await

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use adapter_chain::{AuthorityKey, ChainSpec};
+use adapter_peers::PeerConfig;
 use adapter_redis::RedisConfig;
 use poa_core::Trigger;
 use poa_ports::{ChainId, Timestamp};
@@ -66,6 +67,8 @@ struct FileSettings {
     poll_interval: Option<Duration>,
     #[serde(default)]
     redis_urls: Vec<String>,
+    #[serde(default)]
+    peers: Vec<String>,
     lease_key: Option<String>,
     #[serde(default, with = "humantime_serde")]
     lease_ttl: Option<Duration>,
@@ -102,6 +105,8 @@ pub(crate) struct Settings {
     pub(crate) poll_interval: Duration,
     /// `None` for a single node (no `--redis-url`).
     pub(crate) redis: Option<RedisConfig>,
+    /// `None` without any `--peer`.
+    pub(crate) peers: Option<PeerConfig>,
     pub(crate) release_timeout: Duration,
 }
 
@@ -118,6 +123,7 @@ impl Settings {
         };
         let trigger = resolve_trigger(&args, &file)?;
         let redis = resolve_redis(&args, &file)?;
+        let peers = resolve_peers(&args, &file)?;
         let (key_source, key) = resolve_key(args.key_file.or(file.key_file))?;
         let chain = resolve_chain(
             args.chain_id.or(file.chain_id),
@@ -149,6 +155,7 @@ impl Settings {
             chain,
             poll_interval,
             redis,
+            peers,
             release_timeout,
         })
     }
@@ -205,6 +212,24 @@ fn resolve_trigger(args: &RunArgs, file: &FileSettings) -> Result<Trigger, Inval
             block_time: DEFAULT_BLOCK_TIME,
         }),
     }
+}
+
+/// The peers to fetch history from: the flags' list, else the file's.
+fn resolve_peers(
+    args: &RunArgs,
+    file: &FileSettings,
+) -> Result<Option<PeerConfig>, InvalidSetting> {
+    let urls = if args.peers.is_empty() {
+        file.peers.clone()
+    } else {
+        args.peers.clone()
+    };
+    if urls.is_empty() {
+        return Ok(None);
+    }
+    PeerConfig::new(urls)
+        .map(Some)
+        .map_err(|error| InvalidSetting::new("--peer", error.to_string()))
 }
 
 /// Builds and validates the leader-lock settings. They are validated even without a node, so

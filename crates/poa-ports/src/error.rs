@@ -41,9 +41,32 @@ pub enum ReconciliationError {
         /// Why.
         reason: String,
     },
+    /// The shared block log no longer holds the next height (every stream was trimmed past
+    /// the local chain): the blocks must come from a [`crate::BlockHistorySource`].
+    #[error("the shared block log no longer holds height {next_height}: fetch it from a peer")]
+    HistoryGap {
+        /// The first height the local chain lacks.
+        next_height: BlockHeight,
+    },
     /// The backend failed in a way the port does not model.
     #[error("coordination backend failed")]
     Backend(#[source] BackendError),
+}
+
+/// Errors of a source of committed blocks beyond the shared block log.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// No source (peer) is configured.
+    #[error("no history source (peer) is configured")]
+    NoSource,
+    /// No configured source answered.
+    #[error("none of the {sources} history sources answered: {reason}")]
+    Unavailable {
+        /// How many sources were asked.
+        sources: usize,
+        /// The last failure, for operators.
+        reason: String,
+    },
 }
 
 /// Errors of the importer: verification and local commit.

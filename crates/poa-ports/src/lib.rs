@@ -10,21 +10,25 @@
 //! - [`block`]: headers, blocks, seals, sealed blocks, block ids and the wire encoding.
 //! - [`leadership`]: what the reconciliation port reports (`LeaderState`, lease status).
 //! - [`ports`]: the traits `poa-core` is generic over.
+//! - [`batch`]: the wire framing of several encoded sealed blocks (peer history sync).
 //! - [`error`]: typed errors of every port.
 
 #![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
 
+pub mod batch;
 pub mod block;
 pub mod error;
 pub mod leadership;
 pub mod ports;
 pub mod primitives;
 
+pub use batch::{BlockBatchError, encode_block_batch, split_block_batch};
 pub use block::{Block, BlockCodecError, Header, Seal, SealedBlock, Transaction};
-pub use error::{ImportError, ProductionError, ReconciliationError, SigningError};
+pub use error::{HistoryError, ImportError, ProductionError, ReconciliationError, SigningError};
 pub use leadership::{LeaderState, LeaseStatus, NodeOutcome, NodeStatus};
 pub use ports::{
-    BlockImporter, BlockProducer, BlockReconciliationPort, BlockSigner, Clock, TransactionPool,
+    BlockHistorySource, BlockImporter, BlockProducer, BlockReconciliationPort, BlockSigner, Clock,
+    TransactionPool,
 };
 pub use primitives::{
     BlockHeight, BlockId, ChainId, Epoch, Signature, Timestamp, TransactionId, TransactionsRoot,

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use crate::block::{Block, Header, SealedBlock};
-use crate::error::{ImportError, ProductionError, ReconciliationError, SigningError};
+use crate::error::{HistoryError, ImportError, ProductionError, ReconciliationError, SigningError};
 use crate::leadership::{LeaderState, LeaseStatus};
 use crate::primitives::{BlockHeight, Timestamp};
 
@@ -114,4 +114,25 @@ pub trait TransactionPool: Send + Sync {
 pub trait Clock: Send + Sync {
     /// The current wall-clock time.
     fn now(&self) -> Timestamp;
+}
+
+/// Committed blocks from somewhere other than the shared block log (other producers' local
+/// chains), for a process whose next height was already trimmed from every stream.
+///
+/// What it returns is untrusted: the service verifies and commits each block exactly like any
+/// imported block.
+#[async_trait]
+pub trait BlockHistorySource: Send + Sync {
+    /// Up to `max` consecutive committed blocks starting at `next_height`, in height order.
+    /// An empty list means no source holds `next_height`.
+    ///
+    /// # Errors
+    ///
+    /// [`HistoryError::NoSource`] when none is configured; [`HistoryError::Unavailable`] when
+    /// every source failed to answer.
+    async fn blocks_from(
+        &self,
+        next_height: BlockHeight,
+        max: usize,
+    ) -> Result<Vec<SealedBlock>, HistoryError>;
 }

@@ -552,7 +552,7 @@ async fn reconciliation__when_the_streams_no_longer_hold_the_next_height__then_b
         set_owner(server, key, "peer", 60_000);
     }
     let producer = producer(urls(&servers), key).await;
-    let is_gap = |state: &Result<LeaderState, ReconciliationError>| matches!(state, Err(ReconciliationError::UnresolvedBacklog { height, .. }) if height.get() == 1);
+    let is_gap = |state: &Result<LeaderState, ReconciliationError>| matches!(state, Err(ReconciliationError::HistoryGap { next_height }) if next_height.get() == 1);
 
     // when
     let as_follower = producer.adapter.leader_state(height(1)).await;

@@ -4,7 +4,7 @@
 //! **verify**, **publish** to a quorum, and only then **commit** locally. Any failure before
 //! commit commits nothing and releases the lease so another process can take over at once.
 
-use poa_ports::{BlockHeight, Header, LeaderState, SealedBlock};
+use poa_ports::{BlockHeight, Header, LeaderState, ReconciliationError, SealedBlock};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
@@ -30,6 +30,9 @@ impl ProductionService {
         let leader_state = self.ports.reconciliation.leader_state(next_height).await;
         self.metrics.observe_step("leader_state", started.elapsed());
         match leader_state {
+            Err(ReconciliationError::HistoryGap { next_height: gap }) => {
+                self.catch_up_from_history(head.height, gap).await
+            }
             Err(error) => self.fail("leader_state", &error),
             Ok(LeaderState::ReconciledFollower) => {
                 self.set_role(Role::Follower);
@@ -49,7 +52,7 @@ impl ProductionService {
     /// Imports committed blocks in height order, skipping heights the local chain already has.
     /// Stops at the first block that fails verification or commit: every later block builds on
     /// it and would fail too, and the next cycle asks again.
-    async fn import_blocks(
+    pub(super) async fn import_blocks(
         &mut self,
         local_height: BlockHeight,
         mut blocks: Vec<SealedBlock>,
@@ -171,7 +174,11 @@ impl ProductionService {
     }
 
     /// Records a failed cycle that keeps the lease.
-    fn fail(&mut self, step: &'static str, error: &dyn std::fmt::Display) -> CycleOutcome {
+    pub(super) fn fail(
+        &mut self,
+        step: &'static str,
+        error: &dyn std::fmt::Display,
+    ) -> CycleOutcome {
         self.fail_with(step, error, false)
     }
 

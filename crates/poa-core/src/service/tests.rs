@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mockall::{Sequence, mock, predicate};
+use poa_ports::BlockHistorySource;
 use poa_ports::block::transactions_root;
 use poa_ports::{
     Block, BlockHeight, BlockId, BlockImporter, BlockProducer, BlockReconciliationPort,
@@ -25,6 +26,8 @@ use tokio::task::JoinHandle;
 use super::{CycleOutcome, Ports, ProductionService, ServiceHandle};
 use crate::config::{ServiceConfig, Trigger};
 use crate::status::Role;
+
+mod history;
 
 mock! {
     Reconciliation {}
@@ -148,6 +151,7 @@ struct Doubles {
     pool: Arc<FakePool>,
     clock: MockWallClock,
     head: Arc<Mutex<Header>>,
+    history: Option<Arc<dyn BlockHistorySource>>,
 }
 
 impl Doubles {
@@ -165,6 +169,7 @@ impl Doubles {
             pool: Arc::new(FakePool::default()),
             clock,
             head,
+            history: None,
         }
     }
 
@@ -209,6 +214,10 @@ impl Doubles {
             clock: Arc::new(self.clock),
         };
         let (service, handle) = ProductionService::new(config, ports, &mut Registry::default());
+        let service = match self.history {
+            Some(history) => service.with_block_history(history),
+            None => service,
+        };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(service.run(async move {
             let _ = stopped.await;

@@ -1,0 +1,19 @@
+//! The history source of a process with no peer configured: it has nowhere to ask, and says so.
+
+use async_trait::async_trait;
+use poa_ports::{BlockHeight, BlockHistorySource, HistoryError, SealedBlock};
+
+/// Always [`HistoryError::NoSource`]; performs no I/O.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoopBlockHistory;
+
+#[async_trait]
+impl BlockHistorySource for NoopBlockHistory {
+    async fn blocks_from(
+        &self,
+        _next_height: BlockHeight,
+        _max: usize,
+    ) -> Result<Vec<SealedBlock>, HistoryError> {
+        Err(HistoryError::NoSource)
+    }
+}

@@ -1,0 +1,177 @@
+//! [`PeerBlockHistory`]: asks other `poa-node` processes for committed blocks over HTTP.
+//!
+//! Peers are asked one after another, starting one further along the list at every call, so
+//! a peer that keeps serving something the importer refuses does not stall the catch-up while
+//! another peer could serve it. Each request runs on tokio's blocking pool and is bounded twice:
+//! by the HTTP client's global timeout and by an outer `tokio::time::timeout`. The answer is
+//! trimmed to the consecutive heights from the one asked for; nothing here verifies a block.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use poa_ports::{BlockHeight, BlockHistorySource, HistoryError, SealedBlock, split_block_batch};
+use tracing::{debug, info, warn};
+
+use crate::config::PeerConfig;
+
+/// What one peer said.
+#[derive(Debug)]
+enum PeerAnswer {
+    /// Blocks from the height asked for, consecutive.
+    Blocks(Vec<SealedBlock>),
+    /// The peer does not hold the height asked for.
+    NotHeld,
+}
+
+/// The history source over HTTP peers.
+#[derive(Debug, Clone)]
+pub struct PeerBlockHistory {
+    config: Arc<PeerConfig>,
+    agent: ureq::Agent,
+    next_peer: Arc<AtomicUsize>,
+}
+
+impl PeerBlockHistory {
+    /// Builds the source; does no I/O.
+    pub fn new(config: PeerConfig) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(config.request_timeout))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Self {
+            config: Arc::new(config),
+            agent,
+            next_peer: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The configured peers' base URLs.
+    pub fn peers(&self) -> &[String] {
+        &self.config.urls
+    }
+
+    /// Asks one peer, bounded by the request timeout.
+    async fn ask(
+        &self,
+        peer: &str,
+        next_height: BlockHeight,
+        max: usize,
+    ) -> Result<PeerAnswer, String> {
+        let url = format!("{peer}/blocks/raw?from={}&limit={max}", next_height.get());
+        let agent = self.agent.clone();
+        let limit = self.config.max_response_bytes;
+        let request = tokio::task::spawn_blocking(move || fetch(&agent, &url, limit));
+        // The client's own timeout bounds the request; the outer one only guards against a
+        // blocking pool too busy to start it.
+        let outer = self
+            .config
+            .request_timeout
+            .saturating_add(Duration::from_millis(500));
+        let bytes = match tokio::time::timeout(outer, request).await {
+            Ok(Ok(Ok(Some(bytes)))) => bytes,
+            Ok(Ok(Ok(None))) => return Ok(PeerAnswer::NotHeld),
+            Ok(Ok(Err(error))) => return Err(error),
+            Ok(Err(join_error)) => return Err(format!("request task failed: {join_error}")),
+            Err(_) => return Err("request timed out".to_owned()),
+        };
+        let blocks = decode_consecutive(peer, &bytes, next_height)?;
+        if blocks.is_empty() {
+            Ok(PeerAnswer::NotHeld)
+        } else {
+            Ok(PeerAnswer::Blocks(blocks))
+        }
+    }
+}
+
+#[async_trait]
+impl BlockHistorySource for PeerBlockHistory {
+    async fn blocks_from(
+        &self,
+        next_height: BlockHeight,
+        max: usize,
+    ) -> Result<Vec<SealedBlock>, HistoryError> {
+        let peers = &self.config.urls;
+        if peers.is_empty() {
+            return Err(HistoryError::NoSource);
+        }
+        let start = self.next_peer.fetch_add(1, Ordering::Relaxed) % peers.len();
+        let mut answered = false;
+        let mut last_failure = String::new();
+        for peer in peers.iter().cycle().skip(start).take(peers.len()) {
+            match self.ask(peer, next_height, max.max(1)).await {
+                Ok(PeerAnswer::Blocks(blocks)) => {
+                    info!(node = %peer, height = %next_height, count = blocks.len(), "peer served blocks");
+                    return Ok(blocks);
+                }
+                Ok(PeerAnswer::NotHeld) => {
+                    debug!(node = %peer, height = %next_height, "peer does not hold the height");
+                    answered = true;
+                }
+                Err(error) => {
+                    warn!(node = %peer, height = %next_height, error = %error, "peer request failed");
+                    last_failure = format!("{peer}: {error}");
+                }
+            }
+        }
+        if answered {
+            Ok(Vec::new())
+        } else {
+            Err(HistoryError::Unavailable {
+                sources: peers.len(),
+                reason: last_failure,
+            })
+        }
+    }
+}
+
+/// One blocking GET: `Some(body)` on 200, `None` on 404 (the peer does not hold the height).
+fn fetch(agent: &ureq::Agent, url: &str, limit: u64) -> Result<Option<Vec<u8>>, String> {
+    let mut response = agent.get(url).call().map_err(|error| error.to_string())?;
+    match response.status().as_u16() {
+        200 => response
+            .body_mut()
+            .with_config()
+            .limit(limit)
+            .read_to_vec()
+            .map(Some)
+            .map_err(|error| format!("reading the answer failed: {error}")),
+        404 => Ok(None),
+        status => Err(format!("answered http {status}")),
+    }
+}
+
+/// Decodes a batch and keeps the blocks at consecutive heights from `next_height`. An
+/// undecodable block ends the batch (the blocks before it are kept); a broken framing is a
+/// failed request.
+fn decode_consecutive(
+    peer: &str,
+    batch: &[u8],
+    next_height: BlockHeight,
+) -> Result<Vec<SealedBlock>, String> {
+    let frames = split_block_batch(batch).map_err(|error| error.to_string())?;
+    let mut blocks = Vec::with_capacity(frames.len());
+    let mut expected = Some(next_height);
+    for frame in frames {
+        let block = match SealedBlock::decode(frame) {
+            Ok(block) => block,
+            Err(error) => {
+                warn!(node = %peer, height = ?expected, error = %error, "undecodable block from a peer: keeping the blocks before it");
+                break;
+            }
+        };
+        if Some(block.height()) != expected {
+            warn!(node = %peer, height = %block.height(), "peer answered a height out of sequence: keeping the blocks before it");
+            break;
+        }
+        expected = block.height().next();
+        blocks.push(block);
+    }
+    Ok(blocks)
+}
+
+#[cfg(test)]
+#[allow(non_snake_case)]
+mod tests;

@@ -1,0 +1,208 @@
+//! Behaviour of the peer history source against tiny loopback HTTP servers that answer with
+//! canned batches, 404s, or never answer.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use poa_ports::block::transactions_root;
+use poa_ports::{
+    Block, BlockHeight, BlockHistorySource, BlockId, ChainId, Header, HistoryError, Seal,
+    SealedBlock, Signature, Timestamp, encode_block_batch,
+};
+
+use super::PeerBlockHistory;
+use crate::config::PeerConfig;
+
+/// A chain of sealed blocks from height 1 to `to`.
+fn chain_to(to: u64) -> Vec<SealedBlock> {
+    let mut parent = BlockId::default();
+    (1..=to)
+        .map(|height| {
+            let block = SealedBlock {
+                block: Block {
+                    header: Header {
+                        chain_id: ChainId::new(1),
+                        height: BlockHeight::new(height),
+                        parent_id: parent,
+                        timestamp: Timestamp::from_unix_millis(height),
+                        transactions_root: transactions_root(&[]),
+                        transaction_count: 0,
+                    },
+                    transactions: vec![],
+                },
+                seal: Seal::Authority(Signature::from_bytes([7; 64])),
+            };
+            parent = block.id();
+            block
+        })
+        .collect()
+}
+
+fn batch(frames: &[Vec<u8>]) -> Vec<u8> {
+    encode_block_batch(frames.iter().map(Vec::as_slice))
+}
+
+/// How a fake peer answers every request.
+#[derive(Clone)]
+enum Behaviour {
+    Answer { status: u16, body: Vec<u8> },
+    Silent,
+}
+
+/// Serves `behaviour` on a free loopback port for the life of the test process; returns its
+/// base URL.
+fn fake_peer(behaviour: Behaviour) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address: SocketAddr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        let mut held: Vec<TcpStream> = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            match &behaviour {
+                Behaviour::Silent => held.push(stream),
+                Behaviour::Answer { status, body } => {
+                    let mut request = Vec::new();
+                    let mut buffer = [0_u8; 1024];
+                    while !request.windows(4).any(|window| window == b"\r\n\r\n") {
+                        match stream.read(&mut buffer) {
+                            Ok(0) | Err(_) => break,
+                            Ok(read) => request.extend_from_slice(&buffer[..read]),
+                        }
+                    }
+                    let head = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = stream.write_all(head.as_bytes());
+                    let _ = stream.write_all(body);
+                }
+            }
+        }
+    });
+    format!("http://{address}")
+}
+
+fn history(urls: Vec<String>) -> PeerBlockHistory {
+    PeerBlockHistory::new(
+        PeerConfig::new(urls)
+            .unwrap()
+            .with_request_timeout(Duration::from_millis(300))
+            .unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blocks_from__when_a_peer_serves_a_batch__then_returns_the_consecutive_blocks() {
+    // given: the batch holds 1, 2, 3 and then 5 (out of sequence)
+    let blocks = chain_to(5);
+    let frames: Vec<Vec<u8>> = [0, 1, 2, 4].iter().map(|&i| blocks[i].encode()).collect();
+    let peer = fake_peer(Behaviour::Answer {
+        status: 200,
+        body: batch(&frames),
+    });
+
+    // when
+    let fetched = history(vec![peer])
+        .blocks_from(BlockHeight::new(1), 10)
+        .await
+        .unwrap();
+
+    // then
+    assert_eq!(fetched, blocks[..3].to_vec());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blocks_from__when_a_block_does_not_decode__then_keeps_the_blocks_before_it() {
+    // given
+    let blocks = chain_to(3);
+    let frames = vec![blocks[0].encode(), b"garbage".to_vec(), blocks[2].encode()];
+    let peer = fake_peer(Behaviour::Answer {
+        status: 200,
+        body: batch(&frames),
+    });
+
+    // when
+    let fetched = history(vec![peer])
+        .blocks_from(BlockHeight::new(1), 10)
+        .await
+        .unwrap();
+
+    // then
+    assert_eq!(fetched, vec![blocks[0].clone()]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blocks_from__when_the_first_peers_lack_the_height_or_hang__then_asks_the_next_within_the_timeout()
+ {
+    // given: one peer never answers, one does not hold the height, one serves it
+    let blocks = chain_to(2);
+    let silent = fake_peer(Behaviour::Silent);
+    let lacking = fake_peer(Behaviour::Answer {
+        status: 404,
+        body: Vec::new(),
+    });
+    let serving = fake_peer(Behaviour::Answer {
+        status: 200,
+        body: batch(&[blocks[0].encode(), blocks[1].encode()]),
+    });
+    let source = history(vec![silent, lacking, serving]);
+    let started = Instant::now();
+
+    // when
+    let fetched = source.blocks_from(BlockHeight::new(1), 10).await.unwrap();
+
+    // then
+    assert_eq!(fetched, blocks);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blocks_from__when_every_peer_answers_without_the_height__then_returns_nothing() {
+    // given
+    let empty = fake_peer(Behaviour::Answer {
+        status: 200,
+        body: Vec::new(),
+    });
+    let lacking = fake_peer(Behaviour::Answer {
+        status: 404,
+        body: Vec::new(),
+    });
+
+    // when
+    let fetched = history(vec![empty, lacking])
+        .blocks_from(BlockHeight::new(7), 10)
+        .await;
+
+    // then
+    assert_eq!(fetched.unwrap(), Vec::new());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blocks_from__when_no_peer_answers__then_reports_them_unavailable() {
+    // given: a port nothing listens on, and a peer answering 500
+    let closed = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let failing = fake_peer(Behaviour::Answer {
+        status: 500,
+        body: Vec::new(),
+    });
+
+    // when
+    let fetched = history(vec![closed, failing])
+        .blocks_from(BlockHeight::new(1), 10)
+        .await;
+
+    // then
+    assert!(
+        matches!(fetched, Err(HistoryError::Unavailable { sources: 2, .. })),
+        "{fetched:?}"
+    );
+}
