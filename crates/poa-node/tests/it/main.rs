@@ -13,5 +13,6 @@
 )]
 
 mod fleet;
+mod history;
 mod single_node;
 mod support;

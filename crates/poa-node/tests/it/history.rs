@@ -1,0 +1,99 @@
+//! History beyond the stream window: a replica started empty after the streams were trimmed
+//! past its next height catches up from a peer over `GET /blocks/raw`, then follows from the
+//! streams.
+
+use std::time::Duration;
+
+use poa_test_support::RedisServer;
+
+use crate::support::{Node, eventually};
+
+/// Blocks each stream keeps in this test; the leader produces more than three times as many.
+const STREAM_MAX_LEN: u64 = 20;
+
+fn leader_args(redis: &[RedisServer]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--block-time",
+        "50ms",
+        "--lease-ttl",
+        "1s",
+        "--node-timeout",
+        "100ms",
+        "--retry-delay",
+        "50ms",
+        "--max-retry-delay-offset",
+        "50ms",
+        "--stream-max-len",
+        "20",
+    ]
+    .iter()
+    .map(|arg| (*arg).to_owned())
+    .collect();
+    for server in redis {
+        args.push("--redis-url".to_owned());
+        args.push(server.url());
+    }
+    args
+}
+
+#[test]
+fn history__when_a_replica_starts_beyond_the_stream_window__then_catches_up_from_a_peer_and_follows()
+ {
+    // given: a leader that produced more than three stream windows
+    let redis: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+    let args = leader_args(&redis);
+    let leader_dir = tempfile::tempdir().unwrap();
+    let leader_args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let leader = Node::start(leader_dir.path(), &leader_args);
+    assert!(
+        eventually(Duration::from_secs(30), || leader.height()
+            > 3 * STREAM_MAX_LEN + 5),
+        "the leader did not produce"
+    );
+    let (status, _) = leader.get("/blocks/1/raw");
+    assert_eq!(status, 200, "the leader serves raw blocks");
+
+    // when an empty replica starts with the leader as its peer
+    let mut replica_args = args.clone();
+    replica_args.push("--peer".to_owned());
+    replica_args.push(format!("http://{}", leader.http));
+    let replica_args: Vec<&str> = replica_args.iter().map(String::as_str).collect();
+    let replica_dir = tempfile::tempdir().unwrap();
+    let replica = Node::start(replica_dir.path(), &replica_args);
+
+    // then it catches up from the peer and keeps following from the streams
+    let caught_up_to = leader.height() + 10;
+    assert!(
+        eventually(Duration::from_secs(30), || replica.height() >= caught_up_to),
+        "replica at {} while the leader is at {}",
+        replica.height(),
+        leader.height()
+    );
+    assert!(replica.log_contains("fetched blocks trimmed from the shared block log from a peer"));
+    assert_eq!(
+        replica.get("/status").1["blocks_produced"].as_u64(),
+        Some(0)
+    );
+    let common = replica.height().min(leader.height());
+    for height in 1..=common {
+        assert_eq!(
+            replica.block_id(height),
+            leader.block_id(height),
+            "height {height} differs"
+        );
+    }
+    let metrics = ureq::get(&replica.url("/metrics"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let fetched = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("poa_blocks_fetched_from_peers_total "))
+        .and_then(|value| value.trim().parse::<f64>().ok());
+    assert!(
+        fetched.is_some_and(|fetched| fetched >= 1.0),
+        "poa_blocks_fetched_from_peers_total: {fetched:?}"
+    );
+}
