@@ -1,7 +1,8 @@
 //! `cargo xtask ci`: everything CI runs, in order, stopping at the first failed step.
 //!
 //! The order is cheapest-first so a formatting slip fails in seconds, not after the test suite:
-//! redis-server present, fmt, clippy, tests, doc tests, rustdoc, then `deps` and `tidy`.
+//! redis-server present, fmt, clippy, tests, doc tests, rustdoc, short chaos runs, then `deps`
+//! and `tidy`.
 //! Every cargo call passes `--locked` so CI never rewrites `Cargo.lock`. This task starts no
 //! service by hand: the Redis tests start their own `redis-server` processes, so all it checks is
 //! that the binary is on `PATH` (the tests fail, never skip, without it).
@@ -14,7 +15,7 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 
 use crate::cmd::{self, cargo, step};
-use crate::{deps, tidy};
+use crate::{chaos, deps, tidy};
 
 /// Runs every CI step from the workspace `root`.
 ///
@@ -58,6 +59,12 @@ pub(crate) fn run(root: &Path) -> Result<()> {
                 .env("RUSTDOCFLAGS", "-D warnings"),
         )
     })?;
+    // A short chaos run per seed, bounded: real processes under faults, every invariant checked
+    // (docs/chaos.md has the long runs).
+    chaos::build(root)?;
+    for seed in CHAOS_SEEDS {
+        chaos::run_built(root, &chaos_args(seed))?;
+    }
     step("deps", || deps::run(root))?;
     step("tidy", || tidy::run(root))?;
 
@@ -66,6 +73,24 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         cmd::format_elapsed(started.elapsed())
     );
     Ok(())
+}
+
+/// Seeds of the short chaos runs in CI.
+const CHAOS_SEEDS: [u64; 3] = [1, 2, 3];
+
+/// The flags of one short CI chaos run: 15 s of faults plus healing and checks.
+fn chaos_args(seed: u64) -> Vec<String> {
+    let flags = [
+        "--duration",
+        "15s",
+        "--block-time",
+        "100ms",
+        "--lease-ttl",
+        "1s",
+    ];
+    let mut args = vec!["--seed".to_owned(), seed.to_string()];
+    args.extend(flags.iter().map(|flag| (*flag).to_owned()));
+    args
 }
 
 /// Fails with the install command when `redis-server` is not an executable file on `PATH`.

@@ -17,7 +17,7 @@ use std::thread;
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::cmd::{self, cargo};
-use crate::layout::{self, XTASK};
+use crate::layout::{self, CHAOS, XTASK};
 
 #[cfg(test)]
 mod tests;
@@ -164,6 +164,19 @@ pub(crate) fn rules(crates: &[String]) -> Vec<Rule> {
         &[&[CORE, FRED][..], &adapters].concat(),
         "test fixtures depend on nothing they test and speak RESP themselves",
     );
+    if exists(CHAOS) {
+        for package in crates
+            .iter()
+            .map(String::as_str)
+            .filter(|name| *name != CHAOS)
+        {
+            forbid(
+                package,
+                &[CHAOS],
+                "poa-chaos is test tooling run by `cargo xtask chaos`: nothing depends on it",
+            );
+        }
+    }
     let workspace_crates: Vec<&str> = crates.iter().map(String::as_str).collect();
     forbid(
         XTASK,

@@ -11,8 +11,12 @@ use anyhow::{Context, Result};
 /// The package name of this crate, which lives at the workspace root rather than under `crates/`.
 pub(crate) const XTASK: &str = "xtask";
 
-/// The binaries: the only members allowed `anyhow` in `[dependencies]`.
-pub(crate) const APPLICATION_CRATES: &[&str] = &["poa-node", XTASK];
+/// The binaries: the only members allowed `anyhow` in `[dependencies]` (`poa-chaos` is test
+/// tooling run by `cargo xtask chaos`, never a production crate).
+pub(crate) const APPLICATION_CRATES: &[&str] = &["poa-node", CHAOS, XTASK];
+
+/// The chaos harness binary: test tooling that no other crate may depend on.
+pub(crate) const CHAOS: &str = "poa-chaos";
 
 /// The workspace root: the parent of xtask's own manifest directory.
 ///

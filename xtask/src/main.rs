@@ -5,12 +5,14 @@
 //! it checks do not compile.
 //!
 //! # Layout
+//! - `chaos`: builds and runs the chaos harness (`crates/poa-chaos`), flags passed through.
 //! - `ci`: everything CI runs, in order, failing fast.
 //! - `deps`: the layering rules, checked with `cargo tree -i`.
 //! - `tidy`: file headers, manifests, banned test attributes and macros, file length, toolchain.
 //! - `cmd`: named, timed steps and nested cargo calls.
 //! - `layout`: the workspace root and its member crates.
 
+mod chaos;
 mod ci;
 mod cmd;
 mod deps;
@@ -24,6 +26,10 @@ use anyhow::{Result, bail};
 /// Every task and the line `help` prints for it. A new task (`chaos`, `demo`, `bench`, ...) adds
 /// a row here, an arm in `run_task` and a module of its own.
 const TASKS: &[(&str, &str)] = &[
+    (
+        "chaos",
+        "build poa-node and poa-chaos, run the chaos harness: --seed S --duration 60s ... (docs/chaos.md)",
+    ),
     (
         "ci",
         "everything CI runs: redis-server present, fmt, clippy, tests, doc tests, rustdoc, deps, tidy",
@@ -58,9 +64,13 @@ fn main() -> ExitCode {
 fn run_task() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let task = args.next();
-    if let Some(extra) = args.next() {
+    let rest: Vec<String> = args.collect();
+    if task.as_deref() == Some("chaos") {
+        return chaos::run(&layout::project_root()?, &rest);
+    }
+    if let Some(extra) = rest.first() {
         eprint!("{}", usage());
-        bail!("unexpected argument `{extra}`: tasks take no arguments");
+        bail!("unexpected argument `{extra}`: only `chaos` takes arguments");
     }
     let root = layout::project_root()?;
     match task.as_deref() {

@@ -90,6 +90,28 @@ fn rules__when_workspace_has_todays_crates__then_forbids_each_documented_edge() 
 }
 
 #[test]
+fn rules__when_the_chaos_harness_exists__then_no_other_crate_may_depend_on_it() {
+    // given
+    let mut names = TODAY.to_vec();
+    names.push("poa-chaos");
+    let crates = crates(&names);
+
+    // when
+    let rules = rules(&crates);
+
+    // then
+    let pairs = pairs(&rules);
+    for name in TODAY {
+        assert!(
+            pairs.contains(&(name, "poa-chaos")),
+            "{name} may depend on poa-chaos"
+        );
+    }
+    assert!(!pairs.contains(&("poa-chaos", "poa-chaos")));
+    assert!(!pairs.contains(&("poa-chaos", "poa-test-support")));
+}
+
+#[test]
 fn rules__when_checking_allowed_edges__then_none_is_forbidden() {
     // given
     let crates = crates(TODAY);

@@ -1,0 +1,266 @@
+//! The invariants a run is judged by, as pure functions over what was observed: stalls from the
+//! timeline of heights, forks and lost blocks from the sightings and the final chains,
+//! transactions included twice from a walk of the chain.
+//!
+//! Pure: no clock, no HTTP, no process. The run gathers the data and hands it here.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::client::BlockSummary;
+use crate::observe::{Conflict, Sample, Sighting};
+
+/// The verdict on one invariant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Verdict {
+    /// The invariant's name.
+    pub(crate) name: &'static str,
+    /// Whether it held.
+    pub(crate) passed: bool,
+    /// What was measured, or what broke it.
+    pub(crate) detail: String,
+    /// When it broke, from the start of the run, if known.
+    #[serde(skip_serializing_if = "Option::is_none", with = "opt_millis")]
+    pub(crate) at: Option<Duration>,
+}
+
+impl Verdict {
+    /// A verdict that held.
+    pub(crate) fn pass(name: &'static str, detail: String) -> Self {
+        Self {
+            name,
+            passed: true,
+            detail,
+            at: None,
+        }
+    }
+
+    /// A verdict that broke at `at`.
+    pub(crate) fn fail(name: &'static str, detail: String, at: Option<Duration>) -> Self {
+        Self {
+            name,
+            passed: false,
+            detail,
+            at,
+        }
+    }
+}
+
+/// A time without a new block anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub(crate) struct Stall {
+    /// When the last block before it was first seen.
+    #[serde(with = "millis")]
+    pub(crate) from: Duration,
+    /// How long no node's height grew.
+    #[serde(with = "millis")]
+    pub(crate) length: Duration,
+}
+
+/// The longest stall of the highest height, counting only time during which some live node
+/// reached a Redis quorum (the clock restarts when reachability returns), from `after` on.
+pub(crate) fn longest_stall(samples: &[Sample], after: Duration, only_reachable: bool) -> Stall {
+    let mut longest = Stall::default();
+    let mut best: Option<u64> = None;
+    let mut since: Option<Duration> = None;
+    for sample in samples.iter().filter(|s| s.at >= after) {
+        let Some(height) = sample.max_height() else {
+            continue;
+        };
+        if best.is_none_or(|best| height > best) || (only_reachable && !sample.quorum_reachable) {
+            best = Some(best.map_or(height, |best| best.max(height)));
+            since = Some(sample.at);
+            continue;
+        }
+        if let Some(since) = since {
+            let length = sample.at - since;
+            if length > longest.length {
+                longest = Stall {
+                    from: since,
+                    length,
+                };
+            }
+        }
+    }
+    longest
+}
+
+/// How long after `from` the highest height first exceeded its value at `from`; `None` if it
+/// never did within the samples.
+pub(crate) fn time_to_progress(samples: &[Sample], from: Duration) -> Option<Duration> {
+    let baseline = samples
+        .iter()
+        .filter(|s| s.at <= from)
+        .filter_map(Sample::max_height)
+        .max()?;
+    samples
+        .iter()
+        .filter(|s| s.at > from)
+        .find(|s| s.max_height().is_some_and(|h| h > baseline))
+        .map(|s| s.at - from)
+}
+
+/// Leader changes: times a node other than the last known leader claimed to lead.
+pub(crate) fn leader_changes(samples: &[Sample]) -> Vec<(Duration, usize)> {
+    let mut changes = Vec::new();
+    let mut last = None;
+    for sample in samples {
+        if let Some(leader) = sample.leader
+            && last != Some(leader)
+        {
+            if last.is_some() {
+                changes.push((sample.at, leader));
+            }
+            last = Some(leader);
+        }
+    }
+    changes
+}
+
+/// No fork: no conflicting sighting during the run, and at every height the final chains agree.
+pub(crate) fn no_fork(conflicts: &[Conflict], chains: &[Vec<BlockSummary>]) -> Verdict {
+    const NAME: &str = "no_fork";
+    if let Some(conflict) = conflicts.first() {
+        return Verdict::fail(
+            NAME,
+            format!(
+                "height {}: block {} on n{} at {:?}, then block {} on n{} at {:?}",
+                conflict.height,
+                short(&conflict.first.block.id),
+                conflict.first.node,
+                conflict.first.at,
+                short(&conflict.second.block.id),
+                conflict.second.node,
+                conflict.second.at
+            ),
+            Some(conflict.second.at),
+        );
+    }
+    let longest = chains.iter().map(Vec::len).max().unwrap_or(0);
+    for index in 0..longest {
+        let ids: Vec<Option<&str>> = chains
+            .iter()
+            .map(|chain| chain.get(index).map(|block| block.id.as_str()))
+            .collect();
+        let mut present = ids.iter().flatten();
+        if let Some(first) = present.next()
+            && present.any(|id| id != first)
+        {
+            let shown: Vec<String> = ids.iter().map(|id| id.map_or("-".into(), short)).collect();
+            return Verdict::fail(
+                NAME,
+                format!("final chains differ at height {}: {shown:?}", index + 1),
+                None,
+            );
+        }
+    }
+    Verdict::pass(NAME, format!("{} heights agree on every node", longest))
+}
+
+/// Nothing committed is lost: every block sighted at a height up to `settled` (the height every
+/// node reached after the heal) is at that height on every node at the end; one sighted higher
+/// is on every node whose final chain reaches that height (the others are still importing).
+pub(crate) fn nothing_lost(
+    sightings: &BTreeMap<u64, Sighting>,
+    chains: &[Vec<BlockSummary>],
+    settled: u64,
+) -> Verdict {
+    const NAME: &str = "nothing_lost";
+    for (height, sighting) in sightings {
+        let index = usize::try_from(*height).unwrap_or(usize::MAX) - 1;
+        for (node, chain) in chains.iter().enumerate() {
+            match chain.get(index) {
+                Some(block) if block.id == sighting.block.id => {}
+                None if *height > settled => {}
+                found => {
+                    return Verdict::fail(
+                        NAME,
+                        format!(
+                            "block {} seen at height {height} on n{} at {:?} is {} on n{node} at the end",
+                            short(&sighting.block.id),
+                            sighting.node,
+                            sighting.at,
+                            found.map_or("missing".into(), |b| format!(
+                                "replaced by {}",
+                                short(&b.id)
+                            ))
+                        ),
+                        Some(sighting.at),
+                    );
+                }
+            }
+        }
+    }
+    Verdict::pass(
+        NAME,
+        format!("{} sighted blocks on every node", sightings.len()),
+    )
+}
+
+/// No transaction included twice, walking `chain` from height 1.
+pub(crate) fn no_duplicate_transaction(chain: &[BlockSummary]) -> Verdict {
+    const NAME: &str = "no_duplicate_transaction";
+    let mut first_at: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut count = 0;
+    for (index, block) in chain.iter().enumerate() {
+        for id in &block.transactions {
+            count += 1;
+            if let Some(earlier) = first_at.insert(id, index + 1) {
+                return Verdict::fail(
+                    NAME,
+                    format!(
+                        "transaction {} at heights {earlier} and {}",
+                        short(id),
+                        index + 1
+                    ),
+                    None,
+                );
+            }
+        }
+    }
+    Verdict::pass(NAME, format!("{count} transactions, each once"))
+}
+
+/// The first characters of an id: enough to tell blocks apart in a report.
+pub(crate) fn short(id: &str) -> String {
+    id.chars().take(12).collect()
+}
+
+/// Serde for `Duration` as whole milliseconds.
+pub(crate) mod millis {
+    use std::time::Duration;
+
+    use serde::Serializer;
+
+    /// Writes `duration` as milliseconds.
+    ///
+    /// # Errors
+    /// As the serializer.
+    pub(crate) fn serialize<S: Serializer>(
+        duration: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+mod opt_millis {
+    use std::time::Duration;
+
+    use serde::Serializer;
+
+    pub(super) fn serialize<S: Serializer>(
+        duration: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match duration {
+            Some(duration) => super::millis::serialize(duration, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

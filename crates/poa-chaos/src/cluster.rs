@@ -1,0 +1,265 @@
+//! The cluster under test: `redis-server` processes, one fault proxy per (node, Redis) link and
+//! `poa-node` processes, all on loopback, all killed when the cluster is dropped (also during a
+//! panic), with process-death signals so not even a SIGKILL of the harness leaves them behind.
+//!
+//! It owns processes and proxies and the primitive actions on them (kill, restart, freeze,
+//! thaw, set a proxy mode). It does not decide when to act (that is the fault schedule) and it
+//! does not talk HTTP beyond waiting for a node to answer.
+
+use std::fs::{File, OpenOptions};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use poa_test_support::{FaultProxy, RedisServer};
+
+use crate::client::Client;
+
+/// Environment variable naming the `poa-node` binary; by default the one next to this binary.
+pub(crate) const NODE_BINARY_ENV: &str = "POA_CHAOS_NODE_BIN";
+/// How long a started node may take to answer HTTP.
+const NODE_READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What every node is started with.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeSettings {
+    /// Block time.
+    pub(crate) block_time: Duration,
+    /// Lease TTL.
+    pub(crate) lease_ttl: Duration,
+}
+
+/// Redis servers, proxies and nodes of one run.
+pub(crate) struct Cluster {
+    /// The Redis servers, by index.
+    pub(crate) redis: Vec<RedisServer>,
+    /// `proxies[node][redis]`: the link from a node to a Redis server.
+    pub(crate) proxies: Vec<Vec<FaultProxy>>,
+    /// The nodes, by index.
+    pub(crate) nodes: Vec<NodeProcess>,
+}
+
+impl Cluster {
+    /// Starts `redis` servers, the proxy grid and `nodes` nodes under `dir`, and waits until
+    /// every node answers HTTP.
+    ///
+    /// # Errors
+    /// Fails when the node binary is missing or a node does not start.
+    pub(crate) fn start(
+        dir: &Path,
+        nodes: usize,
+        redis: usize,
+        settings: &NodeSettings,
+    ) -> Result<Self> {
+        let binary = node_binary()?;
+        let redis: Vec<RedisServer> = (0..redis).map(|_| RedisServer::start()).collect();
+        let proxies: Vec<Vec<FaultProxy>> = (0..nodes)
+            .map(|_| redis.iter().map(|r| FaultProxy::start(r.addr())).collect())
+            .collect();
+        let mut cluster = Self {
+            redis,
+            proxies,
+            nodes: Vec::new(),
+        };
+        for index in 0..nodes {
+            let urls: Vec<String> = cluster.proxies[index].iter().map(FaultProxy::url).collect();
+            let node = NodeProcess::start(&binary, dir, index, &urls, settings)?;
+            cluster.nodes.push(node);
+        }
+        Ok(cluster)
+    }
+}
+
+/// One `poa-node` process, restartable on the same data directory and HTTP port.
+pub(crate) struct NodeProcess {
+    /// Position in the cluster.
+    pub(crate) index: usize,
+    /// The HTTP API address, the same across restarts.
+    pub(crate) http: SocketAddr,
+    binary: PathBuf,
+    args: Vec<String>,
+    log: PathBuf,
+    child: Option<Child>,
+    frozen: bool,
+}
+
+impl NodeProcess {
+    fn start(
+        binary: &Path,
+        dir: &Path,
+        index: usize,
+        redis_urls: &[String],
+        settings: &NodeSettings,
+    ) -> Result<Self> {
+        let http = free_loopback_port()?;
+        let data_dir = dir.join(format!("node-{index}"));
+        let mut args: Vec<String> = vec![
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+            "--http".into(),
+            http.to_string(),
+            "--block-time".into(),
+            humantime::format_duration(settings.block_time).to_string(),
+            "--lease-ttl".into(),
+            humantime::format_duration(settings.lease_ttl).to_string(),
+            "--node-timeout".into(),
+            "100ms".into(),
+            "--retry-delay".into(),
+            "50ms".into(),
+            "--max-retry-delay-offset".into(),
+            "50ms".into(),
+        ];
+        for url in redis_urls {
+            args.push("--redis-url".into());
+            args.push(url.clone());
+        }
+        let mut node = Self {
+            index,
+            http,
+            binary: binary.to_owned(),
+            args,
+            log: dir.join(format!("node-{index}.log")),
+            child: None,
+            frozen: false,
+        };
+        node.spawn()?;
+        Ok(node)
+    }
+
+    /// Whether the process runs and is not frozen.
+    pub(crate) fn is_live(&self) -> bool {
+        self.child.is_some() && !self.frozen
+    }
+
+    /// Starts the process (again) and waits until it answers HTTP.
+    ///
+    /// # Errors
+    /// Fails when it cannot be spawned or does not answer within the start deadline.
+    pub(crate) fn spawn(&mut self) -> Result<()> {
+        let log = open_log(&self.log)?;
+        let mut command = tied_to_this_process(&self.binary);
+        command
+            .args(&self.args)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().context("cannot share the node log")?)
+            .stderr(log);
+        let child = command
+            .spawn()
+            .with_context(|| format!("cannot start {}", self.binary.display()))?;
+        self.child = Some(child);
+        self.frozen = false;
+        let client = Client::new(Duration::from_millis(500));
+        let started = Instant::now();
+        while started.elapsed() < NODE_READY_TIMEOUT {
+            if client.status(self.http).is_some() {
+                return Ok(());
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                bail!(
+                    "node {} exited with {status} at start; see {}",
+                    self.index,
+                    self.log.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!(
+            "node {} did not answer on {} within {NODE_READY_TIMEOUT:?}; see {}",
+            self.index,
+            self.http,
+            self.log.display()
+        )
+    }
+
+    /// SIGKILL, and wait until the process is gone (continuing it first if frozen).
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.frozen = false;
+    }
+
+    /// SIGSTOP: the process keeps its sockets but runs nothing.
+    pub(crate) fn freeze(&mut self) {
+        if self.signal(Signal::SIGSTOP) {
+            self.frozen = true;
+        }
+    }
+
+    /// SIGCONT after [`Self::freeze`].
+    pub(crate) fn thaw(&mut self) {
+        if self.signal(Signal::SIGCONT) {
+            self.frozen = false;
+        }
+    }
+
+    fn signal(&self, signal: Signal) -> bool {
+        let Some(child) = self.child.as_ref() else {
+            return false;
+        };
+        let Ok(pid) = i32::try_from(child.id()) else {
+            return false;
+        };
+        kill(Pid::from_raw(pid), signal).is_ok()
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn node_binary() -> Result<PathBuf> {
+    let path = match std::env::var_os(NODE_BINARY_ENV) {
+        Some(path) => PathBuf::from(path),
+        None => std::env::current_exe()
+            .context("cannot locate poa-chaos")?
+            .with_file_name("poa-node"),
+    };
+    if !path.is_file() {
+        bail!(
+            "poa-node binary not found at {} (build it with `cargo build -p poa-node`, or set {NODE_BINARY_ENV})",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A free loopback port, released at once so the node binds it; a race with another process
+/// binding it meanwhile is possible but shows up as a clear start failure.
+fn free_loopback_port() -> Result<SocketAddr> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot reserve a port")?;
+    listener.local_addr().context("cannot read a reserved port")
+}
+
+fn open_log(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))
+}
+
+/// A command that the kernel kills when this harness's main thread dies (`setpriv --pdeathsig
+/// KILL`), so a harness killed with SIGKILL leaves no node behind. Nodes are only ever spawned
+/// from the main thread, which lives as long as the run.
+fn tied_to_this_process(program: &Path) -> Command {
+    let setpriv = Path::new("/usr/bin/setpriv");
+    if setpriv.is_file() {
+        let mut command = Command::new(setpriv);
+        command.args(["--pdeathsig", "KILL", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}

@@ -1,0 +1,110 @@
+//! `poa-chaos`: the chaos harness behind `cargo xtask chaos`. It runs real `redis-server` and
+//! `poa-node` processes on loopback behind a grid of fault proxies, injects a seeded schedule of
+//! faults while submitting transactions, then heals everything and checks the invariants of
+//! docs/protocol.md (no fork, nothing committed lost, no transaction twice, production resumes,
+//! nodes converge, no long stall). Exit status 0: every invariant held; 1: a violation (the
+//! report names it, with the timeline and the replay command); 2: the harness itself failed.
+//!
+//! Test tooling, never production: no production crate depends on it, and it reaches the node
+//! only as a process, through its command line and HTTP API.
+//!
+//! # Layout
+//! - `cli`: flags and the replay command.
+//! - `schedule`: the seeded fault schedule (pure).
+//! - `cluster`: processes and proxies, killed on drop.
+//! - `faults`: starting and healing a fault; what stays reachable.
+//! - `client`: bounded HTTP calls to a node.
+//! - `observe`: the timeline and block sightings.
+//! - `checks`: the invariants (pure).
+//! - `report`: text and JSON.
+//! - `run`: one run, start to verdict.
+
+mod checks;
+mod cli;
+mod client;
+mod cluster;
+mod faults;
+mod observe;
+mod report;
+mod run;
+mod schedule;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::Parser;
+
+use crate::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(err) = cli.validate() {
+        eprintln!("error: {err}");
+        return ExitCode::from(2);
+    }
+    let interrupted = watch_for_interrupt();
+    match run::run(&cli, &interrupted) {
+        Ok(report) => {
+            if cli.json {
+                match serde_json::to_string(&report) {
+                    Ok(json) => println!("{json}"),
+                    Err(err) => eprintln!("error: cannot encode the report: {err}"),
+                }
+                eprint!("{}", report.to_text());
+            } else {
+                print!("{}", report.to_text());
+            }
+            if report.passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            eprintln!(
+                "seed {}; replay with:\n  {}",
+                cli.seed,
+                cli.replay_command()
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A flag set on Ctrl-C (SIGINT) or SIGTERM, so the run stops at its next tick and the cluster's
+/// `Drop` kills every process, instead of the default exit that would skip destructors.
+fn watch_for_interrupt() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let setter = Arc::clone(&flag);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    match runtime {
+        Ok(runtime) => {
+            // Registered before the thread starts, so no signal slips through a start-up window.
+            let signals = runtime.block_on(async {
+                use tokio::signal::unix::{SignalKind, signal};
+                (
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::terminate()),
+                )
+            });
+            if let (Ok(mut interrupt), Ok(mut terminate)) = signals {
+                std::thread::spawn(move || {
+                    runtime.block_on(async {
+                        tokio::select! {
+                            _ = interrupt.recv() => {}
+                            _ = terminate.recv() => {}
+                        }
+                    });
+                    eprintln!("chaos: interrupted, stopping every process");
+                    setter.store(true, Ordering::SeqCst);
+                });
+            }
+        }
+        Err(err) => eprintln!("warning: no interrupt handler ({err}); Ctrl-C may leave processes"),
+    }
+    flag
+}

@@ -1,0 +1,454 @@
+//! One chaos run from start to verdict: start the cluster, drive the fault schedule and the
+//! transaction workload while observing, heal everything, wait for production and convergence,
+//! read every node's final chain and judge the invariants.
+//!
+//! Owns the sequencing and every time bound of the run; faults, observation and judgement live
+//! in their own modules. All processes belong to the [`Cluster`], dropped on every exit path
+//! (also on an error, a panic or Ctrl-C, which ends the loop at the next tick).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::checks::{self, Verdict};
+use crate::cli::Cli;
+use crate::client::{BlockSummary, Client};
+use crate::cluster::{Cluster, NodeSettings};
+use crate::faults::{self, ActiveFault};
+use crate::observe::Observer;
+use crate::report::{Event, Recovery, Report};
+use crate::schedule::{self, FaultKind, PlannedFault, ScheduleSettings};
+
+/// Pace of the main loop: one status poll and one transaction per tick.
+const TICK: Duration = Duration::from_millis(100);
+/// How often every node's new blocks are read.
+const CHAIN_READ_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a progress line is printed.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
+/// Bound of one HTTP call to a node.
+const HTTP_TIMEOUT: Duration = Duration::from_millis(500);
+/// Added to the lease TTL: the longest tolerated wait for production after the final heal.
+const RESUME_MARGIN: Duration = Duration::from_secs(3);
+/// The longest wait for every node to reach the leader's height after the final heal.
+const CONVERGENCE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs the chaos run `cli` describes and returns its report.
+///
+/// # Errors
+/// Fails when the cluster cannot be started, a killed node cannot be restarted, or the run is
+/// interrupted; invariant violations are not errors, they are in the report.
+pub(crate) fn run(cli: &Cli, interrupted: &Arc<AtomicBool>) -> Result<Report> {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("poa-chaos-{}-", cli.seed))
+        .tempdir()
+        .context("cannot create the run directory")?;
+    eprintln!(
+        "chaos: seed {} run directory {}",
+        cli.seed,
+        dir.path().display()
+    );
+    let outcome = drive(cli, interrupted, dir.path());
+    if cli.keep_dir {
+        let kept = dir.keep();
+        eprintln!("chaos: kept {}", kept.display());
+    }
+    outcome
+}
+
+fn drive(cli: &Cli, interrupted: &Arc<AtomicBool>, dir: &std::path::Path) -> Result<Report> {
+    let settings = NodeSettings {
+        block_time: cli.block_time,
+        lease_ttl: cli.lease_ttl,
+    };
+    let warmup = (cli.lease_ttl * 2).max(Duration::from_secs(2));
+    let plan = schedule::plan(&ScheduleSettings {
+        seed: cli.seed,
+        duration: cli.duration,
+        warmup,
+        nodes: cli.nodes,
+        redis: cli.redis,
+        fault_budget: cli.fault_budget,
+        lease_ttl: cli.lease_ttl,
+    });
+    let mut cluster = Cluster::start(dir, cli.nodes, cli.redis, &settings)?;
+    let client = Client::new(HTTP_TIMEOUT);
+    let mut state = RunState {
+        observer: Observer::new(client.clone(), cli.nodes),
+        timeline: Vec::new(),
+        active: Vec::new(),
+        started: Vec::new(),
+        skipped: 0,
+        accepted: Vec::new(),
+    };
+    // The workload has its own stream so the fault schedule does not depend on it.
+    let mut workload = StdRng::seed_from_u64(cli.seed ^ 0x005e_ed0f_7aa5);
+    let start = Instant::now();
+    let mut next_fault = 0;
+    let mut last_chain_read = Duration::ZERO;
+    let mut last_progress = Duration::ZERO;
+    let mut last_leader = None;
+    loop {
+        let tick = Instant::now();
+        let now = start.elapsed();
+        if interrupted.load(Ordering::SeqCst) {
+            bail!("interrupted");
+        }
+        if now >= cli.duration {
+            break;
+        }
+        state.heal_due(&mut cluster, now)?;
+        while next_fault < plan.len() && plan[next_fault].at <= now {
+            state.start_fault(&mut cluster, &plan[next_fault], last_leader, now)?;
+            next_fault += 1;
+        }
+        let reachable = faults::quorum_reachable(&state.active, cli.nodes, cli.redis);
+        let leader = state.observer.poll(now, &cluster, reachable).leader;
+        if leader.is_some() && leader != last_leader {
+            state.event(now, format!("leader n{}", leader.unwrap_or_default()));
+            last_leader = leader;
+        }
+        submit_transaction(
+            &client,
+            &cluster,
+            &mut workload,
+            cli.seed,
+            &mut state.accepted,
+        );
+        if now >= last_chain_read + CHAIN_READ_INTERVAL {
+            state.observer.read_chains(now, &cluster);
+            last_chain_read = now;
+        }
+        if now >= last_progress + PROGRESS_INTERVAL {
+            state.print_progress(now, last_leader);
+            last_progress = now;
+        }
+        thread::sleep(TICK.saturating_sub(tick.elapsed()));
+    }
+
+    // Heal everything, then give production and convergence their bounded time.
+    let healed_at = start.elapsed();
+    state.heal_all(&mut cluster, healed_at)?;
+    let resume_bound = cli.lease_ttl + RESUME_MARGIN;
+    let (converged, target) = settle(
+        &mut state,
+        &cluster,
+        start,
+        healed_at,
+        resume_bound,
+        interrupted,
+    )?;
+    let end = start.elapsed();
+    state.observer.read_chains(end, &cluster);
+    let chains = read_final_chains(&client, &cluster)?;
+    Ok(judge(
+        cli,
+        &state,
+        &plan,
+        &chains,
+        healed_at,
+        resume_bound,
+        converged,
+        target,
+    ))
+}
+
+/// Polls after the final heal until production resumed and every node reached the height the
+/// cluster had once it resumed; returns whether they converged and that target height.
+fn settle(
+    state: &mut RunState,
+    cluster: &Cluster,
+    start: Instant,
+    healed_at: Duration,
+    resume_bound: Duration,
+    interrupted: &Arc<AtomicBool>,
+) -> Result<(bool, u64)> {
+    let mut target = None;
+    let deadline = healed_at + resume_bound + CONVERGENCE_TIMEOUT;
+    loop {
+        if interrupted.load(Ordering::SeqCst) {
+            bail!("interrupted");
+        }
+        let now = start.elapsed();
+        let sample = state.observer.poll(now, cluster, true).clone();
+        if target.is_none()
+            && checks::time_to_progress(&state.observer.samples, healed_at).is_some()
+        {
+            target = sample.max_height();
+        }
+        if let Some(target) = target
+            && sample
+                .heights
+                .iter()
+                .all(|h| h.is_some_and(|h| h >= target))
+        {
+            state.event(now, format!("every node at height {target} or above"));
+            return Ok((true, target));
+        }
+        if now >= deadline {
+            return Ok((false, target.unwrap_or_default()));
+        }
+        thread::sleep(TICK);
+    }
+}
+
+/// Every node's chain from height 1 to its head.
+fn read_final_chains(client: &Client, cluster: &Cluster) -> Result<Vec<Vec<BlockSummary>>> {
+    let mut chains = Vec::new();
+    for node in &cluster.nodes {
+        let head = client
+            .status(node.http)
+            .with_context(|| format!("node n{} does not answer after the heal", node.index))?
+            .height;
+        let mut chain = Vec::new();
+        for height in 1..=head {
+            match client.block(node.http, height) {
+                Some(Some(block)) => chain.push(block),
+                _ => bail!(
+                    "node n{} cannot show its block at height {height}",
+                    node.index
+                ),
+            }
+        }
+        chains.push(chain);
+    }
+    Ok(chains)
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the one place every measurement meets"
+)]
+fn judge(
+    cli: &Cli,
+    state: &RunState,
+    plan: &[PlannedFault],
+    chains: &[Vec<BlockSummary>],
+    healed_at: Duration,
+    resume_bound: Duration,
+    converged: bool,
+    target: u64,
+) -> Report {
+    let samples = &state.observer.samples;
+    let longest = chains
+        .iter()
+        .max_by_key(|chain| chain.len())
+        .cloned()
+        .unwrap_or_default();
+    let mut verdicts = vec![
+        checks::no_fork(&state.observer.conflicts, chains),
+        checks::nothing_lost(&state.observer.sightings, chains, target),
+        checks::no_duplicate_transaction(&longest),
+    ];
+    verdicts.push(match checks::time_to_progress(samples, healed_at) {
+        Some(resumed) if resumed <= resume_bound => Verdict::pass(
+            "production_resumes",
+            format!("a new block {resumed:?} after the final heal (bound {resume_bound:?})"),
+        ),
+        resumed => Verdict::fail(
+            "production_resumes",
+            format!("after the final heal: {resumed:?}, bound {resume_bound:?}"),
+            Some(healed_at),
+        ),
+    });
+    let heights: Vec<usize> = chains.iter().map(Vec::len).collect();
+    verdicts.push(if converged {
+        Verdict::pass("nodes_converge", format!("every node reached height {target}; final heights {heights:?}"))
+    } else {
+        Verdict::fail(
+            "nodes_converge",
+            format!("not every node reached height {target} within {CONVERGENCE_TIMEOUT:?}; final heights {heights:?}"),
+            Some(healed_at),
+        )
+    });
+    let threshold = cli.stall_threshold();
+    let stall = checks::longest_stall(samples, Duration::ZERO, true);
+    verdicts.push(if stall.length <= threshold {
+        Verdict::pass("no_long_stall", format!("longest {:?} (threshold {threshold:?})", stall.length))
+    } else {
+        Verdict::fail(
+            "no_long_stall",
+            format!("{:?} without a block from {:?} with a Redis quorum reachable (threshold {threshold:?})", stall.length, stall.from),
+            Some(stall.from + stall.length),
+        )
+    });
+
+    let mut faults_by_kind: BTreeMap<&'static str, usize> =
+        FaultKind::NAMES.iter().map(|name| (*name, 0)).collect();
+    for fault in &state.started {
+        *faults_by_kind
+            .entry(fault.active.planned.kind.name())
+            .or_default() += 1;
+    }
+    let failovers = state
+        .started
+        .iter()
+        .filter(|f| f.hit_leader)
+        .map(|f| Recovery {
+            fault: f.active.describe(),
+            kind: f.active.planned.kind.name(),
+            hit_leader: true,
+            progress_ms: checks::time_to_progress(samples, f.at)
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        })
+        .collect();
+    let included: std::collections::BTreeSet<&str> = longest
+        .iter()
+        .flat_map(|b| b.transactions.iter().map(String::as_str))
+        .collect();
+    let _ = plan;
+    Report {
+        seed: cli.seed,
+        passed: verdicts.iter().all(|v| v.passed),
+        replay: cli.replay_command(),
+        faults_by_kind,
+        faults_skipped: state.skipped,
+        blocks: longest.len() as u64,
+        leader_changes: checks::leader_changes(samples).len(),
+        longest_stall: checks::longest_stall(samples, Duration::ZERO, false),
+        longest_stall_with_quorum: stall,
+        failovers,
+        transactions_accepted: state.accepted.len(),
+        transactions_included: state
+            .accepted
+            .iter()
+            .filter(|id| included.contains(id.as_str()))
+            .count(),
+        verdicts,
+        timeline: state.timeline.clone(),
+    }
+}
+
+/// A fault as it was started.
+struct StartedFault {
+    active: ActiveFault,
+    at: Duration,
+    hit_leader: bool,
+}
+
+/// The mutable state of the main loop.
+struct RunState {
+    observer: Observer,
+    timeline: Vec<Event>,
+    active: Vec<ActiveFault>,
+    started: Vec<StartedFault>,
+    skipped: usize,
+    accepted: Vec<String>,
+}
+
+impl RunState {
+    fn event(&mut self, at: Duration, what: String) {
+        self.timeline.push(Event { at, what });
+    }
+
+    fn start_fault(
+        &mut self,
+        cluster: &mut Cluster,
+        planned: &PlannedFault,
+        leader: Option<usize>,
+        now: Duration,
+    ) -> Result<()> {
+        match faults::start(cluster, planned, leader, &self.active)? {
+            Some(active) => {
+                let hit_leader = leader.is_some()
+                    && active.node == leader
+                    && !matches!(
+                        planned.kind,
+                        FaultKind::LinkReset { .. } | FaultKind::LinkLatency { .. }
+                    );
+                self.event(now, format!("start {}", active.describe()));
+                self.active.push(active);
+                self.started.push(StartedFault {
+                    active,
+                    at: now,
+                    hit_leader,
+                });
+            }
+            None => {
+                self.skipped += 1;
+                self.event(
+                    now,
+                    format!("skip #{} {} (target busy)", planned.id, planned.kind),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn heal_due(&mut self, cluster: &mut Cluster, now: Duration) -> Result<()> {
+        let (due, keep): (Vec<ActiveFault>, Vec<ActiveFault>) = self
+            .active
+            .iter()
+            .partition(|fault| fault.planned.ends() <= now);
+        self.active = keep;
+        for fault in due {
+            faults::heal(cluster, &fault)?;
+            self.event(now, format!("heal  {}", fault.describe()));
+        }
+        Ok(())
+    }
+
+    fn heal_all(&mut self, cluster: &mut Cluster, now: Duration) -> Result<()> {
+        for fault in std::mem::take(&mut self.active) {
+            faults::heal(cluster, &fault)?;
+            self.event(now, format!("heal  {} (final)", fault.describe()));
+        }
+        self.event(now, "every fault healed".to_owned());
+        Ok(())
+    }
+
+    fn print_progress(&self, now: Duration, leader: Option<usize>) {
+        let heights: Vec<String> = self
+            .observer
+            .samples
+            .last()
+            .map(|s| {
+                s.heights
+                    .iter()
+                    .map(|h| h.map_or("-".into(), |h| h.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let active: Vec<String> = self.active.iter().map(ActiveFault::describe).collect();
+        eprintln!(
+            "[{:>6.1}s] heights [{}] leader {} faults started {} active: {}",
+            now.as_secs_f64(),
+            heights.join(" "),
+            leader.map_or("-".into(), |l| format!("n{l}")),
+            self.started.len(),
+            if active.is_empty() {
+                "none".into()
+            } else {
+                active.join(", ")
+            }
+        );
+    }
+}
+
+/// Submits one transaction with a unique payload to a random live node.
+fn submit_transaction(
+    client: &Client,
+    cluster: &Cluster,
+    rng: &mut StdRng,
+    seed: u64,
+    accepted: &mut Vec<String>,
+) {
+    let live: Vec<_> = cluster.nodes.iter().filter(|n| n.is_live()).collect();
+    if live.is_empty() {
+        return;
+    }
+    let node = live[rng.gen_range(0..live.len())];
+    let payload = format!(
+        "chaos seed {seed} transaction {} nonce {}",
+        accepted.len(),
+        rng.r#gen::<u64>()
+    );
+    if let Some(id) = client.submit(node.http, payload.as_bytes()) {
+        accepted.push(id);
+    }
+}
