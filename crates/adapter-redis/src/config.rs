@@ -1,7 +1,11 @@
 //! The adapter's configuration: the operator-facing [`RedisConfig`] and its validation into a
 //! [`ValidatedConfig`] whose derived values (quorum, drift, key names, retention) are computed
-//! once. Owns no I/O; validation errors name the `poa-node` flag to fix.
+//! once, and [`RedisSecurity`], how every node connection authenticates and encrypts. Owns no
+//! I/O (certificate files are read when the clients are built); validation errors name the
+//! `poa-node` flag to fix. A password never appears in a URL, a `Debug` output or a message.
 
+use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::ConfigError;
@@ -33,6 +37,48 @@ pub struct RedisConfig {
     pub stream_max_len: u64,
     /// Extra nodes every quorum needs on top of a bare majority (`--quorum-disruption-budget`).
     pub quorum_disruption_budget: usize,
+    /// ACL credentials and TLS files, the same for every node.
+    pub security: RedisSecurity,
+}
+
+/// How every node connection authenticates (ACL user and password) and, for `rediss://` URLs,
+/// which certificates it trusts and presents. The same for every node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedisSecurity {
+    /// ACL user (`--redis-username`); `None` takes the user named in the URL, else `default`.
+    pub username: Option<String>,
+    /// The user's password (`POA_REDIS_PASSWORD` or `--redis-password-file`). Never part of a
+    /// URL: it would show in process lists, shell histories and logs.
+    pub password: Option<RedisPassword>,
+    /// PEM bundle of the certificate authorities to trust for `rediss://` nodes
+    /// (`--redis-ca-file`); `None` trusts the platform's roots.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate chain for mutual TLS (`--redis-client-cert`).
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of the client certificate (`--redis-client-key`).
+    pub client_key: Option<PathBuf>,
+}
+
+/// A Redis password. Its `Debug` form is redacted, so it cannot leak through a logged config.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisPassword(String);
+
+impl RedisPassword {
+    /// Wraps a password read from the environment or a file.
+    pub fn new(password: impl Into<String>) -> Self {
+        Self(password.into())
+    }
+
+    /// The password itself, for the `AUTH`/`HELLO` handshake only.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RedisPassword {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("RedisPassword(<redacted>)")
+    }
 }
 
 impl Default for RedisConfig {
@@ -48,6 +94,7 @@ impl Default for RedisConfig {
             max_attempts: 3,
             stream_max_len: 1000,
             quorum_disruption_budget: 0,
+            security: RedisSecurity::default(),
         }
     }
 }
@@ -90,6 +137,7 @@ pub struct ValidatedConfig {
     pub(crate) index_retention: u64,
     pub(crate) quorum: Quorum,
     pub(crate) drift: Duration,
+    pub(crate) security: RedisSecurity,
 }
 
 impl ValidatedConfig {
@@ -114,11 +162,12 @@ impl RedisConfig {
         if self.urls.is_empty() {
             return Err(ConfigError::NoUrls);
         }
-        if let Some(url) = self.urls.iter().find(|url| !url.starts_with("redis://")) {
+        if let Some(url) = self.urls.iter().find(|url| !is_supported_scheme(url)) {
             return Err(ConfigError::UnsupportedUrl {
                 url: redact_url(url),
             });
         }
+        validate_security(&self.urls, &self.security)?;
         // The same node listed twice would vote twice: one real node could then make a quorum.
         let mut seen = std::collections::HashSet::new();
         if let Some(url) = self
@@ -178,8 +227,74 @@ impl RedisConfig {
             max_attempts: self.max_attempts,
             stream_max_len: self.stream_max_len,
             quorum,
+            security: self.security,
         })
     }
+}
+
+fn is_supported_scheme(url: &str) -> bool {
+    url.starts_with("redis://") || url.starts_with("rediss://")
+}
+
+/// Credentials only from the environment or a file, and TLS files only where TLS is used.
+fn validate_security(urls: &[String], security: &RedisSecurity) -> Result<(), ConfigError> {
+    let mut url_users = std::collections::BTreeSet::new();
+    for url in urls {
+        let userinfo = url_userinfo(url);
+        if userinfo.is_some_and(|userinfo| userinfo.contains(':')) {
+            return Err(ConfigError::PasswordInUrl {
+                url: redact_url(url),
+            });
+        }
+        if let Some(user) = userinfo.filter(|user| !user.is_empty()) {
+            url_users.insert(user.to_owned());
+        }
+    }
+    if let Some(username) = &security.username {
+        if username.is_empty() {
+            return Err(ConfigError::EmptyUsername);
+        }
+        if let Some(other) = url_users.iter().find(|user| *user != username) {
+            return Err(ConfigError::ConflictingUsername {
+                flag: username.clone(),
+                url: other.clone(),
+            });
+        }
+    } else if url_users.len() > 1 {
+        return Err(ConfigError::ConflictingUrlUsernames);
+    }
+    let has_user = security.username.is_some() || !url_users.is_empty();
+    if has_user && security.password.is_none() {
+        return Err(ConfigError::UsernameWithoutPassword);
+    }
+    if security
+        .password
+        .as_ref()
+        .is_some_and(|password| password.expose().is_empty())
+    {
+        return Err(ConfigError::EmptyPassword);
+    }
+    let uses_tls = urls.iter().any(|url| url.starts_with("rediss://"));
+    for (flag, file) in [
+        ("--redis-ca-file", &security.ca_file),
+        ("--redis-client-cert", &security.client_cert),
+        ("--redis-client-key", &security.client_key),
+    ] {
+        if file.is_some() && !uses_tls {
+            return Err(ConfigError::TlsFileWithoutTls { flag });
+        }
+    }
+    if security.client_cert.is_some() != security.client_key.is_some() {
+        return Err(ConfigError::IncompleteClientIdentity);
+    }
+    Ok(())
+}
+
+/// The `user[:password]` part of a URL, if it has one.
+fn url_userinfo(url: &str) -> Option<&str> {
+    let rest = &url[url.find("://")? + 3..];
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    authority.rfind('@').map(|at| &authority[..at])
 }
 
 /// The URL without credentials, for logs, metrics labels and status pages.
@@ -328,6 +443,113 @@ mod tests {
 
         // then
         assert_eq!(validated.quorum().size(), 3);
+    }
+
+    #[test]
+    fn validate__when_security_settings_are_inconsistent__then_names_the_flag() {
+        // given
+        let secured = |urls: &[&str], security: RedisSecurity| RedisConfig {
+            urls: urls.iter().map(|url| (*url).to_owned()).collect(),
+            security,
+            ..RedisConfig::default()
+        };
+        let password = || Some(RedisPassword::new("pw"));
+        let cases = vec![
+            (
+                secured(&["redis://poa:pw@h:1"], RedisSecurity::default()),
+                "--redis-url",
+            ),
+            (
+                secured(&["rediss://:pw@h:1"], RedisSecurity::default()),
+                "--redis-url",
+            ),
+            (
+                secured(
+                    &["redis://h:1"],
+                    RedisSecurity {
+                        username: Some("poa".into()),
+                        ..RedisSecurity::default()
+                    },
+                ),
+                "--redis-username",
+            ),
+            (
+                secured(
+                    &["redis://alice@h:1"],
+                    RedisSecurity {
+                        username: Some("poa".into()),
+                        password: password(),
+                        ..RedisSecurity::default()
+                    },
+                ),
+                "--redis-username",
+            ),
+            (
+                secured(
+                    &["redis://h:1"],
+                    RedisSecurity {
+                        ca_file: Some("/ca.pem".into()),
+                        ..RedisSecurity::default()
+                    },
+                ),
+                "--redis-ca-file",
+            ),
+            (
+                secured(
+                    &["rediss://h:1"],
+                    RedisSecurity {
+                        client_cert: Some("/client.pem".into()),
+                        ..RedisSecurity::default()
+                    },
+                ),
+                "--redis-client-cert",
+            ),
+            (
+                secured(
+                    &["redis://h:1"],
+                    RedisSecurity {
+                        password: Some(RedisPassword::new("")),
+                        ..RedisSecurity::default()
+                    },
+                ),
+                "--redis-password-file",
+            ),
+        ];
+
+        for (config, flag) in cases {
+            // when
+            let error = config.clone().validate().unwrap_err();
+
+            // then
+            assert!(
+                error.to_string().starts_with(flag),
+                "{config:?} gave `{error}`, which does not start with {flag}"
+            );
+            assert!(!error.to_string().contains("pw@"), "{error}");
+        }
+    }
+
+    #[test]
+    fn validate__when_user_comes_from_url_or_flag_with_a_password__then_accepts_tls_and_plain_nodes()
+     {
+        // given
+        let config = RedisConfig {
+            urls: vec!["rediss://poa@h:1".into(), "redis://h:2".into()],
+            security: RedisSecurity {
+                username: Some("poa".into()),
+                password: Some(RedisPassword::new("pw")),
+                ca_file: Some("/ca.pem".into()),
+                ..RedisSecurity::default()
+            },
+            ..RedisConfig::default()
+        };
+
+        // when
+        let validated = config.validate();
+
+        // then
+        assert!(validated.is_ok(), "{validated:?}");
+        assert!(!format!("{validated:?}").contains("pw\""));
     }
 
     #[test]

@@ -12,8 +12,10 @@ pub enum ConfigError {
     /// No node configured.
     #[error("at least one --redis-url is required")]
     NoUrls,
-    /// A URL that is not a plain `redis://` URL of a standalone node.
-    #[error("--redis-url {url} is not supported: use redis://host:port of a standalone node")]
+    /// A URL that is not a `redis://` or `rediss://` URL of a standalone node.
+    #[error(
+        "--redis-url {url} is not supported: use redis://host:port or rediss://host:port (tls) of a standalone node"
+    )]
     UnsupportedUrl {
         /// The URL without credentials.
         url: String,
@@ -26,6 +28,47 @@ pub enum ConfigError {
         /// The URL without credentials.
         url: String,
     },
+    /// A URL carries a password, which would show in process lists, shell histories and logs.
+    #[error(
+        "--redis-url {url} embeds a password: remove it and set POA_REDIS_PASSWORD or --redis-password-file instead (a password in a url shows in process lists and logs)"
+    )]
+    PasswordInUrl {
+        /// The URL without credentials.
+        url: String,
+    },
+    /// The ACL user name is empty.
+    #[error("--redis-username must not be empty")]
+    EmptyUsername,
+    /// `--redis-username` and a URL name different users.
+    #[error(
+        "--redis-username {flag} differs from the user {url} named in a --redis-url: name the user once"
+    )]
+    ConflictingUsername {
+        /// The user given by `--redis-username`.
+        flag: String,
+        /// The user named in a URL.
+        url: String,
+    },
+    /// Two URLs name different users.
+    #[error(
+        "--redis-url entries name different users: every node uses one user, set it with --redis-username"
+    )]
+    ConflictingUrlUsernames,
+    /// A user is named but no password is given.
+    #[error("--redis-username needs a password: set POA_REDIS_PASSWORD or --redis-password-file")]
+    UsernameWithoutPassword,
+    /// The password is empty.
+    #[error("--redis-password-file (or POA_REDIS_PASSWORD) gives an empty password")]
+    EmptyPassword,
+    /// A TLS file is given but no node uses TLS.
+    #[error("{flag} needs at least one rediss:// --redis-url")]
+    TlsFileWithoutTls {
+        /// The flag of the TLS file.
+        flag: &'static str,
+    },
+    /// Only half of the client identity is given.
+    #[error("--redis-client-cert and --redis-client-key must be given together")]
+    IncompleteClientIdentity,
     /// The key prefix is empty.
     #[error("--lease-key must not be empty")]
     EmptyLeaseKey,
@@ -79,6 +122,16 @@ pub enum Error {
         /// What the client reported.
         #[source]
         source: fred::error::Error,
+    },
+    /// A TLS file could not be read or holds no usable certificate or key.
+    #[error("cannot use {flag} {path}: {reason}")]
+    TlsFile {
+        /// The flag naming the file.
+        flag: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
     },
     /// Construction was attempted outside a tokio runtime.
     #[error("no tokio runtime: the adapter must be constructed inside one")]

@@ -16,6 +16,7 @@
 //! - `lease`: acquire, ownership check, expansion to unheld nodes, release.
 //! - `publish`: the fenced quorum publish of a produced block.
 //! - `reconcile`: leadership generations, quorum reads, votes, repair, follower sync.
+//! - `tls`: the rustls client configuration of `rediss://` nodes (roots, client identity).
 //! - `metrics`: the `poa_*` metrics on a registry passed in by the caller.
 //! - `adapter`: [`RedisReconciliation`], the port implementation.
 //! - [`error`]: configuration and construction errors, and the mapping into the port error.
@@ -33,8 +34,9 @@ mod publish;
 mod quorum;
 mod reconcile;
 mod scripts;
+mod tls;
 
 pub use adapter::RedisReconciliation;
-pub use config::{RedisConfig, ValidatedConfig};
+pub use config::{RedisConfig, RedisPassword, RedisSecurity, ValidatedConfig};
 pub use error::{ConfigError, Error};
 pub use quorum::Quorum;

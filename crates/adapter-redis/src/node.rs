@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 
 use fred::bytes::Bytes;
 use fred::clients::Client;
-use fred::interfaces::{ClientLike, LuaInterface};
+use fred::interfaces::{ClientLike, EventInterface, LuaInterface};
 use fred::types::config::{Config, ReconnectPolicy, TcpConfig};
 use fred::types::{ConnectHandle, Value};
 use poa_ports::{BlockHeight, BlockId, Epoch, NodeOutcome};
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Keys, ValidatedConfig, redact_url};
+use crate::config::{Keys, RedisSecurity, ValidatedConfig, redact_url};
 use crate::error::Error;
 use crate::metrics::{Metrics, NodeOperationLabels};
 use crate::quorum::NodeIndex;
@@ -40,6 +40,7 @@ pub(crate) struct NodeContext {
     pub(crate) node_timeout: Duration,
     pub(crate) stream_max_len: u64,
     pub(crate) index_retention: u64,
+    pub(crate) security: RedisSecurity,
 }
 
 impl NodeContext {
@@ -51,6 +52,7 @@ impl NodeContext {
             node_timeout: config.node_timeout,
             stream_max_len: config.stream_max_len,
             index_retention: config.index_retention,
+            security: config.security.clone(),
         }
     }
 
@@ -158,6 +160,7 @@ impl RedisNode {
             node: name.clone(),
             source,
         })?;
+        apply_security(&mut config, url, &context.security)?;
         // The first connection is retried in the background like any reconnection, so a node
         // that is down or half-alive at startup never blocks construction.
         config.fail_fast = false;
@@ -198,19 +201,61 @@ impl RedisNode {
     /// that is not connected by then keeps reconnecting in the background and simply has no
     /// vote until it is.
     pub(crate) async fn connect_within(&self, bound: Duration) -> bool {
+        match self.first_connection(bound).await {
+            FirstConnection::Connected => true,
+            FirstConnection::Refused(error) => {
+                // Retrying cannot help until the settings or the server change: say so loudly.
+                tracing::error!(
+                    node = %self.name,
+                    error = %error,
+                    "redis node refused the connection: check the tls and acl settings"
+                );
+                false
+            }
+            FirstConnection::NotYet(error) => {
+                tracing::warn!(node = %self.name, error = ?error, "redis node not connected at startup");
+                false
+            }
+        }
+    }
+
+    /// Starts the connection task and waits at most `bound` for the first connection, telling
+    /// a refusal that needs the operator (certificate, credentials, permissions) from a node
+    /// that is merely not reachable yet.
+    pub(crate) async fn first_connection(&self, bound: Duration) -> FirstConnection {
+        // Subscribed before connecting: with a reconnect policy fred reports a failed attempt
+        // only as an error event, never through `wait_for_connect`.
+        let mut errors = self.client.error_rx();
         let task = self.client.connect();
         *self
             .connection_task
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(task);
-        let connected = tokio::time::timeout(bound, self.client.wait_for_connect()).await;
-        let ok = matches!(connected, Ok(Ok(())));
-        if ok {
-            self.load_scripts().await;
-        } else {
-            tracing::warn!(node = %self.name, "redis node not connected at startup");
+        let mut last_error = None;
+        let deadline = tokio::time::sleep(bound);
+        tokio::pin!(deadline);
+        let connected = self.client.wait_for_connect();
+        tokio::pin!(connected);
+        loop {
+            tokio::select! {
+                result = &mut connected => {
+                    return match result {
+                        Ok(()) => {
+                            self.load_scripts().await;
+                            FirstConnection::Connected
+                        }
+                        Err(error) => FirstConnection::NotYet(Some(error)),
+                    };
+                }
+                event = errors.recv() => match event {
+                    Ok((error, _)) if is_refusal(&error) => return FirstConnection::Refused(error),
+                    Ok((error, _)) => last_error = Some(error),
+                    // Lagged or closed: the deadline or the connection still decides.
+                    Err(_) => {}
+                },
+                () = &mut deadline => return FirstConnection::NotYet(last_error),
+            }
         }
-        ok
     }
 
     /// Loads every script up front, so the first write to this node is one round trip and
@@ -480,6 +525,57 @@ impl Drop for RedisNode {
             task.abort();
         }
     }
+}
+
+/// How the first connection attempt to a node ended.
+#[derive(Debug)]
+pub(crate) enum FirstConnection {
+    /// Connected, handshake done.
+    Connected,
+    /// The node refused this client: certificate, credentials or permissions. It keeps being
+    /// retried, but only a change of settings or of the server can help.
+    Refused(fred::error::Error),
+    /// Not reachable within the bound (down, half-alive, slow), with the connection error if
+    /// there was one; reconnects in the background.
+    NotYet(Option<fred::error::Error>),
+}
+
+/// Errors that retrying cannot cure: TLS verification, authentication and ACL refusals.
+fn is_refusal(error: &fred::error::Error) -> bool {
+    use fred::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::Tls | ErrorKind::Auth => true,
+        _ => {
+            let details = error.details();
+            [
+                "WRONGPASS",
+                "NOAUTH",
+                "NOPERM",
+                "InvalidCertificate",
+                "AlertReceived",
+            ]
+            .iter()
+            .any(|marker| details.contains(marker))
+        }
+    }
+}
+
+/// Sets the ACL credentials and, for `rediss://`, the TLS configuration. The password comes
+/// only from `security` (validation refuses one in the URL); the user may come from the URL.
+fn apply_security(config: &mut Config, url: &str, security: &RedisSecurity) -> Result<(), Error> {
+    if let Some(username) = &security.username {
+        config.username = Some(username.clone());
+    }
+    config.password = security
+        .password
+        .as_ref()
+        .map(|password| password.expose().to_owned());
+    config.tls = if url.starts_with("rediss://") {
+        Some(crate::tls::client_tls(security)?)
+    } else {
+        None
+    };
+    Ok(())
 }
 
 /// Margin of the outer guard over fred's own command timeout.

@@ -5,11 +5,13 @@
 
 mod error;
 mod model;
+mod progress;
 mod protocol;
 mod state;
 
 pub use error::ModelError;
 pub use model::{ModelConfig, ProtocolModel, no_fork, single_quorum_block_per_height, stored_on};
+pub use progress::progress_possible;
 pub use protocol::{Mutation, WriteOutcome, holders, promote, vote, write_block};
 pub use state::{
     Action, BlockId, Committed, Entry, Producer, Publish, RedisNode, State, Token, WriteMsg,

@@ -391,6 +391,10 @@ impl Model for ProtocolModel {
                 "no deadlock before the bound",
                 |m: &ProtocolModel, s: &State| m.enabled(s) || m.at_bound(s),
             ),
+            Property::always(
+                "a producer with a reachable quorum can make progress",
+                |m: &ProtocolModel, s: &State| crate::progress::progress_possible(&m.config, s),
+            ),
             Property::sometimes("a producer commits height 1", |_, s: &State| {
                 s.producers.iter().any(|p| !p.chain.is_empty())
             }),

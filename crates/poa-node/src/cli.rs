@@ -82,8 +82,8 @@ pub(crate) struct RunArgs {
     #[arg(long, env = "POA_POLL_INTERVAL", value_parser = humantime::parse_duration)]
     pub(crate) poll_interval: Option<Duration>,
 
-    /// A Redis node of the leader lease, redis://host:port; repeat for each node. Without any,
-    /// the node runs alone.
+    /// A Redis node of the leader lease, redis://host:port or rediss://host:port (TLS); repeat
+    /// for each node. Without any, the node runs alone. Never put a password in it.
     #[arg(long = "redis-url", env = "POA_REDIS_URLS", value_delimiter = ',')]
     pub(crate) redis_urls: Vec<String>,
 
@@ -91,6 +91,28 @@ pub(crate) struct RunArgs {
     /// height was trimmed from every Redis stream fetches the blocks from these peers.
     #[arg(long = "peer", env = "POA_PEERS", value_delimiter = ',')]
     pub(crate) peers: Vec<String>,
+
+    /// ACL user on every Redis node [default: the user in the URL, else `default`]. The
+    /// password comes from POA_REDIS_PASSWORD or --redis-password-file, never from a flag.
+    #[arg(long, env = "POA_REDIS_USERNAME")]
+    pub(crate) redis_username: Option<String>,
+
+    /// File holding the Redis password (one line); alternative to POA_REDIS_PASSWORD.
+    #[arg(long, env = "POA_REDIS_PASSWORD_FILE")]
+    pub(crate) redis_password_file: Option<PathBuf>,
+
+    /// PEM bundle of the certificate authorities trusted for rediss:// nodes [default: the
+    /// platform's roots].
+    #[arg(long, env = "POA_REDIS_CA_FILE")]
+    pub(crate) redis_ca_file: Option<PathBuf>,
+
+    /// PEM client certificate for mutual TLS with rediss:// nodes (with --redis-client-key).
+    #[arg(long, env = "POA_REDIS_CLIENT_CERT", requires = "redis_client_key")]
+    pub(crate) redis_client_cert: Option<PathBuf>,
+
+    /// PEM private key of --redis-client-cert.
+    #[arg(long, env = "POA_REDIS_CLIENT_KEY", requires = "redis_client_cert")]
+    pub(crate) redis_client_key: Option<PathBuf>,
 
     /// Key prefix of the lease, epoch, stream and index keys [default: poa:leader:lock].
     #[arg(long, env = "POA_LEASE_KEY")]

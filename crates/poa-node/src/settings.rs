@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use adapter_chain::{AuthorityKey, ChainSpec};
 use adapter_peers::PeerConfig;
-use adapter_redis::RedisConfig;
+use adapter_redis::{RedisConfig, RedisPassword, RedisSecurity};
 use poa_core::Trigger;
 use poa_ports::{ChainId, Timestamp};
 use serde::Deserialize;
@@ -27,6 +27,8 @@ const DEFAULT_HTTP: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
 const DEFAULT_IDLE_POLL: Duration = Duration::from_secs(1);
 /// A Redis URL used only to validate leader-lock flags when no node is configured.
 const VALIDATION_PROBE_URL: &str = "redis://127.0.0.1:6379";
+/// The environment variable holding the Redis password (the alternative to a password file).
+const REDIS_PASSWORD_ENV: &str = "POA_REDIS_PASSWORD";
 
 /// A setting is unusable; the message names the flag and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +83,11 @@ struct FileSettings {
     max_attempts: Option<u32>,
     stream_max_len: Option<u64>,
     quorum_disruption_budget: Option<usize>,
+    redis_username: Option<String>,
+    redis_password_file: Option<PathBuf>,
+    redis_ca_file: Option<PathBuf>,
+    redis_client_cert: Option<PathBuf>,
+    redis_client_key: Option<PathBuf>,
     log_format: Option<LogFormat>,
 }
 
@@ -279,6 +286,7 @@ fn resolve_redis(
             .quorum_disruption_budget
             .or(file.quorum_disruption_budget)
             .unwrap_or(defaults.quorum_disruption_budget),
+        security: resolve_redis_security(args, file)?,
     };
     if urls.is_empty() {
         if config.quorum_disruption_budget > 0 {
@@ -298,10 +306,69 @@ fn resolve_redis(
     Ok(Some(config))
 }
 
+/// The ACL user, the password (environment or file, never a flag) and the TLS files.
+fn resolve_redis_security(
+    args: &RunArgs,
+    file: &FileSettings,
+) -> Result<RedisSecurity, InvalidSetting> {
+    let from_env = std::env::var(REDIS_PASSWORD_ENV).ok();
+    let password_file = args
+        .redis_password_file
+        .clone()
+        .or_else(|| file.redis_password_file.clone());
+    let password = match (from_env, password_file) {
+        (Some(_), Some(_)) => {
+            return Err(InvalidSetting::new(
+                "--redis-password-file",
+                format!("cannot be combined with {REDIS_PASSWORD_ENV}: set one of them"),
+            ));
+        }
+        (Some(password), None) => Some(RedisPassword::new(password)),
+        (None, Some(path)) => Some(read_password_file(&path)?),
+        (None, None) => None,
+    };
+    Ok(RedisSecurity {
+        username: args
+            .redis_username
+            .clone()
+            .or_else(|| file.redis_username.clone()),
+        password,
+        ca_file: args
+            .redis_ca_file
+            .clone()
+            .or_else(|| file.redis_ca_file.clone()),
+        client_cert: args
+            .redis_client_cert
+            .clone()
+            .or_else(|| file.redis_client_cert.clone()),
+        client_key: args
+            .redis_client_key
+            .clone()
+            .or_else(|| file.redis_client_key.clone()),
+    })
+}
+
+/// The first line of the file, without its line ending (files written by `echo` end in one).
+fn read_password_file(path: &Path) -> Result<RedisPassword, InvalidSetting> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        InvalidSetting::new(
+            "--redis-password-file",
+            format!("cannot read {}: {error}", path.display()),
+        )
+    })?;
+    let password = text.lines().next().unwrap_or_default();
+    Ok(RedisPassword::new(password))
+}
+
 fn redis_setting_error(error: adapter_redis::ConfigError) -> InvalidSetting {
     let message = error.to_string();
     // Every adapter message starts with the flag it is about.
     let flag = [
+        "--redis-username",
+        "--redis-password-file",
+        "--redis-ca-file",
+        "--redis-client-cert",
+        "--redis-client-key",
         "--redis-url",
         "--lease-key",
         "--lease-ttl",
@@ -313,8 +380,9 @@ fn redis_setting_error(error: adapter_redis::ConfigError) -> InvalidSetting {
         "--quorum-disruption-budget",
     ]
     .into_iter()
-    .find(|flag| message.contains(flag))
-    .unwrap_or("--redis-url");
+    .filter_map(|flag| Some((message.find(flag)?, flag)))
+    .min()
+    .map_or("--redis-url", |(_, flag)| flag);
     InvalidSetting::new(flag, message)
 }
 

@@ -7,6 +7,9 @@
 //! - [`RedisServer`]: a `redis-server` child process on a reserved loopback port, without
 //!   persistence. `start`, `stop` (SIGKILL), `restart` (same port, empty), `freeze`/`thaw`
 //!   (SIGSTOP/SIGCONT: a half-alive node), and `command` to seed and inspect keys.
+//!   [`RedisServer::builder`] adds a TLS port ([`TlsFiles`], `tls_url`) and ACL users, with the
+//!   `default` user optionally disabled (the fixture then authenticates its own commands).
+//! - [`TestCertificates`]: a throwaway CA with server and client certificates as PEM files.
 //! - [`HalfAliveListener`]: accepts TCP connections, reads, never answers.
 //! - [`FaultProxy`]: a TCP proxy whose [`ProxyMode`] (`Pass`, `Hold`, `Reset`, `Latency`,
 //!   `Blackhole`) can change at any time, with a count of accepted connections.
@@ -46,6 +49,7 @@
 )]
 
 mod background;
+mod certificates;
 mod error;
 mod fault_proxy;
 mod half_alive;
@@ -55,9 +59,10 @@ pub mod resp;
 mod spawner;
 mod wait;
 
+pub use certificates::TestCertificates;
 pub use error::RespError;
 pub use fault_proxy::{FaultProxy, ProxyMode};
 pub use half_alive::HalfAliveListener;
-pub use redis_server::RedisServer;
+pub use redis_server::{RedisServer, RedisServerBuilder, TlsFiles};
 pub use resp::RespValue;
 pub use wait::{POLL_INTERVAL, wait_for, wait_for_async};

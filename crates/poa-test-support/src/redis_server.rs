@@ -1,5 +1,6 @@
 //! [`RedisServer`]: a real `redis-server` process on a reserved loopback port, without
-//! persistence, that a test can stop, restart (empty, on the same port), freeze and thaw.
+//! persistence, that a test can stop, restart (empty, on the same port), freeze and thaw; and
+//! [`RedisServerBuilder`] for one that also serves TLS on a second port and enforces ACL users.
 //!
 //! It owns the process, the port reservation and a private working directory holding the
 //! server's log. It talks to the server only through the crate's own RESP client: it must not
@@ -7,6 +8,7 @@
 //! another process, so this is safe from any `#[tokio::test]` flavour as well as `#[test]`).
 
 use std::fs::OpenOptions;
+use std::hash::{BuildHasher, RandomState};
 use std::io::{Read, Seek, SeekFrom};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -50,6 +52,86 @@ pub struct RedisServer {
     reservation: PortReservation,
     dir: PathBuf,
     process: Mutex<Option<Child>>,
+    options: ServerOptions,
+}
+
+/// The certificate files of a TLS-serving [`RedisServer`] (PEM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The server's certificate chain (`--tls-cert-file`).
+    pub cert: PathBuf,
+    /// The server certificate's private key (`--tls-key-file`).
+    pub key: PathBuf,
+    /// The CA that signs client certificates (`--tls-ca-cert-file`; required by redis-server).
+    pub ca: PathBuf,
+    /// Whether clients must present a certificate signed by `ca` (`--tls-auth-clients`).
+    pub require_client_certificates: bool,
+}
+
+/// Options of a [`RedisServer`] beyond the plain default: TLS and ACL users.
+#[derive(Debug, Default)]
+struct ServerOptions {
+    tls: Option<(TlsFiles, PortReservation)>,
+    /// `user` directives, e.g. `poa on >secret ~poa:* +ping`.
+    users: Vec<String>,
+    /// `AUTH` credentials of the fixture's own connections, when `default` is disabled.
+    admin: Option<(String, String)>,
+}
+
+/// Builds a [`RedisServer`] with TLS and ACL users:
+/// `RedisServer::builder().tls(files).acl_user("poa on >secret ~poa:* +ping").disable_default_user().start()`.
+///
+/// The plain port (`url`) stays open for the fixture's own `command`s; with the `default` user
+/// disabled the fixture authenticates them as a private admin user.
+#[derive(Debug, Default)]
+#[must_use]
+pub struct RedisServerBuilder {
+    tls: Option<TlsFiles>,
+    users: Vec<String>,
+    disable_default_user: bool,
+}
+
+impl RedisServerBuilder {
+    /// Also serve TLS with these files on a second reserved port ([`RedisServer::tls_url`]).
+    pub fn tls(mut self, files: TlsFiles) -> Self {
+        self.tls = Some(files);
+        self
+    }
+
+    /// Adds an ACL user: the arguments of a `user` directive (`ACL SETUSER`), starting with the
+    /// name, e.g. `poa on >secret ~poa:* +evalsha`. Words are split at whitespace, so a
+    /// password cannot contain any.
+    pub fn acl_user(mut self, rules: impl Into<String>) -> Self {
+        self.users.push(rules.into());
+        self
+    }
+
+    /// Turns the `default` user off: every client must authenticate.
+    pub fn disable_default_user(mut self) -> Self {
+        self.disable_default_user = true;
+        self
+    }
+
+    /// Starts the server; as [`RedisServer::start`].
+    pub fn start(self) -> RedisServer {
+        let mut users = self.users;
+        let admin = self.disable_default_user.then(|| {
+            let password = format!(
+                "{:016x}{:016x}",
+                RandomState::new().hash_one(std::process::id()),
+                RandomState::new().hash_one(Instant::now())
+            );
+            users.push(format!("poa-fixture-admin on >{password} ~* &* +@all"));
+            users.push("default off".to_owned());
+            ("poa-fixture-admin".to_owned(), password)
+        });
+        let options = ServerOptions {
+            tls: self.tls.map(|files| (files, PortReservation::acquire())),
+            users,
+            admin,
+        };
+        RedisServer::start_with(options)
+    }
 }
 
 impl RedisServer {
@@ -58,16 +140,27 @@ impl RedisServer {
     /// Blocking (typically a few tens of milliseconds). Panics with instructions when
     /// `redis-server` is not on `PATH`, and with the server's log when it fails to start.
     pub fn start() -> Self {
+        Self::start_with(ServerOptions::default())
+    }
+
+    /// A builder for a server with TLS and ACL users.
+    pub fn builder() -> RedisServerBuilder {
+        RedisServerBuilder::default()
+    }
+
+    fn start_with(options: ServerOptions) -> Self {
         let program = redis_server_program();
+        let mut options = Some(options);
         for _ in 0..SPAWN_ATTEMPTS {
-            let server = Self::new_stopped();
-            match launch(program, server.port(), &server.dir) {
+            let mut server = Self::new_stopped();
+            server.options = options.take().unwrap_or_default();
+            match launch(program, server.port(), &server.dir, &server.options) {
                 Launch::Ready(child) => {
                     *server.process() = Some(child);
                     return server;
                 }
                 // Something outside the fixtures listens there: try another port.
-                Launch::PortTaken => continue,
+                Launch::PortTaken => options = Some(std::mem::take(&mut server.options)),
             }
         }
         panic!("redis-server could not bind any of {SPAWN_ATTEMPTS} reserved loopback ports")
@@ -83,12 +176,28 @@ impl RedisServer {
             reservation,
             dir,
             process: Mutex::new(None),
+            options: ServerOptions::default(),
         }
     }
 
     /// `redis://127.0.0.1:<port>`; stays the same across restarts.
     pub fn url(&self) -> String {
         redis_url(self.addr())
+    }
+
+    /// `rediss://127.0.0.1:<tls port>`. Panics unless built with [`RedisServerBuilder::tls`].
+    pub fn tls_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.tls_port())
+    }
+
+    /// The TLS port. Panics unless built with [`RedisServerBuilder::tls`].
+    pub fn tls_port(&self) -> u16 {
+        match &self.options.tls {
+            Some((_, reservation)) => reservation.port(),
+            None => panic!(
+                "this redis-server serves no tls: build it with RedisServer::builder().tls(..)"
+            ),
+        }
     }
 
     /// The server's port; stays the same across restarts.
@@ -124,7 +233,7 @@ impl RedisServer {
         kill_and_wait(&mut process);
         let program = redis_server_program();
         for _ in 0..SPAWN_ATTEMPTS {
-            match launch(program, self.port(), &self.dir) {
+            match launch(program, self.port(), &self.dir, &self.options) {
                 Launch::Ready(child) => {
                     *process = Some(child);
                     return;
@@ -165,7 +274,7 @@ impl RedisServer {
     ///
     /// As [`resp::request`]: `TimedOut` when frozen, `Io` (refused) when stopped.
     pub fn try_command(&self, args: &[&[u8]], timeout: Duration) -> Result<RespValue, RespError> {
-        resp::request(self.addr(), args, timeout)
+        resp::request_as(self.addr(), self.options.auth(), args, timeout)
     }
 
     /// [`Self::command`] without blocking the runtime thread; needs a tokio runtime.
@@ -185,7 +294,7 @@ impl RedisServer {
         args: &[&[u8]],
         timeout: Duration,
     ) -> Result<RespValue, RespError> {
-        resp::request_async(self.addr(), args, timeout).await
+        resp::request_as_async(self.addr(), self.options.auth(), args, timeout).await
     }
 
     fn process(&self) -> MutexGuard<'_, Option<Child>> {
@@ -249,6 +358,36 @@ impl Drop for RedisServer {
     }
 }
 
+impl ServerOptions {
+    fn auth(&self) -> Option<(&str, &str)> {
+        self.admin
+            .as_ref()
+            .map(|(user, password)| (user.as_str(), password.as_str()))
+    }
+
+    fn args(&self) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = Vec::new();
+        if let Some((files, reservation)) = &self.tls {
+            args.extend(["--tls-port".into(), reservation.port().to_string().into()]);
+            args.extend(["--tls-cert-file".into(), files.cert.clone().into()]);
+            args.extend(["--tls-key-file".into(), files.key.clone().into()]);
+            args.extend(["--tls-ca-cert-file".into(), files.ca.clone().into()]);
+            let auth_clients = if files.require_client_certificates {
+                "yes"
+            } else {
+                "no"
+            };
+            args.extend(["--tls-auth-clients".into(), auth_clients.into()]);
+        }
+        for user in &self.users {
+            // redis-server joins the words after `--user` into one `user` directive.
+            args.push("--user".into());
+            args.extend(user.split_whitespace().map(Into::into));
+        }
+        args
+    }
+}
+
 /// How one spawn ended.
 enum Launch {
     /// The server answers `PING` and is the process just spawned.
@@ -257,7 +396,7 @@ enum Launch {
     PortTaken,
 }
 
-fn launch(program: &Path, port: u16, dir: &Path) -> Launch {
+fn launch(program: &Path, port: u16, dir: &Path, options: &ServerOptions) -> Launch {
     let log_path = dir.join(LOG_FILE);
     let log = OpenOptions::new()
         .create(true)
@@ -280,6 +419,7 @@ fn launch(program: &Path, port: u16, dir: &Path) -> Launch {
         ])
         .args(["--appendonly", "no", "--daemonize", "no", "--dir"])
         .arg(dir)
+        .args(options.args())
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(log)
@@ -299,7 +439,7 @@ fn launch(program: &Path, port: u16, dir: &Path) -> Launch {
                 log_path.display()
             );
         }
-        match probe(addr, child.id()) {
+        match probe(addr, child.id(), options.auth()) {
             Probe::Ready => {
                 tracing::debug!(
                     port,
@@ -337,13 +477,13 @@ enum Probe {
     NotYet,
 }
 
-fn probe(addr: SocketAddr, pid: u32) -> Probe {
+fn probe(addr: SocketAddr, pid: u32, auth: Option<(&str, &str)>) -> Probe {
     let pong = RespValue::Simple("PONG".to_owned());
-    if resp::request(addr, &[b"PING"], PROBE_TIMEOUT).ok() != Some(pong) {
+    if resp::request_as(addr, auth, &[b"PING"], PROBE_TIMEOUT).ok() != Some(pong) {
         return Probe::NotYet;
     }
     // A PONG alone could come from a foreign server that won the port while ours failed to bind.
-    match resp::request(addr, &[b"INFO", b"server"], PROBE_TIMEOUT) {
+    match resp::request_as(addr, auth, &[b"INFO", b"server"], PROBE_TIMEOUT) {
         Ok(RespValue::Bulk(info)) => {
             let expected = format!("process_id:{pid}\r\n");
             if String::from_utf8_lossy(&info).contains(&expected) {

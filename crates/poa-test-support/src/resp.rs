@@ -90,6 +90,21 @@ pub fn request(
     args: &[&[u8]],
     timeout: Duration,
 ) -> Result<RespValue, RespError> {
+    request_as(addr, None, args, timeout)
+}
+
+/// [`request`] on a connection first authenticated with `AUTH user password` when `auth` is
+/// given (both commands are sent at once); a refused `AUTH` is returned as its error reply.
+///
+/// # Errors
+///
+/// As [`request`].
+pub fn request_as(
+    addr: SocketAddr,
+    auth: Option<(&str, &str)>,
+    args: &[&[u8]],
+    timeout: Duration,
+) -> Result<RespValue, RespError> {
     let started = Instant::now();
     let io_error = |source| RespError::from_io(addr, timeout, source);
     let remaining = || {
@@ -98,15 +113,16 @@ pub fn request(
             .filter(|left| !left.is_zero())
             .ok_or(RespError::TimedOut { addr, timeout })
     };
+    let (payload, mut replies_to_skip) = payload(auth, args);
     let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(io_error)?;
     stream
         .set_write_timeout(Some(remaining()?))
         .map_err(io_error)?;
-    stream.write_all(&encode_command(args)).map_err(io_error)?;
+    stream.write_all(&payload).map_err(io_error)?;
     let mut received = Vec::new();
     let mut chunk = [0_u8; 4096];
     loop {
-        if let Some(value) = complete_reply(addr, &received)? {
+        if let Some(value) = next_reply(addr, &mut received, &mut replies_to_skip)? {
             return Ok(value);
         }
         stream
@@ -130,19 +146,31 @@ pub async fn request_async(
     args: &[&[u8]],
     timeout: Duration,
 ) -> Result<RespValue, RespError> {
+    request_as_async(addr, None, args, timeout).await
+}
+
+/// [`request_as`] without blocking the runtime thread.
+///
+/// # Errors
+///
+/// As [`request`].
+pub async fn request_as_async(
+    addr: SocketAddr,
+    auth: Option<(&str, &str)>,
+    args: &[&[u8]],
+    timeout: Duration,
+) -> Result<RespValue, RespError> {
     let io_error = |source| RespError::from_io(addr, timeout, source);
+    let (payload, mut replies_to_skip) = payload(auth, args);
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(io_error)?;
-        stream
-            .write_all(&encode_command(args))
-            .await
-            .map_err(io_error)?;
+        stream.write_all(&payload).await.map_err(io_error)?;
         let mut received = Vec::new();
         let mut chunk = [0_u8; 4096];
         loop {
-            if let Some(value) = complete_reply(addr, &received)? {
+            if let Some(value) = next_reply(addr, &mut received, &mut replies_to_skip)? {
                 return Ok(value);
             }
             match stream.read(&mut chunk).await.map_err(io_error)? {
@@ -156,11 +184,42 @@ pub async fn request_async(
         .unwrap_or(Err(RespError::TimedOut { addr, timeout }))
 }
 
-fn complete_reply(addr: SocketAddr, received: &[u8]) -> Result<Option<RespValue>, RespError> {
-    match parse(received) {
-        Ok(Parsed::Complete { value, .. }) => Ok(Some(value)),
-        Ok(Parsed::Incomplete) => Ok(None),
-        Err(detail) => Err(RespError::Protocol { addr, detail }),
+/// The bytes to send, and how many replies precede the command's own (the `AUTH` reply).
+fn payload(auth: Option<(&str, &str)>, args: &[&[u8]]) -> (Vec<u8>, usize) {
+    let mut payload = Vec::new();
+    let mut skip = 0;
+    if let Some((user, password)) = auth {
+        payload.extend(encode_command(&[
+            b"AUTH",
+            user.as_bytes(),
+            password.as_bytes(),
+        ]));
+        skip = 1;
+    }
+    payload.extend(encode_command(args));
+    (payload, skip)
+}
+
+/// The command's reply once complete. A reply before it (`AUTH`) is consumed, and returned
+/// instead when it is an error (the command then ran unauthenticated and tells nothing).
+fn next_reply(
+    addr: SocketAddr,
+    received: &mut Vec<u8>,
+    replies_to_skip: &mut usize,
+) -> Result<Option<RespValue>, RespError> {
+    loop {
+        match parse(received) {
+            Ok(Parsed::Complete { value, consumed }) if *replies_to_skip > 0 => {
+                if matches!(value, RespValue::Error(_)) {
+                    return Ok(Some(value));
+                }
+                received.drain(..consumed);
+                *replies_to_skip -= 1;
+            }
+            Ok(Parsed::Complete { value, .. }) => return Ok(Some(value)),
+            Ok(Parsed::Incomplete) => return Ok(None),
+            Err(detail) => return Err(RespError::Protocol { addr, detail }),
+        }
     }
 }
 

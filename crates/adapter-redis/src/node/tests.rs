@@ -254,3 +254,87 @@ async fn call__when_node_freezes_then_thaws__then_times_out_within_bound_and_rec
     .await;
     assert!(recovered, "node did not answer again after thawing");
 }
+
+fn secured_context(ca: &std::path::Path, password: &str) -> Arc<NodeContext> {
+    let config = RedisConfig {
+        urls: vec!["rediss://127.0.0.1:1".into()],
+        lease_key: "poa:test:node".into(),
+        lease_ttl: Duration::from_secs(2),
+        node_timeout: TIMEOUT,
+        security: crate::config::RedisSecurity {
+            username: Some("poa".into()),
+            password: Some(crate::config::RedisPassword::new(password)),
+            ca_file: Some(ca.to_owned()),
+            ..Default::default()
+        },
+        ..RedisConfig::default()
+    }
+    .validate()
+    .unwrap();
+    Arc::new(NodeContext::new(&config, "x".into()))
+}
+
+fn secured_server(certificates: &poa_test_support::TestCertificates) -> RedisServer {
+    RedisServer::builder()
+        .tls(certificates.server_files(false))
+        .acl_user("poa on >right ~* +@all")
+        .disable_default_user()
+        .start()
+}
+
+async fn first_connection_to(url: &str, context: Arc<NodeContext>) -> (FirstConnection, Duration) {
+    let metrics = Arc::new(Metrics::register(&mut Registry::default()));
+    let node = RedisNode::build(0, url, context, metrics, TaskTracker::new()).unwrap();
+    let started = Instant::now();
+    let outcome = node.first_connection(Duration::from_secs(2)).await;
+    (outcome, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn first_connection__when_the_server_certificate_is_from_another_ca__then_is_refused_naming_the_certificate()
+ {
+    // given
+    let dir = tempfile::TempDir::new().unwrap();
+    let served = poa_test_support::TestCertificates::generate(dir.path(), "served");
+    let trusted = poa_test_support::TestCertificates::generate(dir.path(), "trusted");
+    let redis = secured_server(&served);
+
+    // when
+    let (outcome, elapsed) =
+        first_connection_to(&redis.tls_url(), secured_context(&trusted.ca, "right")).await;
+
+    // then
+    let FirstConnection::Refused(error) = outcome else {
+        panic!("expected a refusal, got {outcome:?}");
+    };
+    assert!(
+        error.to_string().to_lowercase().contains("certificate"),
+        "unclear error: {error}"
+    );
+    assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn first_connection__when_the_password_is_wrong__then_is_refused_naming_the_credentials() {
+    // given
+    let dir = tempfile::TempDir::new().unwrap();
+    let certificates = poa_test_support::TestCertificates::generate(dir.path(), "redis");
+    let redis = secured_server(&certificates);
+
+    // when
+    let (wrong, elapsed) =
+        first_connection_to(&redis.tls_url(), secured_context(&certificates.ca, "wrong")).await;
+    let (right, _) =
+        first_connection_to(&redis.tls_url(), secured_context(&certificates.ca, "right")).await;
+
+    // then
+    let FirstConnection::Refused(error) = wrong else {
+        panic!("expected a refusal, got {wrong:?}");
+    };
+    assert!(
+        error.to_string().contains("WRONGPASS"),
+        "unclear error: {error}"
+    );
+    assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
+    assert!(matches!(right, FirstConnection::Connected), "{right:?}");
+}

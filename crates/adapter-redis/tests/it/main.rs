@@ -1,6 +1,6 @@
 //! Integration tests of the Redis reconciliation adapter against real `redis-server`
 //! processes (poa-test-support): fuel-core's adapter suite adapted to PROTOCOL.md, the
-//! half-alive and multi-producer scenarios, and the additional cases of issue 3.
+//! half-alive and multi-producer scenarios, and the additional cases of issue 3, and TLS and ACL connections (issue 5).
 
 #![allow(
     clippy::unwrap_used,
@@ -14,4 +14,5 @@ mod faults;
 mod lease;
 mod publish;
 mod reconcile;
+mod security;
 mod support;

@@ -37,6 +37,7 @@ pub(crate) fn config(urls: Vec<String>, key: &str) -> RedisConfig {
         max_attempts: 1,
         stream_max_len: 1000,
         quorum_disruption_budget: 0,
+        security: adapter_redis::RedisSecurity::default(),
     }
 }
 

@@ -135,3 +135,65 @@ fn resolve__when_the_config_file_has_an_unknown_key__then_names_the_config_flag(
         "--config"
     );
 }
+
+#[test]
+fn resolve__when_redis_security_is_given__then_reads_the_password_file_and_names_the_flag_of_each_mistake()
+ {
+    // given
+    let mut password_file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(password_file, "s3cret").unwrap();
+    let password_path = password_file.path().to_str().unwrap();
+    let secured = [
+        "--redis-url",
+        "rediss://poa@127.0.0.1:1",
+        "--redis-password-file",
+        password_path,
+        "--redis-ca-file",
+        "/etc/poa/ca.pem",
+    ];
+    let mistakes: &[(&[&str], &str)] = &[
+        (
+            &["--redis-url", "redis://poa:s3cret@127.0.0.1:1"],
+            "--redis-url",
+        ),
+        (
+            &[
+                "--redis-url",
+                "redis://127.0.0.1:1",
+                "--redis-username",
+                "poa",
+            ],
+            "--redis-username",
+        ),
+        (
+            &[
+                "--redis-url",
+                "redis://127.0.0.1:1",
+                "--redis-ca-file",
+                "/x",
+            ],
+            "--redis-ca-file",
+        ),
+        (
+            &[
+                "--redis-url",
+                "redis://127.0.0.1:1",
+                "--redis-password-file",
+                "/nonexistent/poa",
+            ],
+            "--redis-password-file",
+        ),
+    ];
+
+    // when
+    let settings = resolve(&secured).unwrap();
+
+    // then
+    let security = settings.redis.unwrap().security;
+    assert_eq!(security.password, Some(RedisPassword::new("s3cret")));
+    assert_eq!(security.ca_file, Some(PathBuf::from("/etc/poa/ca.pem")));
+    assert!(!format!("{security:?}").contains("s3cret"));
+    for (args, flag) in mistakes {
+        assert_eq!(flag_of(args), *flag, "for {args:?}");
+    }
+}

@@ -1,0 +1,133 @@
+//! TLS (`rediss://`) and ACL connections against real `redis-server`s configured for them: the
+//! recommended least-privilege ACL user of `docs/operations.md` with the `default` user off,
+//! a refused certificate authority and a wrong password, each failing within a bound.
+
+use std::time::{Duration, Instant};
+
+use adapter_redis::{RedisPassword, RedisSecurity};
+use poa_ports::{BlockReconciliationPort, LeaderState};
+use poa_test_support::{RedisServer, TestCertificates};
+use tempfile::TempDir;
+
+use crate::support::*;
+
+const KEY: &str = "poa:leader:lock";
+const USER: &str = "poa";
+const PASSWORD: &str = "correct-horse-battery-staple";
+
+/// The ACL rules `docs/operations.md` recommends, for the default key prefix: the keys of
+/// PROTOCOL.md section 2, the commands the Lua scripts call, and the client's handshake.
+pub(crate) const RECOMMENDED_ACL: &str = "on ~poa:leader:lock ~poa:leader:lock:* resetchannels \
+     -@all +evalsha +script|load \
+     +get +set +del +incr +pexpire +time +xadd +xrange +xtrim \
+     +zadd +zrangebyscore +zrevrangebyscore +zremrangebyrank";
+
+/// Three TLS servers whose only enabled user is `poa` with the recommended rules.
+fn secured_servers(certificates: &TestCertificates) -> Vec<RedisServer> {
+    (0..3)
+        .map(|_| {
+            RedisServer::builder()
+                .tls(certificates.server_files(false))
+                .acl_user(format!("{USER} >{PASSWORD} {RECOMMENDED_ACL}"))
+                .disable_default_user()
+                .start()
+        })
+        .collect()
+}
+
+fn tls_urls(servers: &[RedisServer]) -> Vec<String> {
+    servers.iter().map(RedisServer::tls_url).collect()
+}
+
+fn security(ca: &TestCertificates, password: &str) -> RedisSecurity {
+    RedisSecurity {
+        username: Some(USER.to_owned()),
+        password: Some(RedisPassword::new(password)),
+        ca_file: Some(ca.ca.clone()),
+        ..RedisSecurity::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adapter__when_nodes_need_tls_and_the_least_privilege_acl_user__then_leads_publishes_and_reconciles()
+ {
+    // given
+    let dir = TempDir::new().unwrap();
+    let certificates = TestCertificates::generate(dir.path(), "redis");
+    let servers = secured_servers(&certificates);
+    let config = adapter_redis::RedisConfig {
+        security: security(&certificates, PASSWORD),
+        ..config(tls_urls(&servers), KEY)
+    };
+    let leader = producer_with(config.clone()).await;
+
+    // when
+    let role = leader.adapter.leader_state(height(1)).await.unwrap();
+    leader
+        .adapter
+        .publish_produced_block(&block(1, 0))
+        .await
+        .unwrap();
+    leader.adapter.release().await.unwrap();
+    let successor = producer_with(config).await;
+    let backlog = successor.adapter.leader_state(height(1)).await.unwrap();
+
+    // then
+    assert_eq!(role, LeaderState::ReconciledLeader);
+    assert_eq!(backlog, LeaderState::UnreconciledBlocks(vec![block(1, 0)]));
+    assert!(streams_reach(&servers, KEY, 1).await);
+    assert_eq!(leader.metric("poa_undecodable_entries_total"), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adapter__when_the_server_certificate_is_from_another_ca__then_refuses_within_bound() {
+    // given
+    let dir = TempDir::new().unwrap();
+    let served = TestCertificates::generate(dir.path(), "served");
+    let trusted = TestCertificates::generate(dir.path(), "trusted");
+    let servers = secured_servers(&served);
+    let config = adapter_redis::RedisConfig {
+        security: security(&trusted, PASSWORD),
+        ..config(tls_urls(&servers), KEY)
+    };
+
+    // when
+    let started = Instant::now();
+    let producer = producer_with(config).await;
+    let role = producer.adapter.leader_state(height(1)).await;
+
+    // then
+    assert!(role.is_err(), "{role:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(servers.iter().all(|server| owner(server, KEY).is_none()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adapter__when_the_password_is_wrong__then_refuses_within_bound() {
+    // given
+    let dir = TempDir::new().unwrap();
+    let certificates = TestCertificates::generate(dir.path(), "redis");
+    let servers = secured_servers(&certificates);
+    let config = adapter_redis::RedisConfig {
+        security: security(&certificates, "wrong"),
+        ..config(tls_urls(&servers), KEY)
+    };
+
+    // when
+    let started = Instant::now();
+    let producer = producer_with(config).await;
+    let role = producer.adapter.leader_state(height(1)).await;
+
+    // then
+    assert!(role.is_err(), "{role:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(servers.iter().all(|server| owner(server, KEY).is_none()));
+}
