@@ -102,6 +102,29 @@ pub(crate) fn time_to_progress(samples: &[Sample], from: Duration) -> Option<Dur
         .map(|s| s.at - from)
 }
 
+/// How long after `from` a node other than `old_leader` first claimed to lead while the highest
+/// height exceeded its value at `from`: the failover time of a fault on `old_leader`. `None`
+/// when that never happened (the old leader kept its lease, say, behind a slow link).
+pub(crate) fn time_to_new_leader(
+    samples: &[Sample],
+    from: Duration,
+    old_leader: usize,
+) -> Option<Duration> {
+    let baseline = samples
+        .iter()
+        .filter(|s| s.at <= from)
+        .filter_map(Sample::max_height)
+        .max()?;
+    samples
+        .iter()
+        .filter(|s| s.at > from)
+        .find(|s| {
+            s.leader.is_some_and(|leader| leader != old_leader)
+                && s.max_height().is_some_and(|h| h > baseline)
+        })
+        .map(|s| s.at - from)
+}
+
 /// Leader changes: times a node other than the last known leader claimed to lead.
 pub(crate) fn leader_changes(samples: &[Sample]) -> Vec<(Duration, usize)> {
     let mut changes = Vec::new();

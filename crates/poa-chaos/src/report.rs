@@ -35,6 +35,8 @@ pub(crate) struct Recovery {
     pub(crate) hit_leader: bool,
     /// Time until the highest height grew, if it did during the run.
     pub(crate) progress_ms: Option<u64>,
+    /// Time until another node led and produced, if leadership moved.
+    pub(crate) new_leader_ms: Option<u64>,
 }
 
 /// Everything a run reports.
@@ -103,17 +105,26 @@ impl Report {
             self.longest_stall_with_quorum.length,
             self.longest_stall_with_quorum.from
         );
-        let failovers: Vec<u64> = self
+        let progress: Vec<u64> = self
             .failovers
             .iter()
             .filter_map(|r| r.progress_ms)
             .collect();
+        let moved: Vec<u64> = self
+            .failovers
+            .iter()
+            .filter_map(|r| r.new_leader_ms)
+            .collect();
         let _ = writeln!(
             text,
-            "failovers (faults on the leader): {}, production moved on after max {} ms, median {} ms",
+            "faults on the leader: {}; production moved on after max {} ms (median {} ms); \
+             leadership moved {} times, the new leader produced after max {} ms (median {} ms)",
             self.failovers.len(),
-            failovers.iter().max().copied().unwrap_or(0),
-            median(&failovers)
+            progress.iter().max().copied().unwrap_or(0),
+            median(&progress),
+            moved.len(),
+            moved.iter().max().copied().unwrap_or(0),
+            median(&moved)
         );
         for verdict in &self.verdicts {
             let mark = if verdict.passed { "ok  " } else { "FAIL" };

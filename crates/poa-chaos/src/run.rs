@@ -149,7 +149,6 @@ fn drive(cli: &Cli, interrupted: &Arc<AtomicBool>, dir: &std::path::Path) -> Res
     Ok(judge(
         cli,
         &state,
-        &plan,
         &chains,
         healed_at,
         resume_bound,
@@ -227,7 +226,6 @@ fn read_final_chains(client: &Client, cluster: &Cluster) -> Result<Vec<Vec<Block
 fn judge(
     cli: &Cli,
     state: &RunState,
-    plan: &[PlannedFault],
     chains: &[Vec<BlockSummary>],
     healed_at: Duration,
     resume_bound: Duration,
@@ -293,15 +291,18 @@ fn judge(
             fault: f.active.describe(),
             kind: f.active.planned.kind.name(),
             hit_leader: true,
-            progress_ms: checks::time_to_progress(samples, f.at)
-                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            progress_ms: checks::time_to_progress(samples, f.at).map(as_millis),
+            new_leader_ms: f
+                .active
+                .node
+                .and_then(|node| checks::time_to_new_leader(samples, f.at, node))
+                .map(as_millis),
         })
         .collect();
     let included: std::collections::BTreeSet<&str> = longest
         .iter()
         .flat_map(|b| b.transactions.iter().map(String::as_str))
         .collect();
-    let _ = plan;
     Report {
         seed: cli.seed,
         passed: verdicts.iter().all(|v| v.passed),
@@ -322,6 +323,10 @@ fn judge(
         verdicts,
         timeline: state.timeline.clone(),
     }
+}
+
+fn as_millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A fault as it was started.

@@ -77,6 +77,27 @@ fn time_to_progress__when_the_height_grows_later__then_is_the_delay() {
 }
 
 #[test]
+fn time_to_new_leader__when_another_node_leads_and_produces__then_is_the_failover_time() {
+    // given
+    let samples = [
+        sample(0, &[Some(5), Some(5)], Some(0), true),
+        sample(300, &[None, Some(6)], None, true),
+        sample(1200, &[None, Some(6)], Some(1), true),
+        sample(1300, &[None, Some(7)], Some(1), true),
+    ];
+
+    // when / then
+    assert_eq!(
+        time_to_new_leader(&samples, Duration::from_millis(100), 0),
+        Some(Duration::from_millis(1100))
+    );
+    assert_eq!(
+        time_to_new_leader(&samples, Duration::from_millis(100), 1),
+        None
+    );
+}
+
+#[test]
 fn leader_changes__when_leadership_moves_with_gaps__then_counts_each_new_leader() {
     // given
     let samples = [
