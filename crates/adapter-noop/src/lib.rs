@@ -20,6 +20,14 @@ impl BlockReconciliationPort for NoopReconciliation {
         Ok(LeaderState::ReconciledLeader)
     }
 
+    /// A single node has nobody to follow: standing down means producing nothing.
+    async fn follower_state(
+        &self,
+        _next_height: BlockHeight,
+    ) -> Result<LeaderState, ReconciliationError> {
+        Ok(LeaderState::ReconciledFollower)
+    }
+
     async fn release(&self) -> Result<(), ReconciliationError> {
         Ok(())
     }

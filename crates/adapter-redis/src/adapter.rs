@@ -149,6 +149,16 @@ impl BlockReconciliationPort for RedisReconciliation {
         result.map_err(ReconciliationError::from)
     }
 
+    async fn follower_state(
+        &self,
+        next_height: BlockHeight,
+    ) -> Result<LeaderState, ReconciliationError> {
+        self.reconciler
+            .follower(next_height)
+            .await
+            .map_err(ReconciliationError::from)
+    }
+
     async fn release(&self) -> Result<(), ReconciliationError> {
         self.lease.release().await;
         Ok(())

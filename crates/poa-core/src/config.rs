@@ -45,6 +45,7 @@ fn serialize_millis<S: serde::Serializer>(
 pub struct ServiceConfig {
     trigger: Trigger,
     retry_period: Duration,
+    retry_jitter: Duration,
     release_timeout: Duration,
 }
 
@@ -85,8 +86,17 @@ impl ServiceConfig {
         Ok(Self {
             trigger,
             retry_period,
+            retry_jitter: Duration::ZERO,
             release_timeout,
         })
+    }
+
+    /// Adds a random delay of up to `jitter` to every retry period, so followers started
+    /// together do not poll the coordination nodes in lockstep.
+    #[must_use]
+    pub fn with_retry_jitter(mut self, jitter: Duration) -> Self {
+        self.retry_jitter = jitter;
+        self
     }
 
     /// When blocks are produced.
@@ -97,6 +107,11 @@ impl ServiceConfig {
     /// How long a follower or a failed cycle waits before the next cycle.
     pub fn retry_period(&self) -> Duration {
         self.retry_period
+    }
+
+    /// The largest random delay added to a retry period.
+    pub fn retry_jitter(&self) -> Duration {
+        self.retry_jitter
     }
 
     /// The longest shutdown waits for the lease release.

@@ -81,11 +81,23 @@ pub enum CycleOutcome {
     },
 }
 
+/// A request from a [`ServiceHandle`].
+#[derive(Debug)]
+enum Request {
+    /// Run a production cycle now and report what it did.
+    ProduceBlock(oneshot::Sender<CycleOutcome>),
+    /// Release the lease and only follow until the hold-off has passed.
+    StepDown {
+        hold_off: Duration,
+        done: oneshot::Sender<()>,
+    },
+}
+
 /// What woke the loop.
 enum Wake {
     Timer,
     Transactions,
-    Manual(oneshot::Sender<CycleOutcome>),
+    Request(Request),
 }
 
 /// When the loop wakes next.
@@ -98,7 +110,7 @@ struct Schedule {
 #[derive(Debug, Clone)]
 pub struct ServiceHandle {
     status: watch::Receiver<ServiceStatus>,
-    requests: mpsc::Sender<oneshot::Sender<CycleOutcome>>,
+    requests: mpsc::Sender<Request>,
 }
 
 impl ServiceHandle {
@@ -121,10 +133,25 @@ impl ServiceHandle {
     pub async fn produce_block(&self) -> Result<CycleOutcome, ServiceError> {
         let (reply, outcome) = oneshot::channel();
         self.requests
-            .send(reply)
+            .send(Request::ProduceBlock(reply))
             .await
             .map_err(|_| ServiceError::Stopped)?;
         outcome.await.map_err(|_| ServiceError::Stopped)
+    }
+
+    /// Asks the service to release the lease and only follow for `hold_off`, so another
+    /// process takes over (for a rolling upgrade). Returns once the lease is released.
+    ///
+    /// # Errors
+    ///
+    /// [`ServiceError::Stopped`] when the service no longer runs.
+    pub async fn step_down(&self, hold_off: Duration) -> Result<(), ServiceError> {
+        let (done, released) = oneshot::channel();
+        self.requests
+            .send(Request::StepDown { hold_off, done })
+            .await
+            .map_err(|_| ServiceError::Stopped)?;
+        released.await.map_err(|_| ServiceError::Stopped)
     }
 }
 
@@ -135,10 +162,12 @@ pub struct ProductionService {
     ports: Ports,
     metrics: ServiceMetrics,
     status: watch::Sender<ServiceStatus>,
-    requests: mpsc::Receiver<oneshot::Sender<CycleOutcome>>,
+    requests: mpsc::Receiver<Request>,
     // Keeps the request channel open while no handle exists, so `recv` never spins on `None`.
-    _requests_sender: mpsc::Sender<oneshot::Sender<CycleOutcome>>,
+    _requests_sender: mpsc::Sender<Request>,
     last_produced_at: Option<Instant>,
+    /// While set and in the future, cycles only follow (after a step-down).
+    standing_down_until: Option<Instant>,
     /// Where blocks trimmed from the shared log come from; `None` = nowhere.
     history: Option<Arc<dyn BlockHistorySource>>,
 }
@@ -164,6 +193,7 @@ impl ProductionService {
             requests,
             _requests_sender: requests_sender.clone(),
             last_produced_at: None,
+            standing_down_until: None,
             history: None,
         };
         let handle = ServiceHandle {
@@ -187,7 +217,7 @@ impl ProductionService {
             let wake = tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                Some(reply) = self.requests.recv() => Wake::Manual(reply),
+                Some(request) = self.requests.recv() => Wake::Request(request),
                 () = tokio::time::sleep_until(schedule.next_cycle) => Wake::Timer,
                 () = pool.wait_for_pending(), if schedule.wake_on_transactions => Wake::Transactions,
             };
@@ -200,11 +230,16 @@ impl ProductionService {
                     let may_produce = self.timer_may_produce();
                     self.cycle(may_produce).await
                 }
-                Wake::Manual(reply) => {
+                Wake::Request(Request::ProduceBlock(reply)) => {
                     let outcome = self.manual_cycles().await;
                     // The requester may have given up; the block is committed either way.
                     let _ = reply.send(outcome.clone());
                     outcome
+                }
+                Wake::Request(Request::StepDown { hold_off, done }) => {
+                    self.step_down(hold_off).await;
+                    let _ = done.send(());
+                    CycleOutcome::Follower
                 }
             };
             schedule = self.schedule_after(&outcome);
@@ -234,10 +269,50 @@ impl ProductionService {
         outcome
     }
 
+    /// Releases the lease and follows without acquiring it until `hold_off` has passed.
+    async fn step_down(&mut self, hold_off: Duration) {
+        let now = Instant::now();
+        self.standing_down_until = Some(now.checked_add(hold_off).unwrap_or(now));
+        info!(
+            hold_off_ms = duration_millis(hold_off),
+            "stepping down: releasing the lease"
+        );
+        if let Err(error) = self.ports.reconciliation.release().await {
+            warn!(error = %error, "lease release for the step-down failed: it will expire on its own");
+        }
+        self.metrics.is_producing.set(0);
+        self.status
+            .send_modify(|status| status.role = Role::Follower);
+    }
+
+    /// Whether this process is standing down after a step-down request.
+    pub(super) fn is_standing_down(&mut self) -> bool {
+        match self.standing_down_until {
+            Some(until) if Instant::now() < until => true,
+            Some(_) => {
+                self.standing_down_until = None;
+                info!("step-down hold-off over: competing for the lease again");
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// The retry period plus a random jitter, so followers do not poll in lockstep.
+    fn jittered_retry_period(&self) -> Duration {
+        let jitter = self.config.retry_jitter();
+        let extra = if jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            rand::Rng::gen_range(&mut rand::thread_rng(), Duration::ZERO..=jitter)
+        };
+        self.config.retry_period().saturating_add(extra)
+    }
+
     /// When to wake next, given what the last cycle did.
     fn schedule_after(&self, outcome: &CycleOutcome) -> Schedule {
         let now = Instant::now();
-        let retry = now.checked_add(self.config.retry_period()).unwrap_or(now);
+        let retry = now.checked_add(self.jittered_retry_period()).unwrap_or(now);
         let trigger = self.config.trigger();
         match outcome {
             // An instant block that included nothing (its transactions were dropped as already

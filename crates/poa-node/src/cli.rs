@@ -66,6 +66,14 @@ pub(crate) struct RunArgs {
     #[arg(long, env = "POA_HTTP")]
     pub(crate) http: Option<SocketAddr>,
 
+    /// Address of the admin API (POST /admin/step-down); keep it on loopback [default: 127.0.0.1:4001].
+    #[arg(long, env = "POA_ADMIN_HTTP")]
+    pub(crate) admin_http: Option<SocketAddr>,
+
+    /// How long a step-down keeps this process from taking the lease back [default: 10s].
+    #[arg(long, env = "POA_STEP_DOWN_HOLD_OFF", value_parser = humantime::parse_duration)]
+    pub(crate) step_down_hold_off: Option<Duration>,
+
     /// Authority key file (see `poa-node keygen`) [default: the public development key].
     #[arg(long, env = "POA_KEY_FILE")]
     pub(crate) key_file: Option<PathBuf>,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use adapter_chain::{ChainSpec, MemoryTransactionPool, PoolError, RedbBlockImporter};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -48,6 +48,54 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
+}
+
+/// The admin API's routes; served on their own listener, on loopback by default.
+pub(crate) fn admin_router(state: AdminState) -> Router {
+    Router::new()
+        .route("/admin/step-down", post(step_down))
+        .with_state(state)
+}
+
+/// What the admin handlers need.
+#[derive(Clone)]
+pub(crate) struct AdminState {
+    pub(crate) service: ServiceHandle,
+    pub(crate) default_hold_off: std::time::Duration,
+}
+
+/// Query of `POST /admin/step-down`.
+#[derive(Debug, serde::Deserialize)]
+struct StepDownQuery {
+    /// How long to stay a follower, e.g. `30s` [default: `--step-down-hold-off`].
+    hold_off: Option<String>,
+}
+
+/// Releases the lease and keeps this process a follower for the hold-off, so another process
+/// takes over: for rolling upgrades.
+async fn step_down(
+    State(state): State<AdminState>,
+    Query(query): Query<StepDownQuery>,
+) -> Response {
+    let hold_off = match query.hold_off.as_deref().map(humantime::parse_duration) {
+        None => state.default_hold_off,
+        Some(Ok(hold_off)) if !hold_off.is_zero() => hold_off,
+        Some(_) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({ "error": "hold_off must be a positive duration such as 30s" })),
+            )
+                .into_response();
+        }
+    };
+    match state.service.step_down(hold_off).await {
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(json!({ "stepped_down": true, "hold_off_ms": u64::try_from(hold_off.as_millis()).unwrap_or(u64::MAX) })),
+        )
+            .into_response(),
+        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "error": error.to_string() }))).into_response(),
+    }
 }
 
 async fn health(State(state): State<ApiState>) -> Response {

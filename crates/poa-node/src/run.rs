@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::http::{self, ApiState};
+use crate::http::{self, AdminState, ApiState};
 use crate::settings::{KeySource, Settings};
 
 /// Runs the node until a shutdown signal.
@@ -87,7 +87,8 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         settings.trigger,
         settings.poll_interval,
         settings.release_timeout,
-    )?;
+    )?
+    .with_retry_jitter(settings.poll_jitter);
     let ports = Ports {
         reconciliation: Arc::clone(&reconciliation),
         importer: Arc::new(importer.clone()),
@@ -112,6 +113,19 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     let address = listener
         .local_addr()
         .context("cannot read the HTTP address")?;
+    let admin_listener = TcpListener::bind(settings.admin_http)
+        .await
+        .with_context(|| format!("cannot listen on --admin-http {}", settings.admin_http))?;
+    let admin_address = admin_listener
+        .local_addr()
+        .context("cannot read the admin address")?;
+    if !admin_address.ip().is_loopback() {
+        warn!(admin_http = %admin_address, "the admin API listens beyond loopback: anyone who reaches it can make this node step down");
+    }
+    let admin = http::admin_router(AdminState {
+        service: handle.clone(),
+        default_hold_off: settings.step_down_hold_off,
+    });
     let api = http::router(ApiState {
         service: handle,
         chain: importer,
@@ -122,6 +136,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         chain_spec: settings.chain,
     });
     let (stop_http, mut http_stopped) = watch::channel(false);
+    let mut admin_stopped = http_stopped.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, api)
             .with_graceful_shutdown(async move {
@@ -129,8 +144,16 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
             })
             .await
     });
+    let admin_server = tokio::spawn(async move {
+        axum::serve(admin_listener, admin)
+            .with_graceful_shutdown(async move {
+                let _ = admin_stopped.wait_for(|stopped| *stopped).await;
+            })
+            .await
+    });
     info!(
         http = %address,
+        admin_http = %admin_address,
         trigger = %settings.trigger,
         "node running: try curl http://{address}/blocks/latest and http://{address}/status"
     );
@@ -140,11 +163,13 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         redis.shutdown(settings.release_timeout).await;
     }
     let _ = stop_http.send(true);
-    match tokio::time::timeout(settings.release_timeout, server).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(error))) => warn!(error = %error, "http server failed"),
-        Ok(Err(error)) => warn!(error = %error, "http server task failed"),
-        Err(_) => warn!("http server did not drain in time"),
+    for (name, task) in [("http", server), ("admin http", admin_server)] {
+        match tokio::time::timeout(settings.release_timeout, task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => warn!(server = name, error = %error, "http server failed"),
+            Ok(Err(error)) => warn!(server = name, error = %error, "http server task failed"),
+            Err(_) => warn!(server = name, "http server did not drain in time"),
+        }
     }
     info!("node stopped");
     Ok(())

@@ -23,6 +23,16 @@ const DEFAULT_HTTP: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
     std::net::Ipv4Addr::LOCALHOST,
     4000,
 ));
+/// The default admin API address.
+const DEFAULT_ADMIN_HTTP: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    4001,
+));
+/// The default step-down hold-off.
+const DEFAULT_STEP_DOWN_HOLD_OFF: Duration = Duration::from_secs(10);
+/// Followers add up to this fraction of the poll interval at random, so they do not poll in
+/// lockstep.
+const POLL_JITTER_DIVISOR: u32 = 4;
 /// How often an idle or single node re-checks when no block time says otherwise.
 const DEFAULT_IDLE_POLL: Duration = Duration::from_secs(1);
 /// A Redis URL used only to validate leader-lock flags when no node is configured.
@@ -61,6 +71,9 @@ struct FileSettings {
     #[serde(default)]
     manual: bool,
     http: Option<SocketAddr>,
+    admin_http: Option<SocketAddr>,
+    #[serde(default, with = "humantime_serde")]
+    step_down_hold_off: Option<Duration>,
     key_file: Option<PathBuf>,
     chain_id: Option<u64>,
     #[serde(default, with = "humantime_serde")]
@@ -106,10 +119,14 @@ pub(crate) struct Settings {
     pub(crate) data_dir: PathBuf,
     pub(crate) trigger: Trigger,
     pub(crate) http: SocketAddr,
+    pub(crate) admin_http: SocketAddr,
+    pub(crate) step_down_hold_off: Duration,
     pub(crate) key_source: KeySource,
     pub(crate) key: AuthorityKey,
     pub(crate) chain: ChainSpec,
     pub(crate) poll_interval: Duration,
+    /// The largest random delay added to each poll.
+    pub(crate) poll_jitter: Duration,
     /// `None` for a single node (no `--redis-url`).
     pub(crate) redis: Option<RedisConfig>,
     /// `None` without any `--peer`.
@@ -147,6 +164,16 @@ impl Settings {
             Some(interval) => interval,
             None => default_poll_interval(trigger, redis.as_ref()),
         };
+        let step_down_hold_off = args
+            .step_down_hold_off
+            .or(file.step_down_hold_off)
+            .unwrap_or(DEFAULT_STEP_DOWN_HOLD_OFF);
+        if step_down_hold_off.is_zero() {
+            return Err(InvalidSetting::new(
+                "--step-down-hold-off",
+                "must be larger than zero",
+            ));
+        }
         let release_timeout = redis.as_ref().map_or(DEFAULT_IDLE_POLL, |redis| {
             redis.node_timeout.saturating_mul(4).max(DEFAULT_IDLE_POLL)
         });
@@ -157,10 +184,16 @@ impl Settings {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             trigger,
             http: args.http.or(file.http).unwrap_or(DEFAULT_HTTP),
+            admin_http: args
+                .admin_http
+                .or(file.admin_http)
+                .unwrap_or(DEFAULT_ADMIN_HTTP),
+            step_down_hold_off,
             key_source,
             key,
             chain,
             poll_interval,
+            poll_jitter: poll_interval / POLL_JITTER_DIVISOR,
             redis,
             peers,
             release_timeout,

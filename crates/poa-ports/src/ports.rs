@@ -24,6 +24,18 @@ pub trait BlockReconciliationPort: Send + Sync {
         next_height: BlockHeight,
     ) -> Result<LeaderState, ReconciliationError>;
 
+    /// Like [`Self::leader_state`] but never acquires the lease: used while this process
+    /// stands down (for a rolling upgrade) so it keeps importing committed blocks without
+    /// taking the lease back. Never returns [`LeaderState::ReconciledLeader`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::leader_state`].
+    async fn follower_state(
+        &self,
+        next_height: BlockHeight,
+    ) -> Result<LeaderState, ReconciliationError>;
+
     /// Gives up the lease if held, so another process can take over without waiting for it to
     /// expire. Idempotent; a no-op for a process that does not lead.
     ///

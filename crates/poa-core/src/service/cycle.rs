@@ -27,7 +27,11 @@ impl ProductionService {
             );
         };
         let started = Instant::now();
-        let leader_state = self.ports.reconciliation.leader_state(next_height).await;
+        let leader_state = if self.is_standing_down() {
+            self.ports.reconciliation.follower_state(next_height).await
+        } else {
+            self.ports.reconciliation.leader_state(next_height).await
+        };
         self.metrics.observe_step("leader_state", started.elapsed());
         match leader_state {
             Err(ReconciliationError::HistoryGap { next_height: gap }) => {

@@ -34,6 +34,7 @@ mock! {
     #[async_trait]
     impl BlockReconciliationPort for Reconciliation {
         async fn leader_state(&self, next_height: BlockHeight) -> Result<LeaderState, ReconciliationError>;
+        async fn follower_state(&self, next_height: BlockHeight) -> Result<LeaderState, ReconciliationError>;
         async fn release(&self) -> Result<(), ReconciliationError>;
         async fn publish_produced_block(&self, block: &SealedBlock) -> Result<(), ReconciliationError>;
         fn lease_status(&self) -> LeaseStatus;
@@ -204,7 +205,10 @@ impl Doubles {
     }
 
     fn start(self, trigger: Trigger) -> Running {
-        let config = ServiceConfig::new(trigger, RETRY, Duration::from_secs(1)).unwrap();
+        self.start_with(ServiceConfig::new(trigger, RETRY, Duration::from_secs(1)).unwrap())
+    }
+
+    fn start_with(self, config: ServiceConfig) -> Running {
         let ports = Ports {
             reconciliation: Arc::new(self.reconciliation),
             importer: Arc::new(self.importer),
@@ -710,5 +714,111 @@ async fn run__when_instant_leader_without_transactions__then_produces_nothing_un
     // then
     assert_eq!(before, 0);
     assert!(running.head_height() >= 1);
+    running.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn step_down__when_leading__then_releases_and_only_follows_until_the_hold_off_ends() {
+    // given: a leader on the interval trigger
+    let mut doubles = Doubles::new().with_local_chain();
+    let standing_down = Arc::new(Mutex::new(false));
+    let leader_calls_while_standing_down = Arc::new(Mutex::new(0_u32));
+    let (flag, counted) = (
+        Arc::clone(&standing_down),
+        Arc::clone(&leader_calls_while_standing_down),
+    );
+    doubles
+        .reconciliation
+        .expect_leader_state()
+        .returning(move |_| {
+            if *flag.lock().unwrap() {
+                *counted.lock().unwrap() += 1;
+            }
+            Ok(LeaderState::ReconciledLeader)
+        });
+    let follower_calls = Arc::new(Mutex::new(0_u32));
+    let counted_follower = Arc::clone(&follower_calls);
+    doubles
+        .reconciliation
+        .expect_follower_state()
+        .returning(move |_| {
+            *counted_follower.lock().unwrap() += 1;
+            Ok(LeaderState::ReconciledFollower)
+        });
+    doubles.producing_empty_blocks();
+    doubles.importer.expect_verify().returning(|_| Ok(()));
+    doubles
+        .reconciliation
+        .expect_publish_produced_block()
+        .returning(|_| Ok(()));
+    doubles.commit_advances_head();
+    let releases = Arc::new(Mutex::new(0_u32));
+    let counted_releases = Arc::clone(&releases);
+    doubles.reconciliation.expect_release().returning(move || {
+        *counted_releases.lock().unwrap() += 1;
+        Ok(())
+    });
+    let running = doubles.start(Trigger::Interval {
+        block_time: BLOCK_TIME,
+    });
+    let_time_pass(Duration::from_millis(250)).await;
+    assert!(running.head_height() >= 2);
+
+    // when
+    *standing_down.lock().unwrap() = true;
+    running
+        .handle
+        .step_down(Duration::from_secs(1))
+        .await
+        .unwrap();
+    let height_at_step_down = running.head_height();
+    let_time_pass(Duration::from_millis(900)).await;
+
+    // then: released once, followed without acquiring, produced nothing
+    assert_eq!(*releases.lock().unwrap(), 1);
+    assert!(*follower_calls.lock().unwrap() >= 5);
+    assert_eq!(*leader_calls_while_standing_down.lock().unwrap(), 0);
+    assert_eq!(running.head_height(), height_at_step_down);
+    assert_eq!(running.handle.status().role, Role::Follower);
+
+    // and after the hold-off it competes (and here leads) again
+    let_time_pass(Duration::from_millis(400)).await;
+    assert!(*leader_calls_while_standing_down.lock().unwrap() > 0);
+    assert!(running.head_height() > height_at_step_down);
+    running.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn run__when_follower_with_jitter__then_polls_no_faster_than_the_period_and_no_slower_than_period_plus_jitter()
+ {
+    // given: a 100 ms period with up to 100 ms of jitter
+    let mut doubles = Doubles::new().with_local_chain();
+    let calls = Arc::new(Mutex::new(0_u32));
+    let counted = Arc::clone(&calls);
+    doubles
+        .reconciliation
+        .expect_leader_state()
+        .returning(move |_| {
+            *counted.lock().unwrap() += 1;
+            Ok(LeaderState::ReconciledFollower)
+        });
+    doubles.reconciliation.expect_release().returning(|| Ok(()));
+    let config = ServiceConfig::new(
+        Trigger::Interval {
+            block_time: BLOCK_TIME,
+        },
+        RETRY,
+        Duration::from_secs(1),
+    )
+    .unwrap()
+    .with_retry_jitter(Duration::from_millis(100));
+    let running = doubles.start_with(config);
+
+    // when
+    let_time_pass(Duration::from_secs(2)).await;
+
+    // then: between 2 s / 200 ms and 2 s / 100 ms polls (plus the first one)
+    let calls = *calls.lock().unwrap();
+    assert!((10..=21).contains(&calls), "polled {calls} times in 2 s");
     running.shutdown().await;
 }

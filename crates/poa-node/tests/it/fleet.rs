@@ -10,12 +10,12 @@ use crate::support::{Node, eventually};
 
 const LEASE_TTL: Duration = Duration::from_secs(1);
 
-fn fleet_args(redis: &[RedisServer]) -> Vec<String> {
+fn fleet_args(redis: &[RedisServer], lease_ttl: &str) -> Vec<String> {
     let mut args: Vec<String> = [
         "--block-time",
         "100ms",
         "--lease-ttl",
-        "1s",
+        lease_ttl,
         "--node-timeout",
         "100ms",
         "--retry-delay",
@@ -31,6 +31,34 @@ fn fleet_args(redis: &[RedisServer]) -> Vec<String> {
         args.push(server.url());
     }
     args
+}
+
+/// Starts `count` producers on `redis`, each with its own data directory.
+fn start_fleet(
+    redis: &[RedisServer],
+    count: usize,
+    lease_ttl: &str,
+) -> (Vec<tempfile::TempDir>, Vec<Node>) {
+    let args = fleet_args(redis, lease_ttl);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let dirs: Vec<_> = (0..count).map(|_| tempfile::tempdir().unwrap()).collect();
+    let nodes = dirs
+        .iter()
+        .map(|dir| Node::start(dir.path(), &args))
+        .collect();
+    (dirs, nodes)
+}
+
+/// Waits until exactly one node has produced, and returns its index.
+fn wait_for_single_producer(nodes: &[Node]) -> usize {
+    assert!(eventually(Duration::from_secs(30), || nodes
+        .iter()
+        .any(|node| node.height() >= 5)));
+    let producers: Vec<usize> = (0..nodes.len())
+        .filter(|&index| produced(&nodes[index]) > 0)
+        .collect();
+    assert_eq!(producers.len(), 1, "producers: {producers:?}");
+    producers[0]
 }
 
 fn produced(node: &Node) -> u64 {
@@ -56,13 +84,7 @@ fn fleet__when_three_producers_share_three_redis_nodes__then_one_leads_and_a_kil
  {
     // given
     let redis: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
-    let args = fleet_args(&redis);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut nodes: Vec<Node> = dirs
-        .iter()
-        .map(|dir| Node::start(dir.path(), &args))
-        .collect();
+    let (_dirs, mut nodes) = start_fleet(&redis, 3, "1s");
 
     // when the fleet has run for a while
     assert!(eventually(Duration::from_secs(30), || nodes
@@ -132,4 +154,58 @@ fn fleet__when_three_producers_share_three_redis_nodes__then_one_leads_and_a_kil
             "height {height} changed after the takeover"
         );
     }
+}
+
+#[test]
+fn fleet__when_the_leader_is_terminated__then_a_follower_takes_over_without_waiting_for_the_lease_to_expire()
+ {
+    // given: a 3 s lease, so a takeover well under 3 s can only come from the release
+    let redis: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+    let (_dirs, mut nodes) = start_fleet(&redis, 2, "3s");
+    let leader = wait_for_single_producer(&nodes);
+    let follower = 1 - leader;
+
+    // when
+    let terminated_at = Instant::now();
+    let status = nodes[leader].terminate();
+
+    // then
+    assert!(status.success(), "{status:?}");
+    assert!(eventually(Duration::from_secs(10), || produced(
+        &nodes[follower]
+    ) > 0));
+    let takeover = terminated_at.elapsed();
+    assert!(
+        takeover < Duration::from_secs(2),
+        "takeover took {takeover:?}: the lease was not released"
+    );
+}
+
+#[test]
+fn fleet__when_the_leader_steps_down__then_another_takes_over_and_it_follows_for_the_hold_off() {
+    // given
+    let redis: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+    let (_dirs, nodes) = start_fleet(&redis, 2, "3s");
+    let leader = wait_for_single_producer(&nodes);
+    let other = 1 - leader;
+
+    // when
+    let (status, body) = nodes[leader].post_admin("/admin/step-down?hold_off=5s");
+
+    // then: the other process leads well before the 3 s lease could have expired
+    assert_eq!(status, 200, "{body}");
+    let stepped_down_at = Instant::now();
+    assert!(eventually(Duration::from_secs(10), || produced(
+        &nodes[other]
+    ) > 0));
+    assert!(stepped_down_at.elapsed() < Duration::from_secs(2));
+    // and the stepped-down process produces nothing more, yet follows the chain
+    let produced_after_step_down = produced(&nodes[leader]);
+    let height = nodes[other].height();
+    assert!(eventually(Duration::from_secs(10), || nodes[leader]
+        .height()
+        >= height));
+    assert_eq!(produced(&nodes[leader]), produced_after_step_down);
+    assert!(!nodes[leader].is_leader());
+    assert_no_fork(&[&nodes[0], &nodes[1]]);
 }

@@ -25,6 +25,7 @@ pub fn binary() -> &'static str {
 pub struct Node {
     child: Option<Child>,
     pub http: String,
+    pub admin_http: String,
     pub log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -34,7 +35,14 @@ impl Node {
         let mut child = Command::new(binary())
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--http", "127.0.0.1:0", "--log-format", "json"])
+            .args([
+                "--http",
+                "127.0.0.1:0",
+                "--admin-http",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ])
             .args(args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
@@ -48,15 +56,18 @@ impl Node {
         thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Ok(event) = serde_json::from_str::<Value>(&line)
-                    && let Some(http) = event.get("http").and_then(Value::as_str)
+                    && let (Some(http), Some(admin)) = (
+                        event.get("http").and_then(Value::as_str),
+                        event.get("admin_http").and_then(Value::as_str),
+                    )
                 {
-                    let _ = address_sender.send(http.to_owned());
+                    let _ = address_sender.send((http.to_owned(), admin.to_owned()));
                 }
                 lines.lock().unwrap().push(line);
             }
         });
-        let http = match address.recv_timeout(START_DEADLINE) {
-            Ok(http) => http,
+        let (http, admin_http) = match address.recv_timeout(START_DEADLINE) {
+            Ok(addresses) => addresses,
             Err(_) => {
                 let _ = child.kill();
                 panic!(
@@ -68,6 +79,7 @@ impl Node {
         Self {
             child: Some(child),
             http,
+            admin_http,
             log,
         }
     }
@@ -95,6 +107,18 @@ impl Node {
                 .http_status_as_error(false)
                 .build()
                 .send(body),
+        )
+    }
+
+    /// POST to the admin API.
+    pub fn post_admin(&self, path_and_query: &str) -> (u16, Value) {
+        let url = format!("http://{}{path_and_query}", self.admin_http);
+        request(
+            ureq::post(&url)
+                .config()
+                .http_status_as_error(false)
+                .build()
+                .send(&[] as &[u8]),
         )
     }
 
