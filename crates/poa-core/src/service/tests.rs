@@ -191,6 +191,40 @@ impl Doubles {
         });
     }
 
+    /// The whole produce path succeeds: produce, seal, verify, publish, commit.
+    fn publishing_and_committing(&mut self) {
+        self.producing_empty_blocks();
+        self.importer.expect_verify().returning(|_| Ok(()));
+        self.reconciliation
+            .expect_publish_produced_block()
+            .returning(|_| Ok(()));
+        self.commit_advances_head();
+    }
+
+    /// Expects `blocks` to be verified and committed once each, in this order.
+    fn expect_import_in_order(&mut self, blocks: &[&SealedBlock]) {
+        let mut order = Sequence::new();
+        for block in blocks {
+            let id = block.id();
+            self.importer
+                .expect_verify()
+                .withf(move |candidate| candidate.id() == id)
+                .times(1)
+                .in_sequence(&mut order)
+                .returning(|_| Ok(()));
+            let head = Arc::clone(&self.head);
+            self.importer
+                .expect_commit()
+                .withf(move |candidate| candidate.id() == id)
+                .times(1)
+                .in_sequence(&mut order)
+                .returning(move |block| {
+                    *head.lock().unwrap() = block.block.header;
+                    Ok(())
+                });
+        }
+    }
+
     /// A producer that builds an empty block on its parent and a signer that seals it.
     fn producing_empty_blocks(&mut self) {
         self.producer.expect_produce_block().returning(|parent, _| {
@@ -469,28 +503,7 @@ async fn import__when_blocks_are_unreconciled__then_imports_in_height_order_and_
         .reconciliation
         .expect_leader_state()
         .returning(|_| Ok(LeaderState::ReconciledFollower));
-    let mut order = Sequence::new();
-    for block in [&blocks[1], &blocks[2]] {
-        let id = block.id();
-        doubles
-            .importer
-            .expect_verify()
-            .withf(move |candidate| candidate.id() == id)
-            .times(1)
-            .in_sequence(&mut order)
-            .returning(|_| Ok(()));
-        let head = Arc::clone(&doubles.head);
-        doubles
-            .importer
-            .expect_commit()
-            .withf(move |candidate| candidate.id() == id)
-            .times(1)
-            .in_sequence(&mut order)
-            .returning(move |block| {
-                *head.lock().unwrap() = block.block.header;
-                Ok(())
-            });
-    }
+    doubles.expect_import_in_order(&[&blocks[1], &blocks[2]]);
     doubles.producer.expect_produce_block().never();
     doubles.reconciliation.expect_release().returning(|| Ok(()));
     let running = doubles.start(Trigger::Manual);
@@ -627,13 +640,7 @@ async fn run__when_a_cycle_fails__then_recovers_on_the_next_cycle() {
         .reconciliation
         .expect_leader_state()
         .returning(|_| Ok(LeaderState::ReconciledLeader));
-    doubles.producing_empty_blocks();
-    doubles.importer.expect_verify().returning(|_| Ok(()));
-    doubles
-        .reconciliation
-        .expect_publish_produced_block()
-        .returning(|_| Ok(()));
-    doubles.commit_advances_head();
+    doubles.publishing_and_committing();
     doubles.reconciliation.expect_release().returning(|| Ok(()));
     let running = doubles.start(Trigger::Interval {
         block_time: BLOCK_TIME,
@@ -662,13 +669,7 @@ async fn run__when_interval_leader__then_produces_one_block_per_block_time() {
         .reconciliation
         .expect_leader_state()
         .returning(|_| Ok(LeaderState::ReconciledLeader));
-    doubles.producing_empty_blocks();
-    doubles.importer.expect_verify().returning(|_| Ok(()));
-    doubles
-        .reconciliation
-        .expect_publish_produced_block()
-        .returning(|_| Ok(()));
-    doubles.commit_advances_head();
+    doubles.publishing_and_committing();
     doubles.reconciliation.expect_release().returning(|| Ok(()));
     let running = doubles.start(Trigger::Interval {
         block_time: BLOCK_TIME,
@@ -695,13 +696,7 @@ async fn run__when_instant_leader_without_transactions__then_produces_nothing_un
         .reconciliation
         .expect_leader_state()
         .returning(|_| Ok(LeaderState::ReconciledLeader));
-    doubles.producing_empty_blocks();
-    doubles.importer.expect_verify().returning(|_| Ok(()));
-    doubles
-        .reconciliation
-        .expect_publish_produced_block()
-        .returning(|_| Ok(()));
-    doubles.commit_advances_head();
+    doubles.publishing_and_committing();
     doubles.reconciliation.expect_release().returning(|| Ok(()));
     let running = doubles.start(Trigger::Instant);
 
@@ -745,13 +740,7 @@ async fn step_down__when_leading__then_releases_and_only_follows_until_the_hold_
             *counted_follower.lock().unwrap() += 1;
             Ok(LeaderState::ReconciledFollower)
         });
-    doubles.producing_empty_blocks();
-    doubles.importer.expect_verify().returning(|_| Ok(()));
-    doubles
-        .reconciliation
-        .expect_publish_produced_block()
-        .returning(|_| Ok(()));
-    doubles.commit_advances_head();
+    doubles.publishing_and_committing();
     let releases = Arc::new(Mutex::new(0_u32));
     let counted_releases = Arc::clone(&releases);
     doubles.reconciliation.expect_release().returning(move || {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use mockall::{Sequence, mock};
+use mockall::mock;
 use poa_ports::{
     BlockHeight, BlockHistorySource, HistoryError, ImportError, LeaderState, ReconciliationError,
     SealedBlock,
@@ -56,28 +56,7 @@ async fn history__when_the_log_reports_a_gap__then_fetches_verifies_and_commits_
         .withf(|height, max| height.get() == 1 && *max > 0)
         .times(1)
         .returning(move |_, _| Ok(served.clone()));
-    let mut order = Sequence::new();
-    for block in &blocks {
-        let id = block.id();
-        doubles
-            .importer
-            .expect_verify()
-            .withf(move |candidate| candidate.id() == id)
-            .times(1)
-            .in_sequence(&mut order)
-            .returning(|_| Ok(()));
-        let head = Arc::clone(&doubles.head);
-        doubles
-            .importer
-            .expect_commit()
-            .withf(move |candidate| candidate.id() == id)
-            .times(1)
-            .in_sequence(&mut order)
-            .returning(move |block| {
-                *head.lock().unwrap() = block.block.header;
-                Ok(())
-            });
-    }
+    doubles.expect_import_in_order(&blocks.iter().collect::<Vec<_>>());
     doubles.producer.expect_produce_block().never();
     doubles.reconciliation.expect_release().returning(|| Ok(()));
     doubles.history = Some(Arc::new(history));
