@@ -16,9 +16,11 @@ const USER: &str = "poa";
 const PASSWORD: &str = "correct-horse-battery-staple";
 
 /// The ACL rules `docs/operations.md` recommends, for the default key prefix: the keys of
-/// PROTOCOL.md section 2, the commands the Lua scripts call, and the client's handshake.
+/// PROTOCOL.md section 2, the commands the Lua scripts call, `SCRIPT LOAD` and `EVALSHA`, and
+/// `INFO` (fred reads the server version on connect and warns when refused; nothing else is
+/// needed: with a password the handshake is `AUTH`, which every user may run).
 pub(crate) const RECOMMENDED_ACL: &str = "on ~poa:leader:lock ~poa:leader:lock:* resetchannels \
-     -@all +evalsha +script|load \
+     -@all +evalsha +script|load +info \
      +get +set +del +incr +pexpire +time +xadd +xrange +xtrim \
      +zadd +zrangebyscore +zrevrangebyscore +zremrangebyrank";
 
