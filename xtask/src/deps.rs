@@ -17,7 +17,7 @@ use std::thread;
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::cmd::{self, cargo};
-use crate::layout::{self, CHAOS, XTASK};
+use crate::layout::{self, CHAOS, DEMO, XTASK};
 
 #[cfg(test)]
 mod tests;
@@ -174,6 +174,19 @@ pub(crate) fn rules(crates: &[String]) -> Vec<Rule> {
                 package,
                 &[CHAOS],
                 "poa-chaos is test tooling run by `cargo xtask chaos`: nothing depends on it",
+            );
+        }
+    }
+    if exists(DEMO) {
+        for package in crates
+            .iter()
+            .map(String::as_str)
+            .filter(|name| *name != DEMO)
+        {
+            forbid(
+                package,
+                &[DEMO],
+                "poa-demo is tooling run by `cargo xtask demo`: nothing depends on it",
             );
         }
     }

@@ -17,6 +17,8 @@ pub(crate) const APPLICATION_CRATES: &[&str] = &["poa-node", CHAOS, XTASK];
 
 /// The chaos harness binary: test tooling that no other crate may depend on.
 pub(crate) const CHAOS: &str = "poa-chaos";
+/// The demo driver (`cargo xtask demo`): tooling like the chaos harness, nothing depends on it.
+pub(crate) const DEMO: &str = "poa-demo";
 
 /// The workspace root: the parent of xtask's own manifest directory.
 ///

@@ -15,6 +15,7 @@
 mod chaos;
 mod ci;
 mod cmd;
+mod demo;
 mod deps;
 mod layout;
 mod tidy;
@@ -33,6 +34,10 @@ const TASKS: &[(&str, &str)] = &[
     (
         "ci",
         "everything CI runs: redis-server present, fmt, clippy, tests, doc tests, rustdoc, deps, tidy",
+    ),
+    (
+        "demo",
+        "build poa-node and poa-demo, run the live takeover demo: [--duration 30s] [--kill-after 5s] [--plain]",
     ),
     (
         "deps",
@@ -68,9 +73,12 @@ fn run_task() -> Result<()> {
     if task.as_deref() == Some("chaos") {
         return chaos::run(&layout::project_root()?, &rest);
     }
+    if task.as_deref() == Some("demo") {
+        return demo::run(&layout::project_root()?, &rest);
+    }
     if let Some(extra) = rest.first() {
         eprint!("{}", usage());
-        bail!("unexpected argument `{extra}`: only `chaos` takes arguments");
+        bail!("unexpected argument `{extra}`: only `chaos` and `demo` take arguments");
     }
     let root = layout::project_root()?;
     match task.as_deref() {
