@@ -169,12 +169,18 @@ impl ProtocolModel {
                     complete = true;
                     break;
                 }
-                for (n, node) in (0u8..).zip(state.nodes.iter_mut()) {
+                for n in 0..c.nodes {
                     let bit = 1 << n;
                     if read & bit == 0 || have & bit != 0 || c.reaches_quorum(have) {
                         continue;
                     }
-                    match protocol::write_block(node, token, epoch, winner, c.mutation) {
+                    let msg = WriteMsg {
+                        node: n,
+                        token,
+                        epoch,
+                        id: winner,
+                    };
+                    match self.write_block_on(state, msg) {
                         protocol::WriteOutcome::Fenced => {
                             step_down(&mut state.producers[usize::from(p)]);
                             return;
@@ -194,7 +200,29 @@ impl ProtocolModel {
             });
             height += 1;
         }
-        state.producers[usize::from(p)].reconciled = complete;
+        let producer = &mut state.producers[usize::from(p)];
+        producer.reconciled = complete;
+        if complete && quorum_block_above(c, &state.nodes, chain_height(producer)) {
+            state.reconciled_below_quorum_block = true;
+        }
+    }
+
+    /// Runs `write_block` for `msg` on its node and records a write accepted from a token whose
+    /// lease had lapsed on every node that leaves its block on a quorum (invariant 3). Every write,
+    /// publish or repair, goes through here.
+    fn write_block_on(&self, state: &mut State, msg: WriteMsg) -> protocol::WriteOutcome {
+        let lapsed = !state.nodes.iter().any(|n| n.owner == Some(msg.token));
+        let outcome = protocol::write_block(
+            &mut state.nodes[usize::from(msg.node)],
+            msg.token,
+            msg.epoch,
+            msg.id,
+            self.config.mutation,
+        );
+        if lapsed && outcome.stored() && stored_on(&state.nodes, msg.id) >= self.config.quorum {
+            state.lapsed_write_to_quorum = true;
+        }
+        outcome
     }
 
     /// Whether the state is at the edge of the bounds: every producer has its full chain, or has
@@ -225,6 +253,15 @@ fn step_down(producer: &mut Producer) {
     producer.publish = None;
 }
 
+/// Whether some block above `height` is stored on a quorum of nodes: a leader reconciled to
+/// `height` would produce where a block is already committed, a block that can never reach quorum.
+fn quorum_block_above(config: &ModelConfig, nodes: &[RedisNode], height: u8) -> bool {
+    nodes
+        .iter()
+        .flat_map(|n| &n.entries)
+        .any(|entry| entry.id.height > height && stored_on(nodes, entry.id) >= config.quorum)
+}
+
 /// How many nodes hold `id` (any epoch).
 pub fn stored_on(nodes: &[RedisNode], id: BlockId) -> u8 {
     protocol::holders(nodes, u8::MAX, id).count_ones() as u8
@@ -253,6 +290,8 @@ impl Model for ProtocolModel {
             writes: Vec::new(),
             crashes: 0,
             epoch_decreased: false,
+            lapsed_write_to_quorum: false,
+            reconciled_below_quorum_block: false,
         }]
     }
 
@@ -326,13 +365,7 @@ impl Model for ProtocolModel {
             }
             Action::DeliverWrite(msg) => {
                 remove(&mut s.writes, &msg);
-                let outcome = protocol::write_block(
-                    &mut s.nodes[usize::from(msg.node)],
-                    msg.token,
-                    msg.epoch,
-                    msg.id,
-                    c.mutation,
-                );
+                let outcome = self.write_block_on(&mut s, msg);
                 let p = &mut s.producers[usize::from(msg.token.producer)];
                 // A reply only matters to the process and publish that sent the request; a late
                 // reply to a crashed process or an abandoned publish is discarded.
@@ -387,6 +420,14 @@ impl Model for ProtocolModel {
                         .iter()
                         .all(|p| p.chain.iter().all(|b| b.holders >= m.config.quorum))
                 },
+            ),
+            Property::always(
+                "a leader whose lease lapsed cannot get a write to quorum",
+                |_, s: &State| !s.lapsed_write_to_quorum,
+            ),
+            Property::always(
+                "a reconciled leader finds every block on a quorum",
+                |_, s: &State| !s.reconciled_below_quorum_block,
             ),
             Property::always(
                 "no deadlock before the bound",

@@ -115,6 +115,13 @@ pub struct State {
     pub crashes: u8,
     /// Set by a transition that lowered a node's epoch (checked, never expected).
     pub epoch_decreased: bool,
+    /// Set by a `write_block` (publish or repair) accepted from a token that held the lease key on
+    /// no node at that moment, after which its block was on a quorum (PROTOCOL.md invariant 3;
+    /// checked, never expected).
+    pub lapsed_write_to_quorum: bool,
+    /// Set when a reconciliation completed (the leader may produce) while a block above the
+    /// leader's chain was already on a quorum (checked, never expected).
+    pub reconciled_below_quorum_block: bool,
 }
 
 /// One step of the system.
@@ -193,6 +200,8 @@ impl stateright::Representative for State {
             writes,
             crashes: self.crashes,
             epoch_decreased: self.epoch_decreased,
+            lapsed_write_to_quorum: self.lapsed_write_to_quorum,
+            reconciled_below_quorum_block: self.reconciled_below_quorum_block,
         }
     }
 }
