@@ -338,3 +338,48 @@ async fn first_connection__when_the_password_is_wrong__then_is_refused_naming_th
     assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
     assert!(matches!(right, FirstConnection::Connected), "{right:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn first_connection__when_the_server_requires_a_client_certificate__then_connects_only_with_one_and_refuses_clearly_without()
+ {
+    // given
+    let dir = tempfile::TempDir::new().unwrap();
+    let certificates = poa_test_support::TestCertificates::generate(dir.path(), "mutual");
+    let redis = RedisServer::builder()
+        .tls(certificates.server_files(true))
+        .start();
+    let with_identity = |client: bool| {
+        let config = RedisConfig {
+            urls: vec![redis.tls_url()],
+            node_timeout: TIMEOUT,
+            security: crate::config::RedisSecurity {
+                ca_file: Some(certificates.ca.clone()),
+                client_cert: client.then(|| certificates.client_cert.clone()),
+                client_key: client.then(|| certificates.client_key.clone()),
+                ..Default::default()
+            },
+            ..RedisConfig::default()
+        }
+        .validate()
+        .unwrap();
+        Arc::new(NodeContext::new(&config, "x".into()))
+    };
+
+    // when
+    let (with_certificate, _) = first_connection_to(&redis.tls_url(), with_identity(true)).await;
+    let (without, elapsed) = first_connection_to(&redis.tls_url(), with_identity(false)).await;
+
+    // then
+    assert!(
+        matches!(with_certificate, FirstConnection::Connected),
+        "{with_certificate:?}"
+    );
+    let FirstConnection::Refused(error) = without else {
+        panic!("expected a refusal, got {without:?}");
+    };
+    assert!(
+        error.to_string().contains("CertificateRequired"),
+        "unclear error: {error}"
+    );
+    assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
+}
