@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use adapter_redis::{RedisPassword, RedisSecurity};
 use poa_ports::{BlockReconciliationPort, LeaderState, ReconciliationError};
-use poa_test_support::{RedisServer, TestCertificates};
+use poa_test_support::{RedisServer, RespValue, TestCertificates, resp};
 use tempfile::TempDir;
 
 use crate::support::*;
@@ -79,6 +79,23 @@ async fn adapter__when_nodes_need_tls_and_the_least_privilege_acl_user__then_lea
     assert_eq!(backlog, LeaderState::UnreconciledBlocks(vec![block(1, 0)]));
     assert!(streams_reach(&servers, KEY, 1).await);
     assert_eq!(leader.metric("poa_undecodable_entries_total"), 0.0);
+    for forbidden in [
+        &[&b"FLUSHALL"[..]][..],
+        &[b"GET", b"another:key"],
+        &[b"EVAL", b"return 1", b"0"],
+    ] {
+        let reply = resp::request_as(
+            servers[0].addr(),
+            Some((USER, PASSWORD)),
+            forbidden,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert!(
+            matches!(&reply, RespValue::Error(error) if error.starts_with("NOPERM")),
+            "the recommended acl allowed {forbidden:?}: {reply:?}"
+        );
+    }
 }
 
 /// One lead attempt of a fresh adapter: its outcome and how long connecting and trying took.
