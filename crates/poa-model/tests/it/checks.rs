@@ -1,7 +1,7 @@
-//! One test per protocol variant, each printing how many states it explored (`--nocapture`).
-//! The protocol as specified must satisfy every property exhaustively within the bound; each
-//! mutation either yields the counterexample named in its test or, where the model shows another
-//! mechanism already covers it, is asserted to stay safe (see the crate README).
+//! One test per protocol variant, each printing how many states it explored and its
+//! counterexample's length (`--nocapture`). The protocol as specified must satisfy every property
+//! exhaustively within the bound; each mutation must yield the counterexample named in its test,
+//! and where the whole space is explored, no other safety property may fail (see the crate README).
 
 #![allow(non_snake_case)]
 
@@ -54,7 +54,11 @@ fn expect_counterexample(checker: &impl Checker<ProtocolModel>, property: &'stat
         failures(checker)
     );
     let actions = path.map(|p| p.into_actions()).unwrap_or_default();
-    println!("{property}: {} steps: {actions:?}", actions.len());
+    println!(
+        "{property}: {} steps (failing: {:?}): {actions:?}",
+        actions.len(),
+        failures(checker)
+    );
 }
 
 #[test]
