@@ -65,9 +65,34 @@ impl Cluster {
             proxies,
             nodes: Vec::new(),
         };
+        // Every node names every other node as a --peer, so a node that falls behind blocks no
+        // longer held by a quorum of Redis (nodes restarted empty) catches up from its peers.
+        // All listeners stay bound until every port is chosen, so no two nodes get the same one.
+        let reserved = (0..nodes)
+            .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot reserve a port"))
+            .collect::<Result<Vec<_>>>()?;
+        let addresses = reserved
+            .iter()
+            .map(|listener| listener.local_addr().context("cannot read a reserved port"))
+            .collect::<Result<Vec<_>>>()?;
+        drop(reserved);
         for index in 0..nodes {
             let urls: Vec<String> = cluster.proxies[index].iter().map(FaultProxy::url).collect();
-            let node = NodeProcess::start(&binary, dir, index, &urls, settings)?;
+            let peers: Vec<String> = addresses
+                .iter()
+                .enumerate()
+                .filter(|(other, _)| *other != index)
+                .map(|(_, address)| format!("http://{address}"))
+                .collect();
+            let node = NodeProcess::start(
+                &binary,
+                dir,
+                index,
+                addresses[index],
+                &urls,
+                &peers,
+                settings,
+            )?;
             cluster.nodes.push(node);
         }
         Ok(cluster)
@@ -92,16 +117,20 @@ impl NodeProcess {
         binary: &Path,
         dir: &Path,
         index: usize,
+        http: SocketAddr,
         redis_urls: &[String],
+        peers: &[String],
         settings: &NodeSettings,
     ) -> Result<Self> {
-        let http = free_loopback_port()?;
         let data_dir = dir.join(format!("node-{index}"));
         let mut args: Vec<String> = vec![
             "--data-dir".into(),
             data_dir.display().to_string(),
             "--http".into(),
             http.to_string(),
+            // The admin API is not used here; port 0 keeps the nodes from competing for one.
+            "--admin-http".into(),
+            "127.0.0.1:0".into(),
             "--block-time".into(),
             humantime::format_duration(settings.block_time).to_string(),
             "--lease-ttl".into(),
@@ -116,6 +145,10 @@ impl NodeProcess {
         for url in redis_urls {
             args.push("--redis-url".into());
             args.push(url.clone());
+        }
+        for peer in peers {
+            args.push("--peer".into());
+            args.push(peer.clone());
         }
         let mut node = Self {
             index,
@@ -237,11 +270,6 @@ fn node_binary() -> Result<PathBuf> {
 
 /// A free loopback port, released at once so the node binds it; a race with another process
 /// binding it meanwhile is possible but shows up as a clear start failure.
-fn free_loopback_port() -> Result<SocketAddr> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot reserve a port")?;
-    listener.local_addr().context("cannot read a reserved port")
-}
-
 fn open_log(path: &Path) -> Result<File> {
     OpenOptions::new()
         .create(true)

@@ -28,6 +28,7 @@ use crate::settings::{KeySource, Settings};
 /// The local chain cannot be opened, the HTTP address cannot be bound, or the Redis adapter
 /// cannot be built.
 pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
+    let shutdown = install_shutdown_signal()?;
     let mut registry = Registry::default();
     if settings.key_source == KeySource::Development {
         warn!(
@@ -158,7 +159,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         "node running: try curl http://{address}/blocks/latest and http://{address}/status"
     );
 
-    service.run(shutdown_signal()).await;
+    service.run(shutdown).await;
     if let Some(redis) = redis {
         redis.shutdown(settings.release_timeout).await;
     }
@@ -175,21 +176,21 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                terminate.recv().await;
-            }
-            Err(error) => {
-                warn!(error = %error, "cannot listen for SIGTERM: only Ctrl-C stops the node");
-                std::future::pending::<()>().await;
-            }
+/// Installs the SIGINT (Ctrl-C) and SIGTERM handlers at once, so a signal that arrives while the
+/// node is still starting is kept rather than killing the process, and returns a future that
+/// resolves on the first of them.
+///
+/// # Errors
+///
+/// A handler cannot be installed.
+fn install_shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => info!("interrupt received: shutting down"),
+            _ = terminate.recv() => info!("terminate received: shutting down"),
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => info!("interrupt received: shutting down"),
-        () = terminate => info!("terminate received: shutting down"),
-    }
+    })
 }
