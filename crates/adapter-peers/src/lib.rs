@@ -12,6 +12,8 @@
 //! - [`config`]: the peer list and the request bounds, validated.
 //! - [`peer_history`]: [`PeerBlockHistory`], the port over HTTP peers.
 //! - [`noop`]: [`NoopBlockHistory`], for a process with no peer configured.
+//! - [`transaction_relay`]: [`PeerTransactionRelay`], passes transactions a follower accepted on
+//!   to its peers.
 //! - [`error`]: configuration errors.
 //!
 //! Architecture invariant: depends on `poa-ports` only among workspace crates.
@@ -20,8 +22,10 @@ pub mod config;
 pub mod error;
 pub mod noop;
 pub mod peer_history;
+pub mod transaction_relay;
 
 pub use config::PeerConfig;
 pub use error::PeerConfigError;
 pub use noop::NoopBlockHistory;
 pub use peer_history::PeerBlockHistory;
+pub use transaction_relay::{PeerTransactionRelay, RELAYED_HEADER};

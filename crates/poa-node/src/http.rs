@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use adapter_chain::{ChainSpec, MemoryTransactionPool, PoolError, RedbBlockImporter};
+use adapter_peers::{PeerTransactionRelay, RELAYED_HEADER};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use poa_core::{CycleOutcome, ServiceHandle, Trigger};
@@ -29,6 +30,8 @@ pub(crate) struct ApiState {
     pub(crate) registry: Arc<Registry>,
     pub(crate) trigger: Trigger,
     pub(crate) chain_spec: ChainSpec,
+    /// Passes transactions accepted while following on to the peers (`--peer`).
+    pub(crate) relay: Option<PeerTransactionRelay>,
 }
 
 /// The API's routes.
@@ -164,8 +167,15 @@ async fn block_at(State(state): State<ApiState>, Path(height): Path<u64>) -> Res
     }
 }
 
-async fn submit_transaction(State(state): State<ApiState>, body: Bytes) -> Response {
+/// Accepts a transaction into the pool. A process that does not lead also relays it to its
+/// peers (one hop: a relayed submission is never relayed again), so it reaches the leader.
+async fn submit_transaction(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let transaction = Transaction::new(body.to_vec());
+    let relayed = headers.contains_key(RELAYED_HEADER);
     let id = transaction.id();
     match state.chain.is_committed(id).await {
         Ok(true) => {
@@ -185,12 +195,21 @@ async fn submit_transaction(State(state): State<ApiState>, body: Bytes) -> Respo
         )
             .into_response()
     };
-    match state.pool.submit(transaction) {
-        Ok(id) => (
-            StatusCode::ACCEPTED,
-            axum::Json(json!({ "id": id.to_hex() })),
-        )
-            .into_response(),
+    let relay = state
+        .relay
+        .as_ref()
+        .filter(|_| !relayed && !is_leader(&state));
+    match state.pool.submit(transaction.clone()) {
+        Ok(id) => {
+            if let Some(relay) = relay {
+                relay.relay(&transaction);
+            }
+            (
+                StatusCode::ACCEPTED,
+                axum::Json(json!({ "id": id.to_hex() })),
+            )
+                .into_response()
+        }
         Err(error @ PoolError::TooLarge { .. }) => refused(StatusCode::PAYLOAD_TOO_LARGE, &error),
         Err(error @ PoolError::Full) => refused(StatusCode::TOO_MANY_REQUESTS, &error),
         Err(error @ PoolError::Duplicate) => refused(StatusCode::CONFLICT, &error),

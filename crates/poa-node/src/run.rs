@@ -8,7 +8,7 @@ use adapter_chain::{
     PoolLimits, RedbBlockImporter, SystemClock,
 };
 use adapter_noop::NoopReconciliation;
-use adapter_peers::{NoopBlockHistory, PeerBlockHistory};
+use adapter_peers::{NoopBlockHistory, PeerBlockHistory, PeerTransactionRelay};
 use adapter_redis::RedisReconciliation;
 use anyhow::Context;
 use poa_core::{Ports, ProductionService, ServiceConfig};
@@ -98,9 +98,10 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         pool: Arc::new(pool.clone()),
         clock: Arc::new(SystemClock),
     };
+    let relay = settings.peers.clone().map(PeerTransactionRelay::new);
     let history: Arc<dyn BlockHistorySource> = match settings.peers {
         Some(peers) => {
-            info!(peers = ?peers.urls, "history beyond the streams from peers");
+            info!(peers = ?peers.urls, "history beyond the streams and transaction relay through peers");
             Arc::new(PeerBlockHistory::new(peers))
         }
         None => Arc::new(NoopBlockHistory),
@@ -135,6 +136,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         registry: Arc::new(registry),
         trigger: settings.trigger,
         chain_spec: settings.chain,
+        relay,
     });
     let (stop_http, mut http_stopped) = watch::channel(false);
     let mut admin_stopped = http_stopped.clone();

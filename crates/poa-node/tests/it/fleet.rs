@@ -209,3 +209,52 @@ fn fleet__when_the_leader_steps_down__then_another_takes_over_and_it_follows_for
     assert!(!nodes[leader].is_leader());
     assert_no_fork(&[&nodes[0], &nodes[1]]);
 }
+
+#[test]
+fn fleet__when_a_follower_accepts_a_transaction__then_relays_it_and_the_leader_includes_it() {
+    // given: two producers that name each other as peers
+    let redis: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+    let args = fleet_args(&redis, "3s");
+    let reserved: Vec<std::net::TcpListener> = (0..2)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let addresses: Vec<String> = reserved
+        .iter()
+        .map(|listener| listener.local_addr().unwrap().to_string())
+        .collect();
+    drop(reserved);
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let nodes: Vec<Node> = (0..2)
+        .map(|index| {
+            let mut node_args = args.clone();
+            node_args.extend([
+                "--peer".to_owned(),
+                format!("http://{}", addresses[1 - index]),
+            ]);
+            node_args.extend(["--http".to_owned(), addresses[index].clone()]);
+            let node_args: Vec<&str> = node_args.iter().map(String::as_str).collect();
+            Node::start(dirs[index].path(), &node_args)
+        })
+        .collect();
+    let leader = wait_for_single_producer(&nodes);
+    let follower = 1 - leader;
+
+    // when
+    let (status, accepted) = nodes[follower].post("/transactions", b"relay me to the leader");
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["id"].as_str().unwrap().to_owned();
+
+    // then: the leader includes it (while the follower still leads nothing)
+    let included = |node: &Node| {
+        (1..=node.height()).any(|height| {
+            let (_, block) = node.get(&format!("/blocks/{height}"));
+            block["transactions"]
+                .as_array()
+                .is_some_and(|ids| ids.iter().any(|candidate| candidate == &id))
+        })
+    };
+    assert!(eventually(Duration::from_secs(10), || included(
+        &nodes[leader]
+    )));
+    assert_eq!(produced(&nodes[follower]), 0);
+}

@@ -30,19 +30,19 @@ pub struct Node {
 }
 
 impl Node {
-    /// Starts a node on `data_dir` with `args`, waits until its HTTP API listens.
+    /// Starts a node on `data_dir` with `args`, waits until its HTTP API listens. The HTTP API
+    /// gets a free port unless `args` names one with `--http`.
     pub fn start(data_dir: &Path, args: &[&str]) -> Self {
+        let http = if args.contains(&"--http") {
+            &[][..]
+        } else {
+            &["--http", "127.0.0.1:0"][..]
+        };
         let mut child = Command::new(binary())
             .arg("--data-dir")
             .arg(data_dir)
-            .args([
-                "--http",
-                "127.0.0.1:0",
-                "--admin-http",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-            ])
+            .args(http)
+            .args(["--admin-http", "127.0.0.1:0", "--log-format", "json"])
             .args(args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
