@@ -263,6 +263,18 @@ impl Reconciler {
             };
             if votes.committed(self.quorum).is_none() {
                 if reader == Reader::Follower {
+                    // A follower cannot repair. A later height on a quorum extends this one, so
+                    // this block was committed and has since lost copies (Redis nodes restarted
+                    // empty): the log cannot give it back. Report the gap so the history source
+                    // (peers) serves it, instead of "nothing missing" forever.
+                    let committed_above = backlog.votes.iter().any(|(stored, later)| {
+                        *stored > height && later.committed(self.quorum).is_some()
+                    });
+                    if blocks.is_empty() && committed_above {
+                        return Err(AdapterError::HistoryGap {
+                            next_height: height,
+                        });
+                    }
                     break;
                 }
                 let repaired = self.repair(height, votes, winner, bytes.clone()).await;

@@ -41,13 +41,18 @@ pub enum ProxyMode {
     /// discarded bytes are lost for good, so going back to `Pass` leaves a RESP stream out of
     /// step: use it for connections that are expected to be abandoned.
     Blackhole,
+    /// Forward requests freely, but close the connection with a reset once this many more
+    /// bytes have gone back to the client: a link that dies in the middle of a reply, after the
+    /// request landed (the "unknown outcome" of a write). Each connection open when the mode is
+    /// set, and each new one, gets the full allowance.
+    CloseAfter(usize),
 }
 
 impl ProxyMode {
     /// How long a chunk waits before it may be written, or `None` when nothing may be written.
     fn forwarding_delay(self) -> Option<Duration> {
         match self {
-            Self::Pass => Some(Duration::ZERO),
+            Self::Pass | Self::CloseAfter(_) => Some(Duration::ZERO),
             Self::Latency(delay) => Some(delay),
             Self::Hold | Self::Reset | Self::Blackhole => None,
         }
@@ -173,11 +178,22 @@ async fn forward_until_closed(
     let mut to_upstream = Flow::default();
     let mut to_client = Flow::default();
     let mut buf = vec![0_u8; CHUNK_SIZE];
+    // Reply bytes this connection may still forward under `CloseAfter`; `None` in other modes.
+    let mut allowance: Option<usize> = None;
     loop {
         let mode = *modes.borrow_and_update();
         if mode == ProxyMode::Reset {
             return Ok(Ending::Reset);
         }
+        allowance = match mode {
+            ProxyMode::CloseAfter(bytes) => Some(allowance.unwrap_or(bytes)),
+            _ => None,
+        };
+        // The allowance is spent and a reply is waiting: the link dies before delivering it.
+        if allowance == Some(0) && !to_client.pending.is_empty() {
+            return Ok(Ending::Reset);
+        }
+        let limit = allowance.unwrap_or(usize::MAX);
         if to_upstream.should_forward_close(mode) {
             upstream.shutdown().await?;
             to_upstream.destination_closed = true;
@@ -213,11 +229,12 @@ async fn forward_until_closed(
             }
             ready = upstream.writable(), if upstream_due.is_some_and(|due| due <= now) => {
                 ready?;
-                to_upstream.send_front(upstream)?;
+                to_upstream.send_front(upstream, usize::MAX)?;
             }
             ready = client.writable(), if client_due.is_some_and(|due| due <= now) => {
                 ready?;
-                to_client.send_front(client)?;
+                let sent = to_client.send_front(client, limit)?;
+                allowance = allowance.map(|left| left.saturating_sub(sent));
             }
             () = tokio::time::sleep_until(wake_at.unwrap_or(now)), if wake_at.is_some() => {}
         }
@@ -271,19 +288,21 @@ impl Flow {
         Ok(())
     }
 
-    fn send_front(&mut self, destination: &TcpStream) -> io::Result<()> {
+    /// Writes at most `limit` bytes of the oldest pending chunk; returns how many were written.
+    fn send_front(&mut self, destination: &TcpStream, limit: usize) -> io::Result<usize> {
         let Some(chunk) = self.pending.front_mut() else {
-            return Ok(());
+            return Ok(0);
         };
-        match destination.try_write(&chunk.bytes[chunk.written..]) {
+        let end = chunk.bytes.len().min(chunk.written.saturating_add(limit));
+        match destination.try_write(&chunk.bytes[chunk.written..end]) {
             Ok(written) => {
                 chunk.written += written;
                 if chunk.written == chunk.bytes.len() {
                     self.pending.pop_front();
                 }
-                Ok(())
+                Ok(written)
             }
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(0),
             Err(err) => Err(err),
         }
     }

@@ -434,3 +434,54 @@ async fn publish_produced_block__after_a_thousand_publishes__then_each_node_saw_
     let all_written = streams_reach(&servers, key, 1000).await;
     assert!(all_written);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publish_produced_block__when_replies_are_lost_after_the_writes_landed__then_retry_counts_them_as_stored()
+ {
+    // given: two of three nodes behind links that deliver every request but cut every reply,
+    // so the first publish lands there with an unknown outcome
+    let servers = servers(3);
+    let proxies: Vec<FaultProxy> = servers[1..]
+        .iter()
+        .map(|s| FaultProxy::start(s.addr()))
+        .collect();
+    let key = "poa:test:replies-lost";
+    let urls = vec![servers[0].url(), proxies[0].url(), proxies[1].url()];
+    let producer = producer(urls, key).await;
+    producer.adapter.leader_state(height(1)).await.unwrap();
+    let produced = block(1, 0);
+    proxies
+        .iter()
+        .for_each(|proxy| proxy.set_mode(ProxyMode::CloseAfter(0)));
+
+    // when
+    let first = producer.adapter.publish_produced_block(&produced).await;
+    let landed = wait_for_async(Duration::from_secs(3), || async {
+        servers.iter().all(|server| stream_len(server, key) == 1)
+    })
+    .await;
+    proxies
+        .iter()
+        .for_each(|proxy| proxy.set_mode(ProxyMode::Pass));
+    let retried = wait_for_async(Duration::from_secs(3), || async {
+        producer
+            .adapter
+            .publish_produced_block(&produced)
+            .await
+            .is_ok()
+    })
+    .await;
+
+    // then: the first publish failed although the block landed on every node, and the retry
+    // succeeds by counting the landed copies as stored: no HEIGHT_EXISTS livelock, nothing
+    // written twice
+    assert!(first.is_err());
+    assert!(landed, "the writes behind the cut links did not land");
+    assert!(retried);
+    assert!(producer.metric("poa_write_block_already_stored_total") >= 2.0);
+    let lengths: Vec<i64> = servers
+        .iter()
+        .map(|server| stream_len(server, key))
+        .collect();
+    assert_eq!(lengths, vec![1, 1, 1]);
+}

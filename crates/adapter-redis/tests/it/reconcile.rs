@@ -627,3 +627,28 @@ async fn metrics__when_every_path_was_exercised__then_poa_family_is_encoded() {
         assert!(producer.metric(nonzero) > 0.0, "{nonzero} is zero");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn follower__when_its_next_height_lost_copies_but_later_heights_are_on_a_quorum__then_reports_the_gap()
+ {
+    // given: height 1 survives on one node only (the others restarted empty), heights 2 and 3
+    // were written after that on every node, and a peer holds the lease
+    let servers = servers(3);
+    let key = "poa:test:lost-copies";
+    append(&servers[0], key, &block(1, 0), 1);
+    for server in &servers {
+        append(server, key, &block(2, 0), 1);
+        append(server, key, &block(3, 0), 1);
+        set_owner(server, key, "peer", 60_000);
+    }
+    let producer = producer(urls(&servers), key).await;
+
+    // when
+    let state = producer.adapter.leader_state(height(1)).await;
+
+    // then: not "nothing missing" (it would never catch up): the gap, so peers serve height 1
+    assert!(
+        matches!(&state, Err(ReconciliationError::HistoryGap { next_height }) if next_height.get() == 1),
+        "{state:?}"
+    );
+}

@@ -4,11 +4,18 @@
 
 use std::time::{Duration, Instant};
 
-use poa_test_support::RedisServer;
+use poa_test_support::{FaultProxy, ProxyMode, RedisServer};
 
 use crate::support::{Node, eventually};
 
 const LEASE_TTL: Duration = Duration::from_secs(1);
+/// The fleet's block time (see `fleet_args`).
+const BLOCK_TIME: Duration = Duration::from_millis(100);
+/// The follower poll interval the node derives, min(block time, TTL / 4), plus its largest jitter.
+const POLL: Duration = Duration::from_millis(125);
+/// Slack on top of the handover targets of docs/operations.md, for a loaded 2-core machine
+/// running the tests in parallel; the benchmarks measure the real figures.
+const MARGIN: Duration = Duration::from_secs(1);
 
 fn fleet_args(redis: &[RedisServer], lease_ttl: &str) -> Vec<String> {
     let mut args: Vec<String> = [
@@ -127,8 +134,8 @@ fn fleet__when_three_producers_share_three_redis_nodes__then_one_leads_and_a_kil
         .map(|(_, node)| node)
         .collect();
 
-    // then another process takes over within about one TTL (bounded generously here; the
-    // benchmarks measure it precisely)
+    // then another process takes over within the SIGKILL target, TTL + poll + block time
+    // (plus a margin for a loaded machine; the benchmarks measure it precisely)
     assert!(
         eventually(Duration::from_secs(15), || survivors
             .iter()
@@ -136,7 +143,11 @@ fn fleet__when_three_producers_share_three_redis_nodes__then_one_leads_and_a_kil
         "no survivor took over"
     );
     let takeover = killed_at.elapsed();
-    assert!(takeover < LEASE_TTL * 8, "takeover took {takeover:?}");
+    let target = LEASE_TTL + POLL + BLOCK_TIME;
+    assert!(
+        takeover < target + MARGIN,
+        "takeover took {takeover:?}, target {target:?}"
+    );
     assert!(eventually(Duration::from_secs(20), || survivors
         .iter()
         .all(|node| node.height() > killed_height + 5)));
@@ -165,6 +176,11 @@ fn fleet__when_the_leader_is_terminated__then_a_follower_takes_over_without_wait
     let leader = wait_for_single_producer(&nodes);
     let follower = 1 - leader;
 
+    let before = nodes[leader].height();
+    let blocks_before: Vec<Option<String>> = (1..=before)
+        .map(|height| nodes[leader].block_id(height))
+        .collect();
+
     // when
     let terminated_at = Instant::now();
     let status = nodes[leader].terminate();
@@ -175,10 +191,19 @@ fn fleet__when_the_leader_is_terminated__then_a_follower_takes_over_without_wait
         &nodes[follower]
     ) > 0));
     let takeover = terminated_at.elapsed();
+    let target = POLL + BLOCK_TIME;
     assert!(
-        takeover < Duration::from_secs(2),
-        "takeover took {takeover:?}: the lease was not released"
+        takeover < target + MARGIN,
+        "takeover took {takeover:?}, target {target:?}"
     );
+    // and the survivor's chain extends the terminated leader's: no fork, no height produced twice
+    assert!(eventually(Duration::from_secs(10), || nodes[follower]
+        .height()
+        > before + 3));
+    for (offset, id) in blocks_before.iter().enumerate() {
+        let height = u64::try_from(offset).unwrap() + 1;
+        assert_eq!(&nodes[follower].block_id(height), id, "height {height}");
+    }
 }
 
 #[test]
@@ -198,7 +223,11 @@ fn fleet__when_the_leader_steps_down__then_another_takes_over_and_it_follows_for
     assert!(eventually(Duration::from_secs(10), || produced(
         &nodes[other]
     ) > 0));
-    assert!(stepped_down_at.elapsed() < Duration::from_secs(2));
+    let takeover = stepped_down_at.elapsed();
+    assert!(
+        takeover < POLL + BLOCK_TIME + MARGIN,
+        "takeover took {takeover:?}"
+    );
     // and the stepped-down process produces nothing more, yet follows the chain
     let produced_after_step_down = produced(&nodes[leader]);
     let height = nodes[other].height();
@@ -257,4 +286,55 @@ fn fleet__when_a_follower_accepts_a_transaction__then_relays_it_and_the_leader_i
         &nodes[leader]
     )));
     assert_eq!(produced(&nodes[follower]), 0);
+}
+
+#[test]
+fn fleet__when_the_leader_loses_its_redis_quorum__then_it_stops_leading_and_another_takes_over() {
+    // given: the first node reaches Redis only through fault proxies, and leads
+    let redis: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+    let proxies: Vec<FaultProxy> = redis
+        .iter()
+        .map(|server| FaultProxy::start(server.addr()))
+        .collect();
+    let mut proxied_args = fleet_args(&[], "1s");
+    for proxy in &proxies {
+        proxied_args.extend(["--redis-url".to_owned(), proxy.url()]);
+    }
+    let proxied_args: Vec<&str> = proxied_args.iter().map(String::as_str).collect();
+    let direct_args = fleet_args(&redis, "1s");
+    let direct_args: Vec<&str> = direct_args.iter().map(String::as_str).collect();
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let cut_off = Node::start(dirs[0].path(), &proxied_args);
+    assert!(eventually(Duration::from_secs(20), || produced(&cut_off) >= 3));
+    let other = Node::start(dirs[1].path(), &direct_args);
+    assert!(eventually(Duration::from_secs(10), || other.height()
+        >= cut_off.height().saturating_sub(2)));
+
+    // when two of its three links go half-alive (accept, never answer)
+    proxies[0].set_mode(ProxyMode::Hold);
+    proxies[1].set_mode(ProxyMode::Hold);
+    let cut_at = Instant::now();
+
+    // then it stops claiming leadership once its lease validity ends, commits nothing more,
+    // and the other process takes over
+    assert!(
+        eventually(LEASE_TTL + MARGIN, || !cut_off.is_leader()),
+        "still claims to lead"
+    );
+    assert!(eventually(
+        LEASE_TTL + POLL + BLOCK_TIME + MARGIN * 2,
+        || produced(&other) > 0
+    ));
+    let stalled_at = cut_off.height();
+    std::thread::sleep(LEASE_TTL);
+    assert_eq!(cut_off.height(), stalled_at, "committed without a quorum");
+    assert!(cut_at.elapsed() < Duration::from_secs(10));
+
+    // and when the links heal it follows the new leader, with no fork
+    proxies[0].set_mode(ProxyMode::Pass);
+    proxies[1].set_mode(ProxyMode::Pass);
+    assert!(eventually(Duration::from_secs(15), || cut_off.height()
+        >= other.height().saturating_sub(2)));
+    assert!(!cut_off.is_leader() || !other.is_leader());
+    assert_no_fork(&[&cut_off, &other]);
 }

@@ -226,3 +226,21 @@ fn drop__when_proxy_is_dropped__then_client_sees_its_connection_closed() {
         "connection should be closed, not silent: {closed:?}"
     );
 }
+
+#[test]
+fn close_after__when_a_reply_exceeds_the_allowance__then_the_connection_is_reset_mid_reply() {
+    // given
+    let (redis, proxy) = redis_behind_proxy();
+    let value = vec![b'x'; 4096];
+    redis.command(&[b"SET", b"big", &value]);
+    proxy.set_mode(ProxyMode::CloseAfter(100));
+
+    // when
+    let cut = resp::request(proxy.addr(), &[b"GET", b"big"], HANG_GUARD);
+
+    // then the 4 KiB reply never arrives whole
+    assert!(cut.is_err(), "{cut:?}");
+    // and an exchange within the allowance still completes on a new connection
+    let small = resp::request(proxy.addr(), &[b"PING"], HANG_GUARD);
+    assert_eq!(small.unwrap(), RespValue::Simple("PONG".to_owned()));
+}
