@@ -43,6 +43,15 @@ impl PeerConfig {
         })
     }
 
+    /// An HTTP client bounded by the request timeout that reports every status as an answer.
+    pub(crate) fn http_agent(&self) -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .timeout_global(Some(self.request_timeout))
+            .http_status_as_error(false)
+            .build()
+            .into()
+    }
+
     /// Sets the bound of one request.
     ///
     /// # Errors

@@ -36,11 +36,7 @@ pub struct PeerBlockHistory {
 impl PeerBlockHistory {
     /// Builds the source; does no I/O.
     pub fn new(config: PeerConfig) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(config.request_timeout))
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent = config.http_agent();
         Self {
             config: Arc::new(config),
             agent,

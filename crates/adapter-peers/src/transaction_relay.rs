@@ -27,11 +27,7 @@ pub struct PeerTransactionRelay {
 impl PeerTransactionRelay {
     /// Builds the relay; does no I/O.
     pub fn new(config: PeerConfig) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(config.request_timeout))
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent = config.http_agent();
         Self {
             config: Arc::new(config),
             agent,

@@ -8,6 +8,21 @@ use poa_test_support::{FaultProxy, ProxyMode, RespValue, wait_for_async};
 
 use crate::support::*;
 
+/// A leader on three nodes, the last two reached through fault proxies (returned in order).
+async fn leader_with_two_nodes_behind_proxies(
+    servers: &[poa_test_support::RedisServer],
+    key: &str,
+) -> (Vec<FaultProxy>, Producer) {
+    let proxies: Vec<FaultProxy> = servers[1..]
+        .iter()
+        .map(|s| FaultProxy::start(s.addr()))
+        .collect();
+    let urls = vec![servers[0].url(), proxies[0].url(), proxies[1].url()];
+    let producer = producer(urls, key).await;
+    producer.adapter.leader_state(height(1)).await.unwrap();
+    (proxies, producer)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn publish_produced_block__when_fencing_epoch_is_uninitialized__then_returns_error() {
     // given
@@ -337,14 +352,8 @@ async fn publish_produced_block__when_timed_out_writes_landed_later__then_retry_
     // given: two of three nodes behind proxies that hold every byte, so the first publish
     // times out there (an unknown outcome)
     let servers = servers(3);
-    let proxies: Vec<FaultProxy> = servers[1..]
-        .iter()
-        .map(|s| FaultProxy::start(s.addr()))
-        .collect();
     let key = "poa:test:landed";
-    let urls = vec![servers[0].url(), proxies[0].url(), proxies[1].url()];
-    let producer = producer(urls, key).await;
-    producer.adapter.leader_state(height(1)).await.unwrap();
+    let (proxies, producer) = leader_with_two_nodes_behind_proxies(&servers, key).await;
     let produced = block(1, 0);
     proxies
         .iter()
@@ -441,14 +450,8 @@ async fn publish_produced_block__when_replies_are_lost_after_the_writes_landed__
     // given: two of three nodes behind links that deliver every request but cut every reply,
     // so the first publish lands there with an unknown outcome
     let servers = servers(3);
-    let proxies: Vec<FaultProxy> = servers[1..]
-        .iter()
-        .map(|s| FaultProxy::start(s.addr()))
-        .collect();
     let key = "poa:test:replies-lost";
-    let urls = vec![servers[0].url(), proxies[0].url(), proxies[1].url()];
-    let producer = producer(urls, key).await;
-    producer.adapter.leader_state(height(1)).await.unwrap();
+    let (proxies, producer) = leader_with_two_nodes_behind_proxies(&servers, key).await;
     let produced = block(1, 0);
     proxies
         .iter()
