@@ -202,7 +202,8 @@ fn opens_module(rest: &[&str]) -> bool {
 }
 
 /// Whether `pattern` occurs in `line` as a whole token: not glued to an identifier on the left,
-/// and, for an attribute, not continued by one on the right (`#[ignored_thing]` is fine).
+/// and, for an attribute, not continued by one on the right (an attribute that merely starts with
+/// a banned name is fine).
 fn contains_token(line: &str, pattern: &str) -> bool {
     let is_ident = |c: char| c.is_alphanumeric() || c == '_';
     line.match_indices(pattern).any(|(start, _)| {
