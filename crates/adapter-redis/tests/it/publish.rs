@@ -23,6 +23,21 @@ async fn leader_with_two_nodes_behind_proxies(
     (proxies, producer)
 }
 
+/// Sets every proxy back to pass and retries publishing `block` until it succeeds (bounded).
+async fn heal_and_retry_publish(
+    proxies: &[FaultProxy],
+    producer: &Producer,
+    block: &poa_ports::SealedBlock,
+) -> bool {
+    proxies
+        .iter()
+        .for_each(|proxy| proxy.set_mode(ProxyMode::Pass));
+    wait_for_async(Duration::from_secs(3), || async {
+        producer.adapter.publish_produced_block(block).await.is_ok()
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn publish_produced_block__when_fencing_epoch_is_uninitialized__then_returns_error() {
     // given
@@ -365,17 +380,7 @@ async fn publish_produced_block__when_timed_out_writes_landed_later__then_retry_
     // retries the same block
     append(&servers[1], key, &produced, 1);
     append(&servers[2], key, &produced, 1);
-    proxies
-        .iter()
-        .for_each(|proxy| proxy.set_mode(ProxyMode::Pass));
-    let retried = wait_for_async(Duration::from_secs(3), || async {
-        producer
-            .adapter
-            .publish_produced_block(&produced)
-            .await
-            .is_ok()
-    })
-    .await;
+    let retried = heal_and_retry_publish(&proxies, &producer, &produced).await;
 
     // then: no HEIGHT_EXISTS livelock, nothing written twice
     assert!(first.is_err());
@@ -463,17 +468,7 @@ async fn publish_produced_block__when_replies_are_lost_after_the_writes_landed__
         servers.iter().all(|server| stream_len(server, key) == 1)
     })
     .await;
-    proxies
-        .iter()
-        .for_each(|proxy| proxy.set_mode(ProxyMode::Pass));
-    let retried = wait_for_async(Duration::from_secs(3), || async {
-        producer
-            .adapter
-            .publish_produced_block(&produced)
-            .await
-            .is_ok()
-    })
-    .await;
+    let retried = heal_and_retry_publish(&proxies, &producer, &produced).await;
 
     // then: the first publish failed although the block landed on every node, and the retry
     // succeeds by counting the landed copies as stored: no HEIGHT_EXISTS livelock, nothing

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use poa_test_support::{FaultProxy, ProxyMode, RedisServer};
 
-use crate::support::{Node, eventually};
+use crate::support::{Node, eventually, fleet_flags};
 
 const LEASE_TTL: Duration = Duration::from_secs(1);
 /// The fleet's block time (see `fleet_args`).
@@ -18,26 +18,8 @@ const POLL: Duration = Duration::from_millis(125);
 const MARGIN: Duration = Duration::from_secs(1);
 
 fn fleet_args(redis: &[RedisServer], lease_ttl: &str) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "--block-time",
-        "100ms",
-        "--lease-ttl",
-        lease_ttl,
-        "--node-timeout",
-        "100ms",
-        "--retry-delay",
-        "50ms",
-        "--max-retry-delay-offset",
-        "50ms",
-    ]
-    .iter()
-    .map(|arg| (*arg).to_owned())
-    .collect();
-    for server in redis {
-        args.push("--redis-url".to_owned());
-        args.push(server.url());
-    }
-    args
+    let urls: Vec<String> = redis.iter().map(RedisServer::url).collect();
+    fleet_flags(&urls, "100ms", lease_ttl, &[])
 }
 
 /// Starts `count` producers on `redis`, each with its own data directory.

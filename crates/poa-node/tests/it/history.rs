@@ -6,34 +6,14 @@ use std::time::Duration;
 
 use poa_test_support::RedisServer;
 
-use crate::support::{Node, eventually};
+use crate::support::{Node, eventually, fleet_flags};
 
 /// Blocks each stream keeps in this test; the leader produces more than three times as many.
 const STREAM_MAX_LEN: u64 = 20;
 
 fn leader_args(redis: &[RedisServer]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "--block-time",
-        "50ms",
-        "--lease-ttl",
-        "1s",
-        "--node-timeout",
-        "100ms",
-        "--retry-delay",
-        "50ms",
-        "--max-retry-delay-offset",
-        "50ms",
-        "--stream-max-len",
-        "20",
-    ]
-    .iter()
-    .map(|arg| (*arg).to_owned())
-    .collect();
-    for server in redis {
-        args.push("--redis-url".to_owned());
-        args.push(server.url());
-    }
-    args
+    let urls: Vec<String> = redis.iter().map(RedisServer::url).collect();
+    fleet_flags(&urls, "50ms", "1s", &["--stream-max-len", "20"])
 }
 
 #[test]

@@ -200,3 +200,34 @@ pub fn eventually(deadline: Duration, mut predicate: impl FnMut() -> bool) -> bo
     }
     predicate()
 }
+
+/// Flags of a producer in a fleet on `redis_urls`: the given block time and lease TTL, short
+/// Redis timeouts and retries, then `extra`.
+pub fn fleet_flags(
+    redis_urls: &[String],
+    block_time: &str,
+    lease_ttl: &str,
+    extra: &[&str],
+) -> Vec<String> {
+    let mut flags: Vec<String> = [
+        "--block-time",
+        block_time,
+        "--lease-ttl",
+        lease_ttl,
+        "--node-timeout",
+        "100ms",
+        "--retry-delay",
+        "50ms",
+        "--max-retry-delay-offset",
+        "50ms",
+    ]
+    .iter()
+    .chain(extra)
+    .map(|flag| (*flag).to_owned())
+    .collect();
+    for url in redis_urls {
+        flags.push("--redis-url".to_owned());
+        flags.push(url.clone());
+    }
+    flags
+}
