@@ -1,0 +1,14 @@
+//! Case `limit`: scaffolding, replaced by its implementation.
+
+use anyhow::{Result, bail};
+
+use crate::context::BenchContext;
+use crate::model::CaseReport;
+
+/// Measures case `limit`.
+///
+/// # Errors
+/// Always, until the case is built.
+pub(crate) async fn run(_context: &BenchContext) -> Result<CaseReport> {
+    bail!("case limit is not built yet")
+}
