@@ -17,7 +17,7 @@ use crate::config::RedisConfig;
 use crate::error::Error;
 use crate::lease::{Lease, Role};
 use crate::metrics::Metrics;
-use crate::node::{NodeContext, NodeHandle, RedisNode};
+use crate::node::{NodeContext, NodeHandle, connect_nodes};
 use crate::publish::Publisher;
 use crate::quorum::Quorum;
 use crate::reconcile::Reconciler;
@@ -55,32 +55,7 @@ impl RedisReconciliation {
         let tracker = TaskTracker::new();
         let token = format!("{:032x}", rand::random::<u128>());
         let context = Arc::new(NodeContext::new(&config, token));
-        let nodes = config
-            .urls
-            .iter()
-            .enumerate()
-            .map(|(index, url)| {
-                RedisNode::build(
-                    index,
-                    url,
-                    Arc::clone(&context),
-                    Arc::clone(&metrics),
-                    tracker.clone(),
-                )
-                .map(Arc::new)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let nodes: Arc<[NodeHandle]> = nodes.into();
-        let bound = config.node_timeout.saturating_mul(2);
-        let mut connecting = tokio::task::JoinSet::new();
-        for node in nodes.iter() {
-            let node = NodeHandle::clone(node);
-            connecting.spawn(async move { node.connect_within(bound).await });
-        }
-        let mut connected = 0usize;
-        while let Some(result) = connecting.join_next().await {
-            connected = connected.saturating_add(usize::from(matches!(result, Ok(true))));
-        }
+        let (nodes, connected) = connect_nodes(&config, &context, &metrics, &tracker).await?;
         tracing::info!(
             connected,
             nodes = nodes.len(),

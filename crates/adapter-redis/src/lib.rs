@@ -18,6 +18,8 @@
 //! - `reconcile`: leadership generations, quorum reads, votes, repair, follower sync.
 //! - `tls`: the rustls client configuration of `rediss://` nodes (roots, client identity).
 //! - `metrics`: the `poa_*` metrics on a registry passed in by the caller.
+//! - [`probe`]: single operations over the adapter's own clients and lease (`PING`, the raw
+//!   write script, acquisition), for the benchmark harness and diagnostics; not used by the port.
 //! - `adapter`: [`RedisReconciliation`], the port implementation.
 //! - [`error`]: configuration and construction errors, and the mapping into the port error.
 //!
@@ -30,6 +32,7 @@ mod fanout;
 mod lease;
 mod metrics;
 mod node;
+pub mod probe;
 mod publish;
 mod quorum;
 mod reconcile;
@@ -38,5 +41,5 @@ mod tls;
 
 pub use adapter::RedisReconciliation;
 pub use config::{RedisConfig, RedisPassword, RedisSecurity, ValidatedConfig};
-pub use error::{ConfigError, Error};
+pub use error::{ConfigError, Error, ProbeError};
 pub use quorum::Quorum;

@@ -411,6 +411,18 @@ impl RedisNode {
         outcome
     }
 
+    /// A `PING` round trip over the same connection as the scripts: the floor of every call.
+    pub(crate) async fn ping(&self) -> Result<(), NodeError> {
+        let reply = self.bounded(self.client.ping::<Value>(None)).await;
+        let outcome = scripts::decode_ping(reply);
+        let class = match &outcome {
+            Ok(()) => CallClass::Ok,
+            Err(error) => self.failed(error),
+        };
+        self.observe("ping", class);
+        outcome
+    }
+
     /// Stream entries at or above `min_height`, lowest heights first, at most `max_entries`.
     pub(crate) async fn read_from(
         &self,
@@ -525,6 +537,44 @@ impl Drop for RedisNode {
             task.abort();
         }
     }
+}
+
+/// Builds one client per configured node and connects them concurrently, each within two node
+/// timeouts. Returns the nodes (in configuration order) and how many connected; the others
+/// keep reconnecting in the background and have no vote until they answer.
+pub(crate) async fn connect_nodes(
+    config: &ValidatedConfig,
+    context: &Arc<NodeContext>,
+    metrics: &Arc<Metrics>,
+    tracker: &TaskTracker,
+) -> Result<(Arc<[NodeHandle]>, usize), Error> {
+    let nodes = config
+        .urls
+        .iter()
+        .enumerate()
+        .map(|(index, url)| {
+            RedisNode::build(
+                index,
+                url,
+                Arc::clone(context),
+                Arc::clone(metrics),
+                tracker.clone(),
+            )
+            .map(Arc::new)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let nodes: Arc<[NodeHandle]> = nodes.into();
+    let bound = config.node_timeout.saturating_mul(2);
+    let mut connecting = tokio::task::JoinSet::new();
+    for node in nodes.iter() {
+        let node = NodeHandle::clone(node);
+        connecting.spawn(async move { node.connect_within(bound).await });
+    }
+    let mut connected = 0usize;
+    while let Some(result) = connecting.join_next().await {
+        connected = connected.saturating_add(usize::from(matches!(result, Ok(true))));
+    }
+    Ok((nodes, connected))
 }
 
 /// How the first connection attempt to a node ended.

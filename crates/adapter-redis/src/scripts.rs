@@ -178,6 +178,18 @@ fn classify_refusal(error: &CallError) -> Result<Refusal, NodeError> {
     })
 }
 
+/// Decodes a `PING` reply: `PONG`, else why the node did not answer it.
+pub(crate) fn decode_ping(reply: Result<Value, CallError>) -> Result<(), NodeError> {
+    match reply {
+        Ok(Value::String(pong)) if &*pong == "PONG" => Ok(()),
+        Ok(other) => Err(unexpected("ping", &other)),
+        Err(error) => Err(match classify_refusal(&error) {
+            Ok(refusal) => unexpected_refusal("ping", &refusal),
+            Err(node_error) => node_error,
+        }),
+    }
+}
+
 /// Whether the node lost the script (restart, `SCRIPT FLUSH`) and it must be loaded again.
 pub(crate) fn is_noscript(error: &fred::error::Error) -> bool {
     reply_code(error) == Some(ReplyCode::NoScript)

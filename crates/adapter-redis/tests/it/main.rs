@@ -12,6 +12,7 @@
 
 mod faults;
 mod lease;
+mod probe;
 mod publish;
 mod reconcile;
 mod security;
