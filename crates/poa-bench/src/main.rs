@@ -12,12 +12,14 @@
 //! - `cli`: flags and where the report goes.
 //! - `context`: what every case gets (scale, servers, progress).
 //! - `cases`: the eight cases of issue 6, one module each.
+//! - `blocks`: blocks of a given size and the Redis configuration of every series.
 //! - `stats`: latency histograms and percentiles.
 //! - `model`: result rows, goals, charts.
 //! - `chart`: SVG charts.
 //! - `machine`: what the numbers were taken on.
 //! - `report`: `benchmarks.md`.
 
+mod blocks;
 mod cases;
 mod chart;
 mod cli;
