@@ -1,8 +1,8 @@
 //! `cargo xtask ci`: everything CI runs, in order, stopping at the first failed step.
 //!
 //! The order is cheapest-first so a formatting slip fails in seconds, not after the test suite:
-//! redis-server present, fmt, clippy, tests, doc tests, rustdoc, short chaos runs, then `deps`
-//! and `tidy`.
+//! redis-server present, fmt, clippy, tests, doc tests, rustdoc, short chaos runs, a quick
+//! benchmark run, then `deps` and `tidy`.
 //! Every cargo call passes `--locked` so CI never rewrites `Cargo.lock`. This task starts no
 //! service by hand: the Redis tests start their own `redis-server` processes, so all it checks is
 //! that the binary is on `PATH` (the tests fail, never skip, without it).
@@ -15,7 +15,7 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 
 use crate::cmd::{self, cargo, step};
-use crate::{chaos, deps, tidy};
+use crate::{bench, chaos, deps, tidy};
 
 /// Runs every CI step from the workspace `root`.
 ///
@@ -65,6 +65,9 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     for seed in CHAOS_SEEDS {
         chaos::run_built(root, &chaos_args(seed))?;
     }
+    // A few seconds of every benchmark case, so the harness cannot rot; its report goes to
+    // target/bench, never over docs/benchmarks.md.
+    bench::run(root, &["--quick".to_owned()])?;
     step("deps", || deps::run(root))?;
     step("tidy", || tidy::run(root))?;
 

@@ -5,6 +5,7 @@
 //! it checks do not compile.
 //!
 //! # Layout
+//! - `bench`: builds and runs the benchmark harness (`crates/poa-bench`), flags passed through.
 //! - `chaos`: builds and runs the chaos harness (`crates/poa-chaos`), flags passed through.
 //! - `ci`: everything CI runs, in order, failing fast.
 //! - `deps`: the layering rules, checked with `cargo tree -i`.
@@ -12,6 +13,7 @@
 //! - `cmd`: named, timed steps and nested cargo calls.
 //! - `layout`: the workspace root and its member crates.
 
+mod bench;
 mod chaos;
 mod ci;
 mod cmd;
@@ -28,12 +30,16 @@ use anyhow::{Result, bail};
 /// a row here, an arm in `run_task` and a module of its own.
 const TASKS: &[(&str, &str)] = &[
     (
+        "bench",
+        "build poa-node and poa-bench, run the benchmarks: [--quick] [--case NAME] [--redis-url URL] [--json] (docs/benchmarks.md)",
+    ),
+    (
         "chaos",
         "build poa-node and poa-chaos, run the chaos harness: --seed S --duration 60s ... (docs/chaos.md)",
     ),
     (
         "ci",
-        "everything CI runs: redis-server present, fmt, clippy, tests, doc tests, rustdoc, deps, tidy",
+        "everything CI runs: redis-server present, fmt, clippy, tests, doc tests, rustdoc, chaos and bench --quick, deps, tidy",
     ),
     (
         "demo",
@@ -70,6 +76,9 @@ fn run_task() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let task = args.next();
     let rest: Vec<String> = args.collect();
+    if task.as_deref() == Some("bench") {
+        return bench::run(&layout::project_root()?, &rest);
+    }
     if task.as_deref() == Some("chaos") {
         return chaos::run(&layout::project_root()?, &rest);
     }
@@ -78,7 +87,7 @@ fn run_task() -> Result<()> {
     }
     if let Some(extra) = rest.first() {
         eprint!("{}", usage());
-        bail!("unexpected argument `{extra}`: only `chaos` and `demo` take arguments");
+        bail!("unexpected argument `{extra}`: only `bench`, `chaos` and `demo` take arguments");
     }
     let root = layout::project_root()?;
     match task.as_deref() {
