@@ -77,6 +77,15 @@ fn header(out: &mut String, facts: &RunFacts) {
             "> **Quick run**: a few samples per case; the numbers are not representative.\n"
         );
     }
+    let _ = writeln!(
+        out,
+        "```sh\n\
+         cargo xtask bench                     # every case (release build), rewrites this file\n\
+         cargo xtask bench --case failover     # one case; report in target/bench/\n\
+         cargo xtask bench --redis-url redis://host:6379 --redis-url ...  # publish cases on your servers\n\
+         cargo xtask bench --quick --json      # seconds per case, one JSON object per result line\n\
+         ```\n"
+    );
     let _ = writeln!(out, "| machine | |\n|---|---|");
     let _ = writeln!(out, "| CPU | {} |", machine.cpu);
     let _ = writeln!(out, "| cores | {} |", machine.cores);
