@@ -59,5 +59,5 @@ pub use keys::{AuthorityKey, AuthorityPublicKey, DEV_KEY_SEED_PHRASE};
 pub use pool::{MemoryTransactionPool, PoolLimits};
 pub use producer::{BlockLimits, PoolBlockProducer};
 pub use signer::Ed25519BlockSigner;
-pub use storage::{ChainStore, DATABASE_FILE_NAME};
+pub use storage::{ChainStore, CommitDurability, DATABASE_FILE_NAME};
 pub use verify::verify_block;

@@ -4,16 +4,19 @@
 //! height by committed transaction id, and metadata (schema version and genesis id). The head
 //! is the last entry of the blocks table, so there is no head pointer to get out of step.
 //!
-//! Every commit is one write transaction with immediate durability (fsync before `commit`
-//! returns) that verifies the block against the head it reads in that same transaction and
-//! then writes the block and all its index entries: a crash leaves either all of it or none.
+//! Every commit is one write transaction that verifies the block against the head it reads in
+//! that same transaction and then writes the block and all its index entries: a crash leaves
+//! either all of it or none. By default every commit is durable (fsync before `commit`
+//! returns); [`CommitDurability::Deferred`] fsyncs only every n-th commit, for a producer whose
+//! committed blocks are also on a Redis quorum (see its documentation for what a crash costs).
 //!
 //! Every method blocks on disk I/O. Async callers go through [`crate::RedbBlockImporter`] and
 //! [`crate::PoolBlockProducer`], which run them under `spawn_blocking`.
 
 use std::collections::HashSet;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use poa_ports::{BlockHeight, BlockId, ImportError, SealedBlock, TransactionId};
 use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -43,6 +46,28 @@ const METADATA: TableDefinition<&str, &[u8]> = TableDefinition::new("metadata");
 const SCHEMA_VERSION_KEY: &str = "schema_version";
 const GENESIS_ID_KEY: &str = "genesis_id";
 
+/// When a committed block reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommitDurability {
+    /// Every commit is fsynced before it returns: a crash loses nothing committed. The default.
+    #[default]
+    Immediate,
+    /// Only every `fsync_every`-th commit is fsynced, and it makes every commit before it
+    /// durable too; the others return as soon as readers see them, without waiting for the
+    /// disk. A crash of the process or the machine can lose the last `fsync_every - 1`
+    /// committed blocks: the chain reopens at an older head and imports them again.
+    ///
+    /// Only for a producer whose every committed block is also on a quorum of coordination
+    /// nodes (it publishes before it commits, and imports only blocks found on a quorum), so
+    /// that the lost tail can be imported again; never for a single node, whose lost tail
+    /// would be gone for good and produced again differently. A clean shutdown loses nothing
+    /// (closing the database makes every commit durable).
+    Deferred {
+        /// Fsync every this many commits (1 is the same as [`CommitDurability::Immediate`]).
+        fsync_every: NonZeroU32,
+    },
+}
+
 /// The local chain of one spec. Cheap to clone: clones share one open database.
 #[derive(Debug, Clone)]
 pub struct ChainStore {
@@ -55,6 +80,10 @@ struct Shared {
     spec: ChainSpec,
     genesis_id: BlockId,
     path: PathBuf,
+    durability: CommitDurability,
+    /// Commits since the last fsynced one (only with [`CommitDurability::Deferred`]), held
+    /// for a whole commit so the count and the fsync decision never interleave with another.
+    commits_since_fsync: Mutex<u32>,
 }
 
 impl ChainStore {
@@ -70,6 +99,20 @@ impl ChainStore {
     /// holds another chain; [`StorageError::UnsupportedSchema`] or
     /// [`StorageError::Inconsistent`] for a database this build cannot read.
     pub fn open(spec: ChainSpec, data_dir: &Path) -> Result<Self, StorageError> {
+        Self::open_with_durability(spec, data_dir, CommitDurability::Immediate)
+    }
+
+    /// Like [`ChainStore::open`], committing blocks with `durability` (genesis is always
+    /// committed durably).
+    ///
+    /// # Errors
+    ///
+    /// As [`ChainStore::open`].
+    pub fn open_with_durability(
+        spec: ChainSpec,
+        data_dir: &Path,
+        durability: CommitDurability,
+    ) -> Result<Self, StorageError> {
         let path = data_dir.join(DATABASE_FILE_NAME);
         std::fs::create_dir_all(data_dir).map_err(|source| StorageError::Open {
             path: path.clone(),
@@ -101,6 +144,8 @@ impl ChainStore {
                 spec,
                 genesis_id,
                 path,
+                durability,
+                commits_since_fsync: Mutex::new(0),
             }),
         };
         let head = store.head()?;
@@ -126,6 +171,11 @@ impl ChainStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.shared.path
+    }
+
+    /// When commits reach the disk.
+    pub fn durability(&self) -> CommitDurability {
+        self.shared.durability
     }
 
     /// The block with the greatest height (genesis at least).
@@ -232,16 +282,32 @@ impl ChainStore {
 
     /// Verifies `block` against the head read inside one write transaction, then writes the
     /// block, its id index and its transaction index in that transaction and commits it with
-    /// immediate durability. A block that no longer extends the head (another commit won the
-    /// race) is refused like any invalid block.
+    /// the store's [`CommitDurability`]. A block that no longer extends the head (another commit
+    /// won the race) is refused like any invalid block.
     ///
     /// # Errors
     ///
     /// Why the block is not acceptable, or [`ImportError::Storage`]; either way nothing was
     /// written.
     pub fn commit(&self, block: &SealedBlock) -> Result<(), ImportError> {
+        // Every commit holds this lock; redb admits one writer at a time anyway.
+        let mut commits_since_fsync = self
+            .shared
+            .commits_since_fsync
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let fsync = match self.shared.durability {
+            CommitDurability::Immediate => true,
+            CommitDurability::Deferred { fsync_every } => {
+                commits_since_fsync.saturating_add(1) >= fsync_every.get()
+            }
+        };
         let mut txn = self.shared.db.begin_write().map_err(StorageError::from)?;
-        txn.set_durability(Durability::Immediate);
+        txn.set_durability(if fsync {
+            Durability::Immediate
+        } else {
+            Durability::None
+        });
         {
             let mut blocks = txn.open_table(BLOCKS).map_err(StorageError::from)?;
             let mut block_ids = txn
@@ -263,6 +329,11 @@ impl ChainStore {
         }
         // Dropping the transaction on any error above aborts it: nothing is written.
         txn.commit().map_err(StorageError::from)?;
+        *commits_since_fsync = if fsync {
+            0
+        } else {
+            commits_since_fsync.saturating_add(1)
+        };
         Ok(())
     }
 

@@ -1,5 +1,7 @@
 //! Behaviour of the redb chain store: genesis, commit checks, reopen, foreign chains.
 
+use std::num::NonZeroU32;
+
 use poa_ports::{ChainId, Header};
 use tempfile::TempDir;
 
@@ -227,6 +229,47 @@ fn open__when_reopened_with_the_same_spec__then_continues_from_the_head() {
     // then
     assert_eq!(store.head().unwrap(), block);
     assert_eq!(store.genesis_id(), spec.genesis_block().id());
+}
+
+#[test]
+fn commit__when_durability_is_deferred__then_blocks_are_read_at_once_and_survive_a_clean_reopen() {
+    // given
+    let Fixture {
+        dir,
+        spec,
+        signer,
+        store,
+    } = Fixture::new();
+    drop(store);
+    let durability = CommitDurability::Deferred {
+        fsync_every: NonZeroU32::new(3).unwrap(),
+    };
+    let store = ChainStore::open_with_durability(spec, dir.path(), durability).unwrap();
+
+    // when
+    let mut committed = Vec::new();
+    for round in 0u8..5 {
+        let head = store.head().unwrap().block.header;
+        let block = child_block(&signer, &head, &[&[round]], |_| {});
+        store.commit(&block).unwrap();
+        assert_eq!(
+            store.head().unwrap(),
+            block,
+            "round {round} reads its own commit"
+        );
+        committed.push(block);
+    }
+    drop(store);
+    let reopened = ChainStore::open(spec, dir.path()).unwrap();
+
+    // then
+    assert_eq!(reopened.durability(), CommitDurability::Immediate);
+    for block in &committed {
+        assert_eq!(
+            reopened.block_at(block.height()).unwrap().as_ref(),
+            Some(block)
+        );
+    }
 }
 
 #[test]

@@ -1,19 +1,21 @@
 //! Crash safety: a process committing blocks is killed with SIGKILL; every height it reported
 //! committed must be in the store it leaves behind, and that store must open and link cleanly.
+//! With deferred durability the same holds for every fsynced height (every n-th commit).
 //!
-//! The test re-executes this test binary, filtered to this one test, with
+//! Each test re-executes this test binary, filtered to that one test, with
 //! [`CHILD_DATA_DIR_ENV`] set: in that mode the test is the child that commits blocks in a loop
-//! and prints [`COMMITTED_MARKER`] and the height after each commit returns.
+//! and prints [`COMMITTED_MARKER`] and the height after each fsynced commit returns.
 
 #![allow(non_snake_case)]
 
 use std::io::{BufRead, BufReader};
+use std::num::NonZeroU32;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use adapter_chain::{AuthorityKey, ChainSpec, ChainStore, Ed25519BlockSigner};
+use adapter_chain::{AuthorityKey, ChainSpec, ChainStore, CommitDurability, Ed25519BlockSigner};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use poa_ports::BlockHeight;
@@ -23,9 +25,14 @@ use crate::support::{Node, assert_chain_links};
 /// Set in the child's environment to the data directory it commits into.
 const CHILD_DATA_DIR_ENV: &str = "ADAPTER_CHAIN_CRASH_CHILD_DATA_DIR";
 
-/// This test's name inside the `it` binary, to re-run exactly it in the child.
-const TEST_NAME: &str =
+/// The tests' names inside the `it` binary, to re-run exactly one in the child.
+const IMMEDIATE_TEST_NAME: &str =
     "crash::commit__when_process_is_killed_mid_stream__then_every_reported_height_survives";
+const DEFERRED_TEST_NAME: &str =
+    "crash::commit__when_deferred_process_is_killed_mid_stream__then_every_fsynced_height_survives";
+
+/// Commits per fsync of the deferred child.
+const FSYNC_EVERY: u32 = 4;
 
 /// What the child prints before each committed height. libtest may print its own text earlier on
 /// the same line, so the parent looks for it anywhere in a line.
@@ -74,14 +81,73 @@ impl Drop for KillOnDrop {
 #[test]
 fn commit__when_process_is_killed_mid_stream__then_every_reported_height_survives() {
     if let Some(data_dir) = std::env::var_os(CHILD_DATA_DIR_ENV) {
-        commit_blocks_until_killed(Path::new(&data_dir));
+        commit_blocks_until_killed(Path::new(&data_dir), CommitDurability::Immediate);
         return;
     }
 
-    // given
+    // given / when
+    let (dir, committed) = kill_child_after_reports(IMMEDIATE_TEST_NAME);
+
+    // then
+    let (spec, _) = spec_and_signer();
+    let store = ChainStore::open(spec, dir.path()).expect("store opens cleanly after SIGKILL");
+    let chain = assert_chain_links(&store);
+    for height in &committed {
+        assert!(
+            store.block_at(BlockHeight::new(*height)).unwrap().is_some(),
+            "reported height {height} is missing; head is {}",
+            chain.len() - 1
+        );
+    }
+    assert_eq!(
+        committed,
+        (1..=committed.len() as u64).collect::<Vec<_>>(),
+        "the child reports every height once, in order"
+    );
+}
+
+#[test]
+fn commit__when_deferred_process_is_killed_mid_stream__then_every_fsynced_height_survives() {
+    if let Some(data_dir) = std::env::var_os(CHILD_DATA_DIR_ENV) {
+        commit_blocks_until_killed(Path::new(&data_dir), deferred());
+        return;
+    }
+
+    // given / when
+    let (dir, fsynced) = kill_child_after_reports(DEFERRED_TEST_NAME);
+
+    // then
+    let (spec, _) = spec_and_signer();
+    let store = ChainStore::open(spec, dir.path()).expect("store opens cleanly after SIGKILL");
+    let chain = assert_chain_links(&store);
+    let last_fsynced = *fsynced.last().unwrap();
+    assert!(
+        chain.len() as u64 > last_fsynced,
+        "fsynced height {last_fsynced} is missing; head is {}",
+        chain.len() - 1
+    );
+    assert_eq!(
+        fsynced,
+        (1..=fsynced.len() as u64)
+            .map(|round| round * u64::from(FSYNC_EVERY))
+            .collect::<Vec<_>>(),
+        "the child reports every fsynced height once, in order"
+    );
+}
+
+/// The durability of the deferred child: one fsync every [`FSYNC_EVERY`] commits.
+fn deferred() -> CommitDurability {
+    CommitDurability::Deferred {
+        fsync_every: NonZeroU32::new(FSYNC_EVERY).unwrap(),
+    }
+}
+
+/// Starts this binary as the child of `test_name`, waits for [`HEIGHTS_BEFORE_KILL`] reported
+/// heights, kills it with SIGKILL and returns its data directory and every height it reported.
+fn kill_child_after_reports(test_name: &str) -> (tempfile::TempDir, Vec<u64>) {
     let dir = tempfile::tempdir().unwrap();
     let mut spawned = Command::new(std::env::current_exe().unwrap())
-        .args([TEST_NAME, "--exact", "--nocapture", "--test-threads", "1"])
+        .args([test_name, "--exact", "--nocapture", "--test-threads", "1"])
         .env(CHILD_DATA_DIR_ENV, dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -105,46 +171,35 @@ fn commit__when_process_is_killed_mid_stream__then_every_reported_height_survive
             .unwrap_or_else(|_| panic!("child reported only {committed:?} in time"));
         committed.push(height);
     }
-
-    // when
     child.sigkill();
     reader.join().unwrap();
     committed.extend(reported.try_iter());
-
-    // then
-    let (spec, _) = spec_and_signer();
-    let store = ChainStore::open(spec, dir.path()).expect("store opens cleanly after SIGKILL");
-    let chain = assert_chain_links(&store);
-    for height in &committed {
-        assert!(
-            store.block_at(BlockHeight::new(*height)).unwrap().is_some(),
-            "reported height {height} is missing; head is {}",
-            chain.len() - 1
-        );
-    }
-    assert_eq!(
-        committed,
-        (1..=committed.len() as u64).collect::<Vec<_>>(),
-        "the child reports every height once, in order"
-    );
+    (dir, committed)
 }
 
 /// The child: one leader cycle after another, each with a transaction, printing each committed
-/// height only after `commit` returned (so only after the fsync).
-fn commit_blocks_until_killed(data_dir: &Path) {
+/// height only after `commit` returned and only if that commit was fsynced (every one with
+/// [`CommitDurability::Immediate`], every n-th with [`CommitDurability::Deferred`]).
+fn commit_blocks_until_killed(data_dir: &Path, durability: CommitDurability) {
+    let fsync_every = match durability {
+        CommitDurability::Deferred { fsync_every } => u64::from(fsync_every.get()),
+        CommitDurability::Immediate => 1,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
         let (spec, signer) = spec_and_signer();
-        let node = Node::open(spec, data_dir);
+        let node = Node::open_with_durability(spec, data_dir, durability);
         let started = Instant::now();
         let mut round: u64 = 0;
         while started.elapsed() < CHILD_LIFETIME {
             node.submit(&[&round.to_be_bytes()]);
             let block = node.produce_and_commit(&signer).await;
-            println!("{COMMITTED_MARKER}{}", block.height());
+            if block.height().get() % fsync_every == 0 {
+                println!("{COMMITTED_MARKER}{}", block.height());
+            }
             round += 1;
         }
     });

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use adapter_chain::{
-    BlockLimits, ChainSpec, ChainStore, Ed25519BlockSigner, MemoryTransactionPool,
-    PoolBlockProducer, PoolLimits, RedbBlockImporter,
+    BlockLimits, ChainSpec, ChainStore, CommitDurability, Ed25519BlockSigner,
+    MemoryTransactionPool, PoolBlockProducer, PoolLimits, RedbBlockImporter,
 };
 use poa_ports::{
     BlockHeight, BlockImporter, BlockProducer, BlockSigner, Clock, SealedBlock, Transaction,
@@ -31,7 +31,21 @@ impl Node {
         data_dir: &Path,
         limits: BlockLimits,
     ) -> Self {
-        let store = ChainStore::open(spec, data_dir).unwrap();
+        Self::build(ChainStore::open(spec, data_dir).unwrap(), limits)
+    }
+
+    /// Opens the chain of `spec` in `data_dir` with standard limits, committing with
+    /// `durability`.
+    pub(crate) fn open_with_durability(
+        spec: ChainSpec,
+        data_dir: &Path,
+        durability: CommitDurability,
+    ) -> Self {
+        let store = ChainStore::open_with_durability(spec, data_dir, durability).unwrap();
+        Self::build(store, BlockLimits::standard())
+    }
+
+    fn build(store: ChainStore, limits: BlockLimits) -> Self {
         let pool = MemoryTransactionPool::new(PoolLimits::standard());
         Self {
             importer: RedbBlockImporter::new(store.clone(), pool.clone()),
