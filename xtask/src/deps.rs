@@ -28,6 +28,10 @@ const TEST_SUPPORT: &str = "poa-test-support";
 const REDIS_ADAPTER: &str = "adapter-redis";
 const ADAPTER_PREFIX: &str = "adapter-";
 const FRED: &str = "fred";
+/// The benchmark harness (`cargo xtask bench`): tooling, and the only crate that may pull in a
+/// second Redis client (`rslock` over the `redis` crate) to compare against.
+const BENCH: &str = "poa-bench";
+const BENCH_ONLY: &[&str] = &["rslock", "redis"];
 
 /// `cargo tree` calls in flight at once: each is mostly process start-up and graph resolution.
 const MAX_PARALLEL_TREES: usize = 4;
@@ -187,6 +191,26 @@ pub(crate) fn rules(crates: &[String]) -> Vec<Rule> {
                 package,
                 &[DEMO],
                 "poa-demo is tooling run by `cargo xtask demo`: nothing depends on it",
+            );
+        }
+    }
+    if exists(BENCH) {
+        for package in crates
+            .iter()
+            .map(String::as_str)
+            .chain([XTASK])
+            .filter(|name| *name != BENCH)
+        {
+            forbid(
+                package,
+                &[BENCH],
+                "poa-bench is tooling run by `cargo xtask bench`: nothing depends on it",
+            );
+            forbid(
+                package,
+                BENCH_ONLY,
+                "rslock and its redis client are poa-bench's comparison baseline, never a \
+                 dependency of the producer",
             );
         }
     }

@@ -112,6 +112,40 @@ fn rules__when_the_chaos_harness_exists__then_no_other_crate_may_depend_on_it() 
 }
 
 #[test]
+fn rules__when_the_bench_harness_exists__then_nothing_depends_on_it_and_only_it_reaches_rslock() {
+    // given
+    let mut names = TODAY.to_vec();
+    names.push("poa-bench");
+    let crates = crates(&names);
+
+    // when
+    let rules = rules(&crates);
+
+    // then
+    let pairs = pairs(&rules);
+    for name in TODAY.iter().chain(&["xtask"]) {
+        for forbidden in ["poa-bench", "rslock", "redis"] {
+            assert!(
+                pairs.contains(&(name, forbidden)),
+                "{name} may depend on {forbidden}"
+            );
+        }
+    }
+    for allowed in [
+        "poa-bench",
+        "rslock",
+        "redis",
+        "adapter-redis",
+        "poa-test-support",
+    ] {
+        assert!(
+            !pairs.contains(&("poa-bench", allowed)),
+            "poa-bench may depend on {allowed}"
+        );
+    }
+}
+
+#[test]
 fn rules__when_checking_allowed_edges__then_none_is_forbidden() {
     // given
     let crates = crates(TODAY);
