@@ -52,6 +52,15 @@ pub(super) async fn start_local_servers(count: usize) -> Result<Vec<RedisServer>
         .context("cannot start local redis-servers (is redis-server installed?)")
 }
 
+/// What the user's servers keep after a run, for the report when `--redis-url` was given: the
+/// adapter has no call that deletes, and a series must not share keys with another.
+pub(super) fn leftover_keys_note() -> String {
+    "The series leave their keys on the `--redis-url` servers (all under `poa-bench:`; each \
+     block stream is trimmed to about 1,000 blocks, so a 64 KiB series keeps about 64 MiB). \
+     Remove them with `redis-cli --scan --pattern 'poa-bench:*' | xargs -r redis-cli unlink`."
+        .to_owned()
+}
+
 /// Measures the `PING` round trip and the raw write script on one node: the first
 /// `--redis-url`, else a local server.
 ///
@@ -92,17 +101,21 @@ pub(crate) async fn run(context: &BenchContext) -> Result<CaseReport> {
     } else {
         "the first `--redis-url` server"
     };
+    let mut notes = vec![format!(
+        "Measured on {server}, one call in flight at a time, each sample one call timed from \
+         the client's side (the `write_block` sample includes encoding the block, as a publish \
+         does; building it does not). These are the floor every other case is held against: \
+         no goal here. The publish case takes its own raw baseline in its run for its ratio \
+         goal."
+    )];
+    if !context.redis_urls().is_empty() {
+        notes.push(leftover_keys_note());
+    }
     Ok(CaseReport {
         rows,
         goals: Vec::new(),
         charts: vec![chart],
-        notes: vec![format!(
-            "Measured on {server}, one call in flight at a time, each sample one call timed \
-             from the client's side (the `write_block` sample includes encoding the block, as a \
-             publish does; building it does not). These are the floor every other case is held \
-             against: no goal here. The publish case takes its own raw baseline in its run for \
-             its ratio goal."
-        )],
+        notes,
     })
 }
 
