@@ -17,7 +17,7 @@ use std::thread;
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::cmd::{self, cargo};
-use crate::layout::{self, CHAOS, DEMO, XTASK};
+use crate::layout::{self, BENCH, CHAOS, DEMO, XTASK};
 
 #[cfg(test)]
 mod tests;
@@ -28,9 +28,7 @@ const TEST_SUPPORT: &str = "poa-test-support";
 const REDIS_ADAPTER: &str = "adapter-redis";
 const ADAPTER_PREFIX: &str = "adapter-";
 const FRED: &str = "fred";
-/// The benchmark harness (`cargo xtask bench`): tooling, and the only crate that may pull in a
-/// second Redis client (`rslock` over the `redis` crate) to compare against.
-const BENCH: &str = "poa-bench";
+/// What only the benchmark harness may depend on: its comparison baseline.
 const BENCH_ONLY: &[&str] = &["rslock", "redis"];
 
 /// `cargo tree` calls in flight at once: each is mostly process start-up and graph resolution.

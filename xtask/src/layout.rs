@@ -11,12 +11,16 @@ use anyhow::{Context, Result};
 /// The package name of this crate, which lives at the workspace root rather than under `crates/`.
 pub(crate) const XTASK: &str = "xtask";
 
-/// The binaries: the only members allowed `anyhow` in `[dependencies]` (`poa-chaos` is test
-/// tooling run by `cargo xtask chaos`, never a production crate).
-pub(crate) const APPLICATION_CRATES: &[&str] = &["poa-node", CHAOS, XTASK];
+/// The binaries: the only members allowed `anyhow` in `[dependencies]` (`poa-chaos` and
+/// `poa-bench` are tooling run by `cargo xtask chaos` and `cargo xtask bench`, never production
+/// crates).
+pub(crate) const APPLICATION_CRATES: &[&str] = &["poa-node", CHAOS, BENCH, XTASK];
 
 /// The chaos harness binary: test tooling that no other crate may depend on.
 pub(crate) const CHAOS: &str = "poa-chaos";
+/// The benchmark harness (`cargo xtask bench`): tooling, and the only crate that may pull in a
+/// second Redis client (`rslock` over the `redis` crate) to compare against.
+pub(crate) const BENCH: &str = "poa-bench";
 /// The demo driver (`cargo xtask demo`): tooling like the chaos harness, nothing depends on it.
 pub(crate) const DEMO: &str = "poa-demo";
 
