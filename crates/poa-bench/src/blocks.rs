@@ -18,7 +18,9 @@ pub(crate) const BLOCK_SIZES: [usize; 3] = [256, 4 << 10, 64 << 10];
 /// path never verifies the seal, so a fixed signature keeps block building out of the timing.
 pub(crate) fn block_of(height: u64, payload_bytes: usize) -> SealedBlock {
     let transactions = vec![Transaction::new(
-        (0..payload_bytes).map(|index| (index % 251) as u8).collect(),
+        (0..payload_bytes)
+            .map(|index| (index % 251) as u8)
+            .collect(),
     )];
     SealedBlock {
         block: Block {

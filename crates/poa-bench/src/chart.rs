@@ -31,9 +31,7 @@ fn plot_error(error: impl std::fmt::Display) -> anyhow::Error {
 }
 
 /// Renders `draw` into an SVG document.
-fn render(
-    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<()>,
-) -> Result<String> {
+fn render(draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<()>) -> Result<String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
@@ -61,7 +59,9 @@ pub(crate) fn latency_cdf(
     let (low, high) = curves
         .iter()
         .flat_map(|(_, points)| points.iter().map(|point| point.0))
-        .fold((f64::MAX, f64::MIN), |(low, high), x| (low.min(x), high.max(x)));
+        .fold((f64::MAX, f64::MIN), |(low, high), x| {
+            (low.min(x), high.max(x))
+        });
     let (low, high) = if low <= high {
         ((low * 0.8).max(1.0), (high * 1.25).max(low * 2.0))
     } else {
@@ -318,8 +318,14 @@ mod tests {
 
         // when
         let bars = bars("b.svg", "bars", "ms", &data).unwrap();
-        let lines = lines("l.svg", "lines", ("s", "height"), &series, &[(0.5, "kill".to_owned())])
-            .unwrap();
+        let lines = lines(
+            "l.svg",
+            "lines",
+            ("s", "height"),
+            &series,
+            &[(0.5, "kill".to_owned())],
+        )
+        .unwrap();
 
         // then
         assert!(bars.svg.contains("frozen") && bars.svg.contains("2.50"));

@@ -73,9 +73,15 @@ impl BenchContext {
     }
 
     /// A lease-key prefix no other measurement of this run uses, so series never share keys.
+    /// Every such key starts with [`Self::run_prefix`].
     pub(crate) fn unique_key(&self, what: &str) -> String {
         let serial = self.next_key.fetch_add(1, Ordering::Relaxed);
-        format!("poa-bench:{}:{serial}:{what}", std::process::id())
+        format!("{}{serial}:{what}", Self::run_prefix())
+    }
+
+    /// The prefix of every key this run writes: `poa-bench:<pid>:`.
+    pub(crate) fn run_prefix() -> String {
+        format!("poa-bench:{}:", std::process::id())
     }
 
     /// Prints one progress line on stderr, with the time since the run started.

@@ -10,6 +10,7 @@
 //!
 //! # Layout
 //! - `cli`: flags and where the report goes.
+//! - `cleanup`: removes this run's keys from `--redis-url` servers.
 //! - `context`: what every case gets (scale, servers, progress).
 //! - `cases`: the eight cases of issue 6, one module each.
 //! - `blocks`: blocks of a given size and the Redis configuration of every series.
@@ -22,6 +23,7 @@
 mod blocks;
 mod cases;
 mod chart;
+mod cleanup;
 mod cli;
 mod context;
 mod machine;
@@ -78,6 +80,12 @@ fn main() -> ExitCode {
     // Background tasks of the adapters end with the runtime, before the servers' fixtures are
     // long gone.
     drop(runtime);
+    for url in &cli.redis_urls {
+        match cleanup::remove_keys(url, &BenchContext::run_prefix()) {
+            Ok(removed) => eprintln!("{url}: removed the run's {removed} keys"),
+            Err(error) => eprintln!("warning: {url}: the run's keys were not removed: {error:#}"),
+        }
+    }
     let facts = RunFacts {
         machine: Machine::detect(),
         date: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),

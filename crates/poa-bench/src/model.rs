@@ -73,9 +73,8 @@ impl Row {
 
     /// The row as one JSON object on one line.
     pub(crate) fn to_json_line(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|error| {
-            format!(r#"{{"case":"{}","error":"{error}"}}"#, self.case)
-        })
+        serde_json::to_string(self)
+            .unwrap_or_else(|error| format!(r#"{{"case":"{}","error":"{error}"}}"#, self.case))
     }
 }
 

@@ -103,7 +103,10 @@ fn header(out: &mut String, facts: &RunFacts) {
 
 fn goals_summary(out: &mut String, outcomes: &[CaseOutcome]) {
     let _ = writeln!(out, "## Goals\n");
-    let _ = writeln!(out, "| case | goal | measured | verdict |\n|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| case | goal | measured | verdict |\n|---|---|---|---|"
+    );
     for outcome in outcomes {
         match &outcome.result {
             Ok(report) => {
@@ -142,7 +145,11 @@ fn case_section(out: &mut String, outcome: &CaseOutcome) {
     let report = match &outcome.result {
         Ok(report) => report,
         Err(error) => {
-            let _ = writeln!(out, "**The case failed**: {}\n", one_line(&format!("{error:#}")));
+            let _ = writeln!(
+                out,
+                "**The case failed**: {}\n",
+                one_line(&format!("{error:#}"))
+            );
             return;
         }
     };
@@ -220,7 +227,11 @@ fn rows_table(out: &mut String, rows: &[Row]) {
 }
 
 fn dash_if_zero(value: u64, format: impl Fn(u64) -> String) -> String {
-    if value == 0 { "-".to_owned() } else { format(value) }
+    if value == 0 {
+        "-".to_owned()
+    } else {
+        format(value)
+    }
 }
 
 /// A latency in the unit that reads best: µs below 10 ms, ms below 10 s, else s.
@@ -307,7 +318,10 @@ mod tests {
         let text = markdown(&facts(), &[passed, failed]);
 
         // then
-        assert!(text.contains("| 1. Physical limit | p99 under 1 ms | 300 µs | met |"), "{text}");
+        assert!(
+            text.contains("| 1. Physical limit | p99 under 1 ms | 300 µs | met |"),
+            "{text}"
+        );
         assert!(text.contains("case failed: no redis-server"), "{text}");
         assert!(text.contains("| ping | 1 | - | 1 | 300 µs |"), "{text}");
         assert!(text.contains("a note"));

@@ -141,7 +141,10 @@ mod tests {
         let points = latencies.cdf_points();
 
         // then
-        assert!(points.windows(2).all(|pair| pair[0].1 <= pair[1].1), "{points:?}");
+        assert!(
+            points.windows(2).all(|pair| pair[0].1 <= pair[1].1),
+            "{points:?}"
+        );
         assert_eq!(points.last().map(|point| point.1), Some(1.0));
     }
 }
