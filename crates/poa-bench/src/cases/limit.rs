@@ -52,12 +52,13 @@ pub(super) async fn start_local_servers(count: usize) -> Result<Vec<RedisServer>
         .context("cannot start local redis-servers (is redis-server installed?)")
 }
 
-/// What the user's servers keep after a run, for the report when `--redis-url` was given: the
-/// adapter has no call that deletes, and a series must not share keys with another.
+/// What happens to the keys on the user's servers, for the report when `--redis-url` was given.
 pub(super) fn leftover_keys_note() -> String {
-    "The series leave their keys on the `--redis-url` servers (all under `poa-bench:`; each \
-     block stream is trimmed to about 1,000 blocks, so a 64 KiB series keeps about 64 MiB). \
-     Remove them with `redis-cli --scan --pattern 'poa-bench:*' | xargs -r redis-cli unlink`."
+    "Every series writes under its own `poa-bench:<pid>:` key prefix (each block stream is \
+     trimmed to about 1,000 blocks, so a 64 KiB series holds about 64 MiB per node while it \
+     runs); the harness removes the run's keys from the `--redis-url` servers when it ends. \
+     After an interrupted run, remove them with \
+     `redis-cli --scan --pattern 'poa-bench:*' | xargs -r redis-cli unlink`."
         .to_owned()
 }
 
