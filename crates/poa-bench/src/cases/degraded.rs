@@ -1,14 +1,298 @@
-//! Case `degraded`: scaffolding, replaced by its implementation.
+//! Case `degraded`: the quorum publish with a bad node, each next to its healthy baseline on
+//! the same adapter and servers: one node of 3 frozen with SIGSTOP, two of 5 frozen, and one
+//! of 3 behind a proxy that holds every byte. Also reads the outstanding publish tasks gauge
+//! while the fault lasts (each publish leaves a task waiting on the bad node).
+//!
+//! Always on local `redis-server`s, even with `--redis-url`: it must freeze them. Healthy and
+//! degraded runs alternate in rounds, so machine noise falls on both alike. Owns no
+//! production code.
 
-use anyhow::{Result, bail};
+use std::time::Duration;
 
+use anyhow::Result;
+use poa_test_support::{FaultProxy, ProxyMode, RedisServer};
+
+use crate::cases::publish::series::{QuorumLeader, blocking, start_servers, urls_of};
+use crate::chart;
 use crate::context::BenchContext;
-use crate::model::CaseReport;
+use crate::model::{CaseReport, Goal, Row};
+use crate::stats::{Latencies, ratio};
+
+const CASE: &str = "degraded";
+/// Block size of every series: the issue's middle size.
+const BLOCK_BYTES: usize = 4 << 10;
+/// The goal: degraded p50 within this factor of the healthy p50.
+const RATIO_LIMIT: f64 = 1.2;
+/// Bound on the outstanding tasks draining once the fault is lifted.
+const DRAIN_BOUND: Duration = Duration::from_secs(5);
+/// Bound on every node answering again once the fault is lifted.
+const RECOVERY_BOUND: Duration = Duration::from_secs(10);
+
+/// What goes wrong in a scenario.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// SIGSTOP the servers at these indexes.
+    Freeze(&'static [usize]),
+    /// Hold every byte to and from the last node at a proxy.
+    Hold,
+}
+
+/// One bad-node scenario.
+#[derive(Debug, Clone, Copy)]
+struct Scenario {
+    /// The report's name for it.
+    label: &'static str,
+    /// A short name for chart files.
+    slug: &'static str,
+    nodes: usize,
+    fault: Fault,
+}
+
+const SCENARIOS: [Scenario; 3] = [
+    Scenario {
+        label: "1 of 3 frozen (SIGSTOP)",
+        slug: "frozen-1-of-3",
+        nodes: 3,
+        fault: Fault::Freeze(&[2]),
+    },
+    Scenario {
+        label: "2 of 5 frozen (SIGSTOP)",
+        slug: "frozen-2-of-5",
+        nodes: 5,
+        fault: Fault::Freeze(&[3, 4]),
+    },
+    Scenario {
+        label: "1 of 3 behind a hold-mode proxy",
+        slug: "held-1-of-3",
+        nodes: 3,
+        fault: Fault::Hold,
+    },
+];
+
+/// Latencies and gauge readings of one side (healthy or degraded) of a scenario.
+#[derive(Default)]
+struct Side {
+    latencies: Latencies,
+    outstanding: Vec<f64>,
+}
+
+impl Side {
+    fn peak_outstanding(&self) -> f64 {
+        self.outstanding.iter().copied().fold(0.0, f64::max)
+    }
+
+    fn mean_outstanding(&self) -> f64 {
+        if self.outstanding.is_empty() {
+            0.0
+        } else {
+            self.outstanding.iter().sum::<f64>() / self.outstanding.len() as f64
+        }
+    }
+}
+
+/// Both sides of one scenario.
+struct Measured {
+    scenario: Scenario,
+    healthy: Side,
+    degraded: Side,
+    /// Longest wait for the outstanding tasks to drain after the fault was lifted.
+    longest_drain: Duration,
+}
 
 /// Measures case `degraded`.
 ///
 /// # Errors
-/// Always, until the case is built.
-pub(crate) async fn run(_context: &BenchContext) -> Result<CaseReport> {
-    bail!("case degraded is not built yet")
+/// Fails when servers cannot start or freeze, or a publish fails.
+pub(crate) async fn run(context: &BenchContext) -> Result<CaseReport> {
+    let servers = start_servers(5).await?;
+    let mut measured = Vec::new();
+    for scenario in SCENARIOS {
+        context.progress(CASE, scenario.label);
+        measured.push(measure(context, &servers, scenario).await?);
+    }
+    let mut report = CaseReport::default();
+    for result in &measured {
+        add_scenario(&mut report, result)?;
+    }
+    report.notes = notes(context, &measured);
+    Ok(report)
+}
+
+/// The fault of a scenario, switched on and off.
+enum FaultSwitch<'a> {
+    /// These servers get SIGSTOP, then SIGCONT.
+    Frozen(Vec<&'a RedisServer>),
+    /// This proxy holds, then passes.
+    Held(FaultProxy),
+}
+
+impl FaultSwitch<'_> {
+    /// Applies (`true`) or lifts (`false`) the fault. SIGSTOP/SIGCONT and a proxy mode are
+    /// one cheap call each: harmless on an async thread.
+    fn set(&self, faulty: bool) {
+        match self {
+            Self::Frozen(servers) => {
+                for server in servers {
+                    if faulty {
+                        server.freeze();
+                    } else {
+                        server.thaw();
+                    }
+                }
+            }
+            Self::Held(proxy) => proxy.set_mode(if faulty {
+                ProxyMode::Hold
+            } else {
+                ProxyMode::Pass
+            }),
+        }
+    }
+}
+
+/// Alternates healthy and degraded runs of one scenario on one adapter.
+async fn measure(
+    context: &BenchContext,
+    servers: &[RedisServer],
+    scenario: Scenario,
+) -> Result<Measured> {
+    let mut urls = urls_of(&servers[..scenario.nodes]);
+    let switch = match scenario.fault {
+        Fault::Hold => {
+            let upstream = servers[scenario.nodes - 1].addr();
+            let proxy = blocking("starting the fault proxy", move || {
+                FaultProxy::start(upstream)
+            })
+            .await?;
+            if let Some(last) = urls.last_mut() {
+                *last = proxy.url();
+            }
+            FaultSwitch::Held(proxy)
+        }
+        Fault::Freeze(indexes) => FaultSwitch::Frozen(
+            indexes
+                .iter()
+                .filter_map(|&index| servers.get(index))
+                .collect(),
+        ),
+    };
+    let mut leader = QuorumLeader::lead(urls, context.unique_key(scenario.slug)).await?;
+    let rounds = context.scale(4, 1);
+    let per_round = context.scale(750, 60);
+    let extra_warm_up = context.scale(50, 5);
+    let mut healthy = Side::default();
+    let mut degraded = Side::default();
+    let mut longest_drain = Duration::ZERO;
+    for _ in 0..rounds {
+        leader
+            .warm_up(BLOCK_BYTES, extra_warm_up, RECOVERY_BOUND)
+            .await?;
+        publish_side(&mut leader, per_round, &mut healthy).await?;
+        switch.set(true);
+        let outcome = publish_side(&mut leader, per_round, &mut degraded).await;
+        // Lifted before any error is returned: a frozen server must not outlive the case.
+        switch.set(false);
+        outcome?;
+        longest_drain = longest_drain.max(leader.drained(DRAIN_BOUND).await?);
+    }
+    leader.stop().await;
+    Ok(Measured {
+        scenario,
+        healthy,
+        degraded,
+        longest_drain,
+    })
+}
+
+/// Publishes `count` blocks, recording each latency and, between publishes (off the clock),
+/// the outstanding publish tasks.
+async fn publish_side(leader: &mut QuorumLeader, count: u64, side: &mut Side) -> Result<()> {
+    for _ in 0..count {
+        side.latencies
+            .record(leader.publish_next(BLOCK_BYTES).await?);
+        side.outstanding.push(leader.outstanding_tasks()?);
+    }
+    Ok(())
+}
+
+fn add_scenario(report: &mut CaseReport, measured: &Measured) -> Result<()> {
+    let scenario = measured.scenario;
+    let healthy_p50 = measured.healthy.latencies.quantile_us(0.5) as f64;
+    let degraded_p50 = measured.degraded.latencies.quantile_us(0.5) as f64;
+    let p50_ratio = ratio(degraded_p50, healthy_p50).unwrap_or(f64::INFINITY);
+    let healthy_name = format!("healthy baseline of: {}", scenario.label);
+    for (variant, side, degraded) in [
+        (healthy_name.as_str(), &measured.healthy, false),
+        (scenario.label, &measured.degraded, true),
+    ] {
+        let mut row = Row::new(CASE, variant, scenario.nodes, BLOCK_BYTES, &side.latencies)
+            .with_value("outstanding_tasks_peak", side.peak_outstanding())
+            .with_value("outstanding_tasks_mean", side.mean_outstanding());
+        if degraded {
+            row = row.with_value("p50_vs_healthy", p50_ratio);
+        }
+        report.rows.push(row);
+    }
+    let goal = match scenario.fault {
+        Fault::Freeze(&[_]) => {
+            "one frozen node of three: publish p50 within 1.2x of the healthy case".to_owned()
+        }
+        _ => format!(
+            "{}: publish p50 within 1.2x of the healthy case (the healthy quorum's latency \
+             unchanged)",
+            scenario.label
+        ),
+    };
+    report.goals.push(Goal::at_most(
+        goal,
+        format!(
+            "{p50_ratio:.2}x ({degraded_p50:.0} µs vs {healthy_p50:.0} µs; p99 {} µs vs {} µs)",
+            measured.degraded.latencies.quantile_us(0.99),
+            measured.healthy.latencies.quantile_us(0.99)
+        ),
+        p50_ratio,
+        RATIO_LIMIT,
+    ));
+    report.charts.push(chart::latency_cdf(
+        &format!("bench-degraded-{}.svg", scenario.slug),
+        &format!("Quorum publish, {}, 4 KiB blocks", scenario.label),
+        &[
+            ("healthy".to_owned(), &measured.healthy.latencies),
+            (scenario.label.to_owned(), &measured.degraded.latencies),
+        ],
+    )?);
+    Ok(())
+}
+
+fn notes(context: &BenchContext, measured: &[Measured]) -> Vec<String> {
+    let rounds = context.scale(4, 1);
+    let per_round = context.scale(750, 60);
+    let drains: Vec<String> = measured
+        .iter()
+        .map(|result| {
+            format!(
+                "{}: peak {:.0}, mean {:.1}, drained within {} ms of lifting the fault",
+                result.scenario.label,
+                result.degraded.peak_outstanding(),
+                result.degraded.mean_outstanding(),
+                result.longest_drain.as_millis()
+            )
+        })
+        .collect();
+    vec![
+        format!(
+            "Method: 5 local `redis-server`s (even with `--redis-url`: the case must freeze \
+             them), 4 KiB blocks, production defaults (node timeout 100 ms). Each scenario has \
+             one adapter; {rounds} round(s) of {per_round} healthy publishes then {per_round} \
+             with the fault, lifted after each round (SIGCONT, or the proxy back to pass) and \
+             followed by an unrecorded warm-up until every node answers again. The hold-mode \
+             scenario's healthy baseline also goes through the proxy (in pass mode)."
+        ),
+        format!(
+            "Outstanding publish tasks (`poa_outstanding_publish_tasks`, read from the \
+             adapter's registry after every publish while the fault lasts): {}. Every publish \
+             leaves one task per bad node waiting up to the node timeout, so the gauge settles \
+             near the publish rate times the timeout per bad node.",
+            drains.join("; ")
+        ),
+    ]
 }

@@ -1,0 +1,487 @@
+//! What the publish-path measurements (`publish`, `degraded`, `scale`'s `stragglers`) share:
+//! local `redis-server`s started off the async threads, a leading adapter that publishes blocks
+//! of one size at increasing heights and times each call, the raw write script on one node as
+//! the baseline, and the outstanding publish tasks gauge read from the adapter's registry.
+//!
+//! Owns no report: it measures and returns samples. Every wait is bounded, so a hung server
+//! or adapter is an error that says what hung, never a hang of the run.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use adapter_redis::RedisReconciliation;
+use adapter_redis::probe::NodeProbe;
+use anyhow::{Context, Result, anyhow, bail};
+use poa_ports::{BlockHeight, BlockReconciliationPort, Epoch, LeaderState, NodeOutcome};
+use poa_test_support::RedisServer;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::registry::Registry;
+use tokio::sync::oneshot;
+
+use crate::blocks::{block_of, redis_config};
+use crate::stats::Latencies;
+
+/// The gauge of per-node write tasks still in flight.
+pub(crate) const OUTSTANDING_TASKS: &str = "poa_outstanding_publish_tasks";
+
+/// Bound on one publish or one raw write: far above any healthy latency, and above the node
+/// timeout a straggler may cost, so only a hang trips it.
+const CALL_BOUND: Duration = Duration::from_secs(5);
+/// Bound on connecting an adapter or probe and acquiring the lease.
+const SETUP_BOUND: Duration = Duration::from_secs(15);
+/// Bound on stopping an adapter (lease release, background tasks).
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(2);
+
+/// Awaits `future` for at most `bound`, naming `what` when it did not finish.
+///
+/// # Errors
+/// Fails when the bound passes first.
+pub(crate) async fn bounded<T>(
+    what: &str,
+    bound: Duration,
+    future: impl Future<Output = T>,
+) -> Result<T> {
+    tokio::time::timeout(bound, future)
+        .await
+        .map_err(|_| anyhow!("{what} did not finish within {} ms", bound.as_millis()))
+}
+
+/// Runs a blocking fixture operation (start, freeze, proxy) on the blocking pool; a panic of
+/// the fixture (no `redis-server` binary, a port that stays taken) becomes an error.
+///
+/// # Errors
+/// Fails when the operation panicked or did not finish within the setup bound.
+pub(crate) async fn blocking<T: Send + 'static>(
+    what: &str,
+    operation: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    bounded(what, SETUP_BOUND, tokio::task::spawn_blocking(operation))
+        .await?
+        .map_err(|error| anyhow!("{what} failed (is redis-server installed?): {error}"))
+}
+
+/// Starts `count` local `redis-server`s.
+///
+/// # Errors
+/// Fails when a server cannot start.
+pub(crate) async fn start_servers(count: usize) -> Result<Vec<RedisServer>> {
+    blocking("starting local redis-servers", move || {
+        (0..count).map(|_| RedisServer::start()).collect()
+    })
+    .await
+}
+
+/// The URLs of local servers.
+pub(crate) fn urls_of(servers: &[RedisServer]) -> Vec<String> {
+    servers.iter().map(RedisServer::url).collect()
+}
+
+/// The value of the unlabelled sample `name` in Prometheus text exposition.
+pub(crate) fn gauge_value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+}
+
+/// A series' writer: one block at a time, at increasing heights.
+pub(crate) trait BlockWriter {
+    /// Writes the next block of `payload_bytes` and returns how long that took.
+    async fn write_next(&mut self, payload_bytes: usize) -> Result<Duration>;
+}
+
+/// Writes `count` blocks one after another, recording each latency.
+///
+/// # Errors
+/// Fails at the first write that fails.
+pub(crate) async fn write_blocks(
+    writer: &mut impl BlockWriter,
+    count: u64,
+    payload_bytes: usize,
+    latencies: &mut Latencies,
+) -> Result<()> {
+    for _ in 0..count {
+        latencies.record(writer.write_next(payload_bytes).await?);
+    }
+    Ok(())
+}
+
+/// A leading adapter over some nodes: publishes blocks of one size at increasing heights and
+/// times each `publish_produced_block`.
+#[derive(Debug)]
+pub(crate) struct QuorumLeader {
+    adapter: RedisReconciliation,
+    registry: Arc<Registry>,
+    next_height: u64,
+}
+
+impl QuorumLeader {
+    /// Connects an adapter to `urls` under a fresh key prefix and takes the lease.
+    ///
+    /// # Errors
+    /// Fails when the adapter cannot connect, or does not become the reconciled leader.
+    pub(crate) async fn lead(urls: Vec<String>, lease_key: String) -> Result<Self> {
+        let mut registry = Registry::default();
+        let adapter = bounded(
+            "connecting the adapter",
+            SETUP_BOUND,
+            RedisReconciliation::connect(redis_config(urls, lease_key), &mut registry),
+        )
+        .await?
+        .context("the adapter cannot connect")?;
+        let state = bounded(
+            "acquiring the lease",
+            SETUP_BOUND,
+            adapter.leader_state(BlockHeight::new(1)),
+        )
+        .await?
+        .context("leader_state failed")?;
+        if state != LeaderState::ReconciledLeader {
+            bail!("the adapter did not become the reconciled leader on fresh keys: {state:?}");
+        }
+        Ok(Self {
+            adapter,
+            registry: Arc::new(registry),
+            next_height: 1,
+        })
+    }
+
+    /// The adapter's registry, for a [`GaugeSampler`].
+    pub(crate) fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry)
+    }
+
+    /// Publishes the next block of `payload_bytes` and returns how long the publish took. The
+    /// block is built before the clock starts; encoding it is part of the publish.
+    ///
+    /// # Errors
+    /// Fails when the publish is refused or does not reach a quorum.
+    pub(crate) async fn publish_next(&mut self, payload_bytes: usize) -> Result<Duration> {
+        let block = block_of(self.next_height, payload_bytes);
+        let started = Instant::now();
+        bounded(
+            "a quorum publish",
+            CALL_BOUND,
+            self.adapter.publish_produced_block(&block),
+        )
+        .await?
+        .with_context(|| format!("publish of height {} failed", self.next_height))?;
+        let elapsed = started.elapsed();
+        self.next_height += 1;
+        Ok(elapsed)
+    }
+
+    /// Publishes unrecorded blocks until every node answered its last call (a node that was
+    /// frozen or held has reconnected and voted again), then `extra` more.
+    ///
+    /// # Errors
+    /// Fails when a node still does not answer after `bound`.
+    pub(crate) async fn warm_up(
+        &mut self,
+        payload_bytes: usize,
+        extra: u64,
+        bound: Duration,
+    ) -> Result<()> {
+        let started = Instant::now();
+        loop {
+            // As the producer does before every block: confirms the lease and expands it to
+            // nodes that lost it while they did not answer (an expired key on a thawed node).
+            let state = bounded(
+                "confirming the lease",
+                SETUP_BOUND,
+                self.adapter
+                    .leader_state(BlockHeight::new(self.next_height)),
+            )
+            .await?
+            .context("leader_state failed")?;
+            if state != LeaderState::ReconciledLeader {
+                bail!("the adapter stopped leading: {state:?}");
+            }
+            self.publish_next(payload_bytes).await?;
+            // The last outcome of the slowest node lands after the publish returned.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            let status = self.adapter.lease_status();
+            if status
+                .nodes
+                .iter()
+                .all(|node| node.last_outcome == NodeOutcome::Ok)
+            {
+                break;
+            }
+            if started.elapsed() > bound {
+                bail!(
+                    "a node did not answer again within {} ms: {:?}",
+                    bound.as_millis(),
+                    status.nodes
+                );
+            }
+        }
+        for _ in 0..extra {
+            self.publish_next(payload_bytes).await?;
+        }
+        Ok(())
+    }
+
+    /// The current value of the outstanding publish tasks gauge.
+    ///
+    /// # Errors
+    /// Fails when the registry cannot be encoded or lacks the gauge.
+    pub(crate) fn outstanding_tasks(&self) -> Result<f64> {
+        read_gauge(&self.registry)
+    }
+
+    /// Waits until no publish task is outstanding and returns how long that took.
+    ///
+    /// # Errors
+    /// Fails when tasks are still outstanding after `bound`.
+    pub(crate) async fn drained(&self, bound: Duration) -> Result<Duration> {
+        let started = Instant::now();
+        loop {
+            let outstanding = self.outstanding_tasks()?;
+            if outstanding == 0.0 {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() > bound {
+                bail!(
+                    "{outstanding} publish tasks still outstanding after {} ms",
+                    bound.as_millis()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Releases the lease and waits (bounded) for the background tasks.
+    pub(crate) async fn stop(self) {
+        self.adapter.shutdown(SHUTDOWN_BOUND).await;
+    }
+}
+
+impl BlockWriter for QuorumLeader {
+    async fn write_next(&mut self, payload_bytes: usize) -> Result<Duration> {
+        self.publish_next(payload_bytes).await
+    }
+}
+
+/// Reads the outstanding publish tasks gauge from `registry`.
+fn read_gauge(registry: &Registry) -> Result<f64> {
+    let mut text = String::new();
+    encode(&mut text, registry).context("cannot encode the adapter's metrics")?;
+    gauge_value(&text, OUTSTANDING_TASKS)
+        .ok_or_else(|| anyhow!("the adapter's registry has no {OUTSTANDING_TASKS}"))
+}
+
+/// The raw `write_block` script on one node over the adapter's own client, fenced by a lease
+/// the probe takes on that node alone: the floor of every publish.
+#[derive(Debug)]
+pub(crate) struct RawWriter {
+    probe: NodeProbe,
+    epoch: Epoch,
+    next_height: u64,
+}
+
+impl RawWriter {
+    /// Connects a probe to `url` under a fresh key prefix and takes the lease there.
+    ///
+    /// # Errors
+    /// Fails when the node cannot be reached or refuses the lease.
+    pub(crate) async fn connect(url: String, lease_key: String) -> Result<Self> {
+        let (probe, epochs) = leased_probe(vec![url], lease_key).await?;
+        let Some(&epoch) = epochs.first() else {
+            bail!("the probe has no node");
+        };
+        Ok(Self {
+            probe,
+            epoch,
+            next_height: 1,
+        })
+    }
+}
+
+impl BlockWriter for RawWriter {
+    async fn write_next(&mut self, payload_bytes: usize) -> Result<Duration> {
+        let block = block_of(self.next_height, payload_bytes);
+        let started = Instant::now();
+        bounded(
+            "a raw write",
+            CALL_BOUND,
+            self.probe.write_block(0, self.epoch, &block),
+        )
+        .await?
+        .with_context(|| format!("raw write of height {} failed", self.next_height))?;
+        let elapsed = started.elapsed();
+        self.next_height += 1;
+        Ok(elapsed)
+    }
+}
+
+/// The raw `write_block` script sent to several nodes at once, one task per node, returning
+/// when `quorum` of them stored the block (the others finish in the background): the quorum
+/// publish without the adapter's bookkeeping, i.e. the floor a machine sets for it.
+#[derive(Debug)]
+pub(crate) struct RawQuorumWriter {
+    probe: Arc<NodeProbe>,
+    epochs: Vec<Epoch>,
+    quorum: usize,
+    next_height: u64,
+}
+
+impl RawQuorumWriter {
+    /// Connects a probe to `urls` under a fresh key prefix and takes the lease on each node.
+    ///
+    /// # Errors
+    /// Fails when a node cannot be reached or refuses the lease.
+    pub(crate) async fn connect(urls: Vec<String>, lease_key: String) -> Result<Self> {
+        let quorum = urls.len() / 2 + 1;
+        let (probe, epochs) = leased_probe(urls, lease_key).await?;
+        Ok(Self {
+            probe: Arc::new(probe),
+            epochs,
+            quorum,
+            next_height: 1,
+        })
+    }
+}
+
+/// A probe over `urls` under a fresh key prefix, with the lease taken on each node alone.
+async fn leased_probe(urls: Vec<String>, lease_key: String) -> Result<(NodeProbe, Vec<Epoch>)> {
+    let probe = bounded(
+        "connecting the probe",
+        SETUP_BOUND,
+        NodeProbe::connect(redis_config(urls, lease_key)),
+    )
+    .await?
+    .context("the probe cannot connect")?;
+    let mut epochs = Vec::new();
+    for node in 0..probe.nodes() {
+        let epoch = bounded(
+            "taking the probe's lease",
+            SETUP_BOUND,
+            probe.take_lease(node),
+        )
+        .await?
+        .with_context(|| format!("the probe cannot take the lease on node {node}"))?;
+        epochs.push(epoch);
+    }
+    Ok((probe, epochs))
+}
+
+impl BlockWriter for RawQuorumWriter {
+    async fn write_next(&mut self, payload_bytes: usize) -> Result<Duration> {
+        let block = Arc::new(block_of(self.next_height, payload_bytes));
+        let started = Instant::now();
+        let mut writes: futures::stream::FuturesUnordered<_> = self
+            .epochs
+            .iter()
+            .enumerate()
+            .map(|(node, &epoch)| {
+                let probe = Arc::clone(&self.probe);
+                let block = Arc::clone(&block);
+                tokio::spawn(async move { probe.write_block(node, epoch, &block).await })
+            })
+            .collect();
+        let mut stored = 0;
+        let waited = bounded("a raw quorum write", CALL_BOUND, async {
+            while let Some(outcome) = futures::StreamExt::next(&mut writes).await {
+                if matches!(outcome, Ok(Ok(()))) {
+                    stored += 1;
+                    if stored >= self.quorum {
+                        return true;
+                    }
+                }
+            }
+            false
+        })
+        .await?;
+        let elapsed = started.elapsed();
+        if !waited {
+            bail!(
+                "raw quorum write of height {} reached {stored} of {} nodes",
+                self.next_height,
+                self.quorum
+            );
+        }
+        self.next_height += 1;
+        Ok(elapsed)
+    }
+}
+
+/// Samples the outstanding publish tasks gauge on a timer, in a task of its own, so the
+/// samples also cover the time between publishes and after the last one.
+#[derive(Debug)]
+pub(crate) struct GaugeSampler {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<Vec<(Duration, f64)>>>,
+}
+
+impl GaugeSampler {
+    /// Starts sampling `registry` every `period`; sample times count from now.
+    pub(crate) fn start(registry: Arc<Registry>, period: Duration) -> Self {
+        let (stop, mut stopped) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            let started = Instant::now();
+            let mut samples = Vec::new();
+            let mut ticks = tokio::time::interval(period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = &mut stopped => break,
+                    _ = ticks.tick() => {
+                        samples.push((started.elapsed(), read_gauge(&registry)?));
+                    }
+                }
+            }
+            Ok(samples)
+        });
+        Self { stop, task }
+    }
+
+    /// Stops sampling and returns `(time since start, gauge)` samples in time order.
+    ///
+    /// # Errors
+    /// Fails when a sample could not be read or the sampler task failed.
+    pub(crate) async fn finish(self) -> Result<Vec<(Duration, f64)>> {
+        let _ = self.stop.send(());
+        bounded("the gauge sampler", SHUTDOWN_BOUND, self.task)
+            .await?
+            .context("the gauge sampler task failed")?
+    }
+}
+
+#[cfg(test)]
+#[allow(non_snake_case)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gauge_value__when_exposition_has_the_gauge__then_reads_its_value() {
+        // given
+        let text = "# HELP poa_outstanding_publish_tasks Per-node write tasks\n\
+                    # TYPE poa_outstanding_publish_tasks gauge\n\
+                    poa_outstanding_publish_tasks_other 9\n\
+                    poa_outstanding_publish_tasks 17\n\
+                    poa_is_leader 1\n";
+
+        // when
+        let value = gauge_value(text, OUTSTANDING_TASKS);
+
+        // then
+        assert_eq!(value, Some(17.0));
+    }
+
+    #[test]
+    fn gauge_value__when_gauge_is_missing__then_none() {
+        // given
+        let text = "# TYPE poa_outstanding_publish_tasks gauge\npoa_is_leader 1\n";
+
+        // when / then
+        assert_eq!(gauge_value(text, OUTSTANDING_TASKS), None);
+    }
+}
