@@ -26,6 +26,7 @@ mod chart;
 mod cleanup;
 mod cli;
 mod context;
+mod fleet;
 mod machine;
 mod model;
 mod report;
