@@ -172,10 +172,15 @@ pub(crate) fn measure(
         let at = timestamp(BlockHeight::new(height))?;
         blocks.push((seconds_between_stamps(signal_wall, at), height as f64));
     }
-    let timeline = Timeline {
-        nodes: sightings.into_series(fleet, signal_at),
-        blocks,
-    };
+    let nodes = sightings.into_series(fleet, signal_at);
+    // The chain is drawn from where the watching began (and always from the last block on).
+    let watched_from = nodes
+        .iter()
+        .filter_map(|(_, points)| points.first().map(|(seconds, _)| *seconds))
+        .fold(f64::INFINITY, f64::min);
+    blocks
+        .retain(|(seconds, height)| *seconds >= watched_from || *height >= last_block.get() as f64);
+    let timeline = Timeline { nodes, blocks };
     let successor_name = successor_node.name.clone();
     let stopped = fleet.node_mut(leader)?;
     if exit.is_none() && stop == Stop::Terminate {

@@ -299,7 +299,11 @@ fn report(sampled: &Sampled, window: Duration) -> Result<CaseReport> {
          of {TRANSACTION_BYTES} B went to the leader at up to {TRANSACTIONS_PER_SECOND} per \
          second ({} accepted, {} refused: {:.2} MiB of transactions per 1,000 blocks). \
          `VmRSS` and `VmHWM` come from `/proc/<pid>/status`; growth is the least-squares slope \
-         of VmRSS against the node's height, per 1,000 blocks. Over this window {}.{}",
+         of VmRSS against the node's height, per 1,000 blocks. Over this window {}. Growth \
+         that follows the bytes committed (compare the transaction bytes per 1,000 blocks) is \
+         what redb's page cache does as the chain grows; the cache is bounded at 64 MiB per \
+         process (`CACHE_SIZE_BYTES` in adapter-chain's storage.rs), a bound a one-minute \
+         window does not reach.{}",
         SETTINGS.describe(),
         window.as_secs(),
         sampled.accepted,
