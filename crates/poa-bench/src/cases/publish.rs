@@ -126,7 +126,11 @@ pub(crate) async fn run(context: &BenchContext) -> Result<CaseReport> {
     for block_bytes in BLOCK_SIZES {
         context.progress(
             CASE,
-            format_args!("{block_bytes} B blocks, N = {counts:?} and the raw script"),
+            format_args!(
+                "{} blocks, N = {} and the raw script",
+                size_label(block_bytes),
+                list(&counts)
+            ),
         );
         results.push(measure_size(context, &urls, &counts, block_bytes).await?);
         flush(&local).await?;
@@ -245,6 +249,12 @@ fn add_size(report: &mut CaseReport, result: &SizeResult) -> Result<()> {
         {
             row = row.with_value("p50_vs_raw", value);
         }
+        if series.kind == Kind::Quorum
+            && let Some(floor) = result.find(Kind::RawQuorum, series.nodes)
+            && let Some(value) = ratio(p50, floor.quantile_us(0.5) as f64)
+        {
+            row = row.with_value("p50_vs_floor", value);
+        }
         report.rows.push(row);
     }
     let curves: Vec<(String, &Latencies)> = result
@@ -344,9 +354,10 @@ fn notes(
         )
     } else {
         format!(
-            "the {} `--redis-url` servers given (N = {counts:?}; the raw script runs on the \
-             first; the harness removes the run's keys from them when it ends)",
-            given.len()
+            "the {} `--redis-url` servers given (N = {}; the raw script runs on the first; \
+             the harness removes the run's keys from them when it ends)",
+            given.len(),
+            list(counts)
         )
     };
     let samples = context.scale(3_000, 60);
@@ -367,12 +378,29 @@ fn notes(
              adapter (one spawned task per node, return at the quorum; it encodes the block once \
              per node where the adapter encodes it once): the floor this machine sets for N \
              nodes. Quorum publish p50 over that floor at N = {GOAL_NODES}: {}. Where the quorum \
-             publish misses the 2x goal while sitting on its floor, the cost is the machine's \
-             (N server processes and the client sharing {} cores), not the adapter's.",
+             publish misses the 2x goal while sitting on its floor, the cost is not the \
+             adapter's but the servers': {}",
             floor_ratios(results),
-            std::thread::available_parallelism().map_or(0, usize::from)
+            if given.is_empty() {
+                format!(
+                    "here N server processes and the client share {} cores, so the N script \
+                     calls of one publish queue for CPU instead of running side by side.",
+                    std::thread::available_parallelism().map_or(0, usize::from)
+                )
+            } else {
+                "the slowest member of the fastest quorum sets the time.".to_owned()
+            }
         ),
     ]
+}
+
+/// `1, 3, 5`.
+fn list(counts: &[usize]) -> String {
+    counts
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `1.02x at 256 B, ...`: quorum publish p50 over the parallel raw script p50 at the goal's N.
