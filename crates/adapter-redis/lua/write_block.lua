@@ -20,13 +20,14 @@ if epoch > node_epoch then
   -- Heal upward; Redis does not roll this back if a later step refuses.
   redis.call('SET', KEYS[2], ARGV[1])
 end
--- Index members are "<height>:<block id>", so one lookup answers "is this height stored, and
--- is it this block?" without reading payloads.
+-- Index members are "<height>:<block id>:<stream entry id>", so one lookup answers "is this
+-- height stored, and is it this block?" without reading payloads, and read_from finds the entry
+-- without walking the stream. (Members without the entry id, from before it was indexed, still
+-- compare by block id.)
 local stored = redis.call('ZRANGEBYSCORE', KEYS[4], ARGV[3], ARGV[3], 'LIMIT', 0, 1)
 if #stored > 0 then
-  local member = stored[1]
-  local separator = string.find(member, ':', 1, true)
-  if separator and string.sub(member, separator + 1) == ARGV[4] then
+  local stored_id = string.match(stored[1], '^[^:]*:([^:]*)')
+  if stored_id == ARGV[4] then
     redis.call('PEXPIRE', KEYS[1], ARGV[6])
     return 0
   end
@@ -35,7 +36,7 @@ end
 local time = redis.call('TIME')
 local entry = redis.call('XADD', KEYS[3], '*',
   'height', ARGV[3], 'id', ARGV[4], 'epoch', ARGV[1], 'data', ARGV[5], 'timestamp', time[1])
-redis.call('ZADD', KEYS[4], ARGV[3], ARGV[3] .. ':' .. ARGV[4])
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[3] .. ':' .. ARGV[4] .. ':' .. entry)
 redis.call('XTRIM', KEYS[3], 'MAXLEN', '~', ARGV[7])
 redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -tonumber(ARGV[8]) - 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[6])

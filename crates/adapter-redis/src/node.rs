@@ -430,7 +430,10 @@ impl RedisNode {
         max_entries: u64,
     ) -> Result<StreamRead, NodeError> {
         let scripts = &*SCRIPTS;
-        let keys = vec![self.context.keys.stream.clone()];
+        let keys = vec![
+            self.context.keys.stream.clone(),
+            self.context.keys.index.clone(),
+        ];
         let args = vec![
             Value::from(min_height.get().to_string()),
             Value::from(max_entries.to_string()),

@@ -234,7 +234,7 @@ async fn partial_publish_then_retry_at_same_height__then_new_leader_reconciles_t
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn write_block__when_published__then_heights_index_holds_height_and_block_id() {
+async fn write_block__when_published__then_heights_index_holds_height_block_id_and_entry_id() {
     // given
     let servers = servers(1);
     let key = "poa:test:index";
@@ -249,16 +249,29 @@ async fn write_block__when_published__then_heights_index_holds_height_and_block_
         .await
         .unwrap();
 
-    // then
-    let member = format!("1:{}", published.id().to_hex());
-    assert_eq!(
-        servers[0].command(&[
-            b"ZSCORE",
-            b"poa:test:index:heights:index",
-            member.as_bytes()
-        ]),
-        RespValue::bulk("1")
-    );
+    // then: the member names the height, the block and the stream entry that holds it
+    let RespValue::Array(members) = servers[0].command(&[
+        b"ZRANGEBYSCORE",
+        b"poa:test:index:heights:index",
+        b"1",
+        b"1",
+    ]) else {
+        panic!("ZRANGEBYSCORE did not answer an array");
+    };
+    let RespValue::Array(entries) =
+        servers[0].command(&[b"XRANGE", b"poa:test:index:block:stream", b"-", b"+"])
+    else {
+        panic!("XRANGE did not answer an array");
+    };
+    let entry_id = String::from_utf8(
+        entries[0].as_array().unwrap()[0]
+            .as_bytes()
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    let expected = format!("1:{}:{entry_id}", published.id().to_hex());
+    assert_eq!(members, vec![RespValue::bulk(expected)]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -652,3 +652,73 @@ async fn follower__when_its_next_height_lost_copies_but_later_heights_are_on_a_q
         "{state:?}"
     );
 }
+
+/// A sealed block at `height` carrying one transaction of `bytes` bytes.
+fn large_block(height: u64, bytes: usize) -> poa_ports::SealedBlock {
+    let mut sealed = block(height, 0);
+    let transactions = vec![poa_ports::Transaction::new(vec![0xab; bytes])];
+    sealed.block.header.transactions_root = poa_ports::block::transactions_root(&transactions);
+    sealed.block.header.transaction_count = 1;
+    sealed.block.transactions = transactions;
+    sealed
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leader_state__when_the_stream_holds_many_large_blocks__then_reads_the_tip_without_walking_the_stream()
+ {
+    // given: 600 blocks of 64 KiB (about 38 MiB): walking the whole stream server-side takes
+    // longer than the node timeout, so a read that walks it never answers in time
+    let servers = servers(1);
+    let key = "poa:test:large-stream";
+    for height in 1..=600 {
+        append(&servers[0], key, &large_block(height, 64 << 10), 1);
+    }
+    let producer = producer(urls(&servers), key).await;
+
+    // when
+    let state = producer.adapter.leader_state(height(598)).await;
+
+    // then
+    let state = state.expect("the tip is read within the node timeout");
+    assert_eq!(heights(&state), vec![598, 599, 600]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leader_state__when_index_members_lack_the_entry_id__then_reads_by_walking_the_stream() {
+    // given: entries indexed as "<height>:<block id>", as before entry ids were indexed
+    let servers = servers(1);
+    let key = "poa:test:legacy-index";
+    for height in 1..=3 {
+        let sealed = block(height, 0);
+        let height = height.to_string();
+        let member = format!("{height}:{}", sealed.id().to_hex());
+        servers[0].command(&[
+            b"XADD",
+            format!("{key}:block:stream").as_bytes(),
+            b"*",
+            b"height",
+            height.as_bytes(),
+            b"id",
+            sealed.id().to_hex().as_bytes(),
+            b"epoch",
+            b"1",
+            b"data",
+            &sealed.encode(),
+            b"timestamp",
+            b"0",
+        ]);
+        servers[0].command(&[
+            b"ZADD",
+            format!("{key}:heights:index").as_bytes(),
+            height.as_bytes(),
+            member.as_bytes(),
+        ]);
+    }
+    let producer = producer(urls(&servers), key).await;
+
+    // when
+    let state = producer.adapter.leader_state(height(2)).await.unwrap();
+
+    // then
+    assert_eq!(heights(&state), vec![2, 3]);
+}

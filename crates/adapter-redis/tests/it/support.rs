@@ -123,8 +123,7 @@ pub(crate) fn append_raw(
     let index = format!("{key}:heights:index");
     let height = height.to_string();
     let epoch = epoch.to_string();
-    let member = format!("{height}:{id}");
-    server.command(&[
+    let entry = server.command(&[
         b"XADD",
         stream.as_bytes(),
         b"*",
@@ -139,6 +138,14 @@ pub(crate) fn append_raw(
         b"timestamp",
         b"0",
     ]);
+    let entry = String::from_utf8(
+        entry
+            .as_bytes()
+            .expect("XADD answers the entry id")
+            .to_vec(),
+    )
+    .expect("entry ids are ASCII");
+    let member = format!("{height}:{id}:{entry}");
     server.command(&[
         b"ZADD",
         index.as_bytes(),
