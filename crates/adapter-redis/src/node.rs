@@ -484,6 +484,11 @@ impl RedisNode {
         let guard = self.context.node_timeout.saturating_add(OUTER_GUARD_MARGIN);
         match tokio::time::timeout(guard, call).await {
             Ok(Ok(value)) => Ok(value),
+            // fred's own command timeout is the node timeout: say so, rather than "no reply
+            // within 0ns".
+            Ok(Err(error)) if *error.kind() == fred::error::ErrorKind::Timeout => {
+                Err(CallError::TimedOut(self.context.node_timeout))
+            }
             Ok(Err(error)) => Err(CallError::Client(error)),
             Err(_) => Err(CallError::TimedOut(guard)),
         }
