@@ -6,9 +6,7 @@ use std::time::{Duration, Instant};
 use adapter_redis::ProbeError;
 use adapter_redis::probe::{LeaseProbe, NodeProbe};
 
-use crate::support::{
-    NODE_TIMEOUT, block, config, epoch_of, servers, stream_len, urls, with_half_alive,
-};
+use crate::support::{block, config, epoch_of, servers, stream_len, urls, with_half_alive};
 
 #[tokio::test]
 async fn node_probe__when_lease_taken__then_raw_write_lands_once_per_height() {
