@@ -14,6 +14,21 @@ use anyhow::Result;
 use crate::context::BenchContext;
 use crate::model::CaseReport;
 
+/// What the first memory runs found, fixed since: kept in the report because it is why
+/// `read_from` reads through the index.
+const LARGE_BLOCKS_FINDING: &str = "**Finding (fixed): large blocks stalled every node.** An \
+early memory run with 8 KiB transactions at 200 per second (blocks of about 70 KiB at 50 ms) \
+stopped both nodes for good after 13 s: every cycle logged `reconcile_read reached 0 of the 2 \
+nodes a quorum needs`. `read_from.lua` walked the whole stream (`XRANGE - +`) on every call, as \
+fuel-core's script does, so its cost followed the stream's size (12.6 MB, 97 to 164 ms in \
+Redis's slow log) rather than what it returned (5 blocks), and outlasted the 100 ms node \
+timeout on every node at once. `write_block` now records each entry's stream id in the heights \
+index and `read_from` fetches only the entries it returns; the regression test \
+`leader_state__when_the_stream_holds_many_large_blocks__then_reads_the_tip_without_walking_the_stream` \
+fails with the old script. What remains: a catch-up read from the start of the window returns \
+up to `stream_max_len` payloads in one reply, so with large blocks size `--node-timeout` or \
+`--stream-max-len` for it (docs/protocol.md section 15).";
+
 /// Runs the three measurements one after another and merges their reports.
 ///
 /// # Errors
@@ -29,5 +44,6 @@ pub(crate) async fn run(context: &BenchContext) -> Result<CaseReport> {
         report.charts.extend(part.charts);
         report.notes.extend(part.notes);
     }
+    report.notes.push(LARGE_BLOCKS_FINDING.to_owned());
     Ok(report)
 }
