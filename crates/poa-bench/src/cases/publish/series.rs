@@ -10,8 +10,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use adapter_redis::RedisReconciliation;
 use adapter_redis::probe::NodeProbe;
+use adapter_redis::{RedisConfig, RedisReconciliation};
 use anyhow::{Context, Result, anyhow, bail};
 use poa_ports::{BlockHeight, BlockReconciliationPort, Epoch, LeaderState, NodeOutcome};
 use poa_test_support::RedisServer;
@@ -127,11 +127,19 @@ impl QuorumLeader {
     /// # Errors
     /// Fails when the adapter cannot connect, or does not become the reconciled leader.
     pub(crate) async fn lead(urls: Vec<String>, lease_key: String) -> Result<Self> {
+        Self::lead_with(redis_config(urls, lease_key)).await
+    }
+
+    /// Connects an adapter with `config` (fresh keys) and takes the lease.
+    ///
+    /// # Errors
+    /// As [`Self::lead`].
+    pub(crate) async fn lead_with(config: RedisConfig) -> Result<Self> {
         let mut registry = Registry::default();
         let adapter = bounded(
             "connecting the adapter",
             SETUP_BOUND,
-            RedisReconciliation::connect(redis_config(urls, lease_key), &mut registry),
+            RedisReconciliation::connect(config, &mut registry),
         )
         .await?
         .context("the adapter cannot connect")?;
