@@ -22,11 +22,11 @@ use std::time::Duration;
 
 use adapter_chain::CommitDurability;
 use anyhow::{Context, Result, anyhow};
-use poa_test_support::RedisServer;
 
 use self::disk::FsyncProbe;
 use self::producer::{Coordination, Measurement, Producer, Workload};
 use crate::blocks::redis_config;
+use crate::cases::publish::series::{start_servers, urls_of};
 use crate::chart;
 use crate::context::BenchContext;
 use crate::model::{CaseReport, Chart, Goal, Row};
@@ -148,14 +148,8 @@ pub(crate) async fn run(context: &BenchContext) -> Result<CaseReport> {
         fsync_samples: context.scale(100, 20),
     };
     let data_root = tempfile::tempdir().context("cannot create the data root")?;
-    let servers = tokio::task::spawn_blocking(|| {
-        (0..REDIS_NODES)
-            .map(|_| RedisServer::start())
-            .collect::<Vec<_>>()
-    })
-    .await
-    .context("cannot start the local redis-servers (is redis-server installed?)")?;
-    let urls: Vec<String> = servers.iter().map(RedisServer::url).collect();
+    let servers = start_servers(REDIS_NODES).await?;
+    let urls: Vec<String> = urls_of(&servers);
 
     let mut producers = Vec::new();
     for variant in variants {
