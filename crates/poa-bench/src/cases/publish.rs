@@ -391,6 +391,11 @@ fn notes(
                 "the slowest member of the fastest quorum sets the time.".to_owned()
             }
         ),
+        "The p99 goal is judged beside what the servers allow: each p99 goal line also gives \
+         the raw script's own p99. On a loaded machine every series' tail is set by processes \
+         descheduled for a few milliseconds, and a raw script p99 above 1 ms means no client \
+         could meet the goal there."
+            .to_owned(),
     ]
 }
 
