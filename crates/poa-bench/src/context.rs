@@ -30,11 +30,6 @@ impl BenchContext {
         }
     }
 
-    /// Whether this is a `--quick` run (seconds per case, numbers not for publishing).
-    pub(crate) fn quick(&self) -> bool {
-        self.quick
-    }
-
     /// `full` in a full run, `quick` in a `--quick` run: sample counts, repetitions.
     pub(crate) fn scale(&self, full: u64, quick: u64) -> u64 {
         if self.quick { quick } else { full }

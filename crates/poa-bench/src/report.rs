@@ -247,9 +247,9 @@ pub(crate) fn micros(value: u64) -> String {
 
 /// A byte count as B, KiB or MiB.
 pub(crate) fn bytes(value: u64) -> String {
-    if value >= 1 << 20 && value % (1 << 20) == 0 {
+    if value >= 1 << 20 && value.is_multiple_of(1 << 20) {
         format!("{} MiB", value >> 20)
-    } else if value >= 1 << 10 && value % (1 << 10) == 0 {
+    } else if value >= 1 << 10 && value.is_multiple_of(1 << 10) {
         format!("{} KiB", value >> 10)
     } else {
         format!("{value} B")
@@ -258,9 +258,7 @@ pub(crate) fn bytes(value: u64) -> String {
 
 /// A named value with a sensible number of decimals.
 fn number(value: f64) -> String {
-    if value.fract() == 0.0 && value.abs() < 1e15 {
-        format!("{value:.0}")
-    } else if value.abs() >= 100.0 {
+    if (value.fract() == 0.0 && value.abs() < 1e15) || value.abs() >= 100.0 {
         format!("{value:.0}")
     } else if value.abs() >= 1.0 {
         format!("{value:.2}")

@@ -39,11 +39,6 @@ impl Latencies {
         self.histogram.saturating_record(micros);
     }
 
-    /// How many samples were recorded.
-    pub(crate) fn len(&self) -> u64 {
-        self.histogram.len()
-    }
-
     /// Whether no sample was recorded.
     pub(crate) fn is_empty(&self) -> bool {
         self.histogram.is_empty()
