@@ -74,6 +74,14 @@ enum Writer {
 }
 
 impl BlockWriter for Writer {
+    async fn keep_lease(&mut self) -> Result<()> {
+        match self {
+            Self::Raw(writer) => writer.keep_lease().await,
+            Self::RawQuorum(writer) => writer.keep_lease().await,
+            Self::Quorum(leader) => leader.keep_lease().await,
+        }
+    }
+
     async fn write_next(&mut self, block_bytes: usize) -> Result<Duration> {
         match self {
             Self::Raw(writer) => writer.write_next(block_bytes).await,

@@ -92,20 +92,26 @@ pub(crate) fn gauge_value(text: &str, name: &str) -> Option<f64> {
 
 /// A series' writer: one block at a time, at increasing heights.
 pub(crate) trait BlockWriter {
+    /// Keeps (or takes again) the lease the writes are fenced by, as a producer does between
+    /// blocks: a series that waited while others ran must not find it expired. Untimed.
+    async fn keep_lease(&mut self) -> Result<()>;
+
     /// Writes the next block of `payload_bytes` and returns how long that took.
     async fn write_next(&mut self, payload_bytes: usize) -> Result<Duration>;
 }
 
-/// Writes `count` blocks one after another, recording each latency.
+/// Keeps the writer's lease, then writes `count` blocks one after another, recording each
+/// latency.
 ///
 /// # Errors
-/// Fails at the first write that fails.
+/// Fails when the lease is lost, or at the first write that fails.
 pub(crate) async fn write_blocks(
     writer: &mut impl BlockWriter,
     count: u64,
     payload_bytes: usize,
     latencies: &mut Latencies,
 ) -> Result<()> {
+    writer.keep_lease().await?;
     for _ in 0..count {
         latencies.record(writer.write_next(payload_bytes).await?);
     }
@@ -198,19 +204,9 @@ impl QuorumLeader {
     ) -> Result<()> {
         let started = Instant::now();
         loop {
-            // As the producer does before every block: confirms the lease and expands it to
-            // nodes that lost it while they did not answer (an expired key on a thawed node).
-            let state = bounded(
-                "confirming the lease",
-                SETUP_BOUND,
-                self.adapter
-                    .leader_state(BlockHeight::new(self.next_height)),
-            )
-            .await?
-            .context("leader_state failed")?;
-            if state != LeaderState::ReconciledLeader {
-                bail!("the adapter stopped leading: {state:?}");
-            }
+            // Also expands the lease to nodes that lost it while they did not answer (an
+            // expired key on a thawed node).
+            self.keep_lease().await?;
             self.publish_next(payload_bytes).await?;
             // The last outcome of the slowest node lands after the publish returned.
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -272,6 +268,23 @@ impl QuorumLeader {
 }
 
 impl BlockWriter for QuorumLeader {
+    /// As the producer does before every block: `leader_state` confirms the lease on a
+    /// quorum (and takes it again if it lapsed).
+    async fn keep_lease(&mut self) -> Result<()> {
+        let state = bounded(
+            "confirming the lease",
+            SETUP_BOUND,
+            self.adapter
+                .leader_state(BlockHeight::new(self.next_height)),
+        )
+        .await?
+        .context("leader_state failed")?;
+        if state != LeaderState::ReconciledLeader {
+            bail!("the adapter stopped leading: {state:?}");
+        }
+        Ok(())
+    }
+
     async fn write_next(&mut self, payload_bytes: usize) -> Result<Duration> {
         self.publish_next(payload_bytes).await
     }
@@ -285,12 +298,55 @@ fn read_gauge(registry: &Registry) -> Result<f64> {
         .ok_or_else(|| anyhow!("the adapter's registry has no {OUTSTANDING_TASKS}"))
 }
 
+/// A probe under a fresh key prefix, with the lease taken on each of its nodes alone (each
+/// node has its own epoch): what the raw writes are fenced by.
+#[derive(Debug)]
+struct LeasedProbe {
+    probe: Arc<NodeProbe>,
+    epochs: Vec<Epoch>,
+}
+
+impl LeasedProbe {
+    async fn connect(urls: Vec<String>, lease_key: String) -> Result<Self> {
+        let probe = bounded(
+            "connecting the probe",
+            SETUP_BOUND,
+            NodeProbe::connect(redis_config(urls, lease_key)),
+        )
+        .await?
+        .context("the probe cannot connect")?;
+        let mut leased = Self {
+            probe: Arc::new(probe),
+            epochs: Vec::new(),
+        };
+        leased.keep_lease().await?;
+        Ok(leased)
+    }
+
+    /// Takes the lease on every node again: re-arms it where this probe holds it, takes it
+    /// with a new epoch where it lapsed.
+    async fn keep_lease(&mut self) -> Result<()> {
+        let mut epochs = Vec::new();
+        for node in 0..self.probe.nodes() {
+            let epoch = bounded(
+                "taking the probe's lease",
+                SETUP_BOUND,
+                self.probe.take_lease(node),
+            )
+            .await?
+            .with_context(|| format!("the probe cannot take the lease on node {node}"))?;
+            epochs.push(epoch);
+        }
+        self.epochs = epochs;
+        Ok(())
+    }
+}
+
 /// The raw `write_block` script on one node over the adapter's own client, fenced by a lease
 /// the probe takes on that node alone: the floor of every publish.
 #[derive(Debug)]
 pub(crate) struct RawWriter {
-    probe: NodeProbe,
-    epoch: Epoch,
+    leased: LeasedProbe,
     next_height: u64,
 }
 
@@ -300,26 +356,28 @@ impl RawWriter {
     /// # Errors
     /// Fails when the node cannot be reached or refuses the lease.
     pub(crate) async fn connect(url: String, lease_key: String) -> Result<Self> {
-        let (probe, epochs) = leased_probe(vec![url], lease_key).await?;
-        let Some(&epoch) = epochs.first() else {
-            bail!("the probe has no node");
-        };
         Ok(Self {
-            probe,
-            epoch,
+            leased: LeasedProbe::connect(vec![url], lease_key).await?,
             next_height: 1,
         })
     }
 }
 
 impl BlockWriter for RawWriter {
+    async fn keep_lease(&mut self) -> Result<()> {
+        self.leased.keep_lease().await
+    }
+
     async fn write_next(&mut self, payload_bytes: usize) -> Result<Duration> {
+        let Some(&epoch) = self.leased.epochs.first() else {
+            bail!("the probe has no node");
+        };
         let block = block_of(self.next_height, payload_bytes);
         let started = Instant::now();
         bounded(
             "a raw write",
             CALL_BOUND,
-            self.probe.write_block(0, self.epoch, &block),
+            self.leased.probe.write_block(0, epoch, &block),
         )
         .await?
         .with_context(|| format!("raw write of height {} failed", self.next_height))?;
@@ -334,8 +392,7 @@ impl BlockWriter for RawWriter {
 /// publish without the adapter's bookkeeping, i.e. the floor a machine sets for it.
 #[derive(Debug)]
 pub(crate) struct RawQuorumWriter {
-    probe: Arc<NodeProbe>,
-    epochs: Vec<Epoch>,
+    leased: LeasedProbe,
     quorum: usize,
     next_height: u64,
 }
@@ -347,49 +404,29 @@ impl RawQuorumWriter {
     /// Fails when a node cannot be reached or refuses the lease.
     pub(crate) async fn connect(urls: Vec<String>, lease_key: String) -> Result<Self> {
         let quorum = urls.len() / 2 + 1;
-        let (probe, epochs) = leased_probe(urls, lease_key).await?;
         Ok(Self {
-            probe: Arc::new(probe),
-            epochs,
+            leased: LeasedProbe::connect(urls, lease_key).await?,
             quorum,
             next_height: 1,
         })
     }
 }
 
-/// A probe over `urls` under a fresh key prefix, with the lease taken on each node alone.
-async fn leased_probe(urls: Vec<String>, lease_key: String) -> Result<(NodeProbe, Vec<Epoch>)> {
-    let probe = bounded(
-        "connecting the probe",
-        SETUP_BOUND,
-        NodeProbe::connect(redis_config(urls, lease_key)),
-    )
-    .await?
-    .context("the probe cannot connect")?;
-    let mut epochs = Vec::new();
-    for node in 0..probe.nodes() {
-        let epoch = bounded(
-            "taking the probe's lease",
-            SETUP_BOUND,
-            probe.take_lease(node),
-        )
-        .await?
-        .with_context(|| format!("the probe cannot take the lease on node {node}"))?;
-        epochs.push(epoch);
-    }
-    Ok((probe, epochs))
-}
-
 impl BlockWriter for RawQuorumWriter {
+    async fn keep_lease(&mut self) -> Result<()> {
+        self.leased.keep_lease().await
+    }
+
     async fn write_next(&mut self, payload_bytes: usize) -> Result<Duration> {
         let block = Arc::new(block_of(self.next_height, payload_bytes));
         let started = Instant::now();
         let mut writes: futures::stream::FuturesUnordered<_> = self
+            .leased
             .epochs
             .iter()
             .enumerate()
             .map(|(node, &epoch)| {
-                let probe = Arc::clone(&self.probe);
+                let probe = Arc::clone(&self.leased.probe);
                 let block = Arc::clone(&block);
                 tokio::spawn(async move { probe.write_block(node, epoch, &block).await })
             })
