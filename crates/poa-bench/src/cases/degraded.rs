@@ -196,8 +196,7 @@ async fn measure(
         context.unique_key(&format!("{}-control", scenario.slug)),
     ))
     .await?;
-    let rounds = context.scale(4, 1);
-    let per_round = context.scale(750, 60);
+    let (rounds, per_round) = rounds(context);
     let extra_warm_up = context.scale(50, 5);
     let mut sides = [Side::default(), Side::default(), Side::default()];
     let [healthy, control_side, degraded] = &mut sides;
@@ -228,6 +227,12 @@ async fn measure(
         control,
         longest_drain,
     })
+}
+
+/// How many rounds of how many publishes per side: short rounds, so noise on the machine
+/// falls on every side alike.
+fn rounds(context: &BenchContext) -> (u64, u64) {
+    (context.scale(8, 1), context.scale(375, 60))
 }
 
 /// The configuration of `urls` with a quorum of every node: the disruption budget raises the
@@ -329,8 +334,7 @@ fn side_row(variant: &str, nodes: usize, side: &Side) -> Row {
 }
 
 fn notes(context: &BenchContext, measured: &[Measured]) -> Vec<String> {
-    let rounds = context.scale(4, 1);
-    let per_round = context.scale(750, 60);
+    let (rounds, per_round) = rounds(context);
     let drains: Vec<String> = measured
         .iter()
         .map(|result| {
