@@ -70,7 +70,8 @@ impl Kind {
 enum Writer {
     Raw(RawWriter),
     RawQuorum(RawQuorumWriter),
-    Quorum(QuorumLeader),
+    /// Boxed: the adapter is far larger than a probe.
+    Quorum(Box<QuorumLeader>),
 }
 
 impl BlockWriter for Writer {
@@ -191,7 +192,7 @@ async fn measure_size(
         }
         let key = context.unique_key(&format!("publish-{count}"));
         let leader = QuorumLeader::lead(nodes, key).await?;
-        writers.push((Kind::Quorum, count, Writer::Quorum(leader)));
+        writers.push((Kind::Quorum, count, Writer::Quorum(Box::new(leader))));
     }
     let mut measured = Vec::new();
     for (kind, nodes, mut writer) in writers {
