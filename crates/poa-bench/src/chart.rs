@@ -89,20 +89,9 @@ pub(crate) fn latency_cdf(
                 .label(name)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(plot_error)?;
-        Ok(())
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight)
     })?;
-    Ok(Chart {
-        file_name: file_name.to_owned(),
-        caption: caption.to_owned(),
-        svg,
-    })
+    Ok(named_chart(file_name, caption, svg))
 }
 
 /// Horizontal bars, one per `(label, value)`, with the value printed at the bar's end.
@@ -172,11 +161,7 @@ pub(crate) fn bars(
             .map_err(plot_error)?;
         Ok(())
     })?;
-    Ok(Chart {
-        file_name: file_name.to_owned(),
-        caption: caption.to_owned(),
-        svg,
-    })
+    Ok(named_chart(file_name, caption, svg))
 }
 
 /// Several `(x, y)` series as lines with points, e.g. a failover timeline (seconds against
@@ -244,20 +229,36 @@ pub(crate) fn lines(
                 )
                 .map_err(plot_error)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(plot_error)?;
-        Ok(())
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
     })?;
-    Ok(Chart {
+    Ok(named_chart(file_name, caption, svg))
+}
+
+/// Draws the series' legend at `position`.
+fn draw_legend<'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+) -> Result<()>
+where
+    X: Ranged,
+    Y: Ranged,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_error)
+}
+
+/// A chart of `svg` named `file_name`.
+fn named_chart(file_name: &str, caption: &str, svg: String) -> Chart {
+    Chart {
         file_name: file_name.to_owned(),
         caption: caption.to_owned(),
         svg,
-    })
+    }
 }
 
 /// A range around `[low, high]` with a margin, never empty.
