@@ -87,6 +87,12 @@ pub(crate) struct Reconciler {
     /// A publish failed since the last successful leader full scan: a sub-quorum orphan of
     /// this process's own may exist, so that scan reads every node (no grace).
     publish_failed: AtomicBool,
+    /// Entries asked of each node per full read: `stream_max_len`, halved while reads time out
+    /// (a reply of many large blocks can outlast the node timeout on every node, which would
+    /// leave a lagging reader behind for good) and doubled again after fast reads. Any
+    /// window is safe: the rules already handle reads capped by count.
+    read_window: AtomicU64,
+    node_timeout: Duration,
 }
 
 impl Reconciler {
@@ -109,6 +115,8 @@ impl Reconciler {
             read_grace: node_timeout / 4,
             reconciled_generation: AtomicU64::new(NOT_RECONCILED),
             publish_failed: AtomicBool::new(false),
+            read_window: AtomicU64::new(stream_max_len.max(1)),
+            node_timeout,
         }
     }
 
@@ -315,13 +323,14 @@ impl Reconciler {
         next_height: BlockHeight,
         scope: ReadScope,
     ) -> Result<Backlog, AdapterError> {
-        let max_entries = self.stream_max_len;
+        let max_entries = self.read_window.load(Ordering::Acquire);
         let mut pending =
             FanOut::spawn(&self.tracker, self.nodes.iter(), None, |node| async move {
                 node.read_from(next_height, max_entries).await
             });
         let mut backlog = Backlog::default();
         let mut successful = 0usize;
+        let mut timed_out = 0usize;
         let mut undecodable = 0usize;
         let mut wait = ReadWait::ForQuorum;
         loop {
@@ -341,8 +350,12 @@ impl Reconciler {
             let Some((node, reply)) = next else {
                 break;
             };
-            let Ok(read) = reply else {
-                continue;
+            let read = match reply {
+                Ok(read) => read,
+                Err(error) => {
+                    timed_out = timed_out.saturating_add(usize::from(error.is_timeout()));
+                    continue;
+                }
             };
             successful = successful.saturating_add(1);
             undecodable = undecodable.saturating_add(self.record_read(&mut backlog, node, read));
@@ -358,6 +371,7 @@ impl Reconciler {
         self.metrics
             .undecodable_entries
             .inc_by(u64::try_from(undecodable).unwrap_or(u64::MAX));
+        self.adapt_read_window(max_entries, successful, timed_out, pending.elapsed());
         if !self.quorum.reached(successful) {
             return Err(AdapterError::NoQuorum {
                 operation: "reconcile_read",
@@ -372,6 +386,44 @@ impl Reconciler {
                 .set(i64::try_from(headroom).unwrap_or(i64::MAX));
         }
         Ok(backlog)
+    }
+
+    /// Halves the read window when timeouts cost the quorum of a read, doubles it (up to
+    /// `stream_max_len`) after a read that reached its quorum in under a quarter of the node
+    /// timeout. `window` is the one the read used, so concurrent reads cannot compound.
+    fn adapt_read_window(
+        &self,
+        window: u64,
+        successful: usize,
+        timed_out: usize,
+        elapsed: Duration,
+    ) {
+        let next = if !self.quorum.reached(successful) && timed_out > 0 {
+            (window / 2).max(1)
+        } else if self.quorum.reached(successful) && elapsed < self.node_timeout / 4 {
+            window.saturating_mul(2).min(self.stream_max_len.max(1))
+        } else {
+            window
+        };
+        if next != window
+            && self
+                .read_window
+                .compare_exchange(window, next, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            if next < window {
+                tracing::warn!(
+                    window = next,
+                    timed_out,
+                    "reconcile reads timed out: fewer entries per read"
+                );
+            } else {
+                tracing::debug!(
+                    window = next,
+                    "reconcile reads are fast: more entries per read"
+                );
+            }
+        }
     }
 
     /// Votes every entry of one node's read; returns how many entries were undecodable.

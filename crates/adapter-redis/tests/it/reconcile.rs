@@ -722,3 +722,41 @@ async fn leader_state__when_index_members_lack_the_entry_id__then_reads_by_walki
     // then
     assert_eq!(heights(&state), vec![2, 3]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leader_state__when_a_catch_up_read_of_large_blocks_outlasts_the_node_timeout__then_smaller_reads_catch_up()
+ {
+    // given: 32 blocks of 512 KiB (16 MiB) and a 30 ms node timeout: one read of the whole
+    // window cannot answer in time, so a reader that keeps asking for it never catches up
+    let servers = servers(1);
+    let key = "poa:test:large-backlog";
+    let total = 32;
+    for height in 1..=total {
+        append(&servers[0], key, &large_block(height, 512 << 10), 1);
+    }
+    let producer = producer_with(adapter_redis::RedisConfig {
+        node_timeout: Duration::from_millis(30),
+        ..config(urls(&servers), key)
+    })
+    .await;
+
+    // when: cycles as the service runs them, each failed one retried, each success committed
+    let mut next = 1;
+    let mut cycles = 0;
+    while next <= total && cycles < 100 {
+        cycles += 1;
+        if let Ok(state) = producer.adapter.leader_state(height(next)).await {
+            let obtained = heights(&state);
+            assert_eq!(obtained.first(), Some(&next), "{obtained:?}");
+            next += u64::try_from(obtained.len()).unwrap();
+        }
+    }
+
+    // then
+    assert_eq!(
+        next,
+        total + 1,
+        "caught up to {} in {cycles} cycles",
+        next - 1
+    );
+}

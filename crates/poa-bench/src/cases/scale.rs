@@ -25,9 +25,12 @@ Redis's slow log) rather than what it returned (5 blocks), and outlasted the 100
 timeout on every node at once. `write_block` now records each entry's stream id in the heights \
 index and `read_from` fetches only the entries it returns; the regression test \
 `leader_state__when_the_stream_holds_many_large_blocks__then_reads_the_tip_without_walking_the_stream` \
-fails with the old script. What remains: a catch-up read from the start of the window returns \
-up to `stream_max_len` payloads in one reply, so with large blocks size `--node-timeout` or \
-`--stream-max-len` for it (docs/protocol.md section 15).";
+fails with the old script. A second limit followed from it: a catch-up read still \
+asked for up to `stream_max_len` payloads in one reply, which with large blocks outlasts the \
+node timeout on every node, so a lagging node never caught up; the read window now halves \
+while reads time out and grows back after fast reads (docs/protocol.md section 7; regression \
+test `leader_state__when_a_catch_up_read_of_large_blocks_outlasts_the_node_timeout__then_smaller_reads_catch_up`, \
+which fails without it).";
 
 /// Runs the three measurements one after another and merges their reports.
 ///
