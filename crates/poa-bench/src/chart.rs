@@ -10,6 +10,8 @@ use crate::stats::Latencies;
 
 const SIZE: (u32, u32) = (860, 460);
 const FONT: &str = "sans-serif";
+/// Width left of the plot for numeric y labels.
+const AXIS_LABEL_AREA: u32 = 56;
 
 /// Distinct colours for up to eight series, then repeating.
 fn colour(index: usize) -> RGBColor {
@@ -68,11 +70,7 @@ pub(crate) fn latency_cdf(
         (1.0, 10.0)
     };
     let svg = render(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(caption, (FONT, 18))
-            .margin(12)
-            .x_label_area_size(42)
-            .y_label_area_size(56)
+        let mut chart = framed(root, caption, AXIS_LABEL_AREA)
             .build_cartesian_2d((low..high).log_scale(), 0.0..1.0)
             .map_err(plot_error)?;
         chart
@@ -118,11 +116,7 @@ pub(crate) fn bars(
         .unwrap_or(0);
     let label_area = u32::try_from(label_width.saturating_mul(7).clamp(60, 360)).unwrap_or(360);
     let svg = render(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(caption, (FONT, 18))
-            .margin(12)
-            .x_label_area_size(42)
-            .y_label_area_size(label_area)
+        let mut chart = framed(root, caption, label_area)
             .build_cartesian_2d(0.0..high, (0..count).into_segmented())
             .map_err(plot_error)?;
         let labels: Vec<String> = bars.iter().map(|(label, _)| label.clone()).collect();
@@ -186,11 +180,7 @@ pub(crate) fn lines(
     let (x_low, x_high) = padded(x_low, x_high);
     let (y_low, y_high) = padded(y_low, y_high);
     let svg = render(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(caption, (FONT, 18))
-            .margin(12)
-            .x_label_area_size(42)
-            .y_label_area_size(56)
+        let mut chart = framed(root, caption, AXIS_LABEL_AREA)
             .build_cartesian_2d(x_low..x_high, y_low..y_high)
             .map_err(plot_error)?;
         chart
@@ -232,6 +222,22 @@ pub(crate) fn lines(
         draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
     })?;
     Ok(named_chart(file_name, caption, svg))
+}
+
+/// A chart builder with the house caption, margin and axis label areas; `y_label_area` is the
+/// width left of the plot for the y labels.
+fn framed<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    caption: &str,
+    y_label_area: u32,
+) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .caption(caption, (FONT, 18))
+        .margin(12)
+        .x_label_area_size(42)
+        .y_label_area_size(y_label_area);
+    builder
 }
 
 /// Draws the series' legend at `position`.

@@ -12,6 +12,16 @@ use poa_test_support::resp::request;
 /// Bound of one `SCAN` or `UNLINK` exchange.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What happens to the keys on the user's servers, for the report when `--redis-url` was given.
+pub(crate) fn leftover_keys_note() -> String {
+    "Every series writes under its own `poa-bench:<pid>:` key prefix (each block stream is \
+     trimmed to about 1,000 blocks, so a 64 KiB series holds about 64 MiB per node while it \
+     runs); the harness removes the run's keys from the `--redis-url` servers when it ends. \
+     After an interrupted run, remove them with \
+     `redis-cli --scan --pattern 'poa-bench:*' | xargs -r redis-cli unlink`."
+        .to_owned()
+}
+
 /// Removes every key matching `prefix*` from the server at `url`; returns how many went.
 ///
 /// # Errors

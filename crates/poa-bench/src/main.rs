@@ -11,6 +11,7 @@
 //! # Layout
 //! - `cli`: flags and where the report goes.
 //! - `cleanup`: removes this run's keys from `--redis-url` servers.
+//! - `fixtures`: local redis-servers and bounded waits every case uses.
 //! - `context`: what every case gets (scale, servers, progress).
 //! - `cases`: the eight cases of issue 6, one module each.
 //! - `blocks`: blocks of a given size and the Redis configuration of every series.
@@ -26,6 +27,7 @@ mod chart;
 mod cleanup;
 mod cli;
 mod context;
+mod fixtures;
 mod fleet;
 mod machine;
 mod model;

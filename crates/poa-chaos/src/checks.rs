@@ -90,16 +90,7 @@ pub(crate) fn longest_stall(samples: &[Sample], after: Duration, only_reachable:
 /// How long after `from` the highest height first exceeded its value at `from`; `None` if it
 /// never did within the samples.
 pub(crate) fn time_to_progress(samples: &[Sample], from: Duration) -> Option<Duration> {
-    let baseline = samples
-        .iter()
-        .filter(|s| s.at <= from)
-        .filter_map(Sample::max_height)
-        .max()?;
-    samples
-        .iter()
-        .filter(|s| s.at > from)
-        .find(|s| s.max_height().is_some_and(|h| h > baseline))
-        .map(|s| s.at - from)
+    time_to_first_after(samples, from, |_| true)
 }
 
 /// How long after `from` a node other than `old_leader` first claimed to lead while the highest
@@ -110,6 +101,18 @@ pub(crate) fn time_to_new_leader(
     from: Duration,
     old_leader: usize,
 ) -> Option<Duration> {
+    time_to_first_after(samples, from, |s| {
+        s.leader.is_some_and(|leader| leader != old_leader)
+    })
+}
+
+/// How long after `from` the first sample that satisfies `also` saw the highest height above
+/// its value at `from`; `None` if none did (or nothing was sampled by `from`).
+fn time_to_first_after(
+    samples: &[Sample],
+    from: Duration,
+    also: impl Fn(&Sample) -> bool,
+) -> Option<Duration> {
     let baseline = samples
         .iter()
         .filter(|s| s.at <= from)
@@ -118,10 +121,7 @@ pub(crate) fn time_to_new_leader(
     samples
         .iter()
         .filter(|s| s.at > from)
-        .find(|s| {
-            s.leader.is_some_and(|leader| leader != old_leader)
-                && s.max_height().is_some_and(|h| h > baseline)
-        })
+        .find(|s| also(s) && s.max_height().is_some_and(|h| h > baseline))
         .map(|s| s.at - from)
 }
 

@@ -14,9 +14,10 @@ use anyhow::Result;
 use poa_test_support::{FaultProxy, ProxyMode, RedisServer};
 
 use crate::blocks::redis_config;
-use crate::cases::publish::series::{QuorumLeader, blocking, start_servers, urls_of};
+use crate::cases::publish::series::QuorumLeader;
 use crate::chart;
 use crate::context::BenchContext;
+use crate::fixtures::{blocking, start_servers, urls_of};
 use crate::model::{CaseReport, Goal, Row};
 use crate::stats::{Latencies, ratio};
 

@@ -16,10 +16,10 @@ use adapter_redis::probe::LeaseProbe;
 use anyhow::{Context, Result, bail};
 use poa_test_support::{HalfAliveListener, RedisServer};
 
-use super::limit::{WARM_UP, bounded, start_local_servers};
 use crate::blocks::{node_timeout, redis_config};
 use crate::chart;
 use crate::context::BenchContext;
+use crate::fixtures::{HANG_BOUND, WARM_UP, bounded, start_servers};
 use crate::model::{CaseReport, Goal, Row};
 use crate::stats::{Latencies, ratio};
 
@@ -53,7 +53,7 @@ struct Series {
 /// # Errors
 /// Fails when the servers cannot start or a series acquires nothing at all.
 pub(crate) async fn run(context: &BenchContext) -> Result<CaseReport> {
-    let servers = start_local_servers(NODES).await?;
+    let servers = start_servers(NODES).await?;
     let half_alive = tokio::task::spawn_blocking(HalfAliveListener::start)
         .await
         .context("cannot start the half-alive listener")?;
@@ -182,18 +182,22 @@ async fn adapter_series(
 ) -> Result<Series> {
     context.progress(CASE, format_args!("{variant} x {samples}"));
     let config = redis_config(urls.to_vec(), context.unique_key("lease"));
-    let probe = bounded("connecting the lease probe", LeaseProbe::connect(config))
-        .await?
-        .context("cannot connect the lease probe")?;
+    let probe = bounded(
+        "connecting the lease probe",
+        HANG_BOUND,
+        LeaseProbe::connect(config),
+    )
+    .await?
+    .context("cannot connect the lease probe")?;
     let mut latencies = Latencies::new();
     let mut failed = 0;
     for sample in 0..warm_up + samples {
-        bounded("release", probe.release()).await?;
+        bounded("release", HANG_BOUND, probe.release()).await?;
         if start == Start::Settled {
             tokio::time::sleep(node_timeout().saturating_mul(2)).await;
         }
         let started = Instant::now();
-        let epoch = bounded("acquire", probe.acquire()).await?;
+        let epoch = bounded("acquire", HANG_BOUND, probe.acquire()).await?;
         let elapsed = started.elapsed();
         if sample < warm_up {
             continue;
@@ -203,7 +207,7 @@ async fn adapter_series(
             None => failed += 1,
         }
     }
-    bounded("release", probe.release()).await?;
+    bounded("release", HANG_BOUND, probe.release()).await?;
     if latencies.is_empty() {
         bail!("{variant}: no acquisition succeeded in {samples} tries");
     }

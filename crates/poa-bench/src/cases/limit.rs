@@ -8,59 +8,20 @@
 //! off the async workers, and the hang bound around every awaited call. It must not decide
 //! anything about quorums: one node only.
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use adapter_redis::probe::NodeProbe;
-use anyhow::{Context, Result, anyhow};
-use poa_test_support::RedisServer;
+use anyhow::{Context, Result};
 
 use crate::blocks::{BLOCK_SIZES, block_of, redis_config};
 use crate::chart;
+use crate::cleanup::leftover_keys_note;
 use crate::context::BenchContext;
+use crate::fixtures::{HANG_BOUND, WARM_UP, bounded, start_servers};
 use crate::model::{CaseReport, Row};
 use crate::stats::Latencies;
 
 const CASE: &str = "limit";
-
-/// Bound on any one awaited call of these cases. The adapter bounds each node call by its
-/// node timeout (100 ms), so reaching this means something hung, and the case says what.
-pub(super) const HANG_BOUND: Duration = Duration::from_secs(10);
-
-/// Calls discarded before each measured series: connection set-up, script loading, the first
-/// allocation of a block size.
-pub(super) const WARM_UP: u64 = 20;
-
-/// Awaits `future`, failing with `what` if it takes longer than [`HANG_BOUND`].
-///
-/// # Errors
-/// Fails when the bound is reached.
-pub(super) async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> Result<T> {
-    tokio::time::timeout(HANG_BOUND, future)
-        .await
-        .map_err(|_| anyhow!("{what} did not return within {HANG_BOUND:?}"))
-}
-
-/// Starts `count` local `redis-server`s on a blocking thread (the fixture blocks until each
-/// answers `PING`, and panics when `redis-server` is missing).
-///
-/// # Errors
-/// Fails when a server cannot start.
-pub(super) async fn start_local_servers(count: usize) -> Result<Vec<RedisServer>> {
-    tokio::task::spawn_blocking(move || (0..count).map(|_| RedisServer::start()).collect())
-        .await
-        .context("cannot start local redis-servers (is redis-server installed?)")
-}
-
-/// What happens to the keys on the user's servers, for the report when `--redis-url` was given.
-pub(super) fn leftover_keys_note() -> String {
-    "Every series writes under its own `poa-bench:<pid>:` key prefix (each block stream is \
-     trimmed to about 1,000 blocks, so a 64 KiB series holds about 64 MiB per node while it \
-     runs); the harness removes the run's keys from the `--redis-url` servers when it ends. \
-     After an interrupted run, remove them with \
-     `redis-cli --scan --pattern 'poa-bench:*' | xargs -r redis-cli unlink`."
-        .to_owned()
-}
 
 /// Measures the `PING` round trip and the raw write script on one node: the first
 /// `--redis-url`, else a local server.
@@ -71,7 +32,7 @@ pub(crate) async fn run(context: &BenchContext) -> Result<CaseReport> {
     let (url, _local) = match context.redis_urls().first() {
         Some(url) => (url.clone(), Vec::new()),
         None => {
-            let local = start_local_servers(1).await?;
+            let local = start_servers(1).await?;
             (local[0].url(), local)
         }
     };
@@ -128,7 +89,7 @@ async fn ping_latencies(context: &BenchContext, url: &str) -> Result<Latencies> 
     let mut latencies = Latencies::new();
     for sample in 0..WARM_UP + samples {
         let started = Instant::now();
-        bounded("PING", probe.ping(0)).await??;
+        bounded("PING", HANG_BOUND, probe.ping(0)).await??;
         if sample >= WARM_UP {
             latencies.record(started.elapsed());
         }
@@ -142,12 +103,17 @@ async fn write_latencies(context: &BenchContext, url: &str, size: usize) -> Resu
     let samples = context.scale(5_000, 200);
     context.progress(CASE, format_args!("raw write script, {size} B x {samples}"));
     let probe = connect(url, context.unique_key(&format!("limit-write-{size}"))).await?;
-    let epoch = bounded("promote", probe.take_lease(0)).await??;
+    let epoch = bounded("promote", HANG_BOUND, probe.take_lease(0)).await??;
     let mut latencies = Latencies::new();
     for height in 1..=WARM_UP + samples {
         let block = block_of(height, size);
         let started = Instant::now();
-        bounded("write_block", probe.write_block(0, epoch, &block)).await??;
+        bounded(
+            "write_block",
+            HANG_BOUND,
+            probe.write_block(0, epoch, &block),
+        )
+        .await??;
         if height > WARM_UP {
             latencies.record(started.elapsed());
         }
@@ -158,6 +124,7 @@ async fn write_latencies(context: &BenchContext, url: &str, size: usize) -> Resu
 async fn connect(url: &str, key: String) -> Result<NodeProbe> {
     bounded(
         "connecting the probe",
+        HANG_BOUND,
         NodeProbe::connect(redis_config(vec![url.to_owned()], key)),
     )
     .await?

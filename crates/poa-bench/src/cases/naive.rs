@@ -17,10 +17,11 @@ use poa_ports::{BlockHeight, BlockReconciliationPort, Epoch, LeaderState, Reconc
 use poa_test_support::RedisServer;
 use prometheus_client::registry::Registry;
 
-use super::limit::{HANG_BOUND, WARM_UP, bounded, leftover_keys_note, start_local_servers};
 use crate::blocks::{BLOCK_SIZES, block_of, node_timeout, redis_config};
 use crate::chart;
+use crate::cleanup::leftover_keys_note;
 use crate::context::BenchContext;
+use crate::fixtures::{HANG_BOUND, WARM_UP, bounded, start_servers};
 use crate::model::{CaseReport, Row};
 use crate::stats::{Latencies, ratio};
 
@@ -142,7 +143,7 @@ impl Measured {
 /// Fails when a server cannot start or a healthy node refuses or misses a write.
 pub(crate) async fn run(context: &BenchContext) -> Result<CaseReport> {
     let local = if context.redis_urls().is_empty() {
-        start_local_servers(NODE_COUNTS[NODE_COUNTS.len() - 1]).await?
+        start_servers(NODE_COUNTS[NODE_COUNTS.len() - 1]).await?
     } else {
         Vec::new()
     };
@@ -267,12 +268,13 @@ async fn naive_sequence(
     let key = context.unique_key("naive-sequence");
     let probe = bounded(
         "connecting the probe",
+        HANG_BOUND,
         NodeProbe::connect(redis_config(urls.to_vec(), key)),
     )
     .await??;
     let mut epochs: Vec<Epoch> = Vec::with_capacity(nodes);
     for node in 0..nodes {
-        epochs.push(bounded("promote", probe.take_lease(node)).await??);
+        epochs.push(bounded("promote", HANG_BOUND, probe.take_lease(node)).await??);
     }
     let _frozen = frozen.map(Frozen::freeze);
     let warm_up = if frozen.is_some() { 1 } else { WARM_UP };
@@ -282,7 +284,13 @@ async fn naive_sequence(
         let started = Instant::now();
         let mut stored = 0;
         for (node, epoch) in epochs.iter().enumerate() {
-            match bounded("write_block", probe.write_block(node, *epoch, &block)).await? {
+            match bounded(
+                "write_block",
+                HANG_BOUND,
+                probe.write_block(node, *epoch, &block),
+            )
+            .await?
+            {
                 Ok(()) => stored += 1,
                 Err(error @ ProbeError::Unavailable { .. }) => {
                     let expected = frozen.is_some() && node == FROZEN_NODE;
@@ -316,10 +324,16 @@ async fn fan_out_publish(
     let config = redis_config(urls.to_vec(), context.unique_key("naive-fan-out"));
     let adapter = bounded(
         "connecting the adapter",
+        HANG_BOUND,
         RedisReconciliation::connect(config, &mut registry),
     )
     .await??;
-    let state = bounded("leader_state", adapter.leader_state(BlockHeight::new(1))).await??;
+    let state = bounded(
+        "leader_state",
+        HANG_BOUND,
+        adapter.leader_state(BlockHeight::new(1)),
+    )
+    .await??;
     if state != LeaderState::ReconciledLeader {
         bail!("the adapter does not lead on a fresh lease key");
     }
@@ -329,7 +343,13 @@ async fn fan_out_publish(
         for height in 1..=WARM_UP + samples {
             let block = block_of(height, size);
             let started = Instant::now();
-            match bounded("publish", adapter.publish_produced_block(&block)).await? {
+            match bounded(
+                "publish",
+                HANG_BOUND,
+                adapter.publish_produced_block(&block),
+            )
+            .await?
+            {
                 Ok(()) => {}
                 Err(error @ ReconciliationError::NoQuorum { .. }) => {
                     measured.unanswered(false, &error)?;

@@ -14,13 +14,11 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use poa_test_support::RedisServer;
 
-use self::series::{
-    BlockWriter, QuorumLeader, RawQuorumWriter, RawWriter, blocking, start_servers, urls_of,
-    write_blocks,
-};
+use self::series::{BlockWriter, QuorumLeader, RawQuorumWriter, RawWriter, write_blocks};
 use crate::blocks::BLOCK_SIZES;
 use crate::chart;
 use crate::context::BenchContext;
+use crate::fixtures::{blocking, start_servers, urls_of};
 use crate::model::{CaseReport, Goal, Row, Verdict};
 use crate::report;
 use crate::stats::{Latencies, ratio};

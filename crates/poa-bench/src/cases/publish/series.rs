@@ -1,12 +1,11 @@
 //! What the publish-path measurements (`publish`, `degraded`, `scale`'s `stragglers`) share:
-//! local `redis-server`s started off the async threads, a leading adapter that publishes blocks
+//! a leading adapter that publishes blocks
 //! of one size at increasing heights and times each call, the raw write script on one node as
 //! the baseline, and the outstanding publish tasks gauge read from the adapter's registry.
 //!
 //! Owns no report: it measures and returns samples. Every wait is bounded, so a hung server
 //! or adapter is an error that says what hung, never a hang of the run.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,12 +13,12 @@ use adapter_redis::probe::NodeProbe;
 use adapter_redis::{RedisConfig, RedisReconciliation};
 use anyhow::{Context, Result, anyhow, bail};
 use poa_ports::{BlockHeight, BlockReconciliationPort, Epoch, LeaderState, NodeOutcome};
-use poa_test_support::RedisServer;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
 use tokio::sync::oneshot;
 
 use crate::blocks::{block_of, redis_config};
+use crate::fixtures::bounded;
 use crate::stats::Latencies;
 
 /// The gauge of per-node write tasks still in flight.
@@ -32,50 +31,6 @@ const CALL_BOUND: Duration = Duration::from_secs(5);
 const SETUP_BOUND: Duration = Duration::from_secs(15);
 /// Bound on stopping an adapter (lease release, background tasks).
 const SHUTDOWN_BOUND: Duration = Duration::from_secs(2);
-
-/// Awaits `future` for at most `bound`, naming `what` when it did not finish.
-///
-/// # Errors
-/// Fails when the bound passes first.
-pub(crate) async fn bounded<T>(
-    what: &str,
-    bound: Duration,
-    future: impl Future<Output = T>,
-) -> Result<T> {
-    tokio::time::timeout(bound, future)
-        .await
-        .map_err(|_| anyhow!("{what} did not finish within {} ms", bound.as_millis()))
-}
-
-/// Runs a blocking fixture operation (start, freeze, proxy) on the blocking pool; a panic of
-/// the fixture (no `redis-server` binary, a port that stays taken) becomes an error.
-///
-/// # Errors
-/// Fails when the operation panicked or did not finish within the setup bound.
-pub(crate) async fn blocking<T: Send + 'static>(
-    what: &str,
-    operation: impl FnOnce() -> T + Send + 'static,
-) -> Result<T> {
-    bounded(what, SETUP_BOUND, tokio::task::spawn_blocking(operation))
-        .await?
-        .map_err(|error| anyhow!("{what} failed (is redis-server installed?): {error}"))
-}
-
-/// Starts `count` local `redis-server`s.
-///
-/// # Errors
-/// Fails when a server cannot start.
-pub(crate) async fn start_servers(count: usize) -> Result<Vec<RedisServer>> {
-    blocking("starting local redis-servers", move || {
-        (0..count).map(|_| RedisServer::start()).collect()
-    })
-    .await
-}
-
-/// The URLs of local servers.
-pub(crate) fn urls_of(servers: &[RedisServer]) -> Vec<String> {
-    servers.iter().map(RedisServer::url).collect()
-}
 
 /// The value of the unlabelled sample `name` in Prometheus text exposition.
 pub(crate) fn gauge_value(text: &str, name: &str) -> Option<f64> {

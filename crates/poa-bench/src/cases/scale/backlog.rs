@@ -32,8 +32,8 @@ use poa_ports::{
 use prometheus_client::registry::Registry;
 
 use crate::blocks::redis_config;
-use crate::cases::publish::series::{start_servers, urls_of};
 use crate::context::BenchContext;
+use crate::fixtures::{start_servers, urls_of};
 use crate::model::CaseReport;
 use crate::stats::Latencies;
 

@@ -12,11 +12,10 @@ use anyhow::{Result, bail};
 use poa_test_support::{FaultProxy, ProxyMode, RedisServer};
 
 use crate::blocks::node_timeout;
-use crate::cases::publish::series::{
-    GaugeSampler, QuorumLeader, blocking, start_servers, urls_of, write_blocks,
-};
+use crate::cases::publish::series::{GaugeSampler, QuorumLeader, write_blocks};
 use crate::chart;
 use crate::context::BenchContext;
+use crate::fixtures::{blocking, start_servers, urls_of};
 use crate::model::{CaseReport, Row};
 use crate::stats::Latencies;
 
