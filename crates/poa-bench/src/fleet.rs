@@ -15,7 +15,7 @@ use std::fmt::Display;
 use std::fs::OpenOptions;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use poa_ports::{BlockHeight, Timestamp};
 use poa_test_support::RedisServer;
+use poa_test_support::spawner::{command_tied_to_process, spawn};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -163,15 +164,16 @@ impl NodeProcess {
             .append(true)
             .open(&self.log)
             .with_context(|| format!("cannot open {}", self.log.display()))?;
-        let child = command_tied_to_this_thread(&self.binary)
+        let mut command = command_tied_to_process(&self.binary);
+        command
             .args(&self.args)
             .env("RUST_LOG", "warn,poa_node=info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone().context("cannot share the node log")?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start {}", self.binary.display()))?;
+            .stderr(log);
+        let child =
+            spawn(command).with_context(|| format!("cannot start {}", self.binary.display()))?;
         self.child = Some(child);
         let started = Instant::now();
         while started.elapsed() < START_DEADLINE {
@@ -514,19 +516,6 @@ where
                 return joined.map_err(|error| anyhow!("the fleet thread failed: {error}"))?;
             }
         }
-    }
-}
-
-/// A command for `program` that the kernel kills when the calling thread ends (`setpriv
-/// --pdeathsig KILL`), or a plain one where `setpriv` is missing (then only `Drop` kills it).
-fn command_tied_to_this_thread(program: &Path) -> Command {
-    let setpriv = Path::new("/usr/bin/setpriv");
-    if setpriv.is_file() {
-        let mut command = Command::new(setpriv);
-        command.args(["--pdeathsig", "KILL", "--"]).arg(program);
-        command
-    } else {
-        Command::new(program)
     }
 }
 

@@ -9,12 +9,13 @@
 use std::fs::{File, OpenOptions};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use poa_test_support::spawner::{command_tied_to_process, spawn};
 use poa_test_support::{FaultProxy, RedisServer};
 
 use crate::client::Client;
@@ -174,7 +175,7 @@ impl NodeProcess {
     /// Fails when it cannot be spawned or does not answer within the start deadline.
     pub(crate) fn spawn(&mut self) -> Result<()> {
         let log = open_log(&self.log)?;
-        let mut command = tied_to_this_process(&self.binary);
+        let mut command = command_tied_to_process(&self.binary);
         command
             .args(&self.args)
             .env("RUST_LOG", "info")
@@ -182,9 +183,8 @@ impl NodeProcess {
             .stdin(Stdio::null())
             .stdout(log.try_clone().context("cannot share the node log")?)
             .stderr(log);
-        let child = command
-            .spawn()
-            .with_context(|| format!("cannot start {}", self.binary.display()))?;
+        let child =
+            spawn(command).with_context(|| format!("cannot start {}", self.binary.display()))?;
         self.child = Some(child);
         self.frozen = false;
         let client = Client::new(Duration::from_millis(500));
@@ -276,18 +276,4 @@ fn open_log(path: &Path) -> Result<File> {
         .append(true)
         .open(path)
         .with_context(|| format!("cannot open {}", path.display()))
-}
-
-/// A command that the kernel kills when this harness's main thread dies (`setpriv --pdeathsig
-/// KILL`), so a harness killed with SIGKILL leaves no node behind. Nodes are only ever spawned
-/// from the main thread, which lives as long as the run.
-fn tied_to_this_process(program: &Path) -> Command {
-    let setpriv = Path::new("/usr/bin/setpriv");
-    if setpriv.is_file() {
-        let mut command = Command::new(setpriv);
-        command.args(["--pdeathsig", "KILL", "--"]).arg(program);
-        command
-    } else {
-        Command::new(program)
-    }
 }

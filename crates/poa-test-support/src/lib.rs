@@ -13,6 +13,8 @@
 //! - [`HalfAliveListener`]: accepts TCP connections, reads, never answers.
 //! - [`FaultProxy`]: a TCP proxy whose [`ProxyMode`] (`Pass`, `Hold`, `Reset`, `Latency`,
 //!   `Blackhole`) can change at any time, with a count of accepted connections.
+//! - [`spawner`]: child processes the kernel kills when this process dies
+//!   (`setpriv --pdeathsig`), for fixtures and for the tooling binaries' nodes.
 //! - [`wait_for`] / [`wait_for_async`]: poll a condition every 20 ms up to a deadline.
 //! - [`resp`]: the minimal RESP2 client behind `RedisServer::command`, usable against any
 //!   address (a proxy, a half-alive listener).
@@ -56,7 +58,7 @@ mod half_alive;
 mod loopback;
 mod redis_server;
 pub mod resp;
-mod spawner;
+pub mod spawner;
 mod wait;
 
 pub use certificates::TestCertificates;

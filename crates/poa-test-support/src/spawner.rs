@@ -1,4 +1,5 @@
-//! Starts fixture processes so that they cannot outlive the test process.
+//! Starts fixture processes (and, for the tooling binaries, any child process) so that they
+//! cannot outlive the process that started them.
 //!
 //! `Drop` kills a fixture's process on success and on unwind, but not when the test process is
 //! itself killed (a nextest timeout) or exits without running destructors (a fixture kept in a
@@ -19,7 +20,7 @@ type SpawnRequest = (Command, Sender<io::Result<Child>>);
 
 /// A command running `program` that the kernel kills when this process dies, if the platform
 /// allows it (see the module docs); add arguments and stdio, then [`spawn`] it.
-pub(crate) fn command_tied_to_process(program: &Path) -> Command {
+pub fn command_tied_to_process(program: &Path) -> Command {
     match setpriv() {
         Some(setpriv) => {
             let mut command = Command::new(setpriv);
@@ -31,7 +32,11 @@ pub(crate) fn command_tied_to_process(program: &Path) -> Command {
 }
 
 /// Spawns `command` on the spawner thread, so its parent thread lives as long as the process.
-pub(crate) fn spawn(command: Command) -> io::Result<Child> {
+///
+/// # Errors
+///
+/// The spawn's own error, or an error when the spawner thread is gone.
+pub fn spawn(command: Command) -> io::Result<Child> {
     let gone = || io::Error::other("the fixture spawner thread is gone");
     let (reply_tx, reply_rx) = mpsc::channel();
     spawner().send((command, reply_tx)).map_err(|_| gone())?;
