@@ -82,7 +82,6 @@ pub(crate) struct Reconciler {
     state: Arc<LeaseState>,
     tracker: TaskTracker,
     metrics: Arc<Metrics>,
-    read_grace: Duration,
     reconciled_generation: AtomicU64,
     /// A publish failed since the last successful leader full scan: a sub-quorum orphan of
     /// this process's own may exist, so that scan reads every node (no grace).
@@ -94,6 +93,10 @@ pub(crate) struct Reconciler {
     read_window: AtomicU64,
     node_timeout: Duration,
 }
+
+/// How long a full read waits for the other nodes once a quorum answered, as a fraction of the
+/// node timeout (docs/protocol.md section 7).
+const READ_GRACE_DIVISOR: u32 = 4;
 
 impl Reconciler {
     pub(crate) fn new(
@@ -112,7 +115,6 @@ impl Reconciler {
             state,
             tracker,
             metrics,
-            read_grace: node_timeout / 4,
             reconciled_generation: AtomicU64::new(NOT_RECONCILED),
             publish_failed: AtomicBool::new(false),
             read_window: AtomicU64::new(stream_max_len.max(1)),
@@ -362,7 +364,7 @@ impl Reconciler {
             if wait == ReadWait::ForQuorum && self.quorum.reached(successful) {
                 wait = match scope {
                     ReadScope::GraceAfterQuorum => {
-                        ReadWait::Grace(tokio::time::Instant::now() + self.read_grace)
+                        ReadWait::Grace(tokio::time::Instant::now() + self.read_grace())
                     }
                     ReadScope::EveryNode => ReadWait::ForAll,
                 };
@@ -386,6 +388,11 @@ impl Reconciler {
                 .set(i64::try_from(headroom).unwrap_or(i64::MAX));
         }
         Ok(backlog)
+    }
+
+    /// How long a full read waits for the other nodes once a quorum answered.
+    fn read_grace(&self) -> Duration {
+        self.node_timeout / READ_GRACE_DIVISOR
     }
 
     /// Halves the read window when timeouts cost the quorum of a read, doubles it (up to
