@@ -24,6 +24,7 @@ mod tests;
 
 const PORTS: &str = "poa-ports";
 const CORE: &str = "poa-core";
+const QUORUM_RULES: &str = "poa-quorum";
 const TEST_SUPPORT: &str = "poa-test-support";
 const REDIS_ADAPTER: &str = "adapter-redis";
 const ADAPTER_PREFIX: &str = "adapter-";
@@ -146,6 +147,11 @@ pub(crate) fn rules(crates: &[String]) -> Vec<Rule> {
         CORE,
         &[&[FRED, "redb", "ed25519-dalek", "axum"][..], &adapters].concat(),
         "poa-core reaches backends, storage, keys and HTTP only through poa-ports",
+    );
+    forbid(
+        QUORUM_RULES,
+        &[&["tokio", FRED, CORE][..], &adapters].concat(),
+        "poa-quorum holds pure rules shared by the Redis adapter and the model: no runtime, no backend",
     );
     for adapter in &adapters {
         let others: Vec<&str> = adapters.iter().copied().filter(|a| a != adapter).collect();

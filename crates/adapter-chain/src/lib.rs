@@ -8,7 +8,8 @@
 //!
 //! - [`keys`]: the authority key pair and its key file.
 //! - [`genesis`]: the chain spec and its deterministic genesis block.
-//! - [`verify`]: pure verification of a block as the next block of a chain.
+//! - [`verify`]: pure verification of a block as the next block of a chain, or on its own.
+//! - [`seal_verifier`]: [`AuthoritySealVerifier`], the `SealVerifier` port.
 //! - [`storage`]: the durable local chain on redb.
 //! - [`importer`]: [`RedbBlockImporter`], the `BlockImporter` port, and async chain reads.
 //! - [`signer`]: [`Ed25519BlockSigner`], the `BlockSigner` port.
@@ -44,6 +45,7 @@ pub mod importer;
 pub mod keys;
 pub mod pool;
 pub mod producer;
+pub mod seal_verifier;
 pub mod signer;
 pub mod storage;
 pub mod verify;
@@ -58,6 +60,7 @@ pub use importer::RedbBlockImporter;
 pub use keys::{AuthorityKey, AuthorityPublicKey, DEV_KEY_SEED_PHRASE};
 pub use pool::{MemoryTransactionPool, PoolLimits};
 pub use producer::{BlockLimits, PoolBlockProducer};
+pub use seal_verifier::AuthoritySealVerifier;
 pub use signer::Ed25519BlockSigner;
 pub use storage::{ChainStore, CommitDurability, DATABASE_FILE_NAME};
-pub use verify::verify_block;
+pub use verify::{verify_block, verify_sealed_block};

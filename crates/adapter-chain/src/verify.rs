@@ -1,5 +1,6 @@
 //! Pure verification of a sealed block as the next block of a chain: given the spec, the parent
-//! header and a lookup of committed transactions, is this block acceptable?
+//! header and a lookup of committed transactions, is this block acceptable? And of a block on
+//! its own (chain, contents, seal), as the shared block log's entries are checked.
 //!
 //! No I/O and no clock: the caller reads the parent and answers the lookup (from a read or write
 //! transaction of the store), so the same rules run in `verify` and inside `commit`.
@@ -69,6 +70,34 @@ pub fn verify_block(
         if !seen.insert(id) || is_committed(&id)? {
             return Err(ImportError::DuplicateTransaction { height });
         }
+    }
+    Ok(())
+}
+
+/// Verifies `block` on its own, without a parent: the chain id, the transactions against the
+/// header, and the seal. What the shared block log must pass before it counts in any
+/// reconciliation decision (`poa_ports::SealVerifier`).
+///
+/// # Errors
+///
+/// The first refusal found, as the matching [`ImportError`] variant.
+pub fn verify_sealed_block(spec: &ChainSpec, block: &SealedBlock) -> Result<(), ImportError> {
+    let header = &block.block.header;
+    if header.chain_id != spec.chain_id {
+        return Err(ImportError::WrongChain {
+            expected: spec.chain_id,
+            found: header.chain_id,
+        });
+    }
+    if !block.block.transactions_match_header() {
+        return Err(ImportError::TransactionsMismatch {
+            height: header.height,
+        });
+    }
+    if !seal_is_valid(spec, block) {
+        return Err(ImportError::InvalidSeal {
+            height: header.height,
+        });
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use poa_ports::{
-    BlockHeight, BlockReconciliationPort, LeaderState, ReconciliationError, SealedBlock,
+    BlockReconciliationPort, ChainHead, LeaderState, ReconciliationError, SealedBlock,
 };
 
 /// Always [`LeaderState::ReconciledLeader`]; publish and release succeed without I/O.
@@ -13,18 +13,12 @@ pub struct NoopReconciliation;
 
 #[async_trait]
 impl BlockReconciliationPort for NoopReconciliation {
-    async fn leader_state(
-        &self,
-        _next_height: BlockHeight,
-    ) -> Result<LeaderState, ReconciliationError> {
+    async fn leader_state(&self, _head: ChainHead) -> Result<LeaderState, ReconciliationError> {
         Ok(LeaderState::ReconciledLeader)
     }
 
     /// A single node has nobody to follow: standing down means producing nothing.
-    async fn follower_state(
-        &self,
-        _next_height: BlockHeight,
-    ) -> Result<LeaderState, ReconciliationError> {
+    async fn follower_state(&self, _head: ChainHead) -> Result<LeaderState, ReconciliationError> {
         Ok(LeaderState::ReconciledFollower)
     }
 
@@ -44,7 +38,7 @@ impl BlockReconciliationPort for NoopReconciliation {
 #[allow(non_snake_case)]
 mod tests {
     use poa_ports::block::transactions_root;
-    use poa_ports::{Block, BlockId, ChainId, Header, LeaseStatus, Seal, Timestamp};
+    use poa_ports::{Block, BlockHeight, BlockId, ChainId, Header, LeaseStatus, Seal, Timestamp};
 
     use super::*;
 
@@ -69,10 +63,11 @@ mod tests {
 
         // when / then
         for height in [0, 1, u64::MAX] {
-            let state = adapter
-                .leader_state(BlockHeight::new(height))
-                .await
-                .unwrap();
+            let head = ChainHead {
+                height: BlockHeight::new(height),
+                id: BlockId::default(),
+            };
+            let state = adapter.leader_state(head).await.unwrap();
             assert_eq!(state, LeaderState::ReconciledLeader);
         }
         adapter.publish_produced_block(&block).await.unwrap();

@@ -1,16 +1,26 @@
--- promote: take the lease if it is free and raise the fencing epoch.
--- KEYS[1] lease key, KEYS[2] epoch key; ARGV[1] owner token, ARGV[2] ttl in ms.
--- Returns the node's epoch. Re-entrant: if this token already holds the lease, the TTL is
--- re-armed and the current epoch returned without INCR, so a promote retried after an unknown
--- outcome cannot raise the epoch twice. The re-entrant path returns the epoch through a Lua
--- number: exact below 2^53 (INCR adds one per leadership, so never reached in practice).
+-- promote: take the lease for a new leadership, or continue this token's current one.
+-- KEYS[1] lease key, KEYS[2] epoch key; ARGV[1] owner token, ARGV[2] ttl in ms,
+-- ARGV[3] epoch floor: the highest epoch the caller used before this leadership.
+-- Returns the node's epoch, or LOCK_HELD when another token holds the lease.
+-- Re-entrant within one leadership: when this token holds the lease at an epoch above the
+-- floor (a promote retried after an unknown outcome, or an expansion to a node already held),
+-- the TTL is re-armed and the epoch returned without a change. Otherwise (the lease is free, or
+-- this token's key lingers from an earlier leadership whose release never arrived) the lease is
+-- taken and the epoch raised to max(epoch, floor) + 1, so every leadership of a process gets an
+-- epoch above all it used before, even on a node that lost its data. Epochs are compared as Lua
+-- numbers (exact below 2^53) and raised with SET and INCR, which are exact.
 local owner = redis.call('GET', KEYS[1])
-if owner == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return tonumber(redis.call('GET', KEYS[2]) or '0')
-end
-if owner then
+if owner and owner ~= ARGV[1] then
   return redis.error_reply('LOCK_HELD: another leader holds the lock')
 end
+local epoch = tonumber(redis.call('GET', KEYS[2]) or '0')
+local floor = tonumber(ARGV[3]) or 0
+if owner == ARGV[1] and epoch > floor then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return epoch
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if floor > epoch then
+  redis.call('SET', KEYS[2], ARGV[3])
+end
 return redis.call('INCR', KEYS[2])

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use poa_ports::{
-    BlockHeight, BlockReconciliationPort, LeaderState, LeaseStatus, NodeStatus,
-    ReconciliationError, SealedBlock,
+    BlockReconciliationPort, ChainHead, LeaderState, LeaseStatus, NodeStatus, ReconciliationError,
+    SealVerifier, SealedBlock,
 };
 use prometheus_client::registry::Registry;
 use tokio_util::task::TaskTracker;
@@ -19,10 +19,10 @@ use crate::lease::{Lease, Role};
 use crate::metrics::Metrics;
 use crate::node::{NodeContext, NodeHandle, connect_nodes};
 use crate::publish::Publisher;
-use crate::quorum::Quorum;
 use crate::reconcile::Reconciler;
+use poa_quorum::Quorum;
 
-/// How long dropping the adapter lets the background release run (PROTOCOL.md section 4).
+/// How long dropping the adapter lets the background release run.
 const DROP_RELEASE_BUDGET: Duration = Duration::from_millis(100);
 
 /// The Redis-backed reconciliation port. Not `Clone`: dropping it releases the lease.
@@ -40,13 +40,18 @@ impl RedisReconciliation {
     /// Validates `config`, registers the metrics on `registry`, builds one client per node and
     /// connects them concurrently. Returns within about two node timeouts even when nodes are
     /// down or half-alive: those keep reconnecting in the background and have no vote until
-    /// they answer.
+    /// they answer. `verifier` is the chain's own check of a block: reconciliation counts only
+    /// blocks of the log that pass it.
     ///
     /// # Errors
     ///
     /// [`Error::Config`] for an invalid setting, [`Error::Client`] for a URL the client
     /// rejects, [`Error::NoRuntime`] outside a tokio runtime.
-    pub async fn connect(config: RedisConfig, registry: &mut Registry) -> Result<Self, Error> {
+    pub async fn connect(
+        config: RedisConfig,
+        verifier: Arc<dyn SealVerifier>,
+        registry: &mut Registry,
+    ) -> Result<Self, Error> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::NoRuntime);
         }
@@ -78,13 +83,12 @@ impl RedisReconciliation {
                 Arc::clone(&metrics),
             ),
             reconciler: Reconciler::new(
+                &config,
                 Arc::clone(&nodes),
-                config.quorum,
-                config.stream_max_len,
                 state,
                 tracker.clone(),
                 metrics,
-                config.node_timeout,
+                verifier,
             ),
             quorum: config.quorum,
             nodes,
@@ -108,13 +112,10 @@ impl RedisReconciliation {
 
 #[async_trait]
 impl BlockReconciliationPort for RedisReconciliation {
-    async fn leader_state(
-        &self,
-        next_height: BlockHeight,
-    ) -> Result<LeaderState, ReconciliationError> {
+    async fn leader_state(&self, head: ChainHead) -> Result<LeaderState, ReconciliationError> {
         let result = match self.lease.role().await {
-            Role::Leader { generation } => self.reconciler.leader(next_height, generation).await,
-            Role::Follower => self.reconciler.follower(next_height).await,
+            Role::Leader { generation } => self.reconciler.leader(head, generation).await,
+            Role::Follower => self.reconciler.follower(head).await,
         };
         let valid_for = self.lease.state().valid_for().unwrap_or_default();
         self.lease
@@ -124,12 +125,9 @@ impl BlockReconciliationPort for RedisReconciliation {
         result.map_err(ReconciliationError::from)
     }
 
-    async fn follower_state(
-        &self,
-        next_height: BlockHeight,
-    ) -> Result<LeaderState, ReconciliationError> {
+    async fn follower_state(&self, head: ChainHead) -> Result<LeaderState, ReconciliationError> {
         self.reconciler
-            .follower(next_height)
+            .follower(head)
             .await
             .map_err(ReconciliationError::from)
     }
@@ -159,6 +157,7 @@ impl BlockReconciliationPort for RedisReconciliation {
                     last_outcome: node.last_outcome(),
                 })
                 .collect(),
+            waiting_for: self.reconciler.waiting_for(),
         }
     }
 }

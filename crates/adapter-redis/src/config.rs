@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::ConfigError;
-use crate::quorum::{self, Quorum};
+use poa_quorum::{self as quorum, Quorum};
 
 /// How many extra heights the heights index keeps on top of twice the stream length, so a
 /// height still in the stream (trimmed approximately with `~`) is always still in the index.
@@ -110,6 +110,8 @@ pub(crate) struct Keys {
     pub(crate) stream: String,
     /// The heights index (sorted set, score = height).
     pub(crate) index: String,
+    /// The highest height ever trimmed from the index: writes at or below it are refused.
+    pub(crate) trim_floor: String,
 }
 
 impl Keys {
@@ -119,6 +121,7 @@ impl Keys {
             epoch: format!("{lease_key}:epoch:token"),
             stream: format!("{lease_key}:block:stream"),
             index: format!("{lease_key}:heights:index"),
+            trim_floor: format!("{lease_key}:heights:floor"),
         }
     }
 }

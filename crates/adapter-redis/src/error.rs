@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use poa_ports::{BlockHeight, ReconciliationError};
+use poa_ports::{BlockHeight, BlockId, ReconciliationError};
 
 /// A setting of [`crate::RedisConfig`] is unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -187,9 +187,16 @@ pub(crate) enum AdapterError {
     /// A backlog could not be brought to a quorum.
     #[error("backlog at height {height} is unresolved: {reason}")]
     UnresolvedBacklog { height: BlockHeight, reason: String },
-    /// Every stream was trimmed past the local chain: the next height must come from a peer.
+    /// The block committed at the next height is not in the log (trimmed, or lost), though
+    /// blocks above it are: it must come from a peer.
     #[error("the streams no longer hold height {next_height}")]
     HistoryGap { next_height: BlockHeight },
+    /// The log's block at this height does not extend the local chain.
+    #[error("the log's block {block} at height {height} does not extend the local chain")]
+    Diverged { height: BlockHeight, block: BlockId },
+    /// Two blocks at this height are each extended by a verified block above.
+    #[error("the log holds two extended blocks at height {height}")]
+    ConflictingHistory { height: BlockHeight },
 }
 
 impl From<AdapterError> for ReconciliationError {
@@ -211,6 +218,8 @@ impl From<AdapterError> for ReconciliationError {
                 Self::UnresolvedBacklog { height, reason }
             }
             AdapterError::HistoryGap { next_height } => Self::HistoryGap { next_height },
+            AdapterError::Diverged { height, block } => Self::Diverged { height, block },
+            AdapterError::ConflictingHistory { height } => Self::ConflictingHistory { height },
         }
     }
 }

@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::metrics::OutstandingTask;
 use crate::node::NodeHandle;
-use crate::quorum::NodeIndex;
+use poa_quorum::NodeIndex;
 
 /// Outcomes of one fan-out, in the order nodes answered.
 #[derive(Debug)]

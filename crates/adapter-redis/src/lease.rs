@@ -1,10 +1,11 @@
-//! The lease (PROTOCOL.md section 4): acquisition by concurrent promote with Redlock validity,
-//! the ownership check of each cycle with background acquisition on nodes not yet held,
-//! the local validity deadline, release on all nodes, and the bounded release on drop.
+//! The lease: acquisition by concurrent promote with Redlock validity, the renewal of each
+//! leader cycle (an ownership check that re-arms the TTL) with background acquisition on nodes
+//! not yet held, the local validity deadline, release on all nodes, and the bounded release on
+//! drop.
 //!
-//! The rules (quorum, validity, tallies) live in `quorum`; this module gathers outcomes. The
-//! epoch lives in [`LeaseState`], an atomic max shared with per-node tasks (never the adapter),
-//! so late replies still raise it and no lock or reference count can delay a release.
+//! The rules (quorum, validity, tallies) live in `poa_quorum`; this module gathers outcomes.
+//! The epochs live in [`LeaseState`], atomics shared with per-node tasks (never the adapter),
+//! so late replies still raise them and no lock or reference count can delay a release.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,16 +19,24 @@ use crate::config::ValidatedConfig;
 use crate::fanout::FanOut;
 use crate::metrics::Metrics;
 use crate::node::NodeHandle;
-use crate::quorum::{
-    self, AcquireDecision, NodeIndex, OwnershipDecision, OwnershipTally, PromoteTally, Quorum,
+use poa_quorum::{
+    self as quorum, AcquireDecision, NodeIndex, OwnershipDecision, OwnershipTally, PromoteTally,
+    Quorum,
 };
+
 use crate::scripts::{OwnerOutcome, PromoteOutcome};
 
 /// This process's view of the lease, shared with background per-node tasks.
 #[derive(Debug)]
 pub(crate) struct LeaseState {
-    /// The fencing epoch, `0` for none; only ever raised (atomic max) until a release.
-    epoch: AtomicU64,
+    /// The epoch of the current leadership (`0` for none): raised by every grant and by
+    /// epochs found on nodes (atomic max), folded into `highest_led` and cleared when the
+    /// leadership ends.
+    held_epoch: AtomicU64,
+    /// The highest epoch any earlier leadership of this process held; never lowered. Every
+    /// promote passes it as the floor, so a new leadership always gets a higher epoch, even
+    /// where a release never arrived and this process's own key lingers.
+    highest_led: AtomicU64,
     leading: AtomicBool,
     valid_until: Mutex<Option<Instant>>,
     ttl: Duration,
@@ -38,7 +47,8 @@ pub(crate) struct LeaseState {
 impl LeaseState {
     fn new(ttl: Duration, drift: Duration, metrics: Arc<Metrics>) -> Self {
         Self {
-            epoch: AtomicU64::new(0),
+            held_epoch: AtomicU64::new(0),
+            highest_led: AtomicU64::new(0),
             leading: AtomicBool::new(false),
             valid_until: Mutex::new(None),
             ttl,
@@ -54,10 +64,15 @@ impl LeaseState {
         if !self.is_leading() {
             return None;
         }
-        match self.epoch.load(Ordering::Acquire) {
+        match self.held_epoch.load(Ordering::Acquire) {
             0 => None,
             epoch => Some(Epoch::new(epoch)),
         }
+    }
+
+    /// The floor every promote carries: the highest epoch an earlier leadership held.
+    pub(crate) fn epoch_floor(&self) -> Epoch {
+        Epoch::new(self.highest_led.load(Ordering::Acquire))
     }
 
     /// Raises the epoch to `seen` if that is higher (late replies included).
@@ -68,7 +83,7 @@ impl LeaseState {
         };
         // The closure always returns Some, so this never fails.
         let _ = self
-            .epoch
+            .held_epoch
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, fold);
         self.show_epoch();
     }
@@ -110,15 +125,19 @@ impl LeaseState {
     }
 
     fn set_leading(&self, leading: bool) {
+        if !leading {
+            self.highest_led
+                .fetch_max(self.held_epoch.load(Ordering::Acquire), Ordering::AcqRel);
+        }
         self.leading.store(leading, Ordering::Release);
         self.metrics.is_leader.set(i64::from(leading));
         self.show_epoch();
     }
 
-    /// Forgets the lease: not leading, no epoch, no validity.
+    /// Forgets the lease: not leading, no held epoch (it stays the floor), no validity.
     fn clear(&self) {
         self.set_leading(false);
-        self.epoch.store(0, Ordering::Release);
+        self.held_epoch.store(0, Ordering::Release);
         *self
             .valid_until
             .lock()
@@ -197,10 +216,10 @@ impl Lease {
         &self.metrics
     }
 
-    /// Confirms the lease if this process leads, else tries to acquire it.
+    /// Renews the lease if this process leads, else tries to acquire it.
     pub(crate) async fn role(&self) -> Role {
         if self.state.is_leading() {
-            if self.confirm_ownership().await {
+            if self.renew().await {
                 return Role::Leader {
                     generation: self.generation.load(Ordering::Acquire),
                 };
@@ -217,12 +236,14 @@ impl Lease {
         }
     }
 
-    /// `check_owner` on every node, decided at a quorum; nodes not confirmed get a background
-    /// promote.
-    async fn confirm_ownership(&self) -> bool {
+    /// `renew_lease` on every node, decided at a quorum: `q` confirmations re-armed the TTL on
+    /// a quorum, so the local validity runs again from this call's start. Nodes not confirmed
+    /// get a background promote.
+    async fn renew(&self) -> bool {
+        let started = Instant::now();
         let mut replies =
             FanOut::spawn(&self.tracker, self.nodes.iter(), None, |node| async move {
-                node.check_owner().await
+                node.renew_lease().await
             });
         let mut tally = OwnershipTally::new(self.quorum);
         let mut confirmed = vec![false; self.nodes.len()];
@@ -232,7 +253,7 @@ impl Lease {
                 break;
             };
             confirmed[node] = outcome == OwnerOutcome::Owner;
-            tally.record(&outcome);
+            tally.record(outcome.reply());
             decision = tally.decision();
         }
         if decision != OwnershipDecision::Owned {
@@ -243,8 +264,9 @@ impl Lease {
             );
             return false;
         }
+        self.state.renewed(started);
         self.metrics
-            .observe_quorum_latency("owner_check", replies.elapsed());
+            .observe_quorum_latency("renew", replies.elapsed());
         let unheld: Vec<NodeIndex> = (0..self.nodes.len())
             .filter(|node| !confirmed[*node])
             .collect();
@@ -254,17 +276,18 @@ impl Lease {
         true
     }
 
-    /// Best-effort background promote on nodes the ownership check did not confirm, so writes
-    /// reach them too and any higher epoch found there is adopted. A grant that lands after
-    /// this process stopped leading is released again (no resurrection).
+    /// Best-effort background promote on nodes the renewal did not confirm, so writes reach
+    /// them too and any higher epoch found there is adopted. A grant that lands after this
+    /// process stopped leading is released again (no resurrection).
     fn acquire_lease_on_unheld_nodes(&self, unheld: &[NodeIndex]) {
         let tasks = self.current_promote_tasks();
         let state = Arc::clone(&self.state);
+        let floor = self.state.epoch_floor();
         for node in unheld.iter().filter_map(|index| self.nodes.get(*index)) {
             let node = NodeHandle::clone(node);
             let state = Arc::clone(&state);
             self.tracker.spawn(tasks.track_future(async move {
-                let outcome = node.promote().await;
+                let outcome = node.promote(floor).await;
                 if let PromoteOutcome::Granted(epoch) = outcome {
                     state.fold_epoch(epoch);
                 }
@@ -299,7 +322,7 @@ impl Lease {
         self.current_promote_tasks()
     }
 
-    /// Acquisition with retries (PROTOCOL.md section 4). Returns whether this process leads.
+    /// Acquisition with retries. Returns whether this process leads.
     async fn acquire(&self) -> bool {
         let started = Instant::now();
         for attempt in 1..=self.max_attempts {
@@ -348,6 +371,7 @@ impl Lease {
         let tasks = self.settle_promote_tasks().await;
         let attempt = Arc::new(Attempt::default());
         let state = Arc::clone(&self.state);
+        let floor = self.state.epoch_floor();
         let started = Instant::now();
         let (sender, mut replies) = tokio::sync::mpsc::unbounded_channel();
         for node in self.nodes.iter() {
@@ -356,7 +380,7 @@ impl Lease {
             let state = Arc::clone(&state);
             let sender = sender.clone();
             self.tracker.spawn(tasks.track_future(async move {
-                let outcome = node.promote().await;
+                let outcome = node.promote(floor).await;
                 let may_hold_grant = outcome.may_hold_grant();
                 if let PromoteOutcome::Granted(epoch) = outcome {
                     state.fold_epoch(epoch);
@@ -386,7 +410,7 @@ impl Lease {
             let Some((_, outcome)) = replies.recv().await else {
                 break;
             };
-            tally.record(&outcome);
+            tally.record(outcome.reply());
             let validity = quorum::remaining_validity(self.ttl, self.drift, started.elapsed());
             decision = tally.decision(validity);
         }
@@ -404,7 +428,7 @@ impl Lease {
             .unwrap_or_else(PoisonError::into_inner) = true;
         // Grants sent before the attempt gave up are counted here and released below.
         while let Ok((_, outcome)) = replies.try_recv() {
-            tally.record(&outcome);
+            tally.record(outcome.reply());
         }
         if tally.may_hold_grants() {
             self.release_on_all_nodes().await;

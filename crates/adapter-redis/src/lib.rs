@@ -8,14 +8,15 @@
 //! Pure rules first, then I/O, then the port that composes them:
 //!
 //! - [`config`]: [`RedisConfig`], validated once into derived values (quorum, drift, keys).
-//! - `quorum`: quorum size, validity, tallies, votes, winner and repair rules. No I/O.
 //! - `scripts` + `lua/*.lua`: the server-side scripts and the one decoder per script that
 //!   turns replies into typed outcomes.
 //! - `node`: one fred client per node; every call bounded, never re-sent, reset on failure.
 //! - `fanout`: one task per node, outcomes streamed back, stragglers finish in the background.
-//! - `lease`: acquire, ownership check, expansion to unheld nodes, release.
+//! - `lease`: acquire, renewal, expansion to unheld nodes, release.
 //! - `publish`: the fenced quorum publish of a produced block.
-//! - `reconcile`: leadership generations, quorum reads, votes, repair, follower sync.
+//! - `log_read`: the full read of the log from every node, each entry decoded and verified.
+//! - `reconcile`: leadership generations, the walk over verified blocks, repair, follower
+//!   sync.
 //! - `tls`: the rustls client configuration of `rediss://` nodes (roots, client identity).
 //! - `metrics`: the `poa_*` metrics on a registry passed in by the caller.
 //! - [`probe`]: single operations over the adapter's own clients and lease (`PING`, the raw
@@ -30,11 +31,11 @@ pub mod config;
 pub mod error;
 mod fanout;
 mod lease;
+mod log_read;
 mod metrics;
 mod node;
 pub mod probe;
 mod publish;
-mod quorum;
 mod reconcile;
 mod scripts;
 mod tls;
@@ -42,4 +43,4 @@ mod tls;
 pub use adapter::RedisReconciliation;
 pub use config::{RedisConfig, RedisPassword, RedisSecurity, ValidatedConfig};
 pub use error::{ConfigError, Error, ProbeError};
-pub use quorum::Quorum;
+pub use poa_quorum::Quorum;

@@ -38,7 +38,7 @@ pub(crate) struct NodeOperationLabels {
 /// Labels of the quorum latency histogram.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct OperationLabels {
-    /// `publish`, `owner_check`, `reconcile_read`, `promote`, `repair`.
+    /// `publish`, `renew`, `reconcile_read`, `promote`, `repair`.
     pub(crate) operation: &'static str,
 }
 
@@ -54,6 +54,7 @@ pub(crate) struct Metrics {
     pub(crate) write_block_success: Counter,
     pub(crate) write_block_already_stored: Counter,
     pub(crate) write_block_height_exists: Counter,
+    pub(crate) write_block_height_trimmed: Counter,
     pub(crate) write_block_fencing_error: Counter,
     pub(crate) write_block_error: Counter,
     pub(crate) repair_success: Counter,
@@ -63,6 +64,7 @@ pub(crate) struct Metrics {
     pub(crate) promotion_failure: Counter,
     pub(crate) connection_reset: Counter,
     pub(crate) undecodable_entries: Counter,
+    pub(crate) refused_entries: Counter,
     pub(crate) promotion_duration: Histogram,
     pub(crate) write_block_duration: Histogram,
     pub(crate) reconciliation_duration: Histogram,
@@ -83,6 +85,7 @@ impl Metrics {
             write_block_success: Counter::default(),
             write_block_already_stored: Counter::default(),
             write_block_height_exists: Counter::default(),
+            write_block_height_trimmed: Counter::default(),
             write_block_fencing_error: Counter::default(),
             write_block_error: Counter::default(),
             repair_success: Counter::default(),
@@ -92,6 +95,7 @@ impl Metrics {
             promotion_failure: Counter::default(),
             connection_reset: Counter::default(),
             undecodable_entries: Counter::default(),
+            refused_entries: Counter::default(),
             promotion_duration: timing_histogram(),
             write_block_duration: timing_histogram(),
             reconciliation_duration: timing_histogram(),
@@ -134,7 +138,7 @@ impl Metrics {
             Unit::Seconds,
             metrics.lease_validity_remaining.clone(),
         );
-        let counters: [(&str, &str, &Counter); 12] = [
+        let counters: [(&str, &str, &Counter); 14] = [
             (
                 "poa_write_block_success",
                 "write_block calls that appended the block",
@@ -149,6 +153,11 @@ impl Metrics {
                 "poa_write_block_height_exists",
                 "write_block refusals because another block holds the height",
                 &metrics.write_block_height_exists,
+            ),
+            (
+                "poa_write_block_height_trimmed",
+                "write_block refusals because the height is below the heights the node keeps",
+                &metrics.write_block_height_trimmed,
             ),
             (
                 "poa_write_block_fencing_error",
@@ -194,6 +203,11 @@ impl Metrics {
                 "poa_undecodable_entries",
                 "Stream entries skipped because they did not decode",
                 &metrics.undecodable_entries,
+            ),
+            (
+                "poa_refused_entries",
+                "Stream entries skipped because they failed the chain's verification",
+                &metrics.refused_entries,
             ),
         ];
         for (name, help, counter) in counters {

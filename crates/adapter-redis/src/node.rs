@@ -24,11 +24,11 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Keys, RedisSecurity, ValidatedConfig, redact_url};
 use crate::error::Error;
 use crate::metrics::{Metrics, NodeOperationLabels};
-use crate::quorum::NodeIndex;
 use crate::scripts::{
     self, CallError, LuaScript, NodeError, OwnerOutcome, PromoteOutcome, ReleaseOutcome, SCRIPTS,
     StreamRead, WriteOutcome,
 };
+use poa_quorum::NodeIndex;
 
 /// What every node handle needs to build script arguments, shared by all of them.
 #[derive(Debug)]
@@ -264,7 +264,7 @@ impl RedisNode {
     async fn load_scripts(&self) {
         let scripts = &*SCRIPTS;
         for script in [
-            &scripts.check_owner,
+            &scripts.renew_lease,
             &scripts.promote,
             &scripts.release,
             &scripts.write_block,
@@ -292,23 +292,28 @@ impl RedisNode {
         CallClass::from_code(self.last_outcome.load(Ordering::Relaxed))
     }
 
-    /// Whether this process's token holds the lease on this node.
-    pub(crate) async fn check_owner(&self) -> OwnerOutcome {
+    /// Whether this process's token holds the lease on this node; if it does, its TTL is
+    /// re-armed (the leader's renewal).
+    pub(crate) async fn renew_lease(&self) -> OwnerOutcome {
         let scripts = &*SCRIPTS;
         let keys = vec![self.context.keys.lease.clone()];
-        let args = vec![Value::from(self.context.token.as_str())];
+        let args = vec![
+            Value::from(self.context.token.as_str()),
+            Value::Integer(self.context.ttl_millis()),
+        ];
         let outcome =
-            scripts::decode_check_owner(self.call(&scripts.check_owner, keys, args).await);
+            scripts::decode_renew_lease(self.call(&scripts.renew_lease, keys, args).await);
         let class = match &outcome {
             OwnerOutcome::Owner | OwnerOutcome::NotOwner => CallClass::Ok,
             OwnerOutcome::Unavailable(error) => self.failed(error),
         };
-        self.observe(scripts.check_owner.name, class);
+        self.observe(scripts.renew_lease.name, class);
         outcome
     }
 
-    /// Takes (or re-arms) the lease on this node.
-    pub(crate) async fn promote(&self) -> PromoteOutcome {
+    /// Takes the lease on this node for a new leadership, or continues this process's current
+    /// one; `floor` is the highest epoch this process led with before it.
+    pub(crate) async fn promote(&self, floor: Epoch) -> PromoteOutcome {
         let scripts = &*SCRIPTS;
         let keys = vec![
             self.context.keys.lease.clone(),
@@ -317,6 +322,7 @@ impl RedisNode {
         let args = vec![
             Value::from(self.context.token.as_str()),
             Value::Integer(self.context.ttl_millis()),
+            Value::from(floor.get().to_string()),
         ];
         let outcome = scripts::decode_promote(self.call(&scripts.promote, keys, args).await);
         let class = match &outcome {
@@ -351,6 +357,7 @@ impl RedisNode {
             keys.epoch.clone(),
             keys.stream.clone(),
             keys.index.clone(),
+            keys.trim_floor.clone(),
         ];
         let args = vec![
             Value::from(block.epoch.get().to_string()),
@@ -381,6 +388,11 @@ impl RedisNode {
             WriteOutcome::HeightTaken => {
                 metrics.write_block_height_exists.inc();
                 tracing::debug!(node = %self.name, height = %block.height, "height holds another block");
+                CallClass::Refused
+            }
+            WriteOutcome::HeightTrimmed => {
+                metrics.write_block_height_trimmed.inc();
+                tracing::debug!(node = %self.name, height = %block.height, "height is below the heights the node keeps");
                 CallClass::Refused
             }
             WriteOutcome::Fenced { reason } => {
@@ -423,7 +435,8 @@ impl RedisNode {
         outcome
     }
 
-    /// Stream entries at or above `min_height`, lowest heights first, at most `max_entries`.
+    /// Stream entries at or above `min_height`, lowest heights first, at most `max_entries`,
+    /// with the node's highest entry and how far the read reaches.
     pub(crate) async fn read_from(
         &self,
         min_height: BlockHeight,

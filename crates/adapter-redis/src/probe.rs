@@ -104,7 +104,7 @@ impl NodeProbe {
     /// [`ProbeError::Unavailable`] when the node did not answer.
     pub async fn take_lease(&self, node: usize) -> Result<Epoch, ProbeError> {
         let handle = self.node(node, "promote")?;
-        match handle.promote().await {
+        match handle.promote(Epoch::new(0)).await {
             PromoteOutcome::Granted(epoch) => Ok(epoch),
             PromoteOutcome::HeldByAnother => Err(ProbeError::Refused {
                 operation: "promote",
@@ -136,6 +136,14 @@ impl NodeProbe {
                 operation: "write_block",
                 node: handle.name().to_owned(),
                 reason: format!("height {} holds another block", block.height()),
+            }),
+            WriteOutcome::HeightTrimmed => Err(ProbeError::Refused {
+                operation: "write_block",
+                node: handle.name().to_owned(),
+                reason: format!(
+                    "height {} is below the heights the node keeps",
+                    block.height()
+                ),
             }),
             WriteOutcome::Fenced { reason } => Err(ProbeError::Refused {
                 operation: "write_block",

@@ -1,4 +1,4 @@
-//! The fenced quorum publish (PROTOCOL.md section 5) and the quorum write it shares with
+//! The fenced quorum publish and the quorum write it shares with
 //! repair: encode once, one counted task per node, return as soon as a quorum stored the block
 //! or a quorum became impossible; slower nodes' tasks keep going in the background, bounded by
 //! the node timeouts, so every reachable node gets a real write attempt.
@@ -18,7 +18,8 @@ use crate::fanout::FanOut;
 use crate::lease::LeaseState;
 use crate::metrics::Metrics;
 use crate::node::{BlockWrite, NodeHandle};
-use crate::quorum::{Quorum, WriteCounts, WriteDecision, WriteTally};
+use poa_quorum::{Quorum, WriteCounts, WriteDecision, WriteTally};
+
 use crate::scripts::WriteOutcome;
 
 /// How a quorum write ended.
@@ -57,7 +58,7 @@ pub(crate) async fn write_until_decided<'a>(
         if let WriteOutcome::Fenced { reason } = &outcome {
             fenced_reason.get_or_insert_with(|| reason.clone());
         }
-        tally.record(&outcome);
+        tally.record(outcome.reply());
         decision = tally.decision();
     }
     if decision == WriteDecision::Stored {
@@ -147,11 +148,11 @@ impl Publisher {
                     epoch = %epoch,
                     acked = counts.stored,
                     quorum = self.quorum.size(),
-                    height_taken = counts.height_taken,
+                    height_refused = counts.height_refused,
                     failed = counts.failed,
                     "publish did not reach a quorum"
                 );
-                if self.quorum.reached(counts.height_taken) {
+                if self.quorum.reached(counts.height_refused) {
                     Err(AdapterError::HeightTaken { height })
                 } else {
                     Err(AdapterError::NoQuorum {

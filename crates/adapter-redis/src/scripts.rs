@@ -3,7 +3,7 @@
 //!
 //! Exactly one decode function per script turns a reply (or the call's failure) into an
 //! outcome; [`reply_code`] is the only place that looks at error text (the `LOCK_HELD:`,
-//! `FENCING_ERROR:` and `HEIGHT_EXISTS:` prefixes, and `NOSCRIPT`). Nothing here performs I/O: `node.rs` runs
+//! `FENCING_ERROR:`, `HEIGHT_EXISTS:` and `HEIGHT_TRIMMED:` prefixes, and `NOSCRIPT`). Nothing here performs I/O: `node.rs` runs
 //! the scripts and hands the replies to these functions.
 
 use std::sync::LazyLock;
@@ -13,6 +13,7 @@ use fred::bytes::Bytes;
 use fred::types::Value;
 use fred::types::scripts::Script;
 use poa_ports::{BlockHeight, BlockId, Epoch};
+use poa_quorum::{OwnerReply, PromoteReply, WriteReply};
 
 /// A Lua script with its name (for logs and metrics) and SHA-1 (for `EVALSHA`).
 #[derive(Debug)]
@@ -35,7 +36,7 @@ impl LuaScript {
 /// Every script of the protocol (PROTOCOL.md section 3), hashed once per process.
 #[derive(Debug)]
 pub(crate) struct Scripts {
-    pub(crate) check_owner: LuaScript,
+    pub(crate) renew_lease: LuaScript,
     pub(crate) promote: LuaScript,
     pub(crate) release: LuaScript,
     pub(crate) write_block: LuaScript,
@@ -45,7 +46,7 @@ pub(crate) struct Scripts {
 
 /// The scripts, hashed on first use.
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    check_owner: LuaScript::new("check_owner", include_str!("../lua/check_owner.lua")),
+    renew_lease: LuaScript::new("renew_lease", include_str!("../lua/renew_lease.lua")),
     promote: LuaScript::new("promote", include_str!("../lua/promote.lua")),
     release: LuaScript::new("release", include_str!("../lua/release.lua")),
     write_block: LuaScript::new("write_block", include_str!("../lua/write_block.lua")),
@@ -114,11 +115,13 @@ enum Refusal {
     LockHeld,
     Fenced { reason: String },
     HeightExists,
+    HeightTrimmed,
 }
 
 const LOCK_HELD: &str = "LOCK_HELD:";
 const FENCING_ERROR: &str = "FENCING_ERROR:";
 const HEIGHT_EXISTS: &str = "HEIGHT_EXISTS:";
+const HEIGHT_TRIMMED: &str = "HEIGHT_TRIMMED:";
 const NOSCRIPT: &str = "NOSCRIPT";
 
 /// An error reply this crate recognises by its text.
@@ -146,6 +149,8 @@ fn reply_code(error: &fred::error::Error) -> Option<ReplyCode> {
         }
     } else if text.starts_with(HEIGHT_EXISTS) {
         Refusal::HeightExists
+    } else if text.starts_with(HEIGHT_TRIMMED) {
+        Refusal::HeightTrimmed
     } else {
         return None;
     };
@@ -232,7 +237,7 @@ fn decode_flag(script: &'static str, reply: Result<Value, CallError>) -> Result<
     }
 }
 
-/// One node's answer to `check_owner`.
+/// One node's answer to `renew_lease`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum OwnerOutcome {
     /// The node holds this process's token.
@@ -243,9 +248,20 @@ pub(crate) enum OwnerOutcome {
     Unavailable(NodeError),
 }
 
-/// Decodes a `check_owner` reply.
-pub(crate) fn decode_check_owner(reply: Result<Value, CallError>) -> OwnerOutcome {
-    match decode_flag("check_owner", reply) {
+impl OwnerOutcome {
+    /// The answer as the ownership tally counts it.
+    pub(crate) fn reply(&self) -> OwnerReply {
+        match self {
+            Self::Owner => OwnerReply::Owner,
+            Self::NotOwner => OwnerReply::NotOwner,
+            Self::Unavailable(_) => OwnerReply::Unavailable,
+        }
+    }
+}
+
+/// Decodes a `renew_lease` reply.
+pub(crate) fn decode_renew_lease(reply: Result<Value, CallError>) -> OwnerOutcome {
+    match decode_flag("renew_lease", reply) {
         Ok(true) => OwnerOutcome::Owner,
         Ok(false) => OwnerOutcome::NotOwner,
         Err(error) => OwnerOutcome::Unavailable(error),
@@ -264,11 +280,20 @@ pub(crate) enum PromoteOutcome {
 }
 
 impl PromoteOutcome {
+    /// The answer as the promote tally counts it.
+    pub(crate) fn reply(&self) -> PromoteReply {
+        match self {
+            Self::Granted(epoch) => PromoteReply::Granted(*epoch),
+            Self::HeldByAnother => PromoteReply::HeldByAnother,
+            Self::Unavailable(_) => PromoteReply::Unavailable,
+        }
+    }
+
     /// Whether the node may now hold the lease for this process: it granted, or it gave no
     /// usable answer (a timed-out promote may still have run, or may still run). Only a
     /// refusal proves that it does not.
     pub(crate) fn may_hold_grant(&self) -> bool {
-        !matches!(self, Self::HeldByAnother)
+        self.reply().may_hold_grant()
     }
 }
 
@@ -320,6 +345,9 @@ pub(crate) enum WriteOutcome {
     AlreadyStored,
     /// Another block is stored at this height.
     HeightTaken,
+    /// The height is at or below the highest height this node trimmed from its index: it no
+    /// longer knows what it held there, so it takes nothing.
+    HeightTrimmed,
     /// The lease is not ours on this node, or our epoch is stale.
     Fenced {
         /// What the node reported.
@@ -327,6 +355,19 @@ pub(crate) enum WriteOutcome {
     },
     /// No usable answer; the write may still land.
     Failed(NodeError),
+}
+
+impl WriteOutcome {
+    /// The answer as the write tally counts it.
+    pub(crate) fn reply(&self) -> WriteReply {
+        match self {
+            Self::Written => WriteReply::Written,
+            Self::AlreadyStored => WriteReply::AlreadyStored,
+            Self::HeightTaken | Self::HeightTrimmed => WriteReply::HeightRefused,
+            Self::Fenced { .. } => WriteReply::Fenced,
+            Self::Failed(_) => WriteReply::Failed,
+        }
+    }
 }
 
 /// Decodes a `write_block` reply.
@@ -339,6 +380,7 @@ pub(crate) fn decode_write_block(reply: Result<Value, CallError>) -> WriteOutcom
         Err(error) => match classify_refusal(&error) {
             Ok(Refusal::Fenced { reason }) => WriteOutcome::Fenced { reason },
             Ok(Refusal::HeightExists) => WriteOutcome::HeightTaken,
+            Ok(Refusal::HeightTrimmed) => WriteOutcome::HeightTrimmed,
             Ok(refusal) => WriteOutcome::Failed(unexpected_refusal(SCRIPT, &refusal)),
             Err(node_error) => WriteOutcome::Failed(node_error),
         },
@@ -376,36 +418,71 @@ pub(crate) struct StreamEntry {
     pub(crate) data: Bytes,
 }
 
-/// What `read_from` returned: well-formed entries and how many were malformed.
+/// What `read_from` returned.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct StreamRead {
-    /// Entries whose height, epoch and id parse.
+    /// Entries whose height, epoch and id parse, lowest heights first.
     pub(crate) entries: Vec<StreamEntry>,
-    /// Entries with a missing or unparsable field (skipped, counted).
+    /// The node's highest entry, when it lies above `entries`: evidence of how far the node's
+    /// log reaches, whatever the read window.
+    pub(crate) top: Option<StreamEntry>,
+    /// Entries and index members with a missing or unparsable field (skipped, counted).
     pub(crate) malformed: usize,
+    /// `None` when the node returned everything it holds from the height asked for; otherwise
+    /// the highest height its read examined (it may hold more above).
+    pub(crate) covered_to: Option<BlockHeight>,
 }
 
-/// Decodes a `read_from` reply.
+/// Decodes a `read_from` reply: `{rows, top, skipped, covered_to}`.
 pub(crate) fn decode_read_from(reply: Result<Value, CallError>) -> Result<StreamRead, NodeError> {
     const SCRIPT: &str = "read_from";
     let value = reply.map_err(|error| match classify_refusal(&error) {
         Ok(refusal) => unexpected_refusal(SCRIPT, &refusal),
         Err(node_error) => node_error,
     })?;
-    let rows = match value {
-        Value::Array(rows) => rows,
-        // An empty Lua table may come back as nil.
-        Value::Null => Vec::new(),
-        other => return Err(unexpected(SCRIPT, &other)),
+    let Value::Array(parts) = value else {
+        return Err(unexpected(SCRIPT, &value));
     };
-    let mut read = StreamRead::default();
-    for row in rows {
+    let [rows, top, skipped, covered_to]: [Value; 4] = match parts.try_into() {
+        Ok(parts) => parts,
+        Err(parts) => return Err(unexpected(SCRIPT, &Value::Array(parts))),
+    };
+    let skipped = usize::try_from(as_integer(SCRIPT, &skipped)?).unwrap_or(usize::MAX);
+    let covered_to = match as_integer(SCRIPT, &covered_to)? {
+        height if height < 0 => None,
+        height => Some(BlockHeight::new(
+            u64::try_from(height).map_err(|_| unexpected(SCRIPT, &covered_to))?,
+        )),
+    };
+    let mut read = StreamRead {
+        malformed: skipped,
+        covered_to,
+        ..StreamRead::default()
+    };
+    for row in rows_of(rows) {
         match decode_entry(row) {
             Some(entry) => read.entries.push(entry),
             None => read.malformed = read.malformed.saturating_add(1),
         }
     }
+    // An empty top is an empty table, which may come back as an empty array or as nil.
+    if let Value::Array(fields) = &top
+        && !fields.is_empty()
+    {
+        match decode_entry(top) {
+            Some(entry) => read.top = Some(entry),
+            None => read.malformed = read.malformed.saturating_add(1),
+        }
+    }
     Ok(read)
+}
+
+/// The rows of an array reply; an empty Lua table may come back as nil.
+fn rows_of(value: Value) -> Vec<Value> {
+    match value {
+        Value::Array(rows) => rows,
+        _ => Vec::new(),
+    }
 }
 
 fn decode_entry(row: Value) -> Option<StreamEntry> {
@@ -494,7 +571,7 @@ mod tests {
         )));
         assert!(!is_noscript(&error("ERR something else")));
         assert!(matches!(
-            decode_check_owner(server_error("NOSCRIPT No matching script")),
+            decode_renew_lease(server_error("NOSCRIPT No matching script")),
             OwnerOutcome::Unavailable(NodeError::Server { .. })
         ));
     }
@@ -528,15 +605,36 @@ mod tests {
             Value::String("".into()),
         ]);
 
-        // when
-        let read = decode_read_from(Ok(Value::Array(vec![good, bad]))).unwrap();
+        let reply = |rows: Vec<Value>, top: Value, skipped: i64, covered_to: i64| {
+            Ok(Value::Array(vec![
+                Value::Array(rows),
+                top,
+                Value::Integer(skipped),
+                Value::Integer(covered_to),
+            ]))
+        };
 
-        // then
-        assert_eq!(read.malformed, 1);
+        // when
+        let read = decode_read_from(reply(
+            vec![good.clone(), bad.clone()],
+            Value::Array(vec![]),
+            2,
+            -1,
+        ))
+        .unwrap();
+        let capped = decode_read_from(reply(vec![], good, 0, 7)).unwrap();
+        let bad_top = decode_read_from(reply(vec![], bad, 0, -1)).unwrap();
+
+        // then: a malformed row and two malformed index members are counted
+        assert_eq!(read.malformed, 3);
         assert_eq!(read.entries.len(), 1);
         assert_eq!(read.entries[0].height, BlockHeight::new(5));
         assert_eq!(read.entries[0].epoch, Epoch::new(2));
         assert_eq!(read.entries[0].id, id);
+        assert_eq!((read.top, read.covered_to), (None, None));
+        assert_eq!(capped.top.map(|top| top.id), Some(id));
+        assert_eq!(capped.covered_to, Some(BlockHeight::new(7)));
+        assert_eq!((bad_top.top, bad_top.malformed), (None, 1));
     }
 
     #[test]

@@ -2,13 +2,14 @@
 //! size is close to a requested payload, and the adapter configuration every series uses.
 //! Owns no measuring.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use adapter_redis::{RedisConfig, RedisSecurity};
 use poa_ports::block::transactions_root;
 use poa_ports::{
-    Block, BlockHeight, BlockId, ChainId, Header, Seal, SealedBlock, Signature, Timestamp,
-    Transaction,
+    Block, BlockHeight, BlockId, ChainHead, ChainId, Header, ImportError, Seal, SealVerifier,
+    SealedBlock, Signature, Timestamp, Transaction,
 };
 
 /// The payload sizes of the issue: 256 B, 4 KiB and 64 KiB.
@@ -34,8 +35,44 @@ pub(crate) fn block_of(height: u64, payload_bytes: usize) -> SealedBlock {
             },
             transactions,
         },
-        seal: Seal::Authority(Signature::from_bytes([7; 64])),
+        seal: Seal::Authority(BENCH_SEAL),
     }
+}
+
+/// The fixed seal of the publish-path blocks.
+const BENCH_SEAL: Signature = Signature::from_bytes([7; 64]);
+
+/// The head a publish series reports before writing `next_height`: the publish path and the
+/// cheap check of a reconciled leader never look at its id.
+pub(crate) fn head_below(next_height: u64) -> ChainHead {
+    ChainHead {
+        height: BlockHeight::new(next_height.saturating_sub(1)),
+        id: BlockId::from_bytes([0; 32]),
+    }
+}
+
+/// Accepts exactly the publish-path blocks ([`block_of`]): chain 1 and the fixed seal.
+#[derive(Debug)]
+struct BenchSealVerifier;
+
+impl SealVerifier for BenchSealVerifier {
+    fn verify_seal(&self, block: &SealedBlock) -> Result<(), ImportError> {
+        match block.seal {
+            Seal::Authority(seal)
+                if seal == BENCH_SEAL && block.block.header.chain_id == ChainId::new(1) =>
+            {
+                Ok(())
+            }
+            _ => Err(ImportError::InvalidSeal {
+                height: block.height(),
+            }),
+        }
+    }
+}
+
+/// The verifier every publish-path series connects with.
+pub(crate) fn verifier() -> Arc<dyn SealVerifier> {
+    Arc::new(BenchSealVerifier)
 }
 
 /// The adapter configuration of every benchmark series: the production defaults (node

@@ -47,6 +47,7 @@ pub struct ServiceConfig {
     retry_period: Duration,
     retry_jitter: Duration,
     release_timeout: Duration,
+    lease_renewal: Option<Duration>,
 }
 
 impl ServiceConfig {
@@ -88,7 +89,22 @@ impl ServiceConfig {
             retry_period,
             retry_jitter: Duration::ZERO,
             release_timeout,
+            lease_renewal: None,
         })
+    }
+
+    /// The longest a leader may go between two cycles: every leader cycle renews the lease, so
+    /// with blocks farther apart than this the leader wakes in between to renew it (without
+    /// producing) instead of letting it lapse. A zero period is ignored.
+    #[must_use]
+    pub fn with_lease_renewal(mut self, period: Duration) -> Self {
+        self.lease_renewal = (!period.is_zero()).then_some(period);
+        self
+    }
+
+    /// The longest a leader goes between two cycles, if bounded.
+    pub fn lease_renewal(&self) -> Option<Duration> {
+        self.lease_renewal
     }
 
     /// Adds a random delay of up to `jitter` to every retry period, so followers started

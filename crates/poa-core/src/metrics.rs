@@ -24,6 +24,7 @@ pub(crate) struct StepLabel {
 pub(crate) struct ServiceMetrics {
     pub(crate) height: Gauge,
     pub(crate) is_producing: Gauge,
+    pub(crate) standing_aside: Gauge,
     pub(crate) blocks_produced: Counter,
     pub(crate) blocks_imported: Counter,
     pub(crate) blocks_refused: Counter,
@@ -38,6 +39,7 @@ impl ServiceMetrics {
         let metrics = Self {
             height: Gauge::default(),
             is_producing: Gauge::default(),
+            standing_aside: Gauge::default(),
             blocks_produced: Counter::default(),
             blocks_imported: Counter::default(),
             blocks_refused: Counter::default(),
@@ -55,6 +57,11 @@ impl ServiceMetrics {
             "poa_service_producing",
             "1 if the last production cycle held the lease and was reconciled, else 0",
             metrics.is_producing.clone(),
+        );
+        registry.register(
+            "poa_standing_aside",
+            "1 while this process does not compete for the lease because it cannot keep its chain current",
+            metrics.standing_aside.clone(),
         );
         registry.register(
             "poa_blocks_produced",

@@ -168,6 +168,9 @@ pub struct ProductionService {
     last_produced_at: Option<Instant>,
     /// While set and in the future, cycles only follow (after a step-down).
     standing_down_until: Option<Instant>,
+    /// While set, cycles only follow: this process cannot keep its chain current (the reason),
+    /// so it does not compete for the lease until it has caught up with the shared log.
+    standing_aside: Option<String>,
     /// Where blocks trimmed from the shared log come from; `None` = nowhere.
     history: Option<Arc<dyn BlockHistorySource>>,
 }
@@ -194,6 +197,7 @@ impl ProductionService {
             _requests_sender: requests_sender.clone(),
             last_produced_at: None,
             standing_down_until: None,
+            standing_aside: None,
             history: None,
         };
         let handle = ServiceHandle {
@@ -247,11 +251,15 @@ impl ProductionService {
         self.release_on_shutdown().await;
     }
 
-    /// Whether a timer or transaction wake-up may produce: always on an interval, with pending transactions
-    /// when instant, never when manual (timer cycles then only follow and keep the lease).
+    /// Whether a timer or transaction wake-up may produce: on an interval once the block is
+    /// due (a wake-up before that only renews the lease), with pending transactions when
+    /// instant, never when manual (timer cycles then only follow and keep the lease).
     fn timer_may_produce(&self) -> bool {
         match self.config.trigger() {
-            Trigger::Interval { .. } => true,
+            Trigger::Interval { block_time } => self
+                .last_produced_at
+                .and_then(|last| last.checked_add(block_time))
+                .is_none_or(|due| Instant::now() >= due),
             Trigger::Instant => self.ports.pool.pending_count() > 0,
             Trigger::Manual => false,
         }
@@ -313,6 +321,13 @@ impl ProductionService {
     fn schedule_after(&self, outcome: &CycleOutcome) -> Schedule {
         let now = Instant::now();
         let retry = now.checked_add(self.jittered_retry_period()).unwrap_or(now);
+        // A leader renews its lease every cycle, so it never waits longer than the renewal
+        // period, whatever the block time or the poll interval.
+        let renewal = self
+            .config
+            .lease_renewal()
+            .and_then(|period| now.checked_add(period));
+        let leader_retry = renewal.map_or(retry, |renewal| retry.min(renewal));
         let trigger = self.config.trigger();
         match outcome {
             // An instant block that included nothing (its transactions were dropped as already
@@ -320,24 +335,27 @@ impl ProductionService {
             CycleOutcome::Produced {
                 transactions: 0, ..
             } if trigger == Trigger::Instant => Schedule {
-                next_cycle: retry,
+                next_cycle: leader_retry,
                 wake_on_transactions: false,
             },
             CycleOutcome::Produced { .. } | CycleOutcome::Idle => match trigger {
-                Trigger::Interval { block_time } => Schedule {
-                    next_cycle: self
+                Trigger::Interval { block_time } => {
+                    let due = self
                         .last_produced_at
                         .unwrap_or(now)
                         .checked_add(block_time)
-                        .unwrap_or(now),
-                    wake_on_transactions: false,
-                },
+                        .unwrap_or(now);
+                    Schedule {
+                        next_cycle: renewal.map_or(due, |renewal| due.min(renewal)),
+                        wake_on_transactions: false,
+                    }
+                }
                 Trigger::Instant => Schedule {
-                    next_cycle: retry,
+                    next_cycle: leader_retry,
                     wake_on_transactions: true,
                 },
                 Trigger::Manual => Schedule {
-                    next_cycle: retry,
+                    next_cycle: leader_retry,
                     wake_on_transactions: false,
                 },
             },

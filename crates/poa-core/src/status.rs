@@ -38,6 +38,10 @@ pub struct ServiceStatus {
     pub blocks_imported: u64,
     /// The last cycle's failure, if the last cycle failed.
     pub last_error: Option<String>,
+    /// Why this process does not compete for the lease, while it cannot keep its chain current
+    /// (a gap no source fills, local storage failing, a block it refuses); cleared once it has
+    /// caught up with the shared log.
+    pub standing_aside: Option<String>,
 }
 
 impl ServiceStatus {
@@ -50,6 +54,7 @@ impl ServiceStatus {
             blocks_produced: 0,
             blocks_imported: 0,
             last_error: None,
+            standing_aside: None,
         }
     }
 

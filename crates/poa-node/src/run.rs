@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use adapter_chain::{
-    BlockLimits, ChainStore, Ed25519BlockSigner, MemoryTransactionPool, PoolBlockProducer,
-    PoolLimits, RedbBlockImporter, SystemClock,
+    AuthoritySealVerifier, BlockLimits, ChainStore, Ed25519BlockSigner, MemoryTransactionPool,
+    PoolBlockProducer, PoolLimits, RedbBlockImporter, SystemClock,
 };
 use adapter_noop::NoopReconciliation;
 use adapter_peers::{NoopBlockHistory, PeerBlockHistory, PeerTransactionRelay};
@@ -63,8 +63,9 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     ) = match settings.redis {
         Some(config) => {
             let nodes = config.urls.len();
+            let verifier = Arc::new(AuthoritySealVerifier::new(settings.chain));
             let adapter = Arc::new(
-                RedisReconciliation::connect(config, &mut registry)
+                RedisReconciliation::connect(config, verifier, &mut registry)
                     .await
                     .context("cannot start the Redis leader lease")?,
             );
@@ -89,7 +90,8 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         settings.poll_interval,
         settings.release_timeout,
     )?
-    .with_retry_jitter(settings.poll_jitter);
+    .with_retry_jitter(settings.poll_jitter)
+    .with_lease_renewal(settings.lease_renewal);
     let ports = Ports {
         reconciliation: Arc::clone(&reconciliation),
         importer: Arc::new(importer.clone()),

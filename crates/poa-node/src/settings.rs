@@ -30,6 +30,9 @@ const DEFAULT_ADMIN_HTTP: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::ne
 ));
 /// The default step-down hold-off.
 const DEFAULT_STEP_DOWN_HOLD_OFF: Duration = Duration::from_secs(10);
+/// A leader renews its lease at least this many times per lease TTL.
+const LEASE_RENEWALS_PER_TTL: u32 = 3;
+
 /// Followers add up to this fraction of the poll interval at random, so they do not poll in
 /// lockstep.
 const POLL_JITTER_DIVISOR: u32 = 4;
@@ -132,6 +135,9 @@ pub(crate) struct Settings {
     /// `None` without any `--peer`.
     pub(crate) peers: Option<PeerConfig>,
     pub(crate) release_timeout: Duration,
+    /// The longest a leader goes between two cycles, so it renews its lease in time whatever
+    /// the block time (a third of the lease TTL; zero for a single node, which has no lease).
+    pub(crate) lease_renewal: Duration,
 }
 
 impl Settings {
@@ -177,6 +183,9 @@ impl Settings {
         let release_timeout = redis.as_ref().map_or(DEFAULT_IDLE_POLL, |redis| {
             redis.node_timeout.saturating_mul(4).max(DEFAULT_IDLE_POLL)
         });
+        let lease_renewal = redis.as_ref().map_or(Duration::ZERO, |redis| {
+            redis.lease_ttl / LEASE_RENEWALS_PER_TTL
+        });
         Ok(Self {
             data_dir: args
                 .data_dir
@@ -197,6 +206,7 @@ impl Settings {
             redis,
             peers,
             release_timeout,
+            lease_renewal,
         })
     }
 }

@@ -48,6 +48,25 @@ pub enum ReconciliationError {
         /// The first height the local chain lacks.
         next_height: BlockHeight,
     },
+    /// The shared log's block at this height does not extend the local chain: the log holds
+    /// another chain (a second fleet on the same keys, a restored or foreign store) or the local
+    /// chain is not the log's. Nothing is produced or imported until an operator resolves it.
+    #[error(
+        "the shared block log's block {block} at height {height} does not extend the local chain"
+    )]
+    Diverged {
+        /// The first height where the log and the local chain differ.
+        height: BlockHeight,
+        /// The block the log holds there.
+        block: BlockId,
+    },
+    /// Two different blocks at this height are each extended by a verified block above it: the
+    /// log contradicts itself, and no block can be chosen from it.
+    #[error("the shared block log holds two extended blocks at height {height}")]
+    ConflictingHistory {
+        /// The contradictory height.
+        height: BlockHeight,
+    },
     /// The backend failed in a way the port does not model.
     #[error("coordination backend failed")]
     Backend(#[source] BackendError),

@@ -5,8 +5,33 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::block::SealedBlock;
-use crate::primitives::Epoch;
+use crate::block::{Header, SealedBlock};
+use crate::primitives::{BlockHeight, BlockId, Epoch};
+
+/// The local chain's head, as the reconciliation port needs it: the next block must be at the
+/// height above it and extend its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChainHead {
+    /// The head's height.
+    pub height: BlockHeight,
+    /// The head's block id.
+    pub id: BlockId,
+}
+
+impl ChainHead {
+    /// The head of a chain whose last block has `header`.
+    pub fn of(header: &Header) -> Self {
+        Self {
+            height: header.height,
+            id: header.id(),
+        }
+    }
+
+    /// The height of the next block, `None` at the highest representable height.
+    pub fn next_height(&self) -> Option<BlockHeight> {
+        self.height.next()
+    }
+}
 
 /// The answer to "may this process produce the next block?", asked once per production cycle.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +83,9 @@ pub struct LeaseStatus {
     pub valid_for: Option<Duration>,
     /// Every coordination node, in configuration order (empty for a single-node deployment).
     pub nodes: Vec<NodeStatus>,
+    /// What a follower behind the shared log is waiting for, if anything (for example a block
+    /// held by too few nodes that the leader has not repaired yet).
+    pub waiting_for: Option<String>,
 }
 
 fn serialize_optional_millis<S: serde::Serializer>(

@@ -25,10 +25,10 @@ pub mod primitives;
 pub use batch::{BlockBatchError, encode_block_batch, split_block_batch};
 pub use block::{Block, BlockCodecError, Header, Seal, SealedBlock, Transaction};
 pub use error::{HistoryError, ImportError, ProductionError, ReconciliationError, SigningError};
-pub use leadership::{LeaderState, LeaseStatus, NodeOutcome, NodeStatus};
+pub use leadership::{ChainHead, LeaderState, LeaseStatus, NodeOutcome, NodeStatus};
 pub use ports::{
     BlockHistorySource, BlockImporter, BlockProducer, BlockReconciliationPort, BlockSigner, Clock,
-    TransactionPool,
+    SealVerifier, TransactionPool,
 };
 pub use primitives::{
     BlockHeight, BlockId, ChainId, Epoch, Signature, Timestamp, TransactionId, TransactionsRoot,

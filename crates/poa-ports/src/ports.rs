@@ -5,24 +5,22 @@ use async_trait::async_trait;
 
 use crate::block::{Block, Header, SealedBlock};
 use crate::error::{HistoryError, ImportError, ProductionError, ReconciliationError, SigningError};
-use crate::leadership::{LeaderState, LeaseStatus};
+use crate::leadership::{ChainHead, LeaderState, LeaseStatus};
 use crate::primitives::{BlockHeight, Timestamp};
 
 /// Leadership and the shared block log, merged into one port: who may produce, what committed
 /// blocks the local chain lacks, and publication of a produced block to a quorum.
 #[async_trait]
 pub trait BlockReconciliationPort: Send + Sync {
-    /// Decides this cycle's role for producing `next_height` (the local head + 1), acquiring
-    /// or confirming the lease as needed, and returns committed blocks the local chain lacks.
+    /// Decides this cycle's role for producing the block above `head` (the local chain's
+    /// head), acquiring or confirming the lease as needed, and returns committed blocks the
+    /// local chain lacks, each extending the one before it and the first extending `head`.
     ///
     /// # Errors
     ///
-    /// Any error (no read quorum, lease lost during repair, backend failure) means "do not
-    /// produce this cycle"; it never stands for "nothing to do".
-    async fn leader_state(
-        &self,
-        next_height: BlockHeight,
-    ) -> Result<LeaderState, ReconciliationError>;
+    /// Any error (no read quorum, lease lost during repair, a gap or a divergence in the log,
+    /// backend failure) means "do not produce this cycle"; it never stands for "nothing to do".
+    async fn leader_state(&self, head: ChainHead) -> Result<LeaderState, ReconciliationError>;
 
     /// Like [`Self::leader_state`] but never acquires the lease: used while this process
     /// stands down (for a rolling upgrade) so it keeps importing committed blocks without
@@ -31,10 +29,7 @@ pub trait BlockReconciliationPort: Send + Sync {
     /// # Errors
     ///
     /// As [`Self::leader_state`].
-    async fn follower_state(
-        &self,
-        next_height: BlockHeight,
-    ) -> Result<LeaderState, ReconciliationError>;
+    async fn follower_state(&self, head: ChainHead) -> Result<LeaderState, ReconciliationError>;
 
     /// Gives up the lease if held, so another process can take over without waiting for it to
     /// expire. Idempotent; a no-op for a process that does not lead.
@@ -56,6 +51,22 @@ pub trait BlockReconciliationPort: Send + Sync {
     fn lease_status(&self) -> LeaseStatus {
         LeaseStatus::default()
     }
+}
+
+/// Verification of a block on its own, without the local chain: it belongs to this chain, its
+/// contents match its header, and an authorised producer sealed it.
+///
+/// The shared block log is trusted for quorum, never for validity: anyone who reaches a
+/// coordination node can write to it. Reconciliation counts only blocks that pass this check
+/// (a vote, evidence of history, a block to repair or to hand back for import); what fails is
+/// skipped and counted, never repaired or imported.
+pub trait SealVerifier: Send + Sync {
+    /// Checks `block` on its own: chain id, transactions against the header, the seal.
+    ///
+    /// # Errors
+    ///
+    /// Why the block is not a block of this chain sealed by an authorised producer.
+    fn verify_seal(&self, block: &SealedBlock) -> Result<(), ImportError>;
 }
 
 /// The local chain: verification and durable commit of blocks.

@@ -33,6 +33,7 @@ const TODAY: &[&str] = &[
     "poa-core",
     "poa-node",
     "poa-ports",
+    "poa-quorum",
     "poa-test-support",
 ];
 
@@ -60,6 +61,12 @@ fn rules__when_workspace_has_todays_crates__then_forbids_each_documented_edge() 
         ("poa-core", "adapter-chain"),
         ("poa-core", "adapter-noop"),
         ("poa-core", "adapter-redis"),
+        ("poa-quorum", "tokio"),
+        ("poa-quorum", "fred"),
+        ("poa-quorum", "poa-core"),
+        ("poa-quorum", "adapter-chain"),
+        ("poa-quorum", "adapter-noop"),
+        ("poa-quorum", "adapter-redis"),
         ("adapter-chain", "poa-core"),
         ("adapter-chain", "adapter-noop"),
         ("adapter-chain", "adapter-redis"),

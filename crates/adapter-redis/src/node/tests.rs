@@ -52,20 +52,20 @@ async fn promote__when_free_then_repeated_then_contested__then_grants_once_and_r
     let theirs = node(&redis.url(), "theirs").await;
 
     // when
-    let first = mine.promote().await;
-    let again = mine.promote().await;
-    let contested = theirs.promote().await;
+    let first = mine.promote(Epoch::new(0)).await;
+    let again = mine.promote(Epoch::new(0)).await;
+    let contested = theirs.promote(Epoch::new(0)).await;
 
     // then
     assert_eq!(first, PromoteOutcome::Granted(Epoch::new(1)));
     assert_eq!(again, PromoteOutcome::Granted(Epoch::new(1)));
     assert_eq!(contested, PromoteOutcome::HeldByAnother);
-    assert_eq!(mine.check_owner().await, OwnerOutcome::Owner);
-    assert_eq!(theirs.check_owner().await, OwnerOutcome::NotOwner);
+    assert_eq!(mine.renew_lease().await, OwnerOutcome::Owner);
+    assert_eq!(theirs.renew_lease().await, OwnerOutcome::NotOwner);
     assert_eq!(theirs.release().await, ReleaseOutcome::NotOwner);
     assert_eq!(mine.release().await, ReleaseOutcome::Released);
     assert_eq!(
-        theirs.promote().await,
+        theirs.promote(Epoch::new(0)).await,
         PromoteOutcome::Granted(Epoch::new(2))
     );
 }
@@ -75,7 +75,7 @@ async fn write_block__when_replayed_contested_or_fenced__then_answers_each_typed
     // given
     let redis = RedisServer::start();
     let leader = node(&redis.url(), "leader").await;
-    let PromoteOutcome::Granted(epoch) = leader.promote().await else {
+    let PromoteOutcome::Granted(epoch) = leader.promote(Epoch::new(0)).await else {
         panic!("promote refused");
     };
 
@@ -127,7 +127,7 @@ async fn write_block__when_many_heights_are_written__then_heights_index_stays_bo
     // given: stream_max_len 5 keeps 2 * 5 + 256 heights in the index
     let redis = RedisServer::start();
     let leader = node_with(&redis.url(), context("leader", 5)).await;
-    let PromoteOutcome::Granted(epoch) = leader.promote().await else {
+    let PromoteOutcome::Granted(epoch) = leader.promote(Epoch::new(0)).await else {
         panic!("promote refused");
     };
 
@@ -155,7 +155,7 @@ async fn read_from__when_a_lower_height_was_appended_last__then_sorts_by_height_
     // given: heights 1, 3, 2 in append order (2 came from a repair)
     let redis = RedisServer::start();
     let leader = node(&redis.url(), "leader").await;
-    leader.promote().await;
+    leader.promote(Epoch::new(0)).await;
     for height in [1, 3, 2] {
         leader.write_block(&block(1, height, height as u8)).await;
     }
@@ -192,11 +192,11 @@ async fn call__when_node_lost_its_scripts__then_reloads_and_answers() {
     // given
     let redis = RedisServer::start();
     let leader = node(&redis.url(), "leader").await;
-    leader.promote().await;
+    leader.promote(Epoch::new(0)).await;
     redis.command(&[b"SCRIPT", b"FLUSH"]);
 
     // when
-    let outcome = leader.check_owner().await;
+    let outcome = leader.renew_lease().await;
 
     // then
     assert_eq!(outcome, OwnerOutcome::Owner);
@@ -210,7 +210,7 @@ async fn connect_within__when_node_is_half_alive__then_returns_within_the_bound(
 
     // when
     let node = node_with(&listener.url(), context("x", 10)).await;
-    let outcome = node.promote().await;
+    let outcome = node.promote(Epoch::new(0)).await;
 
     // then
     assert!(
@@ -229,12 +229,12 @@ async fn call__when_node_freezes_then_thaws__then_times_out_within_bound_and_rec
     // given
     let redis = RedisServer::start();
     let leader = node(&redis.url(), "leader").await;
-    leader.promote().await;
+    leader.promote(Epoch::new(0)).await;
     redis.freeze();
 
     // when
     let started = Instant::now();
-    let frozen = leader.check_owner().await;
+    let frozen = leader.renew_lease().await;
     let elapsed = started.elapsed();
     redis.thaw();
 
@@ -249,7 +249,7 @@ async fn call__when_node_freezes_then_thaws__then_times_out_within_bound_and_rec
     assert!(elapsed < TIMEOUT * 3, "took {elapsed:?}");
     assert_eq!(leader.last_outcome(), NodeOutcome::TimedOut);
     let recovered = poa_test_support::wait_for_async(Duration::from_secs(3), || async {
-        leader.check_owner().await == OwnerOutcome::Owner
+        leader.renew_lease().await == OwnerOutcome::Owner
     })
     .await;
     assert!(recovered, "node did not answer again after thawing");

@@ -15,7 +15,7 @@ use crate::support::*;
 async fn leaders(producers: &[&Producer], next: u64) -> Vec<usize> {
     let mut leading = Vec::new();
     for (index, producer) in producers.iter().enumerate() {
-        if producer.adapter.leader_state(height(next)).await.ok()
+        if producer.adapter.leader_state(below(next)).await.ok()
             == Some(LeaderState::ReconciledLeader)
         {
             leading.push(index);
@@ -38,7 +38,7 @@ async fn connect__when_a_node_is_half_alive_or_down__then_returns_within_a_small
 
     // when
     let started = Instant::now();
-    let adapter = RedisReconciliation::connect(config, &mut Registry::default()).await;
+    let adapter = RedisReconciliation::connect(config, verifier(), &mut Registry::default()).await;
 
     // then
     assert!(adapter.is_ok());
@@ -56,7 +56,7 @@ async fn leader__when_a_majority_is_frozen__then_production_stops_and_resumes_af
     let key = "poa:test:frozen-majority";
     let producer = producer(urls(&servers), key).await;
     assert_eq!(
-        producer.adapter.leader_state(height(1)).await.unwrap(),
+        producer.adapter.leader_state(below(1)).await.unwrap(),
         LeaderState::ReconciledLeader
     );
     servers[1].freeze();
@@ -64,12 +64,12 @@ async fn leader__when_a_majority_is_frozen__then_production_stops_and_resumes_af
 
     // when
     let published = producer.adapter.publish_produced_block(&block(1, 0)).await;
-    let state = producer.adapter.leader_state(height(1)).await;
+    let state = producer.adapter.leader_state(below(1)).await;
     servers[1].thaw();
     servers[2].thaw();
     let resumed = wait_for_async(Duration::from_secs(4), || async {
         matches!(
-            producer.adapter.leader_state(height(1)).await,
+            producer.adapter.leader_state(below(1)).await,
             Ok(LeaderState::ReconciledLeader | LeaderState::UnreconciledBlocks(_))
         )
     })
@@ -89,7 +89,7 @@ async fn leader__when_two_of_three_redis_nodes_go_down__then_production_stops() 
     // given
     let servers = servers(3);
     let producer = producer(urls(&servers), "poa:test:two-down").await;
-    producer.adapter.leader_state(height(1)).await.unwrap();
+    producer.adapter.leader_state(below(1)).await.unwrap();
     producer
         .adapter
         .publish_produced_block(&block(1, 0))
@@ -99,7 +99,7 @@ async fn leader__when_two_of_three_redis_nodes_go_down__then_production_stops() 
     servers[1].stop();
 
     // when
-    let state = producer.adapter.leader_state(height(2)).await;
+    let state = producer.adapter.leader_state(below(2)).await;
     let published = producer.adapter.publish_produced_block(&block(2, 0)).await;
 
     // then
@@ -121,12 +121,12 @@ async fn single_producer__when_quorum_is_restored__then_production_starts() {
         "poa:test:quorum-restored",
     )
     .await;
-    let without_quorum = producer.adapter.leader_state(height(1)).await;
+    let without_quorum = producer.adapter.leader_state(below(1)).await;
 
     // when
     second.restart();
     let leads = wait_for_async(Duration::from_secs(5), || async {
-        producer.adapter.leader_state(height(1)).await.ok() == Some(LeaderState::ReconciledLeader)
+        producer.adapter.leader_state(below(1)).await.ok() == Some(LeaderState::ReconciledLeader)
     })
     .await;
 
@@ -161,7 +161,7 @@ async fn four_producers__when_sharing_one_redis__then_only_the_first_leader_prod
             if index == first[0] {
                 if producer
                     .adapter
-                    .leader_state(height(round + 1))
+                    .leader_state(below(round + 1))
                     .await
                     .unwrap()
                     == LeaderState::ReconciledLeader
@@ -170,7 +170,7 @@ async fn four_producers__when_sharing_one_redis__then_only_the_first_leader_prod
                 }
             } else {
                 // followers catch up through the same verified import path
-                let state = producer.adapter.leader_state(height(round)).await.unwrap();
+                let state = producer.adapter.leader_state(below(round)).await.unwrap();
                 assert_eq!(heights(&state), vec![round]);
             }
         }
@@ -218,12 +218,12 @@ async fn two_producers__when_first_restarts__then_second_keeps_the_lock() {
     let first = producer(urls(&servers), key).await;
     let second = producer(urls(&servers), key).await;
     assert_eq!(
-        first.adapter.leader_state(height(1)).await.unwrap(),
+        first.adapter.leader_state(below(1)).await.unwrap(),
         LeaderState::ReconciledLeader
     );
     drop(first);
     let took_over = wait_for_async(Duration::from_secs(3), || async {
-        second.adapter.leader_state(height(1)).await.ok() == Some(LeaderState::ReconciledLeader)
+        second.adapter.leader_state(below(1)).await.ok() == Some(LeaderState::ReconciledLeader)
     })
     .await;
     assert!(took_over);
@@ -239,17 +239,13 @@ async fn two_producers__when_first_restarts__then_second_keeps_the_lock() {
             .await
             .unwrap();
         assert_eq!(
-            second
-                .adapter
-                .leader_state(height(round + 1))
-                .await
-                .unwrap(),
+            second.adapter.leader_state(below(round + 1)).await.unwrap(),
             LeaderState::ReconciledLeader
         );
         assert_ne!(
             restarted
                 .adapter
-                .leader_state(height(round + 1))
+                .leader_state(below(round + 1))
                 .await
                 .unwrap(),
             LeaderState::ReconciledLeader
@@ -262,7 +258,7 @@ async fn two_producers__when_first_restarts__then_second_keeps_the_lock() {
 async fn second_builds_on_redis_height(servers: &[RedisServer], key: &str, fault: impl FnOnce()) {
     let first = producer(urls(servers), key).await;
     assert_eq!(
-        first.adapter.leader_state(height(1)).await.unwrap(),
+        first.adapter.leader_state(below(1)).await.unwrap(),
         LeaderState::ReconciledLeader
     );
     first
@@ -277,12 +273,12 @@ async fn second_builds_on_redis_height(servers: &[RedisServer], key: &str, fault
 
     let second = producer(urls(servers), key).await;
     let imported = wait_for_async(Duration::from_secs(3), || async {
-        matches!(second.adapter.leader_state(height(1)).await, Ok(state) if blocks(state.clone()) == vec![block(1, 0)])
+        matches!(second.adapter.leader_state(below(1)).await, Ok(state) if blocks(state.clone()) == vec![block(1, 0)])
     })
     .await;
     assert!(imported, "second producer did not reconcile height 1");
     assert_eq!(
-        second.adapter.leader_state(height(2)).await.unwrap(),
+        second.adapter.leader_state(below(2)).await.unwrap(),
         LeaderState::ReconciledLeader
     );
     second

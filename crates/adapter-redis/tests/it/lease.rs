@@ -15,7 +15,7 @@ async fn leader_state__when_lease_is_free__then_acquires_quorum_ownership() {
     let producer = producer(urls(&servers), key).await;
 
     // when
-    let state = producer.adapter.leader_state(height(1)).await.unwrap();
+    let state = producer.adapter.leader_state(below(1)).await.unwrap();
 
     // then
     assert_eq!(state, LeaderState::ReconciledLeader);
@@ -37,10 +37,10 @@ async fn leader_state__when_lease_expires__then_another_adapter_becomes_leader()
     let second = producer_with(short(urls(&servers))).await;
 
     // when
-    let first_state = first.adapter.leader_state(height(1)).await.unwrap();
-    let blocked = second.adapter.leader_state(height(1)).await.unwrap();
+    let first_state = first.adapter.leader_state(below(1)).await.unwrap();
+    let blocked = second.adapter.leader_state(below(1)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(900)).await;
-    let second_state = second.adapter.leader_state(height(1)).await.unwrap();
+    let second_state = second.adapter.leader_state(below(1)).await.unwrap();
 
     // then
     assert_eq!(first_state, LeaderState::ReconciledLeader);
@@ -51,7 +51,7 @@ async fn leader_state__when_lease_expires__then_another_adapter_becomes_leader()
         Some(2)
     );
     assert_eq!(
-        first.adapter.leader_state(height(1)).await.unwrap(),
+        first.adapter.leader_state(below(1)).await.unwrap(),
         LeaderState::ReconciledFollower
     );
 }
@@ -65,11 +65,11 @@ async fn handoff_time__when_leader_is_dropped__then_follower_leads_within_ttl_pl
     let leader = producer_with(short(urls(&servers))).await;
     let follower = producer_with(short(urls(&servers))).await;
     assert_eq!(
-        leader.adapter.leader_state(height(1)).await.unwrap(),
+        leader.adapter.leader_state(below(1)).await.unwrap(),
         LeaderState::ReconciledLeader
     );
     assert_eq!(
-        follower.adapter.leader_state(height(1)).await.unwrap(),
+        follower.adapter.leader_state(below(1)).await.unwrap(),
         LeaderState::ReconciledFollower
     );
 
@@ -79,8 +79,7 @@ async fn handoff_time__when_leader_is_dropped__then_follower_leads_within_ttl_pl
     let mut took_over = false;
     while dropped.elapsed() < Duration::from_millis(600) {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if follower.adapter.leader_state(height(1)).await.unwrap() == LeaderState::ReconciledLeader
-        {
+        if follower.adapter.leader_state(below(1)).await.unwrap() == LeaderState::ReconciledLeader {
             took_over = true;
             break;
         }
@@ -110,7 +109,7 @@ async fn release__when_leader_releases__then_lease_is_gone_everywhere_and_epoch_
     let servers = servers(3);
     let key = "poa:test:release-leader";
     let producer = producer(urls(&servers), key).await;
-    producer.adapter.leader_state(height(1)).await.unwrap();
+    producer.adapter.leader_state(below(1)).await.unwrap();
 
     // when
     producer.adapter.release().await.unwrap();
@@ -136,7 +135,7 @@ async fn acquire__when_peer_holds_lock__then_follows_and_counts_lock_held() {
     let producer = producer(urls(&servers), key).await;
 
     // when
-    let state = producer.adapter.leader_state(height(1)).await.unwrap();
+    let state = producer.adapter.leader_state(below(1)).await.unwrap();
 
     // then
     assert_eq!(state, LeaderState::ReconciledFollower);
@@ -154,7 +153,7 @@ async fn acquire__when_one_node_has_a_higher_epoch__then_folds_it_even_if_it_ans
     let producer = producer(urls(&servers), key).await;
 
     // when
-    let state = producer.adapter.leader_state(height(1)).await.unwrap();
+    let state = producer.adapter.leader_state(below(1)).await.unwrap();
 
     // then
     assert_eq!(state, LeaderState::ReconciledLeader);
@@ -201,7 +200,7 @@ async fn acquire__when_a_grant_arrives_after_the_attempt_gave_up__then_it_is_rel
     .await;
 
     // when
-    let state = producer.adapter.leader_state(height(1)).await.unwrap();
+    let state = producer.adapter.leader_state(below(1)).await.unwrap();
 
     // then
     assert_eq!(state, LeaderState::ReconciledFollower);
@@ -235,7 +234,7 @@ async fn acquire__when_a_promote_times_out_but_runs__then_the_possible_grant_is_
 
     // when: the attempt gives up at once; the link recovers after the promote timed out
     let started = Instant::now();
-    let state = producer.adapter.leader_state(height(1)).await.unwrap();
+    let state = producer.adapter.leader_state(below(1)).await.unwrap();
     tokio::time::sleep_until((started + Duration::from_millis(300)).into()).await;
     proxy.set_mode(ProxyMode::Pass);
 
@@ -261,7 +260,7 @@ async fn ownership_check__when_a_node_held_by_another_is_freed__then_expands_lea
     set_owner(&servers[2], key, "other", 5_000);
     let producer = producer(urls(&servers), key).await;
     assert_eq!(
-        producer.adapter.leader_state(height(1)).await.unwrap(),
+        producer.adapter.leader_state(below(1)).await.unwrap(),
         LeaderState::ReconciledLeader
     );
     let token = owner(&servers[0], key).unwrap();
@@ -269,7 +268,7 @@ async fn ownership_check__when_a_node_held_by_another_is_freed__then_expands_lea
 
     // when
     assert_eq!(
-        producer.adapter.leader_state(height(1)).await.unwrap(),
+        producer.adapter.leader_state(below(1)).await.unwrap(),
         LeaderState::ReconciledLeader
     );
     let expanded = wait_for_async(Duration::from_secs(2), || async {
@@ -296,7 +295,7 @@ async fn ownership_check__when_expanded_node_has_a_higher_epoch__then_adopts_it(
     set_owner(&servers[2], key, "other", 5_000);
     set_epoch(&servers[2], key, 5);
     let producer = producer(urls(&servers), key).await;
-    producer.adapter.leader_state(height(1)).await.unwrap();
+    producer.adapter.leader_state(below(1)).await.unwrap();
     assert_eq!(
         producer.adapter.lease_status().epoch.map(|e| e.get()),
         Some(1)
@@ -304,7 +303,7 @@ async fn ownership_check__when_expanded_node_has_a_higher_epoch__then_adopts_it(
     clear_owner(&servers[2], key);
 
     // when
-    producer.adapter.leader_state(height(1)).await.unwrap();
+    producer.adapter.leader_state(below(1)).await.unwrap();
     let adopted = wait_for_async(Duration::from_secs(2), || async {
         producer
             .adapter
@@ -341,7 +340,7 @@ async fn drop__after_publish__then_releases_lease_promptly_despite_inflight_back
         ..config(all, key)
     };
     let producer = producer_with(config).await;
-    producer.adapter.leader_state(height(1)).await.unwrap();
+    producer.adapter.leader_state(below(1)).await.unwrap();
     let token = owner(&servers[0], key).unwrap();
     producer
         .adapter
@@ -371,7 +370,7 @@ async fn stragglers__when_publish_tasks_finish_after_quorum__then_lease_is_uncha
     let key = "poa:test:stragglers";
     let (_half_alive, all) = with_half_alive(&servers);
     let producer = producer(all, key).await;
-    producer.adapter.leader_state(height(1)).await.unwrap();
+    producer.adapter.leader_state(below(1)).await.unwrap();
     let token = owner(&servers[0], key).unwrap();
 
     // when

@@ -15,5 +15,6 @@ mod lease;
 mod probe;
 mod publish;
 mod reconcile;
+mod scripts;
 mod security;
 mod support;

@@ -19,7 +19,7 @@ async fn leader_with_two_nodes_behind_proxies(
         .collect();
     let urls = vec![servers[0].url(), proxies[0].url(), proxies[1].url()];
     let producer = producer(urls, key).await;
-    producer.adapter.leader_state(height(1)).await.unwrap();
+    producer.adapter.leader_state(below(1)).await.unwrap();
     (proxies, producer)
 }
 
@@ -62,11 +62,11 @@ async fn publish_produced_block__when_previous_leader_writes_after_handoff__then
     let servers = servers(3);
     let key = "poa:test:zombie";
     let old = producer(urls(&servers), key).await;
-    old.adapter.leader_state(height(1)).await.unwrap();
+    old.adapter.leader_state(below(1)).await.unwrap();
     servers.iter().for_each(|server| clear_owner(server, key));
     let current = producer(urls(&servers), key).await;
     assert_eq!(
-        current.adapter.leader_state(height(1)).await.unwrap(),
+        current.adapter.leader_state(below(1)).await.unwrap(),
         LeaderState::ReconciledLeader
     );
 
@@ -79,7 +79,7 @@ async fn publish_produced_block__when_previous_leader_writes_after_handoff__then
         "{zombie:?}"
     );
     assert_eq!(
-        current.adapter.leader_state(height(1)).await.unwrap(),
+        current.adapter.leader_state(below(1)).await.unwrap(),
         LeaderState::ReconciledLeader
     );
     assert!(servers.iter().all(|server| stream_len(server, key) == 0));
@@ -92,7 +92,7 @@ async fn publish_produced_block__when_epoch_is_behind_on_one_node__then_first_wr
     let key = "poa:test:heal";
     set_epoch(&servers[1], key, 4);
     let producer = producer(urls(&servers), key).await;
-    producer.adapter.leader_state(height(1)).await.unwrap();
+    producer.adapter.leader_state(below(1)).await.unwrap();
     let epoch = wait_for_async(Duration::from_secs(2), || async {
         producer
             .adapter
@@ -129,7 +129,7 @@ async fn publish_produced_block__when_write_succeeds__then_extends_lease_ttl() {
         ..config(urls(&servers), key)
     };
     let producer = producer_with(config).await;
-    producer.adapter.leader_state(height(1)).await.unwrap();
+    producer.adapter.leader_state(below(1)).await.unwrap();
     let token = owner(&servers[0], key).unwrap();
 
     // when
@@ -152,13 +152,13 @@ async fn publish_produced_block__when_write_succeeds_on_less_than_quorum__then_e
     let servers = servers(3);
     let key = "poa:test:sub-quorum";
     let producer = producer(urls(&servers), key).await;
-    producer.adapter.leader_state(height(1)).await.unwrap();
+    producer.adapter.leader_state(below(1)).await.unwrap();
     set_owner(&servers[1], key, "other-owner", 60_000);
     set_owner(&servers[2], key, "other-owner", 60_000);
 
     // when
     let published = producer.adapter.publish_produced_block(&block(1, 0)).await;
-    let reconciled = producer.adapter.leader_state(height(1)).await;
+    let reconciled = producer.adapter.leader_state(below(1)).await;
 
     // then
     // the orphan is neither committed nor reported as "nothing to do" by a leader
@@ -182,7 +182,7 @@ async fn leader_state__after_a_failed_publish_while_still_leading__then_full_sca
     let urls = vec![proxy.url(), servers[1].url(), servers[2].url()];
     let producer = producer(urls, key).await;
     assert_eq!(
-        producer.adapter.leader_state(height(1)).await.unwrap(),
+        producer.adapter.leader_state(below(1)).await.unwrap(),
         LeaderState::ReconciledLeader
     );
     let token = String::from_utf8(owner(&servers[1], key).unwrap()).unwrap();
@@ -198,7 +198,7 @@ async fn leader_state__after_a_failed_publish_while_still_leading__then_full_sca
     proxy.set_mode(ProxyMode::Latency(Duration::from_millis(50)));
 
     // when
-    let state = producer.adapter.leader_state(height(1)).await.unwrap();
+    let state = producer.adapter.leader_state(below(1)).await.unwrap();
 
     // then: the same leadership (no new promotion) repaired its own orphan and returns it
     assert!(published.is_err());
@@ -214,7 +214,7 @@ async fn partial_publish_then_retry_at_same_height__then_new_leader_reconciles_t
     let servers = servers(1);
     let key = "poa:test:retry";
     let first = producer(urls(&servers), key).await;
-    first.adapter.leader_state(height(1)).await.unwrap();
+    first.adapter.leader_state(below(1)).await.unwrap();
     let stored = block(1, 1);
     append(&servers[0], key, &stored, 1);
 
@@ -222,7 +222,7 @@ async fn partial_publish_then_retry_at_same_height__then_new_leader_reconciles_t
     let retry = first.adapter.publish_produced_block(&block(1, 2)).await;
     first.adapter.release().await.unwrap();
     let second = producer(urls(&servers), key).await;
-    let state = second.adapter.leader_state(height(1)).await.unwrap();
+    let state = second.adapter.leader_state(below(1)).await.unwrap();
 
     // then
     assert!(
@@ -239,7 +239,7 @@ async fn write_block__when_published__then_heights_index_holds_height_block_id_a
     let servers = servers(1);
     let key = "poa:test:index";
     let producer = producer(urls(&servers), key).await;
-    producer.adapter.leader_state(height(1)).await.unwrap();
+    producer.adapter.leader_state(below(1)).await.unwrap();
     let published = block(1, 0);
 
     // when
@@ -280,7 +280,7 @@ async fn write_block__when_height_is_only_in_the_index__then_rejected_via_index(
     let servers = servers(1);
     let key = "poa:test:index-only";
     let producer = producer(urls(&servers), key).await;
-    producer.adapter.leader_state(height(1)).await.unwrap();
+    producer.adapter.leader_state(below(1)).await.unwrap();
     servers[0].command(&[b"ZADD", b"poa:test:index-only:heights:index", b"1", b"1:ff"]);
 
     // when
@@ -301,7 +301,7 @@ async fn publish_produced_block__when_one_node_is_half_alive__then_returns_at_th
         ..config(all, "poa:test:half-alive-publish")
     };
     let producer = producer_with(config).await;
-    producer.adapter.leader_state(height(1)).await.unwrap();
+    producer.adapter.leader_state(below(1)).await.unwrap();
 
     // when
     let started = Instant::now();
@@ -327,13 +327,13 @@ async fn publish_produced_block__when_a_minority_node_is_frozen__then_returns_we
         ..config(urls(&servers), key)
     };
     let producer = producer_with(config).await;
-    producer.adapter.leader_state(height(1)).await.unwrap();
+    producer.adapter.leader_state(below(1)).await.unwrap();
     servers[2].freeze();
 
     // when
     let started = Instant::now();
     let published = producer.adapter.publish_produced_block(&block(1, 0)).await;
-    let owner_check = producer.adapter.leader_state(height(2)).await;
+    let owner_check = producer.adapter.leader_state(below(2)).await;
     let elapsed = started.elapsed();
     servers[2].thaw();
 
@@ -354,7 +354,7 @@ async fn publish_produced_block__when_a_quorum_refuses__then_returns_before_the_
         ..config(urls(&servers), key)
     };
     let producer = producer_with(config).await;
-    producer.adapter.leader_state(height(1)).await.unwrap();
+    producer.adapter.leader_state(below(1)).await.unwrap();
     let other = block(1, 5);
     append(&servers[0], key, &other, 1);
     append(&servers[1], key, &other, 1);
@@ -413,7 +413,7 @@ async fn publish_produced_block__when_stragglers_finish__then_outstanding_tasks_
     let servers = servers(3);
     let (_half_alive, all) = with_half_alive(&servers);
     let producer = producer(all, "poa:test:gauge").await;
-    producer.adapter.leader_state(height(1)).await.unwrap();
+    producer.adapter.leader_state(below(1)).await.unwrap();
 
     // when
     producer
@@ -443,7 +443,7 @@ async fn publish_produced_block__after_a_thousand_publishes__then_each_node_saw_
         .collect();
     let key = "poa:test:connections";
     let producer = producer(proxies.iter().map(FaultProxy::url).collect(), key).await;
-    producer.adapter.leader_state(height(1)).await.unwrap();
+    producer.adapter.leader_state(below(1)).await.unwrap();
 
     // when
     for h in 1..=1000 {

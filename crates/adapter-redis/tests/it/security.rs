@@ -64,7 +64,7 @@ async fn adapter__when_nodes_need_tls_and_the_least_privilege_acl_user__then_lea
     let leader = producer_with(config.clone()).await;
 
     // when
-    let role = leader.adapter.leader_state(height(1)).await.unwrap();
+    let role = leader.adapter.leader_state(below(1)).await.unwrap();
     leader
         .adapter
         .publish_produced_block(&block(1, 0))
@@ -72,7 +72,7 @@ async fn adapter__when_nodes_need_tls_and_the_least_privilege_acl_user__then_lea
         .unwrap();
     leader.adapter.release().await.unwrap();
     let successor = producer_with(config).await;
-    let backlog = successor.adapter.leader_state(height(1)).await.unwrap();
+    let backlog = successor.adapter.leader_state(below(1)).await.unwrap();
 
     // then
     assert_eq!(role, LeaderState::ReconciledLeader);
@@ -109,7 +109,7 @@ async fn lead_attempt(
     };
     let started = Instant::now();
     let producer = producer_with(config).await;
-    let role = producer.adapter.leader_state(height(1)).await;
+    let role = producer.adapter.leader_state(below(1)).await;
     (role, started.elapsed())
 }
 

@@ -3,11 +3,13 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use adapter_redis::{RedisConfig, RedisReconciliation};
 use poa_ports::block::transactions_root;
 use poa_ports::{
-    Block, BlockHeight, BlockId, ChainId, Header, LeaderState, Seal, SealedBlock, Signature,
-    Timestamp,
+    Block, BlockHeight, BlockId, ChainHead, ChainId, Header, ImportError, LeaderState, Seal,
+    SealVerifier, SealedBlock, Signature, Timestamp,
 };
 use poa_test_support::{HalfAliveListener, RedisServer, RespValue};
 use prometheus_client::encoding::text::encode;
@@ -49,10 +51,45 @@ pub(crate) struct Producer {
 
 pub(crate) async fn producer_with(config: RedisConfig) -> Producer {
     let mut registry = Registry::default();
-    let adapter = RedisReconciliation::connect(config, &mut registry)
+    let adapter = RedisReconciliation::connect(config, verifier(), &mut registry)
         .await
         .unwrap();
     Producer { adapter, registry }
+}
+
+/// The seal of the test chain's authority.
+pub(crate) const AUTHORITY_SEAL: Signature = Signature::from_bytes([7; 64]);
+
+/// A seal by a key that is not the authority's.
+pub(crate) const FORGED_SEAL: Signature = Signature::from_bytes([9; 64]);
+
+/// The test chain's verification: chain 1, transactions matching the header, and the
+/// authority's seal (a fixed signature stands in for a real one: what is checked here is that
+/// the adapter asks, not the signature scheme).
+#[derive(Debug)]
+pub(crate) struct TestChainVerifier;
+
+impl SealVerifier for TestChainVerifier {
+    fn verify_seal(&self, block: &SealedBlock) -> Result<(), ImportError> {
+        let height = block.height();
+        if block.block.header.chain_id != ChainId::new(1) {
+            return Err(ImportError::WrongChain {
+                expected: ChainId::new(1),
+                found: block.block.header.chain_id,
+            });
+        }
+        if !block.block.transactions_match_header() {
+            return Err(ImportError::TransactionsMismatch { height });
+        }
+        match block.seal {
+            Seal::Authority(signature) if signature == AUTHORITY_SEAL => Ok(()),
+            _ => Err(ImportError::InvalidSeal { height }),
+        }
+    }
+}
+
+pub(crate) fn verifier() -> Arc<dyn SealVerifier> {
+    Arc::new(TestChainVerifier)
 }
 
 pub(crate) async fn producer(urls: Vec<String>, key: &str) -> Producer {
@@ -76,27 +113,55 @@ impl Producer {
     }
 }
 
-/// A sealed block at `height`; `variant` changes its id.
+/// The id the test chain's blocks at height 1 extend.
+pub(crate) const GENESIS: BlockId = BlockId::from_bytes([0; 32]);
+
+/// The test chain's block at `height`; `variant` changes its id. Every block extends variant
+/// 0 of the height below (the committed chain), and height 1 extends [`GENESIS`].
 pub(crate) fn block(height: u64, variant: u64) -> SealedBlock {
+    block_on(height, variant, chain_id(height.saturating_sub(1)))
+}
+
+/// A block at `height` extending `parent`.
+pub(crate) fn block_on(height: u64, variant: u64, parent: BlockId) -> SealedBlock {
     let transactions = Vec::new();
     SealedBlock {
         block: Block {
             header: Header {
                 chain_id: ChainId::new(1),
                 height: BlockHeight::new(height),
-                parent_id: BlockId::from_bytes([0; 32]),
+                parent_id: parent,
                 timestamp: Timestamp::from_unix_millis(1_700_000_000_000 + variant),
                 transactions_root: transactions_root(&transactions),
                 transaction_count: 0,
             },
             transactions,
         },
-        seal: Seal::Authority(Signature::from_bytes([7; 64])),
+        seal: Seal::Authority(AUTHORITY_SEAL),
     }
 }
 
-pub(crate) fn height(value: u64) -> BlockHeight {
-    BlockHeight::new(value)
+/// The id of the test chain's block at `height` (variant 0), [`GENESIS`] at 0.
+pub(crate) fn chain_id(height: u64) -> BlockId {
+    let mut id = GENESIS;
+    for at in 1..=height {
+        id = block_on(at, 0, id).id();
+    }
+    id
+}
+
+/// The head of a local chain that ends with `block`.
+pub(crate) fn head_of(block: &SealedBlock) -> ChainHead {
+    ChainHead::of(&block.block.header)
+}
+
+/// The head of a local chain whose next height is `next` (the test chain below it).
+pub(crate) fn below(next: u64) -> ChainHead {
+    let height = next.saturating_sub(1);
+    ChainHead {
+        height: BlockHeight::new(height),
+        id: chain_id(height),
+    }
 }
 
 /// Appends `block` under `epoch` the way `write_block.lua` does (stream entry and index).

@@ -13,7 +13,7 @@ use std::time::Instant;
 use adapter_redis::probe::NodeProbe;
 use adapter_redis::{ProbeError, RedisReconciliation};
 use anyhow::{Context, Result, bail};
-use poa_ports::{BlockHeight, BlockReconciliationPort, Epoch, LeaderState, ReconciliationError};
+use poa_ports::{BlockReconciliationPort, Epoch, LeaderState, ReconciliationError};
 use poa_test_support::RedisServer;
 use prometheus_client::registry::Registry;
 
@@ -325,13 +325,13 @@ async fn fan_out_publish(
     let adapter = bounded(
         "connecting the adapter",
         HANG_BOUND,
-        RedisReconciliation::connect(config, &mut registry),
+        RedisReconciliation::connect(config, crate::blocks::verifier(), &mut registry),
     )
     .await??;
     let state = bounded(
         "leader_state",
         HANG_BOUND,
-        adapter.leader_state(BlockHeight::new(1)),
+        adapter.leader_state(crate::blocks::head_below(1)),
     )
     .await??;
     if state != LeaderState::ReconciledLeader {

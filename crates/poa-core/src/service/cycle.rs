@@ -3,8 +3,13 @@
 //! The produce path is the hot path and its order is the safety argument: produce, seal,
 //! **verify**, **publish** to a quorum, and only then **commit** locally. Any failure before
 //! commit commits nothing and releases the lease so another process can take over at once.
+//!
+//! A process that cannot keep its chain current (its local store fails, it refuses a block of
+//! the shared log, the log holds another chain, or the next height is in no source it can
+//! reach) releases the lease and stands aside: it only follows, and competes again once it has
+//! caught up. Holding the lease while unable to import would halt the whole fleet.
 
-use poa_ports::{BlockHeight, Header, LeaderState, ReconciliationError, SealedBlock};
+use poa_ports::{BlockHeight, ChainHead, Header, LeaderState, ReconciliationError, SealedBlock};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
@@ -17,28 +22,36 @@ impl ProductionService {
     pub(super) async fn cycle(&mut self, may_produce: bool) -> CycleOutcome {
         let head = match self.ports.importer.latest_header().await {
             Ok(head) => head,
-            Err(error) => return self.fail("head", &error),
+            Err(error) => return self.stand_aside("head", &error).await,
         };
         self.record_head(&head);
-        let Some(next_height) = head.height.next() else {
+        if head.height.next().is_none() {
             return self.fail(
                 "head",
                 &"the chain reached the highest representable height",
             );
-        };
+        }
         let started = Instant::now();
-        let leader_state = if self.is_standing_down() {
-            self.ports.reconciliation.follower_state(next_height).await
+        let chain_head = ChainHead::of(&head);
+        let leader_state = if self.is_standing_down() || self.standing_aside.is_some() {
+            self.ports.reconciliation.follower_state(chain_head).await
         } else {
-            self.ports.reconciliation.leader_state(next_height).await
+            self.ports.reconciliation.leader_state(chain_head).await
         };
         self.metrics.observe_step("leader_state", started.elapsed());
         match leader_state {
             Err(ReconciliationError::HistoryGap { next_height: gap }) => {
+                // Far behind: catch up as a follower, never while holding the lease.
+                self.release_to_catch_up().await;
                 self.catch_up_from_history(head.height, gap).await
             }
+            Err(
+                error @ (ReconciliationError::Diverged { .. }
+                | ReconciliationError::ConflictingHistory { .. }),
+            ) => self.stand_aside("leader_state", &error).await,
             Err(error) => self.fail("leader_state", &error),
             Ok(LeaderState::ReconciledFollower) => {
+                self.rejoin();
                 self.set_role(Role::Follower);
                 CycleOutcome::Follower
             }
@@ -74,10 +87,10 @@ impl ProductionService {
             if let Err(error) = self.ports.importer.verify(&block).await {
                 self.metrics.blocks_refused.inc();
                 warn!(height = %height, id = %id, error = %error, "refused a block from the shared log");
-                return self.fail("import", &error);
+                return self.stand_aside("import", &error).await;
             }
             if let Err(error) = self.ports.importer.commit(block).await {
-                return self.fail("import", &error);
+                return self.stand_aside("import", &error).await;
             }
             imported = imported.saturating_add(1);
             self.metrics.blocks_imported.inc();
@@ -142,7 +155,7 @@ impl ProductionService {
         if let Err(error) = self.ports.importer.commit(sealed).await {
             // The block is on a quorum: the next leadership reconciles it back from the log.
             error!(height = %height, error = %error, "published block failed to commit locally");
-            return self.fail_and_release("commit", &error).await;
+            return self.stand_aside("commit", &error).await;
         }
         self.metrics.observe_step("commit", started.elapsed());
 
@@ -175,6 +188,62 @@ impl ProductionService {
             warn!(error = %release_error, "lease release after a failed production step failed");
         }
         outcome
+    }
+
+    /// Records a failed cycle after which this process cannot keep its chain current: it
+    /// releases the lease (if it competes for it) and stands aside, only following, until a
+    /// cycle finds it caught up with the shared log. Each reason is said once when it starts,
+    /// in the log, the status and a metric; the failure counter carries the repetitions.
+    pub(super) async fn stand_aside(
+        &mut self,
+        step: &'static str,
+        error: &(dyn std::fmt::Display + Sync),
+    ) -> CycleOutcome {
+        let competing = self.standing_aside.is_none();
+        let outcome = self.fail_with(step, error, competing);
+        if competing && let Err(release_error) = self.ports.reconciliation.release().await {
+            warn!(error = %release_error, "lease release for standing aside failed: it will expire on its own");
+        }
+        let reason = format!("{step}: {error}");
+        if self.standing_aside.as_deref() != Some(reason.as_str()) {
+            error!(
+                step,
+                error = %error,
+                "cannot keep the local chain current: standing aside from the lease until caught up"
+            );
+            self.metrics.standing_aside.set(1);
+            self.status
+                .send_modify(|status| status.standing_aside = Some(reason.clone()));
+            self.standing_aside = Some(reason);
+        }
+        outcome
+    }
+
+    /// Releases the lease before catching up from a history source, so a far-behind process
+    /// never holds it through a long catch-up; it stands aside until caught up.
+    async fn release_to_catch_up(&mut self) {
+        if self.standing_aside.is_some() {
+            return;
+        }
+        let reason = "catching up: the next height is no longer in the shared log".to_owned();
+        info!("far behind the shared log: releasing the lease while catching up");
+        if let Err(error) = self.ports.reconciliation.release().await {
+            warn!(error = %error, "lease release for the catch-up failed: it will expire on its own");
+        }
+        self.metrics.standing_aside.set(1);
+        self.status
+            .send_modify(|status| status.standing_aside = Some(reason.clone()));
+        self.standing_aside = Some(reason);
+    }
+
+    /// Ends standing aside once a follower cycle finds the chain caught up.
+    fn rejoin(&mut self) {
+        if self.standing_aside.take().is_some() {
+            info!("caught up with the shared log: competing for the lease again");
+            self.metrics.standing_aside.set(0);
+            self.status
+                .send_modify(|status| status.standing_aside = None);
+        }
     }
 
     /// Records a failed cycle that keeps the lease.

@@ -3,14 +3,15 @@
 //!
 //! Blocks from a [`BlockHistorySource`] are untrusted: they go through the same import path as
 //! reconciled blocks (verify, then commit, stopping at the first refusal). Nothing here
-//! produces, and a cycle that finds no source for the next height fails and waits one retry
+//! produces, and the lease is released before the catch-up: a far-behind process follows until
+//! it is current. A cycle that finds no source for the next height fails and waits one retry
 //! period like any failed cycle, so the loop never spins on a gap.
 
 use std::sync::Arc;
 
 use poa_ports::{BlockHeight, BlockHistorySource, HistoryError};
 use tokio::time::Instant;
-use tracing::{error, info};
+use tracing::info;
 
 use super::{CycleOutcome, ProductionService, duration_millis};
 
@@ -35,29 +36,16 @@ impl ProductionService {
     ) -> CycleOutcome {
         self.metrics.history_gaps.inc();
         let Some(history) = self.history.clone() else {
-            error!(
-                height = %next_height,
-                "the shared block log no longer holds the next height and no history source is configured: add --peer"
-            );
-            return self.fail("history", &HistoryError::NoSource);
+            return self.stand_aside("history", &HistoryError::NoSource).await;
         };
         let started = Instant::now();
         let blocks = match history.blocks_from(next_height, HISTORY_BATCH).await {
             Ok(blocks) => blocks,
-            Err(history_error) => {
-                error!(height = %next_height, error = %history_error, "no history source answered for the next height");
-                return self.fail("history", &history_error);
-            }
+            Err(history_error) => return self.stand_aside("history", &history_error).await,
         };
         if blocks.is_empty() {
-            error!(
-                height = %next_height,
-                "no source holds the next height: neither the shared block log nor any peer"
-            );
-            return self.fail(
-                "history",
-                &format_args!("no source holds height {next_height}"),
-            );
+            let reason = format!("no source holds height {next_height}");
+            return self.stand_aside("history", &reason).await;
         }
         let fetched = blocks.len();
         self.metrics
@@ -69,10 +57,6 @@ impl ProductionService {
             elapsed_ms = duration_millis(started.elapsed()),
             "fetched blocks trimmed from the shared block log from a peer"
         );
-        let outcome = self.import_blocks(local_height, blocks).await;
-        if let CycleOutcome::Failed { error, .. } = &outcome {
-            error!(height = %next_height, error = %error, "refused a block fetched from a peer");
-        }
-        outcome
+        self.import_blocks(local_height, blocks).await
     }
 }

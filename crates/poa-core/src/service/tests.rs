@@ -16,8 +16,9 @@ use poa_ports::BlockHistorySource;
 use poa_ports::block::transactions_root;
 use poa_ports::{
     Block, BlockHeight, BlockId, BlockImporter, BlockProducer, BlockReconciliationPort,
-    BlockSigner, ChainId, Clock, Header, ImportError, LeaderState, LeaseStatus, ProductionError,
-    ReconciliationError, Seal, SealedBlock, Signature, SigningError, Timestamp, TransactionPool,
+    BlockSigner, ChainHead, ChainId, Clock, Header, ImportError, LeaderState, LeaseStatus,
+    ProductionError, ReconciliationError, Seal, SealedBlock, Signature, SigningError, Timestamp,
+    TransactionPool,
 };
 use prometheus_client::registry::Registry;
 use tokio::sync::{Notify, oneshot};
@@ -33,8 +34,8 @@ mock! {
     Reconciliation {}
     #[async_trait]
     impl BlockReconciliationPort for Reconciliation {
-        async fn leader_state(&self, next_height: BlockHeight) -> Result<LeaderState, ReconciliationError>;
-        async fn follower_state(&self, next_height: BlockHeight) -> Result<LeaderState, ReconciliationError>;
+        async fn leader_state(&self, head: ChainHead) -> Result<LeaderState, ReconciliationError>;
+        async fn follower_state(&self, head: ChainHead) -> Result<LeaderState, ReconciliationError>;
         async fn release(&self) -> Result<(), ReconciliationError>;
         async fn publish_produced_block(&self, block: &SealedBlock) -> Result<(), ReconciliationError>;
         fn lease_status(&self) -> LeaseStatus;
@@ -191,6 +192,17 @@ impl Doubles {
         });
     }
 
+    /// Every release succeeds; the returned counter counts them.
+    fn counting_releases(&mut self) -> Arc<AtomicUsize> {
+        let releases = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&releases);
+        self.reconciliation.expect_release().returning(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        });
+        releases
+    }
+
     /// The whole produce path succeeds: produce, seal, verify, publish, commit.
     fn publishing_and_committing(&mut self) {
         self.producing_empty_blocks();
@@ -269,6 +281,20 @@ impl Doubles {
     }
 }
 
+/// Asserts that the status shows a failed cycle and standing aside for a reason that starts
+/// with `reason`.
+fn assert_standing_aside(status: &crate::status::ServiceStatus, reason: &str) {
+    assert_eq!(status.role, Role::Degraded);
+    assert!(
+        status
+            .standing_aside
+            .as_deref()
+            .is_some_and(|aside| aside.starts_with(reason)),
+        "{:?}",
+        status.standing_aside
+    );
+}
+
 /// Lets `duration` of paused time pass in 10 ms steps, so the service task runs between steps.
 async fn let_time_pass(duration: Duration) {
     let step = Duration::from_millis(10);
@@ -310,7 +336,9 @@ async fn produce__when_leader__then_verifies_publishes_and_only_then_commits() {
     doubles
         .reconciliation
         .expect_leader_state()
-        .with(predicate::eq(BlockHeight::new(1)))
+        .with(predicate::function(|head: &ChainHead| {
+            *head == ChainHead::of(&header_at(0, BlockId::default()))
+        }))
         .times(1)
         .in_sequence(&mut order)
         .returning(|_| Ok(LeaderState::ReconciledLeader));
@@ -519,15 +547,21 @@ async fn import__when_blocks_are_unreconciled__then_imports_in_height_order_and_
 }
 
 #[tokio::test(start_paused = true)]
-async fn import__when_a_reconciled_block_is_invalid__then_refuses_it_and_produces_nothing_that_cycle()
+async fn import__when_a_reconciled_block_is_invalid__then_refuses_it_releases_the_lease_and_only_follows()
  {
-    // given
+    // given: the log hands back a block this process refuses, every cycle
     let (_, blocks) = chain_to(2);
     let mut doubles = Doubles::new().with_local_chain();
     let returned = blocks.clone();
     doubles
         .reconciliation
         .expect_leader_state()
+        .times(1)
+        .returning(move |_| Ok(LeaderState::UnreconciledBlocks(returned.clone())));
+    let returned = blocks.clone();
+    doubles
+        .reconciliation
+        .expect_follower_state()
         .returning(move |_| Ok(LeaderState::UnreconciledBlocks(returned.clone())));
     doubles.importer.expect_verify().returning(|block| {
         Err(ImportError::InvalidSeal {
@@ -540,7 +574,7 @@ async fn import__when_a_reconciled_block_is_invalid__then_refuses_it_and_produce
         .reconciliation
         .expect_publish_produced_block()
         .never();
-    doubles.reconciliation.expect_release().returning(|| Ok(()));
+    let releases = doubles.counting_releases();
     let running = doubles.start(Trigger::Interval {
         block_time: BLOCK_TIME,
     });
@@ -548,9 +582,71 @@ async fn import__when_a_reconciled_block_is_invalid__then_refuses_it_and_produce
     // when
     let_time_pass(Duration::from_millis(350)).await;
 
-    // then
+    // then: released once, never competed again, and says why
     assert_eq!(running.head_height(), 0);
-    assert_eq!(running.handle.status().role, Role::Degraded);
+    assert_standing_aside(&running.handle.status(), "import:");
+    assert_eq!(releases.load(Ordering::SeqCst), 1);
+    running.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn import__when_local_storage_fails_then_recovers__then_stands_aside_and_competes_again_once_caught_up()
+ {
+    // given: the first commit fails (a full disk), later ones succeed
+    let (_, blocks) = chain_to(1);
+    let mut doubles = Doubles::new().with_local_chain();
+    let returned = blocks.clone();
+    doubles
+        .reconciliation
+        .expect_leader_state()
+        .times(1)
+        .returning(move |_| Ok(LeaderState::UnreconciledBlocks(returned.clone())));
+    let returned = blocks.clone();
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&asked);
+    doubles
+        .reconciliation
+        .expect_follower_state()
+        .returning(move |head| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            if head.height.get() == 0 {
+                Ok(LeaderState::UnreconciledBlocks(returned.clone()))
+            } else {
+                Ok(LeaderState::ReconciledFollower)
+            }
+        });
+    let competes_again = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&competes_again);
+    doubles
+        .reconciliation
+        .expect_leader_state()
+        .returning(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok(LeaderState::ReconciledFollower)
+        });
+    doubles.importer.expect_verify().returning(|_| Ok(()));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let head = Arc::clone(&doubles.head);
+    doubles.importer.expect_commit().returning(move |block| {
+        if failures.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err(ImportError::Storage("no space left on device".into()));
+        }
+        *head.lock().unwrap() = block.block.header.clone();
+        Ok(())
+    });
+    doubles.reconciliation.expect_release().returning(|| Ok(()));
+    let running = doubles.start(Trigger::Interval {
+        block_time: BLOCK_TIME,
+    });
+
+    // when
+    let_time_pass(Duration::from_millis(600)).await;
+
+    // then: it caught up as a follower, then competed again
+    assert_eq!(running.head_height(), 1);
+    assert!(asked.load(Ordering::SeqCst) >= 2);
+    assert!(competes_again.load(Ordering::SeqCst) >= 1);
+    assert_eq!(running.handle.status().standing_aside, None);
     running.shutdown().await;
 }
 
@@ -809,5 +905,42 @@ async fn run__when_follower_with_jitter__then_polls_no_faster_than_the_period_an
     // then: between 2 s / 200 ms and 2 s / 100 ms polls (plus the first one)
     let calls = *calls.lock().unwrap();
     assert!((10..=21).contains(&calls), "polled {calls} times in 2 s");
+    running.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn run__when_blocks_are_farther_apart_than_the_lease_renewal__then_renews_in_between_without_producing()
+ {
+    // given: 400 ms blocks, a lease that must be renewed every 100 ms
+    let mut doubles = Doubles::new().with_local_chain();
+    let cycles = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&cycles);
+    doubles
+        .reconciliation
+        .expect_leader_state()
+        .returning(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok(LeaderState::ReconciledLeader)
+        });
+    doubles.publishing_and_committing();
+    doubles.reconciliation.expect_release().returning(|| Ok(()));
+    let config = ServiceConfig::new(
+        Trigger::Interval {
+            block_time: Duration::from_millis(400),
+        },
+        RETRY,
+        Duration::from_secs(1),
+    )
+    .unwrap()
+    .with_lease_renewal(Duration::from_millis(100));
+    let running = doubles.start_with(config);
+
+    // when
+    let_time_pass(Duration::from_millis(1_190)).await;
+
+    // then: blocks at 0, 400 and 800 ms only; a leader cycle (a renewal) at least every 100 ms
+    assert_eq!(running.head_height(), 3);
+    let renewals = cycles.load(Ordering::SeqCst);
+    assert!((11..=14).contains(&renewals), "{renewals} leader cycles");
     running.shutdown().await;
 }

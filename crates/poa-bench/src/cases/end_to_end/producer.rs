@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adapter_chain::{
-    AuthorityKey, BlockLimits, ChainSpec, ChainStore, CommitDurability, Ed25519BlockSigner,
-    MemoryTransactionPool, PoolBlockProducer, PoolLimits, RedbBlockImporter, SystemClock,
+    AuthorityKey, AuthoritySealVerifier, BlockLimits, ChainSpec, ChainStore, CommitDurability,
+    Ed25519BlockSigner, MemoryTransactionPool, PoolBlockProducer, PoolLimits, RedbBlockImporter,
+    SystemClock,
 };
 use adapter_noop::NoopReconciliation;
 use adapter_redis::{RedisConfig, RedisReconciliation};
@@ -141,9 +142,13 @@ impl Producer {
                 let poll_interval = IDLE_POLL.min(config.lease_ttl / 4);
                 let release_timeout = config.node_timeout.saturating_mul(4).max(IDLE_POLL);
                 let adapter = Arc::new(
-                    RedisReconciliation::connect(*config, &mut registry)
-                        .await
-                        .context("cannot start the Redis reconciliation")?,
+                    RedisReconciliation::connect(
+                        *config,
+                        Arc::new(AuthoritySealVerifier::new(spec)),
+                        &mut registry,
+                    )
+                    .await
+                    .context("cannot start the Redis reconciliation")?,
                 );
                 (
                     Arc::clone(&adapter) as Arc<dyn BlockReconciliationPort>,

@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 use adapter_redis::probe::NodeProbe;
 use adapter_redis::{RedisConfig, RedisReconciliation};
 use anyhow::{Context, Result, anyhow, bail};
-use poa_ports::{BlockHeight, BlockReconciliationPort, Epoch, LeaderState, NodeOutcome};
+use poa_ports::{BlockReconciliationPort, Epoch, LeaderState, NodeOutcome};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
 use tokio::sync::oneshot;
 
-use crate::blocks::{block_of, redis_config};
+use crate::blocks::{block_of, head_below, redis_config, verifier};
 use crate::fixtures::bounded;
 use crate::stats::Latencies;
 
@@ -100,14 +100,14 @@ impl QuorumLeader {
         let adapter = bounded(
             "connecting the adapter",
             SETUP_BOUND,
-            RedisReconciliation::connect(config, &mut registry),
+            RedisReconciliation::connect(config, verifier(), &mut registry),
         )
         .await?
         .context("the adapter cannot connect")?;
         let state = bounded(
             "acquiring the lease",
             SETUP_BOUND,
-            adapter.leader_state(BlockHeight::new(1)),
+            adapter.leader_state(head_below(1)),
         )
         .await?
         .context("leader_state failed")?;
@@ -229,8 +229,7 @@ impl BlockWriter for QuorumLeader {
         let state = bounded(
             "confirming the lease",
             SETUP_BOUND,
-            self.adapter
-                .leader_state(BlockHeight::new(self.next_height)),
+            self.adapter.leader_state(head_below(self.next_height)),
         )
         .await?
         .context("leader_state failed")?;

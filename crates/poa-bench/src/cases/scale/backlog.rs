@@ -19,14 +19,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adapter_chain::{
-    AuthorityKey, ChainSpec, ChainStore, CommitDurability, Ed25519BlockSigner,
-    MemoryTransactionPool, PoolLimits, RedbBlockImporter,
+    AuthorityKey, AuthoritySealVerifier, ChainSpec, ChainStore, CommitDurability,
+    Ed25519BlockSigner, MemoryTransactionPool, PoolLimits, RedbBlockImporter,
 };
 use adapter_redis::{RedisConfig, RedisReconciliation};
 use anyhow::{Context, Result, anyhow, bail};
 use poa_ports::block::transactions_root;
 use poa_ports::{
-    Block, BlockHeight, BlockImporter, BlockReconciliationPort, BlockSigner, Header, LeaderState,
+    Block, BlockImporter, BlockReconciliationPort, BlockSigner, ChainHead, Header, LeaderState,
     SealedBlock, Timestamp, Transaction,
 };
 use prometheus_client::registry::Registry;
@@ -134,7 +134,7 @@ pub(crate) async fn measure(context: &BenchContext) -> Result<CaseReport> {
         CASE,
         format_args!("backlog: publishing {backlog} blocks to {REDIS_NODES} nodes"),
     );
-    let publisher = Publisher::start(&config, &chain).await?;
+    let publisher = Publisher::start(&config, spec, &chain).await?;
 
     let defaults = Scenario {
         catcher: Catcher::Follower,
@@ -241,18 +241,21 @@ async fn run_scenario(
         // A lease nobody renews lapses after its TTL: the publisher takes it afresh before
         // each follower's catch-up, and gives it up before each new leader's.
         match scenario.catcher {
-            Catcher::Follower => publisher.lead_afresh(backlog).await?,
+            Catcher::Follower => publisher.lead_afresh().await?,
             Catcher::NewLeader => publisher.release().await?,
         }
-        let catch_up = tokio::time::timeout(CATCH_UP_BOUND, catch_up(reader.clone(), backlog))
-            .await
-            .map_err(|_| {
-                anyhow!(
-                    "{} took longer than {} s",
-                    scenario.label(backlog),
-                    CATCH_UP_BOUND.as_secs()
-                )
-            })??;
+        let catch_up = tokio::time::timeout(
+            CATCH_UP_BOUND,
+            catch_up(reader.clone(), publisher.spec, backlog),
+        )
+        .await
+        .map_err(|_| {
+            anyhow!(
+                "{} took longer than {} s",
+                scenario.label(backlog),
+                CATCH_UP_BOUND.as_secs()
+            )
+        })??;
         measured.failed_cycles += catch_up.failed_cycles;
         if catch_up.last_error.is_some() {
             measured.last_error = catch_up.last_error;
@@ -314,15 +317,23 @@ fn build_chain(
 /// The adapter that published the backlog, leading until it releases.
 struct Publisher {
     adapter: RedisReconciliation,
+    spec: ChainSpec,
+    tip: ChainHead,
 }
 
 impl Publisher {
-    /// Connects, takes the lease on empty streams and publishes `chain` in order.
-    async fn start(config: &RedisConfig, chain: &[SealedBlock]) -> Result<Self> {
-        let adapter = RedisReconciliation::connect(config.clone(), &mut Registry::default())
-            .await
-            .context("cannot start the publishing adapter")?;
-        match adapter.leader_state(BlockHeight::new(1)).await? {
+    /// Connects, takes the lease on empty streams and publishes `chain` (on the genesis of
+    /// `spec`) in order.
+    async fn start(config: &RedisConfig, spec: ChainSpec, chain: &[SealedBlock]) -> Result<Self> {
+        let adapter = RedisReconciliation::connect(
+            config.clone(),
+            Arc::new(AuthoritySealVerifier::new(spec)),
+            &mut Registry::default(),
+        )
+        .await
+        .context("cannot start the publishing adapter")?;
+        let genesis = ChainHead::of(&spec.genesis_block().block.header);
+        match adapter.leader_state(genesis).await? {
             LeaderState::ReconciledLeader => {}
             other => bail!("the publisher does not lead on empty streams: {other:?}"),
         }
@@ -332,21 +343,20 @@ impl Publisher {
                 .await
                 .with_context(|| format!("cannot publish height {}", block.height()))?;
         }
-        Ok(Self { adapter })
+        let tip = chain
+            .last()
+            .map_or(genesis, |block| ChainHead::of(&block.block.header));
+        Ok(Self { adapter, spec, tip })
     }
 
     /// Releases the lease and acquires it again, so it is held for a whole TTL from now.
     /// Retried a few times: the nodes may still be busy with reads an earlier catch-up gave
     /// up on (a script runs to its end once sent).
-    async fn lead_afresh(&self, backlog: u64) -> Result<()> {
+    async fn lead_afresh(&self) -> Result<()> {
         let mut last = None;
         for _ in 0..LEAD_ATTEMPTS {
             self.release().await?;
-            match self
-                .adapter
-                .leader_state(BlockHeight::new(backlog + 1))
-                .await
-            {
+            match self.adapter.leader_state(self.tip).await {
                 Ok(LeaderState::ReconciledLeader) => return Ok(()),
                 Ok(other) => last = Some(format!("{other:?}")),
                 Err(error) => last = Some(error.to_string()),
@@ -391,11 +401,16 @@ struct CatchUp {
 ///
 /// # Errors
 /// Fails when the adapter cannot start or a cycle answers something a catch-up never should.
-async fn catch_up(config: RedisConfig, backlog: u64) -> Result<CatchUp> {
+async fn catch_up(config: RedisConfig, spec: ChainSpec, backlog: u64) -> Result<CatchUp> {
     let node_timeout = config.node_timeout;
-    let adapter = RedisReconciliation::connect(config, &mut Registry::default())
-        .await
-        .context("cannot start the catching-up adapter")?;
+    let adapter = RedisReconciliation::connect(
+        config,
+        Arc::new(AuthoritySealVerifier::new(spec)),
+        &mut Registry::default(),
+    )
+    .await
+    .context("cannot start the catching-up adapter")?;
+    let genesis = spec.genesis_block().block.header;
     let started = Instant::now();
     let mut catch_up = CatchUp {
         blocks: Vec::new(),
@@ -411,8 +426,13 @@ async fn catch_up(config: RedisConfig, backlog: u64) -> Result<CatchUp> {
             break Err(anyhow!("still catching up after {MAX_CYCLES} cycles"));
         }
         catch_up.cycles += 1;
-        let next = BlockHeight::new(catch_up.blocks.len() as u64 + 1);
-        match adapter.leader_state(next).await {
+        let head = ChainHead::of(
+            catch_up
+                .blocks
+                .last()
+                .map_or(&genesis, |block| &block.block.header),
+        );
+        match adapter.leader_state(head).await {
             Ok(LeaderState::UnreconciledBlocks(found)) if !found.is_empty() => {
                 failed_in_a_row = 0;
                 catch_up.blocks.extend(found);

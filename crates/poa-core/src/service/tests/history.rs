@@ -13,7 +13,7 @@ use poa_ports::{
     SealedBlock,
 };
 
-use super::{BLOCK_TIME, Doubles, chain_to, let_time_pass};
+use super::{BLOCK_TIME, Doubles, assert_standing_aside, chain_to, let_time_pass};
 use crate::config::Trigger;
 use crate::service::CycleOutcome;
 use crate::status::Role;
@@ -41,13 +41,13 @@ async fn history__when_the_log_reports_a_gap__then_fetches_verifies_and_commits_
     doubles
         .reconciliation
         .expect_leader_state()
-        .withf(|height| height.get() == 1)
+        .withf(|head| head.height.get() == 0)
         .times(1)
         .returning(|_| gap_at(1));
     doubles
         .reconciliation
-        .expect_leader_state()
-        .withf(|height| height.get() == 4)
+        .expect_follower_state()
+        .withf(|head| head.height.get() == 3)
         .returning(|_| Ok(LeaderState::ReconciledFollower));
     let mut history = MockHistory::new();
     let served = blocks.clone();
@@ -65,10 +65,70 @@ async fn history__when_the_log_reports_a_gap__then_fetches_verifies_and_commits_
     // when
     let outcome = running.handle.produce_block().await.unwrap();
 
-    // then: all three committed in order, then the next cycle asked the log again
+    // then: all three committed in order, then the next cycle asked the log again, as a
+    // follower, and competes again once caught up
     assert_eq!(running.head_height(), 3);
     assert_eq!(outcome, CycleOutcome::Follower);
     assert_eq!(running.handle.status().blocks_imported, 3);
+    assert_eq!(running.handle.status().standing_aside, None);
+    running.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn history__when_a_leader_is_far_behind__then_releases_the_lease_before_catching_up_and_competes_again_once_current()
+ {
+    // given: leading, the log no longer holds height 1; a peer serves 1..=2
+    let (_, blocks) = chain_to(2);
+    let mut doubles = Doubles::new().with_local_chain();
+    let mut order = mockall::Sequence::new();
+    doubles
+        .reconciliation
+        .expect_leader_state()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| gap_at(1));
+    doubles
+        .reconciliation
+        .expect_release()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|| Ok(()));
+    let mut history = MockHistory::new();
+    let served = blocks.clone();
+    history
+        .expect_blocks_from()
+        .times(1)
+        .returning(move |_, _| Ok(served.clone()));
+    doubles.expect_import_in_order(&blocks.iter().collect::<Vec<_>>());
+    doubles
+        .reconciliation
+        .expect_follower_state()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| Ok(LeaderState::ReconciledFollower));
+    let competes_again = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&competes_again);
+    doubles
+        .reconciliation
+        .expect_leader_state()
+        .returning(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok(LeaderState::ReconciledFollower)
+        });
+    doubles.producer.expect_produce_block().never();
+    // the release at shutdown
+    doubles.reconciliation.expect_release().returning(|| Ok(()));
+    doubles.history = Some(Arc::new(history));
+    let running = doubles.start(Trigger::Manual);
+
+    // when: the catch-up, the follower cycle that finds it current, one more cycle
+    running.handle.produce_block().await.unwrap();
+    let_time_pass(Duration::from_millis(500)).await;
+
+    // then
+    assert_eq!(running.head_height(), 2);
+    assert_eq!(running.handle.status().standing_aside, None);
+    assert!(competes_again.load(Ordering::SeqCst) >= 1);
     running.shutdown().await;
 }
 
@@ -116,6 +176,11 @@ async fn history__when_no_peer_holds_the_next_height__then_fails_the_cycle_and_n
     doubles
         .reconciliation
         .expect_leader_state()
+        .times(1)
+        .returning(|_| gap_at(1));
+    doubles
+        .reconciliation
+        .expect_follower_state()
         .returning(|_| gap_at(1));
     let asked = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&asked);
@@ -127,7 +192,7 @@ async fn history__when_no_peer_holds_the_next_height__then_fails_the_cycle_and_n
     doubles.importer.expect_verify().never();
     doubles.importer.expect_commit().never();
     doubles.producer.expect_produce_block().never();
-    doubles.reconciliation.expect_release().returning(|| Ok(()));
+    let releases = doubles.counting_releases();
     doubles.history = Some(Arc::new(history));
     let running = doubles.start(Trigger::Interval {
         block_time: BLOCK_TIME,
@@ -136,14 +201,16 @@ async fn history__when_no_peer_holds_the_next_height__then_fails_the_cycle_and_n
     // when
     let_time_pass(Duration::from_secs(1)).await;
 
-    // then: about one request per retry period (100 ms), never a busy loop
+    // then: about one request per retry period (100 ms), never a busy loop; the lease was
+    // released once and never taken again (only the first cycle competed)
     let requests = asked.load(Ordering::SeqCst);
     assert!(
         (5..=15).contains(&requests),
         "asked {requests} times in 1 s"
     );
     let status = running.handle.status();
-    assert_eq!(status.role, Role::Degraded);
+    assert_standing_aside(&status, "history: no source holds height 1");
+    assert_eq!(releases.load(Ordering::SeqCst), 1);
     assert!(
         status
             .last_error
@@ -163,6 +230,10 @@ async fn history__when_no_source_is_configured__then_the_gap_fails_the_cycle_wit
     doubles
         .reconciliation
         .expect_leader_state()
+        .returning(|_| gap_at(1));
+    doubles
+        .reconciliation
+        .expect_follower_state()
         .returning(|_| gap_at(1));
     doubles.importer.expect_commit().never();
     doubles.producer.expect_produce_block().never();

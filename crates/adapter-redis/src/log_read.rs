@@ -1,0 +1,335 @@
+//! The full read of the shared log behind a reconciliation: `read_from` on every node (each
+//! bounded), a quorum of successful reads or an error, then a grace for the others or a wait
+//! for every node; each entry decoded and verified before it counts.
+//!
+//! What comes out is a [`LogView`] of verified blocks (the walk in `poa_quorum::walk` decides
+//! from it) and one decoded copy of each block. An entry that does not decode to the id and
+//! height it is stored under is counted as undecodable; one that decodes but fails the chain's
+//! [`SealVerifier`] is counted as refused. Neither is ever a vote or evidence of history: both
+//! only mark their node as holding something at that height. The first time a refused entry is
+//! seen it is logged; a bounded memory of what was already reported keeps a lasting condition
+//! from flooding the log.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use fred::bytes::Bytes;
+use poa_ports::{BlockHeight, BlockId, SealVerifier, SealedBlock};
+use poa_quorum::{Coverage, LogView, NodeIndex, Quorum, ReadTiming, next_read_window};
+use tokio_util::task::TaskTracker;
+
+use crate::error::AdapterError;
+use crate::fanout::FanOut;
+use crate::metrics::Metrics;
+use crate::node::NodeHandle;
+use crate::scripts::{StreamEntry, StreamRead};
+
+/// How long a full read waits for the other nodes once a quorum answered, as a fraction of the
+/// node timeout.
+const READ_GRACE_DIVISOR: u32 = 4;
+
+/// How many refused entries the log remembers having reported.
+const REPORTED_REFUSALS: usize = 4096;
+
+/// Which nodes a full read waits for once a quorum answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadScope {
+    /// The others get a short grace while the answers decide every height.
+    GraceAfterQuorum,
+    /// Every node, each bounded by its timeout: the first scan of a leadership, and the first
+    /// after a failed publish of this process.
+    EveryNode,
+}
+
+/// What the read is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadWait {
+    /// Fewer than a quorum of successful reads so far.
+    ForQuorum,
+    /// A quorum answered; other nodes are waited for until this instant.
+    Grace(tokio::time::Instant),
+    /// Every node is waited for (each bounded).
+    ForAll,
+}
+
+/// The verified blocks a read returned.
+#[derive(Debug)]
+pub(crate) struct Backlog {
+    /// Votes and evidence, for the walk.
+    pub(crate) view: LogView,
+    /// One decoded copy of every verified block, with its encoding for repairs.
+    pub(crate) blocks: HashMap<BlockId, (SealedBlock, Bytes)>,
+}
+
+/// Reads the log from every node and turns the answers into a [`Backlog`].
+pub(crate) struct LogReader {
+    nodes: Arc<[NodeHandle]>,
+    quorum: Quorum,
+    stream_max_len: u64,
+    node_timeout: Duration,
+    tracker: TaskTracker,
+    metrics: Arc<Metrics>,
+    verifier: Arc<dyn SealVerifier>,
+    /// Entries asked of each node per read: `stream_max_len`, halved while timeouts cost a read
+    /// its quorum (a reply of many large blocks can outlast the node timeout on every node) and
+    /// doubled again after reads that reached their quorum fast. Any window is safe: the walk
+    /// decides only heights a quorum of the reads covers.
+    window: AtomicU64,
+    reported_refusals: Mutex<HashSet<(NodeIndex, BlockHeight, BlockId)>>,
+}
+
+impl std::fmt::Debug for LogReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogReader")
+            .field("quorum", &self.quorum)
+            .field("window", &self.window)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What checking one entry found.
+enum Checked {
+    Verified(SealedBlock),
+    Undecodable,
+    Refused(String),
+}
+
+impl LogReader {
+    pub(crate) fn new(
+        nodes: Arc<[NodeHandle]>,
+        quorum: Quorum,
+        stream_max_len: u64,
+        node_timeout: Duration,
+        tracker: TaskTracker,
+        metrics: Arc<Metrics>,
+        verifier: Arc<dyn SealVerifier>,
+    ) -> Self {
+        Self {
+            nodes,
+            quorum,
+            stream_max_len,
+            node_timeout,
+            tracker,
+            metrics,
+            verifier,
+            window: AtomicU64::new(stream_max_len.max(1)),
+            reported_refusals: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Reads entries at or above `next_height` from every node (each bounded), decodes and
+    /// verifies them; fewer than a quorum of successful reads is an error, never an empty
+    /// backlog.
+    ///
+    /// Once a quorum answered, [`ReadScope::GraceAfterQuorum`] gives the other nodes a short
+    /// grace instead of their full timeout, but only while every height read holds a block on
+    /// a quorum of the answers: any block committed by a publish is on a quorum, so it is among
+    /// the answers, and a block below quorum on a slow node was never committed. When a height
+    /// has no block on a quorum of the answers, what the walk decides there depends on the
+    /// nodes not heard yet (a committed block may look short among the first answers), so every
+    /// node is waited for, each bounded.
+    pub(crate) async fn read(
+        &self,
+        next_height: BlockHeight,
+        scope: ReadScope,
+    ) -> Result<Backlog, AdapterError> {
+        let window = self.window.load(Ordering::Acquire);
+        let mut pending =
+            FanOut::spawn(&self.tracker, self.nodes.iter(), None, |node| async move {
+                node.read_from(next_height, window).await
+            });
+        let mut backlog = Backlog {
+            view: LogView::new(self.quorum),
+            blocks: HashMap::new(),
+        };
+        let mut successful = 0usize;
+        let mut timed_out = 0usize;
+        let mut quorum_after = None;
+        let mut wait = ReadWait::ForQuorum;
+        loop {
+            let next = match wait {
+                ReadWait::Grace(deadline) => {
+                    match tokio::time::timeout_at(deadline, pending.next()).await {
+                        Ok(next) => next,
+                        Err(_) if backlog.view.every_height_committed() => break,
+                        Err(_) => {
+                            wait = ReadWait::ForAll;
+                            continue;
+                        }
+                    }
+                }
+                ReadWait::ForQuorum | ReadWait::ForAll => pending.next().await,
+            };
+            let Some((node, reply)) = next else {
+                break;
+            };
+            let read = match reply {
+                Ok(read) => read,
+                Err(error) => {
+                    timed_out = timed_out.saturating_add(usize::from(error.is_timeout()));
+                    continue;
+                }
+            };
+            successful = successful.saturating_add(1);
+            self.record(&mut backlog, node, read, next_height);
+            if wait == ReadWait::ForQuorum && self.quorum.reached(successful) {
+                quorum_after = Some(pending.elapsed());
+                wait = match scope {
+                    ReadScope::GraceAfterQuorum => {
+                        ReadWait::Grace(tokio::time::Instant::now() + self.grace())
+                    }
+                    ReadScope::EveryNode => ReadWait::ForAll,
+                };
+            }
+        }
+        self.adapt_window(
+            window,
+            ReadTiming {
+                quorum_after,
+                timed_out,
+            },
+        );
+        if !self.quorum.reached(successful) {
+            return Err(AdapterError::NoQuorum {
+                operation: "reconcile_read",
+                acked: successful,
+                needed: self.quorum.size(),
+            });
+        }
+        if let (Some(lowest), Some(local)) = (backlog.view.lowest_height(), next_height.previous())
+        {
+            let headroom = lowest.get().saturating_sub(local.get());
+            self.metrics
+                .stream_trim_headroom
+                .set(i64::try_from(headroom).unwrap_or(i64::MAX));
+        }
+        Ok(backlog)
+    }
+
+    /// How long a full read waits for the other nodes once a quorum answered.
+    fn grace(&self) -> Duration {
+        self.node_timeout / READ_GRACE_DIVISOR
+    }
+
+    /// Moves the window by `poa_quorum::next_read_window`. `window` is the one the read used,
+    /// so concurrent reads cannot compound.
+    fn adapt_window(&self, window: u64, timing: ReadTiming) {
+        let next = next_read_window(window, self.stream_max_len, timing, self.node_timeout);
+        if next != window
+            && self
+                .window
+                .compare_exchange(window, next, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            if next < window {
+                tracing::warn!(
+                    window = next,
+                    timed_out = timing.timed_out,
+                    "reconcile reads timed out: fewer entries per read"
+                );
+            } else {
+                tracing::debug!(
+                    window = next,
+                    "reconcile reads are fast: more entries per read"
+                );
+            }
+        }
+    }
+
+    /// Adds one node's answer to the backlog: its coverage, and every entry as a vote or as a
+    /// refusal.
+    fn record(
+        &self,
+        backlog: &mut Backlog,
+        node: NodeIndex,
+        read: StreamRead,
+        next_height: BlockHeight,
+    ) {
+        let coverage = match read.covered_to {
+            None => Coverage::Complete,
+            Some(height) => Coverage::UpTo(height.max(next_height)),
+        };
+        backlog.view.answered(node, coverage);
+        let mut undecodable = read.malformed;
+        let mut refused = 0usize;
+        for entry in read.entries.into_iter().chain(read.top) {
+            let height = entry.height;
+            match self.check(&backlog.blocks, &entry) {
+                Checked::Verified(block) => {
+                    backlog.view.add(
+                        node,
+                        height,
+                        entry.id,
+                        block.block.header.parent_id,
+                        entry.epoch,
+                    );
+                    backlog
+                        .blocks
+                        .entry(entry.id)
+                        .or_insert((block, entry.data));
+                }
+                Checked::Undecodable => {
+                    undecodable = undecodable.saturating_add(1);
+                    backlog.view.refuse(node, height);
+                }
+                Checked::Refused(reason) => {
+                    refused = refused.saturating_add(1);
+                    backlog.view.refuse(node, height);
+                    self.report_refusal(node, &entry, &reason);
+                }
+            }
+        }
+        self.metrics
+            .undecodable_entries
+            .inc_by(u64::try_from(undecodable).unwrap_or(u64::MAX));
+        self.metrics
+            .refused_entries
+            .inc_by(u64::try_from(refused).unwrap_or(u64::MAX));
+    }
+
+    /// Decodes and verifies one entry. A block already verified in this read from identical
+    /// bytes (the same block on another node) is not verified again.
+    fn check(
+        &self,
+        verified: &HashMap<BlockId, (SealedBlock, Bytes)>,
+        entry: &StreamEntry,
+    ) -> Checked {
+        if let Some((block, bytes)) = verified.get(&entry.id)
+            && *bytes == entry.data
+            && block.height() == entry.height
+        {
+            return Checked::Verified(block.clone());
+        }
+        let block = match SealedBlock::decode(&entry.data) {
+            Ok(block) if block.id() == entry.id && block.height() == entry.height => block,
+            Ok(_) | Err(_) => return Checked::Undecodable,
+        };
+        match self.verifier.verify_seal(&block) {
+            Ok(()) => Checked::Verified(block),
+            Err(error) => Checked::Refused(error.to_string()),
+        }
+    }
+
+    /// Logs a refused entry the first time it is seen (bounded memory), so a lasting condition
+    /// logs once and the metric carries the rest.
+    fn report_refusal(&self, node: NodeIndex, entry: &StreamEntry, reason: &str) {
+        let mut reported = self
+            .reported_refusals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if reported.len() >= REPORTED_REFUSALS {
+            reported.clear();
+        }
+        if reported.insert((node, entry.height, entry.id)) {
+            tracing::warn!(
+                node = self.nodes.get(node).map(|n| n.name()),
+                height = %entry.height,
+                id = %entry.id,
+                error = %reason,
+                "skipping a stream entry that fails verification"
+            );
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Votes at one height: the blocks read there, grouped by block id over distinct nodes, and the
+//! plan that brings a block below quorum to a quorum (repair).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use poa_ports::{BlockId, Epoch};
+
+use crate::quorum::{NodeIndex, Quorum};
+
+/// One block read at a height, with the distinct nodes holding it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// The block id.
+    pub id: BlockId,
+    /// The id of the block it extends.
+    pub parent: BlockId,
+    /// Distinct nodes holding it (a node holding it twice counts once).
+    pub nodes: BTreeSet<NodeIndex>,
+    /// The highest writer epoch among its entries.
+    pub max_epoch: Epoch,
+}
+
+/// Votes at one height, grouped by block id over distinct nodes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeightVotes {
+    candidates: BTreeMap<BlockId, Candidate>,
+}
+
+impl HeightVotes {
+    /// Records that `node` holds block `id` (extending `parent`) written under `epoch`.
+    pub fn add(&mut self, node: NodeIndex, id: BlockId, parent: BlockId, epoch: Epoch) {
+        let candidate = self.candidates.entry(id).or_insert_with(|| Candidate {
+            id,
+            parent,
+            nodes: BTreeSet::new(),
+            max_epoch: epoch,
+        });
+        candidate.nodes.insert(node);
+        candidate.max_epoch = candidate.max_epoch.max(epoch);
+    }
+
+    /// Every candidate, by block id.
+    pub fn candidates(&self) -> impl Iterator<Item = &Candidate> {
+        self.candidates.values()
+    }
+
+    /// The candidate with this id, if read.
+    pub fn candidate(&self, id: BlockId) -> Option<&Candidate> {
+        self.candidates.get(&id)
+    }
+
+    /// Whether no block was read at this height.
+    pub fn is_empty(&self) -> bool {
+        self.candidates.is_empty()
+    }
+
+    /// Nodes that hold some block at this height other than `id`.
+    pub fn nodes_holding_other_than(&self, id: BlockId) -> BTreeSet<NodeIndex> {
+        self.candidates
+            .values()
+            .filter(|candidate| candidate.id != id)
+            .flat_map(|candidate| candidate.nodes.iter().copied())
+            .collect()
+    }
+
+    /// The candidate on a quorum of distinct nodes, if any: a committed block. Two candidates
+    /// can never both be on a quorum (each node keeps one block per height and quorums
+    /// overlap); should a damaged log show two, the one with the highest epoch, then the
+    /// smallest id, is named, the same on every process.
+    pub fn committed(&self, quorum: Quorum) -> Option<&Candidate> {
+        self.candidates
+            .values()
+            .filter(|candidate| quorum.reached(candidate.nodes.len()))
+            .max_by_key(|candidate| precedence(candidate))
+    }
+
+    /// Among the candidates `eligible` accepts, the highest epoch, ties to the smallest id: the
+    /// same choice on every process.
+    pub fn highest_epoch(&self, eligible: impl Fn(&Candidate) -> bool) -> Option<&Candidate> {
+        self.candidates
+            .values()
+            .filter(|candidate| eligible(candidate))
+            .max_by_key(|candidate| precedence(candidate))
+    }
+}
+
+/// The order among candidates that are not on a quorum: highest epoch, then smallest id.
+fn precedence(candidate: &Candidate) -> (Epoch, std::cmp::Reverse<BlockId>) {
+    (candidate.max_epoch, std::cmp::Reverse(candidate.id))
+}
+
+/// How to bring a block below quorum to a quorum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepairPlan {
+    /// Nodes known to hold the block already.
+    pub pre_existing: usize,
+    /// Nodes to write to: every node not known to hold the block or anything else at the height.
+    pub targets: Vec<NodeIndex>,
+    /// How many of the targets must store it for a quorum.
+    pub needed: usize,
+}
+
+/// The repair plan for `block` at a height whose votes are `votes` and where `occupied` nodes
+/// hold entries that failed verification: `None` when the block already has a quorum or when
+/// not enough nodes are left to give it one.
+pub fn plan_repair(
+    quorum: Quorum,
+    votes: &HeightVotes,
+    block: &Candidate,
+    occupied: &BTreeSet<NodeIndex>,
+) -> Option<RepairPlan> {
+    let pre_existing = block.nodes.len();
+    let needed = quorum.size().checked_sub(pre_existing).filter(|n| *n > 0)?;
+    let others = votes.nodes_holding_other_than(block.id);
+    let targets: Vec<NodeIndex> = (0..quorum.nodes())
+        .filter(|node| {
+            !block.nodes.contains(node) && !others.contains(node) && !occupied.contains(node)
+        })
+        .collect();
+    (targets.len() >= needed).then_some(RepairPlan {
+        pre_existing,
+        targets,
+        needed,
+    })
+}
+
+#[cfg(test)]
+#[allow(non_snake_case)]
+mod tests;
