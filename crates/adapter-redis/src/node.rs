@@ -232,7 +232,8 @@ impl RedisNode {
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(task);
         let mut last_error = None;
-        let deadline = tokio::time::sleep(bound);
+        let deadline_at = tokio::time::Instant::now() + bound;
+        let deadline = tokio::time::sleep_until(deadline_at);
         tokio::pin!(deadline);
         let connected = self.client.wait_for_connect();
         tokio::pin!(connected);
@@ -241,7 +242,15 @@ impl RedisNode {
                 result = &mut connected => {
                     return match result {
                         Ok(()) => {
-                            self.load_scripts().await;
+                            // Within the same bound: a node that connected but answers slowly
+                            // must not hold up startup. Scripts not loaded by then are loaded
+                            // on their first NOSCRIPT.
+                            if tokio::time::timeout_at(deadline_at, self.load_scripts())
+                                .await
+                                .is_err()
+                            {
+                                tracing::debug!(node = %self.name, "scripts not preloaded within the startup bound");
+                            }
                             FirstConnection::Connected
                         }
                         Err(error) => FirstConnection::NotYet(Some(error)),

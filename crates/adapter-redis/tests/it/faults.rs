@@ -306,3 +306,29 @@ async fn two_producers__when_redis_node_restarts__then_handoff_reconciles_from_s
     let servers = servers(3);
     second_builds_on_redis_height(&servers, "poa:test:node-restart", || servers[2].restart()).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect__when_a_node_connects_but_then_answers_slowly__then_script_loading_stays_inside_the_startup_bound()
+ {
+    // given: node timeout 1 s (startup waits at most 2 s per node); a node whose every round
+    // trip takes 300 ms, inside the node timeout, so its connection completes, but loading six
+    // scripts one after another would take 1.8 s more
+    let servers = servers(2);
+    let slow = poa_test_support::FaultProxy::start(servers[1].addr());
+    slow.set_mode(poa_test_support::ProxyMode::Latency(Duration::from_millis(
+        150,
+    )));
+    let config = adapter_redis::RedisConfig {
+        node_timeout: Duration::from_secs(1),
+        ..config(vec![servers[0].url(), slow.url()], "poa:test:slow-startup")
+    };
+
+    // when
+    let started = Instant::now();
+    let adapter = RedisReconciliation::connect(config, verifier(), &mut Registry::default()).await;
+    let elapsed = started.elapsed();
+
+    // then: startup is bounded by twice the node timeout (plus scheduling slack)
+    assert!(adapter.is_ok());
+    assert!(elapsed < Duration::from_millis(2_300), "{elapsed:?}");
+}

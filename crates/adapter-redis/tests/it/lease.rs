@@ -388,3 +388,71 @@ async fn stragglers__when_publish_tasks_finish_after_quorum__then_lease_is_uncha
     assert!(drained);
     assert_eq!(owned_by(&servers, key, &token), 3);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leader_state__when_an_idle_leader_keeps_cycling__then_each_cycle_renews_the_lease_past_its_ttl()
+ {
+    // given: a leader with a 2 s lease that produces nothing
+    let servers = servers(3);
+    let key = "poa:test:renewal";
+    let producer = producer(urls(&servers), key).await;
+    producer.adapter.leader_state(below(1)).await.unwrap();
+    let epoch = producer.adapter.lease_status().epoch;
+
+    // when: cycles every 600 ms for 3.6 s, almost twice the TTL
+    let mut states = Vec::new();
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        states.push(producer.adapter.leader_state(below(1)).await.unwrap());
+    }
+
+    // then: the same leadership throughout (no expiry, no new epoch), the TTL re-armed
+    assert!(
+        states
+            .iter()
+            .all(|state| *state == LeaderState::ReconciledLeader)
+    );
+    assert_eq!(producer.adapter.lease_status().epoch, epoch);
+    for server in &servers {
+        let remaining = match server.command(&[b"PTTL", key.as_bytes()]) {
+            poa_test_support::RespValue::Integer(millis) => millis,
+            other => panic!("PTTL answered {other:?}"),
+        };
+        assert!(remaining > 1_000, "{remaining} ms left");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acquire__when_the_last_release_never_arrived__then_the_next_leadership_gets_a_higher_epoch()
+ {
+    // given: a leader whose release reached no node, so its own keys linger
+    let servers = servers(3);
+    let key = "poa:test:lingering";
+    let proxies: Vec<FaultProxy> = servers
+        .iter()
+        .map(|server| FaultProxy::start(server.addr()))
+        .collect();
+    let producer = producer(proxies.iter().map(FaultProxy::url).collect(), key).await;
+    producer.adapter.leader_state(below(1)).await.unwrap();
+    let first = producer.adapter.lease_status().epoch.unwrap();
+    for proxy in &proxies {
+        proxy.set_mode(ProxyMode::Reset);
+    }
+    producer.adapter.release().await.unwrap();
+    for proxy in &proxies {
+        proxy.set_mode(ProxyMode::Pass);
+    }
+    let token = owner(&servers[0], key).expect("the release never arrived");
+
+    // when: the same process leads again while its keys still hold its token
+    let led = wait_for_async(Duration::from_secs(2), || async {
+        producer.adapter.leader_state(below(1)).await.ok() == Some(LeaderState::ReconciledLeader)
+    })
+    .await;
+
+    // then: a new leadership, a new epoch, above every epoch the process led with
+    assert!(led);
+    assert_eq!(owned_by(&servers, key, &token), 3);
+    let second = producer.adapter.lease_status().epoch.unwrap();
+    assert!(second > first, "led again at {second} after {first}");
+}
