@@ -110,6 +110,38 @@ pub enum StorageError {
         #[source]
         source: BlockCodecError,
     },
+    /// The file system refused a read, write or size change of the database file (a full disk,
+    /// a failing device). The store closes the database and reopens it at a later call, within
+    /// its recovery window.
+    #[error("chain database {} failed to {operation}: {cause}", path.display())]
+    Io {
+        /// The database file.
+        path: PathBuf,
+        /// What the store was doing: `read`, `write`, `resize`, `sync` or `size`.
+        operation: &'static str,
+        /// What the file system reported, e.g. "No space left on device (os error 28)".
+        cause: String,
+    },
+    /// The database is closed after an I/O error and the next reopen attempt is not due yet.
+    #[error(
+        "chain database {} is closed after an i/o error ({cause}); it is reopened at the next attempt",
+        path.display()
+    )]
+    Reopening {
+        /// The database file.
+        path: PathBuf,
+        /// The I/O error that closed it.
+        cause: String,
+    },
+    /// The store gave up: it refuses every operation until the process restarts. The node exits
+    /// on this so a supervisor restarts it.
+    #[error("chain database {} has failed for good: {cause}", path.display())]
+    Failed {
+        /// The database file.
+        path: PathBuf,
+        /// Why, with what the operator should do.
+        cause: String,
+    },
     /// A read or write failed inside redb (boxed: redb's error is large, and every store call
     /// returns this type).
     #[error("chain database operation failed")]

@@ -9,7 +9,8 @@
 //! - [`keys`]: the authority key pair and its key file.
 //! - [`genesis`]: the chain spec and its deterministic genesis block.
 //! - [`verify`]: pure verification of a block as the next block of a chain.
-//! - [`storage`]: the durable local chain on redb.
+//! - [`storage`]: the durable local chain on redb, and its recovery from I/O errors.
+//! - [`metrics`]: the store's Prometheus metrics.
 //! - [`importer`]: [`RedbBlockImporter`], the `BlockImporter` port, and async chain reads.
 //! - [`signer`]: [`Ed25519BlockSigner`], the `BlockSigner` port.
 //! - [`pool`]: [`MemoryTransactionPool`], the `TransactionPool` port.
@@ -42,6 +43,7 @@ pub mod error;
 pub mod genesis;
 pub mod importer;
 pub mod keys;
+pub mod metrics;
 pub mod pool;
 pub mod producer;
 pub mod signer;
@@ -56,8 +58,12 @@ pub use error::{KeyError, PoolError, StorageError};
 pub use genesis::ChainSpec;
 pub use importer::RedbBlockImporter;
 pub use keys::{AuthorityKey, AuthorityPublicKey, DEV_KEY_SEED_PHRASE};
+pub use metrics::StorageMetrics;
 pub use pool::{MemoryTransactionPool, PoolLimits};
 pub use producer::{BlockLimits, PoolBlockProducer};
 pub use signer::Ed25519BlockSigner;
-pub use storage::{ChainStore, CommitDurability, DATABASE_FILE_NAME};
+pub use storage::{
+    BackendWrapper, ChainStore, CommitDurability, DATABASE_FILE_NAME, RecoveryPolicy,
+    StorageHealth, StoreOptions,
+};
 pub use verify::verify_block;

@@ -157,6 +157,19 @@ pub(crate) struct RunArgs {
     /// Log format: text or json [default: text].
     #[arg(long, env = "POA_LOG_FORMAT")]
     pub(crate) log_format: Option<LogFormat>,
+
+    /// Settings of the local chain database.
+    #[command(flatten)]
+    pub(crate) chain_storage: ChainStorageArgs,
+}
+
+/// Settings of the local chain database (`--data-dir` holds it).
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct ChainStorageArgs {
+    /// How long the node keeps reopening its chain database after an I/O error (a full disk)
+    /// before it exits for a supervisor to restart it [default: 60s].
+    #[arg(long, env = "POA_CHAIN_RECOVERY_WINDOW", value_parser = humantime::parse_duration)]
+    pub(crate) chain_recovery_window: Option<Duration>,
 }
 
 /// How log lines are written.

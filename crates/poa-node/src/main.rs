@@ -7,6 +7,7 @@
 //! - `run`: builds the adapters and the service, and runs them until a signal.
 //! - `http`: the HTTP API.
 //! - `raw_blocks`: encoded sealed blocks for peers catching up (`/blocks/raw`).
+//! - `storage_health`: `/health` and the exit that follow the local chain database's health.
 //! - `telemetry`: logging.
 
 mod cli;
@@ -14,6 +15,7 @@ mod http;
 mod raw_blocks;
 mod run;
 mod settings;
+mod storage_health;
 mod telemetry;
 
 use std::process::ExitCode;

@@ -14,6 +14,10 @@ use serde::Deserialize;
 
 use crate::cli::{LogFormat, RunArgs};
 
+mod chain_storage;
+
+pub(crate) use chain_storage::ChainStorageSettings;
+
 /// The default directory of the local chain.
 const DEFAULT_DATA_DIR: &str = "poa-data";
 /// The default block time.
@@ -102,6 +106,10 @@ struct FileSettings {
     redis_client_cert: Option<PathBuf>,
     redis_client_key: Option<PathBuf>,
     log_format: Option<LogFormat>,
+
+    // Local chain database.
+    #[serde(default, with = "humantime_serde")]
+    chain_recovery_window: Option<Duration>,
 }
 
 /// Where the authority key comes from.
@@ -132,6 +140,8 @@ pub(crate) struct Settings {
     /// `None` without any `--peer`.
     pub(crate) peers: Option<PeerConfig>,
     pub(crate) release_timeout: Duration,
+    /// The local chain database's settings.
+    pub(crate) chain_storage: ChainStorageSettings,
 }
 
 impl Settings {
@@ -145,6 +155,7 @@ impl Settings {
             Some(path) => read_file_settings(path)?,
             None => FileSettings::default(),
         };
+        let chain_storage = chain_storage::resolve(&args.chain_storage, &file)?;
         let trigger = resolve_trigger(&args, &file)?;
         let redis = resolve_redis(&args, &file)?;
         let peers = resolve_peers(&args, &file)?;
@@ -197,6 +208,7 @@ impl Settings {
             redis,
             peers,
             release_timeout,
+            chain_storage,
         })
     }
 }

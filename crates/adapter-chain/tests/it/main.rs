@@ -14,4 +14,5 @@ mod crash;
 mod fleet;
 mod forged;
 mod pool;
+mod storage_faults;
 mod support;

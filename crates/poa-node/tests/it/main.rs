@@ -12,6 +12,7 @@
     reason = "test code fails the test loudly"
 )]
 
+mod chain_storage;
 mod fleet;
 mod history;
 mod single_node;

@@ -167,6 +167,37 @@ impl Node {
         }
     }
 
+    /// GET `path`: the status code and the body as text.
+    pub fn get_text(&self, path: &str) -> (u16, String) {
+        let mut response = ureq::get(&self.url(path))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .expect("http request failed");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.body_mut().read_to_string().unwrap_or_default(),
+        )
+    }
+
+    /// Waits (bounded) for the process to exit on its own; `None` if it still runs.
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+        let end = Instant::now() + deadline;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() > end {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn log_contains(&self, needle: &str) -> bool {
         self.log
             .lock()

@@ -1,0 +1,94 @@
+//! The local chain database failing under a running node: a write refused by the file system
+//! turns `/health` to 503 naming the cause, the node recovers once writes succeed again, and
+//! exits with a clear error when they do not within `--chain-recovery-window`.
+//!
+//! The fault is the process's file size limit (RLIMIT_FSIZE), lowered and raised again from
+//! outside with `prlimit`: every write past the limit fails with "File too large", like a full
+//! disk, without privileges or a mount. A tmpfs would need privileges many CI containers lack;
+//! this runs everywhere util-linux does, and fails with an install hint where it does not.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::{Node, eventually};
+
+/// Generous upper bound that only catches a hang.
+const HANG: Duration = Duration::from_secs(20);
+
+/// A file size limit inside the database's header page: the header may be rewritten, every
+/// data page write fails.
+const FAULT_FILE_SIZE_LIMIT: &str = "4096";
+
+/// Sets the soft file size limit of process `pid` (`unlimited` lifts it).
+fn set_file_size_limit(node: &Node, soft: &str) {
+    let status = Command::new("prlimit")
+        .arg("--pid")
+        .arg(node.pid().to_string())
+        .arg(format!("--fsize={soft}:"))
+        .status()
+        .unwrap_or_else(|error| {
+            panic!(
+                "cannot run prlimit ({error}): install util-linux (apt-get install -y util-linux)"
+            )
+        });
+    assert!(status.success(), "prlimit failed: {status}");
+}
+
+#[test]
+fn node__when_chain_writes_fail_for_a_while__then_health_is_503_and_it_recovers() {
+    // given
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &["--block-time", "100ms"]);
+    assert!(eventually(HANG, || node.height() >= 3));
+
+    // when: writes fail
+    set_file_size_limit(&node, FAULT_FILE_SIZE_LIMIT);
+    let unhealthy = eventually(HANG, || node.get_text("/health").0 == 503);
+    let (_, during) = node.get_text("/health");
+    let stalled_at = node.height();
+
+    // when: writes succeed again
+    set_file_size_limit(&node, "unlimited");
+    let healthy = eventually(HANG, || node.get_text("/health").0 == 200);
+    let advanced = eventually(HANG, || node.height() >= stalled_at + 3);
+
+    // then
+    assert!(
+        unhealthy,
+        "/health stayed 200 while the chain could not be written"
+    );
+    assert!(during.contains("File too large"), "{during}");
+    assert!(during.contains("chain.redb"), "{during}");
+    assert!(node.log_contains("chain database i/o error"));
+    assert!(healthy, "/health never recovered");
+    assert!(advanced, "production never resumed after the fault");
+    assert!(node.log_contains("chain database reopened after an i/o error"));
+    let (_, metrics) = node.get_text("/metrics");
+    assert!(metrics.contains("poa_chain_storage_healthy 1"), "{metrics}");
+    assert!(
+        metrics.contains("poa_chain_storage_reopens_total{outcome=\"recovered\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn node__when_chain_writes_fail_past_the_recovery_window__then_exits_with_the_cause() {
+    // given
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start(
+        dir.path(),
+        &["--block-time", "100ms", "--chain-recovery-window", "2s"],
+    );
+    assert!(eventually(HANG, || node.height() >= 2));
+
+    // when
+    set_file_size_limit(&node, FAULT_FILE_SIZE_LIMIT);
+    let exit = node.wait_exit(HANG);
+
+    // then
+    let exit = exit.expect("the node kept running with a chain it cannot write");
+    assert_eq!(exit.code(), Some(1), "{exit}");
+    assert!(node.log_contains("local chain storage failed for good"));
+    assert!(node.log_contains("File too large"));
+    assert!(node.log_contains("restart the node"));
+}
