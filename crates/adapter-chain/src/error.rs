@@ -142,6 +142,15 @@ pub enum StorageError {
         /// Why, with what the operator should do.
         cause: String,
     },
+    /// The file at the database path is no longer the one the store has open (deleted or
+    /// replaced while running): commits are refused for the life of the process.
+    #[error("chain database {} is detached: {cause}", path.display())]
+    Detached {
+        /// The database path.
+        path: PathBuf,
+        /// What changed, and how to rescue the open file.
+        cause: String,
+    },
     /// A read or write failed inside redb (boxed: redb's error is large, and every store call
     /// returns this type).
     #[error("chain database operation failed")]

@@ -15,6 +15,7 @@
 
 mod backend;
 mod database;
+mod file;
 mod health;
 mod tables;
 
@@ -177,13 +178,23 @@ impl ChainStore {
             recovery: options.recovery,
         };
         let failure = FailureSlot::default();
-        let db = open_database(&path, &settings, &failure, true)?;
+        let creating = !path.exists();
+        let opened = open_database(&path, &settings, &failure, true)?;
         let genesis = spec.genesis_block();
         let genesis_id = genesis.id();
-        commit_genesis_or_check_it(&db, &path, &genesis)?;
+        if creating {
+            // Loud on purpose: expected on the first start of a data directory, anywhere else it
+            // means the chain file was lost and this node starts over from genesis.
+            tracing::warn!(
+                path = %path.display(),
+                genesis = %genesis_id,
+                "no chain database at the path: creating a new chain from genesis"
+            );
+        }
+        commit_genesis_or_check_it(&opened.0, &path, &genesis)?;
         let store = Self {
             shared: Arc::new(Shared {
-                db: GuardedDatabase::new(path, db, settings, failure, options.metrics),
+                db: GuardedDatabase::new(path, opened, settings, failure, options.metrics),
                 spec,
                 genesis_id,
                 durability: options.durability,
@@ -232,6 +243,9 @@ impl ChainStore {
     ///
     /// The database failed or holds an undecodable head.
     pub fn head(&self) -> Result<SealedBlock, StorageError> {
+        // The head is read every cycle: a good moment to notice a deleted file, even on a node
+        // that commits nothing. The open file still serves reads.
+        let _detached = self.shared.db.ensure_attached();
         self.shared.db.run(|db| {
             let txn = db.begin_read()?;
             head_in(&txn.open_table(BLOCKS)?)
@@ -352,6 +366,7 @@ impl ChainStore {
             .commits_since_fsync
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        self.shared.db.ensure_attached()?;
         let fsync = match self.shared.durability {
             CommitDurability::Immediate => true,
             CommitDurability::Deferred { fsync_every } => {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use adapter_chain::{
     BlockLimits, ChainStore, Ed25519BlockSigner, MemoryTransactionPool, PoolBlockProducer,
-    PoolLimits, RedbBlockImporter, StorageMetrics, StoreOptions, SystemClock,
+    PoolLimits, RedbBlockImporter, StorageHealth, StorageMetrics, StoreOptions, SystemClock,
 };
 use adapter_noop::NoopReconciliation;
 use adapter_peers::{NoopBlockHistory, PeerBlockHistory, PeerTransactionRelay};
@@ -176,6 +176,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     );
 
     let (storage_failed_sender, storage_failed) = watch::channel(None);
+    let storage_at_exit = storage_health.clone();
     service
         .run(async move {
             tokio::select! {
@@ -201,6 +202,11 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     if let Some(cause) = storage_failed.borrow().clone() {
         anyhow::bail!("local chain storage failed for good: {cause}");
+    }
+    if let StorageHealth::Detached { cause } = &*storage_at_exit.borrow() {
+        // The chain this node built is in a file nobody can open any more: never exit as if
+        // all were well, or the next start silently begins a new chain.
+        anyhow::bail!("local chain file detached: {cause}");
     }
     info!("node stopped");
     Ok(())

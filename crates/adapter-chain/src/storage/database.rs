@@ -22,7 +22,7 @@ use std::any::Any;
 use std::fs::OpenOptions;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redb::backends::FileBackend;
@@ -32,6 +32,7 @@ use tokio::sync::watch;
 use crate::error::StorageError;
 use crate::metrics::StorageMetrics;
 use crate::storage::backend::{BackendWrapper, FailureSlot, FileOperation, ObservedBackend};
+use crate::storage::file::{AtPath, FileIdentity, what_is_at};
 use crate::storage::health::StorageHealth;
 use crate::storage::tables::{METADATA, REOPENED_AT_KEY};
 
@@ -93,6 +94,10 @@ pub(crate) struct GuardedDatabase {
     settings: OpenSettings,
     state: RwLock<State>,
     failure: FailureSlot,
+    /// The file the database has open; replaced at each reopen.
+    identity: Mutex<FileIdentity>,
+    /// Set once the file at the path is no longer the open one: commits are refused for good.
+    detached: Mutex<Option<String>>,
     health: watch::Sender<StorageHealth>,
     metrics: StorageMetrics,
 }
@@ -110,7 +115,7 @@ impl GuardedDatabase {
     /// Wraps a database opened by [`open_database`] with `failure` as its slot.
     pub(crate) fn new(
         path: PathBuf,
-        db: Database,
+        (db, identity): (Database, FileIdentity),
         settings: OpenSettings,
         failure: FailureSlot,
         metrics: StorageMetrics,
@@ -121,6 +126,8 @@ impl GuardedDatabase {
             settings,
             state: RwLock::new(State::Open(db)),
             failure,
+            identity: Mutex::new(identity),
+            detached: Mutex::new(None),
             health: watch::Sender::new(StorageHealth::Healthy),
             metrics,
         }
@@ -134,6 +141,60 @@ impl GuardedDatabase {
     /// A receiver of every health change.
     pub(crate) fn health(&self) -> watch::Receiver<StorageHealth> {
         self.health.subscribe()
+    }
+
+    /// Checks that the file at the path is still the open one; once it is not, the store is
+    /// detached for good: commits are refused, reads are still served from the open file.
+    ///
+    /// # Errors
+    ///
+    /// [`StorageError::Detached`] once the file was deleted or replaced.
+    pub(crate) fn ensure_attached(&self) -> Result<(), StorageError> {
+        if let Some(cause) = self
+            .detached
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        {
+            return Err(StorageError::Detached {
+                path: self.path.clone(),
+                cause,
+            });
+        }
+        let identity = *self.identity.lock().unwrap_or_else(PoisonError::into_inner);
+        let change = match what_is_at(&self.path, &identity) {
+            AtPath::Same | AtPath::Unknown => return Ok(()),
+            AtPath::Deleted => "the file was deleted",
+            AtPath::Replaced => "another file was put at its path",
+        };
+        Err(self.detach(change, &identity))
+    }
+
+    fn detach(&self, change: &str, identity: &FileIdentity) -> StorageError {
+        let cause = format!(
+            "{change} while the node had it open: commits are refused. The open file still holds this node's chain: copy it out before stopping the node (cp {} {}.rescued), then put it back at the path or move the path aside and resync",
+            identity.proc_path(),
+            self.path.display()
+        );
+        let mut detached = self.detached.lock().unwrap_or_else(PoisonError::into_inner);
+        if detached.is_none() {
+            *detached = Some(cause.clone());
+            drop(detached);
+            tracing::error!(
+                path = %self.path.display(),
+                recover_from = %identity.proc_path(),
+                error = %cause,
+                "chain database file deleted or replaced while open: refusing commits"
+            );
+            self.metrics.record_failure("file_replaced");
+            self.publish(StorageHealth::Detached {
+                cause: format!("{}: {cause}", self.path.display()),
+            });
+        }
+        StorageError::Detached {
+            path: self.path.clone(),
+            cause,
+        }
     }
 
     /// Runs `operation` on the open database (reopening it first when a reopen is due) and
@@ -308,10 +369,19 @@ impl GuardedDatabase {
             });
         }
         *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        let identity = *self.identity.lock().unwrap_or_else(PoisonError::into_inner);
+        if matches!(what_is_at(&self.path, &identity), AtPath::Replaced) {
+            drop(state);
+            return Err(self.fail(
+                "another file was put at the path while the database was closed after an i/o error; the node never opens a file it did not have open: restart it".to_owned(),
+                "file_replaced",
+            ));
+        }
         let reopened = open_database(&self.path, &self.settings, &self.failure, false)
-            .and_then(|db| prove_writable(&db).map(|()| db));
+            .and_then(|(db, identity)| prove_writable(&db).map(|()| (db, identity)));
         match reopened {
-            Ok(db) => {
+            Ok((db, identity)) => {
+                *self.identity.lock().unwrap_or_else(PoisonError::into_inner) = identity;
                 *state = State::Open(db);
                 drop(state);
                 tracing::info!(
@@ -365,7 +435,7 @@ impl GuardedDatabase {
 }
 
 /// Opens the database file at `path` (creating it only when `create` is set), with an
-/// [`ObservedBackend`] recording into `failure`. A panic of redb while opening becomes
+/// [`ObservedBackend`] recording into `failure`; returns it with the identity of the file. A panic of redb while opening becomes
 /// [`StorageError::Corrupted`].
 ///
 /// # Errors
@@ -376,7 +446,7 @@ pub(crate) fn open_database(
     settings: &OpenSettings,
     failure: &FailureSlot,
     create: bool,
-) -> Result<Database, StorageError> {
+) -> Result<(Database, FileIdentity), StorageError> {
     let open_error = |source: redb::Error| StorageError::Open {
         path: path.to_path_buf(),
         source: Box::new(source),
@@ -388,6 +458,7 @@ pub(crate) fn open_database(
         .truncate(false)
         .open(path)
         .map_err(|error| open_error(redb::Error::Io(error)))?;
+    let identity = FileIdentity::of(&file).map_err(|error| open_error(redb::Error::Io(error)))?;
     let file = FileBackend::new(file).map_err(|error| open_error(error.into()))?;
     let backend = ObservedBackend::new(settings.backend.wrap(file), failure.clone());
     let repair_path = path.to_path_buf();
@@ -406,7 +477,7 @@ pub(crate) fn open_database(
             .create_with_backend(backend)
     }));
     match opened {
-        Ok(Ok(db)) => Ok(db),
+        Ok(Ok(db)) => Ok((db, identity)),
         Ok(Err(error)) => Err(open_error(error.into())),
         Err(panic) => Err(StorageError::Failed {
             path: path.to_path_buf(),

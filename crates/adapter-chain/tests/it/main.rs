@@ -10,6 +10,7 @@
 )]
 
 mod chain;
+mod chain_file;
 mod crash;
 mod fleet;
 mod forged;

@@ -92,3 +92,39 @@ fn node__when_chain_writes_fail_past_the_recovery_window__then_exits_with_the_ca
     assert!(node.log_contains("File too large"));
     assert!(node.log_contains("restart the node"));
 }
+
+#[test]
+fn node__when_its_data_dir_is_deleted_while_running__then_stops_committing_says_so_and_a_restart_is_loud()
+ {
+    // given
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let mut node = Node::start(&data_dir, &["--block-time", "100ms"]);
+    assert!(eventually(HANG, || node.height() >= 3));
+
+    // when
+    std::fs::remove_dir_all(&data_dir).unwrap();
+    let unhealthy = eventually(HANG, || node.get_text("/health").0 == 503);
+    let (_, health) = node.get_text("/health");
+    let stopped_at = node.height();
+    std::thread::sleep(Duration::from_millis(500));
+    let later = node.height();
+    let exit = node.terminate();
+    let restarted = Node::start(&data_dir, &["--block-time", "100ms"]);
+
+    // then
+    assert!(unhealthy, "/health stayed 200 with the chain file deleted");
+    assert!(health.contains("deleted"), "{health}");
+    assert!(health.contains("/proc/"), "{health}");
+    assert!(
+        later <= stopped_at + 1,
+        "kept producing: {stopped_at} -> {later}"
+    );
+    assert!(node.log_contains("chain database file deleted or replaced while open"));
+    assert_eq!(exit.code(), Some(1), "{exit}");
+    assert!(node.log_contains("local chain file detached"));
+    assert!(
+        restarted.log_contains("no chain database at the path: creating a new chain from genesis")
+    );
+    assert!(restarted.log_contains(&data_dir.display().to_string()));
+}
