@@ -71,10 +71,19 @@ pub enum StorageError {
         #[source]
         source: Box<redb::Error>,
     },
+    /// Another process (a running node, or a check) has the database open.
+    #[error(
+        "chain database {} is in use by another process: stop the node that uses this --data-dir first, or give this one its own",
+        path.display()
+    )]
+    InUse {
+        /// The database file.
+        path: PathBuf,
+    },
     /// The data directory holds the chain of another spec (another chain id, authority or
     /// genesis time).
     #[error(
-        "data directory {} belongs to another chain: its genesis is {stored}, this chain's genesis is {expected}",
+        "data directory {} belongs to another chain ({difference}): its genesis is {stored}, this chain's genesis is {expected}",
         path.display()
     )]
     ForeignChain {
@@ -84,6 +93,9 @@ pub enum StorageError {
         stored: BlockId,
         /// The genesis id of the configured spec.
         expected: BlockId,
+        /// Which settings differ (chain id, authority, genesis time), when the file records
+        /// its spec.
+        difference: String,
     },
     /// The database was written by an incompatible version of this adapter.
     #[error("chain database {} has schema version {found}, this build reads version {supported}", path.display())]
@@ -150,6 +162,26 @@ pub enum StorageError {
         path: PathBuf,
         /// What changed, and how to rescue the open file.
         cause: String,
+    },
+    /// A stored block decodes but is not what was committed at its height (a flipped byte).
+    #[error("stored block at height {height} is damaged: {problem}")]
+    DamagedBlock {
+        /// The height it is stored at.
+        height: BlockHeight,
+        /// What does not check.
+        problem: String,
+    },
+    /// The database file is damaged: redb found a bad checksum or panicked on it, or a stored
+    /// block does not check. The store never writes into it again.
+    #[error(
+        "chain database {path} is damaged ({detail}): stop the node, then restore the file from a backup, or move it aside (mv {path} {path}.damaged) and start the node again to resync the chain from the Redis streams or peers",
+        path = path.display()
+    )]
+    Corrupted {
+        /// The database file.
+        path: PathBuf,
+        /// What was found.
+        detail: String,
     },
     /// A read or write failed inside redb (boxed: redb's error is large, and every store call
     /// returns this type).

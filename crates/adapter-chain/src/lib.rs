@@ -11,6 +11,7 @@
 //! - [`verify`]: pure verification of a block as the next block of a chain.
 //! - [`storage`]: the durable local chain on redb, and its recovery from I/O errors.
 //! - [`metrics`]: the store's Prometheus metrics.
+//! - [`check`]: the offline check of a data directory.
 //! - [`importer`]: [`RedbBlockImporter`], the `BlockImporter` port, and async chain reads.
 //! - [`signer`]: [`Ed25519BlockSigner`], the `BlockSigner` port.
 //! - [`pool`]: [`MemoryTransactionPool`], the `TransactionPool` port.
@@ -38,6 +39,7 @@
 //! # }
 //! ```
 
+pub mod check;
 pub mod clock;
 pub mod error;
 pub mod genesis;
@@ -53,6 +55,7 @@ pub mod verify;
 #[cfg(test)]
 mod test_support;
 
+pub use check::{ChainCheckReport, check_chain};
 pub use clock::SystemClock;
 pub use error::{KeyError, PoolError, StorageError};
 pub use genesis::ChainSpec;
@@ -63,7 +66,7 @@ pub use pool::{MemoryTransactionPool, PoolLimits};
 pub use producer::{BlockLimits, PoolBlockProducer};
 pub use signer::Ed25519BlockSigner;
 pub use storage::{
-    BackendWrapper, ChainStore, CommitDurability, DATABASE_FILE_NAME, RecoveryPolicy,
+    BackendWrapper, ChainStore, CommitDurability, DATABASE_FILE_NAME, OpenCheck, RecoveryPolicy,
     StorageHealth, StoreOptions,
 };
 pub use verify::verify_block;

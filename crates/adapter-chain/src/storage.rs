@@ -17,7 +17,8 @@ mod backend;
 mod database;
 mod file;
 mod health;
-mod tables;
+mod overlay;
+pub(crate) mod tables;
 
 use std::collections::HashSet;
 use std::num::NonZeroU32;
@@ -69,6 +70,18 @@ pub enum CommitDurability {
     },
 }
 
+/// How thoroughly an existing database is checked when the store opens it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OpenCheck {
+    /// Every page checksum of the file (redb's integrity check: it reads the whole file, about
+    /// 3 to 10 s per GiB of chain), then the head as below. The default.
+    #[default]
+    Full,
+    /// Only the head: it decodes, its transactions match its header, its seal verifies and it
+    /// links to the block below. Damage further down is still found when a block is read.
+    Quick,
+}
+
 /// How a store opens its database: durability, cache, recovery from I/O errors, metrics.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -82,6 +95,8 @@ pub struct StoreOptions {
     pub backend: BackendWrapper,
     /// Where the store counts failures and reopens.
     pub metrics: StorageMetrics,
+    /// How an existing database is checked at open.
+    pub open_check: OpenCheck,
 }
 
 impl StoreOptions {
@@ -99,6 +114,7 @@ impl Default for StoreOptions {
             recovery: RecoveryPolicy::default(),
             backend: BackendWrapper::plain(),
             metrics: StorageMetrics::default(),
+            open_check: OpenCheck::Full,
         }
     }
 }
@@ -179,7 +195,11 @@ impl ChainStore {
         };
         let failure = FailureSlot::default();
         let creating = !path.exists();
-        let opened = open_database(&path, &settings, &failure, true)?;
+        let (mut db, identity) = open_database(&path, &settings, &failure, true)?;
+        if !creating && options.open_check == OpenCheck::Full {
+            check_integrity(&mut db, &path)?;
+        }
+        let opened = (db, identity);
         let genesis = spec.genesis_block();
         let genesis_id = genesis.id();
         if creating {
@@ -191,7 +211,7 @@ impl ChainStore {
                 "no chain database at the path: creating a new chain from genesis"
             );
         }
-        commit_genesis_or_check_it(&opened.0, &path, &genesis)?;
+        commit_genesis_or_check_it(&opened.0, &path, &spec)?;
         let store = Self {
             shared: Arc::new(Shared {
                 db: GuardedDatabase::new(path, opened, settings, failure, options.metrics),
@@ -202,6 +222,7 @@ impl ChainStore {
             }),
         };
         let head = store.head()?;
+        store.check_head_links(&head)?;
         tracing::info!(
             path = %store.path().display(),
             height = %head.height(),
@@ -209,6 +230,25 @@ impl ChainStore {
             "chain store opened"
         );
         Ok(store)
+    }
+
+    /// Checks that the head links to the block below it (the head itself is checked by every
+    /// read), so a store never produces on a head whose parent is missing or damaged.
+    fn check_head_links(&self, head: &SealedBlock) -> Result<(), StorageError> {
+        let Some(below) = head.height().get().checked_sub(1) else {
+            return Ok(());
+        };
+        let parent = self.block_at(BlockHeight::new(below))?;
+        if parent.as_ref().map(SealedBlock::id) == Some(head.block.header.parent_id) {
+            return Ok(());
+        }
+        Err(StorageError::Corrupted {
+            path: self.path().to_path_buf(),
+            detail: format!(
+                "the head at height {} does not link to the block below it",
+                head.height()
+            ),
+        })
     }
 
     /// The spec this chain was opened with.
@@ -248,7 +288,7 @@ impl ChainStore {
         let _detached = self.shared.db.ensure_attached();
         self.shared.db.run(|db| {
             let txn = db.begin_read()?;
-            head_in(&txn.open_table(BLOCKS)?)
+            head_in(&txn.open_table(BLOCKS)?, &self.shared.spec)
         })
     }
 
@@ -260,7 +300,7 @@ impl ChainStore {
     pub fn block_at(&self, height: BlockHeight) -> Result<Option<SealedBlock>, StorageError> {
         self.shared.db.run(|db| {
             let txn = db.begin_read()?;
-            block_in(&txn.open_table(BLOCKS)?, height)
+            block_in(&txn.open_table(BLOCKS)?, &self.shared.spec, height)
         })
     }
 
@@ -276,8 +316,14 @@ impl ChainStore {
                 return Ok(None);
             };
             let height = BlockHeight::new(height.value());
-            match block_in(&txn.open_table(BLOCKS)?, height)? {
-                Some(block) => Ok(Some(block)),
+            match block_in(&txn.open_table(BLOCKS)?, &self.shared.spec, height)? {
+                Some(block) if block.id() == id => Ok(Some(block)),
+                Some(block) => Err(StorageError::Inconsistent {
+                    reason: format!(
+                        "block {id} is indexed at height {height}, which holds block {}",
+                        block.id()
+                    ),
+                }),
                 None => Err(StorageError::Inconsistent {
                     reason: format!("block {id} is indexed at height {height}, which is empty"),
                 }),
@@ -344,7 +390,7 @@ impl ChainStore {
     pub fn verify(&self, block: &SealedBlock) -> Result<(), ImportError> {
         self.shared.db.run(|db| {
             let txn = db.begin_read()?;
-            let head = head_in(&txn.open_table(BLOCKS)?)?;
+            let head = head_in(&txn.open_table(BLOCKS)?, &self.shared.spec)?;
             let transactions = txn.open_table(HEIGHT_BY_TRANSACTION_ID)?;
             verify_on(&self.shared.spec, &head, block, &transactions)
         })?
@@ -384,7 +430,7 @@ impl ChainStore {
                 let mut blocks = txn.open_table(BLOCKS)?;
                 let mut block_ids = txn.open_table(HEIGHT_BY_BLOCK_ID)?;
                 let mut transactions = txn.open_table(HEIGHT_BY_TRANSACTION_ID)?;
-                let head = head_in(&blocks)?;
+                let head = head_in(&blocks, &self.shared.spec)?;
                 let verified = verify_on(&self.shared.spec, &head, block, &transactions)?;
                 if verified.is_err() {
                     // Dropping the transaction aborts it: nothing is written.
@@ -450,6 +496,62 @@ fn verify_on(
         Some(error) => Err(error),
         None => Ok(verified),
     }
+}
+
+/// redb's full integrity check, with a damaged file reported as [`StorageError::Corrupted`]
+/// (a panic of redb included) and a repaired one logged.
+fn check_integrity(db: &mut redb::Database, path: &Path) -> Result<(), StorageError> {
+    let started = std::time::Instant::now();
+    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| db.check_integrity()));
+    let damaged = |detail: String| StorageError::Corrupted {
+        path: path.to_path_buf(),
+        detail,
+    };
+    match checked {
+        Ok(Ok(clean)) => {
+            if !clean {
+                tracing::warn!(
+                    path = %path.display(),
+                    "chain database failed its integrity check and was repaired: the newest blocks may be gone and are imported again"
+                );
+            }
+            tracing::info!(
+                path = %path.display(),
+                elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "chain database integrity checked"
+            );
+            Ok(())
+        }
+        Ok(Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)))) => {
+            Err(damaged(detail))
+        }
+        Ok(Err(error)) => Err(StorageError::Open {
+            path: path.to_path_buf(),
+            source: Box::new(error.into()),
+        }),
+        Err(_) => Err(damaged(
+            "the storage library panicked while checking its integrity".to_owned(),
+        )),
+    }
+}
+
+/// Opens the database at `path` for the offline check: never created, never written (a
+/// copy-on-write overlay keeps redb's writes in memory), refused while a node has it open.
+pub(crate) fn open_for_check(path: &Path) -> Result<redb::Database, StorageError> {
+    let settings = OpenSettings {
+        cache_size_bytes: StoreOptions::DEFAULT_CACHE_SIZE_BYTES,
+        backend: BackendWrapper::new(|file| Box::new(overlay::OverlayBackend::new(Box::new(file)))),
+        recovery: RecoveryPolicy::default(),
+    };
+    if !path.exists() {
+        return Err(StorageError::Open {
+            path: path.to_path_buf(),
+            source: Box::new(redb::Error::Io(std::io::Error::from(
+                std::io::ErrorKind::NotFound,
+            ))),
+        });
+    }
+    open_database(path, &settings, &FailureSlot::default(), false).map(|(db, _)| db)
 }
 
 impl From<StorageError> for ImportError {

@@ -42,6 +42,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     keep_running_past_the_file_size_limit()?;
     let store_options = StoreOptions {
         recovery: settings.chain_storage.recovery,
+        open_check: settings.chain_storage.open_check,
         metrics: StorageMetrics::register(&mut registry),
         ..StoreOptions::default()
     };

@@ -110,6 +110,7 @@ struct FileSettings {
     // Local chain database.
     #[serde(default, with = "humantime_serde")]
     chain_recovery_window: Option<Duration>,
+    chain_open_check: Option<crate::cli::ChainOpenCheck>,
 }
 
 /// Where the authority key comes from.

@@ -230,10 +230,7 @@ impl GuardedDatabase {
         match outcome {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(self.handle_error(error)),
-            Err(panic) => Err(self.fail(
-                corruption_cause(&self.path, &panic_message(&*panic)),
-                "corruption",
-            )),
+            Err(panic) => Err(self.fail_damaged(panic_message(&*panic))),
         }
     }
 
@@ -242,10 +239,7 @@ impl GuardedDatabase {
     fn handle_error(&self, error: StorageError) -> StorageError {
         match classify(&error) {
             FailureClass::Other => error,
-            FailureClass::Corruption => self.fail(
-                corruption_cause(&self.path, &error_chain(&error)),
-                "corruption",
-            ),
+            FailureClass::Corruption => self.fail_damaged(error_chain(&error)),
             FailureClass::Io => {
                 let failure = self
                     .failure
@@ -339,6 +333,17 @@ impl GuardedDatabase {
         }
     }
 
+    /// Gives up on a damaged file: the caller gets [`StorageError::Corrupted`], later calls
+    /// [`StorageError::Failed`] with the same text.
+    fn fail_damaged(&self, detail: String) -> StorageError {
+        let damaged = StorageError::Corrupted {
+            path: self.path.clone(),
+            detail,
+        };
+        self.fail(damaged.to_string(), "corruption");
+        damaged
+    }
+
     /// Reopens a closed database when an attempt is due; fails for good past the window.
     fn reopen_if_due(&self) -> Result<(), StorageError> {
         if matches!(
@@ -403,7 +408,7 @@ impl GuardedDatabase {
                     .map_or_else(|| error_chain(&error), |failure| failure.cause);
                 let given_up = since.elapsed() >= self.settings.recovery.give_up_after
                     || matches!(classify(&error), FailureClass::Corruption)
-                    || matches!(error, StorageError::Failed { .. });
+                    || matches!(error, StorageError::Corrupted { .. });
                 if !given_up {
                     *state = State::Closed {
                         cause: cause.clone(),
@@ -440,7 +445,8 @@ impl GuardedDatabase {
 ///
 /// # Errors
 ///
-/// [`StorageError::Open`] for what redb or the file system refused, or a corruption error.
+/// [`StorageError::Open`] for what redb or the file system refused, or
+/// [`StorageError::Corrupted`].
 pub(crate) fn open_database(
     path: &Path,
     settings: &OpenSettings,
@@ -459,7 +465,12 @@ pub(crate) fn open_database(
         .open(path)
         .map_err(|error| open_error(redb::Error::Io(error)))?;
     let identity = FileIdentity::of(&file).map_err(|error| open_error(redb::Error::Io(error)))?;
-    let file = FileBackend::new(file).map_err(|error| open_error(error.into()))?;
+    let file = FileBackend::new(file).map_err(|error| match error {
+        redb::DatabaseError::DatabaseAlreadyOpen => StorageError::InUse {
+            path: path.to_path_buf(),
+        },
+        other => open_error(other.into()),
+    })?;
     let backend = ObservedBackend::new(settings.backend.wrap(file), failure.clone());
     let repair_path = path.to_path_buf();
     let opened = catch_unwind(AssertUnwindSafe(|| {
@@ -478,10 +489,26 @@ pub(crate) fn open_database(
     }));
     match opened {
         Ok(Ok(db)) => Ok((db, identity)),
+        Ok(Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)))) => {
+            Err(StorageError::Corrupted {
+                path: path.to_path_buf(),
+                detail,
+            })
+        }
+        Ok(Err(redb::DatabaseError::Storage(redb::StorageError::Io(error))))
+            if error.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            Err(StorageError::Corrupted {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "the file is shorter than its header says, it was truncated ({error})"
+                ),
+            })
+        }
         Ok(Err(error)) => Err(open_error(error.into())),
-        Err(panic) => Err(StorageError::Failed {
+        Err(panic) => Err(StorageError::Corrupted {
             path: path.to_path_buf(),
-            cause: corruption_cause(path, &panic_message(&*panic)),
+            detail: panic_message(&*panic),
         }),
     }
 }
@@ -509,19 +536,12 @@ fn classify(error: &StorageError) -> FailureClass {
             redb::Error::Corrupted(_) => FailureClass::Corruption,
             _ => FailureClass::Other,
         },
-        StorageError::UndecodableBlock { .. } | StorageError::Inconsistent { .. } => {
-            FailureClass::Corruption
-        }
+        StorageError::UndecodableBlock { .. }
+        | StorageError::DamagedBlock { .. }
+        | StorageError::Inconsistent { .. }
+        | StorageError::Corrupted { .. } => FailureClass::Corruption,
         _ => FailureClass::Other,
     }
-}
-
-/// What a damaged file needs from the operator, after what was found.
-pub(crate) fn corruption_cause(path: &Path, found: &str) -> String {
-    format!(
-        "the file is damaged ({found}): stop the node, then restore {path} from a backup, or move it aside (mv {path} {path}.damaged) and start the node again to resync the chain from the Redis streams or peers; `poa-node check-chain --data-dir <dir>` verifies a data directory",
-        path = path.display()
-    )
 }
 
 /// The message of a caught panic.

@@ -316,7 +316,7 @@ fn open__when_already_open__then_refuses() {
 
     // then
     assert!(
-        matches!(second, Err(StorageError::Open { .. })),
+        matches!(second, Err(StorageError::InUse { .. })),
         "{second:?}"
     );
 }

@@ -12,6 +12,7 @@
 mod chain;
 mod chain_file;
 mod crash;
+mod damage;
 mod fleet;
 mod forged;
 mod pool;

@@ -1,16 +1,18 @@
 //! The local chain database's settings: flags first, then the `--config` file, then the
 //! defaults, validated with the flag named in every error.
 
-use adapter_chain::RecoveryPolicy;
+use adapter_chain::{OpenCheck, RecoveryPolicy};
 
 use super::{FileSettings, InvalidSetting};
-use crate::cli::ChainStorageArgs;
+use crate::cli::{ChainOpenCheck, ChainStorageArgs};
 
 /// The local chain database's validated settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ChainStorageSettings {
     /// Reopening after an I/O error, and when to give up.
     pub(crate) recovery: RecoveryPolicy,
+    /// How the database is checked at startup.
+    pub(crate) open_check: OpenCheck,
 }
 
 /// Merges the flags over the file and checks them.
@@ -32,10 +34,15 @@ pub(super) fn resolve(
             ),
         ));
     }
+    let open_check = match args.chain_open_check.or(file.chain_open_check) {
+        None | Some(ChainOpenCheck::Full) => OpenCheck::Full,
+        Some(ChainOpenCheck::Quick) => OpenCheck::Quick,
+    };
     Ok(ChainStorageSettings {
         recovery: RecoveryPolicy {
             retry_every: defaults.retry_every,
             give_up_after: window,
         },
+        open_check,
     })
 }

@@ -10,7 +10,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{Node, eventually};
+use crate::support::{Node, eventually, run_to_exit};
 
 /// Generous upper bound that only catches a hang.
 const HANG: Duration = Duration::from_secs(20);
@@ -127,4 +127,125 @@ fn node__when_its_data_dir_is_deleted_while_running__then_stops_committing_says_
         restarted.log_contains("no chain database at the path: creating a new chain from genesis")
     );
     assert!(restarted.log_contains(&data_dir.display().to_string()));
+}
+
+/// A data directory `data_dir` holding a chain of a few blocks, left by a node stopped cleanly.
+fn stopped_chain(data_dir: &std::path::Path) {
+    let mut node = Node::start(data_dir, &["--block-time", "50ms"]);
+    assert!(eventually(HANG, || node.height() >= 5));
+    assert!(node.terminate().success());
+}
+
+#[test]
+fn node__when_its_chain_file_is_truncated__then_exits_1_naming_the_file_and_the_fix_without_a_panic()
+ {
+    // given
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    stopped_chain(&data_dir);
+    let path = data_dir.join("chain.redb");
+    let length = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(length / 2)
+        .unwrap();
+    let data_dir_arg = data_dir.display().to_string();
+
+    // when
+    let (status, _, stderr) = run_to_exit(
+        &[
+            "--data-dir",
+            &data_dir_arg,
+            "--http",
+            "127.0.0.1:0",
+            "--admin-http",
+            "127.0.0.1:0",
+        ],
+        HANG,
+    );
+    let (check_status, _, check_stderr) =
+        run_to_exit(&["check-chain", "--data-dir", &data_dir_arg], HANG);
+
+    // then
+    assert_eq!(status.code(), Some(1), "{status}: {stderr}");
+    assert!(!stderr.contains("stack backtrace"), "{stderr}");
+    assert!(!stderr.contains("thread 'main'"), "{stderr}");
+    assert!(stderr.contains(&path.display().to_string()), "{stderr}");
+    assert!(stderr.contains("is damaged"), "{stderr}");
+    assert!(
+        stderr.contains("restore the file from a backup"),
+        "{stderr}"
+    );
+    assert_eq!(check_status.code(), Some(1), "{check_stderr}");
+    assert!(check_stderr.contains("is damaged"), "{check_stderr}");
+}
+
+/// The first `sh` block of the section of docs/operations.md whose heading starts with
+/// `heading`.
+fn recipe(heading: &str) -> String {
+    let guide = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/operations.md"),
+    )
+    .unwrap();
+    let section = guide
+        .split("\n### ")
+        .find(|section| section.starts_with(heading))
+        .unwrap_or_else(|| panic!("docs/operations.md has no section {heading}"));
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .unwrap_or_else(|| panic!("section {heading} has no sh block"));
+    block.to_owned()
+}
+
+#[test]
+fn check_chain_recipe__when_run_as_written_in_the_operations_guide__then_passes_a_sound_chain_and_fails_a_damaged_one()
+ {
+    // given: the recipe runs in a directory holding `poa-data`, with poa-node on PATH
+    let dir = tempfile::tempdir().unwrap();
+    stopped_chain(&dir.path().join("poa-data"));
+    let script = recipe("9.3");
+    let binary_dir = std::path::Path::new(crate::support::binary())
+        .parent()
+        .unwrap();
+    let path = format!(
+        "{}:{}",
+        binary_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = || {
+        Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .current_dir(dir.path())
+            .env("PATH", &path)
+            .output()
+            .unwrap()
+    };
+
+    // when
+    let sound = run();
+    let chain = dir.path().join("poa-data").join("chain.redb");
+    let length = std::fs::metadata(&chain).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&chain)
+        .unwrap()
+        .set_len(length - 4096)
+        .unwrap();
+    let damaged = run();
+
+    // then
+    let stdout = String::from_utf8_lossy(&sound.stdout);
+    assert!(
+        sound.status.success(),
+        "{script}: {stdout} {}",
+        String::from_utf8_lossy(&sound.stderr)
+    );
+    assert!(stdout.contains("chain ok"), "{stdout}");
+    assert_eq!(damaged.status.code(), Some(1), "{script}");
+    assert!(String::from_utf8_lossy(&damaged.stderr).contains("is damaged"));
 }

@@ -220,6 +220,35 @@ fn request(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u1
     (status, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
+/// Runs the binary with `args` until it exits (killed after `deadline`): its status, stdout and
+/// stderr. For runs that must stop on their own, such as a refused start.
+pub fn run_to_exit(
+    args: &[&str],
+    deadline: Duration,
+) -> (std::process::ExitStatus, String, String) {
+    let mut child = Command::new(binary())
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start poa-node");
+    let end = Instant::now() + deadline;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("poa-node {args:?} did not exit within {deadline:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// Polls `predicate` every 20 ms until it holds or `deadline` passes.
 pub fn eventually(deadline: Duration, mut predicate: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + deadline;
