@@ -71,6 +71,39 @@ pub enum StorageError {
         #[source]
         source: Box<redb::Error>,
     },
+    /// The data directory path names something that is not a directory.
+    #[error("data directory {} is not a directory: point it at a directory (it is created if missing)", path.display())]
+    DataDirNotADirectory {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// The chain database path names something that is not a regular file.
+    #[error("chain database {} is not a regular file: move it aside, the chain database is a file the node creates", path.display())]
+    NotARegularFile {
+        /// The database path.
+        path: PathBuf,
+    },
+    /// The chain database file is empty: it holds no chain, and is never silently made a new
+    /// one.
+    #[error(
+        "chain database {path} is empty, it holds no chain (a truncated copy, or a first start of an older version that was killed): restore it from a backup, or if no chain is expected there remove it (rm {path}) and start again to create the chain or resync it",
+        path = path.display()
+    )]
+    EmptyFile {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// The file is not a redb database.
+    #[error(
+        "chain database {path} is not a database ({detail}): it was not written by poa-node, or a first start of an older version was killed while creating it; restore it from a backup, or if it holds no chain you need move it aside (mv {path} {path}.invalid) and start again to create the chain or resync it",
+        path = path.display()
+    )]
+    NotADatabase {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// Another process (a running node, or a check) has the database open.
     #[error(
         "chain database {} is in use by another process: stop the node that uses this --data-dir first, or give this one its own",

@@ -128,6 +128,8 @@ pub struct ChainStore {
 #[derive(Debug)]
 struct Shared {
     db: GuardedDatabase,
+    /// Held while the store is open: one process per data directory.
+    _data_dir_lock: std::fs::File,
     spec: ChainSpec,
     genesis_id: BlockId,
     durability: CommitDurability,
@@ -184,39 +186,39 @@ impl ChainStore {
         options: StoreOptions,
     ) -> Result<Self, StorageError> {
         let path = data_dir.join(DATABASE_FILE_NAME);
-        std::fs::create_dir_all(data_dir).map_err(|source| StorageError::Open {
-            path: path.clone(),
-            source: Box::new(redb::Error::Io(source)),
-        })?;
+        let data_dir_lock = file::lock_data_dir(data_dir, &path)?;
         let settings = OpenSettings {
             cache_size_bytes: options.cache_size_bytes,
             backend: options.backend,
             recovery: options.recovery,
         };
         let failure = FailureSlot::default();
-        let creating = !path.exists();
-        let (mut db, identity) = open_database(&path, &settings, &failure, true)?;
-        if !creating && options.open_check == OpenCheck::Full {
-            check_integrity(&mut db, &path)?;
-        }
-        let opened = (db, identity);
-        let genesis = spec.genesis_block();
-        let genesis_id = genesis.id();
-        if creating {
+        let existed = file::existing_database(&path)?;
+        if !existed {
             // Loud on purpose: expected on the first start of a data directory, anywhere else it
             // means the chain file was lost and this node starts over from genesis.
             tracing::warn!(
                 path = %path.display(),
-                genesis = %genesis_id,
+                genesis = %spec.genesis_block().id(),
                 "no chain database at the path: creating a new chain from genesis"
             );
+            file::create_atomically(&path, |creating| {
+                let (db, _) = open_database(creating, &settings, &FailureSlot::default(), true)?;
+                commit_genesis_or_check_it(&db, creating, &spec)
+            })?;
         }
-        commit_genesis_or_check_it(&opened.0, &path, &spec)?;
+        let (mut db, identity) = open_database(&path, &settings, &failure, false)?;
+        if existed && options.open_check == OpenCheck::Full {
+            check_integrity(&mut db, &path)?;
+        }
+        commit_genesis_or_check_it(&db, &path, &spec)?;
+        let opened = (db, identity);
         let store = Self {
             shared: Arc::new(Shared {
                 db: GuardedDatabase::new(path, opened, settings, failure, options.metrics),
+                _data_dir_lock: data_dir_lock,
                 spec,
-                genesis_id,
+                genesis_id: spec.genesis_block().id(),
                 durability: options.durability,
                 commits_since_fsync: Mutex::new(0),
             }),
@@ -543,7 +545,7 @@ pub(crate) fn open_for_check(path: &Path) -> Result<redb::Database, StorageError
         backend: BackendWrapper::new(|file| Box::new(overlay::OverlayBackend::new(Box::new(file)))),
         recovery: RecoveryPolicy::default(),
     };
-    if !path.exists() {
+    if !file::existing_database(path)? {
         return Err(StorageError::Open {
             path: path.to_path_buf(),
             source: Box::new(redb::Error::Io(std::io::Error::from(

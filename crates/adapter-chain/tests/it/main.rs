@@ -13,6 +13,7 @@ mod chain;
 mod chain_file;
 mod crash;
 mod damage;
+mod first_start;
 mod fleet;
 mod forged;
 mod pool;
