@@ -15,6 +15,14 @@ pub enum KeyError {
         /// The key file.
         path: PathBuf,
     },
+    /// Something other than a regular file is at the path (a named pipe would block the read).
+    #[error("authority key file {} is {kind}, not a regular file", path.display())]
+    NotARegularFile {
+        /// The key file.
+        path: PathBuf,
+        /// What is there instead: "a named pipe (FIFO)", "a directory", ...
+        kind: &'static str,
+    },
     /// The key file exists but could not be read.
     #[error("cannot read authority key file {}", path.display())]
     Unreadable {

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use adapter_chain::{
     BlockLimits, ChainStore, Ed25519BlockSigner, MemoryTransactionPool, PoolBlockProducer,
-    PoolLimits, RedbBlockImporter, StorageHealth, StorageMetrics, StoreOptions, SystemClock,
+    PoolLimits, RedbBlockImporter, StorageError, StorageHealth, StorageMetrics, StoreOptions,
+    SystemClock,
 };
 use adapter_noop::NoopReconciliation;
 use adapter_peers::{NoopBlockHistory, PeerBlockHistory, PeerTransactionRelay};
@@ -47,11 +48,18 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         ..StoreOptions::default()
     };
     let store = ChainStore::open_with(settings.chain, &settings.data_dir, store_options)
-        .with_context(|| {
-            format!(
+        .map_err(|error| {
+            let context = format!(
                 "cannot open the local chain in --data-dir {}",
                 settings.data_dir.display()
-            )
+            );
+            let context = match &error {
+                StorageError::ForeignChain { .. } => format!(
+                    "{context} (start this node with the --chain-id, --key-file and --genesis-time its data directory was created with, or give it its own --data-dir)"
+                ),
+                _ => context,
+            };
+            anyhow::Error::new(error).context(context)
         })?;
     let head = store.head().context("cannot read the local chain head")?;
     let storage_health = store.health();

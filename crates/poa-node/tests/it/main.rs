@@ -16,4 +16,5 @@ mod chain_storage;
 mod fleet;
 mod history;
 mod single_node;
+mod startup_errors;
 mod support;
