@@ -183,6 +183,11 @@ pub(crate) struct ChainStorageArgs {
     #[arg(long, env = "POA_CHAIN_RECOVERY_WINDOW", value_parser = humantime::parse_duration)]
     pub(crate) chain_recovery_window: Option<Duration>,
 
+    /// Upper bound of the chain database's page cache, in MiB; a tenth of it buffers writes
+    /// [default: 64].
+    #[arg(long, env = "POA_CHAIN_CACHE_MIB")]
+    pub(crate) chain_cache_mib: Option<u64>,
+
     /// How the chain database is checked at startup: full (every page checksum, about 3 to 10 s
     /// per GiB) or quick (the head only) [default: full].
     #[arg(long, env = "POA_CHAIN_OPEN_CHECK")]

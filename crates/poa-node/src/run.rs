@@ -44,6 +44,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     let store_options = StoreOptions {
         recovery: settings.chain_storage.recovery,
         open_check: settings.chain_storage.open_check,
+        cache_size_bytes: settings.chain_storage.cache_size_bytes,
         metrics: StorageMetrics::register(&mut registry),
         ..StoreOptions::default()
     };
@@ -69,6 +70,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         authority = %settings.chain.authority,
         height = %head.height(),
         id = %head.id(),
+        cache_mib = settings.chain_storage.cache_size_bytes / (1024 * 1024),
         "local chain opened"
     );
 

@@ -111,6 +111,7 @@ struct FileSettings {
     #[serde(default, with = "humantime_serde")]
     chain_recovery_window: Option<Duration>,
     chain_open_check: Option<crate::cli::ChainOpenCheck>,
+    chain_cache_mib: Option<u64>,
 }
 
 /// Where the authority key comes from.

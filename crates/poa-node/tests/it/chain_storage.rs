@@ -249,3 +249,22 @@ fn check_chain_recipe__when_run_as_written_in_the_operations_guide__then_passes_
     assert_eq!(damaged.status.code(), Some(1), "{script}");
     assert!(String::from_utf8_lossy(&damaged.stderr).contains("is damaged"));
 }
+
+#[test]
+fn node__when_the_chain_cache_is_set__then_opens_its_chain_with_that_bound() {
+    // given
+    let dir = tempfile::tempdir().unwrap();
+
+    // when
+    let node = Node::start(
+        dir.path(),
+        &["--block-time", "100ms", "--chain-cache-mib", "8"],
+    );
+
+    // then
+    assert!(eventually(HANG, || node.height() >= 1));
+    assert!(
+        node.log_contains("\"cache_mib\":8"),
+        "the opened chain reports its cache bound"
+    );
+}
