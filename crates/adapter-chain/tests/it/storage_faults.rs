@@ -89,22 +89,12 @@ fn options(faults: &DiskFaults, recovery: RecoveryPolicy) -> StoreOptions {
     }
 }
 
+/// The storage error's message (it names the file, the operation and the cause).
 fn storage_message(result: Result<(), ImportError>) -> String {
     match result {
-        Err(ImportError::Storage(error)) => adapter_chain_error_chain(&*error),
+        Err(ImportError::Storage(error)) => error.to_string(),
         other => panic!("expected a storage error, got {other:?}"),
     }
-}
-
-fn adapter_chain_error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[tokio::test]
