@@ -140,16 +140,20 @@ struct Shared {
 
 impl ChainStore {
     /// Opens the chain in `data_dir` (created if missing), in the file
-    /// [`DATABASE_FILE_NAME`], with the default [`StoreOptions`]. A new database gets the
-    /// spec's genesis block, committed durably; an existing one must hold the same genesis. A
-    /// database left by a crash is repaired by redb before this returns.
+    /// [`DATABASE_FILE_NAME`], with the default [`StoreOptions`]. A new database is built under a
+    /// temporary name with the spec's genesis block, committed durably, and renamed into place;
+    /// an existing one is checked ([`OpenCheck`]) and must hold the same genesis. A database left
+    /// by a crash is repaired by redb before this returns.
     ///
     /// # Errors
     ///
-    /// [`StorageError::Open`] when the directory or file cannot be created or opened (also when
-    /// another process has it open); [`StorageError::ForeignChain`] when the data directory
-    /// holds another chain; [`StorageError::UnsupportedSchema`] or
-    /// [`StorageError::Inconsistent`] for a database this build cannot read.
+    /// [`StorageError::InUse`] when another process has the data directory;
+    /// [`StorageError::DataDirNotADirectory`], [`StorageError::NotARegularFile`],
+    /// [`StorageError::EmptyFile`] or [`StorageError::NotADatabase`] for a path that holds no
+    /// chain (never replaced by a new one); [`StorageError::Corrupted`] for a damaged file;
+    /// [`StorageError::ForeignChain`] when the data directory holds another chain;
+    /// [`StorageError::UnsupportedSchema`] or [`StorageError::Inconsistent`] for a database this
+    /// build cannot read; [`StorageError::Open`] when the file system refuses.
     pub fn open(spec: ChainSpec, data_dir: &Path) -> Result<Self, StorageError> {
         Self::open_with(spec, data_dir, StoreOptions::default())
     }
