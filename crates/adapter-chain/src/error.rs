@@ -15,6 +15,14 @@ pub enum KeyError {
         /// The key file.
         path: PathBuf,
     },
+    /// Something other than a regular file is at the path (a named pipe would block the read).
+    #[error("authority key file {} is {kind}, not a regular file", path.display())]
+    NotARegularFile {
+        /// The key file.
+        path: PathBuf,
+        /// What is there instead: "a named pipe (FIFO)", "a directory", ...
+        kind: &'static str,
+    },
     /// The key file exists but could not be read.
     #[error("cannot read authority key file {}", path.display())]
     Unreadable {
@@ -71,10 +79,52 @@ pub enum StorageError {
         #[source]
         source: Box<redb::Error>,
     },
+    /// The data directory path names something that is not a directory.
+    #[error("data directory {} is not a directory: point it at a directory (it is created if missing)", path.display())]
+    DataDirNotADirectory {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// The chain database path names something that is not a regular file.
+    #[error("chain database {} is not a regular file: move it aside, the chain database is a file the node creates", path.display())]
+    NotARegularFile {
+        /// The database path.
+        path: PathBuf,
+    },
+    /// The chain database file is empty: it holds no chain, and is never silently made a new
+    /// one.
+    #[error(
+        "chain database {path} is empty, it holds no chain (a truncated copy, or a first start of an older version that was killed): restore it from a backup, or if no chain is expected there remove it (rm {path}) and start again to create the chain or resync it",
+        path = path.display()
+    )]
+    EmptyFile {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// The file is not a redb database.
+    #[error(
+        "chain database {path} is not a database ({detail}): it was not written by poa-node, or a first start of an older version was killed while creating it; restore it from a backup, or if it holds no chain you need move it aside (mv {path} {path}.invalid) and start again to create the chain or resync it",
+        path = path.display()
+    )]
+    NotADatabase {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// Another process (a running node, or a check) has the database open.
+    #[error(
+        "chain database {} is in use by another process: stop the node that uses this --data-dir first, or give this one its own",
+        path.display()
+    )]
+    InUse {
+        /// The database file.
+        path: PathBuf,
+    },
     /// The data directory holds the chain of another spec (another chain id, authority or
     /// genesis time).
     #[error(
-        "data directory {} belongs to another chain: its genesis is {stored}, this chain's genesis is {expected}",
+        "data directory {} belongs to another chain ({difference}): its genesis is {stored}, this chain's genesis is {expected}",
         path.display()
     )]
     ForeignChain {
@@ -84,6 +134,9 @@ pub enum StorageError {
         stored: BlockId,
         /// The genesis id of the configured spec.
         expected: BlockId,
+        /// Which settings differ (chain id, authority, genesis time), when the file records
+        /// its spec.
+        difference: String,
     },
     /// The database was written by an incompatible version of this adapter.
     #[error("chain database {} has schema version {found}, this build reads version {supported}", path.display())]
@@ -109,6 +162,67 @@ pub enum StorageError {
         /// What the decoder reported.
         #[source]
         source: BlockCodecError,
+    },
+    /// The file system refused a read, write or size change of the database file (a full disk,
+    /// a failing device). The store closes the database and reopens it at a later call, within
+    /// its recovery window.
+    #[error("chain database {} failed to {operation}: {cause}", path.display())]
+    Io {
+        /// The database file.
+        path: PathBuf,
+        /// What the store was doing: `read`, `write`, `resize`, `sync` or `size`.
+        operation: &'static str,
+        /// What the file system reported, e.g. "No space left on device (os error 28)".
+        cause: String,
+    },
+    /// The database is closed after an I/O error and the next reopen attempt is not due yet.
+    #[error(
+        "chain database {} is closed after an i/o error ({cause}); it is reopened at the next attempt",
+        path.display()
+    )]
+    Reopening {
+        /// The database file.
+        path: PathBuf,
+        /// The I/O error that closed it.
+        cause: String,
+    },
+    /// The store gave up: it refuses every operation until the process restarts. The node exits
+    /// on this so a supervisor restarts it.
+    #[error("chain database {} has failed for good: {cause}", path.display())]
+    Failed {
+        /// The database file.
+        path: PathBuf,
+        /// Why, with what the operator should do.
+        cause: String,
+    },
+    /// The file at the database path is no longer the one the store has open (deleted or
+    /// replaced while running): commits are refused for the life of the process.
+    #[error("chain database {} is detached: {cause}", path.display())]
+    Detached {
+        /// The database path.
+        path: PathBuf,
+        /// What changed, and how to rescue the open file.
+        cause: String,
+    },
+    /// A stored block decodes but is not what was committed at its height (a flipped byte).
+    #[error("stored block at height {height} is damaged: {problem}")]
+    DamagedBlock {
+        /// The height it is stored at.
+        height: BlockHeight,
+        /// What does not check.
+        problem: String,
+    },
+    /// The database file is damaged: redb found a bad checksum or panicked on it, or a stored
+    /// block does not check. The store never writes into it again.
+    #[error(
+        "chain database {path} is damaged ({detail}): stop the node, then restore the file from a backup, or move it aside (mv {path} {path}.damaged) and start the node again to resync the chain from the Redis streams or peers",
+        path = path.display()
+    )]
+    Corrupted {
+        /// The database file.
+        path: PathBuf,
+        /// What was found.
+        detail: String,
     },
     /// A read or write failed inside redb (boxed: redb's error is large, and every store call
     /// returns this type).

@@ -60,9 +60,19 @@ impl AuthorityKey {
     ///
     /// # Errors
     ///
-    /// [`KeyError::Missing`], [`KeyError::Unreadable`] or [`KeyError::Malformed`], each naming
-    /// the path.
+    /// [`KeyError::Missing`], [`KeyError::NotARegularFile`], [`KeyError::Unreadable`] or
+    /// [`KeyError::Malformed`], each naming the path.
     pub fn read_from_file(path: &Path) -> Result<Self, KeyError> {
+        // Opening a FIFO for reading blocks until a writer appears: refuse anything but a
+        // regular file before opening it, so a wrong path never hangs startup.
+        if let Ok(metadata) = std::fs::metadata(path)
+            && !metadata.is_file()
+        {
+            return Err(KeyError::NotARegularFile {
+                path: path.to_path_buf(),
+                kind: file_kind(&metadata.file_type()),
+            });
+        }
         let content = std::fs::read_to_string(path).map_err(|source| match source.kind() {
             ErrorKind::NotFound => KeyError::Missing {
                 path: path.to_path_buf(),
@@ -141,6 +151,22 @@ impl fmt::Debug for AuthorityKey {
         f.debug_struct("AuthorityKey")
             .field("public_key", &self.public_key())
             .finish_non_exhaustive()
+    }
+}
+
+/// What a non-regular file is, for an operator.
+fn file_kind(file_type: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_block_device() || file_type.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
     }
 }
 
@@ -307,7 +333,7 @@ mod tests {
     }
 
     #[test]
-    fn read_from_file__when_path_is_a_directory__then_unreadable() {
+    fn read_from_file__when_path_is_a_directory__then_refuses_naming_what_it_is() {
         // given
         let dir = tempfile::tempdir().unwrap();
 
@@ -315,12 +341,10 @@ mod tests {
         let error = AuthorityKey::read_from_file(dir.path()).unwrap_err();
 
         // then
-        assert!(matches!(error, KeyError::Unreadable { .. }));
-        assert!(
-            error
-                .to_string()
-                .contains(&dir.path().display().to_string())
-        );
+        assert!(matches!(error, KeyError::NotARegularFile { .. }));
+        let message = error.to_string();
+        assert!(message.contains(&dir.path().display().to_string()));
+        assert!(message.contains("a directory"), "{message}");
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //! - [`genesis`]: the chain spec and its deterministic genesis block.
 //! - [`verify`]: pure verification of a block as the next block of a chain, or on its own.
 //! - [`seal_verifier`]: [`AuthoritySealVerifier`], the `SealVerifier` port.
-//! - [`storage`]: the durable local chain on redb.
+//! - [`storage`]: the durable local chain on redb, and its recovery from I/O errors.
+//! - [`metrics`]: the store's Prometheus metrics.
+//! - [`check`]: the offline check of a data directory.
 //! - [`importer`]: [`RedbBlockImporter`], the `BlockImporter` port, and async chain reads.
 //! - [`signer`]: [`Ed25519BlockSigner`], the `BlockSigner` port.
 //! - [`pool`]: [`MemoryTransactionPool`], the `TransactionPool` port.
@@ -38,11 +40,13 @@
 //! # }
 //! ```
 
+pub mod check;
 pub mod clock;
 pub mod error;
 pub mod genesis;
 pub mod importer;
 pub mod keys;
+pub mod metrics;
 pub mod pool;
 pub mod producer;
 pub mod seal_verifier;
@@ -53,14 +57,19 @@ pub mod verify;
 #[cfg(test)]
 mod test_support;
 
+pub use check::{ChainCheckReport, check_chain};
 pub use clock::SystemClock;
 pub use error::{KeyError, PoolError, StorageError};
 pub use genesis::ChainSpec;
 pub use importer::RedbBlockImporter;
 pub use keys::{AuthorityKey, AuthorityPublicKey, DEV_KEY_SEED_PHRASE};
+pub use metrics::StorageMetrics;
 pub use pool::{MemoryTransactionPool, PoolLimits};
 pub use producer::{BlockLimits, PoolBlockProducer};
 pub use seal_verifier::AuthoritySealVerifier;
 pub use signer::Ed25519BlockSigner;
-pub use storage::{ChainStore, CommitDurability, DATABASE_FILE_NAME};
+pub use storage::{
+    BackendWrapper, ChainStore, CommitDurability, DATABASE_FILE_NAME, OpenCheck, RecoveryPolicy,
+    StorageHealth, StoreOptions,
+};
 pub use verify::{verify_block, verify_sealed_block};

@@ -13,38 +13,40 @@
 //! Every method blocks on disk I/O. Async callers go through [`crate::RedbBlockImporter`] and
 //! [`crate::PoolBlockProducer`], which run them under `spawn_blocking`.
 
+mod backend;
+mod database;
+mod file;
+mod health;
+mod overlay;
+pub(crate) mod tables;
+
 use std::collections::HashSet;
 use std::num::NonZeroU32;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use poa_ports::{BlockHeight, BlockId, ImportError, SealedBlock, TransactionId};
-use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Durability, ReadableTable};
+use tokio::sync::watch;
 
 use crate::error::StorageError;
 use crate::genesis::ChainSpec;
+use crate::metrics::StorageMetrics;
 use crate::verify::verify_block;
+
+pub use backend::BackendWrapper;
+pub use database::RecoveryPolicy;
+pub use health::StorageHealth;
+
+use backend::FailureSlot;
+use database::{GuardedDatabase, OpenSettings, open_database};
+use tables::{
+    BLOCKS, HEIGHT_BY_BLOCK_ID, HEIGHT_BY_TRANSACTION_ID, Insertion, block_in,
+    commit_genesis_or_check_it, head_in, insert_block,
+};
 
 /// Name of the database file inside the data directory.
 pub const DATABASE_FILE_NAME: &str = "chain.redb";
-
-/// Version of the table layout below; a database with another version is refused, not guessed.
-const SCHEMA_VERSION: u64 = 1;
-
-/// Upper bound of redb's page cache (its own default is 1 GiB). The hot data is the head and a
-/// few recent blocks, so a small cache serves it and keeps several processes on one machine
-/// from each claiming a gigabyte.
-const CACHE_SIZE_BYTES: usize = 64 * 1024 * 1024;
-
-const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks_by_height");
-const HEIGHT_BY_BLOCK_ID: TableDefinition<&[u8; 32], u64> =
-    TableDefinition::new("height_by_block_id");
-const HEIGHT_BY_TRANSACTION_ID: TableDefinition<&[u8; 32], u64> =
-    TableDefinition::new("height_by_transaction_id");
-const METADATA: TableDefinition<&str, &[u8]> = TableDefinition::new("metadata");
-
-const SCHEMA_VERSION_KEY: &str = "schema_version";
-const GENESIS_ID_KEY: &str = "genesis_id";
 
 /// When a committed block reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -68,6 +70,55 @@ pub enum CommitDurability {
     },
 }
 
+/// How thoroughly an existing database is checked when the store opens it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OpenCheck {
+    /// Every page checksum of the file (redb's integrity check: it reads the whole file, about
+    /// 3 to 10 s per GiB of chain), then the head as below. The default.
+    #[default]
+    Full,
+    /// Only the head: it decodes, its transactions match its header, its seal verifies and it
+    /// links to the block below. Damage further down is still found when a block is read.
+    Quick,
+}
+
+/// How a store opens its database: durability, cache, recovery from I/O errors, metrics.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// When committed blocks reach the disk.
+    pub durability: CommitDurability,
+    /// Upper bound of redb's page cache in bytes (a tenth of it buffers writes).
+    pub cache_size_bytes: usize,
+    /// Reopening after an I/O error.
+    pub recovery: RecoveryPolicy,
+    /// Builds the file backend of each opening (tests inject faults here).
+    pub backend: BackendWrapper,
+    /// Where the store counts failures and reopens.
+    pub metrics: StorageMetrics,
+    /// How an existing database is checked at open.
+    pub open_check: OpenCheck,
+}
+
+impl StoreOptions {
+    /// The default cache bound. The hot data is the head and a few recent blocks, so a small
+    /// cache serves it and keeps several processes on one machine from each claiming redb's
+    /// own default of a gigabyte.
+    pub const DEFAULT_CACHE_SIZE_BYTES: usize = 64 * 1024 * 1024;
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            durability: CommitDurability::Immediate,
+            cache_size_bytes: Self::DEFAULT_CACHE_SIZE_BYTES,
+            recovery: RecoveryPolicy::default(),
+            backend: BackendWrapper::plain(),
+            metrics: StorageMetrics::default(),
+            open_check: OpenCheck::Full,
+        }
+    }
+}
+
 /// The local chain of one spec. Cheap to clone: clones share one open database.
 #[derive(Debug, Clone)]
 pub struct ChainStore {
@@ -76,10 +127,11 @@ pub struct ChainStore {
 
 #[derive(Debug)]
 struct Shared {
-    db: Database,
+    db: GuardedDatabase,
+    /// Held while the store is open: one process per data directory.
+    _data_dir_lock: std::fs::File,
     spec: ChainSpec,
     genesis_id: BlockId,
-    path: PathBuf,
     durability: CommitDurability,
     /// Commits since the last fsynced one (only with [`CommitDurability::Deferred`]), held
     /// for a whole commit so the count and the fsync decision never interleave with another.
@@ -88,18 +140,22 @@ struct Shared {
 
 impl ChainStore {
     /// Opens the chain in `data_dir` (created if missing), in the file
-    /// [`DATABASE_FILE_NAME`]. A new database gets the spec's genesis block, committed durably;
-    /// an existing one must hold the same genesis. A database left by a crash is repaired by
-    /// redb before this returns.
+    /// [`DATABASE_FILE_NAME`], with the default [`StoreOptions`]. A new database is built under a
+    /// temporary name with the spec's genesis block, committed durably, and renamed into place;
+    /// an existing one is checked ([`OpenCheck`]) and must hold the same genesis. A database left
+    /// by a crash is repaired by redb before this returns.
     ///
     /// # Errors
     ///
-    /// [`StorageError::Open`] when the directory or file cannot be created or opened (also when
-    /// another process has it open); [`StorageError::ForeignChain`] when the data directory
-    /// holds another chain; [`StorageError::UnsupportedSchema`] or
-    /// [`StorageError::Inconsistent`] for a database this build cannot read.
+    /// [`StorageError::InUse`] when another process has the data directory;
+    /// [`StorageError::DataDirNotADirectory`], [`StorageError::NotARegularFile`],
+    /// [`StorageError::EmptyFile`] or [`StorageError::NotADatabase`] for a path that holds no
+    /// chain (never replaced by a new one); [`StorageError::Corrupted`] for a damaged file;
+    /// [`StorageError::ForeignChain`] when the data directory holds another chain;
+    /// [`StorageError::UnsupportedSchema`] or [`StorageError::Inconsistent`] for a database this
+    /// build cannot read; [`StorageError::Open`] when the file system refuses.
     pub fn open(spec: ChainSpec, data_dir: &Path) -> Result<Self, StorageError> {
-        Self::open_with_durability(spec, data_dir, CommitDurability::Immediate)
+        Self::open_with(spec, data_dir, StoreOptions::default())
     }
 
     /// Like [`ChainStore::open`], committing blocks with `durability` (genesis is always
@@ -113,42 +169,66 @@ impl ChainStore {
         data_dir: &Path,
         durability: CommitDurability,
     ) -> Result<Self, StorageError> {
+        Self::open_with(
+            spec,
+            data_dir,
+            StoreOptions {
+                durability,
+                ..StoreOptions::default()
+            },
+        )
+    }
+
+    /// Like [`ChainStore::open`], with `options`.
+    ///
+    /// # Errors
+    ///
+    /// As [`ChainStore::open`].
+    pub fn open_with(
+        spec: ChainSpec,
+        data_dir: &Path,
+        options: StoreOptions,
+    ) -> Result<Self, StorageError> {
         let path = data_dir.join(DATABASE_FILE_NAME);
-        std::fs::create_dir_all(data_dir).map_err(|source| StorageError::Open {
-            path: path.clone(),
-            source: Box::new(redb::Error::Io(source)),
-        })?;
-        let repair_path = path.clone();
-        let db = Database::builder()
-            .set_cache_size(CACHE_SIZE_BYTES)
-            .set_repair_callback(move |session| {
-                // A full repair walks the whole file: on a long chain the operator should know
-                // why startup is slow.
-                tracing::warn!(
-                    path = %repair_path.display(),
-                    progress = session.progress(),
-                    "repairing chain database after unclean shutdown"
-                );
-            })
-            .create(&path)
-            .map_err(|source| StorageError::Open {
-                path: path.clone(),
-                source: Box::new(source.into()),
+        let data_dir_lock = file::lock_data_dir(data_dir, &path)?;
+        let settings = OpenSettings {
+            cache_size_bytes: options.cache_size_bytes,
+            backend: options.backend,
+            recovery: options.recovery,
+        };
+        let failure = FailureSlot::default();
+        let existed = file::existing_database(&path)?;
+        if !existed {
+            // Loud on purpose: expected on the first start of a data directory, anywhere else it
+            // means the chain file was lost and this node starts over from genesis.
+            tracing::warn!(
+                path = %path.display(),
+                genesis = %spec.genesis_block().id(),
+                "no chain database at the path: creating a new chain from genesis"
+            );
+            file::create_atomically(&path, |creating| {
+                let (db, _) = open_database(creating, &settings, &FailureSlot::default(), true)?;
+                commit_genesis_or_check_it(&db, creating, &spec)
             })?;
-        let genesis = spec.genesis_block();
-        let genesis_id = genesis.id();
-        commit_genesis_or_check_it(&db, &path, &genesis)?;
+        }
+        let (mut db, identity) = open_database(&path, &settings, &failure, false)?;
+        if existed && options.open_check == OpenCheck::Full {
+            check_integrity(&mut db, &path)?;
+        }
+        commit_genesis_or_check_it(&db, &path, &spec)?;
+        let opened = (db, identity);
         let store = Self {
             shared: Arc::new(Shared {
-                db,
+                db: GuardedDatabase::new(path, opened, settings, failure, options.metrics),
+                _data_dir_lock: data_dir_lock,
                 spec,
-                genesis_id,
-                path,
-                durability,
+                genesis_id: spec.genesis_block().id(),
+                durability: options.durability,
                 commits_since_fsync: Mutex::new(0),
             }),
         };
         let head = store.head()?;
+        store.check_head_links(&head)?;
         tracing::info!(
             path = %store.path().display(),
             height = %head.height(),
@@ -156,6 +236,25 @@ impl ChainStore {
             "chain store opened"
         );
         Ok(store)
+    }
+
+    /// Checks that the head links to the block below it (the head itself is checked by every
+    /// read), so a store never produces on a head whose parent is missing or damaged.
+    fn check_head_links(&self, head: &SealedBlock) -> Result<(), StorageError> {
+        let Some(below) = head.height().get().checked_sub(1) else {
+            return Ok(());
+        };
+        let parent = self.block_at(BlockHeight::new(below))?;
+        if parent.as_ref().map(SealedBlock::id) == Some(head.block.header.parent_id) {
+            return Ok(());
+        }
+        Err(StorageError::Corrupted {
+            path: self.path().to_path_buf(),
+            detail: format!(
+                "the head at height {} does not link to the block below it",
+                head.height()
+            ),
+        })
     }
 
     /// The spec this chain was opened with.
@@ -170,12 +269,18 @@ impl ChainStore {
 
     /// The database file.
     pub fn path(&self) -> &Path {
-        &self.shared.path
+        self.shared.db.path()
     }
 
     /// When commits reach the disk.
     pub fn durability(&self) -> CommitDurability {
         self.shared.durability
+    }
+
+    /// A receiver of the store's health: every change (an I/O error, a reopen, giving up) is
+    /// published on it.
+    pub fn health(&self) -> watch::Receiver<StorageHealth> {
+        self.shared.db.health()
     }
 
     /// The block with the greatest height (genesis at least).
@@ -184,8 +289,13 @@ impl ChainStore {
     ///
     /// The database failed or holds an undecodable head.
     pub fn head(&self) -> Result<SealedBlock, StorageError> {
-        let txn = self.shared.db.begin_read()?;
-        head_in(&txn.open_table(BLOCKS)?)
+        // The head is read every cycle: a good moment to notice a deleted file, even on a node
+        // that commits nothing. The open file still serves reads.
+        let _detached = self.shared.db.ensure_attached();
+        self.shared.db.run(|db| {
+            let txn = db.begin_read()?;
+            head_in(&txn.open_table(BLOCKS)?, &self.shared.spec)
+        })
     }
 
     /// The block at `height`, if committed.
@@ -194,8 +304,10 @@ impl ChainStore {
     ///
     /// The database failed or holds an undecodable block there.
     pub fn block_at(&self, height: BlockHeight) -> Result<Option<SealedBlock>, StorageError> {
-        let txn = self.shared.db.begin_read()?;
-        block_in(&txn.open_table(BLOCKS)?, height)
+        self.shared.db.run(|db| {
+            let txn = db.begin_read()?;
+            block_in(&txn.open_table(BLOCKS)?, &self.shared.spec, height)
+        })
     }
 
     /// The committed block with this id, if any.
@@ -204,17 +316,25 @@ impl ChainStore {
     ///
     /// The database failed or is inconsistent.
     pub fn block_by_id(&self, id: BlockId) -> Result<Option<SealedBlock>, StorageError> {
-        let txn = self.shared.db.begin_read()?;
-        let Some(height) = txn.open_table(HEIGHT_BY_BLOCK_ID)?.get(id.as_bytes())? else {
-            return Ok(None);
-        };
-        let height = BlockHeight::new(height.value());
-        match block_in(&txn.open_table(BLOCKS)?, height)? {
-            Some(block) => Ok(Some(block)),
-            None => Err(StorageError::Inconsistent {
-                reason: format!("block {id} is indexed at height {height}, which is empty"),
-            }),
-        }
+        self.shared.db.run(|db| {
+            let txn = db.begin_read()?;
+            let Some(height) = txn.open_table(HEIGHT_BY_BLOCK_ID)?.get(id.as_bytes())? else {
+                return Ok(None);
+            };
+            let height = BlockHeight::new(height.value());
+            match block_in(&txn.open_table(BLOCKS)?, &self.shared.spec, height)? {
+                Some(block) if block.id() == id => Ok(Some(block)),
+                Some(block) => Err(StorageError::Inconsistent {
+                    reason: format!(
+                        "block {id} is indexed at height {height}, which holds block {}",
+                        block.id()
+                    ),
+                }),
+                None => Err(StorageError::Inconsistent {
+                    reason: format!("block {id} is indexed at height {height}, which is empty"),
+                }),
+            }
+        })
     }
 
     /// The height of the block that committed this transaction, if any.
@@ -226,12 +346,14 @@ impl ChainStore {
         &self,
         id: &TransactionId,
     ) -> Result<Option<BlockHeight>, StorageError> {
-        let txn = self.shared.db.begin_read()?;
-        let height = txn
-            .open_table(HEIGHT_BY_TRANSACTION_ID)?
-            .get(id.as_bytes())?
-            .map(|height| BlockHeight::new(height.value()));
-        Ok(height)
+        self.shared.db.run(|db| {
+            let txn = db.begin_read()?;
+            let height = txn
+                .open_table(HEIGHT_BY_TRANSACTION_ID)?
+                .get(id.as_bytes())?
+                .map(|height| BlockHeight::new(height.value()));
+            Ok(height)
+        })
     }
 
     /// Whether a committed block holds this transaction.
@@ -252,15 +374,17 @@ impl ChainStore {
         &self,
         ids: &[TransactionId],
     ) -> Result<HashSet<TransactionId>, StorageError> {
-        let txn = self.shared.db.begin_read()?;
-        let table = txn.open_table(HEIGHT_BY_TRANSACTION_ID)?;
-        let mut committed = HashSet::new();
-        for id in ids {
-            if table.get(id.as_bytes())?.is_some() {
-                committed.insert(*id);
+        self.shared.db.run(|db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(HEIGHT_BY_TRANSACTION_ID)?;
+            let mut committed = HashSet::new();
+            for id in ids {
+                if table.get(id.as_bytes())?.is_some() {
+                    committed.insert(*id);
+                }
             }
-        }
-        Ok(committed)
+            Ok(committed)
+        })
     }
 
     /// Verifies `block` as the next block on the current head (see
@@ -270,14 +394,12 @@ impl ChainStore {
     ///
     /// Why the block is not acceptable, or [`ImportError::Storage`].
     pub fn verify(&self, block: &SealedBlock) -> Result<(), ImportError> {
-        let txn = self.shared.db.begin_read().map_err(StorageError::from)?;
-        let head = head_in(&txn.open_table(BLOCKS).map_err(StorageError::from)?)?;
-        let transactions = txn
-            .open_table(HEIGHT_BY_TRANSACTION_ID)
-            .map_err(StorageError::from)?;
-        verify_block(&self.shared.spec, &head.block.header, block, |id| {
-            is_committed_in(&transactions, id)
-        })
+        self.shared.db.run(|db| {
+            let txn = db.begin_read()?;
+            let head = head_in(&txn.open_table(BLOCKS)?, &self.shared.spec)?;
+            let transactions = txn.open_table(HEIGHT_BY_TRANSACTION_ID)?;
+            verify_on(&self.shared.spec, &head, block, &transactions)
+        })?
     }
 
     /// Verifies `block` against the head read inside one write transaction, then writes the
@@ -296,39 +418,41 @@ impl ChainStore {
             .commits_since_fsync
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        self.shared.db.ensure_attached()?;
         let fsync = match self.shared.durability {
             CommitDurability::Immediate => true,
             CommitDurability::Deferred { fsync_every } => {
                 commits_since_fsync.saturating_add(1) >= fsync_every.get()
             }
         };
-        let mut txn = self.shared.db.begin_write().map_err(StorageError::from)?;
-        txn.set_durability(if fsync {
-            Durability::Immediate
-        } else {
-            Durability::None
-        });
-        {
-            let mut blocks = txn.open_table(BLOCKS).map_err(StorageError::from)?;
-            let mut block_ids = txn
-                .open_table(HEIGHT_BY_BLOCK_ID)
-                .map_err(StorageError::from)?;
-            let mut transactions = txn
-                .open_table(HEIGHT_BY_TRANSACTION_ID)
-                .map_err(StorageError::from)?;
-            let head = head_in(&blocks)?;
-            verify_block(&self.shared.spec, &head.block.header, block, |id| {
-                is_committed_in(&transactions, id)
-            })?;
-            let insertion = insert_block(&mut blocks, &mut block_ids, &mut transactions, block)?;
-            if insertion == Insertion::RepeatsCommittedTransaction {
-                return Err(ImportError::DuplicateTransaction {
-                    height: block.height(),
-                });
+        self.shared.db.run(|db| {
+            let mut txn = db.begin_write()?;
+            txn.set_durability(if fsync {
+                Durability::Immediate
+            } else {
+                Durability::None
+            });
+            {
+                let mut blocks = txn.open_table(BLOCKS)?;
+                let mut block_ids = txn.open_table(HEIGHT_BY_BLOCK_ID)?;
+                let mut transactions = txn.open_table(HEIGHT_BY_TRANSACTION_ID)?;
+                let head = head_in(&blocks, &self.shared.spec)?;
+                let verified = verify_on(&self.shared.spec, &head, block, &transactions)?;
+                if verified.is_err() {
+                    // Dropping the transaction aborts it: nothing is written.
+                    return Ok(verified);
+                }
+                let insertion =
+                    insert_block(&mut blocks, &mut block_ids, &mut transactions, block)?;
+                if insertion == Insertion::RepeatsCommittedTransaction {
+                    return Ok(Err(ImportError::DuplicateTransaction {
+                        height: block.height(),
+                    }));
+                }
             }
-        }
-        // Dropping the transaction on any error above aborts it: nothing is written.
-        txn.commit().map_err(StorageError::from)?;
+            txn.commit()?;
+            Ok(Ok(()))
+        })??;
         *commits_since_fsync = if fsync {
             0
         } else {
@@ -354,142 +478,92 @@ impl ChainStore {
     }
 }
 
+/// Verifies `block` on `parent`, looking transactions up in `transactions`. A refusal is the
+/// inner result; a storage error met while looking up is the outer one, so the guard sees it.
+fn verify_on(
+    spec: &ChainSpec,
+    parent: &SealedBlock,
+    block: &SealedBlock,
+    transactions: &impl ReadableTable<&'static [u8; 32], u64>,
+) -> Result<Result<(), ImportError>, StorageError> {
+    let mut lookup_failure = None;
+    let verified = verify_block(spec, &parent.block.header, block, |id| {
+        match transactions.get(id.as_bytes()) {
+            Ok(found) => Ok(found.is_some()),
+            Err(error) => {
+                let height = block.height();
+                lookup_failure = Some(StorageError::from(error));
+                // Replaced by the storage error below; verification stops at the first error.
+                Err(ImportError::DuplicateTransaction { height })
+            }
+        }
+    });
+    match lookup_failure {
+        Some(error) => Err(error),
+        None => Ok(verified),
+    }
+}
+
+/// redb's full integrity check, with a damaged file reported as [`StorageError::Corrupted`]
+/// (a panic of redb included) and a repaired one logged.
+fn check_integrity(db: &mut redb::Database, path: &Path) -> Result<(), StorageError> {
+    let started = std::time::Instant::now();
+    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| db.check_integrity()));
+    let damaged = |detail: String| StorageError::Corrupted {
+        path: path.to_path_buf(),
+        detail,
+    };
+    match checked {
+        Ok(Ok(clean)) => {
+            if !clean {
+                tracing::warn!(
+                    path = %path.display(),
+                    "chain database failed its integrity check and was repaired: the newest blocks may be gone and are imported again"
+                );
+            }
+            tracing::info!(
+                path = %path.display(),
+                elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "chain database integrity checked"
+            );
+            Ok(())
+        }
+        Ok(Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)))) => {
+            Err(damaged(detail))
+        }
+        Ok(Err(error)) => Err(StorageError::Open {
+            path: path.to_path_buf(),
+            source: Box::new(error.into()),
+        }),
+        Err(_) => Err(damaged(
+            "the storage library panicked while checking its integrity".to_owned(),
+        )),
+    }
+}
+
+/// Opens the database at `path` for the offline check: never created, never written (a
+/// copy-on-write overlay keeps redb's writes in memory), refused while a node has it open.
+pub(crate) fn open_for_check(path: &Path) -> Result<redb::Database, StorageError> {
+    let settings = OpenSettings {
+        cache_size_bytes: StoreOptions::DEFAULT_CACHE_SIZE_BYTES,
+        backend: BackendWrapper::new(|file| Box::new(overlay::OverlayBackend::new(Box::new(file)))),
+        recovery: RecoveryPolicy::default(),
+    };
+    if !file::existing_database(path)? {
+        return Err(StorageError::Open {
+            path: path.to_path_buf(),
+            source: Box::new(redb::Error::Io(std::io::Error::from(
+                std::io::ErrorKind::NotFound,
+            ))),
+        });
+    }
+    open_database(path, &settings, &FailureSlot::default(), false).map(|(db, _)| db)
+}
+
 impl From<StorageError> for ImportError {
     fn from(error: StorageError) -> Self {
         ImportError::Storage(Box::new(error))
     }
-}
-
-/// On a new database, writes the genesis block, its index and the metadata in one durable
-/// transaction; on an existing one, checks the schema version and that the genesis matches.
-fn commit_genesis_or_check_it(
-    db: &Database,
-    path: &Path,
-    genesis: &SealedBlock,
-) -> Result<(), StorageError> {
-    let mut txn = db.begin_write()?;
-    txn.set_durability(Durability::Immediate);
-    {
-        let mut metadata = txn.open_table(METADATA)?;
-        let mut blocks = txn.open_table(BLOCKS)?;
-        let mut block_ids = txn.open_table(HEIGHT_BY_BLOCK_ID)?;
-        let mut transactions = txn.open_table(HEIGHT_BY_TRANSACTION_ID)?;
-        let stored_schema = metadata
-            .get(SCHEMA_VERSION_KEY)?
-            .map(|bytes| schema_version_from(bytes.value()));
-        let stored_genesis = metadata
-            .get(GENESIS_ID_KEY)?
-            .map(|bytes| block_id_from(bytes.value()));
-        match (stored_schema, stored_genesis) {
-            (None, None) if blocks.is_empty()? => {
-                // Genesis has no transactions, so it cannot repeat one.
-                insert_block(&mut blocks, &mut block_ids, &mut transactions, genesis)?;
-                metadata.insert(SCHEMA_VERSION_KEY, &SCHEMA_VERSION.to_be_bytes()[..])?;
-                metadata.insert(GENESIS_ID_KEY, &genesis.id().as_bytes()[..])?;
-                tracing::info!(path = %path.display(), id = %genesis.id(), "genesis committed");
-            }
-            (Some(Some(SCHEMA_VERSION)), Some(Some(stored))) if stored == genesis.id() => {}
-            (Some(Some(SCHEMA_VERSION)), Some(Some(stored))) => {
-                return Err(StorageError::ForeignChain {
-                    path: path.to_path_buf(),
-                    stored,
-                    expected: genesis.id(),
-                });
-            }
-            (Some(Some(found)), _) => {
-                return Err(StorageError::UnsupportedSchema {
-                    path: path.to_path_buf(),
-                    found,
-                    supported: SCHEMA_VERSION,
-                });
-            }
-            _ => {
-                return Err(StorageError::Inconsistent {
-                    reason: format!(
-                        "{} has blocks but no valid genesis metadata",
-                        path.display()
-                    ),
-                });
-            }
-        }
-    }
-    txn.commit()?;
-    Ok(())
-}
-
-/// What writing a block into an open write transaction found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Insertion {
-    /// The block and all its index entries are written.
-    Written,
-    /// A transaction id was already indexed: the transaction must be aborted, because
-    /// committing it would rewrite where that transaction lives.
-    RepeatsCommittedTransaction,
-}
-
-/// Writes a block and its index entries. The caller has verified the block; a transaction id
-/// already indexed is still reported, as a last guard against rewriting history.
-fn insert_block(
-    blocks: &mut redb::Table<'_, u64, &'static [u8]>,
-    block_ids: &mut redb::Table<'_, &'static [u8; 32], u64>,
-    transactions: &mut redb::Table<'_, &'static [u8; 32], u64>,
-    block: &SealedBlock,
-) -> Result<Insertion, StorageError> {
-    let height = block.height().get();
-    blocks.insert(height, block.encode().as_slice())?;
-    block_ids.insert(block.id().as_bytes(), height)?;
-    for transaction in &block.block.transactions {
-        if transactions
-            .insert(transaction.id().as_bytes(), height)?
-            .is_some()
-        {
-            return Ok(Insertion::RepeatsCommittedTransaction);
-        }
-    }
-    Ok(Insertion::Written)
-}
-
-fn head_in(blocks: &impl ReadableTable<u64, &'static [u8]>) -> Result<SealedBlock, StorageError> {
-    let Some((height, bytes)) = blocks.last()? else {
-        return Err(StorageError::Inconsistent {
-            reason: "no genesis block".to_owned(),
-        });
-    };
-    decode_stored(BlockHeight::new(height.value()), bytes.value())
-}
-
-fn block_in(
-    blocks: &impl ReadableTable<u64, &'static [u8]>,
-    height: BlockHeight,
-) -> Result<Option<SealedBlock>, StorageError> {
-    blocks
-        .get(height.get())?
-        .map(|bytes| decode_stored(height, bytes.value()))
-        .transpose()
-}
-
-fn is_committed_in(
-    transactions: &impl ReadableTable<&'static [u8; 32], u64>,
-    id: &TransactionId,
-) -> Result<bool, ImportError> {
-    let found = transactions
-        .get(id.as_bytes())
-        .map_err(StorageError::from)?;
-    Ok(found.is_some())
-}
-
-fn decode_stored(height: BlockHeight, bytes: &[u8]) -> Result<SealedBlock, StorageError> {
-    SealedBlock::decode(bytes).map_err(|source| StorageError::UndecodableBlock { height, source })
-}
-
-/// The stored schema version, or `None` when the bytes are not one.
-fn schema_version_from(bytes: &[u8]) -> Option<u64> {
-    <[u8; 8]>::try_from(bytes).ok().map(u64::from_be_bytes)
-}
-
-/// The stored genesis id, or `None` when the bytes are not one.
-fn block_id_from(bytes: &[u8]) -> Option<BlockId> {
-    <[u8; 32]>::try_from(bytes).ok().map(BlockId::from_bytes)
 }
 
 #[cfg(test)]

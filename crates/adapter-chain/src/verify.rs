@@ -102,6 +102,34 @@ pub fn verify_sealed_block(spec: &ChainSpec, block: &SealedBlock) -> Result<(), 
     Ok(())
 }
 
+/// What is wrong with `block` as read from the store at `height`, if anything: stored under
+/// another height, transactions that do not match the header (a flipped byte in a committed
+/// transaction), a seal that does not verify (a flipped byte in the header), or a genesis that
+/// is not the spec's. A block that passes was written as it is.
+pub(crate) fn stored_block_problem(
+    spec: &ChainSpec,
+    height: BlockHeight,
+    block: &SealedBlock,
+) -> Option<String> {
+    if block.height() != height {
+        return Some(format!(
+            "the block stored at height {height} says it is at height {}",
+            block.height()
+        ));
+    }
+    if !block.block.transactions_match_header() {
+        return Some(format!(
+            "the transactions of the block at height {height} do not match its header's transactions root"
+        ));
+    }
+    if height == BlockHeight::GENESIS {
+        return (*block != spec.genesis_block())
+            .then(|| "the stored genesis block is not this chain's genesis".to_owned());
+    }
+    (!seal_is_valid(spec, block))
+        .then(|| format!("the seal of the block at height {height} does not verify"))
+}
+
 /// Whether the block's seal is valid for its height: a genesis seal only at height 0, an
 /// authority seal only with the spec authority's signature over the block id.
 fn seal_is_valid(spec: &ChainSpec, block: &SealedBlock) -> bool {

@@ -2,18 +2,22 @@
 //!
 //! # Layout
 //!
+//! - `check_chain`: the offline check of a data directory (`check-chain`).
 //! - `cli`: flags and environment variables.
 //! - `settings`: merges flags, the `--config` file and defaults, and validates them.
 //! - `run`: builds the adapters and the service, and runs them until a signal.
 //! - `http`: the HTTP API.
 //! - `raw_blocks`: encoded sealed blocks for peers catching up (`/blocks/raw`).
+//! - `storage_health`: `/health` and the exit that follow the local chain database's health.
 //! - `telemetry`: logging.
 
+mod check_chain;
 mod cli;
 mod http;
 mod raw_blocks;
 mod run;
 mod settings;
+mod storage_health;
 mod telemetry;
 
 use std::process::ExitCode;
@@ -32,6 +36,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Keygen { key_file }) => keygen(&key_file),
+        Some(Command::CheckChain {
+            data_dir,
+            authority,
+        }) => check_chain::run(&data_dir, authority),
         Some(Command::Run(args)) => run_node(*args),
         None => run_node(cli.run),
     }

@@ -1,11 +1,14 @@
 //! Wires the adapters to the production service and runs the node until SIGINT or SIGTERM:
 //! then production stops, the lease is released, the HTTP server drains and the process exits.
+//! It stops the same way, and exits with an error, when the local chain database fails for
+//! good.
 
 use std::sync::Arc;
 
 use adapter_chain::{
     AuthoritySealVerifier, BlockLimits, ChainStore, Ed25519BlockSigner, MemoryTransactionPool,
-    PoolBlockProducer, PoolLimits, RedbBlockImporter, SystemClock,
+    PoolBlockProducer, PoolLimits, RedbBlockImporter, StorageError, StorageHealth, StorageMetrics,
+    StoreOptions, SystemClock,
 };
 use adapter_noop::NoopReconciliation;
 use adapter_peers::{NoopBlockHistory, PeerBlockHistory, PeerTransactionRelay};
@@ -16,10 +19,11 @@ use poa_ports::{BlockHistorySource, BlockReconciliationPort};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::http::{self, AdminState, ApiState};
 use crate::settings::{KeySource, Settings};
+use crate::storage_health;
 
 /// Runs the node until a shutdown signal.
 ///
@@ -36,19 +40,37 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         );
     }
 
-    let store = ChainStore::open(settings.chain, &settings.data_dir).with_context(|| {
-        format!(
-            "cannot open the local chain in --data-dir {}",
-            settings.data_dir.display()
-        )
-    })?;
+    keep_running_past_the_file_size_limit()?;
+    let store_options = StoreOptions {
+        recovery: settings.chain_storage.recovery,
+        open_check: settings.chain_storage.open_check,
+        cache_size_bytes: settings.chain_storage.cache_size_bytes,
+        metrics: StorageMetrics::register(&mut registry),
+        ..StoreOptions::default()
+    };
+    let store = ChainStore::open_with(settings.chain, &settings.data_dir, store_options)
+        .map_err(|error| {
+            let context = format!(
+                "cannot open the local chain in --data-dir {}",
+                settings.data_dir.display()
+            );
+            let context = match &error {
+                StorageError::ForeignChain { .. } => format!(
+                    "{context} (start this node with the --chain-id, --key-file and --genesis-time its data directory was created with, or give it its own --data-dir)"
+                ),
+                _ => context,
+            };
+            anyhow::Error::new(error).context(context)
+        })?;
     let head = store.head().context("cannot read the local chain head")?;
+    let storage_health = store.health();
     info!(
         data_dir = %settings.data_dir.display(),
         chain_id = %settings.chain.chain_id,
         authority = %settings.chain.authority,
         height = %head.height(),
         id = %head.id(),
+        cache_mib = settings.chain_storage.cache_size_bytes / (1024 * 1024),
         "local chain opened"
     );
 
@@ -130,16 +152,19 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         service: handle.clone(),
         default_hold_off: settings.step_down_hold_off,
     });
-    let api = http::router(ApiState {
-        service: handle,
-        chain: importer,
-        pool,
-        reconciliation,
-        registry: Arc::new(registry),
-        trigger: settings.trigger,
-        chain_spec: settings.chain,
-        relay,
-    });
+    let api = storage_health::guard_health(
+        http::router(ApiState {
+            service: handle,
+            chain: importer,
+            pool,
+            reconciliation,
+            registry: Arc::new(registry),
+            trigger: settings.trigger,
+            chain_spec: settings.chain,
+            relay,
+        }),
+        storage_health.clone(),
+    );
     let (stop_http, mut http_stopped) = watch::channel(false);
     let mut admin_stopped = http_stopped.clone();
     let server = tokio::spawn(async move {
@@ -163,7 +188,19 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         "node running: try curl http://{address}/blocks/latest and http://{address}/status"
     );
 
-    service.run(shutdown).await;
+    let (storage_failed_sender, storage_failed) = watch::channel(None);
+    let storage_at_exit = storage_health.clone();
+    service
+        .run(async move {
+            tokio::select! {
+                () = shutdown => {}
+                cause = storage_health::failed_for_good(storage_health) => {
+                    error!(error = %cause, "local chain storage failed for good: stopping so a supervisor restarts the node");
+                    let _ = storage_failed_sender.send(Some(cause));
+                }
+            }
+        })
+        .await;
     if let Some(redis) = redis {
         redis.shutdown(settings.release_timeout).await;
     }
@@ -176,7 +213,30 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
             Err(_) => warn!(server = name, "http server did not drain in time"),
         }
     }
+    if let Some(cause) = storage_failed.borrow().clone() {
+        anyhow::bail!("local chain storage failed for good: {cause}");
+    }
+    if let StorageHealth::Detached { cause } = &*storage_at_exit.borrow() {
+        // The chain this node built is in a file nobody can open any more: never exit as if
+        // all were well, or the next start silently begins a new chain.
+        anyhow::bail!("local chain file detached: {cause}");
+    }
     info!("node stopped");
+    Ok(())
+}
+
+/// A write past the process's file size limit (`ulimit -f`) raises SIGXFSZ, whose default
+/// action kills the process without a word. With a handler installed the write fails with
+/// "File too large" instead, which the chain store reports and recovers from like a full disk.
+/// tokio keeps the handler installed for the life of the process.
+///
+/// # Errors
+///
+/// The handler cannot be installed.
+fn keep_running_past_the_file_size_limit() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let file_size_signal = SignalKind::from_raw(nix::sys::signal::Signal::SIGXFSZ as i32);
+    let _handler = signal(file_size_signal).context("cannot install the SIGXFSZ handler")?;
     Ok(())
 }
 

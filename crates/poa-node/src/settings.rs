@@ -14,6 +14,10 @@ use serde::Deserialize;
 
 use crate::cli::{LogFormat, RunArgs};
 
+mod chain_storage;
+
+pub(crate) use chain_storage::ChainStorageSettings;
+
 /// The default directory of the local chain.
 const DEFAULT_DATA_DIR: &str = "poa-data";
 /// The default block time.
@@ -105,6 +109,12 @@ struct FileSettings {
     redis_client_cert: Option<PathBuf>,
     redis_client_key: Option<PathBuf>,
     log_format: Option<LogFormat>,
+
+    // Local chain database.
+    #[serde(default, with = "humantime_serde")]
+    chain_recovery_window: Option<Duration>,
+    chain_open_check: Option<crate::cli::ChainOpenCheck>,
+    chain_cache_mib: Option<u64>,
 }
 
 /// Where the authority key comes from.
@@ -138,6 +148,8 @@ pub(crate) struct Settings {
     /// The longest a leader goes between two cycles, so it renews its lease in time whatever
     /// the block time (a third of the lease TTL; zero for a single node, which has no lease).
     pub(crate) lease_renewal: Duration,
+    /// The local chain database's settings.
+    pub(crate) chain_storage: ChainStorageSettings,
 }
 
 impl Settings {
@@ -151,6 +163,7 @@ impl Settings {
             Some(path) => read_file_settings(path)?,
             None => FileSettings::default(),
         };
+        let chain_storage = chain_storage::resolve(&args.chain_storage, &file)?;
         let trigger = resolve_trigger(&args, &file)?;
         let redis = resolve_redis(&args, &file)?;
         let peers = resolve_peers(&args, &file)?;
@@ -207,6 +220,7 @@ impl Settings {
             peers,
             release_timeout,
             lease_renewal,
+            chain_storage,
         })
     }
 }

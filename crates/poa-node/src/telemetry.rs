@@ -1,4 +1,7 @@
 //! Structured logging: `RUST_LOG` filters (default `info`), `--log-format` picks text or JSON.
+//! A panic is logged as one error event too, instead of the default text on stderr: the chain
+//! store catches the storage library's panics and reports them as typed errors, and an operator
+//! should read that error, not a backtrace that looks like a crash.
 
 use tracing_subscriber::EnvFilter;
 
@@ -15,4 +18,22 @@ pub(crate) fn init(format: LogFormat) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+    std::panic::set_hook(Box::new(|panic| {
+        let location = panic
+            .location()
+            .map(|location| format!("{}:{}", location.file(), location.line()));
+        let message = panic
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|message| (*message).to_owned())
+            .or_else(|| panic.payload().downcast_ref::<String>().cloned());
+        // `RUST_BACKTRACE=1` still gets the backtrace, inside the event.
+        let backtrace = std::backtrace::Backtrace::capture();
+        tracing::error!(
+            panic = message.as_deref().unwrap_or("unknown"),
+            location = location.as_deref().unwrap_or("unknown"),
+            backtrace = %backtrace,
+            "thread panicked"
+        );
+    }));
 }

@@ -9,6 +9,8 @@ use super::*;
 use crate::keys::AuthorityKey;
 use crate::signer::Ed25519BlockSigner;
 use crate::test_support::{child_block, transactions};
+use redb::Database;
+use tables::{METADATA, SCHEMA_VERSION_KEY};
 
 /// A fresh store in a temporary data directory and the signer of its chain.
 struct Fixture {
@@ -314,7 +316,7 @@ fn open__when_already_open__then_refuses() {
 
     // then
     assert!(
-        matches!(second, Err(StorageError::Open { .. })),
+        matches!(second, Err(StorageError::InUse { .. })),
         "{second:?}"
     );
 }

@@ -10,8 +10,12 @@
 )]
 
 mod chain;
+mod chain_file;
 mod crash;
+mod damage;
+mod first_start;
 mod fleet;
 mod forged;
 mod pool;
+mod storage_faults;
 mod support;

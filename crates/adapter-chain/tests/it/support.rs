@@ -45,6 +45,11 @@ impl Node {
         Self::build(store, BlockLimits::standard())
     }
 
+    /// A node over an already opened store, with standard limits.
+    pub(crate) fn from_store(store: ChainStore) -> Self {
+        Self::build(store, BlockLimits::standard())
+    }
+
     fn build(store: ChainStore, limits: BlockLimits) -> Self {
         let pool = MemoryTransactionPool::new(PoolLimits::standard());
         Self {

@@ -12,7 +12,9 @@
     reason = "test code fails the test loudly"
 )]
 
+mod chain_storage;
 mod fleet;
 mod history;
 mod single_node;
+mod startup_errors;
 mod support;

@@ -167,6 +167,37 @@ impl Node {
         }
     }
 
+    /// GET `path`: the status code and the body as text.
+    pub fn get_text(&self, path: &str) -> (u16, String) {
+        let mut response = ureq::get(&self.url(path))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .expect("http request failed");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.body_mut().read_to_string().unwrap_or_default(),
+        )
+    }
+
+    /// Waits (bounded) for the process to exit on its own; `None` if it still runs.
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+        let end = Instant::now() + deadline;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() > end {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn log_contains(&self, needle: &str) -> bool {
         self.log
             .lock()
@@ -187,6 +218,35 @@ fn request(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u1
     let status = response.status().as_u16();
     let body = response.body_mut().read_to_string().unwrap_or_default();
     (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// Runs the binary with `args` until it exits (killed after `deadline`): its status, stdout and
+/// stderr. For runs that must stop on their own, such as a refused start.
+pub fn run_to_exit(
+    args: &[&str],
+    deadline: Duration,
+) -> (std::process::ExitStatus, String, String) {
+    let mut child = Command::new(binary())
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start poa-node");
+    let end = Instant::now() + deadline;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("poa-node {args:?} did not exit within {deadline:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// Polls `predicate` every 20 ms until it holds or `deadline` passes.
