@@ -146,9 +146,10 @@ pub enum ImportError {
         /// The block's height.
         height: BlockHeight,
     },
-    /// The local store failed.
-    #[error("local block storage failed")]
-    Storage(#[source] BackendError),
+    /// The local store failed; the message carries the store's own error (the file, the cause,
+    /// the fix), since status pages show only this message.
+    #[error("local block storage failed: {0}")]
+    Storage(BackendError),
 }
 
 /// Errors of the block producer.
@@ -160,9 +161,9 @@ pub enum ProductionError {
         /// Why.
         reason: String,
     },
-    /// The local store failed while producing.
-    #[error("block production could not read local state")]
-    Storage(#[source] BackendError),
+    /// The local store failed while producing; the message carries the store's own error.
+    #[error("block production could not read local state: {0}")]
+    Storage(BackendError),
 }
 
 /// Errors of the block signer.
