@@ -928,3 +928,35 @@ async fn leader_state__when_a_quorum_holds_a_block_that_does_not_extend_the_loca
         "{state:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn follower__when_its_next_height_is_below_quorum_with_nothing_above__then_says_it_waits_until_the_leader_repairs_it()
+ {
+    // given: a leader's publish reached one of two nodes (quorum 2, so the cheap check always
+    // hears the node holding it); a peer holds the lease
+    let servers = servers(2);
+    let key = "poa:test:waiting";
+    let orphan = block(1, 0);
+    append(&servers[0], key, &orphan, 1);
+    for server in &servers {
+        set_owner(server, key, "peer", 60_000);
+    }
+    let follower = producer(urls(&servers), key).await;
+
+    // when
+    let waiting = follower.adapter.leader_state(below(1)).await.unwrap();
+    let said = follower.adapter.lease_status().waiting_for;
+    append(&servers[1], key, &orphan, 1);
+    let repaired = follower.adapter.leader_state(below(1)).await.unwrap();
+
+    // then: nothing imported while below quorum, and the status says why; the repaired block
+    // is imported and the wait is over
+    assert_eq!(waiting, LeaderState::ReconciledFollower);
+    assert!(
+        said.as_deref()
+            .is_some_and(|reason| reason.contains("height 1 is on 1 of the 2 nodes")),
+        "{said:?}"
+    );
+    assert_eq!(blocks(repaired), vec![orphan]);
+    assert_eq!(follower.adapter.lease_status().waiting_for, None);
+}

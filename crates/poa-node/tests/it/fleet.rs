@@ -320,3 +320,36 @@ fn fleet__when_the_leader_loses_its_redis_quorum__then_it_stops_leading_and_anot
     assert!(!cut_off.is_leader() || !other.is_leader());
     assert_no_fork(&[&cut_off, &other]);
 }
+
+#[test]
+fn fleet__when_blocks_are_farther_apart_than_the_lease_ttl__then_the_leader_renews_in_between_and_keeps_leading()
+ {
+    // given: 1.5 s blocks and a 1 s lease: renewal by blocks alone would let the lease lapse
+    // before every block and hand leadership around
+    let redis: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+    let urls: Vec<String> = redis.iter().map(RedisServer::url).collect();
+    let args = fleet_flags(&urls, "1500ms", "1s", &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let nodes: Vec<Node> = dirs
+        .iter()
+        .map(|dir| Node::start(dir.path(), &args))
+        .collect();
+    assert!(eventually(Duration::from_secs(20), || nodes
+        .iter()
+        .any(|node| node.height() >= 1)));
+    let epoch = |node: &Node| node.get("/status").1["lease"]["epoch"].as_u64();
+    let leader = (0..2).find(|index| nodes[*index].is_leader()).unwrap();
+    let first_epoch = epoch(&nodes[leader]);
+
+    // when: four more blocks
+    let height = nodes[leader].height();
+    assert!(eventually(Duration::from_secs(15), || nodes[leader]
+        .height()
+        >= height + 4));
+
+    // then: one leadership throughout, every block by the same process
+    assert_eq!(epoch(&nodes[leader]), first_epoch);
+    assert_eq!(produced(&nodes[1 - leader]), 0);
+    assert_no_fork(&nodes.iter().collect::<Vec<_>>());
+}
