@@ -142,6 +142,7 @@ async fn status(State(state): State<ApiState>) -> Response {
         "blocks_imported": status.blocks_imported,
         "pending_transactions": state.pool.pending_count(),
         "last_error": status.last_error,
+        "standing_aside": status.standing_aside,
         "chain_id": state.chain_spec.chain_id.get(),
         "authority": state.chain_spec.authority.to_string(),
     });
