@@ -8,7 +8,8 @@
 -- 2 * ARGV[2] + 512 members are examined, so garbage cannot make the read unbounded. Heights
 -- still indexed but already trimmed from the stream are skipped.
 -- Returns { rows, top, skipped, covered_to }:
---   rows: {height, epoch, id, data} of each entry returned, lowest heights first;
+--   rows: {height, epoch, id, data, stream entry id} of each entry returned, lowest heights
+--        first;
 --   top: the node's highest indexed entry still in the stream as one such row, when it lies
 --        above the rows (empty otherwise): evidence of how far the node's log reaches;
 --   skipped: members that did not parse;
@@ -44,7 +45,7 @@ local function row_of(entry_id)
   for i = 1, #fields - 1, 2 do
     record[fields[i]] = fields[i + 1]
   end
-  return { record.height, record.epoch, record.id, record.data }
+  return { record.height, record.epoch, record.id, record.data, entry_id }
 end
 
 local rows = {}

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use poa_ports::{
-    BlockReconciliationPort, ChainHead, LeaderState, LeaseStatus, NodeStatus, ReconciliationError,
-    SealVerifier, SealedBlock,
+    BlockHeight, BlockReconciliationPort, ChainHead, LeaderState, LeaseStatus, NodeStatus,
+    ReconciliationError, SealVerifier, SealedBlock,
 };
 use prometheus_client::registry::Registry;
 use tokio_util::task::TaskTracker;
 
+use crate::cleanup::NodeRemoval;
 use crate::config::RedisConfig;
 use crate::error::Error;
 use crate::lease::{Lease, Role};
@@ -26,13 +27,13 @@ use poa_quorum::Quorum;
 const DROP_RELEASE_BUDGET: Duration = Duration::from_millis(100);
 
 /// The Redis-backed reconciliation port. Not `Clone`: dropping it releases the lease.
-#[derive(Debug)]
 pub struct RedisReconciliation {
     nodes: Arc<[NodeHandle]>,
     quorum: Quorum,
     lease: Lease,
     publisher: Publisher,
     reconciler: Reconciler,
+    verifier: Arc<dyn SealVerifier>,
     tracker: TaskTracker,
 }
 
@@ -88,8 +89,9 @@ impl RedisReconciliation {
                 state,
                 tracker.clone(),
                 metrics,
-                verifier,
+                Arc::clone(&verifier),
             ),
+            verifier,
             quorum: config.quorum,
             nodes,
             lease,
@@ -102,11 +104,28 @@ impl RedisReconciliation {
         self.quorum
     }
 
+    /// Removes, on every node, the entries at `height` that are proven invalid (they do not
+    /// decode, or fail the chain's verification) and the index members there that do not
+    /// parse: the way out of a height blocked by garbage
+    /// ([`poa_ports::ReconciliationError::HeightBlocked`]). Never removes a valid block.
+    pub async fn remove_invalid_entries(&self, height: BlockHeight) -> Vec<NodeRemoval> {
+        crate::cleanup::remove_invalid_entries(&self.nodes, &self.verifier, height).await
+    }
+
     /// Releases the lease and waits (at most `bound`) for background per-node tasks to end.
     pub async fn shutdown(&self, bound: Duration) {
         self.lease.release().await;
         self.tracker.close();
         let _ = tokio::time::timeout(bound, self.tracker.wait()).await;
+    }
+}
+
+impl std::fmt::Debug for RedisReconciliation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisReconciliation")
+            .field("quorum", &self.quorum)
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
     }
 }
 

@@ -197,6 +197,9 @@ pub(crate) enum AdapterError {
     /// Two blocks at this height are each extended by a verified block above.
     #[error("the log holds two extended blocks at height {height}")]
     ConflictingHistory { height: BlockHeight },
+    /// Too many nodes hold something other than a block of this chain at the next height.
+    #[error("height {height} is blocked: {detail}")]
+    HeightBlocked { height: BlockHeight, detail: String },
 }
 
 impl From<AdapterError> for ReconciliationError {
@@ -220,6 +223,9 @@ impl From<AdapterError> for ReconciliationError {
             AdapterError::HistoryGap { next_height } => Self::HistoryGap { next_height },
             AdapterError::Diverged { height, block } => Self::Diverged { height, block },
             AdapterError::ConflictingHistory { height } => Self::ConflictingHistory { height },
+            AdapterError::HeightBlocked { height, detail } => {
+                Self::HeightBlocked { height, detail }
+            }
         }
     }
 }

@@ -21,12 +21,14 @@
 //! - `metrics`: the `poa_*` metrics on a registry passed in by the caller.
 //! - [`probe`]: single operations over the adapter's own clients and lease (`PING`, the raw
 //!   write script, acquisition), for the benchmark harness and diagnostics; not used by the port.
+//! - [`cleanup`]: the operator's removal of entries proven invalid at a blocked height.
 //! - `adapter`: [`RedisReconciliation`], the port implementation.
 //! - [`error`]: configuration and construction errors, and the mapping into the port error.
 //!
 //! This crate is the only one that names `fred`; it depends on `poa-ports` only.
 
 mod adapter;
+pub mod cleanup;
 pub mod config;
 pub mod error;
 mod fanout;
@@ -41,6 +43,7 @@ mod scripts;
 mod tls;
 
 pub use adapter::RedisReconciliation;
+pub use cleanup::NodeRemoval;
 pub use config::{RedisConfig, RedisPassword, RedisSecurity, ValidatedConfig};
 pub use error::{ConfigError, Error, ProbeError};
 pub use poa_quorum::Quorum;

@@ -61,6 +61,18 @@ pub(crate) struct Backlog {
     pub(crate) view: LogView,
     /// One decoded copy of every verified block, with its encoding for repairs.
     pub(crate) blocks: HashMap<BlockId, (SealedBlock, Bytes)>,
+    /// Every entry that did not decode or failed verification, for errors that name them.
+    pub(crate) invalid: Vec<InvalidEntry>,
+}
+
+/// A stream entry that does not count: it does not decode to its block, or fails the chain's
+/// verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InvalidEntry {
+    pub(crate) node: NodeIndex,
+    pub(crate) height: BlockHeight,
+    pub(crate) entry_id: String,
+    pub(crate) reason: String,
 }
 
 /// Reads the log from every node and turns the answers into a [`Backlog`].
@@ -90,10 +102,33 @@ impl std::fmt::Debug for LogReader {
 }
 
 /// What checking one entry found.
-enum Checked {
+pub(crate) enum Checked {
     Verified(SealedBlock),
     Undecodable,
     Refused(String),
+}
+
+/// Decodes and verifies one entry. A block already verified from identical bytes (the same
+/// block on another node, in `verified`) is not verified again.
+pub(crate) fn check_entry(
+    verifier: &dyn SealVerifier,
+    verified: &HashMap<BlockId, (SealedBlock, Bytes)>,
+    entry: &StreamEntry,
+) -> Checked {
+    if let Some((block, bytes)) = verified.get(&entry.id)
+        && *bytes == entry.data
+        && block.height() == entry.height
+    {
+        return Checked::Verified(block.clone());
+    }
+    let block = match SealedBlock::decode(&entry.data) {
+        Ok(block) if block.id() == entry.id && block.height() == entry.height => block,
+        Ok(_) | Err(_) => return Checked::Undecodable,
+    };
+    match verifier.verify_seal(&block) {
+        Ok(()) => Checked::Verified(block),
+        Err(error) => Checked::Refused(error.to_string()),
+    }
 }
 
 impl LogReader {
@@ -143,6 +178,7 @@ impl LogReader {
         let mut backlog = Backlog {
             view: LogView::new(self.quorum),
             blocks: HashMap::new(),
+            invalid: Vec::new(),
         };
         let mut successful = 0usize;
         let mut timed_out = 0usize;
@@ -256,7 +292,7 @@ impl LogReader {
         let mut refused = 0usize;
         for entry in read.entries.into_iter().chain(read.top) {
             let height = entry.height;
-            match self.check(&backlog.blocks, &entry) {
+            match check_entry(self.verifier.as_ref(), &backlog.blocks, &entry) {
                 Checked::Verified(block) => {
                     backlog.view.add(
                         node,
@@ -273,11 +309,23 @@ impl LogReader {
                 Checked::Undecodable => {
                     undecodable = undecodable.saturating_add(1);
                     backlog.view.refuse(node, height);
+                    backlog.invalid.push(InvalidEntry {
+                        node,
+                        height,
+                        entry_id: entry.entry_id,
+                        reason: "does not decode to the block it is stored as".to_owned(),
+                    });
                 }
                 Checked::Refused(reason) => {
                     refused = refused.saturating_add(1);
                     backlog.view.refuse(node, height);
                     self.report_refusal(node, &entry, &reason);
+                    backlog.invalid.push(InvalidEntry {
+                        node,
+                        height,
+                        entry_id: entry.entry_id,
+                        reason,
+                    });
                 }
             }
         }
@@ -287,29 +335,6 @@ impl LogReader {
         self.metrics
             .refused_entries
             .inc_by(u64::try_from(refused).unwrap_or(u64::MAX));
-    }
-
-    /// Decodes and verifies one entry. A block already verified in this read from identical
-    /// bytes (the same block on another node) is not verified again.
-    fn check(
-        &self,
-        verified: &HashMap<BlockId, (SealedBlock, Bytes)>,
-        entry: &StreamEntry,
-    ) -> Checked {
-        if let Some((block, bytes)) = verified.get(&entry.id)
-            && *bytes == entry.data
-            && block.height() == entry.height
-        {
-            return Checked::Verified(block.clone());
-        }
-        let block = match SealedBlock::decode(&entry.data) {
-            Ok(block) if block.id() == entry.id && block.height() == entry.height => block,
-            Ok(_) | Err(_) => return Checked::Undecodable,
-        };
-        match self.verifier.verify_seal(&block) {
-            Ok(()) => Checked::Verified(block),
-            Err(error) => Checked::Refused(error.to_string()),
-        }
     }
 
     /// Logs a refused entry the first time it is seen (bounded memory), so a lasting condition

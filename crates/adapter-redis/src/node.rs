@@ -279,6 +279,7 @@ impl RedisNode {
             &scripts.write_block,
             &scripts.read_latest,
             &scripts.read_from,
+            &scripts.remove_entries,
         ] {
             let lua = script.script.lua().cloned().unwrap_or_default();
             if let Err(error) = self.bounded(self.client.script_load::<Value, _>(lua)).await {
@@ -466,6 +467,31 @@ impl RedisNode {
             Err(error) => self.failed(error),
         };
         self.observe(scripts.read_from.name, class);
+        outcome
+    }
+
+    /// Removes the stream entries `entry_ids` at `height`, and the index members there that do
+    /// not parse. Only for entries proven invalid.
+    pub(crate) async fn remove_entries(
+        &self,
+        height: BlockHeight,
+        entry_ids: &[String],
+    ) -> Result<u64, NodeError> {
+        let scripts = &*SCRIPTS;
+        let keys = vec![
+            self.context.keys.stream.clone(),
+            self.context.keys.index.clone(),
+        ];
+        let args = std::iter::once(Value::from(height.get().to_string()))
+            .chain(entry_ids.iter().map(|id| Value::from(id.as_str())))
+            .collect();
+        let outcome =
+            scripts::decode_remove_entries(self.call(&scripts.remove_entries, keys, args).await);
+        let class = match &outcome {
+            Ok(_) => CallClass::Ok,
+            Err(error) => self.failed(error),
+        };
+        self.observe(scripts.remove_entries.name, class);
         outcome
     }
 

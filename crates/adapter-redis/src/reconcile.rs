@@ -297,9 +297,16 @@ impl Reconciler {
                 HeightDecision::Conflicting if first => {
                     return Err(AdapterError::ConflictingHistory { height });
                 }
+                HeightDecision::Blocked { occupied } if first => {
+                    return Err(AdapterError::HeightBlocked {
+                        height,
+                        detail: self.describe_occupied(&backlog, height, &occupied),
+                    });
+                }
                 HeightDecision::Gap
                 | HeightDecision::Diverged { .. }
-                | HeightDecision::Conflicting => break,
+                | HeightDecision::Conflicting
+                | HeightDecision::Blocked { .. } => break,
             };
             let Some((block, _)) = backlog.blocks.get(&taken.id) else {
                 break;
@@ -312,6 +319,57 @@ impl Reconciler {
             height = above;
         }
         Ok(blocks)
+    }
+
+    /// What each node in `occupied` holds at `height`: the entries that do not count, and the
+    /// verified blocks that do not extend the local chain.
+    fn describe_occupied(
+        &self,
+        backlog: &Backlog,
+        height: BlockHeight,
+        occupied: &std::collections::BTreeSet<poa_quorum::NodeIndex>,
+    ) -> String {
+        let name = |node: poa_quorum::NodeIndex| {
+            self.nodes
+                .get(node)
+                .map_or_else(|| node.to_string(), |handle| handle.name().to_owned())
+        };
+        let mut parts: Vec<String> = backlog
+            .invalid
+            .iter()
+            .filter(|entry| entry.height == height && occupied.contains(&entry.node))
+            .map(|entry| {
+                format!(
+                    "{} holds entry {} ({})",
+                    name(entry.node),
+                    entry.entry_id,
+                    entry.reason
+                )
+            })
+            .collect();
+        if let Some(votes) = backlog.view.votes(height) {
+            for candidate in votes.candidates() {
+                for node in candidate
+                    .nodes
+                    .iter()
+                    .filter(|node| occupied.contains(node))
+                {
+                    parts.push(format!(
+                        "{} holds block {} of another chain (parent {})",
+                        name(*node),
+                        candidate.id,
+                        candidate.parent
+                    ));
+                }
+            }
+        }
+        format!(
+            "{} of {} nodes hold something else, a quorum needs {}: {}",
+            occupied.len(),
+            self.quorum.nodes(),
+            self.quorum.size(),
+            parts.join("; ")
+        )
     }
 
     /// Records (and logs once) that a follower waits for the leader to repair `block`.

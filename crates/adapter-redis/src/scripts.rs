@@ -42,6 +42,7 @@ pub(crate) struct Scripts {
     pub(crate) write_block: LuaScript,
     pub(crate) read_latest: LuaScript,
     pub(crate) read_from: LuaScript,
+    pub(crate) remove_entries: LuaScript,
 }
 
 /// The scripts, hashed on first use.
@@ -52,6 +53,7 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     write_block: LuaScript::new("write_block", include_str!("../lua/write_block.lua")),
     read_latest: LuaScript::new("read_latest", include_str!("../lua/read_latest.lua")),
     read_from: LuaScript::new("read_from", include_str!("../lua/read_from.lua")),
+    remove_entries: LuaScript::new("remove_entries", include_str!("../lua/remove_entries.lua")),
 });
 
 /// Why a call to one node produced no usable reply. Every variant but `UnexpectedReply` is an
@@ -416,6 +418,9 @@ pub(crate) struct StreamEntry {
     pub(crate) id: BlockId,
     /// The encoded sealed block.
     pub(crate) data: Bytes,
+    /// The stream entry's id, which names this very entry (two entries may carry one block
+    /// id: an honest header under a forged seal).
+    pub(crate) entry_id: String,
 }
 
 /// What `read_from` returned.
@@ -431,6 +436,16 @@ pub(crate) struct StreamRead {
     /// `None` when the node returned everything it holds from the height asked for; otherwise
     /// the highest height its read examined (it may hold more above).
     pub(crate) covered_to: Option<BlockHeight>,
+}
+
+/// Decodes a `remove_entries` reply: how many entries and members were removed.
+pub(crate) fn decode_remove_entries(reply: Result<Value, CallError>) -> Result<u64, NodeError> {
+    const SCRIPT: &str = "remove_entries";
+    let value = reply.map_err(|error| match classify_refusal(&error) {
+        Ok(refusal) => unexpected_refusal(SCRIPT, &refusal),
+        Err(node_error) => node_error,
+    })?;
+    u64::try_from(as_integer(SCRIPT, &value)?).map_err(|_| unexpected(SCRIPT, &value))
 }
 
 /// Decodes a `read_from` reply: `{rows, top, skipped, covered_to}`.
@@ -489,13 +504,14 @@ fn decode_entry(row: Value) -> Option<StreamEntry> {
     let Value::Array(fields) = row else {
         return None;
     };
-    let [height, epoch, id, data]: [Value; 4] = fields.try_into().ok()?;
+    let [height, epoch, id, data, entry_id]: [Value; 5] = fields.try_into().ok()?;
     let text = |value: &Value| value.as_str().map(|text| text.into_owned());
     Some(StreamEntry {
         height: BlockHeight::new(text(&height)?.parse().ok()?),
         epoch: Epoch::new(text(&epoch)?.parse().ok()?),
         id: text(&id)?.parse().ok()?,
         data: data.into_bytes()?,
+        entry_id: text(&entry_id)?,
     })
 }
 
@@ -597,12 +613,14 @@ mod tests {
             Value::String("2".into()),
             Value::String(id.to_hex().into()),
             Value::Bytes(Bytes::from_static(b"payload")),
+            Value::String("1-0".into()),
         ]);
         let bad = Value::Array(vec![
             Value::String("x".into()),
             Value::String("2".into()),
             Value::String("".into()),
             Value::String("".into()),
+            Value::String("2-0".into()),
         ]);
 
         let reply = |rows: Vec<Value>, top: Value, skipped: i64, covered_to: i64| {

@@ -7,6 +7,7 @@
 
 mod cycle;
 mod history;
+mod reporting;
 #[cfg(test)]
 #[allow(non_snake_case)]
 mod tests;
@@ -173,6 +174,8 @@ pub struct ProductionService {
     standing_aside: Option<String>,
     /// Where blocks trimmed from the shared log come from; `None` = nowhere.
     history: Option<Arc<dyn BlockHistorySource>>,
+    /// What the loop has said in the log, so lasting conditions are said once.
+    reporting: reporting::Reporting,
 }
 
 impl ProductionService {
@@ -199,6 +202,7 @@ impl ProductionService {
             standing_down_until: None,
             standing_aside: None,
             history: None,
+            reporting: reporting::Reporting::new(),
         };
         let handle = ServiceHandle {
             status: status_receiver,
@@ -246,6 +250,8 @@ impl ProductionService {
                     CycleOutcome::Follower
                 }
             };
+            let height = self.status.borrow().height;
+            self.reporting.cycle_ended(&outcome, height);
             schedule = self.schedule_after(&outcome);
         }
         self.release_on_shutdown().await;

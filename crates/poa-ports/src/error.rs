@@ -67,6 +67,17 @@ pub enum ReconciliationError {
         /// The contradictory height.
         height: BlockHeight,
     },
+    /// So many coordination nodes hold something other than a block of this chain at the next
+    /// height (entries that fail verification, blocks of another chain) that no block can reach
+    /// a quorum there. Producing would only be refused; an operator must remove what does not
+    /// belong (entries proven invalid can be removed by the adapter) or find who writes it.
+    #[error("height {height} is blocked on the shared block log: {detail}")]
+    HeightBlocked {
+        /// The blocked height.
+        height: BlockHeight,
+        /// Which nodes hold what there, and why it does not count.
+        detail: String,
+    },
     /// The backend failed in a way the port does not model.
     #[error("coordination backend failed")]
     Backend(#[source] BackendError),

@@ -19,7 +19,9 @@
 //! 5. Otherwise the log ends at or just above this height: a block below quorum that extends
 //!    the parent is an orphan of a failed publish ([`HeightDecision::Orphan`]; highest epoch,
 //!    then smallest id); a leader repairs it, a follower waits for the leader. Nothing that
-//!    extends the parent means the log ends ([`HeightDecision::End`]).
+//!    extends the parent means the log ends ([`HeightDecision::End`]), unless so many nodes
+//!    already hold something else there (entries that fail verification, blocks of another
+//!    chain) that no block can reach a quorum at this height ([`HeightDecision::Blocked`]).
 //!
 //! Rule 4 is what keeps a far-behind leader from repairing a stale orphan over a committed
 //! block: that orphan always has something verified above it.
@@ -64,6 +66,13 @@ pub enum HeightDecision {
     Orphan(Candidate),
     /// Nothing here extends the parent and nothing is above: the log ends.
     End,
+    /// Nothing here extends the parent, nothing is above, and these answering nodes already
+    /// hold something else at this height (entries that fail verification, blocks that do not
+    /// extend the parent): too few nodes are left for any block to reach a quorum here.
+    Blocked {
+        /// The answering nodes that hold something else at this height.
+        occupied: BTreeSet<NodeIndex>,
+    },
     /// Something verified is above, but the block committed here is not visible.
     Gap,
     /// Too few reads reach this height to decide it; the next batch starts here.
@@ -208,9 +217,20 @@ impl LogView {
         if self.anything_above(height) {
             return HeightDecision::Gap;
         }
-        match votes.highest_epoch(|candidate| candidate.parent == parent) {
-            Some(orphan) => HeightDecision::Orphan(orphan.clone()),
-            None => HeightDecision::End,
+        if let Some(orphan) = votes.highest_epoch(|candidate| candidate.parent == parent) {
+            return HeightDecision::Orphan(orphan.clone());
+        }
+        let mut occupied = self.refused_at(height);
+        occupied.extend(
+            votes
+                .candidates()
+                .flat_map(|other| other.nodes.iter().copied()),
+        );
+        let free = self.quorum.nodes().saturating_sub(occupied.len());
+        if occupied.is_empty() || self.quorum.reached(free) {
+            HeightDecision::End
+        } else {
+            HeightDecision::Blocked { occupied }
         }
     }
 }

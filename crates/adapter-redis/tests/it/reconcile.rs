@@ -960,3 +960,39 @@ async fn follower__when_its_next_height_is_below_quorum_with_nothing_above__then
     assert_eq!(blocks(repaired), vec![orphan]);
     assert_eq!(follower.adapter.lease_status().waiting_for, None);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leader_state__when_forged_blocks_hold_the_next_height_on_a_quorum__then_reports_the_height_blocked_keeps_its_epoch_and_resumes_once_they_are_removed()
+ {
+    // given: forged blocks (wrong seal) at height 1 on two of three nodes: no block can reach a
+    // quorum there
+    let servers = servers(3);
+    let key = "poa:test:blocked";
+    for server in &servers[..2] {
+        append(server, key, &forged(block(1, 4)), 9);
+    }
+    let leader = producer(urls(&servers), key).await;
+
+    // when: two cycles, then the operator's removal of the entries proven invalid
+    let first = leader.adapter.leader_state(below(1)).await;
+    let epoch = leader.adapter.lease_status().epoch;
+    let second = leader.adapter.leader_state(below(1)).await;
+    let removed = leader.adapter.remove_invalid_entries(height(1)).await;
+    let resumed = leader.adapter.leader_state(below(1)).await;
+    let published = leader.adapter.publish_produced_block(&block(1, 0)).await;
+
+    // then: blocked, said with the nodes and why; the same leadership throughout; only the
+    // forged entries removed; production resumes
+    for state in [&first, &second] {
+        assert!(
+            matches!(state, Err(ReconciliationError::HeightBlocked { height, detail })
+                if height.get() == 1 && detail.contains("not sealed by the chain authority")),
+            "{state:?}"
+        );
+    }
+    assert_eq!(leader.adapter.lease_status().epoch, epoch);
+    let removed: Vec<u64> = removed.iter().map(|node| node.removed.unwrap()).collect();
+    assert_eq!(removed, vec![2, 2, 0]);
+    assert_eq!(resumed.unwrap(), LeaderState::ReconciledLeader);
+    published.unwrap();
+}

@@ -155,6 +155,10 @@ pub(crate) fn head_of(block: &SealedBlock) -> ChainHead {
     ChainHead::of(&block.block.header)
 }
 
+pub(crate) fn height(value: u64) -> BlockHeight {
+    BlockHeight::new(value)
+}
+
 /// The head of a local chain whose next height is `next` (the test chain below it).
 pub(crate) fn below(next: u64) -> ChainHead {
     let height = next.saturating_sub(1);

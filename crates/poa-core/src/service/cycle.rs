@@ -100,7 +100,7 @@ impl ProductionService {
                 status.blocks_imported = status.blocks_imported.saturating_add(1);
             });
             self.metrics.height.set(gauge_value(height.get()));
-            info!(height = %height, id = %id, "imported committed block");
+            debug!(height = %height, id = %id, "imported committed block");
         }
         CycleOutcome::Imported { count: imported }
     }
@@ -138,13 +138,20 @@ impl ProductionService {
         self.metrics.observe_step("verify", started.elapsed());
 
         let started = Instant::now();
-        if let Err(error) = self
+        match self
             .ports
             .reconciliation
             .publish_produced_block(&sealed)
             .await
         {
-            return self.fail_and_release("publish", &error).await;
+            Ok(()) => {}
+            // A quorum refused the height while the lease held: another process cannot take
+            // it over any better, so this one keeps the lease and reconciles again next cycle
+            // (releasing would only make the processes take turns at the same refusal).
+            Err(error @ ReconciliationError::HeightTaken { .. }) => {
+                return self.fail("publish", &error);
+            }
+            Err(error) => return self.fail_and_release("publish", &error).await,
         }
         self.metrics.observe_step("publish", started.elapsed());
 
@@ -168,7 +175,7 @@ impl ProductionService {
             status.blocks_produced = status.blocks_produced.saturating_add(1);
             status.last_error = None;
         });
-        info!(height = %height, id = %id, transactions, "produced block");
+        debug!(height = %height, id = %id, transactions, "produced block");
         CycleOutcome::Produced {
             height,
             id,
@@ -265,7 +272,7 @@ impl ProductionService {
     ) -> CycleOutcome {
         self.metrics.count_failure(step);
         let rendered = error.to_string();
-        warn!(step, error = %rendered, releasing_lease, "production cycle failed");
+        self.reporting.failed(step, &rendered, releasing_lease);
         self.status.send_modify(|status| {
             status.role = Role::Degraded;
             status.last_error = Some(format!("{step}: {rendered}"));

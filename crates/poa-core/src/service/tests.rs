@@ -446,6 +446,39 @@ async fn produce__when_publish_fails__then_commits_nothing_and_releases_the_leas
 }
 
 #[tokio::test(start_paused = true)]
+async fn produce__when_a_quorum_refuses_the_height__then_commits_nothing_and_keeps_the_lease() {
+    // given: every publish is refused by a quorum holding something else at the height
+    let mut doubles = Doubles::new().with_local_chain();
+    doubles
+        .reconciliation
+        .expect_leader_state()
+        .returning(|_| Ok(LeaderState::ReconciledLeader));
+    doubles.producing_empty_blocks();
+    doubles.importer.expect_verify().returning(|_| Ok(()));
+    doubles
+        .reconciliation
+        .expect_publish_produced_block()
+        .returning(|block| {
+            Err(ReconciliationError::HeightTaken {
+                height: block.height(),
+            })
+        });
+    doubles.importer.expect_commit().never();
+    let releases = doubles.counting_releases();
+    let running = doubles.start(Trigger::Interval {
+        block_time: BLOCK_TIME,
+    });
+
+    // when
+    let_time_pass(Duration::from_millis(500)).await;
+
+    // then: nothing committed, and the lease never released (no churn of leaderships)
+    assert_eq!(running.head_height(), 0);
+    assert_eq!(releases.load(Ordering::SeqCst), 0);
+    running.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn produce__when_the_produced_block_fails_verification__then_publishes_nothing() {
     // given
     let mut doubles = Doubles::new().with_local_chain();

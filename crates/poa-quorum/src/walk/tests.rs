@@ -138,6 +138,25 @@ fn decide__when_only_refused_entries_are_above__then_they_are_no_evidence() {
 }
 
 #[test]
+fn decide__when_entries_that_fail_verification_hold_the_height_on_too_many_nodes__then_blocked() {
+    // given: garbage at the next height on two of three nodes (quorum 2): only one node is left
+    let mut blocked = view_of_three();
+    blocked.refuse(0, height(5));
+    blocked.add(1, height(5), id(5, 3), id(4, 9), epoch(1));
+    let mut one = view_of_three();
+    one.refuse(0, height(5));
+
+    // when / then
+    assert_eq!(
+        blocked.decide(height(5), id(4, 0)),
+        HeightDecision::Blocked {
+            occupied: BTreeSet::from([0, 1])
+        }
+    );
+    assert_eq!(one.decide(height(5), id(4, 0)), HeightDecision::End);
+}
+
+#[test]
 fn decide__when_capped_reads_do_not_reach_a_height__then_uncovered() {
     // given: nodes 1 and 2 returned as many entries as asked, up to height 6
     let mut view = LogView::new(Quorum::new(3, 0));
