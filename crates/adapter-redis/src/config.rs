@@ -172,15 +172,15 @@ impl RedisConfig {
         }
         validate_security(&self.urls, &self.security)?;
         // The same node listed twice would vote twice: one real node could then make a quorum.
+        // Spellings the parser can tell apart are caught here; aliases (localhost and
+        // 127.0.0.1, another DNS name) are caught at connection by the server's run_id.
         let mut seen = std::collections::HashSet::new();
-        if let Some(url) = self
-            .urls
-            .iter()
-            .find(|url| !seen.insert(url.trim_end_matches('/').to_ascii_lowercase()))
-        {
-            return Err(ConfigError::DuplicateUrl {
-                url: redact_url(url),
-            });
+        for url in &self.urls {
+            if !seen.insert(node_address(url)?) {
+                return Err(ConfigError::DuplicateUrl {
+                    url: redact_url(url),
+                });
+            }
         }
         if self.lease_key.trim().is_empty() {
             return Err(ConfigError::EmptyLeaseKey);
@@ -202,6 +202,20 @@ impl RedisConfig {
         }
         if self.max_attempts == 0 {
             return Err(ConfigError::ZeroMaxAttempts);
+        }
+        let acquisition = self
+            .retry_delay
+            .saturating_add(self.max_retry_delay_offset)
+            .saturating_add(self.node_timeout.saturating_mul(3))
+            .saturating_mul(self.max_attempts);
+        if acquisition >= self.lease_ttl {
+            return Err(ConfigError::AcquisitionOutlastsLease {
+                max_attempts: self.max_attempts,
+                retry_delay: self.retry_delay,
+                max_retry_delay_offset: self.max_retry_delay_offset,
+                node_timeout: self.node_timeout,
+                lease_ttl: self.lease_ttl,
+            });
         }
         if self.stream_max_len == 0 {
             return Err(ConfigError::ZeroStreamMaxLen);
@@ -234,6 +248,47 @@ impl RedisConfig {
         })
     }
 }
+
+/// The node a URL names, as `host:port` with the host in one canonical spelling, after
+/// refusing the parts the adapter would silently ignore (a database path, a query, a fragment).
+fn node_address(url: &str) -> Result<String, ConfigError> {
+    let redacted = || redact_url(url);
+    let parsed = url::Url::parse(url).map_err(|error| ConfigError::InvalidUrl {
+        url: redacted(),
+        reason: error.to_string(),
+    })?;
+    for (part, present) in [
+        ("path", !matches!(parsed.path(), "" | "/")),
+        ("query", parsed.query().is_some()),
+        ("fragment", parsed.fragment().is_some()),
+    ] {
+        if present {
+            return Err(ConfigError::UrlPartIgnored {
+                url: redacted(),
+                part,
+            });
+        }
+    }
+    let host = match parsed.host() {
+        Some(url::Host::Ipv6(address)) => address
+            .to_ipv4_mapped()
+            .map_or_else(|| address.to_string(), |v4| v4.to_string()),
+        Some(host) => host.to_string().to_ascii_lowercase(),
+        None => {
+            return Err(ConfigError::InvalidUrl {
+                url: redacted(),
+                reason: "no host".to_owned(),
+            });
+        }
+    };
+    Ok(format!(
+        "{host}:{}",
+        parsed.port().unwrap_or(DEFAULT_REDIS_PORT)
+    ))
+}
+
+/// The port of a URL that names none.
+const DEFAULT_REDIS_PORT: u16 = 6379;
 
 fn is_supported_scheme(url: &str) -> bool {
     url.starts_with("redis://") || url.starts_with("rediss://")
@@ -339,6 +394,79 @@ mod tests {
         assert_eq!(validated.keys.stream, "poa:leader:lock:block:stream");
         assert_eq!(validated.keys.index, "poa:leader:lock:heights:index");
         assert_eq!(validated.index_retention, 2256);
+    }
+
+    #[test]
+    fn validate__when_one_server_is_spelled_several_ways__then_refuses_the_second_spelling() {
+        // given: one server, each pair spelled differently
+        let pairs = [
+            ("redis://127.0.0.1:7000", "redis://127.0.0.1:7000/"),
+            ("redis://LOCALHOST:7000", "redis://localhost:7000"),
+            ("redis://127.0.0.1:7000", "redis://[::ffff:127.0.0.1]:7000"),
+            ("redis://127.0.0.1:6379", "redis://127.0.0.1"),
+        ];
+        for (first, second) in pairs {
+            // when
+            let outcome = RedisConfig {
+                urls: vec![first.into(), second.into()],
+                ..config_with(1)
+            }
+            .validate();
+
+            // then
+            assert!(
+                matches!(&outcome, Err(ConfigError::DuplicateUrl { .. })),
+                "{first} {second}: {outcome:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn validate__when_a_url_has_a_part_the_adapter_ignores__then_refuses_it_naming_the_part() {
+        for (url, part) in [
+            ("redis://127.0.0.1:7000/0", "path"),
+            ("redis://127.0.0.1:7000/1", "path"),
+            ("redis://127.0.0.1:7000?a=1", "query"),
+            ("redis://127.0.0.1:7000#x", "fragment"),
+        ] {
+            // when
+            let outcome = RedisConfig {
+                urls: vec![url.into()],
+                ..config_with(1)
+            }
+            .validate();
+
+            // then
+            assert_eq!(
+                outcome.err(),
+                Some(ConfigError::UrlPartIgnored {
+                    url: url.into(),
+                    part
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn validate__when_an_acquisition_could_outlast_the_lease__then_refuses_naming_the_flags() {
+        // given: 3 x (1 s + 100 ms + 300 ms) = 4.2 s against a 3 s lease
+        let config = RedisConfig {
+            retry_delay: Duration::from_secs(1),
+            ..config_with(3)
+        };
+
+        // when
+        let error = config.validate().unwrap_err();
+
+        // then
+        assert!(matches!(
+            error,
+            ConfigError::AcquisitionOutlastsLease { .. }
+        ));
+        let message = error.to_string();
+        for flag in ["--max-attempts", "--retry-delay", "--lease-ttl"] {
+            assert!(message.contains(flag), "{message}");
+        }
     }
 
     #[test]

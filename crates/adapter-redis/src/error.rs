@@ -20,6 +20,24 @@ pub enum ConfigError {
         /// The URL without credentials.
         url: String,
     },
+    /// A URL that does not parse.
+    #[error("--redis-url {url} is not a valid url: {reason}")]
+    InvalidUrl {
+        /// The URL without credentials.
+        url: String,
+        /// What the parser reported.
+        reason: String,
+    },
+    /// A URL part the adapter would ignore: a database path, a query or a fragment.
+    #[error(
+        "--redis-url {url} has a {part} the adapter would ignore: remove it (every node is used as redis://host:port, database 0)"
+    )]
+    UrlPartIgnored {
+        /// The URL without credentials.
+        url: String,
+        /// `path`, `query` or `fragment`.
+        part: &'static str,
+    },
     /// One node listed twice: it would count twice toward every quorum.
     #[error(
         "--redis-url {url} is given twice: list every node once, or quorums would count it twice"
@@ -94,6 +112,23 @@ pub enum ConfigError {
     /// Streams would keep nothing.
     #[error("--stream-max-len must be at least 1")]
     ZeroStreamMaxLen,
+    /// An acquisition's retries could outlast the lease, so a candidate would still be trying
+    /// when the lease it contends for has long changed hands.
+    #[error(
+        "--max-attempts {max_attempts} x (--retry-delay {retry_delay:?} + --max-retry-delay-offset {max_retry_delay_offset:?} + 3 x --node-timeout {node_timeout:?}) must stay below --lease-ttl ({lease_ttl:?}): lower the attempts or the delays, or raise the ttl"
+    )]
+    AcquisitionOutlastsLease {
+        /// The configured attempts.
+        max_attempts: u32,
+        /// The configured retry delay.
+        retry_delay: Duration,
+        /// The configured jitter.
+        max_retry_delay_offset: Duration,
+        /// The configured node timeout.
+        node_timeout: Duration,
+        /// The configured TTL.
+        lease_ttl: Duration,
+    },
     /// The quorum would need more nodes than configured.
     #[error(
         "--quorum-disruption-budget {budget} needs more than the {nodes} configured nodes: use at most {max_budget} or add nodes"
@@ -136,6 +171,19 @@ pub enum Error {
     /// Construction was attempted outside a tokio runtime.
     #[error("no tokio runtime: the adapter must be constructed inside one")]
     NoRuntime,
+    /// Two URLs reach the same Redis server (another spelling of one host, an alias): it
+    /// would count twice toward every quorum.
+    #[error(
+        "--redis-url {first} and {second} reach the same redis server (run_id {run_id}): list every server once"
+    )]
+    SameServerTwice {
+        /// The first URL, without credentials.
+        first: String,
+        /// The second URL, without credentials.
+        second: String,
+        /// The server's `run_id`.
+        run_id: String,
+    },
 }
 
 /// Why one probe call ([`crate::probe`]) did not succeed.

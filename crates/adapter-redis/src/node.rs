@@ -433,6 +433,21 @@ impl RedisNode {
         outcome
     }
 
+    /// The server's `run_id` (`INFO server`), if it answers: what tells two URLs of one server
+    /// apart.
+    pub(crate) async fn server_run_id(&self) -> Option<String> {
+        let info = self
+            .bounded(
+                self.client
+                    .info::<String>(Some(fred::types::InfoKind::Server)),
+            )
+            .await
+            .ok()?;
+        info.lines()
+            .find_map(|line| line.strip_prefix("run_id:"))
+            .map(|id| id.trim().to_owned())
+    }
+
     /// A `PING` round trip over the same connection as the scripts: the floor of every call.
     pub(crate) async fn ping(&self) -> Result<(), NodeError> {
         let reply = self.bounded(self.client.ping::<Value>(None)).await;
@@ -630,7 +645,41 @@ pub(crate) async fn connect_nodes(
     while let Some(result) = connecting.join_next().await {
         connected = connected.saturating_add(usize::from(matches!(result, Ok(true))));
     }
+    refuse_one_server_twice(&nodes).await?;
     Ok((nodes, connected))
+}
+
+/// Asks every node that answers for its server's `run_id` and refuses two URLs that reach the
+/// same server (spellings the configuration cannot tell apart: `localhost` and `127.0.0.1`, a
+/// DNS alias): that server would count twice toward every quorum.
+async fn refuse_one_server_twice(nodes: &[NodeHandle]) -> Result<(), Error> {
+    let mut asking = tokio::task::JoinSet::new();
+    for node in nodes {
+        let node = NodeHandle::clone(node);
+        asking.spawn(async move { (node.index(), node.server_run_id().await) });
+    }
+    let mut run_ids: Vec<(NodeIndex, String)> = Vec::new();
+    while let Some(result) = asking.join_next().await {
+        if let Ok((index, Some(run_id))) = result {
+            run_ids.push((index, run_id));
+        }
+    }
+    run_ids.sort();
+    for (position, (index, run_id)) in run_ids.iter().enumerate() {
+        if let Some((first, _)) = run_ids[..position].iter().find(|(_, seen)| seen == run_id) {
+            let name = |index: NodeIndex| {
+                nodes
+                    .get(index)
+                    .map_or_else(String::new, |node| node.name().to_owned())
+            };
+            return Err(Error::SameServerTwice {
+                first: name(*first),
+                second: name(*index),
+                run_id: run_id.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// How the first connection attempt to a node ended.

@@ -85,6 +85,12 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     ) = match settings.redis {
         Some(config) => {
             let nodes = config.urls.len();
+            if nodes < 3 {
+                warn!(
+                    nodes,
+                    "fewer than 3 Redis nodes: the lease survives no node failure (for tests only; run 3 or 5)"
+                );
+            }
             let verifier = Arc::new(AuthoritySealVerifier::new(settings.chain));
             let adapter = Arc::new(
                 RedisReconciliation::connect(config, verifier, &mut registry)

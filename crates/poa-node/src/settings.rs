@@ -183,6 +183,9 @@ impl Settings {
             Some(interval) => interval,
             None => default_poll_interval(trigger, redis.as_ref()),
         };
+        if let Some(redis) = &redis {
+            validate_fleet_timing(poll_interval, redis)?;
+        }
         let step_down_hold_off = args
             .step_down_hold_off
             .or(file.step_down_hold_off)
@@ -482,6 +485,40 @@ fn resolve_chain(
 
 /// A follower checks about once per block, and at least four times per lease TTL so a free
 /// lease is noticed well within one TTL.
+/// The smallest `--stream-max-len` a fleet may run with: below it a follower that misses a few
+/// seconds of blocks falls out of the streams' window and needs a peer to catch up.
+const MIN_STREAM_MAX_LEN: u64 = 16;
+
+/// Timing a fleet cannot work well with, refused with the flags and the fix.
+fn validate_fleet_timing(
+    poll_interval: Duration,
+    redis: &RedisConfig,
+) -> Result<(), InvalidSetting> {
+    if poll_interval > redis.lease_ttl {
+        return Err(InvalidSetting::new(
+            "--poll-interval",
+            format!(
+                "({}) must not exceed --lease-ttl ({}): a follower notices a free lease only when it \
+                 polls, so a crashed leader would be replaced that much later; lower it (the \
+                 default is a quarter of the TTL)",
+                humantime::format_duration(poll_interval),
+                humantime::format_duration(redis.lease_ttl)
+            ),
+        ));
+    }
+    if redis.stream_max_len < MIN_STREAM_MAX_LEN {
+        return Err(InvalidSetting::new(
+            "--stream-max-len",
+            format!(
+                "({}) must be at least {MIN_STREAM_MAX_LEN}: a follower that misses more blocks than \
+                 the streams keep can only catch up from a --peer",
+                redis.stream_max_len
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn default_poll_interval(trigger: Trigger, redis: Option<&RedisConfig>) -> Duration {
     let per_block = match trigger {
         Trigger::Interval { block_time } => block_time,

@@ -332,3 +332,26 @@ async fn connect__when_a_node_connects_but_then_answers_slowly__then_script_load
     assert!(adapter.is_ok());
     assert!(elapsed < Duration::from_millis(2_300), "{elapsed:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect__when_two_urls_reach_the_same_server__then_refuses_naming_both() {
+    // given: three URLs, two of them the same server under another host name
+    let servers = servers(2);
+    let alias = format!("redis://localhost:{}", servers[0].addr().port());
+    let config = config(
+        vec![servers[0].url(), servers[1].url(), alias.clone()],
+        "poa:test:alias",
+    );
+
+    // when
+    let outcome = RedisReconciliation::connect(config, verifier(), &mut Registry::default()).await;
+
+    // then
+    match outcome {
+        Err(adapter_redis::Error::SameServerTwice { first, second, .. }) => {
+            assert_eq!(first, servers[0].url());
+            assert_eq!(second, alias);
+        }
+        other => panic!("expected the same server twice, got {other:?}"),
+    }
+}

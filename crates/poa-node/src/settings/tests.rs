@@ -83,6 +83,39 @@ fn resolve__when_a_setting_is_invalid__then_names_the_flag() {
             "--quorum-disruption-budget",
         ),
         (&["--redis-url", "http://127.0.0.1:1"], "--redis-url"),
+        (&["--redis-url", "redis://127.0.0.1:1/0"], "--redis-url"),
+        (&["--redis-url", "redis://127.0.0.1:1?db=1"], "--redis-url"),
+        (
+            &[
+                "--redis-url",
+                "redis://127.0.0.1:1",
+                "--redis-url",
+                "redis://[::ffff:127.0.0.1]:1",
+            ],
+            "--redis-url",
+        ),
+        (
+            &[
+                "--redis-url",
+                "redis://127.0.0.1:1",
+                "--poll-interval",
+                "1h",
+            ],
+            "--poll-interval",
+        ),
+        (
+            &[
+                "--redis-url",
+                "redis://127.0.0.1:1",
+                "--stream-max-len",
+                "1",
+            ],
+            "--stream-max-len",
+        ),
+        (
+            &["--redis-url", "redis://127.0.0.1:1", "--retry-delay", "2s"],
+            "--max-attempts",
+        ),
         (&["--key-file", "/nonexistent/poa/key"], "--key-file"),
         (&["--lease-key", " "], "--lease-key"),
     ];
