@@ -5,9 +5,13 @@
 //! is never offered for another block. It verifies and writes nothing itself: the rules are in
 //! `verify`, the writes in `storage`.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use async_trait::async_trait;
 use poa_ports::{
-    BlockHeight, BlockId, BlockImporter, Header, ImportError, SealedBlock, TransactionId,
+    BlockHeight, BlockId, BlockImporter, Clock, Header, ImportError, SealedBlock, Timestamp,
+    TransactionId,
 };
 
 use crate::error::StorageError;
@@ -16,16 +20,42 @@ use crate::storage::ChainStore;
 
 /// The local chain as the domain service imports into it. Cheap to clone: clones share the
 /// store and the pool.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedbBlockImporter {
     store: ChainStore,
     pool: MemoryTransactionPool,
+    future_limit: Option<(Arc<dyn Clock>, Duration)>,
+}
+
+impl std::fmt::Debug for RedbBlockImporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbBlockImporter")
+            .field("store", &self.store)
+            .field(
+                "max_clock_skew",
+                &self.future_limit.as_ref().map(|(_, skew)| skew),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl RedbBlockImporter {
     /// An importer committing into `store` and removing committed transactions from `pool`.
     pub fn new(store: ChainStore, pool: MemoryTransactionPool) -> Self {
-        Self { store, pool }
+        Self {
+            store,
+            pool,
+            future_limit: None,
+        }
+    }
+
+    /// Refuses, in `verify`, a block dated more than `max_skew` ahead of `clock`: a producer
+    /// whose clock ran ahead would otherwise date the chain in the future for good (every later
+    /// block is dated at least as late as its parent).
+    #[must_use]
+    pub fn with_max_clock_skew(mut self, clock: Arc<dyn Clock>, max_skew: Duration) -> Self {
+        self.future_limit = Some((clock, max_skew));
+        self
     }
 
     /// The store, for synchronous reads outside a runtime.
@@ -98,6 +128,22 @@ impl BlockImporter for RedbBlockImporter {
     }
 
     async fn verify(&self, block: &SealedBlock) -> Result<(), ImportError> {
+        if let Some((clock, max_skew)) = &self.future_limit {
+            let limit = Timestamp::from_unix_millis(
+                clock
+                    .now()
+                    .as_unix_millis()
+                    .saturating_add(u64::try_from(max_skew.as_millis()).unwrap_or(u64::MAX)),
+            );
+            let found = block.block.header.timestamp;
+            if found > limit {
+                return Err(ImportError::TimestampInFuture {
+                    height: block.height(),
+                    found,
+                    limit,
+                });
+            }
+        }
         let block = block.clone();
         self.store
             .run_blocking(move |store| store.verify(&block))

@@ -7,19 +7,21 @@
 -- is skipped and counted, never passed to another command unchecked, and at most
 -- 2 * ARGV[2] + 512 members are examined, so garbage cannot make the read unbounded. Heights
 -- still indexed but already trimmed from the stream are skipped.
--- Returns { rows, top, skipped, covered_to }:
+-- Returns { rows, top, skipped, covered_to, seconds, microseconds }:
 --   rows: {height, epoch, id, data, stream entry id} of each entry returned, lowest heights
 --        first;
 --   top: the node's highest indexed entry still in the stream as one such row, when it lies
 --        above the rows (empty otherwise): evidence of how far the node's log reaches;
 --   skipped: members that did not parse;
 --   covered_to: -1 when every member from ARGV[1] up was examined, else the highest height
---        examined (the node may hold more above it).
+--        examined (the node may hold more above it);
+--   seconds, microseconds: the server's TIME, a second opinion on the producers' clocks.
 -- Fields a hand-written entry lacks come back as empty strings and are rejected by the client.
 local min_height = tonumber(ARGV[1])
 local max_entries = tonumber(ARGV[2])
+local time = redis.call('TIME')
 if not min_height or not max_entries or max_entries <= 0 then
-  return { {}, {}, 0, -1 }
+  return { {}, {}, 0, -1, tonumber(time[1]), tonumber(time[2]) }
 end
 local examine_at_most = 2 * max_entries + 512
 local skipped = 0
@@ -86,4 +88,4 @@ if #highest == 1 then
     top = row_of(entry_id) or {}
   end
 end
-return { rows, top, skipped, covered_to }
+return { rows, top, skipped, covered_to, tonumber(time[1]), tonumber(time[2]) }

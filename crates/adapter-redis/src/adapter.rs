@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use poa_ports::{
     BlockHeight, BlockReconciliationPort, ChainHead, LeaderState, LeaseStatus, NodeStatus,
-    ReconciliationError, SealVerifier, SealedBlock,
+    ReconciliationError, SealVerifier, SealedBlock, Timestamp,
 };
 use prometheus_client::registry::Registry;
 use tokio_util::task::TaskTracker;
@@ -23,6 +23,11 @@ use crate::publish::Publisher;
 use crate::reconcile::Reconciler;
 use poa_quorum::Quorum;
 
+/// How many lease TTLs a node's clock reading counts toward the time reference: every cycle
+/// of a leader or a follower reads every node's clock, so a reading older than this comes from
+/// a node that stopped answering.
+const CLOCK_READINGS_KEPT_FOR_TTLS: u32 = 2;
+
 /// How long dropping the adapter lets the background release run.
 const DROP_RELEASE_BUDGET: Duration = Duration::from_millis(100);
 
@@ -34,6 +39,8 @@ pub struct RedisReconciliation {
     publisher: Publisher,
     reconciler: Reconciler,
     verifier: Arc<dyn SealVerifier>,
+    /// How recent a node's clock reading must be to count toward the time reference.
+    clock_freshness: Duration,
     tracker: TaskTracker,
 }
 
@@ -92,6 +99,9 @@ impl RedisReconciliation {
                 Arc::clone(&verifier),
             ),
             verifier,
+            clock_freshness: config
+                .lease_ttl
+                .saturating_mul(CLOCK_READINGS_KEPT_FOR_TTLS),
             quorum: config.quorum,
             nodes,
             lease,
@@ -161,6 +171,24 @@ impl BlockReconciliationPort for RedisReconciliation {
             self.reconciler.publish_failed();
             ReconciliationError::from(error)
         })
+    }
+
+    fn time_reference(&self) -> Option<Timestamp> {
+        let fresh_within = self.clock_freshness;
+        let mut offsets: Vec<i64> = self
+            .nodes
+            .iter()
+            .filter_map(|node| node.clock_offset(fresh_within))
+            .collect();
+        if !self.quorum.reached(offsets.len()) {
+            return None;
+        }
+        offsets.sort_unstable();
+        let median = offsets.get(offsets.len() / 2).copied()?;
+        let local = i64::try_from(crate::node::poa_millis_now()).ok()?;
+        u64::try_from(local.saturating_add(median))
+            .ok()
+            .map(Timestamp::from_unix_millis)
     }
 
     fn lease_status(&self) -> LeaseStatus {

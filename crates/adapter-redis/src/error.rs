@@ -115,7 +115,7 @@ pub enum ConfigError {
     /// An acquisition's retries could outlast the lease, so a candidate would still be trying
     /// when the lease it contends for has long changed hands.
     #[error(
-        "--max-attempts {max_attempts} x (--retry-delay {retry_delay:?} + --max-retry-delay-offset {max_retry_delay_offset:?} + 3 x --node-timeout {node_timeout:?}) must stay below --lease-ttl ({lease_ttl:?}): lower the attempts or the delays, or raise the ttl"
+        "--max-attempts {max_attempts} x (--retry-delay {retry_delay:?} + --max-retry-delay-offset {max_retry_delay_offset:?} + --node-timeout {node_timeout:?}) must stay below --lease-ttl ({lease_ttl:?}): lower the attempts or the delays, or raise the ttl"
     )]
     AcquisitionOutlastsLease {
         /// The configured attempts.

@@ -141,6 +141,41 @@ pub(crate) struct RedisNode {
     last_outcome: AtomicU8,
     resetting: Arc<AtomicBool>,
     connection_task: Mutex<Option<ConnectHandle>>,
+    clock: ServerClock,
+    /// The server's `run_id`, learnt at the first connection.
+    run_id: std::sync::OnceLock<String>,
+}
+
+/// The last measured offset of a server's clock from this process's.
+#[derive(Debug, Default)]
+struct ServerClock {
+    /// Server minus local, in milliseconds, and when it was measured.
+    last: Mutex<Option<(i64, Instant)>>,
+}
+
+impl ServerClock {
+    fn record(&self, server_millis: u64) {
+        let local = poa_millis_now();
+        let offset = i64::try_from(server_millis)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(i64::try_from(local).unwrap_or(i64::MAX));
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some((offset, Instant::now()));
+    }
+
+    fn offset(&self, fresh_within: Duration) -> Option<i64> {
+        let last = *self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        last.filter(|(_, at)| at.elapsed() <= fresh_within)
+            .map(|(offset, _)| offset)
+    }
+}
+
+/// This process's wall clock, in milliseconds since the Unix epoch.
+pub(crate) fn poa_millis_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        })
 }
 
 /// A node as background tasks hold it.
@@ -194,6 +229,8 @@ impl RedisNode {
             last_outcome: AtomicU8::new(0),
             resetting: Arc::new(AtomicBool::new(false)),
             connection_task: Mutex::new(None),
+            clock: ServerClock::default(),
+            run_id: std::sync::OnceLock::new(),
         })
     }
 
@@ -245,7 +282,13 @@ impl RedisNode {
                             // Within the same bound: a node that connected but answers slowly
                             // must not hold up startup. Scripts not loaded by then are loaded
                             // on their first NOSCRIPT.
-                            if tokio::time::timeout_at(deadline_at, self.load_scripts())
+                            let identify_and_load = async {
+                                if let Some(run_id) = self.server_run_id().await {
+                                    let _ = self.run_id.set(run_id);
+                                }
+                                self.load_scripts().await;
+                            };
+                            if tokio::time::timeout_at(deadline_at, identify_and_load)
                                 .await
                                 .is_err()
                             {
@@ -419,18 +462,27 @@ impl RedisNode {
         outcome
     }
 
-    /// The highest height stored on this node.
+    /// The highest height stored on this node; records how far the server's clock is from
+    /// this process's.
     pub(crate) async fn read_latest(&self) -> Result<Option<BlockHeight>, NodeError> {
         let scripts = &*SCRIPTS;
         let keys = vec![self.context.keys.index.clone()];
         let outcome =
             scripts::decode_read_latest(self.call(&scripts.read_latest, keys, Vec::new()).await);
         let class = match &outcome {
-            Ok(_) => CallClass::Ok,
+            Ok(read) => {
+                self.clock.record(read.server_millis);
+                CallClass::Ok
+            }
             Err(error) => self.failed(error),
         };
         self.observe(scripts.read_latest.name, class);
-        outcome
+        outcome.map(|read| read.height)
+    }
+
+    /// How far this node's clock was from this process's at its last answer, if recent.
+    pub(crate) fn clock_offset(&self, fresh_within: Duration) -> Option<i64> {
+        self.clock.offset(fresh_within)
     }
 
     /// The server's `run_id` (`INFO server`), if it answers: what tells two URLs of one server
@@ -478,7 +530,10 @@ impl RedisNode {
         ];
         let outcome = scripts::decode_read_from(self.call(&scripts.read_from, keys, args).await);
         let class = match &outcome {
-            Ok(_) => CallClass::Ok,
+            Ok(read) => {
+                self.clock.record(read.server_millis);
+                CallClass::Ok
+            }
             Err(error) => self.failed(error),
         };
         self.observe(scripts.read_from.name, class);
@@ -645,36 +700,25 @@ pub(crate) async fn connect_nodes(
     while let Some(result) = connecting.join_next().await {
         connected = connected.saturating_add(usize::from(matches!(result, Ok(true))));
     }
-    refuse_one_server_twice(&nodes).await?;
+    refuse_one_server_twice(&nodes)?;
     Ok((nodes, connected))
 }
 
-/// Asks every node that answers for its server's `run_id` and refuses two URLs that reach the
-/// same server (spellings the configuration cannot tell apart: `localhost` and `127.0.0.1`, a
-/// DNS alias): that server would count twice toward every quorum.
-async fn refuse_one_server_twice(nodes: &[NodeHandle]) -> Result<(), Error> {
-    let mut asking = tokio::task::JoinSet::new();
-    for node in nodes {
-        let node = NodeHandle::clone(node);
-        asking.spawn(async move { (node.index(), node.server_run_id().await) });
-    }
-    let mut run_ids: Vec<(NodeIndex, String)> = Vec::new();
-    while let Some(result) = asking.join_next().await {
-        if let Ok((index, Some(run_id))) = result {
-            run_ids.push((index, run_id));
-        }
-    }
-    run_ids.sort();
-    for (position, (index, run_id)) in run_ids.iter().enumerate() {
-        if let Some((first, _)) = run_ids[..position].iter().find(|(_, seen)| seen == run_id) {
-            let name = |index: NodeIndex| {
-                nodes
-                    .get(index)
-                    .map_or_else(String::new, |node| node.name().to_owned())
-            };
+/// Refuses two URLs that reach the same server (spellings the configuration cannot tell apart:
+/// `localhost` and `127.0.0.1`, a DNS alias), by the `run_id` each node reported at its first
+/// connection: that server would count twice toward every quorum.
+fn refuse_one_server_twice(nodes: &[NodeHandle]) -> Result<(), Error> {
+    for (position, node) in nodes.iter().enumerate() {
+        let Some(run_id) = node.run_id.get() else {
+            continue;
+        };
+        if let Some(first) = nodes[..position]
+            .iter()
+            .find(|earlier| earlier.run_id.get() == Some(run_id))
+        {
             return Err(Error::SameServerTwice {
-                first: name(*first),
-                second: name(*index),
+                first: first.name().to_owned(),
+                second: node.name().to_owned(),
                 run_id: run_id.clone(),
             });
         }

@@ -389,22 +389,51 @@ pub(crate) fn decode_write_block(reply: Result<Value, CallError>) -> WriteOutcom
     }
 }
 
-/// Decodes a `read_latest` reply: the highest stored height, `None` for an empty node.
-pub(crate) fn decode_read_latest(
-    reply: Result<Value, CallError>,
-) -> Result<Option<BlockHeight>, NodeError> {
+/// What `read_latest` answered: the highest stored height and the server's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LatestRead {
+    /// The highest stored height, `None` for an empty node.
+    pub(crate) height: Option<BlockHeight>,
+    /// The server's clock, in milliseconds since the Unix epoch.
+    pub(crate) server_millis: u64,
+}
+
+/// Decodes a `read_latest` reply: `{height, seconds, microseconds}`.
+pub(crate) fn decode_read_latest(reply: Result<Value, CallError>) -> Result<LatestRead, NodeError> {
     const SCRIPT: &str = "read_latest";
     let value = reply.map_err(|error| match classify_refusal(&error) {
         Ok(refusal) => unexpected_refusal(SCRIPT, &refusal),
         Err(node_error) => node_error,
     })?;
-    let height = as_integer(SCRIPT, &value)?;
-    if height < 0 {
-        return Ok(None);
-    }
-    u64::try_from(height)
-        .map(|height| Some(BlockHeight::new(height)))
-        .map_err(|_| unexpected(SCRIPT, &value))
+    let Value::Array(parts) = &value else {
+        return Err(unexpected(SCRIPT, &value));
+    };
+    let [height, seconds, micros] = parts.as_slice() else {
+        return Err(unexpected(SCRIPT, &value));
+    };
+    let server_millis = server_millis(SCRIPT, seconds, micros)?;
+    let height = as_integer(SCRIPT, height)?;
+    let height = if height < 0 {
+        None
+    } else {
+        Some(BlockHeight::new(
+            u64::try_from(height).map_err(|_| unexpected(SCRIPT, &value))?,
+        ))
+    };
+    Ok(LatestRead {
+        height,
+        server_millis,
+    })
+}
+
+/// A `TIME` reply's seconds and microseconds as milliseconds since the Unix epoch.
+fn server_millis(script: &'static str, seconds: &Value, micros: &Value) -> Result<u64, NodeError> {
+    let part = |value: &Value| {
+        u64::try_from(as_integer(script, value)?).map_err(|_| unexpected(script, value))
+    };
+    Ok(part(seconds)?
+        .saturating_mul(1_000)
+        .saturating_add(part(micros)? / 1_000))
 }
 
 /// One stream entry as stored, before its payload is decoded.
@@ -436,6 +465,8 @@ pub(crate) struct StreamRead {
     /// `None` when the node returned everything it holds from the height asked for; otherwise
     /// the highest height its read examined (it may hold more above).
     pub(crate) covered_to: Option<BlockHeight>,
+    /// The server's clock, in milliseconds since the Unix epoch.
+    pub(crate) server_millis: u64,
 }
 
 /// Decodes a `remove_entries` reply: how many entries and members were removed.
@@ -448,7 +479,7 @@ pub(crate) fn decode_remove_entries(reply: Result<Value, CallError>) -> Result<u
     u64::try_from(as_integer(SCRIPT, &value)?).map_err(|_| unexpected(SCRIPT, &value))
 }
 
-/// Decodes a `read_from` reply: `{rows, top, skipped, covered_to}`.
+/// Decodes a `read_from` reply: `{rows, top, skipped, covered_to, seconds, microseconds}`.
 pub(crate) fn decode_read_from(reply: Result<Value, CallError>) -> Result<StreamRead, NodeError> {
     const SCRIPT: &str = "read_from";
     let value = reply.map_err(|error| match classify_refusal(&error) {
@@ -458,10 +489,11 @@ pub(crate) fn decode_read_from(reply: Result<Value, CallError>) -> Result<Stream
     let Value::Array(parts) = value else {
         return Err(unexpected(SCRIPT, &value));
     };
-    let [rows, top, skipped, covered_to]: [Value; 4] = match parts.try_into() {
+    let [rows, top, skipped, covered_to, seconds, micros]: [Value; 6] = match parts.try_into() {
         Ok(parts) => parts,
         Err(parts) => return Err(unexpected(SCRIPT, &Value::Array(parts))),
     };
+    let server_millis = server_millis(SCRIPT, &seconds, &micros)?;
     let skipped = usize::try_from(as_integer(SCRIPT, &skipped)?).unwrap_or(usize::MAX);
     let covered_to = match as_integer(SCRIPT, &covered_to)? {
         height if height < 0 => None,
@@ -472,6 +504,7 @@ pub(crate) fn decode_read_from(reply: Result<Value, CallError>) -> Result<Stream
     let mut read = StreamRead {
         malformed: skipped,
         covered_to,
+        server_millis,
         ..StreamRead::default()
     };
     for row in rows_of(rows) {
@@ -629,6 +662,8 @@ mod tests {
                 top,
                 Value::Integer(skipped),
                 Value::Integer(covered_to),
+                Value::Integer(1_700_000_000),
+                Value::Integer(0),
             ]))
         };
 
@@ -656,11 +691,25 @@ mod tests {
     }
 
     #[test]
-    fn decode_read_latest__when_empty_or_height__then_none_or_some() {
-        assert_eq!(decode_read_latest(Ok(Value::Integer(-1))), Ok(None));
+    fn decode_read_latest__when_empty_or_height__then_none_or_some_with_the_server_time() {
+        let reply = |height: i64| {
+            Ok(Value::Array(vec![
+                Value::Integer(height),
+                Value::Integer(1_700_000_000),
+                Value::Integer(250_000),
+            ]))
+        };
         assert_eq!(
-            decode_read_latest(Ok(Value::Integer(9))),
+            decode_read_latest(reply(-1)),
+            Ok(LatestRead {
+                height: None,
+                server_millis: 1_700_000_000_250
+            })
+        );
+        assert_eq!(
+            decode_read_latest(reply(9)).map(|read| read.height),
             Ok(Some(BlockHeight::new(9)))
         );
+        assert!(decode_read_latest(Ok(Value::Integer(9))).is_err());
     }
 }

@@ -48,6 +48,7 @@ pub struct ServiceConfig {
     retry_jitter: Duration,
     release_timeout: Duration,
     lease_renewal: Option<Duration>,
+    max_clock_skew: Option<Duration>,
 }
 
 impl ServiceConfig {
@@ -90,6 +91,7 @@ impl ServiceConfig {
             retry_jitter: Duration::ZERO,
             release_timeout,
             lease_renewal: None,
+            max_clock_skew: None,
         })
     }
 
@@ -100,6 +102,21 @@ impl ServiceConfig {
     pub fn with_lease_renewal(mut self, period: Duration) -> Self {
         self.lease_renewal = (!period.is_zero()).then_some(period);
         self
+    }
+
+    /// How far the local clock may be from the coordination nodes' clocks, and the chain's head
+    /// ahead of the local clock, before this process refuses to date a block: a clock that ran
+    /// ahead would date the chain in the future for good (every block is dated at least as late
+    /// as its parent). A zero skew is ignored.
+    #[must_use]
+    pub fn with_max_clock_skew(mut self, skew: Duration) -> Self {
+        self.max_clock_skew = (!skew.is_zero()).then_some(skew);
+        self
+    }
+
+    /// The allowed clock skew, if checked.
+    pub fn max_clock_skew(&self) -> Option<Duration> {
+        self.max_clock_skew
     }
 
     /// The longest a leader goes between two cycles, if bounded.

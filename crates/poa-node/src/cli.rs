@@ -86,6 +86,11 @@ pub(crate) struct RunArgs {
     #[arg(long, env = "POA_STEP_DOWN_HOLD_OFF", value_parser = humantime::parse_duration)]
     pub(crate) step_down_hold_off: Option<Duration>,
 
+    /// How far this process's clock may be from the Redis nodes' clocks, and a block ahead of
+    /// it, before it refuses to date or import the block [default: 2s].
+    #[arg(long, env = "POA_MAX_CLOCK_SKEW", value_parser = humantime::parse_duration)]
+    pub(crate) max_clock_skew: Option<Duration>,
+
     /// Authority key file (see `poa-node keygen`) [default: the public development key].
     #[arg(long, env = "POA_KEY_FILE")]
     pub(crate) key_file: Option<PathBuf>,

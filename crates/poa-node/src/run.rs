@@ -75,7 +75,8 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     );
 
     let pool = MemoryTransactionPool::new(PoolLimits::standard());
-    let importer = RedbBlockImporter::new(store.clone(), pool.clone());
+    let importer = RedbBlockImporter::new(store.clone(), pool.clone())
+        .with_max_clock_skew(Arc::new(SystemClock), settings.max_clock_skew);
     let producer = PoolBlockProducer::new(store, pool.clone(), BlockLimits::standard());
     let signer = Ed25519BlockSigner::new(settings.key);
 
@@ -119,7 +120,8 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         settings.release_timeout,
     )?
     .with_retry_jitter(settings.poll_jitter)
-    .with_lease_renewal(settings.lease_renewal);
+    .with_lease_renewal(settings.lease_renewal)
+    .with_max_clock_skew(settings.max_clock_skew);
     let ports = Ports {
         reconciliation: Arc::clone(&reconciliation),
         importer: Arc::new(importer.clone()),

@@ -34,6 +34,10 @@ const DEFAULT_ADMIN_HTTP: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::ne
 ));
 /// The default step-down hold-off.
 const DEFAULT_STEP_DOWN_HOLD_OFF: Duration = Duration::from_secs(10);
+/// How far the clock may be from the Redis nodes' clocks by default: well above what NTP keeps
+/// machines to, well below a block time an operator would notice.
+const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(2);
+
 /// A leader renews its lease at least this many times per lease TTL.
 const LEASE_RENEWALS_PER_TTL: u32 = 3;
 
@@ -81,6 +85,8 @@ struct FileSettings {
     admin_http: Option<SocketAddr>,
     #[serde(default, with = "humantime_serde")]
     step_down_hold_off: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    max_clock_skew: Option<Duration>,
     key_file: Option<PathBuf>,
     chain_id: Option<u64>,
     #[serde(default, with = "humantime_serde")]
@@ -134,6 +140,8 @@ pub(crate) struct Settings {
     pub(crate) http: SocketAddr,
     pub(crate) admin_http: SocketAddr,
     pub(crate) step_down_hold_off: Duration,
+    /// How far the clock may be from the Redis nodes', and a block ahead of the clock.
+    pub(crate) max_clock_skew: Duration,
     pub(crate) key_source: KeySource,
     pub(crate) key: AuthorityKey,
     pub(crate) chain: ChainSpec,
@@ -190,6 +198,16 @@ impl Settings {
             .step_down_hold_off
             .or(file.step_down_hold_off)
             .unwrap_or(DEFAULT_STEP_DOWN_HOLD_OFF);
+        let max_clock_skew = args
+            .max_clock_skew
+            .or(file.max_clock_skew)
+            .unwrap_or(DEFAULT_MAX_CLOCK_SKEW);
+        if max_clock_skew.is_zero() {
+            return Err(InvalidSetting::new(
+                "--max-clock-skew",
+                "must be larger than zero",
+            ));
+        }
         if step_down_hold_off.is_zero() {
             return Err(InvalidSetting::new(
                 "--step-down-hold-off",
@@ -214,6 +232,7 @@ impl Settings {
                 .or(file.admin_http)
                 .unwrap_or(DEFAULT_ADMIN_HTTP),
             step_down_hold_off,
+            max_clock_skew,
             key_source,
             key,
             chain,

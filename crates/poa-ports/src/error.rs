@@ -138,6 +138,19 @@ pub enum ImportError {
         /// The block's timestamp.
         found: Timestamp,
     },
+    /// The block is dated further ahead of the local clock than the allowed clock skew: a
+    /// producer's clock ran ahead, and every later block would carry that time.
+    #[error(
+        "block at height {height} is dated {found}, beyond the local clock plus the allowed skew ({limit})"
+    )]
+    TimestampInFuture {
+        /// The block's height.
+        height: BlockHeight,
+        /// The block's timestamp.
+        found: Timestamp,
+        /// The local clock plus the allowed skew when it was checked.
+        limit: Timestamp,
+    },
     /// The header's transaction root or count does not match the transactions carried.
     #[error("block at height {height} carries transactions that do not match its header")]
     TransactionsMismatch {

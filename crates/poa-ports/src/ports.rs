@@ -51,6 +51,14 @@ pub trait BlockReconciliationPort: Send + Sync {
     fn lease_status(&self) -> LeaseStatus {
         LeaseStatus::default()
     }
+
+    /// A second opinion on the current time from the coordination nodes (the median of the
+    /// clocks of a quorum of them, as last measured), so a producer need not trust its own
+    /// clock alone before it dates a block. `None` when there is no such opinion (a single
+    /// node) or no recent measurement.
+    fn time_reference(&self) -> Option<Timestamp> {
+        None
+    }
 }
 
 /// Verification of a block on its own, without the local chain: it belongs to this chain, its

@@ -2,7 +2,7 @@
 
 #![allow(non_snake_case)]
 
-use poa_ports::{BlockHeight, BlockImporter};
+use poa_ports::{BlockHeight, BlockImporter, Clock};
 
 use crate::support::{Node, assert_chain_links, chain_transactions, fresh_authority};
 
@@ -64,4 +64,47 @@ async fn open__when_reopened__then_production_continues_from_the_head() {
     assert_eq!(next.height(), BlockHeight::new(4));
     assert_eq!(next.block.header.parent_id, head_before.id());
     assert_eq!(assert_chain_links(&second_run.store).len(), 5);
+}
+
+#[tokio::test]
+async fn verify__when_a_block_is_dated_beyond_the_clock_plus_the_allowed_skew__then_refuses_it() {
+    // given: an importer that allows 2 s of skew, and blocks from a producer whose clock ran
+    // ahead by a day and by one second
+    let dir = tempfile::tempdir().unwrap();
+    let (spec, signer) = fresh_authority();
+    let node = Node::open(spec, dir.path());
+    let importer = node.importer.clone().with_max_clock_skew(
+        std::sync::Arc::new(adapter_chain::SystemClock),
+        std::time::Duration::from_secs(2),
+    );
+    let parent = node.importer.latest_header().await.unwrap();
+    let now = adapter_chain::SystemClock.now().as_unix_millis();
+    let dated = |ahead_millis: u64| {
+        let block = poa_ports::Block {
+            header: poa_ports::Header {
+                chain_id: parent.chain_id,
+                height: parent.height.next().unwrap(),
+                parent_id: parent.id(),
+                timestamp: poa_ports::Timestamp::from_unix_millis(now + ahead_millis),
+                transactions_root: poa_ports::block::transactions_root(&[]),
+                transaction_count: 0,
+            },
+            transactions: vec![],
+        };
+        poa_ports::BlockSigner::seal(&signer, block).unwrap()
+    };
+
+    // when
+    let a_day_ahead = importer.verify(&dated(24 * 3_600_000)).await;
+    let a_second_ahead = importer.verify(&dated(1_000)).await;
+
+    // then
+    assert!(
+        matches!(
+            a_day_ahead,
+            Err(poa_ports::ImportError::TimestampInFuture { .. })
+        ),
+        "{a_day_ahead:?}"
+    );
+    a_second_ahead.unwrap();
 }

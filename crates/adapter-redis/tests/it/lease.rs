@@ -456,3 +456,23 @@ async fn acquire__when_the_last_release_never_arrived__then_the_next_leadership_
     let second = producer.adapter.lease_status().epoch.unwrap();
     assert!(second > first, "led again at {second} after {first}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn time_reference__when_a_quorum_of_nodes_answered__then_is_their_clock() {
+    // given: before any cycle there is no opinion
+    let servers = servers(3);
+    let producer = producer(urls(&servers), "poa:test:clock").await;
+    assert_eq!(producer.adapter.time_reference(), None);
+
+    // when: one cycle reads every node's clock
+    producer.adapter.leader_state(below(1)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // then: the servers run on this machine's clock
+    let reference = producer.adapter.time_reference().unwrap().as_unix_millis();
+    let local = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(reference.abs_diff(local) < 1_000, "{reference} vs {local}");
+}

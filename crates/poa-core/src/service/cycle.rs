@@ -110,6 +110,9 @@ impl ProductionService {
         // The interval is anchored to the start of production, so blocks do not drift later
         // by the time each one takes.
         let cycle_started = Instant::now();
+        if let Some(problem) = self.clock_problem(Some(&parent)) {
+            return self.stand_aside("clock", &problem).await;
+        }
         self.set_role(Role::Leader);
         // Never earlier than the parent: timestamps are monotonic along the chain.
         let timestamp = self.ports.clock.now().max(parent.timestamp);
@@ -243,8 +246,41 @@ impl ProductionService {
         self.standing_aside = Some(reason);
     }
 
-    /// Ends standing aside once a follower cycle finds the chain caught up.
+    /// Why this process must not date a block now, if it must not: its clock is further from
+    /// the coordination nodes' than the allowed skew, or the chain's head (`parent`) is dated
+    /// beyond its clock plus the skew.
+    fn clock_problem(&self, parent: Option<&Header>) -> Option<String> {
+        let skew = self.config.max_clock_skew()?;
+        let skew_millis = u64::try_from(skew.as_millis()).unwrap_or(u64::MAX);
+        let now = self.ports.clock.now().as_unix_millis();
+        if let Some(reference) = self.ports.reconciliation.time_reference() {
+            let reference = reference.as_unix_millis();
+            if now.abs_diff(reference) > skew_millis {
+                let direction = if now > reference {
+                    "ahead of"
+                } else {
+                    "behind"
+                };
+                return Some(format!(
+                    "the local clock is {} ms {direction} the coordination nodes' clocks (at most {skew_millis} ms allowed): fix the clock (NTP)",
+                    now.abs_diff(reference)
+                ));
+            }
+        }
+        let head = parent?.timestamp.as_unix_millis();
+        (head > now.saturating_add(skew_millis)).then(|| {
+            format!(
+                "the chain's head is dated {} ms ahead of the local clock (at most {skew_millis} ms allowed)",
+                head.saturating_sub(now)
+            )
+        })
+    }
+
+    /// Ends standing aside once a follower cycle finds the chain caught up and the clock sane.
     fn rejoin(&mut self) {
+        if self.standing_aside.is_some() && self.clock_problem(None).is_some() {
+            return;
+        }
         if self.standing_aside.take().is_some() {
             info!("caught up with the shared log: competing for the lease again");
             self.metrics.standing_aside.set(0);

@@ -39,6 +39,7 @@ mock! {
         async fn release(&self) -> Result<(), ReconciliationError>;
         async fn publish_produced_block(&self, block: &SealedBlock) -> Result<(), ReconciliationError>;
         fn lease_status(&self) -> LeaseStatus;
+        fn time_reference(&self) -> Option<Timestamp>;
     }
 }
 
@@ -975,5 +976,70 @@ async fn run__when_blocks_are_farther_apart_than_the_lease_renewal__then_renews_
     assert_eq!(running.head_height(), 3);
     let renewals = cycles.load(Ordering::SeqCst);
     assert!((11..=14).contains(&renewals), "{renewals} leader cycles");
+    running.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn produce__when_the_clock_is_a_day_ahead_of_the_coordination_nodes__then_dates_no_block_and_stands_aside_until_it_is_fixed()
+ {
+    // given: a leader whose clock reads a day later than the coordination nodes' clocks
+    let mut doubles = Doubles::new().with_local_chain();
+    let fixed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clock_fixed = Arc::clone(&fixed);
+    doubles.clock = MockWallClock::new();
+    doubles.clock.expect_now().returning(move || {
+        let day = if clock_fixed.load(Ordering::SeqCst) {
+            0
+        } else {
+            86_400_000
+        };
+        Timestamp::from_unix_millis(1_000_000 + day)
+    });
+    doubles
+        .reconciliation
+        .expect_time_reference()
+        .returning(|| Some(Timestamp::from_unix_millis(1_000_000)));
+    doubles
+        .reconciliation
+        .expect_leader_state()
+        .returning(|_| Ok(LeaderState::ReconciledLeader));
+    doubles
+        .reconciliation
+        .expect_follower_state()
+        .returning(|_| Ok(LeaderState::ReconciledFollower));
+    doubles.publishing_and_committing();
+    let releases = doubles.counting_releases();
+    let config = ServiceConfig::new(
+        Trigger::Interval {
+            block_time: BLOCK_TIME,
+        },
+        RETRY,
+        Duration::from_secs(1),
+    )
+    .unwrap()
+    .with_max_clock_skew(Duration::from_secs(2));
+    let running = doubles.start_with(config);
+
+    // when: half a second with the bad clock, then the clock is fixed
+    let_time_pass(Duration::from_millis(500)).await;
+    let aside = running.handle.status();
+    let height_while_wrong = running.head_height();
+    fixed.store(true, Ordering::SeqCst);
+    let_time_pass(Duration::from_millis(500)).await;
+
+    // then: nothing dated while the clock was wrong, the lease released once, and production
+    // resumed once it was fixed
+    assert_eq!(height_while_wrong, 0);
+    assert!(
+        aside
+            .standing_aside
+            .as_deref()
+            .is_some_and(|reason| reason.starts_with("clock: the local clock is 86400000 ms ahead")),
+        "{:?}",
+        aside.standing_aside
+    );
+    assert_eq!(releases.load(Ordering::SeqCst), 1);
+    assert!(running.head_height() > 0);
+    assert_eq!(running.handle.status().standing_aside, None);
     running.shutdown().await;
 }
