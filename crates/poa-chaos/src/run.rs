@@ -603,7 +603,8 @@ impl RunState {
                 Some(StrandedNode {
                     node,
                     next_height: stranding.next_height,
-                    converged: chains[node].len() as u64 >= target,
+                    // Without a target height production never resumed: nobody converged.
+                    converged: target > 0 && chains[node].len() as u64 >= target,
                     last_error: last_errors[node].clone(),
                 })
             })
