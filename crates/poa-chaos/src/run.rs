@@ -302,7 +302,11 @@ fn judge(
     } else {
         Verdict::fail(
             "nodes_converge",
-            format!("not every node reached height {target} within {CONVERGENCE_TIMEOUT:?}{exempt}; final heights {heights:?}"),
+            if target == 0 {
+                format!("production never resumed after the final heal, so nothing to converge to; final heights {heights:?}")
+            } else {
+                format!("not every node reached height {target} within {CONVERGENCE_TIMEOUT:?}{exempt}; final heights {heights:?}")
+            },
             Some(healed_at),
         )
     });
