@@ -571,22 +571,29 @@ impl RunState {
         let next_height = height + 1;
         let probe = next_height.saturating_sub(WINDOW_EDGE_MARGIN).max(1);
         let held_by = streams::servers_holding(&cluster.redis, probe);
+        let servers = cluster.redis.len();
         if held_by >= self.quorum {
             if fell_behind {
                 self.event(
                     now,
-                    format!("n{node} back at height {height}, within the streams' window ({held_by} of {} servers hold height {probe})", cluster.redis.len()),
+                    format!("n{node} back at height {height}, within the streams' window ({held_by} of {servers} servers hold height {probe})"),
                 );
             }
             return;
         }
+        // Past the window, or within a second of its edge: say which, for the post-mortem.
+        let next_held_by = streams::servers_holding(&cluster.redis, next_height);
+        let place = if next_held_by >= self.quorum {
+            "at the edge of"
+        } else {
+            "past"
+        };
         self.stranded[node] = Some(Stranding { next_height });
         self.catching_up[node] = Some(cluster_height.max(next_height));
         self.event(
             now,
             format!(
-                "n{node} back at height {height} without a peer, past the streams' window ({held_by} of {} servers hold height {probe}, quorum {}): stranded, exempt from convergence",
-                cluster.redis.len(),
+                "n{node} back at height {height} without a peer, {place} the streams' window ({next_held_by} of {servers} servers hold its next height, {held_by} hold height {probe}; quorum {}): stranded, exempt from convergence",
                 self.quorum
             ),
         );
