@@ -565,7 +565,8 @@ impl RunState {
                 .last()
                 .and_then(|sample| sample.heights[node])
         };
-        let Some(height) = height else {
+        // A node about as high as the cluster is within any window; no need to ask Redis.
+        let Some(height) = height.filter(|h| h + WINDOW_EDGE_MARGIN < cluster_height) else {
             return;
         };
         let next_height = height + 1;

@@ -12,8 +12,8 @@ use poa_test_support::{RedisServer, RespValue};
 /// The nodes' `--lease-key` (poa-node's default, which the harness does not change): the
 /// prefix of the stream and index keys.
 const LEASE_KEY: &str = "poa:leader:lock";
-/// Bound of one read; a frozen server costs at most two of them.
-const READ_TIMEOUT: Duration = Duration::from_millis(200);
+/// Bound of one read; a frozen server costs one of them per height asked.
+const READ_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// How many of `servers` hold a block at `height` in their stream: indexed at that height, and
 /// its stream entry not trimmed yet (what the nodes' `read_from` script returns).
