@@ -17,6 +17,14 @@ use crate::schedule::{FaultKind, NodePick, PlannedFault, Stop};
 /// How long a healed partition's connections stay reset before new ones may pass: long enough
 /// for every proxied connection to see the reset.
 const RESET_SETTLE: Duration = Duration::from_millis(50);
+/// Delay per chunk on a falling-behind node's links to the servers it is about to be cut off
+/// from, before the cut: round trips stay within the node timeout, so a leader keeps
+/// producing, but each of its writes to those servers waits this long in the proxy, where the
+/// cut drops it while the write to the server it keeps lands. Its last block is then left on
+/// that one server.
+const DEGRADE_LATENCY: Duration = Duration::from_millis(40);
+/// How long the links are degraded before the cut.
+const DEGRADE_TIME: Duration = Duration::from_millis(500);
 
 /// A fault started on concrete targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +33,8 @@ pub(crate) struct ActiveFault {
     pub(crate) planned: PlannedFault,
     /// The node it hits, once [`NodePick::Leader`] is resolved.
     pub(crate) node: Option<usize>,
+    /// Whether a falling-behind node has been cut off with its server yet.
+    pub(crate) cut: bool,
     /// Whether a falling-behind node has been stopped yet (after its cut-off).
     pub(crate) stopped: bool,
 }
@@ -42,6 +52,13 @@ impl ActiveFault {
             }
             _ => format!("#{} {kind}", self.planned.id),
         }
+    }
+
+    /// Whether a falling-behind fault is due to cut its node off with its server at `now`.
+    pub(crate) fn cut_due(&self, now: Duration) -> bool {
+        self.planned.kind.isolated_redis().is_some()
+            && !self.cut
+            && now >= self.planned.at + DEGRADE_TIME
     }
 
     /// The node a falling-behind fault is due to stop at `now` (from the start of the run):
@@ -140,6 +157,7 @@ pub(crate) fn resolve(
     let fault = ActiveFault {
         planned: *planned,
         node,
+        cut: false,
         stopped: false,
     };
     (!active.iter().any(|other| fault.clashes_with(other))).then_some(fault)
@@ -151,6 +169,14 @@ pub(crate) fn resolve(
 /// Fails only when a process the fault needs cannot be signalled or restarted.
 pub(crate) fn start(cluster: &mut Cluster, fault: &ActiveFault) -> Result<()> {
     apply(cluster, fault, true)
+}
+
+/// Cuts a falling-behind node off together with its server, after its links degraded.
+pub(crate) fn cut(cluster: &mut Cluster, fault: &mut ActiveFault) {
+    if let (Some(redis), Some(node)) = (fault.planned.kind.isolated_redis(), fault.node) {
+        partition(&isolation_links(&cluster.proxies, node, redis), true);
+        fault.cut = true;
+    }
 }
 
 /// Stops a falling-behind node once its cut-off is over.
@@ -212,7 +238,17 @@ fn apply(cluster: &mut Cluster, fault: &ActiveFault, starting: bool) -> Result<(
             stop, with_redis, ..
         } => {
             if let Some(redis) = with_redis {
-                partition(&isolation_links(&cluster.proxies, node, redis), starting);
+                if starting {
+                    let degraded = cluster.proxies[node]
+                        .iter()
+                        .enumerate()
+                        .filter(|(r, _)| *r != redis);
+                    for (_, proxy) in degraded {
+                        proxy.set_mode(ProxyMode::Latency(DEGRADE_LATENCY));
+                    }
+                } else {
+                    partition(&isolation_links(&cluster.proxies, node, redis), false);
+                }
             }
             if !starting && fault.stopped {
                 match stop {
@@ -296,6 +332,7 @@ mod tests {
                 kind,
             },
             node,
+            cut: false,
             stopped: false,
         }
     }
@@ -541,7 +578,7 @@ mod tests {
     }
 
     #[test]
-    fn stop_due__when_the_cut_off_is_over__then_names_the_node_once() {
+    fn cut_due_and_stop_due__when_the_links_degraded_and_the_cut_off_is_over__then_each_fires_once() {
         // given
         let mut fall = active(
             0,
@@ -555,6 +592,10 @@ mod tests {
         );
 
         // when / then
+        assert!(!fall.cut_due(Duration::from_millis(400)));
+        assert!(fall.cut_due(Duration::from_millis(500)));
+        fall.cut = true;
+        assert!(!fall.cut_due(Duration::from_millis(600)));
         assert_eq!(fall.stop_due(Duration::from_secs(1)), None);
         assert_eq!(fall.stop_due(Duration::from_secs(2)), Some(2));
         fall.stopped = true;

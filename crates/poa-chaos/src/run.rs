@@ -481,9 +481,15 @@ impl RunState {
         Ok(())
     }
 
-    /// Stops the nodes whose falling-behind cut-off is over.
+    /// Cuts off the falling-behind nodes whose links degraded long enough, and stops those whose
+    /// cut-off is over.
     fn stop_due(&mut self, cluster: &mut Cluster, now: Duration) {
         for index in 0..self.active.len() {
+            if self.active[index].cut_due(now) {
+                faults::cut(cluster, &mut self.active[index]);
+                let what = format!("cut off {}", self.active[index].describe());
+                self.event(now, what);
+            }
             let Some(node) = self.active[index].stop_due(now) else {
                 continue;
             };
