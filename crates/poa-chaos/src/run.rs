@@ -87,6 +87,7 @@ fn drive(cli: &Cli, interrupted: &Arc<AtomicBool>, dir: &std::path::Path) -> Res
         started: Vec::new(),
         skipped: 0,
         accepted: Vec::new(),
+        redis_servers: cli.redis,
         quorum: cli.quorum(),
         stopped_at: vec![None; cli.nodes],
         catching_up: vec![None; cli.nodes],
@@ -114,7 +115,7 @@ fn drive(cli: &Cli, interrupted: &Arc<AtomicBool>, dir: &std::path::Path) -> Res
             state.start_fault(&mut cluster, &plan[next_fault], last_leader, now)?;
             next_fault += 1;
         }
-        let available = state.producer_available(cli.redis);
+        let available = state.producer_available();
         let leader = state.observer.poll(now, &cluster, available).leader;
         state.note_caught_up(now);
         if leader.is_some() && leader != last_leader {
@@ -184,7 +185,9 @@ fn settle(
             bail!("interrupted");
         }
         let now = start.elapsed();
-        let sample = state.observer.poll(now, cluster, true).clone();
+        // Every fault is healed, but a stranded node is still no producer.
+        let available = state.producer_available();
+        let sample = state.observer.poll(now, cluster, available).clone();
         if target.is_none()
             && checks::time_to_progress(&state.observer.samples, healed_at).is_some()
         {
@@ -399,6 +402,8 @@ struct RunState {
     started: Vec<StartedFault>,
     skipped: usize,
     accepted: Vec<String>,
+    /// Redis servers in the cluster.
+    redis_servers: usize,
     /// Redis servers a quorum needs.
     quorum: usize,
     /// Per node, its height when a fault last stopped its process.
@@ -417,9 +422,9 @@ impl RunState {
 
     /// Whether a producer that can produce is healthy: nodes still catching up after falling
     /// behind (stranded ones for good) do not count.
-    fn producer_available(&self, redis: usize) -> bool {
+    fn producer_available(&self) -> bool {
         let excluded: Vec<bool> = self.catching_up.iter().map(Option::is_some).collect();
-        faults::producer_available(&self.active, redis, self.quorum, &excluded)
+        faults::producer_available(&self.active, self.redis_servers, self.quorum, &excluded)
     }
 
     /// Clears the catching-up mark of nodes the latest sample shows at their target height.
