@@ -411,7 +411,8 @@ struct RunState {
     /// Per node, the height it must reach before it counts as a producer again: set when it
     /// comes back from falling behind, or stranded.
     catching_up: Vec<Option<u64>>,
-    /// Per node, whether it came back stranded past the streams' window without a peer.
+    /// Per node, whether it came back stranded past the streams' window without a peer (and
+    /// has not caught up since).
     stranded: Vec<Option<Stranding>>,
 }
 
@@ -444,7 +445,12 @@ impl RunState {
             .collect();
         for node in caught_up {
             self.catching_up[node] = None;
-            self.event(now, format!("n{node} caught up"));
+            // It reached the cluster's height after all: within the window, held to converge.
+            if self.stranded[node].take().is_some() {
+                self.event(now, format!("n{node} caught up, no longer stranded"));
+            } else {
+                self.event(now, format!("n{node} caught up"));
+            }
         }
     }
 
