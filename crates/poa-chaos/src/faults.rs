@@ -578,7 +578,8 @@ mod tests {
     }
 
     #[test]
-    fn cut_due_and_stop_due__when_the_links_degraded_and_the_cut_off_is_over__then_each_fires_once() {
+    fn cut_due_and_stop_due__when_the_links_degraded_and_the_cut_off_is_over__then_each_fires_once()
+    {
         // given
         let mut fall = active(
             0,
