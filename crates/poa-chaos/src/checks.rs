@@ -1,6 +1,7 @@
 //! The invariants a run is judged by, as pure functions over what was observed: stalls from the
-//! timeline of heights, forks and lost blocks from the sightings and the final chains,
-//! transactions included twice from a walk of the chain.
+//! timeline of heights, forks and lost blocks from the sightings (every block every process
+//! incarnation reported) and the final chains, transactions included twice from a walk of the
+//! chain, and what a node left behind past the streams' window says about it.
 //!
 //! Pure: no clock, no HTTP, no process. The run gathers the data and hands it here.
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::client::BlockSummary;
-use crate::observe::{Conflict, Sample, Sighting};
+use crate::observe::{Sample, Sighting};
 
 /// The verdict on one invariant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -59,9 +60,10 @@ pub(crate) struct Stall {
     pub(crate) length: Duration,
 }
 
-/// The longest stall of the highest height, counting only time during which some live node
-/// reached a Redis quorum (the clock restarts when reachability returns), from `after` on.
-pub(crate) fn longest_stall(samples: &[Sample], after: Duration, only_reachable: bool) -> Stall {
+/// The longest stall of the highest height from `after` on; with `only_available`, counting
+/// only time during which a producer that can produce was healthy (the clock restarts when one
+/// is again).
+pub(crate) fn longest_stall(samples: &[Sample], after: Duration, only_available: bool) -> Stall {
     let mut longest = Stall::default();
     let mut best: Option<u64> = None;
     let mut since: Option<Duration> = None;
@@ -69,7 +71,7 @@ pub(crate) fn longest_stall(samples: &[Sample], after: Duration, only_reachable:
         let Some(height) = sample.max_height() else {
             continue;
         };
-        if best.is_none_or(|best| height > best) || (only_reachable && !sample.quorum_reachable) {
+        if best.is_none_or(|best| height > best) || (only_available && !sample.producer_available) {
             best = Some(best.map_or(height, |best| best.max(height)));
             since = Some(sample.at);
             continue;
@@ -142,23 +144,20 @@ pub(crate) fn leader_changes(samples: &[Sample]) -> Vec<(Duration, usize)> {
     changes
 }
 
-/// No fork: no conflicting sighting during the run, and at every height the final chains agree.
-pub(crate) fn no_fork(conflicts: &[Conflict], chains: &[Vec<BlockSummary>]) -> Verdict {
+/// No fork: no height was ever reported with two different blocks, by any node in any of its
+/// process incarnations (a restarted process included), and at every height the final chains
+/// agree.
+pub(crate) fn no_fork(
+    sightings: &BTreeMap<u64, Vec<Sighting>>,
+    chains: &[Vec<BlockSummary>],
+) -> Verdict {
     const NAME: &str = "no_fork";
-    if let Some(conflict) = conflicts.first() {
+    if let Some((height, seen)) = sightings.iter().find(|(_, seen)| seen.len() > 1) {
+        let reports: Vec<String> = seen.iter().map(describe).collect();
         return Verdict::fail(
             NAME,
-            format!(
-                "height {}: block {} on n{} at {:?}, then block {} on n{} at {:?}",
-                conflict.height,
-                short(&conflict.first.block.id),
-                conflict.first.node,
-                conflict.first.at,
-                short(&conflict.second.block.id),
-                conflict.second.node,
-                conflict.second.at
-            ),
-            Some(conflict.second.at),
+            format!("height {height}: {}", reports.join(", then ")),
+            Some(seen[1].at),
         );
     }
     let longest = chains.iter().map(Vec::len).max().unwrap_or(0);
@@ -179,46 +178,121 @@ pub(crate) fn no_fork(conflicts: &[Conflict], chains: &[Vec<BlockSummary>]) -> V
             );
         }
     }
-    Verdict::pass(NAME, format!("{} heights agree on every node", longest))
+    Verdict::pass(
+        NAME,
+        format!(
+            "{} heights agree on every node; {} heights reported during the run, each with one block",
+            longest,
+            sightings.len()
+        ),
+    )
 }
 
-/// Nothing committed is lost: every block sighted at a height up to `settled` (the height every
-/// node reached after the heal) is at that height on every node at the end; one sighted higher
-/// is on every node whose final chain reaches that height (the others are still importing).
+/// Nothing committed is lost: every block reported at a height is at that height in every
+/// final chain, except above `settled[node]` on a node whose final chain stops below that
+/// height (it is still importing, or it was left behind past the streams' window without a
+/// peer and is exempt).
 pub(crate) fn nothing_lost(
-    sightings: &BTreeMap<u64, Sighting>,
+    sightings: &BTreeMap<u64, Vec<Sighting>>,
     chains: &[Vec<BlockSummary>],
-    settled: u64,
+    settled: &[u64],
 ) -> Verdict {
     const NAME: &str = "nothing_lost";
-    for (height, sighting) in sightings {
+    for (height, seen) in sightings {
         let index = usize::try_from(*height).unwrap_or(usize::MAX) - 1;
-        for (node, chain) in chains.iter().enumerate() {
-            match chain.get(index) {
-                Some(block) if block.id == sighting.block.id => {}
-                None if *height > settled => {}
-                found => {
-                    return Verdict::fail(
-                        NAME,
-                        format!(
-                            "block {} seen at height {height} on n{} at {:?} is {} on n{node} at the end",
-                            short(&sighting.block.id),
-                            sighting.node,
-                            sighting.at,
-                            found.map_or("missing".into(), |b| format!(
-                                "replaced by {}",
-                                short(&b.id)
-                            ))
-                        ),
-                        Some(sighting.at),
-                    );
+        for sighting in seen {
+            for (node, chain) in chains.iter().enumerate() {
+                let settled = settled.get(node).copied().unwrap_or(0);
+                match chain.get(index) {
+                    Some(block) if block.id == sighting.id => {}
+                    None if *height > settled => {}
+                    found => {
+                        return Verdict::fail(
+                            NAME,
+                            format!(
+                                "block {} reported at height {height} by {} is {} on n{node} at the end",
+                                short(&sighting.id),
+                                describe_reporter(sighting),
+                                found.map_or("missing".into(), |b| format!(
+                                    "replaced by {}",
+                                    short(&b.id)
+                                ))
+                            ),
+                            Some(sighting.at),
+                        );
+                    }
                 }
             }
         }
     }
-    Verdict::pass(
-        NAME,
-        format!("{} sighted blocks on every node", sightings.len()),
+    let reported: usize = sightings.values().map(Vec::len).sum();
+    Verdict::pass(NAME, format!("{reported} reported blocks on every node"))
+}
+
+/// A node left behind past the streams' window without a peer, as the run found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct StrandedNode {
+    /// The node.
+    pub(crate) node: usize,
+    /// Its next height when it came back.
+    pub(crate) next_height: u64,
+    /// Whether it reached the cluster's height after all.
+    pub(crate) converged: bool,
+    /// Its last cycle's failure at the end.
+    pub(crate) last_error: Option<String>,
+}
+
+/// A node left behind past the streams' window without a peer cannot catch up; it is exempt
+/// from convergence but must say why in `/status`: its last failure names the history step or
+/// the trimmed height.
+pub(crate) fn stranded_nodes_say_why(stranded: &[StrandedNode]) -> Verdict {
+    const NAME: &str = "stranded_nodes_say_why";
+    let mut said = Vec::new();
+    for node in stranded.iter().filter(|node| !node.converged) {
+        let says_why = node
+            .last_error
+            .as_deref()
+            .is_some_and(|error| error.contains("history") || error.contains("no longer holds"));
+        if !says_why {
+            return Verdict::fail(
+                NAME,
+                format!(
+                    "n{} is stuck below height {} without saying why (last error: {})",
+                    node.node,
+                    node.next_height,
+                    node.last_error.as_deref().unwrap_or("none")
+                ),
+                None,
+            );
+        }
+        said.push(format!(
+            "n{} at {}: {}",
+            node.node,
+            node.next_height - 1,
+            node.last_error.as_deref().unwrap_or_default()
+        ));
+    }
+    if said.is_empty() {
+        return Verdict::pass(
+            NAME,
+            "no node was left stuck past the streams' window".to_owned(),
+        );
+    }
+    Verdict::pass(NAME, said.join("; "))
+}
+
+fn describe(sighting: &Sighting) -> String {
+    format!(
+        "block {} on {}",
+        short(&sighting.id),
+        describe_reporter(sighting)
+    )
+}
+
+fn describe_reporter(sighting: &Sighting) -> String {
+    format!(
+        "n{} (process {}) at {:?}",
+        sighting.node, sighting.incarnation, sighting.at
     )
 }
 

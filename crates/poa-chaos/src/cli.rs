@@ -7,11 +7,56 @@
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+
+use crate::cluster::NODE_TIMEOUT;
+use crate::schedule::{ScheduleSettings, StreamWindow, quorum};
+
+/// poa-node's default `--stream-max-len`, used when the run does not set one.
+const NODE_DEFAULT_STREAM_MAX_LEN: u64 = 1000;
+/// Redis's default `stream-node-max-entries`.
+const REDIS_DEFAULT_STREAM_NODE_MAX_ENTRIES: u32 = 100;
+/// `stream-node-max-entries` of the servers when the run sets `--stream-max-len`: small, so
+/// approximate trimming keeps close to `--stream-max-len` entries and a node stopped for a few
+/// seconds falls past the window.
+const SMALL_STREAM_NODE_MAX_ENTRIES: u32 = 10;
+/// Added to the failover budget for the default stall threshold: the harness samples every
+/// 100 ms and its loop also reads chains and restarts processes.
+const STALL_MARGIN: Duration = Duration::from_secs(1);
+
+/// Which nodes get `--peer`s (every other node's HTTP API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Peers {
+    /// Every node, as a fleet should run.
+    All,
+    /// No node: one that falls past the streams' window cannot catch up.
+    None,
+    /// Even-numbered nodes (n0, n2, ...) only: one run sees both kinds fall behind.
+    Even,
+}
+
+impl Peers {
+    /// Whether node `index` is started with peers.
+    pub(crate) fn has_peers(self, index: usize) -> bool {
+        match self {
+            Self::All => true,
+            Self::None => false,
+            Self::Even => index.is_multiple_of(2),
+        }
+    }
+
+    fn flag(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::None => "none",
+            Self::Even => "even",
+        }
+    }
+}
 
 /// Runs real `poa-node` and `redis-server` processes on loopback under a seeded fault schedule
 /// and checks the protocol invariants (no fork, nothing committed lost, no transaction twice,
-/// production resumes, nodes converge, no long stall).
+/// production resumes, nodes converge, no long stall, stranded nodes say why).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "poa-chaos")]
 pub(crate) struct Cli {
@@ -36,10 +81,27 @@ pub(crate) struct Cli {
     /// Faults active at once, at most.
     #[arg(long, default_value_t = 1)]
     pub(crate) fault_budget: usize,
-    /// Longest tolerated time without a new block while some live node reaches a Redis quorum
-    /// [default: 2 x lease ttl + 3s].
+    /// Longest tolerated time without a new block while a producer that can produce (live, not
+    /// left behind past the streams' window) reaches a Redis quorum [default: the failover
+    /// budget + 1s, see docs/chaos.md].
     #[arg(long, value_parser = humantime::parse_duration)]
     pub(crate) stall_threshold: Option<Duration>,
+    /// `--stream-max-len` of every node, e.g. 40: with it the Redis servers run with
+    /// `stream-node-max-entries 10`, streams are trimmed during the run and nodes are stopped
+    /// past the window [default: the node's, 1000 blocks, too long for any node to fall past].
+    #[arg(long)]
+    pub(crate) stream_max_len: Option<u64>,
+    /// `--quorum-disruption-budget` of every node: quorums grow by it, and the schedule
+    /// restarts up to this many Redis servers empty per data-loss window (0: every restart
+    /// keeps its data).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) quorum_disruption_budget: usize,
+    /// Which nodes get every other node as `--peer`.
+    #[arg(long, value_enum, default_value_t = Peers::All)]
+    pub(crate) peers: Peers,
+    /// Print the fault schedule and exit without starting anything.
+    #[arg(long)]
+    pub(crate) plan_only: bool,
     /// Print the report as one JSON object on stdout (progress goes to stderr).
     #[arg(long)]
     pub(crate) json: bool,
@@ -67,13 +129,70 @@ impl Cli {
         if self.duration < Duration::from_secs(5) {
             bail!("--duration must be at least 5s");
         }
+        if self.stream_max_len == Some(0) {
+            bail!("--stream-max-len must be at least 1");
+        }
+        if self.redis / 2 + 1 + self.quorum_disruption_budget > self.redis {
+            bail!(
+                "--quorum-disruption-budget {} needs more than the {} Redis servers: use at most {} or raise --redis",
+                self.quorum_disruption_budget,
+                self.redis,
+                self.redis - (self.redis / 2 + 1)
+            );
+        }
         Ok(())
     }
 
-    /// The stall threshold, explicit or derived from the lease TTL.
+    /// What the fault schedule is drawn for: these flags, after a warm-up of max(2 x lease
+    /// TTL, 2 s) for the first leader to be elected.
+    pub(crate) fn schedule_settings(&self) -> ScheduleSettings {
+        ScheduleSettings {
+            seed: self.seed,
+            duration: self.duration,
+            warmup: (self.lease_ttl * 2).max(Duration::from_secs(2)),
+            nodes: self.nodes,
+            redis: self.redis,
+            fault_budget: self.fault_budget,
+            lease_ttl: self.lease_ttl,
+            block_time: self.block_time,
+            streams: self.stream_window(),
+            quorum_disruption_budget: self.quorum_disruption_budget,
+        }
+    }
+
+    /// Redis servers a quorum needs.
+    pub(crate) fn quorum(&self) -> usize {
+        quorum(self.redis, self.quorum_disruption_budget)
+    }
+
+    /// How much history the Redis servers keep.
+    pub(crate) fn stream_window(&self) -> StreamWindow {
+        StreamWindow {
+            max_len: self.stream_max_len.unwrap_or(NODE_DEFAULT_STREAM_MAX_LEN),
+            node_max_entries: u64::from(self.stream_node_max_entries()),
+        }
+    }
+
+    /// `stream-node-max-entries` of the servers.
+    pub(crate) fn stream_node_max_entries(&self) -> u32 {
+        match self.stream_max_len {
+            Some(_) => SMALL_STREAM_NODE_MAX_ENTRIES,
+            None => REDIS_DEFAULT_STREAM_NODE_MAX_ENTRIES,
+        }
+    }
+
+    /// The failover budget of docs/operations.md section 4 for these settings: the lease TTL,
+    /// a follower's poll with its jitter, acquisition and the full scan (a node timeout each),
+    /// one cycle to import a backlog, and one block time.
+    pub(crate) fn failover_budget(&self) -> Duration {
+        let poll = self.block_time.min(self.lease_ttl / 4);
+        self.lease_ttl + poll * 2 + poll / 4 + NODE_TIMEOUT * 2 + self.block_time
+    }
+
+    /// The stall threshold, explicit or the failover budget plus a sampling margin.
     pub(crate) fn stall_threshold(&self) -> Duration {
         self.stall_threshold
-            .unwrap_or(self.lease_ttl * 2 + Duration::from_secs(3))
+            .unwrap_or(self.failover_budget() + STALL_MARGIN)
     }
 
     /// The exact command that replays this run's schedule.
@@ -88,6 +207,18 @@ impl Cli {
             humantime::format_duration(self.lease_ttl),
             self.fault_budget,
         );
+        if let Some(max_len) = self.stream_max_len {
+            command.push_str(&format!(" --stream-max-len {max_len}"));
+        }
+        if self.quorum_disruption_budget > 0 {
+            command.push_str(&format!(
+                " --quorum-disruption-budget {}",
+                self.quorum_disruption_budget
+            ));
+        }
+        if self.peers != Peers::All {
+            command.push_str(&format!(" --peers {}", self.peers.flag()));
+        }
         if let Some(threshold) = self.stall_threshold {
             command.push_str(&format!(
                 " --stall-threshold {}",

@@ -12,12 +12,16 @@ use serde_json::Value;
 use ureq::Agent;
 
 /// What `/status` says about a node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct NodeStatus {
     /// Height of the local chain head.
     pub(crate) height: u64,
+    /// Id of the local chain head, hex.
+    pub(crate) head_id: String,
     /// Whether the node leads with a valid lease.
     pub(crate) is_leader: bool,
+    /// The last cycle's failure, if the last cycle failed.
+    pub(crate) last_error: Option<String>,
 }
 
 /// One block as `/blocks/{h}` shows it.
@@ -54,7 +58,12 @@ impl Client {
         }
         Some(NodeStatus {
             height: body.get("height")?.as_u64()?,
+            head_id: body.get("head_id")?.as_str()?.to_owned(),
             is_leader: body.get("is_leader")?.as_bool()?,
+            last_error: body
+                .get("last_error")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         })
     }
 

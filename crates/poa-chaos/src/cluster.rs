@@ -18,20 +18,31 @@ use nix::unistd::Pid;
 use poa_test_support::spawner::{command_tied_to_process, spawn};
 use poa_test_support::{FaultProxy, RedisServer};
 
+use crate::cli::Peers;
 use crate::client::Client;
 
 /// Environment variable naming the `poa-node` binary; by default the one next to this binary.
 pub(crate) const NODE_BINARY_ENV: &str = "POA_CHAOS_NODE_BIN";
+/// `--node-timeout` of every node: the bound of one call to one Redis server.
+pub(crate) const NODE_TIMEOUT: Duration = Duration::from_millis(100);
 /// How long a started node may take to answer HTTP.
 const NODE_READY_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// What every node is started with.
+/// What every node and Redis server is started with.
 #[derive(Debug, Clone)]
 pub(crate) struct NodeSettings {
     /// Block time.
     pub(crate) block_time: Duration,
     /// Lease TTL.
     pub(crate) lease_ttl: Duration,
+    /// `--stream-max-len` of every node; `None` keeps the node's default.
+    pub(crate) stream_max_len: Option<u64>,
+    /// `stream-node-max-entries` of every Redis server; `None` keeps the Redis default.
+    pub(crate) stream_node_max_entries: Option<u32>,
+    /// `--quorum-disruption-budget` of every node.
+    pub(crate) quorum_disruption_budget: usize,
+    /// Which nodes are given `--peer`s.
+    pub(crate) peers: Peers,
 }
 
 /// Redis servers, proxies and nodes of one run.
@@ -57,7 +68,18 @@ impl Cluster {
         settings: &NodeSettings,
     ) -> Result<Self> {
         let binary = node_binary()?;
-        let redis: Vec<RedisServer> = (0..redis).map(|_| RedisServer::start()).collect();
+        // Every server keeps an append-only file (appendfsync always), as production should, so
+        // a restart keeps its data unless the schedule makes it lose it within the budget.
+        let redis: Vec<RedisServer> = (0..redis)
+            .map(|_| {
+                let builder = RedisServer::builder().append_only();
+                match settings.stream_node_max_entries {
+                    Some(entries) => builder.stream_node_max_entries(entries),
+                    None => builder,
+                }
+                .start()
+            })
+            .collect();
         let proxies: Vec<Vec<FaultProxy>> = (0..nodes)
             .map(|_| redis.iter().map(|r| FaultProxy::start(r.addr())).collect())
             .collect();
@@ -66,9 +88,9 @@ impl Cluster {
             proxies,
             nodes: Vec::new(),
         };
-        // Every node names every other node as a --peer, so a node that falls behind blocks no
-        // longer held by a quorum of Redis (nodes restarted empty) catches up from its peers.
-        // All listeners stay bound until every port is chosen, so no two nodes get the same one.
+        // A node with peers names every other node as a --peer, so when it falls behind blocks no
+        // longer held by a quorum of Redis (trimmed, or on servers restarted empty) it catches up
+        // from them; `--peers` says which nodes have them. All listeners stay bound until every port is chosen, so no two nodes get the same one.
         let reserved = (0..nodes)
             .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot reserve a port"))
             .collect::<Result<Vec<_>>>()?;
@@ -82,7 +104,7 @@ impl Cluster {
             let peers: Vec<String> = addresses
                 .iter()
                 .enumerate()
-                .filter(|(other, _)| *other != index)
+                .filter(|(other, _)| *other != index && settings.peers.has_peers(index))
                 .map(|(_, address)| format!("http://{address}"))
                 .collect();
             let node = NodeProcess::start(
@@ -106,11 +128,16 @@ pub(crate) struct NodeProcess {
     pub(crate) index: usize,
     /// The HTTP API address, the same across restarts.
     pub(crate) http: SocketAddr,
+    /// Whether the node was started with `--peer`s.
+    pub(crate) has_peers: bool,
+    /// Starts of the process so far, minus one: 0 for the first process, 1 after a restart.
+    pub(crate) incarnation: u32,
     binary: PathBuf,
     args: Vec<String>,
     log: PathBuf,
     child: Option<Child>,
     frozen: bool,
+    started: bool,
 }
 
 impl NodeProcess {
@@ -137,12 +164,18 @@ impl NodeProcess {
             "--lease-ttl".into(),
             humantime::format_duration(settings.lease_ttl).to_string(),
             "--node-timeout".into(),
-            "100ms".into(),
+            humantime::format_duration(NODE_TIMEOUT).to_string(),
             "--retry-delay".into(),
             "50ms".into(),
             "--max-retry-delay-offset".into(),
             "50ms".into(),
+            "--quorum-disruption-budget".into(),
+            settings.quorum_disruption_budget.to_string(),
         ];
+        if let Some(max_len) = settings.stream_max_len {
+            args.push("--stream-max-len".into());
+            args.push(max_len.to_string());
+        }
         for url in redis_urls {
             args.push("--redis-url".into());
             args.push(url.clone());
@@ -154,13 +187,17 @@ impl NodeProcess {
         let mut node = Self {
             index,
             http,
+            has_peers: !peers.is_empty(),
+            incarnation: 0,
             binary: binary.to_owned(),
             args,
             log: dir.join(format!("node-{index}.log")),
             child: None,
             frozen: false,
+            started: false,
         };
         node.spawn()?;
+        node.wait_until_ready()?;
         Ok(node)
     }
 
@@ -169,10 +206,12 @@ impl NodeProcess {
         self.child.is_some() && !self.frozen
     }
 
-    /// Starts the process (again) and waits until it answers HTTP.
+    /// Starts the process (again) without waiting for it to answer: a restart must not pause
+    /// the harness's sampling (a pause would show as a stall). The observer sees the node once
+    /// it answers; a node that never does fails the run when the final chains are read.
     ///
     /// # Errors
-    /// Fails when it cannot be spawned or does not answer within the start deadline.
+    /// Fails when it cannot be spawned.
     pub(crate) fn spawn(&mut self) -> Result<()> {
         let log = open_log(&self.log)?;
         let mut command = command_tied_to_process(&self.binary);
@@ -185,8 +224,20 @@ impl NodeProcess {
             .stderr(log);
         let child =
             spawn(command).with_context(|| format!("cannot start {}", self.binary.display()))?;
+        if self.started {
+            self.incarnation += 1;
+        }
+        self.started = true;
         self.child = Some(child);
         self.frozen = false;
+        Ok(())
+    }
+
+    /// Waits until the process answers HTTP.
+    ///
+    /// # Errors
+    /// Fails when it exits or does not answer within the start deadline.
+    fn wait_until_ready(&mut self) -> Result<()> {
         let client = Client::new(Duration::from_millis(500));
         let started = Instant::now();
         while started.elapsed() < NODE_READY_TIMEOUT {

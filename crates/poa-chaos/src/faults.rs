@@ -9,14 +9,22 @@ use std::thread;
 use std::time::Duration;
 
 use anyhow::Result;
-use poa_test_support::ProxyMode;
+use poa_test_support::{FaultProxy, ProxyMode};
 
 use crate::cluster::Cluster;
-use crate::schedule::{FaultKind, NodePick, PlannedFault, quorum};
+use crate::schedule::{FaultKind, NodePick, PlannedFault, Stop};
 
 /// How long a healed partition's connections stay reset before new ones may pass: long enough
 /// for every proxied connection to see the reset.
 const RESET_SETTLE: Duration = Duration::from_millis(50);
+/// Delay per chunk on a falling-behind node's links to the servers it is about to be cut off
+/// from, before the cut: round trips stay within the node timeout, so a leader keeps
+/// producing, but each of its writes to those servers waits this long in the proxy, where the
+/// cut drops it while the write to the server it keeps lands. Its last block is then left on
+/// that one server.
+const DEGRADE_LATENCY: Duration = Duration::from_millis(40);
+/// How long the links are degraded before the cut.
+const DEGRADE_TIME: Duration = Duration::from_millis(500);
 
 /// A fault started on concrete targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +33,10 @@ pub(crate) struct ActiveFault {
     pub(crate) planned: PlannedFault,
     /// The node it hits, once [`NodePick::Leader`] is resolved.
     pub(crate) node: Option<usize>,
+    /// Whether a falling-behind node has been cut off with its server yet.
+    pub(crate) cut: bool,
+    /// Whether a falling-behind node has been stopped yet (after its cut-off).
+    pub(crate) stopped: bool,
 }
 
 impl ActiveFault {
@@ -39,6 +51,26 @@ impl ActiveFault {
                 format!("#{} {kind} [leader=n{node}]", self.planned.id)
             }
             _ => format!("#{} {kind}", self.planned.id),
+        }
+    }
+
+    /// Whether a falling-behind fault is due to cut its node off with its server at `now`.
+    pub(crate) fn cut_due(&self, now: Duration) -> bool {
+        self.planned.kind.isolated_redis().is_some()
+            && !self.cut
+            && now >= self.planned.at + DEGRADE_TIME
+    }
+
+    /// The node a falling-behind fault is due to stop at `now` (from the start of the run):
+    /// its cut-off is over and it has not been stopped yet.
+    pub(crate) fn stop_due(&self, now: Duration) -> Option<usize> {
+        match self.planned.kind {
+            FaultKind::NodeFallBehind { cut_off, .. }
+                if !self.stopped && now >= self.planned.at + cut_off =>
+            {
+                self.node
+            }
+            _ => None,
         }
     }
 
@@ -70,32 +102,44 @@ impl ActiveFault {
                 .is_some_and(|((_, a), (_, b))| a == b);
         let node_down =
             same_node && (kind.downed_node().is_some() || other_kind.downed_node().is_some());
-        same_redis || same_link || node_down
+        let isolation = |a: FaultKind, b: FaultKind| {
+            a.isolated_redis()
+                .is_some_and(|redis| b.link().is_some_and(|(_, r)| r == redis))
+        };
+        same_redis
+            || same_link
+            || node_down
+            || isolation(kind, other_kind)
+            || isolation(other_kind, kind)
     }
 }
 
-/// Whether some live node reaches a quorum of live Redis servers through working links.
-pub(crate) fn quorum_reachable(active: &[ActiveFault], nodes: usize, redis: usize) -> bool {
-    (0..nodes).any(|node| {
+/// Whether a producer that can produce is healthy: some live node, not `excluded` (a node that
+/// fell past the streams' window and has not caught up cannot produce), reaches `quorum`
+/// Redis servers through working links.
+pub(crate) fn producer_available(
+    active: &[ActiveFault],
+    redis: usize,
+    quorum: usize,
+    excluded: &[bool],
+) -> bool {
+    (0..excluded.len()).any(|node| {
         let downed = active.iter().any(|fault| fault.downs_node(node));
         let reachable = (0..redis)
             .filter(|&r| !active.iter().any(|fault| fault.breaks_link(node, r)))
             .count();
-        !downed && reachable >= quorum(redis)
+        !downed && !excluded[node] && reachable >= quorum
     })
 }
 
-/// Resolves the fault's target and starts it, or returns `None` when the resolved target is
-/// already held by an active fault (possible with a budget above one, since the leader moves).
-///
-/// # Errors
-/// Fails only when a process the fault needs cannot be signalled or restarted.
-pub(crate) fn start(
-    cluster: &mut Cluster,
+/// Resolves the fault's target, or returns `None` when the resolved target is already held by
+/// an active fault (possible with a budget above one, since the leader moves).
+pub(crate) fn resolve(
     planned: &PlannedFault,
+    nodes: usize,
     leader: Option<usize>,
     active: &[ActiveFault],
-) -> Result<Option<ActiveFault>> {
+) -> Option<ActiveFault> {
     let pick = planned
         .kind
         .downed_node()
@@ -105,7 +149,7 @@ pub(crate) fn start(
         NodePick::Leader => leader
             .filter(|&leader| !active.iter().any(|fault| fault.downs_node(leader)))
             .unwrap_or_else(|| {
-                (0..cluster.nodes.len())
+                (0..nodes)
                     .find(|&node| !active.iter().any(|fault| fault.downs_node(node)))
                     .unwrap_or(0)
             }),
@@ -113,12 +157,37 @@ pub(crate) fn start(
     let fault = ActiveFault {
         planned: *planned,
         node,
+        cut: false,
+        stopped: false,
     };
-    if active.iter().any(|other| fault.clashes_with(other)) {
-        return Ok(None);
+    (!active.iter().any(|other| fault.clashes_with(other))).then_some(fault)
+}
+
+/// Starts a resolved fault. A falling-behind node is only cut off here; [`stop`] stops it.
+///
+/// # Errors
+/// Fails only when a process the fault needs cannot be signalled or restarted.
+pub(crate) fn start(cluster: &mut Cluster, fault: &ActiveFault) -> Result<()> {
+    apply(cluster, fault, true)
+}
+
+/// Cuts a falling-behind node off together with its server, after its links degraded.
+pub(crate) fn cut(cluster: &mut Cluster, fault: &mut ActiveFault) {
+    if let (Some(redis), Some(node)) = (fault.planned.kind.isolated_redis(), fault.node) {
+        partition(&isolation_links(&cluster.proxies, node, redis), true);
+        fault.cut = true;
     }
-    apply(cluster, &fault, true)?;
-    Ok(Some(fault))
+}
+
+/// Stops a falling-behind node once its cut-off is over.
+pub(crate) fn stop(cluster: &mut Cluster, fault: &mut ActiveFault) {
+    if let (FaultKind::NodeFallBehind { stop, .. }, Some(node)) = (fault.planned.kind, fault.node) {
+        match stop {
+            Stop::Freeze => cluster.nodes[node].freeze(),
+            Stop::Kill => cluster.nodes[node].kill(),
+        }
+        fault.stopped = true;
+    }
 }
 
 /// Heals `fault`: the proxy passes again, the process runs again, the Redis server answers.
@@ -141,21 +210,15 @@ fn apply(cluster: &mut Cluster, fault: &ActiveFault, starting: bool) -> Result<(
         FaultKind::LinkLatency { redis, delay, .. } => {
             set_link(cluster, node, redis, ProxyMode::Latency(delay), starting);
         }
+        FaultKind::LinkCutReply { redis, after, .. } => {
+            set_link(cluster, node, redis, ProxyMode::CloseAfter(after), starting);
+        }
         FaultKind::LinkPartition { redis, .. } => {
-            if starting {
-                cluster.proxies[node][redis].set_mode(ProxyMode::Blackhole);
-            } else {
-                reset_then_pass(&cluster.proxies[node][redis..=redis]);
-            }
+            partition(&[&cluster.proxies[node][redis]], starting);
         }
         FaultKind::NodePartition { .. } => {
-            if starting {
-                for proxy in &cluster.proxies[node] {
-                    proxy.set_mode(ProxyMode::Blackhole);
-                }
-            } else {
-                reset_then_pass(&cluster.proxies[node]);
-            }
+            let links: Vec<&FaultProxy> = cluster.proxies[node].iter().collect();
+            partition(&links, starting);
         }
         FaultKind::NodeFreeze { .. } => {
             if starting {
@@ -171,9 +234,34 @@ fn apply(cluster: &mut Cluster, fault: &ActiveFault, starting: bool) -> Result<(
                 cluster.nodes[node].spawn()?;
             }
         }
-        FaultKind::RedisRestart { redis } => {
+        FaultKind::NodeFallBehind {
+            stop, with_redis, ..
+        } => {
+            if let Some(redis) = with_redis {
+                if starting {
+                    let degraded = cluster.proxies[node]
+                        .iter()
+                        .enumerate()
+                        .filter(|(r, _)| *r != redis);
+                    for (_, proxy) in degraded {
+                        proxy.set_mode(ProxyMode::Latency(DEGRADE_LATENCY));
+                    }
+                } else {
+                    partition(&isolation_links(&cluster.proxies, node, redis), false);
+                }
+            }
+            if !starting && fault.stopped {
+                match stop {
+                    Stop::Freeze => cluster.nodes[node].thaw(),
+                    Stop::Kill => cluster.nodes[node].spawn()?,
+                }
+            }
+        }
+        FaultKind::RedisRestart { redis, keeps_data } => {
             if starting {
                 cluster.redis[redis].stop();
+            } else if keeps_data {
+                cluster.redis[redis].restart_keeping_data();
             } else {
                 cluster.redis[redis].restart();
             }
@@ -189,19 +277,42 @@ fn apply(cluster: &mut Cluster, fault: &ActiveFault, starting: bool) -> Result<(
     Ok(())
 }
 
+/// The links (of a `links[node][redis]` grid) a partition of `node` together with `redis`
+/// cuts: the node's links to every other server, and every other node's link to that server.
+fn isolation_links<T>(links: &[Vec<T>], node: usize, redis: usize) -> Vec<&T> {
+    links
+        .iter()
+        .enumerate()
+        .flat_map(|(other, links)| {
+            links
+                .iter()
+                .enumerate()
+                .filter(move |(r, _)| (other == node) != (*r == redis))
+                .map(|(_, proxy)| proxy)
+        })
+        .collect()
+}
+
 fn set_link(cluster: &Cluster, node: usize, redis: usize, mode: ProxyMode, starting: bool) {
     let mode = if starting { mode } else { ProxyMode::Pass };
     cluster.proxies[node][redis].set_mode(mode);
 }
 
-/// A blackholed connection has lost bytes, so its RESP stream is out of step: it must be torn
-/// down (as TCP would after a long partition), never resumed.
-fn reset_then_pass(proxies: &[poa_test_support::FaultProxy]) {
-    for proxy in proxies {
+/// Starting: the links swallow everything. Healing: a blackholed connection has lost bytes, so
+/// its RESP stream is out of step: it must be torn down (as TCP would after a long
+/// partition), never resumed.
+fn partition(links: &[&FaultProxy], starting: bool) {
+    if starting {
+        for proxy in links {
+            proxy.set_mode(ProxyMode::Blackhole);
+        }
+        return;
+    }
+    for proxy in links {
         proxy.set_mode(ProxyMode::Reset);
     }
     thread::sleep(RESET_SETTLE);
-    for proxy in proxies {
+    for proxy in links {
         proxy.set_mode(ProxyMode::Pass);
     }
 }
@@ -210,6 +321,7 @@ fn reset_then_pass(proxies: &[poa_test_support::FaultProxy]) {
 #[allow(non_snake_case)]
 mod tests {
     use super::*;
+    use crate::schedule::quorum;
 
     fn active(id: usize, kind: FaultKind, node: Option<usize>) -> ActiveFault {
         ActiveFault {
@@ -220,44 +332,64 @@ mod tests {
                 kind,
             },
             node,
+            cut: false,
+            stopped: false,
         }
     }
 
-    #[test]
-    fn quorum_reachable__when_one_redis_is_down__then_holds() {
-        // given
-        let faults = [active(0, FaultKind::RedisRestart { redis: 1 }, None)];
-
-        // when / then
-        assert!(quorum_reachable(&faults, 3, 3));
+    fn reachable(faults: &[ActiveFault], nodes: usize, redis: usize) -> bool {
+        producer_available(faults, redis, quorum(redis, 0), &vec![false; nodes])
     }
 
     #[test]
-    fn quorum_reachable__when_two_of_three_redis_are_down__then_fails() {
+    fn producer_available__when_one_redis_is_down__then_holds() {
+        // given
+        let faults = [active(
+            0,
+            FaultKind::RedisRestart {
+                redis: 1,
+                keeps_data: true,
+            },
+            None,
+        )];
+
+        // when / then
+        assert!(reachable(&faults, 3, 3));
+    }
+
+    #[test]
+    fn producer_available__when_two_of_three_redis_are_down__then_fails() {
         // given
         let faults = [
-            active(0, FaultKind::RedisRestart { redis: 0 }, None),
+            active(
+                0,
+                FaultKind::RedisRestart {
+                    redis: 0,
+                    keeps_data: false,
+                },
+                None,
+            ),
             active(1, FaultKind::RedisFreeze { redis: 2 }, None),
         ];
 
         // when / then
-        assert!(!quorum_reachable(&faults, 3, 3));
+        assert!(!reachable(&faults, 3, 3));
     }
 
     #[test]
-    fn quorum_reachable__when_the_only_node_is_partitioned__then_fails() {
+    fn producer_available__when_the_only_node_is_partitioned__then_fails() {
         // given
         let pick = NodePick::Index(0);
         let faults = [active(0, FaultKind::NodePartition { node: pick }, Some(0))];
 
         // when / then
-        assert!(!quorum_reachable(&faults, 1, 3));
-        assert!(quorum_reachable(&faults, 2, 3));
+        assert!(!reachable(&faults, 1, 3));
+        assert!(reachable(&faults, 2, 3));
     }
 
     #[test]
-    fn quorum_reachable__when_a_node_lost_two_links_and_another_is_frozen__then_the_third_reaches()
-    {
+    fn producer_available__when_a_node_lost_two_links_and_another_is_frozen__then_the_third_reaches()
+     {
         // given
         let leader = NodePick::Leader;
         let faults = [
@@ -281,8 +413,8 @@ mod tests {
         ];
 
         // when / then
-        assert!(quorum_reachable(&faults, 3, 3));
-        assert!(!quorum_reachable(&faults, 2, 3));
+        assert!(reachable(&faults, 3, 3));
+        assert!(!reachable(&faults, 2, 3));
     }
 
     #[test]
@@ -319,5 +451,155 @@ mod tests {
         assert!(freeze.clashes_with(&link_a));
         assert!(!link_a.clashes_with(&link_b));
         assert!(link_a.clashes_with(&link_a_again));
+    }
+
+    #[test]
+    fn producer_available__when_the_only_reaching_node_fell_past_the_window__then_fails() {
+        // given n0 frozen, n1 left behind without a peer, n2 cut off from two servers
+        let faults = [
+            active(
+                0,
+                FaultKind::NodeFreeze {
+                    node: NodePick::Index(0),
+                },
+                Some(0),
+            ),
+            active(
+                1,
+                FaultKind::LinkDown {
+                    node: NodePick::Index(2),
+                    redis: 0,
+                },
+                Some(2),
+            ),
+            active(
+                2,
+                FaultKind::LinkHold {
+                    node: NodePick::Index(2),
+                    redis: 1,
+                },
+                Some(2),
+            ),
+        ];
+
+        // when / then
+        assert!(!producer_available(&faults, 3, 2, &[false, true, false]));
+        assert!(producer_available(&faults, 3, 2, &[false, false, false]));
+    }
+
+    #[test]
+    fn producer_available__when_the_budget_raises_the_quorum__then_one_lost_link_of_three_breaks_it()
+     {
+        // given
+        let faults = [active(
+            0,
+            FaultKind::LinkDown {
+                node: NodePick::Index(0),
+                redis: 2,
+            },
+            Some(0),
+        )];
+
+        // when / then: three servers with a budget of one need all three
+        assert!(!producer_available(&faults, 3, quorum(3, 1), &[false]));
+        assert!(producer_available(&faults, 3, quorum(3, 0), &[false]));
+    }
+
+    #[test]
+    fn producer_available__when_a_node_falls_behind_with_a_server__then_the_others_lose_that_server()
+     {
+        // given n1 cut off together with r0
+        let fall = FaultKind::NodeFallBehind {
+            node: NodePick::Leader,
+            stop: Stop::Kill,
+            with_redis: Some(0),
+            cut_off: Duration::from_secs(2),
+        };
+        let faults = [active(0, fall, Some(1))];
+
+        // when / then: n0 and n2 reach r1 and r2 only
+        assert!(producer_available(&faults, 3, 2, &[false, false, false]));
+        assert!(!producer_available(&faults, 3, 3, &[false, false, false]));
+    }
+
+    #[test]
+    fn isolation_links__when_a_node_is_cut_off_with_one_server__then_cuts_its_other_links_and_the_others_links_to_that_server()
+     {
+        // given a grid naming each link (node, redis)
+        let grid: Vec<Vec<(usize, usize)>> = (0..3)
+            .map(|node| (0..3).map(|redis| (node, redis)).collect())
+            .collect();
+
+        // when
+        let mut cut: Vec<(usize, usize)> =
+            isolation_links(&grid, 1, 2).into_iter().copied().collect();
+        cut.sort_unstable();
+
+        // then
+        assert_eq!(cut, vec![(0, 2), (1, 0), (1, 1), (2, 2)]);
+    }
+
+    #[test]
+    fn clashes_with__when_a_server_is_cut_off_with_a_node__then_a_link_fault_to_it_clashes() {
+        // given
+        let fall = active(
+            0,
+            FaultKind::NodeFallBehind {
+                node: NodePick::Index(1),
+                stop: Stop::Freeze,
+                with_redis: Some(2),
+                cut_off: Duration::from_secs(2),
+            },
+            Some(1),
+        );
+        let to_that_server = active(
+            1,
+            FaultKind::LinkLatency {
+                node: NodePick::Index(0),
+                redis: 2,
+                delay: Duration::from_millis(100),
+            },
+            Some(0),
+        );
+        let elsewhere = active(
+            2,
+            FaultKind::LinkLatency {
+                node: NodePick::Index(0),
+                redis: 1,
+                delay: Duration::from_millis(100),
+            },
+            Some(0),
+        );
+
+        // when / then
+        assert!(fall.clashes_with(&to_that_server));
+        assert!(to_that_server.clashes_with(&fall));
+        assert!(!fall.clashes_with(&elsewhere));
+    }
+
+    #[test]
+    fn cut_due_and_stop_due__when_the_links_degraded_and_the_cut_off_is_over__then_each_fires_once()
+    {
+        // given
+        let mut fall = active(
+            0,
+            FaultKind::NodeFallBehind {
+                node: NodePick::Index(2),
+                stop: Stop::Kill,
+                with_redis: Some(0),
+                cut_off: Duration::from_secs(2),
+            },
+            Some(2),
+        );
+
+        // when / then
+        assert!(!fall.cut_due(Duration::from_millis(400)));
+        assert!(fall.cut_due(Duration::from_millis(500)));
+        fall.cut = true;
+        assert!(!fall.cut_due(Duration::from_millis(600)));
+        assert_eq!(fall.stop_due(Duration::from_secs(1)), None);
+        assert_eq!(fall.stop_due(Duration::from_secs(2)), Some(2));
+        fall.stopped = true;
+        assert_eq!(fall.stop_due(Duration::from_secs(3)), None);
     }
 }

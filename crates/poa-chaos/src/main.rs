@@ -1,8 +1,9 @@
 //! `poa-chaos`: the chaos harness behind `cargo xtask chaos`. It runs real `redis-server` and
 //! `poa-node` processes on loopback behind a grid of fault proxies, injects a seeded schedule of
 //! faults while submitting transactions, then heals everything and checks the invariants of
-//! docs/protocol.md (no fork, nothing committed lost, no transaction twice, production resumes,
-//! nodes converge, no long stall). Exit status 0: every invariant held; 1: a violation (the
+//! docs/protocol.md (no fork across every process incarnation, nothing committed lost, no
+//! transaction twice, production resumes, nodes converge, no long stall while a producer is
+//! available, stranded nodes say why). Exit status 0: every invariant held; 1: a violation (the
 //! report names it, with the timeline and the replay command); 2: the harness itself failed.
 //!
 //! Test tooling, never production: no production crate depends on it, and it reaches the node
@@ -15,6 +16,7 @@
 //! - `faults`: starting and healing a fault; what stays reachable.
 //! - `client`: bounded HTTP calls to a node.
 //! - `observe`: the timeline and block sightings.
+//! - `streams`: what the Redis servers' streams still hold, read directly.
 //! - `checks`: the invariants (pure).
 //! - `report`: text and JSON.
 //! - `run`: one run, start to verdict.
@@ -28,6 +30,7 @@ mod observe;
 mod report;
 mod run;
 mod schedule;
+mod streams;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -42,6 +45,18 @@ fn main() -> ExitCode {
     if let Err(err) = cli.validate() {
         eprintln!("error: {err}");
         return ExitCode::from(2);
+    }
+    if cli.plan_only {
+        for fault in schedule::plan(&cli.schedule_settings()) {
+            println!(
+                "{:>9.3}s  #{:<3} {} for {:?}",
+                fault.at.as_secs_f64(),
+                fault.id,
+                fault.kind,
+                fault.lasts
+            );
+        }
+        return ExitCode::SUCCESS;
     }
     let interrupted = watch_for_interrupt();
     match run::run(&cli, &interrupted) {

@@ -1,17 +1,23 @@
-//! What the harness sees of the cluster while it runs: a timeline of heights, leaders and Redis
-//! reachability, and every block sighted on any node, first sighting kept.
+//! What the harness sees of the cluster while it runs: a timeline of heights, leaders and
+//! whether a producer could produce, and every block any process incarnation ever reported at
+//! any height (its head at every poll, and its chain, read every second and before a kill).
 //!
-//! It only reads (HTTP) and records; it never injects or heals a fault, and it judges nothing
-//! except the one thing only visible live: two different blocks sighted at one height.
+//! It only reads (HTTP) and records; it never injects or heals a fault, and it judges nothing.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::client::{BlockSummary, Client};
+use crate::client::{BlockSummary, Client, NodeStatus};
 use crate::cluster::Cluster;
 
 /// Blocks fetched from one node per chain sample, so one sample stays short.
 const BLOCKS_PER_SAMPLE: u64 = 100;
+/// Time one chain sample may take over all nodes: the main loop samples heights meanwhile
+/// (a longer pause would show as a stall); what is left is read at the next sample.
+const CHAIN_SAMPLE_BUDGET: Duration = Duration::from_millis(150);
+/// Time the read of a node's chain before it is stopped may take: longer, since what is not
+/// read then may never be (the stop waits for it).
+const BEFORE_STOP_BUDGET: Duration = Duration::from_millis(500);
 
 /// One poll of every live node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,8 +28,9 @@ pub(crate) struct Sample {
     pub(crate) heights: Vec<Option<u64>>,
     /// The lowest-numbered node claiming to lead, if any.
     pub(crate) leader: Option<usize>,
-    /// Whether some live node reached a Redis quorum through working links.
-    pub(crate) quorum_reachable: bool,
+    /// Whether a producer that can produce was healthy: a live node, not left behind past the
+    /// streams' window, reaching a Redis quorum through working links.
+    pub(crate) producer_available: bool,
 }
 
 impl Sample {
@@ -33,26 +40,17 @@ impl Sample {
     }
 }
 
-/// The first sighting of a block at a height.
+/// The first report of one block at one height by one process incarnation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Sighting {
-    /// The block.
-    pub(crate) block: BlockSummary,
+    /// The block id, hex.
+    pub(crate) id: String,
     /// The node it was read from.
     pub(crate) node: usize,
+    /// The node's process incarnation (0 until its first restart).
+    pub(crate) incarnation: u32,
     /// When.
     pub(crate) at: Duration,
-}
-
-/// A block sighted at a height where another block had been sighted before.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Conflict {
-    /// The height.
-    pub(crate) height: u64,
-    /// The earlier sighting.
-    pub(crate) first: Sighting,
-    /// The later, different one.
-    pub(crate) second: Sighting,
 }
 
 /// Everything observed during the run.
@@ -61,12 +59,12 @@ pub(crate) struct Observer {
     client: Client,
     /// Polls, in time order.
     pub(crate) samples: Vec<Sample>,
-    /// The first block sighted at each height.
-    pub(crate) sightings: BTreeMap<u64, Sighting>,
-    /// Different blocks sighted at one height.
-    pub(crate) conflicts: Vec<Conflict>,
-    /// Per node, the height up to which its chain was read.
+    /// Per height, the first sighting of each different block reported there, in order.
+    pub(crate) sightings: BTreeMap<u64, Vec<Sighting>>,
+    /// Per node, the height up to which the current incarnation's chain was read.
     read_up_to: Vec<u64>,
+    /// Per node, the incarnation whose chain `read_up_to` counts.
+    read_incarnation: Vec<u32>,
 }
 
 impl Observer {
@@ -76,19 +74,19 @@ impl Observer {
             client,
             samples: Vec::new(),
             sightings: BTreeMap::new(),
-            conflicts: Vec::new(),
             read_up_to: vec![0; nodes],
+            read_incarnation: vec![0; nodes],
         }
     }
 
-    /// Polls every live node's status and records the sample.
+    /// Polls every live node's status, records each head as a sighting and records the sample.
     pub(crate) fn poll(
         &mut self,
         at: Duration,
         cluster: &Cluster,
-        quorum_reachable: bool,
+        producer_available: bool,
     ) -> &Sample {
-        let statuses: Vec<_> = cluster
+        let statuses: Vec<Option<NodeStatus>> = cluster
             .nodes
             .iter()
             .map(|node| {
@@ -97,62 +95,114 @@ impl Observer {
                     .flatten()
             })
             .collect();
+        for (node, status) in statuses.iter().enumerate() {
+            if let Some(status) = status {
+                self.record_head(at, cluster, node, status);
+            }
+        }
         let sample = Sample {
             at,
-            heights: statuses.iter().map(|s| s.map(|s| s.height)).collect(),
-            leader: statuses.iter().position(|s| s.is_some_and(|s| s.is_leader)),
-            quorum_reachable,
+            heights: statuses
+                .iter()
+                .map(|s| s.as_ref().map(|s| s.height))
+                .collect(),
+            leader: statuses
+                .iter()
+                .position(|s| s.as_ref().is_some_and(|s| s.is_leader)),
+            producer_available,
         };
         self.samples.push(sample);
         &self.samples[self.samples.len() - 1]
     }
 
     /// Reads the blocks each live node gained since the last read (bounded per node) and
-    /// records first sightings and conflicts.
+    /// records them. A restarted node's chain is read again from height 1.
     pub(crate) fn read_chains(&mut self, at: Duration, cluster: &Cluster) {
         let Some(latest) = self.samples.last().cloned() else {
             return;
         };
+        let deadline = Instant::now() + CHAIN_SAMPLE_BUDGET;
         for node in cluster.nodes.iter().filter(|node| node.is_live()) {
-            let Some(height) = latest.heights[node.index] else {
-                continue;
-            };
-            let from = self.read_up_to[node.index] + 1;
-            let to = height.min(self.read_up_to[node.index] + BLOCKS_PER_SAMPLE);
-            for h in from..=to {
-                match self.client.block(node.http, h) {
-                    Some(Some(block)) => {
-                        self.record(
-                            h,
-                            Sighting {
-                                block,
-                                node: node.index,
-                                at,
-                            },
-                        );
-                        self.read_up_to[node.index] = h;
-                    }
-                    // A restart may lower the head for a moment; try again next time.
-                    Some(None) | None => break,
-                }
+            if let Some(height) = latest.heights[node.index] {
+                self.read_chain(at, cluster, node.index, height, BLOCKS_PER_SAMPLE, deadline);
             }
         }
     }
 
-    /// Records a sighting of a block at `height`, noting a conflict with an earlier one.
-    pub(crate) fn record(&mut self, height: u64, sighting: Sighting) {
-        match self.sightings.get(&height) {
-            None => {
-                self.sightings.insert(height, sighting);
-            }
-            Some(first) if first.block.id != sighting.block.id => {
-                self.conflicts.push(Conflict {
-                    height,
-                    first: first.clone(),
-                    second: sighting,
-                });
-            }
-            Some(_) => {}
+    /// Reads every block of `node`'s chain not read yet, up to its head now, and returns that
+    /// head's status: called before the node is stopped, so nothing it reported is missed.
+    /// `None` when it does not answer.
+    pub(crate) fn read_node(
+        &mut self,
+        at: Duration,
+        cluster: &Cluster,
+        node: usize,
+    ) -> Option<NodeStatus> {
+        let status = self.client.status(cluster.nodes[node].http)?;
+        self.record_head(at, cluster, node, &status);
+        let deadline = Instant::now() + BEFORE_STOP_BUDGET;
+        self.read_chain(at, cluster, node, status.height, u64::MAX, deadline);
+        Some(status)
+    }
+
+    fn read_chain(
+        &mut self,
+        at: Duration,
+        cluster: &Cluster,
+        node: usize,
+        head: u64,
+        most: u64,
+        deadline: Instant,
+    ) {
+        let incarnation = cluster.nodes[node].incarnation;
+        if self.read_incarnation[node] != incarnation {
+            self.read_incarnation[node] = incarnation;
+            self.read_up_to[node] = 0;
         }
+        let from = self.read_up_to[node] + 1;
+        let to = head.min(self.read_up_to[node].saturating_add(most));
+        for height in from..=to {
+            if Instant::now() >= deadline {
+                break;
+            }
+            match self.client.block(cluster.nodes[node].http, height) {
+                Some(Some(block)) => {
+                    self.record(height, sighting(&block, node, incarnation, at));
+                    self.read_up_to[node] = height;
+                }
+                // A restart may lower the head for a moment; try again next time.
+                Some(None) | None => break,
+            }
+        }
+    }
+
+    fn record_head(&mut self, at: Duration, cluster: &Cluster, node: usize, status: &NodeStatus) {
+        if status.height == 0 {
+            return;
+        }
+        let sighting = Sighting {
+            id: status.head_id.clone(),
+            node,
+            incarnation: cluster.nodes[node].incarnation,
+            at,
+        };
+        self.record(status.height, sighting);
+    }
+
+    /// Records a report of a block at `height`, unless that block was already reported there.
+    pub(crate) fn record(&mut self, height: u64, sighting: Sighting) {
+        let seen = self.sightings.entry(height).or_default();
+        if !seen.iter().any(|earlier| earlier.id == sighting.id) {
+            seen.push(sighting);
+        }
+    }
+}
+
+fn sighting(block: &BlockSummary, node: usize, incarnation: u32, at: Duration) -> Sighting {
+    Sighting {
+        id: block.id.clone(),
+        node,
+        incarnation,
+        at,
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::checks::{Stall, Verdict, millis};
+use crate::checks::{Stall, StrandedNode, Verdict, millis};
 
 /// How much of the timeline is shown before and after a violation.
 const TIMELINE_WINDOW: Duration = Duration::from_secs(10);
@@ -58,8 +58,10 @@ pub(crate) struct Report {
     pub(crate) leader_changes: usize,
     /// The longest time without a new block.
     pub(crate) longest_stall: Stall,
-    /// The longest such time while some live node reached a Redis quorum.
-    pub(crate) longest_stall_with_quorum: Stall,
+    /// The longest such time while a producer that can produce was healthy.
+    pub(crate) longest_stall_with_producer: Stall,
+    /// Nodes that came back without a peer past the streams' window.
+    pub(crate) stranded: Vec<StrandedNode>,
     /// Faults that hit the leader's process or links: time until production moved on.
     pub(crate) failovers: Vec<Recovery>,
     /// Transactions the nodes accepted.
@@ -99,12 +101,25 @@ impl Report {
         );
         let _ = writeln!(
             text,
-            "longest stall: {:?} from {:?} ({:?} from {:?} with a Redis quorum reachable)",
+            "longest stall: {:?} from {:?} ({:?} from {:?} while a producer was available)",
             self.longest_stall.length,
             self.longest_stall.from,
-            self.longest_stall_with_quorum.length,
-            self.longest_stall_with_quorum.from
+            self.longest_stall_with_producer.length,
+            self.longest_stall_with_producer.from
         );
+        for stranded in &self.stranded {
+            let _ = writeln!(
+                text,
+                "stranded: n{} came back without a peer at height {}, past the streams' window ({})",
+                stranded.node,
+                stranded.next_height - 1,
+                if stranded.converged {
+                    "caught up after all"
+                } else {
+                    "exempt from convergence"
+                }
+            );
+        }
         let progress: Vec<u64> = self
             .failovers
             .iter()

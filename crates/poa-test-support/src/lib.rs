@@ -8,11 +8,13 @@
 //!   persistence. `start`, `stop` (SIGKILL), `restart` (same port, empty), `freeze`/`thaw`
 //!   (SIGSTOP/SIGCONT: a half-alive node), and `command` to seed and inspect keys.
 //!   [`RedisServer::builder`] adds a TLS port ([`TlsFiles`], `tls_url`) and ACL users, with the
-//!   `default` user optionally disabled (the fixture then authenticates its own commands).
+//!   `default` user optionally disabled (the fixture then authenticates its own commands), and
+//!   an append-only file (`append_only`) so that `restart_keeping_data` brings every
+//!   acknowledged write back.
 //! - [`TestCertificates`]: a throwaway CA with server and client certificates as PEM files.
 //! - [`HalfAliveListener`]: accepts TCP connections, reads, never answers.
 //! - [`FaultProxy`]: a TCP proxy whose [`ProxyMode`] (`Pass`, `Hold`, `Reset`, `Latency`,
-//!   `Blackhole`) can change at any time, with a count of accepted connections.
+//!   `Blackhole`, `CloseAfter`) can change at any time, with a count of accepted connections.
 //! - [`spawner`]: child processes the kernel kills when this process dies
 //!   (`setpriv --pdeathsig`), for fixtures and for the tooling binaries' nodes.
 //! - [`wait_for`] / [`wait_for_async`]: poll a condition every 20 ms up to a deadline.

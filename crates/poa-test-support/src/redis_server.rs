@@ -1,6 +1,7 @@
 //! [`RedisServer`]: a real `redis-server` process on a reserved loopback port, without
 //! persistence, that a test can stop, restart (empty, on the same port), freeze and thaw; and
-//! [`RedisServerBuilder`] for one that also serves TLS on a second port and enforces ACL users.
+//! [`RedisServerBuilder`] for one that also serves TLS on a second port, enforces ACL users, or
+//! keeps an append-only file so that a restart can keep its data.
 //!
 //! It owns the process, the port reservation and a private working directory holding the
 //! server's log. It talks to the server only through the crate's own RESP client: it must not
@@ -39,11 +40,14 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(10);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// The server's stdout and stderr, appended to across restarts.
 const LOG_FILE: &str = "redis-server.log";
+/// The directory of the append-only file, under the working directory (`--appenddirname`).
+const AOF_DIR: &str = "appendonlydir";
 /// Lines of the server's log printed when a test panics while the server is alive.
 const LOG_LINES_ON_FAILURE: usize = 20;
 
 /// A `redis-server` child process on `127.0.0.1`, started with `--save "" --appendonly no`, so a
-/// restart always comes back empty. Killed (SIGKILL) when dropped, also during a panic.
+/// restart always comes back empty (unless built with [`RedisServerBuilder::append_only`]).
+/// Killed (SIGKILL) when dropped, also during a panic.
 ///
 /// All methods take `&self`, so one server can be shared (for example in an `Arc`) between a
 /// test and a task that restarts or freezes it.
@@ -76,6 +80,10 @@ struct ServerOptions {
     users: Vec<String>,
     /// `AUTH` credentials of the fixture's own connections, when `default` is disabled.
     admin: Option<(String, String)>,
+    /// `--appendonly yes --appendfsync always`: every acknowledged write survives a SIGKILL.
+    append_only: bool,
+    /// `--stream-node-max-entries`, when not the Redis default.
+    stream_node_max_entries: Option<u32>,
 }
 
 /// Builds a [`RedisServer`] with TLS and ACL users:
@@ -89,6 +97,8 @@ pub struct RedisServerBuilder {
     tls: Option<TlsFiles>,
     users: Vec<String>,
     disable_default_user: bool,
+    append_only: bool,
+    stream_node_max_entries: Option<u32>,
 }
 
 impl RedisServerBuilder {
@@ -112,6 +122,23 @@ impl RedisServerBuilder {
         self
     }
 
+    /// Persistence as production runs it: an append-only file written before every reply
+    /// (`--appendonly yes --appendfsync always`), so [`RedisServer::restart_keeping_data`]
+    /// brings back every acknowledged write. [`RedisServer::restart`] still comes back empty (it
+    /// removes the file first): a node that lost its disk.
+    pub fn append_only(mut self) -> Self {
+        self.append_only = true;
+        self
+    }
+
+    /// Sets `stream-node-max-entries` (Redis default 100): `XTRIM MAXLEN ~` trims whole macro
+    /// nodes of this many entries, so a stream keeps fewer than `MAXLEN + entries`. A small value
+    /// makes a short stream window precise.
+    pub fn stream_node_max_entries(mut self, entries: u32) -> Self {
+        self.stream_node_max_entries = Some(entries);
+        self
+    }
+
     /// Starts the server; as [`RedisServer::start`].
     pub fn start(self) -> RedisServer {
         let mut users = self.users;
@@ -129,6 +156,8 @@ impl RedisServerBuilder {
             tls: self.tls.map(|files| (files, PortReservation::acquire())),
             users,
             admin,
+            append_only: self.append_only,
+            stream_node_max_entries: self.stream_node_max_entries,
         };
         RedisServer::start_with(options)
     }
@@ -227,10 +256,38 @@ impl RedisServer {
     }
 
     /// Starts the server again on the same port, empty: stops it first if it is running (even
-    /// frozen), and returns once it answers `PING`. Also starts a [`Self::new_stopped`] server.
+    /// frozen), removes its append-only file if it has one, and returns once it answers `PING`.
+    /// Also starts a [`Self::new_stopped`] server.
     pub fn restart(&self) {
         let mut process = self.process();
         kill_and_wait(&mut process);
+        let aof = self.dir.join(AOF_DIR);
+        if let Err(err) = std::fs::remove_dir_all(&aof)
+            && err.kind() != std::io::ErrorKind::NotFound
+        {
+            panic!(
+                "cannot remove the append-only file {}: {err}",
+                aof.display()
+            );
+        }
+        self.launch_into(&mut process);
+    }
+
+    /// Starts the server again on the same port with every write it acknowledged: stops it
+    /// first if it is running (even frozen), and returns once it answers `PING` (after loading
+    /// the append-only file). Panics unless built with [`RedisServerBuilder::append_only`].
+    pub fn restart_keeping_data(&self) {
+        assert!(
+            self.options.append_only,
+            "redis-server on port {} has no persistence to keep: build it with RedisServer::builder().append_only()",
+            self.port()
+        );
+        let mut process = self.process();
+        kill_and_wait(&mut process);
+        self.launch_into(&mut process);
+    }
+
+    fn launch_into(&self, process: &mut Option<Child>) {
         let program = redis_server_program();
         for _ in 0..SPAWN_ATTEMPTS {
             match launch(program, self.port(), &self.dir, &self.options) {
@@ -367,6 +424,19 @@ impl ServerOptions {
 
     fn args(&self) -> Vec<std::ffi::OsString> {
         let mut args: Vec<std::ffi::OsString> = Vec::new();
+        if self.append_only {
+            args.extend(["--appendonly".into(), "yes".into()]);
+            args.extend(["--appendfsync".into(), "always".into()]);
+            args.extend(["--appenddirname".into(), AOF_DIR.into()]);
+        } else {
+            args.extend(["--appendonly".into(), "no".into()]);
+        }
+        if let Some(entries) = self.stream_node_max_entries {
+            args.extend([
+                "--stream-node-max-entries".into(),
+                entries.to_string().into(),
+            ]);
+        }
         if let Some((files, reservation)) = &self.tls {
             args.extend(["--tls-port".into(), reservation.port().to_string().into()]);
             args.extend(["--tls-cert-file".into(), files.cert.clone().into()]);
@@ -417,7 +487,7 @@ fn launch(program: &Path, port: u16, dir: &Path, options: &ServerOptions) -> Lau
             "--save",
             "",
         ])
-        .args(["--appendonly", "no", "--daemonize", "no", "--dir"])
+        .args(["--daemonize", "no", "--dir"])
         .arg(dir)
         .args(options.args())
         .current_dir(dir)

@@ -4,13 +4,30 @@
 
 use super::*;
 
-fn sample(at_ms: u64, heights: &[Option<u64>], leader: Option<usize>, reachable: bool) -> Sample {
+fn sample(at_ms: u64, heights: &[Option<u64>], leader: Option<usize>, available: bool) -> Sample {
     Sample {
         at: Duration::from_millis(at_ms),
         heights: heights.to_vec(),
         leader,
-        quorum_reachable: reachable,
+        producer_available: available,
     }
+}
+
+fn seen(id: &str, node: usize, incarnation: u32, at_secs: u64) -> Sighting {
+    Sighting {
+        id: id.to_owned(),
+        node,
+        incarnation,
+        at: Duration::from_secs(at_secs),
+    }
+}
+
+fn sightings(reports: &[(u64, Sighting)]) -> BTreeMap<u64, Vec<Sighting>> {
+    let mut map: BTreeMap<u64, Vec<Sighting>> = BTreeMap::new();
+    for (height, sighting) in reports {
+        map.entry(*height).or_default().push(sighting.clone());
+    }
+    map
 }
 
 fn block(id: &str, transactions: &[&str]) -> BlockSummary {
@@ -40,7 +57,7 @@ fn longest_stall__when_heights_stop_for_a_while__then_measures_that_gap() {
 }
 
 #[test]
-fn longest_stall__when_no_quorum_was_reachable__then_that_time_is_not_counted() {
+fn longest_stall__when_no_producer_was_available__then_that_time_is_not_counted() {
     // given
     let samples = [
         sample(0, &[Some(1)], Some(0), true),
@@ -130,7 +147,7 @@ fn no_fork__when_final_chains_differ_at_a_height__then_fails_naming_it() {
     ];
 
     // when
-    let verdict = no_fork(&[], &chains);
+    let verdict = no_fork(&BTreeMap::new(), &chains);
 
     // then
     assert!(!verdict.passed);
@@ -146,50 +163,49 @@ fn no_fork__when_chains_are_prefixes_of_each_other__then_holds() {
     ];
 
     // when / then
-    assert!(no_fork(&[], &chains).passed);
+    assert!(no_fork(&BTreeMap::new(), &chains).passed);
 }
 
 #[test]
-fn no_fork__when_a_conflict_was_sighted_during_the_run__then_fails() {
-    // given
-    let sighting = |id: &str, node| Sighting {
-        block: block(id, &[]),
-        node,
-        at: Duration::from_secs(3),
-    };
-    let conflicts = [Conflict {
-        height: 7,
-        first: sighting("x", 0),
-        second: sighting("y", 1),
-    }];
+fn no_fork__when_a_restarted_process_reported_another_block_at_a_height__then_fails_naming_both() {
+    // given n1's first process reported x at 7 before a kill; its next process reported y there
+    let reports = sightings(&[(7, seen("x", 1, 0, 3)), (7, seen("y", 1, 1, 9))]);
+    let chains = vec![vec![block("a1", &[])]];
 
     // when
-    let verdict = no_fork(&conflicts, &[]);
+    let verdict = no_fork(&reports, &chains);
 
     // then
     assert!(!verdict.passed);
-    assert_eq!(verdict.at, Some(Duration::from_secs(3)));
+    assert_eq!(verdict.at, Some(Duration::from_secs(9)));
+    assert!(
+        verdict.detail.contains("n1 (process 0)") && verdict.detail.contains("n1 (process 1)"),
+        "{}",
+        verdict.detail
+    );
 }
 
 #[test]
-fn nothing_lost__when_a_sighted_block_is_missing_on_one_node__then_fails() {
+fn no_fork__when_every_height_was_reported_with_one_block__then_holds() {
     // given
-    let mut sightings = BTreeMap::new();
-    sightings.insert(
-        2,
-        Sighting {
-            block: block("a2", &[]),
-            node: 0,
-            at: Duration::from_secs(1),
-        },
-    );
+    let reports = sightings(&[(1, seen("a1", 0, 0, 1)), (2, seen("a2", 1, 2, 2))]);
+    let chains = vec![vec![block("a1", &[]), block("a2", &[])]];
+
+    // when / then
+    assert!(no_fork(&reports, &chains).passed);
+}
+
+#[test]
+fn nothing_lost__when_a_reported_block_is_missing_on_one_node__then_fails() {
+    // given
+    let reports = sightings(&[(2, seen("a2", 0, 0, 1))]);
     let chains = vec![
         vec![block("a1", &[]), block("a2", &[])],
         vec![block("a1", &[])],
     ];
 
     // when
-    let verdict = nothing_lost(&sightings, &chains, 2);
+    let verdict = nothing_lost(&reports, &chains, &[2, 2]);
 
     // then
     assert!(!verdict.passed);
@@ -201,66 +217,105 @@ fn nothing_lost__when_a_sighted_block_is_missing_on_one_node__then_fails() {
 }
 
 #[test]
-fn nothing_lost__when_every_node_holds_every_sighted_block__then_holds() {
+fn nothing_lost__when_every_node_holds_every_reported_block__then_holds() {
     // given
-    let mut sightings = BTreeMap::new();
-    sightings.insert(
-        1,
-        Sighting {
-            block: block("a1", &[]),
-            node: 1,
-            at: Duration::from_secs(1),
-        },
-    );
+    let reports = sightings(&[(1, seen("a1", 1, 0, 1))]);
     let chains = vec![
         vec![block("a1", &[])],
         vec![block("a1", &[]), block("a2", &[])],
     ];
 
     // when / then
-    assert!(nothing_lost(&sightings, &chains, 1).passed);
+    assert!(nothing_lost(&reports, &chains, &[1, 1]).passed);
 }
 
 #[test]
 fn nothing_lost__when_a_block_above_the_settled_height_is_not_imported_yet__then_holds() {
     // given
-    let mut sightings = BTreeMap::new();
-    sightings.insert(
-        2,
-        Sighting {
-            block: block("a2", &[]),
-            node: 0,
-            at: Duration::from_secs(1),
-        },
-    );
+    let reports = sightings(&[(2, seen("a2", 0, 0, 1))]);
     let chains = vec![
         vec![block("a1", &[]), block("a2", &[])],
         vec![block("a1", &[])],
     ];
 
     // when / then
-    assert!(nothing_lost(&sightings, &chains, 1).passed);
+    assert!(nothing_lost(&reports, &chains, &[1, 1]).passed);
+}
+
+#[test]
+fn nothing_lost__when_a_stranded_node_stops_far_below_the_others__then_holds_for_it_alone() {
+    // given n1 was left behind at height 1; n0 and n2 settled at 3
+    let reports = sightings(&[(3, seen("a3", 0, 0, 1))]);
+    let chains = vec![
+        vec![block("a1", &[]), block("a2", &[]), block("a3", &[])],
+        vec![block("a1", &[])],
+        vec![block("a1", &[]), block("a2", &[])],
+    ];
+
+    // when
+    let stranded_exempt = nothing_lost(&reports, &chains, &[3, 1, 1]);
+    let lagging_node_checked = nothing_lost(&reports, &chains, &[3, 1, 3]);
+
+    // then
+    assert!(stranded_exempt.passed, "{}", stranded_exempt.detail);
+    assert!(!lagging_node_checked.passed);
 }
 
 #[test]
 fn nothing_lost__when_a_block_above_the_settled_height_was_replaced__then_fails() {
     // given
-    let mut sightings = BTreeMap::new();
-    sightings.insert(
-        2,
-        Sighting {
-            block: block("a2", &[]),
-            node: 0,
-            at: Duration::from_secs(1),
-        },
-    );
+    let reports = sightings(&[(2, seen("a2", 0, 0, 1))]);
     let chains = vec![
         vec![block("a1", &[]), block("a2", &[])],
         vec![block("a1", &[]), block("b2", &[])],
     ];
 
     // when / then
-    assert!(!nothing_lost(&sightings, &chains, 1).passed);
+    assert!(!nothing_lost(&reports, &chains, &[1, 1]).passed);
+}
+
+#[test]
+fn stranded_nodes_say_why__when_a_stuck_node_reports_the_history_gap__then_holds() {
+    // given
+    let stranded = [StrandedNode {
+        node: 1,
+        next_height: 40,
+        converged: false,
+        last_error: Some("history: no history source (peer) is configured".to_owned()),
+    }];
+
+    // when
+    let verdict = stranded_nodes_say_why(&stranded);
+
+    // then
+    assert!(verdict.passed);
+    assert!(verdict.detail.contains("n1 at 39"), "{}", verdict.detail);
+}
+
+#[test]
+fn stranded_nodes_say_why__when_a_stuck_node_says_nothing__then_fails() {
+    // given
+    let stranded = [
+        StrandedNode {
+            node: 0,
+            next_height: 12,
+            converged: true,
+            last_error: None,
+        },
+        StrandedNode {
+            node: 2,
+            next_height: 40,
+            converged: false,
+            last_error: Some("publish: reached 1 of the 2 nodes a quorum needs".to_owned()),
+        },
+    ];
+
+    // when
+    let verdict = stranded_nodes_say_why(&stranded);
+
+    // then
+    assert!(!verdict.passed);
+    assert!(verdict.detail.contains("n2"), "{}", verdict.detail);
 }
 
 #[test]

@@ -13,6 +13,21 @@ fn settings(seed: u64, fault_budget: usize) -> ScheduleSettings {
         redis: 3,
         fault_budget,
         lease_ttl: Duration::from_secs(1),
+        block_time: Duration::from_millis(100),
+        streams: StreamWindow {
+            max_len: 40,
+            node_max_entries: 10,
+        },
+        quorum_disruption_budget: 0,
+    }
+}
+
+/// Five servers with a budget of one: a quorum of four, one server may be down.
+fn with_redis_budget(seed: u64) -> ScheduleSettings {
+    ScheduleSettings {
+        redis: 5,
+        quorum_disruption_budget: 1,
+        ..settings(seed, 1)
     }
 }
 
@@ -21,6 +36,16 @@ fn active_at(faults: &[PlannedFault], time: Duration) -> Vec<FaultKind> {
         .iter()
         .filter(|f| f.active_at(time))
         .map(|f| f.kind)
+        .collect()
+}
+
+fn restarts(faults: &[PlannedFault]) -> Vec<(Duration, usize, bool)> {
+    faults
+        .iter()
+        .filter_map(|fault| match fault.kind {
+            FaultKind::RedisRestart { redis, keeps_data } => Some((fault.at, redis, keeps_data)),
+            _ => None,
+        })
         .collect()
 }
 
@@ -52,34 +77,42 @@ fn plan__when_seeds_differ__then_schedules_differ() {
 fn plan__when_drawn_for_many_seeds__then_every_rule_holds_at_every_fault_start() {
     for seed in 0..200 {
         for budget in 1..=3 {
-            // given
-            let settings = settings(seed, budget);
+            for settings in [settings(seed, budget), with_redis_budget(seed)] {
+                // given
+                let settings = ScheduleSettings {
+                    fault_budget: budget,
+                    ..settings
+                };
 
-            // when
-            let faults = plan(&settings);
+                // when
+                let faults = plan(&settings);
 
-            // then
-            for fault in &faults {
-                assert!(
-                    fault.at >= settings.warmup,
-                    "seed {seed}: {fault:?} in warmup"
-                );
-                assert!(
-                    fault.ends() < settings.duration,
-                    "seed {seed}: {fault:?} too late"
-                );
-                let active = active_at(&faults, fault.at);
-                assert!(
-                    active.len() <= budget,
-                    "seed {seed}: over budget at {fault:?}"
-                );
-                let downed_nodes = active.iter().filter(|f| f.downed_node().is_some()).count();
-                assert!(
-                    downed_nodes < settings.nodes,
-                    "seed {seed}: every node down"
-                );
-                let downed_redis = active.iter().filter(|f| f.downed_redis().is_some()).count();
-                assert!(downed_redis <= 1, "seed {seed}: Redis quorum lost");
+                // then
+                for fault in &faults {
+                    assert!(
+                        fault.at >= settings.warmup,
+                        "seed {seed}: {fault:?} in warmup"
+                    );
+                    assert!(
+                        fault.ends() < settings.duration,
+                        "seed {seed}: {fault:?} too late"
+                    );
+                    let active = active_at(&faults, fault.at);
+                    assert!(
+                        active.len() <= budget,
+                        "seed {seed}: over budget at {fault:?}"
+                    );
+                    let downed_nodes = active.iter().filter(|f| f.downed_node().is_some()).count();
+                    assert!(
+                        downed_nodes < settings.nodes,
+                        "seed {seed}: every node down"
+                    );
+                    let downed_redis = active.iter().filter(|f| f.downed_redis().is_some()).count();
+                    assert!(
+                        downed_redis <= settings.redis - settings.quorum(),
+                        "seed {seed}: Redis quorum lost at {fault:?}"
+                    );
+                }
             }
         }
     }
@@ -97,10 +130,11 @@ fn plan__when_the_budget_is_one__then_faults_never_overlap() {
 }
 
 #[test]
-fn plan__when_drawn_over_many_seeds__then_every_kind_appears() {
+fn plan__when_drawn_over_many_seeds_with_a_small_window_and_a_redis_budget__then_every_kind_appears()
+ {
     // given / when
-    let names: std::collections::BTreeSet<&str> = (0..20)
-        .flat_map(|seed| plan(&settings(seed, 1)))
+    let names: std::collections::BTreeSet<&str> = (0..40)
+        .flat_map(|seed| plan(&with_redis_budget(seed)))
         .map(|fault| fault.kind.name())
         .collect();
 
@@ -128,8 +162,171 @@ fn plan__when_a_freeze_is_drawn__then_it_outlasts_the_lease_ttl() {
 }
 
 #[test]
-fn quorum__when_given_server_counts__then_is_a_strict_majority() {
-    for (count, expected) in [(1, 1), (2, 2), (3, 2), (4, 3), (5, 3)] {
-        assert_eq!(quorum(count), expected, "count {count}");
+fn plan__when_the_disruption_budget_is_zero__then_every_redis_restart_keeps_its_data() {
+    // given / when
+    let restarts: Vec<_> = (0..50)
+        .flat_map(|seed| restarts(&plan(&settings(seed, 2))))
+        .collect();
+
+    // then
+    assert!(restarts.len() > 20, "only {} restarts", restarts.len());
+    assert!(restarts.iter().all(|(_, _, keeps_data)| *keeps_data));
+}
+
+#[test]
+fn plan__when_the_disruption_budget_is_one__then_at_most_one_server_loses_its_data_per_window() {
+    let mut emptied_total = 0;
+    for seed in 0..100 {
+        // given
+        let settings = with_redis_budget(seed);
+        let window = settings.data_loss_window();
+
+        // when
+        let emptied: Vec<(Duration, usize)> = restarts(&plan(&settings))
+            .into_iter()
+            .filter(|(_, _, keeps_data)| !keeps_data)
+            .map(|(at, redis, _)| (at, redis))
+            .collect();
+
+        // then
+        for (at, redis) in &emptied {
+            let others: std::collections::BTreeSet<usize> = emptied
+                .iter()
+                .filter(|(other_at, _)| other_at < at && *other_at + window > *at)
+                .map(|(_, other)| *other)
+                .filter(|other| other != redis)
+                .collect();
+            assert!(
+                others.is_empty(),
+                "seed {seed}: r{redis} emptied at {at:?} within {window:?} of {others:?}"
+            );
+        }
+        emptied_total += emptied.len();
+    }
+    assert!(emptied_total > 20, "only {emptied_total} empty restarts");
+}
+
+#[test]
+fn data_loss_window__when_the_stream_is_forty_blocks__then_is_the_index_lifetime_in_block_times() {
+    // given
+    let settings = settings(1, 1);
+
+    // when / then: 2 x 40 + 256 heights of 100 ms
+    assert_eq!(settings.data_loss_window(), Duration::from_millis(33_600));
+}
+
+#[test]
+fn plan__when_a_node_falls_behind__then_it_is_stopped_past_the_stream_window_and_sometimes_past_the_index()
+ {
+    // given
+    let settings = settings(0, 2);
+    let stream = settings.block_time * 50;
+    let index = settings.block_time * 336;
+
+    // when
+    let falls: Vec<(Duration, Duration)> = (0..60)
+        .flat_map(|seed| plan(&ScheduleSettings { seed, ..settings }))
+        .filter_map(|fault| match fault.kind {
+            FaultKind::NodeFallBehind { cut_off, .. } => Some((cut_off, fault.lasts)),
+            _ => None,
+        })
+        .collect();
+
+    // then
+    assert!(falls.len() > 10, "only {} falls", falls.len());
+    for (cut_off, lasts) in &falls {
+        assert!(*lasts >= *cut_off + stream.mul_f64(1.5), "{lasts:?}");
+    }
+    assert!(
+        falls
+            .iter()
+            .any(|(cut_off, lasts)| *lasts > *cut_off + index)
+    );
+    assert!(falls.iter().any(|(cut_off, _)| !cut_off.is_zero()));
+}
+
+#[test]
+fn plan__when_the_stream_window_is_the_default__then_no_node_falls_behind_in_a_minute() {
+    // given
+    let settings = ScheduleSettings {
+        duration: Duration::from_secs(60),
+        streams: StreamWindow {
+            max_len: 1000,
+            node_max_entries: 100,
+        },
+        ..settings(0, 2)
+    };
+
+    // when
+    let falls = (0..50)
+        .flat_map(|seed| plan(&ScheduleSettings { seed, ..settings }))
+        .filter(|fault| matches!(fault.kind, FaultKind::NodeFallBehind { .. }))
+        .count();
+
+    // then
+    assert_eq!(falls, 0);
+}
+
+#[test]
+fn plan__when_a_node_falls_behind_with_a_redis__then_no_link_to_that_redis_is_faulted_meanwhile() {
+    for seed in 0..100 {
+        // given
+        let faults = plan(&settings(seed, 3));
+
+        // when
+        let isolations = faults
+            .iter()
+            .filter_map(|fault| fault.kind.isolated_redis().map(|redis| (fault, redis)));
+
+        // then
+        for (isolation, redis) in isolations {
+            let clashing = faults.iter().find(|other| {
+                other.id != isolation.id
+                    && other.at < isolation.ends()
+                    && isolation.at < other.ends()
+                    && other.kind.link().is_some_and(|(_, r)| r == redis)
+            });
+            assert!(
+                clashing.is_none(),
+                "seed {seed}: {isolation:?} and {clashing:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn plan__when_replies_are_cut__then_offsets_land_inside_small_and_large_replies() {
+    // given / when
+    let offsets: Vec<usize> = (0..40)
+        .flat_map(|seed| plan(&settings(seed, 1)))
+        .filter_map(|fault| match fault.kind {
+            FaultKind::LinkCutReply { after, .. } => Some(after),
+            _ => None,
+        })
+        .collect();
+
+    // then
+    assert!(offsets.iter().any(|after| *after <= 48));
+    assert!(offsets.iter().any(|after| *after >= 4096));
+    assert!(offsets.iter().all(|after| (1..=65536).contains(after)));
+}
+
+#[test]
+fn quorum__when_given_server_counts_and_budgets__then_is_a_majority_plus_the_budget_at_most_all() {
+    for (count, budget, expected) in [
+        (1, 0, 1),
+        (2, 0, 2),
+        (3, 0, 2),
+        (4, 0, 3),
+        (5, 0, 3),
+        (3, 1, 3),
+        (5, 1, 4),
+        (5, 2, 5),
+    ] {
+        assert_eq!(
+            quorum(count, budget),
+            expected,
+            "count {count} budget {budget}"
+        );
     }
 }

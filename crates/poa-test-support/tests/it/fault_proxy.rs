@@ -2,12 +2,28 @@
 
 #![allow(non_snake_case)]
 
-use std::io::ErrorKind;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use poa_test_support::{FaultProxy, ProxyMode, RedisServer, RespError, RespValue, resp, wait_for};
 
 use crate::{HANG_GUARD, PONG, SILENCE, connect, is_timeout, read_line, send_ping};
+
+/// Reads until the connection ends; returns what arrived and the error that ended it (a clean
+/// close is `UnexpectedEof`).
+fn read_until_closed(stream: &mut TcpStream) -> (Vec<u8>, io::Error) {
+    stream.set_read_timeout(Some(HANG_GUARD)).unwrap();
+    let mut received = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return (received, ErrorKind::UnexpectedEof.into()),
+            Ok(read) => received.extend_from_slice(&chunk[..read]),
+            Err(err) => return (received, err),
+        }
+    }
+}
 
 fn redis_behind_proxy() -> (RedisServer, FaultProxy) {
     let redis = RedisServer::start();
@@ -243,4 +259,29 @@ fn close_after__when_a_reply_exceeds_the_allowance__then_the_connection_is_reset
     // and an exchange within the allowance still completes on a new connection
     let small = resp::request(proxy.addr(), &[b"PING"], HANG_GUARD);
     assert_eq!(small.unwrap(), RespValue::Simple("PONG".to_owned()));
+}
+
+#[test]
+fn close_after__when_a_reply_is_longer_than_the_allowance__then_exactly_the_allowance_arrives_before_the_reset()
+ {
+    // given a connection that already exchanged bytes, and a reply far longer than the allowance
+    let (redis, proxy) = redis_behind_proxy();
+    let value = vec![b'x'; 64 * 1024];
+    redis.command(&[b"SET", b"big", &value]);
+    let mut client = connect(proxy.addr());
+    send_ping(&mut client);
+    assert_eq!(read_line(&mut client, HANG_GUARD).unwrap(), PONG);
+    proxy.set_mode(ProxyMode::CloseAfter(1000));
+
+    // when
+    client
+        .write_all(&resp::encode_command(&[b"GET", b"big"]))
+        .unwrap();
+    let (received, ending) = read_until_closed(&mut client);
+
+    // then the reply stops in its middle, at the allowance, and the connection is reset (not
+    // closed cleanly), as a link dying mid-reply
+    assert_eq!(received.len(), 1000);
+    assert!(received.starts_with(b"$65536\r\nxxx"));
+    assert_eq!(ending.kind(), ErrorKind::ConnectionReset, "{ending:?}");
 }

@@ -1,4 +1,5 @@
-//! The redis-server fixture: start, stop, restart empty, freeze and thaw, no orphans.
+//! The redis-server fixture: start, stop, restart empty or with its append-only file, freeze and
+//! thaw, stream trimming settings, no orphans.
 
 #![allow(non_snake_case)]
 
@@ -85,6 +86,60 @@ fn restart__when_server_held_keys__then_comes_back_empty_on_the_same_port() {
     assert_ne!(server.pid(), pid);
     assert_eq!(server.command(&[b"GET", b"key"]), RespValue::Null);
     assert_eq!(server.command(&[b"DBSIZE"]), RespValue::Integer(0));
+}
+
+#[test]
+fn restart_keeping_data__when_append_only_server_was_killed__then_every_acknowledged_write_is_back()
+{
+    // given
+    let server = RedisServer::builder().append_only().start();
+    server.command(&[b"SET", b"key", b"value"]);
+    server.command(&[b"XADD", b"stream", b"*", b"height", b"1"]);
+    let pid = server.pid();
+
+    // when
+    server.restart_keeping_data();
+
+    // then
+    assert_ne!(server.pid(), pid);
+    assert_eq!(server.command(&[b"GET", b"key"]), RespValue::bulk("value"));
+    assert_eq!(server.command(&[b"XLEN", b"stream"]), RespValue::Integer(1));
+}
+
+#[test]
+fn restart__when_append_only_server_held_keys__then_comes_back_empty_and_stays_persistent() {
+    // given
+    let server = RedisServer::builder().append_only().start();
+    server.command(&[b"SET", b"key", b"value"]);
+
+    // when
+    server.restart();
+    server.command(&[b"SET", b"after", b"empty"]);
+    server.restart_keeping_data();
+
+    // then the empty restart lost the old key, and writes after it persist again
+    assert_eq!(server.command(&[b"GET", b"key"]), RespValue::Null);
+    assert_eq!(
+        server.command(&[b"GET", b"after"]),
+        RespValue::bulk("empty")
+    );
+}
+
+#[test]
+fn stream_node_max_entries__when_set__then_approximate_trimming_keeps_at_most_that_many_extra() {
+    // given
+    let server = RedisServer::builder().stream_node_max_entries(4).start();
+
+    // when
+    for _ in 0..40 {
+        server.command(&[b"XADD", b"stream", b"MAXLEN", b"~", b"10", b"*", b"f", b"v"]);
+    }
+
+    // then
+    let RespValue::Integer(length) = server.command(&[b"XLEN", b"stream"]) else {
+        panic!("XLEN is an integer");
+    };
+    assert!((10..14).contains(&length), "{length} entries");
 }
 
 #[test]
