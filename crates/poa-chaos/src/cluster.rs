@@ -12,6 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+/// The environment variable whose value, when set, is every node's `RUST_LOG` (default `info`),
+/// for a post-mortem of a seed: `POA_CHAOS_NODE_LOG=info,adapter_redis=debug`.
+const NODE_LOG_FILTER: &str = "POA_CHAOS_NODE_LOG";
+
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -217,7 +221,10 @@ impl NodeProcess {
         let mut command = command_tied_to_process(&self.binary);
         command
             .args(&self.args)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var(NODE_LOG_FILTER).unwrap_or_else(|_| "info".to_owned()),
+            )
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone().context("cannot share the node log")?)
