@@ -4,21 +4,20 @@
 
 use std::sync::Arc;
 
-use adapter_chain::{ChainSpec, MemoryTransactionPool, PoolError, RedbBlockImporter};
-use adapter_peers::{PeerTransactionRelay, RELAYED_HEADER};
+use adapter_chain::{ChainSpec, MemoryTransactionPool, RedbBlockImporter};
+use adapter_peers::{PeerTransactionRelay, RELAY_PATH};
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use poa_core::{CycleOutcome, ServiceHandle, Trigger};
-use poa_ports::{BlockHeight, BlockReconciliationPort, Seal, SealedBlock, Transaction};
+use poa_ports::{BlockHeight, BlockReconciliationPort, Seal, SealedBlock};
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use tracing::warn;
 
-use crate::raw_blocks;
+use crate::{raw_blocks, transactions};
 
 /// Everything the handlers read.
 #[derive(Clone)]
@@ -47,9 +46,15 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/blocks/raw", get(raw_blocks::blocks_from))
         .route("/blocks/{height}", get(block_at))
         .route("/blocks/{height}/raw", get(raw_blocks::block_at))
-        .route("/transactions", post(submit_transaction))
+        .route("/transactions", post(transactions::submit))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(body_limit))
+        // After the general limit, so this route's larger one applies to it.
+        .route(
+            RELAY_PATH,
+            post(transactions::accept_relayed)
+                .layer(DefaultBodyLimit::max(transactions::MAX_RELAY_BODY_BYTES)),
+        )
         .with_state(state)
 }
 
@@ -118,7 +123,7 @@ async fn leader(State(state): State<ApiState>) -> Response {
     }
 }
 
-fn is_leader(state: &ApiState) -> bool {
+pub(crate) fn is_leader(state: &ApiState) -> bool {
     let lease = state.reconciliation.lease_status();
     let lease_valid = lease.nodes.is_empty()
         || lease
@@ -164,56 +169,6 @@ async fn block_at(State(state): State<ApiState>, Path(height): Path<u64>) -> Res
         )
             .into_response(),
         Err(error) => storage_failure(&error),
-    }
-}
-
-/// Accepts a transaction into the pool. A process that does not lead also relays it to its
-/// peers (one hop: a relayed submission is never relayed again), so it reaches the leader.
-async fn submit_transaction(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let transaction = Transaction::new(body.to_vec());
-    let relayed = headers.contains_key(RELAYED_HEADER);
-    let id = transaction.id();
-    match state.chain.is_committed(id).await {
-        Ok(true) => {
-            return (
-                StatusCode::CONFLICT,
-                axum::Json(json!({ "id": id.to_hex(), "error": "transaction already committed" })),
-            )
-                .into_response();
-        }
-        Ok(false) => {}
-        Err(error) => return storage_failure(&error),
-    }
-    let refused = |status: StatusCode, error: &PoolError| {
-        (
-            status,
-            axum::Json(json!({ "id": id.to_hex(), "error": error.to_string() })),
-        )
-            .into_response()
-    };
-    let relay = state
-        .relay
-        .as_ref()
-        .filter(|_| !relayed && !is_leader(&state));
-    match state.pool.submit(transaction.clone()) {
-        Ok(id) => {
-            if let Some(relay) = relay {
-                relay.relay(&transaction);
-            }
-            (
-                StatusCode::ACCEPTED,
-                axum::Json(json!({ "id": id.to_hex() })),
-            )
-                .into_response()
-        }
-        Err(error @ PoolError::TooLarge { .. }) => refused(StatusCode::PAYLOAD_TOO_LARGE, &error),
-        Err(error @ PoolError::Full) => refused(StatusCode::TOO_MANY_REQUESTS, &error),
-        Err(error @ PoolError::Duplicate) => refused(StatusCode::CONFLICT, &error),
-        Err(error @ PoolError::Empty) => refused(StatusCode::BAD_REQUEST, &error),
     }
 }
 

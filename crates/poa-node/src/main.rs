@@ -7,6 +7,7 @@
 //! - `run`: builds the adapters and the service, and runs them until a signal.
 //! - `http`: the HTTP API.
 //! - `raw_blocks`: encoded sealed blocks for peers catching up (`/blocks/raw`).
+//! - `transactions`: transaction submission, from clients and relayed by peers.
 //! - `telemetry`: logging.
 
 mod cli;
@@ -15,6 +16,7 @@ mod raw_blocks;
 mod run;
 mod settings;
 mod telemetry;
+mod transactions;
 
 use std::process::ExitCode;
 

@@ -98,7 +98,10 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         pool: Arc::new(pool.clone()),
         clock: Arc::new(SystemClock),
     };
-    let relay = settings.peers.clone().map(PeerTransactionRelay::new);
+    let relay = settings
+        .peers
+        .as_ref()
+        .map(|peers| PeerTransactionRelay::start(peers, &mut registry));
     let history: Arc<dyn BlockHistorySource> = match settings.peers {
         Some(peers) => {
             info!(peers = ?peers.urls, "history beyond the streams and transaction relay through peers");
@@ -136,7 +139,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         registry: Arc::new(registry),
         trigger: settings.trigger,
         chain_spec: settings.chain,
-        relay,
+        relay: relay.clone(),
     });
     let (stop_http, mut http_stopped) = watch::channel(false);
     let mut admin_stopped = http_stopped.clone();
@@ -164,6 +167,13 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     service.run(shutdown).await;
     if let Some(redis) = redis {
         redis.shutdown(settings.release_timeout).await;
+    }
+    if let Some(relay) = &relay
+        && !relay.shutdown(settings.release_timeout).await
+    {
+        warn!(
+            "the transaction relay did not finish in time: some queued transactions were not sent"
+        );
     }
     let _ = stop_http.send(true);
     for (name, task) in [("http", server), ("admin http", admin_server)] {

@@ -14,5 +14,6 @@
 
 mod fleet;
 mod history;
+mod relay;
 mod single_node;
 mod support;
