@@ -157,6 +157,25 @@ pub(crate) struct RunArgs {
     /// Log format: text or json [default: text].
     #[arg(long, env = "POA_LOG_FORMAT")]
     pub(crate) log_format: Option<LogFormat>,
+
+    // Bounds of the HTTP listeners (settings/http_limits.rs).
+    /// Most connections the HTTP API holds; at the cap a new connection closes the one that
+    /// has waited longest for a request [default: 1024].
+    #[arg(long, env = "POA_HTTP_MAX_CONNECTIONS")]
+    pub(crate) http_max_connections: Option<usize>,
+
+    /// Time a connection has to send a request's headers, from the connection or the previous
+    /// answer, so it also closes keep-alive connections idle that long [default: 10s].
+    #[arg(long, env = "POA_HTTP_HEADER_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub(crate) http_header_timeout: Option<Duration>,
+
+    /// Time to read a request's body and answer it; 408 past it [default: 30s].
+    #[arg(long, env = "POA_HTTP_REQUEST_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub(crate) http_request_timeout: Option<Duration>,
+
+    /// Time a connection may move no byte either way before it is closed [default: 30s].
+    #[arg(long, env = "POA_HTTP_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub(crate) http_idle_timeout: Option<Duration>,
 }
 
 /// How log lines are written.

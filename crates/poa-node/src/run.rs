@@ -15,10 +15,11 @@ use poa_core::{Ports, ProductionService, ServiceConfig};
 use poa_ports::{BlockHistorySource, BlockReconciliationPort};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::http::{self, AdminState, ApiState};
+use crate::http_server::{self, HttpServerMetrics};
 use crate::settings::{KeySource, Settings};
 
 /// Runs the node until a shutdown signal.
@@ -110,6 +111,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         None => Arc::new(NoopBlockHistory),
     };
     let (service, handle) = ProductionService::new(service_config, ports, &mut registry);
+    let http_metrics = HttpServerMetrics::register(&mut registry);
     let service = service.with_block_history(history);
 
     let listener = TcpListener::bind(settings.http)
@@ -141,22 +143,26 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         chain_spec: settings.chain,
         relay: relay.clone(),
     });
-    let (stop_http, mut http_stopped) = watch::channel(false);
-    let mut admin_stopped = http_stopped.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, api)
-            .with_graceful_shutdown(async move {
-                let _ = http_stopped.wait_for(|stopped| *stopped).await;
-            })
-            .await
-    });
-    let admin_server = tokio::spawn(async move {
-        axum::serve(admin_listener, admin)
-            .with_graceful_shutdown(async move {
-                let _ = admin_stopped.wait_for(|stopped| *stopped).await;
-            })
-            .await
-    });
+    let stop_http = CancellationToken::new();
+    let drain = settings.release_timeout;
+    let server = tokio::spawn(http_server::serve(
+        "http",
+        listener,
+        api,
+        settings.http_limits,
+        http_metrics.clone(),
+        stop_http.clone(),
+        drain,
+    ));
+    let admin_server = tokio::spawn(http_server::serve(
+        "admin",
+        admin_listener,
+        admin,
+        settings.http_limits.admin(),
+        http_metrics,
+        stop_http.clone(),
+        drain,
+    ));
     info!(
         http = %address,
         admin_http = %admin_address,
@@ -175,13 +181,11 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
             "the transaction relay did not finish in time: some queued transactions were not sent"
         );
     }
-    let _ = stop_http.send(true);
-    for (name, task) in [("http", server), ("admin http", admin_server)] {
-        match tokio::time::timeout(settings.release_timeout, task).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(error))) => warn!(server = name, error = %error, "http server failed"),
-            Ok(Err(error)) => warn!(server = name, error = %error, "http server task failed"),
-            Err(_) => warn!(server = name, "http server did not drain in time"),
+    stop_http.cancel();
+    for (name, task) in [("http", server), ("admin", admin_server)] {
+        // The server bounds its own drain; this only reports a task that failed.
+        if let Err(error) = task.await {
+            warn!(server = name, error = %error, "http server task failed");
         }
     }
     info!("node stopped");

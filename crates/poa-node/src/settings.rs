@@ -13,6 +13,9 @@ use poa_ports::{ChainId, Timestamp};
 use serde::Deserialize;
 
 use crate::cli::{LogFormat, RunArgs};
+use crate::http_server::HttpLimits;
+
+mod http_limits;
 
 /// The default directory of the local chain.
 const DEFAULT_DATA_DIR: &str = "poa-data";
@@ -102,6 +105,14 @@ struct FileSettings {
     redis_client_cert: Option<PathBuf>,
     redis_client_key: Option<PathBuf>,
     log_format: Option<LogFormat>,
+    // Bounds of the HTTP listeners (http_limits.rs).
+    http_max_connections: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    http_header_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    http_request_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    http_idle_timeout: Option<Duration>,
 }
 
 /// Where the authority key comes from.
@@ -132,6 +143,8 @@ pub(crate) struct Settings {
     /// `None` without any `--peer`.
     pub(crate) peers: Option<PeerConfig>,
     pub(crate) release_timeout: Duration,
+    /// Bounds of the HTTP listeners.
+    pub(crate) http_limits: HttpLimits,
 }
 
 impl Settings {
@@ -148,6 +161,7 @@ impl Settings {
         let trigger = resolve_trigger(&args, &file)?;
         let redis = resolve_redis(&args, &file)?;
         let peers = resolve_peers(&args, &file)?;
+        let http_limits = http_limits::resolve(&args, &file)?;
         let (key_source, key) = resolve_key(args.key_file.or(file.key_file))?;
         let chain = resolve_chain(
             args.chain_id.or(file.chain_id),
@@ -197,6 +211,7 @@ impl Settings {
             redis,
             peers,
             release_timeout,
+            http_limits,
         })
     }
 }

@@ -14,6 +14,7 @@
 
 mod fleet;
 mod history;
+mod http_limits;
 mod relay;
 mod single_node;
 mod support;

@@ -33,12 +33,27 @@ impl Node {
     /// Starts a node on `data_dir` with `args`, waits until its HTTP API listens. The HTTP API
     /// gets a free port unless `args` names one with `--http`.
     pub fn start(data_dir: &Path, args: &[&str]) -> Self {
+        Self::start_command(Command::new(binary()), data_dir, args)
+    }
+
+    /// Like [`Node::start`], with the soft limit of open file descriptors set to `soft` (the
+    /// hard limit unchanged), as a default systemd or login session would leave it.
+    pub fn start_with_descriptor_limit(data_dir: &Path, args: &[&str], soft: u64) -> Self {
+        let mut command = Command::new("sh");
+        command
+            .args(["-c", r#"ulimit -Sn "$0" && exec "$@""#])
+            .arg(soft.to_string())
+            .arg(binary());
+        Self::start_command(command, data_dir, args)
+    }
+
+    fn start_command(mut command: Command, data_dir: &Path, args: &[&str]) -> Self {
         let http = if args.contains(&"--http") {
             &[][..]
         } else {
             &["--http", "127.0.0.1:0"][..]
         };
-        let mut child = Command::new(binary())
+        let mut child = command
             .arg("--data-dir")
             .arg(data_dir)
             .args(http)
@@ -97,6 +112,24 @@ impl Node {
                 .build()
                 .call(),
         )
+    }
+
+    /// GET `path` with every request bounded by `timeout`, retried until a request is answered
+    /// or `deadline` passes: the status code, or `None` when nothing was answered in time.
+    pub fn get_within(&self, path: &str, timeout: Duration, deadline: Duration) -> Option<u16> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let end = Instant::now() + deadline;
+        while Instant::now() < end {
+            if let Ok(response) = agent.get(&self.url(path)).call() {
+                return Some(response.status().as_u16());
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        None
     }
 
     /// POST `body` to `path`.
