@@ -17,6 +17,7 @@ use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use tracing::warn;
 
+use crate::settings::MAX_STEP_DOWN_HOLD_OFF;
 use crate::{raw_blocks, transactions};
 
 /// Everything the handlers read.
@@ -87,11 +88,11 @@ async fn step_down(
 ) -> Response {
     let hold_off = match query.hold_off.as_deref().map(humantime::parse_duration) {
         None => state.default_hold_off,
-        Some(Ok(hold_off)) if !hold_off.is_zero() => hold_off,
+        Some(Ok(hold_off)) if !hold_off.is_zero() && hold_off <= MAX_STEP_DOWN_HOLD_OFF => hold_off,
         Some(_) => {
             return (
                 StatusCode::BAD_REQUEST,
-                axum::Json(json!({ "error": "hold_off must be a positive duration such as 30s" })),
+                axum::Json(json!({ "error": "hold_off must be a positive duration of at most 24h, such as 30s" })),
             )
                 .into_response();
         }

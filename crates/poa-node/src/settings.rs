@@ -33,6 +33,9 @@ const DEFAULT_ADMIN_HTTP: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::ne
 ));
 /// The default step-down hold-off.
 const DEFAULT_STEP_DOWN_HOLD_OFF: Duration = Duration::from_secs(10);
+/// The longest step-down hold-off, configured or asked for: a day covers any rolling upgrade,
+/// and a longer one is refused rather than capped, so a typo is not silently shortened.
+pub(crate) const MAX_STEP_DOWN_HOLD_OFF: Duration = Duration::from_secs(24 * 60 * 60);
 /// Followers add up to this fraction of the poll interval at random, so they do not poll in
 /// lockstep.
 const POLL_JITTER_DIVISOR: u32 = 4;
@@ -182,10 +185,10 @@ impl Settings {
             .step_down_hold_off
             .or(file.step_down_hold_off)
             .unwrap_or(DEFAULT_STEP_DOWN_HOLD_OFF);
-        if step_down_hold_off.is_zero() {
+        if step_down_hold_off.is_zero() || step_down_hold_off > MAX_STEP_DOWN_HOLD_OFF {
             return Err(InvalidSetting::new(
                 "--step-down-hold-off",
-                "must be larger than zero",
+                "must be larger than zero and at most 24h",
             ));
         }
         let release_timeout = redis.as_ref().map_or(DEFAULT_IDLE_POLL, |redis| {

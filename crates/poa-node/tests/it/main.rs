@@ -12,6 +12,7 @@
     reason = "test code fails the test loudly"
 )]
 
+mod admin;
 mod fleet;
 mod history;
 mod http_limits;
