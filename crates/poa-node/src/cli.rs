@@ -58,7 +58,7 @@ pub(crate) struct RunArgs {
     #[arg(long, env = "POA_INSTANT", conflicts_with_all = ["block_time", "manual"])]
     pub(crate) instant: bool,
 
-    /// Produce blocks only on POST /blocks/produce.
+    /// Produce blocks only on POST /admin/produce (on --admin-http).
     #[arg(long, env = "POA_MANUAL", conflicts_with_all = ["block_time", "instant"])]
     pub(crate) manual: bool,
 
@@ -66,7 +66,8 @@ pub(crate) struct RunArgs {
     #[arg(long, env = "POA_HTTP")]
     pub(crate) http: Option<SocketAddr>,
 
-    /// Address of the admin API (POST /admin/step-down); keep it on loopback [default: 127.0.0.1:4001].
+    /// Address of the admin API (POST /admin/step-down, POST /admin/produce); keep it on
+    /// loopback [default: 127.0.0.1:4001].
     #[arg(long, env = "POA_ADMIN_HTTP")]
     pub(crate) admin_http: Option<SocketAddr>,
 

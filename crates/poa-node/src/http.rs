@@ -1,6 +1,6 @@
-//! The HTTP API: health, leadership, status, blocks, transaction submission, manual production
-//! and Prometheus metrics. Handlers translate between HTTP and the service, chain and pool;
-//! they hold no state of their own.
+//! The HTTP API: health, leadership, status, blocks, transaction submission and Prometheus
+//! metrics; and the admin API: step-down and the manual production trigger. Handlers translate
+//! between HTTP and the service, chain and pool; they hold no state of their own.
 
 use std::sync::Arc;
 
@@ -43,7 +43,6 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/leader", get(leader))
         .route("/status", get(status))
         .route("/blocks/latest", get(latest_block))
-        .route("/blocks/produce", post(produce_block))
         .route("/blocks/raw", get(raw_blocks::blocks_from))
         .route("/blocks/{height}", get(block_at))
         .route("/blocks/{height}/raw", get(raw_blocks::block_at))
@@ -63,6 +62,7 @@ pub(crate) fn router(state: ApiState) -> Router {
 pub(crate) fn admin_router(state: AdminState) -> Router {
     Router::new()
         .route("/admin/step-down", post(step_down))
+        .route("/admin/produce", post(produce_block))
         .with_state(state)
 }
 
@@ -71,6 +71,7 @@ pub(crate) fn admin_router(state: AdminState) -> Router {
 pub(crate) struct AdminState {
     pub(crate) service: ServiceHandle,
     pub(crate) default_hold_off: std::time::Duration,
+    pub(crate) trigger: Trigger,
 }
 
 /// Query of `POST /admin/step-down`.
@@ -173,9 +174,19 @@ async fn block_at(State(state): State<ApiState>, Path(height): Path<u64>) -> Res
     }
 }
 
-/// Runs a production cycle now, whatever the trigger: imports what the chain lacks, then
-/// produces if this process leads.
-async fn produce_block(State(state): State<ApiState>) -> Response {
+/// With `--manual`, runs a production cycle now: imports what the chain lacks, then produces
+/// if this process leads. With another trigger it refuses (409): the trigger alone sets the
+/// block rate, and a request never raises it.
+async fn produce_block(State(state): State<AdminState>) -> Response {
+    if state.trigger != Trigger::Manual {
+        return (
+            StatusCode::CONFLICT,
+            axum::Json(json!({
+                "error": format!("the trigger is {}: blocks come at its rate, and this request produces only with --manual", state.trigger),
+            })),
+        )
+            .into_response();
+    }
     match state.service.produce_block().await {
         Ok(CycleOutcome::Produced { height, id, transactions }) => (
             StatusCode::OK,

@@ -132,6 +132,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     let admin = http::admin_router(AdminState {
         service: handle.clone(),
         default_hold_off: settings.step_down_hold_off,
+        trigger: settings.trigger,
     });
     let api = http::router(ApiState {
         service: handle,

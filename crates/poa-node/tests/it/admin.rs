@@ -85,3 +85,49 @@ fn output_within(command: &mut Command, deadline: Duration) -> Output {
     let _ = child.kill();
     child.wait_with_output().unwrap()
 }
+
+#[test]
+fn produce__when_manual__then_only_the_admin_api_produces_a_block() {
+    // given
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &["--manual"]);
+
+    // when
+    let (public, _) = node.post("/blocks/produce", b"");
+    let (status, outcome) = node.post_admin("/admin/produce");
+
+    // then
+    assert!(
+        public == 404 || public == 405,
+        "the public API answered {public} to a produce request"
+    );
+    assert_eq!(status, 200, "{outcome}");
+    assert_eq!(outcome["height"], 1);
+    assert_eq!(node.height(), 1);
+}
+
+#[test]
+fn produce__when_the_trigger_is_an_interval__then_refuses_and_never_raises_the_block_rate() {
+    // given: one block a second
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &["--block-time", "1s"]);
+    assert!(eventually(Duration::from_secs(20), || node.height() >= 1));
+    let started = Instant::now();
+    let height = node.height();
+
+    // when a client asks for blocks as fast as it can
+    let mut answers = Vec::new();
+    while started.elapsed() < Duration::from_millis(1_500) {
+        answers.push(node.post_admin("/admin/produce").0);
+    }
+
+    // then every request was refused, and no more blocks came than the interval allows
+    assert!(answers.iter().all(|status| *status == 409), "{answers:?}");
+    let produced = node.height() - height;
+    let allowed = started.elapsed().as_secs() + 1;
+    assert!(
+        produced <= allowed,
+        "{produced} blocks in {:?}",
+        started.elapsed()
+    );
+}
