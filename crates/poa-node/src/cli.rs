@@ -177,6 +177,11 @@ pub(crate) struct RunArgs {
     /// Time a connection may move no byte either way before it is closed [default: 30s].
     #[arg(long, env = "POA_HTTP_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
     pub(crate) http_idle_timeout: Option<Duration>,
+
+    /// Bulk transfers served at once (raw block answers, relay batches from peers); past it
+    /// 503 with Retry-After [default: 16].
+    #[arg(long, env = "POA_HTTP_MAX_BULK_REQUESTS")]
+    pub(crate) http_max_bulk_requests: Option<usize>,
 }
 
 /// How log lines are written.

@@ -32,6 +32,8 @@ pub(crate) struct ApiState {
     pub(crate) chain_spec: ChainSpec,
     /// Passes transactions accepted while following on to the peers (`--peer`).
     pub(crate) relay: Option<PeerTransactionRelay>,
+    /// Permits of bulk transfers (raw block answers, relay batches): `--http-max-bulk-requests`.
+    pub(crate) bulk: Arc<tokio::sync::Semaphore>,
 }
 
 /// The API's routes.
@@ -49,12 +51,9 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/transactions", post(transactions::submit))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(body_limit))
-        // After the general limit, so this route's larger one applies to it.
-        .route(
-            RELAY_PATH,
-            post(transactions::accept_relayed)
-                .layer(DefaultBodyLimit::max(transactions::MAX_RELAY_BODY_BYTES)),
-        )
+        // After the general limit: the handler reads the body itself, within its own limit,
+        // once it holds a bulk permit.
+        .route(RELAY_PATH, post(transactions::accept_relayed))
         .with_state(state)
 }
 

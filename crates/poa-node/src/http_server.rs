@@ -58,16 +58,19 @@ pub(crate) struct HttpLimits {
     pub(crate) request_timeout: Duration,
     /// Time a connection may move no byte either way.
     pub(crate) idle_timeout: Duration,
+    /// Bulk transfers (raw block answers, relay batches) served at once; 503 past it.
+    pub(crate) max_bulk_requests: usize,
 }
 
 impl HttpLimits {
-    /// The public API's defaults: 1,024 connections, 10 s for headers, 30 s per request and
-    /// 30 s without a byte.
+    /// The public API's defaults: 1,024 connections, 10 s for headers, 30 s per request,
+    /// 30 s without a byte, 16 bulk transfers.
     pub(crate) const DEFAULT: Self = Self {
         max_connections: 1024,
         header_timeout: Duration::from_secs(10),
         request_timeout: Duration::from_secs(30),
         idle_timeout: Duration::from_secs(30),
+        max_bulk_requests: 16,
     };
 
     /// The admin API's bounds: these timeouts, [`ADMIN_MAX_CONNECTIONS`] connections.

@@ -143,6 +143,9 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         trigger: settings.trigger,
         chain_spec: settings.chain,
         relay: relay.clone(),
+        bulk: Arc::new(tokio::sync::Semaphore::new(
+            settings.http_limits.max_bulk_requests,
+        )),
     });
     let stop_http = CancellationToken::new();
     let drain = settings.release_timeout;

@@ -116,6 +116,7 @@ struct FileSettings {
     http_request_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     http_idle_timeout: Option<Duration>,
+    http_max_bulk_requests: Option<usize>,
 }
 
 /// Where the authority key comes from.

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use adapter_chain::{PoolError, SystemClock};
 use adapter_peers::{RELAYED_HEADER, RelayedTransaction, decode_relay_batch};
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +15,7 @@ use poa_ports::{Clock, Transaction, TransactionId};
 use serde_json::json;
 
 use crate::http::{ApiState, is_leader, storage_failure};
+use crate::raw_blocks::{bulk_permit, busy};
 
 /// The largest relay request read: a sender's batch stops at 1 MiB plus one transaction of at
 /// most 64 KiB, with 12 bytes of framing per transaction.
@@ -76,8 +77,23 @@ pub(crate) async fn submit(
 
 /// Accepts a batch relayed by another process: each transaction the local chain has not
 /// committed goes to the pool. Answers 200 with how many were accepted, already pending,
-/// already committed or refused by the pool (full, too large, empty); 400 for a broken batch.
-pub(crate) async fn accept_relayed(State(state): State<ApiState>, body: Bytes) -> Response {
+/// already committed or refused by the pool (full, too large, empty); 400 for a broken batch,
+/// 413 past [`MAX_RELAY_BODY_BYTES`]. A batch is a bulk transfer: past the bound it is refused
+/// (503 with `Retry-After`) before its body is read.
+pub(crate) async fn accept_relayed(State(state): State<ApiState>, body: Body) -> Response {
+    let Some(_permit) = bulk_permit(&state.bulk) else {
+        return busy();
+    };
+    let body = match axum::body::to_bytes(body, MAX_RELAY_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(error) => {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                axum::Json(json!({ "error": format!("relay batch unreadable or over {MAX_RELAY_BODY_BYTES} bytes: {error}") })),
+            )
+                .into_response();
+        }
+    };
     let entries = match decode_relay_batch(&body) {
         Ok(entries) => entries,
         Err(error) => {

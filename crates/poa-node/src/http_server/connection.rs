@@ -29,6 +29,10 @@ use tracing::debug;
 
 use super::HttpLimits;
 
+/// The most bytes hyper buffers per connection for reading or writing: an answer a client does
+/// not read stays in the socket's buffers and at most this much of the process's memory.
+const CONNECTION_BUFFER_BYTES: usize = 64 * 1024;
+
 /// Everything one connection's task needs.
 pub(super) struct ConnectionTask {
     pub(super) name: &'static str,
@@ -59,7 +63,8 @@ impl ConnectionTask {
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(self.limits.header_timeout);
+            .header_read_timeout(self.limits.header_timeout)
+            .max_buf_size(CONNECTION_BUFFER_BYTES);
         let mut connection = pin!(builder.serve_connection(io, service));
         let mut stopping = false;
         loop {

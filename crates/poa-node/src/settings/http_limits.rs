@@ -1,6 +1,6 @@
 //! Resolves the bounds of the HTTP listeners (`--http-max-connections`, `--http-header-timeout`,
-//! `--http-request-timeout`, `--http-idle-timeout`): flag, then file, then default; every bound
-//! must be larger than zero. Whether the process may open that many connections is checked at
+//! `--http-request-timeout`, `--http-idle-timeout`, `--http-max-bulk-requests`): flag, then
+//! file, then default; every bound must be larger than zero. Whether the process may open that many connections is checked at
 //! startup against its descriptor limit, not here.
 
 use std::time::Duration;
@@ -26,8 +26,19 @@ pub(super) fn resolve(args: &RunArgs, file: &FileSettings) -> Result<HttpLimits,
             "must be larger than zero, e.g. 1024",
         ));
     }
+    let max_bulk_requests = args
+        .http_max_bulk_requests
+        .or(file.http_max_bulk_requests)
+        .unwrap_or(defaults.max_bulk_requests);
+    if max_bulk_requests == 0 {
+        return Err(InvalidSetting::new(
+            "--http-max-bulk-requests",
+            "must be larger than zero, e.g. 16",
+        ));
+    }
     Ok(HttpLimits {
         max_connections,
+        max_bulk_requests,
         header_timeout: positive(
             "--http-header-timeout",
             args.http_header_timeout.or(file.http_header_timeout),
@@ -124,6 +135,13 @@ mod tests {
                     ..RunArgs::default()
                 },
                 "--http-idle-timeout",
+            ),
+            (
+                RunArgs {
+                    http_max_bulk_requests: Some(0),
+                    ..RunArgs::default()
+                },
+                "--http-max-bulk-requests",
             ),
         ] {
             // when

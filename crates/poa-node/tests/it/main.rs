@@ -13,6 +13,7 @@
 )]
 
 mod admin;
+mod bulk;
 mod fleet;
 mod history;
 mod http_limits;
