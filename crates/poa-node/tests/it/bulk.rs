@@ -2,42 +2,17 @@
 //! range answers of raw blocks that nobody reads, and relay batches and transactions uploaded
 //! slowly. What the process holds for them stays bounded, and `/health` keeps answering.
 
-use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use nix::sys::resource::{Resource, getrlimit, setrlimit};
-
-use crate::support::{Node, eventually};
+use crate::support::{Node, allow_descriptors, eventually, hold_connections};
 
 /// Bytes of each filler transaction: 16 of them fill a block's 1 MiB.
 const FILLER_BYTES: usize = 60 * 1024;
 
-/// The resident memory of a process, in MiB, from `/proc`.
+/// The resident memory of a process, in MiB.
 fn rss_mib(node: &Node) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", node.pid())).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .unwrap()
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .unwrap();
-    kib / 1024
-}
-
-/// Raises this test process's soft descriptor limit to at least `needed`.
-fn allow_descriptors(needed: u64) {
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
-    assert!(
-        hard >= needed,
-        "this test needs {needed} descriptors, the hard limit is {hard}"
-    );
-    if soft < needed {
-        setrlimit(Resource::RLIMIT_NOFILE, needed, hard).unwrap();
-    }
+    node.proc_status("VmRSS") / 1024
 }
 
 /// A single node whose chain holds about `mib` MiB of transactions, all committed.
@@ -59,18 +34,6 @@ fn node_with_a_large_chain(dir: &std::path::Path, mib: usize) -> Node {
     node
 }
 
-/// `count` connections that send `request` and then never read; those the server refuses or
-/// closes while the request is written are left out.
-fn unread_requests(address: SocketAddr, request: &[u8], count: usize) -> Vec<TcpStream> {
-    (0..count)
-        .filter_map(|_| {
-            let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(1)).ok()?;
-            stream.write_all(request).ok()?;
-            Some(stream)
-        })
-        .collect()
-}
-
 #[test]
 fn raw_blocks__when_clients_never_read_their_range_answers__then_past_the_bound_answers_503_and_memory_stays_bounded()
  {
@@ -83,7 +46,7 @@ fn raw_blocks__when_clients_never_read_their_range_answers__then_past_the_bound_
 
     // when 150 clients ask for a range and never read the answer
     let request = b"GET /blocks/raw?from=1&limit=256 HTTP/1.1\r\nHost: slow\r\n\r\n";
-    let held = unread_requests(address, request, 150);
+    let held = hold_connections(address, 150, |_| &request[..]);
     std::thread::sleep(Duration::from_secs(2));
 
     // then the next range request is refused for now, the API answers, and the process holds
@@ -126,7 +89,7 @@ fn relay__when_clients_upload_relay_batches_slowly__then_past_the_bound_answers_
     let mut request = head.into_bytes();
     request.push(1);
     request.extend(std::iter::repeat_n(0_u8, length - 1 - 4096));
-    let held = unread_requests(address, &request, 100);
+    let held = hold_connections(address, 100, |_| &request[..]);
     std::thread::sleep(Duration::from_secs(2));
 
     // then the process did not take in 100 batches, and the API answers
@@ -155,7 +118,7 @@ fn transactions__when_more_clients_upload_slowly_than_the_connection_cap__then_m
         format!("POST /transactions HTTP/1.1\r\nHost: slow\r\ncontent-length: {length}\r\n\r\n")
             .into_bytes();
     request.extend(std::iter::repeat_n(7_u8, length - 16));
-    let held = unread_requests(address, &request, 1_500);
+    let held = hold_connections(address, 1_500, |_| &request[..]);
     std::thread::sleep(Duration::from_secs(2));
 
     // then at most the connection cap's worth of bodies is held, and the API answers

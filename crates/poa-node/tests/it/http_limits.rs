@@ -2,45 +2,30 @@
 //! process: it closes connections that send no request, caps how many it holds (closing the
 //! one that waited longest for a request to make room), and keeps `/health` answering.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use nix::sys::resource::{Resource, getrlimit, setrlimit};
-
-use crate::support::{Node, binary, eventually};
+use crate::support::{Node, allow_descriptors, binary, eventually, hold_connections};
 
 /// Bound of one probe request.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a probe may keep trying: generous, it only catches a listener that never answers.
 const PROBE_DEADLINE: Duration = Duration::from_secs(30);
 
-/// Raises this test process's soft descriptor limit to at least `needed` (within the hard
-/// limit), so it can hold that many sockets.
-fn allow_descriptors(needed: u64) {
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
-    assert!(
-        hard >= needed,
-        "this test holds {needed} sockets; the hard descriptor limit is {hard}"
-    );
-    if soft < needed {
-        setrlimit(Resource::RLIMIT_NOFILE, needed, hard).unwrap();
-    }
-}
-
 /// `count` connections to `address`: even ones send nothing, odd ones the start of a request
-/// and then nothing (a slow client). Connections the server does not take in time are skipped.
-fn hold_connections(address: SocketAddr, count: usize) -> Vec<TcpStream> {
-    (0..count)
-        .filter_map(|index| {
-            let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(1)).ok()?;
-            if index % 2 == 1 {
-                let _ = stream.write_all(b"GET /status HTTP/1.1\r\nHost: slow\r\n");
-            }
-            Some(stream)
-        })
-        .collect()
+/// and then nothing (a slow client).
+fn idle_and_slow(address: SocketAddr, count: usize) -> Vec<TcpStream> {
+    hold_connections(address, count, |index| {
+        if index % 2 == 1 {
+            &b"GET /status HTTP/1.1
+Host: slow
+"[..]
+        } else {
+            &[][..]
+        }
+    })
 }
 
 /// Whether the server closed `stream` (end of file or reset) within `deadline`.
@@ -70,7 +55,7 @@ fn http__when_more_idle_and_slow_clients_than_the_soft_descriptor_limit_hold_con
     assert!(eventually(Duration::from_secs(20), || node.height() >= 1));
 
     // when 1,100 clients hold connections without finishing a request
-    let held = hold_connections(node.http.parse().unwrap(), 1_100);
+    let held = idle_and_slow(node.http.parse().unwrap(), 1_100);
 
     // then the API still answers, and the chain can be read
     assert!(
@@ -100,7 +85,7 @@ fn http__when_connections_send_no_complete_request__then_the_server_closes_them_
     );
 
     // when
-    let mut held = hold_connections(node.http.parse().unwrap(), 20);
+    let mut held = idle_and_slow(node.http.parse().unwrap(), 20);
 
     // then every one of them is closed, well before this generous bound
     let started = Instant::now();
@@ -133,7 +118,7 @@ fn http__when_clients_exceed_the_connection_cap__then_the_longest_waiting_are_cl
     );
 
     // when 200 clients hold connections without a request
-    let mut held = hold_connections(node.http.parse().unwrap(), 200);
+    let mut held = idle_and_slow(node.http.parse().unwrap(), 200);
 
     // then requests are still served, and the server closed the connections beyond its cap,
     // the oldest first

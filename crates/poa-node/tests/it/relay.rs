@@ -72,18 +72,6 @@ fn included(node: &Node) -> HashSet<String> {
     ids
 }
 
-/// The number of threads of a process, from `/proc`.
-fn threads_of(node: &Node) -> usize {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", node.pid())).unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Threads:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn relay__when_one_peer_is_frozen__then_submits_are_answered_and_the_frozen_peer_costs_few_threads_and_connections()
  {
@@ -110,10 +98,10 @@ fn relay__when_one_peer_is_frozen__then_submits_are_answered_and_the_frozen_peer
             .is_superset(&accepted)),
         "the leader did not include every relayed transaction"
     );
-    let threads = threads_of(&follower);
+    let threads = follower.proc_status("Threads");
     let workers = thread::available_parallelism().map_or(1, usize::from);
     assert!(
-        threads <= workers + 64,
+        threads <= u64::try_from(workers).unwrap() + 64,
         "the follower runs {threads} threads with a frozen peer"
     );
     let connections = frozen.accepted_connections();

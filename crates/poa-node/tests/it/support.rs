@@ -171,6 +171,21 @@ impl Node {
         self.get("/leader").0 == 200
     }
 
+    /// A field of the process's `/proc/<pid>/status`, e.g. `Threads` or `VmRSS`, as a number
+    /// (the `kB` unit dropped).
+    pub fn proc_status(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .unwrap_or_else(|| panic!("no {field} in the process status"))
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
     pub fn pid(&self) -> Pid {
         Pid::from_raw(i32::try_from(self.child.as_ref().unwrap().id()).unwrap())
     }
@@ -220,6 +235,39 @@ fn request(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u1
     let status = response.status().as_u16();
     let body = response.body_mut().read_to_string().unwrap_or_default();
     (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// `count` connections to `address`, each sending what `request` gives for its index (possibly
+/// nothing) and then never reading; those the server does not take or closes while the request
+/// is written are left out.
+pub fn hold_connections<'a>(
+    address: std::net::SocketAddr,
+    count: usize,
+    request: impl Fn(usize) -> &'a [u8],
+) -> Vec<std::net::TcpStream> {
+    use std::io::Write;
+    (0..count)
+        .filter_map(|index| {
+            let mut stream =
+                std::net::TcpStream::connect_timeout(&address, Duration::from_secs(1)).ok()?;
+            stream.write_all(request(index)).ok()?;
+            Some(stream)
+        })
+        .collect()
+}
+
+/// Raises this test process's soft descriptor limit to at least `needed` (within the hard
+/// limit), so it can hold that many sockets.
+pub fn allow_descriptors(needed: u64) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    assert!(
+        hard >= needed,
+        "this test needs {needed} descriptors; the hard limit is {hard}"
+    );
+    if soft < needed {
+        setrlimit(Resource::RLIMIT_NOFILE, needed, hard).unwrap();
+    }
 }
 
 /// Polls `predicate` every 20 ms until it holds or `deadline` passes.
