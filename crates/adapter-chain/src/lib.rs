@@ -13,6 +13,7 @@
 //! - [`importer`]: [`RedbBlockImporter`], the `BlockImporter` port, and async chain reads.
 //! - [`signer`]: [`Ed25519BlockSigner`], the `BlockSigner` port.
 //! - [`pool`]: [`MemoryTransactionPool`], the `TransactionPool` port.
+//! - [`pool_maintenance`]: [`PoolMaintenance`], the pool's expiry and metrics.
 //! - [`producer`]: [`PoolBlockProducer`], the `BlockProducer` port.
 //! - [`clock`]: [`SystemClock`], the `Clock` port.
 //! - [`error`]: the adapter's errors.
@@ -43,6 +44,7 @@ pub mod genesis;
 pub mod importer;
 pub mod keys;
 pub mod pool;
+pub mod pool_maintenance;
 pub mod producer;
 pub mod signer;
 pub mod storage;
@@ -57,6 +59,7 @@ pub use genesis::ChainSpec;
 pub use importer::RedbBlockImporter;
 pub use keys::{AuthorityKey, AuthorityPublicKey, DEV_KEY_SEED_PHRASE};
 pub use pool::{MemoryTransactionPool, PoolLimits};
+pub use pool_maintenance::PoolMaintenance;
 pub use producer::{BlockLimits, PoolBlockProducer};
 pub use signer::Ed25519BlockSigner;
 pub use storage::{ChainStore, CommitDurability, DATABASE_FILE_NAME};

@@ -16,6 +16,8 @@
 //! - [`noop`]: [`NoopBlockHistory`], for a process with no peer configured.
 //! - [`transaction_relay`]: [`PeerTransactionRelay`], passes accepted transactions on to the
 //!   peers through a bounded queue per peer, in batches.
+//! - [`resend`]: sends again what stays pending, and hands everything on when this process
+//!   stops leading; [`PendingTransactions`] is how it reads the local pool.
 //! - [`relay_batch`]: the framing of a relay request.
 //! - `http_client`: the pooled async HTTP client behind both.
 //! - `metrics`: the relay's metrics.
@@ -30,6 +32,7 @@ mod metrics;
 pub mod noop;
 pub mod peer_history;
 pub mod relay_batch;
+pub mod resend;
 pub mod transaction_relay;
 
 pub use config::{PeerConfig, RelayBounds};
@@ -37,4 +40,5 @@ pub use error::{PeerConfigError, RelayBatchError};
 pub use noop::NoopBlockHistory;
 pub use peer_history::PeerBlockHistory;
 pub use relay_batch::{RelayedTransaction, decode_relay_batch, encode_relay_batch};
+pub use resend::PendingTransactions;
 pub use transaction_relay::{PeerTransactionRelay, RELAY_PATH, RELAYED_HEADER};

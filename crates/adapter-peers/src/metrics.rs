@@ -25,11 +25,21 @@ pub(crate) struct PeerLabels {
     pub(crate) peer: String,
 }
 
+/// Labels of the resend counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ResendLabels {
+    /// `stuck` (pending longer than the resend delay, on a process that does not lead),
+    /// `hand_on` (this process stopped leading or is exiting) or `peer_recovered` (a peer
+    /// answered again after failures).
+    pub(crate) reason: &'static str,
+}
+
 /// Every metric of the relay.
 #[derive(Debug, Clone)]
 pub(crate) struct RelayMetrics {
     transactions: Family<RelayOutcomeLabels, Counter>,
     queued: Family<PeerLabels, Gauge>,
+    resent: Family<ResendLabels, Counter>,
 }
 
 impl RelayMetrics {
@@ -38,6 +48,7 @@ impl RelayMetrics {
         let metrics = Self {
             transactions: Family::default(),
             queued: Family::default(),
+            resent: Family::default(),
         };
         registry.register(
             "poa_relay_transactions",
@@ -49,7 +60,21 @@ impl RelayMetrics {
             "Transactions waiting to be relayed to a peer",
             metrics.queued.clone(),
         );
+        registry.register(
+            "poa_relay_resent_transactions",
+            "Pending transactions queued again for the peers, by reason (stuck, hand_on, peer_recovered)",
+            metrics.resent.clone(),
+        );
         metrics
+    }
+
+    /// Counts `count` pending transactions queued again for `reason`.
+    pub(crate) fn resent(&self, reason: &'static str, count: usize) {
+        if count > 0 {
+            self.resent
+                .get_or_create(&ResendLabels { reason })
+                .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
+        }
     }
 
     /// Counts `count` transactions for `peer` with `outcome`.

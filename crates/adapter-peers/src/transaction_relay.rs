@@ -1,5 +1,5 @@
 //! [`PeerTransactionRelay`]: passes transactions on to the other `poa-node` processes, so what
-//! one process accepts reaches the pool of whichever process leads.
+//! one process accepts reaches the pool of every other process, whichever of them leads.
 //!
 //! Each peer has its own bounded queue and one task that drains it in batches
 //! (`POST /transactions/relay`, framed by [`crate::relay_batch`]) over the pooled keep-alive
@@ -7,15 +7,17 @@
 //! puts a transaction on each queue and never waits: a full queue drops the transaction for that
 //! peer and counts it, so a frozen or dead peer costs the submit path nothing. After a failed
 //! request a peer is left alone for a backoff (doubling up to [`MAX_BACKOFF`]) while its queue
-//! fills and overflows; what was dropped or failed is not retried here (the caller sends again
-//! what stays pending). A relayed request is never relayed again by its receiver: relays cannot
+//! fills and overflows; what was dropped or failed is not retried here: [`crate::resend`] sends
+//! again what stays pending, and hands everything on when this process stops leading or a
+//! peer answers again. A relayed request is never relayed again by its receiver: relays cannot
 //! loop.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use poa_ports::{Clock, Timestamp};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::sync::{Semaphore, mpsc};
@@ -27,6 +29,7 @@ use crate::config::{PeerConfig, RelayBounds};
 use crate::http_client::PeerHttpClient;
 use crate::metrics::RelayMetrics;
 use crate::relay_batch::{RelayedTransaction, encode_relay_batch};
+use crate::resend::{PendingTransactions, ResendTrigger, Resender};
 
 /// The header that marks a relayed transaction submission; its receiver never relays it again.
 pub const RELAYED_HEADER: &str = "x-poa-relayed";
@@ -36,6 +39,10 @@ pub const RELAY_PATH: &str = "/transactions/relay";
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest pause after failed requests to a peer.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The most transactions one hand-on queues: the pool's own bound.
+const MAX_HAND_ON: usize = 10_000;
+/// Out-of-turn wake-ups of the resend task waiting at once.
+const TRIGGER_QUEUE: usize = 64;
 
 /// Relays transactions to every configured peer. Cheap to clone: clones share the queues.
 #[derive(Debug, Clone)]
@@ -43,12 +50,28 @@ pub struct PeerTransactionRelay {
     shared: Arc<Shared>,
 }
 
-#[derive(Debug)]
 struct Shared {
     queues: Vec<PeerQueue>,
     metrics: RelayMetrics,
     closing: CancellationToken,
     tracker: TaskTracker,
+    /// The local pool, read to send again what stays pending.
+    pending: Arc<dyn PendingTransactions>,
+    /// The wall clock first-seen times are on.
+    clock: Arc<dyn Clock>,
+    /// Whether this process leads (set by the caller from the service's status).
+    leading: AtomicBool,
+    /// Wakes the resend task out of turn.
+    triggers: mpsc::Sender<ResendTrigger>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("queues", &self.queues)
+            .field("leading", &self.leading)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The submit side of one peer's queue.
@@ -60,17 +83,26 @@ struct PeerQueue {
 }
 
 impl PeerTransactionRelay {
-    /// Starts one relay task per peer on the current tokio runtime and registers the relay's
-    /// metrics. Does no I/O until a transaction is relayed.
-    pub fn start(config: &PeerConfig, registry: &mut Registry) -> Self {
+    /// Starts one relay task per peer and the resend task on the current tokio runtime, and
+    /// registers the relay's metrics. `pending` is the local pool, read to send again what
+    /// stays pending; `clock` is the wall clock its first-seen times are on. Does no I/O until
+    /// a transaction is relayed or a sweep finds one pending.
+    pub fn start(
+        config: &PeerConfig,
+        pending: Arc<dyn PendingTransactions>,
+        clock: Arc<dyn Clock>,
+        registry: &mut Registry,
+    ) -> Self {
         let metrics = RelayMetrics::register(registry);
         let client = PeerHttpClient::new(config, config.relay.in_flight);
         let closing = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let (triggers, trigger_receiver) = mpsc::channel(TRIGGER_QUEUE);
         let queues = config
             .urls
             .iter()
-            .map(|peer| {
+            .enumerate()
+            .map(|(index, peer)| {
                 let (sender, receiver) = mpsc::channel(config.relay.queue);
                 let queued = metrics.queued(peer);
                 let link = PeerLink {
@@ -86,6 +118,8 @@ impl PeerTransactionRelay {
                         metrics: metrics.clone(),
                         closing: closing.clone(),
                         failures: AtomicU32::new(0),
+                        index,
+                        triggers: triggers.clone(),
                     }),
                 };
                 tracker.spawn(link.run());
@@ -96,14 +130,20 @@ impl PeerTransactionRelay {
                 }
             })
             .collect();
-        Self {
+        let relay = Self {
             shared: Arc::new(Shared {
                 queues,
                 metrics,
-                closing,
-                tracker,
+                closing: closing.clone(),
+                tracker: tracker.clone(),
+                pending,
+                clock,
+                leading: AtomicBool::new(false),
+                triggers,
             }),
-        }
+        };
+        tracker.spawn(Resender::new(relay.clone(), trigger_receiver, closing).run());
+        relay
     }
 
     /// The peers' base URLs.
@@ -115,12 +155,78 @@ impl PeerTransactionRelay {
     /// is shut down) misses it, counted as `dropped`.
     pub fn relay(&self, entry: &RelayedTransaction) {
         for queue in &self.shared.queues {
-            queue.queued.inc();
-            if queue.sender.try_send(entry.clone()).is_err() {
-                queue.queued.dec();
-                self.shared.metrics.count(&queue.peer, "dropped", 1);
+            self.enqueue(queue, entry);
+        }
+    }
+
+    /// Queues `entry` for the peer at `index` only.
+    pub(crate) fn relay_to(&self, index: usize, entry: &RelayedTransaction) {
+        if let Some(queue) = self.shared.queues.get(index) {
+            self.enqueue(queue, entry);
+        }
+    }
+
+    fn enqueue(&self, queue: &PeerQueue, entry: &RelayedTransaction) {
+        queue.queued.inc();
+        if queue.sender.try_send(entry.clone()).is_err() {
+            queue.queued.dec();
+            self.shared.metrics.count(&queue.peer, "dropped", 1);
+        }
+    }
+
+    /// Tells the relay whether this process leads: a leader includes what it holds and sends
+    /// nothing again; when it stops leading (a step-down, a lost lease, a shutdown) it hands
+    /// everything pending on to every peer at once.
+    pub fn set_leading(&self, leading: bool) {
+        let was_leading = self.shared.leading.swap(leading, Ordering::AcqRel);
+        if was_leading && !leading {
+            info!("no longer leading: handing pending transactions on to the peers");
+            // A full trigger queue already holds a hand-on or will sweep soon.
+            let _ = self.shared.triggers.try_send(ResendTrigger::HandOn);
+        }
+    }
+
+    /// Whether this process leads, as last told.
+    pub(crate) fn is_leading(&self) -> bool {
+        self.shared.leading.load(Ordering::Acquire)
+    }
+
+    /// Queues every pending transaction for every peer now and returns how many were queued:
+    /// for a process about to exit, before [`PeerTransactionRelay::shutdown`] sends them.
+    pub fn hand_on(&self) -> usize {
+        self.hand_on_to(None, "hand_on")
+    }
+
+    /// Queues every pending transaction for every peer, or for the peer at `only`, counted
+    /// under `reason`.
+    pub(crate) fn hand_on_to(&self, only: Option<usize>, reason: &'static str) -> usize {
+        let pending = self
+            .shared
+            .pending
+            .first_seen_by(self.wall_clock_now(), MAX_HAND_ON);
+        for entry in &pending {
+            match only {
+                Some(index) => self.relay_to(index, entry),
+                None => self.relay(entry),
             }
         }
+        self.shared.metrics.resent(reason, pending.len());
+        pending.len()
+    }
+
+    /// Now, on the clock first-seen times are on.
+    pub(crate) fn wall_clock_now(&self) -> Timestamp {
+        self.shared.clock.now()
+    }
+
+    /// The local pool.
+    pub(crate) fn pending(&self) -> &dyn PendingTransactions {
+        self.shared.pending.as_ref()
+    }
+
+    /// The relay's metrics.
+    pub(crate) fn metrics(&self) -> &RelayMetrics {
+        &self.shared.metrics
     }
 
     /// Sends what is queued, then stops every relay task; waits at most `deadline`. Returns
@@ -201,6 +307,10 @@ struct BatchSender {
     closing: CancellationToken,
     /// Consecutive failed requests.
     failures: AtomicU32,
+    /// The peer's index among the relay's peers.
+    index: usize,
+    /// Tells the resend task when the peer answers again.
+    triggers: mpsc::Sender<ResendTrigger>,
 }
 
 impl BatchSender {
@@ -224,6 +334,10 @@ impl BatchSender {
             let failed = self.failures.swap(0, Ordering::Relaxed);
             if failed > 0 {
                 info!(node = %self.peer, failed_requests = failed, "peer relay recovered");
+                // The peer may have restarted with an empty pool.
+                let _ = self
+                    .triggers
+                    .try_send(ResendTrigger::PeerRecovered(self.index));
             }
             return;
         };

@@ -182,6 +182,12 @@ pub(crate) struct RunArgs {
     /// 503 with Retry-After [default: 16].
     #[arg(long, env = "POA_HTTP_MAX_BULK_REQUESTS")]
     pub(crate) http_max_bulk_requests: Option<usize>,
+
+    // The transaction pool (settings/transactions.rs).
+    /// How long an accepted transaction stays pending, from when a process of the fleet first
+    /// accepted it, before every pool drops it [default: 1h].
+    #[arg(long, env = "POA_TRANSACTION_TTL", value_parser = humantime::parse_duration)]
+    pub(crate) transaction_ttl: Option<Duration>,
 }
 
 /// How log lines are written.

@@ -124,7 +124,7 @@ async fn leader(State(state): State<ApiState>) -> Response {
     }
 }
 
-pub(crate) fn is_leader(state: &ApiState) -> bool {
+fn is_leader(state: &ApiState) -> bool {
     let lease = state.reconciliation.lease_status();
     let lease_valid = lease.nodes.is_empty()
         || lease

@@ -5,12 +5,14 @@
 //! - `cli`: flags and environment variables.
 //! - `settings`: merges flags, the `--config` file and defaults, and validates them.
 //! - `run`: builds the adapters and the service, and runs them until a signal.
+//! - `background`: the pool's maintenance tick and the relay's view of leadership.
 //! - `http`: the HTTP API's routes.
 //! - `http_server`: the listeners: connection cap, timeouts, the descriptor limit.
 //! - `raw_blocks`: encoded sealed blocks for peers catching up (`/blocks/raw`).
 //! - `transactions`: transaction submission, from clients and relayed by peers.
 //! - `telemetry`: logging.
 
+mod background;
 mod cli;
 mod http;
 mod http_server;

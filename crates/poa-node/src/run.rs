@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use adapter_chain::{
     BlockLimits, ChainStore, Ed25519BlockSigner, MemoryTransactionPool, PoolBlockProducer,
-    PoolLimits, RedbBlockImporter, SystemClock,
+    PoolMaintenance, RedbBlockImporter, SystemClock,
 };
 use adapter_noop::NoopReconciliation;
-use adapter_peers::{NoopBlockHistory, PeerBlockHistory, PeerTransactionRelay};
+use adapter_peers::{
+    NoopBlockHistory, PeerBlockHistory, PeerTransactionRelay, PendingTransactions,
+};
 use adapter_redis::RedisReconciliation;
 use anyhow::Context;
 use poa_core::{Ports, ProductionService, ServiceConfig};
@@ -18,9 +20,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::background::Background;
 use crate::http::{self, AdminState, ApiState};
 use crate::http_server::{self, HttpServerMetrics};
 use crate::settings::{KeySource, Settings};
+use crate::transactions::PoolPending;
 
 /// Runs the node until a shutdown signal.
 ///
@@ -53,7 +57,8 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         "local chain opened"
     );
 
-    let pool = MemoryTransactionPool::new(PoolLimits::standard());
+    let pool = MemoryTransactionPool::new(settings.pool_limits);
+    let maintenance = PoolMaintenance::register(pool.clone(), &mut registry);
     let importer = RedbBlockImporter::new(store.clone(), pool.clone());
     let producer = PoolBlockProducer::new(store, pool.clone(), BlockLimits::standard());
     let signer = Ed25519BlockSigner::new(settings.key);
@@ -99,10 +104,10 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         pool: Arc::new(pool.clone()),
         clock: Arc::new(SystemClock),
     };
-    let relay = settings
-        .peers
-        .as_ref()
-        .map(|peers| PeerTransactionRelay::start(peers, &mut registry));
+    let relay = settings.peers.as_ref().map(|peers| {
+        let pending: Arc<dyn PendingTransactions> = Arc::new(PoolPending(pool.clone()));
+        PeerTransactionRelay::start(peers, pending, Arc::new(SystemClock), &mut registry)
+    });
     let history: Arc<dyn BlockHistorySource> = match settings.peers {
         Some(peers) => {
             info!(peers = ?peers.urls, "history beyond the streams and transaction relay through peers");
@@ -113,6 +118,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     let (service, handle) = ProductionService::new(service_config, ports, &mut registry);
     let http_metrics = HttpServerMetrics::register(&mut registry);
     let service = service.with_block_history(history);
+    let background = Background::start(maintenance, relay.clone(), handle.subscribe());
 
     let listener = TcpListener::bind(settings.http)
         .await
@@ -178,18 +184,26 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     if let Some(redis) = redis {
         redis.shutdown(settings.release_timeout).await;
     }
-    if let Some(relay) = &relay
-        && !relay.shutdown(settings.release_timeout).await
-    {
-        warn!(
-            "the transaction relay did not finish in time: some queued transactions were not sent"
-        );
-    }
+    // No submission is accepted after the listeners drain, so the hand-on below is the last
+    // word on what this process holds.
     stop_http.cancel();
     for (name, task) in [("http", server), ("admin", admin_server)] {
         // The server bounds its own drain; this only reports a task that failed.
         if let Err(error) = task.await {
             warn!(server = name, error = %error, "http server task failed");
+        }
+    }
+    background.stop().await;
+    if let Some(relay) = &relay {
+        let handed_on = relay.hand_on();
+        info!(
+            count = handed_on,
+            "pending transactions handed on to the peers"
+        );
+        if !relay.shutdown(settings.release_timeout).await {
+            warn!(
+                "the transaction relay did not finish in time: some queued transactions were not sent"
+            );
         }
     }
     info!("node stopped");

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use adapter_chain::{AuthorityKey, ChainSpec};
+use adapter_chain::{AuthorityKey, ChainSpec, PoolLimits};
 use adapter_peers::PeerConfig;
 use adapter_redis::{RedisConfig, RedisPassword, RedisSecurity};
 use poa_core::Trigger;
@@ -16,6 +16,7 @@ use crate::cli::{LogFormat, RunArgs};
 use crate::http_server::HttpLimits;
 
 mod http_limits;
+mod transactions;
 
 /// The default directory of the local chain.
 const DEFAULT_DATA_DIR: &str = "poa-data";
@@ -117,6 +118,9 @@ struct FileSettings {
     #[serde(default, with = "humantime_serde")]
     http_idle_timeout: Option<Duration>,
     http_max_bulk_requests: Option<usize>,
+    // The transaction pool (transactions.rs).
+    #[serde(default, with = "humantime_serde")]
+    transaction_ttl: Option<Duration>,
 }
 
 /// Where the authority key comes from.
@@ -149,6 +153,8 @@ pub(crate) struct Settings {
     pub(crate) release_timeout: Duration,
     /// Bounds of the HTTP listeners.
     pub(crate) http_limits: HttpLimits,
+    /// Bounds of the transaction pool.
+    pub(crate) pool_limits: PoolLimits,
 }
 
 impl Settings {
@@ -166,6 +172,7 @@ impl Settings {
         let redis = resolve_redis(&args, &file)?;
         let peers = resolve_peers(&args, &file)?;
         let http_limits = http_limits::resolve(&args, &file)?;
+        let pool_limits = transactions::resolve(&args, &file)?;
         let (key_source, key) = resolve_key(args.key_file.or(file.key_file))?;
         let chain = resolve_chain(
             args.chain_id.or(file.chain_id),
@@ -216,6 +223,7 @@ impl Settings {
             peers,
             release_timeout,
             http_limits,
+            pool_limits,
         })
     }
 }

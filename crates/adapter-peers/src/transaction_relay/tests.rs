@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use poa_ports::{Timestamp, Transaction};
+use poa_ports::{Clock, Timestamp, Transaction};
 use poa_test_support::{HalfAliveListener, wait_for_async};
 use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,6 +14,45 @@ use tokio::net::{TcpListener, TcpStream};
 use super::PeerTransactionRelay;
 use crate::config::{PeerConfig, RelayBounds};
 use crate::relay_batch::{RelayedTransaction, decode_relay_batch};
+use crate::resend::PendingTransactions;
+
+/// A local pool as the relay reads it.
+#[derive(Debug, Default)]
+struct Pool(Mutex<Vec<RelayedTransaction>>);
+
+impl PendingTransactions for Pool {
+    fn first_seen_by(&self, cutoff: Timestamp, max: usize) -> Vec<RelayedTransaction> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|entry| entry.first_seen <= cutoff)
+            .take(max)
+            .cloned()
+            .collect()
+    }
+}
+
+/// A wall clock standing still at [`NOW`].
+struct StillClock;
+
+/// The time the tests' clock shows.
+const NOW: u64 = 1_700_000_000_000;
+
+impl Clock for StillClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_unix_millis(NOW)
+    }
+}
+
+fn start(config: &PeerConfig, pool: &Arc<Pool>, registry: &mut Registry) -> PeerTransactionRelay {
+    PeerTransactionRelay::start(
+        config,
+        Arc::clone(pool) as Arc<dyn PendingTransactions>,
+        Arc::new(StillClock),
+        registry,
+    )
+}
 
 /// What the fake peer saw.
 #[derive(Debug, Default)]
@@ -85,17 +124,33 @@ fn entries(count: usize) -> Vec<RelayedTransaction> {
         .collect()
 }
 
-/// The value of the relay counter for `outcome` in the registry's text.
-fn counted(registry: &Registry, outcome: &str) -> u64 {
+/// The sum of `metric`'s series whose labels include `label` in the registry's text.
+fn metric(registry: &Registry, metric: &str, label: &str) -> u64 {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
     text.lines()
-        .filter(|line| {
-            line.starts_with("poa_relay_transactions_total{")
-                && line.contains(&format!("outcome=\"{outcome}\""))
-        })
+        .filter(|line| line.starts_with(&format!("{metric}{{")) && line.contains(label))
         .map(|line| line.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
         .sum()
+}
+
+/// The value of the relay counter for `outcome`.
+fn counted(registry: &Registry, outcome: &str) -> u64 {
+    metric(
+        registry,
+        "poa_relay_transactions_total",
+        &format!("outcome=\"{outcome}\""),
+    )
+}
+
+/// How many times the peer received `entry`.
+fn received(seen: &Seen, entry: &RelayedTransaction) -> usize {
+    seen.transactions
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|received| *received == entry)
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,7 +159,7 @@ async fn relay__when_the_peer_answers__then_delivers_everything_in_batches_over_
     let (peer, seen) = keep_alive_peer().await;
     let config = PeerConfig::new(vec![peer]).unwrap();
     let mut registry = Registry::default();
-    let relay = PeerTransactionRelay::start(&config, &mut registry);
+    let relay = start(&config, &Arc::new(Pool::default()), &mut registry);
     let sent = entries(2_000);
 
     // when
@@ -161,7 +216,7 @@ async fn relay__when_the_peer_never_answers__then_returns_at_once_and_counts_wha
         })
         .unwrap();
     let mut registry = Registry::default();
-    let relay = PeerTransactionRelay::start(&config, &mut registry);
+    let relay = start(&config, &Arc::new(Pool::default()), &mut registry);
 
     // when
     let started = Instant::now();
@@ -186,4 +241,75 @@ async fn relay__when_the_peer_never_answers__then_returns_at_once_and_counts_wha
     assert_eq!(counted(&registry, "delivered"), 0);
     // one connection per request: the first batch, then what was queued behind it
     assert!(frozen.accepted_connections() <= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resend__when_a_transaction_stays_pending_on_a_process_that_does_not_lead__then_sends_it_again()
+ {
+    // given: a transaction pending for ten seconds that was never relayed
+    let (peer, seen) = keep_alive_peer().await;
+    let config = PeerConfig::new(vec![peer]).unwrap();
+    let stuck = RelayedTransaction {
+        transaction: Transaction::new(b"stuck".to_vec()),
+        first_seen: Timestamp::from_unix_millis(NOW - 10_000),
+    };
+    let pool = Arc::new(Pool(Mutex::new(vec![stuck.clone()])));
+    let mut registry = Registry::default();
+
+    // when
+    let _relay = start(&config, &pool, &mut registry);
+
+    // then
+    assert!(
+        wait_for_async(Duration::from_secs(20), || async {
+            received(&seen, &stuck) >= 1
+        })
+        .await,
+        "the pending transaction was not sent again"
+    );
+    assert!(
+        metric(
+            &registry,
+            "poa_relay_resent_transactions_total",
+            "reason=\"stuck\""
+        ) >= 1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_leading__when_this_process_stops_leading__then_hands_everything_pending_on() {
+    // given: a leader holding five transactions it just accepted
+    let (peer, seen) = keep_alive_peer().await;
+    let config = PeerConfig::new(vec![peer]).unwrap();
+    let now = Timestamp::from_unix_millis(NOW);
+    let pending: Vec<RelayedTransaction> = (0..5)
+        .map(|index| RelayedTransaction {
+            transaction: Transaction::new(format!("held {index}").into_bytes()),
+            first_seen: now,
+        })
+        .collect();
+    let pool = Arc::new(Pool(Mutex::new(pending.clone())));
+    let mut registry = Registry::default();
+    let relay = start(&config, &pool, &mut registry);
+    relay.set_leading(true);
+
+    // when
+    relay.set_leading(false);
+
+    // then every one reaches the peer, handed on (not swept later)
+    assert!(
+        wait_for_async(Duration::from_secs(20), || async {
+            pending.iter().all(|entry| received(&seen, entry) >= 1)
+        })
+        .await,
+        "the pending transactions were not handed on"
+    );
+    assert_eq!(
+        metric(
+            &registry,
+            "poa_relay_resent_transactions_total",
+            "reason=\"hand_on\""
+        ),
+        5
+    );
 }

@@ -15,6 +15,7 @@
 mod admin;
 mod bulk;
 mod fleet;
+mod handover;
 mod history;
 mod http_limits;
 mod relay;

@@ -167,6 +167,11 @@ impl Node {
         (status == 200).then(|| body["id"].as_str().unwrap().to_owned())
     }
 
+    /// Whether the process was started and has not been killed or terminated by the test.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     pub fn is_leader(&self) -> bool {
         self.get("/leader").0 == 200
     }
@@ -253,6 +258,18 @@ pub fn hold_connections<'a>(
             stream.write_all(request(index)).ok()?;
             Some(stream)
         })
+        .collect()
+}
+
+/// `count` free loopback addresses (`127.0.0.1:port`), all reserved at once so no two are the
+/// same, then released for the processes that will listen on them.
+pub fn reserve_addresses(count: usize) -> Vec<String> {
+    let reserved: Vec<std::net::TcpListener> = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    reserved
+        .iter()
+        .map(|listener| listener.local_addr().unwrap().to_string())
         .collect()
 }
 
