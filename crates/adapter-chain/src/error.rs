@@ -273,4 +273,7 @@ pub enum PoolError {
     /// The transaction has no bytes.
     #[error("transaction is empty")]
     Empty,
+    /// A relayed transaction was first accepted longer ago than the pool keeps transactions.
+    #[error("transaction has expired")]
+    Expired,
 }

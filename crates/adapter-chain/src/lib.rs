@@ -16,6 +16,7 @@
 //! - [`importer`]: [`RedbBlockImporter`], the `BlockImporter` port, and async chain reads.
 //! - [`signer`]: [`Ed25519BlockSigner`], the `BlockSigner` port.
 //! - [`pool`]: [`MemoryTransactionPool`], the `TransactionPool` port.
+//! - [`pool_maintenance`]: [`PoolMaintenance`], the pool's expiry and metrics.
 //! - [`producer`]: [`PoolBlockProducer`], the `BlockProducer` port.
 //! - [`clock`]: [`SystemClock`], the `Clock` port.
 //! - [`error`]: the adapter's errors.
@@ -48,6 +49,7 @@ pub mod importer;
 pub mod keys;
 pub mod metrics;
 pub mod pool;
+pub mod pool_maintenance;
 pub mod producer;
 pub mod seal_verifier;
 pub mod signer;
@@ -65,6 +67,7 @@ pub use importer::RedbBlockImporter;
 pub use keys::{AuthorityKey, AuthorityPublicKey, DEV_KEY_SEED_PHRASE};
 pub use metrics::StorageMetrics;
 pub use pool::{MemoryTransactionPool, PoolLimits};
+pub use pool_maintenance::PoolMaintenance;
 pub use producer::{BlockLimits, PoolBlockProducer};
 pub use seal_verifier::AuthoritySealVerifier;
 pub use signer::Ed25519BlockSigner;

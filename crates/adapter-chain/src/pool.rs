@@ -5,14 +5,21 @@
 //! [`MemoryTransactionPool::remove_committed`]), so a block whose publish fails loses nothing.
 //! The pool does not know the chain: a transaction already committed may be submitted again,
 //! and the producer drops it from the pool instead of including it.
+//!
+//! Each transaction keeps the wall-clock time a process of the fleet first accepted it (its own
+//! submission, or the time a peer relayed with it), and expires [`PoolLimits::max_age`] after
+//! it: [`MemoryTransactionPool::expire`] drops it, and a relayed transaction already that old is
+//! refused, so an expired transaction is not handed back and forth between pools.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use poa_ports::{Transaction, TransactionId, TransactionPool};
+use poa_ports::{Clock, Timestamp, Transaction, TransactionId, TransactionPool};
 use tokio::sync::Notify;
 
+use crate::clock::SystemClock;
 use crate::error::PoolError;
 
 /// Bounds of the pool: how many transactions, how large each, how many bytes in all.
@@ -24,18 +31,22 @@ pub struct PoolLimits {
     pub max_transaction_bytes: usize,
     /// Most bytes of transactions pending at once.
     pub max_total_bytes: usize,
+    /// How long a transaction may stay pending, from when a process first accepted it.
+    pub max_age: Duration,
 }
 
 impl PoolLimits {
     /// The limits a node runs with unless configured otherwise: 10,000 transactions of at most
-    /// 64 KiB each and 64 MiB in all. The total bounds the pool's memory whatever the mix of
-    /// sizes; 64 KiB per transaction stays well under the per-block byte budget of
-    /// [`crate::BlockLimits::standard`], so any accepted transaction fits in a block.
+    /// 64 KiB each and 64 MiB in all, pending for at most an hour. The total bounds the pool's
+    /// memory whatever the mix of sizes; 64 KiB per transaction stays well under the per-block
+    /// byte budget of [`crate::BlockLimits::standard`], so any accepted transaction fits in a
+    /// block.
     pub const fn standard() -> Self {
         Self {
             max_transactions: 10_000,
             max_transaction_bytes: 64 * 1024,
             max_total_bytes: 64 * 1024 * 1024,
+            max_age: Duration::from_secs(60 * 60),
         }
     }
 }
@@ -54,12 +65,19 @@ struct Shared {
     submitted: Notify,
 }
 
+/// A pending transaction and when a process first accepted it.
+#[derive(Debug, Clone)]
+struct Pending {
+    transaction: Transaction,
+    first_seen: Timestamp,
+}
+
 /// Transactions keyed by an arrival sequence number, so iteration is FIFO and removal by id is
 /// logarithmic.
 #[derive(Debug, Default)]
 struct PoolState {
     next_sequence: u64,
-    by_sequence: BTreeMap<u64, Transaction>,
+    by_sequence: BTreeMap<u64, Pending>,
     sequence_by_id: HashMap<TransactionId, u64>,
     total_bytes: usize,
 }
@@ -81,7 +99,8 @@ impl MemoryTransactionPool {
         self.shared.limits
     }
 
-    /// Adds a transaction at the end of the queue and wakes anyone waiting for one.
+    /// Adds a transaction a client submitted (first seen now) at the end of the queue and wakes
+    /// anyone waiting for one.
     ///
     /// # Errors
     ///
@@ -89,7 +108,36 @@ impl MemoryTransactionPool {
     /// per-transaction limit, [`PoolError::Duplicate`] when the same transaction is pending,
     /// [`PoolError::Full`] when accepting it would exceed the count or total byte limit.
     pub fn submit(&self, transaction: Transaction) -> Result<TransactionId, PoolError> {
+        let now = SystemClock.now();
+        self.insert(transaction, now, now)
+    }
+
+    /// Adds a transaction another process relayed, keeping the time a process first accepted
+    /// it (never later than now, so a peer's fast clock cannot extend its life).
+    ///
+    /// # Errors
+    ///
+    /// As [`MemoryTransactionPool::submit`], and [`PoolError::Expired`] when it is already
+    /// older than [`PoolLimits::max_age`].
+    pub fn submit_relayed(
+        &self,
+        transaction: Transaction,
+        first_seen: Timestamp,
+    ) -> Result<TransactionId, PoolError> {
+        self.insert(transaction, first_seen, SystemClock.now())
+    }
+
+    fn insert(
+        &self,
+        transaction: Transaction,
+        first_seen: Timestamp,
+        now: Timestamp,
+    ) -> Result<TransactionId, PoolError> {
         let limits = self.shared.limits;
+        let first_seen = first_seen.min(now);
+        if is_expired(first_seen, now, limits.max_age) {
+            return Err(PoolError::Expired);
+        }
         let bytes = transaction.as_bytes().len();
         if bytes == 0 {
             return Err(PoolError::Empty);
@@ -114,7 +162,13 @@ impl MemoryTransactionPool {
             }
             let sequence = state.next_sequence;
             state.next_sequence = sequence.saturating_add(1);
-            state.by_sequence.insert(sequence, transaction);
+            state.by_sequence.insert(
+                sequence,
+                Pending {
+                    transaction,
+                    first_seen,
+                },
+            );
             state.sequence_by_id.insert(id, sequence);
             state.total_bytes = total_bytes;
         }
@@ -131,14 +185,60 @@ impl MemoryTransactionPool {
             let Some(sequence) = state.sequence_by_id.remove(id) else {
                 continue;
             };
-            if let Some(transaction) = state.by_sequence.remove(&sequence) {
+            if let Some(pending) = state.by_sequence.remove(&sequence) {
                 state.total_bytes = state
                     .total_bytes
-                    .saturating_sub(transaction.as_bytes().len());
+                    .saturating_sub(pending.transaction.as_bytes().len());
                 removed += 1;
             }
         }
         removed
+    }
+
+    /// Drops every transaction first seen more than [`PoolLimits::max_age`] before `now`.
+    /// Returns how many were dropped.
+    pub fn expire(&self, now: Timestamp) -> usize {
+        let max_age = self.shared.limits.max_age;
+        let mut state = self.lock();
+        let expired: Vec<(u64, TransactionId, usize)> = state
+            .by_sequence
+            .iter()
+            .filter(|(_, pending)| is_expired(pending.first_seen, now, max_age))
+            .map(|(sequence, pending)| {
+                (
+                    *sequence,
+                    pending.transaction.id(),
+                    pending.transaction.as_bytes().len(),
+                )
+            })
+            .collect();
+        for (sequence, id, bytes) in &expired {
+            state.by_sequence.remove(sequence);
+            state.sequence_by_id.remove(id);
+            state.total_bytes = state.total_bytes.saturating_sub(*bytes);
+        }
+        expired.len()
+    }
+
+    /// When the longest-pending transaction was first seen, if any is pending.
+    pub fn oldest_first_seen(&self) -> Option<Timestamp> {
+        self.lock()
+            .by_sequence
+            .values()
+            .map(|pending| pending.first_seen)
+            .min()
+    }
+
+    /// Up to `max` pending transactions first seen at or before `cutoff`, in arrival order,
+    /// each with its first-seen time: what is worth handing to another process again.
+    pub fn first_seen_by(&self, cutoff: Timestamp, max: usize) -> Vec<(Transaction, Timestamp)> {
+        self.lock()
+            .by_sequence
+            .values()
+            .filter(|pending| pending.first_seen <= cutoff)
+            .take(max)
+            .map(|pending| (pending.transaction.clone(), pending.first_seen))
+            .collect()
     }
 
     /// Up to `max_count` transactions of at most `max_bytes` in all, oldest first, without
@@ -148,14 +248,14 @@ impl MemoryTransactionPool {
         let state = self.lock();
         let mut selected = Vec::new();
         let mut remaining_bytes = max_bytes;
-        for transaction in state.by_sequence.values() {
+        for pending in state.by_sequence.values() {
             if selected.len() >= max_count || remaining_bytes == 0 {
                 break;
             }
-            let bytes = transaction.as_bytes().len();
+            let bytes = pending.transaction.as_bytes().len();
             if bytes <= remaining_bytes {
                 remaining_bytes -= bytes;
-                selected.push(transaction.clone());
+                selected.push(pending.transaction.clone());
             }
         }
         selected
@@ -184,6 +284,15 @@ impl MemoryTransactionPool {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Whether a transaction first seen at `first_seen` has been pending longer than `max_age` at
+/// `now`.
+fn is_expired(first_seen: Timestamp, now: Timestamp, max_age: Duration) -> bool {
+    let age = now
+        .as_unix_millis()
+        .saturating_sub(first_seen.as_unix_millis());
+    u128::from(age) > max_age.as_millis()
 }
 
 #[async_trait]

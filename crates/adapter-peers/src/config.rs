@@ -8,6 +8,37 @@ use crate::error::PeerConfigError;
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// The most bytes one peer answer may carry: a batch the server caps at 8 MiB plus one block.
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
+/// How long an idle keep-alive connection to a peer stays in the client's pool. Below the
+/// default `--http-header-timeout` of the peer, which closes a connection that waits longer
+/// than that for its next request, so the client rarely reuses a connection the peer is closing.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Bounds of the transaction relay to one peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayBounds {
+    /// Transactions waiting for one peer; past it a transaction is dropped for that peer (and
+    /// counted), never waited for.
+    pub queue: usize,
+    /// Requests in flight to one peer at once; also the idle connections kept for it.
+    pub in_flight: usize,
+    /// Most transactions in one relay request.
+    pub batch_transactions: usize,
+    /// A relay request stops taking transactions once it carries this many bytes.
+    pub batch_bytes: usize,
+}
+
+impl RelayBounds {
+    /// 10,000 queued transactions per peer (the pool's own bound), 2 requests in flight,
+    /// batches of up to 512 transactions or 1 MiB.
+    pub const fn standard() -> Self {
+        Self {
+            queue: 10_000,
+            in_flight: 2,
+            batch_transactions: 512,
+            batch_bytes: 1024 * 1024,
+        }
+    }
+}
 
 /// The peers and the request bounds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +49,8 @@ pub struct PeerConfig {
     pub request_timeout: Duration,
     /// The most bytes read from one answer; a larger answer counts as a failed request.
     pub max_response_bytes: u64,
+    /// Bounds of the transaction relay to each peer.
+    pub relay: RelayBounds,
 }
 
 impl PeerConfig {
@@ -40,16 +73,8 @@ impl PeerConfig {
             urls: normalized,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            relay: RelayBounds::standard(),
         })
-    }
-
-    /// An HTTP client bounded by the request timeout that reports every status as an answer.
-    pub(crate) fn http_agent(&self) -> ureq::Agent {
-        ureq::Agent::config_builder()
-            .timeout_global(Some(self.request_timeout))
-            .http_status_as_error(false)
-            .build()
-            .into()
     }
 
     /// Sets the bound of one request.
@@ -64,6 +89,26 @@ impl PeerConfig {
             });
         }
         self.request_timeout = timeout;
+        Ok(self)
+    }
+
+    /// Sets the bounds of the transaction relay.
+    ///
+    /// # Errors
+    ///
+    /// [`PeerConfigError::Zero`] naming the first zero bound.
+    pub fn with_relay_bounds(mut self, relay: RelayBounds) -> Result<Self, PeerConfigError> {
+        for (value, setting) in [
+            (relay.queue, "relay queue"),
+            (relay.in_flight, "relay requests in flight"),
+            (relay.batch_transactions, "relay batch transactions"),
+            (relay.batch_bytes, "relay batch bytes"),
+        ] {
+            if value == 0 {
+                return Err(PeerConfigError::Zero { setting });
+            }
+        }
+        self.relay = relay;
         Ok(self)
     }
 }

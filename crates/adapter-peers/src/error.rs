@@ -1,5 +1,8 @@
-//! Errors of the peer adapter's own API (configuration). Failures to reach a peer are not
-//! errors of the API: they become a [`poa_ports::HistoryError`] or an empty answer.
+//! Errors of the peer adapter: its configuration, a relay batch that does not decode, and one
+//! request to one peer. Failures to reach a peer are not errors of the adapter's API: they
+//! become a [`poa_ports::HistoryError`], an empty answer, or a relay metric.
+
+use std::time::Duration;
 
 /// A peer setting is unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,5 +26,44 @@ pub enum PeerConfigError {
     Zero {
         /// The setting.
         setting: &'static str,
+    },
+}
+
+/// A relay batch whose framing is broken; nothing of it is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed relay batch: entry {entry} {reason}")]
+pub struct RelayBatchError {
+    /// Index of the first bad entry.
+    pub entry: usize,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+/// One request to one peer failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum PeerRequestError {
+    /// The URL built from the peer's base URL is not a valid URI (never for validated peers).
+    #[error("invalid request url {url}")]
+    InvalidUrl {
+        /// The URL.
+        url: String,
+    },
+    /// Connecting, sending or reading failed.
+    #[error("request failed: {reason}")]
+    Failed {
+        /// The client's error.
+        reason: String,
+    },
+    /// The whole exchange, answer body included, took longer than the request timeout.
+    #[error("no complete answer within {timeout:?}")]
+    TimedOut {
+        /// The request timeout.
+        timeout: Duration,
+    },
+    /// The answer is larger than the adapter reads.
+    #[error("answer larger than {limit} bytes")]
+    TooLarge {
+        /// The most bytes read from one answer.
+        limit: u64,
     },
 }

@@ -2,19 +2,20 @@
 //!
 //! Peers are asked one after another, starting one further along the list at every call, so
 //! a peer that keeps serving something the importer refuses does not stall the catch-up while
-//! another peer could serve it. Each request runs on tokio's blocking pool and is bounded twice:
-//! by the HTTP client's global timeout and by an outer `tokio::time::timeout`. The answer is
-//! trimmed to the consecutive heights from the one asked for; nothing here verifies a block.
+//! another peer could serve it. Each request goes through the adapter's async client, bounded as
+//! a whole (connect, send, the answer body) by the request timeout and capped in size. The
+//! answer is trimmed to the consecutive heights from the one asked for; nothing here verifies a
+//! block.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use poa_ports::{BlockHeight, BlockHistorySource, HistoryError, SealedBlock, split_block_batch};
 use tracing::{debug, info, warn};
 
 use crate::config::PeerConfig;
+use crate::http_client::PeerHttpClient;
 
 /// What one peer said.
 #[derive(Debug)]
@@ -29,17 +30,18 @@ enum PeerAnswer {
 #[derive(Debug, Clone)]
 pub struct PeerBlockHistory {
     config: Arc<PeerConfig>,
-    agent: ureq::Agent,
+    client: PeerHttpClient,
     next_peer: Arc<AtomicUsize>,
 }
 
 impl PeerBlockHistory {
     /// Builds the source; does no I/O.
     pub fn new(config: PeerConfig) -> Self {
-        let agent = config.http_agent();
+        // Catch-up asks one peer at a time: one idle connection per peer is enough.
+        let client = PeerHttpClient::new(&config, 1);
         Self {
             config: Arc::new(config),
-            agent,
+            client,
             next_peer: Arc::new(AtomicUsize::new(0)),
         }
     }
@@ -57,21 +59,15 @@ impl PeerBlockHistory {
         max: usize,
     ) -> Result<PeerAnswer, String> {
         let url = format!("{peer}/blocks/raw?from={}&limit={max}", next_height.get());
-        let agent = self.agent.clone();
-        let limit = self.config.max_response_bytes;
-        let request = tokio::task::spawn_blocking(move || fetch(&agent, &url, limit));
-        // The client's own timeout bounds the request; the outer one only guards against a
-        // blocking pool too busy to start it.
-        let outer = self
-            .config
-            .request_timeout
-            .saturating_add(Duration::from_millis(500));
-        let bytes = match tokio::time::timeout(outer, request).await {
-            Ok(Ok(Ok(Some(bytes)))) => bytes,
-            Ok(Ok(Ok(None))) => return Ok(PeerAnswer::NotHeld),
-            Ok(Ok(Err(error))) => return Err(error),
-            Ok(Err(join_error)) => return Err(format!("request task failed: {join_error}")),
-            Err(_) => return Err("request timed out".to_owned()),
+        let response = self
+            .client
+            .get(&url)
+            .await
+            .map_err(|error| error.to_string())?;
+        let bytes = match response.status {
+            200 => response.body,
+            404 => return Ok(PeerAnswer::NotHeld),
+            status => return Err(format!("answered http {status}")),
         };
         let blocks = decode_consecutive(peer, &bytes, next_height)?;
         if blocks.is_empty() {
@@ -120,22 +116,6 @@ impl BlockHistorySource for PeerBlockHistory {
                 reason: last_failure,
             })
         }
-    }
-}
-
-/// One blocking GET: `Some(body)` on 200, `None` on 404 (the peer does not hold the height).
-fn fetch(agent: &ureq::Agent, url: &str, limit: u64) -> Result<Option<Vec<u8>>, String> {
-    let mut response = agent.get(url).call().map_err(|error| error.to_string())?;
-    match response.status().as_u16() {
-        200 => response
-            .body_mut()
-            .with_config()
-            .limit(limit)
-            .read_to_vec()
-            .map(Some)
-            .map_err(|error| format!("reading the answer failed: {error}")),
-        404 => Ok(None),
-        status => Err(format!("answered http {status}")),
     }
 }
 

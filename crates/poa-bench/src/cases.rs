@@ -1,4 +1,4 @@
-//! The benchmark cases of issue 6, in report order, and the dispatch to each case's module.
+//! The benchmark cases, in report order, and the dispatch to each case's module.
 //! A case measures and returns a [`CaseReport`]; it never formats the report or prints results.
 
 mod degraded;
@@ -8,6 +8,7 @@ mod lease;
 mod limit;
 mod naive;
 mod publish;
+mod relay;
 mod scale;
 
 use anyhow::Result;
@@ -77,6 +78,12 @@ pub(crate) const CASES: &[CaseInfo] = &[
         about: "Reconciliation of a 1,000-block backlog, the steady-state memory of a node, and \
                 the outstanding publish tasks after a burst of blocks with a straggling node.",
     },
+    CaseInfo {
+        name: "relay",
+        title: "9. Transaction relay",
+        about: "Submissions through a follower that relays them to its peers, with every peer \
+                answering and with one peer frozen: throughput and latency must not change.",
+    },
 ];
 
 /// Runs the case named `name`.
@@ -93,6 +100,7 @@ pub(crate) async fn run(name: &str, context: &BenchContext) -> Result<CaseReport
         "end-to-end" => end_to_end::run(context).await,
         "failover" => failover::run(context).await,
         "scale" => scale::run(context).await,
+        "relay" => relay::run(context).await,
         other => anyhow::bail!("unknown case `{other}`"),
     }
 }

@@ -7,7 +7,8 @@ use clap::Parser;
 
 use crate::cases::CASES;
 
-/// Measures the quorum publish, the lease, end-to-end production, failover and scale against
+/// Measures the quorum publish, the lease, end-to-end production, failover, scale and the
+/// transaction relay against
 /// the physical limit of the same machine and servers, and writes `benchmarks.md` with SVG
 /// charts.
 #[derive(Debug, Clone, Parser)]
@@ -18,7 +19,7 @@ pub(crate) struct Cli {
     #[arg(long)]
     pub(crate) quick: bool,
     /// Run only this case (repeatable): limit, publish, degraded, naive, lease, end-to-end,
-    /// failover, scale.
+    /// failover, scale, relay.
     #[arg(long = "case", value_name = "NAME", value_parser = case_name)]
     pub(crate) cases: Vec<&'static str>,
     /// Run the publish cases (limit, publish, naive) against these servers instead of local

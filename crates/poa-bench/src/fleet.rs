@@ -207,6 +207,11 @@ impl NodeProcess {
         self.spawn()
     }
 
+    /// The node's HTTP API address.
+    pub(crate) fn http(&self) -> SocketAddr {
+        self.http
+    }
+
     /// Whether the process was started and has not been seen to exit.
     pub(crate) fn is_running(&self) -> bool {
         self.child.is_some()
@@ -329,6 +334,27 @@ impl Fleet {
     /// # Errors
     /// Fails when a port, the directory or a node cannot be had; the message quotes the log.
     pub(crate) fn start(binary: &Path, settings: &FleetSettings) -> Result<Self> {
+        Self::start_with_peers(binary, settings, None)
+    }
+
+    /// Like [`Fleet::start`], and every node names every other node as a `--peer`, then each of
+    /// `extra_peers` (e.g. a frozen listener).
+    ///
+    /// # Errors
+    /// As [`Fleet::start`].
+    pub(crate) fn start_meshed(
+        binary: &Path,
+        settings: &FleetSettings,
+        extra_peers: &[String],
+    ) -> Result<Self> {
+        Self::start_with_peers(binary, settings, Some(extra_peers))
+    }
+
+    fn start_with_peers(
+        binary: &Path,
+        settings: &FleetSettings,
+        mesh: Option<&[String]>,
+    ) -> Result<Self> {
         let redis: Vec<RedisServer> = (0..settings.redis_nodes)
             .map(|_| RedisServer::start())
             .collect();
@@ -357,7 +383,7 @@ impl Fleet {
             _redis: Vec::new(),
             dir,
         };
-        for (index, http) in addresses.into_iter().enumerate() {
+        for (index, &http) in addresses.iter().enumerate() {
             let number = index + 1;
             let mut args = vec![
                 "--data-dir".to_owned(),
@@ -376,6 +402,15 @@ impl Fleet {
             args.extend(settings.node_flags());
             for server in &redis {
                 args.extend(["--redis-url".to_owned(), server.url()]);
+            }
+            if let Some(extra_peers) = mesh {
+                let others = addresses
+                    .iter()
+                    .filter(|other| **other != http)
+                    .map(|other| format!("http://{other}"));
+                for peer in others.chain(extra_peers.iter().cloned()) {
+                    args.extend(["--peer".to_owned(), peer]);
+                }
             }
             fleet.nodes.push(NodeProcess {
                 name: format!("node {number}"),

@@ -1,7 +1,8 @@
 //! `poa-bench`: the benchmark harness behind `cargo xtask bench`. It measures the quorum
-//! publish, the lease, end-to-end production, failover and scale against the physical limit of
-//! the same machine and servers, prints progress on stderr, prints results (a table, or one JSON
-//! object per line with `--json`) on stdout, and writes `benchmarks.md` with SVG charts.
+//! publish, the lease, end-to-end production, failover, scale and the transaction relay against
+//! the physical limit of the same machine and servers, prints progress on stderr, prints results
+//! (a table, or one JSON object per line with `--json`) on stdout, and writes `benchmarks.md`
+//! with SVG charts.
 //! Exit status 0: every case measured; 1: a case failed (the report says which and why); 2:
 //! invalid flags.
 //!
@@ -13,7 +14,7 @@
 //! - `cleanup`: removes this run's keys from `--redis-url` servers.
 //! - `fixtures`: local redis-servers and bounded waits every case uses.
 //! - `context`: what every case gets (scale, servers, progress).
-//! - `cases`: the eight cases of issue 6, one module each.
+//! - `cases`: the cases, one module each.
 //! - `blocks`: blocks of a given size and the Redis configuration of every series.
 //! - `stats`: latency histograms and percentiles.
 //! - `model`: result rows, goals, charts.

@@ -39,6 +39,12 @@ impl Latencies {
         self.histogram.saturating_record(micros);
     }
 
+    /// Adds every sample of `other` (a series measured in several runs).
+    pub(crate) fn add(&mut self, other: &Latencies) {
+        // Both histograms have the same bounds, so adding cannot fail.
+        let _ = self.histogram.add(&other.histogram);
+    }
+
     /// Whether no sample was recorded.
     pub(crate) fn is_empty(&self) -> bool {
         self.histogram.is_empty()

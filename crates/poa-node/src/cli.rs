@@ -70,7 +70,7 @@ pub(crate) struct RunArgs {
     #[arg(long, env = "POA_INSTANT", conflicts_with_all = ["block_time", "manual"])]
     pub(crate) instant: bool,
 
-    /// Produce blocks only on POST /blocks/produce.
+    /// Produce blocks only on POST /admin/produce (on --admin-http).
     #[arg(long, env = "POA_MANUAL", conflicts_with_all = ["block_time", "instant"])]
     pub(crate) manual: bool,
 
@@ -78,7 +78,8 @@ pub(crate) struct RunArgs {
     #[arg(long, env = "POA_HTTP")]
     pub(crate) http: Option<SocketAddr>,
 
-    /// Address of the admin API (POST /admin/step-down); keep it on loopback [default: 127.0.0.1:4001].
+    /// Address of the admin API (POST /admin/step-down, POST /admin/produce); keep it on
+    /// loopback [default: 127.0.0.1:4001].
     #[arg(long, env = "POA_ADMIN_HTTP")]
     pub(crate) admin_http: Option<SocketAddr>,
 
@@ -174,6 +175,36 @@ pub(crate) struct RunArgs {
     /// Log format: text or json [default: text].
     #[arg(long, env = "POA_LOG_FORMAT")]
     pub(crate) log_format: Option<LogFormat>,
+
+    // Bounds of the HTTP listeners (settings/http_limits.rs).
+    /// Most connections the HTTP API holds; at the cap a new connection closes the one that
+    /// has waited longest for a request [default: 1024].
+    #[arg(long, env = "POA_HTTP_MAX_CONNECTIONS")]
+    pub(crate) http_max_connections: Option<usize>,
+
+    /// Time a connection has to send a request's headers, from the connection or the previous
+    /// answer, so it also closes keep-alive connections idle that long [default: 10s].
+    #[arg(long, env = "POA_HTTP_HEADER_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub(crate) http_header_timeout: Option<Duration>,
+
+    /// Time to read a request's body and answer it; 408 past it [default: 30s].
+    #[arg(long, env = "POA_HTTP_REQUEST_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub(crate) http_request_timeout: Option<Duration>,
+
+    /// Time a connection may move no byte either way before it is closed [default: 30s].
+    #[arg(long, env = "POA_HTTP_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub(crate) http_idle_timeout: Option<Duration>,
+
+    /// Bulk transfers served at once (raw block answers, relay batches from peers); past it
+    /// 503 with Retry-After [default: 16].
+    #[arg(long, env = "POA_HTTP_MAX_BULK_REQUESTS")]
+    pub(crate) http_max_bulk_requests: Option<usize>,
+
+    // The transaction pool (settings/transactions.rs).
+    /// How long an accepted transaction stays pending, from when a process of the fleet first
+    /// accepted it, before every pool drops it [default: 1h].
+    #[arg(long, env = "POA_TRANSACTION_TTL", value_parser = humantime::parse_duration)]
+    pub(crate) transaction_ttl: Option<Duration>,
 
     /// Settings of the local chain database.
     #[command(flatten)]

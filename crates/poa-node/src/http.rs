@@ -1,24 +1,24 @@
-//! The HTTP API: health, leadership, status, blocks, transaction submission, manual production
-//! and Prometheus metrics. Handlers translate between HTTP and the service, chain and pool;
-//! they hold no state of their own.
+//! The HTTP API: health, leadership, status, blocks, transaction submission and Prometheus
+//! metrics; and the admin API: step-down and the manual production trigger. Handlers translate
+//! between HTTP and the service, chain and pool; they hold no state of their own.
 
 use std::sync::Arc;
 
-use adapter_chain::{ChainSpec, MemoryTransactionPool, PoolError, RedbBlockImporter};
-use adapter_peers::{PeerTransactionRelay, RELAYED_HEADER};
+use adapter_chain::{ChainSpec, MemoryTransactionPool, RedbBlockImporter};
+use adapter_peers::{PeerTransactionRelay, RELAY_PATH};
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use poa_core::{CycleOutcome, ServiceHandle, Trigger};
-use poa_ports::{BlockHeight, BlockReconciliationPort, Seal, SealedBlock, Transaction};
+use poa_ports::{BlockHeight, BlockReconciliationPort, Seal, SealedBlock};
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use tracing::warn;
 
-use crate::raw_blocks;
+use crate::settings::MAX_STEP_DOWN_HOLD_OFF;
+use crate::{raw_blocks, transactions};
 
 /// Everything the handlers read.
 #[derive(Clone)]
@@ -32,6 +32,8 @@ pub(crate) struct ApiState {
     pub(crate) chain_spec: ChainSpec,
     /// Passes transactions accepted while following on to the peers (`--peer`).
     pub(crate) relay: Option<PeerTransactionRelay>,
+    /// Permits of bulk transfers (raw block answers, relay batches): `--http-max-bulk-requests`.
+    pub(crate) bulk: Arc<tokio::sync::Semaphore>,
 }
 
 /// The API's routes.
@@ -43,13 +45,15 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/leader", get(leader))
         .route("/status", get(status))
         .route("/blocks/latest", get(latest_block))
-        .route("/blocks/produce", post(produce_block))
         .route("/blocks/raw", get(raw_blocks::blocks_from))
         .route("/blocks/{height}", get(block_at))
         .route("/blocks/{height}/raw", get(raw_blocks::block_at))
-        .route("/transactions", post(submit_transaction))
+        .route("/transactions", post(transactions::submit))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(body_limit))
+        // After the general limit: the handler reads the body itself, within its own limit,
+        // once it holds a bulk permit.
+        .route(RELAY_PATH, post(transactions::accept_relayed))
         .with_state(state)
 }
 
@@ -57,6 +61,7 @@ pub(crate) fn router(state: ApiState) -> Router {
 pub(crate) fn admin_router(state: AdminState) -> Router {
     Router::new()
         .route("/admin/step-down", post(step_down))
+        .route("/admin/produce", post(produce_block))
         .with_state(state)
 }
 
@@ -65,6 +70,7 @@ pub(crate) fn admin_router(state: AdminState) -> Router {
 pub(crate) struct AdminState {
     pub(crate) service: ServiceHandle,
     pub(crate) default_hold_off: std::time::Duration,
+    pub(crate) trigger: Trigger,
 }
 
 /// Query of `POST /admin/step-down`.
@@ -82,11 +88,11 @@ async fn step_down(
 ) -> Response {
     let hold_off = match query.hold_off.as_deref().map(humantime::parse_duration) {
         None => state.default_hold_off,
-        Some(Ok(hold_off)) if !hold_off.is_zero() => hold_off,
+        Some(Ok(hold_off)) if !hold_off.is_zero() && hold_off <= MAX_STEP_DOWN_HOLD_OFF => hold_off,
         Some(_) => {
             return (
                 StatusCode::BAD_REQUEST,
-                axum::Json(json!({ "error": "hold_off must be a positive duration such as 30s" })),
+                axum::Json(json!({ "error": "hold_off must be a positive duration of at most 24h, such as 30s" })),
             )
                 .into_response();
         }
@@ -168,59 +174,19 @@ async fn block_at(State(state): State<ApiState>, Path(height): Path<u64>) -> Res
     }
 }
 
-/// Accepts a transaction into the pool. A process that does not lead also relays it to its
-/// peers (one hop: a relayed submission is never relayed again), so it reaches the leader.
-async fn submit_transaction(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let transaction = Transaction::new(body.to_vec());
-    let relayed = headers.contains_key(RELAYED_HEADER);
-    let id = transaction.id();
-    match state.chain.is_committed(id).await {
-        Ok(true) => {
-            return (
-                StatusCode::CONFLICT,
-                axum::Json(json!({ "id": id.to_hex(), "error": "transaction already committed" })),
-            )
-                .into_response();
-        }
-        Ok(false) => {}
-        Err(error) => return storage_failure(&error),
-    }
-    let refused = |status: StatusCode, error: &PoolError| {
-        (
-            status,
-            axum::Json(json!({ "id": id.to_hex(), "error": error.to_string() })),
+/// With `--manual`, runs a production cycle now: imports what the chain lacks, then produces
+/// if this process leads. With another trigger it refuses (409): the trigger alone sets the
+/// block rate, and a request never raises it.
+async fn produce_block(State(state): State<AdminState>) -> Response {
+    if state.trigger != Trigger::Manual {
+        return (
+            StatusCode::CONFLICT,
+            axum::Json(json!({
+                "error": format!("the trigger is {}: blocks come at its rate, and this request produces only with --manual", state.trigger),
+            })),
         )
-            .into_response()
-    };
-    let relay = state
-        .relay
-        .as_ref()
-        .filter(|_| !relayed && !is_leader(&state));
-    match state.pool.submit(transaction.clone()) {
-        Ok(id) => {
-            if let Some(relay) = relay {
-                relay.relay(&transaction);
-            }
-            (
-                StatusCode::ACCEPTED,
-                axum::Json(json!({ "id": id.to_hex() })),
-            )
-                .into_response()
-        }
-        Err(error @ PoolError::TooLarge { .. }) => refused(StatusCode::PAYLOAD_TOO_LARGE, &error),
-        Err(error @ PoolError::Full) => refused(StatusCode::TOO_MANY_REQUESTS, &error),
-        Err(error @ PoolError::Duplicate) => refused(StatusCode::CONFLICT, &error),
-        Err(error @ PoolError::Empty) => refused(StatusCode::BAD_REQUEST, &error),
+            .into_response();
     }
-}
-
-/// Runs a production cycle now, whatever the trigger: imports what the chain lacks, then
-/// produces if this process leads.
-async fn produce_block(State(state): State<ApiState>) -> Response {
     match state.service.produce_block().await {
         Ok(CycleOutcome::Produced { height, id, transactions }) => (
             StatusCode::OK,

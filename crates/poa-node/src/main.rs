@@ -6,19 +6,25 @@
 //! - `cli`: flags and environment variables.
 //! - `settings`: merges flags, the `--config` file and defaults, and validates them.
 //! - `run`: builds the adapters and the service, and runs them until a signal.
-//! - `http`: the HTTP API.
+//! - `background`: the pool's maintenance tick and the relay's view of leadership.
+//! - `http`: the HTTP API's routes.
+//! - `http_server`: the listeners: connection cap, timeouts, the descriptor limit.
 //! - `raw_blocks`: encoded sealed blocks for peers catching up (`/blocks/raw`).
 //! - `storage_health`: `/health` and the exit that follow the local chain database's health.
+//! - `transactions`: transaction submission, from clients and relayed by peers.
 //! - `telemetry`: logging.
 
+mod background;
 mod check_chain;
 mod cli;
 mod http;
+mod http_server;
 mod raw_blocks;
 mod run;
 mod settings;
 mod storage_health;
 mod telemetry;
+mod transactions;
 
 use std::process::ExitCode;
 
@@ -55,6 +61,15 @@ fn run_node(args: RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_INVALID_SETTINGS);
         }
     };
+    let needed = settings.http_limits.descriptors_needed();
+    if let Err(failure) = http_server::ensure_descriptors(needed) {
+        error!(flag = "--http-max-connections", error = %failure, "invalid configuration");
+        eprintln!(
+            "error: invalid --http-max-connections ({}): {failure}",
+            settings.http_limits.max_connections
+        );
+        return ExitCode::from(EXIT_INVALID_SETTINGS);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

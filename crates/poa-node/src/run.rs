@@ -7,11 +7,13 @@ use std::sync::Arc;
 
 use adapter_chain::{
     AuthoritySealVerifier, BlockLimits, ChainStore, Ed25519BlockSigner, MemoryTransactionPool,
-    PoolBlockProducer, PoolLimits, RedbBlockImporter, StorageError, StorageHealth, StorageMetrics,
-    StoreOptions, SystemClock,
+    PoolBlockProducer, PoolMaintenance, RedbBlockImporter, StorageError, StorageHealth,
+    StorageMetrics, StoreOptions, SystemClock,
 };
 use adapter_noop::NoopReconciliation;
-use adapter_peers::{NoopBlockHistory, PeerBlockHistory, PeerTransactionRelay};
+use adapter_peers::{
+    NoopBlockHistory, PeerBlockHistory, PeerTransactionRelay, PendingTransactions,
+};
 use adapter_redis::RedisReconciliation;
 use anyhow::Context;
 use poa_core::{Ports, ProductionService, ServiceConfig};
@@ -19,11 +21,15 @@ use poa_ports::{BlockHistorySource, BlockReconciliationPort};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::background::Background;
 use crate::http::{self, AdminState, ApiState};
+use crate::http_server::{self, HttpServerMetrics};
 use crate::settings::{KeySource, Settings};
 use crate::storage_health;
+use crate::transactions::PoolPending;
 
 /// Runs the node until a shutdown signal.
 ///
@@ -74,7 +80,8 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         "local chain opened"
     );
 
-    let pool = MemoryTransactionPool::new(PoolLimits::standard());
+    let pool = MemoryTransactionPool::new(settings.pool_limits);
+    let maintenance = PoolMaintenance::register(pool.clone(), &mut registry);
     let importer = RedbBlockImporter::new(store.clone(), pool.clone())
         .with_max_clock_skew(Arc::new(SystemClock), settings.max_clock_skew);
     let producer = PoolBlockProducer::new(store, pool.clone(), BlockLimits::standard());
@@ -130,7 +137,10 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         pool: Arc::new(pool.clone()),
         clock: Arc::new(SystemClock),
     };
-    let relay = settings.peers.clone().map(PeerTransactionRelay::new);
+    let relay = settings.peers.as_ref().map(|peers| {
+        let pending: Arc<dyn PendingTransactions> = Arc::new(PoolPending(pool.clone()));
+        PeerTransactionRelay::start(peers, pending, Arc::new(SystemClock), &mut registry)
+    });
     let history: Arc<dyn BlockHistorySource> = match settings.peers {
         Some(peers) => {
             info!(peers = ?peers.urls, "history beyond the streams and transaction relay through peers");
@@ -139,7 +149,9 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         None => Arc::new(NoopBlockHistory),
     };
     let (service, handle) = ProductionService::new(service_config, ports, &mut registry);
+    let http_metrics = HttpServerMetrics::register(&mut registry);
     let service = service.with_block_history(history);
+    let background = Background::start(maintenance, relay.clone(), handle.subscribe());
 
     let listener = TcpListener::bind(settings.http)
         .await
@@ -159,6 +171,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     let admin = http::admin_router(AdminState {
         service: handle.clone(),
         default_hold_off: settings.step_down_hold_off,
+        trigger: settings.trigger,
     });
     let api = storage_health::guard_health(
         http::router(ApiState {
@@ -169,26 +182,33 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
             registry: Arc::new(registry),
             trigger: settings.trigger,
             chain_spec: settings.chain,
-            relay,
+            relay: relay.clone(),
+            bulk: Arc::new(tokio::sync::Semaphore::new(
+                settings.http_limits.max_bulk_requests,
+            )),
         }),
         storage_health.clone(),
     );
-    let (stop_http, mut http_stopped) = watch::channel(false);
-    let mut admin_stopped = http_stopped.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, api)
-            .with_graceful_shutdown(async move {
-                let _ = http_stopped.wait_for(|stopped| *stopped).await;
-            })
-            .await
-    });
-    let admin_server = tokio::spawn(async move {
-        axum::serve(admin_listener, admin)
-            .with_graceful_shutdown(async move {
-                let _ = admin_stopped.wait_for(|stopped| *stopped).await;
-            })
-            .await
-    });
+    let stop_http = CancellationToken::new();
+    let drain = settings.release_timeout;
+    let server = tokio::spawn(http_server::serve(
+        "http",
+        listener,
+        api,
+        settings.http_limits,
+        http_metrics.clone(),
+        stop_http.clone(),
+        drain,
+    ));
+    let admin_server = tokio::spawn(http_server::serve(
+        "admin",
+        admin_listener,
+        admin,
+        settings.http_limits.admin(),
+        http_metrics,
+        stop_http.clone(),
+        drain,
+    ));
     info!(
         http = %address,
         admin_http = %admin_address,
@@ -212,13 +232,26 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     if let Some(redis) = redis {
         redis.shutdown(settings.release_timeout).await;
     }
-    let _ = stop_http.send(true);
-    for (name, task) in [("http", server), ("admin http", admin_server)] {
-        match tokio::time::timeout(settings.release_timeout, task).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(error))) => warn!(server = name, error = %error, "http server failed"),
-            Ok(Err(error)) => warn!(server = name, error = %error, "http server task failed"),
-            Err(_) => warn!(server = name, "http server did not drain in time"),
+    // No submission is accepted after the listeners drain, so the hand-on below is the last
+    // word on what this process holds.
+    stop_http.cancel();
+    for (name, task) in [("http", server), ("admin", admin_server)] {
+        // The server bounds its own drain; this only reports a task that failed.
+        if let Err(error) = task.await {
+            warn!(server = name, error = %error, "http server task failed");
+        }
+    }
+    background.stop().await;
+    if let Some(relay) = &relay {
+        let handed_on = relay.hand_on();
+        info!(
+            count = handed_on,
+            "pending transactions handed on to the peers"
+        );
+        if !relay.shutdown(settings.release_timeout).await {
+            warn!(
+                "the transaction relay did not finish in time: some queued transactions were not sent"
+            );
         }
     }
     if let Some(cause) = storage_failed.borrow().clone() {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use adapter_chain::{AuthorityKey, ChainSpec};
+use adapter_chain::{AuthorityKey, ChainSpec, PoolLimits};
 use adapter_peers::PeerConfig;
 use adapter_redis::{RedisConfig, RedisPassword, RedisSecurity};
 use poa_core::Trigger;
@@ -13,6 +13,10 @@ use poa_ports::{ChainId, Timestamp};
 use serde::Deserialize;
 
 use crate::cli::{LogFormat, RunArgs};
+use crate::http_server::HttpLimits;
+
+mod http_limits;
+mod transactions;
 
 mod chain_storage;
 
@@ -34,6 +38,10 @@ const DEFAULT_ADMIN_HTTP: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::ne
 ));
 /// The default step-down hold-off.
 const DEFAULT_STEP_DOWN_HOLD_OFF: Duration = Duration::from_secs(10);
+/// The longest step-down hold-off, configured or asked for: a day covers any rolling upgrade,
+/// and a longer one is refused rather than capped, so a typo is not silently shortened.
+pub(crate) const MAX_STEP_DOWN_HOLD_OFF: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// How far the clock may be from the Redis nodes' clocks by default: well above what NTP keeps
 /// machines to, well below a block time an operator would notice.
 const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(2);
@@ -115,6 +123,18 @@ struct FileSettings {
     redis_client_cert: Option<PathBuf>,
     redis_client_key: Option<PathBuf>,
     log_format: Option<LogFormat>,
+    // Bounds of the HTTP listeners (http_limits.rs).
+    http_max_connections: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    http_header_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    http_request_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    http_idle_timeout: Option<Duration>,
+    http_max_bulk_requests: Option<usize>,
+    // The transaction pool (transactions.rs).
+    #[serde(default, with = "humantime_serde")]
+    transaction_ttl: Option<Duration>,
 
     // Local chain database.
     #[serde(default, with = "humantime_serde")]
@@ -158,6 +178,10 @@ pub(crate) struct Settings {
     pub(crate) lease_renewal: Duration,
     /// The local chain database's settings.
     pub(crate) chain_storage: ChainStorageSettings,
+    /// Bounds of the HTTP listeners.
+    pub(crate) http_limits: HttpLimits,
+    /// Bounds of the transaction pool.
+    pub(crate) pool_limits: PoolLimits,
 }
 
 impl Settings {
@@ -175,6 +199,8 @@ impl Settings {
         let trigger = resolve_trigger(&args, &file)?;
         let redis = resolve_redis(&args, &file)?;
         let peers = resolve_peers(&args, &file)?;
+        let http_limits = http_limits::resolve(&args, &file)?;
+        let pool_limits = transactions::resolve(&args, &file)?;
         let (key_source, key) = resolve_key(args.key_file.or(file.key_file))?;
         let chain = resolve_chain(
             args.chain_id.or(file.chain_id),
@@ -208,10 +234,10 @@ impl Settings {
                 "must be larger than zero",
             ));
         }
-        if step_down_hold_off.is_zero() {
+        if step_down_hold_off.is_zero() || step_down_hold_off > MAX_STEP_DOWN_HOLD_OFF {
             return Err(InvalidSetting::new(
                 "--step-down-hold-off",
-                "must be larger than zero",
+                "must be larger than zero and at most 24h",
             ));
         }
         let release_timeout = redis.as_ref().map_or(DEFAULT_IDLE_POLL, |redis| {
@@ -243,6 +269,8 @@ impl Settings {
             release_timeout,
             lease_renewal,
             chain_storage,
+            http_limits,
+            pool_limits,
         })
     }
 }

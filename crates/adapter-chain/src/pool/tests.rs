@@ -5,6 +5,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::*;
+use crate::clock::SystemClock;
 
 /// Generous upper bound that only catches a hang.
 const HANG: Duration = Duration::from_secs(5);
@@ -18,6 +19,7 @@ fn small_pool() -> MemoryTransactionPool {
         max_transactions: 3,
         max_transaction_bytes: 4,
         max_total_bytes: 10,
+        max_age: Duration::from_secs(60),
     })
 }
 
@@ -236,6 +238,7 @@ proptest! {
             max_transactions: 100,
             max_transaction_bytes: 40,
             max_total_bytes: 10_000,
+            max_age: Duration::from_secs(60),
         });
         let mut submitted = Vec::new();
         for (index, size) in sizes.iter().enumerate() {
@@ -260,4 +263,85 @@ proptest! {
         let pending_bytes: usize = submitted.iter().map(|t| t.as_bytes().len()).sum();
         prop_assert_eq!(pool.pending_bytes(), pending_bytes);
     }
+}
+
+fn at(millis: u64) -> Timestamp {
+    Timestamp::from_unix_millis(millis)
+}
+
+#[test]
+fn expire__when_transactions_are_older_than_the_max_age__then_drops_only_those() {
+    // given: one transaction first seen 61 s before now, one 59 s before, by a peer's word
+    let pool = small_pool();
+    let now = SystemClock.now().as_unix_millis();
+    pool.submit_relayed(transaction(b"old"), at(now - 61_000))
+        .unwrap_err();
+    pool.submit_relayed(transaction(b"new"), at(now - 59_000))
+        .unwrap();
+    pool.submit(transaction(b"now")).unwrap();
+
+    // when
+    let expired = pool.expire(at(now + 2_000));
+
+    // then: the one past its age at now + 2 s is gone, with its bytes
+    assert_eq!(expired, 1);
+    assert!(!pool.contains(&transaction(b"new").id()));
+    assert!(pool.contains(&transaction(b"now").id()));
+    assert_eq!(pool.pending_bytes(), 3);
+}
+
+#[test]
+fn submit_relayed__when_first_seen_is_already_past_the_max_age__then_refuses_it_as_expired() {
+    // given
+    let pool = small_pool();
+    let now = SystemClock.now().as_unix_millis();
+
+    // when
+    let outcome = pool.submit_relayed(transaction(b"old"), at(now - 61_000));
+
+    // then
+    assert_eq!(outcome, Err(PoolError::Expired));
+    assert_eq!(pool.pending_count(), 0);
+}
+
+#[test]
+fn submit_relayed__when_first_seen_is_in_the_future__then_keeps_now_instead() {
+    // given
+    let pool = small_pool();
+    let before = SystemClock.now();
+
+    // when
+    pool.submit_relayed(transaction(b"fast"), at(u64::MAX))
+        .unwrap();
+
+    // then
+    let first_seen = pool.oldest_first_seen().unwrap();
+    assert!(first_seen >= before && first_seen <= SystemClock.now());
+}
+
+#[test]
+fn first_seen_by__when_some_are_younger_than_the_cutoff__then_returns_the_older_ones_with_their_times()
+ {
+    // given
+    let pool = small_pool();
+    let now = SystemClock.now().as_unix_millis();
+    pool.submit_relayed(transaction(b"a"), at(now - 10_000))
+        .unwrap();
+    pool.submit(transaction(b"b")).unwrap();
+    pool.submit_relayed(transaction(b"c"), at(now - 20_000))
+        .unwrap();
+
+    // when
+    let old = pool.first_seen_by(at(now - 5_000), 10);
+
+    // then: in arrival order, and the oldest is what the pool reports as oldest
+    assert_eq!(
+        old,
+        vec![
+            (transaction(b"a"), at(now - 10_000)),
+            (transaction(b"c"), at(now - 20_000))
+        ]
+    );
+    assert_eq!(pool.oldest_first_seen(), Some(at(now - 20_000)));
+    assert_eq!(pool.first_seen_by(at(now - 5_000), 1).len(), 1);
 }

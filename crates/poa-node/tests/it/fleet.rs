@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use poa_test_support::{FaultProxy, ProxyMode, RedisServer};
 
-use crate::support::{Node, eventually, fleet_flags};
+use crate::support::{Node, eventually, fleet_flags, reserve_addresses};
 
 const LEASE_TTL: Duration = Duration::from_secs(1);
 /// The fleet's block time (see `fleet_args`).
@@ -226,14 +226,7 @@ fn fleet__when_a_follower_accepts_a_transaction__then_relays_it_and_the_leader_i
     // given: two producers that name each other as peers
     let redis: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
     let args = fleet_args(&redis, "3s");
-    let reserved: Vec<std::net::TcpListener> = (0..2)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    let addresses: Vec<String> = reserved
-        .iter()
-        .map(|listener| listener.local_addr().unwrap().to_string())
-        .collect();
-    drop(reserved);
+    let addresses = reserve_addresses(2);
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     let nodes: Vec<Node> = (0..2)
         .map(|index| {

@@ -12,9 +12,14 @@
     reason = "test code fails the test loudly"
 )]
 
+mod admin;
+mod bulk;
 mod chain_storage;
 mod fleet;
+mod handover;
 mod history;
+mod http_limits;
+mod relay;
 mod single_node;
 mod startup_errors;
 mod support;

@@ -83,7 +83,7 @@ fn node__when_manual__then_produces_only_when_asked() {
     assert_eq!(node.height(), 0);
 
     // when
-    let (status, outcome) = node.post("/blocks/produce", b"");
+    let (status, outcome) = node.post_admin("/admin/produce");
 
     // then
     assert_eq!(status, 200, "{outcome}");

@@ -33,12 +33,27 @@ impl Node {
     /// Starts a node on `data_dir` with `args`, waits until its HTTP API listens. The HTTP API
     /// gets a free port unless `args` names one with `--http`.
     pub fn start(data_dir: &Path, args: &[&str]) -> Self {
+        Self::start_command(Command::new(binary()), data_dir, args)
+    }
+
+    /// Like [`Node::start`], with the soft limit of open file descriptors set to `soft` (the
+    /// hard limit unchanged), as a default systemd or login session would leave it.
+    pub fn start_with_descriptor_limit(data_dir: &Path, args: &[&str], soft: u64) -> Self {
+        let mut command = Command::new("sh");
+        command
+            .args(["-c", r#"ulimit -Sn "$0" && exec "$@""#])
+            .arg(soft.to_string())
+            .arg(binary());
+        Self::start_command(command, data_dir, args)
+    }
+
+    fn start_command(mut command: Command, data_dir: &Path, args: &[&str]) -> Self {
         let http = if args.contains(&"--http") {
             &[][..]
         } else {
             &["--http", "127.0.0.1:0"][..]
         };
-        let mut child = Command::new(binary())
+        let mut child = command
             .arg("--data-dir")
             .arg(data_dir)
             .args(http)
@@ -99,6 +114,24 @@ impl Node {
         )
     }
 
+    /// GET `path` with every request bounded by `timeout`, retried until a request is answered
+    /// or `deadline` passes: the status code, or `None` when nothing was answered in time.
+    pub fn get_within(&self, path: &str, timeout: Duration, deadline: Duration) -> Option<u16> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let end = Instant::now() + deadline;
+        while Instant::now() < end {
+            if let Ok(response) = agent.get(&self.url(path)).call() {
+                return Some(response.status().as_u16());
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+
     /// POST `body` to `path`.
     pub fn post(&self, path: &str, body: &[u8]) -> (u16, Value) {
         request(
@@ -134,8 +167,28 @@ impl Node {
         (status == 200).then(|| body["id"].as_str().unwrap().to_owned())
     }
 
+    /// Whether the process was started and has not been killed or terminated by the test.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     pub fn is_leader(&self) -> bool {
         self.get("/leader").0 == 200
+    }
+
+    /// A field of the process's `/proc/<pid>/status`, e.g. `Threads` or `VmRSS`, as a number
+    /// (the `kB` unit dropped).
+    pub fn proc_status(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .unwrap_or_else(|| panic!("no {field} in the process status"))
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .unwrap()
     }
 
     pub fn pid(&self) -> Pid {
@@ -247,6 +300,51 @@ pub fn run_to_exit(
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// `count` connections to `address`, each sending what `request` gives for its index (possibly
+/// nothing) and then never reading; those the server does not take or closes while the request
+/// is written are left out.
+pub fn hold_connections<'a>(
+    address: std::net::SocketAddr,
+    count: usize,
+    request: impl Fn(usize) -> &'a [u8],
+) -> Vec<std::net::TcpStream> {
+    use std::io::Write;
+    (0..count)
+        .filter_map(|index| {
+            let mut stream =
+                std::net::TcpStream::connect_timeout(&address, Duration::from_secs(1)).ok()?;
+            stream.write_all(request(index)).ok()?;
+            Some(stream)
+        })
+        .collect()
+}
+
+/// `count` free loopback addresses (`127.0.0.1:port`), all reserved at once so no two are the
+/// same, then released for the processes that will listen on them.
+pub fn reserve_addresses(count: usize) -> Vec<String> {
+    let reserved: Vec<std::net::TcpListener> = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    reserved
+        .iter()
+        .map(|listener| listener.local_addr().unwrap().to_string())
+        .collect()
+}
+
+/// Raises this test process's soft descriptor limit to at least `needed` (within the hard
+/// limit), so it can hold that many sockets.
+pub fn allow_descriptors(needed: u64) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    assert!(
+        hard >= needed,
+        "this test needs {needed} descriptors; the hard limit is {hard}"
+    );
+    if soft < needed {
+        setrlimit(Resource::RLIMIT_NOFILE, needed, hard).unwrap();
+    }
 }
 
 /// Polls `predicate` every 20 ms until it holds or `deadline` passes.
