@@ -25,6 +25,7 @@ mod tests;
 const PORTS: &str = "poa-ports";
 const CORE: &str = "poa-core";
 const QUORUM_RULES: &str = "poa-quorum";
+const MODEL: &str = "poa-model";
 const TEST_SUPPORT: &str = "poa-test-support";
 const REDIS_ADAPTER: &str = "adapter-redis";
 const ADAPTER_PREFIX: &str = "adapter-";
@@ -152,6 +153,17 @@ pub(crate) fn rules(crates: &[String]) -> Vec<Rule> {
         QUORUM_RULES,
         &[&["tokio", FRED, CORE][..], &adapters].concat(),
         "poa-quorum holds pure rules shared by the Redis adapter and the model: no runtime, no backend",
+    );
+    let beside_the_rules: Vec<&str> = crates
+        .iter()
+        .map(String::as_str)
+        .filter(|name| ![MODEL, PORTS, QUORUM_RULES].contains(name))
+        .collect();
+    forbid(
+        MODEL,
+        &[&["tokio", FRED][..], &beside_the_rules].concat(),
+        "poa-model checks poa-quorum's rules over poa-ports' types and models the world itself: \
+         no runtime, no backend, no other workspace crate",
     );
     for adapter in &adapters {
         let others: Vec<&str> = adapters.iter().copied().filter(|a| a != adapter).collect();

@@ -1,19 +1,30 @@
-//! An exhaustive, bounded model of the protocol in PROTOCOL.md (leader lease, fencing epoch,
-//! fenced quorum publish, publish-then-commit, reconciliation with votes and repair), checked
-//! with stateright. It models the protocol; it runs none of the real code and depends on no other
-//! workspace crate. See the crate README for what is modelled, what is abstracted and the results.
+//! An exhaustive, bounded model of the protocol in docs/protocol.md (leader lease, fencing epoch,
+//! fenced quorum publish, publish-then-commit, reconciliation with the walk and repair, trimmed
+//! streams), checked with stateright. It runs the code's own rules: every node's state is
+//! `poa_quorum::script::NodeState` and changes only through `script::promote` and
+//! `script::write_block`; acquisition, publish and repair decide with `poa_quorum`'s tallies;
+//! reconciliation walks a `poa_quorum::LogView` with `decide` and repairs with `plan_repair`. The
+//! model itself owns only what the code leaves to the world: which nodes a step reaches, message
+//! delay and loss, lease expiry, process crashes and node data loss. See the crate README for what
+//! is modelled, the bounds and the results.
 
+mod config;
 mod error;
 mod model;
+mod mutation;
 mod progress;
-mod protocol;
+mod reconcile;
+mod rules;
+mod start;
 mod state;
 
+pub use config::{ModelConfig, Start};
 pub use error::ModelError;
-pub use model::{ModelConfig, ProtocolModel, no_fork, single_quorum_block_per_height, stored_on};
+pub use model::{ProtocolModel, no_fork, single_quorum_block_per_height, stored_on};
+pub use mutation::Mutation;
 pub use progress::progress_possible;
-pub use protocol::{Mutation, WriteOutcome, holders, promote, vote, write_block};
 pub use state::{
-    Action, BlockId, Committed, Entry, Producer, Publish, RedisNode, State, Token, WriteMsg,
+    Action, Block, BlockRef, Committed, Producer, Publish, RedisNode, Source, State, StreamEntry,
+    Token, WriteMsg,
 };
 pub use stateright;

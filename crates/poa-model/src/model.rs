@@ -1,93 +1,43 @@
 //! The stateright `Model`: which actions are enabled in a state, what each does, and the
-//! properties checked. Script semantics and the vote come from `protocol.rs`; this file only
-//! sequences them (it must not re-implement a script check).
+//! properties checked. Every rule is `poa_quorum`'s (the scripts, the tallies, the walk and the
+//! repair plan, reached through `rules.rs`, `mutation.rs` and `reconcile.rs`); this file only
+//! supplies what the code leaves to the world: which nodes a step reaches, message delay and
+//! loss, lease expiry, crashes and node wipes.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use poa_ports::Epoch;
+use poa_quorum::script::{PromoteAnswer, WriteAnswer};
+use poa_quorum::{
+    AcquireDecision, OwnerReply, OwnershipDecision, OwnershipTally, PromoteReply, PromoteTally,
+    WriteDecision, WriteTally,
+};
 use stateright::{Model, Property};
 
+use crate::config::{MAX_MEMBERS, ModelConfig};
 use crate::error::ModelError;
-use crate::protocol::{self, Mutation};
-use crate::state::{Action, BlockId, Committed, Producer, Publish, RedisNode, State, WriteMsg};
+use crate::mutation;
+use crate::progress::ProgressMemo;
+use crate::rules;
+use crate::start;
+use crate::state::{
+    Action, Block, Committed, Producer, Publish, RedisNode, Source, State, Token, WriteMsg,
+};
 
-/// Sizes, bounds and the protocol variant to check.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ModelConfig {
-    /// Producer processes.
-    pub producers: u8,
-    /// Independent Redis nodes.
-    pub nodes: u8,
-    /// Nodes needed for a grant, a publish, a read phase and a repair.
-    pub quorum: u8,
-    /// Highest height anyone produces (bound).
-    pub max_height: u8,
-    /// Highest epoch a node may reach (bound on promotions).
-    pub max_epoch: u8,
-    /// Blocks each producer may seal (bound on attempts and retries).
-    pub max_attempts: u8,
-    /// Crashes in the whole run (bound).
-    pub max_crashes: u8,
-    /// The protocol variant, `None` for the protocol as specified.
-    pub mutation: Option<Mutation>,
-}
-
-impl ModelConfig {
-    /// The smallest useful bound: 2 producers, 3 nodes, quorum 2, one height, epochs up to 3, one
-    /// block per producer, no crash. Tests widen one dimension at a time from here.
-    pub fn small(mutation: Option<Mutation>) -> Self {
-        Self {
-            producers: 2,
-            nodes: 3,
-            quorum: 2,
-            max_height: 1,
-            max_epoch: 3,
-            max_attempts: 1,
-            max_crashes: 0,
-            mutation,
-        }
-    }
-
-    /// Checks that quorums overlap and the sizes fit the state encoding.
-    ///
-    /// # Errors
-    ///
-    /// [`ModelError::QuorumNotMajority`] or [`ModelError::TooLarge`].
-    pub fn validate(&self) -> Result<(), ModelError> {
-        if !(1..=8).contains(&self.nodes) || !(1..=8).contains(&self.producers) {
-            return Err(ModelError::TooLarge {
-                nodes: self.nodes,
-                producers: self.producers,
-            });
-        }
-        if 2 * self.quorum <= self.nodes || self.quorum > self.nodes {
-            return Err(ModelError::QuorumNotMajority {
-                quorum: self.quorum,
-                nodes: self.nodes,
-            });
-        }
-        Ok(())
-    }
-
-    fn has(&self, mutation: Mutation) -> bool {
-        self.mutation == Some(mutation)
-    }
-
-    fn reaches_quorum(&self, mask: u8) -> bool {
-        mask.count_ones() >= u32::from(self.quorum)
-    }
-
-    fn reads_needed(&self) -> u8 {
-        if self.has(Mutation::ReadAnyOneNode) {
-            1
-        } else {
-            self.quorum
-        }
-    }
-}
+/// Any positive validity: time is abstracted to nondeterministic expiry, so a quorum of grants
+/// is always in time.
+const VALIDITY: Duration = Duration::from_secs(1);
 
 /// The protocol model checked by stateright.
 #[derive(Clone, Debug)]
 pub struct ProtocolModel {
-    /// Sizes, bounds and variant.
+    /// Sizes, bounds, start and variant.
     pub config: ModelConfig,
+    /// Blocks each producer had sealed at the start (the attempt bound counts from there).
+    pub(crate) sealed_at_start: [u8; MAX_MEMBERS as usize],
+    /// States known to make progress (a memo of the liveness check).
+    pub(crate) progress: Arc<ProgressMemo>,
 }
 
 impl ProtocolModel {
@@ -95,46 +45,84 @@ impl ProtocolModel {
     ///
     /// # Errors
     ///
-    /// When `config` does not validate.
+    /// When `config` does not validate, or its start cannot be replayed.
     pub fn new(config: ModelConfig) -> Result<Self, ModelError> {
         config.validate()?;
-        Ok(Self { config })
+        let mut model = Self {
+            config,
+            sealed_at_start: [0; MAX_MEMBERS as usize],
+            progress: Arc::default(),
+        };
+        let start = start::initial_state(&model)?;
+        for (index, producer) in start.producers.iter().enumerate() {
+            model.sealed_at_start[index] = producer.attempts;
+        }
+        Ok(model)
+    }
+
+    /// The same model with its exploration bounds lifted by one height and every budget
+    /// (epochs, attempts) removed, faults (crashes, wipes) off: the model the liveness check
+    /// runs continuations in.
+    pub(crate) fn without_bounds(&self) -> Self {
+        Self {
+            config: ModelConfig {
+                max_height: self.config.max_height.saturating_add(1),
+                max_epoch: u8::MAX,
+                max_attempts: u8::MAX,
+                max_crashes: 0,
+                max_wipes: 0,
+                ..self.config
+            },
+            sealed_at_start: self.sealed_at_start,
+            progress: Arc::default(),
+        }
+    }
+
+    /// Whether producer `p` may seal another block within the attempt bound.
+    fn may_seal(&self, state: &State, p: u8) -> bool {
+        let sealed_at_start = self.sealed_at_start[usize::from(p)];
+        state.producers[usize::from(p)].attempts
+            < sealed_at_start.saturating_add(self.config.max_attempts)
     }
 
     fn producer_actions(&self, state: &State, p: u8, actions: &mut Vec<Action>) {
         let c = &self.config;
         let producer = &state.producers[usize::from(p)];
+        let nodes = 1..=c.all_nodes();
         match (producer.epoch, producer.publish) {
-            (None, _)
-                if producer.attempts < c.max_attempts && chain_height(producer) < c.max_height =>
-            {
-                // Reaching fewer than a quorum cannot lead; partial grants still arise from races
-                // (a node already held by the other producer).
-                for reach in 1..(1u8 << c.nodes) {
-                    if c.reaches_quorum(reach) {
-                        actions.push(Action::Acquire { producer: p, reach });
+            (None, _) if producer.standing_aside => {
+                for from in 0..c.producers {
+                    if extends(&state.producers[usize::from(from)], producer) {
+                        actions.push(Action::CatchUp { producer: p, from });
                     }
                 }
             }
             // Bound: a producer that may not seal another block takes no new leadership.
+            (None, _) if self.may_seal(state, p) && producer.height() < c.max_height => {
+                // Reaching fewer than a quorum cannot lead; partial grants still arise from
+                // races (a node already held by the other producer).
+                for reach in nodes.filter(|reach| c.reaches_quorum(*reach)) {
+                    actions.push(Action::Acquire { producer: p, reach });
+                }
+            }
             (None, _) => {}
+            // Every leader cycle starts with the ownership check (renewal) over all nodes.
+            (Some(_), None) if !self.owns_lease(state, producer.token(p)) => {
+                actions.push(Action::LeaseLost(p));
+            }
             (Some(_), None) if !producer.reconciled => {
                 let needed = u32::from(c.reads_needed());
-                for read in 1..(1u8 << c.nodes) {
-                    if read.count_ones() >= needed {
-                        actions.push(Action::Reconcile { producer: p, read });
-                    }
+                for read in nodes.filter(|read| read.count_ones() >= needed) {
+                    actions.push(Action::Reconcile { producer: p, read });
                 }
             }
             (Some(_), None) => {
-                if producer.chain.len() < usize::from(c.max_height)
-                    && producer.attempts < c.max_attempts
-                {
+                if producer.height() < c.max_height && self.may_seal(state, p) {
                     actions.push(Action::Produce(p));
                 }
             }
             (Some(_), Some(publish)) => {
-                if c.reaches_quorum(publish.acked) {
+                if self.publish_stored(publish) {
                     actions.push(Action::Commit(p));
                 } else {
                     actions.push(Action::PublishFailed(p));
@@ -146,125 +134,232 @@ impl ProtocolModel {
         }
     }
 
-    fn reconcile(&self, state: &mut State, p: u8, read: u8) {
-        let c = &self.config;
-        let (token, epoch, mut height) = {
-            let producer = &state.producers[usize::from(p)];
-            let Some(epoch) = producer.epoch else { return };
-            (producer.token(p), epoch, chain_height(producer) + 1)
-        };
-        let mut complete = false;
-        loop {
-            if height > c.max_height {
-                complete = true;
-                break;
-            }
-            let Some(winner) = protocol::vote(&state.nodes, read, height, c.quorum) else {
-                complete = true;
-                break;
-            };
-            let mut have = protocol::holders(&state.nodes, read, winner);
-            if !c.reaches_quorum(have) {
-                if c.has(Mutation::NoRepair) {
-                    complete = true;
-                    break;
-                }
-                for n in 0..c.nodes {
-                    let bit = 1 << n;
-                    if read & bit == 0 || have & bit != 0 || c.reaches_quorum(have) {
-                        continue;
-                    }
-                    let msg = WriteMsg {
-                        node: n,
-                        token,
-                        epoch,
-                        id: winner,
-                    };
-                    match self.write_block_on(state, msg) {
-                        protocol::WriteOutcome::Fenced => {
-                            step_down(&mut state.producers[usize::from(p)]);
-                            return;
-                        }
-                        outcome if outcome.stored() => have |= bit,
-                        _ => {}
-                    }
-                }
-                if !c.reaches_quorum(have) {
-                    break;
-                }
-            }
-            let held = stored_on(&state.nodes, winner);
-            state.producers[usize::from(p)].chain.push(Committed {
-                id: winner,
-                holders: held,
+    /// Whether `token` holds the lease key on a quorum, by the ownership tally.
+    pub(crate) fn owns_lease(&self, state: &State, token: Token) -> bool {
+        let mut tally = OwnershipTally::new(self.config.quorum());
+        for node in &state.nodes {
+            tally.record(if node.script.owner == Some(token) {
+                OwnerReply::Owner
+            } else {
+                OwnerReply::NotOwner
             });
-            height += 1;
         }
-        let producer = &mut state.producers[usize::from(p)];
-        producer.reconciled = complete;
-        if complete && quorum_block_above(c, &state.nodes, chain_height(producer)) {
-            state.reconciled_below_quorum_block = true;
+        tally.decision() == OwnershipDecision::Owned
+    }
+
+    /// Whether the publish tally, given the acknowledgements received, says the block is stored.
+    fn publish_stored(&self, publish: Publish) -> bool {
+        let mut tally = WriteTally::publish(self.config.quorum());
+        for _ in 0..publish.acked.count_ones() {
+            tally.record(poa_quorum::WriteReply::Written);
         }
+        tally.decision() == WriteDecision::Stored
+    }
+
+    /// Whether node `n` may lose its data now: the wipe bound, and fewer than `budget` other
+    /// nodes still counting against the budget.
+    fn may_wipe(&self, state: &State, n: u8) -> bool {
+        let counting = (0u8..)
+            .zip(&state.nodes)
+            .filter(|(other, node)| *other != n && !node.lost.is_empty())
+            .count();
+        state.wipes < self.config.max_wipes && counting < usize::from(self.config.disruption_budget)
+    }
+
+    /// An acquire attempt: `promote` with this process's floor on every reached node, the
+    /// replies tallied (unreached nodes are unavailable). `None` when it would take a node past
+    /// the epoch bound or change nothing.
+    fn acquire(&self, state: &mut State, p: u8, reach: u8) -> Option<()> {
+        let c = &self.config;
+        let (token, floor) = {
+            let producer = &state.producers[usize::from(p)];
+            (producer.token(p), producer.led)
+        };
+        let lease_keys = |state: &State| -> Vec<(Option<Token>, Epoch)> {
+            state
+                .nodes
+                .iter()
+                .map(|node| (node.script.owner, node.script.epoch))
+                .collect()
+        };
+        let before = lease_keys(state);
+        let mut tally = PromoteTally::new(c.quorum());
+        for (n, node) in (0u8..).zip(state.nodes.iter_mut()) {
+            if reach & (1 << n) == 0 {
+                tally.record(PromoteReply::Unavailable);
+                continue;
+            }
+            tally.record(
+                match mutation::promote(&mut node.script, &token, floor, c.mutation) {
+                    PromoteAnswer::Granted(epoch) => PromoteReply::Granted(epoch),
+                    PromoteAnswer::LockHeld => PromoteReply::HeldByAnother,
+                },
+            );
+        }
+        if state
+            .nodes
+            .iter()
+            .any(|node| node.script.epoch.get() > u64::from(c.max_epoch))
+        {
+            return None;
+        }
+        if let AcquireDecision::Acquired { epoch, .. } = tally.decision(Some(VALIDITY)) {
+            let producer = &mut state.producers[usize::from(p)];
+            if epoch <= producer.led {
+                state.epoch_reused = true;
+            }
+            producer.epoch = Some(epoch);
+            producer.led = producer.led.max(epoch);
+            producer.reconciled = false;
+            return Some(());
+        }
+        if lease_keys(state) == before {
+            return None;
+        }
+        // The attempt releases its partial grants (their epoch raises stay); a lost release is
+        // a key that lingers until its TTL, which only delays others.
+        for node in &mut state.nodes {
+            if node.script.owner == Some(token) {
+                node.script.owner = None;
+            }
+        }
+        Some(())
     }
 
     /// Runs `write_block` for `msg` on its node and records a write accepted from a token whose
-    /// lease had lapsed on every node that leaves its block on a quorum (invariant 3). Every write,
-    /// publish or repair, goes through here.
-    fn write_block_on(&self, state: &mut State, msg: WriteMsg) -> protocol::WriteOutcome {
-        let lapsed = !state.nodes.iter().any(|n| n.owner == Some(msg.token));
-        let outcome = protocol::write_block(
+    /// lease had lapsed on every node that leaves its block on a quorum. Every write, publish or
+    /// repair, goes through here.
+    pub(crate) fn write_on(&self, state: &mut State, msg: WriteMsg) -> WriteAnswer {
+        let lapsed = !state
+            .nodes
+            .iter()
+            .any(|node| node.script.owner == Some(msg.token));
+        let answer = rules::write_on(
             &mut state.nodes[usize::from(msg.node)],
             msg.token,
             msg.epoch,
-            msg.id,
+            msg.block,
+            self.config.kept_heights,
             self.config.mutation,
         );
-        if lapsed && outcome.stored() && stored_on(&state.nodes, msg.id) >= self.config.quorum {
+        if lapsed
+            && answer.stored()
+            && self
+                .config
+                .quorum()
+                .reached(usize::from(stored_on(&state.nodes, msg.block)))
+        {
             state.lapsed_write_to_quorum = true;
         }
-        outcome
+        answer
     }
 
-    /// Whether the state is at the edge of the bounds: every producer has its full chain, or has
-    /// sealed all the blocks it may, or the cluster cannot grant another leadership generation.
+    /// Node `n` loses its data. The committed blocks it held (in a local chain, or on a quorum)
+    /// are remembered as lost until they are back on a quorum or trimmed everywhere.
+    fn wipe(&self, state: &mut State, n: u8) {
+        let quorum = self.config.quorum();
+        let committed = |block: &Block, state: &State| {
+            quorum.reached(usize::from(stored_on(&state.nodes, *block)))
+                || state
+                    .producers
+                    .iter()
+                    .any(|p| p.chain.iter().any(|c| c.block == *block))
+        };
+        let node = &state.nodes[usize::from(n)];
+        let mut lost = node.lost.clone();
+        for entry in &node.stream {
+            if committed(&entry.block, state) && !lost.contains(&entry.block) {
+                lost.push(entry.block);
+            }
+        }
+        lost.sort();
+        state.nodes[usize::from(n)] = RedisNode {
+            lost,
+            ..RedisNode::default()
+        };
+        state.wipes += 1;
+    }
+
+    /// Whether the state is at the edge of the bounds: every producer has its full chain, or
+    /// has sealed all the blocks it may, or cannot be granted another leadership, or stands
+    /// aside with no peer to catch up from.
     pub fn at_bound(&self, state: &State) -> bool {
         let c = &self.config;
-        let promotable = state.nodes.iter().filter(|n| n.epoch < c.max_epoch).count();
-        let generations_left = promotable >= usize::from(c.quorum);
-        state.producers.iter().all(|p| {
-            chain_height(p) >= c.max_height || p.attempts >= c.max_attempts || !generations_left
+        (0u8..).zip(&state.producers).all(|(p, producer)| {
+            let floor = if c.has(mutation::Mutation::NoEpochFloor) {
+                Epoch::default()
+            } else {
+                producer.led
+            };
+            let promotable = state
+                .nodes
+                .iter()
+                .filter(|node| node.script.epoch.max(floor).get() < u64::from(c.max_epoch))
+                .count();
+            producer.height() >= c.max_height
+                || !self.may_seal(state, p)
+                || !c.quorum().reached(promotable)
+                || (producer.standing_aside
+                    && !state.producers.iter().any(|peer| extends(peer, producer)))
         })
     }
 
+    /// Whether some action leads somewhere: every listed action does, except an acquire past
+    /// the epoch bound or one that changes nothing.
     fn enabled(&self, state: &State) -> bool {
         let mut actions = Vec::new();
         self.actions(state, &mut actions);
-        !actions.is_empty()
+        actions.into_iter().any(|action| {
+            !matches!(action, Action::Acquire { .. }) || self.next_state(state, action).is_some()
+        })
     }
 }
 
-fn chain_height(producer: &Producer) -> u8 {
-    u8::try_from(producer.chain.len()).unwrap_or(u8::MAX)
+/// Whether `peer`'s chain extends `producer`'s (longer, same blocks below).
+fn extends(peer: &Producer, producer: &Producer) -> bool {
+    peer.chain.len() > producer.chain.len()
+        && peer
+            .chain
+            .iter()
+            .zip(&producer.chain)
+            .all(|(a, b)| a.block == b.block)
 }
 
-fn step_down(producer: &mut Producer) {
+pub(crate) fn step_down(producer: &mut Producer) {
     producer.epoch = None;
     producer.reconciled = false;
     producer.publish = None;
 }
 
-/// Whether some block above `height` is stored on a quorum of nodes: a leader reconciled to
-/// `height` would produce where a block is already committed, a block that can never reach quorum.
-fn quorum_block_above(config: &ModelConfig, nodes: &[RedisNode], height: u8) -> bool {
-    nodes
-        .iter()
-        .flat_map(|n| &n.entries)
-        .any(|entry| entry.id.height > height && stored_on(nodes, entry.id) >= config.quorum)
+/// How many nodes hold `block`.
+pub fn stored_on(nodes: &[RedisNode], block: Block) -> u8 {
+    u8::try_from(nodes.iter().filter(|node| node.holds(block)).count()).unwrap_or(u8::MAX)
 }
 
-/// How many nodes hold `id` (any epoch).
-pub fn stored_on(nodes: &[RedisNode], id: BlockId) -> u8 {
-    protocol::holders(nodes, u8::MAX, id).count_ones() as u8
+/// A wiped node stops counting against the budget once every committed block it lost is back
+/// on a quorum or held by no node at all (trimmed everywhere).
+fn forget_recovered_losses(config: &ModelConfig, state: &mut State) {
+    if state.nodes.iter().all(|node| node.lost.is_empty()) {
+        return;
+    }
+    let quorum = config.quorum();
+    let settled: Vec<Vec<bool>> = state
+        .nodes
+        .iter()
+        .map(|node| {
+            node.lost
+                .iter()
+                .map(|block| {
+                    let on = usize::from(stored_on(&state.nodes, *block));
+                    on == 0 || quorum.reached(on)
+                })
+                .collect()
+        })
+        .collect();
+    for (node, settled) in state.nodes.iter_mut().zip(settled) {
+        let mut settled = settled.into_iter();
+        node.lost.retain(|_| !settled.next().unwrap_or(false));
+    }
 }
 
 fn insert_sorted<T: Ord>(set: &mut Vec<T>, item: T) {
@@ -284,15 +379,8 @@ impl Model for ProtocolModel {
     type Action = Action;
 
     fn init_states(&self) -> Vec<State> {
-        vec![State {
-            nodes: vec![RedisNode::default(); usize::from(self.config.nodes)],
-            producers: vec![Producer::default(); usize::from(self.config.producers)],
-            writes: Vec::new(),
-            crashes: 0,
-            epoch_decreased: false,
-            lapsed_write_to_quorum: false,
-            reconciled_below_quorum_block: false,
-        }]
+        // `new` replayed the start once already, so this cannot fail for a constructed model.
+        start::initial_state(self).into_iter().collect()
     }
 
     fn actions(&self, state: &State, actions: &mut Vec<Action>) {
@@ -300,8 +388,11 @@ impl Model for ProtocolModel {
             self.producer_actions(state, p, actions);
         }
         for (n, node) in (0u8..).zip(&state.nodes) {
-            if node.owner.is_some() {
+            if node.script.owner.is_some() {
                 actions.push(Action::Expire(n));
+            }
+            if self.may_wipe(state, n) {
+                actions.push(Action::Wipe(n));
             }
         }
         for msg in &state.writes {
@@ -313,43 +404,23 @@ impl Model for ProtocolModel {
         let c = &self.config;
         let mut s = last.clone();
         match action {
-            Action::Acquire { producer, reach } => {
-                let token = s.producers[usize::from(producer)].token(producer);
-                let mut granted = 0u8;
-                let mut epoch = 0u8;
-                for (n, node) in (0u8..).zip(s.nodes.iter_mut()) {
-                    if reach & (1 << n) != 0
-                        && let Some(e) = protocol::promote(node, token, c.max_epoch)
-                    {
-                        granted |= 1 << n;
-                        epoch = epoch.max(e);
-                    }
-                }
-                if c.reaches_quorum(granted) {
-                    let p = &mut s.producers[usize::from(producer)];
-                    p.epoch = Some(epoch);
-                    p.reconciled = false;
-                } else if granted == 0 {
-                    return None;
-                } else {
-                    // The attempt releases its partial grants (their `INCR` stays); a lost release
-                    // is a lock that lingers until its TTL, which only delays others.
-                    for node in s.nodes.iter_mut().filter(|n| n.owner == Some(token)) {
-                        node.owner = None;
-                    }
-                }
-            }
-            Action::Expire(n) => s.nodes[usize::from(n)].owner = None,
+            Action::Acquire { producer, reach } => self.acquire(&mut s, producer, reach)?,
+            Action::Expire(n) => s.nodes[usize::from(n)].script.owner = None,
             Action::Produce(p) => {
                 let producer = &mut s.producers[usize::from(p)];
                 let epoch = producer.epoch?;
-                let id = BlockId {
-                    height: chain_height(producer) + 1,
+                let block = Block {
+                    height: producer.height() + 1,
                     producer: p,
                     attempt: producer.attempts,
+                    parent: producer.head(),
                 };
                 producer.attempts += 1;
-                producer.publish = Some(Publish { id, acked: 0 });
+                producer.publish = Some(Publish {
+                    block,
+                    acked: 0,
+                    held: 0,
+                });
                 let token = producer.token(p);
                 for node in 0..c.nodes {
                     insert_sorted(
@@ -358,45 +429,72 @@ impl Model for ProtocolModel {
                             node,
                             token,
                             epoch,
-                            id,
+                            block,
                         },
                     );
                 }
             }
             Action::DeliverWrite(msg) => {
                 remove(&mut s.writes, &msg);
-                let outcome = self.write_block_on(&mut s, msg);
+                let answer = self.write_on(&mut s, msg);
+                let held = s.nodes[usize::from(msg.node)].holds(msg.block);
                 let p = &mut s.producers[usize::from(msg.token.producer)];
                 // A reply only matters to the process and publish that sent the request; a late
                 // reply to a crashed process or an abandoned publish is discarded.
-                if outcome.stored()
+                if answer.stored()
                     && p.incarnation == msg.token.incarnation
                     && let Some(publish) = p.publish.as_mut()
-                    && publish.id == msg.id
+                    && publish.block == msg.block
                 {
                     publish.acked |= 1 << msg.node;
+                    if held {
+                        publish.held |= 1 << msg.node;
+                    }
                 }
             }
             Action::Commit(p) => {
-                let id = s.producers[usize::from(p)].publish?.id;
-                let holders = stored_on(&s.nodes, id);
                 let producer = &mut s.producers[usize::from(p)];
-                producer.chain.push(Committed { id, holders });
+                let publish = producer.publish?;
+                producer.chain.push(Committed {
+                    block: publish.block,
+                    source: Source::Published {
+                        holders: u8::try_from(publish.held.count_ones()).unwrap_or(u8::MAX),
+                    },
+                });
                 producer.publish = None;
             }
-            Action::PublishFailed(p) => step_down(&mut s.producers[usize::from(p)]),
+            Action::PublishFailed(p) | Action::LeaseLost(p) => {
+                step_down(&mut s.producers[usize::from(p)]);
+            }
             Action::Reconcile { producer, read } => self.reconcile(&mut s, producer, read),
             Action::Crash(p) => {
                 s.crashes += 1;
                 let producer = &mut s.producers[usize::from(p)];
                 step_down(producer);
                 producer.incarnation += 1;
+                producer.led = Epoch::default();
+                producer.standing_aside = false;
+            }
+            Action::Wipe(n) => self.wipe(&mut s, n),
+            Action::CatchUp { producer, from } => {
+                let peer = s.producers[usize::from(from)].chain.clone();
+                let catching_up = &mut s.producers[usize::from(producer)];
+                let known = catching_up.chain.len();
+                catching_up
+                    .chain
+                    .extend(peer.into_iter().skip(known).map(|committed| Committed {
+                        source: Source::Peer,
+                        ..committed
+                    }));
+                catching_up.standing_aside = false;
             }
         }
-        if s.nodes
-            .iter()
-            .zip(&last.nodes)
-            .any(|(now, before)| now.epoch < before.epoch)
+        forget_recovered_losses(c, &mut s);
+        if !matches!(action, Action::Wipe(_))
+            && s.nodes
+                .iter()
+                .zip(&last.nodes)
+                .any(|(now, before)| now.script.epoch < before.script.epoch)
         {
             s.epoch_decreased = true;
         }
@@ -416,9 +514,13 @@ impl Model for ProtocolModel {
             Property::always(
                 "commit only after quorum",
                 |m: &ProtocolModel, s: &State| {
-                    s.producers
-                        .iter()
-                        .all(|p| p.chain.iter().all(|b| b.holders >= m.config.quorum))
+                    let quorum = m.config.quorum();
+                    s.producers.iter().all(|p| {
+                        p.chain.iter().all(|b| match b.source {
+                            Source::Published { holders } => quorum.reached(usize::from(holders)),
+                            Source::Log | Source::Peer => true,
+                        })
+                    })
                 },
             ),
             Property::always(
@@ -427,7 +529,11 @@ impl Model for ProtocolModel {
             ),
             Property::always(
                 "a reconciled leader finds every block on a quorum",
-                |_, s: &State| !s.reconciled_below_quorum_block,
+                |_, s: &State| !s.reconciled_behind,
+            ),
+            Property::always(
+                "a leader's epoch is above every epoch it led with before",
+                |_, s: &State| !s.epoch_reused,
             ),
             Property::always(
                 "no deadlock before the bound",
@@ -435,11 +541,15 @@ impl Model for ProtocolModel {
             ),
             Property::always(
                 "a producer with a reachable quorum can make progress",
-                |m: &ProtocolModel, s: &State| crate::progress::progress_possible(&m.config, s),
+                |m: &ProtocolModel, s: &State| crate::progress::progress_possible(m, s),
             ),
             Property::sometimes("a producer commits height 1", |_, s: &State| {
                 s.producers.iter().any(|p| !p.chain.is_empty())
             }),
+            Property::sometimes(
+                "nodes lose their data as often as the bound allows",
+                |m: &ProtocolModel, s: &State| s.wipes == m.config.max_wipes,
+            ),
             Property::sometimes(
                 "a producer commits every height up to the bound",
                 |m: &ProtocolModel, s: &State| {
@@ -452,28 +562,34 @@ impl Model for ProtocolModel {
     }
 }
 
-/// Property (1): wherever two producers both hold a height, they hold the same block.
+/// Wherever two producers both hold a height, they hold the same block.
 pub fn no_fork(state: &State) -> bool {
     state.producers.iter().all(|a| {
-        state
-            .producers
-            .iter()
-            .all(|b| a.chain.iter().zip(&b.chain).all(|(x, y)| x.id == y.id))
+        state.producers.iter().all(|b| {
+            a.chain
+                .iter()
+                .zip(&b.chain)
+                .all(|(x, y)| x.block == y.block)
+        })
     })
 }
 
-/// Property (2): at every height at most one block id is stored on a quorum of nodes.
+/// At every height at most one block is stored on a quorum of nodes.
 pub fn single_quorum_block_per_height(config: &ModelConfig, state: &State) -> bool {
-    let mut on_quorum: Vec<BlockId> = Vec::new();
+    let quorum = config.quorum();
+    let mut on_quorum: Vec<Block> = Vec::new();
     for node in &state.nodes {
-        for entry in &node.entries {
-            if stored_on(&state.nodes, entry.id) >= config.quorum && !on_quorum.contains(&entry.id)
+        for entry in &node.stream {
+            let block = entry.block;
+            if on_quorum.contains(&block)
+                || !quorum.reached(usize::from(stored_on(&state.nodes, block)))
             {
-                if on_quorum.iter().any(|id| id.height == entry.id.height) {
-                    return false;
-                }
-                on_quorum.push(entry.id);
+                continue;
             }
+            if on_quorum.iter().any(|other| other.height == block.height) {
+                return false;
+            }
+            on_quorum.push(block);
         }
     }
     true

@@ -1,16 +1,43 @@
-//! The model's state and actions: plain data, no protocol logic (that lives in `protocol.rs` and
-//! `model.rs`). Node sets are bit masks so states hash and compare cheaply.
+//! The model's state and actions: plain data, no rule (the rules are `poa_quorum`'s, called from
+//! `rules.rs`; what happens next is `model.rs`). Node sets are bit masks so states hash and
+//! compare cheaply; a node's script state is `poa_quorum::script::NodeState` itself.
 
-/// A block, unique per (producer, attempt): two producers' blocks at one height always differ, and
-/// one producer's retry at a height is a different block too (a new timestamp in the real system).
+use poa_ports::Epoch;
+use poa_quorum::script::NodeState;
+
+/// A sealed block named by who sealed it: the producer and its attempt counter (unique, so the
+/// height is implied).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BlockId {
+pub struct BlockRef {
+    /// Producer that sealed the block.
+    pub producer: u8,
+    /// That producer's attempt counter when it sealed the block.
+    pub attempt: u8,
+}
+
+/// A block, unique per (producer, attempt): two producers' blocks at one height always differ,
+/// and one producer's retry at a height is a different block too (a new timestamp in the real
+/// system). Its `parent` is part of the block, as the parent id is part of a real header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Block {
     /// Height the block was produced at (1-based).
     pub height: u8,
     /// Producer that sealed it.
     pub producer: u8,
     /// That producer's attempt counter when it sealed it.
     pub attempt: u8,
+    /// The block it extends, `None` for the genesis block.
+    pub parent: Option<BlockRef>,
+}
+
+impl Block {
+    /// Who sealed this block (what the next block names as its parent).
+    pub fn reference(&self) -> BlockRef {
+        BlockRef {
+            producer: self.producer,
+            attempt: self.attempt,
+        }
+    }
 }
 
 /// The lease owner token: unique per process start, so a restarted producer is a new owner.
@@ -22,54 +49,88 @@ pub struct Token {
     pub incarnation: u8,
 }
 
-/// One stream entry (and its heights-index member) on a Redis node.
+/// One stream entry: the stored block and its writer's epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Entry {
+pub struct StreamEntry {
     /// The stored block.
-    pub id: BlockId,
+    pub block: Block,
     /// Epoch of the writer.
-    pub epoch: u8,
+    pub epoch: Epoch,
 }
 
-/// One independent Redis node: lease key, epoch key, stream + heights index.
+/// One independent Redis node: the scripts' state (lease key, epoch key, heights index, trim
+/// floor) and the stream entries behind the kept heights.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct RedisNode {
-    /// `P`: the lease owner, `None` when absent or expired.
-    pub owner: Option<Token>,
-    /// `P:epoch:token`: never expires.
-    pub epoch: u8,
-    /// Stream entries in append order (one per height unless the height check is mutated away).
-    pub entries: Vec<Entry>,
+    /// What `promote` and `write_block` read and write, as `poa_quorum::script` defines it.
+    pub script: NodeState<Token>,
+    /// The stream entries of the kept heights, sorted (one per height unless the height check
+    /// is mutated away). The model keeps exactly the indexed heights in the stream.
+    pub stream: Vec<StreamEntry>,
+    /// Committed blocks this node lost to a wipe that are neither back on a quorum nor trimmed
+    /// from every node: while any is left, the node counts against the disruption budget.
+    pub lost: Vec<Block>,
 }
 
-/// A block in a producer's local chain, with the evidence checked by "commit after quorum".
+impl RedisNode {
+    /// Whether this node holds `block`.
+    pub fn holds(&self, block: Block) -> bool {
+        self.stream.iter().any(|entry| entry.block == block)
+    }
+}
+
+/// Where a block of a local chain came from, with the evidence "commit only after quorum" checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// Published by this producer and committed with a quorum of acknowledgements: how many
+    /// of the acknowledging nodes held the block when they acknowledged it.
+    Published {
+        /// Acknowledging nodes that held the block at their acknowledgement.
+        holders: u8,
+    },
+    /// Imported by a reconciliation (committed or proven committed).
+    Log,
+    /// Copied from a peer's local chain while catching up.
+    Peer,
+}
+
+/// A block in a producer's local chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Committed {
     /// The committed block.
-    pub id: BlockId,
-    /// How many nodes held it at the moment of the local commit.
-    pub holders: u8,
+    pub block: Block,
+    /// Where it came from.
+    pub source: Source,
 }
 
 /// A publish in flight: the block and the nodes whose success reply arrived.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Publish {
     /// The block being published.
-    pub id: BlockId,
+    pub block: Block,
     /// Nodes that answered written / already stored (bit mask).
     pub acked: u8,
+    /// Acknowledging nodes that held the block right after their write (bit mask): a node may
+    /// answer written and trim the block at once when it keeps higher heights.
+    pub held: u8,
 }
 
-/// One producer process (`poa-node`). Everything except `chain` and `attempts` is in memory and lost
-/// on a crash.
+/// One producer process (`poa-node`). Everything except `chain` and `attempts` is in memory and
+/// lost on a crash.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Producer {
     /// Restarts so far; with the producer index it forms the owner token.
     pub incarnation: u8,
     /// Believed epoch while leading; `None` for a follower.
-    pub epoch: Option<u8>,
-    /// Whether this leadership generation finished its full reconciliation.
+    pub epoch: Option<Epoch>,
+    /// The highest epoch this process has led with (0 before its first leadership): the floor
+    /// every promote carries.
+    pub led: Epoch,
+    /// Whether this leadership generation finished its reconciliation (a scan imported nothing).
     pub reconciled: bool,
+    /// The process stopped competing for the lease (a gap, a divergence) until it caught up from
+    /// a peer.
+    pub standing_aside: bool,
     /// The in-flight publish, if any.
     pub publish: Option<Publish>,
     /// Durable local chain, index `h - 1` holds height `h`.
@@ -86,10 +147,22 @@ impl Producer {
             incarnation: self.incarnation,
         }
     }
+
+    /// The local chain's height.
+    pub fn height(&self) -> u8 {
+        u8::try_from(self.chain.len()).unwrap_or(u8::MAX)
+    }
+
+    /// The local head, as the parent of the next block (`None` at genesis).
+    pub fn head(&self) -> Option<BlockRef> {
+        self.chain
+            .last()
+            .map(|committed| committed.block.reference())
+    }
 }
 
-/// A `write_block` request on the wire: it may land late (after its sender gave up or crashed) or
-/// never.
+/// A `write_block` request on the wire: it may land late (after its sender gave up or crashed)
+/// or never.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WriteMsg {
     /// Target node.
@@ -97,9 +170,9 @@ pub struct WriteMsg {
     /// Sender's owner token.
     pub token: Token,
     /// Sender's epoch.
-    pub epoch: u8,
+    pub epoch: Epoch,
     /// The block.
-    pub id: BlockId,
+    pub block: Block,
 }
 
 /// The whole system.
@@ -113,21 +186,27 @@ pub struct State {
     pub writes: Vec<WriteMsg>,
     /// Crashes so far (bounded).
     pub crashes: u8,
-    /// Set by a transition that lowered a node's epoch (checked, never expected).
+    /// Node wipes so far (bounded).
+    pub wipes: u8,
+    /// Set by a transition other than a wipe that lowered a node's epoch (checked, never
+    /// expected).
     pub epoch_decreased: bool,
-    /// Set by a `write_block` (publish or repair) accepted from a token that held the lease key on
-    /// no node at that moment, after which its block was on a quorum (PROTOCOL.md invariant 3;
-    /// checked, never expected).
+    /// Set by a `write_block` (publish or repair) accepted from a token that held the lease key
+    /// on no node at that moment, after which its block was on a quorum (checked, never
+    /// expected).
     pub lapsed_write_to_quorum: bool,
     /// Set when a reconciliation completed (the leader may produce) while a block above the
-    /// leader's chain was already on a quorum (checked, never expected).
-    pub reconciled_below_quorum_block: bool,
+    /// leader's chain was on a quorum or in another producer's chain (checked, never expected).
+    pub reconciled_behind: bool,
+    /// Set when a process took a leadership at an epoch not above one it had led with before
+    /// (checked, never expected).
+    pub epoch_reused: bool,
 }
 
 /// One step of the system.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
-    /// An acquire attempt: `promote` on the reachable nodes (bit mask), all replies counted; the
+    /// An acquire attempt: `promote` on the reachable nodes (bit mask), the replies tallied; the
     /// producer leads iff a quorum granted, with the highest epoch returned.
     Acquire {
         /// Producer.
@@ -137,18 +216,21 @@ pub enum Action {
     },
     /// The lease key's TTL runs out on one node.
     Expire(u8),
+    /// A leader's cycle starts with an ownership check that finds its token on fewer than a
+    /// quorum of nodes: it steps down (its release is lost).
+    LeaseLost(u8),
     /// A reconciled leader seals the next block and sends `write_block` to every node.
     Produce(u8),
     /// A write request lands on its node (`write_block` runs) and a success reply reaches the
-    /// sender at once. Loss and delay need no actions of their own (see the crate docs): a request
-    /// may stay in flight across any number of other steps, and the sender may time out first.
+    /// sender at once. Loss and delay need no actions of their own: a request may stay in flight
+    /// across any number of other steps, and the sender may time out first.
     DeliverWrite(WriteMsg),
-    /// The producer commits its published block locally (needs a quorum of acks).
+    /// The producer commits its published block locally (the write tally says stored).
     Commit(u8),
-    /// The publish times out below quorum: the producer releases leadership and must reconcile in
-    /// its next generation.
+    /// The publish times out below quorum: the producer steps down (its release is lost: the keys
+    /// linger until they expire) and must reconcile in its next leadership.
     PublishFailed(u8),
-    /// A leader reads the given nodes (bit mask), votes, repairs and imports.
+    /// A leader reads the given nodes (bit mask), walks the view, repairs and imports.
     Reconcile {
         /// Producer.
         producer: u8,
@@ -157,6 +239,16 @@ pub enum Action {
     },
     /// The process crashes and restarts: in-memory state is lost, the local chain is kept.
     Crash(u8),
+    /// A Redis node loses all its data (restarted empty), within the disruption budget.
+    Wipe(u8),
+    /// A process standing aside copies the blocks it lacks from a peer's local chain (`--peer`)
+    /// and competes again.
+    CatchUp {
+        /// The process catching up.
+        producer: u8,
+        /// The peer it copies from.
+        from: u8,
+    },
 }
 
 /// Node symmetry: nodes are interchangeable, so a state is replaced by the one with its nodes
@@ -192,6 +284,7 @@ impl stateright::Representative for State {
                 .map(|p| Producer {
                     publish: p.publish.map(|publish| Publish {
                         acked: remap(publish.acked),
+                        held: remap(publish.held),
                         ..publish
                     }),
                     ..p.clone()
@@ -199,9 +292,11 @@ impl stateright::Representative for State {
                 .collect(),
             writes,
             crashes: self.crashes,
+            wipes: self.wipes,
             epoch_decreased: self.epoch_decreased,
             lapsed_write_to_quorum: self.lapsed_write_to_quorum,
-            reconciled_below_quorum_block: self.reconciled_below_quorum_block,
+            reconciled_behind: self.reconciled_behind,
+            epoch_reused: self.epoch_reused,
         }
     }
 }

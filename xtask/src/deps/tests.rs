@@ -153,6 +153,41 @@ fn rules__when_the_bench_harness_exists__then_nothing_depends_on_it_and_only_it_
 }
 
 #[test]
+fn rules__when_the_model_exists__then_it_may_reach_poa_quorum_and_poa_ports_only() {
+    // given
+    let mut names = TODAY.to_vec();
+    names.push("poa-model");
+    let crates = crates(&names);
+
+    // when
+    let rules = rules(&crates);
+
+    // then
+    let pairs = pairs(&rules);
+    for forbidden in [
+        "tokio",
+        "fred",
+        "poa-core",
+        "poa-node",
+        "poa-test-support",
+        "adapter-chain",
+        "adapter-noop",
+        "adapter-redis",
+    ] {
+        assert!(
+            pairs.contains(&("poa-model", forbidden)),
+            "poa-model may depend on {forbidden}"
+        );
+    }
+    for allowed in ["poa-quorum", "poa-ports", "poa-model"] {
+        assert!(
+            !pairs.contains(&("poa-model", allowed)),
+            "poa-model may not depend on {allowed}"
+        );
+    }
+}
+
+#[test]
 fn rules__when_checking_allowed_edges__then_none_is_forbidden() {
     // given
     let crates = crates(TODAY);

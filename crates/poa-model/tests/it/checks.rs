@@ -1,30 +1,47 @@
-//! One test per protocol variant, each printing how many states it explored and its
+//! One test per protocol variant and bound, each printing how many states it explored and its
 //! counterexample's length (`--nocapture`). The protocol as specified must satisfy every property
-//! exhaustively within the bound; each mutation must yield the counterexample named in its test,
-//! and where the whole space is explored, no other safety property may fail (see the crate README).
+//! exhaustively within each bound; each mutation must yield the counterexample named in its
+//! test, and where the whole space is explored, no other safety property may fail (see the crate
+//! README).
 
 #![allow(non_snake_case)]
 
 use poa_model::stateright::{Checker, HasDiscoveries, Model};
-use poa_model::{ModelConfig, Mutation, ProtocolModel};
+use poa_model::{ModelConfig, Mutation, ProtocolModel, Start};
 
 const NO_FORK: &str = "no fork";
 const SINGLE_QUORUM_BLOCK: &str = "no two blocks on a quorum at one height";
 const LAPSED_LEADER: &str = "a leader whose lease lapsed cannot get a write to quorum";
 const RECONCILIATION: &str = "a reconciled leader finds every block on a quorum";
+const EPOCH_FLOOR: &str = "a leader's epoch is above every epoch it led with before";
 const PROGRESS: &str = "a producer with a reachable quorum can make progress";
 
-fn explore(config: ModelConfig, finish_at_first_failure: bool) -> impl Checker<ProtocolModel> {
+/// When an exploration may stop.
+enum Until {
+    /// Every reachable state is checked.
+    Exhausted,
+    /// The first counterexample to any property.
+    AnyFailure,
+    /// The first counterexample to this property.
+    Found(&'static str),
+}
+
+fn explore(config: ModelConfig, until: Until) -> impl Checker<ProtocolModel> {
     let model = ProtocolModel::new(config).unwrap();
     let started = std::time::Instant::now();
-    let mut builder = model.checker().threads(2).symmetry();
-    if finish_at_first_failure {
-        builder = builder.finish_when(HasDiscoveries::AnyFailures);
-    }
+    let builder = model.checker().symmetry();
+    let builder = match until {
+        Until::Exhausted => builder,
+        Until::AnyFailure => builder.finish_when(HasDiscoveries::AnyFailures),
+        Until::Found(property) => {
+            builder.finish_when(HasDiscoveries::AnyOf([property].into_iter().collect()))
+        }
+    };
     let checker = builder.spawn_dfs().join();
     println!(
-        "{:?}: {} unique states ({} generated) in {:?}",
+        "{:?} from {:?}: {} unique states ({} generated) in {:?}",
         config.mutation,
+        config.start,
         checker.unique_state_count(),
         checker.state_count(),
         started.elapsed()
@@ -45,13 +62,28 @@ fn failures(checker: &impl Checker<ProtocolModel>) -> Vec<&'static str> {
         .collect()
 }
 
+/// Every failing property with its counterexample's steps, for failure messages.
+fn described(checker: &impl Checker<ProtocolModel>) -> String {
+    failures(checker)
+        .into_iter()
+        .map(|name| {
+            let steps = checker
+                .discovery(name)
+                .map(|path| path.into_actions())
+                .unwrap_or_default();
+            format!("{name}: {steps:?}")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Asserts that `property` has a counterexample and prints its length and steps.
 fn expect_counterexample(checker: &impl Checker<ProtocolModel>, property: &'static str) {
     let path = checker.discovery(property);
     assert!(
         path.is_some(),
-        "expected a counterexample to {property:?}, found only {:?}",
-        failures(checker)
+        "expected a counterexample to {property:?}, found only:\n{}",
+        described(checker)
     );
     let actions = path.map(|p| p.into_actions()).unwrap_or_default();
     println!(
@@ -59,6 +91,36 @@ fn expect_counterexample(checker: &impl Checker<ProtocolModel>, property: &'stat
         actions.len(),
         failures(checker)
     );
+}
+
+/// Asserts that progress has a counterexample and that neither fork property failed.
+fn expect_stall_without_fork(checker: &impl Checker<ProtocolModel>) {
+    expect_counterexample(checker, PROGRESS);
+    let found = failures(checker);
+    assert!(
+        !found.contains(&NO_FORK) && !found.contains(&SINGLE_QUORUM_BLOCK),
+        "{found:?}"
+    );
+}
+
+/// One kept height, a read window of one, two heights: streams trim while the exploration runs.
+fn trimming(mutation: Option<Mutation>) -> ModelConfig {
+    ModelConfig {
+        max_height: 2,
+        kept_heights: 1,
+        read_window: 1,
+        ..ModelConfig::small(mutation)
+    }
+}
+
+/// Three nodes with budget 1 (quorum 3), one of them wiped at a time, up to two wipes.
+fn data_loss(mutation: Option<Mutation>) -> ModelConfig {
+    ModelConfig {
+        disruption_budget: 1,
+        max_height: 2,
+        max_wipes: 2,
+        ..ModelConfig::small(mutation)
+    }
 }
 
 #[test]
@@ -70,7 +132,7 @@ fn protocol__when_two_heights_are_produced__then_every_property_holds() {
     };
 
     // when
-    let checker = explore(config, false);
+    let checker = explore(config, Until::Exhausted);
 
     // then
     checker.assert_properties();
@@ -86,7 +148,43 @@ fn protocol__when_a_producer_may_crash_between_publish_and_commit__then_every_pr
     };
 
     // when
-    let checker = explore(config, false);
+    let checker = explore(config, Until::Exhausted);
+
+    // then
+    checker.assert_properties();
+}
+
+#[test]
+fn protocol__when_a_process_is_far_behind_a_trimmed_log__then_every_property_holds() {
+    // given
+    let config = ModelConfig::far_behind(None);
+
+    // when
+    let checker = explore(config, Until::Exhausted);
+
+    // then
+    checker.assert_properties();
+}
+
+#[test]
+fn protocol__when_streams_trim_while_the_exploration_runs__then_every_property_holds() {
+    // given
+    let config = trimming(None);
+
+    // when
+    let checker = explore(config, Until::Exhausted);
+
+    // then
+    checker.assert_properties();
+}
+
+#[test]
+fn protocol__when_nodes_lose_their_data_within_the_budget__then_every_property_holds() {
+    // given
+    let config = data_loss(None);
+
+    // when
+    let checker = explore(config, Until::Exhausted);
 
     // then
     checker.assert_properties();
@@ -98,7 +196,7 @@ fn mutation__when_write_block_skips_the_height_check__then_producers_fork() {
     let config = ModelConfig::small(Some(Mutation::NoHeightCheck));
 
     // when
-    let checker = explore(config, true);
+    let checker = explore(config, Until::AnyFailure);
 
     // then
     expect_counterexample(&checker, NO_FORK);
@@ -110,15 +208,10 @@ fn mutation__when_reconciliation_skips_repair__then_a_producer_livelocks_without
     let config = ModelConfig::small(Some(Mutation::NoRepair));
 
     // when
-    let checker = explore(config, false);
+    let checker = explore(config, Until::Exhausted);
 
     // then
-    expect_counterexample(&checker, PROGRESS);
-    let found = failures(&checker);
-    assert!(
-        !found.contains(&NO_FORK) && !found.contains(&SINGLE_QUORUM_BLOCK),
-        "{found:?}"
-    );
+    expect_stall_without_fork(&checker);
 }
 
 #[test]
@@ -128,7 +221,7 @@ fn mutation__when_write_block_skips_the_owner_check__then_a_leader_whose_lease_l
     let config = ModelConfig::small(Some(Mutation::NoOwnerCheck));
 
     // when
-    let checker = explore(config, false);
+    let checker = explore(config, Until::Exhausted);
 
     // then
     expect_counterexample(&checker, LAPSED_LEADER);
@@ -141,9 +234,104 @@ fn mutation__when_reconciliation_reads_one_node__then_a_leader_misses_a_block_on
     let config = ModelConfig::small(Some(Mutation::ReadAnyOneNode));
 
     // when
-    let checker = explore(config, false);
+    let checker = explore(config, Until::Exhausted);
 
     // then
     expect_counterexample(&checker, RECONCILIATION);
     assert_eq!(failures(&checker), vec![RECONCILIATION]);
+}
+
+#[test]
+fn mutation__when_the_walk_has_no_gap_rule_and_write_block_no_trim_floor__then_a_far_behind_leader_forks()
+ {
+    // given: the far-behind start, and empty nodes where P1 may seal two blocks (so it can
+    // commit past the window while P0 stays down)
+    let mutation = Some(Mutation::NoGapRuleNorTrimFloor);
+    let configs = [
+        ModelConfig::far_behind(mutation),
+        ModelConfig {
+            max_attempts: 2,
+            ..trimming(mutation)
+        },
+    ];
+
+    // when
+    let checkers = configs.map(|config| explore(config, Until::Found(NO_FORK)));
+
+    // then
+    for checker in &checkers {
+        expect_counterexample(checker, NO_FORK);
+    }
+}
+
+#[test]
+fn mutation__when_only_the_gap_rule_is_gone__then_the_trim_floor_refuses_the_repair_and_the_leader_stalls()
+ {
+    // given: no height above the start's (P1 needs none to stall P0)
+    let config = ModelConfig {
+        max_height: 2,
+        ..ModelConfig::far_behind(Some(Mutation::NoGapRule))
+    };
+
+    // when
+    let checker = explore(config, Until::Exhausted);
+
+    // then
+    expect_stall_without_fork(&checker);
+}
+
+#[test]
+fn mutation__when_only_the_trim_floor_is_gone__then_the_gap_rule_alone_keeps_every_property() {
+    // given
+    let config = ModelConfig::far_behind(Some(Mutation::NoTrimFloor));
+
+    // when
+    let checker = explore(config, Until::Exhausted);
+
+    // then
+    checker.assert_properties();
+}
+
+#[test]
+fn mutation__when_promote_has_no_epoch_floor__then_a_process_leads_again_at_an_epoch_it_used() {
+    // given: epochs up to 2 are enough for a second leadership
+    let config = ModelConfig {
+        max_epoch: 2,
+        ..ModelConfig::small(Some(Mutation::NoEpochFloor))
+    };
+
+    // when
+    let checker = explore(config, Until::Exhausted);
+
+    // then
+    expect_counterexample(&checker, EPOCH_FLOOR);
+    assert_eq!(failures(&checker), vec![EPOCH_FLOOR]);
+}
+
+#[test]
+fn config__when_the_budget_needs_more_nodes_than_there_are__then_refused() {
+    // given
+    let config = ModelConfig {
+        disruption_budget: 2,
+        ..ModelConfig::small(None)
+    };
+
+    // when
+    let model = ProtocolModel::new(config);
+
+    // then
+    assert_eq!(
+        model.err(),
+        Some(poa_model::ModelError::BudgetTooLarge {
+            budget: 2,
+            nodes: 3
+        })
+    );
+    assert!(
+        ProtocolModel::new(ModelConfig {
+            start: Start::FarBehind,
+            ..ModelConfig::small(None)
+        })
+        .is_ok()
+    );
 }

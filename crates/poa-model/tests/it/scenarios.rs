@@ -5,15 +5,18 @@
 #![allow(non_snake_case)]
 
 use poa_model::stateright::Model;
-use poa_model::{Action, BlockId, ModelConfig, Mutation, ProtocolModel, State, Token, WriteMsg};
+use poa_model::{
+    Action, Block, BlockRef, ModelConfig, Mutation, ProtocolModel, State, Token, WriteMsg, no_fork,
+};
+use poa_ports::{BlockHeight, Epoch};
 
 const NODE_A: u8 = 0;
 const NODE_B: u8 = 1;
 const NODE_C: u8 = 2;
 
-/// Runs `actions` from the initial state, every one of which must be enabled.
-fn replay(mutation: Option<Mutation>, actions: &[Action]) -> State {
-    let model = ProtocolModel::new(ModelConfig::small(mutation)).unwrap();
+/// Runs `actions` from the initial state of `config`, every one of which must be enabled.
+fn replay_from(config: ModelConfig, actions: &[Action]) -> State {
+    let model = ProtocolModel::new(config).unwrap();
     let mut state = model.init_states().remove(0);
     for action in actions {
         let mut enabled = Vec::new();
@@ -27,7 +30,20 @@ fn replay(mutation: Option<Mutation>, actions: &[Action]) -> State {
     state
 }
 
-/// P0's write of block X (its first block, height 1, epoch 1) to `node`.
+/// Runs `actions` from the empty state of the smallest bound.
+fn replay(mutation: Option<Mutation>, actions: &[Action]) -> State {
+    replay_from(ModelConfig::small(mutation), actions)
+}
+
+/// Block X: P0's first block, at height 1 on genesis.
+const X: Block = Block {
+    height: 1,
+    producer: 0,
+    attempt: 0,
+    parent: None,
+};
+
+/// P0's write of X (epoch 1, first process) to `node`.
 fn write_of_x(node: u8) -> WriteMsg {
     WriteMsg {
         node,
@@ -35,17 +51,29 @@ fn write_of_x(node: u8) -> WriteMsg {
             producer: 0,
             incarnation: 0,
         },
-        epoch: 1,
-        id: BlockId {
-            height: 1,
-            producer: 0,
-            attempt: 0,
-        },
+        epoch: Epoch::new(1),
+        block: X,
     }
 }
 
-/// P0 leads on A and B at epoch 1 and publishes X.
-fn p0_publishes_x_leading_on_a_and_b() -> Vec<Action> {
+fn chain_of(state: &State, producer: usize) -> Vec<Block> {
+    state.producers[producer]
+        .chain
+        .iter()
+        .map(|committed| committed.block)
+        .collect()
+}
+
+fn heights_on(state: &State, node: u8) -> Vec<u8> {
+    state.nodes[usize::from(node)]
+        .stream
+        .iter()
+        .map(|entry| entry.block.height)
+        .collect()
+}
+
+/// P0 takes the lease on A and B and reconciles reading them.
+fn p0_leads_reading_a_and_b() -> Vec<Action> {
     vec![
         Action::Acquire {
             producer: 0,
@@ -55,8 +83,12 @@ fn p0_publishes_x_leading_on_a_and_b() -> Vec<Action> {
             producer: 0,
             read: 1 << NODE_A | 1 << NODE_B,
         },
-        Action::Produce(0),
     ]
+}
+
+/// P0 leads on A and B at epoch 1 and publishes X.
+fn p0_publishes_x_leading_on_a_and_b() -> Vec<Action> {
+    [p0_leads_reading_a_and_b(), vec![Action::Produce(0)]].concat()
 }
 
 /// P0 publishes X; its lease then lapses on every node (a frozen process, SIGSTOP beyond the TTL)
@@ -71,6 +103,7 @@ fn zombie_leader_writes() -> Vec<Action> {
     ]);
     steps
 }
+
 #[test]
 fn zombie_leader__when_its_lease_lapsed_on_every_node__then_its_late_writes_are_fenced() {
     // given
@@ -81,10 +114,7 @@ fn zombie_leader__when_its_lease_lapsed_on_every_node__then_its_late_writes_are_
 
     // then
     assert!(!state.lapsed_write_to_quorum);
-    assert!(
-        state.nodes.iter().all(|n| n.entries.is_empty()),
-        "{state:?}"
-    );
+    assert!(state.nodes.iter().all(|n| n.stream.is_empty()), "{state:?}");
 }
 
 #[test]
@@ -98,7 +128,7 @@ fn zombie_leader__when_write_block_skips_the_owner_check__then_its_late_writes_r
 
     // then
     assert!(state.lapsed_write_to_quorum);
-    assert_eq!(state.producers[0].chain.len(), 1, "{state:?}");
+    assert_eq!(chain_of(&state, 0), vec![X]);
 }
 
 /// P0 commits X on A and B; both leases expire and P1 takes B and C.
@@ -134,15 +164,8 @@ fn reconciliation__when_the_new_leader_reads_a_quorum__then_it_imports_the_commi
     let state = replay(None, &steps);
 
     // then
-    assert!(!state.reconciled_below_quorum_block);
-    let ids = |p: usize| {
-        state.producers[p]
-            .chain
-            .iter()
-            .map(|b| b.id)
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(ids(1), ids(0));
+    assert!(!state.reconciled_behind);
+    assert_eq!(chain_of(&state, 1), chain_of(&state, 0));
 }
 
 #[test]
@@ -165,6 +188,150 @@ fn reconciliation__when_it_reads_one_node__then_the_new_leader_misses_the_commit
     let state = replay(Some(Mutation::ReadAnyOneNode), &steps);
 
     // then
-    assert!(state.reconciled_below_quorum_block);
-    assert_eq!(state.producers[1].publish.map(|p| p.id.height), Some(1));
+    assert!(state.reconciled_behind);
+    assert_eq!(state.producers[1].publish.map(|p| p.block.height), Some(1));
+}
+
+/// Z1 and Z2: P1's blocks at heights 1 and 2 in the far-behind start.
+fn z(height: u8) -> Block {
+    Block {
+        height,
+        producer: 1,
+        attempt: height - 1,
+        parent: (height > 1).then(|| BlockRef {
+            producer: 1,
+            attempt: height - 2,
+        }),
+    }
+}
+
+#[test]
+fn far_behind_start__when_replayed__then_p0_is_behind_a_trimmed_log_that_still_holds_its_stale_orphan()
+ {
+    // given
+    let config = ModelConfig::far_behind(None);
+
+    // when
+    let state = replay_from(config, &[]);
+
+    // then
+    assert_eq!(chain_of(&state, 0), Vec::<Block>::new());
+    assert_eq!(chain_of(&state, 1), vec![z(1), z(2)]);
+    assert_eq!(state.nodes[usize::from(NODE_A)].stream[0].block, X);
+    for node in [NODE_B, NODE_C] {
+        assert_eq!(heights_on(&state, node), vec![2]);
+        assert_eq!(
+            state.nodes[usize::from(node)].script.trim_floor,
+            Some(BlockHeight::new(1))
+        );
+    }
+    assert!(state.writes.is_empty());
+}
+
+/// From the far-behind start: P1's key on B expires; P0 takes A and B and reads them. A holds
+/// X at P0's next height, B holds only Z2 above it.
+fn far_behind_leader_reconciles() -> Vec<Action> {
+    [vec![Action::Expire(NODE_B)], p0_leads_reading_a_and_b()].concat()
+}
+
+#[test]
+fn far_behind_leader__when_the_walk_has_no_gap_rule_and_write_block_no_trim_floor__then_it_repairs_its_stale_orphan_over_a_committed_block_and_forks()
+ {
+    // given
+    let config = ModelConfig::far_behind(Some(Mutation::NoGapRuleNorTrimFloor));
+
+    // when
+    let state = replay_from(config, &far_behind_leader_reconciles());
+
+    // then: B accepted X at the trimmed height (and trimmed it again at once: it keeps height
+    // 2), the repair counted it, and P0 imported X where P1 committed Z1
+    assert_eq!(chain_of(&state, 0), vec![X]);
+    assert_eq!(chain_of(&state, 1)[0], z(1));
+    assert!(!no_fork(&state));
+}
+
+#[test]
+fn far_behind_leader__when_the_walk_sees_blocks_above_its_next_height__then_it_stands_aside_and_catches_up_from_a_peer()
+ {
+    // given
+    let mut steps = far_behind_leader_reconciles();
+    steps.push(Action::CatchUp {
+        producer: 0,
+        from: 1,
+    });
+
+    // when
+    let state = replay_from(ModelConfig::far_behind(None), &steps);
+    let without_trim_floor =
+        replay_from(ModelConfig::far_behind(Some(Mutation::NoTrimFloor)), &steps);
+
+    // then: no repair was tried, P0 holds P1's chain; the trim floor played no part
+    assert_eq!(heights_on(&state, NODE_B), vec![2]);
+    assert_eq!(chain_of(&state, 0), chain_of(&state, 1));
+    assert!(no_fork(&state));
+    assert_eq!(without_trim_floor, state);
+}
+
+#[test]
+fn far_behind_leader__when_only_the_gap_rule_is_gone__then_the_trim_floor_refuses_the_repair_and_it_keeps_the_lease_without_progress()
+ {
+    // given
+    let config = ModelConfig::far_behind(Some(Mutation::NoGapRule));
+
+    // when
+    let state = replay_from(config, &far_behind_leader_reconciles());
+
+    // then: B refused X below its trim floor; P0 still leads, unreconciled, with nothing
+    assert_eq!(heights_on(&state, NODE_B), vec![2]);
+    let p0 = &state.producers[0];
+    assert!(p0.epoch.is_some() && !p0.reconciled && p0.chain.is_empty());
+    assert!(no_fork(&state));
+}
+
+/// P0 leads on A and B, publishes X, and its publish fails: it steps down, and its release is
+/// lost (the keys linger on A and B). It acquires again on A and B (it may seal a second block).
+fn two_blocks_each(mutation: Option<Mutation>) -> ModelConfig {
+    ModelConfig {
+        max_attempts: 2,
+        ..ModelConfig::small(mutation)
+    }
+}
+
+fn leads_again_on_its_lingering_keys() -> Vec<Action> {
+    let mut steps = p0_publishes_x_leading_on_a_and_b();
+    steps.extend([
+        Action::PublishFailed(0),
+        Action::Acquire {
+            producer: 0,
+            reach: 1 << NODE_A | 1 << NODE_B,
+        },
+    ]);
+    steps
+}
+
+#[test]
+fn epoch_floor__when_a_process_leads_again_on_keys_its_lost_release_left__then_it_gets_a_higher_epoch()
+ {
+    // given
+    let steps = leads_again_on_its_lingering_keys();
+
+    // when
+    let state = replay_from(two_blocks_each(None), &steps);
+
+    // then
+    assert_eq!(state.producers[0].epoch, Some(Epoch::new(2)));
+    assert!(!state.epoch_reused);
+}
+
+#[test]
+fn epoch_floor__when_promote_has_no_floor__then_the_process_leads_again_at_the_epoch_it_used() {
+    // given
+    let steps = leads_again_on_its_lingering_keys();
+
+    // when
+    let state = replay_from(two_blocks_each(Some(Mutation::NoEpochFloor)), &steps);
+
+    // then
+    assert_eq!(state.producers[0].epoch, Some(Epoch::new(1)));
+    assert!(state.epoch_reused);
 }

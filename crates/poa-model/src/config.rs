@@ -1,0 +1,158 @@
+//! What a check explores: sizes, bounds, where it starts and which protocol variant. The quorum
+//! is `poa_quorum::Quorum` of the node count and the disruption budget, as the adapter computes
+//! it.
+
+use poa_quorum::{Quorum, majority};
+
+use crate::error::ModelError;
+use crate::mutation::Mutation;
+
+/// Node sets are bit masks in a `u8` and producers index a fixed array.
+pub(crate) const MAX_MEMBERS: u8 = 8;
+
+/// The state a check starts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// Empty nodes and empty local chains.
+    Empty,
+    /// A process far behind a trimmed log, replayed from the empty state (see `start.rs`):
+    /// P0 left an orphan X at height 1 on node A only and stopped; P1 then committed Z1 and Z2
+    /// on B and C while A was unreachable, so with one kept height B and C trimmed height 1.
+    /// P1 still leads. Needs 3 nodes, budget 0 and at least 2 producers.
+    FarBehind,
+}
+
+/// Sizes, bounds, start and the protocol variant to check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelConfig {
+    /// Producer processes.
+    pub producers: u8,
+    /// Independent Redis nodes.
+    pub nodes: u8,
+    /// The quorum disruption budget `b`: the quorum is `majority + b`, and at most `b` wiped
+    /// nodes count against it at a time.
+    pub disruption_budget: u8,
+    /// Highest height anyone produces (bound).
+    pub max_height: u8,
+    /// Highest epoch a node may reach (bound on promotions).
+    pub max_epoch: u8,
+    /// Blocks each producer may seal after the start (bound on attempts and retries).
+    pub max_attempts: u8,
+    /// Crashes in the whole run (bound).
+    pub max_crashes: u8,
+    /// Node wipes in the whole run (bound; the budget also limits them).
+    pub max_wipes: u8,
+    /// Heights each node's index (and stream) keeps: `write_block`'s `kept_heights`.
+    pub kept_heights: u8,
+    /// Entries each reconciliation read asks of a node, and the most blocks one scan takes.
+    pub read_window: u8,
+    /// Where the check starts.
+    pub start: Start,
+    /// The protocol variant, `None` for the protocol as specified.
+    pub mutation: Option<Mutation>,
+}
+
+impl ModelConfig {
+    /// The smallest useful bound: 2 producers, 3 nodes, budget 0 (quorum 2), one height, epochs
+    /// up to 3, one block per producer, no crash, no wipe, windows too large to trim. Tests widen
+    /// one dimension at a time from here.
+    pub fn small(mutation: Option<Mutation>) -> Self {
+        Self {
+            producers: 2,
+            nodes: 3,
+            disruption_budget: 0,
+            max_height: 1,
+            max_epoch: 3,
+            max_attempts: 1,
+            max_crashes: 0,
+            max_wipes: 0,
+            kept_heights: 8,
+            read_window: 8,
+            start: Start::Empty,
+            mutation,
+        }
+    }
+
+    /// The far-behind start with one kept height and a read window of one: P0 may lead again
+    /// (epochs up to 4), each producer may seal one more block, up to height 3.
+    pub fn far_behind(mutation: Option<Mutation>) -> Self {
+        Self {
+            max_height: 3,
+            max_epoch: 4,
+            kept_heights: 1,
+            read_window: 1,
+            start: Start::FarBehind,
+            ..Self::small(mutation)
+        }
+    }
+
+    /// The quorum, as the adapter computes it.
+    pub fn quorum(&self) -> Quorum {
+        Quorum::new(usize::from(self.nodes), usize::from(self.disruption_budget))
+    }
+
+    /// How many nodes make a quorum.
+    pub fn quorum_size(&self) -> u8 {
+        u8::try_from(self.quorum().size()).unwrap_or(u8::MAX)
+    }
+
+    /// Checks the sizes, the budget, the windows and the start.
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::TooLarge`], [`ModelError::BudgetTooLarge`], [`ModelError::EmptyWindow`] or
+    /// [`ModelError::StartNeeds`].
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let members = 1..=MAX_MEMBERS;
+        if !members.contains(&self.nodes) || !members.contains(&self.producers) {
+            return Err(ModelError::TooLarge {
+                nodes: self.nodes,
+                producers: self.producers,
+            });
+        }
+        let nodes = usize::from(self.nodes);
+        if majority(nodes) + usize::from(self.disruption_budget) > nodes {
+            return Err(ModelError::BudgetTooLarge {
+                budget: self.disruption_budget,
+                nodes: self.nodes,
+            });
+        }
+        if self.kept_heights == 0 || self.read_window == 0 {
+            return Err(ModelError::EmptyWindow {
+                kept_heights: self.kept_heights,
+                read_window: self.read_window,
+            });
+        }
+        if self.start == Start::FarBehind
+            && (self.nodes != 3 || self.disruption_budget != 0 || self.producers < 2)
+        {
+            return Err(ModelError::StartNeeds {
+                start: "far behind",
+                needs: "3 nodes, budget 0 and at least 2 producers",
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn has(&self, mutation: Mutation) -> bool {
+        self.mutation == Some(mutation)
+    }
+
+    pub(crate) fn reaches_quorum(&self, mask: u8) -> bool {
+        self.quorum().reached(mask.count_ones() as usize)
+    }
+
+    /// Successful reads a reconciliation needs.
+    pub(crate) fn reads_needed(&self) -> u8 {
+        if self.has(Mutation::ReadAnyOneNode) {
+            1
+        } else {
+            self.quorum_size()
+        }
+    }
+
+    /// Every node, as a mask.
+    pub(crate) fn all_nodes(&self) -> u8 {
+        u8::MAX >> (MAX_MEMBERS - self.nodes)
+    }
+}

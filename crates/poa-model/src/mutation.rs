@@ -1,0 +1,114 @@
+//! Protocol variants with one safety mechanism removed, to show that it matters. A mutation is a
+//! switch in the model that calls a weakened wrapper around a `poa_quorum` rule (the wrapper
+//! skips one check and otherwise runs the rule itself); `poa_quorum` knows nothing about them.
+
+use poa_ports::{BlockHeight, BlockId, Epoch};
+use poa_quorum::script::{self, BlockWrite, NodeState, PromoteAnswer, WriteAnswer};
+use poa_quorum::{HeightDecision, LogView};
+
+use crate::state::Token;
+
+/// A protocol variant with one safety mechanism removed (or weakened).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mutation {
+    /// `write_block` refuses no height another block holds: the index is pointed at the new
+    /// block and the stream keeps both.
+    NoHeightCheck,
+    /// `write_block` skips its owner check: any token may write if its epoch is not stale.
+    NoOwnerCheck,
+    /// Reconciliation never repairs: an orphan ends the walk (the leader produces at its
+    /// height) and a proven block is taken without repair.
+    NoRepair,
+    /// Reconciliation accepts one successful read instead of a quorum (the fuel-core fork).
+    ReadAnyOneNode,
+    /// The walk without its gap rule (what it did before: a block below quorum with something
+    /// verified above is an orphan to repair) and `write_block` without its trim floor.
+    NoGapRuleNorTrimFloor,
+    /// The walk without its gap rule only.
+    NoGapRule,
+    /// `write_block` without its trim floor only: a height that left the index is accepted.
+    NoTrimFloor,
+    /// `promote` without the caller's epoch floor: a process whose key lingers (its release was
+    /// lost) continues at the epoch it led with before.
+    NoEpochFloor,
+}
+
+impl Mutation {
+    fn skips_gap_rule(self) -> bool {
+        matches!(self, Self::NoGapRuleNorTrimFloor | Self::NoGapRule)
+    }
+
+    fn skips_trim_floor(self) -> bool {
+        matches!(self, Self::NoGapRuleNorTrimFloor | Self::NoTrimFloor)
+    }
+}
+
+/// `script::promote`, or without the epoch floor under [`Mutation::NoEpochFloor`].
+pub(crate) fn promote(
+    node: &mut NodeState<Token>,
+    token: &Token,
+    floor: Epoch,
+    mutation: Option<Mutation>,
+) -> PromoteAnswer {
+    match mutation {
+        Some(Mutation::NoEpochFloor) => script::promote(node, token, Epoch::default()),
+        _ => script::promote(node, token, floor),
+    }
+}
+
+/// `script::write_block`, or a variant that skips one check: the owner (the writer is made the
+/// owner for the call), the height (the index entry of another block is dropped first), or the
+/// trim floor (hidden for the call and raised again after it).
+pub(crate) fn write_block(
+    node: &mut NodeState<Token>,
+    write: BlockWrite<'_, Token>,
+    mutation: Option<Mutation>,
+) -> WriteAnswer {
+    match mutation {
+        Some(Mutation::NoOwnerCheck) => {
+            let owner = node.owner.replace(*write.token);
+            let answer = script::write_block(node, write);
+            node.owner = owner;
+            answer
+        }
+        Some(Mutation::NoHeightCheck) => {
+            if node
+                .heights
+                .get(&write.height)
+                .is_some_and(|stored| *stored != write.id)
+                && node.owner.as_ref() == Some(write.token)
+                && write.epoch >= node.epoch
+            {
+                node.heights.remove(&write.height);
+            }
+            script::write_block(node, write)
+        }
+        Some(mutation) if mutation.skips_trim_floor() => {
+            let floor = node.trim_floor.take();
+            let answer = script::write_block(node, write);
+            node.trim_floor = floor.max(node.trim_floor);
+            answer
+        }
+        _ => script::write_block(node, write),
+    }
+}
+
+/// `LogView::decide`, or without its gap rule: where the walk says `Gap`, the mutated walk goes
+/// on as if nothing were above (its last rule: the highest-epoch block extending the parent is
+/// an orphan, else the log ends).
+pub(crate) fn decide(
+    view: &LogView,
+    height: BlockHeight,
+    parent: BlockId,
+    mutation: Option<Mutation>,
+) -> HeightDecision {
+    let decision = view.decide(height, parent);
+    if decision != HeightDecision::Gap || !mutation.is_some_and(Mutation::skips_gap_rule) {
+        return decision;
+    }
+    view.votes(height)
+        .and_then(|votes| votes.highest_epoch(|candidate| candidate.parent == parent))
+        .map_or(HeightDecision::End, |orphan| {
+            HeightDecision::Orphan(orphan.clone())
+        })
+}

@@ -1,0 +1,210 @@
+//! One reconciliation scan of a leader, as `adapter-redis` runs it: the reached nodes' reads
+//! go into a `LogView`, the walk asks `decide` at each height from the local head, a block below
+//! quorum is repaired with `plan_repair` and the repair tally, and what the walk takes is
+//! imported. A scan that imported nothing completes the leadership's reconciliation; an error
+//! discards the scan (nothing of it is imported), as the adapter's error does.
+
+use poa_ports::{BlockHeight, Epoch};
+use poa_quorum::{
+    Candidate, HeightDecision, LogView, WriteDecision, WriteReply, WriteTally, plan_repair,
+};
+
+use crate::model::{ProtocolModel, step_down, stored_on};
+use crate::mutation::{self, Mutation};
+use crate::rules;
+use crate::state::{Committed, Source, State, Token, WriteMsg};
+
+/// How a scan ended.
+enum Scan {
+    /// The walk stopped (the log ends, a batch is full, or a later height is undecided): import
+    /// what it took; nothing taken completes the reconciliation.
+    Taken,
+    /// A block below quorum at the first height could not be repaired: an error, the leader
+    /// keeps its lease and scans again next cycle.
+    Failed,
+    /// A node fenced a repair: the lease is lost, the leader steps down.
+    Fenced,
+    /// A gap, a divergence or a contradiction at the first height: the process releases the
+    /// lease and stands aside until it has caught up from a peer.
+    StandAside,
+}
+
+/// What a repair achieved.
+#[derive(PartialEq, Eq)]
+enum Repair {
+    Stored,
+    NotStored,
+    Fenced,
+}
+
+/// Who repairs: the leader's token and epoch, and the nodes this step reaches.
+#[derive(Clone, Copy)]
+struct Repairer {
+    token: Token,
+    epoch: Epoch,
+    reach: u8,
+}
+
+impl ProtocolModel {
+    /// Producer `p`, leading, reads the nodes in `read`, walks, repairs and imports.
+    pub(crate) fn reconcile(&self, state: &mut State, p: u8, read: u8) {
+        let c = &self.config;
+        let (repairer, next, head) = {
+            let producer = &state.producers[usize::from(p)];
+            let Some(epoch) = producer.epoch else { return };
+            let repairer = Repairer {
+                token: producer.token(p),
+                epoch,
+                reach: read,
+            };
+            (repairer, producer.height() + 1, producer.head())
+        };
+        let mut view = LogView::new(c.quorum());
+        for (n, node) in (0u8..).zip(&state.nodes) {
+            if read & (1 << n) != 0 {
+                rules::read_into(&mut view, n, node, next, c.read_window);
+            }
+        }
+        let mut parent = rules::id_at(next - 1, head);
+        let mut taken = Vec::new();
+        let scan = loop {
+            if taken.len() >= usize::from(c.read_window) {
+                break Scan::Taken;
+            }
+            let first = taken.is_empty();
+            let height = rules::height_of(next + u8::try_from(taken.len()).unwrap_or(u8::MAX));
+            let block = match mutation::decide(&view, height, parent, c.mutation) {
+                HeightDecision::Committed(block) => block,
+                HeightDecision::Proven(block) => {
+                    // Best effort: the block is proven committed, so it is taken even if its
+                    // copies cannot be restored now; only a lost lease stops the scan.
+                    if !c.has(Mutation::NoRepair)
+                        && self.repair(state, repairer, height, &view, &block) == Repair::Fenced
+                    {
+                        break Scan::Fenced;
+                    }
+                    block
+                }
+                HeightDecision::Orphan(_) if c.has(Mutation::NoRepair) => break Scan::Taken,
+                HeightDecision::Orphan(block) => {
+                    match self.repair(state, repairer, height, &view, &block) {
+                        Repair::Stored => block,
+                        Repair::Fenced => break Scan::Fenced,
+                        Repair::NotStored if first => break Scan::Failed,
+                        Repair::NotStored => break Scan::Taken,
+                    }
+                }
+                HeightDecision::Gap
+                | HeightDecision::Diverged { .. }
+                | HeightDecision::Conflicting
+                    if first =>
+                {
+                    break Scan::StandAside;
+                }
+                HeightDecision::End
+                | HeightDecision::Uncovered
+                | HeightDecision::Gap
+                | HeightDecision::Diverged { .. }
+                | HeightDecision::Conflicting => break Scan::Taken,
+            };
+            parent = block.id;
+            taken.push(rules::block_of(height, block.id, block.parent));
+        };
+        match scan {
+            Scan::Failed => {}
+            Scan::Fenced => step_down(&mut state.producers[usize::from(p)]),
+            Scan::StandAside => {
+                let producer = &mut state.producers[usize::from(p)];
+                step_down(producer);
+                producer.standing_aside = true;
+            }
+            Scan::Taken if taken.is_empty() => {
+                state.producers[usize::from(p)].reconciled = true;
+                if self.behind_a_committed_block(state, p) {
+                    state.reconciled_behind = true;
+                }
+            }
+            Scan::Taken => {
+                let producer = &mut state.producers[usize::from(p)];
+                producer
+                    .chain
+                    .extend(taken.into_iter().map(|block| Committed {
+                        block,
+                        source: Source::Log,
+                    }));
+            }
+        }
+    }
+
+    /// Brings `block` at `height` to a quorum as the adapter does: the plan's targets are
+    /// written (a target this step does not reach fails), and the repair tally decides. All the
+    /// writes land; of the orders their replies may arrive in, the tally hears the stored ones
+    /// first (the order that lets a repair count as stored whenever it can).
+    fn repair(
+        &self,
+        state: &mut State,
+        repairer: Repairer,
+        height: BlockHeight,
+        view: &LogView,
+        block: &Candidate,
+    ) -> Repair {
+        let quorum = self.config.quorum();
+        let votes = view.votes(height).cloned().unwrap_or_default();
+        let occupied = view.refused_at(height);
+        let Some(plan) = plan_repair(quorum, &votes, block, &occupied) else {
+            return if quorum.reached(block.nodes.len()) {
+                Repair::Stored
+            } else {
+                Repair::NotStored
+            };
+        };
+        let repaired = rules::block_of(height, block.id, block.parent);
+        let mut replies: Vec<WriteReply> = plan
+            .targets
+            .iter()
+            .map(|target| {
+                let node = u8::try_from(*target).unwrap_or(u8::MAX);
+                if repairer.reach & (1 << node) == 0 {
+                    return WriteReply::Failed;
+                }
+                let msg = WriteMsg {
+                    node,
+                    token: repairer.token,
+                    epoch: repairer.epoch,
+                    block: repaired,
+                };
+                rules::reply_of(self.write_on(state, msg))
+            })
+            .collect();
+        replies
+            .sort_by_key(|reply| !matches!(reply, WriteReply::Written | WriteReply::AlreadyStored));
+        let mut tally = WriteTally::repair(quorum, plan.pre_existing, plan.targets.len());
+        for reply in replies {
+            if tally.decision() != WriteDecision::Undecided {
+                break;
+            }
+            tally.record(reply);
+        }
+        match tally.decision() {
+            WriteDecision::Stored => Repair::Stored,
+            WriteDecision::Fenced => Repair::Fenced,
+            WriteDecision::Impossible | WriteDecision::Undecided => Repair::NotStored,
+        }
+    }
+
+    /// Whether producer `p`, whose reconciliation just completed, is behind a committed block:
+    /// one above its chain is on a quorum, or another producer's chain is longer.
+    fn behind_a_committed_block(&self, state: &State, p: u8) -> bool {
+        let producer = &state.producers[usize::from(p)];
+        let quorum = self.config.quorum();
+        let on_quorum_above = state.nodes.iter().flat_map(|n| &n.stream).any(|entry| {
+            entry.block.height > producer.height()
+                && quorum.reached(usize::from(stored_on(&state.nodes, entry.block)))
+        });
+        on_quorum_above
+            || state
+                .producers
+                .iter()
+                .any(|other| other.chain.len() > producer.chain.len())
+    }
+}
