@@ -101,11 +101,15 @@ impl ProtocolModel {
                 {
                     break Scan::StandAside;
                 }
+                // Another chain's blocks (the model has no garbage) hold the height on too
+                // many nodes: an error, and the leader keeps its lease, as the adapter does.
+                HeightDecision::Blocked { .. } if first => break Scan::Failed,
                 HeightDecision::End
                 | HeightDecision::Uncovered
                 | HeightDecision::Gap
                 | HeightDecision::Diverged { .. }
-                | HeightDecision::Conflicting => break Scan::Taken,
+                | HeightDecision::Conflicting
+                | HeightDecision::Blocked { .. } => break Scan::Taken,
             };
             parent = block.id;
             taken.push(rules::block_of(height, block.id, block.parent));
