@@ -5,7 +5,9 @@
 -- KEYS[5] trim floor (the highest height ever trimmed from the index).
 -- ARGV[1] writer epoch, ARGV[2] owner token, ARGV[3] height, ARGV[4] block id (hex),
 -- ARGV[5] encoded block, ARGV[6] ttl in ms, ARGV[7] stream max length,
--- ARGV[8] heights kept in the index.
+-- ARGV[8] heights kept in the index, ARGV[9] the block id this write may replace at the height
+-- (empty for an ordinary write): a repair's, where the writer read every node and proved that
+-- no block at the height can be committed.
 -- Returns the new stream entry id (written) or the integer 0 (this block is already stored at
 -- this height). Refusals are error replies with the prefixes FENCING_ERROR: / HEIGHT_EXISTS: /
 -- HEIGHT_TRIMMED:.
@@ -34,7 +36,15 @@ if #stored > 0 then
     redis.call('PEXPIRE', KEYS[1], ARGV[6])
     return 0
   end
-  return redis.error_reply('HEIGHT_EXISTS: height ' .. ARGV[3] .. ' holds another block')
+  if ARGV[9] == '' or stored_id ~= ARGV[9] then
+    return redis.error_reply('HEIGHT_EXISTS: height ' .. ARGV[3] .. ' holds another block')
+  end
+  -- The block this write replaces: its member and its stream entry go.
+  local replaced_entry = string.match(stored[1], '^[^:]*:[^:]*:(%d+%-%d+)$')
+  redis.call('ZREM', KEYS[4], stored[1])
+  if replaced_entry then
+    redis.call('XDEL', KEYS[3], replaced_entry)
+  end
 end
 -- A height that left the index may have held another block: this node can no longer tell, so
 -- it takes nothing there (a write below the kept heights could otherwise put a second block at

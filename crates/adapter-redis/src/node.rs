@@ -68,6 +68,8 @@ pub(crate) struct BlockWrite {
     pub(crate) height: BlockHeight,
     pub(crate) id_hex: String,
     pub(crate) data: Bytes,
+    /// Per node, the block this write replaces there (a repair's plan), if any.
+    pub(crate) replacing: Vec<(NodeIndex, String)>,
 }
 
 impl BlockWrite {
@@ -77,7 +79,25 @@ impl BlockWrite {
             height,
             id_hex: id.to_hex(),
             data,
+            replacing: Vec::new(),
         }
+    }
+
+    /// The same write, replacing `replacing`'s block on each of its nodes.
+    pub(crate) fn replacing(mut self, replacing: &[(NodeIndex, BlockId)]) -> Self {
+        self.replacing = replacing
+            .iter()
+            .map(|(node, id)| (*node, id.to_hex()))
+            .collect();
+        self
+    }
+
+    /// The block this write replaces on `node`, as the script's argument (empty for none).
+    fn replaces_on(&self, node: NodeIndex) -> &str {
+        self.replacing
+            .iter()
+            .find(|(index, _)| *index == node)
+            .map_or("", |(_, id)| id.as_str())
     }
 }
 
@@ -421,6 +441,7 @@ impl RedisNode {
             Value::Integer(self.context.ttl_millis()),
             Value::from(self.context.stream_max_len.to_string()),
             Value::from(self.context.index_retention.to_string()),
+            Value::from(block.replaces_on(self.index)),
         ];
         let started = Instant::now();
         let outcome =

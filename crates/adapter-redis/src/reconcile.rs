@@ -415,7 +415,8 @@ impl Reconciler {
     ) -> Result<bool, AdapterError> {
         let votes = backlog.view.votes(height).cloned().unwrap_or_default();
         let occupied = backlog.view.refused_at(height);
-        let Some(plan) = plan_repair(self.quorum, &votes, block, &occupied) else {
+        let replaceable = backlog.view.may_replace_at(height);
+        let Some(plan) = plan_repair(self.quorum, &votes, block, &occupied, replaceable) else {
             if self.quorum.reached(block.nodes.len()) {
                 return Ok(true);
             }
@@ -433,21 +434,20 @@ impl Reconciler {
             height = %height,
             acked = plan.pre_existing,
             quorum = self.quorum.size(),
+            replacing = plan.replacing.len(),
             "repairing a block below quorum"
         );
-        let write = Arc::new(BlockWrite::new(
-            epoch,
-            height,
-            block.id,
-            Bytes::clone(bytes),
-        ));
-        let targets = plan.targets.iter().filter_map(|node| self.nodes.get(*node));
+        let write = Arc::new(
+            BlockWrite::new(epoch, height, block.id, Bytes::clone(bytes))
+                .replacing(&plan.replacing),
+        );
+        let targets: Vec<_> = plan.all_targets().collect();
         let result = write_until_decided(
             &self.tracker,
             &self.metrics,
-            targets,
+            targets.iter().filter_map(|node| self.nodes.get(*node)),
             write,
-            WriteTally::repair(self.quorum, plan.pre_existing, plan.targets.len()),
+            WriteTally::repair(self.quorum, plan.pre_existing, targets.len()),
             "repair",
         )
         .await;

@@ -155,7 +155,7 @@ impl ProtocolModel {
         let quorum = self.config.quorum();
         let votes = view.votes(height).cloned().unwrap_or_default();
         let occupied = view.refused_at(height);
-        let Some(plan) = plan_repair(quorum, &votes, block, &occupied) else {
+        let Some(plan) = plan_repair(quorum, &votes, block, &occupied, false) else {
             return if quorum.reached(block.nodes.len()) {
                 Repair::Stored
             } else {

@@ -110,6 +110,7 @@ pub(crate) fn write_on(
         height: height_of(block.height),
         id: id_of(block),
         kept_heights: usize::from(kept_heights),
+        replaces: None,
     };
     let answer = mutation::write_block(&mut node.script, write, mutation);
     if answer == WriteAnswer::Written && !node.holds(block) {

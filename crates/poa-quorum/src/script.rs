@@ -103,11 +103,15 @@ pub struct BlockWrite<'a, T> {
     pub id: BlockId,
     /// How many heights the index keeps (the lowest are trimmed beyond it).
     pub kept_heights: usize,
+    /// The block this write may replace at the height, when the writer proved that no block
+    /// there can be committed (a repair's `replacing`); `None` for an ordinary write.
+    pub replaces: Option<BlockId>,
 }
 
 /// `write_block`, its checks in order: the owner, a stale epoch, the epoch healed upward (kept
-/// even when a later check refuses), the height already held (same block or another), the
-/// trim floor, then the append with the index trimmed to `kept_heights`.
+/// even when a later check refuses), the height already held (the same block; the block the
+/// write replaces, which is removed; or another), the trim floor, then the append with the
+/// index trimmed to `kept_heights`.
 pub fn write_block<T: PartialEq>(node: &mut NodeState<T>, write: BlockWrite<'_, T>) -> WriteAnswer {
     if node.owner.as_ref() != Some(write.token) {
         return WriteAnswer::NotOwner;
@@ -116,12 +120,14 @@ pub fn write_block<T: PartialEq>(node: &mut NodeState<T>, write: BlockWrite<'_, 
         return WriteAnswer::StaleEpoch;
     }
     node.epoch = write.epoch;
-    if let Some(stored) = node.heights.get(&write.height) {
-        return if *stored == write.id {
-            WriteAnswer::AlreadyStored
-        } else {
-            WriteAnswer::HeightExists
-        };
+    if let Some(stored) = node.heights.get(&write.height).copied() {
+        if stored == write.id {
+            return WriteAnswer::AlreadyStored;
+        }
+        if write.replaces != Some(stored) {
+            return WriteAnswer::HeightExists;
+        }
+        node.heights.remove(&write.height);
     }
     if node.trim_floor.is_some_and(|floor| write.height <= floor) {
         return WriteAnswer::HeightTrimmed;

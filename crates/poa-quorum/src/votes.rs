@@ -94,20 +94,43 @@ fn precedence(candidate: &Candidate) -> (Epoch, std::cmp::Reverse<BlockId>) {
 pub struct RepairPlan {
     /// Nodes known to hold the block already.
     pub pre_existing: usize,
-    /// Nodes to write to: every node not known to hold the block or anything else at the height.
+    /// Nodes to write to: every node not known to hold the block or anything else at the
+    /// height.
     pub targets: Vec<NodeIndex>,
+    /// Nodes that hold another block at the height, with that block, which the write replaces:
+    /// only where no block at the height can be committed (see [`plan_repair`]).
+    pub replacing: Vec<(NodeIndex, BlockId)>,
     /// How many of the targets must store it for a quorum.
     pub needed: usize,
+}
+
+impl RepairPlan {
+    /// Every node the repair writes to: the free ones, then the ones whose block it replaces.
+    pub fn all_targets(&self) -> impl Iterator<Item = NodeIndex> + '_ {
+        self.targets
+            .iter()
+            .copied()
+            .chain(self.replacing.iter().map(|(node, _)| *node))
+    }
 }
 
 /// The repair plan for `block` at a height whose votes are `votes` and where `occupied` nodes
 /// hold entries that failed verification: `None` when the block already has a quorum or when
 /// not enough nodes are left to give it one.
+///
+/// The free nodes come first. When they are too few and `replaceable` holds (the caller read
+/// every node completely and found no block at the height on a majority of them, so none can
+/// have been committed, even with the disruption budget spent: a committed block stays on at
+/// least a bare majority), the nodes holding another verified block there are written too,
+/// replacing it. Without this, blocks of failed publishes on every node (one per node, none on a
+/// quorum) would keep the height from ever being filled. Entries that failed verification are
+/// never replaced: they are the operator's to remove.
 pub fn plan_repair(
     quorum: Quorum,
     votes: &HeightVotes,
     block: &Candidate,
     occupied: &BTreeSet<NodeIndex>,
+    replaceable: bool,
 ) -> Option<RepairPlan> {
     let pre_existing = block.nodes.len();
     let needed = quorum.size().checked_sub(pre_existing).filter(|n| *n > 0)?;
@@ -117,9 +140,25 @@ pub fn plan_repair(
             !block.nodes.contains(node) && !others.contains(node) && !occupied.contains(node)
         })
         .collect();
-    (targets.len() >= needed).then_some(RepairPlan {
+    let mut replacing = Vec::new();
+    if targets.len() < needed && replaceable {
+        for node in others.iter().filter(|node| !occupied.contains(node)) {
+            let held: Vec<BlockId> = votes
+                .candidates()
+                .filter(|other| other.id != block.id && other.nodes.contains(node))
+                .map(|other| other.id)
+                .collect();
+            // A node holding two blocks at one height (a damaged index) is not touched.
+            if let [only] = held.as_slice() {
+                replacing.push((*node, *only));
+            }
+        }
+        replacing.truncate(needed.saturating_sub(targets.len()));
+    }
+    (targets.len().saturating_add(replacing.len()) >= needed).then_some(RepairPlan {
         pre_existing,
         targets,
+        replacing,
         needed,
     })
 }

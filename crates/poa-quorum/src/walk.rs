@@ -164,6 +164,23 @@ impl LogView {
             .all(|votes| votes.committed(self.quorum).is_some())
     }
 
+    /// Whether no block at `height` can have been committed, as far as a complete read can
+    /// tell: every node answered and its read reaches the height, nothing verified lies above
+    /// it, and no block there is on a bare majority of the nodes (a committed block stays on at
+    /// least that many while the disruption budget holds). A repair may then replace the other
+    /// blocks of the height ([`crate::plan_repair`]).
+    pub fn may_replace_at(&self, height: BlockHeight) -> bool {
+        let majority = crate::quorum::majority(self.quorum.nodes());
+        self.coverage.len() == self.quorum.nodes()
+            && self.covering(height) == self.quorum.nodes()
+            && !self.anything_above(height)
+            && self.votes.get(&height).is_none_or(|votes| {
+                votes
+                    .candidates()
+                    .all(|candidate| candidate.nodes.len() < majority)
+            })
+    }
+
     /// How many answering nodes' reads reach `height`.
     fn covering(&self, height: BlockHeight) -> usize {
         self.coverage

@@ -996,3 +996,38 @@ async fn leader_state__when_forged_blocks_hold_the_next_height_on_a_quorum__then
     assert_eq!(resumed.unwrap(), LeaderState::ReconciledLeader);
     published.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leader_state__when_every_node_holds_another_orphan_at_the_next_height__then_replaces_them_with_the_winner()
+ {
+    // given: three failed publishes left a different block at height 1 on each node, none on a
+    // quorum: without replacement no block could ever reach a quorum there
+    let servers = servers(3);
+    let key = "poa:test:three-orphans";
+    for (index, server) in servers.iter().enumerate() {
+        let epoch = u64::try_from(index).unwrap() + 1;
+        append(server, key, &block(1, 10 + epoch), epoch);
+    }
+    let winner = block(1, 13);
+    let leader = producer(urls(&servers), key).await;
+
+    // when
+    let state = leader.adapter.leader_state(below(1)).await;
+
+    // then: the highest-epoch orphan is repaired onto a quorum, replacing another
+    assert_eq!(blocks(state.unwrap()), vec![winner.clone()]);
+    let index = format!("{key}:heights:index");
+    let holders = servers
+        .iter()
+        .filter(
+            |server| match server.command(&[b"ZRANGEBYSCORE", index.as_bytes(), b"1", b"1"]) {
+                poa_test_support::RespValue::Array(members) => members.iter().any(|member| {
+                    matches!(member, poa_test_support::RespValue::Bulk(bytes)
+                        if String::from_utf8_lossy(bytes).contains(&winner.id().to_hex()))
+                }),
+                _ => false,
+            },
+        )
+        .count();
+    assert!(holders >= 2, "{holders}");
+}

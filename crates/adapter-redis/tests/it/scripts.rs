@@ -33,6 +33,8 @@ enum Operation {
         epoch_step: i8,
         height: u64,
         block: u8,
+        /// The variant of the block this write may replace at the height, if any.
+        replaces: Option<u8>,
     },
     Release {
         token: usize,
@@ -51,12 +53,14 @@ fn operations() -> impl Strategy<Value = Vec<Operation>> {
                 prop_oneof![1 => Just(-1i8), 6 => Just(0i8), 1 => Just(1i8)],
                 1..12u64,
                 0..3u8,
+                prop_oneof![3 => Just(None), 1 => (0..3u8).prop_map(Some)],
             )
-                .prop_map(|(token, epoch_step, height, block)| Operation::Write {
+                .prop_map(|(token, epoch_step, height, block, replaces)| Operation::Write {
                     token,
                     epoch_step,
                     height,
                     block,
+                    replaces,
                 }),
             1 => (0..2usize).prop_map(|token| Operation::Release { token }),
             1 => Just(Operation::Expire),
@@ -122,6 +126,7 @@ fn write_on_redis(
     epoch: u64,
     height: u64,
     block: BlockId,
+    replaces: Option<BlockId>,
 ) -> WriteAnswer {
     let (epoch, height, block, kept) = (
         epoch.to_string(),
@@ -129,6 +134,7 @@ fn write_on_redis(
         block.to_hex(),
         KEPT_HEIGHTS.to_string(),
     );
+    let replaces = replaces.map(|id| id.to_hex()).unwrap_or_default();
     match eval(
         server,
         WRITE_BLOCK,
@@ -148,6 +154,7 @@ fn write_on_redis(
             b"60000",
             b"100",
             kept.as_bytes(),
+            replaces.as_bytes(),
         ],
     ) {
         RespValue::Bulk(_) => WriteAnswer::Written,
@@ -214,18 +221,20 @@ proptest! {
                     }
                     prop_assert_eq!(promote_on_redis(&server, &keys, name, floor), expected);
                 }
-                Operation::Write { token, epoch_step, height, block } => {
+                Operation::Write { token, epoch_step, height, block, replaces } => {
                     let epoch = granted[token].saturating_add_signed(i64::from(epoch_step));
                     let token = TOKENS[token];
                     let block = id(block, height);
+                    let replaces = replaces.map(|other| id(other, height));
                     let expected = script::write_block(&mut model, BlockWrite {
                         token: &token.to_owned(),
                         epoch: Epoch::new(epoch),
                         height: BlockHeight::new(height),
                         id: block,
                         kept_heights: KEPT_HEIGHTS,
+                        replaces,
                     });
-                    prop_assert_eq!(write_on_redis(&server, &keys, token, epoch, height, block), expected);
+                    prop_assert_eq!(write_on_redis(&server, &keys, token, epoch, height, block, replaces), expected);
                 }
                 Operation::Release { token } => {
                     let token = TOKENS[token];
@@ -255,13 +264,13 @@ fn write_block__when_a_height_left_the_index__then_refuses_it_for_good() {
     );
     for height in 1..=5 {
         assert_eq!(
-            write_on_redis(&server, &keys, TOKENS[0], 1, height, id(0, height)),
+            write_on_redis(&server, &keys, TOKENS[0], 1, height, id(0, height), None),
             WriteAnswer::Written
         );
     }
 
     // when: another block at height 1, which a far-behind leader could try to repair there
-    let repaired = write_on_redis(&server, &keys, TOKENS[0], 1, 1, id(9, 1));
+    let repaired = write_on_redis(&server, &keys, TOKENS[0], 1, 1, id(9, 1), None);
 
     // then
     assert_eq!(repaired, WriteAnswer::HeightTrimmed);

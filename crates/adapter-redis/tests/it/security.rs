@@ -22,7 +22,7 @@ const PASSWORD: &str = "correct-horse-battery-staple";
 pub(crate) const RECOMMENDED_ACL: &str = "on ~poa:leader:lock ~poa:leader:lock:* resetchannels \
      -@all +evalsha +script|load +info \
      +get +set +del +incr +pexpire +time +xadd +xrange +xtrim \
-     +zadd +zrangebyscore +zrevrangebyscore +zremrangebyrank";
+     +zadd +zrem +xdel +zrangebyscore +zrevrangebyscore +zremrangebyrank";
 
 /// Three TLS servers whose only enabled user is `poa` with the recommended rules.
 fn secured_servers(certificates: &TestCertificates) -> Vec<RedisServer> {

@@ -24,6 +24,7 @@ fn write(
         height: BlockHeight::new(height),
         id: id(block),
         kept_heights,
+        replaces: None,
     }
 }
 

@@ -72,7 +72,7 @@ fn votes__when_same_block_has_different_epochs_on_every_node__then_committed_wit
     // then
     assert_eq!(committed.nodes.len(), 6);
     assert_eq!(
-        plan_repair(quorum, &votes, committed, &BTreeSet::new()),
+        plan_repair(quorum, &votes, committed, &BTreeSet::new(), false),
         None
     );
 }
@@ -88,7 +88,7 @@ fn plan_repair__when_the_block_is_short__then_targets_nodes_without_any_entry() 
     let block = votes.candidate(id(2)).unwrap().clone();
 
     // when
-    let plan = plan_repair(quorum, &votes, &block, &BTreeSet::from([4])).unwrap();
+    let plan = plan_repair(quorum, &votes, &block, &BTreeSet::from([4]), false).unwrap();
 
     // then
     assert_eq!(plan.pre_existing, 1);
@@ -107,7 +107,32 @@ fn plan_repair__when_too_few_nodes_are_free__then_none() {
     let block = votes.candidate(id(3)).unwrap().clone();
 
     // when / then
-    assert_eq!(plan_repair(quorum, &votes, &block, &BTreeSet::new()), None);
+    assert_eq!(
+        plan_repair(quorum, &votes, &block, &BTreeSet::new(), false),
+        None
+    );
+}
+
+#[test]
+fn plan_repair__when_every_node_holds_another_orphan_and_none_can_be_committed__then_replaces_them()
+{
+    // given: three nodes, a different block of a failed publish on each (none on a quorum)
+    let quorum = Quorum::new(3, 0);
+    let mut votes = HeightVotes::default();
+    votes.add(0, id(1), PARENT, Epoch::new(1));
+    votes.add(1, id(2), PARENT, Epoch::new(2));
+    votes.add(2, id(3), PARENT, Epoch::new(3));
+    let winner = votes.highest_epoch(any_block).unwrap().clone();
+
+    // when
+    let refused = plan_repair(quorum, &votes, &winner, &BTreeSet::new(), false);
+    let replacing = plan_repair(quorum, &votes, &winner, &BTreeSet::new(), true).unwrap();
+
+    // then: without the proof nothing can be done; with it, one other block is replaced
+    assert_eq!(refused, None);
+    assert_eq!(replacing.targets, Vec::<NodeIndex>::new());
+    assert_eq!(replacing.replacing, vec![(0, id(1))]);
+    assert_eq!(replacing.all_targets().collect::<Vec<_>>(), vec![0]);
 }
 
 proptest! {
@@ -158,7 +183,7 @@ proptest! {
         // it holds nothing at this height or already holds it. It never becomes a second
         // committed block.
         if let Some(orphan) = votes.highest_epoch(any_block).cloned()
-            && let Some(plan) = plan_repair(quorum, &votes, &orphan, &BTreeSet::new())
+            && let Some(plan) = plan_repair(quorum, &votes, &orphan, &BTreeSet::new(), false)
         {
             let accepted = plan
                 .targets

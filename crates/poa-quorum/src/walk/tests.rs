@@ -157,6 +157,35 @@ fn decide__when_entries_that_fail_verification_hold_the_height_on_too_many_nodes
 }
 
 #[test]
+fn may_replace_at__when_every_node_answered_and_no_block_is_on_a_majority__then_true_else_false() {
+    // given: one orphan on each of three nodes, every read complete
+    let mut orphans = view_of_three();
+    for node in 0..3u8 {
+        orphans.add(
+            usize::from(node),
+            height(5),
+            id(5, node),
+            id(4, 0),
+            epoch(u64::from(node)),
+        );
+    }
+    let mut majority = view_of_three();
+    majority.add(0, height(5), id(5, 1), id(4, 0), epoch(1));
+    majority.add(1, height(5), id(5, 1), id(4, 0), epoch(1));
+    let mut partial = LogView::new(Quorum::new(3, 0));
+    partial.answered(0, Coverage::Complete);
+    partial.answered(1, Coverage::Complete);
+    let mut above = view_of_three();
+    above.add(0, height(9), id(9, 0), id(8, 0), epoch(1));
+
+    // when / then: only the first may be replaced
+    assert!(orphans.may_replace_at(height(5)));
+    assert!(!majority.may_replace_at(height(5)));
+    assert!(!partial.may_replace_at(height(5)));
+    assert!(!above.may_replace_at(height(5)));
+}
+
+#[test]
 fn decide__when_capped_reads_do_not_reach_a_height__then_uncovered() {
     // given: nodes 1 and 2 returned as many entries as asked, up to height 6
     let mut view = LogView::new(Quorum::new(3, 0));
@@ -351,14 +380,18 @@ proptest! {
                     prop_assert!(at >= tip || garbage_above, "orphan chosen at {at} below the tip {tip}");
                     let votes = view.votes(BlockHeight::new(at)).cloned().unwrap_or_default();
                     let occupied = view.refused_at(BlockHeight::new(at));
-                    let Some(plan) = plan_repair(quorum, &votes, &block, &occupied) else { break };
-                    let accepted = plan.targets.iter().filter(|target| {
-                        script::write_block(&mut states[**target], BlockWrite {
+                    let replaceable = view.may_replace_at(BlockHeight::new(at));
+                    let Some(plan) = plan_repair(quorum, &votes, &block, &occupied, replaceable) else { break };
+                    let writes = plan.targets.iter().map(|target| (*target, None))
+                        .chain(plan.replacing.iter().map(|(target, old)| (*target, Some(*old))));
+                    let accepted = writes.filter(|(target, replaces)| {
+                        script::write_block(&mut states[*target], BlockWrite {
                             token: &0,
                             epoch: Epoch::new(99),
                             height: BlockHeight::new(at),
                             id: block.id,
                             kept_heights: usize::MAX,
+                            replaces: *replaces,
                         }).stored()
                     }).count();
                     if !quorum.reached(plan.pre_existing + accepted) {
