@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use adapter_chain::{ChainSpec, MemoryTransactionPool, RedbBlockImporter};
 use adapter_peers::{PeerTransactionRelay, RELAY_PATH};
+use adapter_redis::RedisReconciliation;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -62,6 +63,10 @@ pub(crate) fn admin_router(state: AdminState) -> Router {
     Router::new()
         .route("/admin/step-down", post(step_down))
         .route("/admin/produce", post(produce_block))
+        .route(
+            "/admin/remove-invalid-entries",
+            post(remove_invalid_entries),
+        )
         .with_state(state)
 }
 
@@ -71,6 +76,51 @@ pub(crate) struct AdminState {
     pub(crate) service: ServiceHandle,
     pub(crate) default_hold_off: std::time::Duration,
     pub(crate) trigger: Trigger,
+    /// The shared block log, when there is one (`--redis-url`).
+    pub(crate) redis: Option<Arc<RedisReconciliation>>,
+}
+
+/// Query of `POST /admin/remove-invalid-entries`.
+#[derive(Debug, serde::Deserialize)]
+struct RemovalQuery {
+    /// The height whose invalid entries go.
+    height: Option<String>,
+}
+
+/// Removes, on every Redis node, the entries at one height that are proven invalid (they do not
+/// decode, or fail this chain's verification) and the index members there that do not parse:
+/// the way out of a height blocked by garbage (`/status` names it). A valid block is never
+/// removed.
+async fn remove_invalid_entries(
+    State(state): State<AdminState>,
+    Query(query): Query<RemovalQuery>,
+) -> Response {
+    let Some(redis) = &state.redis else {
+        return (
+            StatusCode::CONFLICT,
+            axum::Json(
+                json!({ "error": "no shared block log: this node runs without --redis-url" }),
+            ),
+        )
+            .into_response();
+    };
+    let Some(height) = query
+        .height
+        .as_deref()
+        .and_then(|height| height.parse::<u64>().ok())
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({ "error": "height must be a block height, such as height=1234" })),
+        )
+            .into_response();
+    };
+    let nodes = redis.remove_invalid_entries(BlockHeight::new(height)).await;
+    (
+        StatusCode::OK,
+        axum::Json(json!({ "height": height, "nodes": nodes })),
+    )
+        .into_response()
 }
 
 /// Query of `POST /admin/step-down`.

@@ -172,6 +172,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         service: handle.clone(),
         default_hold_off: settings.step_down_hold_off,
         trigger: settings.trigger,
+        redis: redis.clone(),
     });
     let api = storage_health::guard_health(
         http::router(ApiState {

@@ -13,6 +13,7 @@
 )]
 
 mod admin;
+mod blocked;
 mod bulk;
 mod chain_storage;
 mod fleet;
