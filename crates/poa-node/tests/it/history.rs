@@ -77,3 +77,63 @@ fn history__when_a_replica_starts_beyond_the_stream_window__then_catches_up_from
         "poa_blocks_fetched_from_peers_total: {fetched:?}"
     );
 }
+
+#[test]
+fn history__when_a_process_far_behind_has_no_peer__then_it_stands_aside_and_a_current_one_takes_over()
+ {
+    // given: three producers without peers; one is killed and stays down while the others
+    // produce far past the streams' window
+    let redis: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+    let args = leader_args(&redis);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes: Vec<Node> = dirs
+        .iter()
+        .map(|dir| Node::start(dir.path(), &args))
+        .collect();
+    assert!(eventually(Duration::from_secs(30), || nodes
+        .iter()
+        .any(|node| node.height() >= 5)));
+    let leader = (0..3).find(|index| nodes[*index].is_leader()).unwrap();
+    let far = (leader + 1) % 3;
+    let current = (leader + 2) % 3;
+    nodes[far].kill();
+    let stopped_at = nodes[leader].height();
+    assert!(eventually(Duration::from_secs(40), || nodes[leader]
+        .height()
+        > stopped_at + 8 * STREAM_MAX_LEN));
+
+    // when: it comes back far behind, and the leader dies
+    nodes[far] = Node::start(dirs[far].path(), &args);
+    assert!(eventually(Duration::from_secs(10), || {
+        nodes[far].get("/status").1["standing_aside"].is_string()
+    }));
+    nodes[leader].kill();
+
+    // then: the current process leads, the one far behind never does and says why
+    assert!(
+        eventually(
+            Duration::from_secs(8),
+            || nodes[current].get("/status").1["blocks_produced"]
+                .as_u64()
+                .unwrap_or(0)
+                > 0
+        ),
+        "the current process did not take over"
+    );
+    let status = nodes[far].get("/status").1;
+    assert_eq!(status["blocks_produced"].as_u64(), Some(0), "{status}");
+    assert!(
+        status["standing_aside"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("history")),
+        "{status}"
+    );
+    for height in 1..=nodes[far].height() {
+        assert_eq!(
+            nodes[far].block_id(height),
+            nodes[current].block_id(height),
+            "fork at {height}"
+        );
+    }
+}
