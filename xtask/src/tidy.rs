@@ -6,15 +6,19 @@
 //! - no non-test file has more than 800 lines before its `#[cfg(test)]` module (files under a
 //!   `tests/` directory and sibling `tests.rs` modules are test files);
 //! - member manifests follow the workspace's rules (see `manifest`);
-//! - `rust-toolchain.toml` pins the project's toolchain.
+//! - `rust-toolchain.toml` pins the project's toolchain;
+//! - the repository stands alone: no path or link out of it, no tracker numbers, every
+//!   Markdown link and every test a document names resolves (see `standalone`).
 //!
 //! It runs as `cargo xtask tidy`, as a step of `cargo xtask ci`, and as a `#[test]` so a plain
 //! `cargo test` enforces it too. It reads files and never edits them.
 
 mod manifest;
+mod standalone;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -24,6 +28,23 @@ use anyhow::{Context, Result, bail};
 use crate::layout::{self, APPLICATION_CRATES, XTASK};
 
 pub(crate) use manifest::{check_manifest, check_toolchain};
+
+/// Top-level files the standalone rules read.
+const STANDALONE_FILES: &[&str] = &[
+    "README.md",
+    "Cargo.toml",
+    "rust-toolchain.toml",
+    "clippy.toml",
+];
+
+/// Directories whose text files the standalone rules read.
+const STANDALONE_DIRS: &[&str] = &["crates", XTASK, "docs", ".github", ".ci", ".cargo"];
+
+/// What counts as a text file for the standalone rules (besides `.ci/run`).
+const TEXT_EXTENSIONS: &[&str] = &[".rs", ".md", ".lua", ".toml", ".yml", ".sh"];
+
+/// The file that spells the standalone rules, and so holds their patterns.
+const STANDALONE_RULES: &str = "xtask/src/tidy/standalone.rs";
 
 /// Lines of non-test code a file may hold before it owns too much.
 const MAX_NON_TEST_LINES: usize = 800;
@@ -120,6 +141,46 @@ pub(crate) fn check(root: &Path) -> Result<Vec<Violation>> {
     let text = read(&root.join(toolchain))?;
     violations.extend(check_toolchain(toolchain, &text));
 
+    violations.extend(check_standalone(root, &sources)?);
+
+    Ok(violations)
+}
+
+/// The standalone rules over every text file of the repository; `sources` are its `.rs` files,
+/// whose functions are the tests documents may name.
+fn check_standalone(root: &Path, sources: &[PathBuf]) -> Result<Vec<Violation>> {
+    let mut functions = HashSet::new();
+    for source in sources {
+        let text = read(source)?;
+        functions.extend(standalone::function_names(&text).map(str::to_owned));
+    }
+
+    let mut files: Vec<PathBuf> = STANDALONE_FILES
+        .iter()
+        .map(|name| root.join(name))
+        .collect();
+    for dir in STANDALONE_DIRS {
+        collect_files(&root.join(dir), &mut files, &|name| {
+            TEXT_EXTENSIONS
+                .iter()
+                .any(|extension| name.ends_with(extension))
+                || name == "run"
+        })?;
+    }
+    files.sort();
+
+    let mut violations = Vec::new();
+    for file in &files {
+        let path = relative(root, file);
+        if path == Path::new(STANDALONE_RULES) {
+            continue;
+        }
+        let text = read(file)?;
+        violations.extend(standalone::check_text(path, &text));
+        if path.extension().is_some_and(|extension| extension == "md") {
+            violations.extend(standalone::check_markdown(root, path, &text, &functions));
+        }
+    }
     Ok(violations)
 }
 
@@ -217,6 +278,16 @@ fn contains_token(line: &str, pattern: &str) -> bool {
 
 /// Every `.rs` file below `dir`, skipping build output and hidden directories.
 fn collect_rust_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
+    collect_files(dir, files, &|name| name.ends_with(".rs"))
+}
+
+/// Every file below `dir` whose name `wanted` accepts, skipping build output and hidden
+/// directories below it.
+fn collect_files(
+    dir: &Path,
+    files: &mut Vec<PathBuf>,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Result<()> {
     for entry in fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
         let entry = entry?;
         let path = entry.path();
@@ -224,9 +295,9 @@ fn collect_rust_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
         let name = name.to_string_lossy();
         if entry.file_type()?.is_dir() {
             if name != "target" && !name.starts_with('.') {
-                collect_rust_files(&path, files)?;
+                collect_files(&path, files, wanted)?;
             }
-        } else if name.ends_with(".rs") {
+        } else if wanted(&name) {
             files.push(path);
         }
     }

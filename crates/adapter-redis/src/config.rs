@@ -99,7 +99,7 @@ impl Default for RedisConfig {
     }
 }
 
-/// Names of the keys every node holds, derived from the lease key (PROTOCOL.md section 2).
+/// Names of the keys every node holds, derived from the lease key (`docs/protocol.md`, "Keys on every node").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Keys {
     /// The lease: the owner token, with a TTL.

@@ -1,7 +1,7 @@
 //! `BlockReconciliationPort` over N independent Redis nodes: a quorum lease with fencing
-//! epochs, a fenced quorum publish, and reconciliation with repair, exactly as
-//! `PROTOCOL.md` sections 2 to 8 describe. `docs/protocol.md` describes it as built: keys,
-//! scripts, timing, the state machine, failure handling with its tests, metrics and tuning.
+//! epochs, a fenced quorum publish, and reconciliation with repair, as `docs/protocol.md`
+//! specifies them: keys, scripts, timing, the state machine, failure handling with its tests,
+//! metrics and tuning.
 //!
 //! # Map
 //!

@@ -33,7 +33,7 @@ impl LuaScript {
     }
 }
 
-/// Every script of the protocol (PROTOCOL.md section 3), hashed once per process.
+/// Every script of the protocol (`docs/protocol.md`, "Server-side scripts"), hashed once per process.
 #[derive(Debug)]
 pub(crate) struct Scripts {
     pub(crate) renew_lease: LuaScript,

@@ -12,7 +12,7 @@ use poa_ports::{
     SealedBlock, Signature, Timestamp, Transaction,
 };
 
-/// The payload sizes of the issue: 256 B, 4 KiB and 64 KiB.
+/// The payload sizes the goals name: 256 B, 4 KiB and 64 KiB.
 pub(crate) const BLOCK_SIZES: [usize; 3] = [256, 4 << 10, 64 << 10];
 
 /// A sealed block at `height` carrying one transaction of `payload_bytes` bytes. The publish

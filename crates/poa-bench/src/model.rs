@@ -10,7 +10,7 @@ use crate::stats::{Latencies, Summary};
 pub(crate) struct CaseReport {
     /// Result rows in the order the report lists them.
     pub(crate) rows: Vec<Row>,
-    /// Each goal of the issue that this case checks, with its verdict.
+    /// Each goal this case checks, with its verdict.
     pub(crate) goals: Vec<Goal>,
     /// SVG charts, written next to `benchmarks.md`.
     pub(crate) charts: Vec<Chart>,
@@ -93,10 +93,10 @@ impl Serialize for Values {
     }
 }
 
-/// A goal of the issue and how this run measured against it.
+/// A goal of the benchmarks and how this run measured against it.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Goal {
-    /// The goal as the issue states it, e.g. `quorum publish p50 at N = 3 <= 2x raw script p50`.
+    /// The goal as stated, e.g. `quorum publish p50 at N = 3 <= 2x raw script p50`.
     pub(crate) goal: String,
     /// What this run measured, with the ratio, e.g. `1.41x (412 us vs 292 us)`.
     pub(crate) measured: String,

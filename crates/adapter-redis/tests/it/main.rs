@@ -1,6 +1,7 @@
 //! Integration tests of the Redis reconciliation adapter against real `redis-server`
-//! processes (poa-test-support): fuel-core's adapter suite adapted to PROTOCOL.md, the
-//! half-alive and multi-producer scenarios, and the additional cases of issue 3, and TLS and ACL connections (issue 5).
+//! processes (poa-test-support): fuel-core's adapter suite adapted to `docs/protocol.md`, the
+//! half-alive and multi-producer scenarios, forged and trimmed history, repair and
+//! replacement, the scripts against their pure rules, and TLS and ACL connections.
 
 #![allow(
     clippy::unwrap_used,

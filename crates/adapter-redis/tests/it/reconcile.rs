@@ -27,7 +27,7 @@ async fn leader_state__when_same_height_has_multiple_stream_entries__then_return
 #[tokio::test(flavor = "multi_thread")]
 async fn leader_state__when_same_height_same_epoch_has_different_blocks__then_picks_the_smallest_id()
  {
-    // given: PROTOCOL.md replaces fuel-core's "latest appended" with a deterministic rule
+    // given: the protocol replaces fuel-core's "latest appended" with a deterministic rule
     let servers = servers(1);
     let key = "poa:test:tie";
     let (stale, retry) = (block(1, 1), block(1, 2));

@@ -16,7 +16,7 @@ const USER: &str = "poa";
 const PASSWORD: &str = "correct-horse-battery-staple";
 
 /// The ACL rules `docs/operations.md` recommends, for the default key prefix: the keys of
-/// PROTOCOL.md section 2, the commands the Lua scripts call, `SCRIPT LOAD` and `EVALSHA`, and
+/// `docs/protocol.md` ("Keys on every node"), the commands the Lua scripts call, `SCRIPT LOAD` and `EVALSHA`, and
 /// `INFO` (fred reads the server version on connect and warns when refused; nothing else is
 /// needed: with a password the handshake is `AUTH`, which every user may run).
 pub(crate) const RECOMMENDED_ACL: &str = "on ~poa:leader:lock ~poa:leader:lock:* resetchannels \

@@ -22,7 +22,7 @@ use crate::model::{CaseReport, Goal, Row};
 use crate::stats::{Latencies, ratio};
 
 const CASE: &str = "degraded";
-/// Block size of every series: the middle size.
+/// Block size of every series: the middle of the goals' sizes.
 const BLOCK_BYTES: usize = 4 << 10;
 /// The goal: degraded p50 within this factor of the healthy p50.
 const RATIO_LIMIT: f64 = 1.2;

@@ -376,7 +376,7 @@ fn steps_chart(measured: &[(Variant, Measurement)], redis: bool, name: &str) -> 
     )
 }
 
-/// The goal for 3 Redis nodes, for each Redis variant.
+/// The goal for 3 Redis nodes, for each Redis variant.
 fn goals(measured: &[(Variant, Measurement)]) -> Vec<Goal> {
     measured
         .iter()

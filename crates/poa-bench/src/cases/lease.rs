@@ -33,7 +33,7 @@ const HALF_ALIVE_WARM_UP: u64 = 2;
 /// When the adapter's acquisition starts after its release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Start {
-    /// At once: the sample.
+    /// At once: the goal's sample.
     AtOnce,
     /// After the previous attempt's per-node tasks have ended (two node timeouts: a promote
     /// and the release of its possible grant), as a follower's next poll cycle starts.

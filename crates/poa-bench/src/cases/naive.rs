@@ -26,7 +26,7 @@ use crate::model::{CaseReport, Row};
 use crate::stats::{Latencies, ratio};
 
 const CASE: &str = "naive";
-/// The node counts of the issue.
+/// The node counts the goals name.
 const NODE_COUNTS: [usize; 2] = [3, 5];
 /// The block size of the frozen-node series and of the chart.
 const CHART_SIZE: usize = 4 << 10;

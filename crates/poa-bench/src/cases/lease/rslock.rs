@@ -1,5 +1,5 @@
 //! The `rslock` crate (Redlock over the `redis` crate) on the lease case's servers: the
-//! comparison the issue asks for. Each call is bounded by the case's own timeout, because
+//! comparison the goals ask for. Each call is bounded by the case's own timeout, because
 //! rslock has no per-node timeout of its own: a node that accepts and never answers is left to
 //! the `redis` client's defaults. Owns nothing but driving rslock; it never touches the
 //! adapter's keys.

@@ -1,0 +1,72 @@
+//! Connecting the configured nodes as one fleet: a client per URL, the first connections made
+//! concurrently within a bound, and one server never counted twice.
+
+use std::sync::Arc;
+
+use tokio_util::task::TaskTracker;
+
+use super::{NodeContext, NodeHandle, RedisNode};
+use crate::config::ValidatedConfig;
+use crate::error::Error;
+use crate::metrics::Metrics;
+
+/// Builds one client per configured node and connects them concurrently, each within two node
+/// timeouts. Returns the nodes (in configuration order) and how many connected; the others
+/// keep reconnecting in the background and have no vote until they answer.
+pub(crate) async fn connect_nodes(
+    config: &ValidatedConfig,
+    context: &Arc<NodeContext>,
+    metrics: &Arc<Metrics>,
+    tracker: &TaskTracker,
+) -> Result<(Arc<[NodeHandle]>, usize), Error> {
+    let nodes = config
+        .urls
+        .iter()
+        .enumerate()
+        .map(|(index, url)| {
+            RedisNode::build(
+                index,
+                url,
+                Arc::clone(context),
+                Arc::clone(metrics),
+                tracker.clone(),
+            )
+            .map(Arc::new)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let nodes: Arc<[NodeHandle]> = nodes.into();
+    let bound = config.node_timeout.saturating_mul(2);
+    let mut connecting = tokio::task::JoinSet::new();
+    for node in nodes.iter() {
+        let node = NodeHandle::clone(node);
+        connecting.spawn(async move { node.connect_within(bound).await });
+    }
+    let mut connected = 0usize;
+    while let Some(result) = connecting.join_next().await {
+        connected = connected.saturating_add(usize::from(matches!(result, Ok(true))));
+    }
+    refuse_one_server_twice(&nodes)?;
+    Ok((nodes, connected))
+}
+
+/// Refuses two URLs that reach the same server (spellings the configuration cannot tell apart:
+/// `localhost` and `127.0.0.1`, a DNS alias), by the `run_id` each node reported at its first
+/// connection: that server would count twice toward every quorum.
+fn refuse_one_server_twice(nodes: &[NodeHandle]) -> Result<(), Error> {
+    for (position, node) in nodes.iter().enumerate() {
+        let Some(run_id) = node.run_id.get() else {
+            continue;
+        };
+        if let Some(first) = nodes[..position]
+            .iter()
+            .find(|earlier| earlier.run_id.get() == Some(run_id))
+        {
+            return Err(Error::SameServerTwice {
+                first: first.name().to_owned(),
+                second: node.name().to_owned(),
+                run_id: run_id.clone(),
+            });
+        }
+    }
+    Ok(())
+}
