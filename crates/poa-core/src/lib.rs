@@ -30,5 +30,5 @@ pub mod status;
 
 pub use config::{ServiceConfig, Trigger};
 pub use error::ServiceError;
-pub use service::{CycleOutcome, Ports, ProductionService, ServiceHandle};
+pub use service::{CycleOutcome, LONGEST_HOLD_OFF, Ports, ProductionService, ServiceHandle};
 pub use status::{Role, ServiceStatus};

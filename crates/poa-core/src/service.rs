@@ -140,8 +140,9 @@ impl ServiceHandle {
         outcome.await.map_err(|_| ServiceError::Stopped)
     }
 
-    /// Asks the service to release the lease and only follow for `hold_off`, so another
-    /// process takes over (for a rolling upgrade). Returns once the lease is released.
+    /// Asks the service to release the lease and only follow for `hold_off` (at most
+    /// [`LONGEST_HOLD_OFF`]; a longer one stands down that long), so another process takes over
+    /// (for a rolling upgrade). Returns once the lease is released.
     ///
     /// # Errors
     ///
@@ -155,6 +156,10 @@ impl ServiceHandle {
         released.await.map_err(|_| ServiceError::Stopped)
     }
 }
+
+/// The longest a [`ServiceHandle::step_down`] stands down: a year, far beyond any upgrade, and
+/// representable on every clock (a longer request is not an error, and never becomes none).
+pub const LONGEST_HOLD_OFF: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 /// The block production service. Construct with [`ProductionService::new`], then drive it with
 /// [`ProductionService::run`].
@@ -286,6 +291,8 @@ impl ProductionService {
     /// Releases the lease and follows without acquiring it until `hold_off` has passed.
     async fn step_down(&mut self, hold_off: Duration) {
         let now = Instant::now();
+        let hold_off = hold_off.min(LONGEST_HOLD_OFF);
+        // A year past a monotonic clock's reading always fits: `now` is never the fallback.
         self.standing_down_until = Some(now.checked_add(hold_off).unwrap_or(now));
         info!(
             hold_off_ms = duration_millis(hold_off),

@@ -843,6 +843,49 @@ async fn run__when_instant_leader_without_transactions__then_produces_nothing_un
 }
 
 #[tokio::test(start_paused = true)]
+async fn step_down__when_the_hold_off_is_too_long_to_represent__then_stands_down_rather_than_not_at_all()
+ {
+    // given: a leader on the interval trigger
+    let mut doubles = Doubles::new().with_local_chain();
+    let standing_down = Arc::new(Mutex::new(false));
+    let leader_calls_while_standing_down = Arc::new(Mutex::new(0_u32));
+    let (flag, counted) = (
+        Arc::clone(&standing_down),
+        Arc::clone(&leader_calls_while_standing_down),
+    );
+    doubles
+        .reconciliation
+        .expect_leader_state()
+        .returning(move |_| {
+            if *flag.lock().unwrap() {
+                *counted.lock().unwrap() += 1;
+            }
+            Ok(LeaderState::ReconciledLeader)
+        });
+    doubles
+        .reconciliation
+        .expect_follower_state()
+        .returning(|_| Ok(LeaderState::ReconciledFollower));
+    doubles.publishing_and_committing();
+    doubles.reconciliation.expect_release().returning(|| Ok(()));
+    let running = doubles.start(Trigger::Interval {
+        block_time: BLOCK_TIME,
+    });
+    let_time_pass(Duration::from_millis(250)).await;
+
+    // when: a hold-off no clock can add (an operator typo, or u64::MAX seconds)
+    *standing_down.lock().unwrap() = true;
+    running.handle.step_down(Duration::MAX).await.unwrap();
+    let height_at_step_down = running.head_height();
+    let_time_pass(Duration::from_secs(60)).await;
+
+    // then: it stands down (for the longest hold-off it can represent), not "no hold-off"
+    assert_eq!(*leader_calls_while_standing_down.lock().unwrap(), 0);
+    assert_eq!(running.head_height(), height_at_step_down);
+    running.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn step_down__when_leading__then_releases_and_only_follows_until_the_hold_off_ends() {
     // given: a leader on the interval trigger
     let mut doubles = Doubles::new().with_local_chain();
