@@ -16,6 +16,7 @@ mod admin;
 mod blocked;
 mod bulk;
 mod chain_storage;
+mod clock;
 mod fleet;
 mod handover;
 mod history;

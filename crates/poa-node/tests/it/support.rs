@@ -16,6 +16,20 @@ use serde_json::Value;
 /// How long a node may take to start listening.
 const START_DEADLINE: Duration = Duration::from_secs(20);
 
+/// The path of libfaketime's multi-threaded library (Debian's `faketime` package).
+fn libfaketime() -> &'static str {
+    const CANDIDATES: &[&str] = &[
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+        "/usr/lib/faketime/libfaketimeMT.so.1",
+    ];
+    CANDIDATES
+        .iter()
+        .copied()
+        .find(|path| Path::new(path).exists())
+        .expect("libfaketime is missing: install it with `apt-get install -y faketime`")
+}
+
 /// The path of the binary under test.
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_poa-node")
@@ -44,6 +58,19 @@ impl Node {
             .args(["-c", r#"ulimit -Sn "$0" && exec "$@""#])
             .arg(soft.to_string())
             .arg(binary());
+        Self::start_command(command, data_dir, args)
+    }
+
+    /// Like [`Node::start`], with the process's wall clock shifted by libfaketime by the offset
+    /// written in `offset_file` (for example `+0` or `+86400`), read again at every clock call so
+    /// the test can move the clock while the process runs. Monotonic time is left alone.
+    pub fn start_with_clock_from(data_dir: &Path, args: &[&str], offset_file: &Path) -> Self {
+        let mut command = Command::new(binary());
+        command
+            .env("LD_PRELOAD", libfaketime())
+            .env("FAKETIME_TIMESTAMP_FILE", offset_file)
+            .env("FAKETIME_NO_CACHE", "1")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
         Self::start_command(command, data_dir, args)
     }
 
