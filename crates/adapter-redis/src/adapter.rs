@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::cleanup::NodeRemoval;
 use crate::config::RedisConfig;
+use crate::epoch_file::EpochFile;
 use crate::error::Error;
 use crate::lease::{Lease, Role};
 use crate::metrics::Metrics;
@@ -64,6 +65,11 @@ impl RedisReconciliation {
             return Err(Error::NoRuntime);
         }
         let config = config.validate()?;
+        let epoch_file = config
+            .epoch_file
+            .as_deref()
+            .map(EpochFile::open)
+            .transpose()?;
         let metrics = Arc::new(Metrics::register(registry));
         let tracker = TaskTracker::new();
         let token = format!("{:032x}", rand::random::<u128>());
@@ -75,11 +81,15 @@ impl RedisReconciliation {
             quorum = config.quorum.size(),
             "redis reconciliation adapter started"
         );
+        if let Some((file, floor)) = &epoch_file {
+            tracing::info!(path = %file.path().display(), floor = %floor, "epoch floor recorded by earlier runs");
+        }
         let lease = Lease::new(
             &config,
             Arc::clone(&nodes),
             tracker.clone(),
             Arc::clone(&metrics),
+            epoch_file,
         );
         let state = Arc::clone(lease.state());
         Ok(Self {

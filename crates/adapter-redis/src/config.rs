@@ -39,6 +39,11 @@ pub struct RedisConfig {
     pub quorum_disruption_budget: usize,
     /// ACL credentials and TLS files, the same for every node.
     pub security: RedisSecurity,
+    /// Where this process keeps the highest fencing epoch it has seen, so that a restart
+    /// never leads with an epoch already used, even after the Redis nodes were restored from
+    /// old snapshots (`poa-node` keeps it in its data directory). `None` keeps it in memory
+    /// only: a restarted process then trusts the nodes' counters alone.
+    pub epoch_file: Option<PathBuf>,
 }
 
 /// How every node connection authenticates (ACL user and password) and, for `rediss://` URLs,
@@ -95,6 +100,7 @@ impl Default for RedisConfig {
             stream_max_len: 1000,
             quorum_disruption_budget: 0,
             security: RedisSecurity::default(),
+            epoch_file: None,
         }
     }
 }
@@ -141,6 +147,7 @@ pub struct ValidatedConfig {
     pub(crate) quorum: Quorum,
     pub(crate) drift: Duration,
     pub(crate) security: RedisSecurity,
+    pub(crate) epoch_file: Option<PathBuf>,
 }
 
 impl ValidatedConfig {
@@ -245,6 +252,7 @@ impl RedisConfig {
             stream_max_len: self.stream_max_len,
             quorum,
             security: self.security,
+            epoch_file: self.epoch_file,
         })
     }
 }

@@ -168,6 +168,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The epoch file cannot be read or does not hold an epoch.
+    #[error("cannot use the epoch file {path}: {reason}")]
+    EpochFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it, and the fix.
+        reason: String,
+    },
     /// Construction was attempted outside a tokio runtime.
     #[error("no tokio runtime: the adapter must be constructed inside one")]
     NoRuntime,

@@ -5,7 +5,9 @@
 //!
 //! The rules (quorum, validity, tallies) live in `poa_quorum`; this module gathers outcomes.
 //! The epochs live in [`LeaseState`], atomics shared with per-node tasks (never the adapter),
-//! so late replies still raise them and no lock or reference count can delay a release.
+//! so late replies still raise them and no lock or reference count can delay a release. With
+//! an epoch file, every epoch this process writes with, and the highest it saw in the log, is
+//! recorded there before it is used, so no restart repeats one.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,6 +18,8 @@ use rand::Rng;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ValidatedConfig;
+use crate::epoch_file::EpochFile;
+use crate::error::AdapterError;
 use crate::fanout::FanOut;
 use crate::metrics::Metrics;
 use crate::node::NodeHandle;
@@ -33,27 +37,41 @@ pub(crate) struct LeaseState {
     /// epochs found on nodes (atomic max), folded into `highest_led` and cleared when the
     /// leadership ends.
     held_epoch: AtomicU64,
-    /// The highest epoch any earlier leadership of this process held; never lowered. Every
-    /// promote passes it as the floor, so a new leadership always gets a higher epoch, even
-    /// where a release never arrived and this process's own key lingers.
-    highest_led: AtomicU64,
+    /// The epoch every new leadership must get above; never lowered: the highest epoch an
+    /// earlier leadership of this process held, the highest it saw in the log, and what the
+    /// epoch file held at start. Every promote passes it as the floor, so a new leadership
+    /// always gets a higher epoch, even where a release never arrived and this process's own
+    /// key lingers, or where nodes came back from an old snapshot.
+    floor: AtomicU64,
     leading: AtomicBool,
     valid_until: Mutex<Option<Instant>>,
     ttl: Duration,
     drift: Duration,
     metrics: Arc<Metrics>,
+    /// Where the floor and every epoch written with survive a restart, if configured.
+    epoch_file: Option<EpochFile>,
 }
 
 impl LeaseState {
-    fn new(ttl: Duration, drift: Duration, metrics: Arc<Metrics>) -> Self {
+    fn new(
+        ttl: Duration,
+        drift: Duration,
+        metrics: Arc<Metrics>,
+        epoch_file: Option<(EpochFile, Epoch)>,
+    ) -> Self {
+        let (epoch_file, floor) = match epoch_file {
+            Some((file, stored)) => (Some(file), stored.get()),
+            None => (None, 0),
+        };
         Self {
             held_epoch: AtomicU64::new(0),
-            highest_led: AtomicU64::new(0),
+            floor: AtomicU64::new(floor),
             leading: AtomicBool::new(false),
             valid_until: Mutex::new(None),
             ttl,
             drift,
             metrics,
+            epoch_file,
         }
     }
 
@@ -70,9 +88,51 @@ impl LeaseState {
         }
     }
 
-    /// The floor every promote carries: the highest epoch an earlier leadership held.
+    /// The floor every promote carries: the highest epoch an earlier leadership held or the
+    /// log showed.
     pub(crate) fn epoch_floor(&self) -> Epoch {
-        Epoch::new(self.highest_led.load(Ordering::Acquire))
+        Epoch::new(self.floor.load(Ordering::Acquire))
+    }
+
+    /// Raises the floor to an epoch seen in the log (a verified block's writer) and records it
+    /// in the epoch file; a failure to record is logged, the floor stays raised in memory.
+    pub(crate) async fn observe_log_epoch(&self, seen: Epoch) {
+        let previous = self.floor.fetch_max(seen.get(), Ordering::AcqRel);
+        if seen.get() <= previous {
+            return;
+        }
+        if let Err(reason) = self.record(seen).await {
+            tracing::warn!(epoch = %seen, reason = %reason, "the epoch seen in the log is not recorded");
+        }
+    }
+
+    /// The epoch held, recorded in the epoch file first: what a write must carry. The held
+    /// epoch can rise during a leadership (a node that held a higher one), and no write may
+    /// carry an epoch a restart could hand out again.
+    ///
+    /// # Errors
+    ///
+    /// [`AdapterError::NoEpoch`] when not leading; [`AdapterError::Fenced`] when the epoch
+    /// cannot be recorded (this process fences itself).
+    pub(crate) async fn epoch_for_write(&self) -> Result<Epoch, AdapterError> {
+        let epoch = self.epoch().ok_or(AdapterError::NoEpoch)?;
+        self.record(epoch)
+            .await
+            .map_err(|reason| AdapterError::Fenced {
+                reason: format!("epoch {epoch} could not be recorded: {reason}"),
+            })?;
+        Ok(epoch)
+    }
+
+    /// Records `epoch` (and the floor, if higher) in the epoch file, if there is one.
+    async fn record(&self, epoch: Epoch) -> Result<(), String> {
+        let Some(file) = &self.epoch_file else {
+            return Ok(());
+        };
+        let highest = epoch.max(self.epoch_floor());
+        file.raise_to(highest).await.inspect_err(|_| {
+            self.metrics.epoch_file_errors.inc();
+        })
     }
 
     /// Raises the epoch to `seen` if that is higher (late replies included).
@@ -126,7 +186,7 @@ impl LeaseState {
 
     fn set_leading(&self, leading: bool) {
         if !leading {
-            self.highest_led
+            self.floor
                 .fetch_max(self.held_epoch.load(Ordering::Acquire), Ordering::AcqRel);
         }
         self.leading.store(leading, Ordering::Release);
@@ -186,6 +246,7 @@ impl Lease {
         nodes: Arc<[NodeHandle]>,
         tracker: TaskTracker,
         metrics: Arc<Metrics>,
+        epoch_file: Option<(EpochFile, Epoch)>,
     ) -> Self {
         Self {
             nodes,
@@ -200,6 +261,7 @@ impl Lease {
                 config.lease_ttl,
                 config.drift,
                 Arc::clone(&metrics),
+                epoch_file,
             )),
             tracker,
             promote_tasks: Mutex::new(TaskTracker::new()),
@@ -418,9 +480,26 @@ impl Lease {
             .observe_quorum_latency("promote", started.elapsed());
         if let AcquireDecision::Acquired { epoch, .. } = decision {
             self.state.fold_epoch(epoch);
-            self.state.set_leading(true);
-            self.state.renewed(started);
-            return decision;
+            match self.state.record(epoch).await {
+                Ok(()) => {
+                    self.state.set_leading(true);
+                    self.state.renewed(started);
+                    return decision;
+                }
+                Err(reason) => {
+                    tracing::error!(
+                        epoch = %epoch,
+                        reason = %reason,
+                        "the lease was granted but its epoch cannot be recorded: not leading"
+                    );
+                    *attempt
+                        .gave_up
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = true;
+                    self.release_on_all_nodes().await;
+                    return AcquireDecision::Failed;
+                }
+            }
         }
         *attempt
             .gave_up
@@ -500,6 +579,7 @@ mod tests {
             Duration::from_secs(2),
             Duration::from_millis(22),
             metrics,
+            None,
         ));
         state.set_leading(true);
 
@@ -533,7 +613,12 @@ mod tests {
     fn valid_for__when_not_leading_or_renewed__then_none_or_at_most_ttl_minus_drift() {
         // given
         let metrics = Arc::new(Metrics::register(&mut Registry::default()));
-        let state = LeaseState::new(Duration::from_secs(2), Duration::from_millis(22), metrics);
+        let state = LeaseState::new(
+            Duration::from_secs(2),
+            Duration::from_millis(22),
+            metrics,
+            None,
+        );
 
         // when / then
         state.renewed(Instant::now());

@@ -12,6 +12,7 @@
 //!   turns replies into typed outcomes.
 //! - `node`: one fred client per node; every call bounded, never re-sent, reset on failure.
 //! - `fanout`: one task per node, outcomes streamed back, stragglers finish in the background.
+//! - `epoch_file`: the highest epoch this process has seen, kept across restarts.
 //! - `lease`: acquire, renewal, expansion to unheld nodes, release.
 //! - `publish`: the fenced quorum publish of a produced block.
 //! - `log_read`: the full read of the log from every node, each entry decoded and verified.
@@ -30,6 +31,7 @@
 mod adapter;
 pub mod cleanup;
 pub mod config;
+mod epoch_file;
 pub mod error;
 mod fanout;
 mod lease;

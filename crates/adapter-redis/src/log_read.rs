@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use fred::bytes::Bytes;
-use poa_ports::{BlockHeight, BlockId, SealVerifier, SealedBlock};
+use poa_ports::{BlockHeight, BlockId, Epoch, SealVerifier, SealedBlock};
 use poa_quorum::{Coverage, LogView, NodeIndex, Quorum, ReadTiming, next_read_window};
 use tokio_util::task::TaskTracker;
 
@@ -32,6 +32,9 @@ const READ_GRACE_DIVISOR: u32 = 4;
 
 /// How many refused entries the log remembers having reported.
 const REPORTED_REFUSALS: usize = 4096;
+
+/// The highest epoch the scripts compare exactly (Lua numbers are doubles: 2^53 - 1).
+const MAX_EXACT_EPOCH: u64 = (1 << 53) - 1;
 
 /// Which nodes a full read waits for once a quorum answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +66,10 @@ pub(crate) struct Backlog {
     pub(crate) blocks: HashMap<BlockId, (SealedBlock, Bytes)>,
     /// Every entry that did not decode or failed verification, for errors that name them.
     pub(crate) invalid: Vec<InvalidEntry>,
+    /// The highest writer epoch of a verified entry: the epoch floor a process must stay
+    /// above. Epochs beyond what the scripts compare exactly are not taken (an entry's epoch
+    /// field is not covered by the seal).
+    pub(crate) highest_epoch: Option<Epoch>,
 }
 
 /// A stream entry that does not count: it does not decode to its block, or fails the chain's
@@ -179,6 +186,7 @@ impl LogReader {
             view: LogView::new(self.quorum),
             blocks: HashMap::new(),
             invalid: Vec::new(),
+            highest_epoch: None,
         };
         let mut successful = 0usize;
         let mut timed_out = 0usize;
@@ -294,6 +302,9 @@ impl LogReader {
             let height = entry.height;
             match check_entry(self.verifier.as_ref(), &backlog.blocks, &entry) {
                 Checked::Verified(block) => {
+                    if entry.epoch.get() <= MAX_EXACT_EPOCH {
+                        backlog.highest_epoch = backlog.highest_epoch.max(Some(entry.epoch));
+                    }
                     backlog.view.add(
                         node,
                         height,

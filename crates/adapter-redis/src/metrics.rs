@@ -57,6 +57,7 @@ pub(crate) struct Metrics {
     pub(crate) write_block_height_trimmed: Counter,
     pub(crate) write_block_fencing_error: Counter,
     pub(crate) write_block_error: Counter,
+    pub(crate) epoch_file_errors: Counter,
     pub(crate) repair_success: Counter,
     pub(crate) repair_failure: Counter,
     pub(crate) promotion_success: Counter,
@@ -88,6 +89,7 @@ impl Metrics {
             write_block_height_trimmed: Counter::default(),
             write_block_fencing_error: Counter::default(),
             write_block_error: Counter::default(),
+            epoch_file_errors: Counter::default(),
             repair_success: Counter::default(),
             repair_failure: Counter::default(),
             promotion_success: Counter::default(),
@@ -138,7 +140,7 @@ impl Metrics {
             Unit::Seconds,
             metrics.lease_validity_remaining.clone(),
         );
-        let counters: [(&str, &str, &Counter); 14] = [
+        let counters: [(&str, &str, &Counter); 15] = [
             (
                 "poa_write_block_success",
                 "write_block calls that appended the block",
@@ -158,6 +160,11 @@ impl Metrics {
                 "poa_write_block_height_trimmed",
                 "write_block refusals because the height is below the heights the node keeps",
                 &metrics.write_block_height_trimmed,
+            ),
+            (
+                "poa_epoch_file_errors",
+                "failures to record an epoch in the epoch file (a lease not taken, a write not made)",
+                &metrics.epoch_file_errors,
             ),
             (
                 "poa_write_block_fencing_error",

@@ -188,6 +188,7 @@ impl LeaseProbe {
             Arc::clone(&inner.nodes),
             inner.tracker.clone(),
             Arc::clone(&inner.metrics),
+            None,
         );
         Ok(Self {
             lease,

@@ -100,13 +100,11 @@ impl Publisher {
 
     /// Returns once `block` is stored on a quorum, or with the reason it cannot be.
     pub(crate) async fn publish(&self, block: &SealedBlock) -> Result<(), AdapterError> {
-        let Some(epoch) = self.state.epoch() else {
-            if block.seal == Seal::Genesis {
-                tracing::debug!("genesis block is not published: no epoch is held");
-                return Ok(());
-            }
-            return Err(AdapterError::NoEpoch);
-        };
+        if self.state.epoch().is_none() && block.seal == Seal::Genesis {
+            tracing::debug!("genesis block is not published: no epoch is held");
+            return Ok(());
+        }
+        let epoch = self.state.epoch_for_write().await?;
         let started = Instant::now();
         let height = block.height();
         let write = Arc::new(BlockWrite::new(

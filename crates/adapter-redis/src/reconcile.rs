@@ -249,6 +249,9 @@ impl Reconciler {
             return Ok(Vec::new());
         };
         let backlog = self.reader.read(next_height, scope).await?;
+        if let Some(epoch) = backlog.highest_epoch {
+            self.state.observe_log_epoch(epoch).await;
+        }
         let mut blocks = Vec::new();
         let mut parent = head.id;
         let mut height = next_height;
@@ -424,9 +427,7 @@ impl Reconciler {
             tracing::warn!(height = %height, "not enough nodes left to repair the block");
             return Ok(false);
         };
-        let Some(epoch) = self.state.epoch() else {
-            return Err(AdapterError::NoEpoch);
-        };
+        let epoch = self.state.epoch_for_write().await?;
         let Some((_, bytes)) = backlog.blocks.get(&block.id) else {
             return Ok(false);
         };

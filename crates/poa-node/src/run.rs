@@ -31,6 +31,9 @@ use crate::settings::{KeySource, Settings};
 use crate::storage_health;
 use crate::transactions::PoolPending;
 
+/// The file in the data directory holding the highest fencing epoch this process has seen.
+const EPOCH_FILE: &str = "lease-epoch";
+
 /// Runs the node until a shutdown signal.
 ///
 /// # Errors
@@ -91,7 +94,8 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         Arc<dyn BlockReconciliationPort>,
         Option<Arc<RedisReconciliation>>,
     ) = match settings.redis {
-        Some(config) => {
+        Some(mut config) => {
+            config.epoch_file = Some(settings.data_dir.join(EPOCH_FILE));
             let nodes = config.urls.len();
             if nodes < 3 {
                 warn!(

@@ -394,6 +394,8 @@ fn resolve_redis(
             .or(file.quorum_disruption_budget)
             .unwrap_or(defaults.quorum_disruption_budget),
         security: resolve_redis_security(args, file)?,
+        // Set by `run`, in the data directory, once it is known to be ours.
+        epoch_file: None,
     };
     if urls.is_empty() {
         if config.quorum_disruption_budget > 0 {

@@ -67,6 +67,6 @@ pub use certificates::TestCertificates;
 pub use error::RespError;
 pub use fault_proxy::{FaultProxy, ProxyMode};
 pub use half_alive::HalfAliveListener;
-pub use redis_server::{RedisServer, RedisServerBuilder, TlsFiles};
+pub use redis_server::{RedisServer, RedisServerBuilder, Snapshot, TlsFiles};
 pub use resp::RespValue;
 pub use wait::{POLL_INTERVAL, wait_for, wait_for_async};

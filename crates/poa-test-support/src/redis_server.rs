@@ -1,5 +1,6 @@
 //! [`RedisServer`]: a real `redis-server` process on a reserved loopback port, without
-//! persistence, that a test can stop, restart (empty, on the same port), freeze and thaw; and
+//! persistence, that a test can stop, restart (empty, on the same port), restore from a snapshot,
+//! freeze and thaw; and
 //! [`RedisServerBuilder`] for one that also serves TLS on a second port, enforces ACL users, or
 //! keeps an append-only file so that a restart can keep its data.
 //!
@@ -42,8 +43,24 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 const LOG_FILE: &str = "redis-server.log";
 /// The directory of the append-only file, under the working directory (`--appenddirname`).
 const AOF_DIR: &str = "appendonlydir";
+/// The snapshot file `SAVE` writes and a start loads, under the working directory.
+const RDB_FILE: &str = "dump.rdb";
 /// Lines of the server's log printed when a test panics while the server is alive.
 const LOG_LINES_ON_FAILURE: usize = 20;
+
+/// A server's data at one moment, taken by [`RedisServer::snapshot`].
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    rdb: Vec<u8>,
+}
+
+fn remove_if_present(path: &Path) {
+    if let Err(err) = std::fs::remove_file(path)
+        && err.kind() != std::io::ErrorKind::NotFound
+    {
+        panic!("cannot remove {}: {err}", path.display());
+    }
+}
 
 /// A `redis-server` child process on `127.0.0.1`, started with `--save "" --appendonly no`, so a
 /// restart always comes back empty (unless built with [`RedisServerBuilder::append_only`]).
@@ -183,7 +200,13 @@ impl RedisServer {
         for _ in 0..SPAWN_ATTEMPTS {
             let mut server = Self::new_stopped();
             server.options = options.take().unwrap_or_default();
-            match launch(program, server.port(), &server.dir, &server.options) {
+            match launch(
+                program,
+                server.port(),
+                &server.dir,
+                &server.options,
+                Start::AsConfigured,
+            ) {
                 Launch::Ready(child) => {
                     *server.process() = Some(child);
                     return server;
@@ -261,6 +284,74 @@ impl RedisServer {
     pub fn restart(&self) {
         let mut process = self.process();
         kill_and_wait(&mut process);
+        self.remove_data();
+        self.launch_into(&mut process);
+    }
+
+    /// The server's data as of now (`SAVE`), like an operator's nightly backup, to bring back
+    /// later with [`Self::restore`].
+    pub fn snapshot(&self) -> Snapshot {
+        self.command(&[b"SAVE"]);
+        let path = self.dir.join(RDB_FILE);
+        let rdb = std::fs::read(&path)
+            .unwrap_or_else(|err| panic!("cannot read the snapshot {}: {err}", path.display()));
+        remove_if_present(&path);
+        Snapshot { rdb }
+    }
+
+    /// Stops the server (SIGKILL, even frozen) and starts it again on the same port holding
+    /// exactly `snapshot`'s data, as a node restored from a backup comes back: whatever it
+    /// acknowledged after the snapshot is gone. Returns once it answers `PING`.
+    pub fn restore(&self, snapshot: &Snapshot) {
+        let mut process = self.process();
+        kill_and_wait(&mut process);
+        self.remove_data();
+        let path = self.dir.join(RDB_FILE);
+        std::fs::write(&path, &snapshot.rdb)
+            .unwrap_or_else(|err| panic!("cannot write {}: {err}", path.display()));
+        // With the append-only file on and none present, redis-server starts empty instead of
+        // loading the snapshot: start without it, then turn it on (which rewrites the file
+        // from the loaded data), as an operator restores such a node.
+        self.launch_as(&mut process, Start::FromSnapshot);
+        drop(process);
+        if self.options.append_only {
+            self.command(&[b"CONFIG", b"SET", b"appendfsync", b"always"]);
+            self.command(&[b"CONFIG", b"SET", b"appendonly", b"yes"]);
+            self.wait_for_append_only_rewrite();
+        }
+        // Loaded: a later empty restart must not find it again.
+        remove_if_present(&path);
+    }
+
+    /// Waits until the append-only file rewritten after `CONFIG SET appendonly yes` is done.
+    fn wait_for_append_only_rewrite(&self) {
+        let started = Instant::now();
+        loop {
+            let RespValue::Bulk(info) = self.command(&[b"INFO", b"persistence"]) else {
+                panic!("INFO persistence did not answer with text");
+            };
+            let info = String::from_utf8_lossy(&info);
+            let done = [
+                "aof_enabled:1",
+                "aof_rewrite_in_progress:0",
+                "aof_rewrite_scheduled:0",
+            ]
+            .iter()
+            .all(|field| info.lines().any(|line| line.trim() == *field));
+            if done {
+                return;
+            }
+            assert!(
+                started.elapsed() < READY_TIMEOUT,
+                "redis-server on port {} did not finish writing its append-only file",
+                self.port()
+            );
+            thread::sleep(PROBE_INTERVAL);
+        }
+    }
+
+    /// Removes the append-only file and any snapshot file, so the next start is empty.
+    fn remove_data(&self) {
         let aof = self.dir.join(AOF_DIR);
         if let Err(err) = std::fs::remove_dir_all(&aof)
             && err.kind() != std::io::ErrorKind::NotFound
@@ -270,7 +361,7 @@ impl RedisServer {
                 aof.display()
             );
         }
-        self.launch_into(&mut process);
+        remove_if_present(&self.dir.join(RDB_FILE));
     }
 
     /// Starts the server again on the same port with every write it acknowledged: stops it
@@ -288,9 +379,13 @@ impl RedisServer {
     }
 
     fn launch_into(&self, process: &mut Option<Child>) {
+        self.launch_as(process, Start::AsConfigured);
+    }
+
+    fn launch_as(&self, process: &mut Option<Child>, start: Start) {
         let program = redis_server_program();
         for _ in 0..SPAWN_ATTEMPTS {
-            match launch(program, self.port(), &self.dir, &self.options) {
+            match launch(program, self.port(), &self.dir, &self.options, start) {
                 Launch::Ready(child) => {
                     *process = Some(child);
                     return;
@@ -422,9 +517,9 @@ impl ServerOptions {
             .map(|(user, password)| (user.as_str(), password.as_str()))
     }
 
-    fn args(&self) -> Vec<std::ffi::OsString> {
+    fn args(&self, start: Start) -> Vec<std::ffi::OsString> {
         let mut args: Vec<std::ffi::OsString> = Vec::new();
-        if self.append_only {
+        if self.append_only && start == Start::AsConfigured {
             args.extend(["--appendonly".into(), "yes".into()]);
             args.extend(["--appendfsync".into(), "always".into()]);
             args.extend(["--appenddirname".into(), AOF_DIR.into()]);
@@ -466,7 +561,16 @@ enum Launch {
     PortTaken,
 }
 
-fn launch(program: &Path, port: u16, dir: &Path, options: &ServerOptions) -> Launch {
+/// How a launch treats persistence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// With the server's options.
+    AsConfigured,
+    /// With the append-only file off, so the snapshot file is what loads.
+    FromSnapshot,
+}
+
+fn launch(program: &Path, port: u16, dir: &Path, options: &ServerOptions, start: Start) -> Launch {
     let log_path = dir.join(LOG_FILE);
     let log = OpenOptions::new()
         .create(true)
@@ -489,7 +593,7 @@ fn launch(program: &Path, port: u16, dir: &Path, options: &ServerOptions) -> Lau
         ])
         .args(["--daemonize", "no", "--dir"])
         .arg(dir)
-        .args(options.args())
+        .args(options.args(start))
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(log)

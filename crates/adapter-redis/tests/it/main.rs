@@ -16,6 +16,7 @@ mod lease;
 mod probe;
 mod publish;
 mod reconcile;
+mod restore;
 mod scripts;
 mod security;
 mod support;

@@ -40,6 +40,7 @@ pub(crate) fn config(urls: Vec<String>, key: &str) -> RedisConfig {
         stream_max_len: 1000,
         quorum_disruption_budget: 0,
         security: adapter_redis::RedisSecurity::default(),
+        epoch_file: None,
     }
 }
 

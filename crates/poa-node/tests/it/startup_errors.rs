@@ -152,3 +152,35 @@ fn node__when_the_key_file_is_a_fifo__then_refuses_at_once_naming_the_flag() {
     assert!(stderr.contains("named pipe"), "{stderr}");
     assert!(stderr.contains("poa-node keygen"), "{stderr}");
 }
+
+#[test]
+fn node__when_the_epoch_file_holds_no_epoch__then_exits_naming_the_file_and_the_fix() {
+    // given: a data directory whose epoch file was damaged, and a Redis fleet
+    let redis: Vec<poa_test_support::RedisServer> = (0..3)
+        .map(|_| poa_test_support::RedisServer::start())
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let epoch_file = dir.path().join("lease-epoch");
+    std::fs::write(&epoch_file, b"not a number\n").unwrap();
+    let urls: Vec<String> = redis
+        .iter()
+        .map(poa_test_support::RedisServer::url)
+        .collect();
+    let mut flags = Vec::new();
+    for url in &urls {
+        flags.extend(["--redis-url", url.as_str()]);
+    }
+
+    // when
+    let (code, stderr) = start_refused(dir.path(), &flags);
+
+    // then: refused, naming the file and what to write there; the file is left as it was
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&epoch_file.display().to_string()),
+        "{stderr}"
+    );
+    assert!(stderr.contains("does not hold an epoch"), "{stderr}");
+    assert!(stderr.contains("epoch:token"), "{stderr}");
+    assert_eq!(std::fs::read(&epoch_file).unwrap(), b"not a number\n");
+}

@@ -126,6 +126,30 @@ fn restart__when_append_only_server_held_keys__then_comes_back_empty_and_stays_p
 }
 
 #[test]
+fn restore__when_writes_followed_the_snapshot__then_holds_exactly_the_snapshot_and_a_later_restart_is_empty()
+ {
+    for server in [
+        RedisServer::start(),
+        RedisServer::builder().append_only().start(),
+    ] {
+        // given
+        server.command(&[b"SET", b"before", b"1"]);
+        let snapshot = server.snapshot();
+        server.command(&[b"SET", b"after", b"2"]);
+        server.command(&[b"SET", b"before", b"changed"]);
+
+        // when
+        server.restore(&snapshot);
+
+        // then
+        assert_eq!(server.command(&[b"GET", b"before"]), RespValue::bulk("1"));
+        assert_eq!(server.command(&[b"GET", b"after"]), RespValue::Null);
+        server.restart();
+        assert_eq!(server.command(&[b"DBSIZE"]), RespValue::Integer(0));
+    }
+}
+
+#[test]
 fn stream_node_max_entries__when_set__then_approximate_trimming_keeps_at_most_that_many_extra() {
     // given
     let server = RedisServer::builder().stream_node_max_entries(4).start();
