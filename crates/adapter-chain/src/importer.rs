@@ -186,4 +186,8 @@ impl BlockImporter for RedbBlockImporter {
         );
         Ok(())
     }
+
+    async fn block_at(&self, height: BlockHeight) -> Result<Option<SealedBlock>, ImportError> {
+        Ok(RedbBlockImporter::block_at(self, height).await?)
+    }
 }

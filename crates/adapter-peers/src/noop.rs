@@ -1,7 +1,7 @@
 //! The history source of a process with no peer configured: it has nowhere to ask, and says so.
 
 use async_trait::async_trait;
-use poa_ports::{BlockHeight, BlockHistorySource, HistoryError, SealedBlock};
+use poa_ports::{BlockHeight, BlockHistorySource, EverySource, HistoryError, SealedBlock};
 
 /// Always [`HistoryError::NoSource`]; performs no I/O.
 #[derive(Debug, Clone, Copy, Default)]
@@ -14,6 +14,14 @@ impl BlockHistorySource for NoopBlockHistory {
         _next_height: BlockHeight,
         _max: usize,
     ) -> Result<Vec<SealedBlock>, HistoryError> {
+        Err(HistoryError::NoSource)
+    }
+
+    async fn ask_every_source(
+        &self,
+        _next_height: BlockHeight,
+        _max: usize,
+    ) -> Result<EverySource, HistoryError> {
         Err(HistoryError::NoSource)
     }
 }

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use poa_ports::{BlockHeight, BlockHistorySource, HistoryError, SealedBlock, split_block_batch};
+use poa_ports::{
+    BlockHeight, BlockHistorySource, EverySource, HistoryError, SealedBlock, split_block_batch,
+};
 use tracing::{debug, info, warn};
 
 use crate::config::PeerConfig;
@@ -116,6 +118,42 @@ impl BlockHistorySource for PeerBlockHistory {
                 reason: last_failure,
             })
         }
+    }
+
+    async fn ask_every_source(
+        &self,
+        next_height: BlockHeight,
+        max: usize,
+    ) -> Result<EverySource, HistoryError> {
+        let peers = &self.config.urls;
+        if peers.is_empty() {
+            return Err(HistoryError::NoSource);
+        }
+        let answers = futures::future::join_all(
+            peers
+                .iter()
+                .map(|peer| async move { (peer, self.ask(peer, next_height, max.max(1)).await) }),
+        )
+        .await;
+        let mut unanswered = Vec::new();
+        for (peer, answer) in answers {
+            match answer {
+                Ok(PeerAnswer::Blocks(blocks)) => {
+                    info!(node = %peer, height = %next_height, count = blocks.len(), "peer holds blocks above the local head");
+                    return Ok(EverySource::Blocks(blocks));
+                }
+                Ok(PeerAnswer::NotHeld) => {}
+                Err(error) => {
+                    warn!(node = %peer, height = %next_height, error = %error, "peer request failed");
+                    unanswered.push(peer.clone());
+                }
+            }
+        }
+        Ok(if unanswered.is_empty() {
+            EverySource::NoneHolds
+        } else {
+            EverySource::Unanswered(unanswered)
+        })
     }
 }
 

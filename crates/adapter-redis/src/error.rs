@@ -253,6 +253,12 @@ pub(crate) enum AdapterError {
     /// Two blocks at this height are each extended by a verified block above.
     #[error("the log holds two extended blocks at height {height}")]
     ConflictingHistory { height: BlockHeight },
+    /// A quorum of nodes holds nothing as high as the local head.
+    #[error("the log reaches {log_top:?}, below the local head at {head}")]
+    LogBehindHead {
+        head: BlockHeight,
+        log_top: Option<BlockHeight>,
+    },
     /// Too many nodes hold something other than a block of this chain at the next height.
     #[error("height {height} is blocked: {detail}")]
     HeightBlocked { height: BlockHeight, detail: String },
@@ -282,6 +288,7 @@ impl From<AdapterError> for ReconciliationError {
             AdapterError::HeightBlocked { height, detail } => {
                 Self::HeightBlocked { height, detail }
             }
+            AdapterError::LogBehindHead { head, log_top } => Self::LogBehindHead { head, log_top },
         }
     }
 }

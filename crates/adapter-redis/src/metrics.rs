@@ -58,6 +58,7 @@ pub(crate) struct Metrics {
     pub(crate) write_block_fencing_error: Counter,
     pub(crate) write_block_error: Counter,
     pub(crate) epoch_file_errors: Counter,
+    pub(crate) log_behind_head: Counter,
     pub(crate) repair_success: Counter,
     pub(crate) repair_failure: Counter,
     pub(crate) promotion_success: Counter,
@@ -90,6 +91,7 @@ impl Metrics {
             write_block_fencing_error: Counter::default(),
             write_block_error: Counter::default(),
             epoch_file_errors: Counter::default(),
+            log_behind_head: Counter::default(),
             repair_success: Counter::default(),
             repair_failure: Counter::default(),
             promotion_success: Counter::default(),
@@ -140,7 +142,7 @@ impl Metrics {
             Unit::Seconds,
             metrics.lease_validity_remaining.clone(),
         );
-        let counters: [(&str, &str, &Counter); 15] = [
+        let counters: [(&str, &str, &Counter); 16] = [
             (
                 "poa_write_block_success",
                 "write_block calls that appended the block",
@@ -160,6 +162,11 @@ impl Metrics {
                 "poa_write_block_height_trimmed",
                 "write_block refusals because the height is below the heights the node keeps",
                 &metrics.write_block_height_trimmed,
+            ),
+            (
+                "poa_log_behind_head",
+                "new leaderships that found a quorum of nodes below the local head: the log lost committed blocks",
+                &metrics.log_behind_head,
             ),
             (
                 "poa_epoch_file_errors",

@@ -159,6 +159,9 @@ impl Reconciler {
         } else {
             ReadScope::GraceAfterQuorum
         };
+        if scope == ReadScope::EveryNode {
+            self.check_log_holds_head(head).await?;
+        }
         let blocks = self.scan(head, Reader::Leader, scope).await?;
         if scope == ReadScope::EveryNode {
             self.publish_failed.store(false, Ordering::Release);
@@ -196,6 +199,51 @@ impl Reconciler {
         }
         self.stop_waiting();
         Ok(LeaderState::UnreconciledBlocks(blocks))
+    }
+
+    /// Whether the log still reaches the local head: if a quorum of nodes answers with a latest
+    /// height below it, the head (which was on a quorum when it was committed, and which every
+    /// quorum of answers shares a node with) is gone from the log: nodes were emptied or
+    /// restored beyond the disruption budget, and blocks above it that another process
+    /// committed may be gone too. Undecided answers (too many failures) let the scan decide.
+    async fn check_log_holds_head(&self, head: ChainHead) -> Result<(), AdapterError> {
+        if head.height == BlockHeight::GENESIS {
+            return Ok(());
+        }
+        let mut replies =
+            FanOut::spawn(&self.tracker, self.nodes.iter(), None, |node| async move {
+                node.read_latest().await
+            });
+        let (mut below, mut holding, mut log_top) = (0usize, 0usize, None);
+        while let Some((_, reply)) = replies.next().await {
+            match reply {
+                Ok(latest) if latest.is_some_and(|height| height >= head.height) => {
+                    holding = holding.saturating_add(1);
+                }
+                Ok(latest) => {
+                    below = below.saturating_add(1);
+                    log_top = log_top.max(latest);
+                }
+                Err(_) => {}
+            }
+            if self.quorum.reached(below) {
+                self.metrics.log_behind_head.inc();
+                tracing::error!(
+                    head = %head.height,
+                    log_top = ?log_top.map(BlockHeight::get),
+                    nodes_below = below,
+                    "the shared log lost blocks this process committed"
+                );
+                return Err(AdapterError::LogBehindHead {
+                    head: head.height,
+                    log_top,
+                });
+            }
+            if self.quorum.impossible(holding) {
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 
     /// The cheap check: the latest height on every node, decided at a quorum of answers.

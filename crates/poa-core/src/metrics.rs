@@ -30,6 +30,7 @@ pub(crate) struct ServiceMetrics {
     pub(crate) blocks_refused: Counter,
     pub(crate) history_gaps: Counter,
     pub(crate) blocks_fetched_from_peers: Counter,
+    pub(crate) heads_republished: Counter,
     pub(crate) cycle_failures: Family<StepLabel, Counter>,
     pub(crate) step_duration: Family<StepLabel, Histogram>,
 }
@@ -45,6 +46,7 @@ impl ServiceMetrics {
             blocks_refused: Counter::default(),
             history_gaps: Counter::default(),
             blocks_fetched_from_peers: Counter::default(),
+            heads_republished: Counter::default(),
             cycle_failures: Family::default(),
             step_duration: Family::new_with_constructor(|| Histogram::new(STEP_BUCKETS)),
         };
@@ -87,6 +89,11 @@ impl ServiceMetrics {
             "poa_blocks_fetched_from_peers",
             "Blocks fetched from peers because the shared block log no longer held them",
             metrics.blocks_fetched_from_peers.clone(),
+        );
+        registry.register(
+            "poa_heads_republished",
+            "Local heads published to the shared log again because it had lost them",
+            metrics.heads_republished.clone(),
         );
         registry.register(
             "poa_cycle_failures",

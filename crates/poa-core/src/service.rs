@@ -7,6 +7,7 @@
 
 mod cycle;
 mod history;
+mod log_loss;
 mod reporting;
 #[cfg(test)]
 #[allow(non_snake_case)]
@@ -92,6 +93,8 @@ enum Request {
         hold_off: Duration,
         done: oneshot::Sender<()>,
     },
+    /// An operator vouches that no producer holds more than this process's head.
+    VouchForHead(oneshot::Sender<()>),
 }
 
 /// What woke the loop.
@@ -155,6 +158,24 @@ impl ServiceHandle {
             .map_err(|_| ServiceError::Stopped)?;
         released.await.map_err(|_| ServiceError::Stopped)
     }
+
+    /// An operator's word that no producer of the fleet holds a block above this process's
+    /// head: when the shared log lost blocks (nodes emptied or restored beyond the budget) and
+    /// a peer cannot confirm it, the next leadership republishes this head and produces on it.
+    /// Check every producer's `GET /blocks/latest` first: vouching for a head below another
+    /// producer's forks the chain.
+    ///
+    /// # Errors
+    ///
+    /// [`ServiceError::Stopped`] when the service no longer runs.
+    pub async fn vouch_for_head(&self) -> Result<(), ServiceError> {
+        let (done, noted) = oneshot::channel();
+        self.requests
+            .send(Request::VouchForHead(done))
+            .await
+            .map_err(|_| ServiceError::Stopped)?;
+        noted.await.map_err(|_| ServiceError::Stopped)
+    }
 }
 
 /// The longest a [`ServiceHandle::step_down`] stands down: a year, far beyond any upgrade, and
@@ -179,6 +200,9 @@ pub struct ProductionService {
     standing_aside: Option<String>,
     /// Where blocks trimmed from the shared log come from; `None` = nowhere.
     history: Option<Arc<dyn BlockHistorySource>>,
+    /// An operator vouched that no producer holds more than the local head: the next
+    /// leadership that finds the log behind it republishes it without asking the peers.
+    head_vouched_by_operator: bool,
     /// What the loop has said in the log, so lasting conditions are said once.
     reporting: reporting::Reporting,
 }
@@ -207,6 +231,7 @@ impl ProductionService {
             standing_down_until: None,
             standing_aside: None,
             history: None,
+            head_vouched_by_operator: false,
             reporting: reporting::Reporting::new(),
         };
         let handle = ServiceHandle {
@@ -253,6 +278,16 @@ impl ProductionService {
                     self.step_down(hold_off).await;
                     let _ = done.send(());
                     CycleOutcome::Follower
+                }
+                Wake::Request(Request::VouchForHead(done)) => {
+                    info!(
+                        "an operator vouched for the local head: it is republished if the shared log lost it"
+                    );
+                    self.head_vouched_by_operator = true;
+                    self.standing_down_until = None;
+                    self.end_standing_aside();
+                    let _ = done.send(());
+                    self.cycle(true).await
                 }
             };
             let height = self.status.borrow().height;

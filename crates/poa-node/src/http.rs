@@ -1,5 +1,6 @@
 //! The HTTP API: health, leadership, status, blocks, transaction submission and Prometheus
-//! metrics; and the admin API: step-down and the manual production trigger. Handlers translate
+//! metrics; and the admin API: step-down, the manual production trigger, the removal of
+//! invalid entries and the operator's vouch for the local head. Handlers translate
 //! between HTTP and the service, chain and pool; they hold no state of their own.
 
 use std::sync::Arc;
@@ -67,6 +68,7 @@ pub(crate) fn admin_router(state: AdminState) -> Router {
             "/admin/remove-invalid-entries",
             post(remove_invalid_entries),
         )
+        .route("/admin/vouch-for-head", post(vouch_for_head))
         .with_state(state)
 }
 
@@ -154,6 +156,23 @@ async fn step_down(
         )
             .into_response(),
         Err(error) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "error": error.to_string() }))).into_response(),
+    }
+}
+
+/// An operator's word that no producer holds more than this process's head, for a shared log
+/// that lost blocks (docs/operations.md, "The shared log lost blocks").
+async fn vouch_for_head(State(state): State<AdminState>) -> Response {
+    match state.service.vouch_for_head().await {
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(json!({ "vouched_for_height": state.service.status().height.get() })),
+        )
+            .into_response(),
+        Err(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "error": error.to_string() })),
+        )
+            .into_response(),
     }
 }
 

@@ -48,6 +48,20 @@ pub enum ReconciliationError {
         /// The first height the local chain lacks.
         next_height: BlockHeight,
     },
+    /// A quorum of coordination nodes holds nothing as high as the local head: the shared log
+    /// lost blocks this process committed (nodes emptied or restored from old snapshots beyond
+    /// the disruption budget). Producing on the local head alone could fork from a process
+    /// that committed more: the service first asks every peer.
+    #[error(
+        "the shared block log lost blocks this process committed: it reaches {}, the local head is at {head}",
+        log_top.map_or_else(|| "no height".to_owned(), |height| format!("height {height}"))
+    )]
+    LogBehindHead {
+        /// The local head's height.
+        head: BlockHeight,
+        /// The highest height the answering nodes hold, if any.
+        log_top: Option<BlockHeight>,
+    },
     /// The shared log's block at this height does not extend the local chain: the log holds
     /// another chain (a second fleet on the same keys, a restored or foreign store) or the local
     /// chain is not the log's. Nothing is produced or imported until an operator resolves it.

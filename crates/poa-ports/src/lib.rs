@@ -28,7 +28,7 @@ pub use error::{HistoryError, ImportError, ProductionError, ReconciliationError,
 pub use leadership::{ChainHead, LeaderState, LeaseStatus, NodeOutcome, NodeStatus};
 pub use ports::{
     BlockHistorySource, BlockImporter, BlockProducer, BlockReconciliationPort, BlockSigner, Clock,
-    SealVerifier, TransactionPool,
+    EverySource, SealVerifier, TransactionPool,
 };
 pub use primitives::{
     BlockHeight, BlockId, ChainId, Epoch, Signature, Timestamp, TransactionId, TransactionsRoot,

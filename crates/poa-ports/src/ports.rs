@@ -103,6 +103,14 @@ pub trait BlockImporter: Send + Sync {
     ///
     /// The block no longer extends the head, or the local store failed; nothing was written.
     async fn commit(&self, block: SealedBlock) -> Result<(), ImportError>;
+
+    /// The committed block at `height`, if the local chain holds it: what a leader publishes
+    /// again when the shared log lost it.
+    ///
+    /// # Errors
+    ///
+    /// The local store failed.
+    async fn block_at(&self, height: BlockHeight) -> Result<Option<SealedBlock>, ImportError>;
 }
 
 /// Builds unsealed blocks from pending transactions.
@@ -166,4 +174,28 @@ pub trait BlockHistorySource: Send + Sync {
         next_height: BlockHeight,
         max: usize,
     ) -> Result<Vec<SealedBlock>, HistoryError>;
+
+    /// Asks every source, not only the first that answers: up to `max` blocks from
+    /// `next_height` from one that holds it, else whether every source answered that it does
+    /// not. What a leader needs before it vouches for its own head over a log that lost blocks.
+    ///
+    /// # Errors
+    ///
+    /// [`HistoryError::NoSource`] when none is configured.
+    async fn ask_every_source(
+        &self,
+        next_height: BlockHeight,
+        max: usize,
+    ) -> Result<EverySource, HistoryError>;
+}
+
+/// What every history source answered ([`BlockHistorySource::ask_every_source`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EverySource {
+    /// A source holds the height: its blocks from there (untrusted, verified on import).
+    Blocks(Vec<SealedBlock>),
+    /// Every source answered, and none holds the height.
+    NoneHolds,
+    /// No source that answered holds the height, and these did not answer.
+    Unanswered(Vec<String>),
 }

@@ -206,3 +206,74 @@ async fn blocks_from__when_no_peer_answers__then_reports_them_unavailable() {
         "{fetched:?}"
     );
 }
+
+fn not_held() -> Behaviour {
+    Behaviour::Answer {
+        status: 404,
+        body: Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ask_every_source__when_every_peer_answers_that_it_lacks_the_height__then_none_holds_it() {
+    // given
+    let peers = vec![fake_peer(not_held()), fake_peer(not_held())];
+
+    // when
+    let answer = history(peers)
+        .ask_every_source(BlockHeight::new(4), 10)
+        .await
+        .unwrap();
+
+    // then
+    assert_eq!(answer, poa_ports::EverySource::NoneHolds);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ask_every_source__when_one_peer_lacks_it_and_one_never_answers__then_names_the_silent_one()
+{
+    // given
+    let silent = fake_peer(Behaviour::Silent);
+    let peers = vec![fake_peer(not_held()), silent.clone()];
+
+    // when
+    let answer = history(peers)
+        .ask_every_source(BlockHeight::new(4), 10)
+        .await
+        .unwrap();
+
+    // then: not "none holds it": the silent peer may hold more
+    assert_eq!(answer, poa_ports::EverySource::Unanswered(vec![silent]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ask_every_source__when_a_later_peer_holds_the_height__then_returns_its_blocks() {
+    // given
+    let blocks = chain_to(5);
+    let frames: Vec<Vec<u8>> = blocks[3..].iter().map(SealedBlock::encode).collect();
+    let holder = fake_peer(Behaviour::Answer {
+        status: 200,
+        body: batch(&frames),
+    });
+    let peers = vec![fake_peer(Behaviour::Silent), fake_peer(not_held()), holder];
+
+    // when
+    let answer = history(peers)
+        .ask_every_source(BlockHeight::new(4), 10)
+        .await
+        .unwrap();
+
+    // then
+    assert_eq!(answer, poa_ports::EverySource::Blocks(blocks[3..].to_vec()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ask_every_source__when_no_peer_is_configured__then_says_so() {
+    // given / when
+    let answer = history(Vec::new())
+        .ask_every_source(BlockHeight::new(4), 10)
+        .await;
+
+    // then
+    assert!(matches!(answer, Err(HistoryError::NoSource)), "{answer:?}");
+}

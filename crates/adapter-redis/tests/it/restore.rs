@@ -60,3 +60,83 @@ async fn epoch__when_nodes_come_back_from_an_old_snapshot_and_the_process_restar
         "led with epoch {epoch} after epoch {q_epoch} was used"
     );
 }
+
+/// Three nodes holding heights 1..=3 published by a leader, then `prepare` done to them; a new
+/// leadership on the local head at 3 reports what it finds.
+async fn new_leadership_at_three_after(
+    prepare: impl FnOnce(&[poa_test_support::RedisServer], &str),
+) -> Result<LeaderState, poa_ports::ReconciliationError> {
+    let servers = servers(3);
+    let key = "poa:test:log-behind-head";
+    let first = producer(urls(&servers), key).await;
+    first.adapter.leader_state(below(1)).await.unwrap();
+    for height in 1..=3 {
+        first
+            .adapter
+            .publish_produced_block(&block(height, 0))
+            .await
+            .unwrap();
+    }
+    first.adapter.release().await.unwrap();
+    drop(first);
+    prepare(&servers, key);
+    let next = producer(urls(&servers), key).await;
+    next.adapter.leader_state(below(4)).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leader_state__when_every_node_was_emptied__then_reports_the_log_behind_the_head_instead_of_leading_on_it()
+ {
+    // when
+    let state = new_leadership_at_three_after(|servers, _| {
+        servers
+            .iter()
+            .for_each(poa_test_support::RedisServer::restart);
+    })
+    .await;
+
+    // then
+    assert!(
+        matches!(
+            state,
+            Err(poa_ports::ReconciliationError::LogBehindHead { head, log_top: None })
+                if head == height(3)
+        ),
+        "{state:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leader_state__when_a_quorum_came_back_from_a_snapshot_below_the_head__then_reports_how_far_the_log_reaches()
+ {
+    // when: two nodes lose heights 2 and 3 (as a restore of a backup taken at height 1 does)
+    let state = new_leadership_at_three_after(|servers, key| {
+        for server in &servers[..2] {
+            server.restart();
+            append(server, key, &block(1, 0), 1);
+        }
+    })
+    .await;
+
+    // then
+    assert!(
+        matches!(
+            state,
+            Err(poa_ports::ReconciliationError::LogBehindHead { head, log_top: Some(top) })
+                if head == height(3) && top == height(1)
+        ),
+        "{state:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leader_state__when_one_node_was_emptied_within_the_budget__then_leads_as_usual() {
+    // when
+    let state = new_leadership_at_three_after(|servers, _| servers[0].restart()).await;
+
+    // then
+    assert!(
+        matches!(state, Ok(LeaderState::ReconciledLeader)),
+        "{state:?}"
+    );
+}

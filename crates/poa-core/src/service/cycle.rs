@@ -49,6 +49,9 @@ impl ProductionService {
                 error @ (ReconciliationError::Diverged { .. }
                 | ReconciliationError::ConflictingHistory { .. }),
             ) => self.stand_aside("leader_state", &error).await,
+            Err(ReconciliationError::LogBehindHead { log_top, .. }) => {
+                self.head_above_the_log(head, log_top).await
+            }
             Err(error) => self.fail("leader_state", &error),
             Ok(LeaderState::ReconciledFollower) => {
                 self.rejoin();
@@ -188,7 +191,7 @@ impl ProductionService {
 
     /// Records a failed production step and releases the lease, so a follower can take over
     /// without waiting for the lease to expire.
-    async fn fail_and_release(
+    pub(super) async fn fail_and_release(
         &mut self,
         step: &'static str,
         error: &(dyn std::fmt::Display + Sync),
@@ -276,13 +279,26 @@ impl ProductionService {
         })
     }
 
-    /// Ends standing aside once a follower cycle finds the chain caught up and the clock sane.
+    /// Ends standing aside once a follower cycle finds the chain caught up and the clock sane,
+    /// and any hold-off that came with the reason is over.
     fn rejoin(&mut self) {
-        if self.standing_aside.is_some() && self.clock_problem(None).is_some() {
+        if self.standing_aside.is_some()
+            && (self.clock_problem(None).is_some()
+                || self
+                    .standing_down_until
+                    .is_some_and(|until| Instant::now() < until))
+        {
             return;
         }
-        if self.standing_aside.take().is_some() {
+        if self.standing_aside.is_some() {
             info!("caught up with the shared log: competing for the lease again");
+            self.end_standing_aside();
+        }
+    }
+
+    /// Competes for the lease again: forgets why it stood aside.
+    pub(super) fn end_standing_aside(&mut self) {
+        if self.standing_aside.take().is_some() {
             self.metrics.standing_aside.set(0);
             self.status
                 .send_modify(|status| status.standing_aside = None);
@@ -320,7 +336,7 @@ impl ProductionService {
         }
     }
 
-    fn set_role(&mut self, role: Role) {
+    pub(super) fn set_role(&mut self, role: Role) {
         self.metrics
             .is_producing
             .set(i64::from(role == Role::Leader));

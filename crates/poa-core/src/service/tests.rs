@@ -29,6 +29,7 @@ use crate::config::{ServiceConfig, Trigger};
 use crate::status::Role;
 
 mod history;
+mod log_loss;
 
 mock! {
     Reconciliation {}
@@ -50,6 +51,7 @@ mock! {
         async fn latest_header(&self) -> Result<Header, ImportError>;
         async fn verify(&self, block: &SealedBlock) -> Result<(), ImportError>;
         async fn commit(&self, block: SealedBlock) -> Result<(), ImportError>;
+        async fn block_at(&self, height: BlockHeight) -> Result<Option<SealedBlock>, ImportError>;
     }
 }
 

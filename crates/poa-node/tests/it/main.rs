@@ -21,6 +21,7 @@ mod fleet;
 mod handover;
 mod history;
 mod http_limits;
+mod log_loss;
 mod relay;
 mod single_node;
 mod startup_errors;

@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use mockall::mock;
 use poa_ports::{
-    BlockHeight, BlockHistorySource, HistoryError, ImportError, LeaderState, ReconciliationError,
-    SealedBlock,
+    BlockHeight, BlockHistorySource, EverySource, HistoryError, ImportError, LeaderState,
+    ReconciliationError, SealedBlock,
 };
 
 use super::{BLOCK_TIME, Doubles, assert_standing_aside, chain_to, let_time_pass};
@@ -19,10 +19,11 @@ use crate::service::CycleOutcome;
 use crate::status::Role;
 
 mock! {
-    History {}
+    pub(super) History {}
     #[async_trait]
     impl BlockHistorySource for History {
         async fn blocks_from(&self, next_height: BlockHeight, max: usize) -> Result<Vec<SealedBlock>, HistoryError>;
+        async fn ask_every_source(&self, next_height: BlockHeight, max: usize) -> Result<EverySource, HistoryError>;
     }
 }
 
