@@ -140,3 +140,33 @@ async fn leader_state__when_one_node_was_emptied_within_the_budget__then_leads_a
         "{state:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn follower__when_a_node_restored_from_a_snapshot_left_heights_below_its_next_height_on_one_node__then_imports_them_as_proven()
+ {
+    // given: a leader publishes 1..=30 everywhere; the second node is snapshotted at 10 and
+    // later restored from that snapshot, and the third node missed 11..=20 (it was cut off
+    // while they were written): 11..=20 are on the first node alone
+    let servers = servers(3);
+    let key = "poa:test:restored-follower";
+    let leader = producer(urls(&servers), key).await;
+    publish_chain(&leader, 1..=10).await;
+    let snapshot = servers[1].snapshot();
+    publish_chain(&leader, 11..=30).await;
+    leader.adapter.release().await.unwrap();
+    drop(leader);
+    servers[1].restore(&snapshot);
+    drop_heights(&servers[2], key, 11, 20);
+    for server in &servers {
+        set_owner(server, key, "peer", 60_000);
+    }
+
+    // when: a follower whose chain ends at 10 reconciles
+    let follower = producer(urls(&servers), key).await;
+    let state = follower.adapter.leader_state(below(11)).await.unwrap();
+
+    // then: each of 11..=20 is proven by the block above it, so it imports the whole backlog
+    // without a history source, and writes nothing
+    assert_eq!(heights(&state), (11..=30).collect::<Vec<_>>());
+    assert_eq!(stream_len(&servers[1], key), 10);
+}

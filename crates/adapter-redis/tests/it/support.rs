@@ -8,8 +8,8 @@ use std::sync::Arc;
 use adapter_redis::{RedisConfig, RedisReconciliation};
 use poa_ports::block::transactions_root;
 use poa_ports::{
-    Block, BlockHeight, BlockId, ChainHead, ChainId, Header, ImportError, LeaderState, Seal,
-    SealVerifier, SealedBlock, Signature, Timestamp,
+    Block, BlockHeight, BlockId, BlockReconciliationPort, ChainHead, ChainId, Header, ImportError,
+    LeaderState, Seal, SealVerifier, SealedBlock, Signature, Timestamp,
 };
 use poa_test_support::{HalfAliveListener, RedisServer, RespValue};
 use prometheus_client::encoding::text::encode;
@@ -318,5 +318,53 @@ pub(crate) fn blocks(state: LeaderState) -> Vec<SealedBlock> {
     match state {
         LeaderState::UnreconciledBlocks(blocks) => blocks,
         _ => Vec::new(),
+    }
+}
+
+/// Removes every block `server` holds at heights `from..=to` (index members and stream
+/// entries), as a node that missed those writes (cut off, or restored from an older snapshot
+/// and written to since) holds nothing there.
+pub(crate) fn drop_heights(server: &RedisServer, key: &str, from: u64, to: u64) {
+    let stream = format!("{key}:block:stream");
+    let index = format!("{key}:heights:index");
+    let (from, to) = (from.to_string(), to.to_string());
+    let RespValue::Array(members) = server.command(&[
+        b"ZRANGEBYSCORE",
+        index.as_bytes(),
+        from.as_bytes(),
+        to.as_bytes(),
+    ]) else {
+        panic!("ZRANGEBYSCORE answers an array");
+    };
+    for member in members {
+        let member = member
+            .as_bytes()
+            .expect("index members are strings")
+            .to_vec();
+        let entry = String::from_utf8_lossy(&member)
+            .rsplit(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        server.command(&[b"XDEL", stream.as_bytes(), entry.as_bytes()]);
+        server.command(&[b"ZREM", index.as_bytes(), &member]);
+    }
+}
+
+/// Leads on the local chain below each of `heights` and publishes the test chain's block
+/// there, each retried (a new leader cycle first, as a producer's next cycle does) until it is
+/// on a quorum.
+pub(crate) async fn publish_chain(producer: &Producer, heights: std::ops::RangeInclusive<u64>) {
+    for at in heights {
+        let published = poa_test_support::wait_for_async(Duration::from_secs(10), || async {
+            producer.adapter.leader_state(below(at)).await.is_ok()
+                && producer
+                    .adapter
+                    .publish_produced_block(&block(at, 0))
+                    .await
+                    .is_ok()
+        })
+        .await;
+        assert!(published, "block {at} was not published");
     }
 }
