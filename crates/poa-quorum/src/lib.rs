@@ -14,6 +14,8 @@
 //! - [`latest`]: the cheap "anything above the local chain?" check.
 //! - [`votes`]: candidates per height over distinct nodes, the winner and the repair plan.
 //! - [`walk`]: what a reconciliation decides at each height, from verified blocks only.
+//! - [`anti_entropy`]: which heights below a leader's head lost copies, and which of their
+//!   blocks are proven committed so they may be copied back.
 //! - [`window`]: how many entries each reconciliation read asks of a node.
 //! - [`script`]: what `write_block` accepts on one node, as a pure function of the node's state.
 
@@ -27,6 +29,7 @@
     )
 )]
 
+pub mod anti_entropy;
 pub mod latest;
 pub mod lease;
 pub mod quorum;
@@ -36,6 +39,10 @@ pub mod walk;
 pub mod window;
 pub mod write;
 
+pub use anti_entropy::{
+    IndexClaims, WindowDecision, WindowWalk, sweep_window, verified_range, walk_window_down,
+    window_bottom,
+};
 pub use latest::{LatestDecision, LatestTally};
 pub use lease::{
     AcquireDecision, OwnerReply, OwnershipDecision, OwnershipTally, PromoteReply, PromoteTally,

@@ -135,6 +135,11 @@ impl LogView {
         self.refused.entry(height).or_default().insert(node);
     }
 
+    /// The quorum the view counts toward.
+    pub fn quorum(&self) -> Quorum {
+        self.quorum
+    }
+
     /// How many nodes answered.
     pub fn answers(&self) -> usize {
         self.coverage.len()
