@@ -25,14 +25,22 @@ use crate::config::{Keys, RedisSecurity, ValidatedConfig, redact_url};
 use crate::error::Error;
 use crate::metrics::{Metrics, NodeOperationLabels};
 use crate::scripts::{
-    self, CallError, LuaScript, NodeError, OwnerOutcome, PromoteOutcome, ReleaseOutcome, SCRIPTS,
-    StreamRead, WriteOutcome,
+    self, CallError, HeightsRead, LuaScript, NodeError, OwnerOutcome, PromoteOutcome,
+    ReleaseOutcome, SCRIPTS, StreamRead, WriteOutcome,
 };
 use poa_quorum::NodeIndex;
 
+mod call_class;
 mod fleet;
+mod identity;
+mod reports;
 
+use call_class::CallClass;
 pub(crate) use fleet::connect_nodes;
+pub(crate) use identity::IdentityCheck;
+use identity::ServerIdentity;
+pub(crate) use reports::poa_millis_now;
+use reports::{LatestHeight, ServerClock};
 
 /// What every node handle needs to build script arguments, shared by all of them.
 #[derive(Debug)]
@@ -105,53 +113,6 @@ impl BlockWrite {
     }
 }
 
-/// How a call ended, for metrics and the status page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CallClass {
-    Ok,
-    Refused,
-    TimedOut,
-    Failed,
-}
-
-impl CallClass {
-    fn of_error(error: &NodeError) -> Self {
-        if error.is_timeout() {
-            Self::TimedOut
-        } else {
-            Self::Failed
-        }
-    }
-
-    fn label(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::Refused => "refused",
-            Self::TimedOut => "timeout",
-            Self::Failed => "error",
-        }
-    }
-
-    fn from_code(code: u8) -> NodeOutcome {
-        match code {
-            1 => NodeOutcome::Ok,
-            2 => NodeOutcome::Refused,
-            3 => NodeOutcome::TimedOut,
-            4 => NodeOutcome::Failed,
-            _ => NodeOutcome::Unknown,
-        }
-    }
-
-    fn code(self) -> u8 {
-        match self {
-            Self::Ok => 1,
-            Self::Refused => 2,
-            Self::TimedOut => 3,
-            Self::Failed => 4,
-        }
-    }
-}
-
 /// One Redis node. Shared as `Arc<RedisNode>` by the adapter and by per-node background tasks,
 /// which therefore never hold the adapter.
 #[derive(Debug)]
@@ -166,40 +127,11 @@ pub(crate) struct RedisNode {
     resetting: Arc<AtomicBool>,
     connection_task: Mutex<Option<ConnectHandle>>,
     clock: ServerClock,
-    /// The server's `run_id`, learnt at the first connection.
-    run_id: std::sync::OnceLock<String>,
-}
-
-/// The last measured offset of a server's clock from this process's.
-#[derive(Debug, Default)]
-struct ServerClock {
-    /// Server minus local, in milliseconds, and when it was measured.
-    last: Mutex<Option<(i64, Instant)>>,
-}
-
-impl ServerClock {
-    fn record(&self, server_millis: u64) {
-        let local = poa_millis_now();
-        let offset = i64::try_from(server_millis)
-            .unwrap_or(i64::MAX)
-            .saturating_sub(i64::try_from(local).unwrap_or(i64::MAX));
-        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some((offset, Instant::now()));
-    }
-
-    fn offset(&self, fresh_within: Duration) -> Option<i64> {
-        let last = *self.last.lock().unwrap_or_else(PoisonError::into_inner);
-        last.filter(|(_, at)| at.elapsed() <= fresh_within)
-            .map(|(offset, _)| offset)
-    }
-}
-
-/// This process's wall clock, in milliseconds since the Unix epoch.
-pub(crate) fn poa_millis_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-        })
+    /// The highest height the node reported storing (its last `read_latest`).
+    latest: LatestHeight,
+    /// The server's `run_id`, learnt at the first connection and checked again after
+    /// reconnections.
+    identity: ServerIdentity,
 }
 
 /// A node as background tasks hold it.
@@ -243,6 +175,7 @@ impl RedisNode {
                 node: name.clone(),
                 source,
             })?;
+        let identity = ServerIdentity::new(&client);
         Ok(Self {
             index,
             name,
@@ -254,7 +187,8 @@ impl RedisNode {
             resetting: Arc::new(AtomicBool::new(false)),
             connection_task: Mutex::new(None),
             clock: ServerClock::default(),
-            run_id: std::sync::OnceLock::new(),
+            latest: LatestHeight::default(),
+            identity,
         })
     }
 
@@ -307,9 +241,7 @@ impl RedisNode {
                             // must not hold up startup. Scripts not loaded by then are loaded
                             // on their first NOSCRIPT.
                             let identify_and_load = async {
-                                if let Some(run_id) = self.server_run_id().await {
-                                    let _ = self.run_id.set(run_id);
-                                }
+                                self.identity.record(self.server_run_id().await);
                                 self.load_scripts().await;
                             };
                             if tokio::time::timeout_at(deadline_at, identify_and_load)
@@ -346,6 +278,7 @@ impl RedisNode {
             &scripts.write_block,
             &scripts.read_latest,
             &scripts.read_from,
+            &scripts.read_heights,
             &scripts.remove_entries,
         ] {
             let lua = script.script.lua().cloned().unwrap_or_default();
@@ -497,6 +430,7 @@ impl RedisNode {
         let class = match &outcome {
             Ok(read) => {
                 self.clock.record(read.server_millis);
+                self.latest.record(read.height);
                 CallClass::Ok
             }
             Err(error) => self.failed(error),
@@ -505,9 +439,32 @@ impl RedisNode {
         outcome.map(|read| read.height)
     }
 
+    /// The highest height this node reported at its last `read_latest`, if that was within
+    /// `fresh_within` (`Some(None)`: it was empty).
+    pub(crate) fn latest_height(&self, fresh_within: Duration) -> Option<Option<BlockHeight>> {
+        self.latest.height(fresh_within)
+    }
+
     /// How far this node's clock was from this process's at its last answer, if recent.
     pub(crate) fn clock_offset(&self, fresh_within: Duration) -> Option<i64> {
         self.clock.offset(fresh_within)
+    }
+
+    /// The server's `run_id` as last reported.
+    pub(crate) fn run_id(&self) -> Option<String> {
+        self.identity.run_id()
+    }
+
+    /// Whether the client connected again since the last call (the first connection counts):
+    /// the server may have restarted. Never waits.
+    pub(crate) fn connected_since_last_asked(&self) -> bool {
+        self.identity.connected_since_last_asked()
+    }
+
+    /// Fetches the server's `run_id` again (bounded) and compares it with the one reported
+    /// before: a restarted server, emptied or restored from a snapshot, reports a new one.
+    pub(crate) async fn check_identity(&self) -> IdentityCheck {
+        self.identity.record(self.server_run_id().await)
     }
 
     /// The server's `run_id` (`INFO server`), if it answers: what tells two URLs of one server
@@ -562,6 +519,31 @@ impl RedisNode {
             Err(error) => self.failed(error),
         };
         self.observe(scripts.read_from.name, class);
+        outcome
+    }
+
+    /// Which block this node's heights index names at each height from `lowest` to
+    /// `highest` (no payloads), examining at most `examine_at_most` members.
+    pub(crate) async fn read_heights(
+        &self,
+        lowest: BlockHeight,
+        highest: BlockHeight,
+        examine_at_most: u64,
+    ) -> Result<HeightsRead, NodeError> {
+        let scripts = &*SCRIPTS;
+        let keys = vec![self.context.keys.index.clone()];
+        let args = vec![
+            Value::from(lowest.get().to_string()),
+            Value::from(highest.get().to_string()),
+            Value::from(examine_at_most.to_string()),
+        ];
+        let outcome =
+            scripts::decode_read_heights(self.call(&scripts.read_heights, keys, args).await);
+        let class = match &outcome {
+            Ok(_) => CallClass::Ok,
+            Err(error) => self.failed(error),
+        };
+        self.observe(scripts.read_heights.name, class);
         outcome
     }
 

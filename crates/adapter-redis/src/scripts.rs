@@ -42,6 +42,7 @@ pub(crate) struct Scripts {
     pub(crate) write_block: LuaScript,
     pub(crate) read_latest: LuaScript,
     pub(crate) read_from: LuaScript,
+    pub(crate) read_heights: LuaScript,
     pub(crate) remove_entries: LuaScript,
 }
 
@@ -53,6 +54,7 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     write_block: LuaScript::new("write_block", include_str!("../lua/write_block.lua")),
     read_latest: LuaScript::new("read_latest", include_str!("../lua/read_latest.lua")),
     read_from: LuaScript::new("read_from", include_str!("../lua/read_from.lua")),
+    read_heights: LuaScript::new("read_heights", include_str!("../lua/read_heights.lua")),
     remove_entries: LuaScript::new("remove_entries", include_str!("../lua/remove_entries.lua")),
 });
 
@@ -525,6 +527,55 @@ pub(crate) fn decode_read_from(reply: Result<Value, CallError>) -> Result<Stream
     Ok(read)
 }
 
+/// What `read_heights` returned: the block each index member names, unverified.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct HeightsRead {
+    /// The height and block id of every member that parses, lowest heights first.
+    pub(crate) claims: Vec<(BlockHeight, BlockId)>,
+    /// Members that did not parse, in the script or here (skipped, counted).
+    pub(crate) malformed: usize,
+}
+
+/// Decodes a `read_heights` reply: `{rows, skipped}`, each row `{height, block id hex}`.
+pub(crate) fn decode_read_heights(
+    reply: Result<Value, CallError>,
+) -> Result<HeightsRead, NodeError> {
+    const SCRIPT: &str = "read_heights";
+    let value = reply.map_err(|error| match classify_refusal(&error) {
+        Ok(refusal) => unexpected_refusal(SCRIPT, &refusal),
+        Err(node_error) => node_error,
+    })?;
+    let Value::Array(parts) = value else {
+        return Err(unexpected(SCRIPT, &value));
+    };
+    let [rows, skipped]: [Value; 2] = match parts.try_into() {
+        Ok(parts) => parts,
+        Err(parts) => return Err(unexpected(SCRIPT, &Value::Array(parts))),
+    };
+    let mut read = HeightsRead {
+        malformed: usize::try_from(as_integer(SCRIPT, &skipped)?).unwrap_or(usize::MAX),
+        ..HeightsRead::default()
+    };
+    for row in rows_of(rows) {
+        match decode_claim(row) {
+            Some(claim) => read.claims.push(claim),
+            None => read.malformed = read.malformed.saturating_add(1),
+        }
+    }
+    Ok(read)
+}
+
+fn decode_claim(row: Value) -> Option<(BlockHeight, BlockId)> {
+    let Value::Array(fields) = row else {
+        return None;
+    };
+    let [height, id]: [Value; 2] = fields.try_into().ok()?;
+    Some((
+        BlockHeight::new(height.as_str()?.parse().ok()?),
+        id.as_str()?.parse().ok()?,
+    ))
+}
+
 /// The rows of an array reply; an empty Lua table may come back as nil.
 fn rows_of(value: Value) -> Vec<Value> {
     match value {
@@ -711,5 +762,32 @@ mod tests {
             Ok(Some(BlockHeight::new(9)))
         );
         assert!(decode_read_latest(Ok(Value::Integer(9))).is_err());
+    }
+
+    #[test]
+    fn decode_read_heights__when_a_row_is_malformed__then_skips_and_counts_it() {
+        // given: one claim, one row whose id is not a block id, and two members the script
+        // already skipped
+        let id = BlockId::from_bytes([4; 32]);
+        let row = |height: &str, id: &str| {
+            Value::Array(vec![
+                Value::String(height.to_owned().into()),
+                Value::String(id.to_owned().into()),
+            ])
+        };
+        let reply = Ok(Value::Array(vec![
+            Value::Array(vec![row("9", &id.to_hex()), row("10", "abc")]),
+            Value::Integer(2),
+        ]));
+
+        // when
+        let read = decode_read_heights(reply).unwrap();
+        let empty = decode_read_heights(Ok(Value::Array(vec![Value::Null, Value::Integer(0)])));
+
+        // then
+        assert_eq!(read.claims, vec![(BlockHeight::new(9), id)]);
+        assert_eq!(read.malformed, 3);
+        assert_eq!(empty.unwrap(), HeightsRead::default());
+        assert!(decode_read_heights(Ok(Value::Integer(1))).is_err());
     }
 }

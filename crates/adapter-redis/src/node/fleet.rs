@@ -54,17 +54,17 @@ pub(crate) async fn connect_nodes(
 /// connection: that server would count twice toward every quorum.
 fn refuse_one_server_twice(nodes: &[NodeHandle]) -> Result<(), Error> {
     for (position, node) in nodes.iter().enumerate() {
-        let Some(run_id) = node.run_id.get() else {
+        let Some(run_id) = node.run_id() else {
             continue;
         };
         if let Some(first) = nodes[..position]
             .iter()
-            .find(|earlier| earlier.run_id.get() == Some(run_id))
+            .find(|earlier| earlier.run_id().as_ref() == Some(&run_id))
         {
             return Err(Error::SameServerTwice {
                 first: first.name().to_owned(),
                 second: node.name().to_owned(),
-                run_id: run_id.clone(),
+                run_id,
             });
         }
     }

@@ -175,6 +175,73 @@ async fn read_from__when_a_lower_height_was_appended_last__then_sorts_by_height_
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn read_heights__when_the_index_holds_members_that_do_not_parse__then_skips_and_counts_them_and_names_the_rest()
+ {
+    // given: heights 1 to 4 written, and two hand-written members in the range
+    let redis = RedisServer::start();
+    let leader = node(&redis.url(), "leader").await;
+    leader.promote(Epoch::new(0)).await;
+    for height in 1..=4 {
+        leader.write_block(&block(1, height, height as u8)).await;
+    }
+    let index = "poa:test:node:heights:index";
+    redis.command(&[b"ZADD", index.as_bytes(), b"2", b"garbage"]);
+    redis.command(&[b"ZADD", index.as_bytes(), b"3", b"3:not-hex:1-0"]);
+
+    // when
+    let read = leader
+        .read_heights(BlockHeight::new(2), BlockHeight::new(3), 100)
+        .await
+        .unwrap();
+    let bounded = leader
+        .read_heights(BlockHeight::new(1), BlockHeight::new(4), 2)
+        .await
+        .unwrap();
+
+    // then
+    assert_eq!(
+        read.claims,
+        vec![
+            (BlockHeight::new(2), BlockId::from_bytes([2; 32])),
+            (BlockHeight::new(3), BlockId::from_bytes([3; 32]))
+        ]
+    );
+    assert_eq!(read.malformed, 2);
+    assert_eq!(bounded.claims.len() + bounded.malformed, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_identity__when_the_server_restarts__then_reports_another_identity_after_the_reconnection()
+ {
+    // given
+    let redis = RedisServer::start();
+    let reader = node(&redis.url(), "reader").await;
+    let first = reader.run_id();
+    assert!(
+        reader.connected_since_last_asked(),
+        "the first connection counts"
+    );
+    assert_eq!(reader.check_identity().await, IdentityCheck::Unchanged);
+    assert!(!reader.connected_since_last_asked());
+
+    // when: the server restarts empty and the client reconnects
+    redis.restart();
+    let reconnected = poa_test_support::wait_for_async(Duration::from_secs(5), || async {
+        let _ = reader.read_latest().await;
+        reader.connected_since_last_asked()
+    })
+    .await;
+    let check = reader.check_identity().await;
+
+    // then
+    assert!(reconnected);
+    assert!(
+        matches!(&check, IdentityCheck::Changed { previous, current } if Some(previous) == first.as_ref() && Some(current) != first.as_ref()),
+        "{check:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn read_latest__when_node_is_empty__then_none() {
     // given
     let redis = RedisServer::start();
