@@ -1,6 +1,6 @@
 //! [`RedisReconciliation`]: the `BlockReconciliationPort` over N Redis nodes, composing the
-//! lease, the publisher and the reconciler, and mapping their errors into the port's error at
-//! this boundary. Owns the task tracker of every background per-node task.
+//! lease, the publisher, the reconciler and the anti-entropy sweep, and mapping their errors
+//! into the port's error at this boundary. Owns the task tracker of every background task.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +13,7 @@ use poa_ports::{
 use prometheus_client::registry::Registry;
 use tokio_util::task::TaskTracker;
 
+use crate::anti_entropy::AntiEntropy;
 use crate::cleanup::NodeRemoval;
 use crate::config::RedisConfig;
 use crate::epoch_file::EpochFile;
@@ -39,6 +40,7 @@ pub struct RedisReconciliation {
     lease: Lease,
     publisher: Publisher,
     reconciler: Reconciler,
+    anti_entropy: AntiEntropy,
     verifier: Arc<dyn SealVerifier>,
     /// How recent a node's clock reading must be to count toward the time reference.
     clock_freshness: Duration,
@@ -103,6 +105,14 @@ impl RedisReconciliation {
             reconciler: Reconciler::new(
                 &config,
                 Arc::clone(&nodes),
+                Arc::clone(&state),
+                tracker.clone(),
+                Arc::clone(&metrics),
+                Arc::clone(&verifier),
+            ),
+            anti_entropy: AntiEntropy::new(
+                &config,
+                Arc::clone(&nodes),
                 state,
                 tracker.clone(),
                 metrics,
@@ -153,8 +163,19 @@ impl std::fmt::Debug for RedisReconciliation {
 impl BlockReconciliationPort for RedisReconciliation {
     async fn leader_state(&self, head: ChainHead) -> Result<LeaderState, ReconciliationError> {
         let result = match self.lease.role().await {
-            Role::Leader { generation } => self.reconciler.leader(head, generation).await,
-            Role::Follower => self.reconciler.follower(head).await,
+            Role::Leader { generation } => {
+                let result = self.reconciler.leader(head, generation).await;
+                // Only once the local head is the log's: the heights below it are then the
+                // committed chain the sweep keeps on a quorum.
+                if matches!(result, Ok(LeaderState::ReconciledLeader)) {
+                    self.anti_entropy.leading(head, generation);
+                }
+                result
+            }
+            Role::Follower => {
+                self.anti_entropy.not_leading();
+                self.reconciler.follower(head).await
+            }
         };
         let valid_for = self.lease.state().valid_for().unwrap_or_default();
         self.lease

@@ -18,6 +18,9 @@
 //! - `log_read`: the full read of the log from every node, each entry decoded and verified.
 //! - `reconcile`: leadership generations, the walk over verified blocks, repair, follower
 //!   sync.
+//! - `repair`: the fenced write of a block below quorum to the nodes that lack it.
+//! - `anti_entropy`: the leader's background sweep that keeps every height of the window
+//!   below its head on a quorum.
 //! - `tls`: the rustls client configuration of `rediss://` nodes (roots, client identity).
 //! - `metrics`: the `poa_*` metrics on a registry passed in by the caller.
 //! - [`probe`]: single operations over the adapter's own clients and lease (`PING`, the raw
@@ -29,6 +32,7 @@
 //! This crate is the only one that names `fred`; it depends on `poa-ports` only.
 
 mod adapter;
+mod anti_entropy;
 pub mod cleanup;
 pub mod config;
 mod epoch_file;
@@ -41,6 +45,7 @@ mod node;
 pub mod probe;
 mod publish;
 mod reconcile;
+mod repair;
 mod scripts;
 mod tls;
 

@@ -178,6 +178,40 @@ impl LogReader {
         scope: ReadScope,
     ) -> Result<Backlog, AdapterError> {
         let window = self.window.load(Ordering::Acquire);
+        let (backlog, timing) = self.read_entries(next_height, window, scope).await;
+        self.adapt_window(window, timing);
+        let backlog = backlog?;
+        if let (Some(lowest), Some(local)) = (backlog.view.lowest_height(), next_height.previous())
+        {
+            let headroom = lowest.get().saturating_sub(local.get());
+            self.metrics
+                .stream_trim_headroom
+                .set(i64::try_from(headroom).unwrap_or(i64::MAX));
+        }
+        Ok(backlog)
+    }
+
+    /// Reads at most `count` entries from `lowest` up on every node, each node bounded by its
+    /// timeout, decoded and verified like [`Self::read`]'s: the heights below the head that the
+    /// anti-entropy sweep examines. Leaves the reconciliation window and its metrics alone.
+    pub(crate) async fn read_range(
+        &self,
+        lowest: BlockHeight,
+        count: u64,
+    ) -> Result<Backlog, AdapterError> {
+        self.read_entries(lowest, count.max(1), ReadScope::EveryNode)
+            .await
+            .0
+    }
+
+    /// The fan-out behind both reads: `window` entries from `next_height` up on every node,
+    /// until the scope is satisfied; also how the read went, for the window.
+    async fn read_entries(
+        &self,
+        next_height: BlockHeight,
+        window: u64,
+        scope: ReadScope,
+    ) -> (Result<Backlog, AdapterError>, ReadTiming) {
         let mut pending =
             FanOut::spawn(&self.tracker, self.nodes.iter(), None, |node| async move {
                 node.read_from(next_height, window).await
@@ -228,28 +262,19 @@ impl LogReader {
                 };
             }
         }
-        self.adapt_window(
-            window,
-            ReadTiming {
-                quorum_after,
-                timed_out,
-            },
-        );
+        let timing = ReadTiming {
+            quorum_after,
+            timed_out,
+        };
         if !self.quorum.reached(successful) {
-            return Err(AdapterError::NoQuorum {
+            let error = AdapterError::NoQuorum {
                 operation: "reconcile_read",
                 acked: successful,
                 needed: self.quorum.size(),
-            });
+            };
+            return (Err(error), timing);
         }
-        if let (Some(lowest), Some(local)) = (backlog.view.lowest_height(), next_height.previous())
-        {
-            let headroom = lowest.get().saturating_sub(local.get());
-            self.metrics
-                .stream_trim_headroom
-                .set(i64::try_from(headroom).unwrap_or(i64::MAX));
-        }
-        Ok(backlog)
+        (Ok(backlog), timing)
     }
 
     /// How long a full read waits for the other nodes once a quorum answered.

@@ -51,6 +51,7 @@ pub(crate) struct Metrics {
     pub(crate) stream_trim_headroom: Gauge,
     pub(crate) lease_validity_remaining: Gauge<f64, AtomicU64>,
     pub(crate) outstanding_publish_tasks: Gauge,
+    pub(crate) heights_below_quorum: Gauge,
     pub(crate) write_block_success: Counter,
     pub(crate) write_block_already_stored: Counter,
     pub(crate) write_block_height_exists: Counter,
@@ -61,6 +62,8 @@ pub(crate) struct Metrics {
     pub(crate) log_behind_head: Counter,
     pub(crate) repair_success: Counter,
     pub(crate) repair_failure: Counter,
+    pub(crate) anti_entropy_repairs: Counter,
+    pub(crate) anti_entropy_passes: Counter,
     pub(crate) promotion_success: Counter,
     pub(crate) promotion_lock_held: Counter,
     pub(crate) promotion_failure: Counter,
@@ -84,6 +87,7 @@ impl Metrics {
             stream_trim_headroom: Gauge::default(),
             lease_validity_remaining: Gauge::default(),
             outstanding_publish_tasks: Gauge::default(),
+            heights_below_quorum: Gauge::default(),
             write_block_success: Counter::default(),
             write_block_already_stored: Counter::default(),
             write_block_height_exists: Counter::default(),
@@ -94,6 +98,8 @@ impl Metrics {
             log_behind_head: Counter::default(),
             repair_success: Counter::default(),
             repair_failure: Counter::default(),
+            anti_entropy_repairs: Counter::default(),
+            anti_entropy_passes: Counter::default(),
             promotion_success: Counter::default(),
             promotion_lock_held: Counter::default(),
             promotion_failure: Counter::default(),
@@ -106,7 +112,7 @@ impl Metrics {
             quorum_latency: Family::new_with_constructor(timing_histogram),
             node_operations: Family::default(),
         };
-        let gauges: [(&str, &str, &Gauge); 5] = [
+        let gauges: [(&str, &str, &Gauge); 6] = [
             (
                 "poa_leader_epoch",
                 "Current fencing epoch held by this process",
@@ -132,6 +138,11 @@ impl Metrics {
                 "Per-node write tasks currently in flight (drains to 0)",
                 &metrics.outstanding_publish_tasks,
             ),
+            (
+                "poa_heights_below_quorum",
+                "Heights of the window below the head that the last anti-entropy pass left below a quorum (0 in steady state)",
+                &metrics.heights_below_quorum,
+            ),
         ];
         for (name, help, gauge) in gauges {
             registry.register(name, help, gauge.clone());
@@ -142,7 +153,7 @@ impl Metrics {
             Unit::Seconds,
             metrics.lease_validity_remaining.clone(),
         );
-        let counters: [(&str, &str, &Counter); 16] = [
+        let counters: [(&str, &str, &Counter); 18] = [
             (
                 "poa_write_block_success",
                 "write_block calls that appended the block",
@@ -192,6 +203,16 @@ impl Metrics {
                 "poa_repair_failure",
                 "Repairs that ended below a quorum",
                 &metrics.repair_failure,
+            ),
+            (
+                "poa_anti_entropy_repairs",
+                "Heights below the head brought back to a quorum by anti-entropy",
+                &metrics.anti_entropy_repairs,
+            ),
+            (
+                "poa_anti_entropy_passes",
+                "Complete anti-entropy passes over the window below the head",
+                &metrics.anti_entropy_passes,
             ),
             (
                 "poa_promotion_success",
@@ -316,6 +337,8 @@ mod tests {
             "poa_promotion_duration_seconds_bucket",
             "poa_quorum_latency_seconds_count{operation=\"publish\"} 1",
             "poa_outstanding_publish_tasks 0",
+            "poa_heights_below_quorum 0",
+            "poa_anti_entropy_repairs_total 0",
             "poa_lease_validity_remaining_seconds",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");

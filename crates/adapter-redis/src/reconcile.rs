@@ -11,12 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use fred::bytes::Bytes;
 use poa_ports::{BlockHeight, ChainHead, LeaderState, SealVerifier, SealedBlock};
-use poa_quorum::{
-    Candidate, HeightDecision, LatestDecision, LatestTally, Quorum, WriteDecision, WriteTally,
-    plan_repair,
-};
+use poa_quorum::{Candidate, HeightDecision, LatestDecision, LatestTally, Quorum};
 use tokio_util::task::TaskTracker;
 
 use crate::config::ValidatedConfig;
@@ -25,8 +21,8 @@ use crate::fanout::FanOut;
 use crate::lease::LeaseState;
 use crate::log_read::{Backlog, LogReader, ReadScope};
 use crate::metrics::Metrics;
-use crate::node::{BlockWrite, NodeHandle};
-use crate::publish::write_until_decided;
+use crate::node::NodeHandle;
+use crate::repair::{RepairOutcome, Repairer};
 
 /// No generation has been reconciled (or fully read).
 const NOT_RECONCILED: u64 = u64::MAX;
@@ -48,6 +44,7 @@ pub(crate) struct Reconciler {
     tracker: TaskTracker,
     metrics: Arc<Metrics>,
     reader: LogReader,
+    repairer: Repairer,
     reconciled_generation: AtomicU64,
     /// The leadership generation whose first full scan read every node.
     fully_read_generation: AtomicU64,
@@ -78,6 +75,13 @@ impl Reconciler {
             verifier,
         );
         Self {
+            repairer: Repairer::new(
+                Arc::clone(&nodes),
+                config.quorum,
+                Arc::clone(&state),
+                tracker.clone(),
+                Arc::clone(&metrics),
+            ),
             nodes,
             quorum: config.quorum,
             stream_max_len: config.stream_max_len,
@@ -464,64 +468,27 @@ impl Reconciler {
         backlog: &Backlog,
         block: &Candidate,
     ) -> Result<bool, AdapterError> {
-        let votes = backlog.view.votes(height).cloned().unwrap_or_default();
-        let occupied = backlog.view.refused_at(height);
         let replaceable = backlog.view.may_replace_at(height);
-        let Some(plan) = plan_repair(self.quorum, &votes, block, &occupied, replaceable) else {
-            if self.quorum.reached(block.nodes.len()) {
-                return Ok(true);
+        let outcome = self
+            .repairer
+            .repair(height, backlog, block, replaceable)
+            .await?;
+        match outcome {
+            RepairOutcome::OnQuorum { acked } => {
+                if acked > block.nodes.len() {
+                    tracing::info!(height = %height, acked, "block repaired to a quorum");
+                }
             }
-            self.metrics.repair_failure.inc();
-            tracing::warn!(height = %height, "not enough nodes left to repair the block");
-            return Ok(false);
-        };
-        let epoch = self.state.epoch_for_write().await?;
-        let Some((_, bytes)) = backlog.blocks.get(&block.id) else {
-            return Ok(false);
-        };
-        tracing::info!(
-            height = %height,
-            acked = plan.pre_existing,
-            quorum = self.quorum.size(),
-            replacing = plan.replacing.len(),
-            "repairing a block below quorum"
-        );
-        let write = Arc::new(
-            BlockWrite::new(epoch, height, block.id, Bytes::clone(bytes))
-                .replacing(&plan.replacing),
-        );
-        let targets: Vec<_> = plan.all_targets().collect();
-        let result = write_until_decided(
-            &self.tracker,
-            &self.metrics,
-            targets.iter().filter_map(|node| self.nodes.get(*node)),
-            write,
-            WriteTally::repair(self.quorum, plan.pre_existing, targets.len()),
-            "repair",
-        )
-        .await;
-        match result.decision {
-            WriteDecision::Stored => {
-                self.metrics.repair_success.inc();
-                tracing::info!(height = %height, acked = result.counts.stored, "block repaired to a quorum");
-                Ok(true)
+            RepairOutcome::NoRoom => {
+                tracing::warn!(height = %height, "not enough nodes left to repair the block");
             }
-            WriteDecision::Fenced => Err(AdapterError::Fenced {
-                reason: format!(
-                    "lost the lease during repair: {}",
-                    result.fenced_reason.unwrap_or_default()
-                ),
-            }),
-            WriteDecision::Impossible | WriteDecision::Undecided => {
-                self.metrics.repair_failure.inc();
-                tracing::warn!(
-                    height = %height,
-                    acked = result.counts.stored,
-                    quorum = self.quorum.size(),
-                    "repair did not reach a quorum"
-                );
-                Ok(false)
-            }
+            RepairOutcome::BelowQuorum { acked } => tracing::warn!(
+                height = %height,
+                acked,
+                quorum = self.quorum.size(),
+                "repair did not reach a quorum"
+            ),
         }
+        Ok(outcome.on_quorum())
     }
 }

@@ -11,6 +11,7 @@
 )]
 #![allow(non_snake_case, reason = "test names read subject__when__then")]
 
+mod anti_entropy;
 mod faults;
 mod lease;
 mod probe;

@@ -1,0 +1,479 @@
+//! Anti-entropy: while this process leads, every height of the window below its head (half
+//! the stream length, `poa_quorum::sweep_window`) is kept on a quorum. Reconciliation repairs
+//! only above the head; blocks below it lose copies when a node restarts empty, comes back
+//! from an old snapshot, or misses writes while it is cut off, and without this nothing would
+//! put them back: the log would hold them on fewer and fewer nodes until the next loss took
+//! the last copy.
+//!
+//! A pass walks the window from the head down, one bounded step at a time. A step reads the
+//! heights indexes of a range (`read_heights`: ids only, no payload), reads in full only the
+//! heights that look short there (`LogReader::read_range`: every entry decoded and verified),
+//! decides them with `poa_quorum::walk_window_down` (the head is committed; a committed block's
+//! parent is committed; a block on a quorum is committed; nothing else is), and repairs the
+//! committed blocks below quorum through the fenced write of every repair (`repair`).
+//!
+//! Steps run in the background, on the adapter's task tracker, holding per-node handles and
+//! never the adapter: a leader cycle only starts one when the last has ended, and never waits
+//! for it, so `leader_state` and `publish_produced_block` cost what they did. A step examines
+//! at most [`HEIGHTS_PER_STEP`] heights and reads in full and repairs at most
+//! [`REPAIRS_PER_STEP`], and every call it makes is bounded by the node timeout. A pass
+//! normally takes one step per lease TTL; a new leadership, a node that answers with another
+//! server identity (`run_id`: it restarted) and a node whose latest height falls below the
+//! head start a new pass at once, with a step every leader cycle until it ends.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use poa_ports::{BlockHeight, BlockId, ChainHead, SealVerifier};
+use poa_quorum::{
+    IndexClaims, NodeIndex, Quorum, WindowDecision, sweep_window, verified_range, walk_window_down,
+    window_bottom,
+};
+use tokio_util::task::TaskTracker;
+
+use crate::config::ValidatedConfig;
+use crate::error::AdapterError;
+use crate::fanout::FanOut;
+use crate::lease::LeaseState;
+use crate::log_read::LogReader;
+use crate::metrics::Metrics;
+use crate::node::{IdentityCheck, NodeHandle};
+use crate::repair::{RepairOutcome, Repairer};
+
+/// Heights one step examines in the heights indexes.
+pub(crate) const HEIGHTS_PER_STEP: u64 = 256;
+
+/// Heights one step reads in full and repairs, at most.
+pub(crate) const REPAIRS_PER_STEP: u64 = 32;
+
+/// Index members a `read_heights` call examines beyond two per height, so that a few members
+/// that do not parse do not hide the others (the same margin as `read_from`'s).
+const EXTRA_MEMBERS_EXAMINED: u64 = 512;
+
+/// The anti-entropy of one adapter: when to step, and the sweeper that steps.
+#[derive(Debug)]
+pub(crate) struct AntiEntropy {
+    sweeper: Arc<Sweeper>,
+    tracker: TaskTracker,
+    /// How often a pass that nothing hurries takes a step: the lease TTL.
+    steady_interval: Duration,
+    /// How recent a node's latest height must be to say it fell behind the head.
+    freshness: Duration,
+    pace: Mutex<Pace>,
+}
+
+/// What the leader cycles remember between them.
+#[derive(Debug, Default)]
+struct Pace {
+    /// The leadership generation of the last cycle that led.
+    generation: Option<u64>,
+    /// When the last step started.
+    last_step: Option<Instant>,
+    /// Per node, whether its latest height was below the head at the last cycle.
+    behind: Vec<bool>,
+}
+
+impl AntiEntropy {
+    pub(crate) fn new(
+        config: &ValidatedConfig,
+        nodes: Arc<[NodeHandle]>,
+        state: Arc<LeaseState>,
+        tracker: TaskTracker,
+        metrics: Arc<Metrics>,
+        verifier: Arc<dyn SealVerifier>,
+    ) -> Self {
+        let reader = LogReader::new(
+            Arc::clone(&nodes),
+            config.quorum,
+            config.stream_max_len,
+            config.node_timeout,
+            tracker.clone(),
+            Arc::clone(&metrics),
+            verifier,
+        );
+        let repairer = Repairer::new(
+            Arc::clone(&nodes),
+            config.quorum,
+            Arc::clone(&state),
+            tracker.clone(),
+            Arc::clone(&metrics),
+        );
+        let pace = Pace {
+            behind: vec![false; nodes.len()],
+            ..Pace::default()
+        };
+        Self {
+            sweeper: Arc::new(Sweeper {
+                window: sweep_window(config.stream_max_len),
+                quorum: config.quorum,
+                nodes,
+                state,
+                tracker: tracker.clone(),
+                metrics,
+                reader,
+                repairer,
+                stepping: Arc::new(AtomicBool::new(false)),
+                new_pass: AtomicBool::new(false),
+                pass: Mutex::new(None),
+            }),
+            tracker,
+            steady_interval: config.lease_ttl,
+            freshness: config.lease_ttl,
+            pace: Mutex::new(pace),
+        }
+    }
+
+    /// A leader cycle in leadership `generation` found the log reconciled with the local
+    /// `head`: starts the next step in the background if one is due. Never waits.
+    pub(crate) fn leading(&self, head: ChainHead, generation: u64) {
+        let mut pace = self.pace.lock().unwrap_or_else(PoisonError::into_inner);
+        if pace.generation != Some(generation) {
+            pace.generation = Some(generation);
+            self.sweeper.new_pass.store(true, Ordering::Release);
+        }
+        for (node, behind) in self.sweeper.nodes.iter().zip(pace.behind.iter_mut()) {
+            let now_behind = node
+                .latest_height(self.freshness)
+                .is_some_and(|latest| latest.is_none_or(|height| height < head.height));
+            if now_behind && !*behind {
+                tracing::debug!(node = node.name(), head = %head.height, "redis node fell behind the head: a new anti-entropy pass starts");
+                self.sweeper.new_pass.store(true, Ordering::Release);
+            }
+            *behind = now_behind;
+        }
+        if self.sweeper.stepping.load(Ordering::Acquire) {
+            return;
+        }
+        let reconnected: Vec<NodeIndex> = self
+            .sweeper
+            .nodes
+            .iter()
+            .filter(|node| node.connected_since_last_asked())
+            .map(|node| node.index())
+            .collect();
+        let now = Instant::now();
+        let due = self.sweeper.hurried()
+            || pace
+                .last_step
+                .is_none_or(|last| now.saturating_duration_since(last) >= self.steady_interval);
+        // A reconnection alone only has the identity checked: a node that keeps timing out
+        // reconnects every cycle, and must not make every cycle a step.
+        if !due && reconnected.is_empty() {
+            return;
+        }
+        if due {
+            pace.last_step = Some(now);
+        }
+        self.sweeper.stepping.store(true, Ordering::Release);
+        let stepping = Stepping(Arc::clone(&self.sweeper.stepping));
+        let sweeper = Arc::clone(&self.sweeper);
+        self.tracker.spawn(async move {
+            let _stepping = stepping;
+            sweeper.step(head, reconnected, due).await;
+        });
+    }
+
+    /// This process does not lead: the pass in progress is dropped (the next leadership starts
+    /// its own) and the gauge, which only a leader measures, reads 0.
+    pub(crate) fn not_leading(&self) {
+        let mut pace = self.pace.lock().unwrap_or_else(PoisonError::into_inner);
+        if pace.generation.take().is_some() {
+            self.sweeper.metrics.heights_below_quorum.set(0);
+        }
+    }
+}
+
+/// Clears the "a step is running" flag when the step's task ends, however it ends.
+#[derive(Debug)]
+struct Stepping(Arc<AtomicBool>);
+
+impl Drop for Stepping {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// Where a pass stands.
+#[derive(Debug, Clone)]
+struct Pass {
+    /// The head the pass started from.
+    head: BlockHeight,
+    /// The lowest height of the window.
+    bottom: BlockHeight,
+    /// The highest height the next step examines.
+    top: BlockHeight,
+    /// The committed block at `top`, when the heights above named it.
+    named: Option<BlockId>,
+    /// Started by a new leadership, a restarted node or a node behind: a step every cycle.
+    hurried: bool,
+    /// Heights the pass left below quorum so far.
+    below_quorum: u64,
+    /// Heights the pass brought back to a quorum so far.
+    repaired: u64,
+    /// The lowest and highest height left below quorum, for the log.
+    below_range: Option<(BlockHeight, BlockHeight)>,
+}
+
+impl Pass {
+    /// A pass over the window below `head`, or `None` when there is nothing below it.
+    fn start(head: ChainHead, window: u64, hurried: bool) -> Option<Self> {
+        let bottom = window_bottom(head.height, window)?;
+        Some(Self {
+            head: head.height,
+            bottom,
+            top: head.height,
+            named: Some(head.id),
+            hurried,
+            below_quorum: 0,
+            repaired: 0,
+            below_range: None,
+        })
+    }
+
+    fn left_below_quorum(&mut self, height: BlockHeight) {
+        self.below_quorum = self.below_quorum.saturating_add(1);
+        self.below_range = Some(match self.below_range {
+            None => (height, height),
+            Some((lowest, highest)) => (lowest.min(height), highest.max(height)),
+        });
+    }
+}
+
+/// What a step left to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StepEnd {
+    /// The pass goes on from its new top.
+    Continue,
+    /// The pass reached the bottom of the window (or stopped at a contradiction).
+    PassDone,
+}
+
+/// Everything a step needs, shared with its background task: per-node handles and the lease's
+/// state, never the adapter.
+#[derive(Debug)]
+struct Sweeper {
+    window: u64,
+    quorum: Quorum,
+    nodes: Arc<[NodeHandle]>,
+    state: Arc<LeaseState>,
+    tracker: TaskTracker,
+    metrics: Arc<Metrics>,
+    reader: LogReader,
+    repairer: Repairer,
+    /// A step is running; only one at a time.
+    stepping: Arc<AtomicBool>,
+    /// The next step starts a new, hurried pass from the head.
+    new_pass: AtomicBool,
+    /// The pass in progress; only the running step touches it.
+    pass: Mutex<Option<Pass>>,
+}
+
+impl Sweeper {
+    /// Whether the next step is due at once: a new pass is asked for, or the pass in progress
+    /// was started by one.
+    fn hurried(&self) -> bool {
+        self.new_pass.load(Ordering::Acquire)
+            || self
+                .pass
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .is_some_and(|pass| pass.hurried)
+    }
+
+    /// One step: the identities of the nodes that reconnected, then, if `due` or if one of
+    /// them changed, the next range of the pass.
+    async fn step(&self, head: ChainHead, reconnected: Vec<NodeIndex>, due: bool) {
+        for node in reconnected
+            .iter()
+            .filter_map(|index| self.nodes.get(*index))
+        {
+            if let IdentityCheck::Changed { previous, current } = node.check_identity().await {
+                tracing::info!(
+                    node = node.name(),
+                    previous = %previous,
+                    current = %current,
+                    "redis node answers with another server identity: a new anti-entropy pass starts"
+                );
+                self.new_pass.store(true, Ordering::Release);
+            }
+        }
+        if !(due || self.new_pass.load(Ordering::Acquire)) || !self.state.is_leading() {
+            return;
+        }
+        let current = self
+            .pass
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let pass = if self.new_pass.swap(false, Ordering::AcqRel) {
+            Pass::start(head, self.window, true)
+        } else {
+            current.or_else(|| Pass::start(head, self.window, false))
+        };
+        let Some(mut pass) = pass else {
+            return;
+        };
+        match self.sweep_range(&mut pass).await {
+            Ok(StepEnd::Continue) => {
+                *self.pass.lock().unwrap_or_else(PoisonError::into_inner) = Some(pass);
+            }
+            Ok(StepEnd::PassDone) => self.pass_done(&pass),
+            Err(error) => {
+                // The lease lost, no quorum of answers: the pass resumes where it stood.
+                tracing::debug!(error = %error, top = %pass.top, "anti-entropy step failed");
+                *self.pass.lock().unwrap_or_else(PoisonError::into_inner) = Some(pass);
+            }
+        }
+    }
+
+    /// Examines the next range of `pass` from its top down, and repairs what it may.
+    async fn sweep_range(&self, pass: &mut Pass) -> Result<StepEnd, AdapterError> {
+        let lowest = BlockHeight::new(
+            pass.top
+                .get()
+                .saturating_sub(HEIGHTS_PER_STEP.saturating_sub(1))
+                .max(pass.bottom.get()),
+        );
+        let claims = self.read_claims(lowest, pass.top).await?;
+        let short = claims.short_heights(lowest, pass.top);
+        let Some((from, to)) =
+            verified_range(lowest, pass.top, &short, REPAIRS_PER_STEP.saturating_add(1))
+        else {
+            if lowest == pass.bottom {
+                return Ok(StepEnd::PassDone);
+            }
+            // The next step starts at this range's lowest height again: should the one below
+            // it be short, that height's block names its committed block.
+            pass.top = lowest;
+            pass.named = None;
+            return Ok(StepEnd::Continue);
+        };
+        let named = if to == pass.top { pass.named } else { None };
+        let count = to.get().saturating_sub(from.get()).saturating_add(1);
+        let backlog = self.reader.read_range(from, count).await?;
+        if let Some(epoch) = backlog.highest_epoch {
+            self.state.observe_log_epoch(epoch).await;
+        }
+        let walk = walk_window_down(&backlog.view, to, from, named);
+        let repaired_before = pass.repaired;
+        for (height, decision) in &walk.decisions {
+            let height = *height;
+            match decision {
+                WindowDecision::OnQuorum => {}
+                WindowDecision::Short(block) => {
+                    match self.repairer.repair(height, &backlog, block, false).await? {
+                        RepairOutcome::OnQuorum { .. } => {
+                            self.metrics.anti_entropy_repairs.inc();
+                            pass.repaired = pass.repaired.saturating_add(1);
+                        }
+                        RepairOutcome::NoRoom | RepairOutcome::BelowQuorum { .. } => {
+                            pass.left_below_quorum(height);
+                        }
+                    }
+                }
+                WindowDecision::Missing { .. } | WindowDecision::Unproven => {
+                    pass.left_below_quorum(height);
+                }
+                WindowDecision::Contradicted { held, named } => {
+                    pass.left_below_quorum(height);
+                    tracing::error!(
+                        height = %height,
+                        held = %held,
+                        named = %named,
+                        "a quorum of redis nodes holds another block than the local chain below the head"
+                    );
+                }
+            }
+        }
+        if pass.repaired > repaired_before {
+            tracing::info!(
+                lowest = %from,
+                highest = %to,
+                repaired = pass.repaired.saturating_sub(repaired_before),
+                "anti-entropy repaired heights below the head"
+            );
+        }
+        if walk.contradicted() || from == pass.bottom {
+            return Ok(StepEnd::PassDone);
+        }
+        match from.previous() {
+            Some(below) if below >= pass.bottom => {
+                pass.top = below;
+                pass.named = walk.named_below;
+                Ok(StepEnd::Continue)
+            }
+            _ => Ok(StepEnd::PassDone),
+        }
+    }
+
+    /// Which block each node's index names from `lowest` to `highest`; fewer than a quorum of
+    /// answers is an error (a quorum read, like every other).
+    async fn read_claims(
+        &self,
+        lowest: BlockHeight,
+        highest: BlockHeight,
+    ) -> Result<IndexClaims, AdapterError> {
+        let heights = highest.get().saturating_sub(lowest.get()).saturating_add(1);
+        let examine = heights
+            .saturating_mul(2)
+            .saturating_add(EXTRA_MEMBERS_EXAMINED);
+        let replies = FanOut::spawn(&self.tracker, self.nodes.iter(), None, |node| async move {
+            node.read_heights(lowest, highest, examine).await
+        })
+        .all()
+        .await;
+        let mut claims = IndexClaims::new(self.quorum);
+        let mut answered = 0usize;
+        let mut malformed = 0usize;
+        for (node, reply) in replies {
+            let Ok(read) = reply else { continue };
+            answered = answered.saturating_add(1);
+            malformed = malformed.saturating_add(read.malformed);
+            for (height, id) in read.claims {
+                if (lowest..=highest).contains(&height) {
+                    claims.claim(node, height, id);
+                }
+            }
+        }
+        self.metrics
+            .undecodable_entries
+            .inc_by(u64::try_from(malformed).unwrap_or(u64::MAX));
+        if !self.quorum.reached(answered) {
+            return Err(AdapterError::NoQuorum {
+                operation: "anti_entropy_read",
+                acked: answered,
+                needed: self.quorum.size(),
+            });
+        }
+        Ok(claims)
+    }
+
+    /// Reports a finished pass: the gauge, the pass counter, and a log line when it found
+    /// something.
+    fn pass_done(&self, pass: &Pass) {
+        self.metrics
+            .heights_below_quorum
+            .set(i64::try_from(pass.below_quorum).unwrap_or(i64::MAX));
+        self.metrics.anti_entropy_passes.inc();
+        match pass.below_range {
+            Some((lowest, highest)) => tracing::warn!(
+                below_quorum = pass.below_quorum,
+                lowest = %lowest,
+                highest = %highest,
+                repaired = pass.repaired,
+                head = %pass.head,
+                "anti-entropy pass left heights below quorum: nothing proves which block is committed there, or no node holds it"
+            ),
+            None if pass.repaired > 0 => tracing::info!(
+                repaired = pass.repaired,
+                head = %pass.head,
+                "anti-entropy pass brought every height below the head back to a quorum"
+            ),
+            None => {
+                tracing::debug!(head = %pass.head, "anti-entropy pass found every height on a quorum")
+            }
+        }
+    }
+}

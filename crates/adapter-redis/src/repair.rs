@@ -1,0 +1,146 @@
+//! Repair: writing a block that is on fewer than a quorum of nodes to the nodes that lack it,
+//! through the fenced write every publish uses (the lease's epoch recorded first, the owner
+//! check, the height's uniqueness, the trim floor) and `WriteTally::repair`.
+//!
+//! Shared by reconciliation (blocks above the local head) and the anti-entropy sweep (blocks
+//! below it). Which block may be repaired is never decided here: the caller hands in a block
+//! the rules proved (`poa_quorum::walk`, `poa_quorum::anti_entropy`), read and verified with
+//! the rest of its `Backlog`. The targets come from `plan_repair`; this module writes and
+//! counts, and leaves the operator's log lines to the caller.
+
+use std::sync::Arc;
+
+use fred::bytes::Bytes;
+use poa_ports::BlockHeight;
+use poa_quorum::{Candidate, Quorum, WriteDecision, WriteTally, plan_repair};
+use tokio_util::task::TaskTracker;
+
+use crate::error::AdapterError;
+use crate::lease::LeaseState;
+use crate::log_read::Backlog;
+use crate::metrics::Metrics;
+use crate::node::{BlockWrite, NodeHandle};
+use crate::publish::write_until_decided;
+
+/// How a repair ended, short of a lost lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RepairOutcome {
+    /// The block is on a quorum: it already was, or the writes took it there.
+    OnQuorum {
+        /// Nodes known to hold it.
+        acked: usize,
+    },
+    /// Too few nodes may take it: the others hold another block or an entry that failed
+    /// verification at the height. Nothing was written.
+    NoRoom,
+    /// The writes ended below a quorum (nodes down, slow, or refusing the height).
+    BelowQuorum {
+        /// Nodes known to hold it.
+        acked: usize,
+    },
+}
+
+impl RepairOutcome {
+    /// Whether the block is on a quorum now.
+    pub(crate) fn on_quorum(self) -> bool {
+        matches!(self, Self::OnQuorum { .. })
+    }
+}
+
+/// Writes blocks below quorum to the nodes that lack them.
+#[derive(Debug, Clone)]
+pub(crate) struct Repairer {
+    nodes: Arc<[NodeHandle]>,
+    quorum: Quorum,
+    state: Arc<LeaseState>,
+    tracker: TaskTracker,
+    metrics: Arc<Metrics>,
+}
+
+impl Repairer {
+    pub(crate) fn new(
+        nodes: Arc<[NodeHandle]>,
+        quorum: Quorum,
+        state: Arc<LeaseState>,
+        tracker: TaskTracker,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            nodes,
+            quorum,
+            state,
+            tracker,
+            metrics,
+        }
+    }
+
+    /// Brings `block` at `height` to a quorum, copying the bytes `backlog` read for it.
+    /// `replaceable`: the read proved that no block at the height can be committed, so the
+    /// plan may replace other blocks there (`LogView::may_replace_at`).
+    ///
+    /// # Errors
+    ///
+    /// [`AdapterError::Fenced`] when a node fenced the write (the lease was lost, or the epoch
+    /// could not be recorded), [`AdapterError::NoEpoch`] when this process no longer leads.
+    pub(crate) async fn repair(
+        &self,
+        height: BlockHeight,
+        backlog: &Backlog,
+        block: &Candidate,
+        replaceable: bool,
+    ) -> Result<RepairOutcome, AdapterError> {
+        let votes = backlog.view.votes(height).cloned().unwrap_or_default();
+        let occupied = backlog.view.refused_at(height);
+        let Some(plan) = plan_repair(self.quorum, &votes, block, &occupied, replaceable) else {
+            if self.quorum.reached(block.nodes.len()) {
+                return Ok(RepairOutcome::OnQuorum {
+                    acked: block.nodes.len(),
+                });
+            }
+            self.metrics.repair_failure.inc();
+            return Ok(RepairOutcome::NoRoom);
+        };
+        let epoch = self.state.epoch_for_write().await?;
+        let Some((_, bytes)) = backlog.blocks.get(&block.id) else {
+            return Ok(RepairOutcome::NoRoom);
+        };
+        tracing::debug!(
+            height = %height,
+            acked = plan.pre_existing,
+            quorum = self.quorum.size(),
+            replacing = plan.replacing.len(),
+            "repairing a block below quorum"
+        );
+        let write = Arc::new(
+            BlockWrite::new(epoch, height, block.id, Bytes::clone(bytes))
+                .replacing(&plan.replacing),
+        );
+        let targets: Vec<_> = plan.all_targets().collect();
+        let result = write_until_decided(
+            &self.tracker,
+            &self.metrics,
+            targets.iter().filter_map(|node| self.nodes.get(*node)),
+            write,
+            WriteTally::repair(self.quorum, plan.pre_existing, targets.len()),
+            "repair",
+        )
+        .await;
+        let acked = result.counts.stored;
+        match result.decision {
+            WriteDecision::Stored => {
+                self.metrics.repair_success.inc();
+                Ok(RepairOutcome::OnQuorum { acked })
+            }
+            WriteDecision::Fenced => Err(AdapterError::Fenced {
+                reason: format!(
+                    "lost the lease during repair: {}",
+                    result.fenced_reason.unwrap_or_default()
+                ),
+            }),
+            WriteDecision::Impossible | WriteDecision::Undecided => {
+                self.metrics.repair_failure.inc();
+                Ok(RepairOutcome::BelowQuorum { acked })
+            }
+        }
+    }
+}
