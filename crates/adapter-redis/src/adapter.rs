@@ -19,9 +19,10 @@ use crate::config::RedisConfig;
 use crate::epoch_file::EpochFile;
 use crate::error::Error;
 use crate::lease::{Lease, Role};
+use crate::log_read::LogReader;
 use crate::metrics::Metrics;
 use crate::node::{NodeContext, NodeHandle, connect_nodes};
-use crate::publish::Publisher;
+use crate::publish::{Publisher, QuorumWriter};
 use crate::reconcile::Reconciler;
 use poa_quorum::Quorum;
 
@@ -93,31 +94,25 @@ impl RedisReconciliation {
             Arc::clone(&metrics),
             epoch_file,
         );
-        let state = Arc::clone(lease.state());
+        let writer = QuorumWriter::new(
+            Arc::clone(&nodes),
+            config.quorum,
+            Arc::clone(lease.state()),
+            tracker.clone(),
+            Arc::clone(&metrics),
+        );
+        // One reader, one memory of the refused entries already reported, for both.
+        let reader = Arc::new(LogReader::new(
+            &config,
+            Arc::clone(&nodes),
+            tracker.clone(),
+            metrics,
+            Arc::clone(&verifier),
+        ));
         Ok(Self {
-            publisher: Publisher::new(
-                Arc::clone(&nodes),
-                config.quorum,
-                Arc::clone(&state),
-                tracker.clone(),
-                Arc::clone(&metrics),
-            ),
-            reconciler: Reconciler::new(
-                &config,
-                Arc::clone(&nodes),
-                Arc::clone(&state),
-                tracker.clone(),
-                Arc::clone(&metrics),
-                Arc::clone(&verifier),
-            ),
-            anti_entropy: AntiEntropy::new(
-                &config,
-                Arc::clone(&nodes),
-                state,
-                tracker.clone(),
-                metrics,
-                Arc::clone(&verifier),
-            ),
+            reconciler: Reconciler::new(&config, &writer, Arc::clone(&reader)),
+            anti_entropy: AntiEntropy::new(&config, &writer, reader),
+            publisher: Publisher::new(writer),
             verifier,
             clock_freshness: config
                 .lease_ttl

@@ -25,20 +25,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use poa_ports::{BlockHeight, BlockId, ChainHead, SealVerifier};
+use poa_ports::{BlockHeight, BlockId, ChainHead};
 use poa_quorum::{
-    IndexClaims, NodeIndex, Quorum, WindowDecision, sweep_window, verified_range, walk_window_down,
+    IndexClaims, NodeIndex, WindowDecision, sweep_window, verified_range, walk_window_down,
     window_bottom,
 };
-use tokio_util::task::TaskTracker;
 
 use crate::config::ValidatedConfig;
 use crate::error::AdapterError;
 use crate::fanout::FanOut;
-use crate::lease::LeaseState;
 use crate::log_read::LogReader;
-use crate::metrics::Metrics;
-use crate::node::{IdentityCheck, NodeHandle};
+use crate::node::IdentityCheck;
+use crate::publish::QuorumWriter;
 use crate::repair::{RepairOutcome, Repairer};
 
 /// Heights one step examines in the heights indexes.
@@ -55,7 +53,6 @@ const EXTRA_MEMBERS_EXAMINED: u64 = 512;
 #[derive(Debug)]
 pub(crate) struct AntiEntropy {
     sweeper: Arc<Sweeper>,
-    tracker: TaskTracker,
     /// How often a pass that nothing hurries takes a step: the lease TTL.
     steady_interval: Duration,
     /// How recent a node's latest height must be to say it fell behind the head.
@@ -75,49 +72,26 @@ struct Pace {
 }
 
 impl AntiEntropy {
+    /// The sweep of `writer`'s nodes, reading with the shared `reader`.
     pub(crate) fn new(
         config: &ValidatedConfig,
-        nodes: Arc<[NodeHandle]>,
-        state: Arc<LeaseState>,
-        tracker: TaskTracker,
-        metrics: Arc<Metrics>,
-        verifier: Arc<dyn SealVerifier>,
+        writer: &QuorumWriter,
+        reader: Arc<LogReader>,
     ) -> Self {
-        let reader = LogReader::new(
-            Arc::clone(&nodes),
-            config.quorum,
-            config.stream_max_len,
-            config.node_timeout,
-            tracker.clone(),
-            Arc::clone(&metrics),
-            verifier,
-        );
-        let repairer = Repairer::new(
-            Arc::clone(&nodes),
-            config.quorum,
-            Arc::clone(&state),
-            tracker.clone(),
-            Arc::clone(&metrics),
-        );
         let pace = Pace {
-            behind: vec![false; nodes.len()],
+            behind: vec![false; writer.nodes.len()],
             ..Pace::default()
         };
         Self {
             sweeper: Arc::new(Sweeper {
                 window: sweep_window(config.stream_max_len),
-                quorum: config.quorum,
-                nodes,
-                state,
-                tracker: tracker.clone(),
-                metrics,
+                fleet: writer.clone(),
                 reader,
-                repairer,
+                repairer: Repairer::new(writer.clone()),
                 stepping: Arc::new(AtomicBool::new(false)),
                 new_pass: AtomicBool::new(false),
                 pass: Mutex::new(None),
             }),
-            tracker,
             steady_interval: config.lease_ttl,
             freshness: config.lease_ttl,
             pace: Mutex::new(pace),
@@ -132,7 +106,7 @@ impl AntiEntropy {
             pace.generation = Some(generation);
             self.sweeper.new_pass.store(true, Ordering::Release);
         }
-        for (node, behind) in self.sweeper.nodes.iter().zip(pace.behind.iter_mut()) {
+        for (node, behind) in self.sweeper.fleet.nodes.iter().zip(pace.behind.iter_mut()) {
             let now_behind = node
                 .latest_height(self.freshness)
                 .is_some_and(|latest| latest.is_none_or(|height| height < head.height));
@@ -147,6 +121,7 @@ impl AntiEntropy {
         }
         let reconnected: Vec<NodeIndex> = self
             .sweeper
+            .fleet
             .nodes
             .iter()
             .filter(|node| node.connected_since_last_asked())
@@ -168,7 +143,7 @@ impl AntiEntropy {
         self.sweeper.stepping.store(true, Ordering::Release);
         let stepping = Stepping(Arc::clone(&self.sweeper.stepping));
         let sweeper = Arc::clone(&self.sweeper);
-        self.tracker.spawn(async move {
+        self.sweeper.fleet.tracker.spawn(async move {
             let _stepping = stepping;
             sweeper.step(head, reconnected, due).await;
         });
@@ -179,7 +154,7 @@ impl AntiEntropy {
     pub(crate) fn not_leading(&self) {
         let mut pace = self.pace.lock().unwrap_or_else(PoisonError::into_inner);
         if pace.generation.take().is_some() {
-            self.sweeper.metrics.heights_below_quorum.set(0);
+            self.sweeper.fleet.metrics.heights_below_quorum.set(0);
         }
     }
 }
@@ -254,12 +229,9 @@ enum StepEnd {
 #[derive(Debug)]
 struct Sweeper {
     window: u64,
-    quorum: Quorum,
-    nodes: Arc<[NodeHandle]>,
-    state: Arc<LeaseState>,
-    tracker: TaskTracker,
-    metrics: Arc<Metrics>,
-    reader: LogReader,
+    /// The nodes, the quorum, the lease's state, the tracker and the metrics.
+    fleet: QuorumWriter,
+    reader: Arc<LogReader>,
     repairer: Repairer,
     /// A step is running; only one at a time.
     stepping: Arc<AtomicBool>,
@@ -287,7 +259,7 @@ impl Sweeper {
     async fn step(&self, head: ChainHead, reconnected: Vec<NodeIndex>, due: bool) {
         for node in reconnected
             .iter()
-            .filter_map(|index| self.nodes.get(*index))
+            .filter_map(|index| self.fleet.nodes.get(*index))
         {
             if let IdentityCheck::Changed { previous, current } = node.check_identity().await {
                 tracing::info!(
@@ -299,7 +271,7 @@ impl Sweeper {
                 self.new_pass.store(true, Ordering::Release);
             }
         }
-        if !(due || self.new_pass.load(Ordering::Acquire)) || !self.state.is_leading() {
+        if !(due || self.new_pass.load(Ordering::Acquire)) || !self.fleet.state.is_leading() {
             return;
         }
         let current = self
@@ -354,7 +326,7 @@ impl Sweeper {
         let count = to.get().saturating_sub(from.get()).saturating_add(1);
         let backlog = self.reader.read_range(from, count).await?;
         if let Some(epoch) = backlog.highest_epoch {
-            self.state.observe_log_epoch(epoch).await;
+            self.fleet.state.observe_log_epoch(epoch).await;
         }
         let walk = walk_window_down(&backlog.view, to, from, named);
         let repaired_before = pass.repaired;
@@ -365,7 +337,7 @@ impl Sweeper {
                 WindowDecision::Short(block) => {
                     match self.repairer.repair(height, &backlog, block, false).await? {
                         RepairOutcome::OnQuorum { .. } => {
-                            self.metrics.anti_entropy_repairs.inc();
+                            self.fleet.metrics.anti_entropy_repairs.inc();
                             pass.repaired = pass.repaired.saturating_add(1);
                         }
                         RepairOutcome::NoRoom | RepairOutcome::BelowQuorum { .. } => {
@@ -419,12 +391,16 @@ impl Sweeper {
         let examine = heights
             .saturating_mul(2)
             .saturating_add(EXTRA_MEMBERS_EXAMINED);
-        let replies = FanOut::spawn(&self.tracker, self.nodes.iter(), None, |node| async move {
-            node.read_heights(lowest, highest, examine).await
-        })
+        let fleet = &self.fleet;
+        let replies = FanOut::spawn(
+            &fleet.tracker,
+            fleet.nodes.iter(),
+            None,
+            |node| async move { node.read_heights(lowest, highest, examine).await },
+        )
         .all()
         .await;
-        let mut claims = IndexClaims::new(self.quorum);
+        let mut claims = IndexClaims::new(fleet.quorum);
         let mut answered = 0usize;
         let mut malformed = 0usize;
         for (node, reply) in replies {
@@ -437,14 +413,15 @@ impl Sweeper {
                 }
             }
         }
-        self.metrics
+        fleet
+            .metrics
             .undecodable_entries
             .inc_by(u64::try_from(malformed).unwrap_or(u64::MAX));
-        if !self.quorum.reached(answered) {
+        if !fleet.quorum.reached(answered) {
             return Err(AdapterError::NoQuorum {
                 operation: "anti_entropy_read",
                 acked: answered,
-                needed: self.quorum.size(),
+                needed: fleet.quorum.size(),
             });
         }
         Ok(claims)
@@ -453,10 +430,11 @@ impl Sweeper {
     /// Reports a finished pass: the gauge, the pass counter, and a log line when it found
     /// something.
     fn pass_done(&self, pass: &Pass) {
-        self.metrics
+        let metrics = &self.fleet.metrics;
+        metrics
             .heights_below_quorum
             .set(i64::try_from(pass.below_quorum).unwrap_or(i64::MAX));
-        self.metrics.anti_entropy_passes.inc();
+        metrics.anti_entropy_passes.inc();
         match pass.below_range {
             Some((lowest, highest)) => tracing::warn!(
                 below_quorum = pass.below_quorum,

@@ -20,6 +20,7 @@ use poa_ports::{BlockHeight, BlockId, Epoch, SealVerifier, SealedBlock};
 use poa_quorum::{Coverage, LogView, NodeIndex, Quorum, ReadTiming, next_read_window};
 use tokio_util::task::TaskTracker;
 
+use crate::config::ValidatedConfig;
 use crate::error::AdapterError;
 use crate::fanout::FanOut;
 use crate::metrics::Metrics;
@@ -140,23 +141,21 @@ pub(crate) fn check_entry(
 
 impl LogReader {
     pub(crate) fn new(
+        config: &ValidatedConfig,
         nodes: Arc<[NodeHandle]>,
-        quorum: Quorum,
-        stream_max_len: u64,
-        node_timeout: Duration,
         tracker: TaskTracker,
         metrics: Arc<Metrics>,
         verifier: Arc<dyn SealVerifier>,
     ) -> Self {
         Self {
             nodes,
-            quorum,
-            stream_max_len,
-            node_timeout,
+            quorum: config.quorum,
+            stream_max_len: config.stream_max_len,
+            node_timeout: config.node_timeout,
             tracker,
             metrics,
             verifier,
-            window: AtomicU64::new(stream_max_len.max(1)),
+            window: AtomicU64::new(config.stream_max_len.max(1)),
             reported_refusals: Mutex::new(HashSet::new()),
         }
     }

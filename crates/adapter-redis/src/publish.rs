@@ -18,7 +18,7 @@ use crate::fanout::FanOut;
 use crate::lease::LeaseState;
 use crate::metrics::Metrics;
 use crate::node::{BlockWrite, NodeHandle};
-use poa_quorum::{Quorum, WriteCounts, WriteDecision, WriteTally};
+use poa_quorum::{NodeIndex, Quorum, WriteCounts, WriteDecision, WriteTally};
 
 use crate::scripts::WriteOutcome;
 
@@ -31,57 +31,19 @@ pub(crate) struct WriteResult {
     pub(crate) fenced_reason: Option<String>,
 }
 
-/// Writes `block` to `targets` until `tally` decides; stragglers finish in the background.
-pub(crate) async fn write_until_decided<'a>(
-    tracker: &TaskTracker,
-    metrics: &Metrics,
-    targets: impl IntoIterator<Item = &'a NodeHandle>,
-    block: Arc<BlockWrite>,
-    mut tally: WriteTally,
-    operation: &'static str,
-) -> WriteResult {
-    let mut replies = FanOut::spawn(
-        tracker,
-        targets,
-        Some(&metrics.outstanding_publish_tasks),
-        |node| {
-            let block = Arc::clone(&block);
-            async move { node.write_block(&block).await }
-        },
-    );
-    let mut fenced_reason = None;
-    let mut decision = tally.decision();
-    while decision == WriteDecision::Undecided {
-        let Some((_, outcome)) = replies.next().await else {
-            break;
-        };
-        if let WriteOutcome::Fenced { reason } = &outcome {
-            fenced_reason.get_or_insert_with(|| reason.clone());
-        }
-        tally.record(outcome.reply());
-        decision = tally.decision();
-    }
-    if decision == WriteDecision::Stored {
-        metrics.observe_quorum_latency(operation, replies.elapsed());
-    }
-    WriteResult {
-        decision,
-        counts: tally.counts(),
-        fenced_reason,
-    }
+/// What every fenced quorum write needs (a publish, a repair): the nodes, the quorum, the
+/// lease's state (the epoch to write with), the tracker that owns the per-node tasks, and the
+/// metrics.
+#[derive(Debug, Clone)]
+pub(crate) struct QuorumWriter {
+    pub(crate) nodes: Arc<[NodeHandle]>,
+    pub(crate) quorum: Quorum,
+    pub(crate) state: Arc<LeaseState>,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
-/// Publishes produced blocks to a quorum.
-#[derive(Debug)]
-pub(crate) struct Publisher {
-    nodes: Arc<[NodeHandle]>,
-    quorum: Quorum,
-    state: Arc<LeaseState>,
-    tracker: TaskTracker,
-    metrics: Arc<Metrics>,
-}
-
-impl Publisher {
+impl QuorumWriter {
     pub(crate) fn new(
         nodes: Arc<[NodeHandle]>,
         quorum: Quorum,
@@ -98,13 +60,70 @@ impl Publisher {
         }
     }
 
+    /// Writes `block` to the nodes `targets` until `tally` decides; stragglers finish in the
+    /// background.
+    pub(crate) async fn write_until_decided(
+        &self,
+        targets: impl IntoIterator<Item = NodeIndex>,
+        block: Arc<BlockWrite>,
+        mut tally: WriteTally,
+        operation: &'static str,
+    ) -> WriteResult {
+        let targets = targets
+            .into_iter()
+            .filter_map(|index| self.nodes.get(index));
+        let mut replies = FanOut::spawn(
+            &self.tracker,
+            targets,
+            Some(&self.metrics.outstanding_publish_tasks),
+            |node| {
+                let block = Arc::clone(&block);
+                async move { node.write_block(&block).await }
+            },
+        );
+        let mut fenced_reason = None;
+        let mut decision = tally.decision();
+        while decision == WriteDecision::Undecided {
+            let Some((_, outcome)) = replies.next().await else {
+                break;
+            };
+            if let WriteOutcome::Fenced { reason } = &outcome {
+                fenced_reason.get_or_insert_with(|| reason.clone());
+            }
+            tally.record(outcome.reply());
+            decision = tally.decision();
+        }
+        if decision == WriteDecision::Stored {
+            self.metrics
+                .observe_quorum_latency(operation, replies.elapsed());
+        }
+        WriteResult {
+            decision,
+            counts: tally.counts(),
+            fenced_reason,
+        }
+    }
+}
+
+/// Publishes produced blocks to a quorum.
+#[derive(Debug)]
+pub(crate) struct Publisher {
+    writer: QuorumWriter,
+}
+
+impl Publisher {
+    pub(crate) fn new(writer: QuorumWriter) -> Self {
+        Self { writer }
+    }
+
     /// Returns once `block` is stored on a quorum, or with the reason it cannot be.
     pub(crate) async fn publish(&self, block: &SealedBlock) -> Result<(), AdapterError> {
-        if self.state.epoch().is_none() && block.seal == Seal::Genesis {
+        let writer = &self.writer;
+        if writer.state.epoch().is_none() && block.seal == Seal::Genesis {
             tracing::debug!("genesis block is not published: no epoch is held");
             return Ok(());
         }
-        let epoch = self.state.epoch_for_write().await?;
+        let epoch = writer.state.epoch_for_write().await?;
         let started = Instant::now();
         let height = block.height();
         let write = Arc::new(BlockWrite::new(
@@ -113,19 +132,18 @@ impl Publisher {
             block.id(),
             Bytes::from(block.encode()),
         ));
-        let result = write_until_decided(
-            &self.tracker,
-            &self.metrics,
-            self.nodes.iter(),
-            write,
-            WriteTally::publish(self.quorum),
-            "publish",
-        )
-        .await;
+        let result = writer
+            .write_until_decided(
+                writer.nodes.iter().map(|node| node.index()),
+                write,
+                WriteTally::publish(writer.quorum),
+                "publish",
+            )
+            .await;
         let counts = result.counts;
         match result.decision {
             WriteDecision::Stored => {
-                self.state.renewed(started);
+                writer.state.renewed(started);
                 tracing::debug!(
                     height = %height,
                     epoch = %epoch,
@@ -145,18 +163,18 @@ impl Publisher {
                     height = %height,
                     epoch = %epoch,
                     acked = counts.stored,
-                    quorum = self.quorum.size(),
+                    quorum = writer.quorum.size(),
                     height_refused = counts.height_refused,
                     failed = counts.failed,
                     "publish did not reach a quorum"
                 );
-                if self.quorum.reached(counts.height_refused) {
+                if writer.quorum.reached(counts.height_refused) {
                     Err(AdapterError::HeightTaken { height })
                 } else {
                     Err(AdapterError::NoQuorum {
                         operation: "publish",
                         acked: counts.stored,
-                        needed: self.quorum.size(),
+                        needed: writer.quorum.size(),
                     })
                 }
             }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use poa_ports::{BlockHeight, ChainHead, LeaderState, SealVerifier, SealedBlock};
+use poa_ports::{BlockHeight, ChainHead, LeaderState, SealedBlock};
 use poa_quorum::{Candidate, HeightDecision, LatestDecision, LatestTally, Quorum};
 use tokio_util::task::TaskTracker;
 
@@ -22,6 +22,7 @@ use crate::lease::LeaseState;
 use crate::log_read::{Backlog, LogReader, ReadScope};
 use crate::metrics::Metrics;
 use crate::node::NodeHandle;
+use crate::publish::QuorumWriter;
 use crate::repair::{RepairOutcome, Repairer};
 
 /// No generation has been reconciled (or fully read).
@@ -43,7 +44,7 @@ pub(crate) struct Reconciler {
     state: Arc<LeaseState>,
     tracker: TaskTracker,
     metrics: Arc<Metrics>,
-    reader: LogReader,
+    reader: Arc<LogReader>,
     repairer: Repairer,
     reconciled_generation: AtomicU64,
     /// The leadership generation whose first full scan read every node.
@@ -57,37 +58,20 @@ pub(crate) struct Reconciler {
 }
 
 impl Reconciler {
+    /// A reconciler over `writer`'s nodes, reading with the shared `reader`.
     pub(crate) fn new(
         config: &ValidatedConfig,
-        nodes: Arc<[NodeHandle]>,
-        state: Arc<LeaseState>,
-        tracker: TaskTracker,
-        metrics: Arc<Metrics>,
-        verifier: Arc<dyn SealVerifier>,
+        writer: &QuorumWriter,
+        reader: Arc<LogReader>,
     ) -> Self {
-        let reader = LogReader::new(
-            Arc::clone(&nodes),
-            config.quorum,
-            config.stream_max_len,
-            config.node_timeout,
-            tracker.clone(),
-            Arc::clone(&metrics),
-            verifier,
-        );
         Self {
-            repairer: Repairer::new(
-                Arc::clone(&nodes),
-                config.quorum,
-                Arc::clone(&state),
-                tracker.clone(),
-                Arc::clone(&metrics),
-            ),
-            nodes,
+            repairer: Repairer::new(writer.clone()),
+            nodes: Arc::clone(&writer.nodes),
             quorum: config.quorum,
             stream_max_len: config.stream_max_len,
-            state,
-            tracker,
-            metrics,
+            state: Arc::clone(&writer.state),
+            tracker: writer.tracker.clone(),
+            metrics: Arc::clone(&writer.metrics),
             reader,
             reconciled_generation: AtomicU64::new(NOT_RECONCILED),
             fully_read_generation: AtomicU64::new(NOT_RECONCILED),

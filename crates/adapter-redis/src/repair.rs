@@ -12,15 +12,12 @@ use std::sync::Arc;
 
 use fred::bytes::Bytes;
 use poa_ports::BlockHeight;
-use poa_quorum::{Candidate, Quorum, WriteDecision, WriteTally, plan_repair};
-use tokio_util::task::TaskTracker;
+use poa_quorum::{Candidate, WriteDecision, WriteTally, plan_repair};
 
 use crate::error::AdapterError;
-use crate::lease::LeaseState;
 use crate::log_read::Backlog;
-use crate::metrics::Metrics;
-use crate::node::{BlockWrite, NodeHandle};
-use crate::publish::write_until_decided;
+use crate::node::BlockWrite;
+use crate::publish::QuorumWriter;
 
 /// How a repair ended, short of a lost lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,31 +44,15 @@ impl RepairOutcome {
     }
 }
 
-/// Writes blocks below quorum to the nodes that lack them.
+/// Writes blocks below quorum to the nodes that lack them, with the writes of a publish.
 #[derive(Debug, Clone)]
 pub(crate) struct Repairer {
-    nodes: Arc<[NodeHandle]>,
-    quorum: Quorum,
-    state: Arc<LeaseState>,
-    tracker: TaskTracker,
-    metrics: Arc<Metrics>,
+    writer: QuorumWriter,
 }
 
 impl Repairer {
-    pub(crate) fn new(
-        nodes: Arc<[NodeHandle]>,
-        quorum: Quorum,
-        state: Arc<LeaseState>,
-        tracker: TaskTracker,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        Self {
-            nodes,
-            quorum,
-            state,
-            tracker,
-            metrics,
-        }
+    pub(crate) fn new(writer: QuorumWriter) -> Self {
+        Self { writer }
     }
 
     /// Brings `block` at `height` to a quorum, copying the bytes `backlog` read for it.
@@ -89,25 +70,26 @@ impl Repairer {
         block: &Candidate,
         replaceable: bool,
     ) -> Result<RepairOutcome, AdapterError> {
+        let writer = &self.writer;
         let votes = backlog.view.votes(height).cloned().unwrap_or_default();
         let occupied = backlog.view.refused_at(height);
-        let Some(plan) = plan_repair(self.quorum, &votes, block, &occupied, replaceable) else {
-            if self.quorum.reached(block.nodes.len()) {
+        let Some(plan) = plan_repair(writer.quorum, &votes, block, &occupied, replaceable) else {
+            if writer.quorum.reached(block.nodes.len()) {
                 return Ok(RepairOutcome::OnQuorum {
                     acked: block.nodes.len(),
                 });
             }
-            self.metrics.repair_failure.inc();
+            writer.metrics.repair_failure.inc();
             return Ok(RepairOutcome::NoRoom);
         };
-        let epoch = self.state.epoch_for_write().await?;
+        let epoch = writer.state.epoch_for_write().await?;
         let Some((_, bytes)) = backlog.blocks.get(&block.id) else {
             return Ok(RepairOutcome::NoRoom);
         };
         tracing::debug!(
             height = %height,
             acked = plan.pre_existing,
-            quorum = self.quorum.size(),
+            quorum = writer.quorum.size(),
             replacing = plan.replacing.len(),
             "repairing a block below quorum"
         );
@@ -116,19 +98,14 @@ impl Repairer {
                 .replacing(&plan.replacing),
         );
         let targets: Vec<_> = plan.all_targets().collect();
-        let result = write_until_decided(
-            &self.tracker,
-            &self.metrics,
-            targets.iter().filter_map(|node| self.nodes.get(*node)),
-            write,
-            WriteTally::repair(self.quorum, plan.pre_existing, targets.len()),
-            "repair",
-        )
-        .await;
+        let tally = WriteTally::repair(writer.quorum, plan.pre_existing, targets.len());
+        let result = writer
+            .write_until_decided(targets, write, tally, "repair")
+            .await;
         let acked = result.counts.stored;
         match result.decision {
             WriteDecision::Stored => {
-                self.metrics.repair_success.inc();
+                writer.metrics.repair_success.inc();
                 Ok(RepairOutcome::OnQuorum { acked })
             }
             WriteDecision::Fenced => Err(AdapterError::Fenced {
@@ -138,7 +115,7 @@ impl Repairer {
                 ),
             }),
             WriteDecision::Impossible | WriteDecision::Undecided => {
-                self.metrics.repair_failure.inc();
+                writer.metrics.repair_failure.inc();
                 Ok(RepairOutcome::BelowQuorum { acked })
             }
         }

@@ -403,10 +403,7 @@ pub(crate) struct LatestRead {
 /// Decodes a `read_latest` reply: `{height, seconds, microseconds}`.
 pub(crate) fn decode_read_latest(reply: Result<Value, CallError>) -> Result<LatestRead, NodeError> {
     const SCRIPT: &str = "read_latest";
-    let value = reply.map_err(|error| match classify_refusal(&error) {
-        Ok(refusal) => unexpected_refusal(SCRIPT, &refusal),
-        Err(node_error) => node_error,
-    })?;
+    let value = reply_of_read(SCRIPT, reply)?;
     let Value::Array(parts) = &value else {
         return Err(unexpected(SCRIPT, &value));
     };
@@ -474,27 +471,14 @@ pub(crate) struct StreamRead {
 /// Decodes a `remove_entries` reply: how many entries and members were removed.
 pub(crate) fn decode_remove_entries(reply: Result<Value, CallError>) -> Result<u64, NodeError> {
     const SCRIPT: &str = "remove_entries";
-    let value = reply.map_err(|error| match classify_refusal(&error) {
-        Ok(refusal) => unexpected_refusal(SCRIPT, &refusal),
-        Err(node_error) => node_error,
-    })?;
+    let value = reply_of_read(SCRIPT, reply)?;
     u64::try_from(as_integer(SCRIPT, &value)?).map_err(|_| unexpected(SCRIPT, &value))
 }
 
 /// Decodes a `read_from` reply: `{rows, top, skipped, covered_to, seconds, microseconds}`.
 pub(crate) fn decode_read_from(reply: Result<Value, CallError>) -> Result<StreamRead, NodeError> {
     const SCRIPT: &str = "read_from";
-    let value = reply.map_err(|error| match classify_refusal(&error) {
-        Ok(refusal) => unexpected_refusal(SCRIPT, &refusal),
-        Err(node_error) => node_error,
-    })?;
-    let Value::Array(parts) = value else {
-        return Err(unexpected(SCRIPT, &value));
-    };
-    let [rows, top, skipped, covered_to, seconds, micros]: [Value; 6] = match parts.try_into() {
-        Ok(parts) => parts,
-        Err(parts) => return Err(unexpected(SCRIPT, &Value::Array(parts))),
-    };
+    let [rows, top, skipped, covered_to, seconds, micros] = parts_of(SCRIPT, reply)?;
     let server_millis = server_millis(SCRIPT, &seconds, &micros)?;
     let skipped = usize::try_from(as_integer(SCRIPT, &skipped)?).unwrap_or(usize::MAX);
     let covered_to = match as_integer(SCRIPT, &covered_to)? {
@@ -541,17 +525,7 @@ pub(crate) fn decode_read_heights(
     reply: Result<Value, CallError>,
 ) -> Result<HeightsRead, NodeError> {
     const SCRIPT: &str = "read_heights";
-    let value = reply.map_err(|error| match classify_refusal(&error) {
-        Ok(refusal) => unexpected_refusal(SCRIPT, &refusal),
-        Err(node_error) => node_error,
-    })?;
-    let Value::Array(parts) = value else {
-        return Err(unexpected(SCRIPT, &value));
-    };
-    let [rows, skipped]: [Value; 2] = match parts.try_into() {
-        Ok(parts) => parts,
-        Err(parts) => return Err(unexpected(SCRIPT, &Value::Array(parts))),
-    };
+    let [rows, skipped] = parts_of(SCRIPT, reply)?;
     let mut read = HeightsRead {
         malformed: usize::try_from(as_integer(SCRIPT, &skipped)?).unwrap_or(usize::MAX),
         ..HeightsRead::default()
@@ -574,6 +548,30 @@ fn decode_claim(row: Value) -> Option<(BlockHeight, BlockId)> {
         BlockHeight::new(height.as_str()?.parse().ok()?),
         id.as_str()?.parse().ok()?,
     ))
+}
+
+/// The reply of a script that refuses nothing (a read): any refusal is unexpected.
+fn reply_of_read(
+    script: &'static str,
+    reply: Result<Value, CallError>,
+) -> Result<Value, NodeError> {
+    reply.map_err(|error| match classify_refusal(&error) {
+        Ok(refusal) => unexpected_refusal(script, &refusal),
+        Err(node_error) => node_error,
+    })
+}
+
+/// The `N` parts of a read's array reply.
+fn parts_of<const N: usize>(
+    script: &'static str,
+    reply: Result<Value, CallError>,
+) -> Result<[Value; N], NodeError> {
+    match reply_of_read(script, reply)? {
+        Value::Array(parts) => parts
+            .try_into()
+            .map_err(|parts| unexpected(script, &Value::Array(parts))),
+        other => Err(unexpected(script, &other)),
+    }
 }
 
 /// The rows of an array reply; an empty Lua table may come back as nil.

@@ -30,6 +30,8 @@
 )]
 
 pub mod anti_entropy;
+#[cfg(test)]
+mod fixtures;
 pub mod latest;
 pub mod lease;
 pub mod quorum;

@@ -11,21 +11,10 @@ use crate::support::*;
 
 /// The block ids `server` holds at `height`: index members whose stream entry is still there.
 fn held_at(server: &RedisServer, key: &str, height: u64) -> Vec<String> {
-    let index = format!("{key}:heights:index");
     let stream = format!("{key}:block:stream");
-    let height = height.to_string();
-    let RespValue::Array(members) = server.command(&[
-        b"ZRANGEBYSCORE",
-        index.as_bytes(),
-        height.as_bytes(),
-        height.as_bytes(),
-    ]) else {
-        panic!("ZRANGEBYSCORE answers an array");
-    };
-    members
+    index_members(server, key, height, height)
         .iter()
         .filter_map(|member| {
-            let member = String::from_utf8(member.as_bytes()?.to_vec()).ok()?;
             let mut parts = member.split(':');
             let (_, id, entry) = (parts.next()?, parts.next()?, parts.next()?);
             let found = server.command(&[
@@ -46,6 +35,18 @@ fn copies(servers: &[RedisServer], key: &str, block: &SealedBlock) -> usize {
         .iter()
         .filter(|server| held_at(server, key, block.height().get()).contains(&id))
         .count()
+}
+
+/// The heights of `heights` whose test-chain block fewer than `quorum` of `servers` hold.
+fn short_of(
+    servers: &[RedisServer],
+    key: &str,
+    heights: std::ops::RangeInclusive<u64>,
+    quorum: usize,
+) -> Vec<u64> {
+    heights
+        .filter(|at| copies(servers, key, &block(*at, 0)) < quorum)
+        .collect()
 }
 
 /// Whether `producer` exposes the anti-entropy gauge at `value`.
@@ -73,7 +74,7 @@ async fn anti_entropy__when_a_node_restarted_empty_left_heights_below_the_head_o
     servers[1].restart();
     let healed = wait_for_async(Duration::from_secs(30), || async {
         let _ = leader.adapter.leader_state(below(51)).await;
-        (1..=50).all(|at| copies(&servers, key, &block(at, 0)) >= 2)
+        short_of(&servers, key, 1..=50, 2).is_empty()
             && (21..=40).all(|at| held_at(&servers[1], key, at) == vec![block(at, 0).id().to_hex()])
             && below_quorum_gauge_is(&leader, 0)
     })
@@ -84,9 +85,7 @@ async fn anti_entropy__when_a_node_restarted_empty_left_heights_below_the_head_o
     assert!(
         healed,
         "heights below quorum: {:?}\n{}",
-        (1..=50)
-            .filter(|at| copies(&servers, key, &block(*at, 0)) < 2)
-            .collect::<Vec<_>>(),
+        short_of(&servers, key, 1..=50, 2),
         leader.encoded_metrics()
     );
     assert!(leader.metric("poa_anti_entropy_repairs_total") >= 20.0);
@@ -113,11 +112,7 @@ async fn anti_entropy__when_blocks_below_quorum_are_not_proven_committed__then_c
     let key = "poa:test:anti-entropy-unproven";
     let orphan_10 = block(10, 7);
     let orphan_11 = block_on(11, 7, orphan_10.id());
-    let forged_15 = {
-        let mut forged = block(15, 3);
-        forged.seal = poa_ports::Seal::Authority(FORGED_SEAL);
-        forged
-    };
+    let forged_15 = forged(block(15, 3));
     for at in 1..=30 {
         match at {
             10 => append(&servers[0], key, &orphan_10, 1),
@@ -189,7 +184,7 @@ async fn anti_entropy__when_a_node_is_half_alive__then_repairs_without_stalling_
                 next += 1;
             }
         }
-        healed = (1..=30).all(|at| copies(&servers, key, &block(at, 0)) >= 3);
+        healed = short_of(&servers, key, 1..=30, 3).is_empty();
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -198,9 +193,7 @@ async fn anti_entropy__when_a_node_is_half_alive__then_repairs_without_stalling_
     assert!(
         healed,
         "heights below quorum: {:?}",
-        (1..=30)
-            .filter(|at| copies(&servers, key, &block(*at, 0)) < 3)
-            .collect::<Vec<_>>()
+        short_of(&servers, key, 1..=30, 3)
     );
     assert!(slowest < Duration::from_secs(1), "a cycle took {slowest:?}");
     assert!(
@@ -225,7 +218,7 @@ async fn anti_entropy__when_a_node_restarts_between_slow_steps__then_a_new_pass_
     servers[1].restart();
     let healed = wait_for_async(Duration::from_secs(10), || async {
         let _ = leader.adapter.leader_state(below(21)).await;
-        (1..=20).all(|at| copies(&servers, key, &block(at, 0)) >= 2)
+        short_of(&servers, key, 1..=20, 2).is_empty()
     })
     .await;
 
@@ -233,8 +226,6 @@ async fn anti_entropy__when_a_node_restarts_between_slow_steps__then_a_new_pass_
     assert!(
         healed,
         "heights below quorum: {:?}",
-        (1..=20)
-            .filter(|at| copies(&servers, key, &block(*at, 0)) < 2)
-            .collect::<Vec<_>>()
+        short_of(&servers, key, 1..=20, 2)
     );
 }

@@ -850,12 +850,6 @@ async fn leader_state__when_a_far_behind_leader_sees_a_stale_orphan_below_trimme
     }
 }
 
-/// `block` sealed by a key that is not the authority's.
-fn forged(mut block: poa_ports::SealedBlock) -> poa_ports::SealedBlock {
-    block.seal = poa_ports::Seal::Authority(FORGED_SEAL);
-    block
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn leader_state__when_one_node_holds_a_forged_block_at_the_next_height__then_never_repairs_it_and_the_honest_block_commits()
  {

@@ -321,11 +321,8 @@ pub(crate) fn blocks(state: LeaderState) -> Vec<SealedBlock> {
     }
 }
 
-/// Removes every block `server` holds at heights `from..=to` (index members and stream
-/// entries), as a node that missed those writes (cut off, or restored from an older snapshot
-/// and written to since) holds nothing there.
-pub(crate) fn drop_heights(server: &RedisServer, key: &str, from: u64, to: u64) {
-    let stream = format!("{key}:block:stream");
+/// The members of `server`'s heights index at heights `from..=to`, as stored.
+pub(crate) fn index_members(server: &RedisServer, key: &str, from: u64, to: u64) -> Vec<String> {
     let index = format!("{key}:heights:index");
     let (from, to) = (from.to_string(), to.to_string());
     let RespValue::Array(members) = server.command(&[
@@ -336,19 +333,31 @@ pub(crate) fn drop_heights(server: &RedisServer, key: &str, from: u64, to: u64) 
     ]) else {
         panic!("ZRANGEBYSCORE answers an array");
     };
-    for member in members {
-        let member = member
-            .as_bytes()
-            .expect("index members are strings")
-            .to_vec();
-        let entry = String::from_utf8_lossy(&member)
-            .rsplit(':')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+    members
+        .iter()
+        .map(|member| {
+            String::from_utf8_lossy(member.as_bytes().expect("members are strings")).into_owned()
+        })
+        .collect()
+}
+
+/// Removes every block `server` holds at heights `from..=to` (index members and stream
+/// entries), as a node that missed those writes (cut off, or restored from an older snapshot
+/// and written to since) holds nothing there.
+pub(crate) fn drop_heights(server: &RedisServer, key: &str, from: u64, to: u64) {
+    let stream = format!("{key}:block:stream");
+    let index = format!("{key}:heights:index");
+    for member in index_members(server, key, from, to) {
+        let entry = member.rsplit(':').next().unwrap_or_default();
         server.command(&[b"XDEL", stream.as_bytes(), entry.as_bytes()]);
-        server.command(&[b"ZREM", index.as_bytes(), &member]);
+        server.command(&[b"ZREM", index.as_bytes(), member.as_bytes()]);
     }
+}
+
+/// `block` sealed by a key that is not the authority's.
+pub(crate) fn forged(mut block: SealedBlock) -> SealedBlock {
+    block.seal = Seal::Authority(FORGED_SEAL);
+    block
 }
 
 /// Leads on the local chain below each of `heights` and publishes the test chain's block

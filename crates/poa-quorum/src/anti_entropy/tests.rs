@@ -7,22 +7,7 @@ use poa_ports::Epoch;
 use proptest::prelude::*;
 
 use super::*;
-
-fn height(value: u64) -> BlockHeight {
-    BlockHeight::new(value)
-}
-
-/// Block `variant` at `height`: variant 0 is the committed chain.
-fn id(height: u64, variant: u8) -> BlockId {
-    let mut bytes = [variant; 32];
-    bytes[..8].copy_from_slice(&height.to_be_bytes());
-    BlockId::from_bytes(bytes)
-}
-
-/// The committed chain's block at `height` (the genesis id at 0).
-fn chain(height: u64) -> BlockId {
-    id(height, 0)
-}
+use crate::fixtures::{chain, height, id};
 
 /// A view over three nodes (quorum 2) in which every node answered.
 fn view_of_three() -> LogView {

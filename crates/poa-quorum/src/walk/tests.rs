@@ -7,23 +7,9 @@ use std::collections::BTreeSet;
 use proptest::prelude::*;
 
 use super::*;
+use crate::fixtures::{chain, epoch, height, id};
 use crate::script::{self, BlockWrite, NodeState};
 use crate::votes::plan_repair;
-
-fn height(value: u64) -> BlockHeight {
-    BlockHeight::new(value)
-}
-
-/// Block `variant` at `height`: variant 0 is the committed chain.
-fn id(height: u64, variant: u8) -> BlockId {
-    let mut bytes = [variant; 32];
-    bytes[..8].copy_from_slice(&height.to_be_bytes());
-    BlockId::from_bytes(bytes)
-}
-
-fn epoch(value: u64) -> Epoch {
-    Epoch::new(value)
-}
 
 /// A view over three nodes (quorum 2) where every node answered with a complete read.
 fn view_of_three() -> LogView {
@@ -261,11 +247,6 @@ fn histories() -> impl Strategy<Value = History> {
                 },
             )
     })
-}
-
-/// The committed chain's block at `height` (the genesis id at 0).
-fn chain(height: u64) -> BlockId {
-    id(height, 0)
 }
 
 /// Builds each node's entries: `(height, id, parent, epoch)`, one block per height per node,
