@@ -83,7 +83,7 @@ impl IndexClaims {
     /// The heights from `lowest` to `highest` where no block is named by a quorum of distinct
     /// nodes, lowest first: the only heights that may have lost copies. A height named by a
     /// quorum is skipped; should the names be false (written by something else than the
-    /// scripts), that can only delay a repair, never cause one.
+    /// scripts), they can keep a height from being looked at, never cause a copy.
     pub fn short_heights(&self, lowest: BlockHeight, highest: BlockHeight) -> Vec<BlockHeight> {
         let mut short = Vec::new();
         let mut at = lowest;
