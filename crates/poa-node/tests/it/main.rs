@@ -22,6 +22,7 @@ mod handover;
 mod history;
 mod http_limits;
 mod log_loss;
+mod recipes;
 mod relay;
 mod single_node;
 mod startup_errors;
