@@ -270,8 +270,8 @@ impl Plan {
                 value: forge.not_a_number(),
                 restore: true,
             },
-            // Kinds that need the tip without one never get here (see `plant`); an undecodable
-            // entry is the closest garbage.
+            // An undecodable entry needs no tip; the kinds built on the tip never get here
+            // without one (`plant` refuses them), and would get the closest garbage.
             (
                 Garbage::UndecodableEntry
                 | Garbage::ForgedNext

@@ -123,8 +123,7 @@ pub(crate) enum Anchor {
 pub(crate) const NEXT_HEIGHT_LEAD: u64 = 2;
 
 impl Garbage {
-    /// Every kind with a fixed shape, and the far-above forgery at 30 heights (the schedule
-    /// draws its own distance): for tests and docs.
+    /// How many kinds there are: [`Garbage::drawn`] gives each of `0..KINDS` one of them.
     pub(crate) const KINDS: usize = 16;
 
     /// The kind drawn for `ticket` in `0..KINDS`, with `above` heights for the far-above
