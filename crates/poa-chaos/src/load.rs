@@ -252,6 +252,15 @@ impl LoadRun<'_> {
         match undo {
             Undo::Restart { node, .. } => {
                 self.cluster.nodes[node].spawn()?;
+                let now = self.start.elapsed();
+                if let Some(kill) = self
+                    .kills
+                    .iter_mut()
+                    .rev()
+                    .find(|kill| kill.node == node && kill.restarted.is_none())
+                {
+                    kill.restarted = Some(now);
+                }
                 self.event(format!("n{node} started again"));
             }
             Undo::Thaw { node, .. } => {
@@ -288,7 +297,11 @@ impl LoadRun<'_> {
                 self.observer.read_node(now, &self.cluster, leader);
                 let at = self.start.elapsed();
                 self.cluster.nodes[leader].kill();
-                self.kills.push(Kill { node: leader, at });
+                self.kills.push(Kill {
+                    node: leader,
+                    at,
+                    restarted: None,
+                });
                 let longest = (self.cli.lease_ttl * 2).max(MIN_DOWNTIME);
                 let downtime = Duration::from_millis(
                     self.rng

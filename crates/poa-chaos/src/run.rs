@@ -223,26 +223,52 @@ pub(crate) type FinalChains = (Vec<Vec<BlockSummary>>, Vec<Option<String>>);
 /// # Errors
 /// Fails when a node does not answer or cannot show a block below its head.
 pub(crate) fn read_final_chains(client: &Client, cluster: &Cluster) -> Result<FinalChains> {
+    // One thread a node: block by block, a chain of a few hundred blocks takes seconds, and
+    // the nodes go on producing meanwhile.
+    let reads: Vec<Result<(Vec<BlockSummary>, Option<String>)>> = thread::scope(|scope| {
+        let readers: Vec<_> = cluster
+            .nodes
+            .iter()
+            .map(|node| scope.spawn(move || read_final_chain(client, node)))
+            .collect();
+        readers
+            .into_iter()
+            .map(|reader| {
+                reader
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a chain reader panicked")))
+            })
+            .collect()
+    });
     let mut chains = Vec::new();
     let mut last_errors = Vec::new();
-    for node in &cluster.nodes {
-        let status = retried(|| client.status(node.http))
-            .with_context(|| format!("node n{} does not answer after the heal", node.index))?;
-        let head = status.height;
-        last_errors.push(status.last_error);
-        let mut chain = Vec::new();
-        for height in 1..=head {
-            match retried(|| client.block(node.http, height).flatten()) {
-                Some(block) => chain.push(block),
-                None => bail!(
-                    "node n{} cannot show its block at height {height}, below its head {head} ({FINAL_READ_ATTEMPTS} tries)",
-                    node.index
-                ),
-            }
-        }
+    for read in reads {
+        let (chain, last_error) = read?;
         chains.push(chain);
+        last_errors.push(last_error);
     }
     Ok((chains, last_errors))
+}
+
+/// One node's whole chain, up to its head when asked, and its last failure.
+fn read_final_chain(
+    client: &Client,
+    node: &NodeProcess,
+) -> Result<(Vec<BlockSummary>, Option<String>)> {
+    let status = retried(|| client.status(node.http))
+        .with_context(|| format!("node n{} does not answer after the heal", node.index))?;
+    let head = status.height;
+    let mut chain = Vec::new();
+    for height in 1..=head {
+        match retried(|| client.block(node.http, height).flatten()) {
+            Some(block) => chain.push(block),
+            None => bail!(
+                "node n{} cannot show its block at height {height}, below its head {head} ({FINAL_READ_ATTEMPTS} tries)",
+                node.index
+            ),
+        }
+    }
+    Ok((chain, status.last_error))
 }
 
 /// `read` until it gives an answer, at most [`FINAL_READ_ATTEMPTS`] times: a node under load may

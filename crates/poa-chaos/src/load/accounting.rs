@@ -94,9 +94,23 @@ impl Submission {
 pub(crate) struct Kill {
     /// The node.
     pub(crate) node: usize,
-    /// When, from the start of the run.
+    /// When, from the start of the run (taken just before the signal).
     #[serde(with = "crate::checks::millis")]
     pub(crate) at: Duration,
+    /// When it was started again, if it was.
+    #[serde(skip)]
+    pub(crate) restarted: Option<Duration>,
+}
+
+impl Kill {
+    /// How long after an answer that arrived at `answered` the process that gave it was
+    /// killed, if this kill is that process's death. An answer that arrives after the kill
+    /// but before the restart was given by the killed process just before it died (the
+    /// client reads it a moment later): its death came at once.
+    fn after(&self, answered: Duration) -> Option<Duration> {
+        (answered < self.restarted.unwrap_or(Duration::MAX))
+            .then(|| self.at.saturating_sub(answered))
+    }
 }
 
 /// What became of the node that accepted a lost transaction.
@@ -148,8 +162,8 @@ pub(crate) fn losses(
         let answered = submission.answered_at();
         let killed_after = kills
             .iter()
-            .filter(|kill| kill.node == submission.node && kill.at >= answered)
-            .map(|kill| kill.at - answered)
+            .filter(|kill| kill.node == submission.node)
+            .filter_map(|kill| kill.after(answered))
             .min();
         let fate = match killed_after {
             None => Fate::Alive,
@@ -253,6 +267,7 @@ mod tests {
         let kills = [Kill {
             node: 0,
             at: Duration::from_secs(10),
+            restarted: Some(Duration::from_secs(11)),
         }];
         let samples = [led_by(0, 0), led_by(10_200, 2)];
 
@@ -302,6 +317,7 @@ mod tests {
         let kills = [Kill {
             node: 0,
             at: Duration::from_secs(10),
+            restarted: Some(Duration::from_secs(11)),
         }];
 
         // when
@@ -317,6 +333,30 @@ mod tests {
         assert_eq!(groups.len(), 1);
         assert_eq!(groups[0].fate, Fate::Alive);
         assert!(!groups[0].allowed);
+    }
+
+    #[test]
+    fn losses__when_the_answer_arrives_just_after_the_kill__then_the_killed_process_gave_it() {
+        // given: the 202 reached the client 3 ms after the signal, before any restart
+        let submissions = [accepted(0, Phase::LeaderKill, 10_003, "read-late")];
+        let kills = [Kill {
+            node: 0,
+            at: Duration::from_secs(10),
+            restarted: Some(Duration::from_secs(11)),
+        }];
+
+        // when
+        let groups = losses(
+            &submissions,
+            &BTreeMap::new(),
+            &kills,
+            &[],
+            Duration::from_millis(200),
+        );
+
+        // then
+        assert_eq!(groups[0].fate, Fate::KilledWithinRoundTrip);
+        assert!(groups[0].allowed);
     }
 
     #[test]
