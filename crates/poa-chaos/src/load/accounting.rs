@@ -310,53 +310,44 @@ mod tests {
         assert_eq!(groups, expected);
     }
 
-    #[test]
-    fn losses__when_a_node_is_killed_before_it_acknowledged__then_that_kill_is_no_excuse() {
-        // given: the 202 came from the restarted process, after the kill
-        let submissions = [accepted(0, Phase::LeaderKill, 12_000, "after-restart")];
+    /// The one loss of a 202 from n0 that reached the client at `answered_ms`, n0 being killed
+    /// at 10 s and started again at 11 s.
+    fn fate_of_one_answered_at(answered_ms: u64) -> LossGroup {
+        let submissions = [accepted(0, Phase::LeaderKill, answered_ms, "lost")];
         let kills = [Kill {
             node: 0,
             at: Duration::from_secs(10),
             restarted: Some(Duration::from_secs(11)),
         }];
-
-        // when
-        let groups = losses(
+        let mut groups = losses(
             &submissions,
             &BTreeMap::new(),
             &kills,
             &[],
             Duration::from_millis(200),
         );
+        assert_eq!(groups.len(), 1);
+        groups.remove(0)
+    }
+
+    #[test]
+    fn losses__when_a_node_is_killed_before_it_acknowledged__then_that_kill_is_no_excuse() {
+        // given / when: the 202 came from the restarted process, after the kill
+        let group = fate_of_one_answered_at(12_000);
 
         // then
-        assert_eq!(groups.len(), 1);
-        assert_eq!(groups[0].fate, Fate::Alive);
-        assert!(!groups[0].allowed);
+        assert_eq!(group.fate, Fate::Alive);
+        assert!(!group.allowed);
     }
 
     #[test]
     fn losses__when_the_answer_arrives_just_after_the_kill__then_the_killed_process_gave_it() {
-        // given: the 202 reached the client 3 ms after the signal, before any restart
-        let submissions = [accepted(0, Phase::LeaderKill, 10_003, "read-late")];
-        let kills = [Kill {
-            node: 0,
-            at: Duration::from_secs(10),
-            restarted: Some(Duration::from_secs(11)),
-        }];
-
-        // when
-        let groups = losses(
-            &submissions,
-            &BTreeMap::new(),
-            &kills,
-            &[],
-            Duration::from_millis(200),
-        );
+        // given / when: the 202 reached the client 3 ms after the signal, before any restart
+        let group = fate_of_one_answered_at(10_003);
 
         // then
-        assert_eq!(groups[0].fate, Fate::KilledWithinRoundTrip);
-        assert!(groups[0].allowed);
+        assert_eq!(group.fate, Fate::KilledWithinRoundTrip);
+        assert!(group.allowed);
     }
 
     #[test]
