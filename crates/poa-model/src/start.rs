@@ -1,6 +1,7 @@
-//! The state a check starts from. The far-behind start is not written by hand: it is a history
-//! replayed from the empty state through the model's own transitions (with the exploration
-//! bounds lifted), so it is reachable by construction, under the variant being checked.
+//! The state a check starts from. The far-behind and failed-publish starts are not written by
+//! hand: each is a history replayed from the empty state through the model's own transitions
+//! (with the exploration bounds lifted), so it is reachable by construction, under the variant
+//! being checked.
 
 use crate::config::Start;
 use crate::error::ModelError;
@@ -64,6 +65,29 @@ fn far_behind() -> Vec<Step> {
     ]
 }
 
+/// The failed-publish history: P0 leads on A and B at epoch 1 and publishes X1; the publish fails
+/// before any reply and P0 steps down (its keys linger on A and B). X1 then lands late on A, where
+/// P0's key lingers; B's key expires and X1's writes to B and C land fenced.
+fn failed_publish() -> Vec<Step> {
+    let act = Step::Act;
+    vec![
+        act(Action::Acquire {
+            producer: 0,
+            reach: 1 << NODE_A | 1 << NODE_B,
+        }),
+        act(Action::Reconcile {
+            producer: 0,
+            read: 1 << NODE_A | 1 << NODE_B,
+        }),
+        act(Action::Produce(0)),
+        act(Action::PublishFailed(0)),
+        Step::Deliver(NODE_A),
+        act(Action::Expire(NODE_B)),
+        Step::Deliver(NODE_B),
+        Step::Deliver(NODE_C),
+    ]
+}
+
 /// The empty state of `model`'s sizes.
 fn empty(model: &ProtocolModel) -> State {
     let c = &model.config;
@@ -77,6 +101,7 @@ fn empty(model: &ProtocolModel) -> State {
         lapsed_write_to_quorum: false,
         reconciled_behind: false,
         epoch_reused: false,
+        replaced_committed: false,
     }
 }
 
@@ -89,6 +114,7 @@ pub(crate) fn initial_state(model: &ProtocolModel) -> Result<State, ModelError> 
     let history = match model.config.start {
         Start::Empty => return Ok(empty(model)),
         Start::FarBehind => far_behind(),
+        Start::FailedPublish => failed_publish(),
     };
     let replay = model.without_bounds();
     let mut state = empty(model);
@@ -107,7 +133,7 @@ pub(crate) fn initial_state(model: &ProtocolModel) -> Result<State, ModelError> 
             .filter(|action| enabled.contains(action))
             .and_then(|action| replay.next_state(&state, action));
         state = next.ok_or_else(|| ModelError::StartUnreachable {
-            start: "far behind",
+            start: model.config.start.name(),
             step: index,
             action: format!("{step:?}"),
         })?;

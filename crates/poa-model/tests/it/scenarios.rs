@@ -7,6 +7,7 @@
 use poa_model::stateright::Model;
 use poa_model::{
     Action, Block, BlockRef, ModelConfig, Mutation, ProtocolModel, State, Token, WriteMsg, no_fork,
+    progress_possible,
 };
 use poa_ports::{BlockHeight, Epoch};
 
@@ -334,4 +335,256 @@ fn epoch_floor__when_promote_has_no_floor__then_the_process_leads_again_at_the_e
     // then
     assert_eq!(state.producers[0].epoch, Some(Epoch::new(1)));
     assert!(state.epoch_reused);
+}
+
+/// The write of `block` under `epoch` from the first process of its producer to `node`.
+fn write_of(block: Block, epoch: u64, node: u8) -> WriteMsg {
+    WriteMsg {
+        node,
+        token: Token {
+            producer: block.producer,
+            incarnation: 0,
+        },
+        epoch: Epoch::new(epoch),
+        block,
+    }
+}
+
+/// A block at height 1 on genesis, sealed by `producer` at its `attempt`.
+const fn first_height(producer: u8, attempt: u8) -> Block {
+    Block {
+        height: 1,
+        producer,
+        attempt,
+        parent: None,
+    }
+}
+
+/// X2: P0's second block at height 1 (epoch 2); Y: P1's (epoch 3).
+const X2: Block = first_height(0, 1);
+const Y: Block = first_height(1, 0);
+
+/// The bound of the three-orphans counterexample: P0 may seal two blocks (both producers may),
+/// epochs up to 4.
+fn three_orphans_bound(mutation: Option<Mutation>) -> ModelConfig {
+    ModelConfig {
+        max_epoch: 4,
+        ..two_blocks_each(mutation)
+    }
+}
+
+/// P0 publishes X at epoch 1 on A and B and fails; X lands late on A, where its key lingers. P0
+/// leads again on A and B (epoch 2), reads B and C (A's read times out), finds nothing and
+/// publishes X2. A's key expires; P1 takes A and C (epoch 3), reads B and C, finds nothing. X2
+/// lands on B (P0's key lingers there) and fenced on A and C; P1's Y lands on C, is refused on A
+/// (X holds height 1) and fenced on B. Both publishes fail: every node holds a different block
+/// at height 1, none on a quorum.
+fn three_orphans_story() -> Vec<Action> {
+    let mut steps = p0_publishes_x_leading_on_a_and_b();
+    steps.extend([
+        Action::PublishFailed(0),
+        Action::DeliverWrite(write_of_x(NODE_A)),
+        Action::Acquire {
+            producer: 0,
+            reach: 1 << NODE_A | 1 << NODE_B,
+        },
+        Action::Reconcile {
+            producer: 0,
+            read: 1 << NODE_B | 1 << NODE_C,
+        },
+        Action::Produce(0),
+        Action::Expire(NODE_A),
+        Action::Acquire {
+            producer: 1,
+            reach: 1 << NODE_A | 1 << NODE_C,
+        },
+        Action::Reconcile {
+            producer: 1,
+            read: 1 << NODE_B | 1 << NODE_C,
+        },
+        Action::DeliverWrite(write_of(X2, 2, NODE_B)),
+        Action::DeliverWrite(write_of(X2, 2, NODE_A)),
+        Action::DeliverWrite(write_of(X2, 2, NODE_C)),
+        Action::PublishFailed(0),
+        Action::Produce(1),
+        Action::DeliverWrite(write_of(Y, 3, NODE_C)),
+        Action::DeliverWrite(write_of(Y, 3, NODE_A)),
+        Action::DeliverWrite(write_of(Y, 3, NODE_B)),
+        Action::PublishFailed(1),
+    ]);
+    steps
+}
+
+/// P1 leads again on A and C (epoch 4) and reconciles reading every node.
+fn p1_leads_again_reading_every_node() -> Vec<Action> {
+    vec![
+        Action::Acquire {
+            producer: 1,
+            reach: 1 << NODE_A | 1 << NODE_C,
+        },
+        Action::Reconcile {
+            producer: 1,
+            read: 1 << NODE_A | 1 << NODE_B | 1 << NODE_C,
+        },
+    ]
+}
+
+fn block_on(state: &State, node: u8) -> Vec<Block> {
+    state.nodes[usize::from(node)]
+        .stream
+        .iter()
+        .map(|entry| entry.block)
+        .collect()
+}
+
+#[test]
+fn three_orphans__when_replayed__then_every_node_holds_a_different_block_at_height_one() {
+    // given
+    let steps = three_orphans_story();
+
+    // when
+    let state = replay_from(three_orphans_bound(None), &steps);
+
+    // then
+    assert_eq!(block_on(&state, NODE_A), vec![X]);
+    assert_eq!(block_on(&state, NODE_B), vec![X2]);
+    assert_eq!(block_on(&state, NODE_C), vec![Y]);
+    assert!(
+        state
+            .producers
+            .iter()
+            .all(|p| p.epoch.is_none() && p.chain.is_empty())
+    );
+}
+
+#[test]
+fn three_orphans__when_a_repair_may_not_replace__then_no_leader_can_ever_fill_the_height() {
+    // given
+    let config = three_orphans_bound(Some(Mutation::NoReplacement));
+    let model = ProtocolModel::new(config).unwrap();
+    let orphans = replay_from(config, &three_orphans_story());
+
+    // when: the highest-epoch orphan Y has no free node to be repaired to
+    let state = replay_from(
+        config,
+        &[three_orphans_story(), p1_leads_again_reading_every_node()].concat(),
+    );
+
+    // then: P1 keeps its lease without progress, and no fault-free continuation fills the height
+    let p1 = &state.producers[1];
+    assert!(p1.epoch.is_some() && !p1.reconciled && p1.chain.is_empty());
+    assert_eq!(block_on(&state, NODE_A), vec![X]);
+    assert_eq!(block_on(&state, NODE_B), vec![X2]);
+    assert_eq!(block_on(&state, NODE_C), vec![Y]);
+    assert!(!progress_possible(&model, &orphans));
+    assert!(!progress_possible(&model, &state));
+}
+
+#[test]
+fn three_orphans__when_the_complete_read_proves_none_can_be_committed__then_the_repair_replaces_one_and_the_leader_imports_it()
+ {
+    // given
+    let config = three_orphans_bound(None);
+    let model = ProtocolModel::new(config).unwrap();
+    let orphans = replay_from(config, &three_orphans_story());
+
+    // when: every node read, nothing above, no block on a majority: Y replaces X on A
+    let state = replay_from(
+        config,
+        &[three_orphans_story(), p1_leads_again_reading_every_node()].concat(),
+    );
+
+    // then
+    assert_eq!(block_on(&state, NODE_A), vec![Y]);
+    assert_eq!(block_on(&state, NODE_B), vec![X2]);
+    assert_eq!(block_on(&state, NODE_C), vec![Y]);
+    assert_eq!(chain_of(&state, 1), vec![Y]);
+    assert!(!state.replaced_committed);
+    assert!(progress_possible(&model, &orphans));
+}
+
+#[test]
+fn three_orphans__when_the_leader_reads_only_two_nodes__then_it_does_not_replace_and_waits_for_a_complete_read()
+ {
+    // given: the same story, but A's read times out
+    let config = three_orphans_bound(None);
+    let mut steps = three_orphans_story();
+    steps.extend([
+        Action::Acquire {
+            producer: 1,
+            reach: 1 << NODE_A | 1 << NODE_C,
+        },
+        Action::Reconcile {
+            producer: 1,
+            read: 1 << NODE_B | 1 << NODE_C,
+        },
+    ]);
+
+    // when
+    let state = replay_from(config, &steps);
+
+    // then: nothing replaced, nothing imported; P1 keeps its lease and reads again
+    assert_eq!(block_on(&state, NODE_A), vec![X]);
+    assert_eq!(block_on(&state, NODE_B), vec![X2]);
+    let p1 = &state.producers[1];
+    assert!(p1.epoch.is_some() && !p1.reconciled && p1.chain.is_empty());
+}
+
+#[test]
+fn far_behind_leader__when_a_quorum_refuses_its_block__then_it_keeps_the_lease_and_must_reconcile_again()
+ {
+    // given: without the gap rule, the far-behind leader reading B and C sees nothing at height 1
+    // and produces there; with it, no leader within the bounds ever produces at a height that a
+    // quorum of the nodes it holds refuses (see the README)
+    let config = ModelConfig::far_behind(Some(Mutation::NoGapRule));
+    let mut steps = vec![Action::Expire(NODE_B)];
+    steps.extend([
+        Action::Acquire {
+            producer: 0,
+            reach: 1 << NODE_A | 1 << NODE_B,
+        },
+        Action::Reconcile {
+            producer: 0,
+            read: 1 << NODE_B | 1 << NODE_C,
+        },
+        Action::Produce(0),
+    ]);
+    let produced = replay_from(config, &steps);
+    let publish = produced.producers[0].publish.unwrap();
+    let epoch = produced.producers[0].epoch.unwrap();
+    let write = |node| WriteMsg {
+        node,
+        token: Token {
+            producer: 0,
+            incarnation: 0,
+        },
+        epoch,
+        block: publish.block,
+    };
+
+    // when: A holds X at height 1, B trimmed it: a quorum refuses the height
+    steps.extend([
+        Action::DeliverWrite(write(NODE_A)),
+        Action::DeliverWrite(write(NODE_B)),
+    ]);
+    let refused = replay_from(config, &steps);
+    let model = ProtocolModel::new(config).unwrap();
+    let mut enabled = Vec::new();
+    model.actions(&refused, &mut enabled);
+    steps.push(Action::PublishRefused(0));
+    let state = replay_from(config, &steps);
+
+    // then: the publish ends refused, not failed; P0 keeps its lease and epoch and must
+    // reconcile again before it produces
+    assert!(!enabled.contains(&Action::PublishFailed(0)), "{enabled:?}");
+    let p0 = &state.producers[0];
+    assert_eq!(p0.epoch, Some(epoch));
+    assert!(!p0.reconciled && p0.publish.is_none());
+    let mut next = Vec::new();
+    model.actions(&state, &mut next);
+    assert!(
+        next.iter()
+            .any(|action| matches!(action, Action::Reconcile { producer: 0, .. }))
+    );
+    assert!(!next.contains(&Action::Produce(0)));
 }
