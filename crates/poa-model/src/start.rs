@@ -28,16 +28,8 @@ enum Step {
 /// height 1 when Z2 arrives. P1 still leads; P0's chain is empty.
 fn far_behind() -> Vec<Step> {
     let act = Step::Act;
-    vec![
-        act(Action::Acquire {
-            producer: 0,
-            reach: 1 << NODE_A | 1 << NODE_B,
-        }),
-        act(Action::Reconcile {
-            producer: 0,
-            read: 1 << NODE_A | 1 << NODE_B,
-        }),
-        act(Action::Produce(0)),
+    let mut steps = p0_publishes_on_a_and_b();
+    steps.extend([
         Step::Deliver(NODE_A),
         act(Action::PublishFailed(0)),
         act(Action::Expire(NODE_A)),
@@ -62,7 +54,8 @@ fn far_behind() -> Vec<Step> {
         Step::Deliver(NODE_C),
         act(Action::Commit(1)),
         Step::Deliver(NODE_A),
-    ]
+    ]);
+    steps
 }
 
 /// The failed-publish history: P0 leads on A and B at epoch 1 and publishes X1; the publish fails
@@ -70,21 +63,31 @@ fn far_behind() -> Vec<Step> {
 /// P0's key lingers; B's key expires and X1's writes to B and C land fenced.
 fn failed_publish() -> Vec<Step> {
     let act = Step::Act;
-    vec![
-        act(Action::Acquire {
-            producer: 0,
-            reach: 1 << NODE_A | 1 << NODE_B,
-        }),
-        act(Action::Reconcile {
-            producer: 0,
-            read: 1 << NODE_A | 1 << NODE_B,
-        }),
-        act(Action::Produce(0)),
+    let mut steps = p0_publishes_on_a_and_b();
+    steps.extend([
         act(Action::PublishFailed(0)),
         Step::Deliver(NODE_A),
         act(Action::Expire(NODE_B)),
         Step::Deliver(NODE_B),
         Step::Deliver(NODE_C),
+    ]);
+    steps
+}
+
+/// The first steps of both histories: P0 leads on A and B at epoch 1, reads them, finds nothing
+/// and publishes X at height 1.
+fn p0_publishes_on_a_and_b() -> Vec<Step> {
+    let on_a_and_b = 1 << NODE_A | 1 << NODE_B;
+    vec![
+        Step::Act(Action::Acquire {
+            producer: 0,
+            reach: on_a_and_b,
+        }),
+        Step::Act(Action::Reconcile {
+            producer: 0,
+            read: on_a_and_b,
+        }),
+        Step::Act(Action::Produce(0)),
     ]
 }
 

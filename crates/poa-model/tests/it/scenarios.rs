@@ -73,18 +73,28 @@ fn heights_on(state: &State, node: u8) -> Vec<u8> {
         .collect()
 }
 
-/// P0 takes the lease on A and B and reconciles reading them.
-fn p0_leads_reading_a_and_b() -> Vec<Action> {
-    vec![
+/// The mask of `list`.
+fn nodes(list: &[u8]) -> u8 {
+    list.iter().fold(0, |mask, node| mask | 1 << node)
+}
+
+/// `producer` takes the lease on the nodes `reach` and reconciles reading the nodes `read`.
+fn leads_reading(producer: u8, reach: &[u8], read: &[u8]) -> [Action; 2] {
+    [
         Action::Acquire {
-            producer: 0,
-            reach: 1 << NODE_A | 1 << NODE_B,
+            producer,
+            reach: nodes(reach),
         },
         Action::Reconcile {
-            producer: 0,
-            read: 1 << NODE_A | 1 << NODE_B,
+            producer,
+            read: nodes(read),
         },
     ]
+}
+
+/// P0 takes the lease on A and B and reconciles reading them.
+fn p0_leads_reading_a_and_b() -> Vec<Action> {
+    leads_reading(0, &[NODE_A, NODE_B], &[NODE_A, NODE_B]).to_vec()
 }
 
 /// P0 leads on A and B at epoch 1 and publishes X.
@@ -384,24 +394,11 @@ fn three_orphans_story() -> Vec<Action> {
     steps.extend([
         Action::PublishFailed(0),
         Action::DeliverWrite(write_of_x(NODE_A)),
-        Action::Acquire {
-            producer: 0,
-            reach: 1 << NODE_A | 1 << NODE_B,
-        },
-        Action::Reconcile {
-            producer: 0,
-            read: 1 << NODE_B | 1 << NODE_C,
-        },
-        Action::Produce(0),
-        Action::Expire(NODE_A),
-        Action::Acquire {
-            producer: 1,
-            reach: 1 << NODE_A | 1 << NODE_C,
-        },
-        Action::Reconcile {
-            producer: 1,
-            read: 1 << NODE_B | 1 << NODE_C,
-        },
+    ]);
+    steps.extend(p0_leads_on_a_and_b_reading_b_and_c_and_publishes());
+    steps.extend([Action::Expire(NODE_A)]);
+    steps.extend(leads_reading(1, &[NODE_A, NODE_C], &[NODE_B, NODE_C]));
+    steps.extend([
         Action::DeliverWrite(write_of(X2, 2, NODE_B)),
         Action::DeliverWrite(write_of(X2, 2, NODE_A)),
         Action::DeliverWrite(write_of(X2, 2, NODE_C)),
@@ -415,18 +412,17 @@ fn three_orphans_story() -> Vec<Action> {
     steps
 }
 
+/// P0 takes the lease on A and B, reads B and C (A's read times out) and publishes at its next
+/// height.
+fn p0_leads_on_a_and_b_reading_b_and_c_and_publishes() -> Vec<Action> {
+    let mut steps = leads_reading(0, &[NODE_A, NODE_B], &[NODE_B, NODE_C]).to_vec();
+    steps.push(Action::Produce(0));
+    steps
+}
+
 /// P1 leads again on A and C (epoch 4) and reconciles reading every node.
 fn p1_leads_again_reading_every_node() -> Vec<Action> {
-    vec![
-        Action::Acquire {
-            producer: 1,
-            reach: 1 << NODE_A | 1 << NODE_C,
-        },
-        Action::Reconcile {
-            producer: 1,
-            read: 1 << NODE_A | 1 << NODE_B | 1 << NODE_C,
-        },
-    ]
+    leads_reading(1, &[NODE_A, NODE_C], &[NODE_A, NODE_B, NODE_C]).to_vec()
 }
 
 fn block_on(state: &State, node: u8) -> Vec<Block> {
@@ -509,16 +505,7 @@ fn three_orphans__when_the_leader_reads_only_two_nodes__then_it_does_not_replace
     // given: the same story, but A's read times out
     let config = three_orphans_bound(None);
     let mut steps = three_orphans_story();
-    steps.extend([
-        Action::Acquire {
-            producer: 1,
-            reach: 1 << NODE_A | 1 << NODE_C,
-        },
-        Action::Reconcile {
-            producer: 1,
-            read: 1 << NODE_B | 1 << NODE_C,
-        },
-    ]);
+    steps.extend(leads_reading(1, &[NODE_A, NODE_C], &[NODE_B, NODE_C]));
 
     // when
     let state = replay_from(config, &steps);
@@ -538,29 +525,11 @@ fn far_behind_leader__when_a_quorum_refuses_its_block__then_it_keeps_the_lease_a
     // quorum of the nodes it holds refuses (see the README)
     let config = ModelConfig::far_behind(Some(Mutation::NoGapRule));
     let mut steps = vec![Action::Expire(NODE_B)];
-    steps.extend([
-        Action::Acquire {
-            producer: 0,
-            reach: 1 << NODE_A | 1 << NODE_B,
-        },
-        Action::Reconcile {
-            producer: 0,
-            read: 1 << NODE_B | 1 << NODE_C,
-        },
-        Action::Produce(0),
-    ]);
+    steps.extend(p0_leads_on_a_and_b_reading_b_and_c_and_publishes());
     let produced = replay_from(config, &steps);
-    let publish = produced.producers[0].publish.unwrap();
+    let block = produced.producers[0].publish.unwrap().block;
     let epoch = produced.producers[0].epoch.unwrap();
-    let write = |node| WriteMsg {
-        node,
-        token: Token {
-            producer: 0,
-            incarnation: 0,
-        },
-        epoch,
-        block: publish.block,
-    };
+    let write = |node| write_of(block, epoch.get(), node);
 
     // when: A holds X at height 1, B trimmed it: a quorum refuses the height
     steps.extend([
