@@ -557,3 +557,102 @@ fn far_behind_leader__when_a_quorum_refuses_its_block__then_it_keeps_the_lease_a
     );
     assert!(!next.contains(&Action::Produce(0)));
 }
+
+/// Five nodes (quorum 3, bare majority 3): the fourth and fifth.
+const NODE_D: u8 = 3;
+const NODE_E: u8 = 4;
+
+/// Five nodes, epochs up to 4, three blocks per producer (P1 seals two and leads a third time).
+fn five_nodes() -> ModelConfig {
+    ModelConfig {
+        nodes: 5,
+        max_epoch: 4,
+        max_attempts: 3,
+        ..ModelConfig::small(None)
+    }
+}
+
+/// R: P1's first block (epoch 1); W: P1's second (epoch 3). P0's block X is published at
+/// epoch 2 here.
+const R: Block = first_height(1, 0);
+const W: Block = first_height(1, 1);
+
+/// On five nodes: P1 leads on C, D and E (epoch 1), publishes R and fails; its release reaches
+/// C and D only, so its key lingers on E. P0 leads on A, B and D (epoch 2), reads them, and
+/// publishes X, which lands on A and B; its write to D is delayed. P0's keys on A and B expire
+/// (its key on D does not). P1 leads on A, B and C (epoch 3), reads C, D and E (nothing yet),
+/// and R lands late on E, where P1's old key lingers. P1 publishes W: it lands on C, A and B
+/// refuse the height (X), E refuses it (R): a quorum refused, P1 keeps its lease. It reads every
+/// node: X on A and B, W on C, nothing on D, R on E. No block is on a majority, nothing above:
+/// `may_replace_at` holds, and W (the highest epoch) needs two more nodes with only D free, so
+/// the plan writes D and replaces X on A. D fences the write (P0's key), the repair fails, but
+/// X is gone from A. Then X lands on D: P0's tally counts A, B and D and P0 commits X, which
+/// now sits on B and D only.
+fn stale_publish_completes_after_a_replacement() -> Vec<Action> {
+    let every_node = [NODE_A, NODE_B, NODE_C, NODE_D, NODE_E];
+    let (abc, abd, cde) = (
+        [NODE_A, NODE_B, NODE_C],
+        [NODE_A, NODE_B, NODE_D],
+        [NODE_C, NODE_D, NODE_E],
+    );
+    let mut steps = Vec::new();
+    steps.extend(leads_reading(1, &cde, &cde));
+    steps.extend([
+        Action::Produce(1),
+        Action::PublishFailed(1),
+        Action::Expire(NODE_C),
+        Action::Expire(NODE_D),
+    ]);
+    steps.extend(leads_reading(0, &abd, &abd));
+    steps.extend([
+        Action::Produce(0),
+        Action::DeliverWrite(write_of(X, 2, NODE_A)),
+        Action::DeliverWrite(write_of(X, 2, NODE_B)),
+        Action::Expire(NODE_A),
+        Action::Expire(NODE_B),
+    ]);
+    steps.extend(leads_reading(1, &abc, &cde));
+    steps.extend([
+        Action::DeliverWrite(write_of(R, 1, NODE_E)),
+        Action::Produce(1),
+        Action::DeliverWrite(write_of(W, 3, NODE_C)),
+        Action::DeliverWrite(write_of(W, 3, NODE_A)),
+        Action::DeliverWrite(write_of(W, 3, NODE_B)),
+        Action::DeliverWrite(write_of(W, 3, NODE_E)),
+        Action::PublishRefused(1),
+        Action::Reconcile {
+            producer: 1,
+            read: nodes(&every_node),
+        },
+        Action::DeliverWrite(write_of(X, 2, NODE_D)),
+        Action::Commit(0),
+    ]);
+    steps
+}
+
+#[test]
+fn replacement__when_a_stale_publish_completes_on_a_node_the_repairer_does_not_hold__then_a_committed_block_is_replaced_and_producers_fork()
+ {
+    // given: the rules as they are, on five nodes
+    let config = five_nodes();
+    let committed = replay_from(config, &stale_publish_completes_after_a_replacement());
+    assert_eq!(chain_of(&committed, 0), vec![X]);
+    assert_eq!(block_on(&committed, NODE_A), vec![W]);
+    assert_eq!(block_on(&committed, NODE_B), vec![X]);
+    assert_eq!(block_on(&committed, NODE_D), vec![X]);
+
+    // when: P1 leads again (epoch 4) and reads every node: W on A and C, X on B and D, R on E,
+    // none on a majority, so W replaces X on B
+    let mut steps = stale_publish_completes_after_a_replacement();
+    steps.extend(leads_reading(
+        1,
+        &[NODE_A, NODE_B, NODE_C],
+        &[NODE_A, NODE_B, NODE_C, NODE_D, NODE_E],
+    ));
+    let state = replay_from(config, &steps);
+
+    // then: P1 imports W where P0 committed X
+    assert_eq!(chain_of(&state, 1), vec![W]);
+    assert!(state.replaced_committed);
+    assert!(!no_fork(&state));
+}
