@@ -517,45 +517,74 @@ fn three_orphans__when_the_leader_reads_only_two_nodes__then_it_does_not_replace
     assert!(p1.epoch.is_some() && !p1.reconciled && p1.chain.is_empty());
 }
 
-#[test]
-fn far_behind_leader__when_a_quorum_refuses_its_block__then_it_keeps_the_lease_and_must_reconcile_again()
- {
-    // given: without the gap rule, the far-behind leader reading B and C sees nothing at height 1
-    // and produces there; with it, no leader within the bounds ever produces at a height that a
-    // quorum of the nodes it holds refuses (see the README)
-    let config = ModelConfig::far_behind(Some(Mutation::NoGapRule));
-    let mut steps = vec![Action::Expire(NODE_B)];
-    steps.extend(p0_leads_on_a_and_b_reading_b_and_c_and_publishes());
-    let produced = replay_from(config, &steps);
-    let block = produced.producers[0].publish.unwrap().block;
-    let epoch = produced.producers[0].epoch.unwrap();
-    let write = |node| write_of(block, epoch.get(), node);
+/// R1: P1's first block at height 1 (epoch 2); Y1: its second (epoch 3).
+const R1: Block = first_height(1, 0);
+const Y1: Block = first_height(1, 1);
 
-    // when: A holds X at height 1, B trimmed it: a quorum refuses the height
+/// P0 leads on A and B (epoch 1), publishes X, which lands on A, and fails. P1 leads on B and C
+/// (epoch 2), reads them (nothing: X is on A only), publishes R1 and fails with R1's writes
+/// still on the wire; its keys linger. P1 leads again on A and B (epoch 3), reads B and C
+/// (nothing yet) and is reconciled. R1 then lands on C, where P1's key of its first
+/// leadership lingers. P1 publishes Y1: it lands on B and is refused on A (X) and on C (R1).
+fn a_quorum_refuses_the_leaders_block() -> Vec<Action> {
+    let mut steps = p0_publishes_x_leading_on_a_and_b();
     steps.extend([
-        Action::DeliverWrite(write(NODE_A)),
-        Action::DeliverWrite(write(NODE_B)),
+        Action::DeliverWrite(write_of_x(NODE_A)),
+        Action::PublishFailed(0),
+        Action::Expire(NODE_B),
     ]);
-    let refused = replay_from(config, &steps);
+    steps.extend(leads_reading(1, &[NODE_B, NODE_C], &[NODE_B, NODE_C]));
+    steps.extend([
+        Action::Produce(1),
+        Action::PublishFailed(1),
+        Action::Expire(NODE_A),
+    ]);
+    steps.extend(leads_reading(1, &[NODE_A, NODE_B], &[NODE_B, NODE_C]));
+    steps.extend([
+        Action::DeliverWrite(write_of(R1, 2, NODE_C)),
+        Action::Produce(1),
+        Action::DeliverWrite(write_of(Y1, 3, NODE_B)),
+        Action::DeliverWrite(write_of(Y1, 3, NODE_A)),
+        Action::DeliverWrite(write_of(Y1, 3, NODE_C)),
+    ]);
+    steps
+}
+
+#[test]
+fn refused_publish__when_a_quorum_refuses_the_height__then_the_leader_keeps_its_lease_reconciles_again_and_replaces()
+ {
+    // given: two blocks for P1, epochs up to 3
+    let config = two_blocks_each(None);
     let model = ProtocolModel::new(config).unwrap();
+    let refused = replay_from(config, &a_quorum_refuses_the_leaders_block());
     let mut enabled = Vec::new();
     model.actions(&refused, &mut enabled);
-    steps.push(Action::PublishRefused(0));
+
+    // when
+    let mut steps = a_quorum_refuses_the_leaders_block();
+    steps.push(Action::PublishRefused(1));
+    let kept = replay_from(config, &steps);
+    steps.push(Action::Reconcile {
+        producer: 1,
+        read: nodes(&[NODE_A, NODE_B, NODE_C]),
+    });
     let state = replay_from(config, &steps);
 
-    // then: the publish ends refused, not failed; P0 keeps its lease and epoch and must
-    // reconcile again before it produces
-    assert!(!enabled.contains(&Action::PublishFailed(0)), "{enabled:?}");
-    let p0 = &state.producers[0];
-    assert_eq!(p0.epoch, Some(epoch));
-    assert!(!p0.reconciled && p0.publish.is_none());
+    // then: the publish ends refused, not failed; P1 keeps its lease and epoch, must reconcile
+    // before it produces, and its next scan finds X, Y1 and R1 one per node: Y1, the highest
+    // epoch, replaces X on A and is imported
+    assert!(!enabled.contains(&Action::PublishFailed(1)), "{enabled:?}");
+    let p1 = &kept.producers[1];
+    assert_eq!(p1.epoch, Some(Epoch::new(3)));
+    assert!(!p1.reconciled && p1.publish.is_none());
     let mut next = Vec::new();
-    model.actions(&state, &mut next);
-    assert!(
-        next.iter()
-            .any(|action| matches!(action, Action::Reconcile { producer: 0, .. }))
-    );
-    assert!(!next.contains(&Action::Produce(0)));
+    model.actions(&kept, &mut next);
+    assert!(!next.contains(&Action::Produce(1)));
+    assert_eq!(block_on(&kept, NODE_A), vec![X]);
+    assert_eq!(block_on(&kept, NODE_B), vec![Y1]);
+    assert_eq!(block_on(&kept, NODE_C), vec![R1]);
+    assert_eq!(chain_of(&state, 1), vec![Y1]);
+    assert_eq!(block_on(&state, NODE_A), vec![Y1]);
 }
 
 /// Five nodes (quorum 3, bare majority 3): the fourth and fifth.
