@@ -31,6 +31,9 @@ pub enum Mutation {
     /// `promote` without the caller's epoch floor: a process whose key lingers (its release was
     /// lost) continues at the epoch it led with before.
     NoEpochFloor,
+    /// A repair never replaces another block: `plan_repair` is called with `replaceable =
+    /// false` whatever the read proves (what it did before replacement).
+    NoReplacement,
 }
 
 impl Mutation {
@@ -91,6 +94,15 @@ pub(crate) fn write_block(
         }
         _ => script::write_block(node, write),
     }
+}
+
+/// `LogView::may_replace_at`, or `false` under [`Mutation::NoReplacement`].
+pub(crate) fn may_replace_at(
+    view: &LogView,
+    height: BlockHeight,
+    mutation: Option<Mutation>,
+) -> bool {
+    mutation != Some(Mutation::NoReplacement) && view.may_replace_at(height)
 }
 
 /// `LogView::decide`, or without its gap rule: where the walk says `Gap`, the mutated walk goes

@@ -6,7 +6,8 @@
 
 use poa_ports::{BlockHeight, Epoch};
 use poa_quorum::{
-    Candidate, HeightDecision, LogView, WriteDecision, WriteReply, WriteTally, plan_repair,
+    Candidate, HeightDecision, LogView, NodeIndex, WriteDecision, WriteReply, WriteTally,
+    plan_repair,
 };
 
 use crate::model::{ProtocolModel, step_down, stored_on};
@@ -140,10 +141,13 @@ impl ProtocolModel {
         }
     }
 
-    /// Brings `block` at `height` to a quorum as the adapter does: the plan's targets are
-    /// written (a target this step does not reach fails), and the repair tally decides. All the
-    /// writes land; of the orders their replies may arrive in, the tally hears the stored ones
-    /// first (the order that lets a repair count as stored whenever it can).
+    /// Brings `block` at `height` to a quorum as the adapter does: the plan may replace other
+    /// blocks at the height when the read proves none of them can be committed
+    /// (`LogView::may_replace_at`: every node read, each read reaching the height); every target
+    /// of the plan is written, naming the block it replaces where it replaces one (a target
+    /// this step does not reach fails), and the repair tally decides. All the writes land; of
+    /// the orders their replies may arrive in, the tally hears the stored ones first (the order
+    /// that lets a repair count as stored whenever it can).
     fn repair(
         &self,
         state: &mut State,
@@ -155,7 +159,8 @@ impl ProtocolModel {
         let quorum = self.config.quorum();
         let votes = view.votes(height).cloned().unwrap_or_default();
         let occupied = view.refused_at(height);
-        let Some(plan) = plan_repair(quorum, &votes, block, &occupied, false) else {
+        let replaceable = mutation::may_replace_at(view, height, self.config.mutation);
+        let Some(plan) = plan_repair(quorum, &votes, block, &occupied, replaceable) else {
             return if quorum.reached(block.nodes.len()) {
                 Repair::Stored
             } else {
@@ -163,8 +168,8 @@ impl ProtocolModel {
             };
         };
         let repaired = rules::block_of(height, block.id, block.parent);
-        let mut replies: Vec<WriteReply> = plan
-            .targets
+        let targets: Vec<NodeIndex> = plan.all_targets().collect();
+        let mut replies: Vec<WriteReply> = targets
             .iter()
             .map(|target| {
                 let node = u8::try_from(*target).unwrap_or(u8::MAX);
@@ -177,12 +182,17 @@ impl ProtocolModel {
                     epoch: repairer.epoch,
                     block: repaired,
                 };
-                rules::reply_of(self.write_on(state, msg))
+                let replaces = plan
+                    .replacing
+                    .iter()
+                    .find(|(replaced_on, _)| replaced_on == target)
+                    .map(|(_, replaced)| *replaced);
+                rules::reply_of(self.write_on(state, msg, replaces))
             })
             .collect();
         replies
             .sort_by_key(|reply| !matches!(reply, WriteReply::Written | WriteReply::AlreadyStored));
-        let mut tally = WriteTally::repair(quorum, plan.pre_existing, plan.targets.len());
+        let mut tally = WriteTally::repair(quorum, plan.pre_existing, targets.len());
         for reply in replies {
             if tally.decision() != WriteDecision::Undecided {
                 break;
