@@ -66,7 +66,7 @@ impl NodeContext {
 }
 
 /// A block to write, encoded once and shared by every node's task.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct BlockWrite {
     pub(crate) epoch: Epoch,
     pub(crate) height: BlockHeight,

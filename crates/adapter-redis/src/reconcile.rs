@@ -14,8 +14,8 @@ use std::time::Instant;
 use fred::bytes::Bytes;
 use poa_ports::{BlockHeight, ChainHead, LeaderState, SealVerifier, SealedBlock};
 use poa_quorum::{
-    Candidate, HeightDecision, LatestDecision, LatestTally, Quorum, WriteDecision, WriteTally,
-    plan_repair,
+    Candidate, HeightDecision, LatestDecision, LatestTally, Quorum, RepairPlan, WriteDecision,
+    WriteReply, WriteTally, may_replace_after, plan_repair,
 };
 use tokio_util::task::TaskTracker;
 
@@ -456,6 +456,41 @@ impl Reconciler {
         }
     }
 
+    /// The first step of a repair that replaces: the block goes to every node that was free at
+    /// the read, each awaited (bounded). `Ok(true)` only when every one stores it
+    /// (`poa_quorum::may_replace_after`); otherwise nothing is replaced this cycle, and an error
+    /// when a node fenced the write (the lease was lost, or another owner's key sits there).
+    async fn fill_free_nodes(
+        &self,
+        height: BlockHeight,
+        plan: &RepairPlan,
+        write: &BlockWrite,
+    ) -> Result<bool, AdapterError> {
+        let write = Arc::new(write.clone());
+        let replies = FanOut::spawn(
+            &self.tracker,
+            plan.targets.iter().filter_map(|node| self.nodes.get(*node)),
+            Some(&self.metrics.outstanding_publish_tasks),
+            |node| {
+                let write = Arc::clone(&write);
+                async move { node.write_block(&write).await }
+            },
+        )
+        .all()
+        .await;
+        let outcomes: Vec<WriteReply> =
+            replies.iter().map(|(_, outcome)| outcome.reply()).collect();
+        if may_replace_after(&outcomes, plan.targets.len()) {
+            return Ok(true);
+        }
+        tracing::warn!(
+            height = %height,
+            free = plan.targets.len(),
+            "a node free at the read did not take the block: nothing is replaced"
+        );
+        Ok(false)
+    }
+
     /// Brings `block` at `height` to a quorum. `Ok(false)` when it cannot; an error when a
     /// node fenced the repair (the lease was lost).
     async fn repair(
@@ -486,10 +521,12 @@ impl Reconciler {
             replacing = plan.replacing.len(),
             "repairing a block below quorum"
         );
-        let write = Arc::new(
-            BlockWrite::new(epoch, height, block.id, Bytes::clone(bytes))
-                .replacing(&plan.replacing),
-        );
+        let write = BlockWrite::new(epoch, height, block.id, Bytes::clone(bytes));
+        if plan.replaces() && !self.fill_free_nodes(height, &plan, &write).await? {
+            self.metrics.repair_failure.inc();
+            return Ok(false);
+        }
+        let write = Arc::new(write.replacing(&plan.replacing));
         let targets: Vec<_> = plan.all_targets().collect();
         let result = write_until_decided(
             &self.tracker,

@@ -42,7 +42,7 @@ pub use lease::{
     drift, fold_epoch, remaining_validity,
 };
 pub use quorum::{NodeIndex, Quorum, majority};
-pub use votes::{Candidate, HeightVotes, RepairPlan, plan_repair};
+pub use votes::{Candidate, HeightVotes, RepairPlan, may_replace_after, plan_repair};
 pub use walk::{Coverage, HeightDecision, LogView};
 pub use window::{ReadTiming, next_read_window};
 pub use write::{WriteCounts, WriteDecision, WriteReply, WriteTally};

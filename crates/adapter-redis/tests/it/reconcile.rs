@@ -998,6 +998,53 @@ async fn leader_state__when_forged_blocks_hold_the_next_height_on_a_quorum__then
     published.unwrap();
 }
 
+/// Whether `server`'s heights index holds `block` at its height.
+fn indexes(
+    server: &poa_test_support::RedisServer,
+    key: &str,
+    block: &poa_ports::SealedBlock,
+) -> bool {
+    let index = format!("{key}:heights:index");
+    let height = block.height().get().to_string();
+    match server.command(&[
+        b"ZRANGEBYSCORE",
+        index.as_bytes(),
+        height.as_bytes(),
+        height.as_bytes(),
+    ]) {
+        poa_test_support::RespValue::Array(members) => members.iter().any(|member| {
+            matches!(member, poa_test_support::RespValue::Bulk(bytes)
+                if String::from_utf8_lossy(bytes).contains(&block.id().to_hex()))
+        }),
+        _ => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leader_state__when_a_node_free_at_the_read_does_not_take_the_winner__then_replaces_nothing()
+ {
+    // given: five nodes, no block on a majority at height 1: X (epoch 2) on A and B, the winner
+    // W (epoch 3) on C, R (epoch 1) on E; D is free but another owner's key sits there, so D
+    // fences: a publish of X may still be in flight to it, and could complete X's quorum there
+    let servers = servers(5);
+    let key = "poa:test:replace-after-free";
+    let (stale, winner, other) = (block(1, 20), block(1, 30), block(1, 10));
+    append(&servers[0], key, &stale, 2);
+    append(&servers[1], key, &stale, 2);
+    append(&servers[2], key, &winner, 3);
+    append(&servers[4], key, &other, 1);
+    set_owner(&servers[3], key, "publisher-of-x", 60_000);
+    let leader = producer(urls(&servers), key).await;
+
+    // when: the repair of W needs two more nodes and only D is free
+    let _ = leader.adapter.leader_state(below(1)).await;
+
+    // then: D refused W, so no copy of X was replaced
+    assert!(indexes(&servers[0], key, &stale), "X was replaced on A");
+    assert!(indexes(&servers[1], key, &stale), "X was replaced on B");
+    assert!(!indexes(&servers[3], key, &winner));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn leader_state__when_every_node_holds_another_orphan_at_the_next_height__then_replaces_them_with_the_winner()
  {

@@ -592,12 +592,12 @@ const NODE_D: u8 = 3;
 const NODE_E: u8 = 4;
 
 /// Five nodes, epochs up to 4, three blocks per producer (P1 seals two and leads a third time).
-fn five_nodes() -> ModelConfig {
+fn five_nodes(mutation: Option<Mutation>) -> ModelConfig {
     ModelConfig {
         nodes: 5,
         max_epoch: 4,
         max_attempts: 3,
-        ..ModelConfig::small(None)
+        ..ModelConfig::small(mutation)
     }
 }
 
@@ -660,10 +660,37 @@ fn stale_publish_completes_after_a_replacement() -> Vec<Action> {
 }
 
 #[test]
-fn replacement__when_a_stale_publish_completes_on_a_node_the_repairer_does_not_hold__then_a_committed_block_is_replaced_and_producers_fork()
+fn replacement__when_a_free_node_refuses_the_winner__then_nothing_is_replaced_and_the_stale_publish_commits_without_a_fork()
  {
-    // given: the rules as they are, on five nodes
-    let config = five_nodes();
+    // given: the five-node story under the rules: D (free at the read, P0's key there) fences
+    // the repair's first step, so X stays on A
+    let config = five_nodes(None);
+    let committed = replay_from(config, &stale_publish_completes_after_a_replacement());
+    assert_eq!(chain_of(&committed, 0), vec![X]);
+    assert_eq!(block_on(&committed, NODE_A), vec![X]);
+    assert_eq!(block_on(&committed, NODE_B), vec![X]);
+    assert_eq!(block_on(&committed, NODE_D), vec![X]);
+
+    // when: P1, still leading (its repair failed, it keeps the lease), reads every node again
+    let mut steps = stale_publish_completes_after_a_replacement();
+    steps.push(Action::Reconcile {
+        producer: 1,
+        read: nodes(&[NODE_A, NODE_B, NODE_C, NODE_D, NODE_E]),
+    });
+    let state = replay_from(config, &steps);
+
+    // then: X is on a majority, committed, and P1 takes it
+    assert_eq!(chain_of(&state, 1), vec![X]);
+    assert!(!state.replaced_committed);
+    assert!(no_fork(&state));
+}
+
+#[test]
+fn replace_at_once__when_a_stale_publish_completes_on_a_node_the_repairer_does_not_hold__then_a_committed_block_is_replaced_and_producers_fork()
+ {
+    // given: the first replacement rule (replace without waiting for every free node), on five
+    // nodes
+    let config = five_nodes(Some(Mutation::ReplaceAtOnce));
     let committed = replay_from(config, &stale_publish_completes_after_a_replacement());
     assert_eq!(chain_of(&committed, 0), vec![X]);
     assert_eq!(block_on(&committed, NODE_A), vec![W]);
