@@ -30,7 +30,10 @@ use crate::scripts::{
 };
 use poa_quorum::NodeIndex;
 
+mod errors;
 mod fleet;
+
+use errors::ErrorNotes;
 
 pub(crate) use fleet::connect_nodes;
 
@@ -163,13 +166,8 @@ pub(crate) struct RedisNode {
     metrics: Arc<Metrics>,
     tracker: TaskTracker,
     last_outcome: AtomicU8,
-    /// Per family of operations (reads; the lease and writes), the operation that last failed
-    /// and how, until an operation of that family succeeds again; said once in the log when it
-    /// starts (or changes) and once when it ends. Kept per family so that reads that still
-    /// succeed do not hide a lease that cannot be taken.
-    last_error: Mutex<[Option<(&'static str, String)>; 2]>,
-    /// The failure of the call being observed (set by `failed`, taken by `observe`).
-    failing: Mutex<Option<String>>,
+    /// What failing operations answered, until they succeed again.
+    errors: ErrorNotes,
     resetting: Arc<AtomicBool>,
     connection_task: Mutex<Option<ConnectHandle>>,
     clock: ServerClock,
@@ -258,8 +256,7 @@ impl RedisNode {
             metrics,
             tracker,
             last_outcome: AtomicU8::new(0),
-            last_error: Mutex::new([None, None]),
-            failing: Mutex::new(None),
+            errors: ErrorNotes::default(),
             resetting: Arc::new(AtomicBool::new(false)),
             connection_task: Mutex::new(None),
             clock: ServerClock::default(),
@@ -378,18 +375,10 @@ impl RedisNode {
         CallClass::from_code(self.last_outcome.load(Ordering::Relaxed))
     }
 
-    /// What the node answered the last time an operation failed, per family, until an
-    /// operation of that family succeeds again.
+    /// What the node answered the last time an operation failed, per family of operations,
+    /// until one of that family succeeds again.
     pub(crate) fn last_error(&self) -> Option<String> {
-        let errors: Vec<String> = self
-            .last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .flatten()
-            .map(|(operation, error)| format!("{operation}: {error}"))
-            .collect();
-        (!errors.is_empty()).then(|| errors.join("; "))
+        self.errors.summary()
     }
 
     /// Whether this process's token holds the lease on this node; if it does, its TTL is
@@ -666,7 +655,7 @@ impl RedisNode {
     /// Classifies a failed call and resets the connection when the failure calls for it.
     fn failed(&self, error: &NodeError) -> CallClass {
         tracing::debug!(node = %self.name, error = %error, "redis node call failed");
-        *self.failing.lock().unwrap_or_else(PoisonError::into_inner) = Some(error.to_string());
+        self.errors.failing(error);
         if error.needs_reset() {
             self.reset_connection();
         }
@@ -675,7 +664,7 @@ impl RedisNode {
 
     fn observe(&self, operation: &'static str, class: CallClass) {
         self.last_outcome.store(class.code(), Ordering::Relaxed);
-        self.note_error(operation, class);
+        self.errors.note(&self.name, operation, class);
         self.metrics
             .node_operations
             .get_or_create(&NodeOperationLabels {
@@ -684,39 +673,6 @@ impl RedisNode {
                 outcome: class.label(),
             })
             .inc();
-    }
-
-    /// Keeps `last_error` for `operation`'s family: set (and logged once) when it fails, cleared
-    /// (and logged once) when an operation of the family succeeds.
-    fn note_error(&self, operation: &'static str, class: CallClass) {
-        let failing = self
-            .failing
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        let family = usize::from(!operation.starts_with("read"));
-        let mut errors = self
-            .last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let last_error = &mut errors[family];
-        match (class, failing) {
-            (CallClass::TimedOut | CallClass::Failed, Some(error)) => {
-                let changed = last_error
-                    .as_ref()
-                    .is_none_or(|(failed, previous)| *failed != operation || *previous != error);
-                if changed {
-                    tracing::warn!(node = %self.name, operation, error = %error, "redis node operation fails");
-                    *last_error = Some((operation, error));
-                }
-            }
-            (CallClass::Ok | CallClass::Refused, _) => {
-                if let Some((failed, _)) = last_error.take() {
-                    tracing::info!(node = %self.name, operation = failed, "redis node operations succeed again");
-                }
-            }
-            _ => {}
-        }
     }
 
     /// Drops the node's connection and reconnects in the background, so the next call does
