@@ -505,10 +505,24 @@ impl RedisNode {
     /// The highest height stored on this node; records how far the server's clock is from
     /// this process's.
     pub(crate) async fn read_latest(&self) -> Result<Option<BlockHeight>, NodeError> {
+        self.read_latest_passing_over(&[]).await
+    }
+
+    /// The highest height stored on this node, passing over the index members of the stream
+    /// entries `invalid` names (entries a full read found invalid); records how far the
+    /// server's clock is from this process's.
+    pub(crate) async fn read_latest_passing_over(
+        &self,
+        invalid: &[String],
+    ) -> Result<Option<BlockHeight>, NodeError> {
         let scripts = &*SCRIPTS;
         let keys = vec![self.context.keys.index.clone()];
+        let args = invalid
+            .iter()
+            .map(|entry| Value::from(entry.as_str()))
+            .collect();
         let outcome =
-            scripts::decode_read_latest(self.call(&scripts.read_latest, keys, Vec::new()).await);
+            scripts::decode_read_latest(self.call(&scripts.read_latest, keys, args).await);
         let class = match &outcome {
             Ok(read) => {
                 self.clock.record(read.server_millis);

@@ -909,6 +909,48 @@ async fn leader_state__when_one_node_holds_a_forged_block_far_above__then_it_is_
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn leader_state__when_a_forged_block_sits_far_above__then_only_the_first_cycle_reads_the_whole_window()
+ {
+    // given: the forgery far above of the test before, on two nodes (so every quorum of
+    // answers to the cheap check hears it), under a leader that keeps producing
+    let servers = servers(3);
+    let key = "poa:test:forged-above-cost";
+    for server in &servers[1..] {
+        append(
+            server,
+            key,
+            &forged(block_on(40, 0, BlockId::from_bytes([0x5a; 32]))),
+            9,
+        );
+    }
+    let leader = producer(urls(&servers), key).await;
+    assert_eq!(
+        leader.adapter.leader_state(below(1)).await.unwrap(),
+        LeaderState::ReconciledLeader
+    );
+    let after_first_cycle = leader.metric("poa_full_scans_total");
+
+    // when: ten cycles, each producing a block
+    for height in 1..=10 {
+        leader
+            .adapter
+            .publish_produced_block(&block(height, 0))
+            .await
+            .unwrap();
+        let state = leader
+            .adapter
+            .leader_state(below(height + 1))
+            .await
+            .unwrap();
+        assert_eq!(state, LeaderState::ReconciledLeader);
+    }
+
+    // then: the cheap check passed over the forgery it already refused: no more full scans
+    assert!(after_first_cycle >= 1.0);
+    assert_eq!(leader.metric("poa_full_scans_total"), after_first_cycle);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn leader_state__when_a_quorum_holds_a_block_that_does_not_extend_the_local_chain__then_reports_the_divergence()
  {
     // given: the log's block 1 extends another genesis than the local chain's
