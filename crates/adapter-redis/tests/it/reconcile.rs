@@ -1040,6 +1040,30 @@ async fn leader_state__when_forged_blocks_hold_the_next_height_on_a_quorum__then
     published.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn leader_state__when_forged_blocks_on_a_quorum_leave_only_the_leaders_own_orphan__then_reports_the_height_blocked()
+ {
+    // given: the leader's publish of height 1 met forged blocks on two of three nodes (refused
+    // there) and left its block on the third only
+    let servers = servers(3);
+    let key = "poa:test:blocked-with-orphan";
+    for server in &servers[1..] {
+        append(server, key, &forged(block(1, 4)), 9);
+    }
+    append(&servers[0], key, &block(1, 0), 1);
+    let leader = producer(urls(&servers), key).await;
+
+    // when
+    let state = leader.adapter.leader_state(below(1)).await;
+
+    // then: the report names the garbage, not an unresolved repair
+    assert!(
+        matches!(&state, Err(ReconciliationError::HeightBlocked { height, detail })
+            if height.get() == 1 && detail.contains("not sealed by the chain authority")),
+        "{state:?}"
+    );
+}
+
 /// Whether `server`'s heights index holds `block` at its height.
 fn indexes(
     server: &poa_test_support::RedisServer,
