@@ -383,7 +383,7 @@ fn said_why(samples: &[Sample], stop: Stall, height: Option<u64>) -> Option<Stri
     })
 }
 
-/// Whether `text` names `height` as "height <height>", not as the start of a longer number.
+/// Whether `text` names `height` as `"height <height>"`, not as the start of a longer number.
 pub(crate) fn mentions_height(text: &str, height: u64) -> bool {
     let needle = format!("height {height}");
     text.match_indices(&needle).any(|(at, _)| {

@@ -22,13 +22,13 @@ use forge::{EntryFields, Forge, GARBAGE_EPOCH};
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Appends one entry and indexes it under `<prefix><entry id>`, atomically.
-/// KEYS[1] stream, KEYS[2] index; ARGV[1] height, ARGV[2] member prefix, ARGV[3..] fields.
+/// `KEYS[1]` stream, `KEYS[2]` index; `ARGV[1]` height, `ARGV[2]` member prefix, `ARGV[3..]` fields.
 const ADD_ENTRY: &str = "local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3)) \
     local member = ARGV[2] .. id \
     redis.call('ZADD', KEYS[2], ARGV[1], member) \
     return {id, member}";
-/// Moves the key aside (unless ARGV[3] is `drop`, then deletes it) and creates one of type
-/// ARGV[1] holding ARGV[2]. KEYS[1] key, KEYS[2] where the original goes. Returns 1 when there
+/// Moves the key aside (unless `ARGV[3]` is `drop`, then deletes it) and creates one of type
+/// `ARGV[1]` holding `ARGV[2]`. `KEYS[1]` key, `KEYS[2]` where the original goes. Returns 1 when there
 /// was an original.
 const RETYPE: &str = "local existed = redis.call('EXISTS', KEYS[1]) \
     if existed == 1 then \
@@ -40,19 +40,19 @@ const RETYPE: &str = "local existed = redis.call('EXISTS', KEYS[1]) \
     elseif ARGV[1] == 'list' then redis.call('RPUSH', KEYS[1], ARGV[2]) \
     else redis.call('SADD', KEYS[1], ARGV[2]) end \
     return existed";
-/// Deletes the key if it still has the type ARGV[1] the fault gave it, then brings the original
-/// back from KEYS[2] if the key is free. Returns 1 when the garbage was still there.
+/// Deletes the key if it still has the type `ARGV[1]` the fault gave it, then brings the original
+/// back from `KEYS[2]` if the key is free. Returns 1 when the garbage was still there.
 const UNRETYPE: &str = "local ours = 0 \
     if redis.call('TYPE', KEYS[1]).ok == ARGV[1] then redis.call('DEL', KEYS[1]) ours = 1 end \
     if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('EXISTS', KEYS[2]) == 1 then \
       redis.call('RENAME', KEYS[2], KEYS[1]) \
     end \
     return ours";
-/// Sets the key to ARGV[1] and returns what it held (GET and SET at once).
+/// Sets the key to `ARGV[1]` and returns what it held (GET and SET at once).
 const OVERWRITE: &str = "local previous = redis.call('GET', KEYS[1]) \
     redis.call('SET', KEYS[1], ARGV[1]) \
     return previous";
-/// If the key still holds the garbage ARGV[1]: puts ARGV[3] back when ARGV[2] is `restore`,
+/// If the key still holds the garbage `ARGV[1]`: puts `ARGV[3]` back when `ARGV[2]` is `restore`,
 /// else deletes the key. Returns 1 when the garbage was still there.
 const UNDO_OVERWRITE: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end \
     if ARGV[2] == 'restore' then redis.call('SET', KEYS[1], ARGV[3]) \

@@ -10,7 +10,7 @@
 //!
 //! - [`quorum`]: how many nodes make a quorum.
 //! - [`lease`]: Redlock validity and drift, the epoch fold, the promote and ownership tallies.
-//! - [`write`]: the tally of a write fan-out (publish and repair).
+//! - [`write`](mod@write): the tally of a write fan-out (publish and repair).
 //! - [`latest`]: the cheap "anything above the local chain?" check.
 //! - [`votes`]: candidates per height over distinct nodes, the winner and the repair plan.
 //! - [`walk`]: what a reconciliation decides at each height, from verified blocks only.
