@@ -65,6 +65,8 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     for (seed, flags) in CHAOS_RUNS {
         chaos::run_built(root, &chaos_args(seed, flags))?;
     }
+    // The transaction load harness, short: it fails on any loss the rules forbid.
+    chaos::run_built(root, &to_strings(&LOAD_RUN))?;
     // A few seconds of every benchmark case, so the harness cannot rot; its report goes to
     // target/bench, never over docs/benchmarks.md.
     bench::run(root, &["--quick".to_owned()])?;
@@ -79,17 +81,27 @@ pub(crate) fn run(root: &Path) -> Result<()> {
 }
 
 /// The short chaos runs in CI: a seed and the flags beyond the common ones. The seeds were
-/// picked with `--plan-only` so that together the runs exercise every new kind of fault
-/// (docs/chaos.md, section CI).
+/// picked with `--plan-only` so that together the runs exercise the kinds that need a small
+/// window, a budget, garbage or a failing disk (docs/chaos.md, section CI).
 const CHAOS_RUNS: [(u64, &[&str]); 3] = [
-    // n1, without peers, cut off with r1 then frozen past the window: stranded; replies cut
-    // inside a stream read and inside a script reply.
-    (62, &["--fault-budget", "2", "--peers", "even"]),
-    // n0 cut off with r2 then killed past the window: it must catch up from its peers; cuts.
-    (179, &["--fault-budget", "2"]),
-    // Five servers, a budget of one: r3 restarted empty twice within the budget; cuts.
-    (16, &["--redis", "5", "--quorum-disruption-budget", "1"]),
+    // n1, without peers, frozen past the window: stranded; a forged block at the next height on
+    // one server, the stream retyped on a quorum; a reply cut inside a script reply.
+    (40, &["--fault-budget", "2", "--peers", "even"]),
+    // n1 killed past the window: it must catch up from its peers; n0's disk full; a foreign
+    // lease owner on one server; a reply cut inside a script reply; a node partition.
+    (383, &["--fault-budget", "2"]),
+    // Five servers, a budget of one: malformed index members at the next height on a quorum
+    // (4 of 5), r4 restarted empty within the budget, n1's disk full, a cut, a kill.
+    (67, &["--redis", "5", "--quorum-disruption-budget", "1"]),
 ];
+
+/// The short load run in CI: four phases of 5 s (steady, leader SIGKILL, step-down, frozen
+/// peer) and the drain.
+const LOAD_RUN: [&str; 5] = ["load", "--seed", "1", "--phase", "5s"];
+
+fn to_strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|arg| (*arg).to_owned()).collect()
+}
 
 /// The flags of one short CI chaos run: 20 s of faults with a 30-block stream window, plus
 /// healing and checks.
@@ -105,7 +117,8 @@ fn chaos_args(seed: u64, flags: &[&str]) -> Vec<String> {
         "30",
     ];
     let mut args = vec!["--seed".to_owned(), seed.to_string()];
-    args.extend(common.iter().chain(flags).map(|flag| (*flag).to_owned()));
+    args.extend(to_strings(&common));
+    args.extend(to_strings(flags));
     args
 }
 

@@ -35,7 +35,7 @@ const TASKS: &[(&str, &str)] = &[
     ),
     (
         "chaos",
-        "build poa-node and poa-chaos, run the chaos harness: --seed S --duration 60s ... (docs/chaos.md)",
+        "build poa-node and poa-chaos, run the chaos harness: --seed S --duration 60s ..., or `load` for the transaction load harness (docs/chaos.md)",
     ),
     (
         "ci",

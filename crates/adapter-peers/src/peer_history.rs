@@ -2,13 +2,18 @@
 //!
 //! Peers are asked one after another, starting one further along the list at every call, so
 //! a peer that keeps serving something the importer refuses does not stall the catch-up while
-//! another peer could serve it. Each request goes through the adapter's async client, bounded as
+//! another peer could serve it. A request that times out halves the number of blocks the next
+//! request asks for (down to one), and an answer that fills it doubles it again: a batch too
+//! large to serve within the request timeout (large blocks, a slow peer) never stalls the
+//! catch-up for good. Each request goes through the adapter's async client, bounded as
 //! a whole (connect, send, the answer body) by the request timeout and capped in size. The
 //! answer is trimmed to the consecutive heights from the one asked for; nothing here verifies a
 //! block.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::error::PeerRequestError;
 
 use async_trait::async_trait;
 use poa_ports::{
@@ -34,6 +39,8 @@ pub struct PeerBlockHistory {
     config: Arc<PeerConfig>,
     client: PeerHttpClient,
     next_peer: Arc<AtomicUsize>,
+    /// The most blocks one request asks for now: lowered by timeouts, raised by full answers.
+    batch: Arc<AtomicUsize>,
 }
 
 impl PeerBlockHistory {
@@ -45,6 +52,7 @@ impl PeerBlockHistory {
             config: Arc::new(config),
             client,
             next_peer: Arc::new(AtomicUsize::new(0)),
+            batch: Arc::new(AtomicUsize::new(usize::MAX)),
         }
     }
 
@@ -60,18 +68,28 @@ impl PeerBlockHistory {
         next_height: BlockHeight,
         max: usize,
     ) -> Result<PeerAnswer, String> {
-        let url = format!("{peer}/blocks/raw?from={}&limit={max}", next_height.get());
-        let response = self
-            .client
-            .get(&url)
-            .await
-            .map_err(|error| error.to_string())?;
+        let limit = max.min(self.batch.load(Ordering::Relaxed)).max(1);
+        let url = format!("{peer}/blocks/raw?from={}&limit={limit}", next_height.get());
+        let response = match self.client.get(&url).await {
+            Ok(response) => response,
+            Err(error) => {
+                if matches!(error, PeerRequestError::TimedOut { .. }) && limit > 1 {
+                    let fewer = limit / 2;
+                    self.batch.store(fewer, Ordering::Relaxed);
+                    warn!(node = %peer, asked = limit, next = fewer, "peer did not serve the batch in time: asking for fewer blocks");
+                }
+                return Err(error.to_string());
+            }
+        };
         let bytes = match response.status {
             200 => response.body,
             404 => return Ok(PeerAnswer::NotHeld),
             status => return Err(format!("answered http {status}")),
         };
         let blocks = decode_consecutive(peer, &bytes, next_height)?;
+        if blocks.len() >= limit {
+            self.batch.store(limit.saturating_mul(2), Ordering::Relaxed);
+        }
         if blocks.is_empty() {
             Ok(PeerAnswer::NotHeld)
         } else {

@@ -228,6 +228,7 @@ impl BlockReconciliationPort for RedisReconciliation {
                 .map(|node| NodeStatus {
                     node: node.name().to_owned(),
                     last_outcome: node.last_outcome(),
+                    last_error: node.last_error(),
                 })
                 .collect(),
             waiting_for: self.reconciler.waiting_for(),

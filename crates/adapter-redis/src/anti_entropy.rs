@@ -16,11 +16,13 @@
 //! never the adapter: a leader cycle only starts one when the last has ended, and never waits
 //! for it, so `leader_state` and `publish_produced_block` cost what they did. A step examines
 //! at most [`HEIGHTS_PER_STEP`] heights and reads in full and repairs at most
-//! [`REPAIRS_PER_STEP`], and every call it makes is bounded by the node timeout. A pass
-//! normally takes one step per lease TTL; a new leadership, a node that answers with another
-//! server identity (`run_id`: it restarted) and a node whose latest height falls below the
-//! head start a new pass at once, with a step every leader cycle until it ends.
+//! [`REPAIRS_PER_STEP`], and every call it makes is bounded by the node timeout. A pass that
+//! finds nothing takes one step per lease TTL. A new leadership and a node that answers with
+//! another server identity (its `run_id`, fetched again after a reconnection or when the node's
+//! latest height falls behind the head: it restarted, emptied or from a snapshot) start a new
+//! pass at once, and a pass that repairs takes a step every leader cycle until it ends.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -67,8 +69,11 @@ struct Pace {
     generation: Option<u64>,
     /// When the last step started.
     last_step: Option<Instant>,
-    /// Per node, whether its latest height was below the head at the last cycle.
+    /// Per node, whether its latest height was more than one height below the head at the
+    /// last cycle.
     behind: Vec<bool>,
+    /// The nodes whose server identity the next step checks: they reconnected, or fell behind.
+    to_check: BTreeSet<NodeIndex>,
 }
 
 impl AntiEntropy {
@@ -99,53 +104,53 @@ impl AntiEntropy {
     }
 
     /// A leader cycle in leadership `generation` found the log reconciled with the local
-    /// `head`: starts the next step in the background if one is due. Never waits.
+    /// `head`: starts the next step in the background if one is due, or if a node's identity
+    /// needs checking. Never waits.
     pub(crate) fn leading(&self, head: ChainHead, generation: u64) {
         let mut pace = self.pace.lock().unwrap_or_else(PoisonError::into_inner);
         if pace.generation != Some(generation) {
             pace.generation = Some(generation);
             self.sweeper.new_pass.store(true, Ordering::Release);
         }
-        for (node, behind) in self.sweeper.fleet.nodes.iter().zip(pace.behind.iter_mut()) {
-            let now_behind = node
-                .latest_height(self.freshness)
-                .is_some_and(|latest| latest.is_none_or(|height| height < head.height));
+        let nodes = &self.sweeper.fleet.nodes;
+        let pace = &mut *pace;
+        for (node, behind) in nodes.iter().zip(pace.behind.iter_mut()) {
+            // More than one height below: a write of the last block may still be on its way.
+            let now_behind = node.latest_height(self.freshness).is_some_and(|latest| {
+                latest.is_none_or(|height| height.next().is_some_and(|next| next < head.height))
+            });
             if now_behind && !*behind {
-                tracing::debug!(node = node.name(), head = %head.height, "redis node fell behind the head: a new anti-entropy pass starts");
-                self.sweeper.new_pass.store(true, Ordering::Release);
+                tracing::debug!(node = node.name(), head = %head.height, "redis node fell behind the head: its server identity is checked");
+                pace.to_check.insert(node.index());
             }
             *behind = now_behind;
         }
         if self.sweeper.stepping.load(Ordering::Acquire) {
             return;
         }
-        let reconnected: Vec<NodeIndex> = self
-            .sweeper
-            .fleet
-            .nodes
-            .iter()
-            .filter(|node| node.connected_since_last_asked())
-            .map(|node| node.index())
-            .collect();
+        for node in nodes.iter() {
+            if node.connected_since_last_asked() {
+                pace.to_check.insert(node.index());
+            }
+        }
         let now = Instant::now();
         let due = self.sweeper.hurried()
             || pace
                 .last_step
                 .is_none_or(|last| now.saturating_duration_since(last) >= self.steady_interval);
-        // A reconnection alone only has the identity checked: a node that keeps timing out
-        // reconnects every cycle, and must not make every cycle a step.
-        if !due && reconnected.is_empty() {
+        if !due && pace.to_check.is_empty() {
             return;
         }
         if due {
             pace.last_step = Some(now);
         }
+        let to_check = std::mem::take(&mut pace.to_check);
         self.sweeper.stepping.store(true, Ordering::Release);
         let stepping = Stepping(Arc::clone(&self.sweeper.stepping));
         let sweeper = Arc::clone(&self.sweeper);
         self.sweeper.fleet.tracker.spawn(async move {
             let _stepping = stepping;
-            sweeper.step(head, reconnected, due).await;
+            sweeper.step(head, to_check, due).await;
         });
     }
 
@@ -180,7 +185,8 @@ struct Pass {
     top: BlockHeight,
     /// The committed block at `top`, when the heights above named it.
     named: Option<BlockId>,
-    /// Started by a new leadership, a restarted node or a node behind: a step every cycle.
+    /// Started by a new leadership or a restarted node, or found something to repair: a step
+    /// every cycle.
     hurried: bool,
     /// Heights the pass left below quorum so far.
     below_quorum: u64,
@@ -254,10 +260,10 @@ impl Sweeper {
                 .is_some_and(|pass| pass.hurried)
     }
 
-    /// One step: the identities of the nodes that reconnected, then, if `due` or if one of
-    /// them changed, the next range of the pass.
-    async fn step(&self, head: ChainHead, reconnected: Vec<NodeIndex>, due: bool) {
-        for node in reconnected
+    /// One step: the identities of the nodes `to_check`, then, if `due` or if one of them
+    /// changed, the next range of the pass.
+    async fn step(&self, head: ChainHead, to_check: BTreeSet<NodeIndex>, due: bool) {
+        for node in to_check
             .iter()
             .filter_map(|index| self.fleet.nodes.get(*index))
         {
@@ -360,6 +366,8 @@ impl Sweeper {
             }
         }
         if pass.repaired > repaired_before {
+            // Where one height lost copies, its neighbours usually did too.
+            pass.hurried = true;
             tracing::info!(
                 lowest = %from,
                 highest = %to,

@@ -60,6 +60,7 @@ pub(crate) struct Metrics {
     pub(crate) write_block_error: Counter,
     pub(crate) epoch_file_errors: Counter,
     pub(crate) log_behind_head: Counter,
+    pub(crate) full_scans: Counter,
     pub(crate) repair_success: Counter,
     pub(crate) repair_failure: Counter,
     pub(crate) anti_entropy_repairs: Counter,
@@ -96,6 +97,7 @@ impl Metrics {
             write_block_error: Counter::default(),
             epoch_file_errors: Counter::default(),
             log_behind_head: Counter::default(),
+            full_scans: Counter::default(),
             repair_success: Counter::default(),
             repair_failure: Counter::default(),
             anti_entropy_repairs: Counter::default(),
@@ -153,7 +155,7 @@ impl Metrics {
             Unit::Seconds,
             metrics.lease_validity_remaining.clone(),
         );
-        let counters: [(&str, &str, &Counter); 18] = [
+        let counters: [(&str, &str, &Counter); 19] = [
             (
                 "poa_write_block_success",
                 "write_block calls that appended the block",
@@ -173,6 +175,11 @@ impl Metrics {
                 "poa_write_block_height_trimmed",
                 "write_block refusals because the height is below the heights the node keeps",
                 &metrics.write_block_height_trimmed,
+            ),
+            (
+                "poa_full_scans",
+                "reads of every node's window of the log (a new leadership, a backlog, a follower behind)",
+                &metrics.full_scans,
             ),
             (
                 "poa_log_behind_head",

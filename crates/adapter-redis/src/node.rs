@@ -31,11 +31,13 @@ use crate::scripts::{
 use poa_quorum::NodeIndex;
 
 mod call_class;
+mod errors;
 mod fleet;
 mod identity;
 mod reports;
 
 use call_class::CallClass;
+use errors::ErrorNotes;
 pub(crate) use fleet::connect_nodes;
 pub(crate) use identity::IdentityCheck;
 use identity::ServerIdentity;
@@ -74,7 +76,7 @@ impl NodeContext {
 }
 
 /// A block to write, encoded once and shared by every node's task.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct BlockWrite {
     pub(crate) epoch: Epoch,
     pub(crate) height: BlockHeight,
@@ -124,6 +126,8 @@ pub(crate) struct RedisNode {
     metrics: Arc<Metrics>,
     tracker: TaskTracker,
     last_outcome: AtomicU8,
+    /// What failing operations answered, until they succeed again.
+    errors: ErrorNotes,
     resetting: Arc<AtomicBool>,
     connection_task: Mutex<Option<ConnectHandle>>,
     clock: ServerClock,
@@ -184,6 +188,7 @@ impl RedisNode {
             metrics,
             tracker,
             last_outcome: AtomicU8::new(0),
+            errors: ErrorNotes::default(),
             resetting: Arc::new(AtomicBool::new(false)),
             connection_task: Mutex::new(None),
             clock: ServerClock::default(),
@@ -302,6 +307,12 @@ impl RedisNode {
         CallClass::from_code(self.last_outcome.load(Ordering::Relaxed))
     }
 
+    /// What the node answered the last time an operation failed, per family of operations,
+    /// until one of that family succeeds again.
+    pub(crate) fn last_error(&self) -> Option<String> {
+        self.errors.summary()
+    }
+
     /// Whether this process's token holds the lease on this node; if it does, its TTL is
     /// re-armed (the leader's renewal).
     pub(crate) async fn renew_lease(&self) -> OwnerOutcome {
@@ -407,8 +418,11 @@ impl RedisNode {
                 CallClass::Refused
             }
             WriteOutcome::Fenced { reason } => {
+                // One node that fences every write (another owner's key there) would log once
+                // per block: the counter carries it, and a fenced publish is logged where the
+                // quorum decides.
                 metrics.write_block_fencing_error.inc();
-                tracing::warn!(node = %self.name, height = %block.height, reason = %reason, "write fenced");
+                tracing::debug!(node = %self.name, height = %block.height, reason = %reason, "write fenced");
                 CallClass::Refused
             }
             WriteOutcome::Failed(error) => {
@@ -423,10 +437,24 @@ impl RedisNode {
     /// The highest height stored on this node; records how far the server's clock is from
     /// this process's.
     pub(crate) async fn read_latest(&self) -> Result<Option<BlockHeight>, NodeError> {
+        self.read_latest_passing_over(&[]).await
+    }
+
+    /// The highest height stored on this node, passing over the index members of the stream
+    /// entries `invalid` names (entries a full read found invalid); records how far the
+    /// server's clock is from this process's.
+    pub(crate) async fn read_latest_passing_over(
+        &self,
+        invalid: &[String],
+    ) -> Result<Option<BlockHeight>, NodeError> {
         let scripts = &*SCRIPTS;
         let keys = vec![self.context.keys.index.clone()];
+        let args = invalid
+            .iter()
+            .map(|entry| Value::from(entry.as_str()))
+            .collect();
         let outcome =
-            scripts::decode_read_latest(self.call(&scripts.read_latest, keys, Vec::new()).await);
+            scripts::decode_read_latest(self.call(&scripts.read_latest, keys, args).await);
         let class = match &outcome {
             Ok(read) => {
                 self.clock.record(read.server_millis);
@@ -622,6 +650,7 @@ impl RedisNode {
     /// Classifies a failed call and resets the connection when the failure calls for it.
     fn failed(&self, error: &NodeError) -> CallClass {
         tracing::debug!(node = %self.name, error = %error, "redis node call failed");
+        self.errors.failing(error);
         if error.needs_reset() {
             self.reset_connection();
         }
@@ -630,6 +659,7 @@ impl RedisNode {
 
     fn observe(&self, operation: &'static str, class: CallClass) {
         self.last_outcome.store(class.code(), Ordering::Relaxed);
+        self.errors.note(&self.name, operation, class);
         self.metrics
             .node_operations
             .get_or_create(&NodeOperationLabels {

@@ -55,7 +55,15 @@ pub(crate) struct Reconciler {
     /// What a follower behind the log waits for, for status pages (logged when it starts and
     /// when it ends).
     waiting_for: Mutex<Option<String>>,
+    /// Per node, the stream entries above the local head that the last full scan found invalid
+    /// (a forgery far above the chain): the cheap check passes over them, so one such entry
+    /// does not cost a full scan at every cycle. Replaced by every full scan.
+    invalid_above: Mutex<Arc<[Vec<String>]>>,
 }
+
+/// The most invalid entries per node the cheap check passes over (each costs one index member
+/// more in its read).
+const INVALID_PASSED_OVER_PER_NODE: usize = 16;
 
 impl Reconciler {
     /// A reconciler over `writer`'s nodes, reading with the shared `reader`.
@@ -77,6 +85,7 @@ impl Reconciler {
             fully_read_generation: AtomicU64::new(NOT_RECONCILED),
             publish_failed: AtomicBool::new(false),
             waiting_for: Mutex::new(None),
+            invalid_above: Mutex::new(vec![Vec::new(); config.urls.len()].into()),
         }
     }
 
@@ -239,10 +248,19 @@ impl Reconciler {
         &self,
         next_height: BlockHeight,
     ) -> Result<LatestDecision, AdapterError> {
-        let mut replies =
-            FanOut::spawn(&self.tracker, self.nodes.iter(), None, |node| async move {
-                node.read_latest().await
-            });
+        let invalid = Arc::clone(
+            &self
+                .invalid_above
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        let mut replies = FanOut::spawn(&self.tracker, self.nodes.iter(), None, |node| {
+            let invalid = Arc::clone(&invalid);
+            async move {
+                let passed_over = invalid.get(node.index()).map_or(&[][..], Vec::as_slice);
+                node.read_latest_passing_over(passed_over).await
+            }
+        });
         let mut tally = LatestTally::new(self.quorum);
         let mut decision = LatestDecision::Undecided;
         while decision == LatestDecision::Undecided {
@@ -285,9 +303,11 @@ impl Reconciler {
             return Ok(Vec::new());
         };
         let backlog = self.reader.read(next_height, scope).await?;
+        self.metrics.full_scans.inc();
         if let Some(epoch) = backlog.highest_epoch {
             self.state.observe_log_epoch(epoch).await;
         }
+        self.remember_invalid_above(&backlog, next_height);
         let mut blocks = Vec::new();
         let mut parent = head.id;
         let mut height = next_height;
@@ -409,6 +429,26 @@ impl Reconciler {
             self.quorum.size(),
             parts.join("; ")
         )
+    }
+
+    /// Keeps, per node, the invalid entries this full scan found at or above `next_height`.
+    fn remember_invalid_above(&self, backlog: &Backlog, next_height: BlockHeight) {
+        let mut invalid = vec![Vec::new(); self.nodes.len()];
+        for entry in backlog
+            .invalid
+            .iter()
+            .filter(|entry| entry.height >= next_height)
+        {
+            if let Some(entries) = invalid.get_mut(entry.node)
+                && entries.len() < INVALID_PASSED_OVER_PER_NODE
+            {
+                entries.push(entry.entry_id.clone());
+            }
+        }
+        *self
+            .invalid_above
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = invalid.into();
     }
 
     /// Records (and logs once) that a follower waits for the leader to repair `block`.

@@ -12,9 +12,12 @@ use std::sync::Arc;
 
 use fred::bytes::Bytes;
 use poa_ports::BlockHeight;
-use poa_quorum::{Candidate, WriteDecision, WriteTally, plan_repair};
+use poa_quorum::{
+    Candidate, RepairPlan, WriteDecision, WriteReply, WriteTally, may_replace_after, plan_repair,
+};
 
 use crate::error::AdapterError;
+use crate::fanout::FanOut;
 use crate::log_read::Backlog;
 use crate::node::BlockWrite;
 use crate::publish::QuorumWriter;
@@ -93,10 +96,14 @@ impl Repairer {
             replacing = plan.replacing.len(),
             "repairing a block below quorum"
         );
-        let write = Arc::new(
-            BlockWrite::new(epoch, height, block.id, Bytes::clone(bytes))
-                .replacing(&plan.replacing),
-        );
+        let write = BlockWrite::new(epoch, height, block.id, Bytes::clone(bytes));
+        if plan.replaces() && !self.fill_free_nodes(height, &plan, &write).await {
+            writer.metrics.repair_failure.inc();
+            return Ok(RepairOutcome::BelowQuorum {
+                acked: plan.pre_existing,
+            });
+        }
+        let write = Arc::new(write.replacing(&plan.replacing));
         let targets: Vec<_> = plan.all_targets().collect();
         let tally = WriteTally::repair(writer.quorum, plan.pre_existing, targets.len());
         let result = writer
@@ -119,5 +126,43 @@ impl Repairer {
                 Ok(RepairOutcome::BelowQuorum { acked })
             }
         }
+    }
+
+    /// The first step of a repair that replaces: the block goes to every node that was free at
+    /// the read, each awaited (bounded). `true` only when every one stores it
+    /// (`poa_quorum::may_replace_after`); otherwise nothing is replaced this time. A node that
+    /// fences this write fences the second step too, which reports the lost lease.
+    async fn fill_free_nodes(
+        &self,
+        height: BlockHeight,
+        plan: &RepairPlan,
+        write: &BlockWrite,
+    ) -> bool {
+        let writer = &self.writer;
+        let write = Arc::new(write.clone());
+        let replies = FanOut::spawn(
+            &writer.tracker,
+            plan.targets
+                .iter()
+                .filter_map(|node| writer.nodes.get(*node)),
+            Some(&writer.metrics.outstanding_publish_tasks),
+            |node| {
+                let write = Arc::clone(&write);
+                async move { node.write_block(&write).await }
+            },
+        )
+        .all()
+        .await;
+        let outcomes: Vec<WriteReply> =
+            replies.iter().map(|(_, outcome)| outcome.reply()).collect();
+        if may_replace_after(&outcomes, plan.targets.len()) {
+            return true;
+        }
+        tracing::warn!(
+            height = %height,
+            free = plan.targets.len(),
+            "a node free at the read did not take the block: nothing is replaced"
+        );
+        false
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::client::BlockSummary;
+use crate::logs::LogRate;
 use crate::observe::{Sample, Sighting};
 
 /// The verdict on one invariant.
@@ -279,6 +280,192 @@ pub(crate) fn stranded_nodes_say_why(stranded: &[StrandedNode]) -> Verdict {
         );
     }
     Verdict::pass(NAME, said.join("; "))
+}
+
+/// A corruption fault as the run applied it: when its garbage was on the servers (from the
+/// write to the removal), whether on a quorum, and at which height.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct GarbageWindow {
+    /// The fault, as the timeline shows it.
+    pub(crate) fault: String,
+    /// The kind of garbage.
+    pub(crate) garbage: &'static str,
+    /// When it was written.
+    #[serde(with = "millis")]
+    pub(crate) from: Duration,
+    /// When the harness removed it.
+    #[serde(with = "millis")]
+    pub(crate) to: Duration,
+    /// Whether it was on a quorum of the servers.
+    pub(crate) on_quorum: bool,
+    /// The height it was written at, for garbage at a height.
+    pub(crate) height: Option<u64>,
+    /// Where it landed: the height, and where the leader's block got there first.
+    pub(crate) landed: String,
+}
+
+/// What a corruption fault did to production.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct GarbageOutcome {
+    /// The fault.
+    pub(crate) window: GarbageWindow,
+    /// Heights the chain gained while the garbage was there.
+    pub(crate) blocks: u64,
+    /// The longest time without a block while the garbage was there.
+    pub(crate) longest_stop: Stall,
+    /// For a stop longer than the stall threshold: the first report of it (node and
+    /// `last_error`) that says why, if any.
+    pub(crate) said_why: Option<String>,
+    /// Time from the removal to the next block, if one came.
+    #[serde(skip_serializing_if = "Option::is_none", with = "opt_millis")]
+    pub(crate) resumed_after: Option<Duration>,
+    /// What the nodes logged at `WARN` and `ERROR` while the garbage was there (filled in by
+    /// the run, which reads the logs).
+    pub(crate) warnings: LogRate,
+}
+
+/// What each corruption fault did: the blocks produced while its garbage was there, its longest
+/// stop, who said why, and how soon production resumed after the removal.
+pub(crate) fn garbage_outcomes(
+    samples: &[Sample],
+    windows: &[GarbageWindow],
+    threshold: Duration,
+) -> Vec<GarbageOutcome> {
+    windows
+        .iter()
+        .map(|window| {
+            // Up to the removal: the samples from then on see the garbage gone.
+            let during: Vec<Sample> = samples
+                .iter()
+                .filter(|s| s.at >= window.from && s.at < window.to)
+                .cloned()
+                .collect();
+            let heights: Vec<u64> = during.iter().filter_map(Sample::max_height).collect();
+            let blocks = match (heights.first(), heights.iter().max()) {
+                (Some(first), Some(last)) => last - first,
+                _ => 0,
+            };
+            let longest_stop = longest_stall(&during, Duration::ZERO, false);
+            let said_why = (longest_stop.length > threshold)
+                .then(|| said_why(&during, longest_stop, window.height))
+                .flatten();
+            GarbageOutcome {
+                window: window.clone(),
+                blocks,
+                longest_stop,
+                said_why,
+                resumed_after: time_to_progress(samples, window.to),
+                warnings: LogRate::default(),
+            }
+        })
+        .collect()
+}
+
+/// What `/status` said at the end of `stop` (its last sample in which a node answered), if it
+/// says why production stopped: for garbage at a height, a node holding the lease whose
+/// `last_error` names that height; otherwise the `last_error` of any node that counts as a
+/// producer (one still catching up after a fault has its own reason to complain). The end, not
+/// any moment: an operator who looks while production stands still must find the reason, not
+/// a report that came and went.
+fn said_why(samples: &[Sample], stop: Stall, height: Option<u64>) -> Option<String> {
+    let last = samples
+        .iter()
+        .rev()
+        .filter(|s| s.at >= stop.from && s.at <= stop.from + stop.length)
+        .find(|s| s.heights.iter().any(Option::is_some))?;
+    last.said.iter().enumerate().find_map(|(node, said)| {
+        let error = said.last_error.as_deref().filter(|_| !said.catching_up)?;
+        let says = match height {
+            Some(height) => said.holds_lease && mentions_height(error, height),
+            None => true,
+        };
+        says.then(|| format!("n{node} at {:?}: {error}", last.at))
+    })
+}
+
+/// Whether `text` names `height` as `"height <height>"`, not as the start of a longer number.
+pub(crate) fn mentions_height(text: &str, height: u64) -> bool {
+    let needle = format!("height {height}");
+    text.match_indices(&needle).any(|(at, _)| {
+        !text[at + needle.len()..]
+            .chars()
+            .next()
+            .is_some_and(|next| next.is_ascii_digit())
+    })
+}
+
+/// Garbage on a quorum of servers may stop production (a height blocked on a quorum: no block
+/// can reach a quorum there), but never silently: every stop longer than `threshold` while it
+/// was there must still be reported in `/status` at its end (see [`GarbageOutcome::said_why`]).
+/// Stops under garbage on fewer than a quorum are no exemption: `no_long_stall` judges them.
+pub(crate) fn garbage_stops_said_why(outcomes: &[GarbageOutcome], threshold: Duration) -> Verdict {
+    const NAME: &str = "garbage_stops_said_why";
+    let stops: Vec<&GarbageOutcome> = outcomes
+        .iter()
+        .filter(|o| o.window.on_quorum && o.longest_stop.length > threshold)
+        .collect();
+    if let Some(silent) = stops.iter().find(|o| o.said_why.is_none()) {
+        let expected = match silent.window.height {
+            Some(height) => {
+                format!("no node holding the lease named height {height} in its last_error")
+            }
+            None => "no node had a last_error".to_owned(),
+        };
+        return Verdict::fail(
+            NAME,
+            format!(
+                "{}: no block for {:?} from {:?} while the garbage was on a quorum, and {expected}",
+                silent.window.fault, silent.longest_stop.length, silent.longest_stop.from
+            ),
+            Some(silent.longest_stop.from + silent.longest_stop.length),
+        );
+    }
+    let on_quorum = outcomes.iter().filter(|o| o.window.on_quorum).count();
+    Verdict::pass(
+        NAME,
+        format!(
+            "{} corruption faults ({on_quorum} on a quorum); {} stopped production on a quorum, each said why",
+            outcomes.len(),
+            stops.len()
+        ),
+    )
+}
+
+/// A node process that exited without the harness killing it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Exit {
+    /// The node.
+    pub(crate) node: usize,
+    /// Its process incarnation that exited.
+    pub(crate) incarnation: u32,
+    /// When the harness noticed.
+    #[serde(with = "millis")]
+    pub(crate) at: Duration,
+    /// The exit status.
+    pub(crate) status: String,
+    /// The last lines of its log.
+    pub(crate) log: Vec<String>,
+}
+
+/// No node process exits on its own (a panic, a storage failure given up on): every fault of
+/// the schedule is one a node must survive.
+pub(crate) fn no_unexpected_exit(exits: &[Exit]) -> Verdict {
+    const NAME: &str = "no_unexpected_exit";
+    match exits.first() {
+        None => Verdict::pass(NAME, "no node process exited on its own".to_owned()),
+        Some(exit) => Verdict::fail(
+            NAME,
+            format!(
+                "n{} (process {}) exited with {} ({} exits in all); its log ends: {}",
+                exit.node,
+                exit.incarnation,
+                exit.status,
+                exits.len(),
+                exit.log.join(" | ")
+            ),
+            Some(exit.at),
+        ),
+    }
 }
 
 fn describe(sighting: &Sighting) -> String {

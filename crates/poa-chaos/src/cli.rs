@@ -7,10 +7,10 @@
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::cluster::NODE_TIMEOUT;
-use crate::schedule::{ScheduleSettings, StreamWindow, quorum};
+use crate::schedule::{ALL_KINDS, KindSet, ScheduleSettings, StreamWindow, kinds_named, quorum};
 
 /// poa-node's default `--stream-max-len`, used when the run does not set one.
 const NODE_DEFAULT_STREAM_MAX_LEN: u64 = 1000;
@@ -56,9 +56,31 @@ impl Peers {
 
 /// Runs real `poa-node` and `redis-server` processes on loopback under a seeded fault schedule
 /// and checks the protocol invariants (no fork, nothing committed lost, no transaction twice,
-/// production resumes, nodes converge, no long stall, stranded nodes say why).
-#[derive(Debug, Clone, Parser)]
-#[command(name = "poa-chaos")]
+/// production resumes, nodes converge, no long stall, stranded nodes say why, garbage stops
+/// said why, no process exits on its own). `poa-chaos load` is the transaction load harness.
+#[derive(Debug, Parser)]
+#[command(name = "poa-chaos", args_conflicts_with_subcommands = true)]
+pub(crate) struct Invocation {
+    /// A run kind other than the fault schedule.
+    #[command(subcommand)]
+    pub(crate) mode: Option<Mode>,
+    /// The fault schedule's flags.
+    #[command(flatten)]
+    pub(crate) chaos: Cli,
+}
+
+/// The run kinds besides the fault schedule.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Mode {
+    /// Transaction load: many clients submit over every node's API through phases with no
+    /// fault, a leader SIGKILL and restart, a step-down and a frozen peer; reports what was
+    /// accepted, included, lost (by cause) and included twice, tx/s and submit latency, and
+    /// fails on a loss the rules forbid (docs/chaos.md).
+    Load(LoadCli),
+}
+
+/// The flags of a run under the fault schedule.
+#[derive(Debug, Clone, Args)]
 pub(crate) struct Cli {
     /// Seed of the fault schedule and the workload; the same seed gives the same schedule.
     #[arg(long, default_value_t = 1)]
@@ -99,6 +121,11 @@ pub(crate) struct Cli {
     /// Which nodes get every other node as `--peer`.
     #[arg(long, value_enum, default_value_t = Peers::All)]
     pub(crate) peers: Peers,
+    /// Draw only these kinds of fault, e.g. `corrupt,node_disk_full` (the kinds as drawn:
+    /// `redis_restart` stands for both restarts, `corrupt` for garbage on one server and on a
+    /// quorum) [default: every kind].
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) only: Vec<String>,
     /// Print the fault schedule and exit without starting anything.
     #[arg(long)]
     pub(crate) plan_only: bool,
@@ -132,6 +159,8 @@ impl Cli {
         if self.stream_max_len == Some(0) {
             bail!("--stream-max-len must be at least 1");
         }
+        self.kinds()
+            .map_err(|error| anyhow::anyhow!("--only: {error}"))?;
         if self.redis / 2 + 1 + self.quorum_disruption_budget > self.redis {
             bail!(
                 "--quorum-disruption-budget {} needs more than the {} Redis servers: use at most {} or raise --redis",
@@ -157,6 +186,16 @@ impl Cli {
             block_time: self.block_time,
             streams: self.stream_window(),
             quorum_disruption_budget: self.quorum_disruption_budget,
+            kinds: self.kinds().unwrap_or(ALL_KINDS),
+        }
+    }
+
+    /// The kinds `--only` names, every kind without it.
+    fn kinds(&self) -> Result<KindSet, String> {
+        if self.only.is_empty() {
+            Ok(ALL_KINDS)
+        } else {
+            kinds_named(&self.only)
         }
     }
 
@@ -219,6 +258,9 @@ impl Cli {
         if self.peers != Peers::All {
             command.push_str(&format!(" --peers {}", self.peers.flag()));
         }
+        if !self.only.is_empty() {
+            command.push_str(&format!(" --only {}", self.only.join(",")));
+        }
         if let Some(threshold) = self.stall_threshold {
             command.push_str(&format!(
                 " --stall-threshold {}",
@@ -226,5 +268,142 @@ impl Cli {
             ));
         }
         command
+    }
+}
+
+/// The flags of the transaction load harness.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct LoadCli {
+    /// Seed of the clients' choices and payloads and of the leader's downtime.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// How long each phase lasts (steady, leader_kill, step_down, frozen_peer).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    pub(crate) phase: Duration,
+    /// Concurrent clients, each submitting to a node drawn at random for every transaction.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) clients: usize,
+    /// Transactions submitted per second by all clients together (0: each client as fast as
+    /// its answers come).
+    #[arg(long, default_value_t = 400)]
+    pub(crate) rate: u32,
+    /// Block time of every node.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "100ms")]
+    pub(crate) block_time: Duration,
+    /// Lease time to live of every node.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+    pub(crate) lease_ttl: Duration,
+    /// One relay round trip: a transaction acknowledged (202) by a process less than this long
+    /// before that process was SIGKILLed may be lost; any other loss is forbidden.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "200ms")]
+    pub(crate) relay_round_trip: Duration,
+    /// How long, after the last phase, pending transactions may take to be included.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    pub(crate) drain: Duration,
+    /// Bound of one submission.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    pub(crate) submit_timeout: Duration,
+    /// Print the report as one JSON object on stdout (progress goes to stderr).
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Keep the run directory (node data, node and Redis logs) instead of removing it.
+    #[arg(long)]
+    pub(crate) keep_dir: bool,
+}
+
+impl LoadCli {
+    /// Rejects settings the harness cannot run.
+    ///
+    /// # Errors
+    /// Fails on no client, a phase shorter than a second, or a zero block time or lease TTL.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.clients == 0 {
+            bail!("--clients must be at least 1");
+        }
+        if self.phase < Duration::from_secs(1) {
+            bail!("--phase must be at least 1s");
+        }
+        if self.block_time.is_zero() || self.lease_ttl.is_zero() {
+            bail!("--block-time and --lease-ttl must be positive");
+        }
+        Ok(())
+    }
+
+    /// The exact command that replays this run.
+    pub(crate) fn replay_command(&self) -> String {
+        format!(
+            "cargo xtask chaos load --seed {} --phase {} --clients {} --rate {} --block-time {} --lease-ttl {} --relay-round-trip {} --drain {}",
+            self.seed,
+            humantime::format_duration(self.phase),
+            self.clients,
+            self.rate,
+            humantime::format_duration(self.block_time),
+            humantime::format_duration(self.lease_ttl),
+            humantime::format_duration(self.relay_round_trip),
+            humantime::format_duration(self.drain),
+        )
+    }
+}
+
+#[cfg(test)]
+#[allow(non_snake_case)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Invocation {
+        Invocation::try_parse_from(std::iter::once("poa-chaos").chain(args.iter().copied()))
+            .unwrap()
+    }
+
+    #[test]
+    fn validate__when_only_names_an_unknown_kind__then_names_the_flag_and_the_known_kinds() {
+        // given
+        let invocation = parse(&["--only", "corrupt,node_melt"]);
+
+        // when
+        let error = invocation.chaos.validate().unwrap_err().to_string();
+
+        // then
+        assert!(
+            error.contains("--only") && error.contains("node_melt"),
+            "{error}"
+        );
+        assert!(error.contains("node_disk_full"), "{error}");
+    }
+
+    #[test]
+    fn replay_command__when_only_some_kinds_are_drawn__then_carries_them() {
+        // given
+        let invocation = parse(&["--seed", "9", "--only", "corrupt,node_disk_full"]);
+
+        // when
+        let replay = invocation.chaos.replay_command();
+
+        // then
+        assert!(replay.contains("--seed 9"), "{replay}");
+        assert!(
+            replay.ends_with("--only corrupt,node_disk_full"),
+            "{replay}"
+        );
+    }
+
+    #[test]
+    fn invocation__when_the_load_subcommand_is_given__then_parses_its_flags() {
+        // given / when
+        let invocation = parse(&["load", "--seed", "3", "--phase", "5s", "--rate", "0"]);
+
+        // then
+        let Some(Mode::Load(load)) = invocation.mode else {
+            panic!("not the load harness");
+        };
+        assert_eq!(
+            (load.seed, load.phase, load.rate),
+            (3, Duration::from_secs(5), 0)
+        );
+        assert!(load.validate().is_ok());
+        assert!(
+            load.replay_command()
+                .starts_with("cargo xtask chaos load --seed 3 --phase 5s")
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! A small blocking HTTP client for the node API (`/status`, `/blocks/{h}`, `POST
-//! /transactions`), every call bounded by one timeout.
+//! A small blocking HTTP client for the node API (`/status`, `/blocks/{h}`,
+//! `POST /transactions`) and its admin API (`POST /admin/step-down`), every call bounded by one
+//! timeout.
 //!
 //! It turns replies into the few facts the harness needs and maps every failure (refused,
 //! timed out, not JSON) to `None`: a node under fault not answering is an expected outcome here,
@@ -20,8 +21,13 @@ pub(crate) struct NodeStatus {
     pub(crate) head_id: String,
     /// Whether the node leads with a valid lease.
     pub(crate) is_leader: bool,
+    /// Whether the node holds the lease (it has an epoch), producing or not: a leader stopped
+    /// at a blocked height keeps it.
+    pub(crate) holds_lease: bool,
     /// The last cycle's failure, if the last cycle failed.
     pub(crate) last_error: Option<String>,
+    /// Transactions waiting in its pool.
+    pub(crate) pending: u64,
 }
 
 /// One block as `/blocks/{h}` shows it.
@@ -60,10 +66,15 @@ impl Client {
             height: body.get("height")?.as_u64()?,
             head_id: body.get("head_id")?.as_str()?.to_owned(),
             is_leader: body.get("is_leader")?.as_bool()?,
+            holds_lease: body.get("epoch").is_some_and(|epoch| !epoch.is_null()),
             last_error: body
                 .get("last_error")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            pending: body
+                .get("pending_transactions")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
         })
     }
 
@@ -85,6 +96,17 @@ impl Client {
             404 => Some(None),
             _ => None,
         }
+    }
+
+    /// Asks the node on `admin` to step down for `hold_off`; whether it answered 200.
+    pub(crate) fn step_down(&self, admin: SocketAddr, hold_off: Duration) -> bool {
+        let hold_off = humantime::format_duration(hold_off);
+        self.agent
+            .post(format!(
+                "http://{admin}/admin/step-down?hold_off={hold_off}"
+            ))
+            .send_empty()
+            .is_ok_and(|response| response.status().as_u16() == 200)
     }
 
     /// Submits a transaction; the id when the node accepted it.

@@ -7,9 +7,11 @@
 //! does not talk HTTP beyond waiting for a node to answer.
 
 use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 /// The environment variable whose value, when set, is every node's `RUST_LOG` (default `info`),
@@ -95,14 +97,15 @@ impl Cluster {
         // A node with peers names every other node as a --peer, so when it falls behind blocks no
         // longer held by a quorum of Redis (trimmed, or on servers restarted empty) it catches up
         // from them; `--peers` says which nodes have them. All listeners stay bound until every port is chosen, so no two nodes get the same one.
-        let reserved = (0..nodes)
+        let reserved = (0..nodes * 2)
             .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot reserve a port"))
             .collect::<Result<Vec<_>>>()?;
-        let addresses = reserved
+        let mut addresses = reserved
             .iter()
             .map(|listener| listener.local_addr().context("cannot read a reserved port"))
             .collect::<Result<Vec<_>>>()?;
         drop(reserved);
+        let admin_addresses = addresses.split_off(nodes);
         for index in 0..nodes {
             let urls: Vec<String> = cluster.proxies[index].iter().map(FaultProxy::url).collect();
             let peers: Vec<String> = addresses
@@ -111,27 +114,32 @@ impl Cluster {
                 .filter(|(other, _)| *other != index && settings.peers.has_peers(index))
                 .map(|(_, address)| format!("http://{address}"))
                 .collect();
-            let node = NodeProcess::start(
-                &binary,
-                dir,
-                index,
-                addresses[index],
-                &urls,
-                &peers,
-                settings,
-            )?;
+            let listeners = Listeners {
+                http: addresses[index],
+                admin: admin_addresses[index],
+            };
+            let node = NodeProcess::start(&binary, dir, index, listeners, &urls, &peers, settings)?;
             cluster.nodes.push(node);
         }
         Ok(cluster)
     }
 }
 
-/// One `poa-node` process, restartable on the same data directory and HTTP port.
+/// The addresses a node listens on, the same across restarts.
+#[derive(Debug, Clone, Copy)]
+struct Listeners {
+    http: SocketAddr,
+    admin: SocketAddr,
+}
+
+/// One `poa-node` process, restartable on the same data directory and HTTP ports.
 pub(crate) struct NodeProcess {
     /// Position in the cluster.
     pub(crate) index: usize,
     /// The HTTP API address, the same across restarts.
     pub(crate) http: SocketAddr,
+    /// The admin API address (`POST /admin/step-down`), the same across restarts.
+    pub(crate) admin: SocketAddr,
     /// Whether the node was started with `--peer`s.
     pub(crate) has_peers: bool,
     /// Starts of the process so far, minus one: 0 for the first process, 1 after a restart.
@@ -142,6 +150,8 @@ pub(crate) struct NodeProcess {
     child: Option<Child>,
     frozen: bool,
     started: bool,
+    /// The threads copying the running process's stdout and stderr into its log.
+    output: Vec<JoinHandle<()>>,
 }
 
 impl NodeProcess {
@@ -149,7 +159,7 @@ impl NodeProcess {
         binary: &Path,
         dir: &Path,
         index: usize,
-        http: SocketAddr,
+        listeners: Listeners,
         redis_urls: &[String],
         peers: &[String],
         settings: &NodeSettings,
@@ -159,10 +169,9 @@ impl NodeProcess {
             "--data-dir".into(),
             data_dir.display().to_string(),
             "--http".into(),
-            http.to_string(),
-            // The admin API is not used here; port 0 keeps the nodes from competing for one.
+            listeners.http.to_string(),
             "--admin-http".into(),
-            "127.0.0.1:0".into(),
+            listeners.admin.to_string(),
             "--block-time".into(),
             humantime::format_duration(settings.block_time).to_string(),
             "--lease-ttl".into(),
@@ -190,7 +199,8 @@ impl NodeProcess {
         }
         let mut node = Self {
             index,
-            http,
+            http: listeners.http,
+            admin: listeners.admin,
             has_peers: !peers.is_empty(),
             incarnation: 0,
             binary: binary.to_owned(),
@@ -199,6 +209,7 @@ impl NodeProcess {
             child: None,
             frozen: false,
             started: false,
+            output: Vec::new(),
         };
         node.spawn()?;
         node.wait_until_ready()?;
@@ -219,6 +230,8 @@ impl NodeProcess {
     pub(crate) fn spawn(&mut self) -> Result<()> {
         let log = open_log(&self.log)?;
         let mut command = command_tied_to_process(&self.binary);
+        // Through pipes, as under a supervisor's journal: a node whose disk fills (its file size
+        // limit lowered) fails to write its chain file, not its log.
         command
             .args(&self.args)
             .env(
@@ -227,10 +240,18 @@ impl NodeProcess {
             )
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
-            .stdout(log.try_clone().context("cannot share the node log")?)
-            .stderr(log);
-        let child =
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child =
             spawn(command).with_context(|| format!("cannot start {}", self.binary.display()))?;
+        self.join_output();
+        if let Some(stdout) = child.stdout.take() {
+            let log = log.try_clone().context("cannot share the node log")?;
+            self.output.push(relay_output(stdout, log));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            self.output.push(relay_output(stderr, log));
+        }
         if self.started {
             self.incarnation += 1;
         }
@@ -270,6 +291,62 @@ impl NodeProcess {
         )
     }
 
+    /// Whether a process was started and has not been killed or reaped since.
+    pub(crate) fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// The exit status of a process that exited on its own (not by [`Self::kill`]), once;
+    /// `None` while it runs or when it is stopped by the harness.
+    pub(crate) fn reap(&mut self) -> Option<ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().ok().flatten()?;
+        self.child = None;
+        self.frozen = false;
+        self.join_output();
+        Some(status)
+    }
+
+    /// The node's whole log (every incarnation's), empty when it cannot be read.
+    pub(crate) fn log_text(&self) -> String {
+        let text = std::fs::read(&self.log).unwrap_or_default();
+        String::from_utf8_lossy(&text).into_owned()
+    }
+
+    /// The last `lines` lines of the node's log (all incarnations), for a report.
+    pub(crate) fn log_tail(&self, lines: usize) -> Vec<String> {
+        let text = self.log_text();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..]
+            .iter()
+            .map(|line| (*line).to_owned())
+            .collect()
+    }
+
+    /// Sets the process's soft file size limit (`None`: unlimited) with `prlimit`, so a write
+    /// of its chain file past `limit` bytes fails as on a full disk, without privileges.
+    ///
+    /// # Errors
+    /// Fails when the process is not running or `prlimit` (util-linux) fails.
+    pub(crate) fn limit_file_size(&self, limit: Option<u64>) -> Result<()> {
+        let Some(child) = self.child.as_ref() else {
+            bail!("node {} is not running", self.index);
+        };
+        let soft = limit.map_or_else(|| "unlimited".to_owned(), |bytes| bytes.to_string());
+        let status = std::process::Command::new("prlimit")
+            .arg("--pid")
+            .arg(child.id().to_string())
+            .arg(format!("--fsize={soft}:"))
+            .status()
+            .context("cannot run prlimit: install util-linux (apt-get install -y util-linux)")?;
+        if !status.success() {
+            bail!(
+                "prlimit --fsize={soft} on node {} failed: {status}",
+                self.index
+            );
+        }
+        Ok(())
+    }
+
     /// SIGKILL, and wait until the process is gone (continuing it first if frozen).
     pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -277,6 +354,15 @@ impl NodeProcess {
             let _ = child.wait();
         }
         self.frozen = false;
+        self.join_output();
+    }
+
+    /// Waits for the threads that copied a gone process's output into the log: they end
+    /// when it closed its pipes.
+    fn join_output(&mut self) {
+        for relay in self.output.drain(..) {
+            let _ = relay.join();
+        }
     }
 
     /// SIGSTOP: the process keeps its sockets but runs nothing.
@@ -326,8 +412,14 @@ fn node_binary() -> Result<PathBuf> {
     Ok(path)
 }
 
-/// A free loopback port, released at once so the node binds it; a race with another process
-/// binding it meanwhile is possible but shows up as a clear start failure.
+/// Copies what a node writes to `source` into its `log` until the node closes it.
+fn relay_output(mut source: impl Read + Send + 'static, mut log: File) -> JoinHandle<()> {
+    thread::spawn(move || {
+        let _ = io::copy(&mut source, &mut log);
+    })
+}
+
+/// Opens a node's log for appending: every incarnation of the node writes to the same file.
 fn open_log(path: &Path) -> Result<File> {
     OpenOptions::new()
         .create(true)

@@ -25,6 +25,9 @@ const RESET_SETTLE: Duration = Duration::from_millis(50);
 const DEGRADE_LATENCY: Duration = Duration::from_millis(40);
 /// How long the links are degraded before the cut.
 const DEGRADE_TIME: Duration = Duration::from_millis(500);
+/// The file size limit of a node whose disk is full: inside the chain file's header page, so
+/// every data page write fails ("File too large"), as on a full disk.
+const DISK_FULL_FILE_SIZE: u64 = 4096;
 
 /// A fault started on concrete targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +88,13 @@ impl ActiveFault {
         if self.downs_node(node) || kind.downed_redis() == Some(redis) {
             return true;
         }
+        // A server holding garbage may refuse the next block: no quorum is counted on it.
+        if kind
+            .corrupted_redis()
+            .is_some_and(|servers| servers.contains(redis))
+        {
+            return true;
+        }
         // A link reset lasts one instant: connections are re-opened at once.
         let lasting = !matches!(kind, FaultKind::LinkReset { .. });
         lasting && self.node == Some(node) && kind.link().is_some_and(|(_, r)| r == redis)
@@ -106,17 +116,27 @@ impl ActiveFault {
             a.isolated_redis()
                 .is_some_and(|redis| b.link().is_some_and(|(_, r)| r == redis))
         };
+        // Never two corruption faults at once, never garbage on a server that is down.
+        let garbage = |a: FaultKind, b: FaultKind| {
+            a.corrupted_redis().is_some_and(|servers| {
+                b.corrupted_redis().is_some()
+                    || b.downed_redis()
+                        .is_some_and(|redis| servers.contains(redis))
+            })
+        };
         same_redis
             || same_link
             || node_down
             || isolation(kind, other_kind)
             || isolation(other_kind, kind)
+            || garbage(kind, other_kind)
+            || garbage(other_kind, kind)
     }
 }
 
 /// Whether a producer that can produce is healthy: some live node, not `excluded` (a node that
 /// fell past the streams' window and has not caught up cannot produce), reaches `quorum`
-/// Redis servers through working links.
+/// Redis servers through working links, not counting servers that hold garbage.
 pub(crate) fn producer_available(
     active: &[ActiveFault],
     redis: usize,
@@ -164,9 +184,10 @@ pub(crate) fn resolve(
 }
 
 /// Starts a resolved fault. A falling-behind node is only cut off here; [`stop`] stops it.
+/// Garbage is written by the run (`corrupt`), which knows the chain's head.
 ///
 /// # Errors
-/// Fails only when a process the fault needs cannot be signalled or restarted.
+/// Fails only when a process the fault needs cannot be signalled, limited or restarted.
 pub(crate) fn start(cluster: &mut Cluster, fault: &ActiveFault) -> Result<()> {
     apply(cluster, fault, true)
 }
@@ -190,10 +211,12 @@ pub(crate) fn stop(cluster: &mut Cluster, fault: &mut ActiveFault) {
     }
 }
 
-/// Heals `fault`: the proxy passes again, the process runs again, the Redis server answers.
+/// Heals `fault`: the proxy passes again, the process runs again, the Redis server answers,
+/// the disk takes writes again (a node that exited meanwhile is started again, as its
+/// supervisor would). Garbage is removed by the run.
 ///
 /// # Errors
-/// Fails when a killed node cannot be started again.
+/// Fails when a killed node cannot be started again or a limit cannot be lifted.
 pub(crate) fn heal(cluster: &mut Cluster, fault: &ActiveFault) -> Result<()> {
     apply(cluster, fault, false)
 }
@@ -273,6 +296,17 @@ fn apply(cluster: &mut Cluster, fault: &ActiveFault, starting: bool) -> Result<(
                 cluster.redis[redis].thaw();
             }
         }
+        FaultKind::NodeDiskFull { .. } => {
+            let process = &mut cluster.nodes[node];
+            if starting {
+                process.limit_file_size(Some(DISK_FULL_FILE_SIZE))?;
+            } else if process.is_running() {
+                process.limit_file_size(None)?;
+            } else {
+                process.spawn()?;
+            }
+        }
+        FaultKind::Corrupt { .. } => {}
     }
     Ok(())
 }
@@ -321,7 +355,7 @@ fn partition(links: &[&FaultProxy], starting: bool) {
 #[allow(non_snake_case)]
 mod tests {
     use super::*;
-    use crate::schedule::quorum;
+    use crate::schedule::{Garbage, Servers, quorum};
 
     fn active(id: usize, kind: FaultKind, node: Option<usize>) -> ActiveFault {
         ActiveFault {
@@ -520,6 +554,60 @@ mod tests {
         // when / then: n0 and n2 reach r1 and r2 only
         assert!(producer_available(&faults, 3, 2, &[false, false, false]));
         assert!(!producer_available(&faults, 3, 3, &[false, false, false]));
+    }
+
+    fn corrupt(id: usize, first: usize, count: usize) -> ActiveFault {
+        active(
+            id,
+            FaultKind::Corrupt {
+                garbage: Garbage::UnparsableMember,
+                servers: Servers::consecutive(first, count, 3),
+                on_quorum: count > 1,
+                salt: 0,
+            },
+            None,
+        )
+    }
+
+    #[test]
+    fn producer_available__when_garbage_is_on_one_server__then_counts_on_the_other_two_only() {
+        // given garbage on r0 and n0's link to r1 down; n1 reaches r1 and r2
+        let faults = [
+            corrupt(0, 0, 1),
+            active(
+                1,
+                FaultKind::LinkDown {
+                    node: NodePick::Index(0),
+                    redis: 1,
+                },
+                Some(0),
+            ),
+        ];
+
+        // when / then
+        assert!(!producer_available(&faults, 3, 2, &[false, true]));
+        assert!(producer_available(&faults, 3, 2, &[false, false]));
+    }
+
+    #[test]
+    fn producer_available__when_garbage_is_on_a_quorum__then_no_producer_can_produce() {
+        // given / when / then
+        assert!(!producer_available(&[corrupt(0, 1, 2)], 3, 2, &[false; 3]));
+    }
+
+    #[test]
+    fn clashes_with__when_garbage_meets_garbage_or_a_server_down__then_clash() {
+        // given
+        let on_r0 = corrupt(0, 0, 1);
+        let on_r2 = corrupt(1, 2, 1);
+        let r0_down = active(2, FaultKind::RedisFreeze { redis: 0 }, None);
+        let r1_down = active(3, FaultKind::RedisFreeze { redis: 1 }, None);
+
+        // when / then
+        assert!(on_r0.clashes_with(&on_r2));
+        assert!(on_r0.clashes_with(&r0_down));
+        assert!(r0_down.clashes_with(&on_r0));
+        assert!(!on_r0.clashes_with(&r1_down));
     }
 
     #[test]

@@ -31,6 +31,20 @@ pub(crate) struct Sample {
     /// Whether a producer that can produce was healthy: a live node, not left behind past the
     /// streams' window, reaching a Redis quorum through working links.
     pub(crate) producer_available: bool,
+    /// What each node's `/status` said (the default when it did not answer).
+    pub(crate) said: Vec<Said>,
+}
+
+/// What one node's `/status` said at a poll: who holds the lease and what failed, for the check
+/// that a stop is reported.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Said {
+    /// Whether it held the lease.
+    pub(crate) holds_lease: bool,
+    /// Its last cycle's failure, if its last cycle failed.
+    pub(crate) last_error: Option<String>,
+    /// Whether it did not count as a producer then (behind after a fault, or stranded).
+    pub(crate) catching_up: bool,
 }
 
 impl Sample {
@@ -80,11 +94,14 @@ impl Observer {
     }
 
     /// Polls every live node's status, records each head as a sighting and records the sample.
+    /// `catching_up` marks the nodes that do not count as producers now (behind after a fault,
+    /// or stranded): what they say does not explain a stop.
     pub(crate) fn poll(
         &mut self,
         at: Duration,
         cluster: &Cluster,
         producer_available: bool,
+        catching_up: &[bool],
     ) -> &Sample {
         let statuses: Vec<Option<NodeStatus>> = cluster
             .nodes
@@ -110,6 +127,17 @@ impl Observer {
                 .iter()
                 .position(|s| s.as_ref().is_some_and(|s| s.is_leader)),
             producer_available,
+            said: statuses
+                .iter()
+                .enumerate()
+                .map(|(node, status)| {
+                    status.as_ref().map_or_else(Said::default, |status| Said {
+                        holds_lease: status.holds_lease,
+                        last_error: status.last_error.clone(),
+                        catching_up: catching_up.get(node).copied().unwrap_or(false),
+                    })
+                })
+                .collect(),
         };
         self.samples.push(sample);
         &self.samples[self.samples.len() - 1]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::checks::{Stall, StrandedNode, Verdict, millis};
+use crate::checks::{Exit, GarbageOutcome, Stall, StrandedNode, Verdict, millis};
 
 /// How much of the timeline is shown before and after a violation.
 const TIMELINE_WINDOW: Duration = Duration::from_secs(10);
@@ -62,6 +62,10 @@ pub(crate) struct Report {
     pub(crate) longest_stall_with_producer: Stall,
     /// Nodes that came back without a peer past the streams' window.
     pub(crate) stranded: Vec<StrandedNode>,
+    /// What each corruption fault did to production.
+    pub(crate) garbage: Vec<GarbageOutcome>,
+    /// Node processes that exited on their own.
+    pub(crate) exits: Vec<Exit>,
     /// Faults that hit the leader's process or links: time until production moved on.
     pub(crate) failovers: Vec<Recovery>,
     /// Transactions the nodes accepted.
@@ -118,6 +122,27 @@ impl Report {
                 } else {
                     "exempt from convergence"
                 }
+            );
+        }
+        for outcome in &self.garbage {
+            let _ = writeln!(
+                text,
+                "garbage: {} from {:.1}s to {:.1}s ({}): {} blocks meanwhile, longest stop {:?}{}, next block {} after the removal; {} warn/error lines, at most {} a second on one node",
+                outcome.window.fault,
+                outcome.window.from.as_secs_f64(),
+                outcome.window.to.as_secs_f64(),
+                outcome.window.landed,
+                outcome.blocks,
+                outcome.longest_stop.length,
+                outcome
+                    .said_why
+                    .as_deref()
+                    .map_or_else(String::new, |why| format!(", said by {why}")),
+                outcome
+                    .resumed_after
+                    .map_or_else(|| "never".to_owned(), |after| format!("{after:?}")),
+                outcome.warnings.lines,
+                outcome.warnings.busiest_second,
             );
         }
         let progress: Vec<u64> = self

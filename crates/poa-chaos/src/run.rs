@@ -6,25 +6,26 @@
 //! in their own modules. All processes belong to the [`Cluster`], dropped on every exit path
 //! (also on an error, a panic or Ctrl-C, which ends the loop at the next tick).
 
+mod state;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
 use crate::checks::{self, StrandedNode, Verdict};
 use crate::cli::Cli;
 use crate::client::{BlockSummary, Client};
-use crate::cluster::{Cluster, NodeSettings};
-use crate::faults::{self, ActiveFault};
-use crate::observe::Observer;
-use crate::report::{Event, Recovery, Report};
-use crate::schedule::{self, FaultKind, PlannedFault};
-use crate::streams;
+use crate::cluster::{Cluster, NodeProcess, NodeSettings};
+use crate::logs::NodeLogs;
+use crate::report::{Recovery, Report};
+use crate::schedule::{self, FaultKind};
+use state::{RunState, submit_transaction};
 
 /// Pace of the main loop: one status poll and one transaction per tick.
 const TICK: Duration = Duration::from_millis(100);
@@ -38,12 +39,8 @@ const HTTP_TIMEOUT: Duration = Duration::from_millis(500);
 const RESUME_MARGIN: Duration = Duration::from_secs(3);
 /// The longest wait for every node to reach the leader's height after the final heal.
 const CONVERGENCE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Blocks below a returning node's next height that must still be in a quorum of streams for
-/// it to count as within the window: trimming goes on while it reads (a second of blocks).
-const WINDOW_EDGE_MARGIN: u64 = 10;
-/// Largest padding of a transaction payload: blocks with a few kilobytes of transactions make
-/// the stream reads long replies, so a cut lands inside them.
-const MAX_PAYLOAD_PADDING: usize = 4096;
+/// Tries of one read of the final chains before the run gives up (exit 2).
+const FINAL_READ_ATTEMPTS: usize = 5;
 
 /// Runs the chaos run `cli` describes and returns its report.
 ///
@@ -80,22 +77,11 @@ fn drive(cli: &Cli, interrupted: &Arc<AtomicBool>, dir: &std::path::Path) -> Res
     let plan = schedule::plan(&cli.schedule_settings());
     let mut cluster = Cluster::start(dir, cli.nodes, cli.redis, &settings)?;
     let client = Client::new(HTTP_TIMEOUT);
-    let mut state = RunState {
-        observer: Observer::new(client.clone(), cli.nodes),
-        timeline: Vec::new(),
-        active: Vec::new(),
-        started: Vec::new(),
-        skipped: 0,
-        accepted: Vec::new(),
-        redis_servers: cli.redis,
-        quorum: cli.quorum(),
-        stopped_at: vec![None; cli.nodes],
-        catching_up: vec![None; cli.nodes],
-        stranded: vec![None; cli.nodes],
-    };
+    let mut state = RunState::new(client.clone(), cli.nodes, cli.redis, cli.quorum());
     // The workload has its own stream so the fault schedule does not depend on it.
     let mut workload = StdRng::seed_from_u64(cli.seed ^ 0x005e_ed0f_7aa5);
     let start = Instant::now();
+    let wall_start = SystemTime::now();
     let mut next_fault = 0;
     let mut last_chain_read = Duration::ZERO;
     let mut last_progress = Duration::ZERO;
@@ -109,6 +95,7 @@ fn drive(cli: &Cli, interrupted: &Arc<AtomicBool>, dir: &std::path::Path) -> Res
         if now >= cli.duration {
             break;
         }
+        state.reap_exits(&mut cluster, now)?;
         state.heal_due(&mut cluster, now)?;
         state.stop_due(&mut cluster, now);
         while next_fault < plan.len() && plan[next_fault].at <= now {
@@ -116,7 +103,11 @@ fn drive(cli: &Cli, interrupted: &Arc<AtomicBool>, dir: &std::path::Path) -> Res
             next_fault += 1;
         }
         let available = state.producer_available();
-        let leader = state.observer.poll(now, &cluster, available).leader;
+        let catching_up = state.catching_up_nodes();
+        let leader = state
+            .observer
+            .poll(now, &cluster, available, &catching_up)
+            .leader;
         state.note_caught_up(now);
         if leader.is_some() && leader != last_leader {
             state.event(now, format!("leader n{}", leader.unwrap_or_default()));
@@ -146,7 +137,7 @@ fn drive(cli: &Cli, interrupted: &Arc<AtomicBool>, dir: &std::path::Path) -> Res
     let resume_bound = cli.lease_ttl + RESUME_MARGIN;
     let (converged, target) = settle(
         &mut state,
-        &cluster,
+        &mut cluster,
         start,
         healed_at,
         resume_bound,
@@ -156,11 +147,16 @@ fn drive(cli: &Cli, interrupted: &Arc<AtomicBool>, dir: &std::path::Path) -> Res
     state.observer.read_chains(end, &cluster);
     let (chains, last_errors) = read_final_chains(&client, &cluster)?;
     let stranded = state.stranded_nodes(&chains, &last_errors, target);
+    let logs = NodeLogs {
+        texts: cluster.nodes.iter().map(NodeProcess::log_text).collect(),
+        started: wall_start,
+    };
     Ok(judge(
         cli,
         &state,
         &chains,
         &stranded,
+        &logs,
         healed_at,
         resume_bound,
         converged,
@@ -172,7 +168,7 @@ fn drive(cli: &Cli, interrupted: &Arc<AtomicBool>, dir: &std::path::Path) -> Res
 /// cluster had once it resumed; returns whether they converged and that target height.
 fn settle(
     state: &mut RunState,
-    cluster: &Cluster,
+    cluster: &mut Cluster,
     start: Instant,
     healed_at: Duration,
     resume_bound: Duration,
@@ -185,9 +181,14 @@ fn settle(
             bail!("interrupted");
         }
         let now = start.elapsed();
+        state.reap_exits(cluster, now)?;
         // Every fault is healed, but a stranded node is still no producer.
         let available = state.producer_available();
-        let sample = state.observer.poll(now, cluster, available).clone();
+        let catching_up = state.catching_up_nodes();
+        let sample = state
+            .observer
+            .poll(now, cluster, available, &catching_up)
+            .clone();
         if target.is_none()
             && checks::time_to_progress(&state.observer.samples, healed_at).is_some()
         {
@@ -215,30 +216,73 @@ fn settle(
 }
 
 /// Every node's chain from height 1 to its head, and its last cycle's failure.
-type FinalChains = (Vec<Vec<BlockSummary>>, Vec<Option<String>>);
+pub(crate) type FinalChains = (Vec<Vec<BlockSummary>>, Vec<Option<String>>);
 
-fn read_final_chains(client: &Client, cluster: &Cluster) -> Result<FinalChains> {
+/// Reads every node's whole chain and last failure.
+///
+/// # Errors
+/// Fails when a node does not answer or cannot show a block below its head.
+pub(crate) fn read_final_chains(client: &Client, cluster: &Cluster) -> Result<FinalChains> {
+    // One thread a node: block by block, a chain of a few hundred blocks takes seconds, and
+    // the nodes go on producing meanwhile.
+    let reads: Vec<Result<(Vec<BlockSummary>, Option<String>)>> = thread::scope(|scope| {
+        let readers: Vec<_> = cluster
+            .nodes
+            .iter()
+            .map(|node| scope.spawn(move || read_final_chain(client, node)))
+            .collect();
+        readers
+            .into_iter()
+            .map(|reader| {
+                reader
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a chain reader panicked")))
+            })
+            .collect()
+    });
     let mut chains = Vec::new();
     let mut last_errors = Vec::new();
-    for node in &cluster.nodes {
-        let status = client
-            .status(node.http)
-            .with_context(|| format!("node n{} does not answer after the heal", node.index))?;
-        let head = status.height;
-        last_errors.push(status.last_error);
-        let mut chain = Vec::new();
-        for height in 1..=head {
-            match client.block(node.http, height) {
-                Some(Some(block)) => chain.push(block),
-                _ => bail!(
-                    "node n{} cannot show its block at height {height}",
-                    node.index
-                ),
-            }
-        }
+    for read in reads {
+        let (chain, last_error) = read?;
         chains.push(chain);
+        last_errors.push(last_error);
     }
     Ok((chains, last_errors))
+}
+
+/// One node's whole chain, up to its head when asked, and its last failure.
+fn read_final_chain(
+    client: &Client,
+    node: &NodeProcess,
+) -> Result<(Vec<BlockSummary>, Option<String>)> {
+    let status = retried(|| client.status(node.http))
+        .with_context(|| format!("node n{} does not answer after the heal", node.index))?;
+    let head = status.height;
+    let mut chain = Vec::new();
+    for height in 1..=head {
+        match retried(|| client.block(node.http, height).flatten()) {
+            Some(block) => chain.push(block),
+            None => bail!(
+                "node n{} cannot show its block at height {height}, below its head {head} ({FINAL_READ_ATTEMPTS} tries)",
+                node.index
+            ),
+        }
+    }
+    Ok((chain, status.last_error))
+}
+
+/// `read` until it gives an answer, at most [`FINAL_READ_ATTEMPTS`] times: a node under load may
+/// miss one bound and answer the next.
+fn retried<T>(read: impl Fn() -> Option<T>) -> Option<T> {
+    for attempt in 0..FINAL_READ_ATTEMPTS {
+        if let Some(answer) = read() {
+            return Some(answer);
+        }
+        if attempt + 1 < FINAL_READ_ATTEMPTS {
+            thread::sleep(TICK);
+        }
+    }
+    None
 }
 
 #[allow(
@@ -250,6 +294,7 @@ fn judge(
     state: &RunState,
     chains: &[Vec<BlockSummary>],
     stranded: &[StrandedNode],
+    logs: &NodeLogs,
     healed_at: Duration,
     resume_bound: Duration,
     converged: bool,
@@ -325,6 +370,12 @@ fn judge(
         )
     });
     verdicts.push(checks::stranded_nodes_say_why(stranded));
+    let mut garbage = checks::garbage_outcomes(samples, &state.garbage, threshold);
+    for outcome in &mut garbage {
+        outcome.warnings = logs.between(outcome.window.from, outcome.window.to);
+    }
+    verdicts.push(checks::garbage_stops_said_why(&garbage, threshold));
+    verdicts.push(checks::no_unexpected_exit(&state.exits));
 
     let mut faults_by_kind: BTreeMap<&'static str, usize> =
         FaultKind::NAMES.iter().map(|name| (*name, 0)).collect();
@@ -364,6 +415,8 @@ fn judge(
         longest_stall: checks::longest_stall(samples, Duration::ZERO, false),
         longest_stall_with_producer: stall,
         stranded: stranded.to_vec(),
+        garbage,
+        exits: state.exits.clone(),
         failovers,
         transactions_accepted: state.accepted.len(),
         transactions_included: state
@@ -378,316 +431,4 @@ fn judge(
 
 fn as_millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// A fault as it was started.
-struct StartedFault {
-    active: ActiveFault,
-    at: Duration,
-    hit_leader: bool,
-}
-
-/// A node that came back without a peer after its next height had left a quorum of streams.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stranding {
-    /// Its next height when it came back.
-    next_height: u64,
-}
-
-/// The mutable state of the main loop.
-struct RunState {
-    observer: Observer,
-    timeline: Vec<Event>,
-    active: Vec<ActiveFault>,
-    started: Vec<StartedFault>,
-    skipped: usize,
-    accepted: Vec<String>,
-    /// Redis servers in the cluster.
-    redis_servers: usize,
-    /// Redis servers a quorum needs.
-    quorum: usize,
-    /// Per node, its height when a fault last stopped its process.
-    stopped_at: Vec<Option<u64>>,
-    /// Per node, the height it must reach before it counts as a producer again: set when it
-    /// comes back from falling behind, or stranded.
-    catching_up: Vec<Option<u64>>,
-    /// Per node, whether it came back stranded past the streams' window without a peer (and
-    /// has not caught up since).
-    stranded: Vec<Option<Stranding>>,
-}
-
-impl RunState {
-    fn event(&mut self, at: Duration, what: String) {
-        self.timeline.push(Event { at, what });
-    }
-
-    /// Whether a producer that can produce is healthy: nodes still catching up after falling
-    /// behind (stranded ones for good) do not count.
-    fn producer_available(&self) -> bool {
-        let excluded: Vec<bool> = self.catching_up.iter().map(Option::is_some).collect();
-        faults::producer_available(&self.active, self.redis_servers, self.quorum, &excluded)
-    }
-
-    /// Clears the catching-up mark of nodes the latest sample shows at their target height.
-    fn note_caught_up(&mut self, now: Duration) {
-        let Some(sample) = self.observer.samples.last() else {
-            return;
-        };
-        let caught_up: Vec<usize> = self
-            .catching_up
-            .iter()
-            .zip(&sample.heights)
-            .enumerate()
-            .filter(|(_, (target, height))| {
-                target.is_some_and(|target| height.is_some_and(|height| height >= target))
-            })
-            .map(|(node, _)| node)
-            .collect();
-        for node in caught_up {
-            self.catching_up[node] = None;
-            // It reached the cluster's height after all: within the window, held to converge.
-            if self.stranded[node].take().is_some() {
-                self.event(now, format!("n{node} caught up, no longer stranded"));
-            } else {
-                self.event(now, format!("n{node} caught up"));
-            }
-        }
-    }
-
-    fn start_fault(
-        &mut self,
-        cluster: &mut Cluster,
-        planned: &PlannedFault,
-        leader: Option<usize>,
-        now: Duration,
-    ) -> Result<()> {
-        let Some(active) = faults::resolve(planned, cluster.nodes.len(), leader, &self.active)
-        else {
-            self.skipped += 1;
-            self.event(
-                now,
-                format!("skip #{} {} (target busy)", planned.id, planned.kind),
-            );
-            return Ok(());
-        };
-        if let (Some(node), FaultKind::NodeKill { .. } | FaultKind::NodeFreeze { .. }) =
-            (active.node, planned.kind)
-        {
-            self.before_stop(cluster, node, now);
-        }
-        faults::start(cluster, &active)?;
-        let hit_leader = leader.is_some()
-            && active.node == leader
-            && !matches!(
-                planned.kind,
-                FaultKind::LinkReset { .. } | FaultKind::LinkLatency { .. }
-            );
-        self.event(now, format!("start {}", active.describe()));
-        self.active.push(active);
-        self.started.push(StartedFault {
-            active,
-            at: now,
-            hit_leader,
-        });
-        Ok(())
-    }
-
-    /// Cuts off the falling-behind nodes whose links degraded long enough, and stops those whose
-    /// cut-off is over.
-    fn stop_due(&mut self, cluster: &mut Cluster, now: Duration) {
-        for index in 0..self.active.len() {
-            if self.active[index].cut_due(now) {
-                faults::cut(cluster, &mut self.active[index]);
-                let what = format!("cut off {}", self.active[index].describe());
-                self.event(now, what);
-            }
-            let Some(node) = self.active[index].stop_due(now) else {
-                continue;
-            };
-            self.before_stop(cluster, node, now);
-            faults::stop(cluster, &mut self.active[index]);
-            let height = self.stopped_at[node].map_or("?".into(), |h| h.to_string());
-            self.event(
-                now,
-                format!("stop n{node} at height {height} (falls behind)"),
-            );
-        }
-    }
-
-    /// Reads what the node reported that was not read yet, and its height, before its process
-    /// is stopped: every block an incarnation reported is recorded, also before a kill.
-    fn before_stop(&mut self, cluster: &Cluster, node: usize, now: Duration) {
-        let latest = self
-            .observer
-            .samples
-            .last()
-            .and_then(|sample| sample.heights[node]);
-        let status = self.observer.read_node(now, cluster, node);
-        self.stopped_at[node] = status.map(|status| status.height).or(latest);
-    }
-
-    fn heal_due(&mut self, cluster: &mut Cluster, now: Duration) -> Result<()> {
-        let (due, keep): (Vec<ActiveFault>, Vec<ActiveFault>) = self
-            .active
-            .iter()
-            .partition(|fault| fault.planned.ends() <= now);
-        self.active = keep;
-        for fault in due {
-            faults::heal(cluster, &fault)?;
-            self.event(now, format!("heal  {}", fault.describe()));
-            self.after_heal(cluster, &fault, now);
-        }
-        Ok(())
-    }
-
-    fn heal_all(&mut self, cluster: &mut Cluster, now: Duration) -> Result<()> {
-        for fault in std::mem::take(&mut self.active) {
-            faults::heal(cluster, &fault)?;
-            self.event(now, format!("heal  {} (final)", fault.describe()));
-            self.after_heal(cluster, &fault, now);
-        }
-        self.event(now, "every fault healed".to_owned());
-        Ok(())
-    }
-
-    /// A node that falls behind must catch up before it counts as a producer; one without a
-    /// peer whose next height left a quorum of streams while it was away is stranded.
-    fn after_heal(&mut self, cluster: &Cluster, fault: &ActiveFault, now: Duration) {
-        let Some(node) = fault.node else {
-            return;
-        };
-        let cluster_height = self
-            .observer
-            .samples
-            .last()
-            .and_then(|sample| sample.max_height())
-            .unwrap_or(0);
-        let fell_behind = matches!(fault.planned.kind, FaultKind::NodeFallBehind { .. });
-        if fell_behind && fault.stopped {
-            self.catching_up[node] = Some(cluster_height);
-        }
-        if cluster.nodes[node].has_peers || self.stranded[node].is_some() {
-            return;
-        }
-        let stopped = fault.stopped
-            || matches!(
-                fault.planned.kind,
-                FaultKind::NodeKill { .. } | FaultKind::NodeFreeze { .. }
-            );
-        let height = if stopped {
-            self.stopped_at[node]
-        } else {
-            self.observer
-                .samples
-                .last()
-                .and_then(|sample| sample.heights[node])
-        };
-        // A node about as high as the cluster is within any window; no need to ask Redis.
-        let Some(height) = height.filter(|h| h + WINDOW_EDGE_MARGIN < cluster_height) else {
-            return;
-        };
-        let next_height = height + 1;
-        let probe = next_height.saturating_sub(WINDOW_EDGE_MARGIN).max(1);
-        let held_by = streams::servers_holding(&cluster.redis, probe);
-        let servers = cluster.redis.len();
-        if held_by >= self.quorum {
-            if fell_behind {
-                self.event(
-                    now,
-                    format!("n{node} back at height {height}, within the streams' window ({held_by} of {servers} servers hold height {probe})"),
-                );
-            }
-            return;
-        }
-        // Past the window, or within a second of its edge: say which, for the post-mortem.
-        let next_held_by = streams::servers_holding(&cluster.redis, next_height);
-        let place = if next_held_by >= self.quorum {
-            "at the edge of"
-        } else {
-            "past"
-        };
-        self.stranded[node] = Some(Stranding { next_height });
-        self.catching_up[node] = Some(cluster_height.max(next_height));
-        self.event(
-            now,
-            format!(
-                "n{node} back at height {height} without a peer, {place} the streams' window ({next_held_by} of {servers} servers hold its next height, {held_by} hold height {probe}; quorum {}): stranded, exempt from convergence",
-                self.quorum
-            ),
-        );
-    }
-
-    /// The stranded nodes, as the checks judge them.
-    fn stranded_nodes(
-        &self,
-        chains: &[Vec<BlockSummary>],
-        last_errors: &[Option<String>],
-        target: u64,
-    ) -> Vec<StrandedNode> {
-        self.stranded
-            .iter()
-            .enumerate()
-            .filter_map(|(node, stranding)| {
-                let stranding = stranding.as_ref()?;
-                Some(StrandedNode {
-                    node,
-                    next_height: stranding.next_height,
-                    // Without a target height production never resumed: nobody converged.
-                    converged: target > 0 && chains[node].len() as u64 >= target,
-                    last_error: last_errors[node].clone(),
-                })
-            })
-            .collect()
-    }
-
-    fn print_progress(&self, now: Duration, leader: Option<usize>) {
-        let heights: Vec<String> = self
-            .observer
-            .samples
-            .last()
-            .map(|s| {
-                s.heights
-                    .iter()
-                    .map(|h| h.map_or("-".into(), |h| h.to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let active: Vec<String> = self.active.iter().map(ActiveFault::describe).collect();
-        eprintln!(
-            "[{:>6.1}s] heights [{}] leader {} faults started {} active: {}",
-            now.as_secs_f64(),
-            heights.join(" "),
-            leader.map_or("-".into(), |l| format!("n{l}")),
-            self.started.len(),
-            if active.is_empty() {
-                "none".into()
-            } else {
-                active.join(", ")
-            }
-        );
-    }
-}
-
-/// Submits one transaction with a unique payload to a random live node.
-fn submit_transaction(
-    client: &Client,
-    cluster: &Cluster,
-    rng: &mut StdRng,
-    seed: u64,
-    accepted: &mut Vec<String>,
-) {
-    let live: Vec<_> = cluster.nodes.iter().filter(|n| n.is_live()).collect();
-    if live.is_empty() {
-        return;
-    }
-    let node = live[rng.gen_range(0..live.len())];
-    let padding = "p".repeat(rng.gen_range(0..=MAX_PAYLOAD_PADDING));
-    let payload = format!(
-        "chaos seed {seed} transaction {} nonce {} {padding}",
-        accepted.len(),
-        rng.r#gen::<u64>()
-    );
-    if let Some(id) = client.submit(node.http, payload.as_bytes()) {
-        accepted.push(id);
-    }
 }

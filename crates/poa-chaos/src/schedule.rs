@@ -12,10 +12,12 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+mod garbage;
 mod kind;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use garbage::{Anchor, Garbage, ProducerKey, Servers};
 pub(crate) use kind::{FaultKind, NodePick, Stop};
 
 /// A fault the schedule starts at `at` (from the start of the run) and heals after `lasts`.
@@ -66,6 +68,40 @@ pub(crate) struct ScheduleSettings {
     /// The nodes' `--quorum-disruption-budget`: extra nodes in every quorum, and the number of
     /// Redis servers that may lose their data within [`ScheduleSettings::data_loss_window`].
     pub(crate) quorum_disruption_budget: usize,
+    /// The kinds drawn (see [`kinds_named`]); [`ALL_KINDS`] by default.
+    pub(crate) kinds: KindSet,
+}
+
+/// A set of the kinds the schedule draws, by their position in [`WEIGHTS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KindSet(u32);
+
+/// Every kind.
+pub(crate) const ALL_KINDS: KindSet = KindSet(u32::MAX);
+
+impl KindSet {
+    fn contains(self, draw: usize) -> bool {
+        self.0 & (1 << draw) != 0
+    }
+}
+
+/// The set of kinds `names` names.
+///
+/// # Errors
+/// Names the first unknown kind and lists the known ones.
+pub(crate) fn kinds_named(names: &[String]) -> Result<KindSet, String> {
+    let mut set = 0_u32;
+    for name in names {
+        let Some(position) = WEIGHTS.iter().position(|(_, known, _)| known == name) else {
+            let known: Vec<&str> = WEIGHTS.iter().map(|(_, known, _)| *known).collect();
+            return Err(format!(
+                "unknown fault kind `{name}`; the kinds are {}",
+                known.join(", ")
+            ));
+        };
+        set |= 1 << position;
+    }
+    Ok(KindSet(set))
 }
 
 /// How much history the Redis servers keep, in blocks.
@@ -113,22 +149,31 @@ impl ScheduleSettings {
     }
 }
 
-/// Relative weights of the kinds the schedule draws, after fuel-core's harness; an empty
-/// restart is a restart the budget allows to lose data, so it has no weight of its own.
-const WEIGHTS: [(Draw, u32); 12] = [
-    (Draw::LinkDown, 8),
-    (Draw::LinkPartition, 12),
-    (Draw::LinkHold, 12),
-    (Draw::LinkLatency, 14),
-    (Draw::LinkReset, 8),
-    (Draw::LinkCutReply, 12),
-    (Draw::NodePartition, 10),
-    (Draw::NodeFreeze, 12),
-    (Draw::NodeKill, 12),
-    (Draw::NodeFallBehind, 8),
-    (Draw::RedisRestart, 10),
-    (Draw::RedisFreeze, 4),
+/// The kinds the schedule draws, by the name `--only` knows them by, and their relative
+/// weights, after fuel-core's harness. The names are the kinds' own, except that an empty
+/// restart is a restart the budget allows to lose data (`redis_restart` stands for both) and
+/// `corrupt` stands for garbage on one server and on a quorum.
+const WEIGHTS: [(Draw, &str, u32); 14] = [
+    (Draw::LinkDown, "link_down", 8),
+    (Draw::LinkPartition, "link_partition", 12),
+    (Draw::LinkHold, "link_hold", 12),
+    (Draw::LinkLatency, "link_latency", 14),
+    (Draw::LinkReset, "link_reset", 8),
+    (Draw::LinkCutReply, "link_cut_reply", 12),
+    (Draw::NodePartition, "node_partition", 10),
+    (Draw::NodeFreeze, "node_freeze", 12),
+    (Draw::NodeKill, "node_kill", 12),
+    (Draw::NodeFallBehind, "node_fall_behind", 8),
+    (Draw::RedisRestart, "redis_restart", 10),
+    (Draw::RedisFreeze, "redis_freeze", 4),
+    (Draw::Corrupt, "corrupt", 16),
+    (Draw::NodeDiskFull, "node_disk_full", 6),
 ];
+/// Heights above the head of a far-above forgery: within the stream window of a short run, far
+/// enough that every height between is still to be produced.
+const FORGED_ABOVE: std::ops::RangeInclusive<u64> = 20..=40;
+/// The share of corruption faults written on a quorum of servers rather than on one.
+const CORRUPT_QUORUM_SHARE: f64 = 0.4;
 /// Attempts to draw a kind that fits the rules before giving up on one start time.
 const DRAW_ATTEMPTS: usize = 20;
 
@@ -147,6 +192,8 @@ enum Draw {
     NodeFallBehind,
     RedisRestart,
     RedisFreeze,
+    Corrupt,
+    NodeDiskFull,
 }
 
 /// Draws the schedule for `settings`.
@@ -196,11 +243,18 @@ pub(crate) fn quorum(count: usize, budget: usize) -> usize {
 }
 
 fn draw_kind(rng: &mut StdRng, settings: &ScheduleSettings) -> FaultKind {
-    let total: u32 = WEIGHTS.iter().map(|(_, weight)| weight).sum();
-    let mut ticket = rng.gen_range(0..total);
+    let weight = |index: usize| {
+        if settings.kinds.contains(index) {
+            WEIGHTS[index].2
+        } else {
+            0
+        }
+    };
+    let total: u32 = (0..WEIGHTS.len()).map(weight).sum();
+    let mut ticket = rng.gen_range(0..total.max(1));
     let mut index = 0;
-    while ticket >= WEIGHTS[index].1 {
-        ticket -= WEIGHTS[index].1;
+    while index + 1 < WEIGHTS.len() && ticket >= weight(index) {
+        ticket -= weight(index);
         index += 1;
     }
     let node = if rng.gen_bool(0.5) {
@@ -252,6 +306,21 @@ fn draw_kind(rng: &mut StdRng, settings: &ScheduleSettings) -> FaultKind {
             keeps_data: true,
         },
         Draw::RedisFreeze => FaultKind::RedisFreeze { redis },
+        Draw::Corrupt => {
+            let garbage = Garbage::drawn(
+                rng.gen_range(0..Garbage::KINDS),
+                rng.gen_range(FORGED_ABOVE),
+            );
+            let on_quorum = rng.gen_bool(CORRUPT_QUORUM_SHARE);
+            let count = if on_quorum { settings.quorum() } else { 1 };
+            FaultKind::Corrupt {
+                garbage,
+                servers: Servers::consecutive(redis, count, settings.redis),
+                on_quorum,
+                salt: rng.r#gen(),
+            }
+        }
+        Draw::NodeDiskFull => FaultKind::NodeDiskFull { node },
     }
 }
 
@@ -309,11 +378,10 @@ fn with_data_loss_decided(
 /// quorum broken, never two faults on the same node, Redis server or link.
 fn fits(kind: &FaultKind, active: &[FaultKind], settings: &ScheduleSettings) -> bool {
     let downed_nodes = active.iter().filter(|f| f.downed_node().is_some()).count();
-    let downed_redis = active.iter().filter(|f| f.downed_redis().is_some()).count();
     if kind.downed_node().is_some() && downed_nodes + 1 >= settings.nodes {
         return false;
     }
-    if kind.downed_redis().is_some() && downed_redis + 1 > settings.redis - settings.quorum() {
+    if !keeps_clean_servers(kind, active, settings) {
         return false;
     }
     // A leader pick and an index pick may be the same node: overlaps are refused (and skipped at
@@ -346,6 +414,55 @@ fn fits(kind: &FaultKind, active: &[FaultKind], settings: &ScheduleSettings) -> 
     })
 }
 
+/// Servers out of service for production: down (stopped, frozen, cut off) or holding garbage.
+/// A Redis fault or garbage on one server starts only while a quorum of clean, reachable
+/// servers remains, so "garbage on fewer than a quorum" always leaves production a quorum;
+/// garbage on a quorum starts only while every server is up, and nothing else takes a server
+/// meanwhile. Never two corruption faults at once, never garbage on a server that is down.
+fn keeps_clean_servers(
+    kind: &FaultKind,
+    active: &[FaultKind],
+    settings: &ScheduleSettings,
+) -> bool {
+    let out_of_service: usize = active
+        .iter()
+        .map(|f| {
+            usize::from(f.downed_redis().is_some()) + f.corrupted_redis().map_or(0, Servers::len)
+        })
+        .sum();
+    let spare = settings.redis - settings.quorum();
+    if let Some(servers) = kind.corrupted_redis() {
+        let busy = active.iter().any(|other| {
+            other.corrupted_redis().is_some()
+                || other
+                    .downed_redis()
+                    .is_some_and(|redis| servers.contains(redis))
+        });
+        let on_quorum = matches!(
+            kind,
+            FaultKind::Corrupt {
+                on_quorum: true,
+                ..
+            }
+        );
+        return !busy
+            && if on_quorum {
+                out_of_service == 0
+            } else {
+                out_of_service + servers.len() <= spare
+            };
+    }
+    if let Some(redis) = kind.downed_redis() {
+        let corrupted = active.iter().any(|other| {
+            other
+                .corrupted_redis()
+                .is_some_and(|servers| servers.contains(redis))
+        });
+        return !corrupted && out_of_service < spare;
+    }
+    true
+}
+
 /// How long `kind` lasts, at most `remaining`; `None` when a fault that must outlast a window
 /// does not fit in the time left.
 fn draw_length(
@@ -363,6 +480,16 @@ fn draw_length(
         FaultKind::NodeFreeze { .. } => settings.lease_ttl + millis(rng, 300, 2500),
         FaultKind::NodeKill { .. } | FaultKind::RedisRestart { .. } => millis(rng, 300, 3000),
         FaultKind::RedisFreeze { .. } => millis(rng, 500, 3000),
+        FaultKind::Corrupt {
+            on_quorum: false, ..
+        } => millis(rng, 1000, 5000),
+        // Longer than a failover on a quorum, so a stop there is long enough to be judged by
+        // whether it was reported.
+        FaultKind::Corrupt {
+            on_quorum: true, ..
+        } => settings.lease_ttl * 2 + millis(rng, 1000, 3000),
+        // Well within the nodes' chain recovery window (60 s): the node must recover, not exit.
+        FaultKind::NodeDiskFull { .. } => millis(rng, 1000, 8000),
         FaultKind::LinkDown { .. }
         | FaultKind::LinkPartition { .. }
         | FaultKind::LinkLatency { .. } => millis(rng, 1000, 5000),

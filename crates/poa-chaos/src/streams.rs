@@ -1,6 +1,6 @@
 //! What the Redis servers' streams still hold, read from the servers themselves (never through
 //! the fault proxies): whether a node that comes back can still find its next height there, or
-//! fell past the window.
+//! fell past the window, and the highest block of all (where garbage "at the next height" goes).
 //!
 //! Read-only and bounded: it never writes a key, and a stopped or frozen server counts as
 //! holding nothing.
@@ -11,7 +11,7 @@ use poa_test_support::{RedisServer, RespValue};
 
 /// The nodes' `--lease-key` (poa-node's default, which the harness does not change): the
 /// prefix of the stream and index keys.
-const LEASE_KEY: &str = "poa:leader:lock";
+pub(crate) const LEASE_KEY: &str = "poa:leader:lock";
 /// Bound of one read; a frozen server costs one of them per height asked.
 const READ_TIMEOUT: Duration = Duration::from_millis(100);
 
@@ -22,6 +22,54 @@ pub(crate) fn servers_holding(servers: &[RedisServer], height: u64) -> usize {
         .iter()
         .filter(|server| holds(server, height))
         .count()
+}
+
+/// The highest block any of `servers` holds (height and encoded block), read from the top of
+/// its heights index: the freshest head of the chain, ahead of every node's own `/status`
+/// (a leader publishes before it commits).
+pub(crate) fn highest_block(servers: &[RedisServer]) -> Option<(u64, Vec<u8>)> {
+    let index = format!("{LEASE_KEY}:heights:index");
+    let stream = format!("{LEASE_KEY}:block:stream");
+    servers
+        .iter()
+        .filter_map(|server| {
+            let top = server
+                .try_command(
+                    &[
+                        b"ZREVRANGEBYSCORE",
+                        index.as_bytes(),
+                        b"+inf",
+                        b"-inf",
+                        b"LIMIT",
+                        b"0",
+                        b"1",
+                    ],
+                    READ_TIMEOUT,
+                )
+                .ok()?;
+            let member = top.as_array()?.first()?.as_bytes()?.to_vec();
+            let mut parts = member.split(|byte| *byte == b':');
+            let height: u64 = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
+            let entry = parts.nth(1)?;
+            let found = server
+                .try_command(&[b"XRANGE", stream.as_bytes(), entry, entry], READ_TIMEOUT)
+                .ok()?;
+            let fields = found
+                .as_array()?
+                .first()?
+                .as_array()?
+                .get(1)?
+                .as_array()?
+                .to_vec();
+            let data = fields
+                .chunks(2)
+                .find(|pair| pair.first().and_then(RespValue::as_bytes) == Some(b"data"))?
+                .get(1)?
+                .as_bytes()?
+                .to_vec();
+            Some((height, data))
+        })
+        .max_by_key(|(height, _)| *height)
 }
 
 fn holds(server: &RedisServer, height: u64) -> bool {
@@ -60,6 +108,7 @@ mod tests {
     fn write_block(server: &RedisServer, height: u64) {
         let stream = format!("{LEASE_KEY}:block:stream");
         let index = format!("{LEASE_KEY}:heights:index");
+        let data = format!("block {height}");
         let height = height.to_string();
         let entry = server.command(&[
             b"XADD",
@@ -69,6 +118,8 @@ mod tests {
             b"*",
             b"height",
             height.as_bytes(),
+            b"data",
+            data.as_bytes(),
         ]);
         let entry = String::from_utf8_lossy(entry.as_bytes().unwrap_or_default()).into_owned();
         let member = format!("{height}:abcd:{entry}");
@@ -92,11 +143,13 @@ mod tests {
         servers[2].stop();
 
         // when
+        let highest = highest_block(&servers);
         let trimmed = servers_holding(&servers, 1);
         let kept = servers_holding(&servers, 4);
         let never_written = servers_holding(&servers, 9);
 
-        // then: a stopped server holds nothing
+        // then: a stopped server holds nothing; the highest block is the first server's top
         assert_eq!((trimmed, kept, never_written), (1, 1, 0));
+        assert_eq!(highest, Some((5, b"block 5".to_vec())));
     }
 }

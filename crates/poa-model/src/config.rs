@@ -20,6 +20,22 @@ pub enum Start {
     /// on B and C while A was unreachable, so with one kept height B and C trimmed height 1.
     /// P1 still leads. Needs 3 nodes, budget 0 and at least 2 producers.
     FarBehind,
+    /// A failed publish, replayed from the empty state (see `start.rs`): P0 led on A and B at
+    /// epoch 1 and published X1; the publish failed and P0 stepped down, X1 landed late on A
+    /// alone (P0's key lingers there) and its other writes were fenced. The first steps of the
+    /// three-orphans story. Needs 3 nodes and budget 0.
+    FailedPublish,
+}
+
+impl Start {
+    /// The start's name, for errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Empty => "empty",
+            Self::FarBehind => "far behind",
+            Self::FailedPublish => "failed publish",
+        }
+    }
 }
 
 /// Sizes, bounds, start and the protocol variant to check.
@@ -123,12 +139,20 @@ impl ModelConfig {
                 read_window: self.read_window,
             });
         }
-        if self.start == Start::FarBehind
-            && (self.nodes != 3 || self.disruption_budget != 0 || self.producers < 2)
-        {
+        let needs = match self.start {
+            Start::Empty => None,
+            Start::FarBehind => {
+                (self.nodes != 3 || self.disruption_budget != 0 || self.producers < 2)
+                    .then_some("3 nodes, budget 0 and at least 2 producers")
+            }
+            Start::FailedPublish => {
+                (self.nodes != 3 || self.disruption_budget != 0).then_some("3 nodes and budget 0")
+            }
+        };
+        if let Some(needs) = needs {
             return Err(ModelError::StartNeeds {
-                start: "far behind",
-                needs: "3 nodes, budget 0 and at least 2 producers",
+                start: self.start.name(),
+                needs,
             });
         }
         Ok(())

@@ -7,11 +7,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use poa_ports::Epoch;
+use poa_ports::{BlockId, Epoch};
 use poa_quorum::script::{PromoteAnswer, WriteAnswer};
 use poa_quorum::{
     AcquireDecision, OwnerReply, OwnershipDecision, OwnershipTally, PromoteReply, PromoteTally,
-    WriteDecision, WriteTally,
+    WriteDecision, WriteReply, WriteTally,
 };
 use stateright::{Model, Property};
 
@@ -121,13 +121,11 @@ impl ProtocolModel {
                     actions.push(Action::Produce(p));
                 }
             }
-            (Some(_), Some(publish)) => {
-                if self.publish_stored(publish) {
-                    actions.push(Action::Commit(p));
-                } else {
-                    actions.push(Action::PublishFailed(p));
-                }
-            }
+            (Some(_), Some(publish)) => actions.push(match publish_outcome(c, publish) {
+                PublishOutcome::Stored => Action::Commit(p),
+                PublishOutcome::HeightTaken => Action::PublishRefused(p),
+                PublishOutcome::Failed => Action::PublishFailed(p),
+            }),
         }
         if state.crashes < c.max_crashes {
             actions.push(Action::Crash(p));
@@ -145,15 +143,6 @@ impl ProtocolModel {
             });
         }
         tally.decision() == OwnershipDecision::Owned
-    }
-
-    /// Whether the publish tally, given the acknowledgements received, says the block is stored.
-    fn publish_stored(&self, publish: Publish) -> bool {
-        let mut tally = WriteTally::publish(self.config.quorum());
-        for _ in 0..publish.acked.count_ones() {
-            tally.record(poa_quorum::WriteReply::Written);
-        }
-        tally.decision() == WriteDecision::Stored
     }
 
     /// Whether node `n` may lose its data now: the wipe bound, and fewer than `budget` other
@@ -226,22 +215,43 @@ impl ProtocolModel {
         Some(())
     }
 
-    /// Runs `write_block` for `msg` on its node and records a write accepted from a token whose
-    /// lease had lapsed on every node that leaves its block on a quorum. Every write, publish or
+    /// Runs `write_block` for `msg` on its node, replacing the block `replaces` names there if
+    /// the script lets it (a repair's replacement; `None` for every other write), and records a
+    /// write accepted from a token whose lease had lapsed on every node that leaves its block on
+    /// a quorum, and a replacement that removes a committed block. Every write, publish or
     /// repair, goes through here.
-    pub(crate) fn write_on(&self, state: &mut State, msg: WriteMsg) -> WriteAnswer {
+    pub(crate) fn write_on(
+        &self,
+        state: &mut State,
+        msg: WriteMsg,
+        replaces: Option<BlockId>,
+    ) -> WriteAnswer {
         let lapsed = !state
             .nodes
             .iter()
             .any(|node| node.script.owner == Some(msg.token));
+        let replaced = replaces.and_then(|id| {
+            state.nodes[usize::from(msg.node)]
+                .stream
+                .iter()
+                .map(|entry| entry.block)
+                .find(|held| held.height == msg.block.height && rules::id_of(*held) == id)
+        });
+        let replaced_was_committed = replaced.is_some_and(|block| self.committed(state, block));
         let answer = rules::write_on(
             &mut state.nodes[usize::from(msg.node)],
             msg.token,
             msg.epoch,
             msg.block,
+            replaces,
             self.config.kept_heights,
             self.config.mutation,
         );
+        if replaced_was_committed
+            && replaced.is_some_and(|block| !state.nodes[usize::from(msg.node)].holds(block))
+        {
+            state.replaced_committed = true;
+        }
         if lapsed
             && answer.stored()
             && self
@@ -252,6 +262,24 @@ impl ProtocolModel {
             state.lapsed_write_to_quorum = true;
         }
         answer
+    }
+
+    /// Whether `block` is committed: in a local chain, on a quorum, or published with a tally
+    /// that says stored (its producer commits it next).
+    fn committed(&self, state: &State, block: Block) -> bool {
+        self.config
+            .quorum()
+            .reached(usize::from(stored_on(&state.nodes, block)))
+            || state.producers.iter().any(|producer| {
+                producer.chain.iter().any(|held| held.block == block)
+                    || producer.publish.is_some_and(|publish| {
+                        publish.block == block
+                            && matches!(
+                                publish_outcome(&self.config, publish),
+                                PublishOutcome::Stored
+                            )
+                    })
+            })
     }
 
     /// Node `n` loses its data. The committed blocks it held (in a local chain, or on a quorum)
@@ -312,6 +340,50 @@ impl ProtocolModel {
         actions.into_iter().any(|action| {
             !matches!(action, Action::Acquire { .. }) || self.next_state(state, action).is_some()
         })
+    }
+}
+
+/// How a publish ends, as the adapter's publish decides from its write tally.
+enum PublishOutcome {
+    /// The tally says stored: commit.
+    Stored,
+    /// Impossible (or undecided) with a quorum refusing the height: keep the lease and
+    /// reconcile again.
+    HeightTaken,
+    /// Anything else, or a timeout while the tally is undecided: step down.
+    Failed,
+}
+
+/// The publish's write tally over the replies it heard (the decision depends only on the
+/// counts, not on their order).
+fn publish_tally(config: &ModelConfig, publish: Publish) -> WriteTally {
+    let mut tally = WriteTally::publish(config.quorum());
+    let replies = [
+        (publish.acked.count_ones(), WriteReply::Written),
+        (u32::from(publish.refused), WriteReply::HeightRefused),
+        (u32::from(publish.fenced), WriteReply::Fenced),
+    ];
+    for (count, reply) in replies {
+        for _ in 0..count {
+            tally.record(reply);
+        }
+    }
+    tally
+}
+
+/// How the publish ends if it ends now: a tally still undecided ends only by its deadline.
+fn publish_outcome(config: &ModelConfig, publish: Publish) -> PublishOutcome {
+    let tally = publish_tally(config, publish);
+    match tally.decision() {
+        WriteDecision::Stored => PublishOutcome::Stored,
+        WriteDecision::Impossible | WriteDecision::Undecided
+            if config.quorum().reached(tally.counts().height_refused) =>
+        {
+            PublishOutcome::HeightTaken
+        }
+        WriteDecision::Impossible | WriteDecision::Undecided | WriteDecision::Fenced => {
+            PublishOutcome::Failed
+        }
     }
 }
 
@@ -416,11 +488,7 @@ impl Model for ProtocolModel {
                     parent: producer.head(),
                 };
                 producer.attempts += 1;
-                producer.publish = Some(Publish {
-                    block,
-                    acked: 0,
-                    held: 0,
-                });
+                producer.publish = Some(Publish::of(block));
                 let token = producer.token(p);
                 for node in 0..c.nodes {
                     insert_sorted(
@@ -436,19 +504,27 @@ impl Model for ProtocolModel {
             }
             Action::DeliverWrite(msg) => {
                 remove(&mut s.writes, &msg);
-                let answer = self.write_on(&mut s, msg);
+                let answer = self.write_on(&mut s, msg, None);
                 let held = s.nodes[usize::from(msg.node)].holds(msg.block);
                 let p = &mut s.producers[usize::from(msg.token.producer)];
-                // A reply only matters to the process and publish that sent the request; a late
-                // reply to a crashed process or an abandoned publish is discarded.
-                if answer.stored()
-                    && p.incarnation == msg.token.incarnation
+                // A reply only matters to the process and publish that sent the request, and only
+                // until its tally decides; a late reply to a crashed process, an abandoned publish
+                // or a decided tally is discarded.
+                if p.incarnation == msg.token.incarnation
                     && let Some(publish) = p.publish.as_mut()
                     && publish.block == msg.block
+                    && publish_tally(c, *publish).decision() == WriteDecision::Undecided
                 {
-                    publish.acked |= 1 << msg.node;
-                    if held {
-                        publish.held |= 1 << msg.node;
+                    match rules::reply_of(answer) {
+                        WriteReply::Written | WriteReply::AlreadyStored => {
+                            publish.acked |= 1 << msg.node;
+                            if held {
+                                publish.held |= 1 << msg.node;
+                            }
+                        }
+                        WriteReply::HeightRefused => publish.refused += 1,
+                        WriteReply::Fenced => publish.fenced += 1,
+                        WriteReply::Failed => {}
                     }
                 }
             }
@@ -465,6 +541,11 @@ impl Model for ProtocolModel {
             }
             Action::PublishFailed(p) | Action::LeaseLost(p) => {
                 step_down(&mut s.producers[usize::from(p)]);
+            }
+            Action::PublishRefused(p) => {
+                let producer = &mut s.producers[usize::from(p)];
+                producer.publish = None;
+                producer.reconciled = false;
             }
             Action::Reconcile { producer, read } => self.reconcile(&mut s, producer, read),
             Action::Crash(p) => {
@@ -531,6 +612,9 @@ impl Model for ProtocolModel {
                 "a reconciled leader finds every block on a quorum",
                 |_, s: &State| !s.reconciled_behind,
             ),
+            Property::always("a repair replaces no committed block", |_, s: &State| {
+                !s.replaced_committed
+            }),
             Property::always(
                 "a leader's epoch is above every epoch it led with before",
                 |_, s: &State| !s.epoch_reused,

@@ -31,6 +31,12 @@ pub enum Mutation {
     /// `promote` without the caller's epoch floor: a process whose key lingers (its release was
     /// lost) continues at the epoch it led with before.
     NoEpochFloor,
+    /// A repair never replaces another block: `plan_repair` is called with `replaceable =
+    /// false` whatever the read proves (what it did before replacement).
+    NoReplacement,
+    /// A repair that replaces does not wait for every free node to store the block first: it
+    /// writes the free nodes and replaces at once (the first replacement rule).
+    ReplaceAtOnce,
 }
 
 impl Mutation {
@@ -91,6 +97,25 @@ pub(crate) fn write_block(
         }
         _ => script::write_block(node, write),
     }
+}
+
+/// `poa_quorum::may_replace_after`, or `true` under [`Mutation::ReplaceAtOnce`].
+pub(crate) fn may_replace_after(
+    free_node_replies: &[poa_quorum::WriteReply],
+    free_nodes: usize,
+    mutation: Option<Mutation>,
+) -> bool {
+    mutation == Some(Mutation::ReplaceAtOnce)
+        || poa_quorum::may_replace_after(free_node_replies, free_nodes)
+}
+
+/// `LogView::may_replace_at`, or `false` under [`Mutation::NoReplacement`].
+pub(crate) fn may_replace_at(
+    view: &LogView,
+    height: BlockHeight,
+    mutation: Option<Mutation>,
+) -> bool {
+    mutation != Some(Mutation::NoReplacement) && view.may_replace_at(height)
 }
 
 /// `LogView::decide`, or without its gap rule: where the walk says `Gap`, the mutated walk goes

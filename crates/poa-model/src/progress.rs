@@ -149,7 +149,7 @@ fn next_fault_free_action(model: &ProtocolModel, state: &State) -> Option<Action
                     .any(|msg| msg.token == token && current(state, msg));
                 (!waiting).then_some(2)
             }
-            Action::LeaseLost(_) => Some(2),
+            Action::LeaseLost(_) | Action::PublishRefused(_) => Some(2),
             Action::Reconcile { read, .. } if read == all => Some(3),
             Action::Produce(_) => Some(4),
             Action::CatchUp { .. } => Some(5),

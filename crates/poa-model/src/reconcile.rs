@@ -6,13 +6,14 @@
 
 use poa_ports::{BlockHeight, Epoch};
 use poa_quorum::{
-    Candidate, HeightDecision, LogView, WriteDecision, WriteReply, WriteTally, plan_repair,
+    Candidate, HeightDecision, LogView, NodeIndex, RepairPlan, WriteDecision, WriteReply,
+    WriteTally, plan_repair,
 };
 
 use crate::model::{ProtocolModel, step_down, stored_on};
 use crate::mutation::{self, Mutation};
 use crate::rules;
-use crate::state::{Committed, Source, State, Token, WriteMsg};
+use crate::state::{Block, Committed, Source, State, Token, WriteMsg};
 
 /// How a scan ended.
 enum Scan {
@@ -140,10 +141,15 @@ impl ProtocolModel {
         }
     }
 
-    /// Brings `block` at `height` to a quorum as the adapter does: the plan's targets are
-    /// written (a target this step does not reach fails), and the repair tally decides. All the
-    /// writes land; of the orders their replies may arrive in, the tally hears the stored ones
-    /// first (the order that lets a repair count as stored whenever it can).
+    /// Brings `block` at `height` to a quorum as the adapter does: the plan may replace other
+    /// blocks at the height when the read proves none of them can be committed
+    /// (`LogView::may_replace_at`: every node read, each read reaching the height). A plan that
+    /// replaces first writes every free node, and replaces only when every one of them stored
+    /// the block (`may_replace_after`); otherwise the repair fails. Then every remaining target
+    /// is written, naming the block it replaces (a target this step does not reach fails), and
+    /// the repair tally decides. All the writes land; of the orders their replies may arrive in,
+    /// the tally hears the stored ones first (the order that lets a repair count as stored
+    /// whenever it can).
     fn repair(
         &self,
         state: &mut State,
@@ -155,7 +161,8 @@ impl ProtocolModel {
         let quorum = self.config.quorum();
         let votes = view.votes(height).cloned().unwrap_or_default();
         let occupied = view.refused_at(height);
-        let Some(plan) = plan_repair(quorum, &votes, block, &occupied, false) else {
+        let replaceable = mutation::may_replace_at(view, height, self.config.mutation);
+        let Some(plan) = plan_repair(quorum, &votes, block, &occupied, replaceable) else {
             return if quorum.reached(block.nodes.len()) {
                 Repair::Stored
             } else {
@@ -163,26 +170,21 @@ impl ProtocolModel {
             };
         };
         let repaired = rules::block_of(height, block.id, block.parent);
-        let mut replies: Vec<WriteReply> = plan
-            .targets
-            .iter()
-            .map(|target| {
-                let node = u8::try_from(*target).unwrap_or(u8::MAX);
-                if repairer.reach & (1 << node) == 0 {
-                    return WriteReply::Failed;
-                }
-                let msg = WriteMsg {
-                    node,
-                    token: repairer.token,
-                    epoch: repairer.epoch,
-                    block: repaired,
-                };
-                rules::reply_of(self.write_on(state, msg))
-            })
-            .collect();
+        let targets: Vec<NodeIndex> = plan.all_targets().collect();
+        let free = plan.targets.len();
+        let mut replies: Vec<WriteReply> = Vec::with_capacity(targets.len());
+        for (position, target) in targets.iter().enumerate() {
+            if position == free
+                && plan.replaces()
+                && !mutation::may_replace_after(&replies, free, self.config.mutation)
+            {
+                return Repair::NotStored;
+            }
+            replies.push(self.repair_write(state, repairer, *target, &plan, repaired));
+        }
         replies
             .sort_by_key(|reply| !matches!(reply, WriteReply::Written | WriteReply::AlreadyStored));
-        let mut tally = WriteTally::repair(quorum, plan.pre_existing, plan.targets.len());
+        let mut tally = WriteTally::repair(quorum, plan.pre_existing, targets.len());
         for reply in replies {
             if tally.decision() != WriteDecision::Undecided {
                 break;
@@ -194,6 +196,34 @@ impl ProtocolModel {
             WriteDecision::Fenced => Repair::Fenced,
             WriteDecision::Impossible | WriteDecision::Undecided => Repair::NotStored,
         }
+    }
+
+    /// One write of a repair to `target`, naming the block it replaces there if the plan
+    /// replaces one (a target this step does not reach fails).
+    fn repair_write(
+        &self,
+        state: &mut State,
+        repairer: Repairer,
+        target: NodeIndex,
+        plan: &RepairPlan,
+        repaired: Block,
+    ) -> WriteReply {
+        let node = u8::try_from(target).unwrap_or(u8::MAX);
+        if repairer.reach & (1 << node) == 0 {
+            return WriteReply::Failed;
+        }
+        let msg = WriteMsg {
+            node,
+            token: repairer.token,
+            epoch: repairer.epoch,
+            block: repaired,
+        };
+        let replaces = plan
+            .replacing
+            .iter()
+            .find(|(replaced_on, _)| *replaced_on == target)
+            .map(|(_, replaced)| *replaced);
+        rules::reply_of(self.write_on(state, msg, replaces))
     }
 
     /// Whether producer `p`, whose reconciliation just completed, is behind a committed block:

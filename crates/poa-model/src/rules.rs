@@ -94,25 +94,38 @@ pub(crate) fn read_into(view: &mut LogView, index: u8, node: &RedisNode, next: u
     }
 }
 
-/// Runs `write_block` (or its mutated variant) on `node` and keeps the stream in step with the
-/// index: an appended block joins the stream, trimmed heights leave it.
+/// Runs `write_block` (or its mutated variant) on `node`, naming the block it `replaces` at the
+/// height (a repair's replacement), and keeps the stream in step with the index: a replaced block
+/// leaves the stream, an appended block joins it, trimmed heights leave it.
 pub(crate) fn write_on(
     node: &mut RedisNode,
     token: Token,
     epoch: Epoch,
     block: Block,
+    replaces: Option<BlockId>,
     kept_heights: u8,
     mutation: Option<Mutation>,
 ) -> WriteAnswer {
+    let height = height_of(block.height);
     let write = BlockWrite {
         token: &token,
         epoch,
-        height: height_of(block.height),
+        height,
         id: id_of(block),
         kept_heights: usize::from(kept_heights),
-        replaces: None,
+        replaces,
     };
+    let held_before = node.script.heights.get(&height).copied();
     let answer = mutation::write_block(&mut node.script, write, mutation);
+    // The script removed the named block from the index (the write went past the height check
+    // with it there): its stream entry goes too, as the script's `XDEL` does.
+    if let Some(replaced) = replaces
+        && held_before == Some(replaced)
+        && node.script.heights.get(&height) != Some(&replaced)
+    {
+        node.stream
+            .retain(|entry| entry.block.height != block.height || id_of(entry.block) != replaced);
+    }
     if answer == WriteAnswer::Written && !node.holds(block) {
         let entry = StreamEntry { block, epoch };
         let at = node.stream.partition_point(|held| *held < entry);

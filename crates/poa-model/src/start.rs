@@ -1,6 +1,7 @@
-//! The state a check starts from. The far-behind start is not written by hand: it is a history
-//! replayed from the empty state through the model's own transitions (with the exploration
-//! bounds lifted), so it is reachable by construction, under the variant being checked.
+//! The state a check starts from. The far-behind and failed-publish starts are not written by
+//! hand: each is a history replayed from the empty state through the model's own transitions
+//! (with the exploration bounds lifted), so it is reachable by construction, under the variant
+//! being checked.
 
 use crate::config::Start;
 use crate::error::ModelError;
@@ -27,16 +28,8 @@ enum Step {
 /// height 1 when Z2 arrives. P1 still leads; P0's chain is empty.
 fn far_behind() -> Vec<Step> {
     let act = Step::Act;
-    vec![
-        act(Action::Acquire {
-            producer: 0,
-            reach: 1 << NODE_A | 1 << NODE_B,
-        }),
-        act(Action::Reconcile {
-            producer: 0,
-            read: 1 << NODE_A | 1 << NODE_B,
-        }),
-        act(Action::Produce(0)),
+    let mut steps = p0_publishes_on_a_and_b();
+    steps.extend([
         Step::Deliver(NODE_A),
         act(Action::PublishFailed(0)),
         act(Action::Expire(NODE_A)),
@@ -61,6 +54,40 @@ fn far_behind() -> Vec<Step> {
         Step::Deliver(NODE_C),
         act(Action::Commit(1)),
         Step::Deliver(NODE_A),
+    ]);
+    steps
+}
+
+/// The failed-publish history: P0 leads on A and B at epoch 1 and publishes X1; the publish fails
+/// before any reply and P0 steps down (its keys linger on A and B). X1 then lands late on A, where
+/// P0's key lingers; B's key expires and X1's writes to B and C land fenced.
+fn failed_publish() -> Vec<Step> {
+    let act = Step::Act;
+    let mut steps = p0_publishes_on_a_and_b();
+    steps.extend([
+        act(Action::PublishFailed(0)),
+        Step::Deliver(NODE_A),
+        act(Action::Expire(NODE_B)),
+        Step::Deliver(NODE_B),
+        Step::Deliver(NODE_C),
+    ]);
+    steps
+}
+
+/// The first steps of both histories: P0 leads on A and B at epoch 1, reads them, finds nothing
+/// and publishes X at height 1.
+fn p0_publishes_on_a_and_b() -> Vec<Step> {
+    let on_a_and_b = 1 << NODE_A | 1 << NODE_B;
+    vec![
+        Step::Act(Action::Acquire {
+            producer: 0,
+            reach: on_a_and_b,
+        }),
+        Step::Act(Action::Reconcile {
+            producer: 0,
+            read: on_a_and_b,
+        }),
+        Step::Act(Action::Produce(0)),
     ]
 }
 
@@ -77,6 +104,7 @@ fn empty(model: &ProtocolModel) -> State {
         lapsed_write_to_quorum: false,
         reconciled_behind: false,
         epoch_reused: false,
+        replaced_committed: false,
     }
 }
 
@@ -89,6 +117,7 @@ pub(crate) fn initial_state(model: &ProtocolModel) -> Result<State, ModelError> 
     let history = match model.config.start {
         Start::Empty => return Ok(empty(model)),
         Start::FarBehind => far_behind(),
+        Start::FailedPublish => failed_publish(),
     };
     let replay = model.without_bounds();
     let mut state = empty(model);
@@ -107,7 +136,7 @@ pub(crate) fn initial_state(model: &ProtocolModel) -> Result<State, ModelError> 
             .filter(|action| enabled.contains(action))
             .and_then(|action| replay.next_state(&state, action));
         state = next.ok_or_else(|| ModelError::StartUnreachable {
-            start: "far behind",
+            start: model.config.start.name(),
             step: index,
             action: format!("{step:?}"),
         })?;

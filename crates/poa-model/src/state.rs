@@ -103,7 +103,8 @@ pub struct Committed {
     pub source: Source,
 }
 
-/// A publish in flight: the block and the nodes whose success reply arrived.
+/// A publish in flight: the block and the replies its write tally heard. As in the adapter, the
+/// tally hears replies only until it decides; later replies are discarded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Publish {
     /// The block being published.
@@ -113,6 +114,24 @@ pub struct Publish {
     /// Acknowledging nodes that held the block right after their write (bit mask): a node may
     /// answer written and trim the block at once when it keeps higher heights.
     pub held: u8,
+    /// How many nodes refused the height (another block holds it, or it is below the node's
+    /// trim floor).
+    pub refused: u8,
+    /// How many nodes fenced the write (not the owner, or a stale epoch).
+    pub fenced: u8,
+}
+
+impl Publish {
+    /// A publish of `block` that has heard no reply yet.
+    pub fn of(block: Block) -> Self {
+        Self {
+            block,
+            acked: 0,
+            held: 0,
+            refused: 0,
+            fenced: 0,
+        }
+    }
 }
 
 /// One producer process (`poa-node`). Everything except `chain` and `attempts` is in memory and
@@ -201,6 +220,9 @@ pub struct State {
     /// Set when a process took a leadership at an epoch not above one it had led with before
     /// (checked, never expected).
     pub epoch_reused: bool,
+    /// Set when a repair replaced a committed block on a node: one in a local chain, on a
+    /// quorum, or published with a tally that says stored (checked, never expected).
+    pub replaced_committed: bool,
 }
 
 /// One step of the system.
@@ -227,9 +249,14 @@ pub enum Action {
     DeliverWrite(WriteMsg),
     /// The producer commits its published block locally (the write tally says stored).
     Commit(u8),
-    /// The publish times out below quorum: the producer steps down (its release is lost: the keys
-    /// linger until they expire) and must reconcile in its next leadership.
+    /// The publish fails without a quorum of refusals: it times out below quorum at any moment
+    /// before its tally decides, or the tally says fenced, or impossible with fewer than a
+    /// quorum refusing the height. The producer steps down (its release is lost: the keys linger
+    /// until they expire) and must reconcile in its next leadership.
     PublishFailed(u8),
+    /// The publish's tally says impossible and a quorum refused the height (`HeightTaken`): the
+    /// producer keeps its lease, and its leadership must reconcile again before it produces.
+    PublishRefused(u8),
     /// A leader reads the given nodes (bit mask), walks the view, repairs and imports.
     Reconcile {
         /// Producer.
@@ -297,6 +324,7 @@ impl stateright::Representative for State {
             lapsed_write_to_quorum: self.lapsed_write_to_quorum,
             reconciled_behind: self.reconciled_behind,
             epoch_reused: self.epoch_reused,
+            replaced_committed: self.replaced_committed,
         }
     }
 }

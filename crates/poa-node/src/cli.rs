@@ -78,8 +78,8 @@ pub(crate) struct RunArgs {
     #[arg(long, env = "POA_HTTP")]
     pub(crate) http: Option<SocketAddr>,
 
-    /// Address of the admin API (POST /admin/step-down, POST /admin/produce); keep it on
-    /// loopback [default: 127.0.0.1:4001].
+    /// Address of the admin API (POST /admin/step-down, POST /admin/produce, ...); keep it on
+    /// loopback [default: 127.0.0.1, the --http port + 100, e.g. 4100].
     #[arg(long, env = "POA_ADMIN_HTTP")]
     pub(crate) admin_http: Option<SocketAddr>,
 

@@ -31,11 +31,10 @@ const DEFAULT_HTTP: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
     std::net::Ipv4Addr::LOCALHOST,
     4000,
 ));
-/// The default admin API address.
-const DEFAULT_ADMIN_HTTP: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
-    std::net::Ipv4Addr::LOCALHOST,
-    4001,
-));
+/// How far above the HTTP port the admin API listens by default: producers that share a host
+/// on neighbouring HTTP ports (4001, 4002, ...) get neighbouring admin ports (4101, 4102, ...)
+/// that never collide with them.
+const ADMIN_PORT_OFFSET: u16 = 100;
 /// The default step-down hold-off.
 const DEFAULT_STEP_DOWN_HOLD_OFF: Duration = Duration::from_secs(10);
 /// The longest step-down hold-off, configured or asked for: a day covers any rolling upgrade,
@@ -246,17 +245,19 @@ impl Settings {
         let lease_renewal = redis.as_ref().map_or(Duration::ZERO, |redis| {
             redis.lease_ttl / LEASE_RENEWALS_PER_TTL
         });
+        let http = args.http.or(file.http).unwrap_or(DEFAULT_HTTP);
+        let admin_http = match args.admin_http.or(file.admin_http) {
+            Some(admin_http) => admin_http,
+            None => default_admin_http(http)?,
+        };
         Ok(Self {
             data_dir: args
                 .data_dir
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             trigger,
-            http: args.http.or(file.http).unwrap_or(DEFAULT_HTTP),
-            admin_http: args
-                .admin_http
-                .or(file.admin_http)
-                .unwrap_or(DEFAULT_ADMIN_HTTP),
+            http,
+            admin_http,
             step_down_hold_off,
             max_clock_skew,
             key_source,
@@ -285,6 +286,23 @@ pub(crate) fn log_format_hint(args: &RunArgs) -> LogFormat {
                 .and_then(|path| read_file_settings(path).ok()?.log_format)
         })
         .unwrap_or(LogFormat::Text)
+}
+
+/// The admin API's default address: loopback, `ADMIN_PORT_OFFSET` above the HTTP port (any free
+/// port when the HTTP port is).
+fn default_admin_http(http: SocketAddr) -> Result<SocketAddr, InvalidSetting> {
+    let port = match http.port() {
+        0 => 0,
+        port => port.checked_add(ADMIN_PORT_OFFSET).ok_or_else(|| {
+            InvalidSetting::new(
+                "--admin-http",
+                format!(
+                    "has no default for --http port {port} (the default is {ADMIN_PORT_OFFSET} above it): set --admin-http"
+                ),
+            )
+        })?,
+    };
+    Ok(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)))
 }
 
 fn read_file_settings(path: &Path) -> Result<FileSettings, InvalidSetting> {

@@ -2,6 +2,11 @@
 //! A panic is logged as one error event too, instead of the default text on stderr: the chain
 //! store catches the storage library's panics and reports them as typed errors, and an operator
 //! should read that error, not a backtrace that looks like a crash.
+//!
+//! A log line that cannot be written (standard output redirected to a file on a full disk, a
+//! closed pipe) is dropped: the process never stops because its log cannot be written.
+
+use std::io::Write;
 
 use tracing_subscriber::EnvFilter;
 
@@ -12,7 +17,8 @@ pub(crate) fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_writer(|| LossyStdout);
     // A second initialisation (only possible in tests) keeps the first subscriber.
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -36,4 +42,22 @@ pub(crate) fn init(format: LogFormat) {
             "thread panicked"
         );
     }));
+}
+
+/// Standard output for log lines, dropping a line it cannot write instead of reporting the
+/// failure: the subscriber reports a failed write on standard error, which fails too when both
+/// share the full disk, and a failing report ends in a panic inside the panic hook (an abort).
+struct LossyStdout;
+
+impl Write for LossyStdout {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        // Dropped on purpose: there is nowhere left to say that the log cannot be written.
+        let _ = std::io::stdout().lock().write_all(line);
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stdout().lock().flush();
+        Ok(())
+    }
 }

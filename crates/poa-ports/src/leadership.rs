@@ -70,6 +70,9 @@ pub struct NodeStatus {
     pub node: String,
     /// The last outcome of an operation against it.
     pub last_outcome: NodeOutcome,
+    /// What the node answered the last time a call failed, while calls keep failing (for
+    /// example a key of the wrong type written there by hand); `None` once a call succeeds.
+    pub last_error: Option<String>,
 }
 
 /// A read-only snapshot of the lease, for `/status` and logs. Never used for safety decisions:

@@ -10,7 +10,7 @@
 //!
 //! - [`quorum`]: how many nodes make a quorum.
 //! - [`lease`]: Redlock validity and drift, the epoch fold, the promote and ownership tallies.
-//! - [`write`]: the tally of a write fan-out (publish and repair).
+//! - [`write`](mod@write): the tally of a write fan-out (publish and repair).
 //! - [`latest`]: the cheap "anything above the local chain?" check.
 //! - [`votes`]: candidates per height over distinct nodes, the winner and the repair plan.
 //! - [`walk`]: what a reconciliation decides at each height, from verified blocks only.
@@ -51,7 +51,7 @@ pub use lease::{
     drift, fold_epoch, remaining_validity,
 };
 pub use quorum::{NodeIndex, Quorum, majority};
-pub use votes::{Candidate, HeightVotes, RepairPlan, plan_repair};
+pub use votes::{Candidate, HeightVotes, RepairPlan, may_replace_after, plan_repair};
 pub use walk::{Coverage, HeightDecision, LogView};
 pub use window::{ReadTiming, next_read_window};
 pub use write::{WriteCounts, WriteDecision, WriteReply, WriteTally};

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use poa_ports::{BlockId, Epoch};
 
 use crate::quorum::{NodeIndex, Quorum};
+use crate::write::WriteReply;
 
 /// One block read at a height, with the distinct nodes holding it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +91,14 @@ fn precedence(candidate: &Candidate) -> (Epoch, std::cmp::Reverse<BlockId>) {
 }
 
 /// How to bring a block below quorum to a quorum.
+///
+/// A plan that replaces blocks is carried out in two steps: the block is first written to every
+/// free node (`targets`), and the other blocks are replaced only once every free node stores
+/// it ([`may_replace_after`]). The complete read proved that no block at the height is on a
+/// bare majority, but a publish still in flight can count the acknowledgement of a node whose
+/// copy a replacement then removes, and complete its quorum on a node that was free at the
+/// read. Once every free node holds the winner, no node is left where a late write can land,
+/// so no block can gain a node it did not hold at the read, and none held a majority.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepairPlan {
     /// Nodes known to hold the block already.
@@ -105,6 +114,11 @@ pub struct RepairPlan {
 }
 
 impl RepairPlan {
+    /// Whether the plan replaces another block on some node.
+    pub fn replaces(&self) -> bool {
+        !self.replacing.is_empty()
+    }
+
     /// Every node the repair writes to: the free ones, then the ones whose block it replaces.
     pub fn all_targets(&self) -> impl Iterator<Item = NodeIndex> + '_ {
         self.targets
@@ -161,6 +175,16 @@ pub fn plan_repair(
         replacing,
         needed,
     })
+}
+
+/// Whether a plan's replacements may go ahead, given the replies of the writes to its free
+/// nodes (`targets`): only when every one of them stores the block (see [`RepairPlan`]). A
+/// refusal, a fencing or an unknown outcome on any free node leaves every other block in place.
+pub fn may_replace_after(free_node_replies: &[WriteReply], free_nodes: usize) -> bool {
+    free_node_replies.len() == free_nodes
+        && free_node_replies
+            .iter()
+            .all(|reply| matches!(reply, WriteReply::Written | WriteReply::AlreadyStored))
 }
 
 #[cfg(test)]

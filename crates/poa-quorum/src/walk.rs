@@ -240,6 +240,17 @@ impl LogView {
             return HeightDecision::Gap;
         }
         if let Some(orphan) = votes.highest_epoch(|candidate| candidate.parent == parent) {
+            // Entries that fail verification are never replaced: when they leave too few
+            // nodes for the orphan to ever reach a quorum, the height is blocked by them.
+            let refused: BTreeSet<NodeIndex> = self
+                .refused_at(height)
+                .into_iter()
+                .filter(|node| !orphan.nodes.contains(node))
+                .collect();
+            let reachable = self.quorum.nodes().saturating_sub(refused.len());
+            if !self.quorum.reached(reachable) {
+                return HeightDecision::Blocked { occupied: refused };
+            }
             return HeightDecision::Orphan(orphan.clone());
         }
         let mut occupied = self.refused_at(height);

@@ -277,3 +277,79 @@ async fn ask_every_source__when_no_peer_is_configured__then_says_so() {
     // then
     assert!(matches!(answer, Err(HistoryError::NoSource)), "{answer:?}");
 }
+
+/// A peer that serves `blocks` from the height asked for, but takes longer than the tests'
+/// request timeout whenever it is asked for more than `most` blocks (a batch too large to
+/// serve in time). Each request is served on its own thread.
+fn peer_slow_above(blocks: Vec<SealedBlock>, most: usize) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let blocks = blocks.clone();
+            thread::spawn(move || {
+                let mut request = Vec::new();
+                let mut buffer = [0_u8; 1024];
+                while !request.windows(4).any(|window| window == b"\r\n\r\n") {
+                    match stream.read(&mut buffer) {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => request.extend_from_slice(&buffer[..read]),
+                    }
+                }
+                let request = String::from_utf8_lossy(&request);
+                let query = |name: &str| -> usize {
+                    request
+                        .split(&format!("{name}="))
+                        .nth(1)
+                        .and_then(|rest| rest.split(['&', ' ']).next())
+                        .and_then(|value| value.parse().ok())
+                        .unwrap()
+                };
+                let (from, limit) = (query("from"), query("limit"));
+                if limit > most {
+                    thread::sleep(Duration::from_millis(1_000));
+                    return;
+                }
+                let frames: Vec<Vec<u8>> = blocks
+                    .iter()
+                    .skip(from - 1)
+                    .take(limit)
+                    .map(SealedBlock::encode)
+                    .collect();
+                let body = batch(&frames);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body);
+            });
+        }
+    });
+    format!("http://{address}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blocks_from__when_the_peer_cannot_serve_the_batch_in_time__then_asks_for_fewer_until_it_can()
+ {
+    // given: a peer that serves at most 4 blocks per request in time
+    let blocks = chain_to(40);
+    let source = history(vec![peer_slow_above(blocks.clone(), 4)]);
+
+    // when: a catch-up asks for 32 blocks per call, as many calls as it takes
+    let mut fetched = Vec::new();
+    for _ in 0..12 {
+        let next = BlockHeight::new(fetched.len() as u64 + 1);
+        if let Ok(more) = source.blocks_from(next, 32).await {
+            fetched.extend(more);
+        }
+        if fetched.len() >= 20 {
+            break;
+        }
+    }
+
+    // then: after a few timeouts it asks for what the peer can serve, and the catch-up goes on
+    assert!(fetched.len() >= 20, "fetched {} blocks", fetched.len());
+    assert_eq!(fetched[..20], blocks[..20]);
+}

@@ -476,3 +476,46 @@ async fn time_reference__when_a_quorum_of_nodes_answered__then_is_their_clock() 
         .as_millis() as u64;
     assert!(reference.abs_diff(local) < 1_000, "{reference} vs {local}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lease_status__when_a_quorum_answers_errors_to_the_lease__then_names_what_each_node_answers_until_it_recovers()
+ {
+    // given: the lease key of two nodes holds a hash (written by hand, or by another program)
+    let servers = servers(3);
+    let key = "poa:test:wrong-type-lease";
+    for server in &servers[..2] {
+        server.command(&[b"HSET", key.as_bytes(), b"field", b"value"]);
+    }
+    let producer = producer(urls(&servers), key).await;
+
+    // when
+    let refused = producer.adapter.leader_state(below(1)).await;
+
+    // then: no lease, and the status says what the two nodes answer
+    assert!(
+        !matches!(refused, Ok(LeaderState::ReconciledLeader)),
+        "{refused:?}"
+    );
+    let status = producer.adapter.lease_status();
+    for node in &status.nodes[..2] {
+        assert!(
+            node.last_error
+                .as_deref()
+                .is_some_and(|error| error.contains("WRONGTYPE")),
+            "{status:?}"
+        );
+    }
+    assert_eq!(status.nodes[2].last_error, None);
+
+    // and once the keys are removed, it leads and the errors are gone
+    for server in &servers[..2] {
+        server.command(&[b"DEL", key.as_bytes()]);
+    }
+    let led = producer.adapter.leader_state(below(1)).await;
+    assert!(matches!(led, Ok(LeaderState::ReconciledLeader)), "{led:?}");
+    let status = producer.adapter.lease_status();
+    assert!(
+        status.nodes.iter().all(|node| node.last_error.is_none()),
+        "{status:?}"
+    );
+}

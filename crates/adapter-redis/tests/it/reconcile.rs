@@ -903,6 +903,48 @@ async fn leader_state__when_one_node_holds_a_forged_block_far_above__then_it_is_
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn leader_state__when_a_forged_block_sits_far_above__then_only_the_first_cycle_reads_the_whole_window()
+ {
+    // given: the forgery far above of the test before, on two nodes (so every quorum of
+    // answers to the cheap check hears it), under a leader that keeps producing
+    let servers = servers(3);
+    let key = "poa:test:forged-above-cost";
+    for server in &servers[1..] {
+        append(
+            server,
+            key,
+            &forged(block_on(40, 0, BlockId::from_bytes([0x5a; 32]))),
+            9,
+        );
+    }
+    let leader = producer(urls(&servers), key).await;
+    assert_eq!(
+        leader.adapter.leader_state(below(1)).await.unwrap(),
+        LeaderState::ReconciledLeader
+    );
+    let after_first_cycle = leader.metric("poa_full_scans_total");
+
+    // when: ten cycles, each producing a block
+    for height in 1..=10 {
+        leader
+            .adapter
+            .publish_produced_block(&block(height, 0))
+            .await
+            .unwrap();
+        let state = leader
+            .adapter
+            .leader_state(below(height + 1))
+            .await
+            .unwrap();
+        assert_eq!(state, LeaderState::ReconciledLeader);
+    }
+
+    // then: the cheap check passed over the forgery it already refused: no more full scans
+    assert!(after_first_cycle >= 1.0);
+    assert_eq!(leader.metric("poa_full_scans_total"), after_first_cycle);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn leader_state__when_a_quorum_holds_a_block_that_does_not_extend_the_local_chain__then_reports_the_divergence()
  {
     // given: the log's block 1 extends another genesis than the local chain's
@@ -990,6 +1032,77 @@ async fn leader_state__when_forged_blocks_hold_the_next_height_on_a_quorum__then
     assert_eq!(removed, vec![2, 2, 0]);
     assert_eq!(resumed.unwrap(), LeaderState::ReconciledLeader);
     published.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leader_state__when_forged_blocks_on_a_quorum_leave_only_the_leaders_own_orphan__then_reports_the_height_blocked()
+ {
+    // given: the leader's publish of height 1 met forged blocks on two of three nodes (refused
+    // there) and left its block on the third only
+    let servers = servers(3);
+    let key = "poa:test:blocked-with-orphan";
+    for server in &servers[1..] {
+        append(server, key, &forged(block(1, 4)), 9);
+    }
+    append(&servers[0], key, &block(1, 0), 1);
+    let leader = producer(urls(&servers), key).await;
+
+    // when
+    let state = leader.adapter.leader_state(below(1)).await;
+
+    // then: the report names the garbage, not an unresolved repair
+    assert!(
+        matches!(&state, Err(ReconciliationError::HeightBlocked { height, detail })
+            if height.get() == 1 && detail.contains("not sealed by the chain authority")),
+        "{state:?}"
+    );
+}
+
+/// Whether `server`'s heights index holds `block` at its height.
+fn indexes(
+    server: &poa_test_support::RedisServer,
+    key: &str,
+    block: &poa_ports::SealedBlock,
+) -> bool {
+    let index = format!("{key}:heights:index");
+    let height = block.height().get().to_string();
+    match server.command(&[
+        b"ZRANGEBYSCORE",
+        index.as_bytes(),
+        height.as_bytes(),
+        height.as_bytes(),
+    ]) {
+        poa_test_support::RespValue::Array(members) => members.iter().any(|member| {
+            matches!(member, poa_test_support::RespValue::Bulk(bytes)
+                if String::from_utf8_lossy(bytes).contains(&block.id().to_hex()))
+        }),
+        _ => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leader_state__when_a_node_free_at_the_read_does_not_take_the_winner__then_replaces_nothing()
+ {
+    // given: five nodes, no block on a majority at height 1: X (epoch 2) on A and B, the winner
+    // W (epoch 3) on C, R (epoch 1) on E; D is free but another owner's key sits there, so D
+    // fences: a publish of X may still be in flight to it, and could complete X's quorum there
+    let servers = servers(5);
+    let key = "poa:test:replace-after-free";
+    let (stale, winner, other) = (block(1, 20), block(1, 30), block(1, 10));
+    append(&servers[0], key, &stale, 2);
+    append(&servers[1], key, &stale, 2);
+    append(&servers[2], key, &winner, 3);
+    append(&servers[4], key, &other, 1);
+    set_owner(&servers[3], key, "publisher-of-x", 60_000);
+    let leader = producer(urls(&servers), key).await;
+
+    // when: the repair of W needs two more nodes and only D is free
+    let _ = leader.adapter.leader_state(below(1)).await;
+
+    // then: D refused W, so no copy of X was replaced
+    assert!(indexes(&servers[0], key, &stale), "X was replaced on A");
+    assert!(indexes(&servers[1], key, &stale), "X was replaced on B");
+    assert!(!indexes(&servers[3], key, &winner));
 }
 
 #[tokio::test(flavor = "multi_thread")]

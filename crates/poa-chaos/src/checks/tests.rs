@@ -3,6 +3,7 @@
 #![allow(non_snake_case)]
 
 use super::*;
+use crate::observe::Said;
 
 fn sample(at_ms: u64, heights: &[Option<u64>], leader: Option<usize>, available: bool) -> Sample {
     Sample {
@@ -10,6 +11,7 @@ fn sample(at_ms: u64, heights: &[Option<u64>], leader: Option<usize>, available:
         heights: heights.to_vec(),
         leader,
         producer_available: available,
+        said: vec![Said::default(); heights.len()],
     }
 }
 
@@ -346,4 +348,202 @@ fn no_duplicate_transaction__when_each_transaction_is_once__then_holds() {
 
     // when / then
     assert!(no_duplicate_transaction(&chain).passed);
+}
+
+fn saying(mut sample: Sample, node: usize, holds_lease: bool, error: &str) -> Sample {
+    sample.said[node] = Said {
+        holds_lease,
+        last_error: Some(error.to_owned()),
+        catching_up: false,
+    };
+    sample
+}
+
+fn window(from_ms: u64, to_ms: u64, on_quorum: bool, height: Option<u64>) -> GarbageWindow {
+    GarbageWindow {
+        fault: "#4 corrupt_quorum(forged_next on r0+r1)".to_owned(),
+        garbage: "forged_next",
+        from: Duration::from_millis(from_ms),
+        to: Duration::from_millis(to_ms),
+        on_quorum,
+        height,
+        landed: String::new(),
+    }
+}
+
+/// Heights 10 until 3.5 s (garbage at 11 from 1 s to 4 s), then 11 at 4.2 s; what each
+/// sample's node 0 says is up to `say`.
+fn blocked_timeline(say: impl Fn(Sample) -> Sample) -> Vec<Sample> {
+    (0..=42)
+        .map(|tenth| {
+            let at = tenth * 100;
+            let height = if at < 4200 { 10 } else { 11 };
+            say(sample(
+                at,
+                &[Some(height), Some(height)],
+                None,
+                !(1000..=4000).contains(&at),
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn mentions_height__when_a_longer_number_starts_with_the_height__then_does_not_count_it() {
+    // given / when / then
+    assert!(mentions_height(
+        "height 11 is blocked on the shared block log",
+        11
+    ));
+    assert!(mentions_height("backlog at height 11", 11));
+    assert!(!mentions_height("height 112 is blocked", 11));
+    assert!(!mentions_height("heights 11", 11));
+}
+
+#[test]
+fn garbage_stops_said_why__when_the_lease_holder_names_the_blocked_height__then_holds() {
+    // given
+    let samples = blocked_timeline(|s| {
+        if s.at >= Duration::from_millis(2000) {
+            saying(
+                s,
+                0,
+                true,
+                "leader_state: height 11 is blocked on the shared block log",
+            )
+        } else {
+            s
+        }
+    });
+    let threshold = Duration::from_millis(2500);
+
+    // when
+    let outcomes = garbage_outcomes(&samples, &[window(1000, 4000, true, Some(11))], threshold);
+    let verdict = garbage_stops_said_why(&outcomes, threshold);
+
+    // then
+    assert!(verdict.passed, "{verdict:?}");
+    assert_eq!(outcomes[0].blocks, 0);
+    assert_eq!(outcomes[0].resumed_after, Some(Duration::from_millis(200)));
+    assert!(
+        outcomes[0]
+            .said_why
+            .as_deref()
+            .unwrap()
+            .starts_with("n0 at 3.9s"),
+        "{:?}",
+        outcomes[0].said_why
+    );
+}
+
+#[test]
+fn garbage_stops_said_why__when_the_report_came_and_went_before_the_stop_ended__then_fails() {
+    // given: the lease holder named the height for a moment only
+    let samples = blocked_timeline(|s| {
+        if s.at >= Duration::from_millis(1500) && s.at < Duration::from_millis(2000) {
+            saying(
+                s,
+                0,
+                true,
+                "publish: height 11 already holds another block on a quorum",
+            )
+        } else {
+            s
+        }
+    });
+    let threshold = Duration::from_millis(2500);
+
+    // when
+    let outcomes = garbage_outcomes(&samples, &[window(1000, 4000, true, Some(11))], threshold);
+
+    // then
+    assert!(!garbage_stops_said_why(&outcomes, threshold).passed);
+}
+
+#[test]
+fn garbage_stops_said_why__when_only_a_node_without_the_lease_names_it__then_fails() {
+    // given
+    let samples = blocked_timeline(|s| saying(s, 1, false, "height 11 is blocked"));
+    let threshold = Duration::from_millis(2500);
+
+    // when
+    let outcomes = garbage_outcomes(&samples, &[window(1000, 4000, true, Some(11))], threshold);
+    let verdict = garbage_stops_said_why(&outcomes, threshold);
+
+    // then
+    assert!(!verdict.passed);
+    assert!(
+        verdict.detail.contains("named height 11"),
+        "{}",
+        verdict.detail
+    );
+}
+
+#[test]
+fn garbage_stops_said_why__when_the_garbage_was_on_one_server__then_leaves_the_stop_to_the_stall_check()
+ {
+    // given: nobody says anything, but the garbage was on one server only
+    let samples = blocked_timeline(|s| s);
+    let threshold = Duration::from_millis(2500);
+
+    // when
+    let outcomes = garbage_outcomes(&samples, &[window(1000, 4000, false, Some(11))], threshold);
+    let verdict = garbage_stops_said_why(&outcomes, threshold);
+
+    // then
+    assert!(verdict.passed, "{verdict:?}");
+    assert_eq!(outcomes[0].said_why, None);
+}
+
+#[test]
+fn garbage_stops_said_why__when_a_whole_key_stops_production_and_any_node_says_so__then_holds() {
+    // given
+    let samples = blocked_timeline(|s| saying(s, 1, false, "leader_state: reconcile_read failed"));
+    let threshold = Duration::from_millis(2500);
+
+    // when
+    let outcomes = garbage_outcomes(&samples, &[window(1000, 4000, true, None)], threshold);
+
+    // then
+    assert!(garbage_stops_said_why(&outcomes, threshold).passed);
+}
+
+#[test]
+fn no_unexpected_exit__when_a_node_exited_on_its_own__then_fails_with_its_log() {
+    // given
+    let exits = [Exit {
+        node: 2,
+        incarnation: 1,
+        at: Duration::from_secs(9),
+        status: "exit status: 101".to_owned(),
+        log: vec!["thread 'main' panicked".to_owned()],
+    }];
+
+    // when
+    let verdict = no_unexpected_exit(&exits);
+
+    // then
+    assert!(!verdict.passed);
+    assert!(verdict.detail.contains("panicked"), "{}", verdict.detail);
+    assert!(no_unexpected_exit(&[]).passed);
+}
+
+#[test]
+fn garbage_stops_said_why__when_only_a_node_still_catching_up_complains__then_fails() {
+    // given: the stranded node's own history error is no word about the garbage
+    let samples = blocked_timeline(|mut s| {
+        s.said[1] = Said {
+            holds_lease: false,
+            last_error: Some("history: no history source (peer) is configured".to_owned()),
+            catching_up: true,
+        };
+        s
+    });
+    let threshold = Duration::from_millis(2500);
+
+    // when
+    let outcomes = garbage_outcomes(&samples, &[window(1000, 4000, true, None)], threshold);
+
+    // then
+    assert!(!garbage_stops_said_why(&outcomes, threshold).passed);
 }

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::garbage::{Garbage, Servers};
+
 /// Which node a fault hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -89,11 +91,23 @@ pub(crate) enum FaultKind {
     RedisRestart { redis: usize, keeps_data: bool },
     /// A Redis server is stopped (SIGSTOP): it accepts connections and answers nothing.
     RedisFreeze { redis: usize },
+    /// Garbage written straight into the producer's keys on `servers` (one of them, or a
+    /// quorum: `on_quorum`), and removed again by the harness at the heal. `salt` seeds the
+    /// garbage's bytes.
+    Corrupt {
+        garbage: Garbage,
+        servers: Servers,
+        on_quorum: bool,
+        salt: u64,
+    },
+    /// The node's chain file cannot grow (its file size limit is lowered below the file's
+    /// size): every write fails as on a full disk, until the heal lifts the limit.
+    NodeDiskFull { node: NodePick },
 }
 
 impl FaultKind {
     /// Every kind's name, in report order.
-    pub(crate) const NAMES: [&'static str; 13] = [
+    pub(crate) const NAMES: [&'static str; 16] = [
         "link_down",
         "link_partition",
         "link_hold",
@@ -107,6 +121,9 @@ impl FaultKind {
         "redis_restart",
         "redis_restart_empty",
         "redis_freeze",
+        "corrupt_one",
+        "corrupt_quorum",
+        "node_disk_full",
     ];
 
     /// The kind's name, as in reports.
@@ -129,6 +146,13 @@ impl FaultKind {
                 keeps_data: false, ..
             } => 11,
             Self::RedisFreeze { .. } => 12,
+            Self::Corrupt {
+                on_quorum: false, ..
+            } => 13,
+            Self::Corrupt {
+                on_quorum: true, ..
+            } => 14,
+            Self::NodeDiskFull { .. } => 15,
         };
         Self::NAMES[index]
     }
@@ -139,7 +163,8 @@ impl FaultKind {
             Self::NodePartition { node }
             | Self::NodeFreeze { node }
             | Self::NodeKill { node }
-            | Self::NodeFallBehind { node, .. } => Some(*node),
+            | Self::NodeFallBehind { node, .. }
+            | Self::NodeDiskFull { node } => Some(*node),
             _ => None,
         }
     }
@@ -162,6 +187,14 @@ impl FaultKind {
             | Self::LinkLatency { node, redis, .. }
             | Self::LinkReset { node, redis }
             | Self::LinkCutReply { node, redis, .. } => Some((node, redis)),
+            _ => None,
+        }
+    }
+
+    /// The Redis servers a corruption fault writes garbage into, if it is one.
+    pub(crate) fn corrupted_redis(&self) -> Option<Servers> {
+        match self {
+            Self::Corrupt { servers, .. } => Some(*servers),
             _ => None,
         }
     }
@@ -200,6 +233,9 @@ impl fmt::Display for FaultKind {
                     None => write!(f, "{}({node}, {stop})", self.name()),
                 }
             }
+            Self::Corrupt {
+                garbage, servers, ..
+            } => write!(f, "{}({garbage} on {servers})", self.name()),
             _ => {
                 if let Some((node, redis)) = self.link() {
                     write!(f, "{}({node}->r{redis})", self.name())

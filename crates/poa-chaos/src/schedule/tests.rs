@@ -19,6 +19,7 @@ fn settings(seed: u64, fault_budget: usize) -> ScheduleSettings {
             node_max_entries: 10,
         },
         quorum_disruption_budget: 0,
+        kinds: ALL_KINDS,
     }
 }
 
@@ -329,4 +330,114 @@ fn quorum__when_given_server_counts_and_budgets__then_is_a_majority_plus_the_bud
             "count {count} budget {budget}"
         );
     }
+}
+
+#[test]
+fn plan__when_garbage_is_drawn__then_one_server_leaves_a_clean_quorum_and_a_quorum_has_every_server_up()
+ {
+    for seed in 0..200 {
+        for settings in [settings(seed, 3), with_redis_budget(seed)] {
+            // given
+            let faults = plan(&settings);
+
+            // when / then: at every start, count servers down or holding garbage
+            for fault in &faults {
+                let active = active_at(&faults, fault.at);
+                let down = active.iter().filter(|f| f.downed_redis().is_some()).count();
+                let corrupted: Vec<(Servers, bool)> = active
+                    .iter()
+                    .filter_map(|f| match f {
+                        FaultKind::Corrupt {
+                            servers, on_quorum, ..
+                        } => Some((*servers, *on_quorum)),
+                        _ => None,
+                    })
+                    .collect();
+                assert!(
+                    corrupted.len() <= 1,
+                    "seed {seed}: two at once at {fault:?}"
+                );
+                match corrupted.first() {
+                    Some((servers, true)) => {
+                        assert_eq!(servers.len(), settings.quorum());
+                        assert_eq!(down, 0, "seed {seed}: a server down under {fault:?}");
+                    }
+                    Some((servers, false)) => {
+                        assert_eq!(servers.len(), 1);
+                        assert!(
+                            down < settings.redis - settings.quorum(),
+                            "seed {seed}: no clean quorum at {fault:?}"
+                        );
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn plan__when_drawn_over_many_seeds__then_every_kind_of_garbage_appears_on_one_server_and_on_a_quorum()
+ {
+    // given / when
+    let drawn: std::collections::BTreeSet<(&str, bool)> = (0..200)
+        .flat_map(|seed| plan(&settings(seed, 2)))
+        .filter_map(|fault| match fault.kind {
+            FaultKind::Corrupt {
+                garbage, on_quorum, ..
+            } => Some((garbage.name(), on_quorum)),
+            _ => None,
+        })
+        .collect();
+
+    // then
+    assert_eq!(drawn.len(), 2 * Garbage::KINDS, "{drawn:?}");
+}
+
+#[test]
+fn plan__when_a_disk_fills__then_it_lasts_well_within_the_chain_recovery_window() {
+    // given / when
+    let lengths: Vec<Duration> = (0..60)
+        .flat_map(|seed| plan(&settings(seed, 2)))
+        .filter(|fault| matches!(fault.kind, FaultKind::NodeDiskFull { .. }))
+        .map(|fault| fault.lasts)
+        .collect();
+
+    // then
+    assert!(lengths.len() > 10, "only {} disk faults", lengths.len());
+    assert!(lengths.iter().all(|lasts| *lasts <= Duration::from_secs(8)));
+}
+
+#[test]
+fn plan__when_only_some_kinds_are_asked_for__then_draws_nothing_else() {
+    // given
+    let only = kinds_named(&["corrupt".to_owned(), "node_kill".to_owned()]).unwrap();
+
+    // when
+    let names: std::collections::BTreeSet<&str> = (0..20)
+        .flat_map(|seed| {
+            plan(&ScheduleSettings {
+                kinds: only,
+                ..settings(seed, 2)
+            })
+        })
+        .map(|fault| fault.kind.name())
+        .collect();
+
+    // then
+    let expected: std::collections::BTreeSet<&str> =
+        ["corrupt_one", "corrupt_quorum", "node_kill"].into();
+    assert_eq!(names, expected);
+}
+
+#[test]
+fn kinds_named__when_a_name_is_unknown__then_lists_the_known_ones() {
+    // given / when
+    let error = kinds_named(&["node_melt".to_owned()]).unwrap_err();
+
+    // then
+    assert!(
+        error.contains("node_melt") && error.contains("node_disk_full"),
+        "{error}"
+    );
 }

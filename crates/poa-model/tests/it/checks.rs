@@ -113,6 +113,16 @@ fn trimming(mutation: Option<Mutation>) -> ModelConfig {
     }
 }
 
+/// From the failed-publish start (P0's first publish left X1 on A alone): epochs up to 3, so P0
+/// may lead once more and P1 once, each sealing one more block at height 1. The three blocks
+/// can then end up one on each node, none on a quorum.
+fn three_orphans(mutation: Option<Mutation>) -> ModelConfig {
+    ModelConfig {
+        start: Start::FailedPublish,
+        ..ModelConfig::small(mutation)
+    }
+}
+
 /// Three nodes with budget 1 (quorum 3), one of them wiped at a time, up to two wipes.
 fn data_loss(mutation: Option<Mutation>) -> ModelConfig {
     ModelConfig {
@@ -191,6 +201,19 @@ fn protocol__when_nodes_lose_their_data_within_the_budget__then_every_property_h
 }
 
 #[test]
+fn protocol__when_failed_publishes_leave_a_different_block_on_every_node__then_every_property_holds()
+ {
+    // given
+    let config = three_orphans(None);
+
+    // when
+    let checker = explore(config, Until::Exhausted);
+
+    // then
+    checker.assert_properties();
+}
+
+#[test]
 fn mutation__when_write_block_skips_the_height_check__then_producers_fork() {
     // given
     let config = ModelConfig::small(Some(Mutation::NoHeightCheck));
@@ -212,6 +235,19 @@ fn mutation__when_reconciliation_skips_repair__then_a_producer_livelocks_without
 
     // then
     expect_stall_without_fork(&checker);
+}
+
+#[test]
+fn mutation__when_a_repair_never_replaces__then_three_orphans_at_one_height_stall_the_fleet() {
+    // given
+    let config = three_orphans(Some(Mutation::NoReplacement));
+
+    // when
+    let checker = explore(config, Until::Exhausted);
+
+    // then: the stall, and nothing else
+    expect_counterexample(&checker, PROGRESS);
+    assert_eq!(failures(&checker), vec![PROGRESS]);
 }
 
 #[test]
@@ -333,5 +369,26 @@ fn config__when_the_budget_needs_more_nodes_than_there_are__then_refused() {
             ..ModelConfig::small(None)
         })
         .is_ok()
+    );
+}
+
+#[test]
+fn config__when_a_start_is_replayed_on_another_cluster__then_refused() {
+    // given
+    let config = ModelConfig {
+        nodes: 5,
+        ..three_orphans(None)
+    };
+
+    // when
+    let model = ProtocolModel::new(config);
+
+    // then
+    assert_eq!(
+        model.err(),
+        Some(poa_model::ModelError::StartNeeds {
+            start: "failed publish",
+            needs: "3 nodes and budget 0"
+        })
     );
 }

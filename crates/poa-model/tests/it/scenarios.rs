@@ -7,6 +7,7 @@
 use poa_model::stateright::Model;
 use poa_model::{
     Action, Block, BlockRef, ModelConfig, Mutation, ProtocolModel, State, Token, WriteMsg, no_fork,
+    progress_possible,
 };
 use poa_ports::{BlockHeight, Epoch};
 
@@ -72,18 +73,28 @@ fn heights_on(state: &State, node: u8) -> Vec<u8> {
         .collect()
 }
 
-/// P0 takes the lease on A and B and reconciles reading them.
-fn p0_leads_reading_a_and_b() -> Vec<Action> {
-    vec![
+/// The mask of `list`.
+fn nodes(list: &[u8]) -> u8 {
+    list.iter().fold(0, |mask, node| mask | 1 << node)
+}
+
+/// `producer` takes the lease on the nodes `reach` and reconciles reading the nodes `read`.
+fn leads_reading(producer: u8, reach: &[u8], read: &[u8]) -> [Action; 2] {
+    [
         Action::Acquire {
-            producer: 0,
-            reach: 1 << NODE_A | 1 << NODE_B,
+            producer,
+            reach: nodes(reach),
         },
         Action::Reconcile {
-            producer: 0,
-            read: 1 << NODE_A | 1 << NODE_B,
+            producer,
+            read: nodes(read),
         },
     ]
+}
+
+/// P0 takes the lease on A and B and reconciles reading them.
+fn p0_leads_reading_a_and_b() -> Vec<Action> {
+    leads_reading(0, &[NODE_A, NODE_B], &[NODE_A, NODE_B]).to_vec()
 }
 
 /// P0 leads on A and B at epoch 1 and publishes X.
@@ -334,4 +345,370 @@ fn epoch_floor__when_promote_has_no_floor__then_the_process_leads_again_at_the_e
     // then
     assert_eq!(state.producers[0].epoch, Some(Epoch::new(1)));
     assert!(state.epoch_reused);
+}
+
+/// The write of `block` under `epoch` from the first process of its producer to `node`.
+fn write_of(block: Block, epoch: u64, node: u8) -> WriteMsg {
+    WriteMsg {
+        node,
+        token: Token {
+            producer: block.producer,
+            incarnation: 0,
+        },
+        epoch: Epoch::new(epoch),
+        block,
+    }
+}
+
+/// A block at height 1 on genesis, sealed by `producer` at its `attempt`.
+const fn first_height(producer: u8, attempt: u8) -> Block {
+    Block {
+        height: 1,
+        producer,
+        attempt,
+        parent: None,
+    }
+}
+
+/// X2: P0's second block at height 1 (epoch 2); Y: P1's (epoch 3).
+const X2: Block = first_height(0, 1);
+const Y: Block = first_height(1, 0);
+
+/// The bound of the three-orphans counterexample: P0 may seal two blocks (both producers may),
+/// epochs up to 4.
+fn three_orphans_bound(mutation: Option<Mutation>) -> ModelConfig {
+    ModelConfig {
+        max_epoch: 4,
+        ..two_blocks_each(mutation)
+    }
+}
+
+/// P0 publishes X at epoch 1 on A and B and fails; X lands late on A, where its key lingers. P0
+/// leads again on A and B (epoch 2), reads B and C (A's read times out), finds nothing and
+/// publishes X2. A's key expires; P1 takes A and C (epoch 3), reads B and C, finds nothing. X2
+/// lands on B (P0's key lingers there) and fenced on A and C; P1's Y lands on C, is refused on A
+/// (X holds height 1) and fenced on B. Both publishes fail: every node holds a different block
+/// at height 1, none on a quorum.
+fn three_orphans_story() -> Vec<Action> {
+    let mut steps = p0_publishes_x_leading_on_a_and_b();
+    steps.extend([
+        Action::PublishFailed(0),
+        Action::DeliverWrite(write_of_x(NODE_A)),
+    ]);
+    steps.extend(p0_leads_on_a_and_b_reading_b_and_c_and_publishes());
+    steps.extend([Action::Expire(NODE_A)]);
+    steps.extend(leads_reading(1, &[NODE_A, NODE_C], &[NODE_B, NODE_C]));
+    steps.extend([
+        Action::DeliverWrite(write_of(X2, 2, NODE_B)),
+        Action::DeliverWrite(write_of(X2, 2, NODE_A)),
+        Action::DeliverWrite(write_of(X2, 2, NODE_C)),
+        Action::PublishFailed(0),
+        Action::Produce(1),
+        Action::DeliverWrite(write_of(Y, 3, NODE_C)),
+        Action::DeliverWrite(write_of(Y, 3, NODE_A)),
+        Action::DeliverWrite(write_of(Y, 3, NODE_B)),
+        Action::PublishFailed(1),
+    ]);
+    steps
+}
+
+/// P0 takes the lease on A and B, reads B and C (A's read times out) and publishes at its next
+/// height.
+fn p0_leads_on_a_and_b_reading_b_and_c_and_publishes() -> Vec<Action> {
+    let mut steps = leads_reading(0, &[NODE_A, NODE_B], &[NODE_B, NODE_C]).to_vec();
+    steps.push(Action::Produce(0));
+    steps
+}
+
+/// P1 leads again on A and C (epoch 4) and reconciles reading every node.
+fn p1_leads_again_reading_every_node() -> Vec<Action> {
+    leads_reading(1, &[NODE_A, NODE_C], &[NODE_A, NODE_B, NODE_C]).to_vec()
+}
+
+fn block_on(state: &State, node: u8) -> Vec<Block> {
+    state.nodes[usize::from(node)]
+        .stream
+        .iter()
+        .map(|entry| entry.block)
+        .collect()
+}
+
+#[test]
+fn three_orphans__when_replayed__then_every_node_holds_a_different_block_at_height_one() {
+    // given
+    let steps = three_orphans_story();
+
+    // when
+    let state = replay_from(three_orphans_bound(None), &steps);
+
+    // then
+    assert_eq!(block_on(&state, NODE_A), vec![X]);
+    assert_eq!(block_on(&state, NODE_B), vec![X2]);
+    assert_eq!(block_on(&state, NODE_C), vec![Y]);
+    assert!(
+        state
+            .producers
+            .iter()
+            .all(|p| p.epoch.is_none() && p.chain.is_empty())
+    );
+}
+
+#[test]
+fn three_orphans__when_a_repair_may_not_replace__then_no_leader_can_ever_fill_the_height() {
+    // given
+    let config = three_orphans_bound(Some(Mutation::NoReplacement));
+    let model = ProtocolModel::new(config).unwrap();
+    let orphans = replay_from(config, &three_orphans_story());
+
+    // when: the highest-epoch orphan Y has no free node to be repaired to
+    let state = replay_from(
+        config,
+        &[three_orphans_story(), p1_leads_again_reading_every_node()].concat(),
+    );
+
+    // then: P1 keeps its lease without progress, and no fault-free continuation fills the height
+    let p1 = &state.producers[1];
+    assert!(p1.epoch.is_some() && !p1.reconciled && p1.chain.is_empty());
+    assert_eq!(block_on(&state, NODE_A), vec![X]);
+    assert_eq!(block_on(&state, NODE_B), vec![X2]);
+    assert_eq!(block_on(&state, NODE_C), vec![Y]);
+    assert!(!progress_possible(&model, &orphans));
+    assert!(!progress_possible(&model, &state));
+}
+
+#[test]
+fn three_orphans__when_the_complete_read_proves_none_can_be_committed__then_the_repair_replaces_one_and_the_leader_imports_it()
+ {
+    // given
+    let config = three_orphans_bound(None);
+    let model = ProtocolModel::new(config).unwrap();
+    let orphans = replay_from(config, &three_orphans_story());
+
+    // when: every node read, nothing above, no block on a majority: Y replaces X on A
+    let state = replay_from(
+        config,
+        &[three_orphans_story(), p1_leads_again_reading_every_node()].concat(),
+    );
+
+    // then
+    assert_eq!(block_on(&state, NODE_A), vec![Y]);
+    assert_eq!(block_on(&state, NODE_B), vec![X2]);
+    assert_eq!(block_on(&state, NODE_C), vec![Y]);
+    assert_eq!(chain_of(&state, 1), vec![Y]);
+    assert!(!state.replaced_committed);
+    assert!(progress_possible(&model, &orphans));
+}
+
+#[test]
+fn three_orphans__when_the_leader_reads_only_two_nodes__then_it_does_not_replace_and_waits_for_a_complete_read()
+ {
+    // given: the same story, but A's read times out
+    let config = three_orphans_bound(None);
+    let mut steps = three_orphans_story();
+    steps.extend(leads_reading(1, &[NODE_A, NODE_C], &[NODE_B, NODE_C]));
+
+    // when
+    let state = replay_from(config, &steps);
+
+    // then: nothing replaced, nothing imported; P1 keeps its lease and reads again
+    assert_eq!(block_on(&state, NODE_A), vec![X]);
+    assert_eq!(block_on(&state, NODE_B), vec![X2]);
+    let p1 = &state.producers[1];
+    assert!(p1.epoch.is_some() && !p1.reconciled && p1.chain.is_empty());
+}
+
+/// R1: P1's first block at height 1 (epoch 2); Y1: its second (epoch 3).
+const R1: Block = first_height(1, 0);
+const Y1: Block = first_height(1, 1);
+
+/// P0 leads on A and B (epoch 1), publishes X, which lands on A, and fails. P1 leads on B and C
+/// (epoch 2), reads them (nothing: X is on A only), publishes R1 and fails with R1's writes
+/// still on the wire; its keys linger. P1 leads again on A and B (epoch 3), reads B and C
+/// (nothing yet) and is reconciled. R1 then lands on C, where P1's key of its first
+/// leadership lingers. P1 publishes Y1: it lands on B and is refused on A (X) and on C (R1).
+fn a_quorum_refuses_the_leaders_block() -> Vec<Action> {
+    let mut steps = p0_publishes_x_leading_on_a_and_b();
+    steps.extend([
+        Action::DeliverWrite(write_of_x(NODE_A)),
+        Action::PublishFailed(0),
+        Action::Expire(NODE_B),
+    ]);
+    steps.extend(leads_reading(1, &[NODE_B, NODE_C], &[NODE_B, NODE_C]));
+    steps.extend([
+        Action::Produce(1),
+        Action::PublishFailed(1),
+        Action::Expire(NODE_A),
+    ]);
+    steps.extend(leads_reading(1, &[NODE_A, NODE_B], &[NODE_B, NODE_C]));
+    steps.extend([
+        Action::DeliverWrite(write_of(R1, 2, NODE_C)),
+        Action::Produce(1),
+        Action::DeliverWrite(write_of(Y1, 3, NODE_B)),
+        Action::DeliverWrite(write_of(Y1, 3, NODE_A)),
+        Action::DeliverWrite(write_of(Y1, 3, NODE_C)),
+    ]);
+    steps
+}
+
+#[test]
+fn refused_publish__when_a_quorum_refuses_the_height__then_the_leader_keeps_its_lease_reconciles_again_and_replaces()
+ {
+    // given: two blocks for P1, epochs up to 3
+    let config = two_blocks_each(None);
+    let model = ProtocolModel::new(config).unwrap();
+    let refused = replay_from(config, &a_quorum_refuses_the_leaders_block());
+    let mut enabled = Vec::new();
+    model.actions(&refused, &mut enabled);
+
+    // when
+    let mut steps = a_quorum_refuses_the_leaders_block();
+    steps.push(Action::PublishRefused(1));
+    let kept = replay_from(config, &steps);
+    steps.push(Action::Reconcile {
+        producer: 1,
+        read: nodes(&[NODE_A, NODE_B, NODE_C]),
+    });
+    let state = replay_from(config, &steps);
+
+    // then: the publish ends refused, not failed; P1 keeps its lease and epoch, must reconcile
+    // before it produces, and its next scan finds X, Y1 and R1 one per node: Y1, the highest
+    // epoch, replaces X on A and is imported
+    assert!(!enabled.contains(&Action::PublishFailed(1)), "{enabled:?}");
+    let p1 = &kept.producers[1];
+    assert_eq!(p1.epoch, Some(Epoch::new(3)));
+    assert!(!p1.reconciled && p1.publish.is_none());
+    let mut next = Vec::new();
+    model.actions(&kept, &mut next);
+    assert!(!next.contains(&Action::Produce(1)));
+    assert_eq!(block_on(&kept, NODE_A), vec![X]);
+    assert_eq!(block_on(&kept, NODE_B), vec![Y1]);
+    assert_eq!(block_on(&kept, NODE_C), vec![R1]);
+    assert_eq!(chain_of(&state, 1), vec![Y1]);
+    assert_eq!(block_on(&state, NODE_A), vec![Y1]);
+}
+
+/// Five nodes (quorum 3, bare majority 3): the fourth and fifth.
+const NODE_D: u8 = 3;
+const NODE_E: u8 = 4;
+
+/// Five nodes, epochs up to 4, three blocks per producer (P1 seals two and leads a third time).
+fn five_nodes(mutation: Option<Mutation>) -> ModelConfig {
+    ModelConfig {
+        nodes: 5,
+        max_epoch: 4,
+        max_attempts: 3,
+        ..ModelConfig::small(mutation)
+    }
+}
+
+/// R: P1's first block (epoch 1); W: P1's second (epoch 3). P0's block X is published at
+/// epoch 2 here.
+const R: Block = first_height(1, 0);
+const W: Block = first_height(1, 1);
+
+/// On five nodes: P1 leads on C, D and E (epoch 1), publishes R and fails; its release reaches
+/// C and D only, so its key lingers on E. P0 leads on A, B and D (epoch 2), reads them, and
+/// publishes X, which lands on A and B; its write to D is delayed. P0's keys on A and B expire
+/// (its key on D does not). P1 leads on A, B and C (epoch 3), reads C, D and E (nothing yet),
+/// and R lands late on E, where P1's old key lingers. P1 publishes W: it lands on C, A and B
+/// refuse the height (X), E refuses it (R): a quorum refused, P1 keeps its lease. It reads every
+/// node: X on A and B, W on C, nothing on D, R on E. No block is on a majority, nothing above:
+/// `may_replace_at` holds, and W (the highest epoch) needs two more nodes with only D free, so
+/// the plan writes D and replaces X on A. D fences the write (P0's key), the repair fails, but
+/// X is gone from A. Then X lands on D: P0's tally counts A, B and D and P0 commits X, which
+/// now sits on B and D only.
+fn stale_publish_completes_after_a_replacement() -> Vec<Action> {
+    let every_node = [NODE_A, NODE_B, NODE_C, NODE_D, NODE_E];
+    let (abc, abd, cde) = (
+        [NODE_A, NODE_B, NODE_C],
+        [NODE_A, NODE_B, NODE_D],
+        [NODE_C, NODE_D, NODE_E],
+    );
+    let mut steps = Vec::new();
+    steps.extend(leads_reading(1, &cde, &cde));
+    steps.extend([
+        Action::Produce(1),
+        Action::PublishFailed(1),
+        Action::Expire(NODE_C),
+        Action::Expire(NODE_D),
+    ]);
+    steps.extend(leads_reading(0, &abd, &abd));
+    steps.extend([
+        Action::Produce(0),
+        Action::DeliverWrite(write_of(X, 2, NODE_A)),
+        Action::DeliverWrite(write_of(X, 2, NODE_B)),
+        Action::Expire(NODE_A),
+        Action::Expire(NODE_B),
+    ]);
+    steps.extend(leads_reading(1, &abc, &cde));
+    steps.extend([
+        Action::DeliverWrite(write_of(R, 1, NODE_E)),
+        Action::Produce(1),
+        Action::DeliverWrite(write_of(W, 3, NODE_C)),
+        Action::DeliverWrite(write_of(W, 3, NODE_A)),
+        Action::DeliverWrite(write_of(W, 3, NODE_B)),
+        Action::DeliverWrite(write_of(W, 3, NODE_E)),
+        Action::PublishRefused(1),
+        Action::Reconcile {
+            producer: 1,
+            read: nodes(&every_node),
+        },
+        Action::DeliverWrite(write_of(X, 2, NODE_D)),
+        Action::Commit(0),
+    ]);
+    steps
+}
+
+#[test]
+fn replacement__when_a_free_node_refuses_the_winner__then_nothing_is_replaced_and_the_stale_publish_commits_without_a_fork()
+ {
+    // given: the five-node story under the rules: D (free at the read, P0's key there) fences
+    // the repair's first step, so X stays on A
+    let config = five_nodes(None);
+    let committed = replay_from(config, &stale_publish_completes_after_a_replacement());
+    assert_eq!(chain_of(&committed, 0), vec![X]);
+    assert_eq!(block_on(&committed, NODE_A), vec![X]);
+    assert_eq!(block_on(&committed, NODE_B), vec![X]);
+    assert_eq!(block_on(&committed, NODE_D), vec![X]);
+
+    // when: P1, still leading (its repair failed, it keeps the lease), reads every node again
+    let mut steps = stale_publish_completes_after_a_replacement();
+    steps.push(Action::Reconcile {
+        producer: 1,
+        read: nodes(&[NODE_A, NODE_B, NODE_C, NODE_D, NODE_E]),
+    });
+    let state = replay_from(config, &steps);
+
+    // then: X is on a majority, committed, and P1 takes it
+    assert_eq!(chain_of(&state, 1), vec![X]);
+    assert!(!state.replaced_committed);
+    assert!(no_fork(&state));
+}
+
+#[test]
+fn replace_at_once__when_a_stale_publish_completes_on_a_node_the_repairer_does_not_hold__then_a_committed_block_is_replaced_and_producers_fork()
+ {
+    // given: the first replacement rule (replace without waiting for every free node), on five
+    // nodes
+    let config = five_nodes(Some(Mutation::ReplaceAtOnce));
+    let committed = replay_from(config, &stale_publish_completes_after_a_replacement());
+    assert_eq!(chain_of(&committed, 0), vec![X]);
+    assert_eq!(block_on(&committed, NODE_A), vec![W]);
+    assert_eq!(block_on(&committed, NODE_B), vec![X]);
+    assert_eq!(block_on(&committed, NODE_D), vec![X]);
+
+    // when: P1 leads again (epoch 4) and reads every node: W on A and C, X on B and D, R on E,
+    // none on a majority, so W replaces X on B
+    let mut steps = stale_publish_completes_after_a_replacement();
+    steps.extend(leads_reading(
+        1,
+        &[NODE_A, NODE_B, NODE_C],
+        &[NODE_A, NODE_B, NODE_C, NODE_D, NODE_E],
+    ));
+    let state = replay_from(config, &steps);
+
+    // then: P1 imports W where P0 committed X
+    assert_eq!(chain_of(&state, 1), vec![W]);
+    assert!(state.replaced_committed);
+    assert!(!no_fork(&state));
 }

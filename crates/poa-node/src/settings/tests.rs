@@ -31,6 +31,7 @@ fn resolve__when_no_flags__then_runs_a_single_dev_node_with_one_second_blocks() 
         }
     );
     assert_eq!(settings.http, "127.0.0.1:4000".parse().unwrap());
+    assert_eq!(settings.admin_http, "127.0.0.1:4100".parse().unwrap());
     assert_eq!(settings.key_source, KeySource::Development);
     assert!(settings.redis.is_none());
     assert_eq!(settings.poll_interval, Duration::from_secs(1));
@@ -229,4 +230,38 @@ fn resolve__when_redis_security_is_given__then_reads_the_password_file_and_names
     for (args, flag) in mistakes {
         assert_eq!(flag_of(args), *flag, "for {args:?}");
     }
+}
+
+#[test]
+fn resolve__when_producers_share_a_host_on_neighbouring_http_ports__then_their_default_admin_ports_never_collide()
+ {
+    // given / when
+    let addresses: Vec<(SocketAddr, SocketAddr)> = ["4001", "4002", "4003"]
+        .iter()
+        .map(|port| {
+            let http = format!("0.0.0.0:{port}");
+            let settings = resolve(&["--http", &http]).unwrap();
+            (settings.http, settings.admin_http)
+        })
+        .collect();
+
+    // then: the admin API stays on loopback, 100 above, clear of every HTTP port
+    let admin: Vec<String> = addresses
+        .iter()
+        .map(|(_, admin)| admin.to_string())
+        .collect();
+    assert_eq!(
+        admin,
+        ["127.0.0.1:4101", "127.0.0.1:4102", "127.0.0.1:4103"]
+    );
+    assert!(addresses.iter().all(|(_, admin)| {
+        addresses
+            .iter()
+            .all(|(http, _)| http.port() != admin.port())
+    }));
+    assert_eq!(
+        resolve(&["--http", "127.0.0.1:0"]).unwrap().admin_http,
+        "127.0.0.1:0".parse().unwrap()
+    );
+    assert_eq!(flag_of(&["--http", "127.0.0.1:65500"]), "--admin-http");
 }

@@ -22,6 +22,8 @@ mod handover;
 mod history;
 mod http_limits;
 mod log_loss;
+mod log_output;
+mod recipes;
 mod relay;
 mod single_node;
 mod startup_errors;

@@ -203,3 +203,15 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn may_replace_after__when_every_free_node_stores_the_block__then_only_then_allows_it() {
+    use crate::write::WriteReply::{AlreadyStored, Failed, Fenced, HeightRefused, Written};
+
+    assert!(may_replace_after(&[], 0));
+    assert!(may_replace_after(&[Written, AlreadyStored], 2));
+    assert!(!may_replace_after(&[Written], 2), "a reply is missing");
+    for refusal in [HeightRefused, Fenced, Failed] {
+        assert!(!may_replace_after(&[Written, refusal], 2), "{refusal:?}");
+    }
+}

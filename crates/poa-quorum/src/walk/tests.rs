@@ -143,6 +143,31 @@ fn decide__when_entries_that_fail_verification_hold_the_height_on_too_many_nodes
 }
 
 #[test]
+fn decide__when_entries_that_fail_verification_leave_an_orphan_too_few_nodes__then_blocked_not_orphan()
+ {
+    // given: the leader's own block on node 2, garbage on nodes 0 and 1 (quorum 2 of 3)
+    let mut blocked = view_of_three();
+    blocked.refuse(0, height(5));
+    blocked.refuse(1, height(5));
+    blocked.add(2, height(5), id(5, 0), id(4, 0), epoch(1));
+    let mut repairable = view_of_three();
+    repairable.refuse(0, height(5));
+    repairable.add(2, height(5), id(5, 0), id(4, 0), epoch(1));
+
+    // when / then: it could never reach a quorum; with garbage on one node it still can
+    assert_eq!(
+        blocked.decide(height(5), id(4, 0)),
+        HeightDecision::Blocked {
+            occupied: BTreeSet::from([0, 1])
+        }
+    );
+    assert!(matches!(
+        repairable.decide(height(5), id(4, 0)),
+        HeightDecision::Orphan(_)
+    ));
+}
+
+#[test]
 fn may_replace_at__when_every_node_answered_and_no_block_is_on_a_majority__then_true_else_false() {
     // given: one orphan on each of three nodes, every read complete
     let mut orphans = view_of_three();
