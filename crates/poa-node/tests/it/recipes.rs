@@ -56,6 +56,7 @@ const NOT_RUN_HERE: &[(&str, &str, &str)] = &[
 const RUN_HERE: &[(&str, &str)] = &[
     ("README.md", "Two commands"),
     ("README.md", "Running several producers"),
+    ("docs/operations.md", "7.1 "),
     ("docs/operations.md", "7.10"),
     ("docs/operations.md", "7.11"),
 ];
@@ -262,6 +263,7 @@ fn recipes__when_run_as_written__then_start_what_they_say_and_answer() {
     single_node_then_curl();
     fleet_of_three();
     admin_recipes_of_the_runbook();
+    anti_entropy_recipe_of_the_runbook();
 }
 
 /// README: `cargo run -p poa-node` (the first of the two commands; the second is CI itself),
@@ -359,6 +361,55 @@ fn admin_recipes_of_the_runbook() {
         assert!(output.contains(expected), "{section}: {output}");
         node.0.kill().unwrap();
     }
+}
+
+/// docs/operations.md 7.1: the metrics an operator waits on after a node came back empty, read
+/// as written from a leader on `--http 127.0.0.1:4000` once its first anti-entropy pass ended.
+fn anti_entropy_recipe_of_the_runbook() {
+    let servers: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Command::new(binary());
+    node.args(["--data-dir", "poa-data", "--http", "127.0.0.1:4000"])
+        .args(["--block-time", "100ms"])
+        .args(
+            servers
+                .iter()
+                .flat_map(|server| ["--redis-url".to_owned(), server.url()]),
+        )
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _node = KillOnDrop(node.spawn().unwrap());
+    assert!(
+        eventually(HANG, || status_of("http://127.0.0.1:4000/leader")
+            == Some(200)),
+        "the producer did not lead on 4000"
+    );
+
+    let run = || {
+        let mut shell = Shell::start(&recipe("docs/operations.md", "7.1 "), dir.path());
+        let code = shell.wait();
+        (code, shell.output())
+    };
+    let passed = |output: &str| {
+        output
+            .lines()
+            .filter_map(|line| line.strip_prefix("poa_anti_entropy_passes_total "))
+            .any(|count| count.trim().parse::<f64>().is_ok_and(|count| count >= 1.0))
+    };
+    assert!(
+        eventually(HANG, || passed(&run().1)),
+        "no anti-entropy pass ended: {}",
+        run().1
+    );
+    let (code, output) = run();
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        output
+            .lines()
+            .any(|line| line == "poa_heights_below_quorum 0"),
+        "{output}"
+    );
 }
 
 /// A process killed when the test ends, even on a failed assertion.
