@@ -173,7 +173,9 @@ pub(crate) async fn measure(context: &BenchContext) -> Result<CaseReport> {
             node_timeout: scenario.node_timeout,
             // The acquisition schedule (attempts x (delay + offset + node timeout)) must fit in
             // the lease, which the adapter checks: a long node timeout needs a longer lease.
-            lease_ttl: config.lease_ttl.max(scenario.node_timeout.saturating_mul(5)),
+            lease_ttl: config
+                .lease_ttl
+                .max(scenario.node_timeout.saturating_mul(5)),
             ..config.clone()
         };
         let (measured, blocks) =
