@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use poa_ports::{
-    BlockReconciliationPort, ChainHead, LeaderState, LeaseStatus, ReconciliationError,
-    SealedBlock,
+    BlockReconciliationPort, ChainHead, LeaderState, LeaseStatus, ReconciliationError, SealedBlock,
 };
 use tokio::time::Instant;
 
@@ -89,7 +88,15 @@ impl MemoryReconciliation {
 
     /// Uses up the armed timeout, if any: the call it affects ends here.
     fn times_out(&self) -> bool {
-        take(&mut self.process.log.lock().producer(self.id()).faults.time_out_next_call)
+        take(
+            &mut self
+                .process
+                .log
+                .lock()
+                .producer(self.id())
+                .faults
+                .time_out_next_call,
+        )
     }
 }
 

@@ -271,7 +271,8 @@ impl LogState {
         };
         let faults = &mut producer.faults;
         // `||` leaves a refusal armed when a timeout uses up this publish.
-        let result = if take(&mut faults.time_out_next_call) || take(&mut faults.refuse_next_publish)
+        let result = if take(&mut faults.time_out_next_call)
+            || take(&mut faults.refuse_next_publish)
         {
             Err(no_quorum("publish"))
         } else {

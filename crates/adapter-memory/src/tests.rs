@@ -93,7 +93,7 @@ async fn leader_state__when_the_leader_cycles_again__then_renews_and_keeps_its_e
 
 #[tokio::test]
 async fn leader_state__when_leadership_changes_hands__then_every_new_leadership_gets_a_higher_epoch()
-{
+ {
     // given
     let log = MemoryBlockLog::new();
     let first = log.producer();
@@ -205,8 +205,14 @@ async fn leader_state__when_another_producer_published__then_a_follower_gets_the
     let from_top = follower.leader_state(head_of(&blocks[2])).await.unwrap();
 
     // then
-    assert_eq!(from_genesis, LeaderState::UnreconciledBlocks(blocks.clone()));
-    assert_eq!(from_one, LeaderState::UnreconciledBlocks(blocks[1..].to_vec()));
+    assert_eq!(
+        from_genesis,
+        LeaderState::UnreconciledBlocks(blocks.clone())
+    );
+    assert_eq!(
+        from_one,
+        LeaderState::UnreconciledBlocks(blocks[1..].to_vec())
+    );
     assert_eq!(from_top, LeaderState::ReconciledFollower);
 }
 
@@ -230,8 +236,7 @@ async fn leader_state__when_a_new_leadership_finds_a_backlog__then_hands_it_back
 }
 
 #[tokio::test]
-async fn leader_state__when_the_next_block_does_not_extend_the_head__then_reports_the_divergence()
-{
+async fn leader_state__when_the_next_block_does_not_extend_the_head__then_reports_the_divergence() {
     // given: the log holds a chain, the producer's head at height 1 is another block
     let log = MemoryBlockLog::new();
     let blocks = chain_to(2);
@@ -321,7 +326,7 @@ async fn lose_lease_before_next_publish__when_armed__then_the_publish_is_fenced_
 
 #[tokio::test]
 async fn refuse_next_publish__when_armed__then_one_publish_fails_without_a_quorum_and_writes_nothing()
-{
+ {
     // given
     let log = MemoryBlockLog::new();
     let leader = log.producer();
@@ -362,10 +367,7 @@ async fn lose_next_publish_reply__when_armed__then_the_block_is_on_the_log_and_t
     let next = leader.leader_state(GENESIS).await.unwrap();
 
     // then
-    assert!(matches!(
-        unknown,
-        Err(ReconciliationError::NoQuorum { .. })
-    ));
+    assert!(matches!(unknown, Err(ReconciliationError::NoQuorum { .. })));
     assert_eq!(log.blocks(), vec![block.clone()]);
     assert_eq!(next, LeaderState::UnreconciledBlocks(vec![block]));
 }
@@ -382,9 +384,7 @@ async fn time_out_next_call__when_armed_on_a_leader__then_the_cycle_fails_and_th
 
     // when
     let timed_out = leader.leader_state(GENESIS).await;
-    let not_leading = leader
-        .publish_produced_block(&block_on(GENESIS, 1))
-        .await;
+    let not_leading = leader.publish_produced_block(&block_on(GENESIS, 1)).await;
     let other_state = other.leader_state(GENESIS).await.unwrap();
     let again = leader.leader_state(GENESIS).await.unwrap();
 
@@ -423,8 +423,7 @@ async fn time_out_next_call__when_armed_before_a_release__then_the_lease_stays_u
 }
 
 #[tokio::test(start_paused = true)]
-async fn with_lease_ttl__when_the_leader_stops_renewing_for_the_ttl__then_another_producer_leads()
-{
+async fn with_lease_ttl__when_the_leader_stops_renewing_for_the_ttl__then_another_producer_leads() {
     // given
     let ttl = Duration::from_secs(3);
     let log = MemoryBlockLog::new().with_lease_ttl(ttl);
