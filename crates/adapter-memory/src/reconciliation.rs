@@ -144,6 +144,8 @@ impl BlockReconciliationPort for MemoryReconciliation {
             .publish(self.id(), block, Instant::now())
     }
 
+    /// The held epoch while this process leads; `valid_for` only when the log has a TTL (the
+    /// lease has no end otherwise); no nodes, and nothing waited for.
     fn lease_status(&self) -> LeaseStatus {
         let id = self.id();
         let now = Instant::now();

@@ -110,8 +110,9 @@ impl LogState {
         self.lease
     }
 
+    /// When a lease granted or renewed at `now` lapses; a TTL too long to represent never does.
     fn expiry_from(&self, now: Instant) -> Option<Instant> {
-        self.lease_ttl.map(|ttl| now + ttl)
+        self.lease_ttl.and_then(|ttl| now.checked_add(ttl))
     }
 
     /// Renews a held lease, or grants a new leadership with an epoch above the log's and the

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapter_memory::MemoryBlockLog;
+use adapter_memory::{MemoryBlockLog, MemoryReconciliation};
 use poa_ports::{BlockHeight, Epoch, SealedBlock};
 
-use super::{BLOCK_TIME, Doubles, let_time_pass};
+use super::{BLOCK_TIME, Doubles, Running, let_time_pass};
 use crate::config::Trigger;
 use crate::service::CycleOutcome;
 use crate::status::Role;
@@ -23,22 +23,40 @@ fn assert_one_chain(blocks: &[SealedBlock]) {
     }
 }
 
+/// A producer on `log` whose local chain, block producer and signer always succeed; returns
+/// the running service and a clone of its port, to flip switches on.
+fn start_producer_on(log: &MemoryBlockLog, trigger: Trigger) -> (Running, MemoryReconciliation) {
+    let port = log.producer();
+    let switches = port.clone();
+    let mut doubles = Doubles::new().with_local_chain().on_port(port);
+    doubles.publishing_and_committing();
+    (doubles.start(trigger), switches)
+}
+
+fn assert_failed_at_publish(outcome: &CycleOutcome) {
+    assert!(
+        matches!(
+            outcome,
+            CycleOutcome::Failed {
+                step: "publish",
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn handover__when_the_leader_shuts_down__then_the_follower_has_imported_its_blocks_and_continues_the_chain()
  {
     // given: two producers on one log; the first starts first and leads
     let log = MemoryBlockLog::new();
-    let mut first = Doubles::new().with_local_chain().on_port(log.producer());
-    first.publishing_and_committing();
-    let mut second = Doubles::new().with_local_chain().on_port(log.producer());
-    second.publishing_and_committing();
-    let first = first.start(Trigger::Interval {
+    let interval = Trigger::Interval {
         block_time: BLOCK_TIME,
-    });
+    };
+    let (first, _) = start_producer_on(&log, interval);
     let_time_pass(Duration::from_millis(50)).await;
-    let second = second.start(Trigger::Interval {
-        block_time: BLOCK_TIME,
-    });
+    let (second, _) = start_producer_on(&log, interval);
     let_time_pass(Duration::from_millis(500)).await;
     let second_role_while_first_leads = second.handle.status().role;
     let second_head_while_first_leads = second.head_height();
@@ -80,11 +98,7 @@ async fn produce__when_the_lease_is_lost_before_the_publish__then_the_fenced_blo
  {
     // given
     let log = MemoryBlockLog::new();
-    let port = log.producer();
-    let switches = port.clone();
-    let mut doubles = Doubles::new().with_local_chain().on_port(port);
-    doubles.publishing_and_committing();
-    let running = doubles.start(Trigger::Manual);
+    let (running, switches) = start_producer_on(&log, Trigger::Manual);
     switches.lose_lease_before_next_publish();
 
     // when
@@ -95,13 +109,7 @@ async fn produce__when_the_lease_is_lost_before_the_publish__then_the_fenced_blo
 
     // then: neither the log nor the local chain holds the fenced block; the next cycle leads
     // again, in a new leadership, and produces height 1
-    assert!(matches!(
-        fenced,
-        CycleOutcome::Failed {
-            step: "publish",
-            ..
-        }
-    ));
+    assert_failed_at_publish(&fenced);
     assert_eq!(head_after_fenced, 0);
     assert_eq!(log_after_fenced, vec![]);
     assert!(matches!(next, CycleOutcome::Produced { height, .. } if height == BlockHeight::new(1)));
@@ -114,11 +122,7 @@ async fn produce__when_the_publish_outcome_is_unknown__then_commits_nothing_and_
  {
     // given: the publish reaches the log but its reply is lost
     let log = MemoryBlockLog::new();
-    let port = log.producer();
-    let switches = port.clone();
-    let mut doubles = Doubles::new().with_local_chain().on_port(port);
-    doubles.publishing_and_committing();
-    let running = doubles.start(Trigger::Manual);
+    let (running, switches) = start_producer_on(&log, Trigger::Manual);
     switches.lose_next_publish_reply();
 
     // when
@@ -128,13 +132,7 @@ async fn produce__when_the_publish_outcome_is_unknown__then_commits_nothing_and_
 
     // then: nothing was committed on the unknown outcome; the next request imported the
     // block from the log and produced height 2 on it
-    assert!(matches!(
-        unknown,
-        CycleOutcome::Failed {
-            step: "publish",
-            ..
-        }
-    ));
+    assert_failed_at_publish(&unknown);
     assert_eq!(head_after_unknown, 0);
     assert!(matches!(next, CycleOutcome::Produced { height, .. } if height == BlockHeight::new(2)));
     assert_eq!(running.handle.status().blocks_imported, 1);
