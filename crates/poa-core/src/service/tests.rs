@@ -1,5 +1,5 @@
-//! Behaviour of the production loop, driven through mockall doubles of every port and tokio's
-//! paused clock.
+//! Behaviour of the production loop, driven through mockall doubles of every port (or
+//! `adapter-memory`'s shared log in place of the reconciliation mock) and tokio's paused clock.
 
 #![allow(
     clippy::arithmetic_side_effects,
@@ -30,6 +30,7 @@ use crate::status::Role;
 
 mod history;
 mod log_loss;
+mod memory_log;
 
 mock! {
     Reconciliation {}
@@ -157,6 +158,8 @@ struct Doubles {
     clock: MockWallClock,
     head: Arc<Mutex<Header>>,
     history: Option<Arc<dyn BlockHistorySource>>,
+    /// A reconciliation port that replaces the mock, when a test runs on a fake log.
+    port: Option<Arc<dyn BlockReconciliationPort>>,
 }
 
 impl Doubles {
@@ -175,7 +178,15 @@ impl Doubles {
             clock,
             head,
             history: None,
+            port: None,
         }
+    }
+
+    /// Runs the service on `port` instead of the reconciliation mock (whose expectations then
+    /// go unused).
+    fn on_port(mut self, port: impl BlockReconciliationPort + 'static) -> Self {
+        self.port = Some(Arc::new(port));
+        self
     }
 
     /// `latest_header` answers from the shared head, and `commit` advances it.
@@ -258,8 +269,11 @@ impl Doubles {
     }
 
     fn start_with(self, config: ServiceConfig) -> Running {
+        let reconciliation = self
+            .port
+            .unwrap_or_else(|| Arc::new(self.reconciliation) as Arc<dyn BlockReconciliationPort>);
         let ports = Ports {
-            reconciliation: Arc::new(self.reconciliation),
+            reconciliation,
             importer: Arc::new(self.importer),
             producer: Arc::new(self.producer),
             signer: Arc::new(self.signer),
