@@ -17,7 +17,7 @@ use std::thread;
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::cmd::{self, cargo};
-use crate::layout::{self, BENCH, CHAOS, DEMO, XTASK};
+use crate::layout::{self, BENCH, CHAOS, DEMO, MODEL, TEST_SUPPORT, XTASK};
 
 #[cfg(test)]
 mod tests;
@@ -25,8 +25,6 @@ mod tests;
 const PORTS: &str = "poa-ports";
 const CORE: &str = "poa-core";
 const QUORUM_RULES: &str = "poa-quorum";
-const MODEL: &str = "poa-model";
-const TEST_SUPPORT: &str = "poa-test-support";
 const REDIS_ADAPTER: &str = "adapter-redis";
 const ADAPTER_PREFIX: &str = "adapter-";
 const FRED: &str = "fred";

@@ -14,7 +14,7 @@ pub(crate) const XTASK: &str = "xtask";
 /// The binaries: the only members allowed `anyhow` in `[dependencies]` (`poa-chaos` and
 /// `poa-bench` are tooling run by `cargo xtask chaos` and `cargo xtask bench`, never production
 /// crates).
-pub(crate) const APPLICATION_CRATES: &[&str] = &["poa-node", CHAOS, BENCH, XTASK];
+pub(crate) const APPLICATION_CRATES: &[&str] = &[NODE, CHAOS, BENCH, XTASK];
 
 /// The chaos harness binary: test tooling that no other crate may depend on.
 pub(crate) const CHAOS: &str = "poa-chaos";
@@ -23,6 +23,24 @@ pub(crate) const CHAOS: &str = "poa-chaos";
 pub(crate) const BENCH: &str = "poa-bench";
 /// The demo driver (`cargo xtask demo`): tooling like the chaos harness, nothing depends on it.
 pub(crate) const DEMO: &str = "poa-demo";
+
+/// The protocol model checker: verification tooling, never linked into a producer.
+pub(crate) const MODEL: &str = "poa-model";
+/// Test fixtures (Redis servers, certificates), used only as a dev-dependency.
+pub(crate) const TEST_SUPPORT: &str = "poa-test-support";
+
+/// The crates no embedder links: harnesses, the demo driver, the model checker, test fixtures
+/// and xtask itself.
+pub(crate) const TOOLING_CRATES: &[&str] = &[CHAOS, BENCH, DEMO, MODEL, TEST_SUPPORT, XTASK];
+
+/// The binary that wires the libraries and owns the command line.
+pub(crate) const NODE: &str = "poa-node";
+
+/// Whether `name` is a library a node team links into its own binary: a production crate
+/// other than `poa-node`. Such a crate speaks its own vocabulary, never `poa-node`'s flags.
+pub(crate) fn is_embedded_library(name: &str) -> bool {
+    name != NODE && !TOOLING_CRATES.contains(&name)
+}
 
 /// The workspace root: the parent of xtask's own manifest directory.
 ///

@@ -8,11 +8,14 @@
 //! - member manifests follow the workspace's rules (see `manifest`);
 //! - `rust-toolchain.toml` pins the project's toolchain;
 //! - the repository stands alone: no path or link out of it, no tracker numbers, every
-//!   Markdown link and every test a document names resolves (see `standalone`).
+//!   Markdown link and every test a document names resolves (see `standalone`);
+//! - a library crate's error messages name its fields, never a command-line flag (see
+//!   `library_errors`).
 //!
 //! It runs as `cargo xtask tidy`, as a step of `cargo xtask ci`, and as a `#[test]` so a plain
 //! `cargo test` enforces it too. It reads files and never edits them.
 
+mod library_errors;
 mod manifest;
 mod standalone;
 #[cfg(test)]
@@ -122,7 +125,11 @@ pub(crate) fn check(root: &Path) -> Result<Vec<Violation>> {
     sources.sort();
     for source in &sources {
         let text = read(source)?;
-        violations.extend(check_source(relative(root, source), &text));
+        let path = relative(root, source);
+        violations.extend(check_source(path, &text));
+        if library_errors::applies_to(path) {
+            violations.extend(library_errors::check_error_messages(path, &text));
+        }
     }
 
     let members = layout::member_crates(root)?;

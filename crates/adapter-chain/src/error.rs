@@ -114,7 +114,7 @@ pub enum StorageError {
     },
     /// Another process (a running node, or a check) has the database open.
     #[error(
-        "chain database {} is in use by another process: stop the node that uses this --data-dir first, or give this one its own",
+        "chain database {} is in use by another process: stop the process that uses this data directory first, or give this one its own",
         path.display()
     )]
     InUse {

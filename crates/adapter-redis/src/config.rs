@@ -2,20 +2,21 @@
 //! [`ValidatedConfig`] whose derived values (quorum, drift, key names, retention) are computed
 //! once, and [`RedisSecurity`], how every node connection authenticates and encrypts. Owns no
 //! I/O (certificate files are read when the clients are built); validation errors name the
-//! `poa-node` flag to fix. A password never appears in a URL, a `Debug` output or a message.
+//! field to fix. A password never appears in a URL, a `Debug` output or a message.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::error::ConfigError;
+use crate::error::{ConfigError, SecurityFile};
 use poa_quorum::{self as quorum, Quorum};
 
 /// How many extra heights the heights index keeps on top of twice the stream length, so a
 /// height still in the stream (trimmed approximately with `~`) is always still in the index.
 const INDEX_RETENTION_MARGIN: u64 = 256;
 
-/// Configuration of the Redis reconciliation adapter, one field per `poa-node` flag.
+/// Configuration of the Redis reconciliation adapter (`poa-node` fills each field from the flag
+/// named in its documentation).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisConfig {
     /// One URL per independent Redis node (`--redis-url`, repeatable).
@@ -167,7 +168,7 @@ impl RedisConfig {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] naming the offending flag and how to fix it.
+    /// [`ConfigError`] naming the offending field and how to fix it.
     pub fn validate(self) -> Result<ValidatedConfig, ConfigError> {
         if self.urls.is_empty() {
             return Err(ConfigError::NoUrls);
@@ -192,17 +193,17 @@ impl RedisConfig {
         if self.lease_key.trim().is_empty() {
             return Err(ConfigError::EmptyLeaseKey);
         }
-        for (flag, value) in [
-            ("--lease-ttl", self.lease_ttl),
-            ("--node-timeout", self.node_timeout),
-            ("--retry-delay", self.retry_delay),
+        for (value, error) in [
+            (self.lease_ttl, ConfigError::ZeroLeaseTtl),
+            (self.node_timeout, ConfigError::ZeroNodeTimeout),
+            (self.retry_delay, ConfigError::ZeroRetryDelay),
         ] {
             if value.is_zero() {
-                return Err(ConfigError::ZeroDuration { flag });
+                return Err(error);
             }
         }
         if self.lease_ttl <= self.node_timeout {
-            return Err(ConfigError::TtlNotAboveNodeTimeout {
+            return Err(ConfigError::LeaseTtlNotAboveNodeTimeout {
                 lease_ttl: self.lease_ttl,
                 node_timeout: self.node_timeout,
             });
@@ -322,8 +323,8 @@ fn validate_security(urls: &[String], security: &RedisSecurity) -> Result<(), Co
         }
         if let Some(other) = url_users.iter().find(|user| *user != username) {
             return Err(ConfigError::ConflictingUsername {
-                flag: username.clone(),
-                url: other.clone(),
+                username: username.clone(),
+                url_username: other.clone(),
             });
         }
     } else if url_users.len() > 1 {
@@ -341,13 +342,13 @@ fn validate_security(urls: &[String], security: &RedisSecurity) -> Result<(), Co
         return Err(ConfigError::EmptyPassword);
     }
     let uses_tls = urls.iter().any(|url| url.starts_with("rediss://"));
-    for (flag, file) in [
-        ("--redis-ca-file", &security.ca_file),
-        ("--redis-client-cert", &security.client_cert),
-        ("--redis-client-key", &security.client_key),
+    for (file, path) in [
+        (SecurityFile::CaFile, &security.ca_file),
+        (SecurityFile::ClientCert, &security.client_cert),
+        (SecurityFile::ClientKey, &security.client_key),
     ] {
-        if file.is_some() && !uses_tls {
-            return Err(ConfigError::TlsFileWithoutTls { flag });
+        if path.is_some() && !uses_tls {
+            return Err(ConfigError::TlsFileWithoutTls { file });
         }
     }
     if security.client_cert.is_some() != security.client_key.is_some() {
@@ -456,7 +457,7 @@ mod tests {
     }
 
     #[test]
-    fn validate__when_an_acquisition_could_outlast_the_lease__then_refuses_naming_the_flags() {
+    fn validate__when_an_acquisition_could_outlast_the_lease__then_refuses_naming_the_fields() {
         // given: 3 x (1 s + 100 ms + 100 ms) = 3.6 s against a 3 s lease
         let config = RedisConfig {
             retry_delay: Duration::from_secs(1),
@@ -472,22 +473,23 @@ mod tests {
             ConfigError::AcquisitionOutlastsLease { .. }
         ));
         let message = error.to_string();
-        for flag in ["--max-attempts", "--retry-delay", "--lease-ttl"] {
-            assert!(message.contains(flag), "{message}");
+        for field in ["max_attempts", "retry_delay", "lease_ttl"] {
+            assert!(message.contains(field), "{message}");
         }
+        assert!(!message.contains("--"), "{message}");
     }
 
     #[test]
-    fn validate__when_each_setting_is_wrong__then_names_the_flag() {
+    fn validate__when_each_setting_is_wrong__then_names_the_field_and_no_flag() {
         // given
         let cases: Vec<(RedisConfig, &str)> = vec![
-            (config_with(0), "--redis-url"),
+            (config_with(0), "urls"),
             (
                 RedisConfig {
                     urls: vec!["http://x".into()],
                     ..config_with(1)
                 },
-                "--redis-url",
+                "url",
             ),
             (
                 RedisConfig {
@@ -497,76 +499,106 @@ mod tests {
                     ],
                     ..config_with(1)
                 },
-                "--redis-url",
+                "url",
             ),
             (
                 RedisConfig {
                     lease_key: " ".into(),
                     ..config_with(1)
                 },
-                "--lease-key",
+                "lease_key",
             ),
             (
                 RedisConfig {
                     lease_ttl: Duration::ZERO,
                     ..config_with(1)
                 },
-                "--lease-ttl",
+                "lease_ttl",
             ),
             (
                 RedisConfig {
                     node_timeout: Duration::ZERO,
                     ..config_with(1)
                 },
-                "--node-timeout",
+                "node_timeout",
             ),
             (
                 RedisConfig {
                     retry_delay: Duration::ZERO,
                     ..config_with(1)
                 },
-                "--retry-delay",
+                "retry_delay",
             ),
             (
                 RedisConfig {
                     lease_ttl: Duration::from_millis(100),
                     ..config_with(1)
                 },
-                "--lease-ttl",
+                "lease_ttl",
             ),
             (
                 RedisConfig {
                     max_attempts: 0,
                     ..config_with(1)
                 },
-                "--max-attempts",
+                "max_attempts",
             ),
             (
                 RedisConfig {
                     stream_max_len: 0,
                     ..config_with(1)
                 },
-                "--stream-max-len",
+                "stream_max_len",
             ),
             (
                 RedisConfig {
                     quorum_disruption_budget: 2,
                     ..config_with(3)
                 },
-                "--quorum-disruption-budget",
+                "quorum_disruption_budget",
             ),
         ];
 
-        for (config, flag) in cases {
+        for (config, field) in cases {
             // when
             let error = config.clone().validate().unwrap_err();
 
             // then
+            let message = error.to_string();
             assert!(
-                error.to_string().contains(flag),
-                "{config:?} gave `{error}`, which does not name {flag}"
+                message.starts_with(field),
+                "{config:?} gave `{message}`, which does not start with {field}"
             );
+            assert!(!message.contains("--"), "{message}");
         }
+    }
+
+    #[test]
+    fn validate__when_lease_ttl_is_not_above_node_timeout__then_names_both_fields_and_no_flag() {
+        // given
+        let config = RedisConfig {
+            lease_ttl: Duration::from_millis(100),
+            node_timeout: Duration::from_millis(200),
+            ..config_with(1)
+        };
+
+        // when
+        let error = config.validate().unwrap_err();
+
+        // then
+        assert_eq!(
+            error,
+            ConfigError::LeaseTtlNotAboveNodeTimeout {
+                lease_ttl: Duration::from_millis(100),
+                node_timeout: Duration::from_millis(200),
+            }
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("raise lease_ttl or lower node_timeout"),
+            "{message}"
+        );
+        assert!(!message.contains("--"), "{message}");
     }
 
     #[test]
@@ -585,7 +617,7 @@ mod tests {
     }
 
     #[test]
-    fn validate__when_security_settings_are_inconsistent__then_names_the_flag() {
+    fn validate__when_security_settings_are_inconsistent__then_names_the_field() {
         // given
         let secured = |urls: &[&str], security: RedisSecurity| RedisConfig {
             urls: urls.iter().map(|url| (*url).to_owned()).collect(),
@@ -596,11 +628,11 @@ mod tests {
         let cases = vec![
             (
                 secured(&["redis://poa:pw@h:1"], RedisSecurity::default()),
-                "--redis-url",
+                "url ",
             ),
             (
                 secured(&["rediss://:pw@h:1"], RedisSecurity::default()),
-                "--redis-url",
+                "url ",
             ),
             (
                 secured(
@@ -610,7 +642,7 @@ mod tests {
                         ..RedisSecurity::default()
                     },
                 ),
-                "--redis-username",
+                "a user is named",
             ),
             (
                 secured(
@@ -621,7 +653,7 @@ mod tests {
                         ..RedisSecurity::default()
                     },
                 ),
-                "--redis-username",
+                "security.username",
             ),
             (
                 secured(
@@ -631,7 +663,7 @@ mod tests {
                         ..RedisSecurity::default()
                     },
                 ),
-                "--redis-ca-file",
+                "security.ca_file",
             ),
             (
                 secured(
@@ -641,7 +673,7 @@ mod tests {
                         ..RedisSecurity::default()
                     },
                 ),
-                "--redis-client-cert",
+                "security.client_cert",
             ),
             (
                 secured(
@@ -651,20 +683,22 @@ mod tests {
                         ..RedisSecurity::default()
                     },
                 ),
-                "--redis-password-file",
+                "security.password",
             ),
         ];
 
-        for (config, flag) in cases {
+        for (config, start) in cases {
             // when
             let error = config.clone().validate().unwrap_err();
 
             // then
+            let message = error.to_string();
             assert!(
-                error.to_string().starts_with(flag),
-                "{config:?} gave `{error}`, which does not start with {flag}"
+                message.starts_with(start),
+                "{config:?} gave `{message}`, which does not start with {start}"
             );
-            assert!(!error.to_string().contains("pw@"), "{error}");
+            assert!(!message.contains("pw@"), "{message}");
+            assert!(!message.contains("--"), "{message}");
         }
     }
 

@@ -1,27 +1,30 @@
-//! Errors of this crate: configuration errors (each naming the `poa-node` flag to fix), the
-//! construction error, and the adapter's internal errors with their mapping into the port's
-//! [`ReconciliationError`] at the port boundary.
+//! Errors of this crate: configuration errors (each naming the [`crate::RedisConfig`] field to
+//! fix, never a flag of a binary that fills it), the construction error, and the adapter's
+//! internal errors with their mapping into the port's [`ReconciliationError`] at the port
+//! boundary.
 
+use std::fmt;
 use std::time::Duration;
 
 use poa_ports::{BlockHeight, BlockId, ReconciliationError};
 
-/// A setting of [`crate::RedisConfig`] is unusable.
+/// A setting of [`crate::RedisConfig`] is unusable. Each message names the field and the fix;
+/// a binary that fills the fields from its own flags maps the variant to them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// No node configured.
-    #[error("at least one --redis-url is required")]
+    #[error("urls is empty: configure at least one redis node")]
     NoUrls,
     /// A URL that is not a `redis://` or `rediss://` URL of a standalone node.
     #[error(
-        "--redis-url {url} is not supported: use redis://host:port or rediss://host:port (tls) of a standalone node"
+        "url {url} is not supported: use redis://host:port or rediss://host:port (tls) of a standalone node"
     )]
     UnsupportedUrl {
         /// The URL without credentials.
         url: String,
     },
     /// A URL that does not parse.
-    #[error("--redis-url {url} is not a valid url: {reason}")]
+    #[error("url {url} is not a valid url: {reason}")]
     InvalidUrl {
         /// The URL without credentials.
         url: String,
@@ -30,7 +33,7 @@ pub enum ConfigError {
     },
     /// A URL part the adapter would ignore: a database path, a query or a fragment.
     #[error(
-        "--redis-url {url} has a {part} the adapter would ignore: remove it (every node is used as redis://host:port, database 0)"
+        "url {url} has a {part} the adapter would ignore: remove it (every node is used as redis://host:port, database 0)"
     )]
     UrlPartIgnored {
         /// The URL without credentials.
@@ -40,7 +43,7 @@ pub enum ConfigError {
     },
     /// One node listed twice: it would count twice toward every quorum.
     #[error(
-        "--redis-url {url} is given twice: list every node once, or quorums would count it twice"
+        "url {url} is listed twice in urls: list every node once, or quorums would count it twice"
     )]
     DuplicateUrl {
         /// The URL without credentials.
@@ -48,74 +51,79 @@ pub enum ConfigError {
     },
     /// A URL carries a password, which would show in process lists, shell histories and logs.
     #[error(
-        "--redis-url {url} embeds a password: remove it and set POA_REDIS_PASSWORD or --redis-password-file instead (a password in a url shows in process lists and logs)"
+        "url {url} embeds a password: remove it and set security.password instead (a password in a url shows in process lists and logs)"
     )]
     PasswordInUrl {
         /// The URL without credentials.
         url: String,
     },
     /// The ACL user name is empty.
-    #[error("--redis-username must not be empty")]
+    #[error("security.username must not be empty")]
     EmptyUsername,
-    /// `--redis-username` and a URL name different users.
+    /// `security.username` and a URL name different users.
     #[error(
-        "--redis-username {flag} differs from the user {url} named in a --redis-url: name the user once"
+        "security.username {username} differs from the user {url_username} named in a url: name the user once"
     )]
     ConflictingUsername {
-        /// The user given by `--redis-username`.
-        flag: String,
+        /// The user of `security.username`.
+        username: String,
         /// The user named in a URL.
-        url: String,
+        url_username: String,
     },
     /// Two URLs name different users.
     #[error(
-        "--redis-url entries name different users: every node uses one user, set it with --redis-username"
+        "urls name different users: every node uses one user, set it once in security.username"
     )]
     ConflictingUrlUsernames,
     /// A user is named but no password is given.
-    #[error("--redis-username needs a password: set POA_REDIS_PASSWORD or --redis-password-file")]
+    #[error(
+        "a user is named (security.username or a url) but security.password is not set: set the user's password"
+    )]
     UsernameWithoutPassword,
     /// The password is empty.
-    #[error("--redis-password-file (or POA_REDIS_PASSWORD) gives an empty password")]
+    #[error("security.password is empty: set the user's password")]
     EmptyPassword,
     /// A TLS file is given but no node uses TLS.
-    #[error("{flag} needs at least one rediss:// --redis-url")]
+    #[error("{file} needs at least one rediss:// url: remove it or use tls")]
     TlsFileWithoutTls {
-        /// The flag of the TLS file.
-        flag: &'static str,
+        /// The field of the TLS file.
+        file: SecurityFile,
     },
     /// Only half of the client identity is given.
-    #[error("--redis-client-cert and --redis-client-key must be given together")]
+    #[error("security.client_cert and security.client_key must be set together")]
     IncompleteClientIdentity,
     /// The key prefix is empty.
-    #[error("--lease-key must not be empty")]
+    #[error("lease_key must not be empty")]
     EmptyLeaseKey,
-    /// A duration that must be positive is zero.
-    #[error("{flag} must be larger than zero")]
-    ZeroDuration {
-        /// The flag.
-        flag: &'static str,
-    },
+    /// The lease would never be granted for any time.
+    #[error("lease_ttl must be larger than zero")]
+    ZeroLeaseTtl,
+    /// No node call could ever finish.
+    #[error("node_timeout must be larger than zero")]
+    ZeroNodeTimeout,
+    /// Acquisition attempts would follow each other without a pause.
+    #[error("retry_delay must be larger than zero")]
+    ZeroRetryDelay,
     /// The lease would expire before one node call is allowed to finish.
     #[error(
-        "--lease-ttl ({lease_ttl:?}) must be larger than --node-timeout ({node_timeout:?}): raise the ttl or lower the timeout"
+        "lease_ttl ({lease_ttl:?}) must be larger than node_timeout ({node_timeout:?}): raise lease_ttl or lower node_timeout"
     )]
-    TtlNotAboveNodeTimeout {
+    LeaseTtlNotAboveNodeTimeout {
         /// The configured TTL.
         lease_ttl: Duration,
         /// The configured node timeout.
         node_timeout: Duration,
     },
     /// No acquisition attempt would ever be made.
-    #[error("--max-attempts must be at least 1")]
+    #[error("max_attempts must be at least 1")]
     ZeroMaxAttempts,
     /// Streams would keep nothing.
-    #[error("--stream-max-len must be at least 1")]
+    #[error("stream_max_len must be at least 1")]
     ZeroStreamMaxLen,
     /// An acquisition's retries could outlast the lease, so a candidate would still be trying
     /// when the lease it contends for has long changed hands.
     #[error(
-        "--max-attempts {max_attempts} x (--retry-delay {retry_delay:?} + --max-retry-delay-offset {max_retry_delay_offset:?} + --node-timeout {node_timeout:?}) must stay below --lease-ttl ({lease_ttl:?}): lower the attempts or the delays, or raise the ttl"
+        "max_attempts {max_attempts} x (retry_delay {retry_delay:?} + max_retry_delay_offset {max_retry_delay_offset:?} + node_timeout {node_timeout:?}) must stay below lease_ttl ({lease_ttl:?}): lower max_attempts or the delays, or raise lease_ttl"
     )]
     AcquisitionOutlastsLease {
         /// The configured attempts.
@@ -131,7 +139,7 @@ pub enum ConfigError {
     },
     /// The quorum would need more nodes than configured.
     #[error(
-        "--quorum-disruption-budget {budget} needs more than the {nodes} configured nodes: use at most {max_budget} or add nodes"
+        "quorum_disruption_budget {budget} needs more than the {nodes} configured nodes: use at most {max_budget} or add nodes"
     )]
     BudgetTooLarge {
         /// The configured budget.
@@ -141,6 +149,27 @@ pub enum ConfigError {
         /// The largest budget these nodes allow.
         max_budget: usize,
     },
+}
+
+/// One of the TLS files of [`crate::RedisSecurity`], named by its field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecurityFile {
+    /// `security.ca_file`: the certificate authorities to trust.
+    CaFile,
+    /// `security.client_cert`: the client certificate chain.
+    ClientCert,
+    /// `security.client_key`: the client certificate's private key.
+    ClientKey,
+}
+
+impl fmt::Display for SecurityFile {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(match self {
+            Self::CaFile => "security.ca_file",
+            Self::ClientCert => "security.client_cert",
+            Self::ClientKey => "security.client_key",
+        })
+    }
 }
 
 /// The adapter could not be constructed.
@@ -159,14 +188,22 @@ pub enum Error {
         source: fred::error::Error,
     },
     /// A TLS file could not be read or holds no usable certificate or key.
-    #[error("cannot use {flag} {path}: {reason}")]
+    #[error("cannot use {file} {path}: {reason}")]
     TlsFile {
-        /// The flag naming the file.
-        flag: &'static str,
+        /// The field naming the file.
+        file: SecurityFile,
         /// The file.
         path: std::path::PathBuf,
         /// What is wrong with it.
         reason: String,
+    },
+    /// The TLS library refused its own default protocol versions (a build without any
+    /// usable version), so no `rediss://` node can be reached.
+    #[error("cannot set up tls for rediss:// urls")]
+    TlsSetup {
+        /// What the TLS library reported.
+        #[source]
+        source: rustls::Error,
     },
     /// The epoch file cannot be read or does not hold an epoch.
     #[error("cannot use the epoch file {path}: {reason}")]
@@ -182,7 +219,7 @@ pub enum Error {
     /// Two URLs reach the same Redis server (another spelling of one host, an alias): it
     /// would count twice toward every quorum.
     #[error(
-        "--redis-url {first} and {second} reach the same redis server (run_id {run_id}): list every server once"
+        "urls {first} and {second} reach the same redis server (run_id {run_id}): list every server once"
     )]
     SameServerTwice {
         /// The first URL, without credentials.

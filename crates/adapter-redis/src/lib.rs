@@ -52,5 +52,5 @@ mod tls;
 pub use adapter::RedisReconciliation;
 pub use cleanup::NodeRemoval;
 pub use config::{RedisConfig, RedisPassword, RedisSecurity, ValidatedConfig};
-pub use error::{ConfigError, Error, ProbeError};
+pub use error::{ConfigError, Error, ProbeError, SecurityFile};
 pub use poa_quorum::Quorum;

@@ -1,4 +1,4 @@
-//! The TLS client configuration of `rediss://` nodes: the trusted roots (`--redis-ca-file`, or
+//! The TLS client configuration of `rediss://` nodes: the trusted roots (`security.ca_file`, or
 //! the platform's) and the optional client identity for mutual TLS, with the `ring` crypto
 //! provider named explicitly, so the result does not depend on which providers other crates
 //! happen to enable. Reads the PEM files; decides nothing about connections or retries.
@@ -12,13 +12,14 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
 
 use crate::config::RedisSecurity;
-use crate::error::Error;
+use crate::error::{Error, SecurityFile};
 
 /// Builds the TLS configuration every `rediss://` node uses.
 ///
 /// # Errors
 ///
-/// [`Error::TlsFile`] naming the flag of a file that cannot be read or holds nothing usable.
+/// [`Error::TlsFile`] naming the field of a file that cannot be read or holds nothing usable;
+/// [`Error::TlsSetup`] when the TLS library refuses its default protocol versions.
 pub(crate) fn client_tls(security: &RedisSecurity) -> Result<TlsConfig, Error> {
     let roots = match &security.ca_file {
         Some(path) => roots_from_file(path)?,
@@ -27,16 +28,16 @@ pub(crate) fn client_tls(security: &RedisSecurity) -> Result<TlsConfig, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|error| tls_error("--redis-url", Path::new("rediss://"), error))?
+        .map_err(|source| Error::TlsSetup { source })?
         .with_root_certificates(roots);
     let config = match (&security.client_cert, &security.client_key) {
         (Some(cert_path), Some(key_path)) => {
-            let chain = certificates("--redis-client-cert", cert_path)?;
+            let chain = certificates(SecurityFile::ClientCert, cert_path)?;
             let key = PrivateKeyDer::from_pem_file(key_path)
-                .map_err(|error| tls_error("--redis-client-key", key_path, error))?;
+                .map_err(|error| tls_error(SecurityFile::ClientKey, key_path, error))?;
             builder
                 .with_client_auth_cert(chain, key)
-                .map_err(|error| tls_error("--redis-client-key", key_path, error))?
+                .map_err(|error| tls_error(SecurityFile::ClientKey, key_path, error))?
         }
         // Validation guarantees both or neither.
         _ => builder.with_no_client_auth(),
@@ -46,10 +47,10 @@ pub(crate) fn client_tls(security: &RedisSecurity) -> Result<TlsConfig, Error> {
 
 fn roots_from_file(path: &Path) -> Result<RootCertStore, Error> {
     let mut roots = RootCertStore::empty();
-    for certificate in certificates("--redis-ca-file", path)? {
+    for certificate in certificates(SecurityFile::CaFile, path)? {
         roots
             .add(certificate)
-            .map_err(|error| tls_error("--redis-ca-file", path, error))?;
+            .map_err(|error| tls_error(SecurityFile::CaFile, path, error))?;
     }
     Ok(roots)
 }
@@ -67,14 +68,14 @@ fn platform_roots() -> RootCertStore {
     roots
 }
 
-fn certificates(flag: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
+fn certificates(file: SecurityFile, path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
     let certificates = CertificateDer::pem_file_iter(path)
-        .map_err(|error| tls_error(flag, path, error))?
+        .map_err(|error| tls_error(file, path, error))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| tls_error(flag, path, error))?;
+        .map_err(|error| tls_error(file, path, error))?;
     if certificates.is_empty() {
         return Err(Error::TlsFile {
-            flag,
+            file,
             path: path.to_owned(),
             reason: "no PEM certificate in the file".to_owned(),
         });
@@ -82,9 +83,9 @@ fn certificates(flag: &'static str, path: &Path) -> Result<Vec<CertificateDer<'s
     Ok(certificates)
 }
 
-fn tls_error(flag: &'static str, path: &Path, error: impl std::fmt::Display) -> Error {
+fn tls_error(file: SecurityFile, path: &Path, error: impl std::fmt::Display) -> Error {
     Error::TlsFile {
-        flag,
+        file,
         path: path.to_owned(),
         reason: error.to_string(),
     }

@@ -5,6 +5,8 @@
 //! - `check_chain`: the offline check of a data directory (`check-chain`).
 //! - `cli`: flags and environment variables.
 //! - `settings`: merges flags, the `--config` file and defaults, and validates them.
+//! - `library_errors`: the libraries' typed configuration and startup errors, told with the
+//!   flag to fix.
 //! - `run`: builds the adapters and the service, and runs them until a signal.
 //! - `background`: the pool's maintenance tick and the relay's view of leadership.
 //! - `http`: the HTTP API's routes.
@@ -19,6 +21,7 @@ mod check_chain;
 mod cli;
 mod http;
 mod http_server;
+mod library_errors;
 mod raw_blocks;
 mod run;
 mod settings;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use adapter_chain::{
     AuthoritySealVerifier, BlockLimits, ChainStore, Ed25519BlockSigner, MemoryTransactionPool,
-    PoolBlockProducer, PoolMaintenance, RedbBlockImporter, StorageError, StorageHealth,
-    StorageMetrics, StoreOptions, SystemClock,
+    PoolBlockProducer, PoolMaintenance, RedbBlockImporter, StorageHealth, StorageMetrics,
+    StoreOptions, SystemClock,
 };
 use adapter_noop::NoopReconciliation;
 use adapter_peers::{
@@ -27,6 +27,7 @@ use tracing::{error, info, warn};
 use crate::background::Background;
 use crate::http::{self, AdminState, ApiState};
 use crate::http_server::{self, HttpServerMetrics};
+use crate::library_errors;
 use crate::settings::{KeySource, Settings};
 use crate::storage_health;
 use crate::transactions::PoolPending;
@@ -58,19 +59,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         ..StoreOptions::default()
     };
     let store = ChainStore::open_with(settings.chain, &settings.data_dir, store_options)
-        .map_err(|error| {
-            let context = format!(
-                "cannot open the local chain in --data-dir {}",
-                settings.data_dir.display()
-            );
-            let context = match &error {
-                StorageError::ForeignChain { .. } => format!(
-                    "{context} (start this node with the --chain-id, --key-file and --genesis-time its data directory was created with, or give it its own --data-dir)"
-                ),
-                _ => context,
-            };
-            anyhow::Error::new(error).context(context)
-        })?;
+        .map_err(|error| library_errors::chain_open(error, &settings.data_dir))?;
     let head = store.head().context("cannot read the local chain head")?;
     let storage_health = store.health();
     info!(
@@ -107,6 +96,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
             let adapter = Arc::new(
                 RedisReconciliation::connect(config, verifier, &mut registry)
                     .await
+                    .map_err(library_errors::redis_startup)
                     .context("cannot start the Redis leader lease")?,
             );
             info!(

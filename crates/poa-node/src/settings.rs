@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::cli::{LogFormat, RunArgs};
 use crate::http_server::HttpLimits;
+use crate::library_errors;
 
 mod http_limits;
 mod transactions;
@@ -56,7 +57,7 @@ const DEFAULT_IDLE_POLL: Duration = Duration::from_secs(1);
 /// A Redis URL used only to validate leader-lock flags when no node is configured.
 const VALIDATION_PROBE_URL: &str = "redis://127.0.0.1:6379";
 /// The environment variable holding the Redis password (the alternative to a password file).
-const REDIS_PASSWORD_ENV: &str = "POA_REDIS_PASSWORD";
+pub(crate) const REDIS_PASSWORD_ENV: &str = "POA_REDIS_PASSWORD";
 
 /// A setting is unusable; the message names the flag and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +70,8 @@ pub(crate) struct InvalidSetting {
 }
 
 impl InvalidSetting {
-    fn new(flag: &'static str, reason: impl Into<String>) -> Self {
+    /// The `flag` at fault, with what is wrong and how to fix it.
+    pub(crate) fn new(flag: &'static str, reason: impl Into<String>) -> Self {
         Self {
             flag,
             reason: reason.into(),
@@ -361,7 +363,7 @@ fn resolve_peers(
     }
     PeerConfig::new(urls)
         .map(Some)
-        .map_err(|error| InvalidSetting::new("--peer", error.to_string()))
+        .map_err(library_errors::peer_setting)
 }
 
 /// Builds and validates the leader-lock settings. They are validated even without a node, so
@@ -426,10 +428,13 @@ fn resolve_redis(
             urls: vec![VALIDATION_PROBE_URL.to_owned()],
             ..config
         };
-        probe.validate().map_err(redis_setting_error)?;
+        probe.validate().map_err(library_errors::redis_setting)?;
         return Ok(None);
     }
-    config.clone().validate().map_err(redis_setting_error)?;
+    config
+        .clone()
+        .validate()
+        .map_err(library_errors::redis_setting)?;
     Ok(Some(config))
 }
 
@@ -485,32 +490,6 @@ fn read_password_file(path: &Path) -> Result<RedisPassword, InvalidSetting> {
     })?;
     let password = text.lines().next().unwrap_or_default();
     Ok(RedisPassword::new(password))
-}
-
-fn redis_setting_error(error: adapter_redis::ConfigError) -> InvalidSetting {
-    let message = error.to_string();
-    // Every adapter message starts with the flag it is about.
-    let flag = [
-        "--redis-username",
-        "--redis-password-file",
-        "--redis-ca-file",
-        "--redis-client-cert",
-        "--redis-client-key",
-        "--redis-url",
-        "--lease-key",
-        "--lease-ttl",
-        "--node-timeout",
-        "--retry-delay",
-        "--max-retry-delay-offset",
-        "--max-attempts",
-        "--stream-max-len",
-        "--quorum-disruption-budget",
-    ]
-    .into_iter()
-    .filter_map(|flag| Some((message.find(flag)?, flag)))
-    .min()
-    .map_or("--redis-url", |(_, flag)| flag);
-    InvalidSetting::new(flag, message)
 }
 
 fn resolve_key(key_file: Option<PathBuf>) -> Result<(KeySource, AuthorityKey), InvalidSetting> {

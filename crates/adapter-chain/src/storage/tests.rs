@@ -307,7 +307,7 @@ fn open__when_data_dir_holds_another_chain__then_refuses_naming_the_path() {
 }
 
 #[test]
-fn open__when_already_open__then_refuses() {
+fn open__when_already_open__then_refuses_naming_the_data_directory_and_no_flag() {
     // given
     let fixture = Fixture::new();
 
@@ -319,6 +319,12 @@ fn open__when_already_open__then_refuses() {
         matches!(second, Err(StorageError::InUse { .. })),
         "{second:?}"
     );
+    let message = second
+        .err()
+        .map(|error| error.to_string())
+        .unwrap_or_default();
+    assert!(message.contains("this data directory"), "{message}");
+    assert!(!message.contains("--"), "{message}");
 }
 
 #[test]

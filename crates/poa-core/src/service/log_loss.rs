@@ -65,7 +65,7 @@ impl ProductionService {
                 peers.join(", ")
             ),
             Err(HistoryError::NoSource) => {
-                "no --peer is configured to confirm that no other producer holds more".to_owned()
+                "no peer is configured to confirm that no other producer holds more".to_owned()
             }
             Err(error) => error.to_string(),
         };

@@ -58,6 +58,20 @@ fn resolve__when_redis_urls_are_given__then_polls_at_most_a_quarter_ttl() {
 }
 
 #[test]
+fn resolve__when_lease_ttl_is_not_above_node_timeout__then_names_both_flags_and_the_fix() {
+    // when
+    let error = resolve(&["--lease-ttl", "100ms", "--node-timeout", "200ms"])
+        .expect_err("settings should be refused");
+
+    // then
+    assert_eq!(error.flag, "--lease-ttl");
+    assert_eq!(
+        error.to_string(),
+        "invalid --lease-ttl: --lease-ttl (100ms) must be larger than --node-timeout (200ms): raise the ttl or lower the timeout"
+    );
+}
+
+#[test]
 fn resolve__when_a_setting_is_invalid__then_names_the_flag() {
     let cases: &[(&[&str], &str)] = &[
         (&["--block-time", "0s"], "--block-time"),

@@ -114,7 +114,7 @@ fn log_loss__when_every_redis_node_is_emptied_under_a_lone_producer__then_it_wai
     // then: it stands aside and says nobody can confirm its head
     assert!(
         eventually(Duration::from_secs(15), || standing_aside(&node)
-            .contains("no --peer is configured")),
+            .contains("no peer is configured")),
         "{}",
         node.get("/status").1
     );

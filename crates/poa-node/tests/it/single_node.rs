@@ -150,6 +150,25 @@ fn node__when_configuration_is_invalid__then_exits_non_zero_naming_the_flag() {
 }
 
 #[test]
+fn node__when_lease_ttl_is_not_above_node_timeout__then_exits_naming_both_flags_and_the_fix() {
+    // when
+    let output = Command::new(binary())
+        .args(["--lease-ttl", "100ms", "--node-timeout", "200ms"])
+        .output()
+        .unwrap();
+
+    // then
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "error: invalid --lease-ttl: --lease-ttl (100ms) must be larger than --node-timeout (200ms): raise the ttl or lower the timeout"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn keygen__when_run__then_writes_a_key_the_node_runs_with() {
     // given
     let dir = tempfile::tempdir().unwrap();

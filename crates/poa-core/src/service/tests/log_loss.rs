@@ -218,7 +218,9 @@ async fn log_loss__when_no_peer_is_configured__then_stands_aside_until_an_operat
             .handle
             .status()
             .standing_aside
-            .is_some_and(|reason| reason.contains("no --peer is configured"))
+            .is_some_and(
+                |reason| reason.contains("no peer is configured") && !reason.contains("--")
+            )
     );
     assert_eq!(vouched.load(Ordering::SeqCst), 0);
 
