@@ -363,10 +363,12 @@ pub(crate) fn garbage_outcomes(
 
 /// What `/status` said at the end of `stop` (its last sample in which a node answered), if it
 /// says why production stopped: for garbage at a height, a node holding the lease whose
-/// `last_error` names that height; otherwise the `last_error` of any node that counts as a
-/// producer (one still catching up after a fault has its own reason to complain). The end, not
-/// any moment: an operator who looks while production stands still must find the reason, not
-/// a report that came and went.
+/// `last_error` names that height; otherwise, for garbage in the lease or the epoch, the
+/// `last_error` of any node that counts as a producer (one still catching up after a fault has
+/// its own reason to complain), or what a Redis node answers its calls
+/// (`lease.nodes[].last_error`: the lease cannot be taken, and that is where `/status` says
+/// why). The end, not any moment: an operator who looks while production stands still must
+/// find the reason, not a report that came and went.
 fn said_why(samples: &[Sample], stop: Stall, height: Option<u64>) -> Option<String> {
     let last = samples
         .iter()
@@ -374,12 +376,20 @@ fn said_why(samples: &[Sample], stop: Stall, height: Option<u64>) -> Option<Stri
         .filter(|s| s.at >= stop.from && s.at <= stop.from + stop.length)
         .find(|s| s.heights.iter().any(Option::is_some))?;
     last.said.iter().enumerate().find_map(|(node, said)| {
-        let error = said.last_error.as_deref().filter(|_| !said.catching_up)?;
-        let says = match height {
-            Some(height) => said.holds_lease && mentions_height(error, height),
-            None => true,
-        };
-        says.then(|| format!("n{node} at {:?}: {error}", last.at))
+        if said.catching_up {
+            return None;
+        }
+        let error = match height {
+            Some(height) => said
+                .last_error
+                .as_deref()
+                .filter(|error| said.holds_lease && mentions_height(error, height)),
+            None => said
+                .last_error
+                .as_deref()
+                .or_else(|| said.redis_errors.first().map(String::as_str)),
+        }?;
+        Some(format!("n{node} at {:?}: {error}", last.at))
     })
 }
 

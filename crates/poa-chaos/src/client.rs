@@ -26,6 +26,9 @@ pub(crate) struct NodeStatus {
     pub(crate) holds_lease: bool,
     /// The last cycle's failure, if the last cycle failed.
     pub(crate) last_error: Option<String>,
+    /// What each Redis node answers while its calls fail (`lease.nodes[].last_error`), for the
+    /// nodes whose calls fail.
+    pub(crate) redis_errors: Vec<String>,
     /// Transactions waiting in its pool.
     pub(crate) pending: u64,
 }
@@ -71,6 +74,17 @@ impl Client {
                 .get("last_error")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            redis_errors: body
+                .pointer("/lease/nodes")
+                .and_then(Value::as_array)
+                .map(|nodes| {
+                    nodes
+                        .iter()
+                        .filter_map(|node| node.get("last_error").and_then(Value::as_str))
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
             pending: body
                 .get("pending_transactions")
                 .and_then(Value::as_u64)

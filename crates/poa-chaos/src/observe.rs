@@ -43,6 +43,8 @@ pub(crate) struct Said {
     pub(crate) holds_lease: bool,
     /// Its last cycle's failure, if its last cycle failed.
     pub(crate) last_error: Option<String>,
+    /// What the Redis nodes answer while its calls to them fail.
+    pub(crate) redis_errors: Vec<String>,
     /// Whether it did not count as a producer then (behind after a fault, or stranded).
     pub(crate) catching_up: bool,
 }
@@ -134,6 +136,7 @@ impl Observer {
                     status.as_ref().map_or_else(Said::default, |status| Said {
                         holds_lease: status.holds_lease,
                         last_error: status.last_error.clone(),
+                        redis_errors: status.redis_errors.clone(),
                         catching_up: catching_up.get(node).copied().unwrap_or(false),
                     })
                 })

@@ -1,8 +1,10 @@
 //! What a node's failing operations answered, kept until they succeed again: shown in the
 //! status and said once in the log when it starts (or changes) and once when it ends.
 //!
-//! Kept per family of operations (reads; the lease and writes), so that reads that still
-//! succeed do not hide a lease that cannot be taken.
+//! Kept per family of operations (reads; the lease; writes), so that calls that still succeed
+//! do not hide one that keeps failing: reads do not hide a lease that cannot be taken. A
+//! release clears nothing: the one that follows a failed acquisition succeeds as a no-op on a
+//! node this process does not hold, and proves nothing about the lease key.
 
 use std::sync::{Mutex, PoisonError};
 
@@ -13,7 +15,7 @@ use crate::scripts::NodeError;
 #[derive(Debug, Default)]
 pub(super) struct ErrorNotes {
     /// Per family, the operation that last failed and how.
-    last: Mutex<[Option<(&'static str, String)>; 2]>,
+    last: Mutex<[Option<(&'static str, String)>; 3]>,
     /// The failure of the call being observed (set by `failing`, taken by `note`).
     pending: Mutex<Option<String>>,
 }
@@ -32,7 +34,7 @@ impl ErrorNotes {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        let family = usize::from(!operation.starts_with("read"));
+        let family = family(operation);
         let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
         let last_error = &mut last[family];
         match (class, failing) {
@@ -45,7 +47,7 @@ impl ErrorNotes {
                     *last_error = Some((operation, error));
                 }
             }
-            (CallClass::Ok | CallClass::Refused, _) => {
+            (CallClass::Ok | CallClass::Refused, _) if operation != RELEASE => {
                 if let Some((failed, _)) = last_error.take() {
                     tracing::info!(
                         node,
@@ -69,5 +71,19 @@ impl ErrorNotes {
             .map(|(operation, error)| format!("{operation}: {error}"))
             .collect();
         (!errors.is_empty()).then(|| errors.join("; "))
+    }
+}
+
+/// The operation that gives the lease back.
+const RELEASE: &str = "release";
+
+/// The family of `operation`: reads, the lease, or writes.
+fn family(operation: &str) -> usize {
+    if operation.starts_with("read") {
+        0
+    } else if matches!(operation, "promote" | "renew_lease" | RELEASE) {
+        1
+    } else {
+        2
     }
 }

@@ -525,3 +525,41 @@ async fn lease_status__when_a_quorum_answers_errors_to_the_lease__then_names_wha
         "{status:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lease_status__when_a_quorum_holds_a_foreign_owner_without_a_ttl__then_names_it_until_it_is_deleted()
+ {
+    // given: the lease key of two nodes holds an owner that never expires (no producer writes
+    // one: promote always sets a time to live), so no process could ever take the lease there
+    let servers = servers(3);
+    let key = "poa:test:lease-without-ttl";
+    for server in &servers[..2] {
+        server.command(&[b"SET", key.as_bytes(), b"written-by-hand"]);
+    }
+    let producer = producer(urls(&servers), key).await;
+
+    // when
+    let refused = producer.adapter.leader_state(below(1)).await;
+
+    // then: no lease, and the status names the key without a time to live
+    assert!(
+        !matches!(refused, Ok(LeaderState::ReconciledLeader)),
+        "{refused:?}"
+    );
+    let status = producer.adapter.lease_status();
+    for node in &status.nodes[..2] {
+        assert!(
+            node.last_error
+                .as_deref()
+                .is_some_and(|error| error.contains("no time to live")),
+            "{status:?}"
+        );
+    }
+
+    // and once the keys are deleted, it leads
+    for server in &servers[..2] {
+        server.command(&[b"DEL", key.as_bytes()]);
+    }
+    let led = producer.adapter.leader_state(below(1)).await;
+    assert!(matches!(led, Ok(LeaderState::ReconciledLeader)), "{led:?}");
+}

@@ -354,6 +354,7 @@ fn saying(mut sample: Sample, node: usize, holds_lease: bool, error: &str) -> Sa
     sample.said[node] = Said {
         holds_lease,
         last_error: Some(error.to_owned()),
+        redis_errors: Vec::new(),
         catching_up: false,
     };
     sample
@@ -535,6 +536,7 @@ fn garbage_stops_said_why__when_only_a_node_still_catching_up_complains__then_fa
         s.said[1] = Said {
             holds_lease: false,
             last_error: Some("history: no history source (peer) is configured".to_owned()),
+            redis_errors: vec!["promote: WRONGTYPE Operation against a key".to_owned()],
             catching_up: true,
         };
         s
@@ -543,6 +545,60 @@ fn garbage_stops_said_why__when_only_a_node_still_catching_up_complains__then_fa
 
     // when
     let outcomes = garbage_outcomes(&samples, &[window(1000, 4000, true, None)], threshold);
+
+    // then
+    assert!(!garbage_stops_said_why(&outcomes, threshold).passed);
+}
+
+#[test]
+fn garbage_stops_said_why__when_a_producer_shows_what_the_redis_nodes_answer__then_holds() {
+    // given: the lease key is a hash on a quorum; no cycle fails, but /status names what the
+    // nodes answer the lease's calls
+    let samples = blocked_timeline(|mut s| {
+        s.said[1] = Said {
+            holds_lease: false,
+            last_error: None,
+            redis_errors: vec!["promote: WRONGTYPE Operation against a key".to_owned()],
+            catching_up: false,
+        };
+        s
+    });
+    let threshold = Duration::from_millis(2500);
+
+    // when
+    let outcomes = garbage_outcomes(&samples, &[window(1000, 4000, true, None)], threshold);
+    let verdict = garbage_stops_said_why(&outcomes, threshold);
+
+    // then
+    assert!(verdict.passed, "{verdict:?}");
+    assert!(
+        outcomes[0]
+            .said_why
+            .as_deref()
+            .is_some_and(|why| why.contains("WRONGTYPE")),
+        "{:?}",
+        outcomes[0].said_why
+    );
+}
+
+#[test]
+fn garbage_stops_said_why__when_garbage_blocks_a_height_and_only_redis_nodes_complain__then_fails()
+{
+    // given: a height blocked by garbage must be named by the lease holder; a Redis node's
+    // error is no such word
+    let samples = blocked_timeline(|mut s| {
+        s.said[0] = Said {
+            holds_lease: true,
+            last_error: None,
+            redis_errors: vec!["read_from: timed out".to_owned()],
+            catching_up: false,
+        };
+        s
+    });
+    let threshold = Duration::from_millis(2500);
+
+    // when
+    let outcomes = garbage_outcomes(&samples, &[window(1000, 4000, true, Some(11))], threshold);
 
     // then
     assert!(!garbage_stops_said_why(&outcomes, threshold).passed);
