@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::error::ServiceError;
+use crate::error::{ServiceError, ServiceSetting};
 
 /// When the leader produces a block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -60,7 +60,7 @@ impl ServiceConfig {
     ///
     /// # Errors
     ///
-    /// [`ServiceError::InvalidConfig`] when a duration is zero.
+    /// [`ServiceError::ZeroDuration`] when a duration is zero.
     pub fn new(
         trigger: Trigger,
         retry_period: Duration,
@@ -69,20 +69,16 @@ impl ServiceConfig {
         if let Trigger::Interval { block_time } = trigger
             && block_time.is_zero()
         {
-            return Err(ServiceError::InvalidConfig {
-                setting: "block_time",
-                reason: "must be greater than zero".to_owned(),
+            return Err(ServiceError::ZeroDuration {
+                setting: ServiceSetting::BlockTime,
             });
         }
         for (setting, value) in [
-            ("retry_period", retry_period),
-            ("release_timeout", release_timeout),
+            (ServiceSetting::RetryPeriod, retry_period),
+            (ServiceSetting::ReleaseTimeout, release_timeout),
         ] {
             if value.is_zero() {
-                return Err(ServiceError::InvalidConfig {
-                    setting,
-                    reason: "must be greater than zero".to_owned(),
-                });
+                return Err(ServiceError::ZeroDuration { setting });
             }
         }
         Ok(Self {
@@ -150,5 +146,48 @@ impl ServiceConfig {
     /// The longest shutdown waits for the lease release.
     pub fn release_timeout(&self) -> Duration {
         self.release_timeout
+    }
+}
+
+#[cfg(test)]
+#[allow(non_snake_case)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new__when_a_duration_is_zero__then_names_that_setting() {
+        // given
+        let second = Duration::from_secs(1);
+        let cases = [
+            (
+                Trigger::Interval {
+                    block_time: Duration::ZERO,
+                },
+                second,
+                second,
+                ServiceSetting::BlockTime,
+            ),
+            (
+                Trigger::Instant,
+                Duration::ZERO,
+                second,
+                ServiceSetting::RetryPeriod,
+            ),
+            (
+                Trigger::Instant,
+                second,
+                Duration::ZERO,
+                ServiceSetting::ReleaseTimeout,
+            ),
+        ];
+
+        for (trigger, retry_period, release_timeout, setting) in cases {
+            // when
+            let refused = ServiceConfig::new(trigger, retry_period, release_timeout);
+
+            // then
+            assert_eq!(refused.err(), Some(ServiceError::ZeroDuration { setting }));
+        }
+        assert!(ServiceConfig::new(Trigger::Instant, second, second).is_ok());
     }
 }

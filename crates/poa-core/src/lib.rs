@@ -29,6 +29,6 @@ pub mod service;
 pub mod status;
 
 pub use config::{ServiceConfig, Trigger};
-pub use error::ServiceError;
+pub use error::{ServiceError, ServiceSetting};
 pub use service::{CycleOutcome, LONGEST_HOLD_OFF, Ports, ProductionService, ServiceHandle};
 pub use status::{Role, ServiceStatus};

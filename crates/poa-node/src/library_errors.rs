@@ -11,6 +11,7 @@ use adapter_chain::StorageError;
 use adapter_peers::PeerConfigError;
 use adapter_redis::{ConfigError, SecurityFile};
 use anyhow::anyhow;
+use poa_core::{ServiceError, ServiceSetting};
 
 use crate::settings::{InvalidSetting, REDIS_PASSWORD_ENV};
 
@@ -128,6 +129,23 @@ pub(crate) fn redis_setting(error: ConfigError) -> InvalidSetting {
         ),
     };
     InvalidSetting::new(flag, reason)
+}
+
+/// A service setting the production service refused. The binary validates its flags first, so
+/// this names the flag each setting comes from for an error that slipped past them.
+pub(crate) fn service_setting(error: ServiceError) -> anyhow::Error {
+    match error {
+        ServiceError::ZeroDuration { setting } => {
+            let flag = match setting {
+                ServiceSetting::BlockTime => "--block-time",
+                ServiceSetting::RetryPeriod => "--poll-interval",
+                // Four node timeouts, at least the idle poll.
+                ServiceSetting::ReleaseTimeout => "--node-timeout",
+            };
+            InvalidSetting::new(flag, "must be greater than zero").into()
+        }
+        error @ ServiceError::Stopped => error.into(),
+    }
 }
 
 /// A peer setting the adapter refused. Its messages name no flag, only the URL or bound.

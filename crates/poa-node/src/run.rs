@@ -119,7 +119,8 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         settings.trigger,
         settings.poll_interval,
         settings.release_timeout,
-    )?
+    )
+    .map_err(library_errors::service_setting)?
     .with_retry_jitter(settings.poll_jitter)
     .with_lease_renewal(settings.lease_renewal)
     .with_max_clock_skew(settings.max_clock_skew);

@@ -218,3 +218,29 @@ fn peer_setting__when_a_peer_url_is_unusable__then_names_the_flag() {
         "invalid --peer: peer url http://127.0.0.1:4000 is listed twice"
     );
 }
+
+#[test]
+fn service_setting__for_every_zero_duration__then_names_a_flag_of_the_command_line() {
+    // given
+    let flags = command_line_flags();
+
+    for setting in [
+        ServiceSetting::BlockTime,
+        ServiceSetting::RetryPeriod,
+        ServiceSetting::ReleaseTimeout,
+    ] {
+        // when
+        let message = service_setting(ServiceError::ZeroDuration { setting }).to_string();
+
+        // then
+        assert!(
+            flags
+                .iter()
+                .any(|flag| message.contains(&format!("{flag} "))
+                    || message.contains(&format!("{flag}:"))),
+            "{message}"
+        );
+        assert!(message.contains("greater than zero"), "{message}");
+        assert!(!message.contains(&setting.to_string()), "{message}");
+    }
+}
