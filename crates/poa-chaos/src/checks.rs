@@ -363,18 +363,39 @@ pub(crate) fn garbage_outcomes(
 
 /// What `/status` said at the end of `stop` (its last sample in which a node answered), if it
 /// says why production stopped: for garbage at a height, a node holding the lease whose
-/// `last_error` names that height; otherwise, for garbage in the lease or the epoch, the
+/// `last_error` names that height (its last answer, should it stop answering before the
+/// end); otherwise, for garbage in the lease or the epoch, the
 /// `last_error` of any node that counts as a producer (one still catching up after a fault has
 /// its own reason to complain), or what a Redis node answers its calls
 /// (`lease.nodes[].last_error`: the lease cannot be taken, and that is where `/status` says
 /// why). The end, not any moment: an operator who looks while production stands still must
 /// find the reason, not a report that came and went.
 fn said_why(samples: &[Sample], stop: Stall, height: Option<u64>) -> Option<String> {
-    let last = samples
-        .iter()
-        .rev()
-        .filter(|s| s.at >= stop.from && s.at <= stop.from + stop.length)
-        .find(|s| s.heights.iter().any(Option::is_some))?;
+    let during = || {
+        samples
+            .iter()
+            .rev()
+            .filter(|s| s.at >= stop.from && s.at <= stop.from + stop.length)
+    };
+    let last_answer = during().find(|s| s.heights.iter().any(Option::is_some))?;
+    // For a blocked height, the lease holder's last answer when it fell silent (frozen or
+    // killed) before the stop ended: it said what it could while it answered. A holder that
+    // still answers is read at the end like everyone.
+    let silent_holder = height.and_then(|_| {
+        let (sample, node) = during().find_map(|s| {
+            let node = s
+                .said
+                .iter()
+                .zip(&s.heights)
+                .position(|(said, height)| said.holds_lease && height.is_some())?;
+            Some((s, node))
+        })?;
+        let answered_later = during()
+            .take_while(|s| s.at > sample.at)
+            .any(|s| s.heights.get(node).is_some_and(Option::is_some));
+        (!answered_later).then_some(sample)
+    });
+    let last = silent_holder.unwrap_or(last_answer);
     last.said.iter().enumerate().find_map(|(node, said)| {
         if said.catching_up {
             return None;

@@ -603,3 +603,37 @@ fn garbage_stops_said_why__when_garbage_blocks_a_height_and_only_redis_nodes_com
     // then
     assert!(!garbage_stops_said_why(&outcomes, threshold).passed);
 }
+
+#[test]
+fn garbage_stops_said_why__when_the_lease_holder_freezes_before_the_stop_ends__then_reads_its_last_answer()
+ {
+    // given: n0 holds the lease and names the blocked height until it is frozen at 3 s; from
+    // then on only n1 answers, without the lease
+    let samples = blocked_timeline(|s| {
+        if s.at < Duration::from_millis(2000) {
+            s
+        } else if s.at < Duration::from_millis(3000) {
+            saying(
+                s,
+                0,
+                true,
+                "leader_state: height 11 is blocked on the shared block log",
+            )
+        } else {
+            let mut s = s;
+            s.heights[0] = None;
+            s
+        }
+    });
+    let threshold = Duration::from_millis(2500);
+
+    // when
+    let outcomes = garbage_outcomes(&samples, &[window(1000, 4000, true, Some(11))], threshold);
+
+    // then
+    assert!(
+        garbage_stops_said_why(&outcomes, threshold).passed,
+        "{:?}",
+        outcomes[0]
+    );
+}
