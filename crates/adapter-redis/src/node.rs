@@ -369,7 +369,8 @@ impl RedisNode {
         outcome
     }
 
-    /// The fenced, height-unique write of one block.
+    /// The fenced, height-unique write of one block; an appended block's entry id also
+    /// records how far the server's clock is from this process's.
     pub(crate) async fn write_block(&self, block: &BlockWrite) -> WriteOutcome {
         let scripts = &*SCRIPTS;
         let keys = &self.context.keys;
@@ -392,8 +393,13 @@ impl RedisNode {
             Value::from(block.replaces_on(self.index)),
         ];
         let started = Instant::now();
-        let outcome =
-            scripts::decode_write_block(self.call(&scripts.write_block, keys, args).await);
+        let reply = self.call(&scripts.write_block, keys, args).await;
+        // The new entry's id starts with the server's clock: a leader that reads nothing per
+        // block keeps its clock readings (the time reference) fresh through its writes.
+        if let Some(server_millis) = reply.as_ref().ok().and_then(scripts::entry_id_millis) {
+            self.clock.record(server_millis);
+        }
+        let outcome = scripts::decode_write_block(reply);
         self.metrics
             .write_block_duration
             .observe(started.elapsed().as_secs_f64());
