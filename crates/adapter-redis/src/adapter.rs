@@ -137,6 +137,18 @@ impl RedisReconciliation {
         crate::cleanup::remove_invalid_entries(&self.nodes, &self.verifier, height).await
     }
 
+    /// Whether a quorum of nodes gave a clock reading within the last TTL (half the time a
+    /// reading counts toward the time reference).
+    fn clock_readings_recent(&self) -> bool {
+        let recent = self.clock_freshness / CLOCK_READINGS_KEPT_FOR_TTLS;
+        let fresh = self
+            .nodes
+            .iter()
+            .filter(|node| node.clock_offset(recent).is_some())
+            .count();
+        self.quorum.reached(fresh)
+    }
+
     /// Shows the local validity left on the gauge (0 when not leading).
     fn show_validity(&self) {
         let valid_for = self.lease.state().valid_for().unwrap_or_default();
@@ -181,7 +193,8 @@ impl BlockReconciliationPort for RedisReconciliation {
         }
         // Held throughout if the local validity has not run out before this renewal: then a
         // renewal that succeeds continues the same unbroken tenure, and the cheap check adds
-        // nothing.
+        // nothing, unless the clock readings it also takes (the time reference) are getting
+        // old: an idle leader writes none.
         let valid_before = self
             .lease
             .state()
@@ -189,7 +202,10 @@ impl BlockReconciliationPort for RedisReconciliation {
             .is_some_and(|left| !left.is_zero());
         let result = match self.lease.role().await {
             Role::Leader { generation } => {
-                let result = if valid_before && self.reconciler.in_sync(head, generation) {
+                let result = if valid_before
+                    && self.clock_readings_recent()
+                    && self.reconciler.in_sync(head, generation)
+                {
                     Ok(LeaderState::ReconciledLeader)
                 } else {
                     self.reconciler.leader(head, generation).await

@@ -1,17 +1,18 @@
 //! What a leader's production cycle asks of Redis: the publish and nothing else while the lease
 //! is locally valid and the leadership reconciled (counted with `INFO commandstats` on every
 //! node), the fenced write that stops a leader whose lease was taken while it skipped the
-//! checks, and the renewal that still keeps the lease when blocks are far apart.
+//! checks, the renewal that still keeps the lease when blocks are far apart, and the clock
+//! readings an idle leader still takes.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use poa_ports::{BlockReconciliationPort, LeaderState};
+use poa_ports::{BlockReconciliationPort, ChainHead, LeaderState};
 use poa_test_support::{RedisServer, RespValue};
 
 use crate::support::{
-    block, clear_owner, config_with_ttl, head_of, owner, producer, producer_with, servers,
-    stream_len, urls,
+    Producer, block, clear_owner, config_with_ttl, head_of, owner, producer, producer_with,
+    servers, stream_len, urls,
 };
 
 /// The commands the adapter's Lua scripts run inside the server: `INFO commandstats` counts
@@ -70,6 +71,17 @@ fn round_trips_between(
         .collect()
 }
 
+/// Publishes the test chain's block at `height`; the new head.
+async fn publish(leader: &Producer, height: u64) -> ChainHead {
+    let produced = block(height, 0);
+    leader
+        .adapter
+        .publish_produced_block(&produced)
+        .await
+        .unwrap();
+    head_of(&produced)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn production_cycle__when_the_lease_is_locally_valid_and_reconciled__then_costs_one_write_per_node_per_block()
  {
@@ -95,13 +107,7 @@ async fn production_cycle__when_the_lease_is_locally_valid_and_reconciled__then_
             leader.adapter.leader_state(head).await.unwrap(),
             LeaderState::ReconciledLeader
         );
-        let produced = block(height, 0);
-        leader
-            .adapter
-            .publish_produced_block(&produced)
-            .await
-            .unwrap();
-        head = head_of(&produced);
+        head = publish(&leader, height).await;
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // the last writes to the slowest node may still be on their way
@@ -200,13 +206,7 @@ async fn leader_state__when_blocks_are_farther_apart_than_the_lease__then_renews
         tokio::time::sleep(Duration::from_millis(300)).await;
         states.push(leader.adapter.leader_state(head).await.unwrap());
         if cycle % 4 == 0 {
-            let produced = block(cycle / 4, 0);
-            leader
-                .adapter
-                .publish_produced_block(&produced)
-                .await
-                .unwrap();
-            head = head_of(&produced);
+            head = publish(&leader, cycle / 4).await;
         }
     }
 
@@ -223,4 +223,28 @@ async fn leader_state__when_blocks_are_farther_apart_than_the_lease__then_renews
         leader.metric("poa_quorum_latency_seconds_count{operation=\"renew\"}") - renewals_before;
     assert!(renewals >= 3.0, "{renewals} renewals");
     assert!(leader.metric("poa_leader_checks_skipped_total") >= 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn time_reference__when_an_idle_leader_skips_its_checks_for_several_ttls__then_stays_fresh() {
+    // given: a leader with a 1 s lease that produces nothing and cycles every 300 ms; a clock
+    // reading counts toward the time reference for two TTLs
+    let servers = servers(3);
+    let key = "poa:test:idle-clock";
+    let leader = producer_with(config_with_ttl(urls(&servers), key, Duration::from_secs(1))).await;
+    let head = crate::support::below(1);
+    leader.adapter.leader_state(head).await.unwrap();
+
+    // when: 12 cycles, 3.6 s, most of them without a round trip
+    for _ in 0..12 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            leader.adapter.leader_state(head).await.unwrap(),
+            LeaderState::ReconciledLeader
+        );
+    }
+
+    // then: the renewals read the clocks again before the readings aged out
+    assert!(leader.metric("poa_leader_checks_skipped_total") >= 4.0);
+    assert!(leader.adapter.time_reference().is_some());
 }
