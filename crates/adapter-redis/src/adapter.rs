@@ -241,7 +241,7 @@ impl BlockReconciliationPort for RedisReconciliation {
     async fn publish_produced_block(&self, block: &SealedBlock) -> Result<(), ReconciliationError> {
         match self.publisher.publish(block).await {
             Ok(()) => {
-                self.reconciler.published(block.height());
+                self.reconciler.published(block);
                 Ok(())
             }
             Err(error) => {

@@ -6,8 +6,9 @@
 //! its local head is the log's top it knows of (the head it reconciled at, or the last block it
 //! published), it reads nothing: only a leadership that did not hold its lease throughout (the
 //! caller decides that) runs the cheap "anything above the local chain on a quorum?" check. A
-//! follower does the cheap check and a full scan when it is behind; it never writes. The full read is `log_read`; the
-//! decision at each height is `poa_quorum::walk`; this module walks, repairs and reports.
+//! follower does the cheap check and a full scan when it is behind; it never writes. The full
+//! read is `log_read`; the decision at each height is `poa_quorum::walk`; this module walks,
+//! repairs and reports.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -49,10 +50,10 @@ pub(crate) struct Reconciler {
     reader: Arc<LogReader>,
     repairer: Repairer,
     reconciled_generation: AtomicU64,
-    /// The height of the log's top as the reconciled generation knows it: the head it
-    /// reconciled at, then each block it published to a quorum. A head at this height is in
-    /// sync without a read while the lease was held throughout.
-    known_top: AtomicU64,
+    /// The log's top as the reconciled generation knows it: the head it reconciled at, then
+    /// each block it published to a quorum. This very head is in sync without a read while the
+    /// lease was held throughout.
+    known_top: Mutex<Option<ChainHead>>,
     /// The leadership generation whose first full scan read every node.
     fully_read_generation: AtomicU64,
     /// A publish failed since the last full scan that read every node: a block below quorum
@@ -88,7 +89,7 @@ impl Reconciler {
             metrics: Arc::clone(&writer.metrics),
             reader,
             reconciled_generation: AtomicU64::new(NOT_RECONCILED),
-            known_top: AtomicU64::new(NOT_RECONCILED),
+            known_top: Mutex::new(None),
             fully_read_generation: AtomicU64::new(NOT_RECONCILED),
             publish_failed: AtomicBool::new(false),
             waiting_for: Mutex::new(None),
@@ -104,21 +105,27 @@ impl Reconciler {
         self.require_full_scan();
     }
 
-    /// A block of this process reached a quorum at `height`: the log's top, as far as this
-    /// leadership knows.
-    pub(crate) fn published(&self, height: BlockHeight) {
-        self.known_top.store(height.get(), Ordering::Release);
+    /// A block of this process reached a quorum: the log's top, as far as this leadership
+    /// knows.
+    pub(crate) fn published(&self, block: &SealedBlock) {
+        *self.known_top() = Some(ChainHead::of(&block.block.header));
+    }
+
+    fn known_top(&self) -> std::sync::MutexGuard<'_, Option<ChainHead>> {
+        self.known_top
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether leadership `generation` is reconciled with `head` without reading the log: the
-    /// generation was reconciled, no publish failed since, and `head` is the top it knows of
-    /// (the head it reconciled at, or its last published block). Holding the lease throughout
+    /// generation was reconciled, no publish failed since, and `head` (height and id) is the
+    /// top it knows of (the head it reconciled at, or its last published block). Holding the lease throughout
     /// since, no other process can have put a block on a quorum (docs/protocol.md, "The cheap
     /// check and the lease").
     pub(crate) fn in_sync(&self, head: ChainHead, generation: u64) -> bool {
         self.reconciled_generation.load(Ordering::Acquire) == generation
             && !self.publish_failed.load(Ordering::Acquire)
-            && self.known_top.load(Ordering::Acquire) == head.height.get()
+            && *self.known_top() == Some(head)
     }
 
     /// What a follower behind the log waits for, if anything.
@@ -133,12 +140,12 @@ impl Reconciler {
     fn require_full_scan(&self) {
         self.reconciled_generation
             .store(NOT_RECONCILED, Ordering::Release);
-        self.known_top.store(NOT_RECONCILED, Ordering::Release);
+        *self.known_top() = None;
     }
 
     /// Leadership `generation` is reconciled with the log at `head`.
     fn reconciled(&self, head: ChainHead, generation: u64) {
-        self.known_top.store(head.height.get(), Ordering::Release);
+        *self.known_top() = Some(head);
         self.reconciled_generation
             .store(generation, Ordering::Release);
     }
