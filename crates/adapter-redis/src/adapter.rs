@@ -144,7 +144,7 @@ impl RedisReconciliation {
         let fresh = self
             .nodes
             .iter()
-            .filter(|node| node.clock_offset(recent).is_some())
+            .filter(|node| node.server_clock_now(recent).is_some())
             .count();
         self.quorum.reached(fresh)
     }
@@ -255,19 +255,18 @@ impl BlockReconciliationPort for RedisReconciliation {
 
     fn time_reference(&self) -> Option<Timestamp> {
         let fresh_within = self.clock_freshness;
-        let mut offsets: Vec<i64> = self
+        let mut clocks: Vec<u64> = self
             .nodes
             .iter()
-            .filter_map(|node| node.clock_offset(fresh_within))
+            .filter_map(|node| node.server_clock_now(fresh_within))
             .collect();
-        if !self.quorum.reached(offsets.len()) {
+        if !self.quorum.reached(clocks.len()) {
             return None;
         }
-        offsets.sort_unstable();
-        let median = offsets.get(offsets.len() / 2).copied()?;
-        let local = i64::try_from(crate::node::poa_millis_now()).ok()?;
-        u64::try_from(local.saturating_add(median))
-            .ok()
+        clocks.sort_unstable();
+        clocks
+            .get(clocks.len() / 2)
+            .copied()
             .map(Timestamp::from_unix_millis)
     }
 

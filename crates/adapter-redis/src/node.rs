@@ -41,7 +41,6 @@ use errors::ErrorNotes;
 pub(crate) use fleet::connect_nodes;
 pub(crate) use identity::IdentityCheck;
 use identity::ServerIdentity;
-pub(crate) use reports::poa_millis_now;
 use reports::{LatestHeight, ServerClock};
 
 /// What every node handle needs to build script arguments, shared by all of them.
@@ -479,9 +478,10 @@ impl RedisNode {
         self.latest.height(fresh_within)
     }
 
-    /// How far this node's clock was from this process's at its last answer, if recent.
-    pub(crate) fn clock_offset(&self, fresh_within: Duration) -> Option<i64> {
-        self.clock.offset(fresh_within)
+    /// This node's clock now (milliseconds since the Unix epoch), extrapolated by the monotonic
+    /// clock from its last answer that carried it, if that was within `fresh_within`.
+    pub(crate) fn server_clock_now(&self, fresh_within: Duration) -> Option<u64> {
+        self.clock.now(fresh_within)
     }
 
     /// The server's `run_id` as last reported.
