@@ -137,6 +137,27 @@ impl RedisReconciliation {
         crate::cleanup::remove_invalid_entries(&self.nodes, &self.verifier, height).await
     }
 
+    /// Whether a quorum of nodes gave a clock reading within the last TTL (half the time a
+    /// reading counts toward the time reference).
+    fn clock_readings_recent(&self) -> bool {
+        let recent = self.clock_freshness / CLOCK_READINGS_KEPT_FOR_TTLS;
+        let fresh = self
+            .nodes
+            .iter()
+            .filter(|node| node.server_clock_now(recent).is_some())
+            .count();
+        self.quorum.reached(fresh)
+    }
+
+    /// Shows the local validity left on the gauge (0 when not leading).
+    fn show_validity(&self) {
+        let valid_for = self.lease.state().valid_for().unwrap_or_default();
+        self.lease
+            .metrics()
+            .lease_validity_remaining
+            .set(valid_for.as_secs_f64());
+    }
+
     /// Releases the lease and waits (at most `bound`) for background per-node tasks to end.
     pub async fn shutdown(&self, bound: Duration) {
         self.lease.release().await;
@@ -157,9 +178,38 @@ impl std::fmt::Debug for RedisReconciliation {
 #[async_trait]
 impl BlockReconciliationPort for RedisReconciliation {
     async fn leader_state(&self, head: ChainHead) -> Result<LeaderState, ReconciliationError> {
+        // The steady state of a leader: the lease is locally valid beyond the renewal margin and
+        // the head is the log's top this leadership knows. No round trip: the write of the next
+        // block checks the owner, the epoch and the height where it lands, and a refusal sends
+        // this process back to the full path below (docs/protocol.md, "The cheap check and the
+        // lease").
+        if let Some(generation) = self.lease.held_beyond_margin()
+            && self.reconciler.in_sync(head, generation)
+        {
+            self.lease.metrics().leader_checks_skipped.inc();
+            self.anti_entropy.leading(head, generation);
+            self.show_validity();
+            return Ok(LeaderState::ReconciledLeader);
+        }
+        // Held throughout if the local validity has not run out before this renewal: then a
+        // renewal that succeeds continues the same unbroken tenure, and the cheap check adds
+        // nothing, unless the clock readings it also takes (the time reference) are getting
+        // old: an idle leader writes none.
+        let valid_before = self
+            .lease
+            .state()
+            .valid_for()
+            .is_some_and(|left| !left.is_zero());
         let result = match self.lease.role().await {
             Role::Leader { generation } => {
-                let result = self.reconciler.leader(head, generation).await;
+                let result = if valid_before
+                    && self.clock_readings_recent()
+                    && self.reconciler.in_sync(head, generation)
+                {
+                    Ok(LeaderState::ReconciledLeader)
+                } else {
+                    self.reconciler.leader(head, generation).await
+                };
                 // Only once the local head is the log's: the heights below it are then the
                 // committed chain the sweep keeps on a quorum.
                 if matches!(result, Ok(LeaderState::ReconciledLeader)) {
@@ -172,11 +222,7 @@ impl BlockReconciliationPort for RedisReconciliation {
                 self.reconciler.follower(head).await
             }
         };
-        let valid_for = self.lease.state().valid_for().unwrap_or_default();
-        self.lease
-            .metrics()
-            .lease_validity_remaining
-            .set(valid_for.as_secs_f64());
+        self.show_validity();
         result.map_err(ReconciliationError::from)
     }
 
@@ -193,27 +239,34 @@ impl BlockReconciliationPort for RedisReconciliation {
     }
 
     async fn publish_produced_block(&self, block: &SealedBlock) -> Result<(), ReconciliationError> {
-        self.publisher.publish(block).await.map_err(|error| {
-            self.reconciler.publish_failed();
-            ReconciliationError::from(error)
-        })
+        match self.publisher.publish(block).await {
+            Ok(()) => {
+                self.reconciler.published(block);
+                Ok(())
+            }
+            Err(error) => {
+                // Refused (fenced, height taken) or unknown: the next leader cycle renews and
+                // reads every node before this process produces again.
+                self.reconciler.publish_failed();
+                Err(ReconciliationError::from(error))
+            }
+        }
     }
 
     fn time_reference(&self) -> Option<Timestamp> {
         let fresh_within = self.clock_freshness;
-        let mut offsets: Vec<i64> = self
+        let mut clocks: Vec<u64> = self
             .nodes
             .iter()
-            .filter_map(|node| node.clock_offset(fresh_within))
+            .filter_map(|node| node.server_clock_now(fresh_within))
             .collect();
-        if !self.quorum.reached(offsets.len()) {
+        if !self.quorum.reached(clocks.len()) {
             return None;
         }
-        offsets.sort_unstable();
-        let median = offsets.get(offsets.len() / 2).copied()?;
-        let local = i64::try_from(crate::node::poa_millis_now()).ok()?;
-        u64::try_from(local.saturating_add(median))
-            .ok()
+        clocks.sort_unstable();
+        clocks
+            .get(clocks.len() / 2)
+            .copied()
             .map(Timestamp::from_unix_millis)
     }
 

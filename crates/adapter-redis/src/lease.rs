@@ -1,7 +1,8 @@
-//! The lease: acquisition by concurrent promote with Redlock validity, the renewal of each
-//! leader cycle (an ownership check that re-arms the TTL) with background acquisition on nodes
-//! not yet held, the local validity deadline, release on all nodes, and the bounded release on
-//! drop.
+//! The lease: acquisition by concurrent promote with Redlock validity, the renewal (an
+//! ownership check that re-arms the TTL, run once the local validity falls below the renewal
+//! margin, or when a write found a node that no longer holds it) with background acquisition
+//! on nodes not yet held, the local validity deadline, release on all nodes, and the bounded
+//! release on drop.
 //!
 //! The rules (quorum, validity, tallies) live in `poa_quorum`; this module gathers outcomes.
 //! The epochs live in [`LeaseState`], atomics shared with per-node tasks (never the adapter),
@@ -44,6 +45,9 @@ pub(crate) struct LeaseState {
     /// key lingers, or where nodes came back from an old snapshot.
     floor: AtomicU64,
     leading: AtomicBool,
+    /// A write found a node where this process's key is gone or outranked: the next leader
+    /// cycle renews (and so takes that node back in the background) even while locally valid.
+    renewal_due: AtomicBool,
     valid_until: Mutex<Option<Instant>>,
     ttl: Duration,
     drift: Duration,
@@ -67,6 +71,7 @@ impl LeaseState {
             held_epoch: AtomicU64::new(0),
             floor: AtomicU64::new(floor),
             leading: AtomicBool::new(false),
+            renewal_due: AtomicBool::new(false),
             valid_until: Mutex::new(None),
             ttl,
             drift,
@@ -160,7 +165,17 @@ impl LeaseState {
         self.leading.load(Ordering::Acquire)
     }
 
-    /// The lease was granted or renewed on a quorum by an operation started at `started`.
+    /// A write (a publish or a repair) was fenced on a node: that node lost this process's key
+    /// (restarted empty, the key expired or was taken there) or holds a higher epoch, so the
+    /// next leader cycle renews rather than skip, and the renewal takes the node back or finds
+    /// the lease lost.
+    pub(crate) fn renewal_needed(&self) {
+        self.renewal_due.store(true, Ordering::Release);
+    }
+
+    /// The lease was granted or renewed on a quorum by an operation started at `started`: a
+    /// quorum grant, a renewal, or a publish a quorum stored (every stored or already-stored
+    /// reply re-armed the key's TTL on its node after `started`).
     pub(crate) fn renewed(&self, started: Instant) {
         let until = started
             .checked_add(self.ttl.saturating_sub(self.drift))
@@ -198,6 +213,7 @@ impl LeaseState {
     fn clear(&self) {
         self.set_leading(false);
         self.held_epoch.store(0, Ordering::Release);
+        self.renewal_due.store(false, Ordering::Release);
         *self
             .valid_until
             .lock()
@@ -231,6 +247,10 @@ pub(crate) struct Lease {
     retry_delay: Duration,
     max_retry_delay_offset: Duration,
     max_attempts: u32,
+    /// A leader cycle skips the renewal while the local validity exceeds this: half the TTL,
+    /// and never less than the node timeout, so a write sent within the margin lands well
+    /// before the lease could expire.
+    renewal_margin: Duration,
     state: Arc<LeaseState>,
     tracker: TaskTracker,
     /// Promote tasks that may still release on their own; a new acquisition waits for them
@@ -257,6 +277,7 @@ impl Lease {
             retry_delay: config.retry_delay,
             max_retry_delay_offset: config.max_retry_delay_offset,
             max_attempts: config.max_attempts,
+            renewal_margin: (config.lease_ttl / 2).max(config.node_timeout),
             state: Arc::new(LeaseState::new(
                 config.lease_ttl,
                 config.drift,
@@ -276,6 +297,17 @@ impl Lease {
 
     pub(crate) fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The current leadership generation, if this process leads, its local validity exceeds
+    /// the renewal margin and no write asked for a renewal: a leader cycle then needs no
+    /// round trip for the lease.
+    pub(crate) fn held_beyond_margin(&self) -> Option<u64> {
+        if self.state.renewal_due.load(Ordering::Acquire) {
+            return None;
+        }
+        let valid_for = self.state.valid_for()?;
+        (valid_for > self.renewal_margin).then(|| self.generation.load(Ordering::Acquire))
     }
 
     /// Renews the lease if this process leads, else tries to acquire it.
@@ -303,6 +335,7 @@ impl Lease {
     /// get a background promote.
     async fn renew(&self) -> bool {
         let started = Instant::now();
+        self.state.renewal_due.store(false, Ordering::Release);
         let mut replies =
             FanOut::spawn(&self.tracker, self.nodes.iter(), None, |node| async move {
                 node.renew_lease().await

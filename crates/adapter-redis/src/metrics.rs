@@ -61,6 +61,7 @@ pub(crate) struct Metrics {
     pub(crate) epoch_file_errors: Counter,
     pub(crate) log_behind_head: Counter,
     pub(crate) full_scans: Counter,
+    pub(crate) leader_checks_skipped: Counter,
     pub(crate) repair_success: Counter,
     pub(crate) repair_failure: Counter,
     pub(crate) anti_entropy_repairs: Counter,
@@ -98,6 +99,7 @@ impl Metrics {
             epoch_file_errors: Counter::default(),
             log_behind_head: Counter::default(),
             full_scans: Counter::default(),
+            leader_checks_skipped: Counter::default(),
             repair_success: Counter::default(),
             repair_failure: Counter::default(),
             anti_entropy_repairs: Counter::default(),
@@ -155,7 +157,7 @@ impl Metrics {
             Unit::Seconds,
             metrics.lease_validity_remaining.clone(),
         );
-        let counters: [(&str, &str, &Counter); 19] = [
+        let counters: [(&str, &str, &Counter); 20] = [
             (
                 "poa_write_block_success",
                 "write_block calls that appended the block",
@@ -180,6 +182,11 @@ impl Metrics {
                 "poa_full_scans",
                 "reads of every node's window of the log (a new leadership, a backlog, a follower behind)",
                 &metrics.full_scans,
+            ),
+            (
+                "poa_leader_checks_skipped",
+                "leader cycles answered without a round trip: the lease locally valid beyond the renewal margin and the head the log's top",
+                &metrics.leader_checks_skipped,
             ),
             (
                 "poa_log_behind_head",

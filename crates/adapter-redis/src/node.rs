@@ -41,7 +41,6 @@ use errors::ErrorNotes;
 pub(crate) use fleet::connect_nodes;
 pub(crate) use identity::IdentityCheck;
 use identity::ServerIdentity;
-pub(crate) use reports::poa_millis_now;
 use reports::{LatestHeight, ServerClock};
 
 /// What every node handle needs to build script arguments, shared by all of them.
@@ -369,7 +368,8 @@ impl RedisNode {
         outcome
     }
 
-    /// The fenced, height-unique write of one block.
+    /// The fenced, height-unique write of one block; an appended block's entry id also
+    /// records how far the server's clock is from this process's.
     pub(crate) async fn write_block(&self, block: &BlockWrite) -> WriteOutcome {
         let scripts = &*SCRIPTS;
         let keys = &self.context.keys;
@@ -392,8 +392,13 @@ impl RedisNode {
             Value::from(block.replaces_on(self.index)),
         ];
         let started = Instant::now();
-        let outcome =
-            scripts::decode_write_block(self.call(&scripts.write_block, keys, args).await);
+        let reply = self.call(&scripts.write_block, keys, args).await;
+        // The new entry's id starts with the server's clock: a leader that reads nothing per
+        // block keeps its clock readings (the time reference) fresh through its writes.
+        if let Some(server_millis) = reply.as_ref().ok().and_then(scripts::entry_id_millis) {
+            self.clock.record(server_millis);
+        }
+        let outcome = scripts::decode_write_block(reply);
         self.metrics
             .write_block_duration
             .observe(started.elapsed().as_secs_f64());
@@ -473,9 +478,10 @@ impl RedisNode {
         self.latest.height(fresh_within)
     }
 
-    /// How far this node's clock was from this process's at its last answer, if recent.
-    pub(crate) fn clock_offset(&self, fresh_within: Duration) -> Option<i64> {
-        self.clock.offset(fresh_within)
+    /// This node's clock now (milliseconds since the Unix epoch), extrapolated by the monotonic
+    /// clock from its last answer that carried it, if that was within `fresh_within`.
+    pub(crate) fn server_clock_now(&self, fresh_within: Duration) -> Option<u64> {
+        self.clock.now(fresh_within)
     }
 
     /// The server's `run_id` as last reported.

@@ -78,7 +78,17 @@ impl QuorumWriter {
             Some(&self.metrics.outstanding_publish_tasks),
             |node| {
                 let block = Arc::clone(&block);
-                async move { node.write_block(&block).await }
+                let state = Arc::clone(&self.state);
+                async move {
+                    let outcome = node.write_block(&block).await;
+                    if matches!(outcome, WriteOutcome::Fenced { .. }) {
+                        // This node no longer holds this process's key (or holds a higher
+                        // epoch): the next leader cycle renews, whatever its validity, and takes
+                        // it back. A straggler's reply counts too, after the tally decided.
+                        state.renewal_needed();
+                    }
+                    outcome
+                }
             },
         );
         let mut fenced_reason = None;
@@ -143,6 +153,9 @@ impl Publisher {
         let counts = result.counts;
         match result.decision {
             WriteDecision::Stored => {
+                // Every reply the quorum counted re-armed the lease key's TTL on its node after
+                // `started`: the same proof a renewal gives, so the local validity runs again
+                // from there.
                 writer.state.renewed(started);
                 tracing::debug!(
                     height = %height,

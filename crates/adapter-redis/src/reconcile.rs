@@ -2,10 +2,13 @@
 //! of the shared log, and the repair of blocks left on too few nodes.
 //!
 //! A leader does a full scan while its leadership generation is not reconciled (the first of
-//! every leadership, and the first after a failed publish, read every node) and only a cheap
-//! "anything above the local chain on a quorum?" check afterwards. A follower does the cheap
-//! check and a full scan when it is behind; it never writes. The full read is `log_read`; the
-//! decision at each height is `poa_quorum::walk`; this module walks, repairs and reports.
+//! every leadership, and the first after a failed publish, read every node). Afterwards, while
+//! its local head is the log's top it knows of (the head it reconciled at, or the last block it
+//! published), it reads nothing: only a leadership that did not hold its lease throughout (the
+//! caller decides that) runs the cheap "anything above the local chain on a quorum?" check. A
+//! follower does the cheap check and a full scan when it is behind; it never writes. The full
+//! read is `log_read`; the decision at each height is `poa_quorum::walk`; this module walks,
+//! repairs and reports.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -47,6 +50,10 @@ pub(crate) struct Reconciler {
     reader: Arc<LogReader>,
     repairer: Repairer,
     reconciled_generation: AtomicU64,
+    /// The log's top as the reconciled generation knows it: the head it reconciled at, then
+    /// each block it published to a quorum. This very head is in sync without a read while the
+    /// lease was held throughout.
+    known_top: Mutex<Option<ChainHead>>,
     /// The leadership generation whose first full scan read every node.
     fully_read_generation: AtomicU64,
     /// A publish failed since the last full scan that read every node: a block below quorum
@@ -82,6 +89,7 @@ impl Reconciler {
             metrics: Arc::clone(&writer.metrics),
             reader,
             reconciled_generation: AtomicU64::new(NOT_RECONCILED),
+            known_top: Mutex::new(None),
             fully_read_generation: AtomicU64::new(NOT_RECONCILED),
             publish_failed: AtomicBool::new(false),
             waiting_for: Mutex::new(None),
@@ -97,6 +105,29 @@ impl Reconciler {
         self.require_full_scan();
     }
 
+    /// A block of this process reached a quorum: the log's top, as far as this leadership
+    /// knows.
+    pub(crate) fn published(&self, block: &SealedBlock) {
+        *self.known_top() = Some(ChainHead::of(&block.block.header));
+    }
+
+    fn known_top(&self) -> std::sync::MutexGuard<'_, Option<ChainHead>> {
+        self.known_top
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether leadership `generation` is reconciled with `head` without reading the log: the
+    /// generation was reconciled, no publish failed since, and `head` (height and id) is the
+    /// top it knows of (the head it reconciled at, or its last published block). Holding the lease throughout
+    /// since, no other process can have put a block on a quorum (docs/protocol.md, "The cheap
+    /// check and the lease").
+    pub(crate) fn in_sync(&self, head: ChainHead, generation: u64) -> bool {
+        self.reconciled_generation.load(Ordering::Acquire) == generation
+            && !self.publish_failed.load(Ordering::Acquire)
+            && *self.known_top() == Some(head)
+    }
+
     /// What a follower behind the log waits for, if anything.
     pub(crate) fn waiting_for(&self) -> Option<String> {
         self.waiting_for
@@ -109,6 +140,14 @@ impl Reconciler {
     fn require_full_scan(&self) {
         self.reconciled_generation
             .store(NOT_RECONCILED, Ordering::Release);
+        *self.known_top() = None;
+    }
+
+    /// Leadership `generation` is reconciled with the log at `head`.
+    fn reconciled(&self, head: ChainHead, generation: u64) {
+        *self.known_top() = Some(head);
+        self.reconciled_generation
+            .store(generation, Ordering::Release);
     }
 
     /// The leader's cycle in leadership `generation`.
@@ -139,7 +178,10 @@ impl Reconciler {
         let full_scan = self.reconciled_generation.load(Ordering::Acquire) != generation;
         if !full_scan {
             match self.latest_on_quorum(next_height).await? {
-                LatestDecision::InSync => return Ok(LeaderState::ReconciledLeader),
+                LatestDecision::InSync => {
+                    self.reconciled(head, generation);
+                    return Ok(LeaderState::ReconciledLeader);
+                }
                 _ => {
                     tracing::warn!(height = %next_height, "backlog found by an in-sync leader");
                     self.require_full_scan();
@@ -166,8 +208,7 @@ impl Reconciler {
                 .store(generation, Ordering::Release);
         }
         if blocks.is_empty() {
-            self.reconciled_generation
-                .store(generation, Ordering::Release);
+            self.reconciled(head, generation);
             return Ok(LeaderState::ReconciledLeader);
         }
         tracing::info!(

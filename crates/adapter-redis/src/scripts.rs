@@ -391,6 +391,14 @@ pub(crate) fn decode_write_block(reply: Result<Value, CallError>) -> WriteOutcom
     }
 }
 
+/// The server clock in a `write_block` reply that appended: the milliseconds part of the new
+/// stream entry's id (`<ms>-<seq>`, taken from the server's clock by `XADD *`).
+pub(crate) fn entry_id_millis(reply: &Value) -> Option<u64> {
+    let id = reply.as_str()?;
+    let (millis, _) = id.split_once('-')?;
+    millis.parse().ok()
+}
+
 /// What `read_latest` answered: the highest stored height and the server's clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct LatestRead {
@@ -656,6 +664,16 @@ mod tests {
             decode_write_block(server_error("ERR something else")),
             WriteOutcome::Failed(NodeError::Server { .. })
         ));
+    }
+
+    #[test]
+    fn entry_id_millis__when_an_entry_id_or_another_reply__then_its_millis_or_none() {
+        assert_eq!(
+            entry_id_millis(&Value::String("1765000000123-4".into())),
+            Some(1_765_000_000_123)
+        );
+        assert_eq!(entry_id_millis(&Value::Integer(0)), None);
+        assert_eq!(entry_id_millis(&Value::String("garbage".into())), None);
     }
 
     #[test]

@@ -91,9 +91,9 @@ impl ServiceConfig {
         })
     }
 
-    /// The longest a leader may go between two cycles: every leader cycle renews the lease, so
-    /// with blocks farther apart than this the leader wakes in between to renew it (without
-    /// producing) instead of letting it lapse. A zero period is ignored.
+    /// The longest a leader may go between two cycles: leader cycles are where the lease is
+    /// renewed (the adapter decides when), so with blocks farther apart than this the leader
+    /// wakes in between to renew it (without producing) instead of letting it lapse. A zero period is ignored.
     #[must_use]
     pub fn with_lease_renewal(mut self, period: Duration) -> Self {
         self.lease_renewal = (!period.is_zero()).then_some(period);

@@ -369,7 +369,7 @@ impl ProductionService {
     fn schedule_after(&self, outcome: &CycleOutcome) -> Schedule {
         let now = Instant::now();
         let retry = now.checked_add(self.jittered_retry_period()).unwrap_or(now);
-        // A leader renews its lease every cycle, so it never waits longer than the renewal
+        // A leader's lease is renewed in its cycles, so it never waits longer than the renewal
         // period, whatever the block time or the poll interval.
         let renewal = self
             .config

@@ -106,7 +106,13 @@ impl ProtocolModel {
                 }
             }
             (None, _) => {}
-            // Every leader cycle starts with the ownership check (renewal) over all nodes.
+            // A reconciled leader whose lease is locally valid produces without the check.
+            (Some(_), None) if producer.reconciled && self.skips_check(producer) => {
+                if producer.height() < c.max_height && self.may_seal(state, p) {
+                    actions.push(Action::Produce(p));
+                }
+            }
+            // Any other leader cycle starts with the ownership check (renewal) over all nodes.
             (Some(_), None) if !self.owns_lease(state, producer.token(p)) => {
                 actions.push(Action::LeaseLost(p));
             }
@@ -127,9 +133,43 @@ impl ProtocolModel {
                 PublishOutcome::Failed => Action::PublishFailed(p),
             }),
         }
+        if producer.valid {
+            actions.push(Action::ValidityEnds(p));
+        }
         if state.crashes < c.max_crashes {
             actions.push(Action::Crash(p));
         }
+    }
+
+    /// Whether a reconciled leader's cycle skips the ownership check: while its lease is
+    /// locally valid, or always under [`mutation::Mutation::SkipCheckAfterExpiry`].
+    fn skips_check(&self, producer: &Producer) -> bool {
+        producer.valid || self.config.has(mutation::Mutation::SkipCheckAfterExpiry)
+    }
+
+    /// Whether the key on node `n` may expire now: a locally valid leader keeps its lease on a
+    /// quorum until its validity ends (Redlock's validity, drift included), so only keys beyond
+    /// such a quorum, and every other key, expire at any moment.
+    fn may_expire(&self, state: &State, n: u8) -> bool {
+        let Some(owner) = state.nodes[usize::from(n)].script.owner else {
+            return false;
+        };
+        let valid_holder = state
+            .producers
+            .get(usize::from(owner.producer))
+            .is_some_and(|producer| {
+                producer.valid
+                    && producer.epoch.is_some()
+                    && producer.token(owner.producer) == owner
+            });
+        if !valid_holder {
+            return true;
+        }
+        let held_elsewhere = (0u8..)
+            .zip(&state.nodes)
+            .filter(|(other, node)| *other != n && node.script.owner == Some(owner))
+            .count();
+        self.config.quorum().reached(held_elsewhere)
     }
 
     /// Whether `token` holds the lease key on a quorum, by the ownership tally.
@@ -200,6 +240,8 @@ impl ProtocolModel {
             producer.epoch = Some(epoch);
             producer.led = producer.led.max(epoch);
             producer.reconciled = false;
+            producer.valid = true;
+            producer.wiped_since_check = false;
             return Some(());
         }
         if lease_keys(state) == before {
@@ -306,6 +348,9 @@ impl ProtocolModel {
             ..RedisNode::default()
         };
         state.wipes += 1;
+        for producer in &mut state.producers {
+            producer.wiped_since_check = true;
+        }
     }
 
     /// Whether the state is at the edge of the bounds: every producer has its full chain, or
@@ -400,7 +445,15 @@ fn extends(peer: &Producer, producer: &Producer) -> bool {
 pub(crate) fn step_down(producer: &mut Producer) {
     producer.epoch = None;
     producer.reconciled = false;
+    producer.valid = false;
     producer.publish = None;
+}
+
+/// A leader step that checked ownership (and found it): the renewal re-armed the keys of a
+/// quorum, and the local validity runs again.
+fn renewed(producer: &mut Producer) {
+    producer.valid = true;
+    producer.wiped_since_check = false;
 }
 
 /// How many nodes hold `block`.
@@ -460,7 +513,7 @@ impl Model for ProtocolModel {
             self.producer_actions(state, p, actions);
         }
         for (n, node) in (0u8..).zip(&state.nodes) {
-            if node.script.owner.is_some() {
+            if node.script.owner.is_some() && self.may_expire(state, n) {
                 actions.push(Action::Expire(n));
             }
             if self.may_wipe(state, n) {
@@ -478,7 +531,18 @@ impl Model for ProtocolModel {
         match action {
             Action::Acquire { producer, reach } => self.acquire(&mut s, producer, reach)?,
             Action::Expire(n) => s.nodes[usize::from(n)].script.owner = None,
+            Action::ValidityEnds(p) => s.producers[usize::from(p)].valid = false,
             Action::Produce(p) => {
+                let token = s.producers[usize::from(p)].token(p);
+                let skipped = self.skips_check(&s.producers[usize::from(p)]);
+                if skipped {
+                    let producer = &s.producers[usize::from(p)];
+                    if !producer.wiped_since_check && !self.owns_lease(&s, token) {
+                        s.skipped_without_lease = true;
+                    }
+                } else {
+                    renewed(&mut s.producers[usize::from(p)]);
+                }
                 let producer = &mut s.producers[usize::from(p)];
                 let epoch = producer.epoch?;
                 let block = Block {
@@ -489,7 +553,6 @@ impl Model for ProtocolModel {
                 };
                 producer.attempts += 1;
                 producer.publish = Some(Publish::of(block));
-                let token = producer.token(p);
                 for node in 0..c.nodes {
                     insert_sorted(
                         &mut s.writes,
@@ -547,7 +610,10 @@ impl Model for ProtocolModel {
                 producer.publish = None;
                 producer.reconciled = false;
             }
-            Action::Reconcile { producer, read } => self.reconcile(&mut s, producer, read),
+            Action::Reconcile { producer, read } => {
+                renewed(&mut s.producers[usize::from(producer)]);
+                self.reconcile(&mut s, producer, read);
+            }
             Action::Crash(p) => {
                 s.crashes += 1;
                 let producer = &mut s.producers[usize::from(p)];
@@ -607,6 +673,10 @@ impl Model for ProtocolModel {
             Property::always(
                 "a leader whose lease lapsed cannot get a write to quorum",
                 |_, s: &State| !s.lapsed_write_to_quorum,
+            ),
+            Property::always(
+                "a leader skips the ownership check only while it holds the lease",
+                |_, s: &State| !s.skipped_without_lease,
             ),
             Property::always(
                 "a reconciled leader finds every block on a quorum",

@@ -37,6 +37,9 @@ pub enum Mutation {
     /// A repair that replaces does not wait for every free node to store the block first: it
     /// writes the free nodes and replaces at once (the first replacement rule).
     ReplaceAtOnce,
+    /// A reconciled leader skips the ownership check whether or not its lease is locally valid:
+    /// also after the validity ran out and its keys expired.
+    SkipCheckAfterExpiry,
 }
 
 impl Mutation {

@@ -103,6 +103,7 @@ fn empty(model: &ProtocolModel) -> State {
         epoch_decreased: false,
         lapsed_write_to_quorum: false,
         reconciled_behind: false,
+        skipped_without_lease: false,
         epoch_reused: false,
         replaced_committed: false,
     }

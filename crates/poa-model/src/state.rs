@@ -147,6 +147,13 @@ pub struct Producer {
     pub led: Epoch,
     /// Whether this leadership generation finished its reconciliation (a scan imported nothing).
     pub reconciled: bool,
+    /// The lease is locally valid: a quorum grant or a renewal (a leader step that checked
+    /// ownership) since which the validity has not run out (`ValidityEnds`). While it is, the
+    /// keys of a quorum do not expire, and a reconciled leader produces without the check.
+    pub valid: bool,
+    /// A node lost its data (and with it this process's key) since this process last checked
+    /// its ownership: what the check would have seen, and a skipping leader does not.
+    pub wiped_since_check: bool,
     /// The process stopped competing for the lease (a gap, a divergence) until it caught up from
     /// a peer.
     pub standing_aside: bool,
@@ -223,6 +230,10 @@ pub struct State {
     /// Set when a repair replaced a committed block on a node: one in a local chain, on a
     /// quorum, or published with a tally that says stored (checked, never expected).
     pub replaced_committed: bool,
+    /// Set when a leader produced without the ownership check while its token held the lease
+    /// on fewer than a quorum of nodes and no node had lost its data since its last check
+    /// (checked, never expected).
+    pub skipped_without_lease: bool,
 }
 
 /// One step of the system.
@@ -236,12 +247,16 @@ pub enum Action {
         /// Nodes the attempt reached.
         reach: u8,
     },
-    /// The lease key's TTL runs out on one node.
+    /// The lease key's TTL runs out on one node. A locally valid leader's keys on a quorum do
+    /// not: the validity ends first.
     Expire(u8),
+    /// A leader's local validity runs out (time passes without a renewal).
+    ValidityEnds(u8),
     /// A leader's cycle starts with an ownership check that finds its token on fewer than a
     /// quorum of nodes: it steps down (its release is lost).
     LeaseLost(u8),
-    /// A reconciled leader seals the next block and sends `write_block` to every node.
+    /// A reconciled leader seals the next block and sends `write_block` to every node; while its
+    /// lease is locally valid it skips the ownership check.
     Produce(u8),
     /// A write request lands on its node (`write_block` runs) and a success reply reaches the
     /// sender at once. Loss and delay need no actions of their own: a request may stay in flight
@@ -325,6 +340,7 @@ impl stateright::Representative for State {
             reconciled_behind: self.reconciled_behind,
             epoch_reused: self.epoch_reused,
             replaced_committed: self.replaced_committed,
+            skipped_without_lease: self.skipped_without_lease,
         }
     }
 }

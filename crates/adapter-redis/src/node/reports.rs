@@ -1,42 +1,36 @@
 //! What a node last reported about itself, each reading with the moment it was taken so that a
-//! stale one is never used: how far its clock is from this process's, and the highest height it
-//! stores.
+//! stale one is never used: its clock, and the highest height it stores.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use poa_ports::BlockHeight;
 
-/// The last measured offset of a server's clock from this process's.
+/// The last reading of a server's clock, with the monotonic moment it was taken. The server's
+/// time now is the reading plus the time elapsed since by the monotonic clock, never by this
+/// process's wall clock: a reading kept for a while (a leader that reads nothing per block)
+/// must not move with a jump of the local clock it is there to check.
 #[derive(Debug, Default)]
 pub(super) struct ServerClock {
-    /// Server minus local, in milliseconds, and when it was measured.
-    last: Mutex<Option<(i64, Instant)>>,
+    /// The server's clock in milliseconds since the Unix epoch, and when it was read.
+    last: Mutex<Option<(u64, Instant)>>,
 }
 
 impl ServerClock {
     pub(super) fn record(&self, server_millis: u64) {
-        let local = poa_millis_now();
-        let offset = i64::try_from(server_millis)
-            .unwrap_or(i64::MAX)
-            .saturating_sub(i64::try_from(local).unwrap_or(i64::MAX));
-        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some((offset, Instant::now()));
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((server_millis, Instant::now()));
     }
 
-    pub(super) fn offset(&self, fresh_within: Duration) -> Option<i64> {
+    /// The server's clock now, extrapolated from a reading taken within `fresh_within`.
+    pub(super) fn now(&self, fresh_within: Duration) -> Option<u64> {
         let last = *self.last.lock().unwrap_or_else(PoisonError::into_inner);
         last.filter(|(_, at)| at.elapsed() <= fresh_within)
-            .map(|(offset, _)| offset)
+            .map(|(millis, at)| {
+                let elapsed = u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX);
+                millis.saturating_add(elapsed)
+            })
     }
-}
-
-/// This process's wall clock, in milliseconds since the Unix epoch.
-pub(crate) fn poa_millis_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-        })
 }
 
 /// The highest height a node reported storing (`None`: it was empty), and when.

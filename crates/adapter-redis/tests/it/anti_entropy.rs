@@ -71,24 +71,28 @@ async fn anti_entropy__when_a_node_restarted_empty_left_heights_below_the_head_o
 
     // when: the second node restarts empty, which leaves 21..=40 on the first node alone, and
     // the same process goes on leading
+    let passes_before = leader.metric("poa_anti_entropy_passes_total");
     servers[1].restart();
     let healed = wait_for_async(Duration::from_secs(30), || async {
         let _ = leader.adapter.leader_state(below(51)).await;
         short_of(&servers, key, 1..=50, 2).is_empty()
-            && (21..=40).all(|at| held_at(&servers[1], key, at) == vec![block(at, 0).id().to_hex()])
             && below_quorum_gauge_is(&leader, 0)
+            && leader.metric("poa_anti_entropy_passes_total") > passes_before + 1.0
     })
     .await;
 
-    // then: every height of the window is on a quorum again, the short ones on the emptied node
-    // too, counted as repaired by anti-entropy
+    // then: every height of the window is on a quorum again (on the emptied node, or on the
+    // third: copies go wherever the leader holds the key, and it takes the emptied node back at
+    // the renewal that the first fenced copy asks for), counted as repaired by anti-entropy (a
+    // copy fenced by the emptied node before that renewal still lands on the third node, and
+    // its height is then on a quorum without a counted repair)
     assert!(
         healed,
         "heights below quorum: {:?}\n{}",
         short_of(&servers, key, 1..=50, 2),
         leader.encoded_metrics()
     );
-    assert!(leader.metric("poa_anti_entropy_repairs_total") >= 20.0);
+    assert!(leader.metric("poa_anti_entropy_repairs_total") >= 15.0);
     for server in &servers {
         for at in 1..=50 {
             let held = held_at(server, key, at);
@@ -176,6 +180,11 @@ async fn anti_entropy__when_a_node_is_half_alive__then_repairs_without_stalling_
         let started = Instant::now();
         let state = leader.adapter.leader_state(below(next)).await;
         slowest = slowest.max(started.elapsed());
+        // a publish fenced by the emptied node may still have reached a quorum: imported, as
+        // the producer imports what reconciliation returns
+        if let Ok(LeaderState::UnreconciledBlocks(blocks)) = &state {
+            next += u64::try_from(blocks.len()).unwrap();
+        }
         if matches!(state, Ok(LeaderState::ReconciledLeader)) {
             let started = Instant::now();
             let published = leader.adapter.publish_produced_block(&block(next, 0)).await;

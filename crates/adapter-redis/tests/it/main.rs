@@ -18,6 +18,7 @@ mod probe;
 mod publish;
 mod reconcile;
 mod restore;
+mod round_trips;
 mod scripts;
 mod security;
 mod support;

@@ -102,11 +102,13 @@ fn p0_publishes_x_leading_on_a_and_b() -> Vec<Action> {
     [p0_leads_reading_a_and_b(), vec![Action::Produce(0)]].concat()
 }
 
-/// P0 publishes X; its lease then lapses on every node (a frozen process, SIGSTOP beyond the TTL)
-/// while X's writes are still in flight; they land on C (never promoted, epoch 0) and on A.
+/// P0 publishes X; its lease then lapses on every node (a frozen process, SIGSTOP beyond the TTL:
+/// its local validity ends first) while X's writes are still in flight; they land on C (never
+/// promoted, epoch 0) and on A.
 fn zombie_leader_writes() -> Vec<Action> {
     let mut steps = p0_publishes_x_leading_on_a_and_b();
     steps.extend([
+        Action::ValidityEnds(0),
         Action::Expire(NODE_A),
         Action::Expire(NODE_B),
         Action::DeliverWrite(write_of_x(NODE_C)),
@@ -142,13 +144,14 @@ fn zombie_leader__when_write_block_skips_the_owner_check__then_its_late_writes_r
     assert_eq!(chain_of(&state, 0), vec![X]);
 }
 
-/// P0 commits X on A and B; both leases expire and P1 takes B and C.
+/// P0 commits X on A and B; its local validity ends, both leases expire and P1 takes B and C.
 fn takeover_after_a_commit_on_a_and_b() -> Vec<Action> {
     let mut steps = p0_publishes_x_leading_on_a_and_b();
     steps.extend([
         Action::DeliverWrite(write_of_x(NODE_A)),
         Action::DeliverWrite(write_of_x(NODE_B)),
         Action::Commit(0),
+        Action::ValidityEnds(0),
         Action::Expire(NODE_A),
         Action::Expire(NODE_B),
         Action::Acquire {
@@ -239,10 +242,14 @@ fn far_behind_start__when_replayed__then_p0_is_behind_a_trimmed_log_that_still_h
     assert!(state.writes.is_empty());
 }
 
-/// From the far-behind start: P1's key on B expires; P0 takes A and B and reads them. A holds
-/// X at P0's next height, B holds only Z2 above it.
+/// From the far-behind start: P1's local validity ends and its key on B expires; P0 takes A and B
+/// and reads them. A holds X at P0's next height, B holds only Z2 above it.
 fn far_behind_leader_reconciles() -> Vec<Action> {
-    [vec![Action::Expire(NODE_B)], p0_leads_reading_a_and_b()].concat()
+    [
+        vec![Action::ValidityEnds(1), Action::Expire(NODE_B)],
+        p0_leads_reading_a_and_b(),
+    ]
+    .concat()
 }
 
 #[test]
@@ -385,7 +392,7 @@ fn three_orphans_bound(mutation: Option<Mutation>) -> ModelConfig {
 
 /// P0 publishes X at epoch 1 on A and B and fails; X lands late on A, where its key lingers. P0
 /// leads again on A and B (epoch 2), reads B and C (A's read times out), finds nothing and
-/// publishes X2. A's key expires; P1 takes A and C (epoch 3), reads B and C, finds nothing. X2
+/// publishes X2. Its local validity ends and A's key expires; P1 takes A and C (epoch 3), reads B and C, finds nothing. X2
 /// lands on B (P0's key lingers there) and fenced on A and C; P1's Y lands on C, is refused on A
 /// (X holds height 1) and fenced on B. Both publishes fail: every node holds a different block
 /// at height 1, none on a quorum.
@@ -396,7 +403,7 @@ fn three_orphans_story() -> Vec<Action> {
         Action::DeliverWrite(write_of_x(NODE_A)),
     ]);
     steps.extend(p0_leads_on_a_and_b_reading_b_and_c_and_publishes());
-    steps.extend([Action::Expire(NODE_A)]);
+    steps.extend([Action::ValidityEnds(0), Action::Expire(NODE_A)]);
     steps.extend(leads_reading(1, &[NODE_A, NODE_C], &[NODE_B, NODE_C]));
     steps.extend([
         Action::DeliverWrite(write_of(X2, 2, NODE_B)),
@@ -637,6 +644,7 @@ fn stale_publish_completes_after_a_replacement() -> Vec<Action> {
         Action::Produce(0),
         Action::DeliverWrite(write_of(X, 2, NODE_A)),
         Action::DeliverWrite(write_of(X, 2, NODE_B)),
+        Action::ValidityEnds(0),
         Action::Expire(NODE_A),
         Action::Expire(NODE_B),
     ]);
