@@ -23,6 +23,19 @@ pub enum KeyError {
         /// What is there instead: "a named pipe (FIFO)", "a directory", ...
         kind: &'static str,
     },
+    /// The key file may be read or written by group or others: refused, as ssh refuses such a
+    /// private key, since anyone who reads it can seal blocks of the chain.
+    #[error(
+        "authority key file {} has mode {mode:04o}, so group or others may read or write it: restrict it to its owner with `chmod 600 {}`",
+        path.display(),
+        path.display()
+    )]
+    OpenPermissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The key file exists but could not be read.
     #[error("cannot read authority key file {}", path.display())]
     Unreadable {

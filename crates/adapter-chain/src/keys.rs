@@ -2,12 +2,15 @@
 //! every process verifies against, and the key file format.
 //!
 //! The key file holds the 32-byte secret as 64 lowercase hex characters and a newline, created
-//! with mode 0600 and never overwritten. This module never logs or displays a secret: `Debug`
-//! of an [`AuthorityKey`] shows only its public key.
+//! with mode 0600 and never overwritten; a key file that group or others may read or write is
+//! refused, as ssh refuses such a private key. The secret lives only in buffers that wipe
+//! themselves when dropped (`Zeroizing`, and ed25519-dalek's `SigningKey` with its `zeroize`
+//! feature). This module never logs or displays a secret: `Debug` of an [`AuthorityKey`] shows
+//! only its public key, and no error quotes a key file's content.
 
 use std::fmt;
-use std::fs::OpenOptions;
-use std::io::{ErrorKind, Write};
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::str::FromStr;
@@ -16,6 +19,7 @@ use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use poa_ports::Signature;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
+use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 use crate::error::KeyError;
 
@@ -26,19 +30,35 @@ pub const DEV_KEY_SEED_PHRASE: &str = "poa-dev-authority-key";
 /// Length of the hex-encoded secret in a key file.
 const SECRET_HEX_LEN: usize = 64;
 
+/// The most bytes read from a key file: the hex secret, its newline, and one more byte to tell
+/// a longer file. The read buffer is allocated at this size once, so it never reallocates and
+/// leaves no unwiped copy of the secret behind.
+const KEY_FILE_READ_LIMIT: usize = SECRET_HEX_LEN + 2;
+
 /// Permissions of a key file: readable and writable by its owner only.
 const KEY_FILE_MODE: u32 = 0o600;
 
-/// The authority's signing key. Seals blocks; see [`crate::Ed25519BlockSigner`].
+/// The permission bits of group and others, none of which a key file may have.
+const GROUP_AND_OTHER_BITS: u32 = 0o077;
+
+/// Lowercase hex digits, for writing the secret without an intermediate string.
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// The authority's signing key. Seals blocks; see [`crate::Ed25519BlockSigner`]. Its secret is
+/// wiped from memory when the key is dropped.
 pub struct AuthorityKey {
     signing: SigningKey,
 }
+
+// True because the only field wipes itself: ed25519-dalek's `SigningKey` zeroizes its secret on
+// drop with the `zeroize` feature, which the workspace manifest turns on (a unit test checks it).
+impl ZeroizeOnDrop for AuthorityKey {}
 
 impl AuthorityKey {
     /// The deterministic development key: its secret is SHA-256 of [`DEV_KEY_SEED_PHRASE`], so
     /// every process of a dev fleet shares it without a key file.
     pub fn dev() -> Self {
-        Self::from_secret_bytes(Sha256::digest(DEV_KEY_SEED_PHRASE).into())
+        Self::from_secret_bytes(&Sha256::digest(DEV_KEY_SEED_PHRASE).into())
     }
 
     /// A fresh random key from the operating system's generator.
@@ -48,32 +68,22 @@ impl AuthorityKey {
         }
     }
 
-    /// The key with the given 32-byte secret.
-    pub fn from_secret_bytes(secret: [u8; 32]) -> Self {
+    /// The key with the given 32-byte secret. The caller keeps its buffer, and wipes it.
+    pub fn from_secret_bytes(secret: &[u8; 32]) -> Self {
         Self {
-            signing: SigningKey::from_bytes(&secret),
+            signing: SigningKey::from_bytes(secret),
         }
     }
 
-    /// Reads a key file written by [`AuthorityKey::write_to_file`]. A file readable by group or
-    /// others is accepted with a warning, so a fleet does not stop over a permission slip.
+    /// Reads a key file written by [`AuthorityKey::write_to_file`]. The file must be a regular
+    /// file that neither group nor others may read or write (mode 0600 or 0400).
     ///
     /// # Errors
     ///
-    /// [`KeyError::Missing`], [`KeyError::NotARegularFile`], [`KeyError::Unreadable`] or
-    /// [`KeyError::Malformed`], each naming the path.
+    /// [`KeyError::Missing`], [`KeyError::NotARegularFile`], [`KeyError::OpenPermissions`],
+    /// [`KeyError::Unreadable`] or [`KeyError::Malformed`], each naming the path.
     pub fn read_from_file(path: &Path) -> Result<Self, KeyError> {
-        // Opening a FIFO for reading blocks until a writer appears: refuse anything but a
-        // regular file before opening it, so a wrong path never hangs startup.
-        if let Ok(metadata) = std::fs::metadata(path)
-            && !metadata.is_file()
-        {
-            return Err(KeyError::NotARegularFile {
-                path: path.to_path_buf(),
-                kind: file_kind(&metadata.file_type()),
-            });
-        }
-        let content = std::fs::read_to_string(path).map_err(|source| match source.kind() {
+        let unreadable = |source: std::io::Error| match source.kind() {
             ErrorKind::NotFound => KeyError::Missing {
                 path: path.to_path_buf(),
             },
@@ -81,23 +91,38 @@ impl AuthorityKey {
                 path: path.to_path_buf(),
                 source,
             },
-        })?;
+        };
+        // Opening a FIFO for reading blocks until a writer appears: refuse anything but a
+        // regular file before opening it, so a wrong path never hangs startup.
+        let metadata = std::fs::metadata(path).map_err(unreadable)?;
+        if !metadata.is_file() {
+            return Err(KeyError::NotARegularFile {
+                path: path.to_path_buf(),
+                kind: file_kind(&metadata.file_type()),
+            });
+        }
+        let file = File::open(path).map_err(unreadable)?;
+        // The permissions of the file opened, not of whatever the path named a moment ago.
+        let mode = file.metadata().map_err(unreadable)?.permissions().mode();
+        if mode & GROUP_AND_OTHER_BITS != 0 {
+            return Err(KeyError::OpenPermissions {
+                path: path.to_path_buf(),
+                mode: mode & 0o7777,
+            });
+        }
+        let mut content = Zeroizing::new(Vec::with_capacity(KEY_FILE_READ_LIMIT));
+        file.take(KEY_FILE_READ_LIMIT as u64)
+            .read_to_end(&mut content)
+            .map_err(unreadable)?;
         let secret = parse_secret(&content).map_err(|reason| KeyError::Malformed {
             path: path.to_path_buf(),
             reason,
         })?;
-        if let Ok(metadata) = std::fs::metadata(path)
-            && metadata.permissions().mode() & 0o077 != 0
-        {
-            tracing::warn!(
-                path = %path.display(),
-                "authority key file is readable by other users"
-            );
-        }
-        Ok(Self::from_secret_bytes(secret))
+        Ok(Self::from_secret_bytes(&secret))
     }
 
-    /// Writes the secret to a new file with mode 0600 and syncs it to disk. A partially written
+    /// Writes the secret to a new file created with mode 0600 (never widened by the umask, and
+    /// never readable by others even for a moment) and syncs it to disk. A partially written
     /// file is removed, so a later read never finds half a key.
     ///
     /// # Errors
@@ -119,10 +144,12 @@ impl AuthorityKey {
                     source,
                 },
             })?;
-        let content = format!("{}\n", hex::encode(self.signing.to_bytes()));
-        let written = file
-            .write_all(content.as_bytes())
-            .and_then(|()| file.sync_all());
+        let mut content = Zeroizing::new([b'\n'; SECRET_HEX_LEN + 1]);
+        for (digits, byte) in content.chunks_exact_mut(2).zip(self.signing.as_bytes()) {
+            digits[0] = HEX_DIGITS[usize::from(byte >> 4)];
+            digits[1] = HEX_DIGITS[usize::from(byte & 0x0f)];
+        }
+        let written = file.write_all(&*content).and_then(|()| file.sync_all());
         if let Err(source) = written {
             drop(file);
             // The write already failed; a failed cleanup adds nothing the caller can act on.
@@ -170,17 +197,29 @@ fn file_kind(file_type: &std::fs::FileType) -> &'static str {
     }
 }
 
-/// Parses key file content: 64 hex characters, then one newline (also accepted without it).
-fn parse_secret(content: &str) -> Result<[u8; 32], String> {
-    let hex_part = content.strip_suffix('\n').unwrap_or(content);
-    if hex_part.len() != SECRET_HEX_LEN {
+/// Parses key file content (at most [`KEY_FILE_READ_LIMIT`] bytes): 64 hex characters, then one
+/// newline (also accepted without it). The reason of a refusal never quotes the content: it is
+/// logged, and a typo'd key file is still mostly a secret.
+fn parse_secret(content: &[u8]) -> Result<Zeroizing<[u8; 32]>, String> {
+    let hex_part = content.strip_suffix(b"\n").unwrap_or(content);
+    if hex_part.len() > SECRET_HEX_LEN {
+        return Err(format!(
+            "found more than {SECRET_HEX_LEN} characters before the newline"
+        ));
+    }
+    if hex_part.len() < SECRET_HEX_LEN {
         return Err(format!(
             "found {} characters before the newline",
             hex_part.len()
         ));
     }
-    let mut secret = [0u8; 32];
-    hex::decode_to_slice(hex_part, &mut secret).map_err(|error| format!("not hex: {error}"))?;
+    let mut secret = Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(hex_part, &mut *secret).map_err(|error| match error {
+        hex::FromHexError::InvalidHexCharacter { index, .. } => {
+            format!("character {} is not a hex digit", index + 1)
+        }
+        other => format!("not hex: {other}"),
+    })?;
     Ok(secret)
 }
 
@@ -353,14 +392,14 @@ mod tests {
             ("empty", String::new()),
             ("short", format!("{}\n", "ab".repeat(31))),
             ("long", format!("{}\n", "ab".repeat(33))),
+            ("much too long", "ab".repeat(4096)),
             ("not hex", format!("{}\n", "zz".repeat(32))),
             ("two newlines", format!("{}\n\n", "ab".repeat(32))),
         ];
         for (name, content) in cases {
             // given
             let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("authority.key");
-            std::fs::write(&path, content).unwrap();
+            let path = owner_only_file(dir.path(), &content);
 
             // when
             let error = AuthorityKey::read_from_file(&path).unwrap_err();
@@ -372,6 +411,112 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn read_from_file__when_a_character_is_not_hex__then_the_error_does_not_quote_it() {
+        // given
+        let dir = tempfile::tempdir().unwrap();
+        let mut content = "ab".repeat(32);
+        content.replace_range(10..11, "Q");
+        let path = owner_only_file(dir.path(), &format!("{content}\n"));
+
+        // when
+        let message = AuthorityKey::read_from_file(&path).unwrap_err().to_string();
+
+        // then
+        assert!(
+            message.contains("character 11 is not a hex digit"),
+            "{message}"
+        );
+        assert!(!message.contains("'Q'"), "{message}");
+        assert!(!message.contains("abab"), "{message}");
+    }
+
+    #[test]
+    fn read_from_file__when_group_or_others_may_read_or_write__then_refuses_naming_mode_and_fix() {
+        for mode in [0o640, 0o620, 0o604, 0o602, 0o644, 0o660, 0o666, 0o610] {
+            // given
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("authority.key");
+            AuthorityKey::generate().write_to_file(&path).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+
+            // when
+            let error = AuthorityKey::read_from_file(&path).unwrap_err();
+
+            // then
+            assert!(
+                matches!(error, KeyError::OpenPermissions { mode: found, .. } if found == mode),
+                "{mode:o}: {error:?}"
+            );
+            let message = error.to_string();
+            assert!(message.contains(&format!("mode {mode:04o}")), "{message}");
+            assert!(
+                message.contains(&format!("`chmod 600 {}`", path.display())),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn read_from_file__when_only_the_owner_may_read__then_accepts() {
+        for mode in [0o600, 0o400] {
+            // given
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("authority.key");
+            let key = AuthorityKey::generate();
+            key.write_to_file(&path).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+
+            // when
+            let read = AuthorityKey::read_from_file(&path);
+
+            // then
+            assert_eq!(read.unwrap().public_key(), key.public_key(), "{mode:o}");
+        }
+    }
+
+    /// Whether a dropped key's memory was wiped cannot be observed from safe code: reading it
+    /// back means reading freed memory (undefined behaviour, and `unsafe` is forbidden in this
+    /// workspace). What this checks instead is that every type holding the secret wipes itself
+    /// on drop: ed25519-dalek's `SigningKey` does only with its `zeroize` feature, so a build
+    /// without that feature fails here, and [`AuthorityKey`] and the buffers a key file is read
+    /// into are such types. The buffers' wiping is then observed on a live value.
+    #[test]
+    fn authority_key__when_dropped__then_its_secret_is_wiped() {
+        // given
+        fn wipes_on_drop<T: ZeroizeOnDrop>() {}
+        wipes_on_drop::<SigningKey>();
+        wipes_on_drop::<AuthorityKey>();
+        wipes_on_drop::<Zeroizing<Vec<u8>>>();
+        wipes_on_drop::<Zeroizing<[u8; 32]>>();
+        let dir = tempfile::tempdir().unwrap();
+        let key = AuthorityKey::generate();
+        let path = dir.path().join("authority.key");
+        key.write_to_file(&path).unwrap();
+        let content = std::fs::read(&path).unwrap();
+        let mut secret = parse_secret(&content).unwrap();
+        assert_eq!(&*secret, key.signing.as_bytes());
+
+        // when: what `Zeroizing` runs on drop
+        zeroize::Zeroize::zeroize(&mut *secret);
+
+        // then
+        assert_eq!(*secret, [0u8; 32]);
+    }
+
+    /// A file with `content`, readable and writable by its owner only, as a key file must be.
+    fn owner_only_file(dir: &Path, content: &str) -> std::path::PathBuf {
+        let path = dir.join("authority.key");
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .unwrap();
+        file.write_all(content.as_bytes()).unwrap();
+        path
     }
 
     #[test]

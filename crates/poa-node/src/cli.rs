@@ -43,11 +43,15 @@ pub(crate) enum Command {
         #[arg(long)]
         authority: Option<adapter_chain::AuthorityPublicKey>,
     },
-    /// Write a new authority key file and print its public key.
+    /// Write a new authority key file (mode 0600) and print its public key.
     Keygen {
         /// Where to write the key; an existing file is never overwritten.
         #[arg(long, env = "POA_KEY_FILE")]
         key_file: PathBuf,
+        /// Write nothing: print the public key of the existing --key-file, 64 hex characters as
+        /// `/status` shows the `authority` and `check-chain --authority` takes it.
+        #[arg(long)]
+        print_public: bool,
     },
 }
 

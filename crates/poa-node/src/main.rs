@@ -31,7 +31,7 @@ mod transactions;
 
 use std::process::ExitCode;
 
-use adapter_chain::AuthorityKey;
+use adapter_chain::{AuthorityKey, KeyError};
 use clap::Parser;
 use tracing::error;
 
@@ -44,7 +44,14 @@ const EXIT_INVALID_SETTINGS: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Keygen { key_file }) => keygen(&key_file),
+        Some(Command::Keygen {
+            key_file,
+            print_public: false,
+        }) => keygen(&key_file),
+        Some(Command::Keygen {
+            key_file,
+            print_public: true,
+        }) => print_public_key(&key_file),
         Some(Command::CheckChain {
             data_dir,
             authority,
@@ -99,6 +106,29 @@ fn keygen(path: &std::path::Path) -> ExitCode {
         Ok(()) => {
             println!("wrote {}", path.display());
             println!("authority public key: {}", key.public_key());
+            ExitCode::SUCCESS
+        }
+        Err(failure @ KeyError::AlreadyExists { .. }) => {
+            eprintln!(
+                "error: {failure}: the chain's authority is derived from it; keep it, or move it \
+                 away first to make a new chain's key (`poa-node keygen --print-public --key-file {}` \
+                 shows its public key)",
+                path.display()
+            );
+            ExitCode::FAILURE
+        }
+        Err(failure) => {
+            eprintln!("error: {failure}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints the public key of an existing key file, as the chain's configuration names it.
+fn print_public_key(path: &std::path::Path) -> ExitCode {
+    match AuthorityKey::read_from_file(path) {
+        Ok(key) => {
+            println!("{}", key.public_key());
             ExitCode::SUCCESS
         }
         Err(failure) => {

@@ -66,6 +66,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         data_dir = %settings.data_dir.display(),
         chain_id = %settings.chain.chain_id,
         authority = %settings.chain.authority,
+        key_file = key_file_for_log(&settings.key_source),
         height = %head.height(),
         id = %head.id(),
         cache_mib = settings.chain_storage.cache_size_bytes / (1024 * 1024),
@@ -294,4 +295,13 @@ fn install_shutdown_signal() -> anyhow::Result<impl std::future::Future<Output =
             _ = terminate.recv() => info!("terminate received: shutting down"),
         }
     })
+}
+
+/// Where the authority key came from, for the startup log line: the file's path, never its
+/// content.
+fn key_file_for_log(source: &KeySource) -> String {
+    match source {
+        KeySource::Development => "none (the public development key)".to_owned(),
+        KeySource::File(path) => path.display().to_string(),
+    }
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use adapter_chain::{AuthorityKey, ChainSpec, PoolLimits};
+use adapter_chain::{AuthorityKey, ChainSpec, KeyError, PoolLimits};
 use adapter_peers::PeerConfig;
 use adapter_redis::{RedisConfig, RedisPassword, RedisSecurity};
 use poa_core::Trigger;
@@ -496,11 +496,15 @@ fn resolve_key(key_file: Option<PathBuf>) -> Result<(KeySource, AuthorityKey), I
     match key_file {
         None => Ok((KeySource::Development, AuthorityKey::dev())),
         Some(path) => {
-            let key = AuthorityKey::read_from_file(&path).map_err(|error| {
-                InvalidSetting::new(
+            let key = AuthorityKey::read_from_file(&path).map_err(|error| match error {
+                // Its message already says the fix.
+                KeyError::OpenPermissions { .. } => {
+                    InvalidSetting::new("--key-file", error.to_string())
+                }
+                _ => InvalidSetting::new(
                     "--key-file",
                     format!("{error} (create one with `poa-node keygen --key-file <path>`)"),
-                )
+                ),
             })?;
             Ok((KeySource::File(path), key))
         }

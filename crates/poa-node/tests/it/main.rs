@@ -21,6 +21,7 @@ mod fleet;
 mod handover;
 mod history;
 mod http_limits;
+mod key_files;
 mod log_loss;
 mod log_output;
 mod recipes;
