@@ -9,6 +9,7 @@ use adapter_chain::{ChainSpec, MemoryTransactionPool, RedbBlockImporter};
 use adapter_peers::{PeerTransactionRelay, RELAY_PATH};
 use adapter_redis::RedisReconciliation;
 use axum::Router;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +20,7 @@ use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use tracing::warn;
 
+use crate::http_error::{self, ApiError, ErrorCode};
 use crate::settings::MAX_STEP_DOWN_HOLD_OFF;
 use crate::{raw_blocks, transactions};
 
@@ -56,6 +58,9 @@ pub(crate) fn router(state: ApiState) -> Router {
         // After the general limit: the handler reads the body itself, within its own limit,
         // once it holds a bulk permit.
         .route(RELAY_PATH, post(transactions::accept_relayed))
+        .fallback(http_error::route_not_found)
+        // Last: it applies to the routes added before it.
+        .method_not_allowed_fallback(http_error::method_not_allowed)
         .with_state(state)
 }
 
@@ -69,6 +74,9 @@ pub(crate) fn admin_router(state: AdminState) -> Router {
             post(remove_invalid_entries),
         )
         .route("/admin/vouch-for-head", post(vouch_for_head))
+        .fallback(http_error::route_not_found)
+        // Last: it applies to the routes added before it.
+        .method_not_allowed_fallback(http_error::method_not_allowed)
         .with_state(state)
 }
 
@@ -95,34 +103,32 @@ struct RemovalQuery {
 /// removed.
 async fn remove_invalid_entries(
     State(state): State<AdminState>,
-    Query(query): Query<RemovalQuery>,
-) -> Response {
-    let Some(redis) = &state.redis else {
-        return (
-            StatusCode::CONFLICT,
-            axum::Json(
-                json!({ "error": "no shared block log: this node runs without --redis-url" }),
-            ),
-        )
-            .into_response();
-    };
-    let Some(height) = query
+    query: Result<Query<RemovalQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|rejection| ApiError::invalid_query(&rejection))?;
+    // The request is checked before the node's state, so a bad request reads the same anywhere.
+    let height = query
         .height
         .as_deref()
         .and_then(|height| height.parse::<u64>().ok())
-    else {
-        return (
-            StatusCode::BAD_REQUEST,
-            axum::Json(json!({ "error": "height must be a block height, such as height=1234" })),
-        )
-            .into_response();
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidQuery,
+                "height must be a block height, such as height=1234",
+            )
+        })?;
+    let Some(redis) = &state.redis else {
+        return Err(ApiError::new(
+            ErrorCode::NoSharedBlockLog,
+            "no shared block log: this node runs without --redis-url",
+        ));
     };
     let nodes = redis.remove_invalid_entries(BlockHeight::new(height)).await;
-    (
+    Ok((
         StatusCode::OK,
         axum::Json(json!({ "height": height, "nodes": nodes })),
     )
-        .into_response()
+        .into_response())
 }
 
 /// Query of `POST /admin/step-down`.
@@ -136,44 +142,49 @@ struct StepDownQuery {
 /// takes over: for rolling upgrades.
 async fn step_down(
     State(state): State<AdminState>,
-    Query(query): Query<StepDownQuery>,
-) -> Response {
+    query: Result<Query<StepDownQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|rejection| ApiError::invalid_query(&rejection))?;
     let hold_off = match query.hold_off.as_deref().map(humantime::parse_duration) {
         None => state.default_hold_off,
         Some(Ok(hold_off)) if !hold_off.is_zero() && hold_off <= MAX_STEP_DOWN_HOLD_OFF => hold_off,
         Some(_) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                axum::Json(json!({ "error": "hold_off must be a positive duration of at most 24h, such as 30s" })),
-            )
-                .into_response();
+            return Err(ApiError::new(
+                ErrorCode::InvalidQuery,
+                "hold_off must be a positive duration of at most 24h, such as 30s",
+            ));
         }
     };
-    match state.service.step_down(hold_off).await {
-        Ok(()) => (
-            StatusCode::OK,
-            axum::Json(json!({ "stepped_down": true, "hold_off_ms": u64::try_from(hold_off.as_millis()).unwrap_or(u64::MAX) })),
-        )
-            .into_response(),
-        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "error": error.to_string() }))).into_response(),
-    }
+    state
+        .service
+        .step_down(hold_off)
+        .await
+        .map_err(|error| service_stopped(&error))?;
+    Ok((
+        StatusCode::OK,
+        axum::Json(json!({ "stepped_down": true, "hold_off_ms": u64::try_from(hold_off.as_millis()).unwrap_or(u64::MAX) })),
+    )
+        .into_response())
+}
+
+/// The service takes no more requests: the process is shutting down.
+fn service_stopped(error: &poa_core::ServiceError) -> ApiError {
+    ApiError::new(ErrorCode::ServiceStopped, error.to_string())
 }
 
 /// An operator's word that no producer holds more than this process's head, for a shared log
 /// that lost blocks (docs/operations.md, "The shared log lost blocks").
-async fn vouch_for_head(State(state): State<AdminState>) -> Response {
-    match state.service.vouch_for_head().await {
-        Ok(()) => (
-            StatusCode::OK,
-            axum::Json(json!({ "vouched_for_height": state.service.status().height.get() })),
-        )
-            .into_response(),
-        Err(error) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({ "error": error.to_string() })),
-        )
-            .into_response(),
-    }
+async fn vouch_for_head(State(state): State<AdminState>) -> Result<Response, ApiError> {
+    state
+        .service
+        .vouch_for_head()
+        .await
+        .map_err(|error| service_stopped(&error))?;
+    Ok((
+        StatusCode::OK,
+        axum::Json(json!({ "vouched_for_height": state.service.status().height.get() })),
+    )
+        .into_response())
 }
 
 async fn health(State(state): State<ApiState>) -> Response {
@@ -224,59 +235,77 @@ async fn status(State(state): State<ApiState>) -> Response {
     (StatusCode::OK, axum::Json(body)).into_response()
 }
 
-async fn latest_block(State(state): State<ApiState>) -> Response {
-    match state.chain.head().await {
-        Ok(block) => (StatusCode::OK, axum::Json(block_view(&block))).into_response(),
-        Err(error) => storage_failure(&error),
+async fn latest_block(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let block = state
+        .chain
+        .head()
+        .await
+        .map_err(|error| storage_failure(&error))?;
+    Ok((StatusCode::OK, axum::Json(block_view(&block))).into_response())
+}
+
+async fn block_at(
+    State(state): State<ApiState>,
+    height: Result<Path<u64>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let height = requested_height(height)?;
+    match state.chain.block_at(height).await {
+        Ok(Some(block)) => Ok((StatusCode::OK, axum::Json(block_view(&block))).into_response()),
+        Ok(None) => Err(block_not_found(height)),
+        Err(error) => Err(storage_failure(&error)),
     }
 }
 
-async fn block_at(State(state): State<ApiState>, Path(height): Path<u64>) -> Response {
-    match state.chain.block_at(BlockHeight::new(height)).await {
-        Ok(Some(block)) => (StatusCode::OK, axum::Json(block_view(&block))).into_response(),
-        Ok(None) => (
-            StatusCode::NOT_FOUND,
-            axum::Json(json!({ "error": "no block at this height" })),
-        )
-            .into_response(),
-        Err(error) => storage_failure(&error),
-    }
+/// The `{height}` of a block route.
+pub(crate) fn requested_height(
+    height: Result<Path<u64>, PathRejection>,
+) -> Result<BlockHeight, ApiError> {
+    height
+        .map(|Path(height)| BlockHeight::new(height))
+        .map_err(|rejection| ApiError::invalid_height(&rejection))
+}
+
+/// 404 for a height this process's chain does not hold.
+pub(crate) fn block_not_found(height: BlockHeight) -> ApiError {
+    ApiError::new(
+        ErrorCode::BlockNotFound,
+        format!("no block at height {height} in this process's chain"),
+    )
 }
 
 /// With `--manual`, runs a production cycle now: imports what the chain lacks, then produces
 /// if this process leads. With another trigger it refuses (409): the trigger alone sets the
 /// block rate, and a request never raises it.
-async fn produce_block(State(state): State<AdminState>) -> Response {
+async fn produce_block(State(state): State<AdminState>) -> Result<Response, ApiError> {
     if state.trigger != Trigger::Manual {
-        return (
-            StatusCode::CONFLICT,
-            axum::Json(json!({
-                "error": format!("the trigger is {}: blocks come at its rate, and this request produces only with --manual", state.trigger),
-            })),
-        )
-            .into_response();
+        return Err(ApiError::new(
+            ErrorCode::TriggerNotManual,
+            format!(
+                "the trigger is {}: blocks come at its rate, and this request produces only with --manual",
+                state.trigger
+            ),
+        ));
     }
-    match state.service.produce_block().await {
-        Ok(CycleOutcome::Produced { height, id, transactions }) => (
+    let outcome = state
+        .service
+        .produce_block()
+        .await
+        .map_err(|error| service_stopped(&error))?;
+    match outcome {
+        CycleOutcome::Produced { height, id, transactions } => Ok((
             StatusCode::OK,
             axum::Json(json!({ "outcome": "produced", "height": height.get(), "id": id.to_hex(), "transaction_count": transactions })),
         )
-            .into_response(),
-        Ok(CycleOutcome::Follower) => (
-            StatusCode::CONFLICT,
-            axum::Json(json!({ "outcome": "follower", "error": "another process holds the lease" })),
-        )
-            .into_response(),
-        Ok(CycleOutcome::Imported { count }) => {
-            (StatusCode::ACCEPTED, axum::Json(json!({ "outcome": "imported", "count": count }))).into_response()
+            .into_response()),
+        CycleOutcome::Follower => Err(ApiError::new(ErrorCode::NotLeader, "another process holds the lease")
+            .with_context("outcome", "follower")),
+        CycleOutcome::Imported { count } => {
+            Ok((StatusCode::ACCEPTED, axum::Json(json!({ "outcome": "imported", "count": count }))).into_response())
         }
-        Ok(CycleOutcome::Idle) => (StatusCode::ACCEPTED, axum::Json(json!({ "outcome": "idle" }))).into_response(),
-        Ok(CycleOutcome::Failed { step, error }) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({ "outcome": "failed", "step": step, "error": error })),
-        )
-            .into_response(),
-        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "error": error.to_string() }))).into_response(),
+        CycleOutcome::Idle => Ok((StatusCode::ACCEPTED, axum::Json(json!({ "outcome": "idle" }))).into_response()),
+        CycleOutcome::Failed { step, error } => Err(ApiError::new(ErrorCode::ProductionFailed, error)
+            .with_context("outcome", "failed")
+            .with_context("step", step)),
     }
 }
 
@@ -284,7 +313,11 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     let mut text = String::new();
     if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &state.registry) {
         warn!(error = %error, "metrics encoding failed");
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        return ApiError::new(
+            ErrorCode::MetricsUnavailable,
+            format!("the metrics could not be encoded: {error}"),
+        )
+        .into_response();
     }
     (
         [(
@@ -296,13 +329,10 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         .into_response()
 }
 
-pub(crate) fn storage_failure(error: &dyn std::error::Error) -> Response {
+/// 500 for a failed read of the local chain database; the cause goes to the log.
+pub(crate) fn storage_failure(error: &dyn std::error::Error) -> ApiError {
     warn!(error = %error, "local chain read failed");
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        axum::Json(json!({ "error": "local chain read failed" })),
-    )
-        .into_response()
+    ApiError::new(ErrorCode::StorageFailure, "local chain read failed")
 }
 
 /// The JSON view of a block; ids are lowercase hex.

@@ -10,6 +10,7 @@
 //! - `run`: builds the adapters and the service, and runs them until a signal.
 //! - `background`: the pool's maintenance tick and the relay's view of leadership.
 //! - `http`: the HTTP API's routes.
+//! - `http_error`: the one JSON shape of every HTTP error, with its stable codes.
 //! - `http_server`: the listeners: connection cap, timeouts, the descriptor limit.
 //! - `raw_blocks`: encoded sealed blocks for peers catching up (`/blocks/raw`).
 //! - `storage_health`: `/health` and the exit that follow the local chain database's health.
@@ -20,6 +21,7 @@ mod background;
 mod check_chain;
 mod cli;
 mod http;
+mod http_error;
 mod http_server;
 mod library_errors;
 mod raw_blocks;

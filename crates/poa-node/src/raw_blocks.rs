@@ -13,14 +13,16 @@ use std::sync::Arc;
 
 use adapter_chain::{RedbBlockImporter, StorageError};
 use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use poa_ports::{BlockHeight, encode_block_batch};
 use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::http::{ApiState, storage_failure};
+use crate::http::{ApiState, block_not_found, requested_height, storage_failure};
+use crate::http_error::{ApiError, ErrorCode};
 
 /// The most blocks one range request returns.
 pub(crate) const MAX_RAW_BLOCKS: u64 = 256;
@@ -44,12 +46,16 @@ pub(crate) struct RangeQuery {
 
 /// One block as `SealedBlock::encode()` bytes; 404 for a height not held, 503 past the bulk
 /// bound.
-pub(crate) async fn block_at(State(state): State<ApiState>, Path(height): Path<u64>) -> Response {
+pub(crate) async fn block_at(
+    State(state): State<ApiState>,
+    height: Result<Path<u64>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let height = requested_height(height)?;
     let Some(permit) = bulk_permit(&state.bulk) else {
-        return busy();
+        return Ok(busy());
     };
-    match state.chain.block_at(BlockHeight::new(height)).await {
-        Ok(Some(block)) => stream_answer(RangeStream {
+    match state.chain.block_at(height).await {
+        Ok(Some(block)) => Ok(stream_answer(RangeStream {
             chain: state.chain.clone(),
             next: None,
             left: 0,
@@ -57,9 +63,9 @@ pub(crate) async fn block_at(State(state): State<ApiState>, Path(height): Path<u
             pending: block.encode(),
             offset: 0,
             _permit: permit,
-        }),
-        Ok(None) => not_held(),
-        Err(error) => storage_failure(&error),
+        })),
+        Ok(None) => Err(block_not_found(height)),
+        Err(error) => Err(storage_failure(&error)),
     }
 }
 
@@ -67,10 +73,11 @@ pub(crate) async fn block_at(State(state): State<ApiState>, Path(height): Path<u
 /// `from` is not held, 503 past the bulk bound.
 pub(crate) async fn blocks_from(
     State(state): State<ApiState>,
-    Query(query): Query<RangeQuery>,
-) -> Response {
+    query: Result<Query<RangeQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|rejection| ApiError::invalid_query(&rejection))?;
     let Some(permit) = bulk_permit(&state.bulk) else {
-        return busy();
+        return Ok(busy());
     };
     let limit = query
         .limit
@@ -80,10 +87,10 @@ pub(crate) async fn blocks_from(
     // The first block decides between 404 and a stream, before any byte is sent.
     let first = match state.chain.block_at(from).await {
         Ok(Some(block)) => frame(&block.encode()),
-        Ok(None) => return not_held(),
-        Err(error) => return storage_failure(&error),
+        Ok(None) => return Err(block_not_found(from)),
+        Err(error) => return Err(storage_failure(&error)),
     };
-    stream_answer(RangeStream {
+    Ok(stream_answer(RangeStream {
         chain: state.chain.clone(),
         next: from.next(),
         left: limit - 1,
@@ -91,7 +98,7 @@ pub(crate) async fn blocks_from(
         pending: first,
         offset: 0,
         _permit: permit,
-    })
+    }))
 }
 
 /// A streamed `application/octet-stream` answer.
@@ -170,19 +177,11 @@ pub(crate) fn bulk_permit(bulk: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit>
 /// 503 with `Retry-After`: every bulk permit is taken.
 pub(crate) fn busy() -> Response {
     (
-        StatusCode::SERVICE_UNAVAILABLE,
         [(header::RETRY_AFTER, RETRY_AFTER_SECONDS)],
-        axum::Json(serde_json::json!({
-            "error": "too many bulk transfers at once (--http-max-bulk-requests): retry later"
-        })),
-    )
-        .into_response()
-}
-
-fn not_held() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        axum::Json(serde_json::json!({ "error": "no block at this height" })),
+        ApiError::new(
+            ErrorCode::TooManyBulkRequests,
+            "too many bulk transfers at once (--http-max-bulk-requests): retry later",
+        ),
     )
         .into_response()
 }

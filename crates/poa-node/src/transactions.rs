@@ -14,12 +14,14 @@ use adapter_chain::{MemoryTransactionPool, PoolError, SystemClock};
 use adapter_peers::{PendingTransactions, RELAYED_HEADER, RelayedTransaction, decode_relay_batch};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use poa_ports::{Clock, Timestamp, Transaction, TransactionId};
 use serde_json::json;
 
 use crate::http::{ApiState, storage_failure};
+use crate::http_error::{ApiError, ErrorCode};
 use crate::raw_blocks::{bulk_permit, busy};
 
 /// The largest relay request read: a sender's batch stops at 1 MiB plus one transaction of at
@@ -32,28 +34,26 @@ pub(crate) const MAX_RELAY_BODY_BYTES: usize = 2 * 1024 * 1024;
 pub(crate) async fn submit(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| unread_transaction(&rejection, &state))?;
     let transaction = Transaction::new(body.to_vec());
     let relayed = headers.contains_key(RELAYED_HEADER);
     let id = transaction.id();
-    match state.chain.is_committed(id).await {
-        Ok(true) => {
-            return (
-                StatusCode::CONFLICT,
-                axum::Json(json!({ "id": id.to_hex(), "error": "transaction already committed" })),
-            )
-                .into_response();
-        }
-        Ok(false) => {}
-        Err(error) => return storage_failure(&error),
-    }
-    let refused = |status: StatusCode, error: &PoolError| {
-        (
-            status,
-            axum::Json(json!({ "id": id.to_hex(), "error": error.to_string() })),
+    let committed = || {
+        ApiError::new(
+            ErrorCode::TransactionCommitted,
+            "transaction already committed",
         )
-            .into_response()
+        .with_context("id", id.to_hex())
+    };
+    match state.chain.is_committed(id).await {
+        Ok(true) => return Err(committed()),
+        Ok(false) => {}
+        Err(error) => return Err(storage_failure(&error)),
+    }
+    let refused = |code: ErrorCode, error: &PoolError| {
+        Err(ApiError::new(code, error.to_string()).with_context("id", id.to_hex()))
     };
     let relay = state.relay.as_ref().filter(|_| !relayed);
     match state.pool.submit(transaction.clone()) {
@@ -62,15 +62,9 @@ pub(crate) async fn submit(
                 Ok(false) => {}
                 Ok(true) => {
                     state.pool.remove_committed(&[id]);
-                    return (
-                        StatusCode::CONFLICT,
-                        axum::Json(
-                            json!({ "id": id.to_hex(), "error": "transaction already committed" }),
-                        ),
-                    )
-                        .into_response();
+                    return Err(committed());
                 }
-                Err(error) => return storage_failure(&error),
+                Err(error) => return Err(storage_failure(&error)),
             }
             if let Some(relay) = relay {
                 relay.relay(&RelayedTransaction {
@@ -78,18 +72,38 @@ pub(crate) async fn submit(
                     first_seen: SystemClock.now(),
                 });
             }
-            (
+            Ok((
                 StatusCode::ACCEPTED,
                 axum::Json(json!({ "id": id.to_hex() })),
             )
-                .into_response()
+                .into_response())
         }
-        Err(error @ PoolError::TooLarge { .. }) => refused(StatusCode::PAYLOAD_TOO_LARGE, &error),
-        Err(error @ PoolError::Full) => refused(StatusCode::TOO_MANY_REQUESTS, &error),
-        Err(error @ PoolError::Duplicate) => refused(StatusCode::CONFLICT, &error),
-        Err(error @ PoolError::Empty) => refused(StatusCode::BAD_REQUEST, &error),
+        Err(error @ PoolError::TooLarge { .. }) => refused(ErrorCode::TransactionTooLarge, &error),
+        Err(error @ PoolError::Full) => refused(ErrorCode::PoolFull, &error),
+        Err(error @ PoolError::Duplicate) => refused(ErrorCode::TransactionPending, &error),
+        Err(error @ PoolError::Empty) => refused(ErrorCode::EmptyTransaction, &error),
         // A client's submission is first seen now: it cannot have expired.
-        Err(error @ PoolError::Expired) => refused(StatusCode::GONE, &error),
+        Err(error @ PoolError::Expired) => refused(ErrorCode::TransactionExpired, &error),
+    }
+}
+
+/// A submission whose body was not read: over the body limit, which is one byte over the pool's
+/// limit (so it is a transaction too large, as the pool would say), or cut off.
+fn unread_transaction(rejection: &BytesRejection, state: &ApiState) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        let max = state.pool.limits().max_transaction_bytes;
+        ApiError::new(
+            ErrorCode::TransactionTooLarge,
+            format!("transaction is over the limit of {max} bytes"),
+        )
+    } else {
+        ApiError::new(
+            ErrorCode::BodyUnreadable,
+            format!(
+                "the transaction could not be read: {}",
+                rejection.body_text()
+            ),
+        )
     }
 }
 
@@ -99,35 +113,24 @@ pub(crate) async fn submit(
 /// empty, expired); 400 for a broken batch,
 /// 413 past [`MAX_RELAY_BODY_BYTES`]. A batch is a bulk transfer: past the bound it is refused
 /// (503 with `Retry-After`) before its body is read.
-pub(crate) async fn accept_relayed(State(state): State<ApiState>, body: Body) -> Response {
+pub(crate) async fn accept_relayed(
+    State(state): State<ApiState>,
+    body: Body,
+) -> Result<Response, ApiError> {
     let Some(_permit) = bulk_permit(&state.bulk) else {
-        return busy();
+        return Ok(busy());
     };
-    let body = match axum::body::to_bytes(body, MAX_RELAY_BODY_BYTES).await {
-        Ok(body) => body,
-        Err(error) => {
-            return (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                axum::Json(json!({ "error": format!("relay batch unreadable or over {MAX_RELAY_BODY_BYTES} bytes: {error}") })),
-            )
-                .into_response();
-        }
-    };
-    let entries = match decode_relay_batch(&body) {
-        Ok(entries) => entries,
-        Err(error) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                axum::Json(json!({ "error": error.to_string() })),
-            )
-                .into_response();
-        }
-    };
+    let body = axum::body::to_bytes(body, MAX_RELAY_BODY_BYTES)
+        .await
+        .map_err(unread_relay_batch)?;
+    let entries = decode_relay_batch(&body)
+        .map_err(|error| ApiError::new(ErrorCode::InvalidRelayBatch, error.to_string()))?;
     let ids: Vec<TransactionId> = entries.iter().map(|entry| entry.transaction.id()).collect();
-    let committed: HashSet<TransactionId> = match state.chain.committed_among(ids.clone()).await {
-        Ok(committed) => committed,
-        Err(error) => return storage_failure(&error),
-    };
+    let committed: HashSet<TransactionId> = state
+        .chain
+        .committed_among(ids.clone())
+        .await
+        .map_err(|error| storage_failure(&error))?;
     let (mut accepted, mut known, mut refused) = (Vec::new(), 0_usize, 0_usize);
     for (entry, id) in entries.into_iter().zip(&ids) {
         if committed.contains(id) {
@@ -153,10 +156,10 @@ pub(crate) async fn accept_relayed(State(state): State<ApiState>, body: Body) ->
             let committed_meanwhile: Vec<TransactionId> = committed_meanwhile.into_iter().collect();
             state.pool.remove_committed(&committed_meanwhile);
         }
-        Err(error) => return storage_failure(&error),
+        Err(error) => return Err(storage_failure(&error)),
     }
     let accepted = accepted.len();
-    (
+    Ok((
         StatusCode::OK,
         axum::Json(json!({
             "accepted": accepted,
@@ -165,7 +168,23 @@ pub(crate) async fn accept_relayed(State(state): State<ApiState>, body: Body) ->
             "refused": refused,
         })),
     )
-        .into_response()
+        .into_response())
+}
+
+/// A relay batch whose body was not read whole: over [`MAX_RELAY_BODY_BYTES`], or cut off.
+fn unread_relay_batch(error: axum::Error) -> ApiError {
+    let error = error.into_inner();
+    if error.is::<http_body_util::LengthLimitError>() {
+        ApiError::new(
+            ErrorCode::RelayBatchTooLarge,
+            format!("relay batch over {MAX_RELAY_BODY_BYTES} bytes"),
+        )
+    } else {
+        ApiError::new(
+            ErrorCode::BodyUnreadable,
+            format!("the relay batch could not be read: {error}"),
+        )
+    }
 }
 
 /// The local pool as the relay reads it, to send again what stays pending.

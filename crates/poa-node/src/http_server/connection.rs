@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Request, Response, StatusCode, header};
+use axum::http::{Request, Response, header};
 use axum::response::IntoResponse;
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::HttpLimits;
+use crate::http_error::{ApiError, ErrorCode};
 
 /// The most bytes hyper buffers per connection for reading or writing: an answer a client does
 /// not read stays in the socket's buffers and at most this much of the process's memory.
@@ -231,11 +232,14 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
 /// 408, and the connection closes after it.
 fn request_timed_out(timeout: Duration) -> Response<Body> {
     (
-        StatusCode::REQUEST_TIMEOUT,
         [(header::CONNECTION, "close")],
-        axum::Json(serde_json::json!({
-            "error": format!("the request was not read and answered within {}", humantime::format_duration(timeout))
-        })),
+        ApiError::new(
+            ErrorCode::RequestTimeout,
+            format!(
+                "the request was not read and answered within {} (--http-request-timeout)",
+                humantime::format_duration(timeout)
+            ),
+        ),
     )
         .into_response()
 }

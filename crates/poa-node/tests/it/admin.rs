@@ -20,8 +20,12 @@ fn step_down__when_the_hold_off_is_beyond_the_maximum__then_refuses_it_and_keeps
 
         // then
         assert_eq!(status, 400, "{hold_off}: {answer}");
+        assert_eq!(
+            answer["error"]["code"], "invalid_query",
+            "{hold_off}: {answer}"
+        );
         assert!(
-            answer["error"].as_str().unwrap().contains("24h"),
+            answer["error"]["message"].as_str().unwrap().contains("24h"),
             "{hold_off}: {answer}"
         );
     }

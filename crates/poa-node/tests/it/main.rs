@@ -20,6 +20,7 @@ mod clock;
 mod fleet;
 mod handover;
 mod history;
+mod http_errors;
 mod http_limits;
 mod key_files;
 mod log_loss;
