@@ -20,6 +20,8 @@ const REDIS_DEFAULT_STREAM_NODE_MAX_ENTRIES: u32 = 100;
 /// approximate trimming keeps close to `--stream-max-len` entries and a node stopped for a few
 /// seconds falls past the window.
 const SMALL_STREAM_NODE_MAX_ENTRIES: u32 = 10;
+/// The kind a disruption budget must allow (a server restored from an old snapshot).
+const RESTORE_KIND: &str = "redis_restore_snapshot";
 /// Added to the failover budget for the default stall threshold: the harness samples every
 /// 100 ms and its loop also reads chains and restarts processes.
 const STALL_MARGIN: Duration = Duration::from_secs(1);
@@ -114,8 +116,8 @@ pub(crate) struct Cli {
     #[arg(long)]
     pub(crate) stream_max_len: Option<u64>,
     /// `--quorum-disruption-budget` of every node: quorums grow by it, and the schedule
-    /// restarts up to this many Redis servers empty per data-loss window (0: every restart
-    /// keeps its data).
+    /// restarts empty or restores from an old snapshot up to this many Redis servers per
+    /// data-loss window (0: every restart keeps its data, and nothing is restored).
     #[arg(long, default_value_t = 0)]
     pub(crate) quorum_disruption_budget: usize,
     /// Which nodes get every other node as `--peer`.
@@ -123,7 +125,8 @@ pub(crate) struct Cli {
     pub(crate) peers: Peers,
     /// Draw only these kinds of fault, e.g. `corrupt,node_disk_full` (the kinds as drawn:
     /// `redis_restart` stands for both restarts, `corrupt` for garbage on one server and on a
-    /// quorum) [default: every kind].
+    /// quorum; `redis_restore_snapshot` needs a `--quorum-disruption-budget`) [default: every
+    /// kind].
     #[arg(long, value_delimiter = ',')]
     pub(crate) only: Vec<String>,
     /// Print the fault schedule and exit without starting anything.
@@ -141,8 +144,9 @@ impl Cli {
     /// Rejects combinations the harness cannot run safely.
     ///
     /// # Errors
-    /// Fails on zero nodes or Redis servers, a zero budget, a zero block time or lease TTL, or a
-    /// duration too short to schedule anything.
+    /// Fails on zero nodes or Redis servers, a zero budget, a zero block time or lease TTL, a
+    /// duration too short to schedule anything, or `--only` naming restores without a quorum
+    /// disruption budget to spend on them.
     pub(crate) fn validate(&self) -> Result<()> {
         if self.nodes == 0 || self.redis == 0 {
             bail!("--nodes and --redis must be at least 1");
@@ -161,6 +165,11 @@ impl Cli {
         }
         self.kinds()
             .map_err(|error| anyhow::anyhow!("--only: {error}"))?;
+        if self.quorum_disruption_budget == 0 && self.only.iter().any(|kind| kind == RESTORE_KIND) {
+            bail!(
+                "--only {RESTORE_KIND} draws nothing with --quorum-disruption-budget 0: a restored server lost what it acknowledged since its snapshot, which only a budget allows; add --redis 5 --quorum-disruption-budget 1"
+            );
+        }
         if self.redis / 2 + 1 + self.quorum_disruption_budget > self.redis {
             bail!(
                 "--quorum-disruption-budget {} needs more than the {} Redis servers: use at most {} or raise --redis",
@@ -369,6 +378,32 @@ mod tests {
             "{error}"
         );
         assert!(error.contains("node_disk_full"), "{error}");
+    }
+
+    #[test]
+    fn validate__when_only_restores_are_asked_for_without_a_disruption_budget__then_names_the_flags_and_the_fix()
+     {
+        // given
+        let without = parse(&["--only", "redis_restore_snapshot"]);
+        let with = parse(&[
+            "--only",
+            "redis_restore_snapshot",
+            "--redis",
+            "5",
+            "--quorum-disruption-budget",
+            "1",
+        ]);
+
+        // when
+        let error = without.chaos.validate().unwrap_err().to_string();
+
+        // then
+        assert!(
+            error.contains("--only redis_restore_snapshot")
+                && error.contains("--quorum-disruption-budget 1"),
+            "{error}"
+        );
+        assert!(with.chaos.validate().is_ok());
     }
 
     #[test]

@@ -8,8 +8,8 @@
 use std::thread;
 use std::time::Duration;
 
-use anyhow::Result;
-use poa_test_support::{FaultProxy, ProxyMode};
+use anyhow::{Result, bail};
+use poa_test_support::{FaultProxy, ProxyMode, Snapshot};
 
 use crate::cluster::Cluster;
 use crate::schedule::{FaultKind, NodePick, PlannedFault, Stop};
@@ -189,7 +189,7 @@ pub(crate) fn resolve(
 /// # Errors
 /// Fails only when a process the fault needs cannot be signalled, limited or restarted.
 pub(crate) fn start(cluster: &mut Cluster, fault: &ActiveFault) -> Result<()> {
-    apply(cluster, fault, true)
+    apply(cluster, fault, true, None)
 }
 
 /// Cuts a falling-behind node off together with its server, after its links degraded.
@@ -211,17 +211,28 @@ pub(crate) fn stop(cluster: &mut Cluster, fault: &mut ActiveFault) {
     }
 }
 
-/// Heals `fault`: the proxy passes again, the process runs again, the Redis server answers,
-/// the disk takes writes again (a node that exited meanwhile is started again, as its
-/// supervisor would). Garbage is removed by the run.
+/// Heals `fault`: the proxy passes again, the process runs again, the Redis server answers
+/// (a restored one holding `snapshot`, the data the run took from it earlier), the disk takes
+/// writes again (a node that exited meanwhile is started again, as its supervisor would).
+/// Garbage is removed by the run.
 ///
 /// # Errors
-/// Fails when a killed node cannot be started again or a limit cannot be lifted.
-pub(crate) fn heal(cluster: &mut Cluster, fault: &ActiveFault) -> Result<()> {
-    apply(cluster, fault, false)
+/// Fails when a killed node cannot be started again, a limit cannot be lifted, or a restore
+/// has no snapshot.
+pub(crate) fn heal(
+    cluster: &mut Cluster,
+    fault: &ActiveFault,
+    snapshot: Option<&Snapshot>,
+) -> Result<()> {
+    apply(cluster, fault, false, snapshot)
 }
 
-fn apply(cluster: &mut Cluster, fault: &ActiveFault, starting: bool) -> Result<()> {
+fn apply(
+    cluster: &mut Cluster,
+    fault: &ActiveFault,
+    starting: bool,
+    snapshot: Option<&Snapshot>,
+) -> Result<()> {
     let node = fault.node.unwrap_or(0);
     match fault.planned.kind {
         FaultKind::LinkDown { redis, .. } | FaultKind::LinkReset { redis, .. } => {
@@ -287,6 +298,21 @@ fn apply(cluster: &mut Cluster, fault: &ActiveFault, starting: bool) -> Result<(
                 cluster.redis[redis].restart_keeping_data();
             } else {
                 cluster.redis[redis].restart();
+            }
+        }
+        // Killed at the start, as a crash; at the heal its data is replaced by the snapshot and
+        // it starts on the same port (then its append-only file is rewritten from that data).
+        FaultKind::RedisRestoreSnapshot { redis, .. } => {
+            if starting {
+                cluster.redis[redis].stop();
+            } else if let Some(snapshot) = snapshot {
+                cluster.redis[redis].restore(snapshot);
+            } else {
+                bail!(
+                    "#{} {}: no snapshot to restore r{redis} from",
+                    fault.planned.id,
+                    fault.planned.kind
+                );
             }
         }
         FaultKind::RedisFreeze { redis } => {

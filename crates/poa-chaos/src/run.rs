@@ -75,6 +75,12 @@ fn drive(cli: &Cli, interrupted: &Arc<AtomicBool>, dir: &std::path::Path) -> Res
         peers: cli.peers,
     };
     let plan = schedule::plan(&cli.schedule_settings());
+    // Restores, in the order their snapshots are due (before the faults, by their age).
+    let mut snapshots: Vec<&schedule::PlannedFault> = plan
+        .iter()
+        .filter(|fault| fault.snapshot_at().is_some())
+        .collect();
+    snapshots.sort_by_key(|fault| fault.snapshot_at());
     let mut cluster = Cluster::start(dir, cli.nodes, cli.redis, &settings)?;
     let client = Client::new(HTTP_TIMEOUT);
     let mut state = RunState::new(client.clone(), cli.nodes, cli.redis, cli.quorum());
@@ -83,6 +89,7 @@ fn drive(cli: &Cli, interrupted: &Arc<AtomicBool>, dir: &std::path::Path) -> Res
     let start = Instant::now();
     let wall_start = SystemTime::now();
     let mut next_fault = 0;
+    let mut next_snapshot = 0;
     let mut last_chain_read = Duration::ZERO;
     let mut last_progress = Duration::ZERO;
     let mut last_leader = None;
@@ -98,6 +105,15 @@ fn drive(cli: &Cli, interrupted: &Arc<AtomicBool>, dir: &std::path::Path) -> Res
         state.reap_exits(&mut cluster, now)?;
         state.heal_due(&mut cluster, now)?;
         state.stop_due(&mut cluster, now);
+        // After the heals and before the starts of this tick, as the schedule has them.
+        while next_snapshot < snapshots.len()
+            && snapshots[next_snapshot]
+                .snapshot_at()
+                .is_some_and(|at| at <= now)
+        {
+            state.take_snapshot(&cluster, snapshots[next_snapshot], now);
+            next_snapshot += 1;
+        }
         while next_fault < plan.len() && plan[next_fault].at <= now {
             state.start_fault(&mut cluster, &plan[next_fault], last_leader, now)?;
             next_fault += 1;

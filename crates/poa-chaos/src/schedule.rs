@@ -39,6 +39,13 @@ impl PlannedFault {
         self.at + self.lasts
     }
 
+    /// When a restore's snapshot is taken, if the fault is one.
+    pub(crate) fn snapshot_at(&self) -> Option<Duration> {
+        self.kind
+            .snapshot_age()
+            .map(|age| self.at.saturating_sub(age))
+    }
+
     fn active_at(&self, time: Duration) -> bool {
         self.at <= time && time < self.ends()
     }
@@ -152,8 +159,10 @@ impl ScheduleSettings {
 /// The kinds the schedule draws, by the name `--only` knows them by, and their relative
 /// weights, after fuel-core's harness. The names are the kinds' own, except that an empty
 /// restart is a restart the budget allows to lose data (`redis_restart` stands for both) and
-/// `corrupt` stands for garbage on one server and on a quorum.
-const WEIGHTS: [(Draw, &str, u32); 14] = [
+/// `corrupt` stands for garbage on one server and on a quorum. A restore from a snapshot is
+/// drawn only when the run has a disruption budget to spend on it: without one its weight is 0,
+/// so such a run draws the schedule it drew before the kind existed.
+const WEIGHTS: [(Draw, &str, u32); 15] = [
     (Draw::LinkDown, "link_down", 8),
     (Draw::LinkPartition, "link_partition", 12),
     (Draw::LinkHold, "link_hold", 12),
@@ -168,6 +177,7 @@ const WEIGHTS: [(Draw, &str, u32); 14] = [
     (Draw::RedisFreeze, "redis_freeze", 4),
     (Draw::Corrupt, "corrupt", 16),
     (Draw::NodeDiskFull, "node_disk_full", 6),
+    (Draw::RedisRestoreSnapshot, "redis_restore_snapshot", 8),
 ];
 /// Heights above the head of a far-above forgery: within the stream window of a short run, far
 /// enough that every height between is still to be produced.
@@ -176,6 +186,12 @@ const FORGED_ABOVE: std::ops::RangeInclusive<u64> = 20..=40;
 const CORRUPT_QUORUM_SHARE: f64 = 0.4;
 /// Attempts to draw a kind that fits the rules before giving up on one start time.
 const DRAW_ATTEMPTS: usize = 20;
+/// How old a restored snapshot is, at least: heights have moved on (tens of blocks at 100 ms)
+/// and, with faults every few seconds, often the epoch too.
+const MIN_SNAPSHOT_AGE: Duration = Duration::from_secs(2);
+/// How old a restored snapshot is, at most (also at most the data-loss window and the time
+/// since the warm-up): a nightly backup is older, but a run is a minute long.
+const MAX_SNAPSHOT_AGE: Duration = Duration::from_secs(30);
 
 /// The kinds as drawn, before their parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,6 +210,7 @@ enum Draw {
     RedisFreeze,
     Corrupt,
     NodeDiskFull,
+    RedisRestoreSnapshot,
 }
 
 /// Draws the schedule for `settings`.
@@ -216,9 +233,12 @@ pub(crate) fn plan(settings: &ScheduleSettings) -> Vec<PlannedFault> {
         }
         let kinds: Vec<FaultKind> = active.iter().map(|f| f.kind).collect();
         for _ in 0..DRAW_ATTEMPTS {
-            let kind = draw_kind(&mut rng, settings);
+            let kind = draw_kind(&mut rng, settings, time);
             let kind = with_data_loss_decided(kind, &faults, time, settings);
-            if !fits(&kind, &kinds, settings) {
+            if !fits(&kind, &kinds, settings)
+                || !within_data_loss_budget(&kind, &faults, time, settings)
+                || !snapshot_fits(&kind, &faults, time, settings)
+            {
                 continue;
             }
             let Some(lasts) = draw_length(&mut rng, &kind, settings, last_end - time) else {
@@ -242,10 +262,12 @@ pub(crate) fn quorum(count: usize, budget: usize) -> usize {
     (count / 2 + 1 + budget).min(count)
 }
 
-fn draw_kind(rng: &mut StdRng, settings: &ScheduleSettings) -> FaultKind {
+fn draw_kind(rng: &mut StdRng, settings: &ScheduleSettings, time: Duration) -> FaultKind {
     let weight = |index: usize| {
-        if settings.kinds.contains(index) {
-            WEIGHTS[index].2
+        let (draw, _, weight) = WEIGHTS[index];
+        let spendable = draw != Draw::RedisRestoreSnapshot || settings.quorum_disruption_budget > 0;
+        if settings.kinds.contains(index) && spendable {
+            weight
         } else {
             0
         }
@@ -321,7 +343,27 @@ fn draw_kind(rng: &mut StdRng, settings: &ScheduleSettings) -> FaultKind {
             }
         }
         Draw::NodeDiskFull => FaultKind::NodeDiskFull { node },
+        // Too early for a snapshot old enough: age zero, which `snapshot_fits` refuses.
+        Draw::RedisRestoreSnapshot => FaultKind::RedisRestoreSnapshot {
+            redis,
+            age: oldest_snapshot(settings, time).map_or(Duration::ZERO, |oldest| {
+                Duration::from_millis(
+                    rng.gen_range(whole_millis_of(MIN_SNAPSHOT_AGE)..=whole_millis_of(oldest)),
+                )
+            }),
+        },
     }
+}
+
+/// The oldest snapshot a restore at `time` may bring back: [`MAX_SNAPSHOT_AGE`], but taken
+/// after the warm-up (a leader has written the first blocks) and within the data-loss window
+/// (everything the restore loses was written within it, as with an empty restart); `None` when
+/// that is younger than [`MIN_SNAPSHOT_AGE`].
+fn oldest_snapshot(settings: &ScheduleSettings, time: Duration) -> Option<Duration> {
+    let oldest = MAX_SNAPSHOT_AGE
+        .min(time.saturating_sub(settings.warmup))
+        .min(settings.data_loss_window());
+    (oldest >= MIN_SNAPSHOT_AGE).then_some(oldest)
 }
 
 /// Reply bytes a cut link still delivers: half the time 1-48 bytes, inside the next small reply
@@ -344,8 +386,9 @@ fn draw_cut_offset(rng: &mut StdRng) -> usize {
 }
 
 /// A restart loses the server's data when the budget allows it: fewer than
-/// `quorum_disruption_budget` other servers were restarted empty within the data-loss window
-/// before `time`. With a budget of 0, every restart keeps its data.
+/// `quorum_disruption_budget` other servers lost data (restarted empty or restored from a
+/// snapshot) within the data-loss window before `time`. With a budget of 0, every restart keeps
+/// its data.
 fn with_data_loss_decided(
     kind: FaultKind,
     planned: &[PlannedFault],
@@ -355,23 +398,76 @@ fn with_data_loss_decided(
     let FaultKind::RedisRestart { redis, .. } = kind else {
         return kind;
     };
-    let window = settings.data_loss_window();
-    let mut emptied: BTreeSet<usize> = planned
-        .iter()
-        .filter(|fault| fault.at + window > time)
-        .filter_map(|fault| match fault.kind {
-            FaultKind::RedisRestart {
-                redis,
-                keeps_data: false,
-            } => Some(redis),
-            _ => None,
-        })
-        .collect();
-    emptied.insert(redis);
+    let mut lost = servers_that_lost_data(planned, time, settings);
+    lost.insert(redis);
     FaultKind::RedisRestart {
         redis,
-        keeps_data: emptied.len() > settings.quorum_disruption_budget,
+        keeps_data: lost.len() > settings.quorum_disruption_budget,
     }
+}
+
+/// The quorum disruption budget rule (docs/operations.md section 2, "How the budget
+/// compensates"; docs/chaos.md, "Data loss within the budget"): at most
+/// `quorum_disruption_budget` distinct servers lose data within one data-loss window, so never
+/// more at once either. A server restored from a snapshot lost what it acknowledged since the
+/// snapshot, a subset of what an empty restart at the same time loses (the snapshot is younger
+/// than the window): it counts exactly as an empty restart does. A restart that keeps its data,
+/// or any other kind, spends nothing.
+fn within_data_loss_budget(
+    kind: &FaultKind,
+    planned: &[PlannedFault],
+    time: Duration,
+    settings: &ScheduleSettings,
+) -> bool {
+    let Some(redis) = kind.data_lost_on() else {
+        return true;
+    };
+    let mut lost = servers_that_lost_data(planned, time, settings);
+    lost.insert(redis);
+    lost.len() <= settings.quorum_disruption_budget
+}
+
+/// The servers `planned` made lose data within the data-loss window before `time`.
+fn servers_that_lost_data(
+    planned: &[PlannedFault],
+    time: Duration,
+    settings: &ScheduleSettings,
+) -> BTreeSet<usize> {
+    let window = settings.data_loss_window();
+    planned
+        .iter()
+        .filter(|fault| fault.at + window > time)
+        .filter_map(|fault| fault.kind.data_lost_on())
+        .collect()
+}
+
+/// A restore's snapshot is taken from a server that answers and holds only what the producers
+/// wrote: at least [`MIN_SNAPSHOT_AGE`] before the fault, after the warm-up, within the
+/// data-loss window, and at a moment when no fault takes that server down (stopped, frozen,
+/// restored) or holds garbage on it (the harness removes garbage at the heal; a snapshot must
+/// not bring it back). Faults planned later start after `time`, so `planned` is all there is.
+fn snapshot_fits(
+    kind: &FaultKind,
+    planned: &[PlannedFault],
+    time: Duration,
+    settings: &ScheduleSettings,
+) -> bool {
+    let FaultKind::RedisRestoreSnapshot { redis, age } = *kind else {
+        return true;
+    };
+    let Some(oldest) = oldest_snapshot(settings, time) else {
+        return false;
+    };
+    if age < MIN_SNAPSHOT_AGE || age > oldest {
+        return false;
+    }
+    let taken = time - age;
+    !planned.iter().filter(|f| f.active_at(taken)).any(|f| {
+        f.kind.downed_redis() == Some(redis)
+            || f.kind
+                .corrupted_redis()
+                .is_some_and(|servers| servers.contains(redis))
+    })
 }
 
 /// Whether `kind` may start while `active` are active: never every node down, never the Redis
@@ -478,7 +574,9 @@ fn draw_length(
         FaultKind::NodePartition { .. } => millis(rng, 2000, 6000),
         // Longer than the TTL so the lease lapses and another node leads before the thaw.
         FaultKind::NodeFreeze { .. } => settings.lease_ttl + millis(rng, 300, 2500),
-        FaultKind::NodeKill { .. } | FaultKind::RedisRestart { .. } => millis(rng, 300, 3000),
+        FaultKind::NodeKill { .. }
+        | FaultKind::RedisRestart { .. }
+        | FaultKind::RedisRestoreSnapshot { .. } => millis(rng, 300, 3000),
         FaultKind::RedisFreeze { .. } => millis(rng, 500, 3000),
         FaultKind::Corrupt {
             on_quorum: false, ..
@@ -525,7 +623,11 @@ fn draw_fall_behind_length(
 }
 
 fn whole_millis(duration: Duration) -> Duration {
-    Duration::from_millis(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+    Duration::from_millis(whole_millis_of(duration))
+}
+
+fn whole_millis_of(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn blocks_to_time(blocks: u64, block_time: Duration) -> Duration {

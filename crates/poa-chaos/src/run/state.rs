@@ -1,7 +1,7 @@
 //! The mutable state of one chaos run's main loop and what it does on each event: starting
-//! and healing faults (garbage included, which it writes and removes itself), noticing nodes
-//! that come back behind or stranded, noticing processes that exit on their own, submitting the
-//! transaction workload.
+//! and healing faults (garbage included, which it writes and removes itself, and the snapshots
+//! that restores bring back, which it takes itself), noticing nodes that come back behind or
+//! stranded, noticing processes that exit on their own, submitting the transaction workload.
 //!
 //! Owns the bookkeeping between faults and observations; the sequencing and the verdict are
 //! `run`'s, the rules `schedule`'s and `checks`'.
@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use poa_ports::SealedBlock;
+use poa_test_support::Snapshot;
 use rand::Rng;
 use rand::rngs::StdRng;
 
@@ -75,6 +76,8 @@ pub(super) struct RunState {
     pub(super) planted: BTreeMap<usize, (Planted, Duration)>,
     /// Every corruption fault whose garbage was removed.
     pub(super) garbage: Vec<GarbageWindow>,
+    /// Per restore fault (by id) whose snapshot was taken, the snapshot, until its heal.
+    pub(super) snapshots: BTreeMap<usize, Snapshot>,
     /// Node processes that exited on their own.
     pub(super) exits: Vec<Exit>,
 }
@@ -97,6 +100,7 @@ impl RunState {
             stranded: vec![None; nodes],
             planted: BTreeMap::new(),
             garbage: Vec::new(),
+            snapshots: BTreeMap::new(),
             exits: Vec::new(),
         }
     }
@@ -144,6 +148,47 @@ impl RunState {
         }
     }
 
+    /// Takes the snapshot a restore brings back later, as an operator's backup would: the
+    /// server's data as of now (`SAVE`, its RDB file), kept by the harness. A server a fault
+    /// holds (down, frozen, holding garbage) is not copied, and the restore is skipped then;
+    /// the schedule never plans that.
+    pub(super) fn take_snapshot(
+        &mut self,
+        cluster: &Cluster,
+        planned: &PlannedFault,
+        now: Duration,
+    ) {
+        let FaultKind::RedisRestoreSnapshot { redis, .. } = planned.kind else {
+            return;
+        };
+        let held = self.active.iter().any(|fault| {
+            let kind = fault.planned.kind;
+            kind.downed_redis() == Some(redis)
+                || kind
+                    .corrupted_redis()
+                    .is_some_and(|servers| servers.contains(redis))
+        });
+        if held {
+            self.event(
+                now,
+                format!("no snapshot of r{redis} for #{} (server busy)", planned.id),
+            );
+            return;
+        }
+        let server = &cluster.redis[redis];
+        let snapshot = server.snapshot();
+        let height = streams::highest_block(std::slice::from_ref(server))
+            .map_or("none".to_owned(), |(height, _)| height.to_string());
+        self.snapshots.insert(planned.id, snapshot);
+        self.event(
+            now,
+            format!(
+                "snapshot of r{redis} for #{} (its highest height {height})",
+                planned.id
+            ),
+        );
+    }
+
     pub(super) fn start_fault(
         &mut self,
         cluster: &mut Cluster,
@@ -160,6 +205,14 @@ impl RunState {
             );
             return Ok(());
         };
+        if planned.kind.snapshot_age().is_some() && !self.snapshots.contains_key(&planned.id) {
+            self.skipped += 1;
+            self.event(
+                now,
+                format!("skip #{} {} (no snapshot)", planned.id, planned.kind),
+            );
+            return Ok(());
+        }
         if let (Some(node), FaultKind::NodeKill { .. } | FaultKind::NodeFreeze { .. }) =
             (active.node, planned.kind)
         {
@@ -260,8 +313,14 @@ impl RunState {
         now: Duration,
         note: &str,
     ) -> Result<()> {
-        faults::heal(cluster, fault)?;
+        let snapshot = self.snapshots.remove(&fault.planned.id);
+        faults::heal(cluster, fault, snapshot.as_ref())?;
         let mut healed = format!("heal  {}{note}", fault.describe());
+        if let FaultKind::RedisRestoreSnapshot { redis, .. } = fault.planned.kind {
+            let height = streams::highest_block(std::slice::from_ref(&cluster.redis[redis]))
+                .map_or("none".to_owned(), |(height, _)| height.to_string());
+            healed.push_str(&format!(": restored, its highest height {height}"));
+        }
         if let Some((planted, from)) = self.planted.remove(&fault.planned.id) {
             let undone = remove_garbage(cluster, &planted)?;
             healed.push_str(&format!(": removed {undone} writes still there"));

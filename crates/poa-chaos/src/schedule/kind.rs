@@ -91,6 +91,11 @@ pub(crate) enum FaultKind {
     RedisRestart { redis: usize, keeps_data: bool },
     /// A Redis server is stopped (SIGSTOP): it accepts connections and answers nothing.
     RedisFreeze { redis: usize },
+    /// A Redis server is killed and brought back from a snapshot of its data taken `age` before
+    /// the fault (an operator's backup restored after a crash): it holds that moment's streams,
+    /// heights index and epoch, and lost everything it acknowledged since. Only within the
+    /// quorum disruption budget, as an empty restart.
+    RedisRestoreSnapshot { redis: usize, age: Duration },
     /// Garbage written straight into the producer's keys on `servers` (one of them, or a
     /// quorum: `on_quorum`), and removed again by the harness at the heal. `salt` seeds the
     /// garbage's bytes.
@@ -107,7 +112,7 @@ pub(crate) enum FaultKind {
 
 impl FaultKind {
     /// Every kind's name, in report order.
-    pub(crate) const NAMES: [&'static str; 16] = [
+    pub(crate) const NAMES: [&'static str; 17] = [
         "link_down",
         "link_partition",
         "link_hold",
@@ -124,6 +129,7 @@ impl FaultKind {
         "corrupt_one",
         "corrupt_quorum",
         "node_disk_full",
+        "redis_restore_snapshot",
     ];
 
     /// The kind's name, as in reports.
@@ -153,6 +159,7 @@ impl FaultKind {
                 on_quorum: true, ..
             } => 14,
             Self::NodeDiskFull { .. } => 15,
+            Self::RedisRestoreSnapshot { .. } => 16,
         };
         Self::NAMES[index]
     }
@@ -172,7 +179,9 @@ impl FaultKind {
     /// The Redis server the fault takes out of service for every other node, if any.
     pub(crate) fn downed_redis(&self) -> Option<usize> {
         match self {
-            Self::RedisRestart { redis, .. } | Self::RedisFreeze { redis } => Some(*redis),
+            Self::RedisRestart { redis, .. }
+            | Self::RedisFreeze { redis }
+            | Self::RedisRestoreSnapshot { redis, .. } => Some(*redis),
             Self::NodeFallBehind { with_redis, .. } => *with_redis,
             _ => None,
         }
@@ -195,6 +204,27 @@ impl FaultKind {
     pub(crate) fn corrupted_redis(&self) -> Option<Servers> {
         match self {
             Self::Corrupt { servers, .. } => Some(*servers),
+            _ => None,
+        }
+    }
+
+    /// The Redis server that comes back without writes it acknowledged, if any: restarted
+    /// empty, or restored from a snapshot (everything since the snapshot is gone).
+    pub(crate) fn data_lost_on(&self) -> Option<usize> {
+        match *self {
+            Self::RedisRestart {
+                redis,
+                keeps_data: false,
+            }
+            | Self::RedisRestoreSnapshot { redis, .. } => Some(redis),
+            _ => None,
+        }
+    }
+
+    /// How long before the fault a restore's snapshot is taken, if it is one.
+    pub(crate) fn snapshot_age(&self) -> Option<Duration> {
+        match self {
+            Self::RedisRestoreSnapshot { age, .. } => Some(*age),
             _ => None,
         }
     }
@@ -236,6 +266,9 @@ impl fmt::Display for FaultKind {
             Self::Corrupt {
                 garbage, servers, ..
             } => write!(f, "{}({garbage} on {servers})", self.name()),
+            Self::RedisRestoreSnapshot { redis, age } => {
+                write!(f, "{}(r{redis}, {age:?} old)", self.name())
+            }
             _ => {
                 if let Some((node, redis)) = self.link() {
                     write!(f, "{}({node}->r{redis})", self.name())

@@ -174,37 +174,189 @@ fn plan__when_the_disruption_budget_is_zero__then_every_redis_restart_keeps_its_
     assert!(restarts.iter().all(|(_, _, keeps_data)| *keeps_data));
 }
 
+/// Every fault that makes a server lose data (an empty restart or a restore): when, which
+/// server, and whether it is a restore.
+fn data_losses(faults: &[PlannedFault]) -> Vec<(Duration, usize, bool)> {
+    faults
+        .iter()
+        .filter_map(|fault| {
+            let redis = fault.kind.data_lost_on()?;
+            Some((fault.at, redis, fault.kind.snapshot_age().is_some()))
+        })
+        .collect()
+}
+
+/// Asserts the budget rule of one plan: every server that lost data did so more than a
+/// data-loss window after any other server did.
+fn assert_one_server_loses_data_per_window(seed: u64, settings: &ScheduleSettings) -> usize {
+    let window = settings.data_loss_window();
+    let losses = data_losses(&plan(settings));
+    for (at, redis, _) in &losses {
+        let others: std::collections::BTreeSet<usize> = losses
+            .iter()
+            .filter(|(other_at, _, _)| other_at < at && *other_at + window > *at)
+            .map(|(_, other, _)| *other)
+            .filter(|other| other != redis)
+            .collect();
+        assert!(
+            others.is_empty(),
+            "seed {seed}: r{redis} lost data at {at:?} within {window:?} of {others:?}"
+        );
+    }
+    losses.len()
+}
+
 #[test]
 fn plan__when_the_disruption_budget_is_one__then_at_most_one_server_loses_its_data_per_window() {
-    let mut emptied_total = 0;
+    let mut emptied = 0;
+    let mut restored = 0;
     for seed in 0..100 {
         // given
         let settings = with_redis_budget(seed);
-        let window = settings.data_loss_window();
+
+        // when / then
+        assert_one_server_loses_data_per_window(seed, &settings);
+        for (_, _, is_restore) in data_losses(&plan(&settings)) {
+            if is_restore {
+                restored += 1;
+            } else {
+                emptied += 1;
+            }
+        }
+    }
+    assert!(emptied > 20, "only {emptied} empty restarts");
+    assert!(restored > 20, "only {restored} restores");
+}
+
+#[test]
+fn plan__when_two_servers_may_be_down_at_once_and_the_budget_is_one__then_only_one_of_them_loses_data_per_window()
+ {
+    let mut two_down = 0;
+    let mut losses = 0;
+    for seed in 0..100 {
+        // given seven servers with a budget of one: a quorum of five, two may be down at once
+        let settings = ScheduleSettings {
+            redis: 7,
+            quorum_disruption_budget: 1,
+            ..settings(seed, 3)
+        };
 
         // when
-        let emptied: Vec<(Duration, usize)> = restarts(&plan(&settings))
-            .into_iter()
-            .filter(|(_, _, keeps_data)| !keeps_data)
-            .map(|(at, redis, _)| (at, redis))
-            .collect();
+        let faults = plan(&settings);
 
         // then
-        for (at, redis) in &emptied {
-            let others: std::collections::BTreeSet<usize> = emptied
-                .iter()
-                .filter(|(other_at, _)| other_at < at && *other_at + window > *at)
-                .map(|(_, other)| *other)
-                .filter(|other| other != redis)
-                .collect();
-            assert!(
-                others.is_empty(),
-                "seed {seed}: r{redis} emptied at {at:?} within {window:?} of {others:?}"
-            );
-        }
-        emptied_total += emptied.len();
+        losses += assert_one_server_loses_data_per_window(seed, &settings);
+        two_down += faults
+            .iter()
+            .filter(|fault| {
+                active_at(&faults, fault.at)
+                    .iter()
+                    .filter(|f| f.downed_redis().is_some())
+                    .count()
+                    == 2
+            })
+            .count();
     }
-    assert!(emptied_total > 20, "only {emptied_total} empty restarts");
+    assert!(
+        two_down > 20,
+        "two servers down at once only {two_down} times"
+    );
+    assert!(losses > 20, "only {losses} data losses");
+}
+
+#[test]
+fn plan__when_a_server_is_restored__then_its_snapshot_is_seconds_to_tens_of_seconds_older_and_taken_while_it_answers_clean()
+ {
+    let mut ages = Vec::new();
+    for seed in 0..100 {
+        // given
+        let settings = with_redis_budget(seed);
+
+        // when
+        let faults = plan(&settings);
+
+        // then
+        for fault in &faults {
+            let (Some(age), Some(taken)) = (fault.kind.snapshot_age(), fault.snapshot_at()) else {
+                continue;
+            };
+            assert!(
+                (Duration::from_secs(2)..=Duration::from_secs(30)).contains(&age),
+                "seed {seed}: {fault:?}"
+            );
+            assert!(age <= settings.data_loss_window(), "seed {seed}: {fault:?}");
+            assert!(taken >= settings.warmup, "seed {seed}: {fault:?} in warmup");
+            assert_eq!(taken + age, fault.at);
+            let redis = fault.kind.downed_redis();
+            let busy = active_at(&faults, taken).into_iter().find(|other| {
+                other.downed_redis() == redis
+                    || other
+                        .corrupted_redis()
+                        .zip(redis)
+                        .is_some_and(|(servers, redis)| servers.contains(redis))
+            });
+            assert!(
+                busy.is_none(),
+                "seed {seed}: {fault:?} copied under {busy:?}"
+            );
+            ages.push(age);
+        }
+    }
+    assert!(ages.len() > 20, "only {} restores", ages.len());
+    assert!(ages.iter().any(|age| *age < Duration::from_secs(5)));
+    assert!(ages.iter().any(|age| *age > Duration::from_secs(15)));
+}
+
+#[test]
+fn plan__when_the_run_has_no_disruption_budget__then_restores_take_no_share_and_the_schedule_is_the_one_without_them()
+ {
+    // given
+    let without: Vec<String> = WEIGHTS
+        .iter()
+        .map(|(_, name, _)| (*name).to_owned())
+        .filter(|name| name != "redis_restore_snapshot")
+        .collect();
+    let without = kinds_named(&without).unwrap();
+
+    for seed in 0..50 {
+        // when
+        let every_kind = plan(&settings(seed, 2));
+        let but_restores = plan(&ScheduleSettings {
+            kinds: without,
+            ..settings(seed, 2)
+        });
+
+        // then
+        assert_eq!(every_kind, but_restores, "seed {seed}");
+        assert!(data_losses(&every_kind).is_empty(), "seed {seed}");
+    }
+}
+
+#[test]
+fn plan__when_only_restores_are_asked_for__then_draws_restores_only_within_the_budget() {
+    // given
+    let only = kinds_named(&["redis_restore_snapshot".to_owned()]).unwrap();
+
+    // when
+    let faults: Vec<Vec<PlannedFault>> = (0..20)
+        .map(|seed| {
+            plan(&ScheduleSettings {
+                kinds: only,
+                ..with_redis_budget(seed)
+            })
+        })
+        .collect();
+
+    // then
+    for (seed, faults) in faults.iter().enumerate() {
+        assert!(!faults.is_empty(), "seed {seed}: nothing drawn");
+        assert!(
+            faults
+                .iter()
+                .all(|fault| fault.kind.name() == "redis_restore_snapshot"),
+            "seed {seed}: {faults:?}"
+        );
+    }
 }
 
 #[test]
