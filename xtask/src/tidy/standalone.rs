@@ -100,7 +100,8 @@ pub(crate) fn function_names(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-/// The first tracker citation in `line` (`issue 7`, `PR #12`, `(#31)`), if any.
+/// The first tracker citation in `line` (the word "issue" or "PR" followed by a number, or a
+/// hash and a number in parentheses), if any.
 fn tracker_citation(line: &str) -> Option<String> {
     let lower = line.to_lowercase();
     for word in TRACKER_WORDS {

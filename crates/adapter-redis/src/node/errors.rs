@@ -34,9 +34,12 @@ impl ErrorNotes {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        let family = family(operation);
+        let Family {
+            index,
+            success_clears,
+        } = Family::of(operation);
         let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
-        let last_error = &mut last[family];
+        let last_error = &mut last[index];
         match (class, failing) {
             (CallClass::TimedOut | CallClass::Failed, Some(error)) => {
                 let changed = last_error
@@ -47,7 +50,7 @@ impl ErrorNotes {
                     *last_error = Some((operation, error));
                 }
             }
-            (CallClass::Ok | CallClass::Refused, _) if operation != RELEASE => {
+            (CallClass::Ok | CallClass::Refused, _) if success_clears => {
                 if let Some((failed, _)) = last_error.take() {
                     tracing::info!(
                         node,
@@ -74,16 +77,27 @@ impl ErrorNotes {
     }
 }
 
-/// The operation that gives the lease back.
-const RELEASE: &str = "release";
+/// Where an operation's failures are kept, and whether its success proves its family works
+/// again.
+struct Family {
+    /// Reads, the lease, or writes.
+    index: usize,
+    /// False for a release: the one that follows a failed acquisition succeeds as a no-op on a
+    /// node this process does not hold, which proves nothing about the lease key.
+    success_clears: bool,
+}
 
-/// The family of `operation`: reads, the lease, or writes.
-fn family(operation: &str) -> usize {
-    if operation.starts_with("read") {
-        0
-    } else if matches!(operation, "promote" | "renew_lease" | RELEASE) {
-        1
-    } else {
-        2
+impl Family {
+    fn of(operation: &str) -> Self {
+        let (index, success_clears) = match operation {
+            read if read.starts_with("read") => (0, true),
+            "promote" | "renew_lease" => (1, true),
+            "release" => (1, false),
+            _ => (2, true),
+        };
+        Self {
+            index,
+            success_clears,
+        }
     }
 }

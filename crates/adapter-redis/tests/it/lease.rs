@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use poa_ports::{BlockReconciliationPort, LeaderState, ReconciliationError};
+use poa_ports::{
+    BlockReconciliationPort, LeaderState, LeaseStatus, NodeStatus, ReconciliationError,
+};
 use poa_test_support::{FaultProxy, ProxyMode, RedisServer, wait_for_async};
 
 use crate::support::*;
@@ -508,6 +510,43 @@ async fn time_reference__when_a_quorum_of_nodes_answered__then_is_their_clock() 
     assert!(reference.abs_diff(local) < 1_000, "{reference} vs {local}");
 }
 
+/// A producer's cycles around garbage in the lease key of the first two of `servers`: what it
+/// answered and reported with the garbage, then once the key is deleted there.
+struct LeaseGarbage {
+    refused: Result<LeaderState, ReconciliationError>,
+    refused_status: LeaseStatus,
+    led: Result<LeaderState, ReconciliationError>,
+    led_status: LeaseStatus,
+}
+
+/// Runs one cycle over the garbage the test wrote in `key`, deletes the key on the first two
+/// nodes and runs another.
+async fn cycles_around_lease_garbage(servers: &[RedisServer], key: &str) -> LeaseGarbage {
+    let producer = producer(urls(servers), key).await;
+    let refused = producer.adapter.leader_state(below(1)).await;
+    let refused_status = producer.adapter.lease_status();
+    for server in &servers[..2] {
+        server.command(&[b"DEL", key.as_bytes()]);
+    }
+    let led = producer.adapter.leader_state(below(1)).await;
+    let led_status = producer.adapter.lease_status();
+    LeaseGarbage {
+        refused,
+        refused_status,
+        led,
+        led_status,
+    }
+}
+
+/// Whether every node of `nodes` reports a last error containing `text`.
+fn all_say(nodes: &[NodeStatus], text: &str) -> bool {
+    nodes.iter().all(|node| {
+        node.last_error
+            .as_deref()
+            .is_some_and(|error| error.contains(text))
+    })
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn lease_status__when_a_quorum_answers_errors_to_the_lease__then_names_what_each_node_answers_until_it_recovers()
  {
@@ -517,34 +556,22 @@ async fn lease_status__when_a_quorum_answers_errors_to_the_lease__then_names_wha
     for server in &servers[..2] {
         server.command(&[b"HSET", key.as_bytes(), b"field", b"value"]);
     }
-    let producer = producer(urls(&servers), key).await;
 
     // when
-    let refused = producer.adapter.leader_state(below(1)).await;
+    let cycles = cycles_around_lease_garbage(&servers, key).await;
 
     // then: no lease, and the status says what the two nodes answer
+    let (refused, status) = (&cycles.refused, &cycles.refused_status);
     assert!(
         !matches!(refused, Ok(LeaderState::ReconciledLeader)),
         "{refused:?}"
     );
-    let status = producer.adapter.lease_status();
-    for node in &status.nodes[..2] {
-        assert!(
-            node.last_error
-                .as_deref()
-                .is_some_and(|error| error.contains("WRONGTYPE")),
-            "{status:?}"
-        );
-    }
+    assert!(all_say(&status.nodes[..2], "WRONGTYPE"), "{status:?}");
     assert_eq!(status.nodes[2].last_error, None);
 
     // and once the keys are removed, it leads and the errors are gone
-    for server in &servers[..2] {
-        server.command(&[b"DEL", key.as_bytes()]);
-    }
-    let led = producer.adapter.leader_state(below(1)).await;
+    let (led, status) = (&cycles.led, &cycles.led_status);
     assert!(matches!(led, Ok(LeaderState::ReconciledLeader)), "{led:?}");
-    let status = producer.adapter.lease_status();
     assert!(
         status.nodes.iter().all(|node| node.last_error.is_none()),
         "{status:?}"
@@ -561,30 +588,19 @@ async fn lease_status__when_a_quorum_holds_a_foreign_owner_without_a_ttl__then_n
     for server in &servers[..2] {
         server.command(&[b"SET", key.as_bytes(), b"written-by-hand"]);
     }
-    let producer = producer(urls(&servers), key).await;
 
     // when
-    let refused = producer.adapter.leader_state(below(1)).await;
+    let cycles = cycles_around_lease_garbage(&servers, key).await;
 
     // then: no lease, and the status names the key without a time to live
+    let (refused, status) = (&cycles.refused, &cycles.refused_status);
     assert!(
         !matches!(refused, Ok(LeaderState::ReconciledLeader)),
         "{refused:?}"
     );
-    let status = producer.adapter.lease_status();
-    for node in &status.nodes[..2] {
-        assert!(
-            node.last_error
-                .as_deref()
-                .is_some_and(|error| error.contains("no time to live")),
-            "{status:?}"
-        );
-    }
+    assert!(all_say(&status.nodes[..2], "no time to live"), "{status:?}");
 
     // and once the keys are deleted, it leads
-    for server in &servers[..2] {
-        server.command(&[b"DEL", key.as_bytes()]);
-    }
-    let led = producer.adapter.leader_state(below(1)).await;
+    let led = &cycles.led;
     assert!(matches!(led, Ok(LeaderState::ReconciledLeader)), "{led:?}");
 }

@@ -858,17 +858,12 @@ async fn run__when_instant_leader_without_transactions__then_produces_nothing_un
     running.shutdown().await;
 }
 
-#[tokio::test(start_paused = true)]
-async fn step_down__when_the_hold_off_is_too_long_to_represent__then_stands_down_rather_than_not_at_all()
- {
-    // given: a leader on the interval trigger
-    let mut doubles = Doubles::new().with_local_chain();
-    let standing_down = Arc::new(Mutex::new(false));
-    let leader_calls_while_standing_down = Arc::new(Mutex::new(0_u32));
-    let (flag, counted) = (
-        Arc::clone(&standing_down),
-        Arc::clone(&leader_calls_while_standing_down),
-    );
+/// Makes `leader_state` answer leader, counting the calls made once the returned flag is set
+/// (the test sets it when it steps down); returns the flag and the count.
+fn lead_counting_calls_once_flagged(doubles: &mut Doubles) -> (Arc<Mutex<bool>>, Arc<Mutex<u32>>) {
+    let flagged = Arc::new(Mutex::new(false));
+    let calls = Arc::new(Mutex::new(0_u32));
+    let (flag, counted) = (Arc::clone(&flagged), Arc::clone(&calls));
     doubles
         .reconciliation
         .expect_leader_state()
@@ -878,6 +873,16 @@ async fn step_down__when_the_hold_off_is_too_long_to_represent__then_stands_down
             }
             Ok(LeaderState::ReconciledLeader)
         });
+    (flagged, calls)
+}
+
+#[tokio::test(start_paused = true)]
+async fn step_down__when_the_hold_off_is_too_long_to_represent__then_stands_down_rather_than_not_at_all()
+ {
+    // given: a leader on the interval trigger
+    let mut doubles = Doubles::new().with_local_chain();
+    let (standing_down, leader_calls_while_standing_down) =
+        lead_counting_calls_once_flagged(&mut doubles);
     doubles
         .reconciliation
         .expect_follower_state()
@@ -905,21 +910,8 @@ async fn step_down__when_the_hold_off_is_too_long_to_represent__then_stands_down
 async fn step_down__when_leading__then_releases_and_only_follows_until_the_hold_off_ends() {
     // given: a leader on the interval trigger
     let mut doubles = Doubles::new().with_local_chain();
-    let standing_down = Arc::new(Mutex::new(false));
-    let leader_calls_while_standing_down = Arc::new(Mutex::new(0_u32));
-    let (flag, counted) = (
-        Arc::clone(&standing_down),
-        Arc::clone(&leader_calls_while_standing_down),
-    );
-    doubles
-        .reconciliation
-        .expect_leader_state()
-        .returning(move |_| {
-            if *flag.lock().unwrap() {
-                *counted.lock().unwrap() += 1;
-            }
-            Ok(LeaderState::ReconciledLeader)
-        });
+    let (standing_down, leader_calls_while_standing_down) =
+        lead_counting_calls_once_flagged(&mut doubles);
     let follower_calls = Arc::new(Mutex::new(0_u32));
     let counted_follower = Arc::clone(&follower_calls);
     doubles
