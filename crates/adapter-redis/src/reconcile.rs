@@ -434,17 +434,18 @@ impl Reconciler {
                 .get(node)
                 .map_or_else(|| node.to_string(), |handle| handle.name().to_owned())
         };
-        let mut parts: Vec<String> = backlog
+        let mut parts: Vec<(poa_quorum::NodeIndex, String)> = backlog
             .invalid
             .iter()
             .filter(|entry| entry.height == height && occupied.contains(&entry.node))
             .map(|entry| {
-                format!(
+                let text = format!(
                     "{} holds entry {} ({})",
                     name(entry.node),
                     entry.entry_id,
                     entry.reason
-                )
+                );
+                (entry.node, text)
             })
             .collect();
         if let Some(votes) = backlog.view.votes(height) {
@@ -454,22 +455,17 @@ impl Reconciler {
                     .iter()
                     .filter(|node| occupied.contains(node))
                 {
-                    parts.push(format!(
+                    let text = format!(
                         "{} holds block {} of another chain (parent {})",
                         name(*node),
                         candidate.id,
                         candidate.parent
-                    ));
+                    );
+                    parts.push((*node, text));
                 }
             }
         }
-        format!(
-            "{} of {} nodes hold something else, a quorum needs {}: {}",
-            occupied.len(),
-            self.quorum.nodes(),
-            self.quorum.size(),
-            parts.join("; ")
-        )
+        blocked_detail(parts, occupied.len(), self.quorum)
     }
 
     /// Keeps, per node, the invalid entries this full scan found at or above `next_height`.
@@ -555,5 +551,52 @@ impl Reconciler {
             ),
         }
         Ok(outcome.on_quorum())
+    }
+}
+
+/// The detail of a blocked height: what each occupying node holds, in the nodes' order, so
+/// that the same blockage reads the same whichever node answered first (the log says a failure
+/// once, and only a different text is a different failure).
+fn blocked_detail(
+    mut parts: Vec<(poa_quorum::NodeIndex, String)>,
+    occupied: usize,
+    quorum: Quorum,
+) -> String {
+    parts.sort();
+    let parts: Vec<String> = parts.into_iter().map(|(_, text)| text).collect();
+    format!(
+        "{occupied} of {} nodes hold something else, a quorum needs {}: {}",
+        quorum.nodes(),
+        quorum.size(),
+        parts.join("; ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(non_snake_case)]
+
+    use super::*;
+
+    #[test]
+    fn blocked_detail__when_the_nodes_answered_in_another_order__then_reads_the_same() {
+        // given
+        let quorum = Quorum::new(3, 0);
+        let r0 = (
+            0,
+            "r0 holds entry 1-0 (not sealed by the chain authority)".to_owned(),
+        );
+        let r1 = (
+            1,
+            "r1 holds entry 2-0 (not sealed by the chain authority)".to_owned(),
+        );
+
+        // when
+        let one = blocked_detail(vec![r0.clone(), r1.clone()], 2, quorum);
+        let other = blocked_detail(vec![r1, r0], 2, quorum);
+
+        // then
+        assert_eq!(one, other);
+        assert!(one.starts_with("2 of 3 nodes hold something else, a quorum needs 2: r0 holds"));
     }
 }

@@ -363,8 +363,8 @@ pub(crate) fn garbage_outcomes(
 
 /// What `/status` said at the end of `stop` (its last sample in which a node answered), if it
 /// says why production stopped: for garbage at a height, a node holding the lease whose
-/// `last_error` names that height (its last answer, should it stop answering before the
-/// end); otherwise, for garbage in the lease or the epoch, the
+/// `last_error` names that height (the last holder's last answer as holder, should it stop
+/// answering before the end, or lose the lease and say why it cannot lead); otherwise, for garbage in the lease or the epoch, the
 /// `last_error` of any node that counts as a producer (one still catching up after a fault has
 /// its own reason to complain), or what a Redis node answers its calls
 /// (`lease.nodes[].last_error`: the lease cannot be taken, and that is where `/status` says
@@ -378,10 +378,11 @@ fn said_why(samples: &[Sample], stop: Stall, height: Option<u64>) -> Option<Stri
             .filter(|s| s.at >= stop.from && s.at <= stop.from + stop.length)
     };
     let last_answer = during().find(|s| s.heights.iter().any(Option::is_some))?;
-    // For a blocked height, the lease holder's last answer when it fell silent (frozen or
-    // killed) before the stop ended: it said what it could while it answered. A holder that
-    // still answers is read at the end like everyone.
-    let silent_holder = height.and_then(|_| {
+    // For a blocked height, the last lease holder's last answer as holder when, before the
+    // stop ended, it fell silent (frozen or killed) or lost the lease and says why it cannot
+    // lead (cut off from Redis): it said what it could while it held the lease, and nobody held
+    // it after. A holder that still holds and answers is read at the end like everyone.
+    let last_holder = height.and_then(|_| {
         let (sample, node) = during().find_map(|s| {
             let node = s
                 .said
@@ -390,12 +391,17 @@ fn said_why(samples: &[Sample], stop: Stall, height: Option<u64>) -> Option<Stri
                 .position(|(said, height)| said.holds_lease && height.is_some())?;
             Some((s, node))
         })?;
-        let answered_later = during()
+        let latest_answer = during()
             .take_while(|s| s.at > sample.at)
-            .any(|s| s.heights.get(node).is_some_and(Option::is_some));
-        (!answered_later).then_some(sample)
+            .find(|s| s.heights.get(node).is_some_and(Option::is_some));
+        let silent_or_says_why = latest_answer.is_none_or(|s| {
+            s.said
+                .get(node)
+                .is_some_and(|said| said.last_error.is_some())
+        });
+        silent_or_says_why.then_some(sample)
     });
-    let last = silent_holder.unwrap_or(last_answer);
+    let last = last_holder.unwrap_or(last_answer);
     last.said.iter().enumerate().find_map(|(node, said)| {
         if said.catching_up {
             return None;

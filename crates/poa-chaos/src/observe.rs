@@ -220,6 +220,12 @@ impl Observer {
         self.record(status.height, sighting);
     }
 
+    /// The highest height any node reported so far: the chain's tip as the run knows it, which
+    /// the latest sample alone may miss (its nodes frozen, killed or behind).
+    pub(crate) fn tip(&self) -> u64 {
+        self.sightings.keys().next_back().copied().unwrap_or(0)
+    }
+
     /// Records a report of a block at `height`, unless that block was already reported there.
     pub(crate) fn record(&mut self, height: u64, sighting: Sighting) {
         let seen = self.sightings.entry(height).or_default();
@@ -235,5 +241,42 @@ fn sighting(block: &BlockSummary, node: usize, incarnation: u32, at: Duration) -
         node,
         incarnation,
         at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(non_snake_case)]
+
+    use super::*;
+
+    fn seen(node: usize, id: &str, at_ms: u64) -> Sighting {
+        Sighting {
+            id: id.to_owned(),
+            node,
+            incarnation: 0,
+            at: Duration::from_millis(at_ms),
+        }
+    }
+
+    #[test]
+    fn tip__when_the_highest_reporter_falls_silent__then_still_its_height() {
+        // given: n0 reported height 240, then only n1 (stuck at 105) answered
+        let mut observer = Observer::new(Client::new(Duration::from_secs(1)), 2);
+        observer.record(105, seen(1, "b105", 100));
+        observer.record(240, seen(0, "b240", 200));
+        observer.record(105, seen(1, "b105", 300));
+
+        // when / then
+        assert_eq!(observer.tip(), 240);
+    }
+
+    #[test]
+    fn tip__when_nothing_was_reported__then_zero() {
+        // given / when / then
+        assert_eq!(
+            Observer::new(Client::new(Duration::from_secs(1)), 2).tip(),
+            0
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! in their own modules. All processes belong to the [`Cluster`], dropped on every exit path
 //! (also on an error, a panic or Ctrl-C, which ends the loop at the next tick).
 
+mod comeback;
 mod state;
 
 use std::collections::BTreeMap;

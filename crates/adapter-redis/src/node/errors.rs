@@ -39,27 +39,18 @@ impl ErrorNotes {
             success_clears,
         } = Family::of(operation);
         let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
-        let last_error = &mut last[index];
-        match (class, failing) {
-            (CallClass::TimedOut | CallClass::Failed, Some(error)) => {
-                let changed = last_error
-                    .as_ref()
-                    .is_none_or(|(failed, previous)| *failed != operation || *previous != error);
-                if changed {
-                    tracing::warn!(node, operation, error = %error, "redis node operation fails");
-                    *last_error = Some((operation, error));
-                }
+        match record(&mut last[index], operation, class, failing, success_clears) {
+            Change::Fails(error) => {
+                tracing::warn!(node, operation, error = %error, "redis node operation fails");
             }
-            (CallClass::Ok | CallClass::Refused, _) if success_clears => {
-                if let Some((failed, _)) = last_error.take() {
-                    tracing::info!(
-                        node,
-                        operation = failed,
-                        "redis node operations succeed again"
-                    );
-                }
+            Change::Recovered { failed } => {
+                tracing::info!(
+                    node,
+                    operation = failed,
+                    "redis node operations succeed again"
+                );
             }
-            _ => {}
+            Change::None => {}
         }
     }
 
@@ -74,6 +65,45 @@ impl ErrorNotes {
             .map(|(operation, error)| format!("{operation}: {error}"))
             .collect();
         (!errors.is_empty()).then(|| errors.join("; "))
+    }
+}
+
+/// What a call changed in its family's note, for the log.
+#[derive(Debug, PartialEq, Eq)]
+enum Change {
+    /// The family started failing, or fails another way now.
+    Fails(String),
+    /// The family works again after failing in `failed`.
+    Recovered { failed: &'static str },
+    /// Nothing to say: still failing the same way, or still working.
+    None,
+}
+
+/// Keeps the outcome of `operation` in its family's note. Which operation failed is kept for
+/// the status, but only a new error is news: a lease that cannot be taken fails its
+/// acquisition and the release that follows with the same answer, cycle after cycle.
+fn record(
+    note: &mut Option<(&'static str, String)>,
+    operation: &'static str,
+    class: CallClass,
+    failing: Option<String>,
+    success_clears: bool,
+) -> Change {
+    match (class, failing) {
+        (CallClass::TimedOut | CallClass::Failed, Some(error)) => {
+            let news = note.as_ref().is_none_or(|(_, previous)| *previous != error);
+            *note = Some((operation, error.clone()));
+            if news {
+                Change::Fails(error)
+            } else {
+                Change::None
+            }
+        }
+        (CallClass::Ok | CallClass::Refused, _) if success_clears => match note.take() {
+            Some((failed, _)) => Change::Recovered { failed },
+            None => Change::None,
+        },
+        _ => Change::None,
     }
 }
 
@@ -99,5 +129,98 @@ impl Family {
             index,
             success_clears,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(non_snake_case)]
+
+    use super::*;
+
+    const NO_REPLY: &str = "no reply within 100ms";
+
+    fn failed(
+        note: &mut Option<(&'static str, String)>,
+        operation: &'static str,
+        error: &str,
+    ) -> Change {
+        let family = Family::of(operation);
+        record(
+            note,
+            operation,
+            CallClass::TimedOut,
+            Some(error.to_owned()),
+            family.success_clears,
+        )
+    }
+
+    #[test]
+    fn record__when_acquisition_and_release_fail_alike_cycle_after_cycle__then_says_it_once() {
+        // given: a process cut off from a node tries to take the lease and releases it
+        let mut note = None;
+
+        // when
+        let changes: Vec<Change> = (0..3)
+            .flat_map(|_| ["promote", "release"])
+            .map(|operation| failed(&mut note, operation, NO_REPLY))
+            .collect();
+
+        // then
+        assert_eq!(changes[0], Change::Fails(NO_REPLY.to_owned()));
+        assert!(
+            changes[1..].iter().all(|change| *change == Change::None),
+            "{changes:?}"
+        );
+        assert_eq!(note, Some(("release", NO_REPLY.to_owned())));
+    }
+
+    #[test]
+    fn record__when_the_error_changes__then_says_the_new_one() {
+        // given
+        let mut note = None;
+        failed(&mut note, "promote", NO_REPLY);
+
+        // when
+        let change = failed(
+            &mut note,
+            "promote",
+            "WRONGPASS invalid username-password pair",
+        );
+
+        // then
+        assert_eq!(
+            change,
+            Change::Fails("WRONGPASS invalid username-password pair".to_owned())
+        );
+    }
+
+    #[test]
+    fn record__when_an_operation_of_the_family_succeeds__then_recovered_once() {
+        // given
+        let mut note = None;
+        failed(&mut note, "promote", NO_REPLY);
+
+        // when
+        let first = record(&mut note, "renew_lease", CallClass::Ok, None, true);
+        let second = record(&mut note, "renew_lease", CallClass::Ok, None, true);
+
+        // then
+        assert_eq!(first, Change::Recovered { failed: "promote" });
+        assert_eq!(second, Change::None);
+    }
+
+    #[test]
+    fn record__when_a_release_succeeds__then_the_failure_stays() {
+        // given
+        let mut note = None;
+        failed(&mut note, "promote", NO_REPLY);
+
+        // when
+        let change = record(&mut note, "release", CallClass::Ok, None, false);
+
+        // then
+        assert_eq!(change, Change::None);
+        assert!(note.is_some());
     }
 }

@@ -462,6 +462,49 @@ fn garbage_stops_said_why__when_the_report_came_and_went_before_the_stop_ended__
 }
 
 #[test]
+fn garbage_stops_said_why__when_the_holder_is_cut_off_and_says_why_it_cannot_lead__then_holds() {
+    // given: the lease holder names the height while it holds the lease, then a partition
+    // costs it the lease before the stop ends; it still answers, says why it cannot lead, and
+    // nobody holds the lease at the end
+    let samples = blocked_timeline(|s| {
+        if s.at < Duration::from_millis(1500) {
+            s
+        } else if s.at < Duration::from_millis(3000) {
+            saying(
+                s,
+                0,
+                true,
+                "leader_state: height 11 is blocked on the shared block log",
+            )
+        } else {
+            saying(
+                s,
+                0,
+                false,
+                "leader_state: reconcile_read reached 0 of the 2 nodes a quorum needs",
+            )
+        }
+    });
+    let threshold = Duration::from_millis(2500);
+
+    // when
+    let outcomes = garbage_outcomes(&samples, &[window(1000, 4000, true, Some(11))], threshold);
+    let verdict = garbage_stops_said_why(&outcomes, threshold);
+
+    // then
+    assert!(verdict.passed, "{verdict:?}");
+    assert!(
+        outcomes[0]
+            .said_why
+            .as_deref()
+            .unwrap()
+            .starts_with("n0 at 2.9s"),
+        "{:?}",
+        outcomes[0].said_why
+    );
+}
+
+#[test]
 fn garbage_stops_said_why__when_only_a_node_without_the_lease_names_it__then_fails() {
     // given
     let samples = blocked_timeline(|s| saying(s, 1, false, "height 11 is blocked"));

@@ -26,9 +26,8 @@ use crate::report::Event;
 use crate::schedule::{FaultKind, PlannedFault};
 use crate::streams;
 
-/// Blocks below a returning node's next height that must still be in a quorum of streams for
-/// it to count as within the window: trimming goes on while it reads (a second of blocks).
-const WINDOW_EDGE_MARGIN: u64 = 10;
+use super::comeback::{Comeback, comeback};
+
 /// Largest padding of a transaction payload: blocks with a few kilobytes of transactions make
 /// the stream reads long replies, so a cut lands inside them.
 const MAX_PAYLOAD_PADDING: usize = 4096;
@@ -385,25 +384,22 @@ impl RunState {
         Ok(())
     }
 
-    /// A node that falls behind must catch up before it counts as a producer; one without a
-    /// peer whose next height left a quorum of streams while it was away is stranded.
+    /// A node that falls behind must catch up before it counts as a producer: one that comes
+    /// back past the streams' window needs its peers for that, and one without a peer whose
+    /// next height left a quorum of streams while it was away is stranded.
     fn after_heal(&mut self, cluster: &Cluster, fault: &ActiveFault, now: Duration) {
         let Some(node) = fault.node else {
             return;
         };
-        let cluster_height = self
-            .observer
-            .samples
-            .last()
-            .and_then(|sample| sample.max_height())
-            .unwrap_or(0);
+        // The tip, not the latest sample's highest node: that node may be the one frozen.
+        let cluster_height = self.observer.tip();
         let fell_behind = matches!(fault.planned.kind, FaultKind::NodeFallBehind { .. });
         // A node whose disk failed stood aside meanwhile: it counts again once caught up.
         let disk_failed = matches!(fault.planned.kind, FaultKind::NodeDiskFull { .. });
         if (fell_behind && fault.stopped) || disk_failed {
             self.catching_up[node] = Some(cluster_height);
         }
-        if cluster.nodes[node].has_peers || self.stranded[node].is_some() {
+        if self.stranded[node].is_some() {
             return;
         }
         let stopped = fault.stopped
@@ -419,39 +415,61 @@ impl RunState {
                 .last()
                 .and_then(|sample| sample.heights[node])
         };
-        // A node about as high as the cluster is within any window; no need to ask Redis.
-        let Some(height) = height.filter(|h| h + WINDOW_EDGE_MARGIN < cluster_height) else {
+        let Some(height) = height else {
             return;
         };
-        let next_height = height + 1;
-        let probe = next_height.saturating_sub(WINDOW_EDGE_MARGIN).max(1);
-        let held_by = streams::servers_holding(&cluster.redis, probe);
+        let has_peers = cluster.nodes[node].has_peers;
         let servers = cluster.redis.len();
-        if held_by >= self.quorum {
-            if fell_behind {
+        let quorum = self.quorum;
+        let place = comeback(height, cluster_height, has_peers, quorum, |probe| {
+            streams::servers_holding(&cluster.redis, probe)
+        });
+        match place {
+            Comeback::Current => {}
+            Comeback::WithinWindow { probe, held_by } => {
+                if fell_behind {
+                    self.event(
+                        now,
+                        format!("n{node} back at height {height}, within the streams' window ({held_by} of {servers} servers hold height {probe})"),
+                    );
+                }
+            }
+            Comeback::CatchingUpFromPeers {
+                probe,
+                held_by,
+                target,
+            } => {
+                let target = self.catching_up[node].map_or(target, |t| t.max(target));
+                self.catching_up[node] = Some(target);
                 self.event(
                     now,
-                    format!("n{node} back at height {height}, within the streams' window ({held_by} of {servers} servers hold height {probe})"),
+                    format!("n{node} back at height {height}, past the streams' window ({held_by} of {servers} servers hold height {probe}; quorum {quorum}): no producer until its peers bring it to height {target}"),
                 );
             }
-            return;
+            Comeback::Stranded {
+                probe,
+                held_by,
+                next_height,
+                target,
+            } => {
+                // Past the window, or within a second of its edge: say which, for the
+                // post-mortem.
+                let next_held_by = streams::servers_holding(&cluster.redis, next_height);
+                let edge = if next_held_by >= quorum {
+                    "at the edge of"
+                } else {
+                    "past"
+                };
+                self.stranded[node] = Some(Stranding { next_height });
+                self.catching_up[node] = Some(target);
+                self.event(
+                    now,
+                    format!(
+                        "n{node} back at height {height} without a peer, {edge} the streams' window ({next_held_by} of {servers} servers hold its next height, {held_by} hold height {probe}; quorum {quorum}): stranded, exempt from convergence"
+                    ),
+                );
+            }
         }
-        // Past the window, or within a second of its edge: say which, for the post-mortem.
-        let next_held_by = streams::servers_holding(&cluster.redis, next_height);
-        let place = if next_held_by >= self.quorum {
-            "at the edge of"
-        } else {
-            "past"
-        };
-        self.stranded[node] = Some(Stranding { next_height });
-        self.catching_up[node] = Some(cluster_height.max(next_height));
-        self.event(
-            now,
-            format!(
-                "n{node} back at height {height} without a peer, {place} the streams' window ({next_held_by} of {servers} servers hold its next height, {held_by} hold height {probe}; quorum {}): stranded, exempt from convergence",
-                self.quorum
-            ),
-        );
     }
 
     /// The stranded nodes, as the checks judge them.
