@@ -321,10 +321,9 @@ fn validate_security(urls: &[String], security: &RedisSecurity) -> Result<(), Co
         if username.is_empty() {
             return Err(ConfigError::EmptyUsername);
         }
-        if let Some(other) = url_users.iter().find(|user| *user != username) {
+        if url_users.iter().any(|user| user != username) {
             return Err(ConfigError::ConflictingUsername {
                 username: username.clone(),
-                url_username: other.clone(),
             });
         }
     } else if url_users.len() > 1 {
@@ -364,14 +363,21 @@ fn url_userinfo(url: &str) -> Option<&str> {
     authority.rfind('@').map(|at| &authority[..at])
 }
 
-/// The URL without credentials, for logs, metrics labels and status pages.
+/// The URL without credentials, for logs, metrics labels, status pages and errors: no user
+/// information, and no query or fragment (the adapter reads neither, so a password put there
+/// by mistake must not travel further than the refusal).
 pub(crate) fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}{}", &url[..scheme_end + 3], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
+    let Some(scheme_end) = url.find("://").map(|at| at + 3) else {
+        return url.split(['?', '#']).next().unwrap_or_default().to_owned();
+    };
+    let rest = &url[scheme_end..];
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let host = authority
+        .rfind('@')
+        .map_or(authority, |at| &authority[at + 1..]);
+    format!("{}{host}{path}", &url[..scheme_end])
 }
 
 #[cfg(test)]
@@ -449,7 +455,7 @@ mod tests {
             assert_eq!(
                 outcome.err(),
                 Some(ConfigError::UrlPartIgnored {
-                    url: url.into(),
+                    url: redact_url(url),
                     part
                 })
             );
@@ -723,6 +729,67 @@ mod tests {
         // then
         assert!(validated.is_ok(), "{validated:?}");
         assert!(!format!("{validated:?}").contains("pw\""));
+    }
+
+    #[test]
+    fn redact_url__when_url_has_a_query_or_fragment__then_removes_them() {
+        // given: a password where the adapter never reads one, but an operator might put it
+        let urls = [
+            "redis://host:6379/0?password=pl4nted-s3cret",
+            "redis://host:6379#pl4nted-s3cret",
+            "redis://host:6379/?user=a&password=pl4nted@s3cret",
+        ];
+
+        // when / then
+        for url in urls {
+            let redacted = redact_url(url);
+            assert!(!redacted.contains("s3cret"), "{url} -> {redacted}");
+            assert!(redacted.starts_with("redis://host:6379"), "{redacted}");
+        }
+    }
+
+    #[test]
+    fn validate__when_a_url_carries_a_password_in_its_query__then_refused_without_echoing_it() {
+        // given
+        let config = RedisConfig {
+            urls: vec![
+                "redis://127.0.0.1:7000/?password=pl4nted-s3cret".to_owned(),
+                "redis://127.0.0.1:7001".to_owned(),
+                "redis://127.0.0.1:7002".to_owned(),
+            ],
+            ..RedisConfig::default()
+        };
+
+        // when
+        let error = config.validate().unwrap_err();
+
+        // then
+        assert!(
+            matches!(error, ConfigError::UrlPartIgnored { part: "query", .. }),
+            "{error:?}"
+        );
+        assert!(!error.to_string().contains("s3cret"), "{error}");
+        assert!(!format!("{error:?}").contains("s3cret"), "{error:?}");
+    }
+
+    #[test]
+    fn validate__when_a_password_is_typed_as_the_url_user__then_the_error_does_not_echo_it() {
+        // given: the password where the user goes, and the real user in the setting
+        let mut config = config_with(3);
+        config.urls[0] = "redis://pl4nted-s3cret@127.0.0.1:7000".to_owned();
+        config.security.username = Some("producer".to_owned());
+        config.security.password = Some(RedisPassword::new("pl4nted-s3cret"));
+
+        // when
+        let error = config.validate().unwrap_err();
+
+        // then
+        assert!(
+            matches!(error, ConfigError::ConflictingUsername { .. }),
+            "{error:?}"
+        );
+        assert!(!error.to_string().contains("s3cret"), "{error}");
+        assert!(!format!("{error:?}").contains("s3cret"), "{error:?}");
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub enum ConfigError {
         "url {url} has a {part} the adapter would ignore: remove it (every node is used as redis://host:port, database 0)"
     )]
     UrlPartIgnored {
-        /// The URL without credentials.
+        /// The URL without credentials, query or fragment.
         url: String,
         /// `path`, `query` or `fragment`.
         part: &'static str,
@@ -60,15 +60,14 @@ pub enum ConfigError {
     /// The ACL user name is empty.
     #[error("security.username must not be empty")]
     EmptyUsername,
-    /// `security.username` and a URL name different users.
+    /// `security.username` and a URL name different users. The URL's user is not repeated:
+    /// it is sometimes a password typed where the user goes.
     #[error(
-        "security.username {username} differs from the user {url_username} named in a url: name the user once"
+        "security.username {username} differs from the user named in a url: name the user once, without a password in the url"
     )]
     ConflictingUsername {
         /// The user of `security.username`.
         username: String,
-        /// The user named in a URL.
-        url_username: String,
     },
     /// Two URLs name different users.
     #[error(

@@ -114,17 +114,27 @@ pub(crate) struct RunArgs {
 
     /// A Redis node of the leader lease, redis://host:port or rediss://host:port (TLS); repeat
     /// for each node. Without any, the node runs alone. Never put a password in it.
-    #[arg(long = "redis-url", env = "POA_REDIS_URLS", value_delimiter = ',')]
+    #[arg(
+        long = "redis-url",
+        env = "POA_REDIS_URLS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
     pub(crate) redis_urls: Vec<String>,
 
     /// Another poa-node's HTTP API, http://host:port; repeat for each. A process whose next
     /// height was trimmed from every Redis stream fetches the blocks from these peers.
-    #[arg(long = "peer", env = "POA_PEERS", value_delimiter = ',')]
+    #[arg(
+        long = "peer",
+        env = "POA_PEERS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
     pub(crate) peers: Vec<String>,
 
     /// ACL user on every Redis node [default: the user in the URL, else `default`]. The
     /// password comes from POA_REDIS_PASSWORD or --redis-password-file, never from a flag.
-    #[arg(long, env = "POA_REDIS_USERNAME")]
+    #[arg(long, env = "POA_REDIS_USERNAME", hide_env_values = true)]
     pub(crate) redis_username: Option<String>,
 
     /// File holding the Redis password (one line); alternative to POA_REDIS_PASSWORD.

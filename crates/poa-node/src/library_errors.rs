@@ -52,13 +52,10 @@ pub(crate) fn redis_setting(error: ConfigError) -> InvalidSetting {
             "--redis-username",
             "--redis-username must not be empty".to_owned(),
         ),
-        ConfigError::ConflictingUsername {
-            username,
-            url_username,
-        } => (
+        ConfigError::ConflictingUsername { username } => (
             "--redis-username",
             format!(
-                "--redis-username {username} differs from the user {url_username} named in a --redis-url: name the user once"
+                "--redis-username {username} differs from the user named in a --redis-url: name the user once, without a password in the url"
             ),
         ),
         ConfigError::ConflictingUrlUsernames => (

@@ -315,9 +315,21 @@ fn read_file_settings(path: &Path) -> Result<FileSettings, InvalidSetting> {
         )
     })?;
     toml::from_str(&text).map_err(|error| {
+        // Where, and what is wrong, but never the offending line itself: it may be a password
+        // pasted into the wrong file.
+        let place = error.span().map_or_else(String::new, |span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |at| at + 1) + 1;
+            format!(" at line {line}, column {column}")
+        });
         InvalidSetting::new(
             "--config",
-            format!("{} is not a valid settings file: {error}", path.display()),
+            format!(
+                "{} is not a valid settings file{place}: {}",
+                path.display(),
+                error.message()
+            ),
         )
     })
 }
@@ -481,13 +493,33 @@ fn resolve_redis_security(
 }
 
 /// The first line of the file, without its line ending (files written by `echo` end in one).
+/// Refused when group or others may read or write it, as ssh refuses such a key: the mode of
+/// the file opened, not of whatever the path named a moment before.
 fn read_password_file(path: &Path) -> Result<RedisPassword, InvalidSetting> {
-    let text = std::fs::read_to_string(path).map_err(|error| {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+
+    let unreadable = |error: std::io::Error| {
         InvalidSetting::new(
             "--redis-password-file",
             format!("cannot read {}: {error}", path.display()),
         )
-    })?;
+    };
+    let mut file = std::fs::File::open(path).map_err(unreadable)?;
+    let mode = file.metadata().map_err(unreadable)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(InvalidSetting::new(
+            "--redis-password-file",
+            format!(
+                "{} has mode {:04o}, so group or others may read or write it: restrict it to its owner with `chmod 600 {}`",
+                path.display(),
+                mode & 0o7777,
+                path.display()
+            ),
+        ));
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(unreadable)?;
     let password = text.lines().next().unwrap_or_default();
     Ok(RedisPassword::new(password))
 }

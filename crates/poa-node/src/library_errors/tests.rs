@@ -31,7 +31,6 @@ fn every_redis_config_error() -> Vec<ConfigError> {
         ConfigError::EmptyUsername,
         ConfigError::ConflictingUsername {
             username: "poa".to_owned(),
-            url_username: "alice".to_owned(),
         },
         ConfigError::ConflictingUrlUsernames,
         ConfigError::UsernameWithoutPassword,

@@ -27,6 +27,7 @@ mod log_loss;
 mod log_output;
 mod recipes;
 mod relay;
+mod secrets;
 mod single_node;
 mod startup_errors;
 mod support;

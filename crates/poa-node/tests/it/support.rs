@@ -50,6 +50,14 @@ impl Node {
         Self::start_command(Command::new(binary()), data_dir, args)
     }
 
+    /// Like [`Node::start`], with `env` set in the process's environment (after the default
+    /// `RUST_LOG=info`, which it may override).
+    pub fn start_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(binary());
+        command.env("RUST_LOG", "info").envs(env.iter().copied());
+        Self::start_command(command, data_dir, args)
+    }
+
     /// Like [`Node::start`], with the soft limit of open file descriptors set to `soft` (the
     /// hard limit unchanged), as a default systemd or login session would leave it.
     pub fn start_with_descriptor_limit(data_dir: &Path, args: &[&str], soft: u64) -> Self {
@@ -75,6 +83,9 @@ impl Node {
     }
 
     fn start_command(mut command: Command, data_dir: &Path, args: &[&str]) -> Self {
+        if !command.get_envs().any(|(key, _)| key == "RUST_LOG") {
+            command.env("RUST_LOG", "info");
+        }
         let http = if args.contains(&"--http") {
             &[][..]
         } else {
@@ -86,7 +97,6 @@ impl Node {
             .args(http)
             .args(["--admin-http", "127.0.0.1:0", "--log-format", "json"])
             .args(args)
-            .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
