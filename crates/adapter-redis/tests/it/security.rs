@@ -17,10 +17,11 @@ const PASSWORD: &str = "correct-horse-battery-staple";
 
 /// The ACL rules `docs/operations.md` recommends, for the default key prefix: the keys of
 /// `docs/protocol.md` ("Keys on every node"), the commands the Lua scripts call, `SCRIPT LOAD` and `EVALSHA`, and
-/// `INFO` (fred reads the server version on connect and warns when refused; nothing else is
-/// needed: with a password the handshake is `AUTH`, which every user may run).
+/// `INFO` and `CLIENT ID` (fred reads the server version and its connection's id on connect,
+/// and carries on when refused, but each refusal lands in the server's ACL log; nothing else
+/// is needed: with a password the handshake is `AUTH`, which every user may run).
 pub(crate) const RECOMMENDED_ACL: &str = "on ~poa:leader:lock ~poa:leader:lock:* resetchannels \
-     -@all +evalsha +script|load +info \
+     -@all +evalsha +script|load +info +client|id \
      +get +set +del +incr +pexpire +time +xadd +xrange +xtrim \
      +zadd +zrem +xdel +zrangebyscore +zrevrangebyscore +zremrangebyrank";
 
@@ -79,6 +80,15 @@ async fn adapter__when_nodes_need_tls_and_the_least_privilege_acl_user__then_lea
     assert_eq!(backlog, LeaderState::UnreconciledBlocks(vec![block(1, 0)]));
     assert!(streams_reach(&servers, KEY, 1).await);
     assert_eq!(leader.metric("poa_undecodable_entries_total"), 0.0);
+    // Nothing the producers sent was refused: a denial the client shrugs off still fills the
+    // server's ACL log and pushes out the ones an operator looks for.
+    for server in &servers {
+        let denials = server.command_async(&[b"ACL", b"LOG"]).await;
+        assert!(
+            matches!(&denials, RespValue::Array(entries) if entries.is_empty()),
+            "the recommended acl refused something the producer sends: {denials:?}"
+        );
+    }
     for forbidden in [
         &[&b"FLUSHALL"[..]][..],
         &[b"GET", b"another:key"],
