@@ -6,10 +6,12 @@
 -- member is untrusted (anyone who reaches the node can write one): a member that does not parse
 -- is skipped and counted, never passed to another command unchecked, and at most
 -- 2 * ARGV[2] + 512 members are examined, so garbage cannot make the read unbounded. Heights
--- still indexed but already trimmed from the stream are skipped.
+-- still indexed but already trimmed from the stream are skipped. An entry whose data is longer
+-- than ARGV[3] bytes (the largest block the log carries) comes back without it, with its
+-- length: garbage that large cannot make every read carry it.
 -- Returns { rows, top, skipped, covered_to, seconds, microseconds }:
 --   rows: {height, epoch, id, data, stream entry id} of each entry returned, lowest heights
---        first;
+--        first; an oversized entry's row is {height, epoch, id, '', stream entry id, length};
 --   top: the node's highest indexed entry still in the stream as one such row, when it lies
 --        above the rows (empty otherwise): evidence of how far the node's log reaches;
 --   skipped: members that did not parse;
@@ -19,8 +21,9 @@
 -- Fields a hand-written entry lacks come back as empty strings and are rejected by the client.
 local min_height = tonumber(ARGV[1])
 local max_entries = tonumber(ARGV[2])
+local max_entry_bytes = tonumber(ARGV[3])
 local time = redis.call('TIME')
-if not min_height or not max_entries or max_entries <= 0 then
+if not min_height or not max_entries or max_entries <= 0 or not max_entry_bytes then
   return { {}, {}, 0, -1, tonumber(time[1]), tonumber(time[2]) }
 end
 local examine_at_most = 2 * max_entries + 512
@@ -46,6 +49,9 @@ local function row_of(entry_id)
   local record = { height = '', epoch = '0', id = '', data = '' }
   for i = 1, #fields - 1, 2 do
     record[fields[i]] = fields[i + 1]
+  end
+  if #record.data > max_entry_bytes then
+    return { record.height, record.epoch, record.id, '', entry_id, #record.data }
   end
   return { record.height, record.epoch, record.id, record.data, entry_id }
 end

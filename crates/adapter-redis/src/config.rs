@@ -11,6 +11,10 @@ use std::time::Duration;
 use crate::error::{ConfigError, SecurityFile};
 use poa_quorum::{self as quorum, Quorum};
 
+/// The default bound on an entry's data: twice the reference chain's largest block (1 MiB of
+/// transactions and their framing).
+const DEFAULT_MAX_ENTRY_BYTES: u64 = 2 * 1024 * 1024;
+
 /// How many extra heights the heights index keeps on top of twice the stream length, so a
 /// height still in the stream (trimmed approximately with `~`) is always still in the index.
 const INDEX_RETENTION_MARGIN: u64 = 256;
@@ -38,6 +42,12 @@ pub struct RedisConfig {
     pub stream_max_len: u64,
     /// Extra nodes every quorum needs on top of a bare majority (`--quorum-disruption-budget`).
     pub quorum_disruption_budget: usize,
+    /// The largest encoded block the log carries, in bytes: a read never carries an entry's
+    /// data beyond it (an entry that large is garbage, counted and skipped, and cannot make
+    /// every read slow), and a publish of a larger block is refused. Set it at least to the
+    /// largest block the chain can produce; the default (2 MiB) is twice the reference
+    /// chain's largest.
+    pub max_entry_bytes: u64,
     /// ACL credentials and TLS files, the same for every node.
     pub security: RedisSecurity,
     /// Where this process keeps the highest fencing epoch it has seen, so that a restart
@@ -100,6 +110,7 @@ impl Default for RedisConfig {
             max_attempts: 3,
             stream_max_len: 1000,
             quorum_disruption_budget: 0,
+            max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES,
             security: RedisSecurity::default(),
             epoch_file: None,
         }
@@ -145,6 +156,7 @@ pub struct ValidatedConfig {
     pub(crate) max_attempts: u32,
     pub(crate) stream_max_len: u64,
     pub(crate) index_retention: u64,
+    pub(crate) max_entry_bytes: u64,
     pub(crate) quorum: Quorum,
     pub(crate) drift: Duration,
     pub(crate) security: RedisSecurity,
@@ -244,6 +256,7 @@ impl RedisConfig {
                 .stream_max_len
                 .saturating_mul(2)
                 .saturating_add(INDEX_RETENTION_MARGIN),
+            max_entry_bytes: self.max_entry_bytes,
             urls: self.urls,
             lease_ttl: self.lease_ttl,
             node_timeout: self.node_timeout,

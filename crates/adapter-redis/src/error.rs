@@ -298,6 +298,15 @@ pub(crate) enum AdapterError {
     /// Too many nodes hold something other than a block of this chain at the next height.
     #[error("height {height} is blocked: {detail}")]
     HeightBlocked { height: BlockHeight, detail: String },
+    /// A produced block is larger than the log carries: no reader would ever see it.
+    #[error(
+        "the block at height {height} encodes to {bytes} bytes, more than max_entry_bytes ({max}): raise max_entry_bytes to the largest block the chain produces"
+    )]
+    BlockTooLarge {
+        height: BlockHeight,
+        bytes: u64,
+        max: u64,
+    },
 }
 
 impl From<AdapterError> for ReconciliationError {
@@ -325,6 +334,7 @@ impl From<AdapterError> for ReconciliationError {
                 Self::HeightBlocked { height, detail }
             }
             AdapterError::LogBehindHead { head, log_top } => Self::LogBehindHead { head, log_top },
+            too_large @ AdapterError::BlockTooLarge { .. } => Self::Backend(Box::new(too_large)),
         }
     }
 }

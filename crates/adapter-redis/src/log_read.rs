@@ -113,6 +113,8 @@ impl std::fmt::Debug for LogReader {
 pub(crate) enum Checked {
     Verified(SealedBlock),
     Undecodable,
+    /// Longer than the largest block the log carries: the read left its data out.
+    Oversized(u64),
     Refused(String),
 }
 
@@ -123,6 +125,9 @@ pub(crate) fn check_entry(
     verified: &HashMap<BlockId, (SealedBlock, Bytes)>,
     entry: &StreamEntry,
 ) -> Checked {
+    if let Some(length) = entry.oversized {
+        return Checked::Oversized(length);
+    }
     if let Some((block, bytes)) = verified.get(&entry.id)
         && *bytes == entry.data
         && block.height() == entry.height
@@ -349,6 +354,18 @@ impl LogReader {
                         height,
                         entry_id: entry.entry_id,
                         reason: "does not decode to the block it is stored as".to_owned(),
+                    });
+                }
+                Checked::Oversized(length) => {
+                    undecodable = undecodable.saturating_add(1);
+                    backlog.view.refuse(node, height);
+                    backlog.invalid.push(InvalidEntry {
+                        node,
+                        height,
+                        entry_id: entry.entry_id,
+                        reason: format!(
+                            "holds {length} bytes, more than the largest block the log carries"
+                        ),
                     });
                 }
                 Checked::Refused(reason) => {

@@ -53,6 +53,8 @@ pub(crate) struct NodeContext {
     pub(crate) node_timeout: Duration,
     pub(crate) stream_max_len: u64,
     pub(crate) index_retention: u64,
+    /// The largest entry data a read carries ([`crate::RedisConfig::max_entry_bytes`]).
+    pub(crate) max_entry_bytes: u64,
     pub(crate) security: RedisSecurity,
 }
 
@@ -65,6 +67,7 @@ impl NodeContext {
             node_timeout: config.node_timeout,
             stream_max_len: config.stream_max_len,
             index_retention: config.index_retention,
+            max_entry_bytes: config.max_entry_bytes,
             security: config.security.clone(),
         }
     }
@@ -299,6 +302,11 @@ impl RedisNode {
 
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The largest entry data a read carries, the same for every node.
+    pub(crate) fn max_entry_bytes(&self) -> u64 {
+        self.context.max_entry_bytes
     }
 
     /// The outcome of the last completed call, for the status page.
@@ -543,6 +551,7 @@ impl RedisNode {
         let args = vec![
             Value::from(min_height.get().to_string()),
             Value::from(max_entries.to_string()),
+            Value::from(self.context.max_entry_bytes.to_string()),
         ];
         let outcome = scripts::decode_read_from(self.call(&scripts.read_from, keys, args).await);
         let class = match &outcome {

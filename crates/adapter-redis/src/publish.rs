@@ -133,14 +133,23 @@ impl Publisher {
             tracing::debug!("genesis block is not published: no epoch is held");
             return Ok(());
         }
+        let height = block.height();
+        let encoded = block.encode();
+        let max = writer
+            .nodes
+            .first()
+            .map_or(u64::MAX, |node| node.max_entry_bytes());
+        let bytes = u64::try_from(encoded.len()).unwrap_or(u64::MAX);
+        if bytes > max {
+            return Err(AdapterError::BlockTooLarge { height, bytes, max });
+        }
         let epoch = writer.state.epoch_for_write().await?;
         let started = Instant::now();
-        let height = block.height();
         let write = Arc::new(BlockWrite::new(
             epoch,
             height,
             block.id(),
-            Bytes::from(block.encode()),
+            Bytes::from(encoded),
         ));
         let result = writer
             .write_until_decided(

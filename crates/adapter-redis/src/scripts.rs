@@ -457,6 +457,9 @@ pub(crate) struct StreamEntry {
     /// The stream entry's id, which names this very entry (two entries may carry one block
     /// id: an honest header under a forged seal).
     pub(crate) entry_id: String,
+    /// For an entry whose data is longer than the largest block the log carries: its length
+    /// (the read left the data out, and `data` is empty).
+    pub(crate) oversized: Option<u64>,
 }
 
 /// What `read_from` returned.
@@ -594,14 +597,21 @@ fn decode_entry(row: Value) -> Option<StreamEntry> {
     let Value::Array(fields) = row else {
         return None;
     };
-    let [height, epoch, id, data, entry_id]: [Value; 5] = fields.try_into().ok()?;
-    let text = |value: &Value| value.as_str().map(|text| text.into_owned());
+    let mut fields = fields.into_iter();
+    let [height, epoch, id, data, entry_id] = std::array::from_fn(|_| fields.next());
+    let oversized = match (fields.next(), fields.next()) {
+        (None, _) => None,
+        (Some(length), None) => Some(u64::try_from(length.as_i64()?).ok()?),
+        (Some(_), Some(_)) => return None,
+    };
+    let text = |value: Option<Value>| value?.as_str().map(|text| text.into_owned());
     Some(StreamEntry {
-        height: BlockHeight::new(text(&height)?.parse().ok()?),
-        epoch: Epoch::new(text(&epoch)?.parse().ok()?),
-        id: text(&id)?.parse().ok()?,
-        data: data.into_bytes()?,
-        entry_id: text(&entry_id)?,
+        height: BlockHeight::new(text(height)?.parse().ok()?),
+        epoch: Epoch::new(text(epoch)?.parse().ok()?),
+        id: text(id)?.parse().ok()?,
+        data: data?.into_bytes()?,
+        entry_id: text(entry_id)?,
+        oversized,
     })
 }
 
@@ -702,6 +712,37 @@ mod tests {
         );
         assert!(NodeError::Transport { reason: "x".into() }.needs_reset());
         assert!(!NodeError::Server { reason: "x".into() }.needs_reset());
+    }
+
+    #[test]
+    fn decode_read_from__when_an_entry_came_without_its_oversized_data__then_keeps_its_length() {
+        // given: the row the script answers for an entry longer than the bound
+        let id = BlockId::from_bytes([3; 32]);
+        let row = Value::Array(vec![
+            Value::String("5".into()),
+            Value::String("2".into()),
+            Value::String(id.to_hex().into()),
+            Value::String("".into()),
+            Value::String("1-0".into()),
+            Value::Integer(4_194_304),
+        ]);
+        let reply = Ok(Value::Array(vec![
+            Value::Array(vec![row]),
+            Value::Array(vec![]),
+            Value::Integer(0),
+            Value::Integer(-1),
+            Value::Integer(1_700_000_000),
+            Value::Integer(0),
+        ]));
+
+        // when
+        let read = decode_read_from(reply).unwrap();
+
+        // then
+        assert_eq!(read.malformed, 0);
+        assert_eq!(read.entries.len(), 1);
+        assert_eq!(read.entries[0].oversized, Some(4_194_304));
+        assert!(read.entries[0].data.is_empty());
     }
 
     #[test]

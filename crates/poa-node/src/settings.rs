@@ -425,6 +425,8 @@ fn resolve_redis(
             .quorum_disruption_budget
             .or(file.quorum_disruption_budget)
             .unwrap_or(defaults.quorum_disruption_budget),
+        // The adapter's default is twice the reference chain's largest block.
+        max_entry_bytes: defaults.max_entry_bytes,
         security: resolve_redis_security(args, file)?,
         // Set by `run`, in the data directory, once it is known to be ours.
         epoch_file: None,

@@ -121,6 +121,34 @@ async fn publish_produced_block__when_epoch_is_behind_on_one_node__then_first_wr
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn publish_produced_block__when_the_block_is_larger_than_the_log_carries__then_refused_and_nothing_written()
+ {
+    // given: a bound below the block's encoding, so no reader would ever see the block
+    let servers = servers(3);
+    let key = "poa:test:too-large";
+    let config = adapter_redis::RedisConfig {
+        max_entry_bytes: 16,
+        ..config(urls(&servers), key)
+    };
+    let producer = producer_with(config).await;
+    producer.adapter.leader_state(below(1)).await.unwrap();
+
+    // when
+    let outcome = producer.adapter.publish_produced_block(&block(1, 0)).await;
+
+    // then
+    let error = outcome.unwrap_err();
+    assert!(
+        std::error::Error::source(&error)
+            .is_some_and(|source| source.to_string().contains("max_entry_bytes")),
+        "{error:?}"
+    );
+    for server in &servers {
+        assert_eq!(stream_len(server, key), 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn publish_produced_block__when_write_succeeds__then_extends_lease_ttl() {
     // given
     let servers = servers(3);

@@ -531,6 +531,50 @@ async fn reconciliation__when_an_entry_does_not_decode__then_skips_and_counts_it
     assert_eq!(producer.metric("poa_undecodable_entries_total"), 1.0);
 }
 
+/// Bytes a server has sent to its clients so far (`INFO stats`, `total_net_output_bytes`).
+fn bytes_sent(server: &RedisServer) -> u64 {
+    let info = server.command(&[b"INFO", b"stats"]);
+    let info = String::from_utf8(info.as_bytes().unwrap().to_vec()).unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("total_net_output_bytes:"))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reconciliation__when_a_quorum_holds_an_entry_larger_than_any_block__then_reads_around_it_without_carrying_it()
+ {
+    // given: two committed blocks, then 4 MiB of garbage at the next height on a quorum: a
+    // read that carried it would cost every reader its transfer, past the node timeout of a
+    // slow client, and the heights below it would go unread
+    let servers = servers(3);
+    let key = "poa:test:oversized";
+    for server in &servers {
+        append(server, key, &block(1, 0), 1);
+        append(server, key, &block_on(2, 0, block(1, 0).id()), 1);
+    }
+    let garbage = vec![7_u8; 4 * 1024 * 1024];
+    for server in &servers[..2] {
+        append_raw(server, key, 3, &block(3, 9).id().to_hex(), 1, &garbage);
+    }
+    let follower = producer(urls(&servers), key).await;
+    let sent_before: Vec<u64> = servers.iter().map(bytes_sent).collect();
+
+    // when
+    let state = follower.adapter.follower_state(below(1)).await.unwrap();
+
+    // then
+    assert_eq!(heights(&state), vec![1, 2]);
+    for (server, before) in servers[..2].iter().zip(&sent_before) {
+        let sent = bytes_sent(server) - before;
+        assert!(
+            sent < 1024 * 1024,
+            "a read carried the oversized entry: {sent} bytes sent"
+        );
+    }
+    assert!(follower.metric("poa_undecodable_entries_total") >= 2.0);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn follower__when_leader_published_blocks__then_returns_those_on_a_quorum_and_never_writes() {
     // given

@@ -39,6 +39,7 @@ pub(crate) fn config(urls: Vec<String>, key: &str) -> RedisConfig {
         max_attempts: 1,
         stream_max_len: 1000,
         quorum_disruption_budget: 0,
+        max_entry_bytes: RedisConfig::default().max_entry_bytes,
         security: adapter_redis::RedisSecurity::default(),
         epoch_file: None,
     }
