@@ -35,7 +35,6 @@ use std::process::ExitCode;
 
 use adapter_chain::{AuthorityKey, KeyError};
 use clap::Parser;
-use tracing::error;
 
 use crate::cli::{Cli, Command, RunArgs};
 use crate::settings::Settings;
@@ -63,19 +62,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs the node until a signal or an error stops it. An error that stops it is printed once,
+/// as the process's last line on standard error (`error: ...`, where clap's usage errors go
+/// too), never also as a log line, so an operator and a supervisor's journal read it once.
 fn run_node(args: RunArgs) -> ExitCode {
     telemetry::init(settings::log_format_hint(&args));
     let settings = match Settings::resolve(args) {
         Ok(settings) => settings,
         Err(invalid) => {
-            error!(flag = invalid.flag, error = %invalid, "invalid configuration");
             eprintln!("error: {invalid}");
             return ExitCode::from(EXIT_INVALID_SETTINGS);
         }
     };
     let needed = settings.http_limits.descriptors_needed();
     if let Err(failure) = http_server::ensure_descriptors(needed) {
-        error!(flag = "--http-max-connections", error = %failure, "invalid configuration");
         eprintln!(
             "error: invalid --http-max-connections ({}): {failure}",
             settings.http_limits.max_connections
@@ -95,7 +95,6 @@ fn run_node(args: RunArgs) -> ExitCode {
     match runtime.block_on(run::run(settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            error!(error = format!("{failure:#}"), "node failed");
             eprintln!("error: {failure:#}");
             ExitCode::FAILURE
         }

@@ -23,6 +23,7 @@ mod history;
 mod http_errors;
 mod http_limits;
 mod key_files;
+mod lifecycle_logs;
 mod log_loss;
 mod log_output;
 mod recipes;

@@ -40,6 +40,7 @@ pub struct Node {
     child: Option<Child>,
     pub http: String,
     pub admin_http: String,
+    /// Every line of its standard output (the JSON log) and standard error.
     pub log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -88,11 +89,20 @@ impl Node {
             .args(args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("cannot start poa-node");
         let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
+        // Standard error (the exit reason) joins the log, and still shows in the test's output.
+        let lines = Arc::clone(&log);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                lines.lock().unwrap().push(line);
+            }
+        });
         let (address_sender, address) = mpsc::channel();
         let lines = Arc::clone(&log);
         thread::spawn(move || {
