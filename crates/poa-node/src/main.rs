@@ -14,7 +14,8 @@
 //! - `http_server`: the listeners: connection cap, timeouts, the descriptor limit.
 //! - `raw_blocks`: encoded sealed blocks for peers catching up (`/blocks/raw`).
 //! - `storage_health`: `/health` and the exit that follow the local chain database's health.
-//! - `transactions`: transaction submission, from clients and relayed by peers.
+//! - `transactions`: transaction submission, from clients and relayed by peers, and where a
+//!   submitted transaction stands (`GET /transactions/{id}`).
 //! - `telemetry`: logging.
 
 mod background;

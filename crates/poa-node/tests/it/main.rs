@@ -31,3 +31,4 @@ mod relay;
 mod single_node;
 mod startup_errors;
 mod support;
+mod transaction_status;
