@@ -105,6 +105,28 @@ fn balanced(expression: &str) -> bool {
     open.is_empty() && !quoted
 }
 
+/// Asserts `expression` (of the panel or rule `what`) pairs its brackets and reads only
+/// `exported` metrics, at least one; returns them.
+fn assert_reads_exported(
+    what: &str,
+    expression: &str,
+    exported: &HashSet<String>,
+) -> BTreeSet<String> {
+    assert!(balanced(expression), "{what}: {expression}");
+    let metrics = metrics_in(expression);
+    assert!(
+        !metrics.is_empty(),
+        "{what}: {expression} reads no poa_ metric"
+    );
+    for metric in &metrics {
+        assert!(
+            exported.contains(metric),
+            "{what}: {metric} is not exported"
+        );
+    }
+    metrics
+}
+
 /// Every panel of the dashboard, those inside rows included.
 fn panels(dashboard: &Value) -> Vec<&Value> {
     let mut all = Vec::new();
@@ -225,19 +247,7 @@ fn dashboard_and_alert_rules__when_checked_against_a_running_node__then_name_onl
         assert!(!targets.is_empty(), "{title}: no query");
         for target in targets {
             let expression = target["expr"].as_str().expect("a target has an expression");
-            assert!(balanced(expression), "{title}: {expression}");
-            let metrics = metrics_in(expression);
-            assert!(
-                !metrics.is_empty(),
-                "{title}: {expression} reads no poa_ metric"
-            );
-            for metric in metrics {
-                assert!(
-                    exported.contains(&metric),
-                    "{title}: {metric} is not exported"
-                );
-                shown.insert(metric);
-            }
+            shown.extend(assert_reads_exported(title, expression, &exported));
         }
     }
     for metric in DASHBOARD_MUST_SHOW {
@@ -247,18 +257,7 @@ fn dashboard_and_alert_rules__when_checked_against_a_running_node__then_name_onl
         );
     }
     for (name, expression) in alert_rules(&rules) {
-        assert!(balanced(&expression), "{name}: {expression}");
-        let metrics = metrics_in(&expression);
-        assert!(
-            !metrics.is_empty(),
-            "{name}: {expression} reads no poa_ metric"
-        );
-        for metric in metrics {
-            assert!(
-                exported.contains(&metric),
-                "{name}: {metric} is not exported"
-            );
-        }
+        assert_reads_exported(&name, &expression, &exported);
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use poa_test_support::RedisServer;
 use serde_json::Value;
 
-use crate::support::{Node, eventually, reserve_addresses};
+use crate::support::{Node, eventually, fleet_flags_with_trigger, start_peered_pair};
 
 /// Generous upper bound that only catches a hang.
 const HANG: Duration = Duration::from_secs(30);
@@ -15,38 +15,11 @@ const HANG: Duration = Duration::from_secs(30);
 /// Two manual producers on three redis-servers, each the other's `--peer`, so nothing is
 /// included until the test asks the leader to produce. The first returned leads.
 fn manual_fleet(redis: &[RedisServer], dirs: &[tempfile::TempDir; 2]) -> (Node, Node) {
-    let addresses = reserve_addresses(2);
-    let start = |index: usize| {
-        let mut args: Vec<String> = [
-            "--manual",
-            "--lease-ttl",
-            "1s",
-            "--node-timeout",
-            "100ms",
-            "--retry-delay",
-            "50ms",
-            "--max-retry-delay-offset",
-            "50ms",
-            "--http",
-            &addresses[index],
-            "--peer",
-            &format!("http://{}", addresses[1 - index]),
-        ]
-        .map(str::to_owned)
-        .to_vec();
-        for server in redis {
-            args.extend(["--redis-url".to_owned(), server.url()]);
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        Node::start(dirs[index].path(), &args)
-    };
-    let leader = start(0);
-    assert!(
-        eventually(HANG, || leader.is_leader()),
-        "the first node does not lead"
-    );
-    let follower = start(1);
-    (leader, follower)
+    let urls: Vec<String> = redis.iter().map(RedisServer::url).collect();
+    start_peered_pair(
+        dirs,
+        &fleet_flags_with_trigger(&urls, &["--manual"], "1s", &[]),
+    )
 }
 
 /// The status and body of `GET /transactions/{id}` on `node`.
