@@ -7,7 +7,10 @@ use std::time::Duration;
 use poa_test_support::RedisServer;
 use serde_json::Value;
 
-use crate::support::{Node, eventually, fleet_flags, run_refused, start_peered_pair};
+use crate::support::{
+    Node, eventually, fleet_flags, fleet_flags_with_trigger, reserve_addresses, run_refused,
+    start_peered_pair,
+};
 
 /// Generous upper bound that only catches a hang.
 const HANG: Duration = Duration::from_secs(30);
@@ -39,7 +42,11 @@ const RELEASE: Event = ("the lease release", &["lease released"]);
 /// Pending transactions handed on to the peers when a process stops leading.
 const HAND_ON: Event = (
     "the hand-on",
-    &["no longer leading", "pending transactions handed on"],
+    &[
+        "no longer leading",
+        "handing pending transactions on",
+        "pending transactions handed on",
+    ],
 );
 
 /// How many times `needle` appears in the process's standard output and error together.
@@ -161,6 +168,47 @@ fn node__when_a_leader_steps_down_and_its_successor_is_terminated__then_each_lif
             RELEASE,
             HAND_ON,
             ("the stop", &["node stopped"]),
+        ],
+    );
+}
+
+#[test]
+fn node__when_a_leader_loses_its_redis_quorum__then_the_lost_leadership_is_logged_once() {
+    // given: a manual leader (its cycles only renew the lease) on three redis-servers, with a
+    // peer to hand pending transactions on to
+    let redis: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+    let urls: Vec<String> = redis.iter().map(RedisServer::url).collect();
+    let peer = format!("http://{}", reserve_addresses(1).remove(0));
+    let flags = fleet_flags_with_trigger(&urls, &["--manual"], "1s", &["--peer", &peer]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &flags);
+    assert!(
+        eventually(HANG, || node.is_leader()),
+        "the node does not lead"
+    );
+
+    // when: two of the three nodes stop, so no renewal reaches a quorum
+    redis[1].stop();
+    redis[2].stop();
+    assert!(
+        eventually(HANG, || !node.is_leader()),
+        "the node still leads"
+    );
+    assert!(eventually(HANG, || lines_telling(
+        &messages(&node),
+        HAND_ON.1
+    ) > 0));
+
+    // then
+    assert_each_logged_once(
+        &messages(&node),
+        &[
+            (
+                "the leadership lost",
+                &["lease not held by this process", "lease no longer held"],
+            ),
+            HAND_ON,
         ],
     );
 }
