@@ -261,6 +261,16 @@ impl MemoryTransactionPool {
         selected
     }
 
+    /// When a process of the fleet first accepted the transaction, if it is pending here.
+    pub fn first_seen(&self, id: &TransactionId) -> Option<Timestamp> {
+        let state = self.lock();
+        let sequence = state.sequence_by_id.get(id)?;
+        state
+            .by_sequence
+            .get(sequence)
+            .map(|pending| pending.first_seen)
+    }
+
     /// Whether the transaction is pending.
     pub fn contains(&self, id: &TransactionId) -> bool {
         self.lock().sequence_by_id.contains_key(id)

@@ -229,7 +229,8 @@ impl ChainStore {
         };
         let head = store.head()?;
         store.check_head_links(&head)?;
-        tracing::info!(
+        // At `debug`: the embedding process tells the opening with what it knows beside.
+        tracing::debug!(
             path = %store.path().display(),
             height = %head.height(),
             id = %head.id(),

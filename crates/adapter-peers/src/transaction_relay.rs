@@ -180,7 +180,8 @@ impl PeerTransactionRelay {
     pub fn set_leading(&self, leading: bool) {
         let was_leading = self.shared.leading.swap(leading, Ordering::AcqRel);
         if was_leading && !leading {
-            info!("no longer leading: handing pending transactions on to the peers");
+            // The lease's adapter tells the lost leadership; this line tells the hand-on.
+            info!("handing pending transactions on to the peers: this process stopped leading");
             // A full trigger queue already holds a hand-on or will sweep soon.
             let _ = self.shared.triggers.try_send(ResendTrigger::HandOn);
         }

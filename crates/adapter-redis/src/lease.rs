@@ -313,12 +313,18 @@ impl Lease {
     /// Renews the lease if this process leads, else tries to acquire it.
     pub(crate) async fn role(&self) -> Role {
         if self.state.is_leading() {
-            if self.renew().await {
+            let Renewal::NotHeld { acked } = self.renew().await else {
                 return Role::Leader {
                     generation: self.generation.load(Ordering::Acquire),
                 };
-            }
-            tracing::warn!(epoch = ?self.state.epoch(), "lease no longer held on a quorum");
+            };
+            // The one line of a lost leadership.
+            tracing::warn!(
+                epoch = ?self.state.epoch(),
+                acked,
+                quorum = self.quorum.size(),
+                "lease no longer held on a quorum"
+            );
             self.state.set_leading(false);
         }
         if self.acquire().await {
@@ -333,7 +339,7 @@ impl Lease {
     /// `renew_lease` on every node, decided at a quorum: `q` confirmations re-armed the TTL on
     /// a quorum, so the local validity runs again from this call's start. Nodes not confirmed
     /// get a background promote.
-    async fn renew(&self) -> bool {
+    async fn renew(&self) -> Renewal {
         let started = Instant::now();
         self.state.renewal_due.store(false, Ordering::Release);
         let mut replies =
@@ -352,12 +358,9 @@ impl Lease {
             decision = tally.decision();
         }
         if decision != OwnershipDecision::Owned {
-            tracing::info!(
-                acked = tally.confirmed(),
-                quorum = self.quorum.size(),
-                "lease not held by this process"
-            );
-            return false;
+            return Renewal::NotHeld {
+                acked: tally.confirmed(),
+            };
         }
         self.state.renewed(started);
         self.metrics
@@ -368,7 +371,7 @@ impl Lease {
         if !unheld.is_empty() {
             self.acquire_lease_on_unheld_nodes(&unheld);
         }
-        true
+        Renewal::Renewed
     }
 
     /// Best-effort background promote on nodes the renewal did not confirm, so writes reach
@@ -595,6 +598,17 @@ impl Lease {
             }
         });
     }
+}
+
+/// What a renewal found.
+enum Renewal {
+    /// A quorum confirmed this process's token: the TTL is re-armed there.
+    Renewed,
+    /// Fewer than a quorum confirmed it: this process no longer leads.
+    NotHeld {
+        /// The nodes that confirmed it.
+        acked: usize,
+    },
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use poa_ports::{
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::{ServiceConfig, Trigger};
 use crate::error::ServiceError;
@@ -245,7 +245,8 @@ impl ProductionService {
     /// the configured release timeout) and marks the status stopped.
     pub async fn run<F: Future<Output = ()>>(mut self, shutdown: F) {
         tokio::pin!(shutdown);
-        info!(trigger = %self.config.trigger(), "production service started");
+        // The embedding process logs its start with its addresses: one line per event.
+        debug!(trigger = %self.config.trigger(), "production service started");
         let mut schedule = Schedule {
             next_cycle: Instant::now(),
             wake_on_transactions: false,
@@ -424,14 +425,16 @@ impl ProductionService {
     }
 
     async fn release_on_shutdown(&mut self) {
-        info!("production service stopping: releasing the lease");
+        // The embedding process tells why it stops; the reconciliation port tells a release
+        // of a lease it held. Either at `info` here would tell one event twice.
+        debug!("production service stopping: releasing the lease");
         match tokio::time::timeout(
             self.config.release_timeout(),
             self.ports.reconciliation.release(),
         )
         .await
         {
-            Ok(Ok(())) => info!("lease released"),
+            Ok(Ok(())) => debug!("lease release done"),
             Ok(Err(error)) => {
                 warn!(error = %error, "lease release failed: it will expire on its own")
             }

@@ -65,7 +65,12 @@ async fn follow_leadership(
     stop: CancellationToken,
 ) {
     loop {
-        relay.set_leading(status.borrow_and_update().role == Role::Leader);
+        let role = status.borrow_and_update().role;
+        if role == Role::Stopped {
+            // The exiting node hands everything on itself, once, and tells how many.
+            break;
+        }
+        relay.set_leading(role == Role::Leader);
         tokio::select! {
             biased;
             () = stop.cancelled() => break,

@@ -53,6 +53,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/blocks/{height}", get(block_at))
         .route("/blocks/{height}/raw", get(raw_blocks::block_at))
         .route("/transactions", post(transactions::submit))
+        .route("/transactions/{id}", get(transactions::status))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(body_limit))
         // After the general limit: the handler reads the body itself, within its own limit,

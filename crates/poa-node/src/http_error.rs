@@ -40,6 +40,10 @@ pub(crate) enum ErrorCode {
     TransactionCommitted,
     /// The transaction outlived `--transaction-ttl`.
     TransactionExpired,
+    /// The `{id}` of the path is not a transaction id (64 hex characters).
+    InvalidTransactionId,
+    /// This process neither holds the transaction pending nor has committed it.
+    TransactionUnknown,
     /// A relay batch over its size limit.
     RelayBatchTooLarge,
     /// A relay batch that does not decode.
@@ -80,6 +84,8 @@ impl ErrorCode {
         Self::TransactionPending,
         Self::TransactionCommitted,
         Self::TransactionExpired,
+        Self::InvalidTransactionId,
+        Self::TransactionUnknown,
         Self::RelayBatchTooLarge,
         Self::InvalidRelayBatch,
         Self::TooManyBulkRequests,
@@ -108,6 +114,8 @@ impl ErrorCode {
             Self::TransactionPending => "transaction_pending",
             Self::TransactionCommitted => "transaction_committed",
             Self::TransactionExpired => "transaction_expired",
+            Self::InvalidTransactionId => "invalid_transaction_id",
+            Self::TransactionUnknown => "transaction_unknown",
             Self::RelayBatchTooLarge => "relay_batch_too_large",
             Self::InvalidRelayBatch => "invalid_relay_batch",
             Self::TooManyBulkRequests => "too_many_bulk_requests",
@@ -129,8 +137,11 @@ impl ErrorCode {
             | Self::InvalidQuery
             | Self::BodyUnreadable
             | Self::EmptyTransaction
+            | Self::InvalidTransactionId
             | Self::InvalidRelayBatch => StatusCode::BAD_REQUEST,
-            Self::RouteNotFound | Self::BlockNotFound => StatusCode::NOT_FOUND,
+            Self::RouteNotFound | Self::BlockNotFound | Self::TransactionUnknown => {
+                StatusCode::NOT_FOUND
+            }
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::TransactionPending

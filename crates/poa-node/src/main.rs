@@ -14,7 +14,8 @@
 //! - `http_server`: the listeners: connection cap, timeouts, the descriptor limit.
 //! - `raw_blocks`: encoded sealed blocks for peers catching up (`/blocks/raw`).
 //! - `storage_health`: `/health` and the exit that follow the local chain database's health.
-//! - `transactions`: transaction submission, from clients and relayed by peers.
+//! - `transactions`: transaction submission, from clients and relayed by peers, and where a
+//!   submitted transaction stands (`GET /transactions/{id}`).
 //! - `telemetry`: logging.
 
 mod background;
@@ -35,7 +36,6 @@ use std::process::ExitCode;
 
 use adapter_chain::{AuthorityKey, KeyError};
 use clap::Parser;
-use tracing::error;
 
 use crate::cli::{Cli, Command, RunArgs};
 use crate::settings::Settings;
@@ -63,19 +63,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs the node until a signal or an error stops it. An error that stops it is printed once,
+/// as the process's last line on standard error (`error: ...`, where clap's usage errors go
+/// too), never also as a log line, so an operator and a supervisor's journal read it once.
 fn run_node(args: RunArgs) -> ExitCode {
     telemetry::init(settings::log_format_hint(&args));
     let settings = match Settings::resolve(args) {
         Ok(settings) => settings,
         Err(invalid) => {
-            error!(flag = invalid.flag, error = %invalid, "invalid configuration");
             eprintln!("error: {invalid}");
             return ExitCode::from(EXIT_INVALID_SETTINGS);
         }
     };
     let needed = settings.http_limits.descriptors_needed();
     if let Err(failure) = http_server::ensure_descriptors(needed) {
-        error!(flag = "--http-max-connections", error = %failure, "invalid configuration");
         eprintln!(
             "error: invalid --http-max-connections ({}): {failure}",
             settings.http_limits.max_connections
@@ -95,7 +96,6 @@ fn run_node(args: RunArgs) -> ExitCode {
     match runtime.block_on(run::run(settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            error!(error = format!("{failure:#}"), "node failed");
             eprintln!("error: {failure:#}");
             ExitCode::FAILURE
         }

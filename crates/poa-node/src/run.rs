@@ -22,7 +22,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::background::Background;
 use crate::http::{self, AdminState, ApiState};
@@ -100,11 +100,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
                     .map_err(library_errors::redis_startup)
                     .context("cannot start the Redis leader lease")?,
             );
-            info!(
-                nodes,
-                quorum = adapter.quorum().size(),
-                "leader lease on redis"
-            );
+            // The adapter tells its start (nodes, connected, quorum) itself.
             (
                 Arc::clone(&adapter) as Arc<dyn BlockReconciliationPort>,
                 Some(adapter),
@@ -220,7 +216,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
             tokio::select! {
                 () = shutdown => {}
                 cause = storage_health::failed_for_good(storage_health) => {
-                    error!(error = %cause, "local chain storage failed for good: stopping so a supervisor restarts the node");
+                    // Told once, as the exit's reason, after the lease is released.
                     let _ = storage_failed_sender.send(Some(cause));
                 }
             }

@@ -1,5 +1,6 @@
 //! Transaction submission: `POST /transactions` from clients, and `POST /transactions/relay`
-//! from the other processes of the fleet. Both refuse what the local chain already committed
+//! from the other processes of the fleet; and what a submitter asks afterwards,
+//! `GET /transactions/{id}`, answered from this process's chain and pool. Both refuse what the local chain already committed
 //! and hand the rest to the pool; a client's submission is relayed on to every peer at once,
 //! whichever process accepts it, and a relayed one is not (the relay's own sweep sends again
 //! what stays pending), so relays cannot loop.
@@ -9,12 +10,13 @@
 //! (and no later leader includes) a committed transaction.
 
 use std::collections::HashSet;
+use std::str::FromStr;
 
 use adapter_chain::{MemoryTransactionPool, PoolError, SystemClock};
 use adapter_peers::{PendingTransactions, RELAYED_HEADER, RelayedTransaction, decode_relay_batch};
 use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use poa_ports::{Clock, Timestamp, Transaction, TransactionId};
@@ -85,6 +87,70 @@ pub(crate) async fn submit(
         // A client's submission is first seen now: it cannot have expired.
         Err(error @ PoolError::Expired) => refused(ErrorCode::TransactionExpired, &error),
     }
+}
+
+/// Where a transaction stands in this process: included at a height of its chain, pending in
+/// its pool (with when every pool drops it), or unknown here (404). The chain is read again
+/// after the pool, so a block committing it between the two reads is never answered unknown.
+pub(crate) async fn status(
+    State(state): State<ApiState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let text = id.map(|Path(text)| text).unwrap_or_default();
+    let id = TransactionId::from_str(&text).map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidTransactionId,
+            format!(
+                "a transaction id is 64 hex characters, as POST /transactions answers; {text:?} is not one"
+            ),
+        )
+    })?;
+    if let Some(included) = included(&state, id).await? {
+        return Ok(included);
+    }
+    if let Some(first_seen) = state.pool.first_seen(&id) {
+        let max_age = u64::try_from(state.pool.limits().max_age.as_millis()).unwrap_or(u64::MAX);
+        let expires_at = first_seen.as_unix_millis().saturating_add(max_age);
+        let answer = json!({
+            "id": id.to_hex(),
+            "status": "pending",
+            "first_seen": first_seen.as_unix_millis(),
+            "expires_at": expires_at,
+        });
+        return Ok((StatusCode::OK, axum::Json(answer)).into_response());
+    }
+    if let Some(included) = included(&state, id).await? {
+        return Ok(included);
+    }
+    Err(ApiError::new(
+        ErrorCode::TransactionUnknown,
+        "this process neither holds the transaction pending nor has committed it",
+    )
+    .with_context("id", id.to_hex()))
+}
+
+/// The answer for a transaction the local chain committed, if it did.
+async fn included(state: &ApiState, id: TransactionId) -> Result<Option<Response>, ApiError> {
+    let Some(height) = state
+        .chain
+        .transaction_height(id)
+        .await
+        .map_err(|error| storage_failure(&error))?
+    else {
+        return Ok(None);
+    };
+    let block = state
+        .chain
+        .block_at(height)
+        .await
+        .map_err(|error| storage_failure(&error))?;
+    let answer = json!({
+        "id": id.to_hex(),
+        "status": "included",
+        "height": height.get(),
+        "block_id": block.map(|block| block.id().to_hex()),
+    });
+    Ok(Some((StatusCode::OK, axum::Json(answer)).into_response()))
 }
 
 /// A submission whose body was not read: over the body limit, which is one byte over the pool's

@@ -39,6 +39,26 @@ fn submit__when_transaction_is_acceptable__then_returns_its_id_and_counts_it() {
 }
 
 #[test]
+fn first_seen__when_pending_then_committed__then_tells_the_relayed_time_then_nothing() {
+    // given
+    let pool = small_pool();
+    let now = SystemClock.now();
+    let first_seen = Timestamp::from_unix_millis(now.as_unix_millis() - 5_000);
+    let id = pool
+        .submit_relayed(transaction(b"abc"), first_seen)
+        .unwrap();
+
+    // when
+    let while_pending = pool.first_seen(&id);
+    pool.remove_committed(&[id]);
+
+    // then
+    assert_eq!(while_pending, Some(first_seen));
+    assert_eq!(pool.first_seen(&id), None);
+    assert_eq!(pool.first_seen(&transaction(b"never").id()), None);
+}
+
+#[test]
 fn submit__when_a_limit_is_broken__then_refuses_with_its_variant() {
     struct Case {
         name: &'static str,

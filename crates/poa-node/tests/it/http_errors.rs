@@ -144,6 +144,26 @@ fn public_api__when_every_route_gets_bad_input__then_answers_the_json_error_of_i
         case("GET", "/blocks/raw?from=1&limit=many", 400, "invalid_query"),
         case("GET", "/blocks/raw?from=999999", 404, "block_not_found"),
         case("POST", "/transactions", 400, "empty_transaction"),
+        case("GET", "/transactions/abc", 400, "invalid_transaction_id"),
+        case(
+            "GET",
+            &format!("/transactions/{}", "g".repeat(64)),
+            400,
+            "invalid_transaction_id",
+        ),
+        case(
+            "GET",
+            &format!("/transactions/{}", "a".repeat(66)),
+            400,
+            "invalid_transaction_id",
+        ),
+        case(
+            "GET",
+            &format!("/transactions/{}", "ab".repeat(32)),
+            404,
+            "transaction_unknown",
+        ),
+        case("GET", "/transactions/ab/more", 404, "route_not_found"),
         with_body(
             "POST",
             "/transactions",
@@ -190,6 +210,7 @@ fn public_api__when_every_route_gets_bad_input__then_answers_the_json_error_of_i
         "/blocks/1/raw",
         "/blocks/raw?from=1",
         "/metrics",
+        "/transactions/abc",
     ] {
         cases.push(case("POST", path, 405, "method_not_allowed"));
         cases.push(case("DELETE", path, 405, "method_not_allowed"));

@@ -4,25 +4,15 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::support::{Node, eventually, run_to_exit};
+use crate::support::{Node, eventually, run_refused};
 
 /// Generous upper bound that only catches a hang.
 const HANG: Duration = Duration::from_secs(20);
 
 /// Runs a node on `data_dir` with `extra` flags until it exits: status code and stderr.
 fn start_refused(data_dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
-    let data_dir = data_dir.display().to_string();
-    let mut args = vec![
-        "--data-dir",
-        &data_dir,
-        "--http",
-        "127.0.0.1:0",
-        "--admin-http",
-        "127.0.0.1:0",
-    ];
-    args.extend_from_slice(extra);
-    let (status, _, stderr) = run_to_exit(&args, HANG);
-    (status.code(), stderr)
+    let (code, _, stderr) = run_refused(data_dir, extra);
+    (code, stderr)
 }
 
 /// A data directory with a chain of a few blocks, from a node stopped cleanly.

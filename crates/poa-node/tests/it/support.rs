@@ -40,6 +40,7 @@ pub struct Node {
     child: Option<Child>,
     pub http: String,
     pub admin_http: String,
+    /// Every line of its standard output (the JSON log) and standard error.
     pub log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -98,11 +99,20 @@ impl Node {
             .args(["--admin-http", "127.0.0.1:0", "--log-format", "json"])
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("cannot start poa-node");
         let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
+        // Standard error (the exit reason) joins the log, and still shows in the test's output.
+        let lines = Arc::clone(&log);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                lines.lock().unwrap().push(line);
+            }
+        });
         let (address_sender, address) = mpsc::channel();
         let lines = Arc::clone(&log);
         thread::spawn(move || {
@@ -404,25 +414,67 @@ pub fn fleet_flags(
     lease_ttl: &str,
     extra: &[&str],
 ) -> Vec<String> {
-    let mut flags: Vec<String> = [
-        "--block-time",
-        block_time,
-        "--lease-ttl",
-        lease_ttl,
-        "--node-timeout",
-        "100ms",
-        "--retry-delay",
-        "50ms",
-        "--max-retry-delay-offset",
-        "50ms",
-    ]
-    .iter()
-    .chain(extra)
-    .map(|flag| (*flag).to_owned())
-    .collect();
+    fleet_flags_with_trigger(redis_urls, &["--block-time", block_time], lease_ttl, extra)
+}
+
+/// Like [`fleet_flags`], with the trigger's flags given (`--manual`, `--instant`, or
+/// `--block-time` and its value).
+pub fn fleet_flags_with_trigger(
+    redis_urls: &[String],
+    trigger: &[&str],
+    lease_ttl: &str,
+    extra: &[&str],
+) -> Vec<String> {
+    let mut flags: Vec<String> = trigger
+        .iter()
+        .chain(&[
+            "--lease-ttl",
+            lease_ttl,
+            "--node-timeout",
+            "100ms",
+            "--retry-delay",
+            "50ms",
+            "--max-retry-delay-offset",
+            "50ms",
+        ])
+        .chain(extra)
+        .map(|flag| (*flag).to_owned())
+        .collect();
     for url in redis_urls {
         flags.push("--redis-url".to_owned());
         flags.push(url.clone());
     }
     flags
+}
+
+/// Two producers with `flags` in `dirs`, each on its own loopback address and naming the other
+/// as its `--peer`; the second starts once the first leads, so the first returned leads.
+pub fn start_peered_pair(dirs: &[tempfile::TempDir; 2], flags: &[String]) -> (Node, Node) {
+    let addresses = reserve_addresses(2);
+    let start = |index: usize| {
+        let peer = format!("http://{}", addresses[1 - index]);
+        let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+        args.extend(["--http", &addresses[index], "--peer", &peer]);
+        Node::start(dirs[index].path(), &args)
+    };
+    let first = start(0);
+    assert!(
+        eventually(START_DEADLINE, || first.is_leader()),
+        "the first node does not lead"
+    );
+    (first, start(1))
+}
+
+/// Runs the binary on `data_dir` with `extra` flags (the admin listener on a free port, and
+/// the HTTP API too unless `extra` names one) until it exits, as a start that must be refused:
+/// its exit code, stdout and stderr.
+pub fn run_refused(data_dir: &Path, extra: &[&str]) -> (Option<i32>, String, String) {
+    let data_dir = data_dir.display().to_string();
+    let mut args = vec!["--data-dir", &data_dir, "--admin-http", "127.0.0.1:0"];
+    if !extra.contains(&"--http") {
+        args.extend(["--http", "127.0.0.1:0"]);
+    }
+    args.extend_from_slice(extra);
+    let (status, stdout, stderr) = run_to_exit(&args, START_DEADLINE);
+    (status.code(), stdout, stderr)
 }
