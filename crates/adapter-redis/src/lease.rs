@@ -257,6 +257,9 @@ pub(crate) struct Lease {
     /// so a late self-release can never delete a grant of the new attempt.
     promote_tasks: Mutex<TaskTracker>,
     generation: AtomicU64,
+    /// Whether this process stands back from the lease because fewer than a quorum of nodes
+    /// answered its last calls (said once when it starts and once when it ends).
+    standing_back: AtomicBool,
     metrics: Arc<Metrics>,
 }
 
@@ -287,6 +290,7 @@ impl Lease {
             tracker,
             promote_tasks: Mutex::new(TaskTracker::new()),
             generation: AtomicU64::new(0),
+            standing_back: AtomicBool::new(false),
             metrics,
         }
     }
@@ -327,6 +331,9 @@ impl Lease {
             );
             self.state.set_leading(false);
         }
+        if !self.reaches_a_quorum() {
+            return Role::Follower;
+        }
         if self.acquire().await {
             Role::Leader {
                 generation: self.generation.load(Ordering::Acquire),
@@ -334,6 +341,35 @@ impl Lease {
         } else {
             Role::Follower
         }
+    }
+
+    /// Whether a quorum of nodes answered this process's last call to each (an answer of any
+    /// kind, a refusal included; a node not called yet counts): only then does it compete for
+    /// the lease. A process that reaches fewer cannot win it, and each promote it sends would
+    /// only take a node from a candidate that can, splitting that candidate's acquisition
+    /// until its links come back (the cycle's reads, which go to every node, tell when). Said
+    /// once when it starts and once when it ends.
+    fn reaches_a_quorum(&self) -> bool {
+        let reached = self
+            .nodes
+            .iter()
+            .filter(|node| node.answered_last_call())
+            .count();
+        let reaches = self.quorum.reached(reached);
+        let was_standing_back = self.standing_back.swap(!reaches, Ordering::AcqRel);
+        if !reaches && !was_standing_back {
+            tracing::warn!(
+                reached,
+                quorum = self.quorum.size(),
+                "not competing for the lease: fewer than a quorum of nodes answered the last calls"
+            );
+        } else if reaches && was_standing_back {
+            tracing::info!(
+                reached,
+                "competing for the lease again: a quorum of nodes answers"
+            );
+        }
+        reaches
     }
 
     /// `renew_lease` on every node, decided at a quorum: `q` confirmations re-armed the TTL on

@@ -314,6 +314,15 @@ impl RedisNode {
         CallClass::from_code(self.last_outcome.load(Ordering::Relaxed))
     }
 
+    /// Whether the node answered the last completed call (a refusal is an answer), or was not
+    /// called yet: neither a timeout nor a failure.
+    pub(crate) fn answered_last_call(&self) -> bool {
+        !matches!(
+            self.last_outcome(),
+            NodeOutcome::TimedOut | NodeOutcome::Failed
+        )
+    }
+
     /// What the node answered the last time an operation failed, per family of operations,
     /// until one of that family succeeds again.
     pub(crate) fn last_error(&self) -> Option<String> {

@@ -491,6 +491,46 @@ async fn acquire__when_the_last_release_never_arrived__then_the_next_leadership_
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn leader_state__when_fewer_than_a_quorum_answered_its_last_calls__then_does_not_compete_for_the_lease()
+ {
+    // given: a process whose links to two of three servers are down, after one cycle that
+    // found them so; a promote of its on the server it still reaches would only take that
+    // server from a healthy candidate, whose acquisition it would split
+    let servers = servers(3);
+    let key = "poa:test:stand-back";
+    let proxies: Vec<FaultProxy> = servers[1..]
+        .iter()
+        .map(|server| FaultProxy::start(server.addr()))
+        .collect();
+    let mut process_urls = vec![servers[0].url()];
+    process_urls.extend(proxies.iter().map(FaultProxy::url));
+    let cut_off = producer(process_urls, key).await;
+    for proxy in &proxies {
+        proxy.set_mode(ProxyMode::Reset);
+    }
+    assert!(cut_off.adapter.leader_state(below(1)).await.is_err());
+    let epoch_before = epoch_of(&servers[0], key);
+
+    // when: it cycles again, still cut off
+    let cycle = cut_off.adapter.leader_state(below(1)).await;
+
+    // then: it asked nothing of the lease on the server it reaches
+    assert!(cycle.is_err(), "{cycle:?}");
+    assert_eq!(epoch_of(&servers[0], key), epoch_before);
+    assert_eq!(owner(&servers[0], key), None);
+
+    // and once its links are back, it competes again within a cycle or two
+    for proxy in &proxies {
+        proxy.set_mode(ProxyMode::Pass);
+    }
+    let led = wait_for_async(Duration::from_secs(5), || async {
+        cut_off.adapter.leader_state(below(1)).await.ok() == Some(LeaderState::ReconciledLeader)
+    })
+    .await;
+    assert!(led, "it never competed again after its links came back");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn time_reference__when_a_quorum_of_nodes_answered__then_is_their_clock() {
     // given: before any cycle there is no opinion
     let servers = servers(3);
