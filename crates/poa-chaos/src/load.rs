@@ -92,6 +92,9 @@ pub(crate) struct PhaseRun {
     pub(crate) to: Duration,
     /// Its fault, as the timeline says it, if it had one.
     pub(crate) action: Option<String>,
+    /// The node its fault took out (the leader killed, the follower frozen), if any: what the
+    /// other nodes' submit path paid for it is reported apart.
+    pub(crate) faulted: Option<usize>,
 }
 
 /// The clients, stopped and joined on every exit path.
@@ -177,7 +180,10 @@ fn drive(
     for phase in Phase::ALL {
         shared.enter(phase);
         let from = run.start.elapsed();
-        let action = run.begin(phase, interrupted)?;
+        let (action, faulted) = match run.begin(phase, interrupted)? {
+            Some((action, faulted)) => (Some(action), faulted),
+            None => (None, None),
+        };
         run.event(format!("phase {}", phase.name()));
         while run.start.elapsed() < from + cli.phase {
             run.tick(interrupted)?;
@@ -188,6 +194,7 @@ fn drive(
             from,
             to: run.start.elapsed(),
             action,
+            faulted,
         });
     }
     let submissions = clients.finish();
@@ -287,8 +294,14 @@ impl LoadRun<'_> {
     }
 
     /// Starts `phase`'s fault; returns what it did.
-    fn begin(&mut self, phase: Phase, interrupted: &AtomicBool) -> Result<Option<String>> {
-        let action = match phase {
+    /// Starts `phase`'s fault, if it has one: what the timeline says of it, and the node it
+    /// took out.
+    fn begin(
+        &mut self,
+        phase: Phase,
+        interrupted: &AtomicBool,
+    ) -> Result<Option<(String, Option<usize>)>> {
+        let (action, faulted) = match phase {
             Phase::Steady => return Ok(None),
             Phase::LeaderKill => {
                 let leader = self.leader(interrupted)?;
@@ -311,17 +324,21 @@ impl LoadRun<'_> {
                     node: leader,
                     at: at + downtime,
                 });
-                format!("SIGKILL leader n{leader}, started again {downtime:?} later")
+                (
+                    format!("SIGKILL leader n{leader}, started again {downtime:?} later"),
+                    Some(leader),
+                )
             }
             Phase::StepDown => {
                 let leader = self.leader(interrupted)?;
                 let admin = self.cluster.nodes[leader].admin;
                 let answered = self.client.step_down(admin, self.cli.phase);
-                format!(
+                let action = format!(
                     "POST /admin/step-down?hold_off={} to leader n{leader}: {}",
                     humantime::format_duration(self.cli.phase),
                     if answered { "200" } else { "not answered" }
-                )
+                );
+                (action, None)
             }
             Phase::FrozenPeer => {
                 let leader = self.leader(interrupted)?;
@@ -333,11 +350,14 @@ impl LoadRun<'_> {
                     node,
                     at: self.start.elapsed() + frozen,
                 });
-                format!("SIGSTOP follower n{node} for {frozen:?}")
+                (
+                    format!("SIGSTOP follower n{node} for {frozen:?}"),
+                    Some(node),
+                )
             }
         };
         self.event(action.clone());
-        Ok(Some(action))
+        Ok(Some((action, faulted)))
     }
 
     /// Waits until every pool stays empty a while, or the drain bound; returns whether the

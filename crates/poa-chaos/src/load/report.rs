@@ -55,6 +55,25 @@ pub(crate) struct PhaseReport {
     pub(crate) p99: Duration,
     /// Accepted in this phase and lost, allowed or not.
     pub(crate) lost: usize,
+    /// For a phase whose fault took a node out: the submissions to the other nodes alone, what
+    /// their submit path paid for it (the clients that drew the faulted node wait out their
+    /// bound there, which says nothing about the others).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) others: Option<OthersReport>,
+}
+
+/// The submissions of a phase to the nodes its fault did not take out.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct OthersReport {
+    /// The node the fault took out.
+    pub(crate) faulted: usize,
+    /// Answered 202 by the other nodes.
+    pub(crate) accepted: usize,
+    /// Their median and 99th percentile latency.
+    #[serde(with = "millis")]
+    pub(crate) p50: Duration,
+    #[serde(with = "millis")]
+    pub(crate) p99: Duration,
 }
 
 /// Everything a load run reports.
@@ -236,6 +255,19 @@ fn phase_report(run: &PhaseRun, submissions: &[Submission], losses: &[LossGroup]
         .map(|s| s.latency)
         .collect();
     let seconds = (run.to - run.from).as_secs_f64().max(f64::EPSILON);
+    let others = run.faulted.map(|faulted| {
+        let latencies: Vec<Duration> = sent
+            .iter()
+            .filter(|s| s.node != faulted && s.outcome == Outcome::Accepted)
+            .map(|s| s.latency)
+            .collect();
+        OthersReport {
+            faulted,
+            accepted: latencies.len(),
+            p50: accounting::percentile(&latencies, 0.5),
+            p99: accounting::percentile(&latencies, 0.99),
+        }
+    });
     PhaseReport {
         phase: run.phase,
         action: run.action.clone(),
@@ -249,6 +281,7 @@ fn phase_report(run: &PhaseRun, submissions: &[Submission], losses: &[LossGroup]
             .filter(|g| g.phase == run.phase)
             .map(|g| g.count)
             .sum(),
+        others,
     }
 }
 
@@ -309,6 +342,13 @@ impl LoadReport {
                     .as_deref()
                     .map_or_else(String::new, |action| format!("  [{action}]"))
             );
+            if let Some(others) = &phase.others {
+                let _ = writeln!(
+                    text,
+                    "  {:<11} to the nodes but n{}: {:>5} accepted, p50 {:?}, p99 {:?}",
+                    "", others.faulted, others.accepted, others.p50, others.p99
+                );
+            }
         }
         let _ = writeln!(
             text,
@@ -354,5 +394,68 @@ impl LoadReport {
             );
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(non_snake_case)]
+
+    use super::*;
+
+    fn submission(node: usize, latency_ms: u64, outcome: Outcome) -> Submission {
+        Submission {
+            id: format!("{node}-{latency_ms}"),
+            node,
+            phase: Phase::FrozenPeer,
+            sent_at: Duration::from_secs(1),
+            latency: Duration::from_millis(latency_ms),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn phase_report__when_a_follower_was_frozen__then_reports_the_other_nodes_apart() {
+        // given: n1 frozen, its clients held to their bound; n0 and n2 answering in 4-6 ms
+        let run = PhaseRun {
+            phase: Phase::FrozenPeer,
+            from: Duration::ZERO,
+            to: Duration::from_secs(5),
+            action: Some("SIGSTOP follower n1 for 3s".to_owned()),
+            faulted: Some(1),
+        };
+        let mut submissions = vec![
+            submission(1, 2000, Outcome::Failed),
+            submission(1, 1900, Outcome::Accepted),
+        ];
+        for latency in 4..=6 {
+            submissions.push(submission(0, latency, Outcome::Accepted));
+            submissions.push(submission(2, latency, Outcome::Accepted));
+        }
+
+        // when
+        let report = phase_report(&run, &submissions, &[]);
+
+        // then: the phase as a whole pays the frozen node; the others do not
+        assert_eq!(report.p99, Duration::from_millis(1900));
+        let others = report.others.unwrap();
+        assert_eq!(others.faulted, 1);
+        assert_eq!(others.accepted, 6);
+        assert_eq!(others.p99, Duration::from_millis(6));
+    }
+
+    #[test]
+    fn phase_report__when_the_phase_took_no_node_out__then_has_no_split() {
+        // given
+        let run = PhaseRun {
+            phase: Phase::StepDown,
+            from: Duration::ZERO,
+            to: Duration::from_secs(5),
+            action: None,
+            faulted: None,
+        };
+
+        // when / then
+        assert!(phase_report(&run, &[], &[]).others.is_none());
     }
 }
