@@ -83,7 +83,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
 /// The short chaos runs in CI: a seed and the flags beyond the common ones. The seeds were
 /// picked with `--plan-only` so that together the runs exercise the kinds that need a small
 /// window, a budget, garbage or a failing disk (docs/chaos.md, section CI).
-const CHAOS_RUNS: [(u64, &[&str]); 3] = [
+const CHAOS_RUNS: [(u64, &[&str]); 4] = [
     // n1, without peers, frozen past the window: stranded; a forged block at the next height on
     // one server, the stream retyped on a quorum; a reply cut inside a script reply.
     (40, &["--fault-budget", "2", "--peers", "even"]),
@@ -93,6 +93,9 @@ const CHAOS_RUNS: [(u64, &[&str]); 3] = [
     // Five servers, a budget of one: r4 restarted empty within the budget, the leader's disk
     // full, n1 killed, a reply cut inside a script reply, the stream retyped on a quorum (4 of 5).
     (12719, &["--redis", "5", "--quorum-disruption-budget", "1"]),
+    // Five servers, a budget of one: r2 restored from a snapshot 3.8 s old, a forgery far above
+    // the chain on a quorum, the leader killed, a reply cut 3 B in, n0's disk full.
+    (6644, &["--redis", "5", "--quorum-disruption-budget", "1"]),
 ];
 
 /// The short load run in CI: four phases of 5 s (steady, leader SIGKILL, step-down, frozen
