@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use adapter_redis::{RedisPassword, RedisSecurity};
 use poa_ports::{BlockReconciliationPort, LeaderState, ReconciliationError};
-use poa_test_support::{RedisServer, RespValue, TestCertificates, resp};
+use poa_test_support::{RedisServer, RespValue, TestCertificates, resp, wait_for_async};
 use tempfile::TempDir;
 
 use crate::support::*;
@@ -106,6 +106,58 @@ async fn adapter__when_nodes_need_tls_and_the_least_privilege_acl_user__then_lea
             "the recommended acl allowed {forbidden:?}: {reply:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lease_status__when_the_acl_refuses_a_command_a_script_calls__then_each_node_names_the_refusal()
+ {
+    // given: the recommended ACL without XADD on every node, so every publish is refused inside
+    // the write script while the lease itself works
+    let dir = TempDir::new().unwrap();
+    let certificates = TestCertificates::generate(dir.path(), "redis");
+    let without_xadd = RECOMMENDED_ACL.replace(" +xadd", "");
+    let servers: Vec<RedisServer> = (0..3)
+        .map(|_| {
+            RedisServer::builder()
+                .tls(certificates.server_files(false))
+                .acl_user(format!("{USER} >{PASSWORD} {without_xadd}"))
+                .disable_default_user()
+                .start()
+        })
+        .collect();
+    let config = adapter_redis::RedisConfig {
+        security: security(&certificates, PASSWORD),
+        ..config(tls_urls(&servers), KEY)
+    };
+    let producer = producer_with(config).await;
+    assert_eq!(
+        producer.adapter.leader_state(below(1)).await.unwrap(),
+        LeaderState::ReconciledLeader
+    );
+
+    // when
+    let published = producer.adapter.publish_produced_block(&block(1, 0)).await;
+
+    // then: refused, and the status says what each node answered (inside a script Redis 7.0
+    // words the ACL's refusal as an ERR, outside it as NOPERM); the last node's reply may land
+    // after the publish returned at an impossible quorum
+    assert!(published.is_err());
+    let names_the_refusal =
+        |error: &str| error.contains("NOPERM") || error.contains("can't run this command");
+    let every_node_says = wait_for_async(Duration::from_secs(5), || async {
+        producer
+            .adapter
+            .lease_status()
+            .nodes
+            .iter()
+            .all(|node| node.last_error.as_deref().is_some_and(names_the_refusal))
+    })
+    .await;
+    assert!(
+        every_node_says,
+        "{:?}",
+        producer.adapter.lease_status().nodes
+    );
 }
 
 /// One lead attempt of a fresh adapter: its outcome and how long connecting and trying took.
