@@ -14,6 +14,7 @@
 //! - `http_server`: the listeners: connection cap, timeouts, the descriptor limit.
 //! - `raw_blocks`: encoded sealed blocks for peers catching up (`/blocks/raw`).
 //! - `storage_health`: `/health` and the exit that follow the local chain database's health.
+//! - `effective_config`: `poa-node config`, the settings with where each value came from.
 //! - `transactions`: transaction submission, from clients and relayed by peers, and where a
 //!   submitted transaction stands (`GET /transactions/{id}`).
 //! - `telemetry`: logging.
@@ -21,6 +22,7 @@
 mod background;
 mod check_chain;
 mod cli;
+mod effective_config;
 mod http;
 mod http_error;
 mod http_server;
@@ -35,7 +37,7 @@ mod transactions;
 use std::process::ExitCode;
 
 use adapter_chain::{AuthorityKey, KeyError};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::{Cli, Command, RunArgs};
 use crate::settings::Settings;
@@ -44,7 +46,11 @@ use crate::settings::Settings;
 const EXIT_INVALID_SETTINGS: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     match cli.command {
         Some(Command::Keygen {
             key_file,
@@ -59,7 +65,28 @@ fn main() -> ExitCode {
             authority,
         }) => check_chain::run(&data_dir, authority),
         Some(Command::Run(args)) => run_node(*args),
+        Some(Command::Config(args)) => {
+            let config_matches = matches.subcommand_matches("config").unwrap_or(&matches);
+            print_config(*args, config_matches)
+        }
         None => run_node(cli.run),
+    }
+}
+
+/// `poa-node config`: the effective configuration with the source of each value, then its
+/// verdict.
+fn print_config(args: RunArgs, matches: &clap::ArgMatches) -> ExitCode {
+    let (report, verdict) = effective_config::report(args, matches);
+    print!("{report}");
+    match verdict {
+        Ok(()) => {
+            println!("# valid");
+            ExitCode::SUCCESS
+        }
+        Err(invalid) => {
+            eprintln!("error: {invalid}");
+            ExitCode::from(EXIT_INVALID_SETTINGS)
+        }
     }
 }
 

@@ -1,5 +1,9 @@
 //! Resolves the node's settings: command line and environment first, then the `--config` TOML
 //! file, then the defaults; and validates them, naming the flag to fix in every error.
+//!
+//! Every setting is declared once, in [`RunArgs`]: its flag and `POA_*` variable (clap, which
+//! also puts a flag over its variable) and its key in the file (serde). The file is read into
+//! the same type, and figment layers the flags over it, so no setting is merged by hand.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,7 +14,9 @@ use adapter_peers::PeerConfig;
 use adapter_redis::{RedisConfig, RedisPassword, RedisSecurity};
 use poa_core::Trigger;
 use poa_ports::{ChainId, Timestamp};
-use serde::Deserialize;
+
+use figment::Figment;
+use figment::providers::Serialized;
 
 use crate::cli::{LogFormat, RunArgs};
 use crate::http_server::HttpLimits;
@@ -79,71 +85,6 @@ impl InvalidSetting {
     }
 }
 
-/// The `--config` file: the same settings as the flags, in kebab-case.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-struct FileSettings {
-    data_dir: Option<PathBuf>,
-    #[serde(default, with = "humantime_serde")]
-    block_time: Option<Duration>,
-    #[serde(default)]
-    instant: bool,
-    #[serde(default)]
-    manual: bool,
-    http: Option<SocketAddr>,
-    admin_http: Option<SocketAddr>,
-    #[serde(default, with = "humantime_serde")]
-    step_down_hold_off: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    max_clock_skew: Option<Duration>,
-    key_file: Option<PathBuf>,
-    chain_id: Option<u64>,
-    #[serde(default, with = "humantime_serde")]
-    genesis_time: Option<SystemTime>,
-    #[serde(default, with = "humantime_serde")]
-    poll_interval: Option<Duration>,
-    #[serde(default)]
-    redis_urls: Vec<String>,
-    #[serde(default)]
-    peers: Vec<String>,
-    lease_key: Option<String>,
-    #[serde(default, with = "humantime_serde")]
-    lease_ttl: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    node_timeout: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    retry_delay: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    max_retry_delay_offset: Option<Duration>,
-    max_attempts: Option<u32>,
-    stream_max_len: Option<u64>,
-    quorum_disruption_budget: Option<usize>,
-    redis_username: Option<String>,
-    redis_password_file: Option<PathBuf>,
-    redis_ca_file: Option<PathBuf>,
-    redis_client_cert: Option<PathBuf>,
-    redis_client_key: Option<PathBuf>,
-    log_format: Option<LogFormat>,
-    // Bounds of the HTTP listeners (http_limits.rs).
-    http_max_connections: Option<usize>,
-    #[serde(default, with = "humantime_serde")]
-    http_header_timeout: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    http_request_timeout: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    http_idle_timeout: Option<Duration>,
-    http_max_bulk_requests: Option<usize>,
-    // The transaction pool (transactions.rs).
-    #[serde(default, with = "humantime_serde")]
-    transaction_ttl: Option<Duration>,
-
-    // Local chain database.
-    #[serde(default, with = "humantime_serde")]
-    chain_recovery_window: Option<Duration>,
-    chain_open_check: Option<crate::cli::ChainOpenCheck>,
-    chain_cache_mib: Option<u64>,
-}
-
 /// Where the authority key comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum KeySource {
@@ -192,23 +133,16 @@ impl Settings {
     ///
     /// [`InvalidSetting`] naming the flag at fault.
     pub(crate) fn resolve(args: RunArgs) -> Result<Self, InvalidSetting> {
-        let file = match &args.config {
-            Some(path) => read_file_settings(path)?,
-            None => FileSettings::default(),
-        };
-        let chain_storage = chain_storage::resolve(&args.chain_storage, &file)?;
-        let trigger = resolve_trigger(&args, &file)?;
-        let redis = resolve_redis(&args, &file)?;
-        let peers = resolve_peers(&args, &file)?;
-        let http_limits = http_limits::resolve(&args, &file)?;
-        let pool_limits = transactions::resolve(&args, &file)?;
-        let (key_source, key) = resolve_key(args.key_file.or(file.key_file))?;
-        let chain = resolve_chain(
-            args.chain_id.or(file.chain_id),
-            args.genesis_time.or(file.genesis_time),
-            &key,
-        )?;
-        let poll_interval = match args.poll_interval.or(file.poll_interval) {
+        let args = layered(args)?;
+        let chain_storage = chain_storage::resolve(&args)?;
+        let trigger = resolve_trigger(&args)?;
+        let redis = resolve_redis(&args)?;
+        let peers = resolve_peers(&args)?;
+        let http_limits = http_limits::resolve(&args)?;
+        let pool_limits = transactions::resolve(&args)?;
+        let (key_source, key) = resolve_key(args.key_file.clone())?;
+        let chain = resolve_chain(args.chain_id, args.genesis_time, &key)?;
+        let poll_interval = match args.poll_interval {
             Some(interval) if interval.is_zero() => {
                 return Err(InvalidSetting::new(
                     "--poll-interval",
@@ -223,12 +157,8 @@ impl Settings {
         }
         let step_down_hold_off = args
             .step_down_hold_off
-            .or(file.step_down_hold_off)
             .unwrap_or(DEFAULT_STEP_DOWN_HOLD_OFF);
-        let max_clock_skew = args
-            .max_clock_skew
-            .or(file.max_clock_skew)
-            .unwrap_or(DEFAULT_MAX_CLOCK_SKEW);
+        let max_clock_skew = args.max_clock_skew.unwrap_or(DEFAULT_MAX_CLOCK_SKEW);
         if max_clock_skew.is_zero() {
             return Err(InvalidSetting::new(
                 "--max-clock-skew",
@@ -247,15 +177,14 @@ impl Settings {
         let lease_renewal = redis.as_ref().map_or(Duration::ZERO, |redis| {
             redis.lease_ttl / LEASE_RENEWALS_PER_TTL
         });
-        let http = args.http.or(file.http).unwrap_or(DEFAULT_HTTP);
-        let admin_http = match args.admin_http.or(file.admin_http) {
+        let http = args.http.unwrap_or(DEFAULT_HTTP);
+        let admin_http = match args.admin_http {
             Some(admin_http) => admin_http,
             None => default_admin_http(http)?,
         };
         Ok(Self {
             data_dir: args
                 .data_dir
-                .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             trigger,
             http,
@@ -290,6 +219,34 @@ pub(crate) fn log_format_hint(args: &RunArgs) -> LogFormat {
         .unwrap_or(LogFormat::Text)
 }
 
+/// The flags (and their `POA_*` variables) over the `--config` file: a setting the command line
+/// and the environment leave unset takes the file's value.
+///
+/// # Errors
+///
+/// [`InvalidSetting`] naming `--config` when the file cannot be read or does not parse.
+pub(crate) fn layered(args: RunArgs) -> Result<RunArgs, InvalidSetting> {
+    let Some(path) = args.config.clone() else {
+        return Ok(args);
+    };
+    let file = read_file_settings(&path)?;
+    let mut merged: RunArgs = Figment::from(Serialized::defaults(file))
+        .merge(Serialized::defaults(&args))
+        .extract()
+        .map_err(|error| {
+            InvalidSetting::new(
+                "--config",
+                format!(
+                    "{} cannot be combined with the flags: {}",
+                    path.display(),
+                    error.kind
+                ),
+            )
+        })?;
+    merged.config = Some(path);
+    Ok(merged)
+}
+
 /// The admin API's default address: loopback, `ADMIN_PORT_OFFSET` above the HTTP port (any free
 /// port when the HTTP port is).
 fn default_admin_http(http: SocketAddr) -> Result<SocketAddr, InvalidSetting> {
@@ -307,7 +264,7 @@ fn default_admin_http(http: SocketAddr) -> Result<SocketAddr, InvalidSetting> {
     Ok(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)))
 }
 
-fn read_file_settings(path: &Path) -> Result<FileSettings, InvalidSetting> {
+fn read_file_settings(path: &Path) -> Result<RunArgs, InvalidSetting> {
     let text = std::fs::read_to_string(path).map_err(|error| {
         InvalidSetting::new(
             "--config",
@@ -334,11 +291,8 @@ fn read_file_settings(path: &Path) -> Result<FileSettings, InvalidSetting> {
     })
 }
 
-fn resolve_trigger(args: &RunArgs, file: &FileSettings) -> Result<Trigger, InvalidSetting> {
-    let block_time = args.block_time.or(file.block_time);
-    let instant = args.instant || file.instant;
-    let manual = args.manual || file.manual;
-    match (block_time, instant, manual) {
+fn resolve_trigger(args: &RunArgs) -> Result<Trigger, InvalidSetting> {
+    match (args.block_time, args.instant, args.manual) {
         (_, true, true) => Err(InvalidSetting::new(
             "--instant",
             "cannot be combined with --manual: choose one",
@@ -360,74 +314,38 @@ fn resolve_trigger(args: &RunArgs, file: &FileSettings) -> Result<Trigger, Inval
     }
 }
 
-/// The peers to fetch history from: the flags' list, else the file's.
-fn resolve_peers(
-    args: &RunArgs,
-    file: &FileSettings,
-) -> Result<Option<PeerConfig>, InvalidSetting> {
-    let urls = if args.peers.is_empty() {
-        file.peers.clone()
-    } else {
-        args.peers.clone()
-    };
-    if urls.is_empty() {
+/// The peers to fetch history from.
+fn resolve_peers(args: &RunArgs) -> Result<Option<PeerConfig>, InvalidSetting> {
+    if args.peers.is_empty() {
         return Ok(None);
     }
-    PeerConfig::new(urls)
+    PeerConfig::new(args.peers.clone())
         .map(Some)
         .map_err(library_errors::peer_setting)
 }
 
 /// Builds and validates the leader-lock settings. They are validated even without a node, so
 /// a mistake surfaces before the first `--redis-url` is added.
-fn resolve_redis(
-    args: &RunArgs,
-    file: &FileSettings,
-) -> Result<Option<RedisConfig>, InvalidSetting> {
+fn resolve_redis(args: &RunArgs) -> Result<Option<RedisConfig>, InvalidSetting> {
     let defaults = RedisConfig::default();
-    let urls = if args.redis_urls.is_empty() {
-        file.redis_urls.clone()
-    } else {
-        args.redis_urls.clone()
-    };
+    let urls = args.redis_urls.clone();
     let config = RedisConfig {
         urls: urls.clone(),
-        lease_key: args
-            .lease_key
-            .clone()
-            .or_else(|| file.lease_key.clone())
-            .unwrap_or(defaults.lease_key),
-        lease_ttl: args
-            .lease_ttl
-            .or(file.lease_ttl)
-            .unwrap_or(defaults.lease_ttl),
-        node_timeout: args
-            .node_timeout
-            .or(file.node_timeout)
-            .unwrap_or(defaults.node_timeout),
-        retry_delay: args
-            .retry_delay
-            .or(file.retry_delay)
-            .unwrap_or(defaults.retry_delay),
+        lease_key: args.lease_key.clone().unwrap_or(defaults.lease_key),
+        lease_ttl: args.lease_ttl.unwrap_or(defaults.lease_ttl),
+        node_timeout: args.node_timeout.unwrap_or(defaults.node_timeout),
+        retry_delay: args.retry_delay.unwrap_or(defaults.retry_delay),
         max_retry_delay_offset: args
             .max_retry_delay_offset
-            .or(file.max_retry_delay_offset)
             .unwrap_or(defaults.max_retry_delay_offset),
-        max_attempts: args
-            .max_attempts
-            .or(file.max_attempts)
-            .unwrap_or(defaults.max_attempts),
-        stream_max_len: args
-            .stream_max_len
-            .or(file.stream_max_len)
-            .unwrap_or(defaults.stream_max_len),
+        max_attempts: args.max_attempts.unwrap_or(defaults.max_attempts),
+        stream_max_len: args.stream_max_len.unwrap_or(defaults.stream_max_len),
         quorum_disruption_budget: args
             .quorum_disruption_budget
-            .or(file.quorum_disruption_budget)
             .unwrap_or(defaults.quorum_disruption_budget),
         // The adapter's default is twice the reference chain's largest block.
         max_entry_bytes: defaults.max_entry_bytes,
-        security: resolve_redis_security(args, file)?,
+        security: resolve_redis_security(args)?,
         // Set by `run`, in the data directory, once it is known to be ours.
         epoch_file: None,
     };
@@ -453,15 +371,9 @@ fn resolve_redis(
 }
 
 /// The ACL user, the password (environment or file, never a flag) and the TLS files.
-fn resolve_redis_security(
-    args: &RunArgs,
-    file: &FileSettings,
-) -> Result<RedisSecurity, InvalidSetting> {
+fn resolve_redis_security(args: &RunArgs) -> Result<RedisSecurity, InvalidSetting> {
     let from_env = std::env::var(REDIS_PASSWORD_ENV).ok();
-    let password_file = args
-        .redis_password_file
-        .clone()
-        .or_else(|| file.redis_password_file.clone());
+    let password_file = args.redis_password_file.clone();
     let password = match (from_env, password_file) {
         (Some(_), Some(_)) => {
             return Err(InvalidSetting::new(
@@ -474,23 +386,11 @@ fn resolve_redis_security(
         (None, None) => None,
     };
     Ok(RedisSecurity {
-        username: args
-            .redis_username
-            .clone()
-            .or_else(|| file.redis_username.clone()),
+        username: args.redis_username.clone(),
         password,
-        ca_file: args
-            .redis_ca_file
-            .clone()
-            .or_else(|| file.redis_ca_file.clone()),
-        client_cert: args
-            .redis_client_cert
-            .clone()
-            .or_else(|| file.redis_client_cert.clone()),
-        client_key: args
-            .redis_client_key
-            .clone()
-            .or_else(|| file.redis_client_key.clone()),
+        ca_file: args.redis_ca_file.clone(),
+        client_cert: args.redis_client_cert.clone(),
+        client_key: args.redis_client_key.clone(),
     })
 }
 

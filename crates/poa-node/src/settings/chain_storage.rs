@@ -3,8 +3,8 @@
 
 use adapter_chain::{OpenCheck, RecoveryPolicy, StoreOptions};
 
-use super::{FileSettings, InvalidSetting};
-use crate::cli::{ChainOpenCheck, ChainStorageArgs};
+use super::InvalidSetting;
+use crate::cli::{ChainOpenCheck, RunArgs};
 
 /// The local chain database's validated settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,16 +24,10 @@ const MIB: u64 = 1024 * 1024;
 /// more memory than any host has.
 const MAX_CACHE_MIB: u64 = 1024 * 1024;
 
-/// Merges the flags over the file and checks them.
-pub(super) fn resolve(
-    args: &ChainStorageArgs,
-    file: &FileSettings,
-) -> Result<ChainStorageSettings, InvalidSetting> {
+/// Checks the settings (flags over the file), with the defaults for what neither sets.
+pub(super) fn resolve(args: &RunArgs) -> Result<ChainStorageSettings, InvalidSetting> {
     let defaults = RecoveryPolicy::default();
-    let window = args
-        .chain_recovery_window
-        .or(file.chain_recovery_window)
-        .unwrap_or(defaults.give_up_after);
+    let window = args.chain_recovery_window.unwrap_or(defaults.give_up_after);
     if window < defaults.retry_every {
         return Err(InvalidSetting::new(
             "--chain-recovery-window",
@@ -43,15 +37,12 @@ pub(super) fn resolve(
             ),
         ));
     }
-    let open_check = match args.chain_open_check.or(file.chain_open_check) {
+    let open_check = match args.chain_open_check {
         None | Some(ChainOpenCheck::Full) => OpenCheck::Full,
         Some(ChainOpenCheck::Quick) => OpenCheck::Quick,
     };
     let default_cache_mib = StoreOptions::DEFAULT_CACHE_SIZE_BYTES as u64 / MIB;
-    let cache_mib = args
-        .chain_cache_mib
-        .or(file.chain_cache_mib)
-        .unwrap_or(default_cache_mib);
+    let cache_mib = args.chain_cache_mib.unwrap_or(default_cache_mib);
     if cache_mib == 0 || cache_mib > MAX_CACHE_MIB {
         return Err(InvalidSetting::new(
             "--chain-cache-mib",

@@ -5,20 +5,19 @@
 
 use std::time::Duration;
 
-use super::{FileSettings, InvalidSetting};
+use super::InvalidSetting;
 use crate::cli::RunArgs;
 use crate::http_server::HttpLimits;
 
-/// The listeners' bounds from `args`, else `file`, else [`HttpLimits::DEFAULT`].
+/// The listeners' bounds from `args` (flags over the file), else [`HttpLimits::DEFAULT`].
 ///
 /// # Errors
 ///
 /// [`InvalidSetting`] naming the first bound that is zero.
-pub(super) fn resolve(args: &RunArgs, file: &FileSettings) -> Result<HttpLimits, InvalidSetting> {
+pub(super) fn resolve(args: &RunArgs) -> Result<HttpLimits, InvalidSetting> {
     let defaults = HttpLimits::DEFAULT;
     let max_connections = args
         .http_max_connections
-        .or(file.http_max_connections)
         .unwrap_or(defaults.max_connections);
     if max_connections == 0 {
         return Err(InvalidSetting::new(
@@ -28,7 +27,6 @@ pub(super) fn resolve(args: &RunArgs, file: &FileSettings) -> Result<HttpLimits,
     }
     let max_bulk_requests = args
         .http_max_bulk_requests
-        .or(file.http_max_bulk_requests)
         .unwrap_or(defaults.max_bulk_requests);
     if max_bulk_requests == 0 {
         return Err(InvalidSetting::new(
@@ -41,17 +39,17 @@ pub(super) fn resolve(args: &RunArgs, file: &FileSettings) -> Result<HttpLimits,
         max_bulk_requests,
         header_timeout: positive(
             "--http-header-timeout",
-            args.http_header_timeout.or(file.http_header_timeout),
+            args.http_header_timeout,
             defaults.header_timeout,
         )?,
         request_timeout: positive(
             "--http-request-timeout",
-            args.http_request_timeout.or(file.http_request_timeout),
+            args.http_request_timeout,
             defaults.request_timeout,
         )?,
         idle_timeout: positive(
             "--http-idle-timeout",
-            args.http_idle_timeout.or(file.http_idle_timeout),
+            args.http_idle_timeout,
             defaults.idle_timeout,
         )?,
     })
@@ -80,28 +78,25 @@ mod tests {
     #[test]
     fn resolve__when_nothing_is_given__then_the_defaults() {
         // when
-        let limits = resolve(&RunArgs::default(), &FileSettings::default()).unwrap();
+        let limits = resolve(&RunArgs::default()).unwrap();
 
         // then
         assert_eq!(limits, HttpLimits::DEFAULT);
     }
 
     #[test]
-    fn resolve__when_the_flag_and_the_file_disagree__then_the_flag_wins() {
-        // given
-        let args = RunArgs {
-            http_max_connections: Some(10),
-            ..RunArgs::default()
-        };
-        let file: FileSettings =
+    fn resolve__when_the_file_sets_bounds__then_they_replace_the_defaults() {
+        // given: the settings as the file spells them
+        let from_file: RunArgs =
             toml::from_str("http-max-connections = 20\nhttp-idle-timeout = \"5s\"").unwrap();
 
         // when
-        let limits = resolve(&args, &file).unwrap();
+        let limits = resolve(&from_file).unwrap();
 
         // then
-        assert_eq!(limits.max_connections, 10);
+        assert_eq!(limits.max_connections, 20);
         assert_eq!(limits.idle_timeout, Duration::from_secs(5));
+        assert_eq!(limits.header_timeout, HttpLimits::DEFAULT.header_timeout);
     }
 
     #[test]
@@ -145,7 +140,7 @@ mod tests {
             ),
         ] {
             // when
-            let error = resolve(&args, &FileSettings::default()).unwrap_err();
+            let error = resolve(&args).unwrap_err();
 
             // then
             assert_eq!(error.flag, flag);

@@ -1,21 +1,18 @@
 //! Resolves the transaction pool's settings (`--transaction-ttl`): flag, then file, then the
 //! default of [`PoolLimits::standard`]; the age must be larger than zero.
 
-use super::{FileSettings, InvalidSetting};
+use super::InvalidSetting;
 use crate::cli::RunArgs;
 use adapter_chain::PoolLimits;
 
-/// The pool's bounds from `args`, else `file`, else the standard ones.
+/// The pool's bounds from `args` (flags over the file), else the standard ones.
 ///
 /// # Errors
 ///
 /// [`InvalidSetting`] naming `--transaction-ttl` when it is zero.
-pub(super) fn resolve(args: &RunArgs, file: &FileSettings) -> Result<PoolLimits, InvalidSetting> {
+pub(super) fn resolve(args: &RunArgs) -> Result<PoolLimits, InvalidSetting> {
     let standard = PoolLimits::standard();
-    let max_age = args
-        .transaction_ttl
-        .or(file.transaction_ttl)
-        .unwrap_or(standard.max_age);
+    let max_age = args.transaction_ttl.unwrap_or(standard.max_age);
     if max_age.is_zero() {
         return Err(InvalidSetting::new(
             "--transaction-ttl",
@@ -37,16 +34,16 @@ mod tests {
 
     #[test]
     fn resolve__when_the_ttl_is_given_or_not__then_sets_the_pool_age_or_keeps_the_standard() {
-        // given
-        let file: FileSettings = toml::from_str("transaction-ttl = \"10m\"").unwrap();
+        // given: the setting as the file spells it (the flag and the variable are the same field)
+        let from_file: RunArgs = toml::from_str("transaction-ttl = \"10m\"").unwrap();
 
         // when / then
         assert_eq!(
-            resolve(&RunArgs::default(), &FileSettings::default()).unwrap(),
+            resolve(&RunArgs::default()).unwrap(),
             PoolLimits::standard()
         );
         assert_eq!(
-            resolve(&RunArgs::default(), &file).unwrap().max_age,
+            resolve(&from_file).unwrap().max_age,
             Duration::from_secs(600)
         );
     }
@@ -60,7 +57,7 @@ mod tests {
         };
 
         // when
-        let error = resolve(&args, &FileSettings::default()).unwrap_err();
+        let error = resolve(&args).unwrap_err();
 
         // then
         assert_eq!(error.flag, "--transaction-ttl");

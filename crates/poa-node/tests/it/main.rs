@@ -17,6 +17,7 @@ mod blocked;
 mod bulk;
 mod chain_storage;
 mod clock;
+mod config_command;
 mod dashboards;
 mod fleet;
 mod handover;
