@@ -4,7 +4,8 @@
 
 use async_trait::async_trait;
 use poa_ports::{
-    BlockReconciliationPort, ChainHead, LeaderState, ReconciliationError, SealedBlock,
+    BlockReconciliationPort, ChainHead, LeaderState, ReconciliationError, ReferenceChain,
+    SealedBlock,
 };
 
 /// Always [`LeaderState::ReconciledLeader`]; publish and release succeed without I/O.
@@ -12,13 +13,19 @@ use poa_ports::{
 pub struct NoopReconciliation;
 
 #[async_trait]
-impl BlockReconciliationPort for NoopReconciliation {
-    async fn leader_state(&self, _head: ChainHead) -> Result<LeaderState, ReconciliationError> {
+impl BlockReconciliationPort<ReferenceChain> for NoopReconciliation {
+    async fn leader_state(
+        &self,
+        _head: ChainHead,
+    ) -> Result<LeaderState<SealedBlock>, ReconciliationError> {
         Ok(LeaderState::ReconciledLeader)
     }
 
     /// A single node has nobody to follow: standing down means producing nothing.
-    async fn follower_state(&self, _head: ChainHead) -> Result<LeaderState, ReconciliationError> {
+    async fn follower_state(
+        &self,
+        _head: ChainHead,
+    ) -> Result<LeaderState<SealedBlock>, ReconciliationError> {
         Ok(LeaderState::ReconciledFollower)
     }
 

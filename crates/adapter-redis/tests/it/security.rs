@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use adapter_redis::{RedisPassword, RedisSecurity};
-use poa_ports::{BlockReconciliationPort, LeaderState, ReconciliationError};
+use poa_ports::{BlockReconciliationPort, LeaderState, ReconciliationError, SealedBlock};
 use poa_test_support::{RedisServer, RespValue, TestCertificates, resp};
 use tempfile::TempDir;
 
@@ -102,7 +102,10 @@ async fn adapter__when_nodes_need_tls_and_the_least_privilege_acl_user__then_lea
 async fn lead_attempt(
     servers: &[RedisServer],
     security: RedisSecurity,
-) -> (Result<LeaderState, ReconciliationError>, Duration) {
+) -> (
+    Result<LeaderState<SealedBlock>, ReconciliationError>,
+    Duration,
+) {
     let config = adapter_redis::RedisConfig {
         security,
         ..config(tls_urls(servers), KEY)
