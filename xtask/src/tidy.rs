@@ -10,18 +10,20 @@
 //! - the repository stands alone: no path or link out of it, no tracker numbers, every
 //!   Markdown link and every test a document names resolves (see `standalone`);
 //! - a library crate's error messages name its fields, never a command-line flag (see
-//!   `library_errors`).
+//!   `library_errors`);
+//! - `poa-core` names no item of the reference chain outside its tests (see `generic_core`).
 //!
 //! It runs as `cargo xtask tidy`, as a step of `cargo xtask ci`, and as a `#[test]` so a plain
 //! `cargo test` enforces it too. It reads files and never edits them.
 
+mod generic_core;
 mod library_errors;
 mod manifest;
 mod standalone;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -123,12 +125,24 @@ pub(crate) fn check(root: &Path) -> Result<Vec<Violation>> {
         collect_rust_files(&root.join(dir), &mut sources)?;
     }
     sources.sort();
+    let mut reference_names = BTreeSet::new();
+    for file in generic_core::REFERENCE_CHAIN_FILES {
+        let text = read(&root.join(file))?;
+        reference_names.extend(generic_core::reference_names(&text));
+    }
     for source in &sources {
         let text = read(source)?;
         let path = relative(root, source);
         violations.extend(check_source(path, &text));
         if library_errors::applies_to(path) {
             violations.extend(library_errors::check_error_messages(path, &text));
+        }
+        if generic_core::applies_to(path) {
+            violations.extend(generic_core::check_core_source(
+                path,
+                &text,
+                &reference_names,
+            ));
         }
     }
 
