@@ -48,3 +48,67 @@ impl SealedBlockView for SealedBlock {
         self.block.transactions.len()
     }
 }
+
+#[cfg(test)]
+#[allow(non_snake_case)]
+mod tests {
+    use super::*;
+    use crate::block::{Seal, Transaction, transactions_root};
+    use crate::primitives::ChainId;
+
+    #[test]
+    fn views__when_read_from_a_reference_block__then_agree_with_its_header_and_transactions() {
+        // given
+        let transactions = vec![
+            Transaction::new(b"a".to_vec()),
+            Transaction::new(b"b".to_vec()),
+        ];
+        let header = Header {
+            chain_id: ChainId::new(3),
+            height: BlockHeight::new(9),
+            parent_id: BlockId::from_bytes([4; 32]),
+            timestamp: Timestamp::from_unix_millis(1_234),
+            transactions_root: transactions_root(&transactions),
+            transaction_count: 2,
+        };
+        let block = SealedBlock {
+            block: Block {
+                header: header.clone(),
+                transactions,
+            },
+            seal: Seal::Genesis,
+        };
+
+        // when
+        let head = (
+            HeaderView::height(&header),
+            HeaderView::id(&header),
+            HeaderView::timestamp(&header),
+        );
+        let sealed = (
+            SealedBlockView::height(&block),
+            SealedBlockView::id(&block),
+            SealedBlockView::parent_id(&block),
+            SealedBlockView::transaction_count(&block),
+        );
+
+        // then
+        assert_eq!(
+            head,
+            (
+                BlockHeight::new(9),
+                header.id(),
+                Timestamp::from_unix_millis(1_234)
+            )
+        );
+        assert_eq!(
+            sealed,
+            (
+                BlockHeight::new(9),
+                header.id(),
+                BlockId::from_bytes([4; 32]),
+                2
+            )
+        );
+    }
+}

@@ -31,6 +31,7 @@ use crate::status::Role;
 mod history;
 mod log_loss;
 mod memory_log;
+mod own_chain;
 
 mock! {
     Reconciliation {}
