@@ -10,7 +10,7 @@
 //! - [`chain`]: the embedder's chain ([`Chain`]) and what the producer reads from its headers
 //!   and sealed blocks; every port that carries blocks is generic over it.
 //! - [`block`]: the reference chain's headers, blocks, seals, sealed blocks, block ids and wire
-//!   encoding; [`reference`] names them as the [`ReferenceChain`] the adapters use.
+//!   encoding; [`reference`](mod@reference) names them as the [`ReferenceChain`] the adapters use.
 //! - [`leadership`]: what the reconciliation port reports (`LeaderState`, lease status).
 //! - [`ports`]: the traits `poa-core` is generic over.
 //! - [`batch`]: the wire framing of several encoded sealed blocks (peer history sync).

@@ -143,7 +143,7 @@ pub trait BlockProducer<C: Chain>: Send + Sync {
 
 /// Seals blocks with the chain authority's key.
 pub trait BlockSigner<C: Chain>: Send + Sync {
-    /// Signs the block's id.
+    /// Seals the block (the reference chain signs its id).
     ///
     /// # Errors
     ///
