@@ -11,8 +11,6 @@
 //! (so no block is dated before its parent or far from the clock), and how many transactions a
 //! produced block included (so an instant leader does not spin on empty blocks).
 
-use std::fmt::Debug;
-
 use crate::primitives::{BlockHeight, BlockId, Timestamp};
 
 /// A chain the producer can produce and follow: the embedder's block types, named once so every
@@ -30,7 +28,7 @@ pub trait Chain: Send + Sync + 'static {
 }
 
 /// What the producer reads from a header: the local head's place in the chain and its date.
-pub trait HeaderView: Debug + Send + Sync + 'static {
+pub trait HeaderView: Send + Sync + 'static {
     /// The block's height; genesis is [`BlockHeight::GENESIS`].
     fn height(&self) -> BlockHeight;
 
@@ -43,7 +41,7 @@ pub trait HeaderView: Debug + Send + Sync + 'static {
 
 /// What the producer and the shared log read from a sealed block: its place in the chain, and
 /// how much it carried.
-pub trait SealedBlockView: Debug + Send + Sync + 'static {
+pub trait SealedBlockView: Send + Sync + 'static {
     /// The block's height.
     fn height(&self) -> BlockHeight;
 
