@@ -26,7 +26,7 @@ mod tests;
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
@@ -257,6 +257,19 @@ pub(crate) fn check_source(path: &Path, text: &str) -> Vec<Violation> {
     }
 
     violations
+}
+
+/// The crate whose sources hold `path` (relative to the workspace root): `name` for a file
+/// under `crates/<name>/src/`.
+pub(crate) fn source_crate(path: &Path) -> Option<&str> {
+    let mut parts = path.components().map(|part| match part {
+        Component::Normal(name) => name.to_str(),
+        _ => None,
+    });
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(Some("crates")), Some(Some(name)), Some(Some("src"))) => Some(name),
+        _ => None,
+    }
 }
 
 /// Whether `path` holds only tests: it is under a `tests/` directory or is a `tests.rs` module.

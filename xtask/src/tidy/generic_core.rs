@@ -11,15 +11,18 @@
 //! chain's associated type, not the reference item. It reads files and never edits them.
 
 use std::collections::BTreeSet;
-use std::path::{Component, Path};
+use std::path::Path;
 
-use super::{Violation, is_test_file, non_test_line_count};
+use super::{Violation, is_test_file, non_test_line_count, source_crate};
 
 /// The files of `poa-ports` that define the reference chain, relative to the workspace root.
 pub(crate) const REFERENCE_CHAIN_FILES: &[&str] = &[
     "crates/poa-ports/src/block.rs",
     "crates/poa-ports/src/reference.rs",
 ];
+
+/// The crate the rule applies to.
+const CORE: &str = "poa-core";
 
 /// The modules of `poa-ports` that hold the reference chain, as a path would name them.
 const REFERENCE_MODULES: &[&str] = &["block", "reference"];
@@ -30,18 +33,7 @@ const ITEM_KEYWORDS: &[&str] = &["struct", "enum", "fn", "type", "trait", "const
 /// Whether the rule applies to the file at `path` (relative to the workspace root): a non-test
 /// file under `crates/poa-core/src/`.
 pub(crate) fn applies_to(path: &Path) -> bool {
-    let mut parts = path.components().map(|part| match part {
-        Component::Normal(name) => name.to_str(),
-        _ => None,
-    });
-    matches!(
-        (parts.next(), parts.next(), parts.next()),
-        (
-            Some(Some("crates")),
-            Some(Some("poa-core")),
-            Some(Some("src"))
-        )
-    ) && !is_test_file(path)
+    source_crate(path) == Some(CORE) && !is_test_file(path)
 }
 
 /// The names of the public items a reference chain file defines at its top level.
