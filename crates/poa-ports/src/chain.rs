@@ -15,7 +15,67 @@ use crate::primitives::{BlockHeight, BlockId, Timestamp};
 
 /// A chain the producer can produce and follow: the embedder's block types, named once so every
 /// port and the service agree on them. Usually a unit type the embedder declares for the
-/// purpose (`struct MyChain;`); it is never instantiated.
+/// purpose; it is never instantiated.
+///
+/// ```
+/// use poa_ports::{BlockHeight, BlockId, Chain, HeaderView, SealedBlockView, Timestamp};
+///
+/// /// The embedder's header: its own fields, its own id.
+/// struct MyHeader {
+///     number: u32,
+///     parent: [u8; 32],
+///     hash: [u8; 32],
+///     unix_seconds: u64,
+/// }
+///
+/// /// The embedder's block, before and after it is sealed.
+/// struct MyBlock {
+///     header: MyHeader,
+///     transactions: Vec<Vec<u8>>,
+/// }
+/// struct MySealedBlock {
+///     block: MyBlock,
+///     signature: Vec<u8>,
+/// }
+///
+/// struct MyChain;
+///
+/// impl Chain for MyChain {
+///     type Header = MyHeader;
+///     type Block = MyBlock;
+///     type SealedBlock = MySealedBlock;
+/// }
+///
+/// impl HeaderView for MyHeader {
+///     fn height(&self) -> BlockHeight {
+///         BlockHeight::new(u64::from(self.number))
+///     }
+///     fn id(&self) -> BlockId {
+///         BlockId::from_bytes(self.hash)
+///     }
+///     fn timestamp(&self) -> Timestamp {
+///         Timestamp::from_unix_millis(self.unix_seconds.saturating_mul(1_000))
+///     }
+/// }
+///
+/// impl SealedBlockView for MySealedBlock {
+///     fn height(&self) -> BlockHeight {
+///         self.block.header.height()
+///     }
+///     fn id(&self) -> BlockId {
+///         self.block.header.id()
+///     }
+///     fn parent_id(&self) -> BlockId {
+///         BlockId::from_bytes(self.block.header.parent)
+///     }
+///     fn transaction_count(&self) -> usize {
+///         self.block.transactions.len()
+///     }
+/// }
+/// ```
+///
+/// The embedder's adapters then implement the ports for it (`impl BlockSigner<MyChain> for
+/// MySigner`), and `poa-core` runs a `ProductionService<MyChain>` over them.
 pub trait Chain: Send + Sync + 'static {
     /// A block's header: what the producer builds the next block on.
     type Header: HeaderView;
