@@ -16,7 +16,7 @@
 //!
 //! The service is generic over the embedder's [`poa_ports::Chain`]: it carries the embedder's
 //! blocks from port to port and reads them only through [`poa_ports::HeaderView`] and
-//! [`poa_ports::SealedBlockView`] (height, id, parent id, date, transaction count).
+//! [`poa_ports::SealedBlockView`] (height, id, date, transaction count).
 //!
 //! Architecture invariant: this crate depends on `poa-ports` only; it knows nothing of Redis,
 //! storage, signatures or any particular block, and it takes time from the
