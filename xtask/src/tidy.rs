@@ -10,21 +10,23 @@
 //! - the repository stands alone: no path or link out of it, no tracker numbers, every
 //!   Markdown link and every test a document names resolves (see `standalone`);
 //! - a library crate's error messages name its fields, never a command-line flag (see
-//!   `library_errors`).
+//!   `library_errors`);
+//! - `poa-core` names no item of the reference chain outside its tests (see `generic_core`).
 //!
 //! It runs as `cargo xtask tidy`, as a step of `cargo xtask ci`, and as a `#[test]` so a plain
 //! `cargo test` enforces it too. It reads files and never edits them.
 
+mod generic_core;
 mod library_errors;
 mod manifest;
 mod standalone;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
@@ -123,12 +125,24 @@ pub(crate) fn check(root: &Path) -> Result<Vec<Violation>> {
         collect_rust_files(&root.join(dir), &mut sources)?;
     }
     sources.sort();
+    let mut reference_names = BTreeSet::new();
+    for file in generic_core::REFERENCE_CHAIN_FILES {
+        let text = read(&root.join(file))?;
+        reference_names.extend(generic_core::reference_names(&text));
+    }
     for source in &sources {
         let text = read(source)?;
         let path = relative(root, source);
         violations.extend(check_source(path, &text));
         if library_errors::applies_to(path) {
             violations.extend(library_errors::check_error_messages(path, &text));
+        }
+        if generic_core::applies_to(path) {
+            violations.extend(generic_core::check_core_source(
+                path,
+                &text,
+                &reference_names,
+            ));
         }
     }
 
@@ -243,6 +257,19 @@ pub(crate) fn check_source(path: &Path, text: &str) -> Vec<Violation> {
     }
 
     violations
+}
+
+/// The crate whose sources hold `path` (relative to the workspace root): `name` for a file
+/// under `crates/<name>/src/`.
+pub(crate) fn source_crate(path: &Path) -> Option<&str> {
+    let mut parts = path.components().map(|part| match part {
+        Component::Normal(name) => name.to_str(),
+        _ => None,
+    });
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(Some("crates")), Some(Some(name)), Some(Some("src"))) => Some(name),
+        _ => None,
+    }
 }
 
 /// Whether `path` holds only tests: it is under a `tests/` directory or is a `tests.rs` module.

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use poa_ports::{
-    BlockHeight, BlockId, BlockImporter, Clock, Header, ImportError, SealedBlock, Timestamp,
-    TransactionId,
+    BlockHeight, BlockId, BlockImporter, Clock, Header, ImportError, ReferenceChain, SealedBlock,
+    Timestamp, TransactionId,
 };
 
 use crate::error::StorageError;
@@ -136,7 +136,7 @@ impl RedbBlockImporter {
 }
 
 #[async_trait]
-impl BlockImporter for RedbBlockImporter {
+impl BlockImporter<ReferenceChain> for RedbBlockImporter {
     async fn latest_header(&self) -> Result<Header, ImportError> {
         let head = self.store.run_blocking(ChainStore::head).await?;
         Ok(head.block.header)

@@ -8,7 +8,8 @@
 use async_trait::async_trait;
 use poa_ports::block::transactions_root;
 use poa_ports::{
-    Block, BlockProducer, Header, ProductionError, Timestamp, Transaction, TransactionId,
+    Block, BlockProducer, Header, ProductionError, ReferenceChain, Timestamp, Transaction,
+    TransactionId,
 };
 
 use crate::pool::MemoryTransactionPool;
@@ -85,7 +86,7 @@ impl PoolBlockProducer {
 }
 
 #[async_trait]
-impl BlockProducer for PoolBlockProducer {
+impl BlockProducer<ReferenceChain> for PoolBlockProducer {
     async fn produce_block(
         &self,
         parent: &Header,

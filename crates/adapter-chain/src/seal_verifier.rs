@@ -1,7 +1,7 @@
 //! [`AuthoritySealVerifier`]: the `SealVerifier` port of this chain, the check every block read
 //! from the shared log passes before reconciliation counts it.
 
-use poa_ports::{ImportError, SealVerifier, SealedBlock};
+use poa_ports::{ImportError, ReferenceChain, SealVerifier, SealedBlock};
 
 use crate::genesis::ChainSpec;
 use crate::verify::verify_sealed_block;
@@ -20,7 +20,7 @@ impl AuthoritySealVerifier {
     }
 }
 
-impl SealVerifier for AuthoritySealVerifier {
+impl SealVerifier<ReferenceChain> for AuthoritySealVerifier {
     fn verify_seal(&self, block: &SealedBlock) -> Result<(), ImportError> {
         verify_sealed_block(&self.spec, block)
     }

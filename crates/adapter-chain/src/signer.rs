@@ -2,7 +2,7 @@
 //! ed25519 signature over the 32 bytes of its block id. It signs whatever it is given; deciding
 //! whether a block may be sealed is the domain service's job.
 
-use poa_ports::{Block, BlockSigner, Seal, SealedBlock, SigningError};
+use poa_ports::{Block, BlockSigner, ReferenceChain, Seal, SealedBlock, SigningError};
 
 use crate::keys::{AuthorityKey, AuthorityPublicKey};
 
@@ -24,7 +24,7 @@ impl Ed25519BlockSigner {
     }
 }
 
-impl BlockSigner for Ed25519BlockSigner {
+impl BlockSigner<ReferenceChain> for Ed25519BlockSigner {
     fn seal(&self, block: Block) -> Result<SealedBlock, SigningError> {
         let signature = self.key.sign(block.id().as_bytes());
         Ok(SealedBlock {

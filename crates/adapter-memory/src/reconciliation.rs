@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use poa_ports::{
-    BlockReconciliationPort, ChainHead, LeaderState, LeaseStatus, ReconciliationError, SealedBlock,
+    BlockReconciliationPort, ChainHead, LeaderState, LeaseStatus, ReconciliationError,
+    ReferenceChain, SealedBlock,
 };
 use tokio::time::Instant;
 
@@ -101,8 +102,11 @@ impl MemoryReconciliation {
 }
 
 #[async_trait]
-impl BlockReconciliationPort for MemoryReconciliation {
-    async fn leader_state(&self, head: ChainHead) -> Result<LeaderState, ReconciliationError> {
+impl BlockReconciliationPort<ReferenceChain> for MemoryReconciliation {
+    async fn leader_state(
+        &self,
+        head: ChainHead,
+    ) -> Result<LeaderState<SealedBlock>, ReconciliationError> {
         let id = self.id();
         let mut state = self.process.log.lock();
         if take(&mut state.producer(id).faults.time_out_next_call) {
@@ -123,7 +127,10 @@ impl BlockReconciliationPort for MemoryReconciliation {
         }
     }
 
-    async fn follower_state(&self, head: ChainHead) -> Result<LeaderState, ReconciliationError> {
+    async fn follower_state(
+        &self,
+        head: ChainHead,
+    ) -> Result<LeaderState<SealedBlock>, ReconciliationError> {
         if self.times_out() {
             return Err(no_quorum("reconcile_read"));
         }
@@ -165,7 +172,7 @@ impl BlockReconciliationPort for MemoryReconciliation {
 }
 
 /// A follower's answer: the blocks it lacks, or nothing to do.
-fn follower_answer(blocks: Vec<SealedBlock>) -> LeaderState {
+fn follower_answer(blocks: Vec<SealedBlock>) -> LeaderState<SealedBlock> {
     if blocks.is_empty() {
         LeaderState::ReconciledFollower
     } else {

@@ -1,24 +1,28 @@
 //! The reconciliation port for a single-node deployment: with one producer there is nothing to
 //! coordinate, so this process always leads, publishing is a no-op and there is no lease to
-//! release. It performs no I/O.
+//! release. It performs no I/O and never looks into a block, so it serves any chain.
 
 use async_trait::async_trait;
-use poa_ports::{
-    BlockReconciliationPort, ChainHead, LeaderState, ReconciliationError, SealedBlock,
-};
+use poa_ports::{BlockReconciliationPort, Chain, ChainHead, LeaderState, ReconciliationError};
 
 /// Always [`LeaderState::ReconciledLeader`]; publish and release succeed without I/O.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoopReconciliation;
 
 #[async_trait]
-impl BlockReconciliationPort for NoopReconciliation {
-    async fn leader_state(&self, _head: ChainHead) -> Result<LeaderState, ReconciliationError> {
+impl<C: Chain> BlockReconciliationPort<C> for NoopReconciliation {
+    async fn leader_state(
+        &self,
+        _head: ChainHead,
+    ) -> Result<LeaderState<C::SealedBlock>, ReconciliationError> {
         Ok(LeaderState::ReconciledLeader)
     }
 
     /// A single node has nobody to follow: standing down means producing nothing.
-    async fn follower_state(&self, _head: ChainHead) -> Result<LeaderState, ReconciliationError> {
+    async fn follower_state(
+        &self,
+        _head: ChainHead,
+    ) -> Result<LeaderState<C::SealedBlock>, ReconciliationError> {
         Ok(LeaderState::ReconciledFollower)
     }
 
@@ -28,7 +32,7 @@ impl BlockReconciliationPort for NoopReconciliation {
 
     async fn publish_produced_block(
         &self,
-        _block: &SealedBlock,
+        _block: &C::SealedBlock,
     ) -> Result<(), ReconciliationError> {
         Ok(())
     }
@@ -38,14 +42,17 @@ impl BlockReconciliationPort for NoopReconciliation {
 #[allow(non_snake_case)]
 mod tests {
     use poa_ports::block::transactions_root;
-    use poa_ports::{Block, BlockHeight, BlockId, ChainId, Header, LeaseStatus, Seal, Timestamp};
+    use poa_ports::{
+        Block, BlockHeight, BlockId, ChainId, Header, LeaseStatus, ReferenceChain, Seal,
+        SealedBlock, Timestamp,
+    };
 
     use super::*;
 
     #[tokio::test]
     async fn noop__for_any_height__then_leads_publishes_and_releases_without_error() {
-        // given
-        let adapter = NoopReconciliation;
+        // given: the port for the reference chain
+        let adapter: &dyn BlockReconciliationPort<ReferenceChain> = &NoopReconciliation;
         let block = SealedBlock {
             block: Block {
                 header: Header {

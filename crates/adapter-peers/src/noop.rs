@@ -1,19 +1,20 @@
 //! The history source of a process with no peer configured: it has nowhere to ask, and says so.
+//! It never sees a block, so it serves any chain.
 
 use async_trait::async_trait;
-use poa_ports::{BlockHeight, BlockHistorySource, EverySource, HistoryError, SealedBlock};
+use poa_ports::{BlockHeight, BlockHistorySource, Chain, EverySource, HistoryError};
 
 /// Always [`HistoryError::NoSource`]; performs no I/O.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoopBlockHistory;
 
 #[async_trait]
-impl BlockHistorySource for NoopBlockHistory {
+impl<C: Chain> BlockHistorySource<C> for NoopBlockHistory {
     async fn blocks_from(
         &self,
         _next_height: BlockHeight,
         _max: usize,
-    ) -> Result<Vec<SealedBlock>, HistoryError> {
+    ) -> Result<Vec<C::SealedBlock>, HistoryError> {
         Err(HistoryError::NoSource)
     }
 
@@ -21,7 +22,7 @@ impl BlockHistorySource for NoopBlockHistory {
         &self,
         _next_height: BlockHeight,
         _max: usize,
-    ) -> Result<EverySource, HistoryError> {
+    ) -> Result<EverySource<C::SealedBlock>, HistoryError> {
         Err(HistoryError::NoSource)
     }
 }

@@ -17,7 +17,8 @@ use crate::error::PeerRequestError;
 
 use async_trait::async_trait;
 use poa_ports::{
-    BlockHeight, BlockHistorySource, EverySource, HistoryError, SealedBlock, split_block_batch,
+    BlockHeight, BlockHistorySource, EverySource, HistoryError, ReferenceChain, SealedBlock,
+    split_block_batch,
 };
 use tracing::{debug, info, warn};
 
@@ -99,7 +100,7 @@ impl PeerBlockHistory {
 }
 
 #[async_trait]
-impl BlockHistorySource for PeerBlockHistory {
+impl BlockHistorySource<ReferenceChain> for PeerBlockHistory {
     async fn blocks_from(
         &self,
         next_height: BlockHeight,
@@ -142,7 +143,7 @@ impl BlockHistorySource for PeerBlockHistory {
         &self,
         next_height: BlockHeight,
         max: usize,
-    ) -> Result<EverySource, HistoryError> {
+    ) -> Result<EverySource<SealedBlock>, HistoryError> {
         let peers = &self.config.urls;
         if peers.is_empty() {
             return Err(HistoryError::NoSource);

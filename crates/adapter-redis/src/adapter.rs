@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use poa_ports::{
     BlockHeight, BlockReconciliationPort, ChainHead, LeaderState, LeaseStatus, NodeStatus,
-    ReconciliationError, SealVerifier, SealedBlock, Timestamp,
+    ReconciliationError, ReferenceChain, SealVerifier, SealedBlock, Timestamp,
 };
 use prometheus_client::registry::Registry;
 use tokio_util::task::TaskTracker;
@@ -42,7 +42,7 @@ pub struct RedisReconciliation {
     publisher: Publisher,
     reconciler: Reconciler,
     anti_entropy: AntiEntropy,
-    verifier: Arc<dyn SealVerifier>,
+    verifier: Arc<dyn SealVerifier<ReferenceChain>>,
     /// How recent a node's clock reading must be to count toward the time reference.
     clock_freshness: Duration,
     tracker: TaskTracker,
@@ -61,7 +61,7 @@ impl RedisReconciliation {
     /// rejects, [`Error::NoRuntime`] outside a tokio runtime.
     pub async fn connect(
         config: RedisConfig,
-        verifier: Arc<dyn SealVerifier>,
+        verifier: Arc<dyn SealVerifier<ReferenceChain>>,
         registry: &mut Registry,
     ) -> Result<Self, Error> {
         if tokio::runtime::Handle::try_current().is_err() {
@@ -176,8 +176,11 @@ impl std::fmt::Debug for RedisReconciliation {
 }
 
 #[async_trait]
-impl BlockReconciliationPort for RedisReconciliation {
-    async fn leader_state(&self, head: ChainHead) -> Result<LeaderState, ReconciliationError> {
+impl BlockReconciliationPort<ReferenceChain> for RedisReconciliation {
+    async fn leader_state(
+        &self,
+        head: ChainHead,
+    ) -> Result<LeaderState<SealedBlock>, ReconciliationError> {
         // The steady state of a leader: the lease is locally valid beyond the renewal margin and
         // the head is the log's top this leadership knows. No round trip: the write of the next
         // block checks the owner, the epoch and the height where it lands, and a refusal sends
@@ -226,7 +229,10 @@ impl BlockReconciliationPort for RedisReconciliation {
         result.map_err(ReconciliationError::from)
     }
 
-    async fn follower_state(&self, head: ChainHead) -> Result<LeaderState, ReconciliationError> {
+    async fn follower_state(
+        &self,
+        head: ChainHead,
+    ) -> Result<LeaderState<SealedBlock>, ReconciliationError> {
         self.reconciler
             .follower(head)
             .await

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use poa_ports::{BlockHeight, SealVerifier};
+use poa_ports::{BlockHeight, ReferenceChain, SealVerifier};
 use serde::Serialize;
 
 use crate::log_read::{Checked, check_entry};
@@ -32,7 +32,7 @@ pub struct NodeRemoval {
 /// Removes the invalid entries at `height` on every node, one node at a time.
 pub(crate) async fn remove_invalid_entries(
     nodes: &[NodeHandle],
-    verifier: &Arc<dyn SealVerifier>,
+    verifier: &Arc<dyn SealVerifier<ReferenceChain>>,
     height: BlockHeight,
 ) -> Vec<NodeRemoval> {
     let mut report = Vec::with_capacity(nodes.len());
@@ -54,7 +54,7 @@ pub(crate) async fn remove_invalid_entries(
 
 async fn remove_on_node(
     node: &NodeHandle,
-    verifier: &dyn SealVerifier,
+    verifier: &dyn SealVerifier<ReferenceChain>,
     height: BlockHeight,
 ) -> Result<u64, String> {
     let read = node

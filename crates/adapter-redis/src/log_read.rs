@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use fred::bytes::Bytes;
-use poa_ports::{BlockHeight, BlockId, Epoch, SealVerifier, SealedBlock};
+use poa_ports::{BlockHeight, BlockId, Epoch, ReferenceChain, SealVerifier, SealedBlock};
 use poa_quorum::{Coverage, LogView, NodeIndex, Quorum, ReadTiming, next_read_window};
 use tokio_util::task::TaskTracker;
 
@@ -91,7 +91,7 @@ pub(crate) struct LogReader {
     node_timeout: Duration,
     tracker: TaskTracker,
     metrics: Arc<Metrics>,
-    verifier: Arc<dyn SealVerifier>,
+    verifier: Arc<dyn SealVerifier<ReferenceChain>>,
     /// Entries asked of each node per read: `stream_max_len`, halved while timeouts cost a read
     /// its quorum (a reply of many large blocks can outlast the node timeout on every node) and
     /// doubled again after reads that reached their quorum fast. Any window is safe: the walk
@@ -121,7 +121,7 @@ pub(crate) enum Checked {
 /// Decodes and verifies one entry. A block already verified from identical bytes (the same
 /// block on another node, in `verified`) is not verified again.
 pub(crate) fn check_entry(
-    verifier: &dyn SealVerifier,
+    verifier: &dyn SealVerifier<ReferenceChain>,
     verified: &HashMap<BlockId, (SealedBlock, Bytes)>,
     entry: &StreamEntry,
 ) -> Checked {
@@ -150,7 +150,7 @@ impl LogReader {
         nodes: Arc<[NodeHandle]>,
         tracker: TaskTracker,
         metrics: Arc<Metrics>,
-        verifier: Arc<dyn SealVerifier>,
+        verifier: Arc<dyn SealVerifier<ReferenceChain>>,
     ) -> Self {
         Self {
             nodes,

@@ -155,7 +155,7 @@ impl Reconciler {
         &self,
         head: ChainHead,
         generation: u64,
-    ) -> Result<LeaderState, AdapterError> {
+    ) -> Result<LeaderState<SealedBlock>, AdapterError> {
         let started = Instant::now();
         let result = self.leader_cycle(head, generation).await;
         self.metrics
@@ -171,7 +171,7 @@ impl Reconciler {
         &self,
         head: ChainHead,
         generation: u64,
-    ) -> Result<LeaderState, AdapterError> {
+    ) -> Result<LeaderState<SealedBlock>, AdapterError> {
         let Some(next_height) = head.next_height() else {
             return Ok(LeaderState::ReconciledLeader);
         };
@@ -221,7 +221,10 @@ impl Reconciler {
 
     /// The follower's cycle: committed blocks (on a quorum, or proven by a block above) that
     /// extend the local chain.
-    pub(crate) async fn follower(&self, head: ChainHead) -> Result<LeaderState, AdapterError> {
+    pub(crate) async fn follower(
+        &self,
+        head: ChainHead,
+    ) -> Result<LeaderState<SealedBlock>, AdapterError> {
         let Some(next_height) = head.next_height() else {
             return Ok(LeaderState::ReconciledFollower);
         };

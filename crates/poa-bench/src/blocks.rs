@@ -8,8 +8,8 @@ use std::time::Duration;
 use adapter_redis::{RedisConfig, RedisSecurity};
 use poa_ports::block::transactions_root;
 use poa_ports::{
-    Block, BlockHeight, BlockId, ChainHead, ChainId, Header, ImportError, Seal, SealVerifier,
-    SealedBlock, Signature, Timestamp, Transaction,
+    Block, BlockHeight, BlockId, ChainHead, ChainId, Header, ImportError, ReferenceChain, Seal,
+    SealVerifier, SealedBlock, Signature, Timestamp, Transaction,
 };
 
 /// The payload sizes the goals name: 256 B, 4 KiB and 64 KiB.
@@ -55,7 +55,7 @@ pub(crate) fn head_below(next_height: u64) -> ChainHead {
 #[derive(Debug)]
 struct BenchSealVerifier;
 
-impl SealVerifier for BenchSealVerifier {
+impl SealVerifier<ReferenceChain> for BenchSealVerifier {
     fn verify_seal(&self, block: &SealedBlock) -> Result<(), ImportError> {
         match block.seal {
             Seal::Authority(seal)
@@ -71,7 +71,7 @@ impl SealVerifier for BenchSealVerifier {
 }
 
 /// The verifier every publish-path series connects with.
-pub(crate) fn verifier() -> Arc<dyn SealVerifier> {
+pub(crate) fn verifier() -> Arc<dyn SealVerifier<ReferenceChain>> {
     Arc::new(BenchSealVerifier)
 }
 

@@ -14,9 +14,13 @@
 //! - [`metrics`]: the service's Prometheus metrics.
 //! - [`error`]: errors of the service's own API.
 //!
+//! The service is generic over the embedder's [`poa_ports::Chain`]: it carries the embedder's
+//! blocks from port to port and reads them only through [`poa_ports::HeaderView`] and
+//! [`poa_ports::SealedBlockView`] (height, id, date, transaction count).
+//!
 //! Architecture invariant: this crate depends on `poa-ports` only; it knows nothing of Redis,
-//! storage or signatures, and it takes time from the [`poa_ports::Clock`] port and tokio's
-//! clock, so its tests run with paused time.
+//! storage, signatures or any particular block, and it takes time from the
+//! [`poa_ports::Clock`] port and tokio's clock, so its tests run with paused time.
 //!
 //! [`LeaderState`]: poa_ports::LeaderState
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use poa_ports::{
     BlockHeight, BlockHistorySource, BlockId, BlockImporter, BlockProducer,
-    BlockReconciliationPort, BlockSigner, Clock, TransactionPool,
+    BlockReconciliationPort, BlockSigner, Chain, Clock, TransactionPool,
 };
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -34,21 +34,34 @@ use crate::status::{Role, ServiceStatus};
 /// How many cycles one manual request may spend importing before it produces.
 const MAX_CYCLES_PER_MANUAL_REQUEST: usize = 16;
 
-/// The adapters the service works through.
-#[derive(Clone)]
-pub struct Ports {
+/// The adapters the service works through, for the chain `C` whose blocks it produces.
+pub struct Ports<C: Chain> {
     /// Leadership and the shared block log.
-    pub reconciliation: Arc<dyn BlockReconciliationPort>,
+    pub reconciliation: Arc<dyn BlockReconciliationPort<C>>,
     /// The local chain.
-    pub importer: Arc<dyn BlockImporter>,
+    pub importer: Arc<dyn BlockImporter<C>>,
     /// Builds blocks from pending transactions.
-    pub producer: Arc<dyn BlockProducer>,
+    pub producer: Arc<dyn BlockProducer<C>>,
     /// Seals blocks.
-    pub signer: Arc<dyn BlockSigner>,
+    pub signer: Arc<dyn BlockSigner<C>>,
     /// Pending transactions (for the instant trigger).
     pub pool: Arc<dyn TransactionPool>,
     /// Wall-clock time for block timestamps.
     pub clock: Arc<dyn Clock>,
+}
+
+// Not derived: a derive would ask `C: Clone` of the chain, which is only a name for its types.
+impl<C: Chain> Clone for Ports<C> {
+    fn clone(&self) -> Self {
+        Self {
+            reconciliation: Arc::clone(&self.reconciliation),
+            importer: Arc::clone(&self.importer),
+            producer: Arc::clone(&self.producer),
+            signer: Arc::clone(&self.signer),
+            pool: Arc::clone(&self.pool),
+            clock: Arc::clone(&self.clock),
+        }
+    }
 }
 
 /// What one cycle did.
@@ -182,11 +195,11 @@ impl ServiceHandle {
 /// representable on every clock (a longer request is not an error, and never becomes none).
 pub const LONGEST_HOLD_OFF: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
-/// The block production service. Construct with [`ProductionService::new`], then drive it with
-/// [`ProductionService::run`].
-pub struct ProductionService {
+/// The block production service for the chain `C`. Construct with [`ProductionService::new`],
+/// then drive it with [`ProductionService::run`].
+pub struct ProductionService<C: Chain> {
     config: ServiceConfig,
-    ports: Ports,
+    ports: Ports<C>,
     metrics: ServiceMetrics,
     status: watch::Sender<ServiceStatus>,
     requests: mpsc::Receiver<Request>,
@@ -199,7 +212,7 @@ pub struct ProductionService {
     /// so it does not compete for the lease until it has caught up with the shared log.
     standing_aside: Option<String>,
     /// Where blocks trimmed from the shared log come from; `None` = nowhere.
-    history: Option<Arc<dyn BlockHistorySource>>,
+    history: Option<Arc<dyn BlockHistorySource<C>>>,
     /// An operator vouched that no producer holds more than the local head: the next
     /// leadership that finds the log behind it republishes it without asking the peers.
     head_vouched_by_operator: bool,
@@ -207,12 +220,12 @@ pub struct ProductionService {
     reporting: reporting::Reporting,
 }
 
-impl ProductionService {
+impl<C: Chain> ProductionService<C> {
     /// Builds the service and its handle and registers the service's metrics. Does no I/O: the
     /// local head is read by the first cycle.
     pub fn new(
         config: ServiceConfig,
-        ports: Ports,
+        ports: Ports<C>,
         registry: &mut Registry,
     ) -> (Self, ServiceHandle) {
         let (status, status_receiver) = watch::channel(ServiceStatus::starting(

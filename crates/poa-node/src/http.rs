@@ -15,7 +15,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use poa_core::{CycleOutcome, ServiceHandle, Trigger};
-use poa_ports::{BlockHeight, BlockReconciliationPort, Seal, SealedBlock};
+use poa_ports::{BlockHeight, BlockReconciliationPort, ReferenceChain, Seal, SealedBlock};
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use tracing::warn;
@@ -30,7 +30,7 @@ pub(crate) struct ApiState {
     pub(crate) service: ServiceHandle,
     pub(crate) chain: RedbBlockImporter,
     pub(crate) pool: MemoryTransactionPool,
-    pub(crate) reconciliation: Arc<dyn BlockReconciliationPort>,
+    pub(crate) reconciliation: Arc<dyn BlockReconciliationPort<ReferenceChain>>,
     pub(crate) registry: Arc<Registry>,
     pub(crate) trigger: Trigger,
     pub(crate) chain_spec: ChainSpec,

@@ -17,7 +17,7 @@ use adapter_peers::{
 use adapter_redis::RedisReconciliation;
 use anyhow::Context;
 use poa_core::{Ports, ProductionService, ServiceConfig};
-use poa_ports::{BlockHistorySource, BlockReconciliationPort};
+use poa_ports::{BlockHistorySource, BlockReconciliationPort, ReferenceChain};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -81,7 +81,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     let signer = Ed25519BlockSigner::new(settings.key);
 
     let (reconciliation, redis): (
-        Arc<dyn BlockReconciliationPort>,
+        Arc<dyn BlockReconciliationPort<ReferenceChain>>,
         Option<Arc<RedisReconciliation>>,
     ) = match settings.redis {
         Some(mut config) => {
@@ -102,7 +102,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
             );
             // The adapter tells its start (nodes, connected, quorum) itself.
             (
-                Arc::clone(&adapter) as Arc<dyn BlockReconciliationPort>,
+                Arc::clone(&adapter) as Arc<dyn BlockReconciliationPort<ReferenceChain>>,
                 Some(adapter),
             )
         }
@@ -133,7 +133,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         let pending: Arc<dyn PendingTransactions> = Arc::new(PoolPending(pool.clone()));
         PeerTransactionRelay::start(peers, pending, Arc::new(SystemClock), &mut registry)
     });
-    let history: Arc<dyn BlockHistorySource> = match settings.peers {
+    let history: Arc<dyn BlockHistorySource<ReferenceChain>> = match settings.peers {
         Some(peers) => {
             info!(peers = ?peers.urls, "history beyond the streams and transaction relay through peers");
             Arc::new(PeerBlockHistory::new(peers))

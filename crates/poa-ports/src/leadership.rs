@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::block::{Header, SealedBlock};
+use crate::chain::HeaderView;
 use crate::primitives::{BlockHeight, BlockId, Epoch};
 
 /// The local chain's head, as the reconciliation port needs it: the next block must be at the
@@ -20,9 +20,9 @@ pub struct ChainHead {
 
 impl ChainHead {
     /// The head of a chain whose last block has `header`.
-    pub fn of(header: &Header) -> Self {
+    pub fn of<H: HeaderView>(header: &H) -> Self {
         Self {
-            height: header.height,
+            height: header.height(),
             id: header.id(),
         }
     }
@@ -34,8 +34,9 @@ impl ChainHead {
 }
 
 /// The answer to "may this process produce the next block?", asked once per production cycle.
+/// `B` is the chain's sealed block ([`crate::Chain::SealedBlock`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LeaderState {
+pub enum LeaderState<B> {
     /// This process holds the lease and the shared log holds nothing above the local chain:
     /// it may produce the next height.
     ReconciledLeader,
@@ -44,7 +45,7 @@ pub enum LeaderState {
     ReconciledFollower,
     /// Committed blocks above the local chain, in height order. Import them (each verified
     /// like any block) and do not produce in this cycle.
-    UnreconciledBlocks(Vec<SealedBlock>),
+    UnreconciledBlocks(Vec<B>),
 }
 
 /// The last outcome of an operation against one coordination node, for status pages.

@@ -1,9 +1,13 @@
 //! The ports `poa-core` is generic over. Each trait is shaped by what the domain service needs,
 //! not by what a backend offers; adapters implement them and export no traits of their own.
+//!
+//! The ports that carry blocks are generic over the embedder's [`Chain`]: an adapter implements
+//! them for the chain whose blocks it can build, seal, verify, store or publish
+//! (`impl BlockSigner<MyChain> for MySigner`).
 
 use async_trait::async_trait;
 
-use crate::block::{Block, Header, SealedBlock};
+use crate::chain::Chain;
 use crate::error::{HistoryError, ImportError, ProductionError, ReconciliationError, SigningError};
 use crate::leadership::{ChainHead, LeaderState, LeaseStatus};
 use crate::primitives::{BlockHeight, Timestamp};
@@ -11,7 +15,7 @@ use crate::primitives::{BlockHeight, Timestamp};
 /// Leadership and the shared block log, merged into one port: who may produce, what committed
 /// blocks the local chain lacks, and publication of a produced block to a quorum.
 #[async_trait]
-pub trait BlockReconciliationPort: Send + Sync {
+pub trait BlockReconciliationPort<C: Chain>: Send + Sync {
     /// Decides this cycle's role for producing the block above `head` (the local chain's
     /// head), acquiring or confirming the lease as needed, and returns committed blocks the
     /// local chain lacks, each extending the one before it and the first extending `head`.
@@ -20,7 +24,10 @@ pub trait BlockReconciliationPort: Send + Sync {
     ///
     /// Any error (no read quorum, lease lost during repair, a gap or a divergence in the log,
     /// backend failure) means "do not produce this cycle"; it never stands for "nothing to do".
-    async fn leader_state(&self, head: ChainHead) -> Result<LeaderState, ReconciliationError>;
+    async fn leader_state(
+        &self,
+        head: ChainHead,
+    ) -> Result<LeaderState<C::SealedBlock>, ReconciliationError>;
 
     /// Like [`Self::leader_state`] but never acquires the lease: used while this process
     /// stands down (for a rolling upgrade) so it keeps importing committed blocks without
@@ -29,7 +36,10 @@ pub trait BlockReconciliationPort: Send + Sync {
     /// # Errors
     ///
     /// As [`Self::leader_state`].
-    async fn follower_state(&self, head: ChainHead) -> Result<LeaderState, ReconciliationError>;
+    async fn follower_state(
+        &self,
+        head: ChainHead,
+    ) -> Result<LeaderState<C::SealedBlock>, ReconciliationError>;
 
     /// Gives up the lease if held, so another process can take over without waiting for it to
     /// expire. Idempotent; a no-op for a process that does not lead.
@@ -45,7 +55,10 @@ pub trait BlockReconciliationPort: Send + Sync {
     /// # Errors
     ///
     /// The block is not known to be on a quorum; it must not be committed locally.
-    async fn publish_produced_block(&self, block: &SealedBlock) -> Result<(), ReconciliationError>;
+    async fn publish_produced_block(
+        &self,
+        block: &C::SealedBlock,
+    ) -> Result<(), ReconciliationError>;
 
     /// A read-only snapshot of the lease for operators; never used for decisions.
     fn lease_status(&self) -> LeaseStatus {
@@ -68,24 +81,24 @@ pub trait BlockReconciliationPort: Send + Sync {
 /// coordination node can write to it. Reconciliation counts only blocks that pass this check
 /// (a vote, evidence of history, a block to repair or to hand back for import); what fails is
 /// skipped and counted, never repaired or imported.
-pub trait SealVerifier: Send + Sync {
+pub trait SealVerifier<C: Chain>: Send + Sync {
     /// Checks `block` on its own: chain id, transactions against the header, the seal.
     ///
     /// # Errors
     ///
     /// Why the block is not a block of this chain sealed by an authorised producer.
-    fn verify_seal(&self, block: &SealedBlock) -> Result<(), ImportError>;
+    fn verify_seal(&self, block: &C::SealedBlock) -> Result<(), ImportError>;
 }
 
 /// The local chain: verification and durable commit of blocks.
 #[async_trait]
-pub trait BlockImporter: Send + Sync {
+pub trait BlockImporter<C: Chain>: Send + Sync {
     /// The header of the local head (the genesis header at least).
     ///
     /// # Errors
     ///
     /// The local store failed.
-    async fn latest_header(&self) -> Result<Header, ImportError>;
+    async fn latest_header(&self) -> Result<C::Header, ImportError>;
 
     /// Verifies a block completely against the local head: chain, height, parent link,
     /// timestamp, transactions against the header, committed transactions not repeated, and
@@ -94,7 +107,7 @@ pub trait BlockImporter: Send + Sync {
     /// # Errors
     ///
     /// Why the block is not acceptable as the next block.
-    async fn verify(&self, block: &SealedBlock) -> Result<(), ImportError>;
+    async fn verify(&self, block: &C::SealedBlock) -> Result<(), ImportError>;
 
     /// Commits a verified block atomically and durably as the new head. Re-checks, inside the
     /// same write, that the block extends the current head.
@@ -102,7 +115,7 @@ pub trait BlockImporter: Send + Sync {
     /// # Errors
     ///
     /// The block no longer extends the head, or the local store failed; nothing was written.
-    async fn commit(&self, block: SealedBlock) -> Result<(), ImportError>;
+    async fn commit(&self, block: C::SealedBlock) -> Result<(), ImportError>;
 
     /// The committed block at `height`, if the local chain holds it: what a leader publishes
     /// again when the shared log lost it.
@@ -110,12 +123,12 @@ pub trait BlockImporter: Send + Sync {
     /// # Errors
     ///
     /// The local store failed.
-    async fn block_at(&self, height: BlockHeight) -> Result<Option<SealedBlock>, ImportError>;
+    async fn block_at(&self, height: BlockHeight) -> Result<Option<C::SealedBlock>, ImportError>;
 }
 
 /// Builds unsealed blocks from pending transactions.
 #[async_trait]
-pub trait BlockProducer: Send + Sync {
+pub trait BlockProducer<C: Chain>: Send + Sync {
     /// Builds the block on top of `parent` with the given timestamp.
     ///
     /// # Errors
@@ -123,19 +136,19 @@ pub trait BlockProducer: Send + Sync {
     /// The block could not be built.
     async fn produce_block(
         &self,
-        parent: &Header,
+        parent: &C::Header,
         timestamp: Timestamp,
-    ) -> Result<Block, ProductionError>;
+    ) -> Result<C::Block, ProductionError>;
 }
 
 /// Seals blocks with the chain authority's key.
-pub trait BlockSigner: Send + Sync {
-    /// Signs the block's id.
+pub trait BlockSigner<C: Chain>: Send + Sync {
+    /// Seals the block (the reference chain signs its id).
     ///
     /// # Errors
     ///
     /// No key that may seal blocks is available.
-    fn seal(&self, block: Block) -> Result<SealedBlock, SigningError>;
+    fn seal(&self, block: C::Block) -> Result<C::SealedBlock, SigningError>;
 }
 
 /// What the domain service needs to know about pending transactions (for instant blocks).
@@ -161,7 +174,7 @@ pub trait Clock: Send + Sync {
 /// What it returns is untrusted: the service verifies and commits each block exactly like any
 /// imported block.
 #[async_trait]
-pub trait BlockHistorySource: Send + Sync {
+pub trait BlockHistorySource<C: Chain>: Send + Sync {
     /// Up to `max` consecutive committed blocks starting at `next_height`, in height order.
     /// An empty list means no source holds `next_height`.
     ///
@@ -173,7 +186,7 @@ pub trait BlockHistorySource: Send + Sync {
         &self,
         next_height: BlockHeight,
         max: usize,
-    ) -> Result<Vec<SealedBlock>, HistoryError>;
+    ) -> Result<Vec<C::SealedBlock>, HistoryError>;
 
     /// Asks every source, not only the first that answers: up to `max` blocks from
     /// `next_height` from one that holds it, else whether every source answered that it does
@@ -186,14 +199,15 @@ pub trait BlockHistorySource: Send + Sync {
         &self,
         next_height: BlockHeight,
         max: usize,
-    ) -> Result<EverySource, HistoryError>;
+    ) -> Result<EverySource<C::SealedBlock>, HistoryError>;
 }
 
 /// What every history source answered ([`BlockHistorySource::ask_every_source`]).
+/// `B` is the chain's sealed block ([`Chain::SealedBlock`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EverySource {
+pub enum EverySource<B> {
     /// A source holds the height: its blocks from there (untrusted, verified on import).
-    Blocks(Vec<SealedBlock>),
+    Blocks(Vec<B>),
     /// Every source answered, and none holds the height.
     NoneHolds,
     /// No source that answered holds the height, and these did not answer.

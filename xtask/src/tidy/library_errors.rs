@@ -7,9 +7,9 @@
 //! The check reads the string literals inside each `#[error(...)]` attribute, over as many
 //! lines as it spans; it reads no other text and never edits a file.
 
-use std::path::{Component, Path};
+use std::path::Path;
 
-use super::Violation;
+use super::{Violation, source_crate};
 use crate::layout;
 
 /// Spelled in pieces so this file's own text does not look like an attribute to the check.
@@ -18,15 +18,7 @@ const ERROR_ATTRIBUTE: &str = concat!("#[", "error(");
 /// Whether the rule applies to the file at `path` (relative to the workspace root): a file
 /// under `crates/<library>/src/`.
 pub(crate) fn applies_to(path: &Path) -> bool {
-    let mut parts = path.components().map(|part| match part {
-        Component::Normal(name) => name.to_str(),
-        _ => None,
-    });
-    matches!(
-        (parts.next(), parts.next(), parts.next()),
-        (Some(Some("crates")), Some(Some(name)), Some(Some("src")))
-            if layout::is_embedded_library(name)
-    )
+    source_crate(path).is_some_and(layout::is_embedded_library)
 }
 
 /// Every `#[error(...)]` message of `text` that names a command-line flag, at the line of the

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use poa_ports::{
-    BlockReconciliationPort, LeaderState, LeaseStatus, NodeStatus, ReconciliationError,
+    BlockReconciliationPort, LeaderState, LeaseStatus, NodeStatus, ReconciliationError, SealedBlock,
 };
 use poa_test_support::{FaultProxy, ProxyMode, RedisServer, wait_for_async};
 
@@ -553,9 +553,9 @@ async fn time_reference__when_a_quorum_of_nodes_answered__then_is_their_clock() 
 /// A producer's cycles around garbage in the lease key of the first two of `servers`: what it
 /// answered and reported with the garbage, then once the key is deleted there.
 struct LeaseGarbage {
-    refused: Result<LeaderState, ReconciliationError>,
+    refused: Result<LeaderState<SealedBlock>, ReconciliationError>,
     refused_status: LeaseStatus,
-    led: Result<LeaderState, ReconciliationError>,
+    led: Result<LeaderState<SealedBlock>, ReconciliationError>,
     led_status: LeaseStatus,
 }
 

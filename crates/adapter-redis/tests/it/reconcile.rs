@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use poa_ports::{BlockId, BlockReconciliationPort, LeaderState, ReconciliationError};
+use poa_ports::{BlockId, BlockReconciliationPort, LeaderState, ReconciliationError, SealedBlock};
 use poa_test_support::{FaultProxy, ProxyMode, RedisServer};
 
 use crate::support::*;
@@ -617,7 +617,7 @@ async fn reconciliation__when_the_streams_no_longer_hold_the_next_height__then_b
         set_owner(server, key, "peer", 60_000);
     }
     let producer = producer(urls(&servers), key).await;
-    let is_gap = |state: &Result<LeaderState, ReconciliationError>| matches!(state, Err(ReconciliationError::HistoryGap { next_height }) if next_height.get() == 1);
+    let is_gap = |state: &Result<LeaderState<SealedBlock>, ReconciliationError>| matches!(state, Err(ReconciliationError::HistoryGap { next_height }) if next_height.get() == 1);
 
     // when
     let as_follower = producer.adapter.leader_state(below(1)).await;

@@ -1,7 +1,7 @@
 //! Redis nodes restored from old snapshots: what a process remembers outside Redis keeps the
 //! fencing epochs from repeating.
 
-use poa_ports::{BlockReconciliationPort, LeaderState};
+use poa_ports::{BlockReconciliationPort, LeaderState, SealedBlock};
 
 use crate::support::*;
 
@@ -72,7 +72,7 @@ async fn epoch__when_nodes_come_back_from_an_old_snapshot_and_the_process_restar
 /// leadership on the local head at 3 reports what it finds.
 async fn new_leadership_at_three_after(
     prepare: impl FnOnce(&[poa_test_support::RedisServer], &str),
-) -> Result<LeaderState, poa_ports::ReconciliationError> {
+) -> Result<LeaderState<SealedBlock>, poa_ports::ReconciliationError> {
     let servers = servers(3);
     let key = "poa:test:log-behind-head";
     let first = producer(urls(&servers), key).await;

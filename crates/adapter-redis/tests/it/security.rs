@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use adapter_redis::{RedisPassword, RedisSecurity};
-use poa_ports::{BlockReconciliationPort, LeaderState, ReconciliationError};
+use poa_ports::{BlockReconciliationPort, LeaderState, ReconciliationError, SealedBlock};
 use poa_test_support::{RedisServer, RespValue, TestCertificates, resp, wait_for_async};
 use tempfile::TempDir;
 
@@ -164,7 +164,10 @@ async fn lease_status__when_the_acl_refuses_a_command_a_script_calls__then_each_
 async fn lead_attempt(
     servers: &[RedisServer],
     security: RedisSecurity,
-) -> (Result<LeaderState, ReconciliationError>, Duration) {
+) -> (
+    Result<LeaderState<SealedBlock>, ReconciliationError>,
+    Duration,
+) {
     let config = adapter_redis::RedisConfig {
         security,
         ..config(tls_urls(servers), KEY)

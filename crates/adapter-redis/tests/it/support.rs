@@ -9,7 +9,7 @@ use adapter_redis::{RedisConfig, RedisReconciliation};
 use poa_ports::block::transactions_root;
 use poa_ports::{
     Block, BlockHeight, BlockId, BlockReconciliationPort, ChainHead, ChainId, Header, ImportError,
-    LeaderState, Seal, SealVerifier, SealedBlock, Signature, Timestamp,
+    LeaderState, ReferenceChain, Seal, SealVerifier, SealedBlock, Signature, Timestamp,
 };
 use poa_test_support::{HalfAliveListener, RedisServer, RespValue};
 use prometheus_client::encoding::text::encode;
@@ -71,7 +71,7 @@ pub(crate) const FORGED_SEAL: Signature = Signature::from_bytes([9; 64]);
 #[derive(Debug)]
 pub(crate) struct TestChainVerifier;
 
-impl SealVerifier for TestChainVerifier {
+impl SealVerifier<ReferenceChain> for TestChainVerifier {
     fn verify_seal(&self, block: &SealedBlock) -> Result<(), ImportError> {
         let height = block.height();
         if block.block.header.chain_id != ChainId::new(1) {
@@ -90,7 +90,7 @@ impl SealVerifier for TestChainVerifier {
     }
 }
 
-pub(crate) fn verifier() -> Arc<dyn SealVerifier> {
+pub(crate) fn verifier() -> Arc<dyn SealVerifier<ReferenceChain>> {
     Arc::new(TestChainVerifier)
 }
 
@@ -306,7 +306,7 @@ pub(crate) fn set_epoch(server: &RedisServer, key: &str, epoch: u64) {
 }
 
 /// The heights of the blocks a leader state carries (empty for the reconciled states).
-pub(crate) fn heights(state: &LeaderState) -> Vec<u64> {
+pub(crate) fn heights(state: &LeaderState<SealedBlock>) -> Vec<u64> {
     match state {
         LeaderState::UnreconciledBlocks(blocks) => {
             blocks.iter().map(|block| block.height().get()).collect()
@@ -315,7 +315,7 @@ pub(crate) fn heights(state: &LeaderState) -> Vec<u64> {
     }
 }
 
-pub(crate) fn blocks(state: LeaderState) -> Vec<SealedBlock> {
+pub(crate) fn blocks(state: LeaderState<SealedBlock>) -> Vec<SealedBlock> {
     match state {
         LeaderState::UnreconciledBlocks(blocks) => blocks,
         _ => Vec::new(),

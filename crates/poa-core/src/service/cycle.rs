@@ -9,14 +9,16 @@
 //! reach) releases the lease and stands aside: it only follows, and competes again once it has
 //! caught up. Holding the lease while unable to import would halt the whole fleet.
 
-use poa_ports::{BlockHeight, ChainHead, Header, LeaderState, ReconciliationError, SealedBlock};
+use poa_ports::{
+    BlockHeight, Chain, ChainHead, HeaderView, LeaderState, ReconciliationError, SealedBlockView,
+};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use super::{CycleOutcome, ProductionService};
 use crate::status::Role;
 
-impl ProductionService {
+impl<C: Chain> ProductionService<C> {
     /// Runs one cycle. `may_produce` is false for timer cycles that must not produce (manual
     /// trigger, instant trigger without transactions): they still follow and keep the lease.
     pub(super) async fn cycle(&mut self, may_produce: bool) -> CycleOutcome {
@@ -25,7 +27,7 @@ impl ProductionService {
             Err(error) => return self.stand_aside("head", &error).await,
         };
         self.record_head(&head);
-        if head.height.next().is_none() {
+        if head.height().next().is_none() {
             return self.fail(
                 "head",
                 &"the chain reached the highest representable height",
@@ -43,7 +45,7 @@ impl ProductionService {
             Err(ReconciliationError::HistoryGap { next_height: gap }) => {
                 // Far behind: catch up as a follower, never while holding the lease.
                 self.release_to_catch_up().await;
-                self.catch_up_from_history(head.height, gap).await
+                self.catch_up_from_history(head.height(), gap).await
             }
             Err(
                 error @ (ReconciliationError::Diverged { .. }
@@ -59,7 +61,7 @@ impl ProductionService {
                 CycleOutcome::Follower
             }
             Ok(LeaderState::UnreconciledBlocks(blocks)) => {
-                self.import_blocks(head.height, blocks).await
+                self.import_blocks(head.height(), blocks).await
             }
             Ok(LeaderState::ReconciledLeader) if may_produce => self.produce_on(head).await,
             Ok(LeaderState::ReconciledLeader) => {
@@ -75,9 +77,9 @@ impl ProductionService {
     pub(super) async fn import_blocks(
         &mut self,
         local_height: BlockHeight,
-        mut blocks: Vec<SealedBlock>,
+        mut blocks: Vec<C::SealedBlock>,
     ) -> CycleOutcome {
-        blocks.sort_by_key(SealedBlock::height);
+        blocks.sort_by_key(SealedBlockView::height);
         self.set_role(Role::Syncing);
         let mut imported: usize = 0;
         for block in blocks {
@@ -109,7 +111,7 @@ impl ProductionService {
     }
 
     /// Produces, seals, verifies, publishes and commits the block on top of `parent`.
-    async fn produce_on(&mut self, parent: Header) -> CycleOutcome {
+    async fn produce_on(&mut self, parent: C::Header) -> CycleOutcome {
         // The interval is anchored to the start of production, so blocks do not drift later
         // by the time each one takes.
         let cycle_started = Instant::now();
@@ -118,7 +120,7 @@ impl ProductionService {
         }
         self.set_role(Role::Leader);
         // Never earlier than the parent: timestamps are monotonic along the chain.
-        let timestamp = self.ports.clock.now().max(parent.timestamp);
+        let timestamp = self.ports.clock.now().max(parent.timestamp());
 
         let started = Instant::now();
         let block = match self.ports.producer.produce_block(&parent, timestamp).await {
@@ -163,7 +165,7 @@ impl ProductionService {
 
         let height = sealed.height();
         let id = sealed.id();
-        let transactions = sealed.block.transactions.len();
+        let transactions = sealed.transaction_count();
         let started = Instant::now();
         if let Err(error) = self.ports.importer.commit(sealed).await {
             // The block is on a quorum: the next leadership reconciles it back from the log.
@@ -252,7 +254,7 @@ impl ProductionService {
     /// Why this process must not date a block now, if it must not: its clock is further from
     /// the coordination nodes' than the allowed skew, or the chain's head (`parent`) is dated
     /// beyond its clock plus the skew.
-    fn clock_problem(&self, parent: Option<&Header>) -> Option<String> {
+    fn clock_problem(&self, parent: Option<&C::Header>) -> Option<String> {
         let skew = self.config.max_clock_skew()?;
         let skew_millis = u64::try_from(skew.as_millis()).unwrap_or(u64::MAX);
         let now = self.ports.clock.now().as_unix_millis();
@@ -270,7 +272,7 @@ impl ProductionService {
                 ));
             }
         }
-        let head = parent?.timestamp.as_unix_millis();
+        let head = parent?.timestamp().as_unix_millis();
         (head > now.saturating_add(skew_millis)).then(|| {
             format!(
                 "the chain's head is dated {} ms ahead of the local clock (at most {skew_millis} ms allowed)",
@@ -348,8 +350,8 @@ impl ProductionService {
         });
     }
 
-    fn record_head(&mut self, head: &Header) {
-        let height = head.height;
+    fn record_head(&mut self, head: &C::Header) {
+        let height = head.height();
         let id = head.id();
         self.metrics.height.set(gauge_value(height.get()));
         self.status.send_if_modified(|status| {

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use poa_ports::{BlockHeight, BlockHistorySource, HistoryError};
+use poa_ports::{BlockHeight, BlockHistorySource, Chain, HistoryError};
 use tokio::time::Instant;
 use tracing::info;
 
@@ -18,11 +18,11 @@ use super::{CycleOutcome, ProductionService, duration_millis};
 /// The most blocks one cycle asks a history source for; the next cycle asks again.
 pub(crate) const HISTORY_BATCH: usize = 256;
 
-impl ProductionService {
+impl<C: Chain> ProductionService<C> {
     /// Fetches blocks the shared log no longer holds from `history` when a cycle finds the next
     /// height trimmed from every stream. Without it such a cycle fails with a clear error.
     #[must_use]
-    pub fn with_block_history(mut self, history: Arc<dyn BlockHistorySource>) -> Self {
+    pub fn with_block_history(mut self, history: Arc<dyn BlockHistorySource<C>>) -> Self {
         self.history = Some(history);
         self
     }

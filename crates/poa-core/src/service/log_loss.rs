@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use poa_ports::{BlockHeight, EverySource, Header, HistoryError};
+use poa_ports::{BlockHeight, Chain, EverySource, HeaderView, HistoryError, SealedBlockView};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -28,18 +28,18 @@ use crate::status::Role;
 /// peers again.
 pub(crate) const LOG_LOSS_RECHECK: Duration = Duration::from_secs(5);
 
-impl ProductionService {
+impl<C: Chain> ProductionService<C> {
     /// The leader's answer to a log that no longer reaches `head`.
     pub(super) async fn head_above_the_log(
         &mut self,
-        head: Header,
+        head: C::Header,
         log_top: Option<BlockHeight>,
     ) -> CycleOutcome {
-        let Some(next_height) = head.height.next() else {
+        let Some(next_height) = head.height().next() else {
             return self.fail("log", &"the chain reached the highest representable height");
         };
         if self.head_vouched_by_operator {
-            info!(head = %head.height, "an operator vouched for the local head: republishing it");
+            info!(head = %head.height(), "an operator vouched for the local head: republishing it");
             return self.republish_head(&head).await;
         }
         let answer = match self.history.clone() {
@@ -50,14 +50,14 @@ impl ProductionService {
         let unconfirmed = match answer {
             Ok(EverySource::Blocks(blocks)) => {
                 info!(
-                    head = %head.height,
+                    head = %head.height(),
                     count = blocks.len(),
                     "a peer holds blocks above the local head that the shared log lost: importing them first"
                 );
                 if let Err(error) = self.ports.reconciliation.release().await {
                     warn!(error = %error, "lease release before the import failed: it will expire on its own");
                 }
-                return self.import_blocks(head.height, blocks).await;
+                return self.import_blocks(head.height(), blocks).await;
             }
             Ok(EverySource::NoneHolds) => return self.republish_head(&head).await,
             Ok(EverySource::Unanswered(peers)) => format!(
@@ -72,17 +72,20 @@ impl ProductionService {
         self.standing_down_until = Instant::now().checked_add(LOG_LOSS_RECHECK);
         let reason = format!(
             "the shared log lost blocks this process committed (it holds {log_reach}, the local head is at {}), and {unconfirmed}: producing on this head alone could fork from a producer that committed more. Waiting for every peer to answer; an operator who has checked every producer's head can vouch for this one",
-            head.height
+            head.height()
         );
         self.stand_aside("log", &reason).await
     }
 
     /// Publishes the local head to the log again, under the lease this cycle holds.
-    async fn republish_head(&mut self, head: &Header) -> CycleOutcome {
-        let block = match self.ports.importer.block_at(head.height).await {
+    async fn republish_head(&mut self, head: &C::Header) -> CycleOutcome {
+        let block = match self.ports.importer.block_at(head.height()).await {
             Ok(Some(block)) => block,
             Ok(None) => {
-                let missing = format!("the local chain holds no block at its head {}", head.height);
+                let missing = format!(
+                    "the local chain holds no block at its head {}",
+                    head.height()
+                );
                 return self.stand_aside("head", &missing).await;
             }
             Err(error) => return self.stand_aside("head", &error).await,
@@ -98,7 +101,7 @@ impl ProductionService {
         self.head_vouched_by_operator = false;
         self.metrics.heads_republished.inc();
         info!(
-            height = %head.height,
+            height = %head.height(),
             id = %block.id(),
             "republished the local head to the shared log, which had lost it"
         );

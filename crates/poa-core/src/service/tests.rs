@@ -17,8 +17,8 @@ use poa_ports::block::transactions_root;
 use poa_ports::{
     Block, BlockHeight, BlockId, BlockImporter, BlockProducer, BlockReconciliationPort,
     BlockSigner, ChainHead, ChainId, Clock, Header, ImportError, LeaderState, LeaseStatus,
-    ProductionError, ReconciliationError, Seal, SealedBlock, Signature, SigningError, Timestamp,
-    TransactionPool,
+    ProductionError, ReconciliationError, ReferenceChain, Seal, SealedBlock, Signature,
+    SigningError, Timestamp, TransactionPool,
 };
 use prometheus_client::registry::Registry;
 use tokio::sync::{Notify, oneshot};
@@ -31,13 +31,14 @@ use crate::status::Role;
 mod history;
 mod log_loss;
 mod memory_log;
+mod own_chain;
 
 mock! {
     Reconciliation {}
     #[async_trait]
-    impl BlockReconciliationPort for Reconciliation {
-        async fn leader_state(&self, head: ChainHead) -> Result<LeaderState, ReconciliationError>;
-        async fn follower_state(&self, head: ChainHead) -> Result<LeaderState, ReconciliationError>;
+    impl BlockReconciliationPort<ReferenceChain> for Reconciliation {
+        async fn leader_state(&self, head: ChainHead) -> Result<LeaderState<SealedBlock>, ReconciliationError>;
+        async fn follower_state(&self, head: ChainHead) -> Result<LeaderState<SealedBlock>, ReconciliationError>;
         async fn release(&self) -> Result<(), ReconciliationError>;
         async fn publish_produced_block(&self, block: &SealedBlock) -> Result<(), ReconciliationError>;
         fn lease_status(&self) -> LeaseStatus;
@@ -48,7 +49,7 @@ mock! {
 mock! {
     Importer {}
     #[async_trait]
-    impl BlockImporter for Importer {
+    impl BlockImporter<ReferenceChain> for Importer {
         async fn latest_header(&self) -> Result<Header, ImportError>;
         async fn verify(&self, block: &SealedBlock) -> Result<(), ImportError>;
         async fn commit(&self, block: SealedBlock) -> Result<(), ImportError>;
@@ -59,14 +60,14 @@ mock! {
 mock! {
     Producer {}
     #[async_trait]
-    impl BlockProducer for Producer {
+    impl BlockProducer<ReferenceChain> for Producer {
         async fn produce_block(&self, parent: &Header, timestamp: Timestamp) -> Result<Block, ProductionError>;
     }
 }
 
 mock! {
     Signer {}
-    impl BlockSigner for Signer {
+    impl BlockSigner<ReferenceChain> for Signer {
         fn seal(&self, block: Block) -> Result<SealedBlock, SigningError>;
     }
 }
@@ -157,9 +158,9 @@ struct Doubles {
     pool: Arc<FakePool>,
     clock: MockWallClock,
     head: Arc<Mutex<Header>>,
-    history: Option<Arc<dyn BlockHistorySource>>,
+    history: Option<Arc<dyn BlockHistorySource<ReferenceChain>>>,
     /// A reconciliation port that replaces the mock, when a test runs on a fake log.
-    port: Option<Arc<dyn BlockReconciliationPort>>,
+    port: Option<Arc<dyn BlockReconciliationPort<ReferenceChain>>>,
 }
 
 impl Doubles {
@@ -184,7 +185,7 @@ impl Doubles {
 
     /// Runs the service on `port` instead of the reconciliation mock (whose expectations then
     /// go unused).
-    fn on_port(mut self, port: impl BlockReconciliationPort + 'static) -> Self {
+    fn on_port(mut self, port: impl BlockReconciliationPort<ReferenceChain> + 'static) -> Self {
         self.port = Some(Arc::new(port));
         self
     }
@@ -269,9 +270,9 @@ impl Doubles {
     }
 
     fn start_with(self, config: ServiceConfig) -> Running {
-        let reconciliation = self
-            .port
-            .unwrap_or_else(|| Arc::new(self.reconciliation) as Arc<dyn BlockReconciliationPort>);
+        let reconciliation = self.port.unwrap_or_else(|| {
+            Arc::new(self.reconciliation) as Arc<dyn BlockReconciliationPort<ReferenceChain>>
+        });
         let ports = Ports {
             reconciliation,
             importer: Arc::new(self.importer),

@@ -21,7 +21,7 @@ use adapter_noop::NoopReconciliation;
 use adapter_redis::{RedisConfig, RedisReconciliation};
 use anyhow::{Context, Result, anyhow, bail};
 use poa_core::{Ports, ProductionService, ServiceConfig, ServiceHandle, Trigger};
-use poa_ports::{BlockHeight, BlockReconciliationPort, Transaction};
+use poa_ports::{BlockHeight, BlockReconciliationPort, ReferenceChain, Transaction};
 use prometheus_client::registry::Registry;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -131,7 +131,7 @@ impl Producer {
         let producer = PoolBlockProducer::new(store.clone(), pool.clone(), BlockLimits::standard());
         let signer = Ed25519BlockSigner::new(key);
         let (reconciliation, redis, poll_interval, release_timeout): (
-            Arc<dyn BlockReconciliationPort>,
+            Arc<dyn BlockReconciliationPort<ReferenceChain>>,
             Option<Arc<RedisReconciliation>>,
             Duration,
             Duration,
@@ -151,7 +151,7 @@ impl Producer {
                     .context("cannot start the Redis reconciliation")?,
                 );
                 (
-                    Arc::clone(&adapter) as Arc<dyn BlockReconciliationPort>,
+                    Arc::clone(&adapter) as Arc<dyn BlockReconciliationPort<ReferenceChain>>,
                     Some(adapter),
                     poll_interval,
                     release_timeout,

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use mockall::mock;
 use poa_ports::{
     BlockHeight, BlockHistorySource, EverySource, HistoryError, ImportError, LeaderState,
-    ReconciliationError, SealedBlock,
+    ReconciliationError, ReferenceChain, SealedBlock,
 };
 
 use super::{BLOCK_TIME, Doubles, assert_standing_aside, chain_to, let_time_pass};
@@ -21,13 +21,13 @@ use crate::status::Role;
 mock! {
     pub(super) History {}
     #[async_trait]
-    impl BlockHistorySource for History {
+    impl BlockHistorySource<ReferenceChain> for History {
         async fn blocks_from(&self, next_height: BlockHeight, max: usize) -> Result<Vec<SealedBlock>, HistoryError>;
-        async fn ask_every_source(&self, next_height: BlockHeight, max: usize) -> Result<EverySource, HistoryError>;
+        async fn ask_every_source(&self, next_height: BlockHeight, max: usize) -> Result<EverySource<SealedBlock>, HistoryError>;
     }
 }
 
-fn gap_at(height: u64) -> Result<LeaderState, ReconciliationError> {
+fn gap_at(height: u64) -> Result<LeaderState<SealedBlock>, ReconciliationError> {
     Err(ReconciliationError::HistoryGap {
         next_height: BlockHeight::new(height),
     })

@@ -22,7 +22,7 @@ fn doubles_at_two() -> (Doubles, Vec<SealedBlock>) {
     (doubles, blocks)
 }
 
-fn log_behind_head() -> Result<LeaderState, ReconciliationError> {
+fn log_behind_head() -> Result<LeaderState<SealedBlock>, ReconciliationError> {
     Err(ReconciliationError::LogBehindHead {
         head: BlockHeight::new(2),
         log_top: None,
