@@ -160,6 +160,7 @@ impl BlockReconciliationPort for MemoryReconciliation {
                 .map(|at| at.saturating_duration_since(now)),
             nodes: Vec::new(),
             waiting_for: None,
+            membership: None,
         }
     }
 }

@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::RedisConfig;
 use crate::error::{Error, ProbeError};
 use crate::lease::{Lease, Role};
+use crate::membership::{MembershipState, read_and_join};
 use crate::metrics::Metrics;
 use crate::node::{BlockWrite, NodeContext, NodeHandle, connect_nodes};
 use crate::scripts::{NodeError, PromoteOutcome, WriteOutcome};
@@ -39,8 +40,15 @@ impl ProbeNodes {
         let metrics = Arc::new(Metrics::register(&mut Registry::default()));
         let tracker = TaskTracker::new();
         let token = format!("{:032x}", rand::random::<u128>());
-        let context = Arc::new(NodeContext::new(&config, token));
+        let membership = Arc::new(MembershipState::new(
+            config.quorum,
+            config.budget,
+            config.node_timeout,
+            Arc::clone(&metrics),
+        ));
+        let context = Arc::new(NodeContext::new(&config, token, Arc::clone(&membership)));
         let (nodes, _) = connect_nodes(&config, &context, &metrics, &tracker).await?;
+        read_and_join(&nodes, &tracker, &membership).await;
         Ok(Self {
             nodes,
             config,

@@ -3,6 +3,7 @@
 //! # Layout
 //!
 //! - `check_chain`: the offline check of a data directory (`check-chain`).
+//! - `membership`: the operator's `membership init` and `membership set`.
 //! - `cli`: flags and environment variables.
 //! - `settings`: merges flags, the `--config` file and defaults, and validates them.
 //! - `library_errors`: the libraries' typed configuration and startup errors, told with the
@@ -24,6 +25,7 @@ mod http;
 mod http_error;
 mod http_server;
 mod library_errors;
+mod membership;
 mod raw_blocks;
 mod run;
 mod settings;
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
             data_dir,
             authority,
         }) => check_chain::run(&data_dir, authority),
+        Some(Command::Membership(command)) => membership::run(command),
         Some(Command::Run(args)) => run_node(*args),
         None => run_node(cli.run),
     }

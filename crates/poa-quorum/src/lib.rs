@@ -55,7 +55,7 @@ pub use lease::{
 };
 pub use membership::{
     MembershipDecision, MembershipMismatch, MembershipRecord, MembershipView, NodeMembership,
-    Readmission, ServerId, decide_membership, plan_readmission,
+    Readmission, ServerId, decide_membership, missing_members_allowed, plan_readmission,
 };
 pub use quorum::{NodeIndex, Quorum, majority};
 pub use votes::{Candidate, HeightVotes, RepairPlan, may_replace_after, plan_repair};

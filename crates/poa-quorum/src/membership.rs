@@ -154,14 +154,9 @@ pub enum NodeMembership {
 }
 
 impl NodeMembership {
-    fn is_blank(&self) -> bool {
-        matches!(
-            self,
-            Self::Answered {
-                server_id: None,
-                record: None
-            }
-        )
+    /// Answered without a record (an id alone is what a bootstrap cut short leaves).
+    fn holds_no_record(&self) -> bool {
+        matches!(self, Self::Answered { record: None, .. })
     }
 }
 
@@ -180,8 +175,8 @@ pub struct MembershipView {
 pub enum MembershipDecision {
     /// Join this view.
     Join(MembershipView),
-    /// Every node answered blank (a fresh fleet, or one from before membership records):
-    /// write ids and the first record.
+    /// Every node answered and none holds a record (a fresh fleet, or one from before
+    /// membership records): write ids and the first record.
     Bootstrap,
     /// Neither: do not lead, do not count votes, say why, and read again later.
     FailClosed(MembershipMismatch),
@@ -190,14 +185,14 @@ pub enum MembershipDecision {
 /// Why a process's node list matches no record it may join.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MembershipMismatch {
-    /// No record is held by a quorum of this process's nodes whose ids are its members.
-    NoQuorumRecord {
+    /// No node holds a record that names its own id.
+    NoRecord {
         /// What each node holds, as the status page says it.
         nodes: Vec<String>,
     },
-    /// The record held by a quorum does not fit this process: another node count or budget,
-    /// a server that is not a member, one server at two URLs, a conflicting record at a
-    /// member, or more nodes without an identity than the budget allows.
+    /// The current record does not fit this process: another node count or budget, too few
+    /// answers, a server that is not a member, one server at two URLs, a conflicting record at
+    /// a member, or more nodes without a member id than the budget allows.
     Conflict {
         /// The record held by a quorum.
         record: String,
@@ -211,9 +206,9 @@ pub enum MembershipMismatch {
 impl fmt::Display for MembershipMismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NoQuorumRecord { nodes } => write!(
+            Self::NoRecord { nodes } => write!(
                 f,
-                "no membership record is held by a quorum of the configured nodes whose server ids are its members: {}",
+                "no configured node holds a membership record that names it (blank or foreign nodes: run poa-node membership init when the node list is right): {}",
                 nodes.join("; ")
             ),
             Self::Conflict {
@@ -222,7 +217,7 @@ impl fmt::Display for MembershipMismatch {
                 nodes,
             } => write!(
                 f,
-                "the membership record {record} held by a quorum does not match the configured nodes: {reason}: {}",
+                "the membership record {record} does not match the configured nodes: {reason}: {}",
                 nodes.join("; ")
             ),
         }
@@ -249,19 +244,25 @@ fn describe_node(index: NodeIndex, node: &NodeMembership) -> String {
 /// Decides what a process does with what its nodes answered (in configuration order), for a
 /// fleet of `quorum.nodes()` nodes with disruption budget `budget`:
 ///
-/// - every node answered with neither id nor record: [`MembershipDecision::Bootstrap`];
-/// - a record held by a quorum of nodes whose ids are its members, of this `N` and budget,
-///   where every other node is a member lagging behind (an older record), has no id, holds an
-///   id retired by a later record, or did not answer, with no server at two URLs, no member
-///   holding another record of the same or a later generation, and at most `budget` plus the
-///   record's vacancies without a member id: [`MembershipDecision::Join`];
+/// - every node answered and none holds a record (a fresh fleet, an upgrade from before
+///   records, or a bootstrap cut short after it wrote ids): [`MembershipDecision::Bootstrap`];
+/// - else the record of the highest generation that a node whose id is one of its members
+///   holds, when it is for this `N` and budget, at least a quorum of nodes answered, every
+///   other node that answered is a member (holding it, or an older record: it lags), has no
+///   id, or holds an id an older record names (retired), no server answers at two URLs, no
+///   member holds another record of the same or a later generation, and at most
+///   [`missing_members_allowed`] plus the record's vacancies answered without a member id:
+///   [`MembershipDecision::Join`];
 /// - anything else fails closed, naming what each node holds.
+///
+/// Joining grants nothing: a node accepts a script only from a caller whose expected id and
+/// digest are its own, so a view only decides which nodes this process asks.
 pub fn decide_membership(
     nodes: &[NodeMembership],
     quorum: Quorum,
     budget: usize,
 ) -> MembershipDecision {
-    if !nodes.is_empty() && nodes.iter().all(NodeMembership::is_blank) {
+    if !nodes.is_empty() && nodes.iter().all(NodeMembership::holds_no_record) {
         return MembershipDecision::Bootstrap;
     }
     let described = || {
@@ -271,28 +272,20 @@ pub fn decide_membership(
             .map(|(index, node)| describe_node(index, node))
             .collect::<Vec<_>>()
     };
-    // The record a quorum holds: of the highest generation, if two were (only one can be
-    // held by a quorum of its own members at a time, unless records conflict).
-    let mut held_by_quorum: Option<&MembershipRecord> = None;
+    let mut current: Option<&MembershipRecord> = None;
     for node in nodes {
-        let NodeMembership::Answered {
+        if let NodeMembership::Answered {
+            server_id: Some(id),
             record: Some(record),
-            ..
         } = node
-        else {
-            continue;
-        };
-        let holders = holders_of(nodes, record);
-        if quorum.reached(holders)
-            && held_by_quorum.is_none_or(|chosen| record.generation > chosen.generation)
+            && record.is_member(id)
+            && current.is_none_or(|chosen| record.generation > chosen.generation)
         {
-            held_by_quorum = Some(record);
+            current = Some(record);
         }
     }
-    let Some(record) = held_by_quorum else {
-        return MembershipDecision::FailClosed(MembershipMismatch::NoQuorumRecord {
-            nodes: described(),
-        });
+    let Some(record) = current else {
+        return MembershipDecision::FailClosed(MembershipMismatch::NoRecord { nodes: described() });
     };
     let conflict = |reason: String| {
         MembershipDecision::FailClosed(MembershipMismatch::Conflict {
@@ -308,6 +301,16 @@ pub fn decide_membership(
             record.budget,
             quorum.nodes(),
             budget
+        ));
+    }
+    let answered = nodes
+        .iter()
+        .filter(|node| matches!(node, NodeMembership::Answered { .. }))
+        .count();
+    if !quorum.reached(answered) {
+        return conflict(format!(
+            "only {answered} nodes answered, fewer than the quorum of {}",
+            quorum.size()
         ));
     }
     let mut expected = Vec::with_capacity(nodes.len());
@@ -352,10 +355,10 @@ pub fn decide_membership(
             }
         }
     }
-    if without_member_id > budget.saturating_add(record.vacancies()) {
+    let may_miss = missing_members_allowed(quorum, budget).saturating_add(record.vacancies());
+    if without_member_id > may_miss {
         return conflict(format!(
-            "{without_member_id} nodes answer without a member id, more than the budget {budget} and the record's {} vacancies",
-            record.vacancies()
+            "{without_member_id} nodes answer without a member id, more than the {may_miss} this fleet may miss"
         ));
     }
     MembershipDecision::Join(MembershipView {
@@ -364,19 +367,12 @@ pub fn decide_membership(
     })
 }
 
-/// How many nodes hold `record` with an id that is one of its members (distinct ids).
-fn holders_of(nodes: &[NodeMembership], record: &MembershipRecord) -> usize {
-    nodes
-        .iter()
-        .filter_map(|node| match node {
-            NodeMembership::Answered {
-                server_id: Some(id),
-                record: Some(held),
-            } if held == record && record.is_member(id) => Some(id),
-            _ => None,
-        })
-        .collect::<BTreeSet<_>>()
-        .len()
+/// How many members may answer without their id (wiped, or restored from before their
+/// re-admission) while a process still joins the record: the disruption budget, or the nodes a
+/// quorum can do without when that is more. Beyond it too much of the log may be gone with them
+/// for a leader to put it back by itself: the process fails closed and an operator decides.
+pub fn missing_members_allowed(quorum: Quorum, budget: usize) -> usize {
+    budget.max(quorum.nodes().saturating_sub(quorum.size()))
 }
 
 /// One node a leader re-admits.

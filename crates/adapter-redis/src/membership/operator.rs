@@ -1,0 +1,315 @@
+//! The operator's membership commands: `init` writes server ids and a first record on nodes
+//! that hold none (a fresh fleet started while a node was down, which no process bootstraps by
+//! itself), and `set` writes the next generation over the current record for a stop-the-world
+//! change of the node list. Both refuse while any node holds a lease, and say what they wrote.
+
+use std::sync::Arc;
+
+use poa_quorum::{MembershipRecord, NodeMembership, ServerId};
+use prometheus_client::registry::Registry;
+use tokio_util::task::TaskTracker;
+
+use super::MembershipState;
+use super::join::{install_everywhere, read_all_with_leases};
+use crate::config::RedisConfig;
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::node::{NodeContext, NodeHandle, connect_nodes};
+use crate::scripts::InstallOutcome;
+
+/// What an operator's membership command wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipWritten {
+    /// The record's generation.
+    pub generation: u64,
+    /// The record's digest.
+    pub digest: String,
+    /// How many member ids it names (fewer than the nodes: the others are vacancies a leader
+    /// fills when they answer).
+    pub members: usize,
+    /// Per node, in configuration order, what it answered.
+    pub nodes: Vec<String>,
+}
+
+/// Writes server ids on the nodes that answer without one and a first membership record over
+/// them, on every node that holds no record yet. For a fleet whose nodes hold no record and that
+/// no process bootstrapped because a node was down: the nodes that do not answer now become
+/// vacancies, filled by the leader once they answer blank.
+///
+/// # Errors
+///
+/// [`Error::Membership`] when a node already holds a record (use [`set_membership`]), fewer
+/// than a quorum of nodes answer, or the record reached fewer than a quorum; as
+/// [`crate::RedisReconciliation::connect`] otherwise.
+pub async fn init_membership(config: RedisConfig) -> Result<MembershipWritten, Error> {
+    let fleet = OperatorNodes::connect(config).await?;
+    let answers = fleet.read().await;
+    if answers.iter().any(|answer| {
+        matches!(
+            answer,
+            NodeMembership::Answered {
+                record: Some(_),
+                ..
+            }
+        )
+    }) {
+        return Err(refusal(
+            "a node already holds a membership record: use `membership set` to change it",
+            &answers,
+        ));
+    }
+    let answered: Vec<usize> = answers
+        .iter()
+        .enumerate()
+        .filter(|(_, answer)| matches!(answer, NodeMembership::Answered { .. }))
+        .map(|(index, _)| index)
+        .collect();
+    if !fleet.quorum().reached(answered.len()) {
+        return Err(refusal(
+            "fewer than a quorum of the nodes answer: start them and run it again",
+            &answers,
+        ));
+    }
+    let ids = fleet.claim_ids(&answered, &answers).await?;
+    let record = MembershipRecord::new(1, ids, fleet.quorum().nodes(), fleet.budget);
+    fleet.install(record, |_| String::new(), &answers).await
+}
+
+/// Writes the next generation's record over the current one, naming the server of every
+/// configured node (each gets an id if it has none): the stop-the-world change of the node list
+/// (docs/operations.md). Every configured node must answer and no node may hold a lease (stop
+/// every producer first). Nodes of the old list that are not configured here keep the old
+/// record, which no longer names a quorum of servers that hold it.
+///
+/// # Errors
+///
+/// [`Error::Membership`] when a node does not answer, holds a lease, or refuses the record; as
+/// [`crate::RedisReconciliation::connect`] otherwise.
+pub async fn set_membership(config: RedisConfig) -> Result<MembershipWritten, Error> {
+    let fleet = OperatorNodes::connect(config).await?;
+    let answers = fleet.read_without_leases().await?;
+    if answers.contains(&NodeMembership::Unreachable) {
+        return Err(refusal(
+            "every configured node must answer for a change of the node list",
+            &answers,
+        ));
+    }
+    let all: Vec<usize> = (0..answers.len()).collect();
+    let ids = fleet.claim_ids(&all, &answers).await?;
+    let generation = answers
+        .iter()
+        .filter_map(|answer| match answer {
+            NodeMembership::Answered {
+                record: Some(record),
+                ..
+            } => Some(record.generation),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+        .saturating_add(1);
+    let held: Vec<String> = answers
+        .iter()
+        .map(|answer| match answer {
+            NodeMembership::Answered {
+                record: Some(record),
+                ..
+            } => record.digest(),
+            _ => String::new(),
+        })
+        .collect();
+    let record = MembershipRecord::new(generation, ids, fleet.quorum().nodes(), fleet.budget);
+    fleet
+        .install(
+            record,
+            |index| held.get(index).cloned().unwrap_or_default(),
+            &answers,
+        )
+        .await
+}
+
+fn refusal(reason: &str, answers: &[NodeMembership]) -> Error {
+    Error::Membership {
+        reason: format!("{reason}: {}", describe(answers).join("; ")),
+    }
+}
+
+fn describe(answers: &[NodeMembership]) -> Vec<String> {
+    answers
+        .iter()
+        .enumerate()
+        .map(|(index, answer)| match answer {
+            NodeMembership::Unreachable => format!("node {index}: no answer"),
+            NodeMembership::Answered { server_id, record } => format!(
+                "node {index}: {}, {}",
+                server_id
+                    .as_ref()
+                    .map_or_else(|| "no server id".to_owned(), |id| format!("server {id}")),
+                record.as_ref().map_or_else(
+                    || "no record".to_owned(),
+                    |record| format!("record {record}")
+                )
+            ),
+        })
+        .collect()
+}
+
+/// The configured nodes, connected as the adapter connects them, for one command.
+struct OperatorNodes {
+    nodes: Arc<[NodeHandle]>,
+    tracker: TaskTracker,
+    state: Arc<MembershipState>,
+    budget: usize,
+}
+
+impl OperatorNodes {
+    async fn connect(config: RedisConfig) -> Result<Self, Error> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::NoRuntime);
+        }
+        let config = config.validate()?;
+        let metrics = Arc::new(Metrics::register(&mut Registry::default()));
+        let tracker = TaskTracker::new();
+        let state = Arc::new(MembershipState::new(
+            config.quorum,
+            config.budget,
+            config.node_timeout,
+            Arc::clone(&metrics),
+        ));
+        // An operator holds no lease: its token is never written.
+        let context = Arc::new(NodeContext::new(&config, String::new(), Arc::clone(&state)));
+        let (nodes, _) = connect_nodes(&config, &context, &metrics, &tracker).await?;
+        Ok(Self {
+            nodes,
+            tracker,
+            state,
+            budget: config.budget,
+        })
+    }
+
+    /// What every node holds.
+    async fn read(&self) -> Vec<NodeMembership> {
+        read_all_with_leases(
+            &self.nodes,
+            &self.tracker,
+            self.quorum(),
+            self.state.read_grace(),
+        )
+        .await
+        .into_iter()
+        .map(|(answer, _)| answer)
+        .collect()
+    }
+
+    /// What every node holds; refuses while any node holds a lease (a producer runs).
+    async fn read_without_leases(&self) -> Result<Vec<NodeMembership>, Error> {
+        let read = read_all_with_leases(
+            &self.nodes,
+            &self.tracker,
+            self.quorum(),
+            self.state.read_grace(),
+        )
+        .await;
+        let leased: Vec<String> = read
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, lease_held))| *lease_held)
+            .map(|(index, _)| index.to_string())
+            .collect();
+        let answers: Vec<NodeMembership> = read.into_iter().map(|(answer, _)| answer).collect();
+        if !leased.is_empty() {
+            return Err(refusal(
+                &format!(
+                    "a lease is held on node(s) {}: stop every producer (and wait one lease ttl) first",
+                    leased.join(", ")
+                ),
+                &answers,
+            ));
+        }
+        Ok(answers)
+    }
+
+    fn quorum(&self) -> poa_quorum::Quorum {
+        self.state.quorum()
+    }
+
+    /// The server id of each node in `indices`, giving one to those without.
+    async fn claim_ids(
+        &self,
+        indices: &[usize],
+        answers: &[NodeMembership],
+    ) -> Result<Vec<ServerId>, Error> {
+        let mut ids = Vec::with_capacity(indices.len());
+        for &index in indices {
+            let (Some(node), Some(answer)) = (self.nodes.get(index), answers.get(index)) else {
+                continue;
+            };
+            if let NodeMembership::Answered {
+                server_id: Some(id),
+                ..
+            } = answer
+            {
+                ids.push(id.clone());
+                continue;
+            }
+            let id = node
+                .claim_server_id(&ServerId::from_random(rand::random()), None)
+                .await
+                .map_err(|error| {
+                    refusal(
+                        &format!("node {index} did not take a server id ({error})"),
+                        answers,
+                    )
+                })?;
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    /// Installs `record` on every node over `previous(node)`, as an operator (only where no
+    /// lease is held), and requires a quorum of its members to hold it.
+    async fn install(
+        &self,
+        record: MembershipRecord,
+        previous: impl Fn(usize) -> String,
+        answers: &[NodeMembership],
+    ) -> Result<MembershipWritten, Error> {
+        let mut outcomes =
+            install_everywhere(&self.nodes, &self.tracker, &record, previous, String::new()).await;
+        outcomes.sort_by_key(|(index, _)| *index);
+        let holding = outcomes
+            .iter()
+            .filter(|(_, outcome)| *outcome == InstallOutcome::Holds)
+            .count();
+        let nodes: Vec<String> = outcomes
+            .iter()
+            .map(|(index, outcome)| match outcome {
+                InstallOutcome::Holds => format!("node {index}: holds it"),
+                InstallOutcome::Refused { reason } => format!("node {index}: refused: {reason}"),
+                InstallOutcome::Failed(error) => format!("node {index}: no answer: {error}"),
+            })
+            .collect();
+        if !self.quorum().reached(holding) {
+            return Err(refusal(
+                &format!(
+                    "the record {record} reached {holding} nodes, fewer than a quorum ({})",
+                    nodes.join("; ")
+                ),
+                answers,
+            ));
+        }
+        tracing::info!(membership = %record, holding, "membership written by the operator");
+        Ok(MembershipWritten {
+            generation: record.generation,
+            digest: record.digest(),
+            members: record.members.len(),
+            nodes,
+        })
+    }
+}
+
+impl Drop for OperatorNodes {
+    fn drop(&mut self) {
+        self.tracker.close();
+    }
+}
