@@ -9,7 +9,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use poa_quorum::{MembershipView, NodeIndex, Quorum, Readmission, ServerId};
 
@@ -51,7 +51,13 @@ struct Joined {
     /// Members that hold an older record, with its digest: the leader installs the current one
     /// over it.
     lagging: Vec<(NodeIndex, String)>,
+    /// When the membership was last read (joined or failed closed).
+    last_reading: Option<Instant>,
 }
+
+/// How often a refusal from a node where this process expects no member makes it read the
+/// membership again.
+const UNKNOWN_NODE_READ_INTERVAL: Duration = Duration::from_secs(5);
 
 impl MembershipState {
     /// A process that joined nothing yet (every script call is refused until it joins).
@@ -111,7 +117,26 @@ impl MembershipState {
         (expected, inner.digest.clone())
     }
 
-    /// A node refused this process's membership: read the membership again at the next cycle.
+    /// Node `node` refused this process's membership: read the membership again at the next
+    /// cycle, unless this process expects no member there (it knows the node has no vote), in
+    /// which case at most every [`UNKNOWN_NODE_READ_INTERVAL`], to learn a node that answers
+    /// again without paying a reading per cycle.
+    pub(crate) fn refused_at(&self, node: NodeIndex) {
+        let inner = self.inner();
+        let expected = inner
+            .view
+            .as_ref()
+            .and_then(|view| view.expected.get(node).cloned().flatten())
+            .is_some();
+        let stale = inner
+            .last_reading
+            .is_none_or(|read| read.elapsed() >= UNKNOWN_NODE_READ_INTERVAL);
+        if expected || stale {
+            self.reading_due.store(true, Ordering::Release);
+        }
+    }
+
+    /// Read the membership again at the next cycle.
     pub(crate) fn refused(&self) {
         self.reading_due.store(true, Ordering::Release);
     }
@@ -180,6 +205,7 @@ impl MembershipState {
         inner.problem = None;
         inner.readmissions = readmissions;
         inner.lagging = lagging;
+        inner.last_reading = Some(Instant::now());
         self.reading_due.store(false, Ordering::Release);
     }
 
@@ -196,6 +222,7 @@ impl MembershipState {
         inner.problem = Some(problem);
         inner.readmissions.clear();
         inner.lagging.clear();
+        inner.last_reading = Some(Instant::now());
         self.reading_due.store(true, Ordering::Release);
     }
 }

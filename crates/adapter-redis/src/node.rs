@@ -703,7 +703,7 @@ impl RedisNode {
                     node: self.name.clone(),
                 })
                 .inc();
-            self.context.membership.refused();
+            self.context.membership.refused_at(self.index);
         }
         self.errors.failing(error);
         if error.needs_reset() {
