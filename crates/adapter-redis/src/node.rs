@@ -42,7 +42,7 @@ mod reports;
 use call_class::CallClass;
 use client_config::{apply_security, is_refusal, reconnect_policy};
 use errors::ErrorNotes;
-pub(crate) use fleet::connect_nodes;
+pub(crate) use fleet::{DetachedFleet, connect_nodes};
 pub(crate) use identity::IdentityCheck;
 use identity::ServerIdentity;
 use reports::{LatestHeight, ServerClock};

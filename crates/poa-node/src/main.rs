@@ -85,15 +85,9 @@ fn run_node(args: RunArgs) -> ExitCode {
         );
         return ExitCode::from(EXIT_INVALID_SETTINGS);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match async_runtime() {
         Ok(runtime) => runtime,
-        Err(failure) => {
-            eprintln!("error: cannot start the async runtime: {failure}");
-            return ExitCode::FAILURE;
-        }
+        Err(exit) => return exit,
     };
     match runtime.block_on(run::run(settings)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -103,6 +97,18 @@ fn run_node(args: RunArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The multi-threaded runtime the node and the membership commands run on; the exit code after
+/// saying why when it cannot start.
+fn async_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|failure| {
+            eprintln!("error: cannot start the async runtime: {failure}");
+            ExitCode::FAILURE
+        })
 }
 
 fn keygen(path: &std::path::Path) -> ExitCode {

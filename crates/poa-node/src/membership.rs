@@ -8,9 +8,6 @@ use crate::cli::MembershipCommand;
 use crate::library_errors;
 use crate::settings;
 
-/// Exit code for an invalid configuration, as for a command-line usage error.
-const EXIT_INVALID_SETTINGS: u8 = 2;
-
 /// Runs one membership command to its end.
 pub(crate) fn run(command: MembershipCommand) -> ExitCode {
     let (name, args) = match &command {
@@ -21,18 +18,12 @@ pub(crate) fn run(command: MembershipCommand) -> ExitCode {
         Ok(config) => config,
         Err(invalid) => {
             eprintln!("error: {invalid}");
-            return ExitCode::from(EXIT_INVALID_SETTINGS);
+            return ExitCode::from(crate::EXIT_INVALID_SETTINGS);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::async_runtime() {
         Ok(runtime) => runtime,
-        Err(failure) => {
-            eprintln!("error: cannot start the async runtime: {failure}");
-            return ExitCode::FAILURE;
-        }
+        Err(exit) => return exit,
     };
     let written = runtime.block_on(async {
         match command {

@@ -3,19 +3,12 @@
 //! itself), and `set` writes the next generation over the current record for a stop-the-world
 //! change of the node list. Both refuse while any node holds a lease, and say what they wrote.
 
-use std::sync::Arc;
-
-use poa_quorum::{MembershipRecord, NodeMembership, ServerId};
-use prometheus_client::registry::Registry;
-use tokio_util::task::TaskTracker;
-
-use super::MembershipState;
 use super::join::{install_everywhere, read_all_with_leases};
 use crate::config::RedisConfig;
 use crate::error::Error;
-use crate::metrics::Metrics;
-use crate::node::{NodeContext, NodeHandle, connect_nodes};
+use crate::node::DetachedFleet;
 use crate::scripts::InstallOutcome;
+use poa_quorum::{MembershipRecord, NodeMembership, ServerId};
 
 /// What an operator's membership command wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +64,7 @@ pub async fn init_membership(config: RedisConfig) -> Result<MembershipWritten, E
         ));
     }
     let ids = fleet.claim_ids(&answered, &answers).await?;
-    let record = MembershipRecord::new(1, ids, fleet.quorum().nodes(), fleet.budget);
+    let record = fleet.record(1, ids);
     fleet.install(record, |_| String::new(), &answers).await
 }
 
@@ -118,7 +111,7 @@ pub async fn set_membership(config: RedisConfig) -> Result<MembershipWritten, Er
             _ => String::new(),
         })
         .collect();
-    let record = MembershipRecord::new(generation, ids, fleet.quorum().nodes(), fleet.budget);
+    let record = fleet.record(generation, ids);
     fleet
         .install(
             record,
@@ -154,46 +147,26 @@ fn describe(answers: &[NodeMembership]) -> Vec<String> {
         .collect()
 }
 
-/// The configured nodes, connected as the adapter connects them, for one command.
+/// The configured nodes, connected as the adapter connects them, for one command. An operator
+/// holds no lease: its token is empty and never written.
 struct OperatorNodes {
-    nodes: Arc<[NodeHandle]>,
-    tracker: TaskTracker,
-    state: Arc<MembershipState>,
-    budget: usize,
+    fleet: DetachedFleet,
 }
 
 impl OperatorNodes {
     async fn connect(config: RedisConfig) -> Result<Self, Error> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::NoRuntime);
-        }
-        let config = config.validate()?;
-        let metrics = Arc::new(Metrics::register(&mut Registry::default()));
-        let tracker = TaskTracker::new();
-        let state = Arc::new(MembershipState::new(
-            config.quorum,
-            config.budget,
-            config.node_timeout,
-            Arc::clone(&metrics),
-        ));
-        // An operator holds no lease: its token is never written.
-        let context = Arc::new(NodeContext::new(&config, String::new(), Arc::clone(&state)));
-        let (nodes, _) = connect_nodes(&config, &context, &metrics, &tracker).await?;
         Ok(Self {
-            nodes,
-            tracker,
-            state,
-            budget: config.budget,
+            fleet: DetachedFleet::connect(config, String::new()).await?,
         })
     }
 
     /// What every node holds.
     async fn read(&self) -> Vec<NodeMembership> {
         read_all_with_leases(
-            &self.nodes,
-            &self.tracker,
+            &self.fleet.nodes,
+            &self.fleet.tracker,
             self.quorum(),
-            self.state.read_grace(),
+            self.fleet.membership.read_grace(),
         )
         .await
         .into_iter()
@@ -204,10 +177,10 @@ impl OperatorNodes {
     /// What every node holds; refuses while any node holds a lease (a producer runs).
     async fn read_without_leases(&self) -> Result<Vec<NodeMembership>, Error> {
         let read = read_all_with_leases(
-            &self.nodes,
-            &self.tracker,
+            &self.fleet.nodes,
+            &self.fleet.tracker,
             self.quorum(),
-            self.state.read_grace(),
+            self.fleet.membership.read_grace(),
         )
         .await;
         let leased: Vec<String> = read
@@ -230,7 +203,18 @@ impl OperatorNodes {
     }
 
     fn quorum(&self) -> poa_quorum::Quorum {
-        self.state.quorum()
+        self.fleet.membership.quorum()
+    }
+
+    /// A record of this fleet's size and budget over `ids`.
+    fn record(&self, generation: u64, ids: Vec<ServerId>) -> MembershipRecord {
+        let membership = &self.fleet.membership;
+        MembershipRecord::new(
+            generation,
+            ids,
+            membership.quorum().nodes(),
+            membership.budget(),
+        )
     }
 
     /// The server id of each node in `indices`, giving one to those without.
@@ -241,7 +225,8 @@ impl OperatorNodes {
     ) -> Result<Vec<ServerId>, Error> {
         let mut ids = Vec::with_capacity(indices.len());
         for &index in indices {
-            let (Some(node), Some(answer)) = (self.nodes.get(index), answers.get(index)) else {
+            let (Some(node), Some(answer)) = (self.fleet.nodes.get(index), answers.get(index))
+            else {
                 continue;
             };
             if let NodeMembership::Answered {
@@ -274,8 +259,14 @@ impl OperatorNodes {
         previous: impl Fn(usize) -> String,
         answers: &[NodeMembership],
     ) -> Result<MembershipWritten, Error> {
-        let mut outcomes =
-            install_everywhere(&self.nodes, &self.tracker, &record, previous, String::new()).await;
+        let mut outcomes = install_everywhere(
+            &self.fleet.nodes,
+            &self.fleet.tracker,
+            &record,
+            previous,
+            String::new(),
+        )
+        .await;
         outcomes.sort_by_key(|(index, _)| *index);
         let holding = outcomes
             .iter()
@@ -305,11 +296,5 @@ impl OperatorNodes {
             members: record.members.len(),
             nodes,
         })
-    }
-}
-
-impl Drop for OperatorNodes {
-    fn drop(&mut self) {
-        self.tracker.close();
     }
 }

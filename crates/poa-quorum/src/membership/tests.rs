@@ -31,6 +31,14 @@ fn three() -> Quorum {
     Quorum::new(3, 0)
 }
 
+/// The decision to join `record` expecting servers `expected` (by number) at the URLs.
+fn joins(record: &MembershipRecord, expected: [Option<u8>; 3]) -> MembershipDecision {
+    MembershipDecision::Join(MembershipView {
+        record: record.clone(),
+        expected: expected.iter().map(|server| server.map(id)).collect(),
+    })
+}
+
 #[test]
 fn decide__when_every_node_is_blank__then_bootstraps() {
     // given
@@ -73,13 +81,7 @@ fn decide__when_the_list_matches_the_record__then_joins_with_the_ids_read() {
     let decision = decide_membership(&nodes, three(), 0);
 
     // then
-    assert_eq!(
-        decision,
-        MembershipDecision::Join(MembershipView {
-            record: abc,
-            expected: vec![Some(id(0)), Some(id(1)), None],
-        })
-    );
+    assert_eq!(decision, joins(&abc, [Some(0), Some(1), None]));
 }
 
 #[test]
@@ -152,13 +154,7 @@ fn decide__when_a_member_lags_one_generation__then_joins_the_newer_record() {
     let decision = decide_membership(&nodes, three(), 0);
 
     // then
-    assert_eq!(
-        decision,
-        MembershipDecision::Join(MembershipView {
-            record: new,
-            expected: vec![Some(id(0)), Some(id(1)), Some(id(6))],
-        })
-    );
+    assert_eq!(decision, joins(&new, [Some(0), Some(1), Some(6)]));
 }
 
 #[test]
@@ -171,13 +167,7 @@ fn decide__when_a_member_restarted_empty_within_the_budget__then_joins_without_i
     let decision = decide_membership(&nodes, Quorum::new(3, 1), 1);
 
     // then
-    assert_eq!(
-        decision,
-        MembershipDecision::Join(MembershipView {
-            record: abc,
-            expected: vec![Some(id(0)), Some(id(1)), None],
-        })
-    );
+    assert_eq!(decision, joins(&abc, [Some(0), Some(1), None]));
 }
 
 #[test]
@@ -192,13 +182,7 @@ fn decide__when_a_readmission_reached_only_some_nodes__then_joins_the_newer_reco
     let decision = decide_membership(&nodes, Quorum::new(3, 1), 1);
 
     // then
-    assert_eq!(
-        decision,
-        MembershipDecision::Join(MembershipView {
-            record: new,
-            expected: vec![Some(id(0)), Some(id(1)), Some(id(6))],
-        })
-    );
+    assert_eq!(decision, joins(&new, [Some(0), Some(1), Some(6)]));
 }
 
 #[test]
@@ -212,13 +196,7 @@ fn decide__when_a_stop_the_world_change_retired_a_listed_node__then_joins_withou
     let decision = decide_membership(&nodes, three(), 0);
 
     // then: C is never asked (its writes could not count toward the new set's quorums)
-    assert_eq!(
-        decision,
-        MembershipDecision::Join(MembershipView {
-            record: abd,
-            expected: vec![Some(id(0)), Some(id(1)), None],
-        })
-    );
+    assert_eq!(decision, joins(&abd, [Some(0), Some(1), None]));
 }
 
 #[test]
