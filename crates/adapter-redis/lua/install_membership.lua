@@ -6,8 +6,8 @@
 -- Taken when the node already holds it (0), or (1) when:
 --   the node holds no record and its server id is a member of the new record (a fresh or wiped
 --   node being admitted); or
---   the node holds the record ARGV[6] names at a lower generation and the installer holds the
---   lease here (a leader's re-admission), or no lease is held here (an operator's change).
+--   the node holds the record ARGV[6] names at a lower generation and the lease here is free or
+--   held by the installer (ARGV[7]; an operator passes none and so needs it free).
 -- Refused otherwise with MEMBERSHIP: (another record, or a generation not above the node's), or
 -- LOCK_HELD: (the lease is held by someone else). A node takes one record per generation, so two
 -- different records of one generation never share a node.
@@ -36,11 +36,10 @@ local held_generation = tonumber(redis.call('HGET', KEYS[1], 'generation')) or 0
 if (tonumber(ARGV[1]) or 0) <= held_generation then
   return redis.error_reply('MEMBERSHIP: the node holds generation ' .. held_generation)
 end
+-- A lease held here by anyone else (a leader of the record held now) refuses; a free one does
+-- not: the generation check above already keeps one record per generation on this node.
 local owner = redis.call('GET', KEYS[3])
 if owner and owner ~= ARGV[7] then
   return redis.error_reply('LOCK_HELD: another leader holds the lock')
-end
-if not owner and ARGV[7] ~= '' then
-  return redis.error_reply('LOCK_HELD: the installer does not hold the lease here')
 end
 return install()

@@ -11,8 +11,8 @@ use poa_ports::{BlockReconciliationPort, LeaderState, ReconciliationError};
 use poa_test_support::{RedisServer, RespValue};
 
 use crate::support::{
-    Producer, below, block, clear_owner, config, head_of, owner, producer_as_started,
-    producer_with, servers, set_owner, stream_len, urls,
+    Producer, below, block, clear_owner, config, head_of, membership_of, owner,
+    producer_as_started, producer_with, put_membership, servers, set_owner, stream_len, urls,
 };
 
 const MEMBERSHIP_CHECK: &str = include_str!("../../lua/membership_check.lua");
@@ -334,6 +334,51 @@ async fn readmission__when_a_member_restarts_empty_within_the_budget__then_the_l
 
     // then
     assert!(joined, "{:?}", follower.adapter.lease_status());
+}
+
+#[tokio::test]
+async fn readmission__when_a_member_comes_back_with_the_record_before_it_and_no_lease_is_held__then_it_is_brought_forward_and_the_fleet_leads()
+ {
+    // given: N=3 with budget 1 (every write needs all three); C restarted empty and was
+    // re-admitted (generation 2); then A came back from a backup taken before that, holding
+    // generation 1, and nobody holds the lease
+    let servers = servers(3);
+    let key = "poa:membership:lagging";
+    let config = adapter_redis::RedisConfig {
+        quorum_disruption_budget: 1,
+        ..config(urls(&servers), key)
+    };
+    let leader = producer_with(config.clone()).await;
+    assert_eq!(
+        leader.adapter.leader_state(below(1)).await.unwrap(),
+        LeaderState::ReconciledLeader
+    );
+    let backup_of_a = membership_of(&servers[0], key);
+    servers[2].restart();
+    let readmitted = until(|| async {
+        let _ = leader.adapter.leader_state(below(1)).await;
+        generation(&servers[2], key).as_deref() == Some("2")
+    })
+    .await;
+    assert!(readmitted, "{:?}", leader.adapter.lease_status());
+    leader.adapter.release().await.unwrap();
+    drop(leader);
+    put_membership(&servers[0], key, &backup_of_a);
+    assert_eq!(generation(&servers[0], key).as_deref(), Some("1"));
+
+    // when: a producer starts
+    let producer = producer_as_started(config).await;
+    let led = until(|| async {
+        matches!(
+            producer.adapter.leader_state(below(1)).await,
+            Ok(LeaderState::ReconciledLeader)
+        )
+    })
+    .await;
+
+    // then: A holds the current record again, and the fleet leads
+    assert!(led, "{:?}", producer.adapter.lease_status());
+    assert_eq!(generation(&servers[0], key).as_deref(), Some("2"));
 }
 
 #[tokio::test]
