@@ -167,6 +167,7 @@ impl BlockReconciliationPort<ReferenceChain> for MemoryReconciliation {
                 .map(|at| at.saturating_duration_since(now)),
             nodes: Vec::new(),
             waiting_for: None,
+            membership: None,
         }
     }
 }

@@ -20,6 +20,7 @@ use crate::epoch_file::EpochFile;
 use crate::error::Error;
 use crate::lease::{Lease, Role};
 use crate::log_read::LogReader;
+use crate::membership::{MembershipState, read_and_join, readmit_members};
 use crate::metrics::Metrics;
 use crate::node::{NodeContext, NodeHandle, connect_nodes};
 use crate::publish::{Publisher, QuorumWriter};
@@ -43,6 +44,11 @@ pub struct RedisReconciliation {
     reconciler: Reconciler,
     anti_entropy: AntiEntropy,
     verifier: Arc<dyn SealVerifier<ReferenceChain>>,
+    /// The membership record this process joined, shared with every node handle.
+    membership: Arc<MembershipState>,
+    /// This process's owner token: a leader's re-admission is fenced by it.
+    token: String,
+    metrics: Arc<Metrics>,
     /// How recent a node's clock reading must be to count toward the time reference.
     clock_freshness: Duration,
     tracker: TaskTracker,
@@ -76,8 +82,32 @@ impl RedisReconciliation {
         let metrics = Arc::new(Metrics::register(registry));
         let tracker = TaskTracker::new();
         let token = format!("{:032x}", rand::random::<u128>());
-        let context = Arc::new(NodeContext::new(&config, token));
+        let membership = Arc::new(MembershipState::new(
+            config.quorum,
+            config.budget,
+            config.node_timeout,
+            Arc::clone(&metrics),
+        ));
+        let context = Arc::new(NodeContext::new(
+            &config,
+            token.clone(),
+            Arc::clone(&membership),
+        ));
+        let started = tokio::time::Instant::now();
         let (nodes, connected) = connect_nodes(&config, &context, &metrics, &tracker).await?;
+        // Within what is left of the startup bound (two node timeouts): a process that has not
+        // joined by then reads again at its first cycle.
+        let startup_bound = config.node_timeout.saturating_mul(2);
+        let joined = tokio::time::timeout_at(
+            started + startup_bound,
+            read_and_join(&nodes, &tracker, &membership),
+        )
+        .await;
+        if joined.is_err() {
+            tracing::debug!(
+                "membership not read within the startup bound: the first cycle reads it"
+            );
+        }
         tracing::info!(
             connected,
             nodes = nodes.len(),
@@ -106,10 +136,13 @@ impl RedisReconciliation {
             &config,
             Arc::clone(&nodes),
             tracker.clone(),
-            metrics,
+            Arc::clone(&metrics),
             Arc::clone(&verifier),
         ));
         Ok(Self {
+            membership,
+            token,
+            metrics: Arc::clone(&metrics),
             reconciler: Reconciler::new(&config, &writer, Arc::clone(&reader)),
             anti_entropy: AntiEntropy::new(&config, &writer, reader),
             publisher: Publisher::new(writer),
@@ -158,6 +191,38 @@ impl RedisReconciliation {
             .set(valid_for.as_secs_f64());
     }
 
+    /// Reads the membership again when a node refused it (or none is joined), and, for a
+    /// process that may lead, re-admits the members the reading found without their id and
+    /// brings forward those that lag. Fails closed while the node list matches no record.
+    async fn keep_membership(&self, may_lead: bool) -> Result<(), ReconciliationError> {
+        if self.membership.reading_due() {
+            read_and_join(&self.nodes, &self.tracker, &self.membership).await;
+        }
+        if may_lead && self.membership.has_pending() {
+            readmit_members(
+                &self.nodes,
+                &self.tracker,
+                &self.membership,
+                &self.token,
+                &self.metrics,
+            )
+            .await;
+            if self.membership.reading_due() {
+                read_and_join(&self.nodes, &self.tracker, &self.membership).await;
+            }
+        }
+        match self.membership.problem() {
+            None => Ok(()),
+            Some(detail) => {
+                self.anti_entropy.not_leading();
+                if self.lease.state().is_leading() {
+                    self.lease.release().await;
+                }
+                Err(ReconciliationError::Membership { detail })
+            }
+        }
+    }
+
     /// Releases the lease and waits (at most `bound`) for background per-node tasks to end.
     pub async fn shutdown(&self, bound: Duration) {
         self.lease.release().await;
@@ -181,6 +246,7 @@ impl BlockReconciliationPort<ReferenceChain> for RedisReconciliation {
         &self,
         head: ChainHead,
     ) -> Result<LeaderState<SealedBlock>, ReconciliationError> {
+        self.keep_membership(true).await?;
         // The steady state of a leader: the lease is locally valid beyond the renewal margin and
         // the head is the log's top this leadership knows. No round trip: the write of the next
         // block checks the owner, the epoch and the height where it lands, and a refusal sends
@@ -233,6 +299,7 @@ impl BlockReconciliationPort<ReferenceChain> for RedisReconciliation {
         &self,
         head: ChainHead,
     ) -> Result<LeaderState<SealedBlock>, ReconciliationError> {
+        self.keep_membership(false).await?;
         self.reconciler
             .follower(head)
             .await
@@ -291,6 +358,7 @@ impl BlockReconciliationPort<ReferenceChain> for RedisReconciliation {
                 })
                 .collect(),
             waiting_for: self.reconciler.waiting_for(),
+            membership: self.membership.problem(),
         }
     }
 }

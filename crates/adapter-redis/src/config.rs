@@ -130,6 +130,10 @@ pub(crate) struct Keys {
     pub(crate) index: String,
     /// The highest height ever trimmed from the index: writes at or below it are refused.
     pub(crate) trim_floor: String,
+    /// This server's identity, written once.
+    pub(crate) server_id: String,
+    /// The membership record (a hash: generation, digest, members, size, budget).
+    pub(crate) membership: String,
 }
 
 impl Keys {
@@ -140,6 +144,8 @@ impl Keys {
             stream: format!("{lease_key}:block:stream"),
             index: format!("{lease_key}:heights:index"),
             trim_floor: format!("{lease_key}:heights:floor"),
+            server_id: format!("{lease_key}:server_id"),
+            membership: format!("{lease_key}:membership"),
         }
     }
 }
@@ -158,6 +164,8 @@ pub struct ValidatedConfig {
     pub(crate) index_retention: u64,
     pub(crate) max_entry_bytes: u64,
     pub(crate) quorum: Quorum,
+    /// The disruption budget the quorum carries (part of the membership record).
+    pub(crate) budget: usize,
     pub(crate) drift: Duration,
     pub(crate) security: RedisSecurity,
     pub(crate) epoch_file: Option<PathBuf>,
@@ -265,6 +273,7 @@ impl RedisConfig {
             max_attempts: self.max_attempts,
             stream_max_len: self.stream_max_len,
             quorum,
+            budget: self.quorum_disruption_budget,
             security: self.security,
             epoch_file: self.epoch_file,
         })

@@ -215,6 +215,12 @@ pub enum Error {
     /// Construction was attempted outside a tokio runtime.
     #[error("no tokio runtime: the adapter must be constructed inside one")]
     NoRuntime,
+    /// An operator's membership command refused to write: what the nodes hold and the fix.
+    #[error("membership not written: {reason}")]
+    Membership {
+        /// What the nodes hold, and what to do.
+        reason: String,
+    },
     /// Two URLs reach the same Redis server (another spelling of one host, an alias): it
     /// would count twice toward every quorum.
     #[error(

@@ -13,6 +13,9 @@
 //! - `node`: one fred client per node; every call bounded, never re-sent, reset on failure.
 //! - `fanout`: one task per node, outcomes streamed back, stragglers finish in the background.
 //! - `epoch_file`: the highest epoch this process has seen, kept across restarts.
+//! - `membership`: the membership record this process joined (server ids per URL, the digest
+//!   every script checks), reading it, bootstrapping a blank fleet, and a leader's
+//!   re-admission of wiped members.
 //! - `lease`: acquire, renewal, expansion to unheld nodes, release.
 //! - `publish`: the fenced quorum publish of a produced block.
 //! - `log_read`: the full read of the log from every node, each entry decoded and verified.
@@ -40,6 +43,7 @@ pub mod error;
 mod fanout;
 mod lease;
 mod log_read;
+mod membership;
 mod metrics;
 mod node;
 pub mod probe;
@@ -53,4 +57,5 @@ pub use adapter::RedisReconciliation;
 pub use cleanup::NodeRemoval;
 pub use config::{RedisConfig, RedisPassword, RedisSecurity, ValidatedConfig};
 pub use error::{ConfigError, Error, ProbeError, SecurityFile};
+pub use membership::{MembershipWritten, init_membership, set_membership};
 pub use poa_quorum::Quorum;

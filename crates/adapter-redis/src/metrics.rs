@@ -35,6 +35,13 @@ pub(crate) struct NodeOperationLabels {
     pub(crate) outcome: &'static str,
 }
 
+/// Labels of a per-node counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct NodeLabels {
+    /// The node's URL without credentials.
+    pub(crate) node: String,
+}
+
 /// Labels of the quorum latency histogram.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct OperationLabels {
@@ -72,6 +79,9 @@ pub(crate) struct Metrics {
     pub(crate) connection_reset: Counter,
     pub(crate) undecodable_entries: Counter,
     pub(crate) refused_entries: Counter,
+    pub(crate) membership_readmissions: Counter,
+    pub(crate) membership_generation: Gauge,
+    pub(crate) membership_refusals: Family<NodeLabels, Counter>,
     pub(crate) promotion_duration: Histogram,
     pub(crate) write_block_duration: Histogram,
     pub(crate) reconciliation_duration: Histogram,
@@ -110,13 +120,21 @@ impl Metrics {
             connection_reset: Counter::default(),
             undecodable_entries: Counter::default(),
             refused_entries: Counter::default(),
+            membership_readmissions: Counter::default(),
+            membership_generation: Gauge::default(),
+            membership_refusals: Family::default(),
             promotion_duration: timing_histogram(),
             write_block_duration: timing_histogram(),
             reconciliation_duration: timing_histogram(),
             quorum_latency: Family::new_with_constructor(timing_histogram),
             node_operations: Family::default(),
         };
-        let gauges: [(&str, &str, &Gauge); 6] = [
+        let gauges: [(&str, &str, &Gauge); 7] = [
+            (
+                "poa_membership_generation",
+                "Generation of the membership record this process joined (0 while its node list matches none: it does not lead)",
+                &metrics.membership_generation,
+            ),
             (
                 "poa_leader_epoch",
                 "Current fencing epoch held by this process",
@@ -157,7 +175,12 @@ impl Metrics {
             Unit::Seconds,
             metrics.lease_validity_remaining.clone(),
         );
-        let counters: [(&str, &str, &Counter); 20] = [
+        let counters: [(&str, &str, &Counter); 21] = [
+            (
+                "poa_membership_readmissions",
+                "Nodes this process re-admitted as leader after they lost their server id",
+                &metrics.membership_readmissions,
+            ),
             (
                 "poa_write_block_success",
                 "write_block calls that appended the block",
@@ -287,6 +310,11 @@ impl Metrics {
             "Time from a fan-out's start until a quorum answered, by operation",
             Unit::Seconds,
             metrics.quorum_latency.clone(),
+        );
+        registry.register(
+            "poa_membership_refusals",
+            "Script calls a node refused with MEMBERSHIP (its server id or record is not the one this process joined), per node",
+            metrics.membership_refusals.clone(),
         );
         registry.register(
             "poa_node_operations",

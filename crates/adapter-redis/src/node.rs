@@ -16,14 +16,15 @@ use std::time::{Duration, Instant};
 use fred::bytes::Bytes;
 use fred::clients::Client;
 use fred::interfaces::{ClientLike, EventInterface, LuaInterface};
-use fred::types::config::{Config, ReconnectPolicy, TcpConfig};
+use fred::types::config::{Config, TcpConfig};
 use fred::types::{ConnectHandle, Value};
 use poa_ports::{BlockHeight, BlockId, Epoch, NodeOutcome};
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Keys, RedisSecurity, ValidatedConfig, redact_url};
 use crate::error::Error;
-use crate::metrics::{Metrics, NodeOperationLabels};
+use crate::membership::MembershipState;
+use crate::metrics::{Metrics, NodeLabels, NodeOperationLabels};
 use crate::scripts::{
     self, CallError, HeightsRead, LuaScript, NodeError, OwnerOutcome, PromoteOutcome,
     ReleaseOutcome, SCRIPTS, StreamRead, WriteOutcome,
@@ -31,14 +32,17 @@ use crate::scripts::{
 use poa_quorum::NodeIndex;
 
 mod call_class;
+mod client_config;
 mod errors;
 mod fleet;
 mod identity;
+mod membership;
 mod reports;
 
 use call_class::CallClass;
+use client_config::{apply_security, is_refusal, reconnect_policy};
 use errors::ErrorNotes;
-pub(crate) use fleet::connect_nodes;
+pub(crate) use fleet::{DetachedFleet, connect_nodes};
 pub(crate) use identity::IdentityCheck;
 use identity::ServerIdentity;
 use reports::{LatestHeight, ServerClock};
@@ -56,10 +60,16 @@ pub(crate) struct NodeContext {
     /// The largest entry data a read carries ([`crate::RedisConfig::max_entry_bytes`]).
     pub(crate) max_entry_bytes: u64,
     pub(crate) security: RedisSecurity,
+    /// The membership this process joined: every checked script carries it.
+    pub(crate) membership: Arc<MembershipState>,
 }
 
 impl NodeContext {
-    pub(crate) fn new(config: &ValidatedConfig, token: String) -> Self {
+    pub(crate) fn new(
+        config: &ValidatedConfig,
+        token: String,
+        membership: Arc<MembershipState>,
+    ) -> Self {
         Self {
             keys: config.keys.clone(),
             token,
@@ -69,6 +79,7 @@ impl NodeContext {
             index_retention: config.index_retention,
             max_entry_bytes: config.max_entry_bytes,
             security: config.security.clone(),
+            membership,
         }
     }
 
@@ -287,6 +298,9 @@ impl RedisNode {
             &scripts.read_from,
             &scripts.read_heights,
             &scripts.remove_entries,
+            &scripts.read_membership,
+            &scripts.claim_server_id,
+            &scripts.install_membership,
         ] {
             let lua = script.script.lua().cloned().unwrap_or_default();
             if let Err(error) = self.bounded(self.client.script_load::<Value, _>(lua)).await {
@@ -376,7 +390,8 @@ impl RedisNode {
         let scripts = &*SCRIPTS;
         let keys = vec![self.context.keys.lease.clone()];
         let args = vec![Value::from(self.context.token.as_str())];
-        let outcome = scripts::decode_release(self.call(&scripts.release, keys, args).await);
+        let outcome =
+            scripts::decode_release(self.call_unchecked(&scripts.release, keys, args).await);
         let class = match &outcome {
             ReleaseOutcome::Released | ReleaseOutcome::NotOwner => CallClass::Ok,
             ReleaseOutcome::Failed(error) => self.failed(error),
@@ -624,9 +639,34 @@ impl RedisNode {
         outcome
     }
 
+    /// Runs a script of the protocol behind the membership check: the server id this process
+    /// expects here and the digest of the record it joined go first (empty while it joined
+    /// none, which every node refuses).
+    async fn call(
+        &self,
+        script: &LuaScript,
+        keys: Vec<String>,
+        args: Vec<Value>,
+    ) -> Result<Value, CallError> {
+        let (expected_id, digest) = self.context.membership.credentials(self.index);
+        let membership_keys = &self.context.keys;
+        let keys = [
+            membership_keys.server_id.clone(),
+            membership_keys.membership.clone(),
+        ]
+        .into_iter()
+        .chain(keys)
+        .collect();
+        let args = [Value::from(expected_id), Value::from(digest)]
+            .into_iter()
+            .chain(args)
+            .collect();
+        self.call_unchecked(script, keys, args).await
+    }
+
     /// Runs a script by SHA, loading it once more if the node lost it (a restart or
     /// `SCRIPT FLUSH`). Every command is individually bounded.
-    async fn call(
+    async fn call_unchecked(
         &self,
         script: &LuaScript,
         keys: Vec<String>,
@@ -674,6 +714,15 @@ impl RedisNode {
     /// Classifies a failed call and resets the connection when the failure calls for it.
     fn failed(&self, error: &NodeError) -> CallClass {
         tracing::debug!(node = %self.name, error = %error, "redis node call failed");
+        if error.is_membership() {
+            self.metrics
+                .membership_refusals
+                .get_or_create(&NodeLabels {
+                    node: self.name.clone(),
+                })
+                .inc();
+            self.context.membership.refused_at(self.index);
+        }
         self.errors.failing(error);
         if error.needs_reset() {
             self.reset_connection();
@@ -739,57 +788,8 @@ pub(crate) enum FirstConnection {
     NotYet(Option<fred::error::Error>),
 }
 
-/// Errors that retrying cannot cure: TLS verification, authentication and ACL refusals.
-fn is_refusal(error: &fred::error::Error) -> bool {
-    use fred::error::ErrorKind;
-    match error.kind() {
-        ErrorKind::Tls | ErrorKind::Auth => true,
-        _ => {
-            let details = error.details();
-            [
-                "WRONGPASS",
-                "NOAUTH",
-                "NOPERM",
-                "InvalidCertificate",
-                "AlertReceived",
-            ]
-            .iter()
-            .any(|marker| details.contains(marker))
-        }
-    }
-}
-
-/// Sets the ACL credentials and, for `rediss://`, the TLS configuration. The password comes
-/// only from `security` (validation refuses one in the URL); the user may come from the URL.
-fn apply_security(config: &mut Config, url: &str, security: &RedisSecurity) -> Result<(), Error> {
-    if let Some(username) = &security.username {
-        config.username = Some(username.clone());
-    }
-    config.password = security
-        .password
-        .as_ref()
-        .map(|password| password.expose().to_owned());
-    config.tls = if url.starts_with("rediss://") {
-        Some(crate::tls::client_tls(security)?)
-    } else {
-        None
-    };
-    Ok(())
-}
-
 /// Margin of the outer guard over fred's own command timeout.
 const OUTER_GUARD_MARGIN: Duration = Duration::from_millis(20);
-
-/// Jittered exponential reconnection: starts fast (a restarted node is back within one
-/// cycle), never waits longer than a quarter of the lease TTL, and retries forever.
-fn reconnect_policy(node_timeout: Duration, lease_ttl: Duration) -> ReconnectPolicy {
-    let millis = |duration: Duration| u32::try_from(duration.as_millis()).unwrap_or(u32::MAX);
-    let min_delay = millis(node_timeout / 4).clamp(5, 100);
-    let max_delay = millis(lease_ttl / 4).clamp(50, 2_000).max(min_delay);
-    let mut policy = ReconnectPolicy::new_exponential(0, min_delay, max_delay, 2);
-    policy.set_jitter(min_delay);
-    policy
-}
 
 #[cfg(test)]
 #[allow(non_snake_case)]

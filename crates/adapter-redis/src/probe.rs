@@ -10,57 +10,28 @@
 use std::sync::Arc;
 
 use poa_ports::{Epoch, SealedBlock};
-use prometheus_client::registry::Registry;
-use tokio_util::task::TaskTracker;
 
 use crate::config::RedisConfig;
 use crate::error::{Error, ProbeError};
 use crate::lease::{Lease, Role};
-use crate::metrics::Metrics;
-use crate::node::{BlockWrite, NodeContext, NodeHandle, connect_nodes};
+use crate::membership::read_and_join;
+use crate::node::{BlockWrite, DetachedFleet, NodeHandle};
 use crate::scripts::{NodeError, PromoteOutcome, WriteOutcome};
 
-/// Nodes built from a configuration exactly as the adapter builds them, with their own token.
-#[derive(Debug)]
-struct ProbeNodes {
-    nodes: Arc<[NodeHandle]>,
-    config: crate::config::ValidatedConfig,
-    metrics: Arc<Metrics>,
-    tracker: TaskTracker,
-}
-
-impl ProbeNodes {
-    async fn connect(config: RedisConfig) -> Result<Self, Error> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::NoRuntime);
-        }
-        let config = config.validate()?;
-        // Probe metrics go to a registry of their own: they must not mix with a node's.
-        let metrics = Arc::new(Metrics::register(&mut Registry::default()));
-        let tracker = TaskTracker::new();
-        let token = format!("{:032x}", rand::random::<u128>());
-        let context = Arc::new(NodeContext::new(&config, token));
-        let (nodes, _) = connect_nodes(&config, &context, &metrics, &tracker).await?;
-        Ok(Self {
-            nodes,
-            config,
-            metrics,
-            tracker,
-        })
-    }
-}
-
-impl Drop for ProbeNodes {
-    fn drop(&mut self) {
-        self.tracker.close();
-    }
+/// Nodes built from a configuration exactly as the adapter builds them, with their own token,
+/// joined to the membership the nodes hold (or bootstrapping a blank fleet).
+async fn probe_nodes(config: RedisConfig) -> Result<DetachedFleet, Error> {
+    let token = format!("{:032x}", rand::random::<u128>());
+    let fleet = DetachedFleet::connect(config, token).await?;
+    read_and_join(&fleet.nodes, &fleet.tracker, &fleet.membership).await;
+    Ok(fleet)
 }
 
 /// Every node of a configuration, each driven on its own: `PING`, a promote on that node
 /// alone, and the raw `write_block` script, one call at a time.
 #[derive(Debug)]
 pub struct NodeProbe {
-    inner: ProbeNodes,
+    inner: DetachedFleet,
 }
 
 impl NodeProbe {
@@ -72,7 +43,7 @@ impl NodeProbe {
     /// As [`crate::RedisReconciliation::connect`].
     pub async fn connect(config: RedisConfig) -> Result<Self, Error> {
         Ok(Self {
-            inner: ProbeNodes::connect(config).await?,
+            inner: probe_nodes(config).await?,
         })
     }
 
@@ -172,7 +143,7 @@ impl NodeProbe {
 pub struct LeaseProbe {
     lease: Lease,
     /// Owns the nodes' background tasks, closed on drop.
-    _nodes: ProbeNodes,
+    _nodes: DetachedFleet,
 }
 
 impl LeaseProbe {
@@ -182,7 +153,7 @@ impl LeaseProbe {
     ///
     /// As [`crate::RedisReconciliation::connect`].
     pub async fn connect(config: RedisConfig) -> Result<Self, Error> {
-        let inner = ProbeNodes::connect(config).await?;
+        let inner = probe_nodes(config).await?;
         let lease = Lease::new(
             &inner.config,
             Arc::clone(&inner.nodes),

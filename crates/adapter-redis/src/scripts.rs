@@ -3,7 +3,7 @@
 //!
 //! Exactly one decode function per script turns a reply (or the call's failure) into an
 //! outcome; [`reply_code`] is the only place that looks at error text (the `LOCK_HELD:`,
-//! `FENCING_ERROR:`, `HEIGHT_EXISTS:` and `HEIGHT_TRIMMED:` prefixes, and `NOSCRIPT`). Nothing here performs I/O: `node.rs` runs
+//! `FENCING_ERROR:`, `HEIGHT_EXISTS:`, `HEIGHT_TRIMMED:` and `MEMBERSHIP:` prefixes, and `NOSCRIPT`). Nothing here performs I/O: `node.rs` runs
 //! the scripts and hands the replies to these functions.
 
 use std::sync::LazyLock;
@@ -15,6 +15,13 @@ use fred::types::scripts::Script;
 use poa_ports::{BlockHeight, BlockId, Epoch};
 use poa_quorum::{OwnerReply, PromoteReply, WriteReply};
 
+mod membership;
+
+pub(crate) use membership::{
+    HeldMembership, InstallOutcome, decode_claim_server_id, decode_install_membership,
+    decode_read_membership,
+};
+
 /// A Lua script with its name (for logs and metrics) and SHA-1 (for `EVALSHA`).
 #[derive(Debug)]
 pub(crate) struct LuaScript {
@@ -25,13 +32,27 @@ pub(crate) struct LuaScript {
 }
 
 impl LuaScript {
+    /// A script run as it is written (the membership scripts and `release`).
     fn new(name: &'static str, lua: &'static str) -> Self {
         Self {
             name,
             script: Script::from_lua(lua),
         }
     }
+
+    /// A script of the protocol behind the membership check (`lua/membership_check.lua`): its
+    /// first two keys and arguments are the caller's membership, and the script below sees the
+    /// rest.
+    fn checked(name: &'static str, lua: &'static str) -> Self {
+        Self {
+            name,
+            script: Script::from_lua(format!("{MEMBERSHIP_CHECK}{lua}")),
+        }
+    }
 }
+
+/// The check every script of the protocol but `release` starts with.
+pub(crate) const MEMBERSHIP_CHECK: &str = include_str!("../lua/membership_check.lua");
 
 /// Every script of the protocol (`docs/protocol.md`, "Server-side scripts"), hashed once per process.
 #[derive(Debug)]
@@ -44,18 +65,33 @@ pub(crate) struct Scripts {
     pub(crate) read_from: LuaScript,
     pub(crate) read_heights: LuaScript,
     pub(crate) remove_entries: LuaScript,
+    pub(crate) read_membership: LuaScript,
+    pub(crate) claim_server_id: LuaScript,
+    pub(crate) install_membership: LuaScript,
 }
 
 /// The scripts, hashed on first use.
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    renew_lease: LuaScript::new("renew_lease", include_str!("../lua/renew_lease.lua")),
-    promote: LuaScript::new("promote", include_str!("../lua/promote.lua")),
+    renew_lease: LuaScript::checked("renew_lease", include_str!("../lua/renew_lease.lua")),
+    promote: LuaScript::checked("promote", include_str!("../lua/promote.lua")),
     release: LuaScript::new("release", include_str!("../lua/release.lua")),
-    write_block: LuaScript::new("write_block", include_str!("../lua/write_block.lua")),
-    read_latest: LuaScript::new("read_latest", include_str!("../lua/read_latest.lua")),
-    read_from: LuaScript::new("read_from", include_str!("../lua/read_from.lua")),
-    read_heights: LuaScript::new("read_heights", include_str!("../lua/read_heights.lua")),
-    remove_entries: LuaScript::new("remove_entries", include_str!("../lua/remove_entries.lua")),
+    write_block: LuaScript::checked("write_block", include_str!("../lua/write_block.lua")),
+    read_latest: LuaScript::checked("read_latest", include_str!("../lua/read_latest.lua")),
+    read_from: LuaScript::checked("read_from", include_str!("../lua/read_from.lua")),
+    read_heights: LuaScript::checked("read_heights", include_str!("../lua/read_heights.lua")),
+    remove_entries: LuaScript::checked("remove_entries", include_str!("../lua/remove_entries.lua")),
+    read_membership: LuaScript::new(
+        "read_membership",
+        include_str!("../lua/read_membership.lua"),
+    ),
+    claim_server_id: LuaScript::new(
+        "claim_server_id",
+        include_str!("../lua/claim_server_id.lua"),
+    ),
+    install_membership: LuaScript::new(
+        "install_membership",
+        include_str!("../lua/install_membership.lua"),
+    ),
 });
 
 /// Why a call to one node produced no usable reply. Every variant but `UnexpectedReply` is an
@@ -80,6 +116,14 @@ pub(crate) enum NodeError {
         /// The error text.
         reason: String,
     },
+    /// The node refused the caller's membership (`MEMBERSHIP:`): its server id or its record
+    /// is not the one the caller joined. A refusal, never a vote; the caller reads the
+    /// membership again.
+    #[error("{reason}")]
+    Membership {
+        /// What the node answered, `MEMBERSHIP:` and why.
+        reason: String,
+    },
     /// The reply did not have the shape the script returns.
     #[error("unexpected reply to {script}: {reason}")]
     UnexpectedReply {
@@ -95,6 +139,11 @@ impl NodeError {
     /// timeout or a transport error, never after a domain refusal or a malformed reply.
     pub(crate) fn needs_reset(&self) -> bool {
         matches!(self, Self::TimedOut { .. } | Self::Transport { .. })
+    }
+
+    /// Whether the node refused the caller's membership.
+    pub(crate) fn is_membership(&self) -> bool {
+        matches!(self, Self::Membership { .. })
     }
 
     /// Whether the outcome of the command is unknown (timed out before a reply).
@@ -127,6 +176,7 @@ const FENCING_ERROR: &str = "FENCING_ERROR:";
 const HEIGHT_EXISTS: &str = "HEIGHT_EXISTS:";
 const HEIGHT_TRIMMED: &str = "HEIGHT_TRIMMED:";
 const NOSCRIPT: &str = "NOSCRIPT";
+const MEMBERSHIP: &str = "MEMBERSHIP:";
 
 /// An error reply this crate recognises by its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +185,8 @@ enum ReplyCode {
     Refusal(Refusal),
     /// The node does not have the script (a restart or `SCRIPT FLUSH`): it did not run.
     NoScript,
+    /// The node refused the caller's membership.
+    Membership(String),
 }
 
 /// The only function that looks at error text: the script prefixes and `NOSCRIPT`.
@@ -145,6 +197,9 @@ fn reply_code(error: &fred::error::Error) -> Option<ReplyCode> {
     }
     // Redis may put a generic code in front of a script's error text.
     let text = details.strip_prefix("ERR ").unwrap_or(details).trim_start();
+    if text.starts_with(MEMBERSHIP) {
+        return Some(ReplyCode::Membership(text.to_owned()));
+    }
     let refusal = if text.starts_with(LOCK_HELD) {
         Refusal::LockHeld
     } else if let Some(reason) = text.strip_prefix(FENCING_ERROR) {
@@ -168,8 +223,10 @@ fn classify_refusal(error: &CallError) -> Result<Refusal, NodeError> {
         CallError::TimedOut(after) => return Err(NodeError::TimedOut { after: *after }),
         CallError::Client(error) => error,
     };
-    if let Some(ReplyCode::Refusal(refusal)) = reply_code(error) {
-        return Ok(refusal);
+    match reply_code(error) {
+        Some(ReplyCode::Refusal(refusal)) => return Ok(refusal),
+        Some(ReplyCode::Membership(reason)) => return Err(NodeError::Membership { reason }),
+        Some(ReplyCode::NoScript) | None => {}
     }
     use fred::error::ErrorKind;
     Err(match error.kind() {

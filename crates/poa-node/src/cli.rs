@@ -48,6 +48,10 @@ pub(crate) enum Command {
         #[arg(long)]
         authority: Option<adapter_chain::AuthorityPublicKey>,
     },
+    /// The membership record of the Redis nodes (docs/operations.md 7.1 and 7.12): which
+    /// servers the fleet's quorums are counted over.
+    #[command(subcommand)]
+    Membership(MembershipCommand),
     /// Write a new authority key file (mode 0600) and print its public key.
     Keygen {
         /// Where to write the key; an existing file is never overwritten.
@@ -58,6 +62,21 @@ pub(crate) enum Command {
         #[arg(long)]
         print_public: bool,
     },
+}
+
+/// The operator's membership commands. Both take the fleet's Redis settings (`--redis-url`,
+/// `--lease-key`, `--quorum-disruption-budget`, the security flags, or `--config`) exactly as
+/// its producers do.
+#[derive(Debug, Subcommand)]
+pub(crate) enum MembershipCommand {
+    /// Write server ids and a first record on nodes that hold no record: a fresh fleet whose
+    /// producers did not bootstrap it because a node was down. The nodes that do not answer
+    /// become vacancies, filled by the leader once they answer.
+    Init(Box<RunArgs>),
+    /// Write the next record over the current one naming the server of every --redis-url: the
+    /// stop-the-world change of the node list. Refuses while any node holds a lease (stop every
+    /// producer first) and unless every node answers.
+    Set(Box<RunArgs>),
 }
 
 /// Settings of a running node, each declared once: its flag, its `POA_*` variable and its key

@@ -189,9 +189,18 @@ async fn vouch_for_head(State(state): State<AdminState>) -> Result<Response, Api
 }
 
 async fn health(State(state): State<ApiState>) -> Response {
-    match state.service.status().role {
-        poa_core::Role::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "stopped\n").into_response(),
-        _ => (StatusCode::OK, "ok\n").into_response(),
+    if let poa_core::Role::Stopped = state.service.status().role {
+        return (StatusCode::SERVICE_UNAVAILABLE, "stopped\n").into_response();
+    }
+    // A node list that matches no membership record of the Redis nodes: this process neither
+    // leads nor follows until an operator fixes the list or the record.
+    match state.reconciliation.lease_status().membership {
+        Some(mismatch) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("membership mismatch: {mismatch}\n"),
+        )
+            .into_response(),
+        None => (StatusCode::OK, "ok\n").into_response(),
     }
 }
 

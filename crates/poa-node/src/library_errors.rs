@@ -172,6 +172,7 @@ pub(crate) fn redis_startup(error: adapter_redis::Error) -> anyhow::Error {
             "--redis-url {first} and {second} reach the same redis server (run_id {run_id}): list every server once"
         ),
         error @ (adapter_redis::Error::Client { .. }
+        | adapter_redis::Error::Membership { .. }
         | adapter_redis::Error::TlsSetup { .. }
         | adapter_redis::Error::EpochFile { .. }
         | adapter_redis::Error::NoRuntime) => error.into(),

@@ -3,6 +3,7 @@
 //! # Layout
 //!
 //! - `check_chain`: the offline check of a data directory (`check-chain`).
+//! - `membership`: the operator's `membership init` and `membership set`.
 //! - `cli`: flags and environment variables.
 //! - `settings`: merges flags, the `--config` file and defaults, and validates them.
 //! - `library_errors`: the libraries' typed configuration and startup errors, told with the
@@ -27,6 +28,7 @@ mod http;
 mod http_error;
 mod http_server;
 mod library_errors;
+mod membership;
 mod raw_blocks;
 mod run;
 mod settings;
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
             data_dir,
             authority,
         }) => check_chain::run(&data_dir, authority),
+        Some(Command::Membership(command)) => membership::run(command),
         Some(Command::Run(args)) => run_node(*args),
         Some(Command::Config(args)) => {
             let config_matches = matches.subcommand_matches("config").unwrap_or(&matches);
@@ -110,15 +113,9 @@ fn run_node(args: RunArgs) -> ExitCode {
         );
         return ExitCode::from(EXIT_INVALID_SETTINGS);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match async_runtime() {
         Ok(runtime) => runtime,
-        Err(failure) => {
-            eprintln!("error: cannot start the async runtime: {failure}");
-            return ExitCode::FAILURE;
-        }
+        Err(exit) => return exit,
     };
     match runtime.block_on(run::run(settings)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -127,6 +124,18 @@ fn run_node(args: RunArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The multi-threaded runtime the node and the membership commands run on; the exit code after
+/// saying why when it cannot start.
+fn async_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|failure| {
+            eprintln!("error: cannot start the async runtime: {failure}");
+            ExitCode::FAILURE
+        })
 }
 
 fn keygen(path: &std::path::Path) -> ExitCode {

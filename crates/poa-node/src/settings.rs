@@ -126,6 +126,22 @@ pub(crate) struct Settings {
     pub(crate) pool_limits: PoolLimits,
 }
 
+/// The Redis settings of `args` and its `--config` file alone, for the `membership` commands
+/// (which need no key or data directory).
+///
+/// # Errors
+///
+/// [`InvalidSetting`] naming the flag at fault, also when no `--redis-url` is given.
+pub(crate) fn resolve_redis_only(args: RunArgs) -> Result<RedisConfig, InvalidSetting> {
+    let args = layered(args)?;
+    resolve_redis(&args)?.ok_or_else(|| {
+        InvalidSetting::new(
+            "--redis-url",
+            "the membership commands need the fleet's Redis nodes: give every --redis-url",
+        )
+    })
+}
+
 impl Settings {
     /// Reads the `--config` file if any, merges it under the flags and validates the result.
     ///

@@ -92,6 +92,14 @@ pub enum ReconciliationError {
         /// Which nodes hold what there, and why it does not count.
         detail: String,
     },
+    /// This process's coordination nodes do not match the membership record they hold (another
+    /// node list, a replaced or wiped node beyond the disruption budget): it neither leads nor
+    /// counts votes until an operator fixes the list or the record.
+    #[error("membership mismatch: {detail}")]
+    Membership {
+        /// Which nodes hold which record, and what does not match.
+        detail: String,
+    },
     /// The backend failed in a way the port does not model.
     #[error("coordination backend failed")]
     Backend(#[source] BackendError),

@@ -90,6 +90,10 @@ pub struct LeaseStatus {
     /// What a follower behind the shared log is waiting for, if anything (for example a block
     /// held by too few nodes that the leader has not repaired yet).
     pub waiting_for: Option<String>,
+    /// Why this process's node list matches no membership record of the coordination nodes,
+    /// while it does not (it then neither leads nor counts votes): which nodes hold which
+    /// record.
+    pub membership: Option<String>,
 }
 
 fn serialize_optional_millis<S: serde::Serializer>(

@@ -11,6 +11,8 @@
 //! - [`quorum`]: how many nodes make a quorum.
 //! - [`lease`]: Redlock validity and drift, the epoch fold, the promote and ownership tallies.
 //! - [`write`](mod@write): the tally of a write fan-out (publish and repair).
+//! - [`membership`]: which membership record a process joins, when a fleet bootstraps one,
+//!   and which nodes a leader re-admits.
 //! - [`latest`]: the cheap "anything above the local chain?" check.
 //! - [`votes`]: candidates per height over distinct nodes, the winner and the repair plan.
 //! - [`walk`]: what a reconciliation decides at each height, from verified blocks only.
@@ -34,6 +36,7 @@ pub mod anti_entropy;
 mod fixtures;
 pub mod latest;
 pub mod lease;
+pub mod membership;
 pub mod quorum;
 pub mod script;
 pub mod votes;
@@ -49,6 +52,10 @@ pub use latest::{LatestDecision, LatestTally};
 pub use lease::{
     AcquireDecision, OwnerReply, OwnershipDecision, OwnershipTally, PromoteReply, PromoteTally,
     drift, fold_epoch, remaining_validity,
+};
+pub use membership::{
+    MembershipDecision, MembershipMismatch, MembershipRecord, MembershipView, NodeMembership,
+    Readmission, ServerId, decide_membership, missing_members_allowed, plan_readmission,
 };
 pub use quorum::{NodeIndex, Quorum, majority};
 pub use votes::{Candidate, HeightVotes, RepairPlan, may_replace_after, plan_repair};

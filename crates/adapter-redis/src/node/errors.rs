@@ -1,10 +1,11 @@
 //! What a node's failing operations answered, kept until they succeed again: shown in the
 //! status and said once in the log when it starts (or changes) and once when it ends.
 //!
-//! Kept per family of operations (reads; the lease; writes), so that calls that still succeed
-//! do not hide one that keeps failing: reads do not hide a lease that cannot be taken. A
-//! release clears nothing: the one that follows a failed acquisition succeeds as a no-op on a
-//! node this process does not hold, and proves nothing about the lease key.
+//! Kept per family of operations (reads; the lease; writes of the log; writes of the
+//! membership), so that calls that still succeed do not hide one that keeps failing: reads do
+//! not hide a lease that cannot be taken, nor a membership record installed a write the ACL
+//! refuses. A release clears nothing: the one that follows a failed acquisition succeeds as a
+//! no-op on a node this process does not hold, and proves nothing about the lease key.
 
 use std::sync::{Mutex, PoisonError};
 
@@ -15,7 +16,7 @@ use crate::scripts::NodeError;
 #[derive(Debug, Default)]
 pub(super) struct ErrorNotes {
     /// Per family, the operation that last failed and how.
-    last: Mutex<[Option<(&'static str, String)>; 3]>,
+    last: Mutex<[Option<(&'static str, String)>; 4]>,
     /// The failure of the call being observed (set by `failing`, taken by `note`).
     pending: Mutex<Option<String>>,
 }
@@ -110,7 +111,8 @@ fn record(
 /// Where an operation's failures are kept, and whether its success proves its family works
 /// again.
 struct Family {
-    /// Reads, the lease, or writes.
+    /// Reads (and pings), the lease, writes of the log, or writes of the membership: a
+    /// membership record installed proves nothing about the log's writes.
     index: usize,
     /// False for a release: the one that follows a failed acquisition succeeds as a no-op on a
     /// node this process does not hold, which proves nothing about the lease key.
@@ -120,9 +122,10 @@ struct Family {
 impl Family {
     fn of(operation: &str) -> Self {
         let (index, success_clears) = match operation {
-            read if read.starts_with("read") => (0, true),
+            read if read.starts_with("read") || read == "ping" => (0, true),
             "promote" | "renew_lease" => (1, true),
             "release" => (1, false),
+            "claim_server_id" | "install_membership" => (3, true),
             _ => (2, true),
         };
         Self {
@@ -208,6 +211,22 @@ mod tests {
         // then
         assert_eq!(first, Change::Recovered { failed: "promote" });
         assert_eq!(second, Change::None);
+    }
+
+    #[test]
+    fn family__when_a_membership_write_or_a_ping_succeeds__then_a_failing_log_write_is_still_noted()
+    {
+        // given / when / then: each is its own family, so neither clears the log's writes
+        let write = Family::of("write_block").index;
+        for other in [
+            "install_membership",
+            "claim_server_id",
+            "ping",
+            "read_membership",
+        ] {
+            assert_ne!(Family::of(other).index, write, "{other}");
+        }
+        assert_eq!(Family::of("remove_entries").index, write);
     }
 
     #[test]

@@ -3,12 +3,60 @@
 
 use std::sync::Arc;
 
+use prometheus_client::registry::Registry;
 use tokio_util::task::TaskTracker;
 
 use super::{NodeContext, NodeHandle, RedisNode};
-use crate::config::ValidatedConfig;
+use crate::config::{RedisConfig, ValidatedConfig};
 use crate::error::Error;
+use crate::membership::MembershipState;
 use crate::metrics::Metrics;
+
+/// Nodes connected outside the port (a probe, an operator's command): metrics on a registry of
+/// their own, their own task tracker, and a membership that joined nothing yet.
+#[derive(Debug)]
+pub(crate) struct DetachedFleet {
+    pub(crate) nodes: Arc<[NodeHandle]>,
+    pub(crate) config: ValidatedConfig,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) membership: Arc<MembershipState>,
+}
+
+impl DetachedFleet {
+    /// Validates `config` and connects its nodes as the adapter does, with `token` as the
+    /// owner token of every lease script.
+    pub(crate) async fn connect(config: RedisConfig, token: String) -> Result<Self, Error> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::NoRuntime);
+        }
+        let config = config.validate()?;
+        // A registry of their own: these metrics must not mix with a running node's.
+        let metrics = Arc::new(Metrics::register(&mut Registry::default()));
+        let tracker = TaskTracker::new();
+        let membership = Arc::new(MembershipState::new(
+            config.quorum,
+            config.budget,
+            config.node_timeout,
+            Arc::clone(&metrics),
+        ));
+        let context = Arc::new(NodeContext::new(&config, token, Arc::clone(&membership)));
+        let (nodes, _) = connect_nodes(&config, &context, &metrics, &tracker).await?;
+        Ok(Self {
+            nodes,
+            config,
+            metrics,
+            tracker,
+            membership,
+        })
+    }
+}
+
+impl Drop for DetachedFleet {
+    fn drop(&mut self) {
+        self.tracker.close();
+    }
+}
 
 /// Builds one client per configured node and connects them concurrently, each within two node
 /// timeouts. Returns the nodes (in configuration order) and how many connected; the others

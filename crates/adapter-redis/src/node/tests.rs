@@ -21,14 +21,53 @@ fn context(token: &str, stream_max_len: u64) -> Arc<NodeContext> {
     }
     .validate()
     .unwrap();
-    Arc::new(NodeContext::new(&config, token.into()))
+    context_of(&config, token)
+}
+
+/// A context whose membership is joined by the first node that connects with it.
+fn context_of(config: &crate::config::ValidatedConfig, token: &str) -> Arc<NodeContext> {
+    let metrics = Arc::new(Metrics::register(&mut Registry::default()));
+    let membership = Arc::new(MembershipState::new(
+        config.quorum,
+        config.budget,
+        config.node_timeout,
+        metrics,
+    ));
+    Arc::new(NodeContext::new(config, token.into(), membership))
 }
 
 async fn node_with(url: &str, context: Arc<NodeContext>) -> RedisNode {
     let metrics = Arc::new(Metrics::register(&mut Registry::default()));
     let node = RedisNode::build(0, url, context, metrics, TaskTracker::new()).unwrap();
     node.connect_within(Duration::from_secs(2)).await;
+    join_alone(&node).await;
     node
+}
+
+/// Gives the node's server an id and a one-node record (or reads those it holds) and joins
+/// them, as a bootstrap of a one-node fleet does; a node that does not answer joins nothing.
+async fn join_alone(node: &RedisNode) {
+    let new = poa_quorum::ServerId::from_random(rand::random());
+    let Ok(id) = node.claim_server_id(&new, None).await else {
+        return;
+    };
+    let record = poa_quorum::MembershipRecord::new(1, [id], 1, 0);
+    node.install_membership(&record, "", "").await;
+    if let Ok(crate::scripts::HeldMembership {
+        server_id: Some(id),
+        record: Some(record),
+        ..
+    }) = node.read_membership().await
+    {
+        node.context.membership.join(
+            poa_quorum::MembershipView {
+                record,
+                expected: vec![Some(id)],
+            },
+            Vec::new(),
+            Vec::new(),
+        );
+    }
 }
 
 async fn node(url: &str, token: &str) -> RedisNode {
@@ -338,7 +377,7 @@ fn secured_context(ca: &std::path::Path, password: &str) -> Arc<NodeContext> {
     }
     .validate()
     .unwrap();
-    Arc::new(NodeContext::new(&config, "x".into()))
+    context_of(&config, "x")
 }
 
 fn secured_server(certificates: &poa_test_support::TestCertificates) -> RedisServer {
@@ -429,7 +468,7 @@ async fn first_connection__when_the_server_requires_a_client_certificate__then_c
         }
         .validate()
         .unwrap();
-        Arc::new(NodeContext::new(&config, "x".into()))
+        context_of(&config, "x")
     };
 
     // when

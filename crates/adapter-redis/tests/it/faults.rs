@@ -126,8 +126,15 @@ async fn single_producer__when_quorum_is_restored__then_production_starts() {
     .await;
     let without_quorum = producer.adapter.leader_state(below(1)).await;
 
-    // when
+    // when: a quorum answers, and the operator, who knows the list is right, initialises the
+    // membership of the fresh fleet (no process bootstraps one while a node is down)
     second.restart();
+    adapter_redis::init_membership(config(
+        vec![running.url(), second.url(), third.url()],
+        "poa:test:quorum-restored",
+    ))
+    .await
+    .unwrap();
     let leads = wait_for_async(Duration::from_secs(5), || async {
         producer.adapter.leader_state(below(1)).await.ok() == Some(LeaderState::ReconciledLeader)
     })

@@ -14,6 +14,7 @@
 mod anti_entropy;
 mod faults;
 mod lease;
+mod membership;
 mod probe;
 mod publish;
 mod reconcile;

@@ -140,6 +140,10 @@ async fn lease_probe__when_one_node_half_alive__then_acquired_on_the_healthy_quo
     // given
     let servers = servers(2);
     let (_listener, all) = with_half_alive(&servers);
+    // the fleet's membership, written while the third node was already half-alive
+    adapter_redis::init_membership(config(all.clone(), "probe:lease-half"))
+        .await
+        .unwrap();
     let probe = LeaseProbe::connect(config(all, "probe:lease-half"))
         .await
         .unwrap();

@@ -471,7 +471,8 @@ async fn publish_produced_block__after_a_thousand_publishes__then_each_node_saw_
         .map(|s| FaultProxy::start(s.addr()))
         .collect();
     let key = "poa:test:connections";
-    let producer = producer(proxies.iter().map(FaultProxy::url).collect(), key).await;
+    let producer =
+        producer_as_started(config(proxies.iter().map(FaultProxy::url).collect(), key)).await;
     producer.adapter.leader_state(below(1)).await.unwrap();
 
     // when

@@ -346,16 +346,14 @@ async fn reconciliation__when_reads_fail_on_quorum_nodes__then_returns_error_and
         .await
         .unwrap();
     first.adapter.release().await.unwrap();
-    servers[0].stop();
-    servers[1].stop();
+    servers[0].freeze();
+    servers[1].freeze();
     let second = producer(urls(&servers), key).await;
 
     // when
     let failed = second.adapter.leader_state(below(1)).await;
-    servers[0].restart();
-    servers[1].restart();
-    append(&servers[0], key, &block(1, 0), 1);
-    append(&servers[1], key, &block(1, 0), 1);
+    servers[0].thaw();
+    servers[1].thaw();
     let recovered = poa_test_support::wait_for_async(Duration::from_secs(3), || async {
         matches!(second.adapter.leader_state(below(1)).await, Ok(state) if heights(&state) == vec![1])
     })
@@ -844,12 +842,16 @@ async fn leader_state__when_a_far_behind_leader_sees_a_stale_orphan_below_trimme
     let key = "poa:test:far-behind";
     let orphan = block(1, 5);
     append(&servers[0], key, &orphan, 1);
-    let away = FaultProxy::start(servers[0].addr());
-    away.set_mode(ProxyMode::Reset);
     let small_window = |urls| adapter_redis::RedisConfig {
         stream_max_len: 4,
         ..config(urls, key)
     };
+    // A was a member before it went away
+    adapter_redis::init_membership(small_window(urls(&servers)))
+        .await
+        .unwrap();
+    let away = FaultProxy::start(servers[0].addr());
+    away.set_mode(ProxyMode::Reset);
     let leader = producer_with(small_window(vec![
         away.url(),
         servers[1].url(),

@@ -119,7 +119,9 @@ async fn leader_state__when_a_quorum_came_back_from_a_snapshot_below_the_head__t
     // when: two nodes lose heights 2 and 3 (as a restore of a backup taken at height 1 does)
     let state = new_leadership_at_three_after(|servers, key| {
         for server in &servers[..2] {
+            let backup = membership_of(server, key);
             server.restart();
+            put_membership(server, key, &backup);
             append(server, key, &block(1, 0), 1);
         }
     })

@@ -17,8 +17,12 @@ use crate::support::{
 
 /// The commands the adapter's Lua scripts run inside the server: `INFO commandstats` counts
 /// them beside the call that ran the script, and they are no round trip of their own.
-const SCRIPT_INNER_COMMANDS: [&str; 14] = [
+const SCRIPT_INNER_COMMANDS: [&str; 18] = [
     "del",
+    "exists",
+    "hget",
+    "hmget",
+    "hset",
     "get",
     "incr",
     "pexpire",

@@ -23,7 +23,8 @@ const PASSWORD: &str = "correct-horse-battery-staple";
 pub(crate) const RECOMMENDED_ACL: &str = "on ~poa:leader:lock ~poa:leader:lock:* resetchannels \
      -@all +evalsha +script|load +info +client|id \
      +get +set +del +incr +pexpire +time +xadd +xrange +xtrim \
-     +zadd +zrem +xdel +zrangebyscore +zrevrangebyscore +zremrangebyrank";
+     +zadd +zrem +xdel +zrangebyscore +zrevrangebyscore +zremrangebyrank \
+     +exists +hget +hmget +hset";
 
 /// Three TLS servers whose only enabled user is `poa` with the recommended rules.
 fn secured_servers(certificates: &TestCertificates) -> Vec<RedisServer> {

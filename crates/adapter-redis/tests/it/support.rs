@@ -51,7 +51,18 @@ pub(crate) struct Producer {
     pub(crate) registry: Registry,
 }
 
+/// A producer on `config`'s nodes. Before it connects, the membership is initialised as an
+/// operator does for a fleet started while a node is down (`membership init`), which many
+/// tests start with a half-alive node: a refusal (the nodes hold a record already, or too few
+/// answer) leaves the nodes as they are.
 pub(crate) async fn producer_with(config: RedisConfig) -> Producer {
+    let _ = adapter_redis::init_membership(config.clone()).await;
+    producer_as_started(config).await
+}
+
+/// A producer that connects without an operator's `membership init` first (a blank fleet
+/// bootstraps itself only when every node answers).
+pub(crate) async fn producer_as_started(config: RedisConfig) -> Producer {
     let mut registry = Registry::default();
     let adapter = RedisReconciliation::connect(config, verifier(), &mut registry)
         .await
@@ -376,5 +387,32 @@ pub(crate) async fn publish_chain(producer: &Producer, heights: std::ops::RangeI
         })
         .await;
         assert!(published, "block {at} was not published");
+    }
+}
+
+/// A node's server id and membership record (`GET`, `HGETALL`), as a snapshot taken now would
+/// hold them.
+pub(crate) fn membership_of(server: &RedisServer, key: &str) -> (RespValue, RespValue) {
+    (
+        server.command(&[b"GET", format!("{key}:server_id").as_bytes()]),
+        server.command(&[b"HGETALL", format!("{key}:membership").as_bytes()]),
+    )
+}
+
+/// Writes back what [`membership_of`] read, as a restore from that snapshot does.
+pub(crate) fn put_membership(server: &RedisServer, key: &str, saved: &(RespValue, RespValue)) {
+    if let RespValue::Bulk(id) = &saved.0 {
+        server.command(&[b"SET", format!("{key}:server_id").as_bytes(), id]);
+    }
+    if let RespValue::Array(fields) = &saved.1 {
+        let record_key = format!("{key}:membership");
+        let mut command: Vec<&[u8]> = vec![b"HSET", record_key.as_bytes()];
+        command.extend(fields.iter().filter_map(|field| match field {
+            RespValue::Bulk(bytes) => Some(bytes.as_slice()),
+            _ => None,
+        }));
+        if command.len() > 2 {
+            server.command(&command);
+        }
     }
 }

@@ -182,6 +182,15 @@ async fn adapter_series(
 ) -> Result<Series> {
     context.progress(CASE, format_args!("{variant} x {samples}"));
     let config = redis_config(urls.to_vec(), context.unique_key("lease"));
+    // The membership of these fresh nodes, written as an operator does when a node is down at
+    // the start (`membership init`): no process bootstraps it then by itself.
+    bounded(
+        "initialising the membership",
+        HANG_BOUND,
+        adapter_redis::init_membership(config.clone()),
+    )
+    .await?
+    .context("cannot initialise the membership")?;
     let probe = bounded(
         "connecting the lease probe",
         HANG_BOUND,

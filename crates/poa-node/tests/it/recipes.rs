@@ -59,6 +59,7 @@ const RUN_HERE: &[(&str, &str)] = &[
     ("docs/operations.md", "7.1 "),
     ("docs/operations.md", "7.10"),
     ("docs/operations.md", "7.11"),
+    ("docs/operations.md", "7.12"),
 ];
 
 /// One fenced shell block and the heading above it.
@@ -216,10 +217,10 @@ impl Drop for Shell {
     }
 }
 
-/// The recipe with the Redis ports it names replaced by those of `servers`.
+/// The recipe with the Redis ports it names (6379 to 6382) replaced by those of `servers`.
 fn with_redis_ports(recipe: &str, servers: &[RedisServer]) -> String {
     let mut text = recipe.to_owned();
-    for (port, server) in [6379, 6380, 6381].iter().zip(servers) {
+    for (port, server) in [6379, 6380, 6381, 6382].iter().zip(servers) {
         text = text.replace(&format!(":{port}"), &format!(":{}", server.port()));
     }
     text
@@ -264,6 +265,7 @@ fn recipes__when_run_as_written__then_start_what_they_say_and_answer() {
     fleet_of_three();
     admin_recipes_of_the_runbook();
     anti_entropy_recipe_of_the_runbook();
+    replacement_recipe_of_the_runbook();
 }
 
 /// README: `cargo run -p poa-node` (the first of the two commands; the second is CI itself),
@@ -409,6 +411,79 @@ fn anti_entropy_recipe_of_the_runbook() {
             .lines()
             .any(|line| line == "poa_heights_below_quorum 0"),
         "{output}"
+    );
+}
+
+/// A producer on `servers` with its HTTP API on `http`, in its own data directory under `dir`.
+fn producer_on(servers: &[&RedisServer], http: &str, dir: &Path) -> KillOnDrop {
+    let data_dir = dir.join(http.replace([':', '.'], "-"));
+    let mut node = Command::new(binary());
+    node.arg("--data-dir")
+        .arg(&data_dir)
+        .args(["--http", http, "--admin-http", "127.0.0.1:0"])
+        .args(["--block-time", "100ms"])
+        .args(
+            servers
+                .iter()
+                .flat_map(|server| ["--redis-url".to_owned(), server.url()]),
+        )
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    KillOnDrop(node.spawn().unwrap())
+}
+
+/// `GET url`'s body, empty when nothing answers.
+fn body_of(url: &str) -> String {
+    ureq::get(url)
+        .config()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(2)))
+        .build()
+        .call()
+        .ok()
+        .and_then(|mut response| response.body_mut().read_to_string().ok())
+        .unwrap_or_default()
+}
+
+/// docs/operations.md 7.12: the node on 6381 replaced by one on 6382, stop-the-world, as
+/// written: the producers of the old list stopped (SIGTERM), `membership set` with the new list,
+/// a producer of the new list leads, and one still on the old list is refused by the old node.
+fn replacement_recipe_of_the_runbook() {
+    let servers: Vec<RedisServer> = (0..4).map(|_| RedisServer::start()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let old_list = [&servers[0], &servers[1], &servers[2]];
+    let new_list = [&servers[0], &servers[1], &servers[3]];
+    let mut old = producer_on(&old_list, "127.0.0.1:4001", dir.path());
+    assert!(
+        eventually(HANG, || status_of("http://127.0.0.1:4001/leader")
+            == Some(200)),
+        "the producer of the old list did not lead"
+    );
+    let pid = Pid::from_raw(i32::try_from(old.0.id()).unwrap());
+    nix::sys::signal::kill(pid, Signal::SIGTERM).unwrap();
+    old.0.wait().unwrap();
+
+    let script = with_redis_ports(&recipe("docs/operations.md", "7.12"), &servers);
+    let mut shell = Shell::start(&script, dir.path());
+    let code = shell.wait();
+    let output = shell.output();
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("generation 2"), "{output}");
+
+    let _new = producer_on(&new_list, "127.0.0.1:4002", dir.path());
+    assert!(
+        eventually(HANG, || status_of("http://127.0.0.1:4002/leader")
+            == Some(200)),
+        "the producer of the new list did not lead: {}",
+        body_of("http://127.0.0.1:4002/status")
+    );
+    let _stale = producer_on(&old_list, "127.0.0.1:4003", dir.path());
+    assert!(
+        eventually(HANG, || body_of("http://127.0.0.1:4003/status")
+            .contains("MEMBERSHIP")),
+        "the old node did not refuse the old list: {}",
+        body_of("http://127.0.0.1:4003/status")
     );
 }
 
