@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //!
+//! - `allocator`: glibc's malloc arena limit, applied before anything else runs.
 //! - `check_chain`: the offline check of a data directory (`check-chain`).
 //! - `cli`: flags and environment variables.
 //! - `settings`: merges flags, the `--config` file and defaults, and validates them.
@@ -17,6 +18,7 @@
 //! - `transactions`: transaction submission, from clients and relayed by peers.
 //! - `telemetry`: logging.
 
+mod allocator;
 mod background;
 mod check_chain;
 mod cli;
@@ -35,7 +37,7 @@ use std::process::ExitCode;
 
 use adapter_chain::{AuthorityKey, KeyError};
 use clap::Parser;
-use tracing::error;
+use tracing::{error, info, warn};
 
 use crate::cli::{Cli, Command, RunArgs};
 use crate::settings::Settings;
@@ -64,7 +66,20 @@ fn main() -> ExitCode {
 }
 
 fn run_node(args: RunArgs) -> ExitCode {
+    // First: it may replace the process, which must happen before any thread or file exists.
+    let arena_limit = allocator::limit_arenas();
     telemetry::init(settings::log_format_hint(&args));
+    match arena_limit {
+        allocator::ArenaLimit::Set { variable, value } => {
+            info!(variable, value, "malloc arena limit");
+        }
+        allocator::ArenaLimit::NotApplied { error } => warn!(
+            variable = allocator::ARENA_MAX_VARIABLE,
+            value = allocator::DEFAULT_ARENA_MAX,
+            error = %error,
+            "malloc arena limit not applied"
+        ),
+    }
     let settings = match Settings::resolve(args) {
         Ok(settings) => settings,
         Err(invalid) => {
