@@ -7,6 +7,8 @@
 //! value may exceed the resource's ceiling. A leak is a slope that does not stop, so it fails
 //! however slow the run; noise has no slope; a ramp that ends in the first half is not judged.
 
+use crate::stats::slope;
+
 /// What a resource may do over the judged half.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Bound {
@@ -58,19 +60,6 @@ pub(crate) fn judge(points: &[(f64, f64)], run_seconds: f64, bound: Bound) -> Op
         max,
         flat: per_hour <= bound.per_hour && max <= bound.ceiling,
     })
-}
-
-/// The least-squares slope of `y` on `x`; `None` when `x` never varies.
-pub(crate) fn slope(points: &[(f64, f64)]) -> Option<f64> {
-    let count = points.len() as f64;
-    let mean_x = points.iter().map(|(x, _)| x).sum::<f64>() / count;
-    let mean_y = points.iter().map(|(_, y)| y).sum::<f64>() / count;
-    let covariance: f64 = points
-        .iter()
-        .map(|(x, y)| (x - mean_x) * (y - mean_y))
-        .sum();
-    let variance: f64 = points.iter().map(|(x, _)| (x - mean_x).powi(2)).sum();
-    (variance > 0.0).then(|| covariance / variance)
 }
 
 #[cfg(test)]
