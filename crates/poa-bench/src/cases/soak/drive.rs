@@ -75,6 +75,9 @@ pub(crate) struct Variant {
     pub(crate) name: String,
     /// Added to every process's environment.
     pub(crate) environment: Vec<(String, String)>,
+    /// Whether it is what `poa-node` runs with: only its series fail the run when not flat;
+    /// the others are comparisons.
+    pub(crate) shipped: bool,
 }
 
 /// One reading of one node.
