@@ -324,12 +324,21 @@ mod tests {
         }
     }
 
-    fn plan() -> Plan {
-        Plan {
+    /// The section of `runs`, judged on RSS only.
+    fn judged_rss(runs: &[FleetRun]) -> CaseReport {
+        let plan = Plan {
             duration: Duration::from_secs(3_600),
             every: Duration::from_secs(10),
             disruptions: Vec::new(),
-        }
+        };
+        build(
+            runs,
+            &plan,
+            &FleetSettings::FAST_LOOPBACK,
+            &[(Resource::Rss, BOUND)],
+            None,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -341,14 +350,7 @@ mod tests {
         ];
 
         // when
-        let report = build(
-            &runs,
-            &plan(),
-            &FleetSettings::FAST_LOOPBACK,
-            &[(Resource::Rss, BOUND)],
-            None,
-        )
-        .unwrap();
+        let report = judged_rss(&runs);
 
         // then
         assert!(report.failures.is_empty(), "{:?}", report.failures);
@@ -370,14 +372,7 @@ mod tests {
         let runs = [run(true, |seconds| 30.0 + 20.0 * seconds / 3_600.0)];
 
         // when
-        let report = build(
-            &runs,
-            &plan(),
-            &FleetSettings::FAST_LOOPBACK,
-            &[(Resource::Rss, BOUND)],
-            None,
-        )
-        .unwrap();
+        let report = judged_rss(&runs);
 
         // then
         assert_eq!(report.failures.len(), 1, "{:?}", report.failures);
