@@ -90,7 +90,7 @@ fn header(out: &mut String, facts: &RunFacts) {
     let _ = writeln!(
         out,
         "```sh\n\
-         cargo xtask bench                     # every case (release build), rewrites this file\n\
+         cargo xtask bench                     # every case (release build; the soak adds an hour), rewrites this file\n\
          cargo xtask bench --case failover     # one case; report in target/bench/\n\
          cargo xtask bench --case soak --soak-duration 60m  # the soak alone (an hour by default)\n\
          cargo xtask bench --redis-url redis://host:6379 --redis-url ...  # publish cases on your servers\n\
