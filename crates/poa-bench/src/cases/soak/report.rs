@@ -70,10 +70,13 @@ pub(crate) fn build(
                 run.nodes.iter().map(move |node| {
                     (
                         format!("{}, {}", run.variant.name, node.name),
-                        node.samples
-                            .iter()
-                            .map(|sample| (sample.seconds / 60.0, resource.of(&sample.reading)))
-                            .collect(),
+                        thinned(
+                            &node
+                                .samples
+                                .iter()
+                                .map(|sample| (sample.seconds / 60.0, resource.of(&sample.reading)))
+                                .collect::<Vec<_>>(),
+                        ),
                     )
                 })
             })
@@ -259,6 +262,26 @@ fn summary(run: &FleetRun) -> String {
     )
 }
 
+/// Most points a chart draws per series: an hour at one per 30 s, so a chart stays small.
+const CHART_POINTS: usize = 120;
+
+/// `points` cut to at most [`CHART_POINTS`]: each run of consecutive points becomes its last
+/// time with its largest value, so a spike still shows.
+fn thinned(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let per_point = points.len().div_ceil(CHART_POINTS).max(1);
+    points
+        .chunks(per_point)
+        .filter_map(|chunk| {
+            let (time, _) = chunk.last()?;
+            let value = chunk
+                .iter()
+                .map(|(_, value)| *value)
+                .fold(f64::MIN, f64::max);
+            Some((*time, value))
+        })
+        .collect()
+}
+
 /// A chart marker's label: the first word of what was done.
 fn short(what: &str) -> String {
     what.split_whitespace().next().unwrap_or("event").to_owned()
@@ -364,6 +387,22 @@ mod tests {
         );
         assert_eq!(report.goals[0].verdict, Verdict::Met);
         assert_eq!(report.goals[1].verdict, Verdict::Missed);
+    }
+
+    #[test]
+    fn thinned__when_an_hour_of_samples__then_at_most_the_chart_points_and_spikes_kept() {
+        // given: 721 samples, one spike
+        let points: Vec<(f64, f64)> = (0..=720_u32)
+            .map(|step| (f64::from(step), if step == 333 { 99.0 } else { 1.0 }))
+            .collect();
+
+        // when
+        let thin = thinned(&points);
+
+        // then
+        assert!(thin.len() <= CHART_POINTS, "{}", thin.len());
+        assert!(thin.iter().any(|(_, value)| *value == 99.0));
+        assert_eq!(thin.last(), Some(&(720.0, 1.0)));
     }
 
     #[test]
