@@ -100,7 +100,7 @@ machine was shared and loaded.";
 /// What the same run found about threads, kept because it explains their levels.
 const THREADS_FINDING: &str = "**Finding: a process keeps the threads of its largest burst of blocking work.** \
 Descriptors (23 to 28) and TCP connections (8 to 26) were flat in every process. Threads \
-were flat too, at levels that differ: a runtime worker per core plus the blocking \
+stayed under their ceiling, at levels that differ: a runtime worker per core plus the blocking \
 threads of chain-database work, and the runtime ends an idle blocking thread only after \
 10 s without work, so under steady work a process keeps as many as it once needed at the \
 same moment. The follower restarted at 9 minutes in the two-arena fleet (node 3) caught \
