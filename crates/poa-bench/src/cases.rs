@@ -10,6 +10,7 @@ mod naive;
 mod publish;
 mod relay;
 mod scale;
+mod soak;
 
 use anyhow::Result;
 
@@ -84,6 +85,15 @@ pub(crate) const CASES: &[CaseInfo] = &[
         about: "Submissions through a follower that relays them to its peers, with every peer \
                 answering and with one peer frozen: throughput and latency must not change.",
     },
+    CaseInfo {
+        name: "soak",
+        title: "10. Soak",
+        about: "An hour (`--soak-duration`) of three producing fleets side by side, one per \
+                allocator variant, under steady load and forced leader changes: every \
+                process's RSS, descriptors, threads and TCP connections must be flat over the \
+                second half; for the variant `poa-node` runs with, a series that is not fails \
+                the run.",
+    },
 ];
 
 /// Runs the case named `name`.
@@ -101,6 +111,7 @@ pub(crate) async fn run(name: &str, context: &BenchContext) -> Result<CaseReport
         "failover" => failover::run(context).await,
         "scale" => scale::run(context).await,
         "relay" => relay::run(context).await,
+        "soak" => soak::run(context).await,
         other => anyhow::bail!("unknown case `{other}`"),
     }
 }

@@ -2,6 +2,7 @@
 //! it starts nothing.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -19,7 +20,7 @@ pub(crate) struct Cli {
     #[arg(long)]
     pub(crate) quick: bool,
     /// Run only this case (repeatable): limit, publish, degraded, naive, lease, end-to-end,
-    /// failover, scale, relay.
+    /// failover, scale, relay, soak.
     #[arg(long = "case", value_name = "NAME", value_parser = case_name)]
     pub(crate) cases: Vec<&'static str>,
     /// Run the publish cases (limit, publish, naive) against these servers instead of local
@@ -37,6 +38,9 @@ pub(crate) struct Cli {
     /// The `poa-node` binary for the failover and memory cases [default: next to this binary].
     #[arg(long, value_name = "PATH")]
     pub(crate) node_binary: Option<PathBuf>,
+    /// How long the soak runs, e.g. `60m` [default: 60m, 20s with --quick].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) soak_duration: Option<Duration>,
 }
 
 impl Cli {
@@ -71,6 +75,10 @@ impl Cli {
         for case in &self.cases {
             command.push_str(" --case ");
             command.push_str(case);
+        }
+        if let Some(duration) = self.soak_duration {
+            command.push_str(" --soak-duration ");
+            command.push_str(&humantime::format_duration(duration).to_string());
         }
         for url in &self.redis_urls {
             command.push_str(" --redis-url ");

@@ -14,17 +14,24 @@ pub(crate) struct BenchContext {
     quick: bool,
     redis_urls: Vec<String>,
     node_binary: Option<PathBuf>,
+    soak_duration: Option<Duration>,
     started: Instant,
     next_key: AtomicU64,
 }
 
 impl BenchContext {
     /// The context of one run.
-    pub(crate) fn new(quick: bool, redis_urls: Vec<String>, node_binary: Option<PathBuf>) -> Self {
+    pub(crate) fn new(
+        quick: bool,
+        redis_urls: Vec<String>,
+        node_binary: Option<PathBuf>,
+        soak_duration: Option<Duration>,
+    ) -> Self {
         Self {
             quick,
             redis_urls,
             node_binary,
+            soak_duration,
             started: Instant::now(),
             next_key: AtomicU64::new(0),
         }
@@ -38,6 +45,12 @@ impl BenchContext {
     /// `full` in a full run, `quick` in a `--quick` run: measuring windows.
     pub(crate) fn duration(&self, full: Duration, quick: Duration) -> Duration {
         if self.quick { quick } else { full }
+    }
+
+    /// How long the soak runs: `--soak-duration`, else an hour (20 s with `--quick`).
+    pub(crate) fn soak_duration(&self) -> Duration {
+        self.soak_duration
+            .unwrap_or_else(|| self.duration(Duration::from_secs(3_600), Duration::from_secs(20)))
     }
 
     /// The servers given with `--redis-url`; empty means local `redis-server`s.

@@ -61,6 +61,8 @@ pub(crate) struct FleetSettings {
     pub(crate) retry_delay: Duration,
     /// `--max-retry-delay-offset`.
     pub(crate) max_retry_delay_offset: Duration,
+    /// `--chain-cache-mib`, when not the node's default.
+    pub(crate) chain_cache_mib: Option<u64>,
 }
 
 impl FleetSettings {
@@ -77,6 +79,7 @@ impl FleetSettings {
         node_timeout: Duration::from_millis(100),
         retry_delay: Duration::from_millis(50),
         max_retry_delay_offset: Duration::from_millis(50),
+        chain_cache_mib: None,
     };
 
     /// The largest random delay a follower adds to each poll, as `poa-node` derives it.
@@ -102,6 +105,11 @@ impl FleetSettings {
         ]
         .into_iter()
         .flatten()
+        .chain(
+            self.chain_cache_mib
+                .into_iter()
+                .flat_map(|mib| ["--chain-cache-mib".to_owned(), mib.to_string()]),
+        )
         .collect()
     }
 
@@ -149,7 +157,9 @@ pub(crate) struct NodeProcess {
     /// `node 1`, `node 2`, ... as the report names it.
     pub(crate) name: String,
     http: SocketAddr,
+    admin: SocketAddr,
     binary: PathBuf,
+    environment: Vec<(String, String)>,
     args: Vec<String>,
     log: PathBuf,
     child: Option<Child>,
@@ -169,6 +179,7 @@ impl NodeProcess {
             .args(&self.args)
             .env("RUST_LOG", "warn,poa_node=info")
             .env("NO_COLOR", "1")
+            .envs(self.environment.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().context("cannot share the node log")?)
             .stderr(log);
@@ -210,6 +221,18 @@ impl NodeProcess {
     /// The node's HTTP API address.
     pub(crate) fn http(&self) -> SocketAddr {
         self.http
+    }
+
+    /// Asks the node to step down (`POST /admin/step-down` on its admin listener); the HTTP
+    /// status, or `None` when it did not answer.
+    pub(crate) fn step_down(&self) -> Option<u16> {
+        self.child.as_ref()?;
+        let response = self
+            .agent
+            .post(&format!("http://{}/admin/step-down", self.admin))
+            .send_empty()
+            .ok()?;
+        Some(response.status().as_u16())
     }
 
     /// Whether the process was started and has not been seen to exit.
@@ -334,7 +357,7 @@ impl Fleet {
     /// # Errors
     /// Fails when a port, the directory or a node cannot be had; the message quotes the log.
     pub(crate) fn start(binary: &Path, settings: &FleetSettings) -> Result<Self> {
-        Self::start_with_peers(binary, settings, None)
+        Self::start_with_peers(binary, settings, None, &[])
     }
 
     /// Like [`Fleet::start`], and every node names every other node as a `--peer`, then each of
@@ -347,13 +370,27 @@ impl Fleet {
         settings: &FleetSettings,
         extra_peers: &[String],
     ) -> Result<Self> {
-        Self::start_with_peers(binary, settings, Some(extra_peers))
+        Self::start_with_peers(binary, settings, Some(extra_peers), &[])
+    }
+
+    /// Like [`Fleet::start_meshed`] without extra peers, and every node runs with `environment`
+    /// added to its own (e.g. an allocator setting).
+    ///
+    /// # Errors
+    /// As [`Fleet::start`].
+    pub(crate) fn start_meshed_with_environment(
+        binary: &Path,
+        settings: &FleetSettings,
+        environment: &[(String, String)],
+    ) -> Result<Self> {
+        Self::start_with_peers(binary, settings, Some(&[]), environment)
     }
 
     fn start_with_peers(
         binary: &Path,
         settings: &FleetSettings,
         mesh: Option<&[String]>,
+        environment: &[(String, String)],
     ) -> Result<Self> {
         let redis: Vec<RedisServer> = (0..settings.redis_nodes)
             .map(|_| RedisServer::start())
@@ -363,8 +400,9 @@ impl Fleet {
             .tempdir()
             .context("cannot create the fleet directory")?;
         // Every port is chosen while all listeners are bound, so no two nodes get the same one;
-        // a node keeps its port across restarts.
-        let reserved = (0..settings.nodes)
+        // a node keeps its ports across restarts. The first half are the public APIs, the
+        // second the admin listeners.
+        let reserved = (0..settings.nodes * 2)
             .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot reserve a port"))
             .collect::<Result<Vec<_>>>()?;
         let addresses = reserved
@@ -372,6 +410,7 @@ impl Fleet {
             .map(|listener| listener.local_addr().context("cannot read a reserved port"))
             .collect::<Result<Vec<_>>>()?;
         drop(reserved);
+        let (addresses, admins) = addresses.split_at(settings.nodes);
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(REQUEST_TIMEOUT))
             .http_status_as_error(false)
@@ -383,7 +422,7 @@ impl Fleet {
             _redis: Vec::new(),
             dir,
         };
-        for (index, &http) in addresses.iter().enumerate() {
+        for (index, (&http, &admin)) in addresses.iter().zip(admins).enumerate() {
             let number = index + 1;
             let mut args = vec![
                 "--data-dir".to_owned(),
@@ -395,9 +434,8 @@ impl Fleet {
                     .to_string(),
                 "--http".to_owned(),
                 http.to_string(),
-                // Not used here; port 0 keeps the nodes from competing for the default one.
                 "--admin-http".to_owned(),
-                "127.0.0.1:0".to_owned(),
+                admin.to_string(),
             ];
             args.extend(settings.node_flags());
             for server in &redis {
@@ -415,7 +453,9 @@ impl Fleet {
             fleet.nodes.push(NodeProcess {
                 name: format!("node {number}"),
                 http,
+                admin,
                 binary: binary.to_owned(),
+                environment: environment.to_vec(),
                 args,
                 log: fleet.dir.path().join(format!("node-{number}.log")),
                 child: None,

@@ -58,7 +58,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let context = BenchContext::new(cli.quick, cli.redis_urls.clone(), cli.node_binary.clone());
+    let context = BenchContext::new(
+        cli.quick,
+        cli.redis_urls.clone(),
+        cli.node_binary.clone(),
+        cli.soak_duration,
+    );
     let mut outcomes = Vec::new();
     for name in cli.selected() {
         let Some(info) = CASES.iter().find(|case| case.name == name).copied() else {
@@ -71,6 +76,9 @@ fn main() -> ExitCode {
         match &result {
             Ok(report) => {
                 context.progress(name, format_args!("done in {elapsed_s:.1} s"));
+                for failure in &report.failures {
+                    context.progress(name, format_args!("FAILED: {failure}"));
+                }
                 print_rows(&cli, report);
             }
             Err(error) => context.progress(name, format_args!("FAILED: {error:#}")),
@@ -109,7 +117,7 @@ fn main() -> ExitCode {
     eprintln!("report written to {}", out.join("benchmarks.md").display());
     let failed: Vec<&str> = outcomes
         .iter()
-        .filter(|outcome| outcome.result.is_err())
+        .filter(|outcome| outcome.failed())
         .map(|outcome| outcome.info.name)
         .collect();
     if failed.is_empty() {

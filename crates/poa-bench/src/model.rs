@@ -16,6 +16,9 @@ pub(crate) struct CaseReport {
     pub(crate) charts: Vec<Chart>,
     /// Free Markdown paragraphs after the tables: method, findings, what a number means.
     pub(crate) notes: Vec<String>,
+    /// Why the run fails although the case measured (a soak's resource that is not flat);
+    /// empty for every case whose goals are verdicts only.
+    pub(crate) failures: Vec<String>,
 }
 
 /// One measured series: a latency distribution, optionally with named values (a rate, a size).

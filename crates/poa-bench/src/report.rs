@@ -19,6 +19,16 @@ pub(crate) struct CaseOutcome {
     pub(crate) elapsed_s: f64,
 }
 
+impl CaseOutcome {
+    /// Whether the case fails the run: it could not measure, or it measured something that
+    /// fails the run (a soak's resource that is not flat).
+    pub(crate) fn failed(&self) -> bool {
+        self.result
+            .as_ref()
+            .map_or(true, |report| !report.failures.is_empty())
+    }
+}
+
 /// How the run was made, for the report's header.
 #[derive(Debug)]
 pub(crate) struct RunFacts {
@@ -80,8 +90,9 @@ fn header(out: &mut String, facts: &RunFacts) {
     let _ = writeln!(
         out,
         "```sh\n\
-         cargo xtask bench                     # every case (release build), rewrites this file\n\
+         cargo xtask bench                     # every case (release build; the soak adds an hour), rewrites this file\n\
          cargo xtask bench --case failover     # one case; report in target/bench/\n\
+         cargo xtask bench --case soak --soak-duration 60m  # the soak alone (an hour by default)\n\
          cargo xtask bench --redis-url redis://host:6379 --redis-url ...  # publish cases on your servers\n\
          cargo xtask bench --quick --json      # seconds per case, one JSON object per result line\n\
          ```\n"
@@ -153,6 +164,9 @@ fn case_section(out: &mut String, outcome: &CaseOutcome) {
             return;
         }
     };
+    for failure in &report.failures {
+        let _ = writeln!(out, "**The run fails**: {failure}\n");
+    }
     rows_table(out, &report.rows);
     if !report.goals.is_empty() {
         let _ = writeln!(out, "| goal | measured | verdict |\n|---|---|---|");
@@ -292,6 +306,29 @@ mod tests {
     }
 
     #[test]
+    fn markdown__when_a_case_measured_a_failure__then_the_section_says_so_and_the_run_fails() {
+        // given
+        let soak = CaseOutcome {
+            info: CASES[0],
+            result: Ok(CaseReport {
+                failures: vec!["glibc: open descriptors not flat".to_owned()],
+                ..CaseReport::default()
+            }),
+            elapsed_s: 1.0,
+        };
+
+        // when
+        let text = markdown(&facts(), std::slice::from_ref(&soak));
+
+        // then
+        assert!(soak.failed());
+        assert!(
+            text.contains("**The run fails**: glibc: open descriptors not flat"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn markdown__when_one_case_passed_and_one_failed__then_both_show_with_verdicts() {
         // given
         let mut latencies = Latencies::new();
@@ -303,6 +340,7 @@ mod tests {
                 goals: vec![Goal::at_most("p99 under 1 ms", "300 µs", 300.0, 1000.0)],
                 charts: Vec::new(),
                 notes: vec!["a note".to_owned()],
+                failures: Vec::new(),
             }),
             elapsed_s: 1.0,
         };

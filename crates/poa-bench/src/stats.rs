@@ -1,5 +1,6 @@
 //! Latency recording and summaries: an HDR histogram per measured series (microsecond
-//! resolution, three significant digits), reduced to the percentiles every report line carries.
+//! resolution, three significant digits), reduced to the percentiles every report line carries;
+//! and the least-squares slope the memory measurements use for growth.
 //!
 //! Owns no timing policy: callers decide what one sample is and record its `Duration`.
 
@@ -107,6 +108,23 @@ pub(crate) fn ratio(a: f64, b: f64) -> Option<f64> {
     (b > 0.0).then(|| a / b)
 }
 
+/// The least-squares slope of `y` on `x`; `None` when `x` never varies.
+pub(crate) fn slope(points: &[(f64, f64)]) -> Option<f64> {
+    let count = points.len() as f64;
+    let mean_x = points.iter().map(|(x, _)| x).sum::<f64>() / count;
+    let mean_y = points.iter().map(|(_, y)| y).sum::<f64>() / count;
+    let covariance: f64 = points
+        .iter()
+        .map(|(x, y)| (x - mean_x) * (y - mean_y))
+        .sum();
+    let variance: f64 = points.iter().map(|(x, _)| (x - mean_x).powi(2)).sum();
+    if variance > 0.0 {
+        Some(covariance / variance)
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 #[allow(non_snake_case)]
 mod tests {
@@ -147,5 +165,17 @@ mod tests {
             "{points:?}"
         );
         assert_eq!(points.last().map(|point| point.1), Some(1.0));
+    }
+
+    #[test]
+    fn slope__when_points_are_on_a_line__then_its_slope_and_none_without_spread() {
+        // given
+        let line: Vec<(f64, f64)> = (0..10)
+            .map(|x| (f64::from(x), 3.0 * f64::from(x) + 7.0))
+            .collect();
+
+        // when / then
+        assert!((slope(&line).unwrap() - 3.0).abs() < 1e-9);
+        assert_eq!(slope(&[(5.0, 1.0), (5.0, 2.0)]), None);
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //!
+//! - `allocator`: glibc's malloc arena limit, applied before anything else runs.
 //! - `check_chain`: the offline check of a data directory (`check-chain`).
 //! - `membership`: the operator's `membership init` and `membership set`.
 //! - `cli`: flags and environment variables.
@@ -20,6 +21,7 @@
 //!   submitted transaction stands (`GET /transactions/{id}`).
 //! - `telemetry`: logging.
 
+mod allocator;
 mod background;
 mod check_chain;
 mod cli;
@@ -40,6 +42,7 @@ use std::process::ExitCode;
 
 use adapter_chain::{AuthorityKey, KeyError};
 use clap::{CommandFactory, FromArgMatches};
+use tracing::{info, warn};
 
 use crate::cli::{Cli, Command, RunArgs};
 use crate::settings::Settings;
@@ -97,7 +100,20 @@ fn print_config(args: RunArgs, matches: &clap::ArgMatches) -> ExitCode {
 /// as the process's last line on standard error (`error: ...`, where clap's usage errors go
 /// too), never also as a log line, so an operator and a supervisor's journal read it once.
 fn run_node(args: RunArgs) -> ExitCode {
+    // First: it may replace the process, which must happen before any thread or file exists.
+    let arena_limit = allocator::limit_arenas();
     telemetry::init(settings::log_format_hint(&args));
+    match arena_limit {
+        allocator::ArenaLimit::Set { variable, value } => {
+            info!(variable, value, "malloc arena limit");
+        }
+        allocator::ArenaLimit::NotApplied { error } => warn!(
+            variable = allocator::ARENA_MAX_VARIABLE,
+            value = allocator::DEFAULT_ARENA_MAX,
+            error = %error,
+            "malloc arena limit not applied"
+        ),
+    }
     let settings = match Settings::resolve(args) {
         Ok(settings) => settings,
         Err(invalid) => {

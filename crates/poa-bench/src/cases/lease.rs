@@ -137,6 +137,7 @@ pub(crate) async fn run(context: &BenchContext) -> Result<CaseReport> {
             method_note(ttl),
             finding_note(&series[1], &series[2], &series[4]),
         ],
+        failures: Vec::new(),
     })
 }
 

@@ -201,6 +201,7 @@ pub(crate) async fn run(context: &BenchContext) -> Result<CaseReport> {
         goals: Vec::new(),
         charts: vec![chart],
         notes,
+        failures: Vec::new(),
     })
 }
 

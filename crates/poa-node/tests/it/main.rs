@@ -13,6 +13,7 @@
 )]
 
 mod admin;
+mod allocator;
 mod blocked;
 mod bulk;
 mod chain_storage;

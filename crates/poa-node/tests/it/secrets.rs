@@ -135,10 +135,13 @@ fn node__when_it_runs_with_a_password_and_logs_at_trace__then_no_output_or_page_
     let dir = tempfile::tempdir().unwrap();
 
     // when
-    let node = Node::start_with_env(
+    let node = Node::start_with_environment(
         dir.path(),
         &["--block-time", "100ms", "--redis-url", &url],
-        &[("POA_REDIS_PASSWORD", SECRET), ("RUST_LOG", "trace")],
+        &[
+            ("POA_REDIS_PASSWORD", Some(SECRET)),
+            ("RUST_LOG", Some("trace")),
+        ],
     );
     assert!(
         eventually(HANG, || node.height() >= 3),

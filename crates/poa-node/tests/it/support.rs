@@ -51,12 +51,30 @@ impl Node {
         Self::start_command(Command::new(binary()), data_dir, args)
     }
 
-    /// Like [`Node::start`], with `env` set in the process's environment (after the default
-    /// `RUST_LOG=info`, which it may override).
-    pub fn start_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+    /// Like [`Node::start`], with `environment` set (a value of `None` removes the variable).
+    pub fn start_with_environment(
+        data_dir: &Path,
+        args: &[&str],
+        environment: &[(&str, Option<&str>)],
+    ) -> Self {
         let mut command = Command::new(binary());
-        command.env("RUST_LOG", "info").envs(env.iter().copied());
+        for (name, value) in environment {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
+        }
         Self::start_command(command, data_dir, args)
+    }
+
+    /// The environment the process runs with (`/proc/<pid>/environ`), as `NAME=value` strings.
+    pub fn environment(&self) -> Vec<String> {
+        let environ = std::fs::read(format!("/proc/{}/environ", self.pid())).unwrap();
+        environ
+            .split(|byte| *byte == 0)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| String::from_utf8_lossy(entry).into_owned())
+            .collect()
     }
 
     /// Like [`Node::start`], with the soft limit of open file descriptors set to `soft` (the

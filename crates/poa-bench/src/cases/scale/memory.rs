@@ -18,7 +18,7 @@ use crate::chart;
 use crate::context::BenchContext;
 use crate::fleet::{self, Fleet, FleetSettings, NodeProcess, Progress};
 use crate::model::{CaseReport, Row};
-use crate::stats::Latencies;
+use crate::stats::{Latencies, slope};
 
 /// A leader and one follower, with fast blocks so the window holds many of them.
 const SETTINGS: FleetSettings = FleetSettings {
@@ -350,23 +350,6 @@ impl Summary {
     }
 }
 
-/// The least-squares slope of `y` on `x`; `None` when `x` never varies.
-fn slope(points: &[(f64, f64)]) -> Option<f64> {
-    let count = points.len() as f64;
-    let mean_x = points.iter().map(|(x, _)| x).sum::<f64>() / count;
-    let mean_y = points.iter().map(|(_, y)| y).sum::<f64>() / count;
-    let covariance: f64 = points
-        .iter()
-        .map(|(x, y)| (x - mean_x) * (y - mean_y))
-        .sum();
-    let variance: f64 = points.iter().map(|(x, _)| (x - mean_x).powi(2)).sum();
-    if variance > 0.0 {
-        Some(covariance / variance)
-    } else {
-        None
-    }
-}
-
 #[cfg(test)]
 #[allow(non_snake_case)]
 mod tests {
@@ -412,18 +395,6 @@ mod tests {
             memory.rss_kib > 0 && memory.hwm_kib >= memory.rss_kib,
             "{memory:?}"
         );
-    }
-
-    #[test]
-    fn slope__when_points_are_on_a_line__then_its_slope_and_none_without_spread() {
-        // given
-        let line: Vec<(f64, f64)> = (0..10)
-            .map(|x| (f64::from(x), 3.0 * f64::from(x) + 7.0))
-            .collect();
-
-        // when / then
-        assert!((slope(&line).unwrap() - 3.0).abs() < 1e-9);
-        assert_eq!(slope(&[(5.0, 1.0), (5.0, 2.0)]), None);
     }
 
     #[test]
