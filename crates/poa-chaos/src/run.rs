@@ -24,6 +24,7 @@ use crate::cli::Cli;
 use crate::client::{BlockSummary, Client};
 use crate::cluster::{Cluster, NodeProcess, NodeSettings};
 use crate::logs::NodeLogs;
+use crate::observe::Sample;
 use crate::report::{Recovery, Report};
 use crate::schedule::{self, FaultKind};
 use state::{RunState, submit_transaction};
@@ -211,13 +212,8 @@ fn settle(
         {
             target = sample.max_height();
         }
-        // A node stranded past the streams' window without a peer is not waited for.
         if let Some(target) = target
-            && sample
-                .heights
-                .iter()
-                .zip(&state.stranded)
-                .all(|(h, stranded)| stranded.is_some() || h.is_some_and(|h| h >= target))
+            && settled(&sample, &state.stranded, target)
         {
             state.event(
                 now,
@@ -230,6 +226,22 @@ fn settle(
         }
         thread::sleep(TICK);
     }
+}
+
+/// Whether every node is where the checks can judge it: at `target` or above, or, stranded
+/// past the streams' window without a peer (not waited for to converge), saying something in
+/// its `last_error`: a stranded process restarted by the last fault needs a cycle or two before
+/// it can say why it is stuck.
+fn settled<S>(sample: &Sample, stranded: &[Option<S>], target: u64) -> bool {
+    sample
+        .heights
+        .iter()
+        .zip(&sample.said)
+        .zip(stranded)
+        .all(|((height, said), stranded)| {
+            height.is_some_and(|height| height >= target)
+                || (stranded.is_some() && said.last_error.is_some())
+        })
 }
 
 /// Every node's chain from height 1 to its head, and its last cycle's failure.
@@ -448,4 +460,57 @@ fn judge(
 
 fn as_millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(non_snake_case)]
+
+    use super::*;
+    use crate::observe::Said;
+
+    fn sample(heights: &[Option<u64>], errors: &[Option<&str>]) -> Sample {
+        Sample {
+            at: Duration::ZERO,
+            heights: heights.to_vec(),
+            leader: None,
+            producer_available: true,
+            said: errors
+                .iter()
+                .map(|error| Said {
+                    last_error: error.map(str::to_owned),
+                    ..Said::default()
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn settled__when_a_stranded_node_restarted_and_has_not_said_why_yet__then_waits_for_it() {
+        // given: n1 stranded without a peer, just restarted: below the target, silent
+        let stranded = [None, Some(()), None];
+        let silent = sample(&[Some(120), Some(28), Some(121)], &[None, None, None]);
+        let said = sample(
+            &[Some(120), Some(28), Some(121)],
+            &[
+                None,
+                Some("history: no history source (peer) is configured"),
+                None,
+            ],
+        );
+
+        // when / then
+        assert!(!settled(&silent, &stranded, 120));
+        assert!(settled(&said, &stranded, 120));
+    }
+
+    #[test]
+    fn settled__when_a_node_with_peers_is_behind__then_waits_whatever_it_says() {
+        // given
+        let stranded: [Option<()>; 2] = [None, None];
+        let behind = sample(&[Some(120), Some(90)], &[None, Some("history: peer slow")]);
+
+        // when / then
+        assert!(!settled(&behind, &stranded, 120));
+    }
 }
