@@ -346,26 +346,20 @@ impl LogReader {
                         .entry(entry.id)
                         .or_insert((block, entry.data));
                 }
-                Checked::Undecodable => {
+                checked @ (Checked::Undecodable | Checked::Oversized(_)) => {
                     undecodable = undecodable.saturating_add(1);
                     backlog.view.refuse(node, height);
-                    backlog.invalid.push(InvalidEntry {
-                        node,
-                        height,
-                        entry_id: entry.entry_id,
-                        reason: "does not decode to the block it is stored as".to_owned(),
-                    });
-                }
-                Checked::Oversized(length) => {
-                    undecodable = undecodable.saturating_add(1);
-                    backlog.view.refuse(node, height);
-                    backlog.invalid.push(InvalidEntry {
-                        node,
-                        height,
-                        entry_id: entry.entry_id,
-                        reason: format!(
+                    let reason = match checked {
+                        Checked::Oversized(length) => format!(
                             "holds {length} bytes, more than the largest block the log carries"
                         ),
+                        _ => "does not decode to the block it is stored as".to_owned(),
+                    };
+                    backlog.invalid.push(InvalidEntry {
+                        node,
+                        height,
+                        entry_id: entry.entry_id,
+                        reason,
                     });
                 }
                 Checked::Refused(reason) => {
