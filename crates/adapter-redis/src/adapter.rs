@@ -145,7 +145,7 @@ impl RedisReconciliation {
             metrics: Arc::clone(&metrics),
             reconciler: Reconciler::new(&config, &writer, Arc::clone(&reader)),
             anti_entropy: AntiEntropy::new(&config, &writer, reader),
-            publisher: Publisher::new(writer),
+            publisher: Publisher::new(writer, config.max_entry_bytes),
             verifier,
             clock_freshness: config
                 .lease_ttl

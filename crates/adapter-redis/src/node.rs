@@ -318,11 +318,6 @@ impl RedisNode {
         &self.name
     }
 
-    /// The largest entry data a read carries, the same for every node.
-    pub(crate) fn max_entry_bytes(&self) -> u64 {
-        self.context.max_entry_bytes
-    }
-
     /// The outcome of the last completed call, for the status page.
     pub(crate) fn last_outcome(&self) -> NodeOutcome {
         CallClass::from_code(self.last_outcome.load(Ordering::Relaxed))

@@ -119,11 +119,16 @@ impl QuorumWriter {
 #[derive(Debug)]
 pub(crate) struct Publisher {
     writer: QuorumWriter,
+    /// The largest encoded block the log carries ([`crate::RedisConfig::max_entry_bytes`]).
+    max_entry_bytes: u64,
 }
 
 impl Publisher {
-    pub(crate) fn new(writer: QuorumWriter) -> Self {
-        Self { writer }
+    pub(crate) fn new(writer: QuorumWriter, max_entry_bytes: u64) -> Self {
+        Self {
+            writer,
+            max_entry_bytes,
+        }
     }
 
     /// Returns once `block` is stored on a quorum, or with the reason it cannot be.
@@ -135,10 +140,7 @@ impl Publisher {
         }
         let height = block.height();
         let encoded = block.encode();
-        let max = writer
-            .nodes
-            .first()
-            .map_or(u64::MAX, |node| node.max_entry_bytes());
+        let max = self.max_entry_bytes;
         let bytes = u64::try_from(encoded.len()).unwrap_or(u64::MAX);
         if bytes > max {
             return Err(AdapterError::BlockTooLarge { height, bytes, max });

@@ -53,12 +53,24 @@ pub(crate) fn report(args: RunArgs, matches: &ArgMatches) -> (String, Result<(),
         .as_ref()
         .map(|path| path.display().to_string());
     let command = Cli::command();
-    for (key, value) in &table_of(&merged) {
+    let set = table_of(&merged);
+    for (key, value) in &set {
         let id = key.replace('-', "_");
         let source = if given.contains_key(key) {
+            let argument = command
+                .get_arguments()
+                .find(|argument| argument.get_id() == id.as_str());
             match matches.value_source(&id) {
-                Some(ValueSource::EnvVariable) => Source::Environment(env_of(&command, &id)),
-                _ => Source::Flag(format!("--{}", long_of(&command, &id))),
+                Some(ValueSource::EnvVariable) => Source::Environment(
+                    argument
+                        .and_then(clap::Arg::get_env)
+                        .map(|variable| variable.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                ),
+                _ => Source::Flag(format!(
+                    "--{}",
+                    argument.and_then(clap::Arg::get_long).unwrap_or(&id)
+                )),
             }
         } else {
             Source::File(file.clone().unwrap_or_default())
@@ -68,7 +80,7 @@ pub(crate) fn report(args: RunArgs, matches: &ArgMatches) -> (String, Result<(),
     for argument in command.get_arguments() {
         let id = argument.get_id().as_str();
         let key = id.replace('_', "-");
-        if id == "config" || merged_has(&merged, &key) || argument.get_long().is_none() {
+        if id == "config" || set.contains_key(&key) || argument.get_long().is_none() {
             continue;
         }
         let help = argument
@@ -98,28 +110,6 @@ pub(crate) fn report(args: RunArgs, matches: &ArgMatches) -> (String, Result<(),
 
 fn table_of(args: &RunArgs) -> toml::Table {
     toml::Table::try_from(args).unwrap_or_default()
-}
-
-fn merged_has(merged: &RunArgs, key: &str) -> bool {
-    table_of(merged).contains_key(key)
-}
-
-fn long_of(command: &clap::Command, id: &str) -> String {
-    command
-        .get_arguments()
-        .find(|argument| argument.get_id() == id)
-        .and_then(clap::Arg::get_long)
-        .unwrap_or(id)
-        .to_owned()
-}
-
-fn env_of(command: &clap::Command, id: &str) -> String {
-    command
-        .get_arguments()
-        .find(|argument| argument.get_id() == id)
-        .and_then(clap::Arg::get_env)
-        .map(|variable| variable.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }
 
 /// The `[default: ...]` a setting's help documents, if any.
