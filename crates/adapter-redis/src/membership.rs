@@ -55,9 +55,30 @@ struct Joined {
     last_reading: Option<Instant>,
 }
 
+impl Joined {
+    /// The member id this process expects at `node`: the one the last reading found there,
+    /// or, when that reading did not reach the node, the one an earlier reading found, while
+    /// it is still a member of the joined record and expected at no other URL. A node that
+    /// did not answer one reading is the same server when it answers again (its id is written
+    /// once), and forgetting it would cost every call to it a refusal until the next reading.
+    /// The node itself still checks the id and the digest, so a node wiped or replaced
+    /// meanwhile refuses the stale id as it would refuse none.
+    fn expected_at(&self, node: NodeIndex) -> Option<&ServerId> {
+        let view = self.view.as_ref()?;
+        if let Some(read) = view.expected.get(node)?.as_ref() {
+            return Some(read);
+        }
+        self.known.get(node)?.as_ref().filter(|known| {
+            view.record.is_member(known) && !view.expected.iter().flatten().any(|id| id == *known)
+        })
+    }
+}
+
 /// How often a refusal from a node where this process expects no member makes it read the
-/// membership again.
-const UNKNOWN_NODE_READ_INTERVAL: Duration = Duration::from_secs(5);
+/// membership again: often enough that a node this process never read (it was down when the
+/// process started) counts again within about a lease TTL of answering, rarely enough that a
+/// node of another set, refusing every call, costs a reading per second at most.
+const UNKNOWN_NODE_READ_INTERVAL: Duration = Duration::from_secs(1);
 
 impl MembershipState {
     /// A process that joined nothing yet (every script call is refused until it joins).
@@ -104,14 +125,8 @@ impl MembershipState {
     /// checked script takes them (empty strings while it has none: every node refuses those).
     pub(crate) fn credentials(&self, node: NodeIndex) -> (String, String) {
         let inner = self.inner();
-        let Some(view) = &inner.view else {
-            return (String::new(), String::new());
-        };
-        let expected = view
-            .expected
-            .get(node)
-            .cloned()
-            .flatten()
+        let expected = inner
+            .expected_at(node)
             .map(|id| id.as_str().to_owned())
             .unwrap_or_default();
         (expected, inner.digest.clone())
@@ -123,11 +138,7 @@ impl MembershipState {
     /// again without paying a reading per cycle.
     pub(crate) fn refused_at(&self, node: NodeIndex) {
         let inner = self.inner();
-        let expected = inner
-            .view
-            .as_ref()
-            .and_then(|view| view.expected.get(node).cloned().flatten())
-            .is_some();
+        let expected = inner.expected_at(node).is_some();
         let stale = inner
             .last_reading
             .is_none_or(|read| read.elapsed() >= UNKNOWN_NODE_READ_INTERVAL);
@@ -224,5 +235,83 @@ impl MembershipState {
         inner.lagging.clear();
         inner.last_reading = Some(Instant::now());
         self.reading_due.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+#[allow(non_snake_case)]
+mod tests {
+    use poa_quorum::MembershipRecord;
+    use prometheus_client::registry::Registry;
+
+    use super::*;
+
+    fn id(value: u8) -> ServerId {
+        ServerId::from_random(u128::from(value) + 1)
+    }
+
+    fn joined_state(record: &MembershipRecord, expected: [Option<u8>; 3]) -> MembershipState {
+        let state = MembershipState::new(
+            Quorum::new(3, 0),
+            0,
+            Duration::from_millis(100),
+            Arc::new(Metrics::register(&mut Registry::default())),
+        );
+        state.join(view(record, expected), Vec::new(), Vec::new());
+        state
+    }
+
+    fn view(record: &MembershipRecord, expected: [Option<u8>; 3]) -> MembershipView {
+        MembershipView {
+            record: record.clone(),
+            expected: expected.iter().map(|server| server.map(id)).collect(),
+        }
+    }
+
+    #[test]
+    fn credentials__when_a_later_reading_missed_a_known_member__then_still_expects_it() {
+        // given: a process that read all three members, then a reading node 2 did not answer
+        let record = MembershipRecord::new(1, [id(0), id(1), id(2)], 3, 0);
+        let state = joined_state(&record, [Some(0), Some(1), Some(2)]);
+        state.join(
+            view(&record, [Some(0), Some(1), None]),
+            Vec::new(),
+            Vec::new(),
+        );
+
+        // when
+        let (expected, digest) = state.credentials(2);
+
+        // then: node 2 is still called as the member it was, not refused for an empty id
+        assert_eq!(expected, id(2).as_str());
+        assert_eq!(digest, record.digest());
+    }
+
+    #[test]
+    fn credentials__when_the_known_member_left_the_record_or_answers_elsewhere__then_expects_none()
+    {
+        // given: node 2 was server 2; the next record replaced it by server 3
+        let record = MembershipRecord::new(1, [id(0), id(1), id(2)], 3, 0);
+        let state = joined_state(&record, [Some(0), Some(1), Some(2)]);
+        let successor = record.successor(&[(id(2), id(3))], &[]);
+        state.join(
+            view(&successor, [Some(0), Some(1), None]),
+            Vec::new(),
+            Vec::new(),
+        );
+
+        // then: no stale expectation of a server that is no longer a member
+        assert_eq!(state.credentials(2).0, "");
+
+        // given: server 2 now answers at URL 1, and URL 2 did not answer
+        state.join(
+            view(&record, [Some(0), Some(2), None]),
+            Vec::new(),
+            Vec::new(),
+        );
+
+        // then: one server is never expected at two URLs
+        assert_eq!(state.credentials(1).0, id(2).as_str());
+        assert_eq!(state.credentials(2).0, "");
     }
 }

@@ -49,6 +49,7 @@ pub struct ServiceConfig {
     release_timeout: Duration,
     lease_renewal: Option<Duration>,
     max_clock_skew: Option<Duration>,
+    handover_after: Option<Duration>,
 }
 
 impl ServiceConfig {
@@ -88,6 +89,7 @@ impl ServiceConfig {
             release_timeout,
             lease_renewal: None,
             max_clock_skew: None,
+            handover_after: None,
         })
     }
 
@@ -108,6 +110,21 @@ impl ServiceConfig {
     pub fn with_max_clock_skew(mut self, skew: Duration) -> Self {
         self.max_clock_skew = (!skew.is_zero()).then_some(skew);
         self
+    }
+
+    /// How long a leader may go on failing to bring its next block to a quorum (a publish or a
+    /// repair short of one, nothing committed meanwhile) before it hands the lease over: it
+    /// releases and does not compete for the same period, so a process whose links reach a
+    /// quorum takes over. About one lease TTL; a zero period is ignored (never hands over).
+    #[must_use]
+    pub fn with_handover_after(mut self, period: Duration) -> Self {
+        self.handover_after = (!period.is_zero()).then_some(period);
+        self
+    }
+
+    /// How long a leader fails short of a quorum before it hands the lease over, if it does.
+    pub fn handover_after(&self) -> Option<Duration> {
+        self.handover_after
     }
 
     /// The allowed clock skew, if checked.

@@ -31,6 +31,7 @@ pub(crate) struct ServiceMetrics {
     pub(crate) history_gaps: Counter,
     pub(crate) blocks_fetched_from_peers: Counter,
     pub(crate) heads_republished: Counter,
+    pub(crate) handovers: Counter,
     pub(crate) cycle_failures: Family<StepLabel, Counter>,
     pub(crate) step_duration: Family<StepLabel, Histogram>,
 }
@@ -47,6 +48,7 @@ impl ServiceMetrics {
             history_gaps: Counter::default(),
             blocks_fetched_from_peers: Counter::default(),
             heads_republished: Counter::default(),
+            handovers: Counter::default(),
             cycle_failures: Family::default(),
             step_duration: Family::new_with_constructor(|| Histogram::new(STEP_BUCKETS)),
         };
@@ -94,6 +96,11 @@ impl ServiceMetrics {
             "poa_heads_republished",
             "Local heads published to the shared log again because it had lost them",
             metrics.heads_republished.clone(),
+        );
+        registry.register(
+            "poa_leader_handovers",
+            "Leaderships handed over because the leader's blocks did not reach a quorum for the hand-over period",
+            metrics.handovers.clone(),
         );
         registry.register(
             "poa_cycle_failures",

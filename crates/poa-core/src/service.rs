@@ -6,6 +6,7 @@
 //! cancelling between publish and commit would only leave work for the next leader.
 
 mod cycle;
+mod handover;
 mod history;
 mod log_loss;
 mod reporting;
@@ -208,6 +209,9 @@ pub struct ProductionService<C: Chain> {
     last_produced_at: Option<Instant>,
     /// While set and in the future, cycles only follow (after a step-down).
     standing_down_until: Option<Instant>,
+    /// Since when this leader's attempts at the next height have failed short of a quorum,
+    /// with nothing committed since (see `handover`).
+    stuck_since: Option<Instant>,
     /// While set, cycles only follow: this process cannot keep its chain current (the reason),
     /// so it does not compete for the lease until it has caught up with the shared log.
     standing_aside: Option<String>,
@@ -242,6 +246,7 @@ impl<C: Chain> ProductionService<C> {
             _requests_sender: requests_sender.clone(),
             last_produced_at: None,
             standing_down_until: None,
+            stuck_since: None,
             standing_aside: None,
             history: None,
             head_vouched_by_operator: false,

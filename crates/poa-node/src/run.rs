@@ -80,6 +80,10 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     let producer = PoolBlockProducer::new(store, pool.clone(), BlockLimits::standard());
     let signer = Ed25519BlockSigner::new(settings.key);
 
+    let handover_after = settings
+        .redis
+        .as_ref()
+        .map_or(std::time::Duration::ZERO, |redis| redis.lease_ttl);
     let (reconciliation, redis): (
         Arc<dyn BlockReconciliationPort<ReferenceChain>>,
         Option<Arc<RedisReconciliation>>,
@@ -120,7 +124,10 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     .map_err(library_errors::service_setting)?
     .with_retry_jitter(settings.poll_jitter)
     .with_lease_renewal(settings.lease_renewal)
-    .with_max_clock_skew(settings.max_clock_skew);
+    .with_max_clock_skew(settings.max_clock_skew)
+    // A leader whose blocks miss a quorum for a lease TTL hands over to a process whose links
+    // may reach one, about as soon as the lease would have expired had it stopped.
+    .with_handover_after(handover_after);
     let ports = Ports {
         reconciliation: Arc::clone(&reconciliation),
         importer: Arc::new(importer.clone()),

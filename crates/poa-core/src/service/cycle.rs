@@ -54,8 +54,15 @@ impl<C: Chain> ProductionService<C> {
             Err(ReconciliationError::LogBehindHead { log_top, .. }) => {
                 self.head_above_the_log(head, log_top).await
             }
+            Err(error @ ReconciliationError::UnresolvedBacklog { .. }) => {
+                // Only a leader repairs: its repair fell short of a quorum.
+                let outcome = self.fail("leader_state", &error);
+                self.leading_attempt_failed().await;
+                outcome
+            }
             Err(error) => self.fail("leader_state", &error),
             Ok(LeaderState::ReconciledFollower) => {
+                self.chain_moved_on();
                 self.rejoin();
                 self.set_role(Role::Follower);
                 CycleOutcome::Follower
@@ -98,6 +105,7 @@ impl<C: Chain> ProductionService<C> {
                 return self.stand_aside("import", &error).await;
             }
             imported = imported.saturating_add(1);
+            self.chain_moved_on();
             self.metrics.blocks_imported.inc();
             self.status.send_modify(|status| {
                 status.height = height;
@@ -159,7 +167,11 @@ impl<C: Chain> ProductionService<C> {
             Err(error @ ReconciliationError::HeightTaken { .. }) => {
                 return self.fail("publish", &error);
             }
-            Err(error) => return self.fail_and_release("publish", &error).await,
+            Err(error) => {
+                let outcome = self.fail_and_release("publish", &error).await;
+                self.leading_attempt_failed().await;
+                return outcome;
+            }
         }
         self.metrics.observe_step("publish", started.elapsed());
 
@@ -175,6 +187,7 @@ impl<C: Chain> ProductionService<C> {
         self.metrics.observe_step("commit", started.elapsed());
 
         self.last_produced_at = Some(cycle_started);
+        self.chain_moved_on();
         self.metrics.blocks_produced.inc();
         self.metrics.height.set(gauge_value(height.get()));
         self.status.send_modify(|status| {

@@ -28,6 +28,7 @@ use super::{CycleOutcome, Ports, ProductionService, ServiceHandle};
 use crate::config::{ServiceConfig, Trigger};
 use crate::status::Role;
 
+mod handover;
 mod history;
 mod log_loss;
 mod memory_log;
