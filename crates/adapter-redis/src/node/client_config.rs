@@ -40,10 +40,14 @@ pub(super) fn connection_condition(error: &fred::error::Error, tls: bool) -> (No
         return (NodeState::Refused, refusal_reason(details));
     }
     if *error.kind() == ErrorKind::Timeout {
-        return (
-            NodeState::TimedOut,
-            "no reply to the connection handshake in time".to_owned(),
-        );
+        // A plain port reads a TLS client hello as the start of a command and waits for the
+        // rest: to the client it looks like a half-alive node.
+        let reason = if tls {
+            format!("no reply to the tls handshake in time: {TLS_TO_PLAIN_HINT}")
+        } else {
+            "no reply to the connection handshake in time".to_owned()
+        };
+        return (NodeState::TimedOut, reason);
     }
     let reason = io_reason(details);
     let hint = if tls && TLS_TO_PLAIN.iter().any(|marker| details.contains(marker)) {
@@ -64,7 +68,7 @@ pub(super) fn connection_condition(error: &fred::error::Error, tls: bool) -> (No
 /// plain-text error reply read as a TLS record.
 const TLS_TO_PLAIN: [&str; 3] = ["InvalidContentType", "CorruptMessage", "InvalidMessage"];
 const TLS_TO_PLAIN_HINT: &str =
-    "the port answered without tls: use redis:// for it, or the port of its tls-port setting";
+    "if this port does not serve tls, use redis:// for it, or the node's tls-port";
 /// What a `redis://` connection to a TLS-only port fails with: the server drops the plain-text
 /// handshake it cannot read as TLS.
 const PLAIN_TO_TLS: [&str; 4] = [
@@ -147,4 +151,45 @@ pub(super) fn reconnect_policy(node_timeout: Duration, lease_ttl: Duration) -> R
     let mut policy = ReconnectPolicy::new_exponential(0, min_delay, max_delay, 2);
     policy.set_jitter(min_delay);
     policy
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(non_snake_case)]
+
+    use fred::error::{Error, ErrorKind};
+
+    use super::*;
+
+    #[test]
+    fn connection_condition__when_the_server_certificate_expired__then_refused_in_words() {
+        // given: how the client words the TLS error of an expired server certificate
+        let error = Error::new(
+            ErrorKind::IO,
+            "Custom { kind: InvalidData, error: InvalidCertificate(Expired) }",
+        );
+
+        // when
+        let (state, reason) = connection_condition(&error, true);
+
+        // then
+        assert_eq!(state, NodeState::Refused);
+        assert_eq!(reason, "tls: the node's certificate expired");
+    }
+
+    #[test]
+    fn connection_condition__when_the_port_is_closed__then_unreachable_with_the_system_message() {
+        // given
+        let error = Error::new(
+            ErrorKind::IO,
+            "Os { code: 111, kind: ConnectionRefused, message: \"Connection refused\" }",
+        );
+
+        // when
+        let (state, reason) = connection_condition(&error, false);
+
+        // then
+        assert_eq!(state, NodeState::Unreachable);
+        assert_eq!(reason, "connection refused");
+    }
 }

@@ -300,3 +300,48 @@ async fn node_state__when_a_server_is_stopped__then_unreachable_not_timed_out() 
         assert_eq!(state_gauge(&producer, &status.node, "unreachable"), 1.0);
     }
 }
+
+/// The state of a fresh producer's only node at `url`, once its connection attempts failed.
+async fn state_at(url: String, security: RedisSecurity) -> NodeStatus {
+    let producer = producer_on(vec![url], security).await;
+    let _ = cycle_until(&producer, 0, |status| {
+        status.state != NodeState::Unknown && status.state_reason.is_some()
+    })
+    .await;
+    node_status(&producer, 0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_state__when_the_url_scheme_does_not_match_the_port__then_the_reason_names_the_other_scheme()
+ {
+    // given: a server with a plain port and a TLS-only port
+    let dir = tempfile::TempDir::new().unwrap();
+    let certificates = poa_test_support::TestCertificates::generate(dir.path(), "redis");
+    let server = RedisServer::builder()
+        .tls(certificates.server_files(false))
+        .start();
+    let trusting = RedisSecurity {
+        ca_file: Some(certificates.ca.clone()),
+        ..RedisSecurity::default()
+    };
+
+    // when
+    let plain_to_tls = state_at(
+        format!("redis://127.0.0.1:{}", server.tls_port()),
+        RedisSecurity::default(),
+    )
+    .await;
+    let tls_to_plain = state_at(format!("rediss://127.0.0.1:{}", server.port()), trusting).await;
+
+    // then
+    let names = |status: &NodeStatus, scheme: &str| {
+        status
+            .state_reason
+            .as_deref()
+            .is_some_and(|reason| reason.contains(scheme))
+    };
+    assert!(names(&plain_to_tls, "use rediss://"), "{plain_to_tls:?}");
+    assert!(names(&tls_to_plain, "use redis://"), "{tls_to_plain:?}");
+    assert_ne!(plain_to_tls.state, NodeState::Ok);
+    assert_ne!(tls_to_plain.state, NodeState::Ok);
+}
