@@ -197,12 +197,7 @@ impl RedisNode {
                 source,
             })?;
         let identity = ServerIdentity::new(&client);
-        let health = NodeHealth::new(
-            &name,
-            url.starts_with("rediss://"),
-            &client,
-            metrics.node_state.clone(),
-        );
+        let health = NodeHealth::new(&name, url, &client, &metrics);
         Ok(Self {
             index,
             name,
@@ -332,8 +327,7 @@ impl RedisNode {
         CallClass::from_code(self.last_outcome.load(Ordering::Relaxed))
     }
 
-    /// The node's state and why, for the status page: what its calls and its client's
-    /// connection attempts said last.
+    /// The node's state and why, from its calls and its client's connection attempts.
     pub(crate) fn state(&self) -> (NodeState, Option<String>) {
         self.health.state()
     }

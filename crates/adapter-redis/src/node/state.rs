@@ -24,7 +24,7 @@ use tokio::sync::broadcast::error::TryRecvError;
 use super::CallClass;
 use super::client_config::connection_condition;
 use super::errors::{FAMILIES, Family};
-use crate::metrics::NodeStateLabels;
+use crate::metrics::{Metrics, NodeStateLabels};
 use crate::scripts::NodeError;
 
 /// A node's state and the events that move it.
@@ -43,21 +43,17 @@ pub(super) struct NodeHealth {
 
 impl NodeHealth {
     /// Subscribes to `client`'s errors before it connects, so the first connection's failures
-    /// are seen too, and exposes the node as `unknown` until something answers or fails.
-    pub(super) fn new(
-        node: &str,
-        tls: bool,
-        client: &Client,
-        gauges: MetricFamily<NodeStateLabels, Gauge>,
-    ) -> Self {
+    /// are seen too, and exposes the node (`node`, at `url`) as `unknown` until something
+    /// answers or fails.
+    pub(super) fn new(node: &str, url: &str, client: &Client, metrics: &Metrics) -> Self {
         let health = Self {
             node: node.to_owned(),
-            tls,
+            tls: url.starts_with("rediss://"),
             client: client.clone(),
             errors: Mutex::new(client.error_rx()),
             health: Mutex::new(Health::default()),
             pending: Mutex::new(None),
-            gauges,
+            gauges: metrics.node_state.clone(),
         };
         health.expose(NodeState::Unknown);
         health
