@@ -79,6 +79,20 @@ fn is_refused_with(status: &NodeStatus, marker: &str) -> bool {
             .is_some_and(|reason| reason.contains(marker))
 }
 
+/// Replaces the ACL user's passwords on `servers` with `rule` (`>password`); open connections
+/// stay authenticated.
+fn set_password(servers: &[RedisServer], rule: &str) {
+    for server in servers {
+        server.command(&[
+            b"ACL",
+            b"SETUSER",
+            USER.as_bytes(),
+            b"resetpass",
+            rule.as_bytes(),
+        ]);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn node_state__when_the_password_changes_on_two_nodes_and_they_reconnect__then_refused_with_wrongpass_and_back_once_restored()
  {
@@ -90,15 +104,7 @@ async fn node_state__when_the_password_changes_on_two_nodes_and_they_reconnect__
         producer.adapter.leader_state(below(1)).await.unwrap(),
         LeaderState::ReconciledLeader
     );
-    for server in &servers[..2] {
-        server.command(&[
-            b"ACL",
-            b"SETUSER",
-            USER.as_bytes(),
-            b"resetpass",
-            b">rotated",
-        ]);
-    }
+    set_password(&servers[..2], ">rotated");
 
     // when: the connections drop and the client reconnects with the old password
     for server in &servers[..2] {
@@ -142,15 +148,7 @@ async fn node_state__when_the_password_changes_on_two_nodes_and_they_reconnect__
     }
 
     // when: the operator restores the password
-    for server in &servers[..2] {
-        server.command(&[
-            b"ACL",
-            b"SETUSER",
-            USER.as_bytes(),
-            b"resetpass",
-            PASSWORD_RULE.as_bytes(),
-        ]);
-    }
+    set_password(&servers[..2], PASSWORD_RULE);
 
     // then: the nodes answer again without a restart; the block the refused publish left on
     // one node comes back as the log's (repaired), and production resumes above it
@@ -252,14 +250,20 @@ async fn node_state__when_the_acl_denies_a_command__then_refused_naming_the_comm
     assert_eq!(state_gauge(&producer, &nodes[1].node, "refused"), 1.0);
 }
 
+/// A producer on two fresh servers and a third node at `url`.
+async fn two_servers_and(url: String) -> (Vec<RedisServer>, Producer) {
+    let servers = servers(2);
+    let mut nodes = urls(&servers);
+    nodes.push(url);
+    let producer = producer(nodes, KEY).await;
+    (servers, producer)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn node_state__when_a_node_is_half_alive__then_timed_out_and_never_refused() {
     // given
-    let servers = servers(2);
     let silent = HalfAliveListener::start();
-    let mut nodes = urls(&servers);
-    nodes.push(silent.url());
-    let producer = producer(nodes, KEY).await;
+    let (_servers, producer) = two_servers_and(silent.url()).await;
 
     // when
     let timed_out = cycle_until(&producer, 2, |status| status.state == NodeState::TimedOut).await;
@@ -275,11 +279,8 @@ async fn node_state__when_a_node_is_half_alive__then_timed_out_and_never_refused
 #[tokio::test(flavor = "multi_thread")]
 async fn node_state__when_a_server_is_stopped__then_unreachable_not_timed_out() {
     // given: node 2 never started, node 1 stopped after the producer connected
-    let servers = servers(2);
     let never_started = RedisServer::new_stopped();
-    let mut nodes = urls(&servers);
-    nodes.push(never_started.url());
-    let producer = producer(nodes, KEY).await;
+    let (servers, producer) = two_servers_and(never_started.url()).await;
     assert!(cycle_until(&producer, 1, |status| status.state == NodeState::Ok).await);
 
     // when
