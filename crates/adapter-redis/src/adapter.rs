@@ -351,10 +351,15 @@ impl BlockReconciliationPort<ReferenceChain> for RedisReconciliation {
             nodes: self
                 .nodes
                 .iter()
-                .map(|node| NodeStatus {
-                    node: node.name().to_owned(),
-                    last_outcome: node.last_outcome(),
-                    last_error: node.last_error(),
+                .map(|node| {
+                    let (state, state_reason) = node.state();
+                    NodeStatus {
+                        node: node.name().to_owned(),
+                        state,
+                        state_reason,
+                        last_outcome: node.last_outcome(),
+                        last_error: node.last_error(),
+                    }
                 })
                 .collect(),
             waiting_for: self.reconciler.waiting_for(),

@@ -42,6 +42,15 @@ pub(crate) struct NodeLabels {
     pub(crate) node: String,
 }
 
+/// Labels of the per-node state gauge.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct NodeStateLabels {
+    /// The node's URL without credentials.
+    pub(crate) node: String,
+    /// `unknown`, `ok`, `timed_out`, `refused` or `unreachable`.
+    pub(crate) state: &'static str,
+}
+
 /// Labels of the quorum latency histogram.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct OperationLabels {
@@ -82,6 +91,7 @@ pub(crate) struct Metrics {
     pub(crate) membership_readmissions: Counter,
     pub(crate) membership_generation: Gauge,
     pub(crate) membership_refusals: Family<NodeLabels, Counter>,
+    pub(crate) node_state: Family<NodeStateLabels, Gauge>,
     pub(crate) promotion_duration: Histogram,
     pub(crate) write_block_duration: Histogram,
     pub(crate) reconciliation_duration: Histogram,
@@ -123,6 +133,7 @@ impl Metrics {
             membership_readmissions: Counter::default(),
             membership_generation: Gauge::default(),
             membership_refusals: Family::default(),
+            node_state: Family::default(),
             promotion_duration: timing_histogram(),
             write_block_duration: timing_histogram(),
             reconciliation_duration: timing_histogram(),
@@ -315,6 +326,11 @@ impl Metrics {
             "poa_membership_refusals",
             "Script calls a node refused with MEMBERSHIP (its server id or record is not the one this process joined), per node",
             metrics.membership_refusals.clone(),
+        );
+        registry.register(
+            "poa_node_state",
+            "1 for each node's state (ok, timed_out, refused, unreachable, unknown), 0 for the others",
+            metrics.node_state.clone(),
         );
         registry.register(
             "poa_node_operations",

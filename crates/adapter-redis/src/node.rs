@@ -18,7 +18,7 @@ use fred::clients::Client;
 use fred::interfaces::{ClientLike, EventInterface, LuaInterface};
 use fred::types::config::{Config, TcpConfig};
 use fred::types::{ConnectHandle, Value};
-use poa_ports::{BlockHeight, BlockId, Epoch, NodeOutcome};
+use poa_ports::{BlockHeight, BlockId, Epoch, NodeOutcome, NodeState};
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Keys, RedisSecurity, ValidatedConfig, redact_url};
@@ -38,6 +38,7 @@ mod fleet;
 mod identity;
 mod membership;
 mod reports;
+mod state;
 
 use call_class::CallClass;
 use client_config::{apply_security, is_refusal, reconnect_policy};
@@ -46,6 +47,7 @@ pub(crate) use fleet::{DetachedFleet, connect_nodes};
 pub(crate) use identity::IdentityCheck;
 use identity::ServerIdentity;
 use reports::{LatestHeight, ServerClock};
+use state::NodeHealth;
 
 /// What every node handle needs to build script arguments, shared by all of them.
 #[derive(Debug)]
@@ -141,6 +143,8 @@ pub(crate) struct RedisNode {
     last_outcome: AtomicU8,
     /// What failing operations answered, until they succeed again.
     errors: ErrorNotes,
+    /// The node's state (ok, timed out, refused, unreachable) and why.
+    health: NodeHealth,
     resetting: Arc<AtomicBool>,
     connection_task: Mutex<Option<ConnectHandle>>,
     clock: ServerClock,
@@ -193,6 +197,7 @@ impl RedisNode {
                 source,
             })?;
         let identity = ServerIdentity::new(&client);
+        let health = NodeHealth::new(&name, url, &client, &metrics);
         Ok(Self {
             index,
             name,
@@ -202,6 +207,7 @@ impl RedisNode {
             tracker,
             last_outcome: AtomicU8::new(0),
             errors: ErrorNotes::default(),
+            health,
             resetting: Arc::new(AtomicBool::new(false)),
             connection_task: Mutex::new(None),
             clock: ServerClock::default(),
@@ -217,12 +223,10 @@ impl RedisNode {
         match self.first_connection(bound).await {
             FirstConnection::Connected => true,
             FirstConnection::Refused(error) => {
-                // Retrying cannot help until the settings or the server change: say so loudly.
-                tracing::error!(
-                    node = %self.name,
-                    error = %error,
-                    "redis node refused the connection: check the tls and acl settings"
-                );
+                // Retrying cannot help until the settings or the server change: the node's
+                // state says so loudly, with the reason, as it does for a refusal later on.
+                tracing::debug!(node = %self.name, error = %error, "redis node refused the first connection");
+                self.health.state();
                 false
             }
             FirstConnection::NotYet(error) => {
@@ -321,6 +325,11 @@ impl RedisNode {
     /// The outcome of the last completed call, for the status page.
     pub(crate) fn last_outcome(&self) -> NodeOutcome {
         CallClass::from_code(self.last_outcome.load(Ordering::Relaxed))
+    }
+
+    /// The node's state and why, from its calls and its client's connection attempts.
+    pub(crate) fn state(&self) -> (NodeState, Option<String>) {
+        self.health.state()
     }
 
     /// Whether the node answered the last completed call (a refusal is an answer), or was not
@@ -719,15 +728,17 @@ impl RedisNode {
             self.context.membership.refused_at(self.index);
         }
         self.errors.failing(error);
+        self.health.failing(error);
         if error.needs_reset() {
             self.reset_connection();
         }
-        CallClass::of_error(error)
+        self.health.class_of(error)
     }
 
     fn observe(&self, operation: &'static str, class: CallClass) {
         self.last_outcome.store(class.code(), Ordering::Relaxed);
         self.errors.note(&self.name, operation, class);
+        self.health.note(operation, class);
         self.metrics
             .node_operations
             .get_or_create(&NodeOperationLabels {

@@ -124,6 +124,14 @@ pub(crate) enum NodeError {
         /// What the node answered, `MEMBERSHIP:` and why.
         reason: String,
     },
+    /// The node refused this process the command: authentication (`WRONGPASS`, `NOAUTH`) or
+    /// the ACL (`NOPERM`, or a command a script calls). Not a vote, and retrying cannot help
+    /// until the settings or the server change.
+    #[error("refused: {reason}")]
+    Denied {
+        /// What the node answered.
+        reason: String,
+    },
     /// The reply did not have the shape the script returns.
     #[error("unexpected reply to {script}: {reason}")]
     UnexpectedReply {
@@ -177,6 +185,10 @@ const HEIGHT_EXISTS: &str = "HEIGHT_EXISTS:";
 const HEIGHT_TRIMMED: &str = "HEIGHT_TRIMMED:";
 const NOSCRIPT: &str = "NOSCRIPT";
 const MEMBERSHIP: &str = "MEMBERSHIP:";
+/// Error codes of an authentication or ACL refusal outside a script.
+const DENIED: [&str; 3] = ["NOPERM", "WRONGPASS", "NOAUTH"];
+/// How Redis 7 words an ACL refusal of a command a script calls (behind `ERR`).
+const DENIED_IN_SCRIPT: &str = "can't run this command";
 
 /// An error reply this crate recognises by its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,6 +199,8 @@ enum ReplyCode {
     NoScript,
     /// The node refused the caller's membership.
     Membership(String),
+    /// The node refused the command: authentication or the ACL.
+    Denied(String),
 }
 
 /// The only function that looks at error text: the script prefixes and `NOSCRIPT`.
@@ -194,6 +208,9 @@ fn reply_code(error: &fred::error::Error) -> Option<ReplyCode> {
     let details = error.details();
     if details.starts_with(NOSCRIPT) {
         return Some(ReplyCode::NoScript);
+    }
+    if DENIED.iter().any(|code| details.starts_with(code)) || details.contains(DENIED_IN_SCRIPT) {
+        return Some(ReplyCode::Denied(details.to_owned()));
     }
     // Redis may put a generic code in front of a script's error text.
     let text = details.strip_prefix("ERR ").unwrap_or(details).trim_start();
@@ -226,6 +243,7 @@ fn classify_refusal(error: &CallError) -> Result<Refusal, NodeError> {
     match reply_code(error) {
         Some(ReplyCode::Refusal(refusal)) => return Ok(refusal),
         Some(ReplyCode::Membership(reason)) => return Err(NodeError::Membership { reason }),
+        Some(ReplyCode::Denied(reason)) => return Err(NodeError::Denied { reason }),
         Some(ReplyCode::NoScript) | None => {}
     }
     use fred::error::ErrorKind;

@@ -64,11 +64,56 @@ pub enum NodeOutcome {
     Failed,
 }
 
+/// What a coordination node's calls and its client's connection attempts say about it, kept
+/// for the whole life of the process: what an operator acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeState {
+    /// Nothing answered or failed yet.
+    Unknown,
+    /// The node answers this process's calls.
+    Ok,
+    /// The node accepts connections but does not answer in time (half-alive, overloaded).
+    TimedOut,
+    /// The node answers, but refuses this process: authentication, ACL permissions or TLS.
+    /// Retrying cannot help until the settings or the server change.
+    Refused,
+    /// The node cannot be reached: connections are refused or fail before its handshake.
+    Unreachable,
+}
+
+impl NodeState {
+    /// Every state, in the order status pages and metrics list them.
+    pub const ALL: [Self; 5] = [
+        Self::Unknown,
+        Self::Ok,
+        Self::TimedOut,
+        Self::Refused,
+        Self::Unreachable,
+    ];
+
+    /// The state as `/status` and the metrics label it (`timed_out`, ...).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Ok => "ok",
+            Self::TimedOut => "timed_out",
+            Self::Refused => "refused",
+            Self::Unreachable => "unreachable",
+        }
+    }
+}
+
 /// One coordination node as an operator sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodeStatus {
     /// The node's address with any credentials removed.
     pub node: String,
+    /// What the node's calls and connection attempts say about it.
+    pub state: NodeState,
+    /// Why the node is in its state when that is not `ok`: what it answered (`WRONGPASS ...`,
+    /// `NOPERM ...`), the TLS error, or the connection error.
+    pub state_reason: Option<String>,
     /// The last outcome of an operation against it.
     pub last_outcome: NodeOutcome,
     /// What the node answered the last time a call failed, while calls keep failing (for

@@ -31,7 +31,7 @@ pub use batch::{BlockBatchError, encode_block_batch, split_block_batch};
 pub use block::{Block, BlockCodecError, Header, Seal, SealedBlock, Transaction};
 pub use chain::{Chain, HeaderView, SealedBlockView};
 pub use error::{HistoryError, ImportError, ProductionError, ReconciliationError, SigningError};
-pub use leadership::{ChainHead, LeaderState, LeaseStatus, NodeOutcome, NodeStatus};
+pub use leadership::{ChainHead, LeaderState, LeaseStatus, NodeOutcome, NodeState, NodeStatus};
 pub use ports::{
     BlockHistorySource, BlockImporter, BlockProducer, BlockReconciliationPort, BlockSigner, Clock,
     EverySource, SealVerifier, TransactionPool,

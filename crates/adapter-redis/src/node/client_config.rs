@@ -1,9 +1,10 @@
 //! How a node's fred client is configured: ACL credentials and TLS, the reconnection policy, and
-//! which connection errors need the operator rather than a retry.
+//! which connection errors need the operator rather than a retry, and what each says.
 
 use std::time::Duration;
 
 use fred::types::config::{Config, ReconnectPolicy};
+use poa_ports::NodeState;
 
 use crate::config::RedisSecurity;
 use crate::error::Error;
@@ -26,6 +27,97 @@ pub(super) fn is_refusal(error: &fred::error::Error) -> bool {
             .any(|marker| details.contains(marker))
         }
     }
+}
+
+/// The state a failed connection attempt puts its node in, and the reason in an operator's
+/// words: refused (authentication, ACL, TLS), timed out (a listener that never finishes the
+/// handshake), else unreachable. `tls` says whether the URL is `rediss://`: a scheme that does
+/// not match the port fails in ways that look like a dead node, so those failures name it.
+pub(super) fn connection_condition(error: &fred::error::Error, tls: bool) -> (NodeState, String) {
+    use fred::error::ErrorKind;
+    let details = error.details();
+    if is_refusal(error) {
+        return (NodeState::Refused, refusal_reason(details));
+    }
+    if *error.kind() == ErrorKind::Timeout {
+        // A plain port reads a TLS client hello as the start of a command and waits for the
+        // rest: to the client it looks like a half-alive node.
+        let reason = if tls {
+            format!("no reply to the tls handshake in time: {TLS_TO_PLAIN_HINT}")
+        } else {
+            "no reply to the connection handshake in time".to_owned()
+        };
+        return (NodeState::TimedOut, reason);
+    }
+    let reason = io_reason(details);
+    let hint = if tls && TLS_TO_PLAIN.iter().any(|marker| details.contains(marker)) {
+        Some(TLS_TO_PLAIN_HINT)
+    } else if !tls && PLAIN_TO_TLS.iter().any(|marker| details.contains(marker)) {
+        Some(PLAIN_TO_TLS_HINT)
+    } else {
+        None
+    };
+    let reason = match hint {
+        Some(hint) => format!("{reason}: {hint}"),
+        None => reason,
+    };
+    (NodeState::Unreachable, reason)
+}
+
+/// What a `rediss://` connection to a port that does not speak TLS fails with: the server's
+/// plain-text error reply read as a TLS record.
+const TLS_TO_PLAIN: [&str; 3] = ["InvalidContentType", "CorruptMessage", "InvalidMessage"];
+const TLS_TO_PLAIN_HINT: &str =
+    "if this port does not serve tls, use redis:// for it, or the node's tls-port";
+/// What a `redis://` connection to a TLS-only port fails with: the server drops the plain-text
+/// handshake it cannot read as TLS.
+const PLAIN_TO_TLS: [&str; 4] = [
+    "ConnectionReset",
+    "UnexpectedEof",
+    "Connection closed",
+    "BrokenPipe",
+];
+const PLAIN_TO_TLS_HINT: &str =
+    "the node closed the connection during the handshake: if this port serves tls, use rediss://";
+
+/// A refusal's reason: the server's reply as it stands, a certificate problem in words.
+fn refusal_reason(details: &str) -> String {
+    const CERTIFICATE: [(&str, &str); 6] = [
+        ("Expired", "certificate expired"),
+        ("NotValidYet", "certificate not valid yet"),
+        (
+            "UnknownIssuer",
+            "certificate signed by an unknown authority",
+        ),
+        (
+            "NotValidForName",
+            "certificate not valid for the node's host name",
+        ),
+        ("Revoked", "certificate revoked"),
+        ("BadSignature", "certificate with a bad signature"),
+    ];
+    if details.contains("InvalidCertificate") {
+        if let Some((_, words)) = CERTIFICATE
+            .iter()
+            .find(|(variant, _)| details.contains(variant))
+        {
+            return format!("tls: the node's {words}");
+        }
+        return format!("tls: the node's certificate is refused ({details})");
+    }
+    if details.contains("AlertReceived") {
+        return format!("tls: the node refused the handshake ({details})");
+    }
+    details.to_owned()
+}
+
+/// An I/O error's reason: the operating system's message when there is one (the client words
+/// I/O errors as their debug form).
+fn io_reason(details: &str) -> String {
+    details
+        .split_once("message: \"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map_or_else(|| details.to_owned(), |(message, _)| message.to_lowercase())
 }
 
 /// Sets the ACL credentials and, for `rediss://`, the TLS configuration. The password comes
@@ -59,4 +151,45 @@ pub(super) fn reconnect_policy(node_timeout: Duration, lease_ttl: Duration) -> R
     let mut policy = ReconnectPolicy::new_exponential(0, min_delay, max_delay, 2);
     policy.set_jitter(min_delay);
     policy
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(non_snake_case)]
+
+    use fred::error::{Error, ErrorKind};
+
+    use super::*;
+
+    #[test]
+    fn connection_condition__when_the_server_certificate_expired__then_refused_in_words() {
+        // given: how the client words the TLS error of an expired server certificate
+        let error = Error::new(
+            ErrorKind::IO,
+            "Custom { kind: InvalidData, error: InvalidCertificate(Expired) }",
+        );
+
+        // when
+        let (state, reason) = connection_condition(&error, true);
+
+        // then
+        assert_eq!(state, NodeState::Refused);
+        assert_eq!(reason, "tls: the node's certificate expired");
+    }
+
+    #[test]
+    fn connection_condition__when_the_port_is_closed__then_unreachable_with_the_system_message() {
+        // given
+        let error = Error::new(
+            ErrorKind::IO,
+            "Os { code: 111, kind: ConnectionRefused, message: \"Connection refused\" }",
+        );
+
+        // when
+        let (state, reason) = connection_condition(&error, false);
+
+        // then
+        assert_eq!(state, NodeState::Unreachable);
+        assert_eq!(reason, "connection refused");
+    }
 }

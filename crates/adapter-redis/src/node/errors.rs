@@ -16,7 +16,7 @@ use crate::scripts::NodeError;
 #[derive(Debug, Default)]
 pub(super) struct ErrorNotes {
     /// Per family, the operation that last failed and how.
-    last: Mutex<[Option<(&'static str, String)>; 4]>,
+    last: Mutex<[Option<(&'static str, String)>; FAMILIES]>,
     /// The failure of the call being observed (set by `failing`, taken by `note`).
     pending: Mutex<Option<String>>,
 }
@@ -108,19 +108,23 @@ fn record(
     }
 }
 
+/// How many families of operations there are.
+pub(super) const FAMILIES: usize = 4;
+
 /// Where an operation's failures are kept, and whether its success proves its family works
 /// again.
-struct Family {
+pub(super) struct Family {
     /// Reads (and pings), the lease, writes of the log, or writes of the membership: a
     /// membership record installed proves nothing about the log's writes.
-    index: usize,
+    pub(super) index: usize,
     /// False for a release: the one that follows a failed acquisition succeeds as a no-op on a
     /// node this process does not hold, which proves nothing about the lease key.
-    success_clears: bool,
+    pub(super) success_clears: bool,
 }
 
 impl Family {
-    fn of(operation: &str) -> Self {
+    /// The family of `operation`.
+    pub(super) fn of(operation: &str) -> Self {
         let (index, success_clears) = match operation {
             read if read.starts_with("read") || read == "ping" => (0, true),
             "promote" | "renew_lease" => (1, true),
