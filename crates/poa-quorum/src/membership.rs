@@ -107,11 +107,7 @@ impl MembershipRecord {
             hasher.update(member.as_str().as_bytes());
             hasher.update(b"\n");
         }
-        hasher
-            .finalize()
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect()
+        lowercase_hex(&hasher.finalize())
     }
 
     /// The quorum every decision under this record needs: a quorum of `size` with the budget,
@@ -153,6 +149,11 @@ impl MembershipRecord {
             self.budget,
         )
     }
+}
+
+/// A digest as the records carry it: lowercase hex.
+fn lowercase_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 impl fmt::Display for MembershipRecord {

@@ -74,11 +74,7 @@ pub(super) fn joint_digest(sides: &JointSides, budget: usize) -> String {
     hasher.update(b"\n");
     hasher.update(sides.new_record(budget).digest().as_bytes());
     hasher.update(b"\n");
-    hasher
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    super::lowercase_hex(&hasher.finalize())
 }
 
 /// Why a step of a membership change may not be taken.
