@@ -25,6 +25,11 @@ const INDEX_RETENTION_MARGIN: u64 = 256;
 pub struct RedisConfig {
     /// One URL per independent Redis node (`--redis-url`, repeatable).
     pub urls: Vec<String>,
+    /// During a membership change without downtime, the node list the fleet moves to
+    /// (`--next-redis-url`, repeatable; empty otherwise). The process then talks to every node
+    /// of both lists and joins only the joint record, whose quorums are quorums of `urls` and
+    /// of these (docs/operations.md 7.14).
+    pub next_urls: Vec<String>,
     /// Prefix of every key on every node (`--lease-key`), e.g. `poa:leader:lock`.
     pub lease_key: String,
     /// How long a lease grant or renewal lasts on a node (`--lease-ttl`).
@@ -102,6 +107,7 @@ impl Default for RedisConfig {
     fn default() -> Self {
         Self {
             urls: Vec::new(),
+            next_urls: Vec::new(),
             lease_key: "poa:leader:lock".to_owned(),
             lease_ttl: Duration::from_secs(3),
             node_timeout: Duration::from_millis(100),
@@ -153,7 +159,10 @@ impl Keys {
 /// A configuration that passed validation, with its derived values.
 #[derive(Debug, Clone)]
 pub struct ValidatedConfig {
+    /// Every node this process talks to: `urls`, then those of `next_urls` not among them.
     pub(crate) urls: Vec<String>,
+    /// During a membership change, which of `urls` are the old list and which the new one.
+    pub(crate) change: Option<ChangeLists>,
     pub(crate) keys: Keys,
     pub(crate) lease_ttl: Duration,
     pub(crate) node_timeout: Duration,
@@ -169,6 +178,15 @@ pub struct ValidatedConfig {
     pub(crate) drift: Duration,
     pub(crate) security: RedisSecurity,
     pub(crate) epoch_file: Option<PathBuf>,
+}
+
+/// The two node lists of a membership change, as positions in the validated `urls`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ChangeLists {
+    /// The list the fleet leaves (`--redis-url`).
+    pub(crate) old: Vec<usize>,
+    /// The list the fleet moves to (`--next-redis-url`).
+    pub(crate) new: Vec<usize>,
 }
 
 impl ValidatedConfig {
@@ -198,18 +216,25 @@ impl RedisConfig {
                 url: redact_url(url),
             });
         }
+        if let Some(url) = self.next_urls.iter().find(|url| !is_supported_scheme(url)) {
+            return Err(ConfigError::UnsupportedUrl {
+                url: redact_url(url),
+            });
+        }
         validate_security(&self.urls, &self.security)?;
+        validate_security(&self.next_urls, &self.security)?;
         // The same node listed twice would vote twice: one real node could then make a quorum.
         // Spellings the parser can tell apart are caught here; aliases (localhost and
         // 127.0.0.1, another DNS name) are caught at connection by the server's run_id.
-        let mut seen = std::collections::HashSet::new();
-        for url in &self.urls {
-            if !seen.insert(node_address(url)?) {
+        let mut seen = std::collections::HashMap::new();
+        for (position, url) in self.urls.iter().enumerate() {
+            if seen.insert(node_address(url)?, position).is_some() {
                 return Err(ConfigError::DuplicateUrl {
                     url: redact_url(url),
                 });
             }
         }
+        let (urls, change) = self.union_with_next(seen)?;
         if self.lease_key.trim().is_empty() {
             return Err(ConfigError::EmptyLeaseKey);
         }
@@ -248,15 +273,31 @@ impl RedisConfig {
         if self.stream_max_len == 0 {
             return Err(ConfigError::ZeroStreamMaxLen);
         }
-        let majority = quorum::majority(self.urls.len());
-        if majority.saturating_add(self.quorum_disruption_budget) > self.urls.len() {
-            return Err(ConfigError::BudgetTooLarge {
-                budget: self.quorum_disruption_budget,
-                nodes: self.urls.len(),
-                max_budget: self.urls.len().saturating_sub(majority),
-            });
+        let mut lists = vec![self.urls.len()];
+        lists.extend(change.as_ref().map(|lists| lists.new.len()));
+        for nodes in lists {
+            let majority = quorum::majority(nodes);
+            if majority.saturating_add(self.quorum_disruption_budget) > nodes {
+                return Err(ConfigError::BudgetTooLarge {
+                    budget: self.quorum_disruption_budget,
+                    nodes,
+                    max_budget: nodes.saturating_sub(majority),
+                });
+            }
         }
-        let quorum = Quorum::new(self.urls.len(), self.quorum_disruption_budget);
+        let quorum = match &change {
+            None => Quorum::new(self.urls.len(), self.quorum_disruption_budget),
+            Some(lists) => Quorum::joint(
+                lists.old.len(),
+                lists.new.len(),
+                lists
+                    .new
+                    .iter()
+                    .filter(|position| **position < lists.old.len())
+                    .count(),
+                self.quorum_disruption_budget,
+            ),
+        };
         Ok(ValidatedConfig {
             keys: Keys::derive(&self.lease_key),
             drift: quorum::drift(self.lease_ttl),
@@ -265,7 +306,8 @@ impl RedisConfig {
                 .saturating_mul(2)
                 .saturating_add(INDEX_RETENTION_MARGIN),
             max_entry_bytes: self.max_entry_bytes,
-            urls: self.urls,
+            urls,
+            change,
             lease_ttl: self.lease_ttl,
             node_timeout: self.node_timeout,
             retry_delay: self.retry_delay,
@@ -277,6 +319,45 @@ impl RedisConfig {
             security: self.security,
             epoch_file: self.epoch_file,
         })
+    }
+}
+
+impl RedisConfig {
+    /// Every node of `urls` and `next_urls` (those of `next_urls` that `urls` does not name
+    /// appended), and the two lists as positions in it; `seen` maps each address of `urls` to
+    /// its position.
+    fn union_with_next(
+        &self,
+        mut seen: std::collections::HashMap<String, usize>,
+    ) -> Result<(Vec<String>, Option<ChangeLists>), ConfigError> {
+        if self.next_urls.is_empty() {
+            return Ok((self.urls.clone(), None));
+        }
+        let mut urls = self.urls.clone();
+        let mut new = Vec::with_capacity(self.next_urls.len());
+        for url in &self.next_urls {
+            let address = node_address(url)?;
+            let position = match seen.get(&address) {
+                Some(position) => *position,
+                None => {
+                    urls.push(url.clone());
+                    let position = urls.len().saturating_sub(1);
+                    seen.insert(address, position);
+                    position
+                }
+            };
+            if new.contains(&position) {
+                return Err(ConfigError::DuplicateUrl {
+                    url: redact_url(url),
+                });
+            }
+            new.push(position);
+        }
+        let change = ChangeLists {
+            old: (0..self.urls.len()).collect(),
+            new,
+        };
+        Ok((urls, Some(change)))
     }
 }
 

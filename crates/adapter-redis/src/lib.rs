@@ -57,5 +57,8 @@ pub use adapter::RedisReconciliation;
 pub use cleanup::NodeRemoval;
 pub use config::{RedisConfig, RedisPassword, RedisSecurity, ValidatedConfig};
 pub use error::{ConfigError, Error, ProbeError, SecurityFile};
-pub use membership::{MembershipWritten, init_membership, set_membership};
+pub use membership::{
+    MembershipWritten, begin_membership_change, commit_membership_change, init_membership,
+    set_membership,
+};
 pub use poa_quorum::Quorum;

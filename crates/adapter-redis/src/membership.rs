@@ -15,10 +15,12 @@ use poa_quorum::{MembershipView, NodeIndex, Quorum, Readmission, ServerId};
 
 use crate::metrics::Metrics;
 
+mod change;
 mod join;
 mod operator;
 mod readmit;
 
+pub use change::{begin_membership_change, commit_membership_change};
 pub(crate) use join::read_and_join;
 pub use operator::{MembershipWritten, init_membership, set_membership};
 pub(crate) use readmit::readmit_members;

@@ -64,7 +64,7 @@ pub(crate) enum Command {
     },
 }
 
-/// The operator's membership commands. Both take the fleet's Redis settings (`--redis-url`,
+/// The operator's membership commands. They take the fleet's Redis settings (`--redis-url`,
 /// `--lease-key`, `--quorum-disruption-budget`, the security flags, or `--config`) exactly as
 /// its producers do.
 #[derive(Debug, Subcommand)]
@@ -77,6 +77,12 @@ pub(crate) enum MembershipCommand {
     /// stop-the-world change of the node list. Refuses while any node holds a lease (stop every
     /// producer first) and unless every node answers.
     Set(Box<RunArgs>),
+    /// Begin a change of the node list without downtime: write the joint record naming the
+    /// --redis-url list and the --next-redis-url list, while the producers run.
+    Begin(Box<RunArgs>),
+    /// Commit the change begun: once the new list holds the log, write its own record over the
+    /// joint one.
+    Commit(Box<RunArgs>),
 }
 
 /// Settings of a running node, each declared once: its flag, its `POA_*` variable and its key
@@ -163,6 +169,18 @@ pub(crate) struct RunArgs {
     )]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) redis_urls: Vec<String>,
+
+    /// During a membership change without downtime only: a Redis node of the list the fleet
+    /// moves to; repeat for each (docs/operations.md 7.14). The process then needs a quorum of
+    /// the --redis-url list and one of this list for everything it does.
+    #[arg(
+        long = "next-redis-url",
+        env = "POA_NEXT_REDIS_URLS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) next_redis_urls: Vec<String>,
 
     /// Another poa-node's HTTP API, http://host:port; repeat for each. A process whose next
     /// height was trimmed from every Redis stream fetches the blocks from these peers.

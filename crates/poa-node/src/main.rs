@@ -4,7 +4,7 @@
 //!
 //! - `allocator`: glibc's malloc arena limit, applied before anything else runs.
 //! - `check_chain`: the offline check of a data directory (`check-chain`).
-//! - `membership`: the operator's `membership init` and `membership set`.
+//! - `membership`: the operator's `membership init`, `set`, `begin` and `commit`.
 //! - `cli`: flags and environment variables.
 //! - `settings`: merges flags, the `--config` file and defaults, and validates them.
 //! - `library_errors`: the libraries' typed configuration and startup errors, told with the

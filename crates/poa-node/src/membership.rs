@@ -1,4 +1,4 @@
-//! `poa-node membership init` and `poa-node membership set`: the operator's writes of the
+//! `poa-node membership init`, `set`, `begin` and `commit`: the operator's writes of the
 //! Redis nodes' membership record, with the fleet's own Redis settings. Prints what each node
 //! answered; exits 0 when the record reached a quorum.
 
@@ -13,6 +13,8 @@ pub(crate) fn run(command: MembershipCommand) -> ExitCode {
     let (name, args) = match &command {
         MembershipCommand::Init(args) => ("init", args),
         MembershipCommand::Set(args) => ("set", args),
+        MembershipCommand::Begin(args) => ("begin", args),
+        MembershipCommand::Commit(args) => ("commit", args),
     };
     let config = match settings::resolve_redis_only(RunArgs::clone(args)) {
         Ok(config) => config,
@@ -29,6 +31,8 @@ pub(crate) fn run(command: MembershipCommand) -> ExitCode {
         match command {
             MembershipCommand::Init(_) => adapter_redis::init_membership(config).await,
             MembershipCommand::Set(_) => adapter_redis::set_membership(config).await,
+            MembershipCommand::Begin(_) => adapter_redis::begin_membership_change(config).await,
+            MembershipCommand::Commit(_) => adapter_redis::commit_membership_change(config).await,
         }
     });
     match written {

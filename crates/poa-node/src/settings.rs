@@ -345,8 +345,15 @@ fn resolve_peers(args: &RunArgs) -> Result<Option<PeerConfig>, InvalidSetting> {
 fn resolve_redis(args: &RunArgs) -> Result<Option<RedisConfig>, InvalidSetting> {
     let defaults = RedisConfig::default();
     let urls = args.redis_urls.clone();
+    if urls.is_empty() && !args.next_redis_urls.is_empty() {
+        return Err(InvalidSetting::new(
+            "--next-redis-url",
+            "names the list a membership change moves to: give the current list as --redis-url too",
+        ));
+    }
     let config = RedisConfig {
         urls: urls.clone(),
+        next_urls: args.next_redis_urls.clone(),
         lease_key: args.lease_key.clone().unwrap_or(defaults.lease_key),
         lease_ttl: args.lease_ttl.unwrap_or(defaults.lease_ttl),
         node_timeout: args.node_timeout.unwrap_or(defaults.node_timeout),

@@ -54,8 +54,10 @@ pub use lease::{
     drift, fold_epoch, remaining_validity,
 };
 pub use membership::{
-    MembershipDecision, MembershipMismatch, MembershipRecord, MembershipView, NodeMembership,
-    Readmission, ServerId, decide_membership, missing_members_allowed, plan_readmission,
+    ChangeRefusal, JointSides, MembershipDecision, MembershipMismatch, MembershipRecord,
+    MembershipView, NodeMembership, Readmission, ServerId, decide_membership, holds_joint_quorum,
+    missing_members_allowed, plan_change_begin, plan_change_commit, plan_readmission,
+    short_on_new_set,
 };
 pub use quorum::{NodeIndex, Quorum, majority};
 pub use votes::{Candidate, HeightVotes, RepairPlan, may_replace_after, plan_repair};

@@ -7,6 +7,9 @@
 //! its digest is what every script compares with its caller's. Two processes can only have
 //! their writes accepted on servers whose id and record match theirs, so quorums counted under
 //! one record are quorums of one set of servers (docs/protocol.md, "Membership").
+//!
+//! A change of the set without downtime goes through a joint record (`joint`): it names the old
+//! set and the new one, and every quorum counted under it is a quorum of both.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -14,6 +17,13 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 
 use crate::quorum::{NodeIndex, Quorum};
+
+mod joint;
+
+pub use joint::{
+    ChangeRefusal, JointSides, holds_joint_quorum, plan_change_begin, plan_change_commit,
+    short_on_new_set,
+};
 
 /// A server's identity: 32 lowercase hex digits written once on the server.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -59,6 +69,9 @@ pub struct MembershipRecord {
     pub size: usize,
     /// The disruption budget its quorums carry.
     pub budget: usize,
+    /// During a membership change, the old set and the new one (`members` is then their union
+    /// and `size` its count): every quorum counted under this record is a quorum of both.
+    pub joint: Option<JointSides>,
 }
 
 impl MembershipRecord {
@@ -75,12 +88,18 @@ impl MembershipRecord {
             members: members.into_iter().collect(),
             size,
             budget,
+            joint: None,
         }
     }
 
     /// The digest scripts compare: SHA-256 over the sorted member ids, `N` and the budget, in
     /// lowercase hex. The generation is not in it: it orders records, the digest names a set.
+    /// A joint record's digest names the digests of both its sets, so it is neither's: a
+    /// process that joined only the old set or only the new one is refused where it is held.
     pub fn digest(&self) -> String {
+        if let Some(sides) = &self.joint {
+            return joint::joint_digest(sides, self.budget);
+        }
         let mut hasher = Sha256::new();
         hasher.update(b"poa-membership-v1\n");
         hasher.update(format!("size={}\nbudget={}\n", self.size, self.budget).as_bytes());
@@ -88,11 +107,16 @@ impl MembershipRecord {
             hasher.update(member.as_str().as_bytes());
             hasher.update(b"\n");
         }
-        hasher
-            .finalize()
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect()
+        lowercase_hex(&hasher.finalize())
+    }
+
+    /// The quorum every decision under this record needs: a quorum of `size` with the budget,
+    /// or under a joint record a count of its union that holds a quorum of each set.
+    pub fn quorum(&self) -> Quorum {
+        match &self.joint {
+            None => Quorum::new(self.size, self.budget),
+            Some(sides) => sides.quorum(self.budget),
+        }
     }
 
     /// Whether `id` is a member.
@@ -127,6 +151,11 @@ impl MembershipRecord {
     }
 }
 
+/// A digest as the records carry it: lowercase hex.
+fn lowercase_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 impl fmt::Display for MembershipRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let digest = self.digest();
@@ -135,7 +164,16 @@ impl fmt::Display for MembershipRecord {
             "generation {} ({})",
             self.generation,
             digest.get(..12).unwrap_or(&digest)
-        )
+        )?;
+        match &self.joint {
+            Some(sides) => write!(
+                f,
+                ", joint: {} old and {} new servers",
+                sides.old.len(),
+                sides.new.len()
+            ),
+            None => Ok(()),
+        }
     }
 }
 
@@ -294,7 +332,17 @@ pub fn decide_membership(
             nodes: described(),
         })
     };
-    if record.size != quorum.nodes() || record.budget != budget {
+    if let Some(sides) = &record.joint
+        && (record.quorum() != quorum || record.budget != budget)
+    {
+        return conflict(format!(
+            "a membership change is in progress from {} to {} nodes: start this process with the old list as --redis-url and the new one as --next-redis-url, with budget {}",
+            sides.old.len(),
+            sides.new.len(),
+            record.budget
+        ));
+    }
+    if record.quorum() != quorum || record.budget != budget {
         return conflict(format!(
             "it is for {} nodes with budget {}, this process has {} with budget {}",
             record.size,
@@ -398,6 +446,11 @@ pub fn plan_readmission(
     known: &[Option<ServerId>],
     now: &[NodeMembership],
 ) -> Vec<Readmission> {
+    // A joint record is short-lived and names both sets: a member lost during the change
+    // stays missing until the change is committed, and the new record's leader re-admits it.
+    if view.record.joint.is_some() {
+        return Vec::new();
+    }
     let mut vacancies = view.record.vacancies();
     let mut plan = Vec::new();
     for (index, node) in now.iter().enumerate() {

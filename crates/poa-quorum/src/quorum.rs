@@ -26,6 +26,26 @@ impl Quorum {
         }
     }
 
+    /// The quorum of a membership change's joint phase over the union of an old set of
+    /// `old_nodes` and a new set of `new_nodes` that share `shared` nodes, both with disruption
+    /// budget `budget`: a count over the union so large that every set of that many union
+    /// members holds a quorum of the old set *and* a quorum of the new set, whichever nodes
+    /// they are. The new set's own nodes can at most make up `new_nodes - shared` of a count
+    /// without touching the old set, so the count needs the old quorum on top of them, and
+    /// the other way round (docs/protocol.md, "Membership change").
+    pub fn joint(old_nodes: usize, new_nodes: usize, shared: usize, budget: usize) -> Self {
+        let shared = shared.min(old_nodes).min(new_nodes);
+        let only_old = old_nodes.saturating_sub(shared);
+        let only_new = new_nodes.saturating_sub(shared);
+        let nodes = shared.saturating_add(only_old).saturating_add(only_new);
+        let size = Self::new(old_nodes, budget)
+            .size
+            .saturating_add(only_new)
+            .max(Self::new(new_nodes, budget).size.saturating_add(only_old))
+            .min(nodes);
+        Self { nodes, size }
+    }
+
     /// How many nodes are configured.
     pub fn nodes(self) -> usize {
         self.nodes

@@ -152,8 +152,14 @@ async fn bootstrap(nodes: &[NodeHandle], tracker: &TaskTracker, state: &Membersh
         return;
     }
     let record = MembershipRecord::new(1, ids, state.quorum().nodes(), state.budget());
-    let installs =
-        install_everywhere(nodes, tracker, &record, |_| String::new(), String::new()).await;
+    let installs = install_everywhere(
+        nodes,
+        tracker,
+        &record,
+        |_| String::new(),
+        Installer::Operator,
+    )
+    .await;
     let holding = installs
         .iter()
         .filter(|(_, outcome)| *outcome == InstallOutcome::Holds)
@@ -166,19 +172,39 @@ async fn bootstrap(nodes: &[NodeHandle], tracker: &TaskTracker, state: &Membersh
     );
 }
 
-/// Installs `record` on every node, each over the digest `previous(node)`, fenced by `token`.
+/// Who installs a record, which decides where a held lease lets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Installer {
+    /// The leader, with its lease token: taken where the lease is free or its own.
+    Leader(String),
+    /// An operator's `init` or `set`, or a bootstrap: taken only where no lease is held.
+    Operator,
+    /// An operator's step of a membership change: taken over a held lease, which the new
+    /// record fences there.
+    ChangeStep,
+}
+
+/// Installs `record` on every node, each over the digest `previous(node)`, as `installer`.
 pub(crate) async fn install_everywhere(
     nodes: &[NodeHandle],
     tracker: &TaskTracker,
     record: &MembershipRecord,
     previous: impl Fn(NodeIndex) -> String,
-    token: String,
+    installer: Installer,
 ) -> Vec<(NodeIndex, InstallOutcome)> {
+    let (token, change_step) = match installer {
+        Installer::Leader(token) => (token, false),
+        Installer::Operator => (String::new(), false),
+        Installer::ChangeStep => (String::new(), true),
+    };
     FanOut::spawn(tracker, nodes, None, |node| {
         let record = record.clone();
         let previous = previous(node.index());
         let token = token.clone();
-        async move { node.install_membership(&record, &previous, &token).await }
+        async move {
+            node.install_membership(&record, &previous, &token, change_step)
+                .await
+        }
     })
     .all()
     .await

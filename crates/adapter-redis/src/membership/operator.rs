@@ -3,7 +3,7 @@
 //! itself), and `set` writes the next generation over the current record for a stop-the-world
 //! change of the node list. Both refuse while any node holds a lease, and say what they wrote.
 
-use super::join::{install_everywhere, read_all_with_leases};
+use super::join::{Installer, install_everywhere, read_all_with_leases};
 use crate::config::RedisConfig;
 use crate::error::Error;
 use crate::node::DetachedFleet;
@@ -121,7 +121,7 @@ pub async fn set_membership(config: RedisConfig) -> Result<MembershipWritten, Er
         .await
 }
 
-fn refusal(reason: &str, answers: &[NodeMembership]) -> Error {
+pub(super) fn refusal(reason: &str, answers: &[NodeMembership]) -> Error {
     Error::Membership {
         reason: format!("{reason}: {}", describe(answers).join("; ")),
     }
@@ -149,19 +149,19 @@ fn describe(answers: &[NodeMembership]) -> Vec<String> {
 
 /// The configured nodes, connected as the adapter connects them, for one command. An operator
 /// holds no lease: its token is empty and never written.
-struct OperatorNodes {
-    fleet: DetachedFleet,
+pub(super) struct OperatorNodes {
+    pub(super) fleet: DetachedFleet,
 }
 
 impl OperatorNodes {
-    async fn connect(config: RedisConfig) -> Result<Self, Error> {
+    pub(super) async fn connect(config: RedisConfig) -> Result<Self, Error> {
         Ok(Self {
             fleet: DetachedFleet::connect(config, String::new()).await?,
         })
     }
 
     /// What every node holds.
-    async fn read(&self) -> Vec<NodeMembership> {
+    pub(super) async fn read(&self) -> Vec<NodeMembership> {
         read_all_with_leases(
             &self.fleet.nodes,
             &self.fleet.tracker,
@@ -202,7 +202,7 @@ impl OperatorNodes {
         Ok(answers)
     }
 
-    fn quorum(&self) -> poa_quorum::Quorum {
+    pub(super) fn quorum(&self) -> poa_quorum::Quorum {
         self.fleet.membership.quorum()
     }
 
@@ -218,7 +218,7 @@ impl OperatorNodes {
     }
 
     /// The server id of each node in `indices`, giving one to those without.
-    async fn claim_ids(
+    pub(super) async fn claim_ids(
         &self,
         indices: &[usize],
         answers: &[NodeMembership],
@@ -264,7 +264,7 @@ impl OperatorNodes {
             &self.fleet.tracker,
             &record,
             previous,
-            String::new(),
+            Installer::Operator,
         )
         .await;
         outcomes.sort_by_key(|(index, _)| *index);

@@ -10,7 +10,7 @@ use poa_quorum::{MembershipView, ServerId};
 use tokio_util::task::TaskTracker;
 
 use super::MembershipState;
-use super::join::install_everywhere;
+use super::join::{Installer, install_everywhere};
 use crate::metrics::Metrics;
 use crate::node::NodeHandle;
 use crate::scripts::InstallOutcome;
@@ -72,7 +72,7 @@ pub(crate) async fn readmit_members(
                 .find(|(node, _)| *node == index)
                 .map_or_else(|| current.clone(), |(_, held)| held.clone())
         },
-        token.to_owned(),
+        Installer::Leader(token.to_owned()),
     )
     .await;
     let holding = installs

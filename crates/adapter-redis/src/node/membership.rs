@@ -56,12 +56,14 @@ impl RedisNode {
     }
 
     /// Installs `record` over `previous_digest` (empty: only on a node without a record whose id
-    /// is a member), fenced by `token` (empty: an operator, only while no lease is held here).
+    /// is a member), fenced by `token` (empty: an operator, only while no lease is held here,
+    /// unless `change_step`: a membership change's step, taken over a held lease it fences).
     pub(crate) async fn install_membership(
         &self,
         record: &MembershipRecord,
         previous_digest: &str,
         token: &str,
+        change_step: bool,
     ) -> InstallOutcome {
         let scripts = &*SCRIPTS;
         let keys = &self.context.keys;
@@ -70,20 +72,27 @@ impl RedisNode {
             keys.server_id.clone(),
             keys.lease.clone(),
         ];
-        let members = record
-            .members
-            .iter()
-            .map(ServerId::as_str)
-            .collect::<Vec<_>>()
-            .join(",");
+        let joined = |ids: &[ServerId]| {
+            ids.iter()
+                .map(ServerId::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let (old, new) = record.joint.as_ref().map_or_else(
+            || (String::new(), String::new()),
+            |sides| (joined(&sides.old), joined(&sides.new)),
+        );
         let args = vec![
             Value::from(record.generation.to_string()),
             Value::from(record.digest()),
-            Value::from(members),
+            Value::from(joined(&record.members)),
             Value::from(record.size.to_string()),
             Value::from(record.budget.to_string()),
             Value::from(previous_digest),
             Value::from(token),
+            Value::from(old),
+            Value::from(new),
+            Value::from(if change_step { "1" } else { "" }),
         ];
         let outcome = scripts::decode_install_membership(
             self.call_unchecked(&scripts.install_membership, keys, args)

@@ -52,7 +52,7 @@ async fn join_alone(node: &RedisNode) {
         return;
     };
     let record = poa_quorum::MembershipRecord::new(1, [id], 1, 0);
-    node.install_membership(&record, "", "").await;
+    node.install_membership(&record, "", "", false).await;
     if let Ok(crate::scripts::HeldMembership {
         server_id: Some(id),
         record: Some(record),

@@ -2,7 +2,7 @@
 //! `install_membership`): one per script, as for the others.
 
 use fred::types::Value;
-use poa_quorum::{MembershipRecord, ServerId};
+use poa_quorum::{JointSides, MembershipRecord, ServerId};
 
 use super::{CallError, NodeError, Refusal, classify_refusal, unexpected, unexpected_refusal};
 
@@ -16,7 +16,7 @@ pub(crate) struct HeldMembership {
 }
 
 /// Decodes a `read_membership` reply: `{id, generation, digest, members, size, budget,
-/// lease}`. A
+/// lease, old, new}` (`old` and `new` name a joint record's sets). A
 /// record whose fields do not parse, or whose digest is not its members', was not written by a
 /// producer: the reply is reported as malformed (the node then has no say).
 pub(crate) fn decode_read_membership(
@@ -32,8 +32,17 @@ pub(crate) fn decode_read_membership(
         .map(|part| part.as_str().map(|text| text.to_string()))
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| unexpected(SCRIPT, &value))?;
-    let [id, generation, digest, members, size, budget, lease]: [String; 7] =
-        texts.try_into().map_err(|_| unexpected(SCRIPT, &value))?;
+    let [
+        id,
+        generation,
+        digest,
+        members,
+        size,
+        budget,
+        lease,
+        old,
+        new,
+    ]: [String; 9] = texts.try_into().map_err(|_| unexpected(SCRIPT, &value))?;
     let server_id = match id.as_str() {
         "" => None,
         text => Some(
@@ -57,18 +66,23 @@ pub(crate) fn decode_read_membership(
             "the membership record (generation {generation:?}, digest {digest:?}) does not parse or its digest is not its members'"
         ),
     };
-    let members = members
-        .split(',')
-        .filter(|member| !member.is_empty())
-        .map(ServerId::parse)
-        .collect::<Option<Vec<_>>>()
-        .ok_or_else(malformed)?;
-    let record = MembershipRecord::new(
+    let parse_ids = |text: &str| {
+        text.split(',')
+            .filter(|member| !member.is_empty())
+            .map(ServerId::parse)
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(malformed)
+    };
+    let members = parse_ids(&members)?;
+    let mut record = MembershipRecord::new(
         generation.parse().map_err(|_| malformed())?,
         members,
         size.parse().map_err(|_| malformed())?,
         budget.parse().map_err(|_| malformed())?,
     );
+    if !old.is_empty() || !new.is_empty() {
+        record.joint = Some(JointSides::new(parse_ids(&old)?, parse_ids(&new)?));
+    }
     if record.digest() != digest {
         return Err(malformed());
     }

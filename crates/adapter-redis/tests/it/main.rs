@@ -15,6 +15,7 @@ mod anti_entropy;
 mod faults;
 mod lease;
 mod membership;
+mod membership_change;
 mod node_state;
 mod probe;
 mod publish;

@@ -31,6 +31,7 @@ pub(crate) fn urls(servers: &[RedisServer]) -> Vec<String> {
 pub(crate) fn config(urls: Vec<String>, key: &str) -> RedisConfig {
     RedisConfig {
         urls,
+        next_urls: Vec::new(),
         lease_key: key.to_owned(),
         lease_ttl: TTL,
         node_timeout: NODE_TIMEOUT,

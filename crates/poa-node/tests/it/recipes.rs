@@ -20,6 +20,8 @@ use poa_test_support::RedisServer;
 
 use crate::support::{binary, eventually};
 
+mod membership_change;
+
 /// Generous bound that only catches a hang.
 const HANG: Duration = Duration::from_secs(30);
 
@@ -60,6 +62,8 @@ const RUN_HERE: &[(&str, &str)] = &[
     ("docs/operations.md", "7.10"),
     ("docs/operations.md", "7.11"),
     ("docs/operations.md", "7.12"),
+    ("docs/operations.md", "7.14.1"),
+    ("docs/operations.md", "7.14.2"),
 ];
 
 /// One fenced shell block and the heading above it.
@@ -266,6 +270,7 @@ fn recipes__when_run_as_written__then_start_what_they_say_and_answer() {
     admin_recipes_of_the_runbook();
     anti_entropy_recipe_of_the_runbook();
     replacement_recipe_of_the_runbook();
+    membership_change::membership_change_recipe_of_the_runbook();
 }
 
 /// README: `cargo run -p poa-node` (the first of the two commands; the second is CI itself),
