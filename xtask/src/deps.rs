@@ -28,6 +28,9 @@ const QUORUM_RULES: &str = "poa-quorum";
 const REDIS_ADAPTER: &str = "adapter-redis";
 const ADAPTER_PREFIX: &str = "adapter-";
 const FRED: &str = "fred";
+/// Serialisation frameworks and wire formats: the chain's business, never the contract's or the
+/// domain service's.
+const WIRE_FORMATS: &[&str] = &["serde", "postcard"];
 /// What only the benchmark harness may depend on: its comparison baseline.
 const BENCH_ONLY: &[&str] = &["rslock", "redis"];
 
@@ -141,6 +144,18 @@ pub(crate) fn rules(crates: &[String]) -> Vec<Rule> {
         PORTS,
         &[&["tokio", FRED, CORE][..], &adapters].concat(),
         "poa-ports is the contract: no runtime, no backend, no implementation",
+    );
+    forbid(
+        PORTS,
+        WIRE_FORMATS,
+        "poa-ports carries the embedder's blocks and owns no wire format: encodings are the \
+         chain's (the reference chain's live in adapter-chain)",
+    );
+    forbid(
+        CORE,
+        WIRE_FORMATS,
+        "poa-core carries the embedder's blocks and owns no wire format: encodings are the \
+         chain's (the reference chain's live in adapter-chain)",
     );
     forbid(
         CORE,

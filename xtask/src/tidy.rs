@@ -11,7 +11,8 @@
 //!   Markdown link and every test a document names resolves (see `standalone`);
 //! - a library crate's error messages name its fields, never a command-line flag (see
 //!   `library_errors`);
-//! - `poa-core` names no item of the reference chain outside its tests (see `generic_core`).
+//! - `poa-ports`, `poa-core` and the chain-agnostic adapters name no item of the reference
+//!   chain outside their tests (see `generic_core`).
 //!
 //! It runs as `cargo xtask tidy`, as a step of `cargo xtask ci`, and as a `#[test]` so a plain
 //! `cargo test` enforces it too. It reads files and never edits them.

@@ -82,7 +82,7 @@ pub fn check_chain(
     let blocks = txn.open_table(BLOCKS)?;
     let genesis = blocks
         .get(0)?
-        .map(|bytes| poa_ports::SealedBlock::decode(bytes.value()))
+        .map(|bytes| crate::SealedBlock::decode(bytes.value()))
         .transpose()
         .map_err(|error| damaged(format!("the genesis block does not decode: {error}")))?
         .ok_or_else(|| damaged("no genesis block".to_owned()))?;

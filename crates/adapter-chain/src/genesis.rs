@@ -4,8 +4,9 @@
 //! block, byte for byte, without talking to any other process. This module only computes
 //! values; storing genesis is `storage`'s job.
 
-use poa_ports::block::transactions_root;
-use poa_ports::{Block, BlockHeight, BlockId, ChainId, Header, Seal, SealedBlock, Timestamp};
+use crate::block::transactions_root;
+use crate::{Block, Header, Seal, SealedBlock};
+use poa_ports::{BlockHeight, BlockId, ChainId, Timestamp};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -18,10 +19,12 @@ const GENESIS_PARENT_TAG: &[u8] = b"poa/genesis-parent/v1";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainSpec {
     /// The chain id every header carries.
+    #[serde(with = "crate::wire::chain_id")]
     pub chain_id: ChainId,
     /// The only key whose seals are accepted above genesis.
     pub authority: AuthorityPublicKey,
     /// The genesis block's timestamp; every later block is at or after it.
+    #[serde(with = "crate::wire::timestamp")]
     pub genesis_time: Timestamp,
 }
 

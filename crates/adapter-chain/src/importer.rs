@@ -9,10 +9,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::{Header, ReferenceChain, SealedBlock};
 use async_trait::async_trait;
 use poa_ports::{
-    BlockHeight, BlockId, BlockImporter, Clock, Header, ImportError, ReferenceChain, SealedBlock,
-    Timestamp, TransactionId,
+    BlockHeight, BlockId, BlockImporter, Clock, ImportError, Timestamp, TransactionId,
 };
 
 use crate::error::StorageError;

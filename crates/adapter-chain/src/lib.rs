@@ -6,6 +6,9 @@
 //!
 //! # Layout
 //!
+//! - [`block`]: the reference chain's headers, blocks, seals, block ids and postcard
+//!   encoding; [`reference`](mod@reference) names them as the [`ReferenceChain`] with its
+//!   [`poa_ports::BlockCodec`], the chain `poa-node` instantiates the ports with.
 //! - [`keys`]: the authority key pair and its key file.
 //! - [`genesis`]: the chain spec and its deterministic genesis block.
 //! - [`verify`]: pure verification of a block as the next block of a chain, or on its own.
@@ -41,6 +44,7 @@
 //! # }
 //! ```
 
+pub mod block;
 pub mod check;
 pub mod clock;
 pub mod error;
@@ -51,14 +55,17 @@ pub mod metrics;
 pub mod pool;
 pub mod pool_maintenance;
 pub mod producer;
+pub mod reference;
 pub mod seal_verifier;
 pub mod signer;
 pub mod storage;
 pub mod verify;
+mod wire;
 
 #[cfg(test)]
 mod test_support;
 
+pub use block::{Block, Header, Seal, SealedBlock, transactions_root};
 pub use check::{ChainCheckReport, check_chain};
 pub use clock::SystemClock;
 pub use error::{KeyError, PoolError, StorageError};
@@ -69,6 +76,7 @@ pub use metrics::StorageMetrics;
 pub use pool::{MemoryTransactionPool, PoolLimits};
 pub use pool_maintenance::PoolMaintenance;
 pub use producer::{BlockLimits, PoolBlockProducer};
+pub use reference::ReferenceChain;
 pub use seal_verifier::AuthoritySealVerifier;
 pub use signer::Ed25519BlockSigner;
 pub use storage::{

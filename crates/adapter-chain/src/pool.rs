@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use poa_ports::{Clock, Timestamp, Transaction, TransactionId, TransactionPool};
+use poa_ports::Transaction;
+use poa_ports::{Clock, Timestamp, TransactionId, TransactionPool};
 use tokio::sync::Notify;
 
 use crate::clock::SystemClock;

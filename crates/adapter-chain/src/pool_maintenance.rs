@@ -85,7 +85,8 @@ impl PoolMaintenance {
 mod tests {
     use std::time::Duration;
 
-    use poa_ports::{Clock, Transaction};
+    use poa_ports::Clock;
+    use poa_ports::Transaction;
 
     use super::*;
     use crate::clock::SystemClock;

@@ -5,12 +5,11 @@
 //! any transaction the chain has already committed, so a resubmitted transaction is neither
 //! included twice nor left to clog the pool. It neither seals nor verifies.
 
+use crate::block::transactions_root;
+use crate::{Block, Header, ReferenceChain};
 use async_trait::async_trait;
-use poa_ports::block::transactions_root;
-use poa_ports::{
-    Block, BlockProducer, Header, ProductionError, ReferenceChain, Timestamp, Transaction,
-    TransactionId,
-};
+use poa_ports::Transaction;
+use poa_ports::{BlockProducer, ProductionError, Timestamp, TransactionId};
 
 use crate::pool::MemoryTransactionPool;
 use crate::storage::ChainStore;
@@ -134,7 +133,8 @@ impl BlockProducer<ReferenceChain> for PoolBlockProducer {
 #[cfg(test)]
 #[allow(non_snake_case)]
 mod tests {
-    use poa_ports::{BlockHeight, ChainId, Header};
+    use crate::Header;
+    use poa_ports::{BlockHeight, ChainId};
 
     use super::*;
     use crate::genesis::ChainSpec;

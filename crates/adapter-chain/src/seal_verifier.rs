@@ -1,7 +1,8 @@
 //! [`AuthoritySealVerifier`]: the `SealVerifier` port of this chain, the check every block read
 //! from the shared log passes before reconciliation counts it.
 
-use poa_ports::{ImportError, ReferenceChain, SealVerifier, SealedBlock};
+use crate::{ReferenceChain, SealedBlock};
+use poa_ports::{ImportError, SealVerifier};
 
 use crate::genesis::ChainSpec;
 use crate::verify::verify_sealed_block;

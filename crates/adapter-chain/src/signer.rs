@@ -2,7 +2,8 @@
 //! ed25519 signature over the 32 bytes of its block id. It signs whatever it is given; deciding
 //! whether a block may be sealed is the domain service's job.
 
-use poa_ports::{Block, BlockSigner, ReferenceChain, Seal, SealedBlock, SigningError};
+use crate::{Block, ReferenceChain, Seal, SealedBlock};
+use poa_ports::{BlockSigner, SigningError};
 
 use crate::keys::{AuthorityKey, AuthorityPublicKey};
 

@@ -25,7 +25,8 @@ use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use poa_ports::{BlockHeight, BlockId, ImportError, SealedBlock, TransactionId};
+use crate::SealedBlock;
+use poa_ports::{BlockHeight, BlockId, ImportError, TransactionId};
 use redb::{Durability, ReadableTable};
 use tokio::sync::watch;
 

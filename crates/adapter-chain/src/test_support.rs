@@ -1,7 +1,9 @@
 //! Builders shared by the unit tests of several modules.
 
-use poa_ports::block::transactions_root;
-use poa_ports::{Block, BlockSigner, Header, SealedBlock, Timestamp, Transaction};
+use crate::block::transactions_root;
+use crate::{Block, Header, SealedBlock};
+use poa_ports::Transaction;
+use poa_ports::{BlockSigner, Timestamp};
 
 use crate::signer::Ed25519BlockSigner;
 

@@ -7,7 +7,8 @@
 
 use std::collections::HashSet;
 
-use poa_ports::{BlockHeight, Header, ImportError, Seal, SealedBlock, TransactionId};
+use crate::{Header, Seal, SealedBlock};
+use poa_ports::{BlockHeight, ImportError, TransactionId};
 
 use crate::genesis::ChainSpec;
 

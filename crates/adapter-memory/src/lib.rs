@@ -10,7 +10,7 @@
 //!   process; the first whose `leader_state` finds the lease free leads, every new leadership
 //!   gets an epoch above the log's and above every epoch that process held before, a leader's
 //!   `leader_state` and publishes renew it, and the others follow.
-//! - **Fenced publish.** A publish without the lease is `NoEpoch` (a genesis-sealed block
+//! - **Fenced publish.** A publish without the lease is `NoEpoch` (the genesis block, at height 0,
 //!   excepted: `Ok`, not written); from a leader whose lease is gone (lapsed, or taken by
 //!   another) or whose epoch is stale it is `Fenced`; a second block at a height is
 //!   `HeightTaken`, the same block again is `Ok`. The log never holds two blocks at one height.
@@ -52,10 +52,10 @@
 //!
 //! ```rust
 //! use adapter_memory::MemoryBlockLog;
-//! use poa_ports::block::transactions_root;
+//! use adapter_chain::{Block, Header, ReferenceChain, Seal, SealedBlock, transactions_root};
 //! use poa_ports::{
-//!     Block, BlockHeight, BlockId, BlockReconciliationPort, ChainHead, ChainId, Header,
-//!     LeaderState, ReconciliationError, Seal, SealedBlock, Signature, Timestamp,
+//!     BlockHeight, BlockId, BlockReconciliationPort, ChainHead, ChainId, LeaderState,
+//!     ReconciliationError, Signature, Timestamp,
 //! };
 //!
 //! /// An empty block on top of `parent`, as the embedder's producer and signer would make it.
@@ -79,7 +79,7 @@
 //! #[tokio::main(flavor = "current_thread")]
 //! async fn main() -> Result<(), ReconciliationError> {
 //!     // given: two producer processes on one log, both at genesis
-//!     let log = MemoryBlockLog::new();
+//!     let log = MemoryBlockLog::<ReferenceChain>::new();
 //!     let first = log.producer();
 //!     let second = log.producer();
 //!     let genesis = ChainHead { height: BlockHeight::GENESIS, id: BlockId::default() };

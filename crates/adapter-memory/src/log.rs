@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use poa_ports::{BlockHeight, Epoch, SealedBlock};
+use poa_ports::{BlockHeight, Chain, Epoch, SealedBlockView};
 use tokio::time::Instant;
 
 use crate::error::AppendError;
@@ -26,12 +26,39 @@ impl fmt::Display for ProducerId {
 
 /// The shared block log and its lease, in memory. Clones share the same log; every producer
 /// handle from [`Self::producer`] competes for the one lease and writes to the one log.
-#[derive(Debug, Clone, Default)]
-pub struct MemoryBlockLog {
-    state: Arc<Mutex<LogState>>,
+pub struct MemoryBlockLog<C: Chain> {
+    state: Arc<Mutex<LogState<C>>>,
 }
 
-impl MemoryBlockLog {
+// Not derived: a derive would ask the chain's marker type for `Clone` and `Default` too.
+impl<C: Chain> Clone for MemoryBlockLog<C> {
+    fn clone(&self) -> Self {
+        Self {
+            state: Arc::clone(&self.state),
+        }
+    }
+}
+
+impl<C: Chain> Default for MemoryBlockLog<C> {
+    fn default() -> Self {
+        Self {
+            state: Arc::new(Mutex::new(LogState::default())),
+        }
+    }
+}
+
+impl<C: Chain> fmt::Debug for MemoryBlockLog<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        f.debug_struct("MemoryBlockLog")
+            .field("epoch", &state.epoch)
+            .field("top", &state.top())
+            .field("lease", &state.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Chain> MemoryBlockLog<C> {
     /// An empty log whose lease never lapses on its own: it is held until released, dropped,
     /// or taken away with [`Self::expire_lease`].
     pub fn new() -> Self {
@@ -48,13 +75,13 @@ impl MemoryBlockLog {
     }
 
     /// A new producer process on this log: a port with its own lease owner, not leading yet.
-    pub fn producer(&self) -> MemoryReconciliation {
+    pub fn producer(&self) -> MemoryReconciliation<C> {
         let id = self.lock().add_producer();
         MemoryReconciliation::new(self.clone(), id)
     }
 
     /// Every block on the log, in height order.
-    pub fn blocks(&self) -> Vec<SealedBlock> {
+    pub fn blocks(&self) -> Vec<C::SealedBlock> {
         self.lock()
             .blocks
             .values()
@@ -63,7 +90,7 @@ impl MemoryBlockLog {
     }
 
     /// The block the log holds at `height`, if any.
-    pub fn block_at(&self, height: BlockHeight) -> Option<SealedBlock> {
+    pub fn block_at(&self, height: BlockHeight) -> Option<C::SealedBlock> {
         self.lock()
             .blocks
             .get(&height)
@@ -106,7 +133,7 @@ impl MemoryBlockLog {
     /// the blocks before it were appended.
     pub fn append_backlog(
         &self,
-        blocks: impl IntoIterator<Item = SealedBlock>,
+        blocks: impl IntoIterator<Item = C::SealedBlock>,
     ) -> Result<(), AppendError> {
         let mut state = self.lock();
         let epoch = Epoch::new(state.epoch.get().saturating_add(1));
@@ -137,7 +164,7 @@ impl MemoryBlockLog {
 
     /// The state. Only this crate's methods hold the lock and none of them panics, so even a
     /// poisoned lock (a test thread that panicked elsewhere) guards whole state.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, LogState> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, LogState<C>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

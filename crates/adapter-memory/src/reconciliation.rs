@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use poa_ports::{
-    BlockReconciliationPort, ChainHead, LeaderState, LeaseStatus, ReconciliationError,
-    ReferenceChain, SealedBlock,
+    BlockReconciliationPort, Chain, ChainHead, LeaderState, LeaseStatus, ReconciliationError,
 };
 use tokio::time::Instant;
 
@@ -19,26 +18,42 @@ use crate::state::{Faults, Role, no_quorum};
 /// One producer process's port on a shared [`MemoryBlockLog`]. Clones are the same process
 /// (keep one to flip switches while the service under test owns another); dropping the last
 /// clone releases the lease, as dropping the real adapter does.
-#[derive(Debug, Clone)]
-pub struct MemoryReconciliation {
-    process: Arc<Process>,
+pub struct MemoryReconciliation<C: Chain> {
+    process: Arc<Process<C>>,
+}
+
+// Not derived: a derive would ask the chain's marker type for `Clone` and `Debug` too.
+impl<C: Chain> Clone for MemoryReconciliation<C> {
+    fn clone(&self) -> Self {
+        Self {
+            process: Arc::clone(&self.process),
+        }
+    }
+}
+
+impl<C: Chain> std::fmt::Debug for MemoryReconciliation<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryReconciliation")
+            .field("id", &self.process.id)
+            .field("log", &self.process.log)
+            .finish()
+    }
 }
 
 /// What the clones share: the log and who this process is. Releases on drop.
-#[derive(Debug)]
-struct Process {
-    log: MemoryBlockLog,
+struct Process<C: Chain> {
+    log: MemoryBlockLog<C>,
     id: ProducerId,
 }
 
-impl Drop for Process {
+impl<C: Chain> Drop for Process<C> {
     fn drop(&mut self) {
         self.log.lock().release(self.id, true);
     }
 }
 
-impl MemoryReconciliation {
-    pub(crate) fn new(log: MemoryBlockLog, id: ProducerId) -> Self {
+impl<C: Chain> MemoryReconciliation<C> {
+    pub(crate) fn new(log: MemoryBlockLog<C>, id: ProducerId) -> Self {
         Self {
             process: Arc::new(Process { log, id }),
         }
@@ -50,7 +65,7 @@ impl MemoryReconciliation {
     }
 
     /// The log this process shares.
-    pub fn log(&self) -> &MemoryBlockLog {
+    pub fn log(&self) -> &MemoryBlockLog<C> {
         &self.process.log
     }
 
@@ -102,11 +117,11 @@ impl MemoryReconciliation {
 }
 
 #[async_trait]
-impl BlockReconciliationPort<ReferenceChain> for MemoryReconciliation {
+impl<C: Chain> BlockReconciliationPort<C> for MemoryReconciliation<C> {
     async fn leader_state(
         &self,
         head: ChainHead,
-    ) -> Result<LeaderState<SealedBlock>, ReconciliationError> {
+    ) -> Result<LeaderState<C::SealedBlock>, ReconciliationError> {
         let id = self.id();
         let mut state = self.process.log.lock();
         if take(&mut state.producer(id).faults.time_out_next_call) {
@@ -130,7 +145,7 @@ impl BlockReconciliationPort<ReferenceChain> for MemoryReconciliation {
     async fn follower_state(
         &self,
         head: ChainHead,
-    ) -> Result<LeaderState<SealedBlock>, ReconciliationError> {
+    ) -> Result<LeaderState<C::SealedBlock>, ReconciliationError> {
         if self.times_out() {
             return Err(no_quorum("reconcile_read"));
         }
@@ -144,7 +159,10 @@ impl BlockReconciliationPort<ReferenceChain> for MemoryReconciliation {
         Ok(())
     }
 
-    async fn publish_produced_block(&self, block: &SealedBlock) -> Result<(), ReconciliationError> {
+    async fn publish_produced_block(
+        &self,
+        block: &C::SealedBlock,
+    ) -> Result<(), ReconciliationError> {
         self.process
             .log
             .lock()
@@ -173,7 +191,7 @@ impl BlockReconciliationPort<ReferenceChain> for MemoryReconciliation {
 }
 
 /// A follower's answer: the blocks it lacks, or nothing to do.
-fn follower_answer(blocks: Vec<SealedBlock>) -> LeaderState<SealedBlock> {
+fn follower_answer<B>(blocks: Vec<B>) -> LeaderState<B> {
     if blocks.is_empty() {
         LeaderState::ReconciledFollower
     } else {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::mem::take;
 use std::time::Duration;
 
-use poa_ports::{BlockHeight, ChainHead, Epoch, ReconciliationError, Seal, SealedBlock};
+use poa_ports::{BlockHeight, Chain, ChainHead, Epoch, ReconciliationError, SealedBlockView};
 use tokio::time::Instant;
 
 use crate::log::ProducerId;
@@ -29,9 +29,9 @@ pub(crate) struct LeaseHold {
 }
 
 /// A block on the log and the epoch of the leadership that wrote it.
-#[derive(Debug, Clone)]
-pub(crate) struct LoggedBlock {
-    pub(crate) block: SealedBlock,
+#[derive(Clone)]
+pub(crate) struct LoggedBlock<C: Chain> {
+    pub(crate) block: C::SealedBlock,
     pub(crate) epoch: Epoch,
 }
 
@@ -74,18 +74,31 @@ pub(crate) enum Role {
 }
 
 /// Everything behind the log's `Mutex`.
-#[derive(Debug, Default)]
-pub(crate) struct LogState {
+pub(crate) struct LogState<C: Chain> {
     pub(crate) lease: Option<LeaseHold>,
     /// The log's fencing epoch: the highest ever granted, never lowered.
     pub(crate) epoch: Epoch,
-    pub(crate) blocks: BTreeMap<BlockHeight, LoggedBlock>,
+    pub(crate) blocks: BTreeMap<BlockHeight, LoggedBlock<C>>,
     pub(crate) lease_ttl: Option<Duration>,
     pub(crate) producers: BTreeMap<ProducerId, ProducerState>,
     next_producer: u64,
 }
 
-impl LogState {
+// Not derived: a derive would ask the chain's marker type for `Default` too.
+impl<C: Chain> Default for LogState<C> {
+    fn default() -> Self {
+        Self {
+            lease: None,
+            epoch: Epoch::default(),
+            blocks: BTreeMap::new(),
+            lease_ttl: None,
+            producers: BTreeMap::new(),
+            next_producer: 0,
+        }
+    }
+}
+
+impl<C: Chain> LogState<C> {
     /// Registers a new producer process.
     pub(crate) fn add_producer(&mut self) -> ProducerId {
         let id = ProducerId(self.next_producer);
@@ -159,7 +172,7 @@ impl LogState {
         &mut self,
         id: ProducerId,
         head: ChainHead,
-    ) -> Result<Vec<SealedBlock>, ReconciliationError> {
+    ) -> Result<Vec<C::SealedBlock>, ReconciliationError> {
         if self.producer(id).full_read_pending && head.height != BlockHeight::GENESIS {
             let log_top = self.top();
             if log_top.is_none_or(|top| top < head.height) {
@@ -186,13 +199,13 @@ impl LogState {
     pub(crate) fn blocks_above(
         &self,
         head: ChainHead,
-    ) -> Result<Vec<SealedBlock>, ReconciliationError> {
-        let mut blocks: Vec<SealedBlock> = Vec::new();
+    ) -> Result<Vec<C::SealedBlock>, ReconciliationError> {
+        let mut blocks: Vec<C::SealedBlock> = Vec::new();
         let mut parent = head.id;
         let mut next = head.next_height();
         while let Some(height) = next {
             match self.blocks.get(&height) {
-                Some(logged) if logged.block.block.header.parent_id == parent => {
+                Some(logged) if logged.block.parent_id() == parent => {
                     parent = logged.block.id();
                     blocks.push(logged.block.clone());
                     next = height.next();
@@ -220,7 +233,7 @@ impl LogState {
         &mut self,
         id: ProducerId,
         epoch: Epoch,
-        block: &SealedBlock,
+        block: &C::SealedBlock,
         now: Instant,
     ) -> Result<(), ReconciliationError> {
         let Some(lease) = self.live_lease(now).filter(|lease| lease.owner == id) else {
@@ -260,12 +273,12 @@ impl LogState {
     pub(crate) fn publish(
         &mut self,
         id: ProducerId,
-        block: &SealedBlock,
+        block: &C::SealedBlock,
         now: Instant,
     ) -> Result<(), ReconciliationError> {
         let producer = self.producer(id);
         let Some(epoch) = producer.held else {
-            if block.seal == Seal::Genesis {
+            if block.height() == BlockHeight::GENESIS {
                 return Ok(());
             }
             return Err(ReconciliationError::NoEpoch);

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use poa_ports::block::transactions_root;
+use adapter_chain::block::transactions_root;
+use adapter_chain::{Block, Header, ReferenceChain, Seal, SealedBlock};
 use poa_ports::{
-    Block, BlockHeight, BlockId, BlockReconciliationPort, ChainHead, ChainId, Epoch, Header,
-    LeaderState, ReconciliationError, Seal, SealedBlock, Signature, Timestamp,
+    BlockHeight, BlockId, BlockReconciliationPort, ChainHead, ChainId, Epoch, LeaderState,
+    ReconciliationError, Signature, Timestamp,
 };
 
 use crate::{AppendError, MemoryBlockLog};
@@ -59,7 +60,7 @@ fn epoch(value: u64) -> Option<Epoch> {
 async fn leader_state__when_the_lease_is_free__then_the_first_producer_leads_at_epoch_one_and_the_other_follows()
  {
     // given
-    let log = MemoryBlockLog::new();
+    let log = MemoryBlockLog::<ReferenceChain>::new();
     let first = log.producer();
     let second = log.producer();
 
@@ -78,7 +79,7 @@ async fn leader_state__when_the_lease_is_free__then_the_first_producer_leads_at_
 #[tokio::test]
 async fn leader_state__when_the_leader_cycles_again__then_renews_and_keeps_its_epoch() {
     // given
-    let log = MemoryBlockLog::new();
+    let log = MemoryBlockLog::<ReferenceChain>::new();
     let leader = log.producer();
     leader.leader_state(GENESIS).await.unwrap();
 
@@ -95,7 +96,7 @@ async fn leader_state__when_the_leader_cycles_again__then_renews_and_keeps_its_e
 async fn leader_state__when_leadership_changes_hands__then_every_new_leadership_gets_a_higher_epoch()
  {
     // given
-    let log = MemoryBlockLog::new();
+    let log = MemoryBlockLog::<ReferenceChain>::new();
     let first = log.producer();
     let second = log.producer();
     let mut epochs = Vec::new();
@@ -119,13 +120,14 @@ async fn leader_state__when_leadership_changes_hands__then_every_new_leadership_
 #[tokio::test]
 async fn publish__when_not_leading__then_is_no_epoch_and_a_genesis_block_is_exempt() {
     // given
-    let log = MemoryBlockLog::new();
+    let log = MemoryBlockLog::<ReferenceChain>::new();
     let follower = log.producer();
     let block = block_on(GENESIS, 1);
-    let genesis_sealed = SealedBlock {
+    let mut genesis_sealed = SealedBlock {
         seal: Seal::Genesis,
         ..block.clone()
     };
+    genesis_sealed.block.header.height = BlockHeight::GENESIS;
 
     // when
     let refused = follower.publish_produced_block(&block).await;
@@ -141,7 +143,7 @@ async fn publish__when_not_leading__then_is_no_epoch_and_a_genesis_block_is_exem
 async fn publish__when_a_second_block_comes_at_a_height__then_is_height_taken_and_the_same_block_again_is_stored()
  {
     // given
-    let log = MemoryBlockLog::new();
+    let log = MemoryBlockLog::<ReferenceChain>::new();
     let leader = log.producer();
     leader.leader_state(GENESIS).await.unwrap();
     let block = block_on(GENESIS, 1);
@@ -165,7 +167,7 @@ async fn publish__when_a_second_block_comes_at_a_height__then_is_height_taken_an
 async fn publish__when_the_lease_lapsed_and_another_leads__then_the_old_leader_is_fenced_and_the_log_keeps_one_block_per_height()
  {
     // given: the first led, froze past its lease, and the second took over
-    let log = MemoryBlockLog::new();
+    let log = MemoryBlockLog::<ReferenceChain>::new();
     let first = log.producer();
     let second = log.producer();
     first.leader_state(GENESIS).await.unwrap();
@@ -190,7 +192,7 @@ async fn publish__when_the_lease_lapsed_and_another_leads__then_the_old_leader_i
 async fn leader_state__when_another_producer_published__then_a_follower_gets_the_blocks_above_its_head_in_order()
  {
     // given
-    let log = MemoryBlockLog::new();
+    let log = MemoryBlockLog::<ReferenceChain>::new();
     let leader = log.producer();
     let follower = log.producer();
     leader.leader_state(GENESIS).await.unwrap();
@@ -220,7 +222,7 @@ async fn leader_state__when_another_producer_published__then_a_follower_gets_the
 async fn leader_state__when_a_new_leadership_finds_a_backlog__then_hands_it_back_before_it_may_produce()
  {
     // given: a producer the test does not run published two blocks and stopped
-    let log = MemoryBlockLog::new();
+    let log = MemoryBlockLog::<ReferenceChain>::new();
     let blocks = chain_to(2);
     log.append_backlog(blocks.clone()).unwrap();
     let producer = log.producer();
@@ -238,7 +240,7 @@ async fn leader_state__when_a_new_leadership_finds_a_backlog__then_hands_it_back
 #[tokio::test]
 async fn leader_state__when_the_next_block_does_not_extend_the_head__then_reports_the_divergence() {
     // given: the log holds a chain, the producer's head at height 1 is another block
-    let log = MemoryBlockLog::new();
+    let log = MemoryBlockLog::<ReferenceChain>::new();
     let blocks = chain_to(2);
     log.append_backlog(blocks.clone()).unwrap();
     let own_head = head_of(&block_on(GENESIS, 9));
@@ -262,7 +264,7 @@ async fn leader_state__when_the_next_block_does_not_extend_the_head__then_report
 async fn leader_state__when_the_next_height_is_missing_below_blocks_of_the_log__then_reports_the_gap()
  {
     // given: the log holds heights 1 and 3 only
-    let log = MemoryBlockLog::new();
+    let log = MemoryBlockLog::<ReferenceChain>::new();
     let blocks = chain_to(3);
     log.append_backlog([blocks[0].clone(), blocks[2].clone()])
         .unwrap();
@@ -282,7 +284,7 @@ async fn leader_state__when_the_next_height_is_missing_below_blocks_of_the_log__
 async fn leader_state__when_a_new_leadership_is_ahead_of_the_log__then_reports_that_the_log_lost_blocks()
  {
     // given: the local chain reaches height 2, the log only height 1
-    let log = MemoryBlockLog::new();
+    let log = MemoryBlockLog::<ReferenceChain>::new();
     let blocks = chain_to(2);
     log.append_backlog([blocks[0].clone()]).unwrap();
     let producer = log.producer();
@@ -304,7 +306,7 @@ async fn leader_state__when_a_new_leadership_is_ahead_of_the_log__then_reports_t
 async fn lose_lease_before_next_publish__when_armed__then_the_publish_is_fenced_writes_nothing_and_the_next_leadership_has_a_higher_epoch()
  {
     // given
-    let log = MemoryBlockLog::new();
+    let log = MemoryBlockLog::<ReferenceChain>::new();
     let leader = log.producer();
     leader.leader_state(GENESIS).await.unwrap();
     leader.lose_lease_before_next_publish();
@@ -328,7 +330,7 @@ async fn lose_lease_before_next_publish__when_armed__then_the_publish_is_fenced_
 async fn refuse_next_publish__when_armed__then_one_publish_fails_without_a_quorum_and_writes_nothing()
  {
     // given
-    let log = MemoryBlockLog::new();
+    let log = MemoryBlockLog::<ReferenceChain>::new();
     let leader = log.producer();
     leader.leader_state(GENESIS).await.unwrap();
     leader.refuse_next_publish();
@@ -356,7 +358,7 @@ async fn refuse_next_publish__when_armed__then_one_publish_fails_without_a_quoru
 async fn lose_next_publish_reply__when_armed__then_the_block_is_on_the_log_and_the_next_cycle_hands_it_back()
  {
     // given
-    let log = MemoryBlockLog::new();
+    let log = MemoryBlockLog::<ReferenceChain>::new();
     let leader = log.producer();
     leader.leader_state(GENESIS).await.unwrap();
     leader.lose_next_publish_reply();
@@ -376,7 +378,7 @@ async fn lose_next_publish_reply__when_armed__then_the_block_is_on_the_log_and_t
 async fn time_out_next_call__when_armed_on_a_leader__then_the_cycle_fails_and_the_next_leadership_gets_a_higher_epoch()
  {
     // given
-    let log = MemoryBlockLog::new();
+    let log = MemoryBlockLog::<ReferenceChain>::new();
     let leader = log.producer();
     let other = log.producer();
     leader.leader_state(GENESIS).await.unwrap();
@@ -403,7 +405,7 @@ async fn time_out_next_call__when_armed_on_a_leader__then_the_cycle_fails_and_th
 #[tokio::test]
 async fn time_out_next_call__when_armed_before_a_release__then_the_lease_stays_until_it_lapses() {
     // given
-    let log = MemoryBlockLog::new();
+    let log = MemoryBlockLog::<ReferenceChain>::new();
     let leader = log.producer();
     let other = log.producer();
     leader.leader_state(GENESIS).await.unwrap();
@@ -426,7 +428,7 @@ async fn time_out_next_call__when_armed_before_a_release__then_the_lease_stays_u
 async fn with_lease_ttl__when_the_leader_stops_renewing_for_the_ttl__then_another_producer_leads() {
     // given
     let ttl = Duration::from_secs(3);
-    let log = MemoryBlockLog::new().with_lease_ttl(ttl);
+    let log = MemoryBlockLog::<ReferenceChain>::new().with_lease_ttl(ttl);
     let leader = log.producer();
     let other = log.producer();
     leader.leader_state(GENESIS).await.unwrap();
@@ -453,7 +455,7 @@ async fn with_lease_ttl__when_the_leader_stops_renewing_for_the_ttl__then_anothe
 #[tokio::test]
 async fn append_backlog__when_a_leader_holds_the_lease__then_its_next_publish_is_fenced() {
     // given
-    let log = MemoryBlockLog::new();
+    let log = MemoryBlockLog::<ReferenceChain>::new();
     let leader = log.producer();
     leader.leader_state(GENESIS).await.unwrap();
     let blocks = chain_to(1);
@@ -474,7 +476,7 @@ async fn append_backlog__when_a_leader_holds_the_lease__then_its_next_publish_is
 #[tokio::test]
 async fn append_backlog__when_the_log_holds_another_block_at_a_height__then_refuses_it() {
     // given
-    let log = MemoryBlockLog::new();
+    let log = MemoryBlockLog::<ReferenceChain>::new();
     let blocks = chain_to(1);
     log.append_backlog(blocks.clone()).unwrap();
 
@@ -497,7 +499,7 @@ async fn append_backlog__when_the_log_holds_another_block_at_a_height__then_refu
 #[tokio::test]
 async fn drop__when_the_last_clone_of_a_leader_is_dropped__then_the_lease_is_free() {
     // given
-    let log = MemoryBlockLog::new();
+    let log = MemoryBlockLog::<ReferenceChain>::new();
     let leader = log.producer();
     let kept = leader.clone();
     leader.leader_state(GENESIS).await.unwrap();

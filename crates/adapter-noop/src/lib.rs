@@ -41,11 +41,9 @@ impl<C: Chain> BlockReconciliationPort<C> for NoopReconciliation {
 #[cfg(test)]
 #[allow(non_snake_case)]
 mod tests {
-    use poa_ports::block::transactions_root;
-    use poa_ports::{
-        Block, BlockHeight, BlockId, ChainId, Header, LeaseStatus, ReferenceChain, Seal,
-        SealedBlock, Timestamp,
-    };
+    use adapter_chain::block::transactions_root;
+    use adapter_chain::{Block, Header, ReferenceChain, Seal, SealedBlock};
+    use poa_ports::{BlockHeight, BlockId, ChainId, LeaseStatus, Timestamp};
 
     use super::*;
 

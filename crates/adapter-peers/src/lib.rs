@@ -2,9 +2,10 @@
 //! process whose next height was already trimmed from every Redis stream (a new replica, a long
 //! outage), and transactions relayed to them, so what one process accepts reaches the leader.
 //!
-//! The adapter implements [`poa_ports::BlockHistorySource`]: it asks each configured peer in
-//! turn for a range of encoded sealed blocks (`GET /blocks/raw?from=<height>&limit=<n>`, framed
-//! by [`poa_ports::encode_block_batch`]) and returns the first non-empty answer. It never
+//! The adapter implements [`poa_ports::BlockHistorySource`] for any chain with a
+//! [`poa_ports::BlockCodec`]: it asks each configured peer in turn for a range of encoded
+//! sealed blocks (`GET /blocks/raw?from=<height>&limit=<n>`, framed by
+//! [`encode_block_batch`]) and returns the first non-empty answer. It never
 //! verifies or commits: what it returns is untrusted and the service verifies every block like
 //! any imported block. Every request, history or relay, is async on the runtime's workers,
 //! bounded by a timeout and capped in size, over pooled keep-alive connections.
@@ -12,6 +13,8 @@
 //! # Layout
 //!
 //! - [`config`]: the peer list and the request bounds, validated.
+//! - [`block_batch`]: the framing of several encoded blocks in one answer, which the node
+//!   serving history writes and [`PeerBlockHistory`] reads.
 //! - [`peer_history`]: [`PeerBlockHistory`], the port over HTTP peers.
 //! - [`noop`]: [`NoopBlockHistory`], for a process with no peer configured.
 //! - [`transaction_relay`]: [`PeerTransactionRelay`], passes accepted transactions on to the
@@ -25,6 +28,7 @@
 //!
 //! Architecture invariant: depends on `poa-ports` only among workspace crates.
 
+pub mod block_batch;
 pub mod config;
 pub mod error;
 mod http_client;
@@ -35,6 +39,7 @@ pub mod relay_batch;
 pub mod resend;
 pub mod transaction_relay;
 
+pub use block_batch::{BlockBatchError, encode_block_batch, split_block_batch};
 pub use config::{PeerConfig, RelayBounds};
 pub use error::{PeerConfigError, RelayBatchError};
 pub use noop::NoopBlockHistory;

@@ -10,15 +10,16 @@
 //! answer is trimmed to the consecutive heights from the one asked for; nothing here verifies a
 //! block.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::PeerRequestError;
 
+use crate::block_batch::split_block_batch;
 use async_trait::async_trait;
 use poa_ports::{
-    BlockHeight, BlockHistorySource, EverySource, HistoryError, ReferenceChain, SealedBlock,
-    split_block_batch,
+    BlockCodec, BlockHeight, BlockHistorySource, EverySource, HistoryError, SealedBlockView,
 };
 use tracing::{debug, info, warn};
 
@@ -27,24 +28,47 @@ use crate::http_client::PeerHttpClient;
 
 /// What one peer said.
 #[derive(Debug)]
-enum PeerAnswer {
+enum PeerAnswer<B> {
     /// Blocks from the height asked for, consecutive.
-    Blocks(Vec<SealedBlock>),
+    Blocks(Vec<B>),
     /// The peer does not hold the height asked for.
     NotHeld,
 }
 
-/// The history source over HTTP peers.
-#[derive(Debug, Clone)]
-pub struct PeerBlockHistory {
+/// The history source over HTTP peers, for any chain with a codec: peers serve the chain's
+/// own encoding of each block.
+pub struct PeerBlockHistory<C: BlockCodec> {
     config: Arc<PeerConfig>,
     client: PeerHttpClient,
     next_peer: Arc<AtomicUsize>,
     /// The most blocks one request asks for now: lowered by timeouts, raised by full answers.
     batch: Arc<AtomicUsize>,
+    chain: PhantomData<fn() -> C>,
 }
 
-impl PeerBlockHistory {
+// Not derived: a derive would ask the chain's marker type for `Clone` and `Debug` too.
+impl<C: BlockCodec> Clone for PeerBlockHistory<C> {
+    fn clone(&self) -> Self {
+        Self {
+            config: Arc::clone(&self.config),
+            client: self.client.clone(),
+            next_peer: Arc::clone(&self.next_peer),
+            batch: Arc::clone(&self.batch),
+            chain: PhantomData,
+        }
+    }
+}
+
+impl<C: BlockCodec> std::fmt::Debug for PeerBlockHistory<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerBlockHistory")
+            .field("config", &self.config)
+            .field("batch", &self.batch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: BlockCodec> PeerBlockHistory<C> {
     /// Builds the source; does no I/O.
     pub fn new(config: PeerConfig) -> Self {
         // Catch-up asks one peer at a time: one idle connection per peer is enough.
@@ -54,6 +78,7 @@ impl PeerBlockHistory {
             client,
             next_peer: Arc::new(AtomicUsize::new(0)),
             batch: Arc::new(AtomicUsize::new(usize::MAX)),
+            chain: PhantomData,
         }
     }
 
@@ -68,7 +93,7 @@ impl PeerBlockHistory {
         peer: &str,
         next_height: BlockHeight,
         max: usize,
-    ) -> Result<PeerAnswer, String> {
+    ) -> Result<PeerAnswer<C::SealedBlock>, String> {
         let limit = max.min(self.batch.load(Ordering::Relaxed)).max(1);
         let url = format!("{peer}/blocks/raw?from={}&limit={limit}", next_height.get());
         let response = match self.client.get(&url).await {
@@ -87,7 +112,7 @@ impl PeerBlockHistory {
             404 => return Ok(PeerAnswer::NotHeld),
             status => return Err(format!("answered http {status}")),
         };
-        let blocks = decode_consecutive(peer, &bytes, next_height)?;
+        let blocks = decode_consecutive::<C>(peer, &bytes, next_height)?;
         if blocks.len() >= limit {
             self.batch.store(limit.saturating_mul(2), Ordering::Relaxed);
         }
@@ -100,12 +125,12 @@ impl PeerBlockHistory {
 }
 
 #[async_trait]
-impl BlockHistorySource<ReferenceChain> for PeerBlockHistory {
+impl<C: BlockCodec> BlockHistorySource<C> for PeerBlockHistory<C> {
     async fn blocks_from(
         &self,
         next_height: BlockHeight,
         max: usize,
-    ) -> Result<Vec<SealedBlock>, HistoryError> {
+    ) -> Result<Vec<C::SealedBlock>, HistoryError> {
         let peers = &self.config.urls;
         if peers.is_empty() {
             return Err(HistoryError::NoSource);
@@ -143,7 +168,7 @@ impl BlockHistorySource<ReferenceChain> for PeerBlockHistory {
         &self,
         next_height: BlockHeight,
         max: usize,
-    ) -> Result<EverySource<SealedBlock>, HistoryError> {
+    ) -> Result<EverySource<C::SealedBlock>, HistoryError> {
         let peers = &self.config.urls;
         if peers.is_empty() {
             return Err(HistoryError::NoSource);
@@ -179,16 +204,16 @@ impl BlockHistorySource<ReferenceChain> for PeerBlockHistory {
 /// Decodes a batch and keeps the blocks at consecutive heights from `next_height`. An
 /// undecodable block ends the batch (the blocks before it are kept); a broken framing is a
 /// failed request.
-fn decode_consecutive(
+fn decode_consecutive<C: BlockCodec>(
     peer: &str,
     batch: &[u8],
     next_height: BlockHeight,
-) -> Result<Vec<SealedBlock>, String> {
+) -> Result<Vec<C::SealedBlock>, String> {
     let frames = split_block_batch(batch).map_err(|error| error.to_string())?;
     let mut blocks = Vec::with_capacity(frames.len());
     let mut expected = Some(next_height);
     for frame in frames {
-        let block = match SealedBlock::decode(frame) {
+        let block = match C::decode_block(frame) {
             Ok(block) => block,
             Err(error) => {
                 warn!(node = %peer, height = ?expected, error = %error, "undecodable block from a peer: keeping the blocks before it");

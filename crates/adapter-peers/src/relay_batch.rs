@@ -7,7 +7,8 @@
 //! and forth with a fresh age. This module only frames bytes; the receiving pool decides what
 //! it accepts.
 
-use poa_ports::{Timestamp, Transaction};
+use poa_ports::Timestamp;
+use poa_ports::Transaction;
 
 use crate::error::RelayBatchError;
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use poa_ports::{
-    BlockHeight, BlockReconciliationPort, ChainHead, LeaderState, LeaseStatus, NodeStatus,
-    ReconciliationError, ReferenceChain, SealVerifier, SealedBlock, Timestamp,
+    BlockCodec, BlockHeight, BlockReconciliationPort, ChainHead, LeaderState, LeaseStatus,
+    NodeStatus, ReconciliationError, SealVerifier, Timestamp,
 };
 use prometheus_client::registry::Registry;
 use tokio_util::task::TaskTracker;
@@ -35,15 +35,17 @@ const CLOCK_READINGS_KEPT_FOR_TTLS: u32 = 2;
 /// How long dropping the adapter lets the background release run.
 const DROP_RELEASE_BUDGET: Duration = Duration::from_millis(100);
 
-/// The Redis-backed reconciliation port. Not `Clone`: dropping it releases the lease.
-pub struct RedisReconciliation {
+/// The Redis-backed reconciliation port, for any chain with a codec: it stores each block's
+/// encoding under the height and id its header view gives, and counts only blocks the chain's
+/// own [`SealVerifier`] accepts. Not `Clone`: dropping it releases the lease.
+pub struct RedisReconciliation<C: BlockCodec> {
     nodes: Arc<[NodeHandle]>,
     quorum: Quorum,
     lease: Lease,
     publisher: Publisher,
-    reconciler: Reconciler,
-    anti_entropy: AntiEntropy,
-    verifier: Arc<dyn SealVerifier<ReferenceChain>>,
+    reconciler: Reconciler<C>,
+    anti_entropy: AntiEntropy<C>,
+    verifier: Arc<dyn SealVerifier<C>>,
     /// The membership record this process joined, shared with every node handle.
     membership: Arc<MembershipState>,
     /// This process's owner token: a leader's re-admission is fenced by it.
@@ -54,7 +56,7 @@ pub struct RedisReconciliation {
     tracker: TaskTracker,
 }
 
-impl RedisReconciliation {
+impl<C: BlockCodec> RedisReconciliation<C> {
     /// Validates `config`, registers the metrics on `registry`, builds one client per node and
     /// connects them concurrently. Returns within about two node timeouts even when nodes are
     /// down or half-alive: those keep reconnecting in the background and have no vote until
@@ -67,7 +69,7 @@ impl RedisReconciliation {
     /// rejects, [`Error::NoRuntime`] outside a tokio runtime.
     pub async fn connect(
         config: RedisConfig,
-        verifier: Arc<dyn SealVerifier<ReferenceChain>>,
+        verifier: Arc<dyn SealVerifier<C>>,
         registry: &mut Registry,
     ) -> Result<Self, Error> {
         if tokio::runtime::Handle::try_current().is_err() {
@@ -231,7 +233,7 @@ impl RedisReconciliation {
     }
 }
 
-impl std::fmt::Debug for RedisReconciliation {
+impl<C: BlockCodec> std::fmt::Debug for RedisReconciliation<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisReconciliation")
             .field("quorum", &self.quorum)
@@ -241,11 +243,11 @@ impl std::fmt::Debug for RedisReconciliation {
 }
 
 #[async_trait]
-impl BlockReconciliationPort<ReferenceChain> for RedisReconciliation {
+impl<C: BlockCodec> BlockReconciliationPort<C> for RedisReconciliation<C> {
     async fn leader_state(
         &self,
         head: ChainHead,
-    ) -> Result<LeaderState<SealedBlock>, ReconciliationError> {
+    ) -> Result<LeaderState<C::SealedBlock>, ReconciliationError> {
         self.keep_membership(true).await?;
         // The steady state of a leader: the lease is locally valid beyond the renewal margin and
         // the head is the log's top this leadership knows. No round trip: the write of the next
@@ -298,7 +300,7 @@ impl BlockReconciliationPort<ReferenceChain> for RedisReconciliation {
     async fn follower_state(
         &self,
         head: ChainHead,
-    ) -> Result<LeaderState<SealedBlock>, ReconciliationError> {
+    ) -> Result<LeaderState<C::SealedBlock>, ReconciliationError> {
         self.keep_membership(false).await?;
         self.reconciler
             .follower(head)
@@ -311,8 +313,11 @@ impl BlockReconciliationPort<ReferenceChain> for RedisReconciliation {
         Ok(())
     }
 
-    async fn publish_produced_block(&self, block: &SealedBlock) -> Result<(), ReconciliationError> {
-        match self.publisher.publish(block).await {
+    async fn publish_produced_block(
+        &self,
+        block: &C::SealedBlock,
+    ) -> Result<(), ReconciliationError> {
+        match self.publisher.publish::<C>(block).await {
             Ok(()) => {
                 self.reconciler.published(block);
                 Ok(())
@@ -368,7 +373,7 @@ impl BlockReconciliationPort<ReferenceChain> for RedisReconciliation {
     }
 }
 
-impl Drop for RedisReconciliation {
+impl<C: BlockCodec> Drop for RedisReconciliation<C> {
     /// Hands a release bounded by 100 ms to the runtime and returns at once; background
     /// per-node tasks hold node handles, not the adapter, so nothing here waits for them.
     fn drop(&mut self) {

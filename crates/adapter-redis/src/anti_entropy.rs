@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use poa_ports::{BlockHeight, BlockId, ChainHead};
+use poa_ports::{BlockCodec, BlockHeight, BlockId, ChainHead};
 use poa_quorum::{
     IndexClaims, NodeIndex, WindowDecision, sweep_window, verified_range, walk_window_down,
     window_bottom,
@@ -53,8 +53,8 @@ const EXTRA_MEMBERS_EXAMINED: u64 = 512;
 
 /// The anti-entropy of one adapter: when to step, and the sweeper that steps.
 #[derive(Debug)]
-pub(crate) struct AntiEntropy {
-    sweeper: Arc<Sweeper>,
+pub(crate) struct AntiEntropy<C: BlockCodec> {
+    sweeper: Arc<Sweeper<C>>,
     /// How often a pass that nothing hurries takes a step: the lease TTL.
     steady_interval: Duration,
     /// How recent a node's latest height must be to say it fell behind the head.
@@ -76,12 +76,12 @@ struct Pace {
     to_check: BTreeSet<NodeIndex>,
 }
 
-impl AntiEntropy {
+impl<C: BlockCodec> AntiEntropy<C> {
     /// The sweep of `writer`'s nodes, reading with the shared `reader`.
     pub(crate) fn new(
         config: &ValidatedConfig,
         writer: &QuorumWriter,
-        reader: Arc<LogReader>,
+        reader: Arc<LogReader<C>>,
     ) -> Self {
         let pace = Pace {
             behind: vec![false; writer.nodes.len()],
@@ -233,11 +233,11 @@ enum StepEnd {
 /// Everything a step needs, shared with its background task: per-node handles and the lease's
 /// state, never the adapter.
 #[derive(Debug)]
-struct Sweeper {
+struct Sweeper<C: BlockCodec> {
     window: u64,
     /// The nodes, the quorum, the lease's state, the tracker and the metrics.
     fleet: QuorumWriter,
-    reader: Arc<LogReader>,
+    reader: Arc<LogReader<C>>,
     repairer: Repairer,
     /// A step is running; only one at a time.
     stepping: Arc<AtomicBool>,
@@ -247,7 +247,7 @@ struct Sweeper {
     pass: Mutex<Option<Pass>>,
 }
 
-impl Sweeper {
+impl<C: BlockCodec> Sweeper<C> {
     /// Whether the next step is due at once: a new pass is asked for, or the pass in progress
     /// was started by one.
     fn hurried(&self) -> bool {

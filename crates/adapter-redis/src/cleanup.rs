@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use poa_ports::{BlockHeight, ReferenceChain, SealVerifier};
+use poa_ports::{BlockCodec, BlockHeight, SealVerifier};
 use serde::Serialize;
 
 use crate::log_read::{Checked, check_entry};
@@ -30,9 +30,9 @@ pub struct NodeRemoval {
 }
 
 /// Removes the invalid entries at `height` on every node, one node at a time.
-pub(crate) async fn remove_invalid_entries(
+pub(crate) async fn remove_invalid_entries<C: BlockCodec>(
     nodes: &[NodeHandle],
-    verifier: &Arc<dyn SealVerifier<ReferenceChain>>,
+    verifier: &Arc<dyn SealVerifier<C>>,
     height: BlockHeight,
 ) -> Vec<NodeRemoval> {
     let mut report = Vec::with_capacity(nodes.len());
@@ -52,9 +52,9 @@ pub(crate) async fn remove_invalid_entries(
     report
 }
 
-async fn remove_on_node(
+async fn remove_on_node<C: BlockCodec>(
     node: &NodeHandle,
-    verifier: &dyn SealVerifier<ReferenceChain>,
+    verifier: &dyn SealVerifier<C>,
     height: BlockHeight,
 ) -> Result<u64, String> {
     let read = node

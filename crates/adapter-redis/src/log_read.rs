@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use fred::bytes::Bytes;
-use poa_ports::{BlockHeight, BlockId, Epoch, ReferenceChain, SealVerifier, SealedBlock};
+use poa_ports::{BlockCodec, BlockHeight, BlockId, Epoch, SealVerifier, SealedBlockView};
 use poa_quorum::{Coverage, LogView, NodeIndex, Quorum, ReadTiming, next_read_window};
 use tokio_util::task::TaskTracker;
 
@@ -60,11 +60,11 @@ enum ReadWait {
 
 /// The verified blocks a read returned.
 #[derive(Debug)]
-pub(crate) struct Backlog {
+pub(crate) struct Backlog<C: BlockCodec> {
     /// Votes and evidence, for the walk.
     pub(crate) view: LogView,
     /// One decoded copy of every verified block, with its encoding for repairs.
-    pub(crate) blocks: HashMap<BlockId, (SealedBlock, Bytes)>,
+    pub(crate) blocks: HashMap<BlockId, (C::SealedBlock, Bytes)>,
     /// Every entry that did not decode or failed verification, for errors that name them.
     pub(crate) invalid: Vec<InvalidEntry>,
     /// The highest writer epoch of a verified entry: the epoch floor a process must stay
@@ -84,14 +84,14 @@ pub(crate) struct InvalidEntry {
 }
 
 /// Reads the log from every node and turns the answers into a [`Backlog`].
-pub(crate) struct LogReader {
+pub(crate) struct LogReader<C: BlockCodec> {
     nodes: Arc<[NodeHandle]>,
     quorum: Quorum,
     stream_max_len: u64,
     node_timeout: Duration,
     tracker: TaskTracker,
     metrics: Arc<Metrics>,
-    verifier: Arc<dyn SealVerifier<ReferenceChain>>,
+    verifier: Arc<dyn SealVerifier<C>>,
     /// Entries asked of each node per read: `stream_max_len`, halved while timeouts cost a read
     /// its quorum (a reply of many large blocks can outlast the node timeout on every node) and
     /// doubled again after reads that reached their quorum fast. Any window is safe: the walk
@@ -100,7 +100,7 @@ pub(crate) struct LogReader {
     reported_refusals: Mutex<HashSet<(NodeIndex, BlockHeight, BlockId)>>,
 }
 
-impl std::fmt::Debug for LogReader {
+impl<C: BlockCodec> std::fmt::Debug for LogReader<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LogReader")
             .field("quorum", &self.quorum)
@@ -110,8 +110,8 @@ impl std::fmt::Debug for LogReader {
 }
 
 /// What checking one entry found.
-pub(crate) enum Checked {
-    Verified(SealedBlock),
+pub(crate) enum Checked<B> {
+    Verified(B),
     Undecodable,
     /// Longer than the largest block the log carries: the read left its data out.
     Oversized(u64),
@@ -120,11 +120,11 @@ pub(crate) enum Checked {
 
 /// Decodes and verifies one entry. A block already verified from identical bytes (the same
 /// block on another node, in `verified`) is not verified again.
-pub(crate) fn check_entry(
-    verifier: &dyn SealVerifier<ReferenceChain>,
-    verified: &HashMap<BlockId, (SealedBlock, Bytes)>,
+pub(crate) fn check_entry<C: BlockCodec>(
+    verifier: &dyn SealVerifier<C>,
+    verified: &HashMap<BlockId, (C::SealedBlock, Bytes)>,
     entry: &StreamEntry,
-) -> Checked {
+) -> Checked<C::SealedBlock> {
     if let Some(length) = entry.oversized {
         return Checked::Oversized(length);
     }
@@ -134,7 +134,7 @@ pub(crate) fn check_entry(
     {
         return Checked::Verified(block.clone());
     }
-    let block = match SealedBlock::decode(&entry.data) {
+    let block = match C::decode_block(&entry.data) {
         Ok(block) if block.id() == entry.id && block.height() == entry.height => block,
         Ok(_) | Err(_) => return Checked::Undecodable,
     };
@@ -144,13 +144,13 @@ pub(crate) fn check_entry(
     }
 }
 
-impl LogReader {
+impl<C: BlockCodec> LogReader<C> {
     pub(crate) fn new(
         config: &ValidatedConfig,
         nodes: Arc<[NodeHandle]>,
         tracker: TaskTracker,
         metrics: Arc<Metrics>,
-        verifier: Arc<dyn SealVerifier<ReferenceChain>>,
+        verifier: Arc<dyn SealVerifier<C>>,
     ) -> Self {
         Self {
             nodes,
@@ -180,7 +180,7 @@ impl LogReader {
         &self,
         next_height: BlockHeight,
         scope: ReadScope,
-    ) -> Result<Backlog, AdapterError> {
+    ) -> Result<Backlog<C>, AdapterError> {
         let window = self.window.load(Ordering::Acquire);
         let (backlog, timing) = self.read_entries(next_height, window, scope).await;
         self.adapt_window(window, timing);
@@ -202,7 +202,7 @@ impl LogReader {
         &self,
         lowest: BlockHeight,
         count: u64,
-    ) -> Result<Backlog, AdapterError> {
+    ) -> Result<Backlog<C>, AdapterError> {
         self.read_entries(lowest, count.max(1), ReadScope::EveryNode)
             .await
             .0
@@ -215,7 +215,7 @@ impl LogReader {
         next_height: BlockHeight,
         window: u64,
         scope: ReadScope,
-    ) -> (Result<Backlog, AdapterError>, ReadTiming) {
+    ) -> (Result<Backlog<C>, AdapterError>, ReadTiming) {
         let mut pending =
             FanOut::spawn(&self.tracker, self.nodes.iter(), None, |node| async move {
                 node.read_from(next_height, window).await
@@ -315,7 +315,7 @@ impl LogReader {
     /// refusal.
     fn record(
         &self,
-        backlog: &mut Backlog,
+        backlog: &mut Backlog<C>,
         node: NodeIndex,
         read: StreamRead,
         next_height: BlockHeight,
@@ -334,13 +334,9 @@ impl LogReader {
                     if entry.epoch.get() <= MAX_EXACT_EPOCH {
                         backlog.highest_epoch = backlog.highest_epoch.max(Some(entry.epoch));
                     }
-                    backlog.view.add(
-                        node,
-                        height,
-                        entry.id,
-                        block.block.header.parent_id,
-                        entry.epoch,
-                    );
+                    backlog
+                        .view
+                        .add(node, height, entry.id, block.parent_id(), entry.epoch);
                     backlog
                         .blocks
                         .entry(entry.id)

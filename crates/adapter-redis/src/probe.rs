@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use poa_ports::{Epoch, SealedBlock};
+use poa_ports::{BlockCodec, Epoch, SealedBlockView};
 
 use crate::config::RedisConfig;
 use crate::error::{Error, ProbeError};
@@ -93,14 +93,19 @@ impl NodeProbe {
     ///
     /// [`ProbeError::Refused`] when the write was fenced or the height holds another block,
     /// [`ProbeError::Unavailable`] when the outcome is unknown.
-    pub async fn write_block(
+    pub async fn write_block<C: BlockCodec>(
         &self,
         node: usize,
         epoch: Epoch,
-        block: &SealedBlock,
+        block: &C::SealedBlock,
     ) -> Result<(), ProbeError> {
         let handle = self.node(node, "write_block")?;
-        let write = BlockWrite::new(epoch, block.height(), block.id(), block.encode().into());
+        let write = BlockWrite::new(
+            epoch,
+            block.height(),
+            block.id(),
+            C::encode_block(block).into(),
+        );
         match handle.write_block(&write).await {
             WriteOutcome::Written | WriteOutcome::AlreadyStored => Ok(()),
             WriteOutcome::HeightTaken => Err(ProbeError::Refused {

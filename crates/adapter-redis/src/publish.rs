@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use fred::bytes::Bytes;
-use poa_ports::{Seal, SealedBlock};
+use poa_ports::{BlockCodec, BlockHeight, SealedBlockView};
 use tokio_util::task::TaskTracker;
 
 use crate::error::AdapterError;
@@ -132,14 +132,17 @@ impl Publisher {
     }
 
     /// Returns once `block` is stored on a quorum, or with the reason it cannot be.
-    pub(crate) async fn publish(&self, block: &SealedBlock) -> Result<(), AdapterError> {
+    pub(crate) async fn publish<C: BlockCodec>(
+        &self,
+        block: &C::SealedBlock,
+    ) -> Result<(), AdapterError> {
         let writer = &self.writer;
-        if writer.state.epoch().is_none() && block.seal == Seal::Genesis {
+        if writer.state.epoch().is_none() && block.height() == BlockHeight::GENESIS {
             tracing::debug!("genesis block is not published: no epoch is held");
             return Ok(());
         }
         let height = block.height();
-        let encoded = block.encode();
+        let encoded = C::encode_block(block);
         let max = self.max_entry_bytes;
         let bytes = u64::try_from(encoded.len()).unwrap_or(u64::MAX);
         if bytes > max {

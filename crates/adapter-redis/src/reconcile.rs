@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use poa_ports::{BlockHeight, ChainHead, LeaderState, SealedBlock};
+use poa_ports::{BlockCodec, BlockHeight, ChainHead, LeaderState};
 use poa_quorum::{Candidate, HeightDecision, LatestDecision, LatestTally, Quorum};
 use tokio_util::task::TaskTracker;
 
@@ -40,14 +40,14 @@ enum Reader {
 
 /// Reconciliation of leaders and followers against the streams.
 #[derive(Debug)]
-pub(crate) struct Reconciler {
+pub(crate) struct Reconciler<C: BlockCodec> {
     nodes: Arc<[NodeHandle]>,
     quorum: Quorum,
     stream_max_len: u64,
     state: Arc<LeaseState>,
     tracker: TaskTracker,
     metrics: Arc<Metrics>,
-    reader: Arc<LogReader>,
+    reader: Arc<LogReader<C>>,
     repairer: Repairer,
     reconciled_generation: AtomicU64,
     /// The log's top as the reconciled generation knows it: the head it reconciled at, then
@@ -72,12 +72,12 @@ pub(crate) struct Reconciler {
 /// more in its read).
 const INVALID_PASSED_OVER_PER_NODE: usize = 16;
 
-impl Reconciler {
+impl<C: BlockCodec> Reconciler<C> {
     /// A reconciler over `writer`'s nodes, reading with the shared `reader`.
     pub(crate) fn new(
         config: &ValidatedConfig,
         writer: &QuorumWriter,
-        reader: Arc<LogReader>,
+        reader: Arc<LogReader<C>>,
     ) -> Self {
         Self {
             repairer: Repairer::new(writer.clone()),
@@ -107,8 +107,8 @@ impl Reconciler {
 
     /// A block of this process reached a quorum: the log's top, as far as this leadership
     /// knows.
-    pub(crate) fn published(&self, block: &SealedBlock) {
-        *self.known_top() = Some(ChainHead::of(&block.block.header));
+    pub(crate) fn published(&self, block: &C::SealedBlock) {
+        *self.known_top() = Some(ChainHead::of_block(block));
     }
 
     fn known_top(&self) -> std::sync::MutexGuard<'_, Option<ChainHead>> {
@@ -155,7 +155,7 @@ impl Reconciler {
         &self,
         head: ChainHead,
         generation: u64,
-    ) -> Result<LeaderState<SealedBlock>, AdapterError> {
+    ) -> Result<LeaderState<C::SealedBlock>, AdapterError> {
         let started = Instant::now();
         let result = self.leader_cycle(head, generation).await;
         self.metrics
@@ -171,7 +171,7 @@ impl Reconciler {
         &self,
         head: ChainHead,
         generation: u64,
-    ) -> Result<LeaderState<SealedBlock>, AdapterError> {
+    ) -> Result<LeaderState<C::SealedBlock>, AdapterError> {
         let Some(next_height) = head.next_height() else {
             return Ok(LeaderState::ReconciledLeader);
         };
@@ -224,7 +224,7 @@ impl Reconciler {
     pub(crate) async fn follower(
         &self,
         head: ChainHead,
-    ) -> Result<LeaderState<SealedBlock>, AdapterError> {
+    ) -> Result<LeaderState<C::SealedBlock>, AdapterError> {
         let Some(next_height) = head.next_height() else {
             return Ok(LeaderState::ReconciledFollower);
         };
@@ -342,7 +342,7 @@ impl Reconciler {
         head: ChainHead,
         reader: Reader,
         scope: ReadScope,
-    ) -> Result<Vec<SealedBlock>, AdapterError> {
+    ) -> Result<Vec<C::SealedBlock>, AdapterError> {
         let Some(next_height) = head.next_height() else {
             return Ok(Vec::new());
         };
@@ -428,7 +428,7 @@ impl Reconciler {
     /// verified blocks that do not extend the local chain.
     fn describe_occupied(
         &self,
-        backlog: &Backlog,
+        backlog: &Backlog<C>,
         height: BlockHeight,
         occupied: &std::collections::BTreeSet<poa_quorum::NodeIndex>,
     ) -> String {
@@ -472,7 +472,7 @@ impl Reconciler {
     }
 
     /// Keeps, per node, the invalid entries this full scan found at or above `next_height`.
-    fn remember_invalid_above(&self, backlog: &Backlog, next_height: BlockHeight) {
+    fn remember_invalid_above(&self, backlog: &Backlog<C>, next_height: BlockHeight) {
         let mut invalid = vec![Vec::new(); self.nodes.len()];
         for entry in backlog
             .invalid
@@ -529,7 +529,7 @@ impl Reconciler {
     async fn repair(
         &self,
         height: BlockHeight,
-        backlog: &Backlog,
+        backlog: &Backlog<C>,
         block: &Candidate,
     ) -> Result<bool, AdapterError> {
         let replaceable = backlog.view.may_replace_at(height);

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use fred::bytes::Bytes;
-use poa_ports::BlockHeight;
+use poa_ports::{BlockCodec, BlockHeight};
 use poa_quorum::{
     Candidate, RepairPlan, WriteDecision, WriteReply, WriteTally, may_replace_after, plan_repair,
 };
@@ -66,10 +66,10 @@ impl Repairer {
     ///
     /// [`AdapterError::Fenced`] when a node fenced the write (the lease was lost, or the epoch
     /// could not be recorded), [`AdapterError::NoEpoch`] when this process no longer leads.
-    pub(crate) async fn repair(
+    pub(crate) async fn repair<C: BlockCodec>(
         &self,
         height: BlockHeight,
-        backlog: &Backlog,
+        backlog: &Backlog<C>,
         block: &Candidate,
         replaceable: bool,
     ) -> Result<RepairOutcome, AdapterError> {

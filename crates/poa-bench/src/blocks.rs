@@ -5,11 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use adapter_chain::block::transactions_root;
+use adapter_chain::{Block, Header, ReferenceChain, Seal, SealedBlock};
 use adapter_redis::{RedisConfig, RedisSecurity};
-use poa_ports::block::transactions_root;
+use poa_ports::Transaction;
 use poa_ports::{
-    Block, BlockHeight, BlockId, ChainHead, ChainId, Header, ImportError, ReferenceChain, Seal,
-    SealVerifier, SealedBlock, Signature, Timestamp, Transaction,
+    BlockHeight, BlockId, ChainHead, ChainId, ImportError, SealVerifier, Signature, Timestamp,
 };
 
 /// The payload sizes the goals name: 256 B, 4 KiB and 64 KiB.

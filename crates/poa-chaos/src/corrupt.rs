@@ -11,7 +11,7 @@ mod forge;
 
 use std::time::Duration;
 
-use poa_ports::SealedBlock;
+use adapter_chain::SealedBlock;
 use poa_test_support::{RedisServer, RespValue};
 
 use crate::schedule::{Anchor, Garbage, ProducerKey, Servers};

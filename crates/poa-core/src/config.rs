@@ -2,18 +2,14 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
-
 use crate::error::{ServiceError, ServiceSetting};
 
 /// When the leader produces a block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
     /// One block every `block_time`, with or without transactions.
     Interval {
         /// Time between consecutive blocks.
-        #[serde(rename = "block_time_ms", serialize_with = "serialize_millis")]
         block_time: Duration,
     },
     /// A block as soon as transactions are pending; no empty blocks.
@@ -32,11 +28,15 @@ impl std::fmt::Display for Trigger {
     }
 }
 
-fn serialize_millis<S: serde::Serializer>(
-    value: &Duration,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.serialize_u64(u64::try_from(value.as_millis()).unwrap_or(u64::MAX))
+impl Trigger {
+    /// The trigger's kind as status pages name it: `interval`, `instant` or `manual`.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::Interval { .. } => "interval",
+            Self::Instant => "instant",
+            Self::Manual => "manual",
+        }
+    }
 }
 
 /// Configuration of the production service. Build it with [`ServiceConfig::new`], which

@@ -1,13 +1,10 @@
 //! The status snapshot the service publishes after every cycle, for health checks, `/status`
 //! and `/leader`.
 
-use serde::Serialize;
-
 use poa_ports::{BlockHeight, BlockId};
 
 /// What this process did in its last cycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     /// No cycle has completed yet.
     Starting,
@@ -23,8 +20,22 @@ pub enum Role {
     Stopped,
 }
 
+impl Role {
+    /// The role's name as status pages show it: lowercase.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Leader => "leader",
+            Self::Follower => "follower",
+            Self::Syncing => "syncing",
+            Self::Degraded => "degraded",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
 /// A snapshot of the service's state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceStatus {
     /// The role of the last cycle.
     pub role: Role,

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use adapter_chain::{ChainSpec, MemoryTransactionPool, RedbBlockImporter};
+use adapter_chain::{ReferenceChain, Seal, SealedBlock};
 use adapter_peers::{PeerTransactionRelay, RELAY_PATH};
-use adapter_redis::RedisReconciliation;
 use axum::Router;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -15,7 +15,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use poa_core::{CycleOutcome, ServiceHandle, Trigger};
-use poa_ports::{BlockHeight, BlockReconciliationPort, ReferenceChain, Seal, SealedBlock};
+use poa_ports::{BlockHeight, BlockReconciliationPort};
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use tracing::warn;
@@ -88,7 +88,7 @@ pub(crate) struct AdminState {
     pub(crate) default_hold_off: std::time::Duration,
     pub(crate) trigger: Trigger,
     /// The shared block log, when there is one (`--redis-url`).
-    pub(crate) redis: Option<Arc<RedisReconciliation>>,
+    pub(crate) redis: Option<Arc<crate::run::RedisLog>>,
 }
 
 /// Query of `POST /admin/remove-invalid-entries`.
@@ -230,10 +230,10 @@ async fn status(State(state): State<ApiState>) -> Response {
         "height": status.height.get(),
         "head_id": status.head_id.to_hex(),
         "is_leader": is_leader(&state),
-        "role": status.role,
+        "role": status.role.as_str(),
         "epoch": lease.epoch.map(|epoch| epoch.get()),
-        "trigger": state.trigger,
-        "lease": lease,
+        "trigger": crate::status_json::trigger_json(state.trigger),
+        "lease": crate::status_json::lease_json(&lease),
         "blocks_produced": status.blocks_produced,
         "blocks_imported": status.blocks_imported,
         "pending_transactions": state.pool.pending_count(),

@@ -15,6 +15,7 @@
 //! - `http_error`: the one JSON shape of every HTTP error, with its stable codes.
 //! - `http_server`: the listeners: connection cap, timeouts, the descriptor limit.
 //! - `raw_blocks`: encoded sealed blocks for peers catching up (`/blocks/raw`).
+//! - `status_json`: the JSON of the trigger and the lease in `/status`.
 //! - `storage_health`: `/health` and the exit that follow the local chain database's health.
 //! - `effective_config`: `poa-node config`, the settings with where each value came from.
 //! - `transactions`: transaction submission, from clients and relayed by peers, and where a
@@ -34,6 +35,7 @@ mod membership;
 mod raw_blocks;
 mod run;
 mod settings;
+mod status_json;
 mod storage_health;
 mod telemetry;
 mod transactions;

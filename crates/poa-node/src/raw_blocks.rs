@@ -1,6 +1,6 @@
 //! Encoded sealed blocks for peers catching up beyond the Redis streams' window:
 //! `GET /blocks/{height}/raw` (one block) and `GET /blocks/raw?from=<height>&limit=<n>` (a
-//! bounded range, framed by [`poa_ports::encode_block_batch`]). Both serve only the local
+//! bounded range, framed by [`adapter_peers::encode_block_batch`]). Both serve only the local
 //! chain, which holds committed blocks only; the reader verifies every block anyway.
 //!
 //! Answers are streamed in chunks: a block is read and encoded when the connection can take
@@ -12,12 +12,13 @@
 use std::sync::Arc;
 
 use adapter_chain::{RedbBlockImporter, StorageError};
+use adapter_peers::encode_block_batch;
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use poa_ports::{BlockHeight, encode_block_batch};
+use poa_ports::BlockHeight;
 use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use adapter_chain::ReferenceChain;
 use adapter_chain::{
     AuthoritySealVerifier, BlockLimits, ChainStore, Ed25519BlockSigner, MemoryTransactionPool,
     PoolBlockProducer, PoolMaintenance, RedbBlockImporter, StorageHealth, StorageMetrics,
@@ -17,7 +18,7 @@ use adapter_peers::{
 use adapter_redis::RedisReconciliation;
 use anyhow::Context;
 use poa_core::{Ports, ProductionService, ServiceConfig};
-use poa_ports::{BlockHistorySource, BlockReconciliationPort, ReferenceChain};
+use poa_ports::{BlockHistorySource, BlockReconciliationPort};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -31,6 +32,9 @@ use crate::library_errors;
 use crate::settings::{KeySource, Settings};
 use crate::storage_health;
 use crate::transactions::PoolPending;
+
+/// The Redis adapter over the reference chain's blocks, as this binary runs it.
+pub(crate) type RedisLog = RedisReconciliation<ReferenceChain>;
 
 /// The file in the data directory holding the highest fencing epoch this process has seen.
 const EPOCH_FILE: &str = "lease-epoch";
@@ -86,7 +90,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
         .map_or(std::time::Duration::ZERO, |redis| redis.lease_ttl);
     let (reconciliation, redis): (
         Arc<dyn BlockReconciliationPort<ReferenceChain>>,
-        Option<Arc<RedisReconciliation>>,
+        Option<Arc<RedisLog>>,
     ) = match settings.redis {
         Some(mut config) => {
             config.epoch_file = Some(settings.data_dir.join(EPOCH_FILE));

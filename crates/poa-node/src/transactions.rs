@@ -19,7 +19,8 @@ use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use poa_ports::{Clock, Timestamp, Transaction, TransactionId};
+use poa_ports::Transaction;
+use poa_ports::{Clock, Timestamp, TransactionId};
 use serde_json::json;
 
 use crate::http::{ApiState, storage_failure};

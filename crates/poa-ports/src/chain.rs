@@ -21,6 +21,7 @@ use crate::primitives::{BlockHeight, BlockId, Timestamp};
 /// use poa_ports::{BlockHeight, BlockId, Chain, HeaderView, SealedBlockView, Timestamp};
 ///
 /// /// The embedder's header: its own fields, its own id.
+/// #[derive(Clone)]
 /// struct MyHeader {
 ///     number: u32,
 ///     parent: [u8; 32],
@@ -29,10 +30,12 @@ use crate::primitives::{BlockHeight, BlockId, Timestamp};
 /// }
 ///
 /// /// The embedder's block, before and after it is sealed.
+/// #[derive(Clone)]
 /// struct MyBlock {
 ///     header: MyHeader,
 ///     transactions: Vec<Vec<u8>>,
 /// }
+/// #[derive(Clone)]
 /// struct MySealedBlock {
 ///     block: MyBlock,
 ///     signature: Vec<u8>,
@@ -100,8 +103,9 @@ pub trait HeaderView: Send + Sync + 'static {
 }
 
 /// What the producer and the shared log read from a sealed block: its place in the chain, and
-/// how much it carried.
-pub trait SealedBlockView: Send + Sync + 'static {
+/// how much it carried. `Clone`, because the shared log hands one decoded copy of a block to
+/// every height it is needed at.
+pub trait SealedBlockView: Clone + Send + Sync + 'static {
     /// The block's height.
     fn height(&self) -> BlockHeight;
 
@@ -114,4 +118,32 @@ pub trait SealedBlockView: Send + Sync + 'static {
 
     /// How many transactions the block carries.
     fn transaction_count(&self) -> usize;
+}
+
+/// Error decoding a sealed block from bytes.
+#[derive(Debug, thiserror::Error)]
+#[error("undecodable sealed block: {reason}")]
+pub struct BlockCodecError {
+    /// What the decoder reported.
+    pub reason: String,
+}
+
+/// The wire form of a chain's sealed blocks, for the adapters that store or transfer them (the
+/// shared block log, peers serving history). The domain service never encodes a block, so this
+/// is not part of [`Chain`]: a chain that only ever runs in memory need not have a codec.
+///
+/// The bytes are the embedder's own: the log stores them next to the header view's height and
+/// id, and hands back only blocks whose decoding agrees with both, and which the chain's
+/// [`crate::SealVerifier`] accepts.
+pub trait BlockCodec: Chain {
+    /// Encodes a sealed block. The same block always gives the same bytes.
+    fn encode_block(block: &Self::SealedBlock) -> Vec<u8>;
+
+    /// Decodes bytes written by [`Self::encode_block`]. The bytes are untrusted (anyone who
+    /// reaches a coordination node can write them): decoding never panics.
+    ///
+    /// # Errors
+    ///
+    /// [`BlockCodecError`] when the bytes are not one complete, well-formed sealed block.
+    fn decode_block(bytes: &[u8]) -> Result<Self::SealedBlock, BlockCodecError>;
 }

@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
-
-use crate::chain::HeaderView;
+use crate::chain::{HeaderView, SealedBlockView};
 use crate::primitives::{BlockHeight, BlockId, Epoch};
 
 /// The local chain's head, as the reconciliation port needs it: the next block must be at the
@@ -24,6 +22,14 @@ impl ChainHead {
         Self {
             height: header.height(),
             id: header.id(),
+        }
+    }
+
+    /// The head of a chain whose last block is `block`.
+    pub fn of_block<B: SealedBlockView>(block: &B) -> Self {
+        Self {
+            height: block.height(),
+            id: block.id(),
         }
     }
 
@@ -49,8 +55,7 @@ pub enum LeaderState<B> {
 }
 
 /// The last outcome of an operation against one coordination node, for status pages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeOutcome {
     /// No operation has completed against this node yet.
     Unknown,
@@ -66,8 +71,7 @@ pub enum NodeOutcome {
 
 /// What a coordination node's calls and its client's connection attempts say about it, kept
 /// for the whole life of the process: what an operator acts on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NodeState {
     /// Nothing answered or failed yet.
     Unknown,
@@ -104,8 +108,21 @@ impl NodeState {
     }
 }
 
+impl NodeOutcome {
+    /// The outcome's name as status pages show it: lowercase, words joined by `_`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Ok => "ok",
+            Self::Refused => "refused",
+            Self::TimedOut => "timed_out",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 /// One coordination node as an operator sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeStatus {
     /// The node's address with any credentials removed.
     pub node: String,
@@ -123,12 +140,11 @@ pub struct NodeStatus {
 
 /// A read-only snapshot of the lease, for `/status` and logs. Never used for safety decisions:
 /// the coordination nodes fence every write themselves.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LeaseStatus {
     /// The fencing epoch this process holds, if it leads.
     pub epoch: Option<Epoch>,
     /// How much longer the lease is valid by the local clock, if this process leads.
-    #[serde(serialize_with = "serialize_optional_millis", rename = "valid_for_ms")]
     pub valid_for: Option<Duration>,
     /// Every coordination node, in configuration order (empty for a single-node deployment).
     pub nodes: Vec<NodeStatus>,
@@ -139,16 +155,4 @@ pub struct LeaseStatus {
     /// while it does not (it then neither leads nor counts votes): which nodes hold which
     /// record.
     pub membership: Option<String>,
-}
-
-fn serialize_optional_millis<S: serde::Serializer>(
-    value: &Option<Duration>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(duration) => {
-            serializer.serialize_some(&u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
-        }
-        None => serializer.serialize_none(),
-    }
 }

@@ -8,28 +8,23 @@
 //!
 //! - [`primitives`]: newtypes for heights, epochs, hashes and times.
 //! - [`chain`]: the embedder's chain ([`Chain`]) and what the producer reads from its headers
-//!   and sealed blocks; every port that carries blocks is generic over it.
-//! - [`block`]: the reference chain's headers, blocks, seals, sealed blocks, block ids and wire
-//!   encoding; [`reference`](mod@reference) names them as the [`ReferenceChain`] the adapters use.
+//!   and sealed blocks; every port that carries blocks is generic over it. [`BlockCodec`] is
+//!   the chain's wire form, for the adapters that store or transfer blocks.
 //! - [`leadership`]: what the reconciliation port reports (`LeaderState`, lease status).
 //! - [`ports`]: the traits `poa-core` is generic over.
-//! - [`batch`]: the wire framing of several encoded sealed blocks (peer history sync).
+//! - [`transaction`]: an opaque transaction and its id.
 //! - [`error`]: typed errors of every port.
 
 #![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
 
-pub mod batch;
-pub mod block;
 pub mod chain;
 pub mod error;
 pub mod leadership;
 pub mod ports;
 pub mod primitives;
-pub mod reference;
+pub mod transaction;
 
-pub use batch::{BlockBatchError, encode_block_batch, split_block_batch};
-pub use block::{Block, BlockCodecError, Header, Seal, SealedBlock, Transaction};
-pub use chain::{Chain, HeaderView, SealedBlockView};
+pub use chain::{BlockCodec, BlockCodecError, Chain, HeaderView, SealedBlockView};
 pub use error::{HistoryError, ImportError, ProductionError, ReconciliationError, SigningError};
 pub use leadership::{ChainHead, LeaderState, LeaseStatus, NodeOutcome, NodeState, NodeStatus};
 pub use ports::{
@@ -39,4 +34,4 @@ pub use ports::{
 pub use primitives::{
     BlockHeight, BlockId, ChainId, Epoch, Signature, Timestamp, TransactionId, TransactionsRoot,
 };
-pub use reference::ReferenceChain;
+pub use transaction::Transaction;

@@ -1,9 +1,11 @@
-//! The domain service carries the embedder's blocks and never the reference chain's: outside
-//! its tests, `poa-core` names no item of the reference chain (the header, block, seal and
-//! codec of `poa-ports`' `block` module and the `ReferenceChain` of its `reference` module). It
-//! reaches blocks only through the chain it is generic over, as `C::Header` or
-//! `C::SealedBlock`. `cargo tree` cannot see this (the reference chain lives in `poa-ports`
-//! for now), so the check reads the source.
+//! The contract, the domain service and the chain-agnostic adapters carry the embedder's blocks
+//! and never the reference chain's: outside their tests, `poa-ports`, `poa-core`,
+//! `adapter-redis`, `adapter-noop` and `adapter-memory` name no item of the reference chain
+//! (the header, block and seal of `adapter-chain`'s `block` module and the `ReferenceChain` of
+//! its `reference` module). They reach blocks
+//! only through the chain they are generic over, as `C::Header` or `C::SealedBlock`.
+//! `cargo xtask deps` already keeps `adapter-chain` out of their dependencies; this check
+//! also catches a name that a test-only dependency would let compile.
 //!
 //! The forbidden names are read from the reference chain's own files, so a new item there is
 //! covered without editing this file. Comment lines and the test module that closes a file are
@@ -15,25 +17,32 @@ use std::path::Path;
 
 use super::{Violation, is_test_file, non_test_line_count, source_crate};
 
-/// The files of `poa-ports` that define the reference chain, relative to the workspace root.
+/// The files of `adapter-chain` that define the reference chain, relative to the workspace
+/// root.
 pub(crate) const REFERENCE_CHAIN_FILES: &[&str] = &[
-    "crates/poa-ports/src/block.rs",
-    "crates/poa-ports/src/reference.rs",
+    "crates/adapter-chain/src/block.rs",
+    "crates/adapter-chain/src/reference.rs",
 ];
 
-/// The crate the rule applies to.
-const CORE: &str = "poa-core";
+/// The crates the rule applies to: those generic over the embedder's chain.
+const GENERIC_CRATES: &[&str] = &[
+    "poa-ports",
+    "poa-core",
+    "adapter-redis",
+    "adapter-noop",
+    "adapter-memory",
+];
 
-/// The modules of `poa-ports` that hold the reference chain, as a path would name them.
-const REFERENCE_MODULES: &[&str] = &["block", "reference"];
+/// The crate that holds the reference chain, as a path would name it.
+const REFERENCE_CRATE: &str = "adapter_chain";
 
 /// The kinds of item whose names the reference chain exports.
 const ITEM_KEYWORDS: &[&str] = &["struct", "enum", "fn", "type", "trait", "const"];
 
 /// Whether the rule applies to the file at `path` (relative to the workspace root): a non-test
-/// file under `crates/poa-core/src/`.
+/// file under the `src/` of a crate generic over the chain.
 pub(crate) fn applies_to(path: &Path) -> bool {
-    source_crate(path) == Some(CORE) && !is_test_file(path)
+    source_crate(path).is_some_and(|name| GENERIC_CRATES.contains(&name)) && !is_test_file(path)
 }
 
 /// The names of the public items a reference chain file defines at its top level.
@@ -54,7 +63,7 @@ pub(crate) fn reference_names(text: &str) -> impl Iterator<Item = String> + '_ {
 }
 
 /// Every line of the non-test part of `text` that names one of `names` or a reference chain
-/// module of `poa_ports`.
+/// crate.
 pub(crate) fn check_core_source(
     path: &Path,
     text: &str,
@@ -67,8 +76,10 @@ pub(crate) fn check_core_source(
         }
         let named = identifiers(line)
             .filter(|(start, word)| {
-                (names.contains(*word) && !after_a_type_path(&line[..*start]))
-                    || (REFERENCE_MODULES.contains(word) && line[..*start].ends_with("poa_ports::"))
+                (names.contains(*word)
+                    && !after_a_type_path(&line[..*start])
+                    && !declares_an_associated_type(&line[..*start]))
+                    || *word == REFERENCE_CRATE
             })
             .map(|(_, word)| word);
         for word in named {
@@ -76,7 +87,7 @@ pub(crate) fn check_core_source(
                 path,
                 index + 1,
                 format!(
-                    "`{word}` is the reference chain's: poa-core reaches blocks only through the \
+                    "`{word}` is the reference chain's: this crate reaches blocks only through the \
                      chain it is generic over (`C::Header`, `C::SealedBlock` and the views in \
                      `poa_ports::chain`)"
                 ),
@@ -104,6 +115,12 @@ fn identifiers(line: &str) -> impl Iterator<Item = (usize, &str)> {
             }
             _ => None,
         })
+}
+
+/// Whether `before` is a `type` keyword: what follows declares or defines the chain's
+/// associated type of that name (`type Header: HeaderView;`), not the reference item.
+fn declares_an_associated_type(before: &str) -> bool {
+    before.trim_start() == "type "
 }
 
 /// Whether `before` ends with a path through a type (`C::`, `Self::`, `Chain::`): what follows
@@ -152,7 +169,7 @@ mod tests {
     fn check_core_source__when_code_names_reference_items__then_reports_each_line() {
         // given
         let text = format!(
-            "{HEADER}use poa_ports::{{BlockHeight, SealedBlock}};\n\nfn f(h: &Header) {{}}\nfn g() {{ let _ = poa_ports::block::transactions_root(&[]); }}\n"
+            "{HEADER}use poa_ports::{{BlockHeight, SealedBlock}};\n\nfn f(h: &Header) {{}}\nfn g() {{ let _ = adapter_chain::block::transactions_root(&[]); }}\n"
         );
 
         // when
@@ -171,7 +188,7 @@ mod tests {
     fn check_core_source__when_code_names_the_chain_s_associated_types__then_no_violation() {
         // given: associated types, longer names, comments and the test module
         let text = format!(
-            "{HEADER}/// Imports a `SealedBlock`.\nfn f(h: &C::Header, b: Vec<Self::SealedBlock>, d: &Chain::Header) {{}}\nfn g(v: &dyn SealedBlockView, h: HeaderView) {{}}\n\n#[cfg(test)]\nmod tests {{\n    use poa_ports::SealedBlock;\n}}\n"
+            "{HEADER}/// Imports a `SealedBlock`.\nfn f(h: &C::Header, b: Vec<Self::SealedBlock>, d: &Chain::Header) {{}}\nfn g(v: &dyn SealedBlockView, h: HeaderView) {{}}\ntrait Chain {{\n    type Header: HeaderView;\n}}\n\n#[cfg(test)]\nmod tests {{\n    use poa_ports::SealedBlock;\n}}\n"
         );
 
         // when
@@ -193,5 +210,7 @@ mod tests {
         assert!(!applies_to(Path::new(
             "crates/adapter-chain/src/importer.rs"
         )));
+        assert!(applies_to(Path::new("crates/adapter-redis/src/publish.rs")));
+        assert!(applies_to(Path::new("crates/poa-ports/src/chain.rs")));
     }
 }

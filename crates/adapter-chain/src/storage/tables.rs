@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use poa_ports::{BlockHeight, BlockId, ChainId, SealedBlock, Timestamp};
+use crate::SealedBlock;
+use poa_ports::{BlockHeight, BlockId, ChainId, Timestamp};
 use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::error::StorageError;

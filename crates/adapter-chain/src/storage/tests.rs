@@ -2,7 +2,8 @@
 
 use std::num::NonZeroU32;
 
-use poa_ports::{ChainId, Header};
+use crate::Header;
+use poa_ports::ChainId;
 use tempfile::TempDir;
 
 use super::*;

@@ -2,7 +2,8 @@
 
 use std::collections::HashSet;
 
-use poa_ports::{BlockHeight, BlockId, BlockSigner, ChainId, Signature, Timestamp, Transaction};
+use poa_ports::Transaction;
+use poa_ports::{BlockHeight, BlockId, BlockSigner, ChainId, Signature, Timestamp};
 use proptest::prelude::*;
 
 use super::*;

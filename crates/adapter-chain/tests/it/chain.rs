@@ -80,13 +80,13 @@ async fn verify__when_a_block_is_dated_beyond_the_clock_plus_the_allowed_skew__t
     let parent = node.importer.latest_header().await.unwrap();
     let now = adapter_chain::SystemClock.now().as_unix_millis();
     let dated = |ahead_millis: u64| {
-        let block = poa_ports::Block {
-            header: poa_ports::Header {
+        let block = adapter_chain::Block {
+            header: adapter_chain::Header {
                 chain_id: parent.chain_id,
                 height: parent.height.next().unwrap(),
                 parent_id: parent.id(),
                 timestamp: poa_ports::Timestamp::from_unix_millis(now + ahead_millis),
-                transactions_root: poa_ports::block::transactions_root(&[]),
+                transactions_root: adapter_chain::block::transactions_root(&[]),
                 transaction_count: 0,
             },
             transactions: vec![],

@@ -4,7 +4,8 @@
 #![allow(non_snake_case)]
 
 use adapter_chain::{AuthorityKey, Ed25519BlockSigner};
-use poa_ports::{BlockImporter, BlockSigner, ImportError, Seal, SealedBlock, Signature};
+use adapter_chain::{Seal, SealedBlock};
+use poa_ports::{BlockImporter, BlockSigner, ImportError, Signature};
 
 use crate::support::{Node, assert_chain_links, fresh_authority};
 

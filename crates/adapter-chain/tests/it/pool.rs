@@ -6,7 +6,8 @@
 use std::collections::HashSet;
 
 use adapter_chain::BlockLimits;
-use poa_ports::{BlockImporter, Transaction};
+use poa_ports::BlockImporter;
+use poa_ports::Transaction;
 
 use crate::support::{Node, assert_chain_links, chain_transactions, fresh_authority};
 

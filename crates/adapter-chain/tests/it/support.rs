@@ -3,13 +3,13 @@
 
 use std::path::Path;
 
+use adapter_chain::SealedBlock;
 use adapter_chain::{
     BlockLimits, ChainSpec, ChainStore, CommitDurability, Ed25519BlockSigner,
     MemoryTransactionPool, PoolBlockProducer, PoolLimits, RedbBlockImporter,
 };
-use poa_ports::{
-    BlockHeight, BlockImporter, BlockProducer, BlockSigner, Clock, SealedBlock, Transaction,
-};
+use poa_ports::Transaction;
+use poa_ports::{BlockHeight, BlockImporter, BlockProducer, BlockSigner, Clock};
 
 /// One process's local chain: what `poa-node` wires from this crate.
 pub(crate) struct Node {

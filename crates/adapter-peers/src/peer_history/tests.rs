@@ -6,10 +6,11 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use poa_ports::block::transactions_root;
+use crate::block_batch::encode_block_batch;
+use adapter_chain::block::transactions_root;
+use adapter_chain::{Block, Header, ReferenceChain, Seal, SealedBlock};
 use poa_ports::{
-    Block, BlockHeight, BlockHistorySource, BlockId, ChainId, Header, HistoryError, Seal,
-    SealedBlock, Signature, Timestamp, encode_block_batch,
+    BlockHeight, BlockHistorySource, BlockId, ChainId, HistoryError, Signature, Timestamp,
 };
 
 use super::PeerBlockHistory;
@@ -84,7 +85,7 @@ fn fake_peer(behaviour: Behaviour) -> String {
     format!("http://{address}")
 }
 
-fn history(urls: Vec<String>) -> PeerBlockHistory {
+fn history(urls: Vec<String>) -> PeerBlockHistory<ReferenceChain> {
     PeerBlockHistory::new(
         PeerConfig::new(urls)
             .unwrap()

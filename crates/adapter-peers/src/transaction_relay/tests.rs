@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use poa_ports::{Clock, Timestamp, Transaction};
+use poa_ports::Transaction;
+use poa_ports::{Clock, Timestamp};
 use poa_test_support::{HalfAliveListener, wait_for_async};
 use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

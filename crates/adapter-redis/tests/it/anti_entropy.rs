@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use poa_ports::{BlockReconciliationPort, LeaderState, SealedBlock};
+use adapter_chain::SealedBlock;
+use poa_ports::{BlockReconciliationPort, LeaderState};
 use poa_test_support::{RedisServer, RespValue, wait_for_async};
 
 use crate::support::*;

@@ -2,8 +2,9 @@
 
 use std::time::{Duration, Instant};
 
+use adapter_chain::SealedBlock;
 use poa_ports::{
-    BlockReconciliationPort, LeaderState, LeaseStatus, NodeStatus, ReconciliationError, SealedBlock,
+    BlockReconciliationPort, LeaderState, LeaseStatus, NodeStatus, ReconciliationError,
 };
 use poa_test_support::{FaultProxy, ProxyMode, RedisServer, wait_for_async};
 

@@ -5,8 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+use adapter_chain::SealedBlock;
 use adapter_redis::{RedisConfig, begin_membership_change, commit_membership_change};
-use poa_ports::{BlockReconciliationPort, LeaderState, SealedBlock};
+use poa_ports::{BlockReconciliationPort, LeaderState};
 use poa_test_support::RedisServer;
 
 use crate::support::{

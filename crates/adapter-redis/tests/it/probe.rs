@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use adapter_chain::ReferenceChain;
 use adapter_redis::ProbeError;
 use adapter_redis::probe::{LeaseProbe, NodeProbe};
 
@@ -20,9 +21,17 @@ async fn node_probe__when_lease_taken__then_raw_write_lands_once_per_height() {
     let epoch = probe.take_lease(0).await.unwrap();
 
     // when
-    probe.write_block(0, epoch, &block(1, 0)).await.unwrap();
-    probe.write_block(0, epoch, &block(1, 0)).await.unwrap();
-    let other = probe.write_block(0, epoch, &block(1, 1)).await;
+    probe
+        .write_block::<ReferenceChain>(0, epoch, &block(1, 0))
+        .await
+        .unwrap();
+    probe
+        .write_block::<ReferenceChain>(0, epoch, &block(1, 0))
+        .await
+        .unwrap();
+    let other = probe
+        .write_block::<ReferenceChain>(0, epoch, &block(1, 1))
+        .await;
 
     // then
     assert_eq!(
@@ -58,7 +67,9 @@ async fn node_probe__when_lease_not_taken__then_write_is_fenced() {
 
     // when
     let promote = intruder.take_lease(0).await;
-    let write = intruder.write_block(0, epoch, &block(1, 0)).await;
+    let write = intruder
+        .write_block::<ReferenceChain>(0, epoch, &block(1, 0))
+        .await;
 
     // then
     assert!(

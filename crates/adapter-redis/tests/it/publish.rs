@@ -4,7 +4,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use poa_ports::{BlockReconciliationPort, LeaderState, ReconciliationError, Seal};
+use adapter_chain::Seal;
+use poa_ports::{BlockReconciliationPort, LeaderState, ReconciliationError};
 use poa_test_support::{FaultProxy, ProxyMode, RespValue, wait_for_async};
 
 use crate::support::*;
@@ -28,7 +29,7 @@ async fn leader_with_two_nodes_behind_proxies(
 async fn heal_and_retry_publish(
     proxies: &[FaultProxy],
     producer: &Producer,
-    block: &poa_ports::SealedBlock,
+    block: &adapter_chain::SealedBlock,
 ) -> bool {
     proxies
         .iter()

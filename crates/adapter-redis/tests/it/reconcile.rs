@@ -2,7 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use poa_ports::{BlockId, BlockReconciliationPort, LeaderState, ReconciliationError, SealedBlock};
+use adapter_chain::SealedBlock;
+use poa_ports::{BlockId, BlockReconciliationPort, LeaderState, ReconciliationError};
 use poa_test_support::{FaultProxy, ProxyMode, RedisServer};
 
 use crate::support::*;
@@ -721,13 +722,14 @@ async fn follower__when_its_next_height_lost_copies_but_a_block_above_extends_it
 
 /// A chain of `count` linked blocks from height 1, each carrying one transaction of `bytes`
 /// bytes.
-fn large_chain(count: u64, bytes: usize) -> Vec<poa_ports::SealedBlock> {
-    let mut chain: Vec<poa_ports::SealedBlock> = Vec::new();
+fn large_chain(count: u64, bytes: usize) -> Vec<adapter_chain::SealedBlock> {
+    let mut chain: Vec<adapter_chain::SealedBlock> = Vec::new();
     for height in 1..=count {
         let parent = chain.last().map_or(GENESIS, |block| block.id());
         let mut sealed = block_on(height, 0, parent);
         let transactions = vec![poa_ports::Transaction::new(vec![0xab; bytes])];
-        sealed.block.header.transactions_root = poa_ports::block::transactions_root(&transactions);
+        sealed.block.header.transactions_root =
+            adapter_chain::block::transactions_root(&transactions);
         sealed.block.header.transaction_count = 1;
         sealed.block.transactions = transactions;
         chain.push(sealed);
@@ -1104,7 +1106,7 @@ async fn leader_state__when_forged_blocks_on_a_quorum_leave_only_the_leaders_own
 fn indexes(
     server: &poa_test_support::RedisServer,
     key: &str,
-    block: &poa_ports::SealedBlock,
+    block: &adapter_chain::SealedBlock,
 ) -> bool {
     let index = format!("{key}:heights:index");
     let height = block.height().get().to_string();

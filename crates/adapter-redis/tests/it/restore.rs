@@ -1,7 +1,8 @@
 //! Redis nodes restored from old snapshots: what a process remembers outside Redis keeps the
 //! fencing epochs from repeating.
 
-use poa_ports::{BlockReconciliationPort, LeaderState, SealedBlock};
+use adapter_chain::SealedBlock;
+use poa_ports::{BlockReconciliationPort, LeaderState};
 
 use crate::support::*;
 

@@ -4,8 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use adapter_chain::SealedBlock;
 use adapter_redis::{RedisPassword, RedisSecurity};
-use poa_ports::{BlockReconciliationPort, LeaderState, ReconciliationError, SealedBlock};
+use poa_ports::{BlockReconciliationPort, LeaderState, ReconciliationError};
 use poa_test_support::{RedisServer, RespValue, TestCertificates, resp, wait_for_async};
 use tempfile::TempDir;
 

@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
+use adapter_chain::block::transactions_root;
+use adapter_chain::{Block, Header, ReferenceChain, Seal, SealedBlock};
 use adapter_redis::{RedisConfig, RedisReconciliation};
-use poa_ports::block::transactions_root;
 use poa_ports::{
-    Block, BlockHeight, BlockId, BlockReconciliationPort, ChainHead, ChainId, Header, ImportError,
-    LeaderState, ReferenceChain, Seal, SealVerifier, SealedBlock, Signature, Timestamp,
+    BlockHeight, BlockId, BlockReconciliationPort, ChainHead, ChainId, ImportError, LeaderState,
+    SealVerifier, Signature, Timestamp,
 };
 use poa_test_support::{HalfAliveListener, RedisServer, RespValue};
 use prometheus_client::encoding::text::encode;
@@ -48,7 +49,7 @@ pub(crate) fn config(urls: Vec<String>, key: &str) -> RedisConfig {
 
 /// An adapter and the registry its metrics live on.
 pub(crate) struct Producer {
-    pub(crate) adapter: RedisReconciliation,
+    pub(crate) adapter: RedisReconciliation<ReferenceChain>,
     pub(crate) registry: Registry,
 }
 

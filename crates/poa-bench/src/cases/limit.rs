@@ -10,6 +10,7 @@
 
 use std::time::Instant;
 
+use adapter_chain::ReferenceChain;
 use adapter_redis::probe::NodeProbe;
 use anyhow::{Context, Result};
 
@@ -112,7 +113,7 @@ async fn write_latencies(context: &BenchContext, url: &str, size: usize) -> Resu
         bounded(
             "write_block",
             HANG_BOUND,
-            probe.write_block(0, epoch, &block),
+            probe.write_block::<ReferenceChain>(0, epoch, &block),
         )
         .await??;
         if height > WARM_UP {

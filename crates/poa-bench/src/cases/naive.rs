@@ -10,6 +10,7 @@
 
 use std::time::Instant;
 
+use adapter_chain::ReferenceChain;
 use adapter_redis::probe::NodeProbe;
 use adapter_redis::{ProbeError, RedisReconciliation};
 use anyhow::{Context, Result, bail};
@@ -288,7 +289,7 @@ async fn naive_sequence(
             match bounded(
                 "write_block",
                 HANG_BOUND,
-                probe.write_block(node, *epoch, &block),
+                probe.write_block::<ReferenceChain>(node, *epoch, &block),
             )
             .await?
             {

@@ -6,11 +6,11 @@
 //! well-formed as an honest block and fails only the seal check; a hand-rolled encoding could
 //! drift from the real one and turn every forgery into mere undecodable bytes unnoticed.
 
+use adapter_chain::block::transactions_root;
+use adapter_chain::{Block, Header, Seal, SealedBlock};
 use ed25519_dalek::{Signer, SigningKey};
-use poa_ports::block::transactions_root;
-use poa_ports::{
-    Block, BlockHeight, BlockId, Header, Seal, SealedBlock, Signature, Timestamp, Transaction,
-};
+use poa_ports::Transaction;
+use poa_ports::{BlockHeight, BlockId, Signature, Timestamp};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

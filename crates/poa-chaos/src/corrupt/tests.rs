@@ -1,8 +1,9 @@
 //! Tests of planting and removing garbage, against real `redis-server` processes holding a
 //! producer's keys: the removal leaves every server exactly as it was.
 
-use poa_ports::block::transactions_root;
-use poa_ports::{Block, BlockHeight, BlockId, ChainId, Header, Seal, Signature, Timestamp};
+use adapter_chain::block::transactions_root;
+use adapter_chain::{Block, Header, Seal};
+use poa_ports::{BlockHeight, BlockId, ChainId, Signature, Timestamp};
 
 use super::*;
 

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::thread;
 use std::time::Duration;
 
+use adapter_chain::SealedBlock;
 use anyhow::{Result, bail};
-use poa_ports::SealedBlock;
 use poa_test_support::Snapshot;
 use rand::Rng;
 use rand::rngs::StdRng;

@@ -10,15 +10,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use adapter_chain::block::transactions_root;
+use adapter_chain::{Block, Header, ReferenceChain, Seal, SealedBlock};
 use async_trait::async_trait;
 use mockall::{Sequence, mock, predicate};
 use poa_ports::BlockHistorySource;
-use poa_ports::block::transactions_root;
 use poa_ports::{
-    Block, BlockHeight, BlockId, BlockImporter, BlockProducer, BlockReconciliationPort,
-    BlockSigner, ChainHead, ChainId, Clock, Header, ImportError, LeaderState, LeaseStatus,
-    ProductionError, ReconciliationError, ReferenceChain, Seal, SealedBlock, Signature,
-    SigningError, Timestamp, TransactionPool,
+    BlockHeight, BlockId, BlockImporter, BlockProducer, BlockReconciliationPort, BlockSigner,
+    ChainHead, ChainId, Clock, ImportError, LeaderState, LeaseStatus, ProductionError,
+    ReconciliationError, Signature, SigningError, Timestamp, TransactionPool,
 };
 use prometheus_client::registry::Registry;
 use tokio::sync::{Notify, oneshot};

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use adapter_chain::ReferenceChain;
 use adapter_chain::{
     AuthorityKey, AuthoritySealVerifier, BlockLimits, ChainSpec, ChainStore, CommitDurability,
     Ed25519BlockSigner, MemoryTransactionPool, PoolBlockProducer, PoolLimits, RedbBlockImporter,
@@ -21,13 +22,17 @@ use adapter_noop::NoopReconciliation;
 use adapter_redis::{RedisConfig, RedisReconciliation};
 use anyhow::{Context, Result, anyhow, bail};
 use poa_core::{Ports, ProductionService, ServiceConfig, ServiceHandle, Trigger};
-use poa_ports::{BlockHeight, BlockReconciliationPort, ReferenceChain, Transaction};
+use poa_ports::Transaction;
+use poa_ports::{BlockHeight, BlockReconciliationPort};
 use prometheus_client::registry::Registry;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::step_metrics::StepTotals;
 use crate::stats::Latencies;
+
+/// The Redis adapter over the reference chain's blocks, as `poa-node` runs it.
+type RedisLog = RedisReconciliation<ReferenceChain>;
 
 /// How often an idle producer re-checks (poa-node's default for an instant trigger).
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -92,7 +97,7 @@ pub(crate) struct Producer {
     pool: MemoryTransactionPool,
     handle: ServiceHandle,
     registry: Registry,
-    redis: Option<Arc<RedisReconciliation>>,
+    redis: Option<Arc<RedisLog>>,
     release_timeout: Duration,
     stop: Option<oneshot::Sender<()>>,
     running: Option<JoinHandle<()>>,
@@ -132,7 +137,7 @@ impl Producer {
         let signer = Ed25519BlockSigner::new(key);
         let (reconciliation, redis, poll_interval, release_timeout): (
             Arc<dyn BlockReconciliationPort<ReferenceChain>>,
-            Option<Arc<RedisReconciliation>>,
+            Option<Arc<RedisLog>>,
             Duration,
             Duration,
         ) = match coordination {

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use adapter_chain::ReferenceChain;
 use adapter_redis::probe::NodeProbe;
 use adapter_redis::{RedisConfig, RedisReconciliation};
 use anyhow::{Context, Result, anyhow, bail};
@@ -77,7 +78,7 @@ pub(crate) async fn write_blocks(
 /// times each `publish_produced_block`.
 #[derive(Debug)]
 pub(crate) struct QuorumLeader {
-    adapter: RedisReconciliation,
+    adapter: RedisReconciliation<ReferenceChain>,
     registry: Arc<Registry>,
     next_height: u64,
 }
@@ -331,7 +332,9 @@ impl BlockWriter for RawWriter {
         bounded(
             "a raw write",
             CALL_BOUND,
-            self.leased.probe.write_block(0, epoch, &block),
+            self.leased
+                .probe
+                .write_block::<ReferenceChain>(0, epoch, &block),
         )
         .await?
         .with_context(|| format!("raw write of height {} failed", self.next_height))?;
@@ -382,7 +385,11 @@ impl BlockWriter for RawQuorumWriter {
             .map(|(node, &epoch)| {
                 let probe = Arc::clone(&self.leased.probe);
                 let block = Arc::clone(&block);
-                tokio::spawn(async move { probe.write_block(node, epoch, &block).await })
+                tokio::spawn(async move {
+                    probe
+                        .write_block::<ReferenceChain>(node, epoch, &block)
+                        .await
+                })
             })
             .collect();
         let mut stored = 0;

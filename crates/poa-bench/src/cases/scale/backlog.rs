@@ -18,16 +18,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use adapter_chain::block::transactions_root;
 use adapter_chain::{
     AuthorityKey, AuthoritySealVerifier, ChainSpec, ChainStore, CommitDurability,
     Ed25519BlockSigner, MemoryTransactionPool, PoolLimits, RedbBlockImporter,
 };
+use adapter_chain::{Block, Header, ReferenceChain, SealedBlock};
 use adapter_redis::{RedisConfig, RedisReconciliation};
 use anyhow::{Context, Result, anyhow, bail};
-use poa_ports::block::transactions_root;
+use poa_ports::Transaction;
 use poa_ports::{
-    Block, BlockImporter, BlockReconciliationPort, BlockSigner, ChainHead, Header, LeaderState,
-    SealedBlock, Timestamp, Transaction,
+    BlockImporter, BlockReconciliationPort, BlockSigner, ChainHead, LeaderState, Timestamp,
 };
 use prometheus_client::registry::Registry;
 
@@ -321,7 +322,7 @@ fn build_chain(
 
 /// The adapter that published the backlog, leading until it releases.
 struct Publisher {
-    adapter: RedisReconciliation,
+    adapter: RedisReconciliation<ReferenceChain>,
     spec: ChainSpec,
     tip: ChainHead,
 }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use poa_ports::{BlockHeight, LeaderState, ReconciliationError, SealedBlock};
+use adapter_chain::SealedBlock;
+use poa_ports::{BlockHeight, LeaderState, ReconciliationError};
 
 use super::{BLOCK_TIME, Doubles, RETRY, let_time_pass};
 use crate::config::{ServiceConfig, Trigger};

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use adapter_chain::{ReferenceChain, SealedBlock};
 use async_trait::async_trait;
 use mockall::mock;
 use poa_ports::{
     BlockHeight, BlockHistorySource, EverySource, HistoryError, ImportError, LeaderState,
-    ReconciliationError, ReferenceChain, SealedBlock,
+    ReconciliationError,
 };
 
 use super::{BLOCK_TIME, Doubles, assert_standing_aside, chain_to, let_time_pass};

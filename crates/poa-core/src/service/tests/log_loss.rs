@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use poa_ports::{BlockHeight, EverySource, LeaderState, ReconciliationError, SealedBlock};
+use adapter_chain::SealedBlock;
+use poa_ports::{BlockHeight, EverySource, LeaderState, ReconciliationError};
 
 use super::history::MockHistory;
 use super::{Doubles, assert_standing_aside, chain_to, let_time_pass};

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use adapter_chain::{ReferenceChain, SealedBlock};
 use adapter_memory::{MemoryBlockLog, MemoryReconciliation};
-use poa_ports::{BlockHeight, Epoch, SealedBlock};
+use poa_ports::{BlockHeight, Epoch};
 
 use super::{BLOCK_TIME, Doubles, Running, let_time_pass};
 use crate::config::Trigger;
@@ -25,7 +26,10 @@ fn assert_one_chain(blocks: &[SealedBlock]) {
 
 /// A producer on `log` whose local chain, block producer and signer always succeed; returns
 /// the running service and a clone of its port, to flip switches on.
-fn start_producer_on(log: &MemoryBlockLog, trigger: Trigger) -> (Running, MemoryReconciliation) {
+fn start_producer_on(
+    log: &MemoryBlockLog<ReferenceChain>,
+    trigger: Trigger,
+) -> (Running, MemoryReconciliation<ReferenceChain>) {
     let port = log.producer();
     let switches = port.clone();
     let mut doubles = Doubles::new().with_local_chain().on_port(port);
@@ -50,7 +54,7 @@ fn assert_failed_at_publish(outcome: &CycleOutcome) {
 async fn handover__when_the_leader_shuts_down__then_the_follower_has_imported_its_blocks_and_continues_the_chain()
  {
     // given: two producers on one log; the first starts first and leads
-    let log = MemoryBlockLog::new();
+    let log = MemoryBlockLog::<ReferenceChain>::new();
     let interval = Trigger::Interval {
         block_time: BLOCK_TIME,
     };
@@ -97,7 +101,7 @@ async fn handover__when_the_leader_shuts_down__then_the_follower_has_imported_it
 async fn produce__when_the_lease_is_lost_before_the_publish__then_the_fenced_block_is_committed_nowhere_and_a_new_leadership_produces()
  {
     // given
-    let log = MemoryBlockLog::new();
+    let log = MemoryBlockLog::<ReferenceChain>::new();
     let (running, switches) = start_producer_on(&log, Trigger::Manual);
     switches.lose_lease_before_next_publish();
 
@@ -121,7 +125,7 @@ async fn produce__when_the_lease_is_lost_before_the_publish__then_the_fenced_blo
 async fn produce__when_the_publish_outcome_is_unknown__then_commits_nothing_and_imports_the_block_from_the_log_before_producing_on_it()
  {
     // given: the publish reaches the log but its reply is lost
-    let log = MemoryBlockLog::new();
+    let log = MemoryBlockLog::<ReferenceChain>::new();
     let (running, switches) = start_producer_on(&log, Trigger::Manual);
     switches.lose_next_publish_reply();
 

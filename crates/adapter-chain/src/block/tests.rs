@@ -29,6 +29,26 @@ fn encode__when_decoded__then_yields_the_same_block() {
 }
 
 #[test]
+fn encode__when_a_block_is_sealed__then_writes_postcard_field_by_field() {
+    // given: chain 7, height 3, one transaction "ab", an authority seal
+    let block = block_with(3, vec![b"ab".to_vec()]);
+    let header = &block.block.header;
+
+    // when
+    let bytes = block.encode();
+
+    // then: varints for the numbers, raw arrays for the ids, length-prefixed byte strings for
+    // the transactions and the signature, the seal's variant index before it
+    let mut expected = vec![7, 3];
+    expected.extend_from_slice(&[1; 32]);
+    expected.extend_from_slice(&[0x80, 0xd0, 0x95, 0xff, 0xbc, 0x31]);
+    expected.extend_from_slice(header.transactions_root.as_bytes());
+    expected.extend_from_slice(&[1, 1, 2, b'a', b'b', 1, 64]);
+    expected.extend_from_slice(&[9; 64]);
+    assert_eq!(bytes, expected);
+}
+
+#[test]
 fn decode__when_bytes_are_truncated__then_refuses() {
     let bytes = block_with(3, vec![b"abc".to_vec()]).encode();
     assert!(SealedBlock::decode(&bytes[..bytes.len() - 1]).is_err());

@@ -1,54 +1,41 @@
-//! Blocks as the chain sees them: headers, transactions, seals, identities and the wire encoding.
+//! The reference chain's blocks: headers, transactions, seals, identities and the wire
+//! encoding.
 //!
 //! A block's identity ([`BlockId`]) is the SHA-256 hash of a fixed, versioned byte layout of its
 //! header, independent of the serde encoding, so the id never changes when the wire format does.
 //! The wire encoding of a [`SealedBlock`] (postcard) is what the local store and the Redis
 //! streams hold; decoding untrusted bytes never panics and reports [`BlockCodecError`].
 
+use poa_ports::{
+    BlockCodecError, BlockHeight, BlockId, ChainId, Signature, Timestamp, Transaction,
+    TransactionsRoot,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::primitives::{
-    BlockHeight, BlockId, ChainId, Signature, Timestamp, TransactionId, TransactionsRoot,
-};
+use crate::wire;
 
 /// Domain separation tags, so a header hash can never collide with another kind of hash.
 const HEADER_TAG: &[u8] = b"poa/header/v1";
 const TRANSACTIONS_TAG: &[u8] = b"poa/transactions/v1";
 
-/// An opaque transaction: the chain orders and commits bytes; it does not interpret them.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Transaction(#[serde(with = "serde_bytes_vec")] Vec<u8>);
-
-impl Transaction {
-    /// Wraps raw transaction bytes.
-    pub fn new(bytes: Vec<u8>) -> Self {
-        Self(bytes)
-    }
-
-    /// The raw bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// The transaction's identity: SHA-256 of its bytes.
-    pub fn id(&self) -> TransactionId {
-        TransactionId::from_bytes(Sha256::digest(&self.0).into())
-    }
-}
-
 /// The header of a block: everything the block id commits to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Header {
     /// The chain this block belongs to.
+    #[serde(with = "wire::chain_id")]
     pub chain_id: ChainId,
     /// Position in the chain; the parent is at `height - 1`.
+    #[serde(with = "wire::height")]
     pub height: BlockHeight,
     /// Id of the block at `height - 1` (all zeroes for genesis).
+    #[serde(with = "wire::block_id")]
     pub parent_id: BlockId,
     /// When the producer built the block; never earlier than the parent's timestamp.
+    #[serde(with = "wire::timestamp")]
     pub timestamp: Timestamp,
     /// Commitment to the ordered transactions, see [`transactions_root`].
+    #[serde(with = "wire::transactions_root")]
     pub transactions_root: TransactionsRoot,
     /// Number of transactions in the block.
     pub transaction_count: u32,
@@ -75,6 +62,7 @@ pub struct Block {
     /// The header.
     pub header: Header,
     /// The transactions, in execution order.
+    #[serde(with = "wire::transactions")]
     pub transactions: Vec<Transaction>,
 }
 
@@ -115,7 +103,7 @@ pub enum Seal {
     /// The genesis block: authorised by the chain configuration itself.
     Genesis,
     /// Any other block: the authority's ed25519 signature over the block id.
-    Authority(Signature),
+    Authority(#[serde(with = "wire::signature")] Signature),
 }
 
 /// A block together with its seal: what is published, stored and imported.
@@ -125,14 +113,6 @@ pub struct SealedBlock {
     pub block: Block,
     /// Its authorisation.
     pub seal: Seal,
-}
-
-/// Error decoding a sealed block from bytes.
-#[derive(Debug, thiserror::Error)]
-#[error("undecodable sealed block: {reason}")]
-pub struct BlockCodecError {
-    /// What the decoder reported.
-    pub reason: String,
 }
 
 impl SealedBlock {
@@ -167,21 +147,6 @@ impl SealedBlock {
                 reason: error.to_string(),
             }),
         }
-    }
-}
-
-/// Serialises a byte vector as one byte string instead of a sequence of integers.
-mod serde_bytes_vec {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(bytes)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Vec<u8>, D::Error> {
-        Vec::<u8>::deserialize(deserializer)
     }
 }
 

@@ -1,11 +1,15 @@
 //! The reference chain: the blocks of [`crate::block`] (an ed25519 seal, the postcard
-//! encoding) named as a [`Chain`], so the adapters and `poa-node` instantiate the ports with
-//! them. Nothing in the ports or the domain service depends on this module; an embedder with
-//! its own blocks declares its own [`Chain`] instead.
+//! encoding) named as a [`Chain`] with its [`BlockCodec`], so `poa-node` instantiates the ports
+//! and the generic adapters with them. Nothing in the ports, the domain service or the shared
+//! log adapters depends on this module; an embedder with its own blocks declares its own
+//! [`Chain`] instead.
+
+use poa_ports::{
+    BlockCodec, BlockCodecError, BlockHeight, BlockId, Chain, HeaderView, SealedBlockView,
+    Timestamp,
+};
 
 use crate::block::{Block, Header, SealedBlock};
-use crate::chain::{Chain, HeaderView, SealedBlockView};
-use crate::primitives::{BlockHeight, BlockId, Timestamp};
 
 /// The reference chain: [`Header`], [`Block`] and [`SealedBlock`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -15,6 +19,16 @@ impl Chain for ReferenceChain {
     type Header = Header;
     type Block = Block;
     type SealedBlock = SealedBlock;
+}
+
+impl BlockCodec for ReferenceChain {
+    fn encode_block(block: &SealedBlock) -> Vec<u8> {
+        block.encode()
+    }
+
+    fn decode_block(bytes: &[u8]) -> Result<SealedBlock, BlockCodecError> {
+        SealedBlock::decode(bytes)
+    }
 }
 
 impl HeaderView for Header {
@@ -53,8 +67,11 @@ impl SealedBlockView for SealedBlock {
 #[allow(non_snake_case)]
 mod tests {
     use super::*;
-    use crate::block::{Seal, Transaction, transactions_root};
-    use crate::primitives::ChainId;
+    use poa_ports::ChainId;
+
+    use poa_ports::Transaction;
+
+    use crate::block::{Seal, transactions_root};
 
     #[test]
     fn views__when_read_from_a_reference_block__then_agree_with_its_header_and_transactions() {

@@ -1,12 +1,10 @@
 //! The wire framing of a batch of encoded sealed blocks, as a producer serves a range of its
-//! chain to a peer catching up (`GET /blocks/raw`): each block is its [`SealedBlock::encode`]
-//! bytes behind a 4-byte big-endian length.
+//! chain to a peer catching up (`GET /blocks/raw`): each block is its chain's encoding
+//! ([`poa_ports::BlockCodec::encode_block`]) behind a 4-byte big-endian length.
 //!
 //! Framing each block on its own lets a reader keep the blocks before an undecodable one. This
 //! module only frames bytes; it never decides whether a block is acceptable (the importer
 //! verifies every block it is given).
-//!
-//! [`SealedBlock::encode`]: crate::SealedBlock::encode
 
 /// Bytes of the length prefix of one frame.
 const LENGTH_BYTES: usize = 4;
