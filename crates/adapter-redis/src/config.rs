@@ -221,8 +221,9 @@ impl RedisConfig {
                 url: redact_url(url),
             });
         }
-        validate_security(&self.urls, &self.security)?;
-        validate_security(&self.next_urls, &self.security)?;
+        // One set of credentials serves both lists of a membership change: checked over both.
+        let every_url: Vec<String> = self.urls.iter().chain(&self.next_urls).cloned().collect();
+        validate_security(&every_url, &self.security)?;
         // The same node listed twice would vote twice: one real node could then make a quorum.
         // Spellings the parser can tell apart are caught here; aliases (localhost and
         // 127.0.0.1, another DNS name) are caught at connection by the server's run_id.
