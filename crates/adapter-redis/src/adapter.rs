@@ -225,6 +225,15 @@ impl<C: BlockCodec> RedisReconciliation<C> {
         }
     }
 
+    /// How many per-node tasks are still running in the background: the stragglers of
+    /// fan-outs that returned at a quorum, anti-entropy steps, connection resets. Every call
+    /// this adapter makes to a node outside an awaited operation is one of them, so zero means
+    /// that none is in flight (a test that breaks a node's link waits for zero, so the fault
+    /// meets only the calls it makes next).
+    pub fn background_tasks(&self) -> usize {
+        self.tracker.len()
+    }
+
     /// Releases the lease and waits (at most `bound`) for background per-node tasks to end.
     pub async fn shutdown(&self, bound: Duration) {
         self.lease.release().await;

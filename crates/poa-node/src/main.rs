@@ -144,10 +144,21 @@ fn run_node(args: RunArgs) -> ExitCode {
     }
 }
 
+/// The most threads the runtime's blocking pool runs (tokio's default is 512). What runs there
+/// is short and never waits for other work of the pool: a chain database operation (it may wait
+/// only for a lock that a running operation holds, or for the disk), an epoch file write, a
+/// host-name lookup of a Redis node or a peer. Past the ceiling such work waits its turn, first
+/// come first served, so a burst of requests delays, never deadlocks, and the process keeps at
+/// most this many idle threads after it. 64 leaves room for the chain database beside the worst
+/// case of lookups hanging on a resolver that does not answer: one per Redis node and up to
+/// three per peer (docs/operations.md, 9.6).
+const MAX_BLOCKING_THREADS: usize = 64;
+
 /// The multi-threaded runtime the node and the membership commands run on; the exit code after
 /// saying why when it cannot start.
 fn async_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .enable_all()
         .build()
         .map_err(|failure| {

@@ -123,11 +123,15 @@ pub(crate) async fn status(
     if let Some(included) = included(&state, id).await? {
         return Ok(included);
     }
+    // The id is the request's own path: like a block's height in `block_not_found`, it is told
+    // in the message, with nothing beside `error`.
     Err(ApiError::new(
         ErrorCode::TransactionUnknown,
-        "this process neither holds the transaction pending nor has committed it",
-    )
-    .with_context("id", id.to_hex()))
+        format!(
+            "no transaction {} in this process's pool or chain",
+            id.to_hex()
+        ),
+    ))
 }
 
 /// The answer for a transaction the local chain committed, if it did.

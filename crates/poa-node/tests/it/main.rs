@@ -15,6 +15,7 @@
 mod admin;
 mod allocator;
 mod blocked;
+mod blocking_threads;
 mod bulk;
 mod chain_storage;
 mod clock;
