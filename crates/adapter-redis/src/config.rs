@@ -221,8 +221,10 @@ impl RedisConfig {
                 url: redact_url(url),
             });
         }
-        validate_security(&self.urls, &self.security)?;
-        validate_security(&self.next_urls, &self.security)?;
+        // One check over both lists: TLS files serve a `rediss://` node of either, and one user
+        // authenticates on every node of both.
+        let every_url: Vec<String> = self.urls.iter().chain(&self.next_urls).cloned().collect();
+        validate_security(&every_url, &self.security)?;
         // The same node listed twice would vote twice: one real node could then make a quorum.
         // Spellings the parser can tell apart are caught here; aliases (localhost and
         // 127.0.0.1, another DNS name) are caught at connection by the server's run_id.
@@ -832,6 +834,34 @@ mod tests {
         // then
         assert!(validated.is_ok(), "{validated:?}");
         assert!(!format!("{validated:?}").contains("pw\""));
+    }
+
+    #[test]
+    fn validate__when_only_one_list_of_a_membership_change_uses_tls__then_accepts_the_tls_files() {
+        // given: a change from plain nodes to TLS ones, and one from TLS ones with no next list
+        let security = || RedisSecurity {
+            ca_file: Some("/ca.pem".into()),
+            ..RedisSecurity::default()
+        };
+        let to_tls = RedisConfig {
+            urls: vec!["redis://h:1".into()],
+            next_urls: vec!["rediss://h:2".into()],
+            security: security(),
+            ..RedisConfig::default()
+        };
+        let tls_alone = RedisConfig {
+            urls: vec!["rediss://h:1".into()],
+            security: security(),
+            ..RedisConfig::default()
+        };
+
+        // when
+        let validated = [to_tls.validate(), tls_alone.validate()];
+
+        // then
+        for config in validated {
+            assert!(config.is_ok(), "{config:?}");
+        }
     }
 
     #[test]
