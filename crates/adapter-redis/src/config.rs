@@ -221,8 +221,7 @@ impl RedisConfig {
                 url: redact_url(url),
             });
         }
-        // One check over both lists: TLS files serve a `rediss://` node of either, and one user
-        // authenticates on every node of both.
+        // One set of credentials serves both lists of a membership change: checked over both.
         let every_url: Vec<String> = self.urls.iter().chain(&self.next_urls).cloned().collect();
         validate_security(&every_url, &self.security)?;
         // The same node listed twice would vote twice: one real node could then make a quorum.
