@@ -836,6 +836,34 @@ mod tests {
     }
 
     #[test]
+    fn validate__when_only_one_list_of_a_membership_change_uses_tls__then_accepts_the_tls_files() {
+        // given: a change from plain nodes to TLS ones, and one from TLS ones with no next list
+        let security = || RedisSecurity {
+            ca_file: Some("/ca.pem".into()),
+            ..RedisSecurity::default()
+        };
+        let to_tls = RedisConfig {
+            urls: vec!["redis://h:1".into()],
+            next_urls: vec!["rediss://h:2".into()],
+            security: security(),
+            ..RedisConfig::default()
+        };
+        let tls_alone = RedisConfig {
+            urls: vec!["rediss://h:1".into()],
+            security: security(),
+            ..RedisConfig::default()
+        };
+
+        // when
+        let validated = [to_tls.validate(), tls_alone.validate()];
+
+        // then
+        for config in validated {
+            assert!(config.is_ok(), "{config:?}");
+        }
+    }
+
+    #[test]
     fn redact_url__when_url_has_a_query_or_fragment__then_removes_them() {
         // given: a password where the adapter never reads one, but an operator might put it
         let urls = [

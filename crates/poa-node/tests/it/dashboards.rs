@@ -26,6 +26,7 @@ const DASHBOARD_MUST_SHOW: &[&str] = &[
     "poa_history_gap_total",
     "poa_outstanding_publish_tasks",
     "poa_heights_below_quorum",
+    "poa_node_state",
 ];
 
 fn docs_file(name: &str) -> String {

@@ -1,7 +1,8 @@
 //! The shell recipes of README.md and docs/, run exactly as written: only the Redis ports are
-//! substituted (the recipes name 6379, 6380 and 6381; the tests start their own servers), and
-//! `cargo` on the recipe's PATH is a shim that runs the poa-node binary under test for
-//! `cargo run -p poa-node`, and refuses anything else. Every shell block of those documents is
+//! substituted (the recipes name 6379, 6380 and 6381; the tests start their own servers), the
+//! variables a recipe says it reads (passwords, a directory of certificates) are set in its
+//! environment, and `cargo` on the recipe's PATH is a shim that runs the poa-node binary under
+//! test for `cargo run -p poa-node`, and refuses anything else. Every shell block of those documents is
 //! either run here or named in [`NOT_RUN_HERE`] with the reason, so a new recipe cannot slip in
 //! untested.
 //!
@@ -20,6 +21,7 @@ use poa_test_support::RedisServer;
 
 use crate::support::{binary, eventually};
 
+mod credential_rotation;
 mod membership_change;
 
 /// Generous bound that only catches a hang.
@@ -64,6 +66,11 @@ const RUN_HERE: &[(&str, &str)] = &[
     ("docs/operations.md", "7.12"),
     ("docs/operations.md", "7.14.1"),
     ("docs/operations.md", "7.14.2"),
+    ("docs/operations.md", "7.16.1"),
+    ("docs/operations.md", "7.16.2"),
+    ("docs/operations.md", "7.17.1"),
+    ("docs/operations.md", "7.17.2"),
+    ("docs/operations.md", "7.17.3"),
 ];
 
 /// One fenced shell block and the heading above it.
@@ -167,6 +174,11 @@ struct Shell {
 
 impl Shell {
     fn start(script: &str, dir: &Path) -> Self {
+        Self::start_with_environment(script, dir, &[])
+    }
+
+    /// Like [`Shell::start`], with the variables a recipe reads set in its environment.
+    fn start_with_environment(script: &str, dir: &Path, environment: &[(&str, &str)]) -> Self {
         let path = format!(
             "{}:{}",
             cargo_shim(dir).display(),
@@ -179,6 +191,7 @@ impl Shell {
             .current_dir(dir)
             .env("PATH", path)
             .env("RUST_LOG", "info")
+            .envs(environment.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -223,9 +236,15 @@ impl Drop for Shell {
 
 /// The recipe with the Redis ports it names (6379 to 6382) replaced by those of `servers`.
 fn with_redis_ports(recipe: &str, servers: &[RedisServer]) -> String {
+    let ports: Vec<u16> = servers.iter().map(RedisServer::port).collect();
+    with_ports(recipe, &ports)
+}
+
+/// The recipe with the Redis ports it names (6379 to 6382) replaced by `ports`.
+fn with_ports(recipe: &str, ports: &[u16]) -> String {
     let mut text = recipe.to_owned();
-    for (port, server) in [6379, 6380, 6381, 6382].iter().zip(servers) {
-        text = text.replace(&format!(":{port}"), &format!(":{}", server.port()));
+    for (named, port) in [6379, 6380, 6381, 6382].iter().zip(ports) {
+        text = text.replace(&format!(":{named}"), &format!(":{port}"));
     }
     text
 }
@@ -271,6 +290,9 @@ fn recipes__when_run_as_written__then_start_what_they_say_and_answer() {
     anti_entropy_recipe_of_the_runbook();
     replacement_recipe_of_the_runbook();
     membership_change::membership_change_recipe_of_the_runbook();
+    credential_rotation::password_rotation_recipes_of_the_runbook();
+    credential_rotation::password_removal_recipe_when_a_producer_was_missed();
+    credential_rotation::certificate_rotation_recipes_of_the_runbook();
 }
 
 /// README: `cargo run -p poa-node` (the first of the two commands; the second is CI itself),
@@ -449,6 +471,21 @@ fn body_of(url: &str) -> String {
         .ok()
         .and_then(|mut response| response.body_mut().read_to_string().ok())
         .unwrap_or_default()
+}
+
+/// The height of the latest block the process at `http` holds (0 when it answers nothing).
+fn height_of(http: &str) -> u64 {
+    serde_json::from_str::<serde_json::Value>(&body_of(&format!("http://{http}/blocks/latest")))
+        .ok()
+        .and_then(|block| block["height"].as_u64())
+        .unwrap_or(0)
+}
+
+/// The id of the block at `height` the process at `http` holds, if it holds one.
+fn id_at(http: &str, height: u64) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(&body_of(&format!("http://{http}/blocks/{height}")))
+        .ok()
+        .and_then(|block| block["id"].as_str().map(str::to_owned))
 }
 
 /// docs/operations.md 7.12: the node on 6381 replaced by one on 6382, stop-the-world, as

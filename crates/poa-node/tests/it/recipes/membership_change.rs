@@ -8,7 +8,9 @@ use std::process::{Command, Stdio};
 
 use poa_test_support::RedisServer;
 
-use super::{HANG, KillOnDrop, Shell, body_of, recipe, status_of, with_redis_ports};
+use super::{
+    HANG, KillOnDrop, Shell, body_of, height_of, id_at, recipe, status_of, with_redis_ports,
+};
 use crate::support::{binary, eventually};
 
 /// A producer on `current`, with `next` as its `--next-redis-url` list (none when empty).
@@ -31,21 +33,6 @@ fn producer(current: &[&RedisServer], next: &[&RedisServer], http: &str, dir: &P
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     KillOnDrop(node.spawn().unwrap())
-}
-
-/// The height of the latest block the process at `http` holds (0 when it answers nothing).
-fn height_of(http: &str) -> u64 {
-    serde_json::from_str::<serde_json::Value>(&body_of(&format!("http://{http}/blocks/latest")))
-        .ok()
-        .and_then(|block| block["height"].as_u64())
-        .unwrap_or(0)
-}
-
-/// The id of the block at `height` the process at `http` holds, if it holds one.
-fn id_at(http: &str, height: u64) -> Option<String> {
-    serde_json::from_str::<serde_json::Value>(&body_of(&format!("http://{http}/blocks/{height}")))
-        .ok()
-        .and_then(|block| block["id"].as_str().map(str::to_owned))
 }
 
 /// Runs the recipe under `heading` and returns its output after checking it exited 0.
