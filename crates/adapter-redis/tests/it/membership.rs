@@ -4,7 +4,7 @@
 //! member restarted empty and a follower joins the new generation, and a stop-the-world change
 //! leaves a process on the old list failing closed.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use adapter_redis::{init_membership, set_membership};
 use poa_ports::{BlockReconciliationPort, LeaderState, ReconciliationError};
@@ -12,7 +12,8 @@ use poa_test_support::{RedisServer, RespValue};
 
 use crate::support::{
     Producer, below, block, clear_owner, config, head_of, membership_of, owner,
-    producer_as_started, producer_with, put_membership, servers, set_owner, stream_len, urls,
+    producer_as_started, producer_with, put_membership, servers, set_owner, stream_len, until,
+    urls,
 };
 
 const MEMBERSHIP_CHECK: &str = include_str!("../../lua/membership_check.lua");
@@ -446,20 +447,4 @@ async fn set_membership__when_a_lease_is_held__then_refuses_and_writes_nothing()
     for server in &servers {
         assert_eq!(generation(server, key).as_deref(), Some("1"));
     }
-}
-
-/// Polls `check` (every 50 ms) until it holds, for at most 10 s.
-async fn until<F, Fut>(mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }

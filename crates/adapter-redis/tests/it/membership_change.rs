@@ -3,8 +3,6 @@
 //! the one whose record the nodes hold leads; a commit whose joint record holds no quorum of
 //! the old list is refused, so the old list and the new one never both lead.
 
-use std::time::{Duration, Instant};
-
 use adapter_chain::SealedBlock;
 use adapter_redis::{RedisConfig, begin_membership_change, commit_membership_change};
 use poa_ports::{BlockReconciliationPort, LeaderState};
@@ -12,7 +10,7 @@ use poa_test_support::RedisServer;
 
 use crate::support::{
     Producer, below, block, config, head_of, membership_of, producer_as_started, producer_with,
-    put_membership, servers, urls,
+    put_membership, servers, until, urls,
 };
 
 /// The lists of the change: old {A,B,C}, new {A,B,D}.
@@ -36,22 +34,6 @@ async fn leads(producer: &Producer, head: &SealedBlock) -> bool {
         producer.adapter.leader_state(head_of(head)).await,
         Ok(LeaderState::ReconciledLeader)
     )
-}
-
-/// Runs `check` until it holds, for at most 15 s (two lease TTLs and then some).
-async fn until<F, Fut>(mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }
 
 /// Puts back on `server` the record `saved` from before the change, as a begin that never

@@ -418,3 +418,21 @@ pub(crate) fn put_membership(server: &RedisServer, key: &str, saved: &(RespValue
         }
     }
 }
+
+/// Polls `check` (every 50 ms) until it holds, for at most 15 s: two lease TTLs and the
+/// reconnections of a membership change, with room for a loaded machine. A bound on a hang,
+/// not a timing assertion.
+pub(crate) async fn until<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
