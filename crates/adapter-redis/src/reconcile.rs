@@ -376,8 +376,13 @@ impl<C: BlockCodec> Reconciler<C> {
                         break;
                     }
                     Reader::Leader => {
-                        if self.repair(height, &backlog, &block).await? {
+                        let outcome = self.repair(height, &backlog, &block).await?;
+                        if outcome.on_quorum() {
                             block
+                        } else if first && outcome.refused_alone() {
+                            // Every process would be refused alike: said as such, so the
+                            // service keeps the lease instead of handing it on.
+                            return Err(AdapterError::HeightTaken { height });
                         } else if first {
                             return Err(AdapterError::UnresolvedBacklog {
                                 height,
@@ -531,7 +536,7 @@ impl<C: BlockCodec> Reconciler<C> {
         height: BlockHeight,
         backlog: &Backlog<C>,
         block: &Candidate,
-    ) -> Result<bool, AdapterError> {
+    ) -> Result<RepairOutcome, AdapterError> {
         let replaceable = backlog.view.may_replace_at(height);
         let outcome = self
             .repairer
@@ -546,14 +551,14 @@ impl<C: BlockCodec> Reconciler<C> {
             RepairOutcome::NoRoom => {
                 tracing::warn!(height = %height, "not enough nodes left to repair the block");
             }
-            RepairOutcome::BelowQuorum { acked } => tracing::warn!(
+            RepairOutcome::BelowQuorum { acked, .. } => tracing::warn!(
                 height = %height,
                 acked,
                 quorum = self.quorum.size(),
                 "repair did not reach a quorum"
             ),
         }
-        Ok(outcome.on_quorum())
+        Ok(outcome)
     }
 }
 

@@ -37,6 +37,10 @@ pub(crate) enum RepairOutcome {
     BelowQuorum {
         /// Nodes known to hold it.
         acked: usize,
+        /// Whether refusals alone kept it below: the nodes that hold another entry at the
+        /// height (seen by the read, or refusing the write) leave fewer than a quorum that
+        /// could take it, whoever writes. Otherwise some node did not answer in time.
+        refused_alone: bool,
     },
 }
 
@@ -44,6 +48,19 @@ impl RepairOutcome {
     /// Whether the block is on a quorum now.
     pub(crate) fn on_quorum(self) -> bool {
         matches!(self, Self::OnQuorum { .. })
+    }
+
+    /// Whether the block cannot reach a quorum at its height for any writer: the nodes hold
+    /// other entries there (every process would be refused alike).
+    pub(crate) fn refused_alone(self) -> bool {
+        matches!(
+            self,
+            Self::NoRoom
+                | Self::BelowQuorum {
+                    refused_alone: true,
+                    ..
+                }
+        )
     }
 }
 
@@ -101,6 +118,7 @@ impl Repairer {
             writer.metrics.repair_failure.inc();
             return Ok(RepairOutcome::BelowQuorum {
                 acked: plan.pre_existing,
+                refused_alone: false,
             });
         }
         let write = Arc::new(write.replacing(&plan.replacing));
@@ -123,7 +141,12 @@ impl Repairer {
             }),
             WriteDecision::Impossible | WriteDecision::Undecided => {
                 writer.metrics.repair_failure.inc();
-                Ok(RepairOutcome::BelowQuorum { acked })
+                let holding_other = occupied.len().saturating_add(result.counts.height_refused);
+                let could_take = writer.quorum.nodes().saturating_sub(holding_other);
+                Ok(RepairOutcome::BelowQuorum {
+                    acked,
+                    refused_alone: !writer.quorum.reached(could_take),
+                })
             }
         }
     }

@@ -1183,3 +1183,33 @@ async fn leader_state__when_every_node_holds_another_orphan_at_the_next_height__
         .count();
     assert!(holders >= 2, "{holders}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leader_state__when_a_quorum_refuses_the_repair_of_the_next_height__then_says_the_height_is_taken()
+ {
+    // given: the block at height 1 on one node only, and on the two others an index member
+    // at height 1 that is no block (written by hand): each of them refuses the height, so no
+    // process can bring the block to a quorum there
+    let servers = servers(3);
+    let key = "poa:test:refused-repair";
+    append(&servers[0], key, &block(1, 0), 1);
+    let index = format!("{key}:heights:index");
+    let member = format!("1:{}:not-a-stream-id", block(1, 7).id().to_hex());
+    for server in &servers[1..] {
+        server.command(&[b"ZADD", index.as_bytes(), b"1", member.as_bytes()]);
+    }
+    let producer = producer(urls(&servers), key).await;
+
+    // when
+    let state = producer.adapter.leader_state(below(1)).await;
+
+    // then: the refusal every process would meet, named with its height (the service keeps
+    // the lease on it rather than handing it to a process that would be refused the same way)
+    assert!(
+        matches!(
+            state,
+            Err(ReconciliationError::HeightTaken { height }) if height.get() == 1
+        ),
+        "{state:?}"
+    );
+}
