@@ -10,6 +10,15 @@ use crate::mutation::Mutation;
 /// Node sets are bit masks in a `u8` and producers index a fixed array.
 pub(crate) const MAX_MEMBERS: u8 = 8;
 
+/// A membership change the exploration may run (old list, both, new list): the old set is the
+/// first `nodes` nodes, the new set replaces the last `replaced` of them with as many fresh
+/// servers, so both sets have `nodes` members.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MembershipChange {
+    /// How many of the old set's nodes the new set replaces.
+    pub replaced: u8,
+}
+
 /// The state a check starts from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Start {
@@ -43,7 +52,7 @@ impl Start {
 pub struct ModelConfig {
     /// Producer processes.
     pub producers: u8,
-    /// Independent Redis nodes.
+    /// Independent Redis nodes in a set (`N`; a membership change adds its fresh servers).
     pub nodes: u8,
     /// The quorum disruption budget `b`: the quorum is `majority + b`, and at most `b` wiped
     /// nodes count against it at a time.
@@ -64,6 +73,8 @@ pub struct ModelConfig {
     pub read_window: u8,
     /// Where the check starts.
     pub start: Start,
+    /// A membership change the operator may run, `None` for a fixed set.
+    pub change: Option<MembershipChange>,
     /// The protocol variant, `None` for the protocol as specified.
     pub mutation: Option<Mutation>,
 }
@@ -85,7 +96,20 @@ impl ModelConfig {
             kept_heights: 8,
             read_window: 8,
             start: Start::Empty,
+            change: None,
             mutation,
+        }
+    }
+
+    /// A membership change that replaces the one node of a set (old {A}, new {B}, both
+    /// under the joint record), from empty nodes: two producers, one block each, epochs up to
+    /// 3. The smallest change in which the old and the new set share no node, so only the
+    /// joint phase keeps their leaders apart.
+    pub fn membership_change(mutation: Option<Mutation>) -> Self {
+        Self {
+            nodes: 1,
+            change: Some(MembershipChange { replaced: 1 }),
+            ..Self::small(mutation)
         }
     }
 
@@ -102,7 +126,13 @@ impl ModelConfig {
         }
     }
 
-    /// The quorum, as the adapter computes it.
+    /// Every server a run may use: the set, and a change's fresh servers.
+    pub fn servers(&self) -> u8 {
+        self.nodes
+            .saturating_add(self.change.map_or(0, |change| change.replaced))
+    }
+
+    /// The quorum of the old set, as the adapter computes it.
     pub fn quorum(&self) -> Quorum {
         Quorum::new(usize::from(self.nodes), usize::from(self.disruption_budget))
     }
@@ -120,7 +150,7 @@ impl ModelConfig {
     /// [`ModelError::StartNeeds`].
     pub fn validate(&self) -> Result<(), ModelError> {
         let members = 1..=MAX_MEMBERS;
-        if !members.contains(&self.nodes) || !members.contains(&self.producers) {
+        if !members.contains(&self.servers()) || !members.contains(&self.producers) {
             return Err(ModelError::TooLarge {
                 nodes: self.nodes,
                 producers: self.producers,
@@ -149,6 +179,16 @@ impl ModelConfig {
                 (self.nodes != 3 || self.disruption_budget != 0).then_some("3 nodes and budget 0")
             }
         };
+        if let Some(change) = self.change
+            && (change.replaced == 0 || change.replaced > self.nodes || self.start != Start::Empty)
+        {
+            return Err(ModelError::Change {
+                reason: format!(
+                    "a change replaces 1 to {} of the {} nodes and starts from empty nodes",
+                    self.nodes, self.nodes
+                ),
+            });
+        }
         if let Some(needs) = needs {
             return Err(ModelError::StartNeeds {
                 start: self.start.name(),
@@ -162,21 +202,8 @@ impl ModelConfig {
         self.mutation == Some(mutation)
     }
 
-    pub(crate) fn reaches_quorum(&self, mask: u8) -> bool {
-        self.quorum().reached(mask.count_ones() as usize)
-    }
-
-    /// Successful reads a reconciliation needs.
-    pub(crate) fn reads_needed(&self) -> u8 {
-        if self.has(Mutation::ReadAnyOneNode) {
-            1
-        } else {
-            self.quorum_size()
-        }
-    }
-
-    /// Every node, as a mask.
+    /// Every server, as a mask.
     pub(crate) fn all_nodes(&self) -> u8 {
-        u8::MAX >> (MAX_MEMBERS - self.nodes)
+        u8::MAX >> (MAX_MEMBERS - self.servers())
     }
 }

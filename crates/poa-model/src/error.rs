@@ -38,6 +38,13 @@ pub enum ModelError {
         /// What it needs.
         needs: &'static str,
     },
+    /// The membership change cannot be planned by `poa_quorum`'s rules, or is not one the
+    /// model runs.
+    #[error("the membership change cannot be checked: {reason}")]
+    Change {
+        /// Why.
+        reason: String,
+    },
     /// A step of the start's history was not enabled (the model changed under it).
     #[error("step {step} of the {start} start is not enabled: {action}")]
     StartUnreachable {

@@ -10,21 +10,24 @@
 
 mod config;
 mod error;
+mod membership;
 mod model;
 mod mutation;
 mod progress;
+mod properties;
 mod reconcile;
 mod rules;
 mod start;
 mod state;
 
-pub use config::{ModelConfig, Start};
+pub use config::{MembershipChange, ModelConfig, Start};
 pub use error::ModelError;
-pub use model::{ProtocolModel, no_fork, single_quorum_block_per_height, stored_on};
+pub use model::{ProtocolModel, stored_on};
 pub use mutation::Mutation;
 pub use progress::progress_possible;
+pub use properties::{no_fork, single_quorum_block_per_height};
 pub use state::{
-    Action, Block, BlockRef, Committed, Producer, Publish, RedisNode, Source, State, StreamEntry,
-    Token, WriteMsg,
+    Action, Block, BlockRef, Committed, Producer, Publish, Record, RedisNode, Role, Source, State,
+    StreamEntry, Token, WriteMsg,
 };
 pub use stateright;

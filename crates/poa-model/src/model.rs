@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use poa_ports::{BlockId, Epoch};
-use poa_quorum::script::{PromoteAnswer, WriteAnswer};
+use poa_quorum::script::PromoteAnswer;
 use poa_quorum::{
     AcquireDecision, OwnerReply, OwnershipDecision, OwnershipTally, PromoteReply, PromoteTally,
     WriteDecision, WriteReply, WriteTally,
@@ -17,12 +17,13 @@ use stateright::{Model, Property};
 
 use crate::config::{MAX_MEMBERS, ModelConfig};
 use crate::error::ModelError;
+use crate::membership::Records;
 use crate::mutation;
 use crate::progress::ProgressMemo;
 use crate::rules;
 use crate::start;
 use crate::state::{
-    Action, Block, Committed, Producer, Publish, RedisNode, Source, State, Token, WriteMsg,
+    Action, Block, Committed, Producer, Publish, Record, RedisNode, Source, State, Token, WriteMsg,
 };
 
 /// Any positive validity: time is abstracted to nondeterministic expiry, so a quorum of grants
@@ -38,6 +39,8 @@ pub struct ProtocolModel {
     pub(crate) sealed_at_start: [u8; MAX_MEMBERS as usize],
     /// States known to make progress (a memo of the liveness check).
     pub(crate) progress: Arc<ProgressMemo>,
+    /// The membership records the nodes and processes may hold, and their quorums.
+    pub(crate) records: Arc<Records>,
 }
 
 impl ProtocolModel {
@@ -52,6 +55,7 @@ impl ProtocolModel {
             config,
             sealed_at_start: [0; MAX_MEMBERS as usize],
             progress: Arc::default(),
+            records: Arc::new(Records::of(&config)?),
         };
         let start = start::initial_state(&model)?;
         for (index, producer) in start.producers.iter().enumerate() {
@@ -75,7 +79,35 @@ impl ProtocolModel {
             },
             sealed_at_start: self.sealed_at_start,
             progress: Arc::default(),
+            records: Arc::clone(&self.records),
         }
+    }
+
+    /// The quorum a process of `view` counts.
+    pub(crate) fn quorum(&self, view: Record) -> poa_quorum::Quorum {
+        self.records.quorum(view)
+    }
+
+    /// The nodes a process of `view` is configured with, as a mask.
+    pub(crate) fn view_mask(&self, view: Record) -> u8 {
+        self.records.mask(view)
+    }
+
+    /// The nodes a process of `view` is configured with, in list order (a position in a
+    /// `LogView` or a repair plan is an index into it).
+    pub(crate) fn members(&self, view: Record) -> &[u8] {
+        self.records.members(view)
+    }
+
+    /// Whether `block` is on a quorum of a set (what the properties call committed).
+    pub(crate) fn on_a_quorum(&self, nodes: &[RedisNode], block: Block) -> bool {
+        self.records.on_a_quorum(nodes, block)
+    }
+
+    /// The membership check every script but `release` runs first: the node holds the record
+    /// the caller joined.
+    pub(crate) fn admits(node: &RedisNode, view: Record) -> bool {
+        node.record == Some(view)
     }
 
     /// Whether producer `p` may seal another block within the attempt bound.
@@ -88,7 +120,9 @@ impl ProtocolModel {
     fn producer_actions(&self, state: &State, p: u8, actions: &mut Vec<Action>) {
         let c = &self.config;
         let producer = &state.producers[usize::from(p)];
-        let nodes = 1..=c.all_nodes();
+        let view_mask = self.view_mask(producer.view);
+        let quorum = self.quorum(producer.view);
+        let nodes = (1..=c.all_nodes()).filter(move |mask| mask & !view_mask == 0);
         match (producer.epoch, producer.publish) {
             (None, _) if producer.standing_aside => {
                 for from in 0..c.producers {
@@ -101,7 +135,7 @@ impl ProtocolModel {
             (None, _) if self.may_seal(state, p) && producer.height() < c.max_height => {
                 // Reaching fewer than a quorum cannot lead; partial grants still arise from
                 // races (a node already held by the other producer).
-                for reach in nodes.filter(|reach| c.reaches_quorum(*reach)) {
+                for reach in nodes.filter(|reach| quorum.reached(reach.count_ones() as usize)) {
                     actions.push(Action::Acquire { producer: p, reach });
                 }
             }
@@ -113,11 +147,15 @@ impl ProtocolModel {
                 }
             }
             // Any other leader cycle starts with the ownership check (renewal) over all nodes.
-            (Some(_), None) if !self.owns_lease(state, producer.token(p)) => {
+            (Some(_), None) if !self.owns_lease(state, producer.token(p), producer.view) => {
                 actions.push(Action::LeaseLost(p));
             }
             (Some(_), None) if !producer.reconciled => {
-                let needed = u32::from(c.reads_needed());
+                let needed = if c.has(mutation::Mutation::ReadAnyOneNode) {
+                    1
+                } else {
+                    u32::try_from(quorum.size()).unwrap_or(u32::MAX)
+                };
                 for read in nodes.filter(|read| read.count_ones() >= needed) {
                     actions.push(Action::Reconcile { producer: p, read });
                 }
@@ -127,7 +165,7 @@ impl ProtocolModel {
                     actions.push(Action::Produce(p));
                 }
             }
-            (Some(_), Some(publish)) => actions.push(match publish_outcome(c, publish) {
+            (Some(_), Some(publish)) => actions.push(match publish_outcome(quorum, publish) {
                 PublishOutcome::Stored => Action::Commit(p),
                 PublishOutcome::HeightTaken => Action::PublishRefused(p),
                 PublishOutcome::Failed => Action::PublishFailed(p),
@@ -138,6 +176,41 @@ impl ProtocolModel {
         }
         if state.crashes < c.max_crashes {
             actions.push(Action::Crash(p));
+        }
+        // The operator restarts a process on the next list once the procedure got there (the
+        // joint list once a node holds the joint record, the new one once the commit passed); a
+        // process started earlier only fails closed (its nodes refuse it) until then.
+        if producer
+            .view
+            .next()
+            .is_some_and(|next| next <= procedure_at(state))
+        {
+            actions.push(Action::Restart(p));
+        }
+    }
+
+    /// The operator's steps of a membership change that may happen now.
+    fn change_actions(&self, state: &State, actions: &mut Vec<Action>) {
+        if self.config.change.is_none() {
+            return;
+        }
+        let joint = self.view_mask(Record::Joint);
+        let new = self.view_mask(Record::New);
+        for (n, node) in (0u8..).zip(&state.nodes) {
+            let bit = 1 << n;
+            if joint & bit != 0 && matches!(node.record, None | Some(Record::Old)) {
+                actions.push(Action::BeginOn(n));
+            }
+            if state.change_committed && new & bit != 0 && node.record == Some(Record::Joint) {
+                actions.push(Action::CommitOn(n));
+            }
+        }
+        if !state.change_committed
+            && self
+                .records
+                .commit_allowed(&state.nodes, self.config.mutation)
+        {
+            actions.push(Action::CommitChange);
         }
     }
 
@@ -157,26 +230,30 @@ impl ProtocolModel {
         let valid_holder = state
             .producers
             .get(usize::from(owner.producer))
-            .is_some_and(|producer| {
+            .filter(|producer| {
                 producer.valid
                     && producer.epoch.is_some()
                     && producer.token(owner.producer) == owner
             });
-        if !valid_holder {
+        let Some(holder) = valid_holder else {
             return true;
-        }
+        };
         let held_elsewhere = (0u8..)
             .zip(&state.nodes)
             .filter(|(other, node)| *other != n && node.script.owner == Some(owner))
             .count();
-        self.config.quorum().reached(held_elsewhere)
+        self.quorum(holder.view).reached(held_elsewhere)
     }
 
-    /// Whether `token` holds the lease key on a quorum, by the ownership tally.
-    pub(crate) fn owns_lease(&self, state: &State, token: Token) -> bool {
-        let mut tally = OwnershipTally::new(self.config.quorum());
-        for node in &state.nodes {
-            tally.record(if node.script.owner == Some(token) {
+    /// Whether `token`, a process of `view`, holds the lease key on a quorum, by the ownership
+    /// tally over its nodes (a node holding another record refuses the check: no answer).
+    pub(crate) fn owns_lease(&self, state: &State, token: Token, view: Record) -> bool {
+        let mut tally = OwnershipTally::new(self.quorum(view));
+        for n in self.members(view) {
+            let node = &state.nodes[usize::from(*n)];
+            tally.record(if !Self::admits(node, view) {
+                OwnerReply::Unavailable
+            } else if node.script.owner == Some(token) {
                 OwnerReply::Owner
             } else {
                 OwnerReply::NotOwner
@@ -200,9 +277,9 @@ impl ProtocolModel {
     /// the epoch bound or change nothing.
     fn acquire(&self, state: &mut State, p: u8, reach: u8) -> Option<()> {
         let c = &self.config;
-        let (token, floor) = {
+        let (token, floor, view) = {
             let producer = &state.producers[usize::from(p)];
-            (producer.token(p), producer.led)
+            (producer.token(p), producer.led, producer.view)
         };
         let lease_keys = |state: &State| -> Vec<(Option<Token>, Epoch)> {
             state
@@ -212,9 +289,10 @@ impl ProtocolModel {
                 .collect()
         };
         let before = lease_keys(state);
-        let mut tally = PromoteTally::new(c.quorum());
-        for (n, node) in (0u8..).zip(state.nodes.iter_mut()) {
-            if reach & (1 << n) == 0 {
+        let mut tally = PromoteTally::new(self.quorum(view));
+        for n in self.records.members(view) {
+            let node = &mut state.nodes[usize::from(*n)];
+            if reach & (1 << n) == 0 || !Self::admits(node, view) {
                 tally.record(PromoteReply::Unavailable);
                 continue;
             }
@@ -241,7 +319,7 @@ impl ProtocolModel {
             producer.led = producer.led.max(epoch);
             producer.reconciled = false;
             producer.valid = true;
-            producer.wiped_since_check = false;
+            producer.fenced_since_check = false;
             return Some(());
         }
         if lease_keys(state) == before {
@@ -267,7 +345,11 @@ impl ProtocolModel {
         state: &mut State,
         msg: WriteMsg,
         replaces: Option<BlockId>,
-    ) -> WriteAnswer {
+    ) -> WriteReply {
+        if !Self::admits(&state.nodes[usize::from(msg.node)], msg.view) {
+            // The membership check's refusal: never a stored write.
+            return WriteReply::Failed;
+        }
         let lapsed = !state
             .nodes
             .iter()
@@ -284,6 +366,7 @@ impl ProtocolModel {
             &mut state.nodes[usize::from(msg.node)],
             msg.token,
             msg.epoch,
+            msg.view,
             msg.block,
             replaces,
             self.config.kept_heights,
@@ -294,30 +377,22 @@ impl ProtocolModel {
         {
             state.replaced_committed = true;
         }
-        if lapsed
-            && answer.stored()
-            && self
-                .config
-                .quorum()
-                .reached(usize::from(stored_on(&state.nodes, msg.block)))
-        {
+        if lapsed && answer.stored() && self.on_a_quorum(&state.nodes, msg.block) {
             state.lapsed_write_to_quorum = true;
         }
-        answer
+        rules::reply_of(answer)
     }
 
     /// Whether `block` is committed: in a local chain, on a quorum, or published with a tally
     /// that says stored (its producer commits it next).
     fn committed(&self, state: &State, block: Block) -> bool {
-        self.config
-            .quorum()
-            .reached(usize::from(stored_on(&state.nodes, block)))
+        self.on_a_quorum(&state.nodes, block)
             || state.producers.iter().any(|producer| {
                 producer.chain.iter().any(|held| held.block == block)
                     || producer.publish.is_some_and(|publish| {
                         publish.block == block
                             && matches!(
-                                publish_outcome(&self.config, publish),
+                                publish_outcome(self.quorum(producer.view), publish),
                                 PublishOutcome::Stored
                             )
                     })
@@ -327,9 +402,8 @@ impl ProtocolModel {
     /// Node `n` loses its data. The committed blocks it held (in a local chain, or on a quorum)
     /// are remembered as lost until they are back on a quorum or trimmed everywhere.
     fn wipe(&self, state: &mut State, n: u8) {
-        let quorum = self.config.quorum();
         let committed = |block: &Block, state: &State| {
-            quorum.reached(usize::from(stored_on(&state.nodes, *block)))
+            self.on_a_quorum(&state.nodes, *block)
                 || state
                     .producers
                     .iter()
@@ -343,13 +417,17 @@ impl ProtocolModel {
             }
         }
         lost.sort();
+        // The node keeps its role and record: the model abstracts its re-admission (a leader
+        // gives it a new id and the next record at once).
         state.nodes[usize::from(n)] = RedisNode {
             lost,
+            role: node.role,
+            record: node.record,
             ..RedisNode::default()
         };
         state.wipes += 1;
         for producer in &mut state.producers {
-            producer.wiped_since_check = true;
+            producer.fenced_since_check = true;
         }
     }
 
@@ -364,14 +442,18 @@ impl ProtocolModel {
             } else {
                 producer.led
             };
-            let promotable = state
-                .nodes
+            let promotable = self
+                .members(producer.view)
                 .iter()
-                .filter(|node| node.script.epoch.max(floor).get() < u64::from(c.max_epoch))
+                .map(|n| &state.nodes[usize::from(*n)])
+                .filter(|node| {
+                    Self::admits(node, producer.view)
+                        && node.script.epoch.max(floor).get() < u64::from(c.max_epoch)
+                })
                 .count();
             producer.height() >= c.max_height
                 || !self.may_seal(state, p)
-                || !c.quorum().reached(promotable)
+                || !self.quorum(producer.view).reached(promotable)
                 || (producer.standing_aside
                     && !state.producers.iter().any(|peer| extends(peer, producer)))
         })
@@ -379,7 +461,7 @@ impl ProtocolModel {
 
     /// Whether some action leads somewhere: every listed action does, except an acquire past
     /// the epoch bound or one that changes nothing.
-    fn enabled(&self, state: &State) -> bool {
+    pub(crate) fn enabled(&self, state: &State) -> bool {
         let mut actions = Vec::new();
         self.actions(state, &mut actions);
         actions.into_iter().any(|action| {
@@ -401,8 +483,8 @@ enum PublishOutcome {
 
 /// The publish's write tally over the replies it heard (the decision depends only on the
 /// counts, not on their order).
-fn publish_tally(config: &ModelConfig, publish: Publish) -> WriteTally {
-    let mut tally = WriteTally::publish(config.quorum());
+fn publish_tally(quorum: poa_quorum::Quorum, publish: Publish) -> WriteTally {
+    let mut tally = WriteTally::publish(quorum);
     let replies = [
         (publish.acked.count_ones(), WriteReply::Written),
         (u32::from(publish.refused), WriteReply::HeightRefused),
@@ -417,12 +499,12 @@ fn publish_tally(config: &ModelConfig, publish: Publish) -> WriteTally {
 }
 
 /// How the publish ends if it ends now: a tally still undecided ends only by its deadline.
-fn publish_outcome(config: &ModelConfig, publish: Publish) -> PublishOutcome {
-    let tally = publish_tally(config, publish);
+fn publish_outcome(quorum: poa_quorum::Quorum, publish: Publish) -> PublishOutcome {
+    let tally = publish_tally(quorum, publish);
     match tally.decision() {
         WriteDecision::Stored => PublishOutcome::Stored,
         WriteDecision::Impossible | WriteDecision::Undecided
-            if config.quorum().reached(tally.counts().height_refused) =>
+            if quorum.reached(tally.counts().height_refused) =>
         {
             PublishOutcome::HeightTaken
         }
@@ -442,6 +524,15 @@ fn extends(peer: &Producer, producer: &Producer) -> bool {
             .all(|(a, b)| a.block == b.block)
 }
 
+/// A process restart (a crash, or the operator's restart on another list): memory is lost, the
+/// local chain kept, and the new process has a new owner token and an empty epoch floor.
+fn restart(producer: &mut Producer) {
+    step_down(producer);
+    producer.incarnation += 1;
+    producer.led = Epoch::default();
+    producer.standing_aside = false;
+}
+
 pub(crate) fn step_down(producer: &mut Producer) {
     producer.epoch = None;
     producer.reconciled = false;
@@ -453,7 +544,33 @@ pub(crate) fn step_down(producer: &mut Producer) {
 /// quorum, and the local validity runs again.
 fn renewed(producer: &mut Producer) {
     producer.valid = true;
-    producer.wiped_since_check = false;
+    producer.fenced_since_check = false;
+}
+
+/// An install of the operator's change lands on node `n`: it takes `record`, also where a lease
+/// is held, which fences that lease's holder there at once (what a producer skipping its check
+/// does not see, as after a wipe).
+fn install(state: &mut State, n: u8, record: Record) {
+    state.nodes[usize::from(n)].record = Some(record);
+    for producer in &mut state.producers {
+        producer.fenced_since_check = true;
+    }
+}
+
+/// The record the operator's procedure is at: the new one once the commit passed, the joint
+/// one once a node holds it, the old one before.
+pub(crate) fn procedure_at(state: &State) -> Record {
+    if state.change_committed {
+        Record::New
+    } else if state
+        .nodes
+        .iter()
+        .any(|node| node.record == Some(Record::Joint))
+    {
+        Record::Joint
+    } else {
+        Record::Old
+    }
 }
 
 /// How many nodes hold `block`.
@@ -463,11 +580,10 @@ pub fn stored_on(nodes: &[RedisNode], block: Block) -> u8 {
 
 /// A wiped node stops counting against the budget once every committed block it lost is back
 /// on a quorum or held by no node at all (trimmed everywhere).
-fn forget_recovered_losses(config: &ModelConfig, state: &mut State) {
+fn forget_recovered_losses(model: &ProtocolModel, state: &mut State) {
     if state.nodes.iter().all(|node| node.lost.is_empty()) {
         return;
     }
-    let quorum = config.quorum();
     let settled: Vec<Vec<bool>> = state
         .nodes
         .iter()
@@ -475,8 +591,7 @@ fn forget_recovered_losses(config: &ModelConfig, state: &mut State) {
             node.lost
                 .iter()
                 .map(|block| {
-                    let on = usize::from(stored_on(&state.nodes, *block));
-                    on == 0 || quorum.reached(on)
+                    stored_on(&state.nodes, *block) == 0 || model.on_a_quorum(&state.nodes, *block)
                 })
                 .collect()
         })
@@ -512,6 +627,7 @@ impl Model for ProtocolModel {
         for p in 0..self.config.producers {
             self.producer_actions(state, p, actions);
         }
+        self.change_actions(state, actions);
         for (n, node) in (0u8..).zip(&state.nodes) {
             if node.script.owner.is_some() && self.may_expire(state, n) {
                 actions.push(Action::Expire(n));
@@ -526,7 +642,6 @@ impl Model for ProtocolModel {
     }
 
     fn next_state(&self, last: &State, action: Action) -> Option<State> {
-        let c = &self.config;
         let mut s = last.clone();
         match action {
             Action::Acquire { producer, reach } => self.acquire(&mut s, producer, reach)?,
@@ -537,12 +652,13 @@ impl Model for ProtocolModel {
                 let skipped = self.skips_check(&s.producers[usize::from(p)]);
                 if skipped {
                     let producer = &s.producers[usize::from(p)];
-                    if !producer.wiped_since_check && !self.owns_lease(&s, token) {
+                    if !producer.fenced_since_check && !self.owns_lease(&s, token, producer.view) {
                         s.skipped_without_lease = true;
                     }
                 } else {
                     renewed(&mut s.producers[usize::from(p)]);
                 }
+                let view = s.producers[usize::from(p)].view;
                 let producer = &mut s.producers[usize::from(p)];
                 let epoch = producer.epoch?;
                 let block = Block {
@@ -553,32 +669,34 @@ impl Model for ProtocolModel {
                 };
                 producer.attempts += 1;
                 producer.publish = Some(Publish::of(block));
-                for node in 0..c.nodes {
+                for node in self.members(view) {
                     insert_sorted(
                         &mut s.writes,
                         WriteMsg {
-                            node,
+                            node: *node,
                             token,
                             epoch,
                             block,
+                            view,
                         },
                     );
                 }
             }
             Action::DeliverWrite(msg) => {
                 remove(&mut s.writes, &msg);
-                let answer = self.write_on(&mut s, msg, None);
+                let reply = self.write_on(&mut s, msg, None);
                 let held = s.nodes[usize::from(msg.node)].holds(msg.block);
                 let p = &mut s.producers[usize::from(msg.token.producer)];
+                let quorum = self.quorum(p.view);
                 // A reply only matters to the process and publish that sent the request, and only
                 // until its tally decides; a late reply to a crashed process, an abandoned publish
                 // or a decided tally is discarded.
                 if p.incarnation == msg.token.incarnation
                     && let Some(publish) = p.publish.as_mut()
                     && publish.block == msg.block
-                    && publish_tally(c, *publish).decision() == WriteDecision::Undecided
+                    && publish_tally(quorum, *publish).decision() == WriteDecision::Undecided
                 {
-                    match rules::reply_of(answer) {
+                    match reply {
                         WriteReply::Written | WriteReply::AlreadyStored => {
                             publish.acked |= 1 << msg.node;
                             if held {
@@ -592,12 +710,14 @@ impl Model for ProtocolModel {
                 }
             }
             Action::Commit(p) => {
+                let quorum = self.quorum(s.producers[usize::from(p)].view);
                 let producer = &mut s.producers[usize::from(p)];
                 let publish = producer.publish?;
                 producer.chain.push(Committed {
                     block: publish.block,
                     source: Source::Published {
                         holders: u8::try_from(publish.held.count_ones()).unwrap_or(u8::MAX),
+                        quorum: u8::try_from(quorum.size()).unwrap_or(u8::MAX),
                     },
                 });
                 producer.publish = None;
@@ -616,12 +736,16 @@ impl Model for ProtocolModel {
             }
             Action::Crash(p) => {
                 s.crashes += 1;
-                let producer = &mut s.producers[usize::from(p)];
-                step_down(producer);
-                producer.incarnation += 1;
-                producer.led = Epoch::default();
-                producer.standing_aside = false;
+                restart(&mut s.producers[usize::from(p)]);
             }
+            Action::Restart(p) => {
+                let producer = &mut s.producers[usize::from(p)];
+                producer.view = producer.view.next()?;
+                restart(producer);
+            }
+            Action::BeginOn(n) => install(&mut s, n, Record::Joint),
+            Action::CommitChange => s.change_committed = true,
+            Action::CommitOn(n) => install(&mut s, n, Record::New),
             Action::Wipe(n) => self.wipe(&mut s, n),
             Action::CatchUp { producer, from } => {
                 let peer = s.producers[usize::from(from)].chain.clone();
@@ -636,7 +760,7 @@ impl Model for ProtocolModel {
                 catching_up.standing_aside = false;
             }
         }
-        forget_recovered_losses(c, &mut s);
+        forget_recovered_losses(self, &mut s);
         if !matches!(action, Action::Wipe(_))
             && s.nodes
                 .iter()
@@ -649,102 +773,6 @@ impl Model for ProtocolModel {
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        vec![
-            Property::always("no fork", |_, s: &State| no_fork(s)),
-            Property::always(
-                "no two blocks on a quorum at one height",
-                |m: &ProtocolModel, s: &State| single_quorum_block_per_height(&m.config, s),
-            ),
-            Property::always("node epochs never decrease", |_, s: &State| {
-                !s.epoch_decreased
-            }),
-            Property::always(
-                "commit only after quorum",
-                |m: &ProtocolModel, s: &State| {
-                    let quorum = m.config.quorum();
-                    s.producers.iter().all(|p| {
-                        p.chain.iter().all(|b| match b.source {
-                            Source::Published { holders } => quorum.reached(usize::from(holders)),
-                            Source::Log | Source::Peer => true,
-                        })
-                    })
-                },
-            ),
-            Property::always(
-                "a leader whose lease lapsed cannot get a write to quorum",
-                |_, s: &State| !s.lapsed_write_to_quorum,
-            ),
-            Property::always(
-                "a leader skips the ownership check only while it holds the lease",
-                |_, s: &State| !s.skipped_without_lease,
-            ),
-            Property::always(
-                "a reconciled leader finds every block on a quorum",
-                |_, s: &State| !s.reconciled_behind,
-            ),
-            Property::always("a repair replaces no committed block", |_, s: &State| {
-                !s.replaced_committed
-            }),
-            Property::always(
-                "a leader's epoch is above every epoch it led with before",
-                |_, s: &State| !s.epoch_reused,
-            ),
-            Property::always(
-                "no deadlock before the bound",
-                |m: &ProtocolModel, s: &State| m.enabled(s) || m.at_bound(s),
-            ),
-            Property::always(
-                "a producer with a reachable quorum can make progress",
-                |m: &ProtocolModel, s: &State| crate::progress::progress_possible(m, s),
-            ),
-            Property::sometimes("a producer commits height 1", |_, s: &State| {
-                s.producers.iter().any(|p| !p.chain.is_empty())
-            }),
-            Property::sometimes(
-                "nodes lose their data as often as the bound allows",
-                |m: &ProtocolModel, s: &State| s.wipes == m.config.max_wipes,
-            ),
-            Property::sometimes(
-                "a producer commits every height up to the bound",
-                |m: &ProtocolModel, s: &State| {
-                    s.producers
-                        .iter()
-                        .any(|p| p.chain.len() == usize::from(m.config.max_height))
-                },
-            ),
-        ]
+        crate::properties::all()
     }
-}
-
-/// Wherever two producers both hold a height, they hold the same block.
-pub fn no_fork(state: &State) -> bool {
-    state.producers.iter().all(|a| {
-        state.producers.iter().all(|b| {
-            a.chain
-                .iter()
-                .zip(&b.chain)
-                .all(|(x, y)| x.block == y.block)
-        })
-    })
-}
-
-/// At every height at most one block is stored on a quorum of nodes.
-pub fn single_quorum_block_per_height(config: &ModelConfig, state: &State) -> bool {
-    let quorum = config.quorum();
-    let mut on_quorum: Vec<Block> = Vec::new();
-    for node in &state.nodes {
-        for entry in &node.stream {
-            let block = entry.block;
-            if on_quorum.contains(&block)
-                || !quorum.reached(usize::from(stored_on(&state.nodes, block)))
-            {
-                continue;
-            }
-            if on_quorum.iter().any(|other| other.height == block.height) {
-                return false;
-            }
-            on_quorum.push(block);
-        }
-    }
-    true
 }

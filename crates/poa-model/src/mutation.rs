@@ -40,6 +40,10 @@ pub enum Mutation {
     /// A reconciled leader skips the ownership check whether or not its lease is locally valid:
     /// also after the validity ran out and its keys expired.
     SkipCheckAfterExpiry,
+    /// `membership commit` without its first check: it installs the new record once any node
+    /// holds the joint one, whether or not the joint record holds a quorum of the old set and of
+    /// the new one (the joint phase dropped).
+    CommitWithoutJointQuorum,
 }
 
 impl Mutation {

@@ -18,8 +18,8 @@ use std::sync::{Mutex, PoisonError};
 
 use stateright::Model;
 
-use crate::model::ProtocolModel;
-use crate::state::{Action, State, Token, WriteMsg};
+use crate::model::{ProtocolModel, procedure_at};
+use crate::state::{Action, Record, State, Token, WriteMsg};
 
 /// Longest fault-free continuation tried before calling the state stuck.
 const MAX_STEPS: usize = 40;
@@ -122,19 +122,20 @@ fn current(state: &State, msg: &WriteMsg) -> bool {
 
 /// Whether `token` is a leading process holding the lease on a quorum (it renews in time).
 fn live_leader(model: &ProtocolModel, state: &State, token: Token) -> bool {
-    let leading = (0u8..)
+    let leader = (0u8..)
         .zip(&state.producers)
-        .any(|(p, producer)| producer.epoch.is_some() && producer.token(p) == token);
+        .find(|(p, producer)| producer.epoch.is_some() && producer.token(*p) == token);
     let held = state
         .nodes
         .iter()
         .filter(|node| node.script.owner == Some(token))
         .count();
-    leading && model.config.quorum().reached(held)
+    leader.is_some_and(|(_, producer)| model.quorum(producer.view).reached(held))
 }
 
 fn next_fault_free_action(model: &ProtocolModel, state: &State) -> Option<Action> {
-    let all = model.config.all_nodes();
+    let all = |p: u8| model.view_mask(state.producers[usize::from(p)].view);
+    let at = procedure_at(state);
     let mut enabled = Vec::new();
     model.actions(state, &mut enabled);
     let rank = |action: &Action| -> Option<u8> {
@@ -150,7 +151,7 @@ fn next_fault_free_action(model: &ProtocolModel, state: &State) -> Option<Action
                 (!waiting).then_some(2)
             }
             Action::LeaseLost(_) | Action::PublishRefused(_) => Some(2),
-            Action::Reconcile { read, .. } if read == all => Some(3),
+            Action::Reconcile { read, producer } if read == all(producer) => Some(3),
             Action::Produce(_) => Some(4),
             Action::CatchUp { .. } => Some(5),
             Action::Expire(n) => {
@@ -159,7 +160,13 @@ fn next_fault_free_action(model: &ProtocolModel, state: &State) -> Option<Action
                     .is_some_and(|token| !live_leader(model, state, token))
                     .then_some(6)
             }
-            Action::Acquire { reach, .. } if reach == all => Some(7),
+            // The operator finishes the procedure: the joint record's installs land once
+            // begun, the new one's once committed, and each process is restarted on the list
+            // of the record the procedure is at.
+            Action::BeginOn(_) if at == Record::Joint => Some(7),
+            Action::CommitOn(_) => Some(7),
+            Action::Restart(p) if state.producers[usize::from(p)].view < at => Some(7),
+            Action::Acquire { reach, producer } if reach == all(producer) => Some(8),
             _ => None,
         }
     };

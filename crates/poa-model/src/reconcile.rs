@@ -10,10 +10,10 @@ use poa_quorum::{
     WriteTally, plan_repair,
 };
 
-use crate::model::{ProtocolModel, step_down, stored_on};
+use crate::model::{ProtocolModel, step_down};
 use crate::mutation::{self, Mutation};
 use crate::rules;
-use crate::state::{Block, Committed, Source, State, Token, WriteMsg};
+use crate::state::{Block, Committed, Record, Source, State, Token, WriteMsg};
 
 /// How a scan ended.
 enum Scan {
@@ -38,11 +38,12 @@ enum Repair {
     Fenced,
 }
 
-/// Who repairs: the leader's token and epoch, and the nodes this step reaches.
+/// Who repairs: the leader's token, epoch and record, and the nodes this step reaches.
 #[derive(Clone, Copy)]
 struct Repairer {
     token: Token,
     epoch: Epoch,
+    view: Record,
     reach: u8,
 }
 
@@ -56,14 +57,18 @@ impl ProtocolModel {
             let repairer = Repairer {
                 token: producer.token(p),
                 epoch,
+                view: producer.view,
                 reach: read,
             };
             (repairer, producer.height() + 1, producer.head())
         };
-        let mut view = LogView::new(c.quorum());
-        for (n, node) in (0u8..).zip(&state.nodes) {
-            if read & (1 << n) != 0 {
-                rules::read_into(&mut view, n, node, next, c.read_window);
+        // Positions in the view are places in the process's node list; a node holding another
+        // record refuses the read (the membership check), which is no answer.
+        let mut view = LogView::new(self.quorum(repairer.view));
+        for (position, n) in (0u8..).zip(self.members(repairer.view)) {
+            let node = &state.nodes[usize::from(*n)];
+            if read & (1 << n) != 0 && Self::admits(node, repairer.view) {
+                rules::read_into(&mut view, position, node, next, c.read_window);
             }
         }
         let mut parent = rules::id_at(next - 1, head);
@@ -158,7 +163,7 @@ impl ProtocolModel {
         view: &LogView,
         block: &Candidate,
     ) -> Repair {
-        let quorum = self.config.quorum();
+        let quorum = self.quorum(repairer.view);
         let votes = view.votes(height).cloned().unwrap_or_default();
         let occupied = view.refused_at(height);
         let replaceable = mutation::may_replace_at(view, height, self.config.mutation);
@@ -208,7 +213,9 @@ impl ProtocolModel {
         plan: &RepairPlan,
         repaired: Block,
     ) -> WriteReply {
-        let node = u8::try_from(target).unwrap_or(u8::MAX);
+        let Some(node) = self.members(repairer.view).get(target).copied() else {
+            return WriteReply::Failed;
+        };
         if repairer.reach & (1 << node) == 0 {
             return WriteReply::Failed;
         }
@@ -217,23 +224,22 @@ impl ProtocolModel {
             token: repairer.token,
             epoch: repairer.epoch,
             block: repaired,
+            view: repairer.view,
         };
         let replaces = plan
             .replacing
             .iter()
             .find(|(replaced_on, _)| *replaced_on == target)
             .map(|(_, replaced)| *replaced);
-        rules::reply_of(self.write_on(state, msg, replaces))
+        self.write_on(state, msg, replaces)
     }
 
     /// Whether producer `p`, whose reconciliation just completed, is behind a committed block:
     /// one above its chain is on a quorum, or another producer's chain is longer.
     fn behind_a_committed_block(&self, state: &State, p: u8) -> bool {
         let producer = &state.producers[usize::from(p)];
-        let quorum = self.config.quorum();
         let on_quorum_above = state.nodes.iter().flat_map(|n| &n.stream).any(|entry| {
-            entry.block.height > producer.height()
-                && quorum.reached(usize::from(stored_on(&state.nodes, entry.block)))
+            entry.block.height > producer.height() && self.on_a_quorum(&state.nodes, entry.block)
         });
         on_quorum_above
             || state

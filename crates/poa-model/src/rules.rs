@@ -8,7 +8,7 @@ use poa_quorum::script::{BlockWrite, WriteAnswer};
 use poa_quorum::{Coverage, LogView, WriteReply};
 
 use crate::mutation::{self, Mutation};
-use crate::state::{Block, BlockRef, RedisNode, StreamEntry, Token};
+use crate::state::{Block, BlockRef, Record, RedisNode, StreamEntry, Token};
 
 /// The first byte of every non-genesis id, so no block id equals the genesis id (all zeros).
 const SEALED: u8 = 1;
@@ -94,13 +94,19 @@ pub(crate) fn read_into(view: &mut LogView, index: u8, node: &RedisNode, next: u
     }
 }
 
-/// Runs `write_block` (or its mutated variant) on `node`, naming the block it `replaces` at the
-/// height (a repair's replacement), and keeps the stream in step with the index: a replaced block
-/// leaves the stream, an appended block joins it, trimmed heights leave it.
+/// Runs `write_block` (or its mutated variant) on `node` for a writer of `record` (whom the
+/// membership check admitted), naming the block it `replaces` at the height (a repair's
+/// replacement), and keeps the stream in step with the index: a replaced block leaves the stream,
+/// an appended block joins it, trimmed heights leave it.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one argument per field of the script call"
+)]
 pub(crate) fn write_on(
     node: &mut RedisNode,
     token: Token,
     epoch: Epoch,
+    record: Record,
     block: Block,
     replaces: Option<BlockId>,
     kept_heights: u8,
@@ -127,7 +133,11 @@ pub(crate) fn write_on(
             .retain(|entry| entry.block.height != block.height || id_of(entry.block) != replaced);
     }
     if answer == WriteAnswer::Written && !node.holds(block) {
-        let entry = StreamEntry { block, epoch };
+        let entry = StreamEntry {
+            block,
+            epoch,
+            record,
+        };
         let at = node.stream.partition_point(|held| *held < entry);
         node.stream.insert(at, entry);
     }

@@ -6,7 +6,7 @@
 use crate::config::Start;
 use crate::error::ModelError;
 use crate::model::ProtocolModel;
-use crate::state::{Action, Producer, RedisNode, State};
+use crate::state::{Action, Producer, Record, RedisNode, Role, State};
 use stateright::Model;
 
 const NODE_A: u8 = 0;
@@ -95,7 +95,16 @@ fn p0_publishes_on_a_and_b() -> Vec<Step> {
 fn empty(model: &ProtocolModel) -> State {
     let c = &model.config;
     State {
-        nodes: vec![RedisNode::default(); usize::from(c.nodes)],
+        nodes: (0..c.servers())
+            .map(|n| {
+                let role = model.records.role(n);
+                RedisNode {
+                    role,
+                    record: (role != Role::Added).then_some(Record::Old),
+                    ..RedisNode::default()
+                }
+            })
+            .collect(),
         producers: vec![Producer::default(); usize::from(c.producers)],
         writes: Vec::new(),
         crashes: 0,
@@ -106,6 +115,7 @@ fn empty(model: &ProtocolModel) -> State {
         skipped_without_lease: false,
         epoch_reused: false,
         replaced_committed: false,
+        change_committed: false,
     }
 }
 

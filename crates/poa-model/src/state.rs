@@ -49,19 +49,73 @@ pub struct Token {
     pub incarnation: u8,
 }
 
-/// One stream entry: the stored block and its writer's epoch.
+/// A membership record, by its place in a change: what a node holds and what a process joined.
+/// Two values are equal exactly when the records' digests are (checked once in `membership.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Record {
+    /// The record of the old set (the only one without a change).
+    #[default]
+    Old,
+    /// The joint record naming both sets.
+    Joint,
+    /// The record of the new set.
+    New,
+}
+
+impl Record {
+    /// Position in the model's record table.
+    pub fn index(self) -> usize {
+        match self {
+            Self::Old => 0,
+            Self::Joint => 1,
+            Self::New => 2,
+        }
+    }
+
+    /// The record a process restarted on the next node list joins (`None` after the new one).
+    pub fn next(self) -> Option<Self> {
+        match self {
+            Self::Old => Some(Self::Joint),
+            Self::Joint => Some(Self::New),
+            Self::New => None,
+        }
+    }
+}
+
+/// A node's place in a membership change. It sorts first in a node, so the symmetry reduction
+/// only swaps nodes of one role and each record's member set stays where it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Role {
+    /// In the old set and the new one (every node, without a change).
+    #[default]
+    Kept,
+    /// In the old set only: the change retires it.
+    Retired,
+    /// In the new set only: a fresh server the change adds.
+    Added,
+}
+
+/// One stream entry: the stored block, its writer's epoch and the record it was written under.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamEntry {
     /// The stored block.
     pub block: Block,
     /// Epoch of the writer.
     pub epoch: Epoch,
+    /// The record the writer joined, which the node held (the membership check admitted it):
+    /// a copy counts toward a quorum of that record's set only.
+    pub record: Record,
 }
 
 /// One independent Redis node: the scripts' state (lease key, epoch key, heights index, trim
 /// floor) and the stream entries behind the kept heights.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct RedisNode {
+    /// Its place in a membership change (fixed).
+    pub role: Role,
+    /// The membership record it holds (`None`: a fresh server): every script checks the
+    /// caller's against it first and refuses a caller of another record.
+    pub record: Option<Record>,
     /// What `promote` and `write_block` read and write, as `poa_quorum::script` defines it.
     pub script: NodeState<Token>,
     /// The stream entries of the kept heights, sorted (one per height unless the height check
@@ -77,6 +131,13 @@ impl RedisNode {
     pub fn holds(&self, block: Block) -> bool {
         self.stream.iter().any(|entry| entry.block == block)
     }
+
+    /// Whether this node holds `block` written under `record`.
+    pub fn holds_under(&self, block: Block, record: Record) -> bool {
+        self.stream
+            .iter()
+            .any(|entry| entry.block == block && entry.record == record)
+    }
 }
 
 /// Where a block of a local chain came from, with the evidence "commit only after quorum" checks.
@@ -87,6 +148,8 @@ pub enum Source {
     Published {
         /// Acknowledging nodes that held the block at their acknowledgement.
         holders: u8,
+        /// The quorum of the record the producer counted under.
+        quorum: u8,
     },
     /// Imported by a reconciliation (committed or proven committed).
     Log,
@@ -138,6 +201,9 @@ impl Publish {
 /// lost on a crash.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Producer {
+    /// The membership record this process joined: the node list it was started with (old,
+    /// both, new). Kept across a crash; an operator's restart on the next list moves it on.
+    pub view: Record,
     /// Restarts so far; with the producer index it forms the owner token.
     pub incarnation: u8,
     /// Believed epoch while leading; `None` for a follower.
@@ -151,9 +217,11 @@ pub struct Producer {
     /// ownership) since which the validity has not run out (`ValidityEnds`). While it is, the
     /// keys of a quorum do not expire, and a reconciled leader produces without the check.
     pub valid: bool,
-    /// A node lost its data (and with it this process's key) since this process last checked
-    /// its ownership: what the check would have seen, and a skipping leader does not.
-    pub wiped_since_check: bool,
+    /// A node lost its data (and with it this process's key), or took a membership record of
+    /// the operator's change (which refuses this process there at once), since this process
+    /// last checked its ownership: what the check would have seen, and a skipping leader does
+    /// not.
+    pub fenced_since_check: bool,
     /// The process stopped competing for the lease (a gap, a divergence) until it caught up from
     /// a peer.
     pub standing_aside: bool,
@@ -199,6 +267,8 @@ pub struct WriteMsg {
     pub epoch: Epoch,
     /// The block.
     pub block: Block,
+    /// The record the sender joined (its scripts carry that record's digest).
+    pub view: Record,
 }
 
 /// The whole system.
@@ -234,6 +304,9 @@ pub struct State {
     /// on fewer than a quorum of nodes and no node had lost its data since its last check
     /// (checked, never expected).
     pub skipped_without_lease: bool,
+    /// The membership change's commit command passed its checks: the new record's installs
+    /// may land on the new set's nodes holding the joint record.
+    pub change_committed: bool,
 }
 
 /// One step of the system.
@@ -291,6 +364,18 @@ pub enum Action {
         /// The peer it copies from.
         from: u8,
     },
+    /// The operator restarts a process on the next node list (old, then both with
+    /// `--next-redis-url`, then new): a crash that also moves the process's record on.
+    Restart(u8),
+    /// `membership begin`'s install of the joint record lands on a node holding the old record
+    /// or none (a fresh server given its id).
+    BeginOn(u8),
+    /// `membership commit` reads every node and passes its checks (the joint record on a quorum
+    /// of each set, the window on a quorum of the new set).
+    CommitChange,
+    /// The commit's install of the new record lands on a node of the new set holding the joint
+    /// record.
+    CommitOn(u8),
 }
 
 /// Node symmetry: nodes are interchangeable, so a state is replaced by the one with its nodes
@@ -341,6 +426,7 @@ impl stateright::Representative for State {
             epoch_reused: self.epoch_reused,
             replaced_committed: self.replaced_committed,
             skipped_without_lease: self.skipped_without_lease,
+            change_committed: self.change_committed,
         }
     }
 }

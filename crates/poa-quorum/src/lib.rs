@@ -55,9 +55,9 @@ pub use lease::{
 };
 pub use membership::{
     ChangeRefusal, JointSides, MembershipDecision, MembershipMismatch, MembershipRecord,
-    MembershipView, NodeMembership, Readmission, ServerId, decide_membership, holds_joint_quorum,
-    missing_members_allowed, plan_change_begin, plan_change_commit, plan_readmission,
-    short_on_new_set,
+    MembershipView, NodeMembership, Readmission, ServerId, WindowClaims, decide_membership,
+    heights_short_before_commit, holds_joint_quorum, missing_members_allowed, plan_change_begin,
+    plan_change_commit, plan_readmission, short_on_new_set,
 };
 pub use quorum::{NodeIndex, Quorum, majority};
 pub use votes::{Candidate, HeightVotes, RepairPlan, may_replace_after, plan_repair};

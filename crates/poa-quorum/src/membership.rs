@@ -21,8 +21,8 @@ use crate::quorum::{NodeIndex, Quorum};
 mod joint;
 
 pub use joint::{
-    ChangeRefusal, JointSides, holds_joint_quorum, plan_change_begin, plan_change_commit,
-    short_on_new_set,
+    ChangeRefusal, JointSides, WindowClaims, heights_short_before_commit, holds_joint_quorum,
+    plan_change_begin, plan_change_commit, short_on_new_set,
 };
 
 /// A server's identity: 32 lowercase hex digits written once on the server.

@@ -4,12 +4,13 @@
 //! when a step may be taken, which heights the new set lacks) are
 //! `poa_quorum::membership`'s, and docs/operations.md 7.14 is the procedure.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use poa_ports::{BlockHeight, BlockId};
+use poa_ports::BlockHeight;
 use poa_quorum::{
-    MembershipRecord, MembershipView, NodeMembership, ServerId, holds_joint_quorum,
-    plan_change_begin, plan_change_commit, short_on_new_set, sweep_window, window_bottom,
+    MembershipRecord, MembershipView, NodeMembership, ServerId, WindowClaims,
+    heights_short_before_commit, holds_joint_quorum, plan_change_begin, plan_change_commit,
+    sweep_window, window_bottom,
 };
 
 use super::join::{Installer, install_everywhere};
@@ -323,7 +324,7 @@ async fn heights_short_on_new(
     )
     .all()
     .await;
-    let mut claims: BTreeMap<BlockHeight, BTreeMap<BlockId, BTreeSet<ServerId>>> = BTreeMap::new();
+    let mut claims = WindowClaims::new();
     for (index, read) in reads {
         let (Ok(read), Some(Some(id))) = (read, expected.get(index)) else {
             continue;
@@ -337,44 +338,7 @@ async fn heights_short_on_new(
                 .insert(id.clone());
         }
     }
-    let sides = joint
-        .joint
-        .clone()
-        .unwrap_or_else(|| poa_quorum::JointSides::new([], []));
-    let old_quorum = sides.old_record(joint.budget).quorum();
-    let most_held: Vec<(BlockHeight, BTreeSet<ServerId>)> = claims
-        .into_iter()
-        .filter_map(|(height, blocks)| {
-            blocks
-                .into_values()
-                .max_by_key(BTreeSet::len)
-                .map(|holders| (height, holders))
-        })
-        .collect();
-    let top = most_held
-        .iter()
-        .rev()
-        .find(|(_, holders)| {
-            old_quorum.reached(sides.old.iter().filter(|id| holders.contains(*id)).count())
-        })
-        .map(|(height, _)| *height);
-    let Some(top) = top else {
-        return Ok(Vec::new());
-    };
-    let below_top: Vec<(BlockHeight, BTreeSet<ServerId>)> = most_held
-        .into_iter()
-        .filter(|(height, _)| *height <= top)
-        .collect();
-    let mut short = short_on_new_set(joint, &below_top);
-    // A height of the window no node names at all is short too.
-    let named: BTreeSet<BlockHeight> = below_top.iter().map(|(height, _)| *height).collect();
-    short.extend(
-        (lowest.get()..=top.get())
-            .map(BlockHeight::new)
-            .filter(|height| !named.contains(height)),
-    );
-    short.sort();
-    Ok(short)
+    Ok(heights_short_before_commit(joint, &claims, lowest))
 }
 
 /// What a change step wrote, for the operator.

@@ -358,6 +358,33 @@ fn mutation__when_promote_has_no_epoch_floor__then_a_process_leads_again_at_an_e
 }
 
 #[test]
+fn protocol__when_the_operator_changes_the_membership_through_the_joint_record__then_every_property_holds()
+ {
+    // given: old {A,B,C} to new {A,B,D}; begin, commit and the restarts on the next list
+    // interleave with leases, publishes and reconciliations in any order
+    let config = ModelConfig::membership_change(None);
+
+    // when
+    let checker = explore(config, Until::Exhausted);
+
+    // then
+    checker.assert_properties();
+}
+
+#[test]
+fn mutation__when_the_commit_skips_the_joint_quorum_check__then_the_old_and_new_sets_both_lead_and_fork()
+ {
+    // given
+    let config = ModelConfig::membership_change(Some(Mutation::CommitWithoutJointQuorum));
+
+    // when
+    let checker = explore(config, Until::Found(NO_FORK));
+
+    // then
+    expect_counterexample(&checker, NO_FORK);
+}
+
+#[test]
 fn config__when_the_budget_needs_more_nodes_than_there_are__then_refused() {
     // given
     let config = ModelConfig {

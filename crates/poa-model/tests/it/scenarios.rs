@@ -6,8 +6,8 @@
 
 use poa_model::stateright::Model;
 use poa_model::{
-    Action, Block, BlockRef, ModelConfig, Mutation, ProtocolModel, State, Token, WriteMsg, no_fork,
-    progress_possible,
+    Action, Block, BlockRef, ModelConfig, Mutation, ProtocolModel, Record, State, Token, WriteMsg,
+    no_fork, progress_possible,
 };
 use poa_ports::{BlockHeight, Epoch};
 
@@ -54,6 +54,7 @@ fn write_of_x(node: u8) -> WriteMsg {
         },
         epoch: Epoch::new(1),
         block: X,
+        view: Record::Old,
     }
 }
 
@@ -364,6 +365,7 @@ fn write_of(block: Block, epoch: u64, node: u8) -> WriteMsg {
         },
         epoch: Epoch::new(epoch),
         block,
+        view: Record::Old,
     }
 }
 

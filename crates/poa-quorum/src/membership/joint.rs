@@ -11,9 +11,9 @@
 //! a quorum of the old set, before any node takes the new record (docs/protocol.md,
 //! "Membership change").
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use poa_ports::BlockHeight;
+use poa_ports::{BlockHeight, BlockId};
 use sha2::{Digest, Sha256};
 
 use super::{MembershipRecord, ServerId};
@@ -190,6 +190,60 @@ pub fn short_on_new_set(
         })
         .map(|(height, _)| *height)
         .collect()
+}
+
+/// What the nodes holding a joint record claim in the window: per height, per block, the
+/// servers whose log holds that block there.
+pub type WindowClaims = BTreeMap<BlockHeight, BTreeMap<BlockId, BTreeSet<ServerId>>>;
+
+/// The heights of the window from `lowest` up to the log's top that the new set of `joint` does
+/// not hold yet, from what the nodes holding `joint` claim (`claims`): the commit waits until
+/// there are none. The top is the highest height whose most-held block a quorum of the old set
+/// holds (a block above it was not committed: every block committed under the joint record is on
+/// a quorum of each set); at each height up to it, the most-held block must be on a quorum of the
+/// new set, and a height no node names is short too.
+pub fn heights_short_before_commit(
+    joint: &MembershipRecord,
+    claims: &WindowClaims,
+    lowest: BlockHeight,
+) -> Vec<BlockHeight> {
+    let Some(sides) = &joint.joint else {
+        return Vec::new();
+    };
+    let old_quorum = sides.old_record(joint.budget).quorum();
+    let most_held: Vec<(BlockHeight, BTreeSet<ServerId>)> = claims
+        .iter()
+        .filter(|(height, _)| **height >= lowest)
+        .filter_map(|(height, blocks)| {
+            blocks
+                .values()
+                .max_by_key(|holders| holders.len())
+                .map(|holders| (*height, holders.clone()))
+        })
+        .collect();
+    let top = most_held
+        .iter()
+        .rev()
+        .find(|(_, holders)| {
+            old_quorum.reached(sides.old.iter().filter(|id| holders.contains(*id)).count())
+        })
+        .map(|(height, _)| *height);
+    let Some(top) = top else {
+        return Vec::new();
+    };
+    let below_top: Vec<(BlockHeight, BTreeSet<ServerId>)> = most_held
+        .into_iter()
+        .filter(|(height, _)| *height <= top)
+        .collect();
+    let mut short = short_on_new_set(joint, &below_top);
+    let named: BTreeSet<BlockHeight> = below_top.iter().map(|(height, _)| *height).collect();
+    short.extend(
+        (lowest.get()..=top.get())
+            .map(BlockHeight::new)
+            .filter(|height| !named.contains(height)),
+    );
+    short.sort();
+    short
 }
 
 #[cfg(test)]

@@ -168,6 +168,43 @@ fn short_on_new_set__when_heights_lack_a_new_quorum__then_names_them() {
     assert_eq!(short, vec![BlockHeight::new(6), BlockHeight::new(8)]);
 }
 
+#[test]
+fn heights_short_before_commit__when_the_window_is_read__then_names_heights_up_to_the_old_top_short_on_the_new_set()
+ {
+    // given: old {1,2,3}, new {1,2,4}; height 5 on all of old, 6 on {1,3} (short on new),
+    // 7 named by no node, 8 on {2,3} (the top: a quorum of old), 9 on {4} alone (above the top)
+    let joint = plan_change_begin(&plain(1, &[1, 2, 3], 0), [id(1), id(2), id(4)]).unwrap();
+    let block = |byte: u8| BlockId::from_bytes([byte; 32]);
+    let mut claims = WindowClaims::new();
+    let mut claim = |height: u64, byte: u8, holders: &[u8]| {
+        claims
+            .entry(BlockHeight::new(height))
+            .or_default()
+            .insert(block(byte), ids(holders));
+    };
+    claim(4, 1, &[3]);
+    claim(5, 2, &[1, 2, 3]);
+    claim(6, 3, &[1, 3]);
+    claim(6, 4, &[2]);
+    claim(8, 5, &[2, 3]);
+    claim(9, 6, &[4]);
+
+    // when
+    let short = heights_short_before_commit(&joint, &claims, BlockHeight::new(5));
+
+    // then: 4 is below the window, 9 above the top
+    assert_eq!(
+        short,
+        vec![
+            BlockHeight::new(6),
+            BlockHeight::new(7),
+            BlockHeight::new(8)
+        ]
+    );
+    let plain_record = plain(1, &[1, 2, 3], 0);
+    assert!(heights_short_before_commit(&plain_record, &claims, BlockHeight::new(5)).is_empty());
+}
+
 /// Two sets of 1 to 7 servers drawn from 10, and a budget both allow.
 fn sets() -> impl Strategy<Value = (Vec<u8>, Vec<u8>, usize)> {
     (
