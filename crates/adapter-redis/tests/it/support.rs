@@ -66,7 +66,7 @@ pub(crate) async fn producer_with(config: RedisConfig) -> Producer {
 /// bootstraps itself only when every node answers).
 pub(crate) async fn producer_as_started(config: RedisConfig) -> Producer {
     let mut registry = Registry::default();
-    let adapter = RedisReconciliation::connect(config, verifier(), &mut registry)
+    let adapter = RedisReconciliation::connect(config, verifier(), Some(&mut registry))
         .await
         .unwrap();
     Producer { adapter, registry }

@@ -56,7 +56,7 @@ impl Producer {
             ..RedisConfig::default()
         };
         let adapter = Arc::new(
-            RedisReconciliation::connect(config, node.seal_verifier(), &mut registry)
+            RedisReconciliation::connect(config, node.seal_verifier(), Some(&mut registry))
                 .await
                 .expect("the adapter connects"),
         );
