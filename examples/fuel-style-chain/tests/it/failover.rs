@@ -7,7 +7,7 @@ use fuel_style_chain::{
     Secp256k1SealVerifier, Tai64,
 };
 use poa_ports::{BlockCodec, BlockHeight, BlockSigner, SealVerifier, SealedBlockView, Transaction};
-use poa_test_support::{RedisServer, RespValue};
+use poa_test_support::{LogEntry, RedisServer};
 
 use crate::fleet::{LEASE_KEY, Producer, SETTINGS, eventually};
 
@@ -161,45 +161,23 @@ fn forged_block_on(producer: &Producer, authority: &AuthorityKey) -> SealedFuelB
         .expect("the intruder seals")
 }
 
-/// Writes `block` to `server`'s stream and heights index as the log's write script lays
-/// entries out (docs/protocol.md, "Keys on every node"), past every check the script makes:
-/// what anyone who reaches a node can do.
+/// Writes `block` into `server`'s block log past every check the write script makes, as anyone
+/// who reaches a node can, under the fleet's current epoch so it looks like the leader's own.
 fn append_to_log(server: &RedisServer, block: &SealedFuelBlock) {
-    let stream = format!("{LEASE_KEY}:block:stream");
-    let index = format!("{LEASE_KEY}:heights:index");
-    // The fleet's current epoch, so the entry looks like the leader's own.
     let epoch = server.command(&[b"GET", format!("{LEASE_KEY}:epoch:token").as_bytes()]);
     let epoch = epoch
         .as_bytes()
-        .map_or_else(|| b"0".to_vec(), <[u8]>::to_vec);
-    let height = block.height().get().to_string();
-    let id = block.id().to_hex();
-    let data = FuelStyleChain::encode_block(block);
-    let entry = server.command(&[
-        b"XADD",
-        stream.as_bytes(),
-        b"*",
-        b"height",
-        height.as_bytes(),
-        b"id",
-        id.as_bytes(),
-        b"epoch",
-        &epoch,
-        b"data",
-        &data,
-        b"timestamp",
-        b"0",
-    ]);
-    let RespValue::Bulk(entry) = entry else {
-        panic!("XADD answered {entry:?}");
-    };
-    let member = format!("{height}:{id}:{}", String::from_utf8_lossy(&entry));
-    server.command(&[
-        b"ZADD",
-        index.as_bytes(),
-        height.as_bytes(),
-        member.as_bytes(),
-    ]);
+        .and_then(|epoch| String::from_utf8_lossy(epoch).parse().ok())
+        .unwrap_or(0);
+    server.append_log_entry(
+        LEASE_KEY,
+        LogEntry {
+            height: block.height().get(),
+            id: &block.id().to_hex(),
+            epoch,
+            data: &FuelStyleChain::encode_block(block),
+        },
+    );
 }
 
 fn heights(producers: &[Producer]) -> Vec<u64> {
