@@ -2,8 +2,8 @@
 //!
 //! Each rule names a package and a dependency it must not reach through normal (non-dev)
 //! dependencies; `cargo tree -e normal -p <package> -i <dependency> --locked` must find no path.
-//! The rules are derived from the directory names under `crates/`, so a new `adapter-*` crate is
-//! covered on both sides without editing this file. Dev-dependencies are out of scope: tests may
+//! The rules are derived from the directory names under `crates/` and `examples/`, so a new
+//! `adapter-*` crate or example chain is covered on both sides without editing this file. Dev-dependencies are out of scope: tests may
 //! use fixtures and mocks the production graph must not. This module reads the graph and never
 //! edits a manifest.
 
@@ -27,6 +27,9 @@ const CORE: &str = "poa-core";
 const QUORUM_RULES: &str = "poa-quorum";
 const REDIS_ADAPTER: &str = "adapter-redis";
 const ADAPTER_PREFIX: &str = "adapter-";
+/// The reference chain, which an example chain must not borrow: it shows that a chain sharing no
+/// block code with it embeds the producer.
+const REFERENCE_CHAIN: &str = "adapter-chain";
 const FRED: &str = "fred";
 /// Serialisation frameworks and wire formats: the chain's business, never the contract's or the
 /// domain service's.
@@ -96,7 +99,10 @@ pub(crate) fn run(root: &Path) -> Result<()> {
 /// Fails if the workspace cannot be loaded or any `cargo tree` call fails for a reason other than
 /// "no such package in the graph" (a locked-lockfile mismatch, say).
 pub(crate) fn check(root: &Path) -> Result<(usize, Vec<Violation>)> {
-    let rules = rules(&layout::member_crates(root)?);
+    let rules = rules(
+        &layout::member_crates(root)?,
+        &layout::example_crates(root)?,
+    );
     require_packages_exist(root, &rules)?;
 
     let mut violations = Vec::new();
@@ -117,17 +123,19 @@ pub(crate) fn check(root: &Path) -> Result<(usize, Vec<Violation>)> {
     Ok((rules.len(), violations))
 }
 
-/// The layering rules for a workspace whose `crates/` holds `crates` (xtask is always present).
+/// The layering rules for a workspace whose `crates/` holds `crates` and whose `examples/` holds
+/// `examples` (xtask is always present).
 ///
 /// A rule about a package that does not exist is dropped; a rule about a dependency that does
 /// not exist is kept and simply holds.
-pub(crate) fn rules(crates: &[String]) -> Vec<Rule> {
+pub(crate) fn rules(crates: &[String], examples: &[String]) -> Vec<Rule> {
     let adapters: Vec<&str> = crates
         .iter()
         .map(String::as_str)
         .filter(|name| name.starts_with(ADAPTER_PREFIX))
         .collect();
-    let exists = |package: &str| package == XTASK || crates.iter().any(|name| name == package);
+    let members: Vec<&str> = crates.iter().chain(examples).map(String::as_str).collect();
+    let exists = |package: &str| package == XTASK || members.contains(&package);
     let mut rules: BTreeMap<(String, String), &'static str> = BTreeMap::new();
     let mut forbid = |package: &str, forbidden: &[&str], reason: &'static str| {
         if !exists(package) {
@@ -197,12 +205,16 @@ pub(crate) fn rules(crates: &[String]) -> Vec<Rule> {
         &[&[CORE, FRED][..], &adapters].concat(),
         "test fixtures depend on nothing they test and speak RESP themselves",
     );
+    for example in examples {
+        forbid(
+            example,
+            &[REFERENCE_CHAIN],
+            "an example chain brings its own blocks and shares no block code with the reference \
+             chain",
+        );
+    }
     if exists(CHAOS) {
-        for package in crates
-            .iter()
-            .map(String::as_str)
-            .filter(|name| *name != CHAOS)
-        {
+        for package in members.iter().copied().filter(|name| *name != CHAOS) {
             forbid(
                 package,
                 &[CHAOS],
@@ -211,11 +223,7 @@ pub(crate) fn rules(crates: &[String]) -> Vec<Rule> {
         }
     }
     if exists(DEMO) {
-        for package in crates
-            .iter()
-            .map(String::as_str)
-            .filter(|name| *name != DEMO)
-        {
+        for package in members.iter().copied().filter(|name| *name != DEMO) {
             forbid(
                 package,
                 &[DEMO],
@@ -224,9 +232,9 @@ pub(crate) fn rules(crates: &[String]) -> Vec<Rule> {
         }
     }
     if exists(BENCH) {
-        for package in crates
+        for package in members
             .iter()
-            .map(String::as_str)
+            .copied()
             .chain([XTASK])
             .filter(|name| *name != BENCH)
         {
@@ -243,12 +251,7 @@ pub(crate) fn rules(crates: &[String]) -> Vec<Rule> {
             );
         }
     }
-    let workspace_crates: Vec<&str> = crates.iter().map(String::as_str).collect();
-    forbid(
-        XTASK,
-        &workspace_crates,
-        "xtask depends on no workspace crate",
-    );
+    forbid(XTASK, &members, "xtask depends on no workspace crate");
 
     rules
         .into_iter()

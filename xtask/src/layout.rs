@@ -1,4 +1,5 @@
-//! Where things are in the workspace: its root and the member crates under `crates/`.
+//! Where things are in the workspace: its root, the member crates under `crates/`, and the
+//! example chains under `examples/`.
 //!
 //! Everything is derived from the directory tree, so a new crate is covered by `deps` and `tidy`
 //! without editing xtask. Nothing here runs cargo or judges what it finds.
@@ -53,18 +54,39 @@ pub(crate) fn project_root() -> Result<PathBuf> {
         .context("xtask's manifest directory has no parent")
 }
 
+/// Where the example chains live: each a workspace member written the way a node team embeds
+/// the producer, never a production crate.
+pub(crate) const EXAMPLES_DIR: &str = "examples";
+
 /// The directory names under `crates/` that hold a `Cargo.toml`, sorted.
 ///
-/// The workspace uses `members = ["crates/*"]` and tidy requires directory = package name, so
-/// these are the member package names (xtask aside).
+/// The workspace uses `members = ["crates/*", "examples/*"]` and tidy requires directory =
+/// package name, so these are the member package names (xtask and the examples aside).
 ///
 /// # Errors
 /// Fails if `crates/` cannot be read or holds a directory name that is not UTF-8.
 pub(crate) fn member_crates(root: &Path) -> Result<Vec<String>> {
-    let crates_dir = root.join("crates");
+    packages_under(&root.join("crates"))
+}
+
+/// The directory names under `examples/` that hold a `Cargo.toml`, sorted; none when there is
+/// no `examples/`.
+///
+/// # Errors
+/// Fails if `examples/` exists but cannot be read, or holds a directory name that is not UTF-8.
+pub(crate) fn example_crates(root: &Path) -> Result<Vec<String>> {
+    let examples_dir = root.join(EXAMPLES_DIR);
+    if !examples_dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    packages_under(&examples_dir)
+}
+
+/// The directory names under `dir` that hold a `Cargo.toml`, sorted.
+fn packages_under(crates_dir: &Path) -> Result<Vec<String>> {
     let mut names = Vec::new();
-    for entry in fs::read_dir(&crates_dir)
-        .with_context(|| format!("cannot read {}", crates_dir.display()))?
+    for entry in
+        fs::read_dir(crates_dir).with_context(|| format!("cannot read {}", crates_dir.display()))?
     {
         let path = entry?.path();
         if !path.join("Cargo.toml").is_file() {

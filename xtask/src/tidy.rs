@@ -1,7 +1,7 @@
 //! `cargo xtask tidy`: the house rules a grep or a manifest read can check.
 //!
 //! Each finding is reported as `path:line: message`, all of them at once:
-//! - every `.rs` file under `crates/` and `xtask/` opens with a `//!` paragraph;
+//! - every `.rs` file under `crates/`, `examples/` and `xtask/` opens with a `//!` paragraph;
 //! - no ignored or should-panic tests, no todo or unimplemented macros (comment lines aside);
 //! - no non-test file has more than 800 lines before its `#[cfg(test)]` module (files under a
 //!   `tests/` directory and sibling `tests.rs` modules are test files);
@@ -31,7 +31,7 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::layout::{self, APPLICATION_CRATES, XTASK};
+use crate::layout::{self, APPLICATION_CRATES, EXAMPLES_DIR, XTASK};
 
 pub(crate) use manifest::{check_manifest, check_toolchain};
 
@@ -44,7 +44,15 @@ const STANDALONE_FILES: &[&str] = &[
 ];
 
 /// Directories whose text files the standalone rules read.
-const STANDALONE_DIRS: &[&str] = &["crates", XTASK, "docs", ".github", ".ci", ".cargo"];
+const STANDALONE_DIRS: &[&str] = &[
+    "crates",
+    EXAMPLES_DIR,
+    XTASK,
+    "docs",
+    ".github",
+    ".ci",
+    ".cargo",
+];
 
 /// What counts as a text file for the standalone rules (besides `.ci/run`).
 const TEXT_EXTENSIONS: &[&str] = &[".rs", ".md", ".lua", ".toml", ".yml", ".sh"];
@@ -122,7 +130,7 @@ pub(crate) fn check(root: &Path) -> Result<Vec<Violation>> {
     let mut violations = Vec::new();
 
     let mut sources = Vec::new();
-    for dir in ["crates", XTASK] {
+    for dir in ["crates", EXAMPLES_DIR, XTASK] {
         collect_rust_files(&root.join(dir), &mut sources)?;
     }
     sources.sort();
@@ -148,9 +156,15 @@ pub(crate) fn check(root: &Path) -> Result<Vec<Violation>> {
     }
 
     let members = layout::member_crates(root)?;
+    let examples = layout::example_crates(root)?;
     let manifests = members
         .iter()
         .map(|name| (name.as_str(), Path::new("crates").join(name)))
+        .chain(
+            examples
+                .iter()
+                .map(|name| (name.as_str(), Path::new(EXAMPLES_DIR).join(name))),
+        )
         .chain([(XTASK, PathBuf::from(XTASK))]);
     for (name, dir) in manifests {
         let path = dir.join("Cargo.toml");
@@ -317,12 +331,15 @@ fn collect_rust_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 /// Every file below `dir` whose name `wanted` accepts, skipping build output and hidden
-/// directories below it.
+/// directories below it; none when `dir` does not exist (a workspace without examples).
 fn collect_files(
     dir: &Path,
     files: &mut Vec<PathBuf>,
     wanted: &dyn Fn(&str) -> bool,
 ) -> Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
     for entry in fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
         let entry = entry?;
         let path = entry.path();

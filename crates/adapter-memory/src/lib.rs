@@ -120,6 +120,81 @@
 //! }
 //! ```
 
+//!
+//! # Driving the production service
+//!
+//! The same log under a whole producer process: `poa_core::ProductionService` over the
+//! embedder's own chain, store, producer and signer (here the repository's example chain,
+//! `fuel_style_chain`, stands for yours), with this port in place of the Redis adapter. The
+//! manual trigger lets the test decide when each cycle runs; each switch is one fault a fleet
+//! meets.
+//!
+//! ```rust
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use adapter_memory::MemoryBlockLog;
+//! use fuel_style_chain::{
+//!     AuthorityKey, ChainSettings, FuelBlock, FuelStyleChain, FuelStyleNode,
+//!     Secp256k1BlockSigner,
+//! };
+//! use poa_core::{CycleOutcome, ProductionService, ServiceConfig, Trigger};
+//! use poa_ports::{BlockHeight, BlockImporter, BlockSigner};
+//! use prometheus_client::registry::Registry;
+//!
+//! fn produced_height(outcome: CycleOutcome) -> Option<u64> {
+//!     match outcome {
+//!         CycleOutcome::Produced { height, .. } => Some(height.get()),
+//!         _ => None,
+//!     }
+//! }
+//!
+//! #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! async fn main() {
+//!     // given: one producer process of the embedder's chain on an in-memory log
+//!     let authority = AuthorityKey::generate();
+//!     let settings = ChainSettings { consensus_parameters_version: 1, max_transactions: 16 };
+//!     let node = FuelStyleNode::new(authority.clone(), settings);
+//!     let log = MemoryBlockLog::<FuelStyleChain>::new();
+//!     let port = log.producer();
+//!     let config =
+//!         ServiceConfig::new(Trigger::Manual, Duration::from_millis(100), Duration::from_secs(1))
+//!             .unwrap();
+//!     let ports = node.ports(Arc::new(port.clone()));
+//!     let (service, handle) = ProductionService::new(config, ports, &mut Registry::default());
+//!     tokio::spawn(service.run(std::future::pending()));
+//!     assert_eq!(produced_height(handle.produce_block().await.unwrap()), Some(1));
+//!
+//!     // when: the lease is lost between the cycle's check and the publish
+//!     port.lose_lease_before_next_publish();
+//!     let fenced = handle.produce_block().await.unwrap();
+//!
+//!     // then: the block is fenced and not committed; the next cycle leads again, higher epoch
+//!     assert!(matches!(fenced, CycleOutcome::Failed { step: "publish", .. }), "{fenced:?}");
+//!     assert_eq!(node.store.height(), BlockHeight::new(1));
+//!     assert_eq!(produced_height(handle.produce_block().await.unwrap()), Some(2));
+//!     assert!(log.epoch_at(BlockHeight::new(2)) > log.epoch_at(BlockHeight::new(1)));
+//!
+//!     // when: the publish is refused (too few nodes stored the block)
+//!     port.refuse_next_publish();
+//!     let refused = handle.produce_block().await.unwrap();
+//!
+//!     // then: nothing is committed or logged
+//!     assert!(matches!(refused, CycleOutcome::Failed { step: "publish", .. }), "{refused:?}");
+//!     assert_eq!((node.store.height(), log.top()), (BlockHeight::new(2), Some(BlockHeight::new(2))));
+//!
+//!     // when: another producer published height 3 meanwhile (a backlog)
+//!     let parent = node.store.latest_header().await.unwrap();
+//!     let block = FuelBlock::build_on(&parent, parent.time, 1, Vec::new()).unwrap();
+//!     let theirs = Secp256k1BlockSigner::new(authority).seal(block).unwrap();
+//!     log.append_backlog([theirs.clone()]).unwrap();
+//!
+//!     // then: the service imports it before it produces height 4 on it
+//!     assert_eq!(produced_height(handle.produce_block().await.unwrap()), Some(4));
+//!     assert_eq!(node.store.block_at(BlockHeight::new(3)).await.unwrap(), Some(theirs));
+//! }
+//! ```
+
 mod error;
 mod log;
 mod reconciliation;

@@ -57,8 +57,9 @@ pub struct RedisReconciliation<C: BlockCodec> {
 }
 
 impl<C: BlockCodec> RedisReconciliation<C> {
-    /// Validates `config`, registers the metrics on `registry`, builds one client per node and
-    /// connects them concurrently. Returns within about two node timeouts even when nodes are
+    /// Validates `config`, registers the metrics on `registry` when one is given (the `poa_*`
+    /// family of `docs/protocol.md`; without one they are kept but exposed nowhere), builds one
+    /// client per node and connects them concurrently. Returns within about two node timeouts even when nodes are
     /// down or half-alive: those keep reconnecting in the background and have no vote until
     /// they answer. `verifier` is the chain's own check of a block: reconciliation counts only
     /// blocks of the log that pass it.
@@ -70,7 +71,7 @@ impl<C: BlockCodec> RedisReconciliation<C> {
     pub async fn connect(
         config: RedisConfig,
         verifier: Arc<dyn SealVerifier<C>>,
-        registry: &mut Registry,
+        registry: Option<&mut Registry>,
     ) -> Result<Self, Error> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::NoRuntime);
@@ -81,7 +82,10 @@ impl<C: BlockCodec> RedisReconciliation<C> {
             .as_deref()
             .map(EpochFile::open)
             .transpose()?;
-        let metrics = Arc::new(Metrics::register(registry));
+        let metrics = Arc::new(match registry {
+            Some(registry) => Metrics::register(registry),
+            None => Metrics::register(&mut Registry::default()),
+        });
         let tracker = TaskTracker::new();
         let token = format!("{:032x}", rand::random::<u128>());
         let membership = Arc::new(MembershipState::new(

@@ -103,7 +103,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
             }
             let verifier = Arc::new(AuthoritySealVerifier::new(settings.chain));
             let adapter = Arc::new(
-                RedisReconciliation::connect(config, verifier, &mut registry)
+                RedisReconciliation::connect(config, verifier, Some(&mut registry))
                     .await
                     .map_err(library_errors::redis_startup)
                     .context("cannot start the Redis leader lease")?,

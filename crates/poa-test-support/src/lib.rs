@@ -10,7 +10,8 @@
 //!   [`RedisServer::builder`] adds a TLS port ([`TlsFiles`], `tls_url`) and ACL users, with the
 //!   `default` user optionally disabled (the fixture then authenticates its own commands), and
 //!   an append-only file (`append_only`) so that `restart_keeping_data` brings every
-//!   acknowledged write back.
+//!   acknowledged write back. `append_log_entry` writes a [`LogEntry`] into a node's block log
+//!   past the write script's checks, as anyone who reaches a node can.
 //! - [`TestCertificates`]: a throwaway CA with server and client certificates as PEM files.
 //! - [`HalfAliveListener`]: accepts TCP connections, reads, never answers.
 //! - [`FaultProxy`]: a TCP proxy whose [`ProxyMode`] (`Pass`, `Hold`, `Reset`, `Latency`,
@@ -53,6 +54,7 @@
 )]
 
 mod background;
+mod block_log;
 mod certificates;
 mod error;
 mod fault_proxy;
@@ -63,6 +65,7 @@ pub mod resp;
 pub mod spawner;
 mod wait;
 
+pub use block_log::LogEntry;
 pub use certificates::TestCertificates;
 pub use error::RespError;
 pub use fault_proxy::{FaultProxy, ProxyMode};

@@ -43,7 +43,7 @@ fn rules__when_workspace_has_todays_crates__then_forbids_each_documented_edge() 
     let crates = crates(TODAY);
 
     // when
-    let rules = rules(&crates);
+    let rules = rules(&crates, &[]);
 
     // then
     let pairs = pairs(&rules);
@@ -108,7 +108,7 @@ fn rules__when_the_chaos_harness_exists__then_no_other_crate_may_depend_on_it() 
     let crates = crates(&names);
 
     // when
-    let rules = rules(&crates);
+    let rules = rules(&crates, &[]);
 
     // then
     let pairs = pairs(&rules);
@@ -130,7 +130,7 @@ fn rules__when_the_bench_harness_exists__then_nothing_depends_on_it_and_only_it_
     let crates = crates(&names);
 
     // when
-    let rules = rules(&crates);
+    let rules = rules(&crates, &[]);
 
     // then
     let pairs = pairs(&rules);
@@ -157,6 +157,31 @@ fn rules__when_the_bench_harness_exists__then_nothing_depends_on_it_and_only_it_
 }
 
 #[test]
+fn rules__when_an_example_chain_exists__then_it_may_not_reach_the_reference_chain_or_the_tooling() {
+    // given
+    let mut names = TODAY.to_vec();
+    names.extend(["poa-chaos", "poa-bench"]);
+    let examples = crates(&["fuel-style-chain"]);
+    let crates = crates(&names);
+
+    // when
+    let rules = rules(&crates, &examples);
+
+    // then
+    let pairs = pairs(&rules);
+    for forbidden in ["adapter-chain", "poa-chaos", "poa-bench", "rslock"] {
+        assert!(
+            pairs.contains(&("fuel-style-chain", forbidden)),
+            "the example may depend on {forbidden}"
+        );
+    }
+    assert!(pairs.contains(&("xtask", "fuel-style-chain")));
+    for allowed in ["poa-core", "poa-ports", "adapter-redis", "adapter-memory"] {
+        assert!(!pairs.contains(&("fuel-style-chain", allowed)), "{allowed}");
+    }
+}
+
+#[test]
 fn rules__when_the_model_exists__then_it_may_reach_poa_quorum_and_poa_ports_only() {
     // given
     let mut names = TODAY.to_vec();
@@ -164,7 +189,7 @@ fn rules__when_the_model_exists__then_it_may_reach_poa_quorum_and_poa_ports_only
     let crates = crates(&names);
 
     // when
-    let rules = rules(&crates);
+    let rules = rules(&crates, &[]);
 
     // then
     let pairs = pairs(&rules);
@@ -197,7 +222,7 @@ fn rules__when_checking_allowed_edges__then_none_is_forbidden() {
     let crates = crates(TODAY);
 
     // when
-    let rules = rules(&crates);
+    let rules = rules(&crates, &[]);
 
     // then
     let pairs = pairs(&rules);
@@ -221,7 +246,7 @@ fn rules__when_a_new_adapter_appears__then_it_is_covered_on_both_sides() {
     let crates = crates(&["adapter-kafka", "adapter-redis", "poa-core", "poa-ports"]);
 
     // when
-    let rules = rules(&crates);
+    let rules = rules(&crates, &[]);
 
     // then
     let pairs = pairs(&rules);
@@ -244,7 +269,7 @@ fn rules__when_a_crate_is_absent__then_no_rule_names_it_as_the_package() {
     let crates = crates(&["poa-ports"]);
 
     // when
-    let rules = rules(&crates);
+    let rules = rules(&crates, &[]);
 
     // then
     let packages: Vec<&str> = rules.iter().map(|rule| rule.package.as_str()).collect();

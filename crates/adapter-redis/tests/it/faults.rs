@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use adapter_redis::RedisReconciliation;
 use poa_ports::{BlockReconciliationPort, LeaderState};
 use poa_test_support::{HalfAliveListener, RedisServer, wait_for_async};
-use prometheus_client::registry::Registry;
 
 use crate::support::*;
 
@@ -25,6 +24,26 @@ async fn leaders(producers: &[&Producer], next: u64) -> Vec<usize> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn connect__when_no_metrics_registry_is_given__then_leads_and_publishes() {
+    // given: an embedder without a Prometheus registry
+    let servers = servers(3);
+    let config = config(urls(&servers), "poa:test:no-registry");
+
+    // when
+    let adapter = RedisReconciliation::connect(config, verifier(), None)
+        .await
+        .unwrap();
+
+    // then
+    assert_eq!(
+        adapter.leader_state(below(1)).await.unwrap(),
+        LeaderState::ReconciledLeader
+    );
+    adapter.publish_produced_block(&block(1, 0)).await.unwrap();
+    assert!(streams_reach(&servers, "poa:test:no-registry", 1).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn connect__when_a_node_is_half_alive_or_down__then_returns_within_a_small_multiple_of_node_timeout()
  {
     // given
@@ -38,7 +57,7 @@ async fn connect__when_a_node_is_half_alive_or_down__then_returns_within_a_small
 
     // when
     let started = Instant::now();
-    let adapter = RedisReconciliation::connect(config, verifier(), &mut Registry::default()).await;
+    let adapter = RedisReconciliation::connect(config, verifier(), None).await;
 
     // then
     assert!(adapter.is_ok());
@@ -335,7 +354,7 @@ async fn connect__when_a_node_connects_but_then_answers_slowly__then_script_load
 
     // when
     let started = Instant::now();
-    let adapter = RedisReconciliation::connect(config, verifier(), &mut Registry::default()).await;
+    let adapter = RedisReconciliation::connect(config, verifier(), None).await;
     let elapsed = started.elapsed();
 
     // then: startup is bounded by twice the node timeout (plus scheduling slack)
@@ -354,7 +373,7 @@ async fn connect__when_two_urls_reach_the_same_server__then_refuses_naming_both(
     );
 
     // when
-    let outcome = RedisReconciliation::connect(config, verifier(), &mut Registry::default()).await;
+    let outcome = RedisReconciliation::connect(config, verifier(), None).await;
 
     // then
     match outcome {

@@ -12,7 +12,7 @@ use poa_ports::{
     BlockHeight, BlockId, BlockReconciliationPort, ChainHead, ChainId, ImportError, LeaderState,
     SealVerifier, Signature, Timestamp,
 };
-use poa_test_support::{HalfAliveListener, RedisServer, RespValue};
+use poa_test_support::{HalfAliveListener, LogEntry, RedisServer, RespValue};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
 
@@ -66,7 +66,7 @@ pub(crate) async fn producer_with(config: RedisConfig) -> Producer {
 /// bootstraps itself only when every node answers).
 pub(crate) async fn producer_as_started(config: RedisConfig) -> Producer {
     let mut registry = Registry::default();
-    let adapter = RedisReconciliation::connect(config, verifier(), &mut registry)
+    let adapter = RedisReconciliation::connect(config, verifier(), Some(&mut registry))
         .await
         .unwrap();
     Producer { adapter, registry }
@@ -203,39 +203,15 @@ pub(crate) fn append_raw(
     epoch: u64,
     data: &[u8],
 ) {
-    let stream = format!("{key}:block:stream");
-    let index = format!("{key}:heights:index");
-    let height = height.to_string();
-    let epoch = epoch.to_string();
-    let entry = server.command(&[
-        b"XADD",
-        stream.as_bytes(),
-        b"*",
-        b"height",
-        height.as_bytes(),
-        b"id",
-        id.as_bytes(),
-        b"epoch",
-        epoch.as_bytes(),
-        b"data",
-        data,
-        b"timestamp",
-        b"0",
-    ]);
-    let entry = String::from_utf8(
-        entry
-            .as_bytes()
-            .expect("XADD answers the entry id")
-            .to_vec(),
-    )
-    .expect("entry ids are ASCII");
-    let member = format!("{height}:{id}:{entry}");
-    server.command(&[
-        b"ZADD",
-        index.as_bytes(),
-        height.as_bytes(),
-        member.as_bytes(),
-    ]);
+    server.append_log_entry(
+        key,
+        LogEntry {
+            height,
+            id,
+            epoch,
+            data,
+        },
+    );
 }
 
 pub(crate) fn stream_len(server: &RedisServer, key: &str) -> i64 {

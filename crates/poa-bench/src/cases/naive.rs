@@ -327,7 +327,7 @@ async fn fan_out_publish(
     let adapter = bounded(
         "connecting the adapter",
         HANG_BOUND,
-        RedisReconciliation::connect(config, crate::blocks::verifier(), &mut registry),
+        RedisReconciliation::connect(config, crate::blocks::verifier(), Some(&mut registry)),
     )
     .await??;
     let state = bounded(

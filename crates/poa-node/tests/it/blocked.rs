@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use poa_test_support::{RedisServer, RespValue};
+use poa_test_support::{LogEntry, RedisServer};
 
 use crate::support::{Node, eventually, fleet_flags};
 
@@ -15,35 +15,15 @@ const KEY: &str = "poa:leader:lock";
 /// Writes an entry that decodes to nothing at `height` into `server`'s stream and index, the
 /// way `write_block` indexes an entry.
 fn write_garbage(server: &RedisServer, height: u64) {
-    let stream = format!("{KEY}:block:stream");
-    let index = format!("{KEY}:heights:index");
-    let id = "ab".repeat(32);
-    let height = height.to_string();
-    let entry = match server.command(&[
-        b"XADD",
-        stream.as_bytes(),
-        b"*",
-        b"height",
-        height.as_bytes(),
-        b"id",
-        id.as_bytes(),
-        b"epoch",
-        b"1",
-        b"data",
-        b"not a block",
-        b"timestamp",
-        b"0",
-    ]) {
-        RespValue::Bulk(entry) => String::from_utf8(entry).unwrap(),
-        other => panic!("XADD answered {other:?}"),
-    };
-    let member = format!("{height}:{id}:{entry}");
-    server.command(&[
-        b"ZADD",
-        index.as_bytes(),
-        height.as_bytes(),
-        member.as_bytes(),
-    ]);
+    server.append_log_entry(
+        KEY,
+        LogEntry {
+            height,
+            id: &"ab".repeat(32),
+            epoch: 1,
+            data: b"not a block",
+        },
+    );
 }
 
 #[test]

@@ -150,7 +150,7 @@ impl Producer {
                     RedisReconciliation::connect(
                         *config,
                         Arc::new(AuthoritySealVerifier::new(spec)),
-                        &mut registry,
+                        Some(&mut registry),
                     )
                     .await
                     .context("cannot start the Redis reconciliation")?,

@@ -101,7 +101,7 @@ impl QuorumLeader {
         let adapter = bounded(
             "connecting the adapter",
             SETUP_BOUND,
-            RedisReconciliation::connect(config, verifier(), &mut registry),
+            RedisReconciliation::connect(config, verifier(), Some(&mut registry)),
         )
         .await?
         .context("the adapter cannot connect")?;

@@ -30,7 +30,6 @@ use poa_ports::Transaction;
 use poa_ports::{
     BlockImporter, BlockReconciliationPort, BlockSigner, ChainHead, LeaderState, Timestamp,
 };
-use prometheus_client::registry::Registry;
 
 use crate::blocks::redis_config;
 use crate::context::BenchContext;
@@ -334,7 +333,7 @@ impl Publisher {
         let adapter = RedisReconciliation::connect(
             config.clone(),
             Arc::new(AuthoritySealVerifier::new(spec)),
-            &mut Registry::default(),
+            None,
         )
         .await
         .context("cannot start the publishing adapter")?;
@@ -409,13 +408,10 @@ struct CatchUp {
 /// Fails when the adapter cannot start or a cycle answers something a catch-up never should.
 async fn catch_up(config: RedisConfig, spec: ChainSpec, backlog: u64) -> Result<CatchUp> {
     let node_timeout = config.node_timeout;
-    let adapter = RedisReconciliation::connect(
-        config,
-        Arc::new(AuthoritySealVerifier::new(spec)),
-        &mut Registry::default(),
-    )
-    .await
-    .context("cannot start the catching-up adapter")?;
+    let adapter =
+        RedisReconciliation::connect(config, Arc::new(AuthoritySealVerifier::new(spec)), None)
+            .await
+            .context("cannot start the catching-up adapter")?;
     let genesis = spec.genesis_block().block.header;
     let started = Instant::now();
     let mut catch_up = CatchUp {

@@ -1,0 +1,52 @@
+//! [`QueueBlockProducer`]: the `BlockProducer` port, building the next block from the front of
+//! the [`TransactionQueue`] under the chain's consensus parameters version.
+
+use async_trait::async_trait;
+use poa_ports::{BlockProducer, ProductionError, Timestamp};
+
+use crate::block::{FuelBlock, FuelStyleChain};
+use crate::header::{FuelHeader, Tai64};
+use crate::pool::TransactionQueue;
+
+/// Builds blocks of at most `max_transactions` from the queue's front.
+#[derive(Debug, Clone)]
+pub struct QueueBlockProducer {
+    queue: TransactionQueue,
+    consensus_parameters_version: u32,
+    max_transactions: u16,
+}
+
+impl QueueBlockProducer {
+    /// A producer over `queue`, stamping every block with `consensus_parameters_version`.
+    pub fn new(
+        queue: TransactionQueue,
+        consensus_parameters_version: u32,
+        max_transactions: u16,
+    ) -> Self {
+        Self {
+            queue,
+            consensus_parameters_version,
+            max_transactions,
+        }
+    }
+}
+
+#[async_trait]
+impl BlockProducer<FuelStyleChain> for QueueBlockProducer {
+    async fn produce_block(
+        &self,
+        parent: &FuelHeader,
+        timestamp: Timestamp,
+    ) -> Result<FuelBlock, ProductionError> {
+        let transactions = self.queue.front(usize::from(self.max_transactions));
+        FuelBlock::build_on(
+            parent,
+            Tai64::from_unix_millis(timestamp.as_unix_millis()),
+            self.consensus_parameters_version,
+            transactions,
+        )
+        .ok_or_else(|| ProductionError::Failed {
+            reason: format!("no height above {} fits the header's u32", parent.height),
+        })
+    }
+}
