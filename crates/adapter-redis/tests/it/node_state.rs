@@ -303,10 +303,18 @@ async fn node_state__when_a_server_is_stopped__then_unreachable_not_timed_out() 
 }
 
 /// The state of a fresh producer's only node at `url`, once its connection attempts failed.
+/// The state the node at `url` settles in once its reason names a scheme (`use redis` or
+/// `use rediss`), or where it stands when that does not come within the bound. A call may
+/// time out before the server drops the connection it cannot read, on a loaded machine
+/// above all; the connection's failure, and with it the hint, follows at the reconnection.
 async fn state_at(url: String, security: RedisSecurity) -> NodeStatus {
     let producer = producer_on(vec![url], security).await;
     let _ = cycle_until(&producer, 0, |status| {
-        status.state != NodeState::Unknown && status.state_reason.is_some()
+        status.state != NodeState::Unknown
+            && status
+                .state_reason
+                .as_deref()
+                .is_some_and(|reason| reason.contains("use redis"))
     })
     .await;
     node_status(&producer, 0)
