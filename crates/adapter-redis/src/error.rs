@@ -282,6 +282,9 @@ pub(crate) enum AdapterError {
     /// A quorum holds another block at the height.
     #[error("height {height} holds another block on a quorum")]
     HeightTaken { height: BlockHeight },
+    /// A quorum refused this process the operation (authentication, ACL).
+    #[error("{operation} refused by a quorum for this process's credentials or permissions")]
+    Denied { operation: &'static str },
     /// A backlog could not be brought to a quorum.
     #[error("backlog at height {height} is unresolved: {reason}")]
     UnresolvedBacklog { height: BlockHeight, reason: String },
@@ -330,6 +333,7 @@ impl From<AdapterError> for ReconciliationError {
             },
             AdapterError::Fenced { reason } => Self::Fenced { reason },
             AdapterError::HeightTaken { height } => Self::HeightTaken { height },
+            AdapterError::Denied { operation } => Self::Denied { operation },
             AdapterError::UnresolvedBacklog { height, reason } => {
                 Self::UnresolvedBacklog { height, reason }
             }

@@ -197,6 +197,10 @@ impl Publisher {
                 );
                 if writer.quorum.reached(counts.height_refused) {
                     Err(AdapterError::HeightTaken { height })
+                } else if writer.quorum.reached(counts.denied) {
+                    Err(AdapterError::Denied {
+                        operation: "publish",
+                    })
                 } else {
                     Err(AdapterError::NoQuorum {
                         operation: "publish",

@@ -444,6 +444,7 @@ impl WriteOutcome {
             Self::AlreadyStored => WriteReply::AlreadyStored,
             Self::HeightTaken | Self::HeightTrimmed => WriteReply::HeightRefused,
             Self::Fenced { .. } => WriteReply::Fenced,
+            Self::Failed(NodeError::Denied { .. }) => WriteReply::Denied,
             Self::Failed(_) => WriteReply::Failed,
         }
     }

@@ -705,7 +705,7 @@ impl Model for ProtocolModel {
                         }
                         WriteReply::HeightRefused => publish.refused += 1,
                         WriteReply::Fenced => publish.fenced += 1,
-                        WriteReply::Failed => {}
+                        WriteReply::Denied | WriteReply::Failed => {}
                     }
                 }
             }

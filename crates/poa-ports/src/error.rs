@@ -27,6 +27,16 @@ pub enum ReconciliationError {
         /// What the fencing node reported.
         reason: String,
     },
+    /// A quorum of coordination nodes refuses this process the operation for its credentials
+    /// or permissions (authentication, an ACL, TLS): every retry meets the same refusal until
+    /// the settings or the servers change.
+    #[error(
+        "{operation} refused by a quorum of coordination nodes for this process's credentials or permissions: see each node's state"
+    )]
+    Denied {
+        /// Which operation (`publish`).
+        operation: &'static str,
+    },
     /// A quorum of nodes already holds another block at this height.
     #[error("height {height} already holds another block on a quorum")]
     HeightTaken {

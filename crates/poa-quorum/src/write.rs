@@ -15,6 +15,8 @@ pub enum WriteReply {
     HeightRefused,
     /// The lease is not this writer's on the node, or its epoch is stale.
     Fenced,
+    /// The node refuses this writer the command (authentication, ACL): nothing was written.
+    Denied,
     /// No usable answer: the write may still land.
     Failed,
 }
@@ -41,6 +43,8 @@ pub struct WriteCounts {
     pub height_refused: usize,
     /// Nodes that fenced the write.
     pub fenced: usize,
+    /// Nodes that refused this writer the command (authentication, ACL).
+    pub denied: usize,
     /// Nodes that failed or timed out (outcome unknown).
     pub failed: usize,
 }
@@ -92,6 +96,7 @@ impl WriteTally {
             WriteReply::Written | WriteReply::AlreadyStored => &mut counts.stored,
             WriteReply::HeightRefused => &mut counts.height_refused,
             WriteReply::Fenced => &mut counts.fenced,
+            WriteReply::Denied => &mut counts.denied,
             WriteReply::Failed => &mut counts.failed,
         };
         *slot = slot.saturating_add(1);

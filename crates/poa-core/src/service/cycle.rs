@@ -167,6 +167,14 @@ impl<C: Chain> ProductionService<C> {
             Err(error @ ReconciliationError::HeightTaken { .. }) => {
                 return self.fail("publish", &error);
             }
+            // A quorum refuses this process's credentials: releasing at every cycle would only
+            // take a new epoch per cycle. It keeps the lease, and the hand-over period gives
+            // another process (whose credentials may be right) its turn.
+            Err(error @ ReconciliationError::Denied { .. }) => {
+                let outcome = self.fail("publish", &error);
+                self.leading_attempt_failed().await;
+                return outcome;
+            }
             Err(error) => {
                 let outcome = self.fail_and_release("publish", &error).await;
                 self.leading_attempt_failed().await;

@@ -19,6 +19,26 @@ fn write_tally__when_publish_gets_a_quorum_of_refusals__then_is_impossible_befor
 }
 
 #[test]
+fn write_tally__when_a_quorum_denies_the_writer__then_is_impossible_and_counts_the_denials() {
+    // given: 3 nodes, quorum 2
+    let mut tally = WriteTally::publish(Quorum::new(3, 0));
+
+    // when: two nodes refuse this writer the command (an ACL without XADD)
+    tally.record(WriteReply::Denied);
+    tally.record(WriteReply::Denied);
+
+    // then: told apart from refused heights and unknown outcomes
+    assert_eq!(tally.decision(), WriteDecision::Impossible);
+    assert_eq!(
+        tally.counts(),
+        WriteCounts {
+            denied: 2,
+            ..WriteCounts::default()
+        }
+    );
+}
+
+#[test]
 fn write_tally__when_already_stored_and_written_reach_quorum__then_stored() {
     // given
     let mut tally = WriteTally::publish(Quorum::new(3, 0));

@@ -154,3 +154,31 @@ async fn handover__when_a_quorum_refuses_the_height__then_keeps_the_lease() {
     assert_eq!(follower_calls.load(Ordering::SeqCst), 0);
     running.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn handover__when_a_quorum_denies_this_process_its_writes__then_keeps_the_lease_until_the_period_and_then_hands_it_on()
+ {
+    // given: every publish is refused by a quorum for this process's credentials (an ACL
+    // without XADD): retrying cannot help, and releasing at every cycle only raised the epoch
+    let mut doubles = Doubles::new().with_local_chain();
+    let (_, follower_calls) = counting_states(&mut doubles, || Ok(LeaderState::ReconciledLeader));
+    publishes_failing_with(&mut doubles, || ReconciliationError::Denied {
+        operation: "publish",
+    });
+    let releases = doubles.counting_releases();
+    let running = doubles.start_with(config());
+
+    // when: less than the period passes
+    let_time_pass(HANDOVER_AFTER / 2).await;
+
+    // then: it kept the lease (no new leadership, no new epoch, per cycle)
+    assert_eq!(releases.load(Ordering::SeqCst), 0);
+
+    // when: the period passes, another process (whose credentials may be right) gets its turn
+    let_time_pass(HANDOVER_AFTER).await;
+
+    // then
+    assert_eq!(releases.load(Ordering::SeqCst), 1);
+    assert!(follower_calls.load(Ordering::SeqCst) > 0);
+    running.shutdown().await;
+}
