@@ -106,8 +106,8 @@ impl ProtocolModel {
 
     /// The membership check every script but `release` runs first: the node holds the record
     /// the caller joined.
-    pub(crate) fn admits(node: &RedisNode, view: Record) -> bool {
-        node.record == Some(view)
+    pub(crate) fn admits(&self, node: &RedisNode, view: Record) -> bool {
+        node.record == Some(view) || self.config.has(mutation::Mutation::NoMembershipCheck)
     }
 
     /// Whether producer `p` may seal another block within the attempt bound.
@@ -251,7 +251,7 @@ impl ProtocolModel {
         let mut tally = OwnershipTally::new(self.quorum(view));
         for n in self.members(view) {
             let node = &state.nodes[usize::from(*n)];
-            tally.record(if !Self::admits(node, view) {
+            tally.record(if !self.admits(node, view) {
                 OwnerReply::Unavailable
             } else if node.script.owner == Some(token) {
                 OwnerReply::Owner
@@ -292,7 +292,7 @@ impl ProtocolModel {
         let mut tally = PromoteTally::new(self.quorum(view));
         for n in self.records.members(view) {
             let node = &mut state.nodes[usize::from(*n)];
-            if reach & (1 << n) == 0 || !Self::admits(node, view) {
+            if reach & (1 << n) == 0 || !self.admits(node, view) {
                 tally.record(PromoteReply::Unavailable);
                 continue;
             }
@@ -346,7 +346,7 @@ impl ProtocolModel {
         msg: WriteMsg,
         replaces: Option<BlockId>,
     ) -> WriteReply {
-        if !Self::admits(&state.nodes[usize::from(msg.node)], msg.view) {
+        if !self.admits(&state.nodes[usize::from(msg.node)], msg.view) {
             // The membership check's refusal: never a stored write.
             return WriteReply::Failed;
         }
@@ -447,7 +447,7 @@ impl ProtocolModel {
                 .iter()
                 .map(|n| &state.nodes[usize::from(*n)])
                 .filter(|node| {
-                    Self::admits(node, producer.view)
+                    self.admits(node, producer.view)
                         && node.script.epoch.max(floor).get() < u64::from(c.max_epoch)
                 })
                 .count();

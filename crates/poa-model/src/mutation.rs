@@ -44,6 +44,9 @@ pub enum Mutation {
     /// holds the joint one, whether or not the joint record holds a quorum of the old set and of
     /// the new one (the joint phase dropped).
     CommitWithoutJointQuorum,
+    /// The scripts skip the membership check: a node admits a caller whatever record it holds
+    /// and the caller joined.
+    NoMembershipCheck,
 }
 
 impl Mutation {

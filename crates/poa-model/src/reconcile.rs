@@ -67,7 +67,7 @@ impl ProtocolModel {
         let mut view = LogView::new(self.quorum(repairer.view));
         for (position, n) in (0u8..).zip(self.members(repairer.view)) {
             let node = &state.nodes[usize::from(*n)];
-            if read & (1 << n) != 0 && Self::admits(node, repairer.view) {
+            if read & (1 << n) != 0 && self.admits(node, repairer.view) {
                 rules::read_into(&mut view, position, node, next, c.read_window);
             }
         }

@@ -432,3 +432,16 @@ fn config__when_a_start_is_replayed_on_another_cluster__then_refused() {
         })
     );
 }
+
+#[test]
+fn mutation__when_the_scripts_skip_the_membership_check__then_a_process_of_the_old_set_and_one_of_the_new_fork()
+ {
+    // given: the change's model with nodes that admit a caller of any record
+    let config = ModelConfig::membership_change(Some(Mutation::NoMembershipCheck));
+
+    // when
+    let checker = explore(config, Until::Found(NO_FORK));
+
+    // then
+    expect_counterexample(&checker, NO_FORK);
+}
