@@ -23,6 +23,7 @@ use crate::support::{binary, eventually};
 
 mod credential_rotation;
 mod membership_change;
+mod node_emptied;
 
 /// Generous bound that only catches a hang.
 const HANG: Duration = Duration::from_secs(30);
@@ -288,6 +289,7 @@ fn recipes__when_run_as_written__then_start_what_they_say_and_answer() {
     fleet_of_three();
     admin_recipes_of_the_runbook();
     anti_entropy_recipe_of_the_runbook();
+    node_emptied::emptied_node_recipe_under_load();
     replacement_recipe_of_the_runbook();
     membership_change::membership_change_recipe_of_the_runbook();
     credential_rotation::password_rotation_recipes_of_the_runbook();
