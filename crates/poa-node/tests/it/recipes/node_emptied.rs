@@ -1,8 +1,8 @@
-//! docs/operations.md 7.1 under load: each Redis node in turn comes back empty while two
-//! producers take transactions, the next one only once the runbook's wait (read as written from
-//! the leader on `--http 127.0.0.1:4000`) ended for the one before; then every height of the
-//! window is back on a quorum of the servers, the chain advanced throughout, and both producers
-//! hold the same block at every height.
+//! docs/operations.md 7.1 under load: each Redis node in turn comes back empty, then each in
+//! turn from a backup taken before, while two producers take transactions, the next one only
+//! once the runbook's wait (read as written from the leader on `--http 127.0.0.1:4000`) ended
+//! for the one before; then every height of the window is back on a quorum of the servers, the
+//! chain advanced throughout, and both producers hold the same block at every height.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +18,9 @@ const LEADER: &str = "127.0.0.1:4000";
 const FOLLOWER: &str = "127.0.0.1:4002";
 /// The heights index every server keeps (the default `--lease-key` and its suffix).
 const HEIGHTS_INDEX: &str = "poa:leader:lock:heights:index";
+/// The heights anti-entropy keeps on a quorum: the highest `--stream-max-len / 2` (1000 by
+/// default).
+const WINDOW: u64 = 500;
 
 /// The value of the metric `name` in the recipe's output, if it printed it.
 fn metric(output: &str, name: &str) -> Option<f64> {
@@ -87,32 +90,45 @@ pub(super) fn emptied_node_recipe_under_load() {
         "the follower did not follow"
     );
     let height_before = height_of(LEADER);
+    let backups: Vec<_> = servers.iter().map(RedisServer::snapshot).collect();
 
-    // when: each server in turn comes back empty (restarted without its data), the next only
-    // once the runbook's wait ended for the one before (two more passes, nothing below quorum)
-    for emptied in [1, 2, 0] {
+    // when: each server in turn comes back empty (restarted without its data), then each in
+    // turn from the backup taken before, the next only once the runbook's wait ended for the
+    // one before (two more passes, nothing below quorum)
+    let emptied = [1, 2, 0].map(|server| (server, None));
+    let restored = [2, 0, 1].map(|server| (server, Some(&backups[server])));
+    for (server, backup) in emptied.into_iter().chain(restored) {
         let passes_before = metric(&run_recipe(dir.path()), "poa_anti_entropy_passes_total")
             .expect("the recipe prints the passes");
-        servers[emptied].restart();
+        match backup {
+            None => servers[server].restart(),
+            Some(backup) => servers[server].restore(backup),
+        }
         let waited = eventually(HANG, || {
             let output = run_recipe(dir.path());
             metric(&output, "poa_anti_entropy_passes_total")
                 .is_some_and(|passes| passes >= passes_before + 2.0)
                 && metric(&output, "poa_heights_below_quorum") == Some(0.0)
         });
-        assert!(waited, "server {emptied}: {}", run_recipe(dir.path()));
+        assert!(
+            waited,
+            "server {server} (restored: {}): {}",
+            backup.is_some(),
+            run_recipe(dir.path())
+        );
     }
     stop.store(true, Ordering::Relaxed);
     let submitted = load.join().unwrap();
     assert!(submitted > 0);
 
-    // then: the chain advanced throughout; every height of the window (the whole chain here:
-    // fewer heights than half the default stream length) is on a quorum of the servers, though
-    // every server lost its copy of the first heights once, so the leader put them back; and
-    // both producers hold the same block at every height
+    // then: the chain advanced throughout; every height of the window is on a quorum of the
+    // servers, though
+    // every server lost its copy of the first heights once and of the later ones at its
+    // restore, so the leader put them back; and both producers hold the same block at every
+    // height
     let top = height_of(LEADER);
     assert!(top > height_before + 10, "{height_before} -> {top}");
-    let short: Vec<u64> = (1..=top)
+    let short: Vec<u64> = (top.saturating_sub(WINDOW - 1).max(1)..=top)
         .filter(|height| holders(&servers, *height) < 2)
         .collect();
     assert!(short.is_empty(), "heights below a quorum: {short:?}");
