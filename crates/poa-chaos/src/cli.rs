@@ -125,8 +125,9 @@ pub(crate) struct Cli {
     pub(crate) peers: Peers,
     /// Draw only these kinds of fault, e.g. `corrupt,node_disk_full` (the kinds as drawn:
     /// `redis_restart` stands for both restarts, `corrupt` for garbage on one server and on a
-    /// quorum; `redis_restore_snapshot` needs a `--quorum-disruption-budget`) [default: every
-    /// kind].
+    /// quorum; `redis_restore_snapshot` needs a `--quorum-disruption-budget`;
+    /// `membership_change` is drawn only when named, and alone) [default: every kind but
+    /// `membership_change`].
     #[arg(long, value_delimiter = ',')]
     pub(crate) only: Vec<String>,
     /// Print the fault schedule and exit without starting anything.
@@ -163,8 +164,14 @@ impl Cli {
         if self.stream_max_len == Some(0) {
             bail!("--stream-max-len must be at least 1");
         }
-        self.kinds()
+        let kinds = self
+            .kinds()
             .map_err(|error| anyhow::anyhow!("--only: {error}"))?;
+        if kinds.mixes_membership_change() {
+            bail!(
+                "--only membership_change runs alone: the other kinds target servers by their place in the list the change replaces; run it as --only membership_change"
+            );
+        }
         if self.quorum_disruption_budget == 0 && self.only.iter().any(|kind| kind == RESTORE_KIND) {
             bail!(
                 "--only {RESTORE_KIND} draws nothing with --quorum-disruption-budget 0: a restored server lost what it acknowledged since its snapshot, which only a budget allows; add --redis 5 --quorum-disruption-budget 1"
@@ -404,6 +411,24 @@ mod tests {
             "{error}"
         );
         assert!(with.chaos.validate().is_ok());
+    }
+
+    #[test]
+    fn validate__when_only_mixes_a_membership_change_with_other_kinds__then_names_the_flag_and_the_fix()
+     {
+        // given
+        let mixed = parse(&["--only", "membership_change,node_kill"]);
+        let alone = parse(&["--only", "membership_change"]);
+
+        // when
+        let error = mixed.chaos.validate().unwrap_err().to_string();
+
+        // then
+        assert!(
+            error.contains("--only membership_change runs alone"),
+            "{error}"
+        );
+        assert!(alone.chaos.validate().is_ok());
     }
 
     #[test]

@@ -1,0 +1,515 @@
+//! A membership change under load, step by step as docs/operations.md 7.14 has it: one more
+//! Redis server (behind its fault proxies, as every server), the followers restarted one at a
+//! time with both lists, `poa-node membership begin`, the old leader restarted with both lists,
+//! one follower restarted on the new list alone, `poa-node membership commit` until it succeeds
+//! (bounded), the others restarted on the new list, the old server stopped.
+//!
+//! Owns the sequence and its bounds, advanced one step per tick of the run so the load and the
+//! observer keep running throughout; which node moves next is a pure rule ([`next_action`]),
+//! tested here. The verdict on the outcomes is `checks`'.
+
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::checks::MembershipOutcome;
+use crate::cluster::{Cluster, membership_args, redis_args};
+use crate::faults::ActiveFault;
+use crate::observe::Sample;
+
+/// Pause after each step before the next: the fleet settles (a new leader takes over) as an
+/// operator would let it.
+const SETTLE: Duration = Duration::from_secs(1);
+/// How long a restarted node may take to answer and reach the chain's tip of its restart.
+const RESTART_BOUND: Duration = Duration::from_secs(30);
+/// How long one membership command may run before it is killed and counts as a failed try.
+const COMMAND_BOUND: Duration = Duration::from_secs(30);
+/// Tries of `membership begin` (it says what is missing; the operator runs it again).
+const BEGIN_TRIES: u32 = 10;
+/// Tries of `membership commit`, one a second as the runbook's loop (which gives it 20): the
+/// new server must hold the window first, copied by the leader's anti-entropy.
+const COMMIT_TRIES: u32 = 30;
+
+/// The lists a node runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lists {
+    /// The fleet's list before the change (`--redis-url`).
+    Current,
+    /// Both: the current list as `--redis-url`, the next as `--next-redis-url`.
+    Joint,
+    /// The next list alone.
+    Next,
+}
+
+/// What the change does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Action {
+    /// Restart `node` on `lists`.
+    Restart { node: usize, lists: Lists },
+    /// Run `membership begin`.
+    Begin,
+    /// Run `membership commit`.
+    Commit,
+    /// Stop the replaced server: every node runs on the next list.
+    Retire,
+}
+
+/// The next step of a change, from where each node runs, the node leading now and how far
+/// the records went. Before the begin, the followers move to both lists (they wait, ready to
+/// take over from the leader the begin fences); after it, the rest; then one follower moves to
+/// the next list alone (it waits for the commit); after the commit, the others, followers
+/// first: a node is restarted while it leads only when nobody else is left.
+pub(super) fn next_action(
+    lists: &[Lists],
+    leader: Option<usize>,
+    begun: bool,
+    committed: bool,
+) -> Action {
+    let pick = |from: Lists| {
+        let on = |node: &usize| lists[*node] == from;
+        (0..lists.len())
+            .filter(on)
+            .find(|node| Some(*node) != leader)
+            .or_else(|| (0..lists.len()).find(on))
+    };
+    if !begun {
+        let follower =
+            (0..lists.len()).find(|&node| lists[node] == Lists::Current && Some(node) != leader);
+        return match follower {
+            Some(node) => Action::Restart {
+                node,
+                lists: Lists::Joint,
+            },
+            None => Action::Begin,
+        };
+    }
+    if !committed {
+        if let Some(node) = pick(Lists::Current) {
+            return Action::Restart {
+                node,
+                lists: Lists::Joint,
+            };
+        }
+        if !lists.contains(&Lists::Next)
+            && let Some(node) = pick(Lists::Joint)
+        {
+            return Action::Restart {
+                node,
+                lists: Lists::Next,
+            };
+        }
+        return Action::Commit;
+    }
+    match pick(Lists::Joint).or_else(|| pick(Lists::Current)) {
+        Some(node) => Action::Restart {
+            node,
+            lists: Lists::Next,
+        },
+        None => Action::Retire,
+    }
+}
+
+/// Where a change stands between ticks.
+enum Stage {
+    /// Nothing under way: the next action may start at `after`.
+    Ready { after: Duration },
+    /// `node` was restarted at `since`; it is done once it answers at `tip` or above.
+    Restarting {
+        node: usize,
+        since: Duration,
+        tip: u64,
+    },
+    /// A membership command runs (started at `since`, try `attempt`).
+    Command {
+        commit: bool,
+        child: Child,
+        since: Duration,
+        attempt: u32,
+    },
+}
+
+/// One membership change on its way.
+pub(super) struct Change {
+    /// The fault that asked for it.
+    pub(super) fault: ActiveFault,
+    old: Vec<usize>,
+    next: Vec<usize>,
+    retired: usize,
+    lists: Vec<Lists>,
+    begun: bool,
+    committed: bool,
+    /// Failed tries of the command under way.
+    failed_tries: u32,
+    stage: Stage,
+    log: PathBuf,
+    outcome: MembershipOutcome,
+}
+
+impl Drop for Change {
+    fn drop(&mut self) {
+        if let Stage::Command { child, .. } = &mut self.stage {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Change {
+    /// Starts the change `fault` asks for: one more server, which replaces the server at
+    /// `position` of the current list (the fault's). The commands' output goes to `log`.
+    pub(super) fn start(
+        cluster: &mut Cluster,
+        fault: ActiveFault,
+        position: usize,
+        now: Duration,
+        log: &Path,
+    ) -> (Self, String) {
+        let old = cluster.members.clone();
+        let position = position % old.len();
+        let retired = old[position];
+        let added = cluster.add_redis();
+        let mut next = old.clone();
+        next[position] = added;
+        let describe = fault.describe();
+        let change = Self {
+            fault,
+            old,
+            next,
+            retired,
+            lists: vec![Lists::Current; cluster.nodes.len()],
+            begun: false,
+            committed: false,
+            failed_tries: 0,
+            stage: Stage::Ready { after: now },
+            log: log.to_owned(),
+            outcome: MembershipOutcome {
+                fault: describe,
+                replaced: format!("r{retired} by r{added}"),
+                from: now,
+                begun: None,
+                begin_tries: 0,
+                committed: None,
+                commit_tries: 0,
+                done: None,
+                failure: None,
+            },
+        };
+        let what = format!(
+            "r{added} started (port {}): it replaces r{retired} in the list",
+            cluster.redis[added].port()
+        );
+        (change, what)
+    }
+
+    /// Takes the change one step further at `now`, given the latest sample; returns what it
+    /// did, for the timeline, and whether it is over (done or failed: see
+    /// [`Self::into_outcome`]).
+    ///
+    /// # Errors
+    /// Fails when a node cannot be started again.
+    pub(super) fn advance(
+        &mut self,
+        cluster: &mut Cluster,
+        sample: Option<&Sample>,
+        tip: u64,
+        now: Duration,
+    ) -> Result<(Vec<String>, bool)> {
+        let mut said = Vec::new();
+        match &mut self.stage {
+            Stage::Ready { after } => {
+                if now < *after {
+                    return Ok((said, false));
+                }
+                let leader = sample.and_then(|sample| sample.leader);
+                match next_action(&self.lists, leader, self.begun, self.committed) {
+                    Action::Restart { node, lists } => {
+                        let args = self.node_args(cluster, node, lists);
+                        cluster.nodes[node].restart_with(args)?;
+                        self.lists[node] = lists;
+                        self.stage = Stage::Restarting {
+                            node,
+                            since: now,
+                            tip,
+                        };
+                        let role = if leader == Some(node) {
+                            " (the leader)"
+                        } else {
+                            ""
+                        };
+                        said.push(format!("restart n{node}{role} on {}", describe(lists)));
+                    }
+                    Action::Begin | Action::Commit => {
+                        let commit = self.begun;
+                        let tries = if commit { COMMIT_TRIES } else { BEGIN_TRIES };
+                        if self.failed_tries >= tries {
+                            let log = self.log.display().to_string();
+                            return Ok(self.fail(
+                                format!(
+                                    "membership {} failed {tries} times (see {log})",
+                                    verb(commit)
+                                ),
+                                said,
+                            ));
+                        }
+                        self.run_command(cluster, commit, now, &mut said);
+                    }
+                    Action::Retire => {
+                        cluster.redis[self.retired].stop();
+                        self.outcome.done = Some(now);
+                        said.push(format!(
+                            "every node on the new list: r{} stopped, done",
+                            self.retired
+                        ));
+                        return Ok((said, true));
+                    }
+                }
+            }
+            Stage::Restarting { node, since, tip } => {
+                let (node, since, tip) = (*node, *since, *tip);
+                let height = sample.and_then(|sample| sample.heights[node]);
+                if height.is_some_and(|height| height >= tip) {
+                    said.push(format!(
+                        "n{node} answers at height {} on {}",
+                        height.unwrap_or_default(),
+                        describe(self.lists[node])
+                    ));
+                    self.stage = Stage::Ready {
+                        after: now + SETTLE,
+                    };
+                } else if now >= since + RESTART_BOUND {
+                    return Ok(self.fail(
+                        format!(
+                            "n{node} did not reach height {tip} within {RESTART_BOUND:?} of its restart on {}",
+                            describe(self.lists[node])
+                        ),
+                        said,
+                    ));
+                }
+            }
+            Stage::Command {
+                commit,
+                child,
+                since,
+                attempt,
+            } => {
+                let (commit, since, attempt) = (*commit, *since, *attempt);
+                let verb = verb(commit);
+                let status = match child.try_wait() {
+                    Ok(Some(status)) => Some(status.success()),
+                    Ok(None) if now >= since + COMMAND_BOUND => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        Some(false)
+                    }
+                    Ok(None) => None,
+                    Err(_) => Some(false),
+                };
+                match status {
+                    None => {}
+                    Some(true) => {
+                        said.push(format!("membership {verb} succeeded (try {attempt})"));
+                        self.failed_tries = 0;
+                        if commit {
+                            self.committed = true;
+                            self.outcome.committed = Some(now);
+                            self.outcome.commit_tries = attempt;
+                            cluster.members.clone_from(&self.next);
+                        } else {
+                            self.begun = true;
+                            self.outcome.begun = Some(now);
+                            self.outcome.begin_tries = attempt;
+                        }
+                        self.stage = Stage::Ready {
+                            after: now + SETTLE,
+                        };
+                    }
+                    Some(false) => {
+                        // The runbook's loop: try again a second later, within the bound.
+                        self.failed_tries = attempt;
+                        self.stage = Stage::Ready {
+                            after: now + Duration::from_secs(1),
+                        };
+                    }
+                }
+            }
+        }
+        Ok((said, false))
+    }
+
+    /// The outcome, once [`Self::advance`] said the change is over, or for a change the run
+    /// ended before it was.
+    pub(super) fn into_outcome(mut self, now: Duration) -> MembershipOutcome {
+        if self.outcome.done.is_none() && self.outcome.failure.is_none() {
+            self.outcome.failure = Some(format!(
+                "not finished at {:.1}s (old list {}, new list {})",
+                now.as_secs_f64(),
+                servers(&self.old),
+                servers(&self.next)
+            ));
+        }
+        self.outcome.clone()
+    }
+
+    fn fail(&mut self, reason: String, mut said: Vec<String>) -> (Vec<String>, bool) {
+        said.push(format!("failed: {reason}"));
+        self.outcome.failure = Some(reason);
+        (said, true)
+    }
+
+    /// Starts the next try of `membership begin` or `commit`; a failed one is tried again
+    /// from [`Stage::Ready`] by the same rule, so the count of failed tries rides along.
+    fn run_command(
+        &mut self,
+        cluster: &Cluster,
+        commit: bool,
+        now: Duration,
+        said: &mut Vec<String>,
+    ) {
+        let attempt = self.failed_tries + 1;
+        let args = membership_args(
+            verb(commit),
+            &cluster.server_urls(&self.old),
+            &cluster.server_urls(&self.next),
+            cluster.membership_settings(),
+        );
+        match cluster.start_membership_command(&args, &self.log) {
+            Ok(child) => {
+                if attempt == 1 {
+                    said.push(format!(
+                        "membership {} from {} to {}",
+                        verb(commit),
+                        servers(&self.old),
+                        servers(&self.next)
+                    ));
+                }
+                self.stage = Stage::Command {
+                    commit,
+                    child,
+                    since: now,
+                    attempt,
+                };
+            }
+            Err(error) => {
+                // Counted as a failed try; the bound ends the change if it keeps failing.
+                said.push(format!("cannot run membership {}: {error:#}", verb(commit)));
+                self.failed_tries = attempt;
+                self.stage = Stage::Ready {
+                    after: now + Duration::from_secs(1),
+                };
+            }
+        }
+    }
+
+    fn node_args(&self, cluster: &Cluster, node: usize, lists: Lists) -> Vec<String> {
+        let old = cluster.node_urls(node, &self.old);
+        let next = cluster.node_urls(node, &self.next);
+        match lists {
+            Lists::Current => redis_args(&old, &[]),
+            Lists::Joint => redis_args(&old, &next),
+            Lists::Next => redis_args(&next, &[]),
+        }
+    }
+}
+
+fn verb(commit: bool) -> &'static str {
+    if commit { "commit" } else { "begin" }
+}
+
+fn describe(lists: Lists) -> &'static str {
+    match lists {
+        Lists::Current => "the old list",
+        Lists::Joint => "both lists",
+        Lists::Next => "the new list",
+    }
+}
+
+fn servers(list: &[usize]) -> String {
+    let names: Vec<String> = list.iter().map(|server| format!("r{server}")).collect();
+    format!("{{{}}}", names.join(","))
+}
+
+#[cfg(test)]
+#[allow(non_snake_case)]
+mod tests {
+    use super::*;
+
+    use Lists::{Current, Joint, Next};
+
+    fn restart(node: usize, lists: Lists) -> Action {
+        Action::Restart { node, lists }
+    }
+
+    #[test]
+    fn next_action__when_a_change_runs_from_start_to_end__then_moves_followers_first_and_the_leader_last()
+     {
+        // given three nodes, n1 leading throughout
+        let leader = Some(1);
+
+        // when / then: before the begin, the followers take both lists
+        assert_eq!(
+            next_action(&[Current; 3], leader, false, false),
+            restart(0, Joint)
+        );
+        assert_eq!(
+            next_action(&[Joint, Current, Current], leader, false, false),
+            restart(2, Joint)
+        );
+        assert_eq!(
+            next_action(&[Joint, Current, Joint], leader, false, false),
+            Action::Begin
+        );
+        // after it, the old leader too, then one follower on the new list alone
+        assert_eq!(
+            next_action(&[Joint, Current, Joint], leader, true, false),
+            restart(1, Joint)
+        );
+        assert_eq!(
+            next_action(&[Joint; 3], leader, true, false),
+            restart(0, Next)
+        );
+        assert_eq!(
+            next_action(&[Next, Joint, Joint], leader, true, false),
+            Action::Commit
+        );
+        // after the commit, the others, followers first
+        assert_eq!(
+            next_action(&[Next, Joint, Joint], leader, true, true),
+            restart(2, Next)
+        );
+        assert_eq!(
+            next_action(&[Next, Joint, Next], leader, true, true),
+            restart(1, Next)
+        );
+        assert_eq!(next_action(&[Next; 3], leader, true, true), Action::Retire);
+    }
+
+    #[test]
+    fn next_action__when_only_the_leader_is_left_to_move__then_moves_it() {
+        // given one node, leading
+        let leader = Some(0);
+
+        // when / then: nobody else could take over, so the leader itself is restarted
+        assert_eq!(next_action(&[Current], leader, false, false), Action::Begin);
+        assert_eq!(
+            next_action(&[Current], leader, true, false),
+            restart(0, Joint)
+        );
+        assert_eq!(next_action(&[Joint], leader, true, false), restart(0, Next));
+        assert_eq!(next_action(&[Next], leader, true, false), Action::Commit);
+    }
+
+    #[test]
+    fn next_action__when_nobody_leads__then_every_node_takes_both_lists_before_the_begin() {
+        // given / when / then
+        assert_eq!(
+            next_action(&[Joint, Current], None, false, false),
+            restart(1, Joint)
+        );
+        assert_eq!(
+            next_action(&[Joint, Joint], None, false, false),
+            Action::Begin
+        );
+    }
+}
