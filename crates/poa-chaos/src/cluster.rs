@@ -577,3 +577,81 @@ fn open_log(path: &Path) -> Result<File> {
         .open(path)
         .with_context(|| format!("cannot open {}", path.display()))
 }
+
+#[cfg(test)]
+#[allow(non_snake_case)]
+mod tests {
+    use super::*;
+
+    fn urls(ports: &[u16]) -> Vec<String> {
+        ports
+            .iter()
+            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .collect()
+    }
+
+    #[test]
+    fn redis_args__when_a_node_runs_on_both_lists__then_names_the_current_list_then_the_next() {
+        // given
+        let current = urls(&[6379, 6380]);
+        let next = urls(&[6379, 6382]);
+
+        // when
+        let joint = redis_args(&current, &next);
+        let alone = redis_args(&next, &[]);
+
+        // then
+        assert_eq!(
+            joint,
+            [
+                "--redis-url",
+                "redis://127.0.0.1:6379",
+                "--redis-url",
+                "redis://127.0.0.1:6380",
+                "--next-redis-url",
+                "redis://127.0.0.1:6379",
+                "--next-redis-url",
+                "redis://127.0.0.1:6382",
+            ]
+        );
+        assert_eq!(
+            alone,
+            [
+                "--redis-url",
+                "redis://127.0.0.1:6379",
+                "--redis-url",
+                "redis://127.0.0.1:6382",
+            ]
+        );
+    }
+
+    #[test]
+    fn membership_args__when_the_producers_have_a_budget_and_a_window__then_repeats_them_before_the_lists()
+     {
+        // given
+        let settings = MembershipSettings {
+            quorum_disruption_budget: 1,
+            stream_max_len: Some(30),
+        };
+
+        // when
+        let args = membership_args("commit", &urls(&[6379]), &urls(&[6382]), settings);
+
+        // then
+        assert_eq!(
+            args,
+            [
+                "membership",
+                "commit",
+                "--quorum-disruption-budget",
+                "1",
+                "--stream-max-len",
+                "30",
+                "--redis-url",
+                "redis://127.0.0.1:6379",
+                "--next-redis-url",
+                "redis://127.0.0.1:6382",
+            ]
+        );
+    }
+}

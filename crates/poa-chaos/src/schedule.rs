@@ -85,7 +85,7 @@ pub(crate) struct KindSet(u32);
 
 /// Every kind drawn without `--only`: all but a membership change, which replaces a server
 /// of the fleet's list for the rest of the run and is drawn only when named.
-pub(crate) const ALL_KINDS: KindSet = KindSet(u32::MAX & !(1 << MEMBERSHIP_CHANGE_DRAW));
+pub(crate) const ALL_KINDS: KindSet = KindSet(!(1 << MEMBERSHIP_CHANGE_DRAW));
 
 /// The position of [`Draw::MembershipChange`] in [`WEIGHTS`].
 const MEMBERSHIP_CHANGE_DRAW: usize = 15;
