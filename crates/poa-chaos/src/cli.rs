@@ -126,8 +126,9 @@ pub(crate) struct Cli {
     /// Draw only these kinds of fault, e.g. `corrupt,node_disk_full` (the kinds as drawn:
     /// `redis_restart` stands for both restarts, `corrupt` for garbage on one server and on a
     /// quorum; `redis_restore_snapshot` needs a `--quorum-disruption-budget`;
-    /// `membership_change` is drawn only when named, and alone) [default: every kind but
-    /// `membership_change`].
+    /// `membership_change` is drawn only when named, and only with the node kinds
+    /// `node_partition`, `node_freeze`, `node_kill`, `node_disk_full`) [default: every kind
+    /// but `membership_change`].
     #[arg(long, value_delimiter = ',')]
     pub(crate) only: Vec<String>,
     /// Print the fault schedule and exit without starting anything.
@@ -169,7 +170,7 @@ impl Cli {
             .map_err(|error| anyhow::anyhow!("--only: {error}"))?;
         if kinds.mixes_membership_change() {
             bail!(
-                "--only membership_change runs alone: the other kinds target servers by their place in the list the change replaces; run it as --only membership_change"
+                "--only: membership_change comes only with node_partition, node_freeze, node_kill and node_disk_full: the other kinds name a Redis server by its index, and the change replaces servers; e.g. --only membership_change,node_kill"
             );
         }
         if self.quorum_disruption_budget == 0 && self.only.iter().any(|kind| kind == RESTORE_KIND) {
@@ -414,10 +415,11 @@ mod tests {
     }
 
     #[test]
-    fn validate__when_only_mixes_a_membership_change_with_other_kinds__then_names_the_flag_and_the_fix()
+    fn validate__when_only_mixes_a_membership_change_with_a_kind_naming_a_server__then_names_the_flag_and_the_kinds_it_may_come_with()
      {
         // given
-        let mixed = parse(&["--only", "membership_change,node_kill"]);
+        let mixed = parse(&["--only", "membership_change,link_down"]);
+        let with_node_faults = parse(&["--only", "membership_change,node_kill,node_freeze"]);
         let alone = parse(&["--only", "membership_change"]);
 
         // when
@@ -425,9 +427,10 @@ mod tests {
 
         // then
         assert!(
-            error.contains("--only membership_change runs alone"),
+            error.contains("--only") && error.contains("membership_change comes only with"),
             "{error}"
         );
+        assert!(with_node_faults.chaos.validate().is_ok());
         assert!(alone.chaos.validate().is_ok());
     }
 

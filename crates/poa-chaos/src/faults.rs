@@ -78,7 +78,7 @@ impl ActiveFault {
     }
 
     /// Whether the fault takes its node out of service.
-    fn downs_node(&self, node: usize) -> bool {
+    pub(crate) fn downs_node(&self, node: usize) -> bool {
         self.node == Some(node) && self.planned.kind.downed_node().is_some()
     }
 

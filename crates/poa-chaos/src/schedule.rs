@@ -89,15 +89,31 @@ pub(crate) const ALL_KINDS: KindSet = KindSet(!(1 << MEMBERSHIP_CHANGE_DRAW));
 
 /// The position of [`Draw::MembershipChange`] in [`WEIGHTS`].
 const MEMBERSHIP_CHANGE_DRAW: usize = 15;
+/// The kinds a membership change may be drawn with: faults on a node's process or on all its
+/// links, which name no server. The others name a server (or a link to one) by its index, and
+/// the change replaces servers: their rules (a quorum of the servers kept clean) count the
+/// servers of one list.
+const MEMBERSHIP_CHANGE_COMPANIONS: [Draw; 4] = [
+    Draw::NodePartition,
+    Draw::NodeFreeze,
+    Draw::NodeKill,
+    Draw::NodeDiskFull,
+];
 
 impl KindSet {
     fn contains(self, draw: usize) -> bool {
         self.0 & (1 << draw) != 0
     }
 
-    /// Whether the set holds a membership change and other kinds too.
+    /// Whether the set holds a membership change and a kind that may not come with it: one
+    /// that names a Redis server or a link to one by its index (see
+    /// [`MEMBERSHIP_CHANGE_COMPANIONS`]).
     pub(crate) fn mixes_membership_change(self) -> bool {
-        self.contains(MEMBERSHIP_CHANGE_DRAW) && self.0 != 1 << MEMBERSHIP_CHANGE_DRAW
+        let companions = MEMBERSHIP_CHANGE_COMPANIONS
+            .iter()
+            .filter_map(|draw| WEIGHTS.iter().position(|(known, _, _)| known == draw))
+            .fold(1 << MEMBERSHIP_CHANGE_DRAW, |set, draw| set | (1 << draw));
+        self.contains(MEMBERSHIP_CHANGE_DRAW) && self.0 & !companions != 0
     }
 }
 

@@ -203,9 +203,52 @@ impl Change {
         (change, what)
     }
 
-    /// Takes the change one step further at `now`, given the latest sample; returns what it
-    /// did, for the timeline, and whether it is over (done or failed: see
-    /// [`Self::into_outcome`]).
+    /// The action the change takes at `now`, if one is due: none while a step is under way or
+    /// its pause lasts, and none while the node it would restart is `held` by a fault (a
+    /// frozen, killed, cut-off or failing node is restarted once the fault is healed, as an
+    /// operator waits for a node to come back before moving it).
+    pub(super) fn due(
+        &self,
+        now: Duration,
+        leader: Option<usize>,
+        held: &[bool],
+    ) -> Option<Action> {
+        let Stage::Ready { after } = self.stage else {
+            return None;
+        };
+        if now < after {
+            return None;
+        }
+        match next_action(&self.lists, leader, self.begun, self.committed) {
+            Action::Restart { node, .. } if held[node] => None,
+            action => Some(action),
+        }
+    }
+
+    /// Per node, whether it cannot produce at this point of the change: it runs on lists the
+    /// nodes' record does not accept now, or it is being restarted (until it answers at the
+    /// tip of its restart).
+    pub(super) fn excluded(&self) -> Vec<bool> {
+        let command = match self.stage {
+            Stage::Command { commit, .. } => Some(commit),
+            _ => None,
+        };
+        let restarting = match self.stage {
+            Stage::Restarting { node, .. } => Some(node),
+            _ => None,
+        };
+        self.lists
+            .iter()
+            .enumerate()
+            .map(|(node, lists)| {
+                restarting == Some(node) || !eligible(*lists, self.begun, self.committed, command)
+            })
+            .collect()
+    }
+
+    /// Takes the change one step further at `now`, given the latest sample and the nodes a
+    /// fault holds; returns what it did, for the timeline, and whether it is over (done or
+    /// failed: see [`Self::into_outcome`]).
     ///
     /// # Errors
     /// Fails when a node cannot be started again.
@@ -214,16 +257,17 @@ impl Change {
         cluster: &mut Cluster,
         sample: Option<&Sample>,
         tip: u64,
+        held: &[bool],
         now: Duration,
     ) -> Result<(Vec<String>, bool)> {
         let mut said = Vec::new();
+        let leader = sample.and_then(|sample| sample.leader);
         match &mut self.stage {
-            Stage::Ready { after } => {
-                if now < *after {
+            Stage::Ready { .. } => {
+                let Some(action) = self.due(now, leader, held) else {
                     return Ok((said, false));
-                }
-                let leader = sample.and_then(|sample| sample.leader);
-                match next_action(&self.lists, leader, self.begun, self.committed) {
+                };
+                match action {
                     Action::Restart { node, lists } => {
                         let args = self.node_args(cluster, node, lists);
                         cluster.nodes[node].restart_with(args)?;
@@ -413,6 +457,20 @@ impl Change {
     }
 }
 
+/// Whether a node on `lists` may lead at this point of the change, as the nodes' records
+/// decide: the current list until the begin, both lists until the commit, the next list after
+/// it. While `membership begin` (`command` false) or `commit` (true) runs, the record may
+/// already have changed on a quorum: the lists of either side may lead then.
+pub(super) fn eligible(lists: Lists, begun: bool, committed: bool, command: Option<bool>) -> bool {
+    match (begun, committed) {
+        (_, true) => lists == Lists::Next,
+        (true, false) => lists == Lists::Joint || (command == Some(true) && lists == Lists::Next),
+        (false, false) => {
+            lists == Lists::Current || (command == Some(false) && lists == Lists::Joint)
+        }
+    }
+}
+
 fn verb(commit: bool) -> &'static str {
     if commit { "commit" } else { "begin" }
 }
@@ -498,6 +556,22 @@ mod tests {
         );
         assert_eq!(next_action(&[Joint], leader, true, false), restart(0, Next));
         assert_eq!(next_action(&[Next], leader, true, false), Action::Commit);
+    }
+
+    #[test]
+    fn eligible__when_the_change_moves_on__then_only_the_lists_the_record_accepts_may_lead() {
+        // given / when / then: before the begin, the current list; while it runs, both
+        assert!(eligible(Current, false, false, None));
+        assert!(!eligible(Joint, false, false, None));
+        assert!(eligible(Joint, false, false, Some(false)));
+        // after it, both lists; the next list alone while the commit runs
+        assert!(!eligible(Current, true, false, None));
+        assert!(eligible(Joint, true, false, None));
+        assert!(!eligible(Next, true, false, None));
+        assert!(eligible(Next, true, false, Some(true)));
+        // after the commit, the next list alone
+        assert!(!eligible(Joint, true, true, None));
+        assert!(eligible(Next, true, true, None));
     }
 
     #[test]

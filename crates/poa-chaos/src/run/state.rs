@@ -28,7 +28,7 @@ use crate::schedule::{FaultKind, PlannedFault};
 use crate::streams;
 
 use super::comeback::{Comeback, comeback};
-use super::membership::Change;
+use super::membership::{Action, Change};
 
 /// Largest padding of a transaction payload: blocks with a few kilobytes of transactions make
 /// the stream reads long replies, so a cut lands inside them.
@@ -128,7 +128,14 @@ impl RunState {
     /// Whether a producer that can produce is healthy: nodes still catching up after falling
     /// behind (stranded ones for good) do not count.
     pub(super) fn producer_available(&self) -> bool {
-        let excluded = self.catching_up_nodes();
+        let mut excluded = self.catching_up_nodes();
+        // A membership change under way: nodes on lists the record refuses now, or being
+        // restarted, cannot produce.
+        if let Some(change) = &self.change {
+            for (excluded, out) in excluded.iter_mut().zip(change.excluded()) {
+                *excluded |= out;
+            }
+        }
         faults::producer_available(&self.active, self.redis_servers, self.quorum, &excluded)
     }
 
@@ -411,7 +418,23 @@ impl RunState {
             return Ok(());
         };
         let tip = self.observer.tip();
-        let (said, over) = change.advance(cluster, self.observer.samples.last(), tip, now)?;
+        let held: Vec<bool> = (0..cluster.nodes.len())
+            .map(|node| self.active.iter().any(|fault| fault.downs_node(node)))
+            .collect();
+        let leader = self
+            .observer
+            .samples
+            .last()
+            .and_then(|sample| sample.leader);
+        // Every block the old process reported is read before it stops, as before a kill.
+        if let Some(Action::Restart { node, .. }) = change.due(now, leader, &held) {
+            self.before_stop(cluster, node, now);
+        }
+        let Some(change) = self.change.as_mut() else {
+            return Ok(());
+        };
+        let sample = self.observer.samples.last();
+        let (said, over) = change.advance(cluster, sample, tip, &held, now)?;
         let id = change.fault.planned.id;
         for what in said {
             self.event(now, format!("#{id} membership_change: {what}"));
