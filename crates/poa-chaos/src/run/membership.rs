@@ -22,7 +22,8 @@ use crate::observe::Sample;
 /// Pause after each step before the next: the fleet settles (a new leader takes over) as an
 /// operator would let it.
 const SETTLE: Duration = Duration::from_secs(1);
-/// How long a restarted node may take to answer and reach the chain's tip of its restart.
+/// How long a restarted node may take to answer (and reach the chain's tip of its restart, if
+/// the record accepts its lists).
 const RESTART_BOUND: Duration = Duration::from_secs(30);
 /// How long one membership command may run before it is killed and counts as a failed try.
 const COMMAND_BOUND: Duration = Duration::from_secs(30);
@@ -111,11 +112,21 @@ pub(super) fn next_action(
     }
 }
 
+/// What the run knows of each node that the change must respect.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct NodeMarks<'a> {
+    /// Held by a fault (frozen, killed, cut off, its disk failing): not restarted until healed.
+    pub(super) held: &'a [bool],
+    /// Behind past the streams' window (catching up from peers, or stranded).
+    pub(super) behind: &'a [bool],
+}
+
 /// Where a change stands between ticks.
 enum Stage {
     /// Nothing under way: the next action may start at `after`.
     Ready { after: Duration },
-    /// `node` was restarted at `since`; it is done once it answers at `tip` or above.
+    /// `node` was restarted at `since`; it is done once it answers, at `tip` or above if the
+    /// record accepts its lists now.
     Restarting {
         node: usize,
         since: Duration,
@@ -225,6 +236,15 @@ impl Change {
         }
     }
 
+    /// The node being restarted, until it is ready: no fault starts on it meanwhile (as the
+    /// schedule never puts two faults on one node).
+    pub(super) fn restarting(&self) -> Option<usize> {
+        match self.stage {
+            Stage::Restarting { node, .. } => Some(node),
+            _ => None,
+        }
+    }
+
     /// Per node, whether it cannot produce at this point of the change: it runs on lists the
     /// nodes' record does not accept now, or it is being restarted (until it answers at the
     /// tip of its restart).
@@ -233,10 +253,7 @@ impl Change {
             Stage::Command { commit, .. } => Some(commit),
             _ => None,
         };
-        let restarting = match self.stage {
-            Stage::Restarting { node, .. } => Some(node),
-            _ => None,
-        };
+        let restarting = self.restarting();
         self.lists
             .iter()
             .enumerate()
@@ -257,9 +274,10 @@ impl Change {
         cluster: &mut Cluster,
         sample: Option<&Sample>,
         tip: u64,
-        held: &[bool],
+        nodes: NodeMarks<'_>,
         now: Duration,
     ) -> Result<(Vec<String>, bool)> {
+        let NodeMarks { held, behind } = nodes;
         let mut said = Vec::new();
         let leader = sample.and_then(|sample| sample.leader);
         match &mut self.stage {
@@ -313,7 +331,14 @@ impl Change {
             Stage::Restarting { node, since, tip } => {
                 let (node, since, tip) = (*node, *since, *tip);
                 let height = sample.and_then(|sample| sample.heights[node]);
-                if height.is_some_and(|height| height >= tip) {
+                // A node the record accepts now must catch up before the next step; one that
+                // waits for the begin or the commit follows no chain until then (it fails every
+                // cycle on the record): it is ready once it answers.
+                // A node the run knows is behind past the window (catching up from its peers,
+                // or stranded without one) is not waited for either: its peers or nothing
+                // bring it back, as after any fault.
+                let follows = eligible(self.lists[node], self.begun, self.committed, None);
+                if height.is_some_and(|height| height >= tip || !follows || behind[node]) {
                     said.push(format!(
                         "n{node} answers at height {} on {}",
                         height.unwrap_or_default(),

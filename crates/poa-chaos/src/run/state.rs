@@ -28,7 +28,7 @@ use crate::schedule::{FaultKind, PlannedFault};
 use crate::streams;
 
 use super::comeback::{Comeback, comeback};
-use super::membership::{Action, Change};
+use super::membership::{Action, Change, NodeMarks};
 
 /// Largest padding of a transaction payload: blocks with a few kilobytes of transactions make
 /// the stream reads long replies, so a cut lands inside them.
@@ -228,6 +228,18 @@ impl RunState {
             );
             return Ok(());
         };
+        let restarting = self.change.as_ref().and_then(Change::restarting);
+        if active.node.is_some() && active.node == restarting {
+            self.skipped += 1;
+            self.event(
+                now,
+                format!(
+                    "skip #{} {} (the membership change restarts it)",
+                    planned.id, planned.kind
+                ),
+            );
+            return Ok(());
+        }
         if planned.kind.snapshot_age().is_some() && !self.snapshots.contains_key(&planned.id) {
             self.skipped += 1;
             self.event(
@@ -434,7 +446,16 @@ impl RunState {
             return Ok(());
         };
         let sample = self.observer.samples.last();
-        let (said, over) = change.advance(cluster, sample, tip, &held, now)?;
+        let behind = self
+            .catching_up
+            .iter()
+            .map(Option::is_some)
+            .collect::<Vec<_>>();
+        let marks = NodeMarks {
+            held: &held,
+            behind: &behind,
+        };
+        let (said, over) = change.advance(cluster, sample, tip, marks, now)?;
         let id = change.fault.planned.id;
         for what in said {
             self.event(now, format!("#{id} membership_change: {what}"));
