@@ -58,10 +58,11 @@ pub(super) enum Action {
 }
 
 /// The next step of a change, from where each node runs, the node leading now and how far
-/// the records went. Before the begin, the followers move to both lists (they wait, ready to
-/// take over from the leader the begin fences); after it, the rest; then one follower moves to
-/// the next list alone (it waits for the commit); after the commit, the others, followers
-/// first: a node is restarted while it leads only when nobody else is left.
+/// the records went. Before the begin, every node but one (the leader, if one leads) moves to
+/// both lists (they wait, ready to take over from the leader the begin fences); after it, the
+/// last one; then one follower moves to the next list alone (it waits for the commit); after
+/// the commit, the others, followers first: a node is restarted while it leads only when
+/// nobody else is left.
 pub(super) fn next_action(
     lists: &[Lists],
     leader: Option<usize>,
@@ -76,14 +77,17 @@ pub(super) fn next_action(
             .or_else(|| (0..lists.len()).find(on))
     };
     if !begun {
-        let follower =
-            (0..lists.len()).find(|&node| lists[node] == Lists::Current && Some(node) != leader);
-        return match follower {
-            Some(node) => Action::Restart {
+        // One node stays on the current list: nothing else may lead until the begin.
+        let current = lists
+            .iter()
+            .filter(|lists| **lists == Lists::Current)
+            .count();
+        return match pick(Lists::Current) {
+            Some(node) if current > 1 => Action::Restart {
                 node,
                 lists: Lists::Joint,
             },
-            None => Action::Begin,
+            _ => Action::Begin,
         };
     }
     if !committed {
@@ -115,7 +119,8 @@ pub(super) fn next_action(
 /// What the run knows of each node that the change must respect.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct NodeMarks<'a> {
-    /// Held by a fault (frozen, killed, cut off, its disk failing): not restarted until healed.
+    /// Held by a fault (frozen, killed, cut off, its disk failing): no node is restarted until
+    /// every such fault is healed.
     pub(super) held: &'a [bool],
     /// Behind past the streams' window (catching up from peers, or stranded).
     pub(super) behind: &'a [bool],
@@ -215,9 +220,9 @@ impl Change {
     }
 
     /// The action the change takes at `now`, if one is due: none while a step is under way or
-    /// its pause lasts, and none while the node it would restart is `held` by a fault (a
-    /// frozen, killed, cut-off or failing node is restarted once the fault is healed, as an
-    /// operator waits for a node to come back before moving it).
+    /// its pause lasts, and no restart while a fault holds any node (`held`: frozen, killed, cut
+    /// off, its disk failing): an operator waits for the fleet to be whole before taking the
+    /// next process down, and a restart then could leave no process able to lead.
     pub(super) fn due(
         &self,
         now: Duration,
@@ -231,7 +236,7 @@ impl Change {
             return None;
         }
         match next_action(&self.lists, leader, self.begun, self.committed) {
-            Action::Restart { node, .. } if held[node] => None,
+            Action::Restart { .. } if held.contains(&true) => None,
             action => Some(action),
         }
     }
@@ -600,14 +605,19 @@ mod tests {
     }
 
     #[test]
-    fn next_action__when_nobody_leads__then_every_node_takes_both_lists_before_the_begin() {
-        // given / when / then
+    fn next_action__when_nobody_leads_before_the_begin__then_keeps_one_node_on_the_current_list() {
+        // given / when / then: the last node on the current list is the only one that may lead
         assert_eq!(
-            next_action(&[Joint, Current], None, false, false),
+            next_action(&[Joint, Current, Current], None, false, false),
             restart(1, Joint)
         );
         assert_eq!(
-            next_action(&[Joint, Joint], None, false, false),
+            next_action(&[Joint, Joint, Current], None, false, false),
+            Action::Begin
+        );
+        // even when the sample names a leader on both lists (a stale one)
+        assert_eq!(
+            next_action(&[Joint, Joint, Current], Some(0), false, false),
             Action::Begin
         );
     }
