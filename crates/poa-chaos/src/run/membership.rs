@@ -57,24 +57,32 @@ pub(super) enum Action {
     Retire,
 }
 
-/// The next step of a change, from where each node runs, the node leading now and how far
-/// the records went. Before the begin, every node but one (the leader, if one leads) moves to
-/// both lists (they wait, ready to take over from the leader the begin fences); after it, the
-/// last one; then one follower moves to the next list alone (it waits for the commit); after
-/// the commit, the others, followers first: a node is restarted while it leads only when
-/// nobody else is left.
+/// The next step of a change, from where each node runs, the node leading now, the nodes
+/// behind past the window and how far the records went. Before the begin, every node but one
+/// (the leader, if one leads) moves to both lists (they wait, ready to take over from the
+/// leader the begin fences); after it, the last one; then one node moves to the next list
+/// alone (it waits for the commit, and is the only one that may lead after it: a node that
+/// is not behind, a follower if one is); after the commit, the others. Otherwise followers
+/// move first, those behind first of all: a node is restarted while it leads only when nobody
+/// else is left.
 pub(super) fn next_action(
     lists: &[Lists],
     leader: Option<usize>,
+    behind: &[bool],
     begun: bool,
     committed: bool,
 ) -> Action {
-    let pick = |from: Lists| {
-        let on = |node: &usize| lists[*node] == from;
+    let pick = |from: Lists, healthy_first: bool| {
         (0..lists.len())
-            .filter(on)
-            .find(|node| Some(*node) != leader)
-            .or_else(|| (0..lists.len()).find(on))
+            .filter(|node| lists[*node] == from)
+            .min_by_key(|&node| {
+                let (leads, behind) = (Some(node) == leader, behind[node]);
+                if healthy_first {
+                    (behind, leads)
+                } else {
+                    (leads, !behind)
+                }
+            })
     };
     if !begun {
         // One node stays on the current list: nothing else may lead until the begin.
@@ -82,7 +90,7 @@ pub(super) fn next_action(
             .iter()
             .filter(|lists| **lists == Lists::Current)
             .count();
-        return match pick(Lists::Current) {
+        return match pick(Lists::Current, false) {
             Some(node) if current > 1 => Action::Restart {
                 node,
                 lists: Lists::Joint,
@@ -91,14 +99,14 @@ pub(super) fn next_action(
         };
     }
     if !committed {
-        if let Some(node) = pick(Lists::Current) {
+        if let Some(node) = pick(Lists::Current, false) {
             return Action::Restart {
                 node,
                 lists: Lists::Joint,
             };
         }
         if !lists.contains(&Lists::Next)
-            && let Some(node) = pick(Lists::Joint)
+            && let Some(node) = pick(Lists::Joint, true)
         {
             return Action::Restart {
                 node,
@@ -107,7 +115,7 @@ pub(super) fn next_action(
         }
         return Action::Commit;
     }
-    match pick(Lists::Joint).or_else(|| pick(Lists::Current)) {
+    match pick(Lists::Joint, false).or_else(|| pick(Lists::Current, false)) {
         Some(node) => Action::Restart {
             node,
             lists: Lists::Next,
@@ -227,7 +235,7 @@ impl Change {
         &self,
         now: Duration,
         leader: Option<usize>,
-        held: &[bool],
+        nodes: NodeMarks<'_>,
     ) -> Option<Action> {
         let Stage::Ready { after } = self.stage else {
             return None;
@@ -235,8 +243,9 @@ impl Change {
         if now < after {
             return None;
         }
-        match next_action(&self.lists, leader, self.begun, self.committed) {
-            Action::Restart { .. } if held.contains(&true) => None,
+        let behind = nodes.behind;
+        match next_action(&self.lists, leader, behind, self.begun, self.committed) {
+            Action::Restart { .. } if nodes.held.contains(&true) => None,
             action => Some(action),
         }
     }
@@ -282,12 +291,12 @@ impl Change {
         nodes: NodeMarks<'_>,
         now: Duration,
     ) -> Result<(Vec<String>, bool)> {
-        let NodeMarks { held, behind } = nodes;
+        let behind = nodes.behind;
         let mut said = Vec::new();
         let leader = sample.and_then(|sample| sample.leader);
         match &mut self.stage {
             Stage::Ready { .. } => {
-                let Some(action) = self.due(now, leader, held) else {
+                let Some(action) = self.due(now, leader, nodes) else {
                     return Ok((said, false));
                 };
                 match action {
@@ -525,6 +534,49 @@ mod tests {
 
     use Lists::{Current, Joint, Next};
 
+    /// The next action when no node is behind.
+    fn act(lists: &[Lists], leader: Option<usize>, begun: bool, committed: bool) -> Action {
+        next_action(lists, leader, &vec![false; lists.len()], begun, committed)
+    }
+
+    #[test]
+    fn next_action__when_a_node_is_behind__then_it_moves_early_but_is_never_the_one_left_to_lead() {
+        // given three nodes, n2 leading, n0 behind past the window
+        let (leader, behind) = (Some(2), [true, false, false]);
+
+        // when / then: before the begin, the one behind moves first, the leader stays
+        assert_eq!(
+            next_action(&[Current; 3], leader, &behind, false, false),
+            restart(0, Joint)
+        );
+        // the node alone on the new list before the commit is not the one behind
+        assert_eq!(
+            next_action(&[Joint; 3], leader, &behind, true, false),
+            restart(1, Next)
+        );
+        // and when only the one behind and the leader are left, the leader goes
+        assert_eq!(
+            next_action(
+                &[Joint, Next, Joint],
+                Some(0),
+                &[false, false, true],
+                true,
+                false
+            ),
+            Action::Commit
+        );
+        assert_eq!(
+            next_action(
+                &[Joint, Joint, Next],
+                Some(0),
+                &[false, true, false],
+                true,
+                true
+            ),
+            restart(1, Next)
+        );
+    }
+
     fn restart(node: usize, lists: Lists) -> Action {
         Action::Restart { node, lists }
     }
@@ -536,41 +588,35 @@ mod tests {
         let leader = Some(1);
 
         // when / then: before the begin, the followers take both lists
+        assert_eq!(act(&[Current; 3], leader, false, false), restart(0, Joint));
         assert_eq!(
-            next_action(&[Current; 3], leader, false, false),
-            restart(0, Joint)
-        );
-        assert_eq!(
-            next_action(&[Joint, Current, Current], leader, false, false),
+            act(&[Joint, Current, Current], leader, false, false),
             restart(2, Joint)
         );
         assert_eq!(
-            next_action(&[Joint, Current, Joint], leader, false, false),
+            act(&[Joint, Current, Joint], leader, false, false),
             Action::Begin
         );
         // after it, the old leader too, then one follower on the new list alone
         assert_eq!(
-            next_action(&[Joint, Current, Joint], leader, true, false),
+            act(&[Joint, Current, Joint], leader, true, false),
             restart(1, Joint)
         );
+        assert_eq!(act(&[Joint; 3], leader, true, false), restart(0, Next));
         assert_eq!(
-            next_action(&[Joint; 3], leader, true, false),
-            restart(0, Next)
-        );
-        assert_eq!(
-            next_action(&[Next, Joint, Joint], leader, true, false),
+            act(&[Next, Joint, Joint], leader, true, false),
             Action::Commit
         );
         // after the commit, the others, followers first
         assert_eq!(
-            next_action(&[Next, Joint, Joint], leader, true, true),
+            act(&[Next, Joint, Joint], leader, true, true),
             restart(2, Next)
         );
         assert_eq!(
-            next_action(&[Next, Joint, Next], leader, true, true),
+            act(&[Next, Joint, Next], leader, true, true),
             restart(1, Next)
         );
-        assert_eq!(next_action(&[Next; 3], leader, true, true), Action::Retire);
+        assert_eq!(act(&[Next; 3], leader, true, true), Action::Retire);
     }
 
     #[test]
@@ -579,13 +625,10 @@ mod tests {
         let leader = Some(0);
 
         // when / then: nobody else could take over, so the leader itself is restarted
-        assert_eq!(next_action(&[Current], leader, false, false), Action::Begin);
-        assert_eq!(
-            next_action(&[Current], leader, true, false),
-            restart(0, Joint)
-        );
-        assert_eq!(next_action(&[Joint], leader, true, false), restart(0, Next));
-        assert_eq!(next_action(&[Next], leader, true, false), Action::Commit);
+        assert_eq!(act(&[Current], leader, false, false), Action::Begin);
+        assert_eq!(act(&[Current], leader, true, false), restart(0, Joint));
+        assert_eq!(act(&[Joint], leader, true, false), restart(0, Next));
+        assert_eq!(act(&[Next], leader, true, false), Action::Commit);
     }
 
     #[test]
@@ -608,16 +651,16 @@ mod tests {
     fn next_action__when_nobody_leads_before_the_begin__then_keeps_one_node_on_the_current_list() {
         // given / when / then: the last node on the current list is the only one that may lead
         assert_eq!(
-            next_action(&[Joint, Current, Current], None, false, false),
+            act(&[Joint, Current, Current], None, false, false),
             restart(1, Joint)
         );
         assert_eq!(
-            next_action(&[Joint, Joint, Current], None, false, false),
+            act(&[Joint, Joint, Current], None, false, false),
             Action::Begin
         );
         // even when the sample names a leader on both lists (a stale one)
         assert_eq!(
-            next_action(&[Joint, Joint, Current], Some(0), false, false),
+            act(&[Joint, Joint, Current], Some(0), false, false),
             Action::Begin
         );
     }

@@ -426,35 +426,32 @@ impl RunState {
     /// # Errors
     /// Fails when a node cannot be started again.
     pub(super) fn advance_change(&mut self, cluster: &mut Cluster, now: Duration) -> Result<()> {
-        let Some(change) = self.change.as_mut() else {
-            return Ok(());
-        };
-        let tip = self.observer.tip();
         let held: Vec<bool> = (0..cluster.nodes.len())
             .map(|node| self.active.iter().any(|fault| fault.downs_node(node)))
             .collect();
+        let behind = self.catching_up_nodes();
+        let marks = NodeMarks {
+            held: &held,
+            behind: &behind,
+        };
         let leader = self
             .observer
             .samples
             .last()
             .and_then(|sample| sample.leader);
+        let tip = self.observer.tip();
         // Every block the old process reported is read before it stops, as before a kill.
-        if let Some(Action::Restart { node, .. }) = change.due(now, leader, &held) {
+        let due = self
+            .change
+            .as_ref()
+            .and_then(|change| change.due(now, leader, marks));
+        if let Some(Action::Restart { node, .. }) = due {
             self.before_stop(cluster, node, now);
         }
         let Some(change) = self.change.as_mut() else {
             return Ok(());
         };
         let sample = self.observer.samples.last();
-        let behind = self
-            .catching_up
-            .iter()
-            .map(Option::is_some)
-            .collect::<Vec<_>>();
-        let marks = NodeMarks {
-            held: &held,
-            behind: &behind,
-        };
         let (said, over) = change.advance(cluster, sample, tip, marks, now)?;
         let id = change.fault.planned.id;
         for what in said {
