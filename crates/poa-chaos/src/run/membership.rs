@@ -1,12 +1,13 @@
 //! A membership change under load, step by step as docs/operations.md 7.14 has it: one more
-//! Redis server (behind its fault proxies, as every server), the followers restarted one at a
-//! time with both lists, `poa-node membership begin`, the old leader restarted with both lists,
-//! one follower restarted on the new list alone, `poa-node membership commit` until it succeeds
-//! (bounded), the others restarted on the new list, the old server stopped.
+//! Redis server (behind its fault proxies, as every server), every node but the leader
+//! restarted one at a time with both lists, `poa-node membership begin`, the leader restarted
+//! with both lists, one node restarted on the new list alone, `poa-node membership commit`
+//! until it succeeds (bounded), the others restarted on the new list, the old server stopped.
 //!
 //! Owns the sequence and its bounds, advanced one step per tick of the run so the load and the
-//! observer keep running throughout; which node moves next is a pure rule ([`next_action`]),
-//! tested here. The verdict on the outcomes is `checks`'.
+//! observer keep running throughout; which node moves next ([`next_action`]) and which lists
+//! may lead at each point ([`eligible`]) are pure rules, tested here. The verdict on the
+//! outcomes is `checks`'.
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
