@@ -135,6 +135,18 @@ pub(super) struct NodeMarks<'a> {
     pub(super) behind: &'a [bool],
 }
 
+/// What one call of [`Change::advance`] did.
+#[derive(Debug, Default)]
+pub(super) struct Step {
+    /// What it did, for the timeline.
+    pub(super) said: Vec<String>,
+    /// Whether the change is over (done or failed: see [`Change::into_outcome`]).
+    pub(super) over: bool,
+    /// Nodes that waited for the record (on both lists before the begin, on the new list
+    /// before the commit) and follow the chain again from now on.
+    pub(super) resumed: Vec<usize>,
+}
+
 /// Where a change stands between ticks.
 enum Stage {
     /// Nothing under way: the next action may start at `after`.
@@ -279,8 +291,7 @@ impl Change {
     }
 
     /// Takes the change one step further at `now`, given the latest sample and the nodes a
-    /// fault holds; returns what it did, for the timeline, and whether it is over (done or
-    /// failed: see [`Self::into_outcome`]).
+    /// fault holds or that are behind; says what it did.
     ///
     /// # Errors
     /// Fails when a node cannot be started again.
@@ -291,14 +302,19 @@ impl Change {
         tip: u64,
         nodes: NodeMarks<'_>,
         now: Duration,
-    ) -> Result<(Vec<String>, bool)> {
+    ) -> Result<Step> {
         let behind = nodes.behind;
         let mut said = Vec::new();
+        let mut resumed = Vec::new();
         let leader = sample.and_then(|sample| sample.leader);
         match &mut self.stage {
             Stage::Ready { .. } => {
                 let Some(action) = self.due(now, leader, nodes) else {
-                    return Ok((said, false));
+                    return Ok(Step {
+                        said,
+                        over: false,
+                        resumed,
+                    });
                 };
                 match action {
                     Action::Restart { node, lists } => {
@@ -339,7 +355,11 @@ impl Change {
                             "every node on the new list: r{} stopped, done",
                             self.retired
                         ));
-                        return Ok((said, true));
+                        return Ok(Step {
+                            said,
+                            over: true,
+                            resumed,
+                        });
                     }
                 }
             }
@@ -395,6 +415,11 @@ impl Change {
                     Some(true) => {
                         said.push(format!("membership {verb} succeeded (try {attempt})"));
                         self.failed_tries = 0;
+                        // The nodes that waited for this record follow the chain from now on.
+                        let waited = if commit { Lists::Next } else { Lists::Joint };
+                        resumed = (0..self.lists.len())
+                            .filter(|node| self.lists[*node] == waited)
+                            .collect();
                         if commit {
                             self.committed = true;
                             self.outcome.committed = Some(now);
@@ -419,7 +444,11 @@ impl Change {
                 }
             }
         }
-        Ok((said, false))
+        Ok(Step {
+            said,
+            over: false,
+            resumed,
+        })
     }
 
     /// The outcome, once [`Self::advance`] said the change is over, or for a change the run
@@ -436,10 +465,14 @@ impl Change {
         self.outcome.clone()
     }
 
-    fn fail(&mut self, reason: String, mut said: Vec<String>) -> (Vec<String>, bool) {
+    fn fail(&mut self, reason: String, mut said: Vec<String>) -> Step {
         said.push(format!("failed: {reason}"));
         self.outcome.failure = Some(reason);
-        (said, true)
+        Step {
+            said,
+            over: true,
+            resumed: Vec::new(),
+        }
     }
 
     /// Starts the next try of `membership begin` or `commit`; a failed one is tried again

@@ -452,11 +452,26 @@ impl RunState {
             return Ok(());
         };
         let sample = self.observer.samples.last();
-        let (said, over) = change.advance(cluster, sample, tip, marks, now)?;
+        let step = change.advance(cluster, sample, tip, marks, now)?;
         let id = change.fault.planned.id;
-        for what in said {
+        for what in step.said {
             self.event(now, format!("#{id} membership_change: {what}"));
         }
+        // Nodes that waited for the record follow the chain again, from where they stopped:
+        // as after any time away, past the window they need peers, or are stranded.
+        for node in step.resumed {
+            let height = self
+                .observer
+                .samples
+                .last()
+                .and_then(|sample| sample.heights[node]);
+            if let Some(height) = height
+                && self.stranded[node].is_none()
+            {
+                self.place_comeback(cluster, node, height, true, now);
+            }
+        }
+        let over = step.over;
         if over && let Some(change) = self.change.take() {
             let fault = change.fault;
             self.active.retain(|active| *active != fault);
@@ -524,6 +539,21 @@ impl RunState {
         let Some(height) = height else {
             return;
         };
+        self.place_comeback(cluster, node, height, fell_behind, now);
+    }
+
+    /// Where `node`, back at `height` after time away from the chain, stands against the
+    /// streams' window: within it, past it with peers (no producer until they bring it to the
+    /// tip) or stranded without one. `announce` says so in the timeline even within the window.
+    fn place_comeback(
+        &mut self,
+        cluster: &Cluster,
+        node: usize,
+        height: u64,
+        announce: bool,
+        now: Duration,
+    ) {
+        let cluster_height = self.observer.tip();
         let has_peers = cluster.nodes[node].has_peers;
         // The servers of the current list: a server a membership change retired holds nothing
         // the nodes read.
@@ -536,7 +566,7 @@ impl RunState {
         match place {
             Comeback::Current => {}
             Comeback::WithinWindow { probe, held_by } => {
-                if fell_behind {
+                if announce {
                     self.event(
                         now,
                         format!("n{node} back at height {height}, within the streams' window ({held_by} of {servers} servers hold height {probe})"),
