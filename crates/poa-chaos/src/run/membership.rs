@@ -142,8 +142,9 @@ pub(super) struct Step {
     pub(super) said: Vec<String>,
     /// Whether the change is over (done or failed: see [`Change::into_outcome`]).
     pub(super) over: bool,
-    /// Nodes that waited for the record (on both lists before the begin, on the new list
-    /// before the commit) and follow the chain again from now on.
+    /// Nodes that followed no chain for a while and follow it again from now on: those that
+    /// waited for the record (on both lists before the begin, on the new list before the
+    /// commit), and a node the record refused, once restarted on lists it accepts.
     pub(super) resumed: Vec<usize>,
 }
 
@@ -320,6 +321,15 @@ impl Change {
                     Action::Restart { node, lists } => {
                         let args = self.node_args(cluster, node, lists);
                         cluster.nodes[node].restart_with(args)?;
+                        // A node the record refused (the old leader after the begin, a node on
+                        // both lists after the commit) followed no chain since: it follows again
+                        // from where it stopped.
+                        let (begun, committed) = (self.begun, self.committed);
+                        if !eligible(self.lists[node], begun, committed, None)
+                            && eligible(lists, begun, committed, None)
+                        {
+                            resumed.push(node);
+                        }
                         self.lists[node] = lists;
                         self.stage = Stage::Restarting {
                             node,
