@@ -505,6 +505,56 @@ pub(crate) fn no_unexpected_exit(exits: &[Exit]) -> Verdict {
     }
 }
 
+/// What became of one membership change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct MembershipOutcome {
+    /// The fault that asked for it.
+    pub(crate) fault: String,
+    /// Which server replaced which, e.g. `r1 by r3`.
+    pub(crate) replaced: String,
+    /// When it started, from the start of the run.
+    #[serde(with = "millis")]
+    pub(crate) from: Duration,
+    /// When `membership begin` succeeded.
+    #[serde(with = "opt_millis")]
+    pub(crate) begun: Option<Duration>,
+    /// Tries of `membership begin` until then.
+    pub(crate) begin_tries: u32,
+    /// When `membership commit` succeeded.
+    #[serde(with = "opt_millis")]
+    pub(crate) committed: Option<Duration>,
+    /// Tries of `membership commit` until then.
+    pub(crate) commit_tries: u32,
+    /// When every node ran on the new list and the old server was stopped.
+    #[serde(with = "opt_millis")]
+    pub(crate) done: Option<Duration>,
+    /// Why it did not get there.
+    pub(crate) failure: Option<String>,
+}
+
+/// Every membership change the run started reached its end within its bounds: begun,
+/// committed, every node on the new list. A commit refused for good (the new server never
+/// holds the window) or a node that does not come back on a list fails it.
+pub(crate) fn membership_changes_complete(outcomes: &[MembershipOutcome]) -> Verdict {
+    const NAME: &str = "membership_changes_complete";
+    match outcomes.iter().find(|outcome| outcome.done.is_none()) {
+        None => Verdict::pass(
+            NAME,
+            format!("{} changes, each committed and done", outcomes.len()),
+        ),
+        Some(outcome) => Verdict::fail(
+            NAME,
+            format!(
+                "{} ({}): {}",
+                outcome.fault,
+                outcome.replaced,
+                outcome.failure.as_deref().unwrap_or("not done")
+            ),
+            Some(outcome.from),
+        ),
+    }
+}
+
 fn describe(sighting: &Sighting) -> String {
     format!(
         "block {} on {}",

@@ -125,8 +125,10 @@ pub(crate) struct Cli {
     pub(crate) peers: Peers,
     /// Draw only these kinds of fault, e.g. `corrupt,node_disk_full` (the kinds as drawn:
     /// `redis_restart` stands for both restarts, `corrupt` for garbage on one server and on a
-    /// quorum; `redis_restore_snapshot` needs a `--quorum-disruption-budget`) [default: every
-    /// kind].
+    /// quorum; `redis_restore_snapshot` needs a `--quorum-disruption-budget`;
+    /// `membership_change` is drawn only when named, and only with the node kinds
+    /// `node_partition`, `node_freeze`, `node_kill`, `node_disk_full`) [default: every kind
+    /// but `membership_change`].
     #[arg(long, value_delimiter = ',')]
     pub(crate) only: Vec<String>,
     /// Print the fault schedule and exit without starting anything.
@@ -163,8 +165,14 @@ impl Cli {
         if self.stream_max_len == Some(0) {
             bail!("--stream-max-len must be at least 1");
         }
-        self.kinds()
+        let kinds = self
+            .kinds()
             .map_err(|error| anyhow::anyhow!("--only: {error}"))?;
+        if kinds.mixes_membership_change() {
+            bail!(
+                "--only: membership_change comes only with node_partition, node_freeze, node_kill and node_disk_full: the other kinds name a Redis server by its index, and the change replaces servers; e.g. --only membership_change,node_kill"
+            );
+        }
         if self.quorum_disruption_budget == 0 && self.only.iter().any(|kind| kind == RESTORE_KIND) {
             bail!(
                 "--only {RESTORE_KIND} draws nothing with --quorum-disruption-budget 0: a restored server lost what it acknowledged since its snapshot, which only a budget allows; add --redis 5 --quorum-disruption-budget 1"
@@ -404,6 +412,26 @@ mod tests {
             "{error}"
         );
         assert!(with.chaos.validate().is_ok());
+    }
+
+    #[test]
+    fn validate__when_only_mixes_a_membership_change_with_a_kind_naming_a_server__then_names_the_flag_and_the_kinds_it_may_come_with()
+     {
+        // given
+        let mixed = parse(&["--only", "membership_change,link_down"]);
+        let with_node_faults = parse(&["--only", "membership_change,node_kill,node_freeze"]);
+        let alone = parse(&["--only", "membership_change"]);
+
+        // when
+        let error = mixed.chaos.validate().unwrap_err().to_string();
+
+        // then
+        assert!(
+            error.contains("--only") && error.contains("membership_change comes only with"),
+            "{error}"
+        );
+        assert!(with_node_faults.chaos.validate().is_ok());
+        assert!(alone.chaos.validate().is_ok());
     }
 
     #[test]

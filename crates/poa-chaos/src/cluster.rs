@@ -33,6 +33,9 @@ pub(crate) const NODE_BINARY_ENV: &str = "POA_CHAOS_NODE_BIN";
 pub(crate) const NODE_TIMEOUT: Duration = Duration::from_millis(100);
 /// How long a started node may take to answer HTTP.
 const NODE_READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a node stopped with SIGTERM may take to hand its pending transactions on, release
+/// its lease and exit before it is killed.
+const TERMINATE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What every node and Redis server is started with.
 #[derive(Debug, Clone)]
@@ -53,12 +56,18 @@ pub(crate) struct NodeSettings {
 
 /// Redis servers, proxies and nodes of one run.
 pub(crate) struct Cluster {
-    /// The Redis servers, by index.
+    /// The Redis servers, by index: a server a membership change retired keeps its index.
     pub(crate) redis: Vec<RedisServer>,
     /// `proxies[node][redis]`: the link from a node to a Redis server.
     pub(crate) proxies: Vec<Vec<FaultProxy>>,
     /// The nodes, by index.
     pub(crate) nodes: Vec<NodeProcess>,
+    /// The servers of the fleet's current list, by index: all of them until a membership
+    /// change replaces one.
+    pub(crate) members: Vec<usize>,
+    /// What the servers and nodes were started with, for a server a membership change adds.
+    settings: NodeSettings,
+    binary: PathBuf,
 }
 
 impl Cluster {
@@ -74,25 +83,18 @@ impl Cluster {
         settings: &NodeSettings,
     ) -> Result<Self> {
         let binary = node_binary()?;
-        // Every server keeps an append-only file (appendfsync always), as production should, so
-        // a restart keeps its data unless the schedule makes it lose it within the budget.
-        let redis: Vec<RedisServer> = (0..redis)
-            .map(|_| {
-                let builder = RedisServer::builder().append_only();
-                match settings.stream_node_max_entries {
-                    Some(entries) => builder.stream_node_max_entries(entries),
-                    None => builder,
-                }
-                .start()
-            })
-            .collect();
+        let redis: Vec<RedisServer> = (0..redis).map(|_| start_redis(settings)).collect();
         let proxies: Vec<Vec<FaultProxy>> = (0..nodes)
             .map(|_| redis.iter().map(|r| FaultProxy::start(r.addr())).collect())
             .collect();
+        let members = (0..redis.len()).collect();
         let mut cluster = Self {
             redis,
             proxies,
             nodes: Vec::new(),
+            members,
+            settings: settings.clone(),
+            binary: binary.clone(),
         };
         // A node with peers names every other node as a --peer, so when it falls behind blocks no
         // longer held by a quorum of Redis (trimmed, or on servers restarted empty) it catches up
@@ -123,6 +125,127 @@ impl Cluster {
         }
         Ok(cluster)
     }
+
+    /// Starts one more Redis server, as the others (append-only, the same stream settings),
+    /// with a fault proxy from every node to it, and returns its index. It joins no list: a
+    /// membership change names it.
+    pub(crate) fn add_redis(&mut self) -> usize {
+        let server = start_redis(&self.settings);
+        for links in &mut self.proxies {
+            links.push(FaultProxy::start(server.addr()));
+        }
+        self.redis.push(server);
+        self.redis.len() - 1
+    }
+
+    /// The servers of the current list.
+    pub(crate) fn member_servers(&self) -> Vec<&RedisServer> {
+        self.members
+            .iter()
+            .map(|&index| &self.redis[index])
+            .collect()
+    }
+
+    /// The URLs through which `node` reaches `servers` (its fault proxies to them).
+    pub(crate) fn node_urls(&self, node: usize, servers: &[usize]) -> Vec<String> {
+        servers
+            .iter()
+            .map(|&server| self.proxies[node][server].url())
+            .collect()
+    }
+
+    /// The URLs of `servers` themselves, as an operator's host reaches them (no proxy).
+    pub(crate) fn server_urls(&self, servers: &[usize]) -> Vec<String> {
+        servers
+            .iter()
+            .map(|&server| self.redis[server].url())
+            .collect()
+    }
+
+    /// Starts `poa-node membership <verb>` with `args` (see [`membership_args`]), its output
+    /// appended to `log`, without waiting for it.
+    ///
+    /// # Errors
+    /// Fails when the log cannot be opened or the process cannot be spawned.
+    pub(crate) fn start_membership_command(&self, args: &[String], log: &Path) -> Result<Child> {
+        let output = open_log(log)?;
+        let mut command = command_tied_to_process(&self.binary);
+        command
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(
+                output
+                    .try_clone()
+                    .context("cannot share the membership log")?,
+            )
+            .stderr(output);
+        spawn(command).with_context(|| format!("cannot start {}", self.binary.display()))
+    }
+
+    /// The flags every `poa-node membership` command of this cluster takes besides the lists:
+    /// the producers' own Redis settings.
+    pub(crate) fn membership_settings(&self) -> MembershipSettings {
+        MembershipSettings {
+            quorum_disruption_budget: self.settings.quorum_disruption_budget,
+            stream_max_len: self.settings.stream_max_len,
+        }
+    }
+}
+
+/// The producers' Redis settings a membership command repeats (docs/operations.md 7.14: the
+/// same `--quorum-disruption-budget` and window as the producers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MembershipSettings {
+    /// `--quorum-disruption-budget`.
+    pub(crate) quorum_disruption_budget: usize,
+    /// `--stream-max-len`, when the producers were given one.
+    pub(crate) stream_max_len: Option<u64>,
+}
+
+/// The arguments of `poa-node membership <verb>` moving the fleet from `current` to `next`.
+pub(crate) fn membership_args(
+    verb: &str,
+    current: &[String],
+    next: &[String],
+    settings: MembershipSettings,
+) -> Vec<String> {
+    let mut args = vec![
+        "membership".to_owned(),
+        verb.to_owned(),
+        "--quorum-disruption-budget".to_owned(),
+        settings.quorum_disruption_budget.to_string(),
+    ];
+    if let Some(max_len) = settings.stream_max_len {
+        args.push("--stream-max-len".into());
+        args.push(max_len.to_string());
+    }
+    args.extend(redis_args(current, next));
+    args
+}
+
+/// The Redis flags of a process on the `current` list, and during a membership change also on
+/// the `next` one (empty outside a change).
+pub(crate) fn redis_args(current: &[String], next: &[String]) -> Vec<String> {
+    let current = current
+        .iter()
+        .flat_map(|url| ["--redis-url".to_owned(), url.clone()]);
+    let next = next
+        .iter()
+        .flat_map(|url| ["--next-redis-url".to_owned(), url.clone()]);
+    current.chain(next).collect()
+}
+
+/// Starts one Redis server as every server of a run: with an append-only file (appendfsync
+/// always), as production should, so a restart keeps its data unless the schedule makes it
+/// lose it within the budget.
+fn start_redis(settings: &NodeSettings) -> RedisServer {
+    let builder = RedisServer::builder().append_only();
+    match settings.stream_node_max_entries {
+        Some(entries) => builder.stream_node_max_entries(entries),
+        None => builder,
+    }
+    .start()
 }
 
 /// The addresses a node listens on, the same across restarts.
@@ -145,7 +268,10 @@ pub(crate) struct NodeProcess {
     /// Starts of the process so far, minus one: 0 for the first process, 1 after a restart.
     pub(crate) incarnation: u32,
     binary: PathBuf,
-    args: Vec<String>,
+    /// Every flag but the Redis lists.
+    base_args: Vec<String>,
+    /// The Redis flags of the lists it runs on now (see [`redis_args`]).
+    redis_args: Vec<String>,
     log: PathBuf,
     child: Option<Child>,
     frozen: bool,
@@ -189,10 +315,6 @@ impl NodeProcess {
             args.push("--stream-max-len".into());
             args.push(max_len.to_string());
         }
-        for url in redis_urls {
-            args.push("--redis-url".into());
-            args.push(url.clone());
-        }
         for peer in peers {
             args.push("--peer".into());
             args.push(peer.clone());
@@ -204,7 +326,8 @@ impl NodeProcess {
             has_peers: !peers.is_empty(),
             incarnation: 0,
             binary: binary.to_owned(),
-            args,
+            base_args: args,
+            redis_args: redis_args(redis_urls, &[]),
             log: dir.join(format!("node-{index}.log")),
             child: None,
             frozen: false,
@@ -233,7 +356,8 @@ impl NodeProcess {
         // Through pipes, as under a supervisor's journal: a node whose disk fills (its file size
         // limit lowered) fails to write its chain file, not its log.
         command
-            .args(&self.args)
+            .args(&self.base_args)
+            .args(&self.redis_args)
             .env(
                 "RUST_LOG",
                 std::env::var(NODE_LOG_FILTER).unwrap_or_else(|_| "info".to_owned()),
@@ -357,6 +481,32 @@ impl NodeProcess {
         self.join_output();
     }
 
+    /// Stops the process as an operator's restart does, SIGTERM (it hands its pending
+    /// transactions on and releases its lease), killing it if it has not exited within
+    /// [`TERMINATE_TIMEOUT`], and starts it again on the Redis flags `redis_args`.
+    ///
+    /// # Errors
+    /// Fails when it cannot be spawned again.
+    pub(crate) fn restart_with(&mut self, redis_args: Vec<String>) -> Result<()> {
+        if self.frozen {
+            self.thaw();
+        }
+        if self.signal(Signal::SIGTERM)
+            && let Some(child) = self.child.as_mut()
+        {
+            let asked = Instant::now();
+            while asked.elapsed() < TERMINATE_TIMEOUT {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        self.kill();
+        self.redis_args = redis_args;
+        self.spawn()
+    }
+
     /// Waits for the threads that copied a gone process's output into the log: they end
     /// when it closed its pipes.
     fn join_output(&mut self) {
@@ -426,4 +576,82 @@ fn open_log(path: &Path) -> Result<File> {
         .append(true)
         .open(path)
         .with_context(|| format!("cannot open {}", path.display()))
+}
+
+#[cfg(test)]
+#[allow(non_snake_case)]
+mod tests {
+    use super::*;
+
+    fn urls(ports: &[u16]) -> Vec<String> {
+        ports
+            .iter()
+            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .collect()
+    }
+
+    #[test]
+    fn redis_args__when_a_node_runs_on_both_lists__then_names_the_current_list_then_the_next() {
+        // given
+        let current = urls(&[6379, 6380]);
+        let next = urls(&[6379, 6382]);
+
+        // when
+        let joint = redis_args(&current, &next);
+        let alone = redis_args(&next, &[]);
+
+        // then
+        assert_eq!(
+            joint,
+            [
+                "--redis-url",
+                "redis://127.0.0.1:6379",
+                "--redis-url",
+                "redis://127.0.0.1:6380",
+                "--next-redis-url",
+                "redis://127.0.0.1:6379",
+                "--next-redis-url",
+                "redis://127.0.0.1:6382",
+            ]
+        );
+        assert_eq!(
+            alone,
+            [
+                "--redis-url",
+                "redis://127.0.0.1:6379",
+                "--redis-url",
+                "redis://127.0.0.1:6382",
+            ]
+        );
+    }
+
+    #[test]
+    fn membership_args__when_the_producers_have_a_budget_and_a_window__then_repeats_them_before_the_lists()
+     {
+        // given
+        let settings = MembershipSettings {
+            quorum_disruption_budget: 1,
+            stream_max_len: Some(30),
+        };
+
+        // when
+        let args = membership_args("commit", &urls(&[6379]), &urls(&[6382]), settings);
+
+        // then
+        assert_eq!(
+            args,
+            [
+                "membership",
+                "commit",
+                "--quorum-disruption-budget",
+                "1",
+                "--stream-max-len",
+                "30",
+                "--redis-url",
+                "redis://127.0.0.1:6379",
+                "--next-redis-url",
+                "redis://127.0.0.1:6382",
+            ]
+        );
+    }
 }

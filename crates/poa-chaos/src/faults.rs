@@ -78,7 +78,7 @@ impl ActiveFault {
     }
 
     /// Whether the fault takes its node out of service.
-    fn downs_node(&self, node: usize) -> bool {
+    pub(crate) fn downs_node(&self, node: usize) -> bool {
         self.node == Some(node) && self.planned.kind.downed_node().is_some()
     }
 
@@ -124,7 +124,11 @@ impl ActiveFault {
                         .is_some_and(|redis| servers.contains(redis))
             })
         };
+        // One membership change at a time (one started late may meet the last one unfinished).
+        let changes = matches!(kind, FaultKind::MembershipChange { .. })
+            && matches!(other_kind, FaultKind::MembershipChange { .. });
         same_redis
+            || changes
             || same_link
             || node_down
             || isolation(kind, other_kind)
@@ -332,7 +336,8 @@ fn apply(
                 process.spawn()?;
             }
         }
-        FaultKind::Corrupt { .. } => {}
+        // Garbage is written and removed by the run; a membership change is driven by it.
+        FaultKind::Corrupt { .. } | FaultKind::MembershipChange { .. } => {}
     }
     Ok(())
 }

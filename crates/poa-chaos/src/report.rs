@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::checks::{Exit, GarbageOutcome, Stall, StrandedNode, Verdict, millis};
+use crate::checks::{
+    Exit, GarbageOutcome, MembershipOutcome, Stall, StrandedNode, Verdict, millis,
+};
 
 /// How much of the timeline is shown before and after a violation.
 const TIMELINE_WINDOW: Duration = Duration::from_secs(10);
@@ -64,6 +66,8 @@ pub(crate) struct Report {
     pub(crate) stranded: Vec<StrandedNode>,
     /// What each corruption fault did to production.
     pub(crate) garbage: Vec<GarbageOutcome>,
+    /// What became of each membership change.
+    pub(crate) membership: Vec<MembershipOutcome>,
     /// Node processes that exited on their own.
     pub(crate) exits: Vec<Exit>,
     /// Faults that hit the leader's process or links: time until production moved on.
@@ -143,6 +147,27 @@ impl Report {
                     .map_or_else(|| "never".to_owned(), |after| format!("{after:?}")),
                 outcome.warnings.lines,
                 outcome.warnings.busiest_second,
+            );
+        }
+        for change in &self.membership {
+            let at = |time: Option<Duration>, tries: u32| {
+                time.map_or_else(
+                    || "never".to_owned(),
+                    |time| format!("at {:.1}s (try {tries})", time.as_secs_f64()),
+                )
+            };
+            let _ = writeln!(
+                text,
+                "membership: {} from {:.1}s, {}: begun {}, committed {}, {}",
+                change.fault,
+                change.from.as_secs_f64(),
+                change.replaced,
+                at(change.begun, change.begin_tries),
+                at(change.committed, change.commit_tries),
+                change.done.map_or_else(
+                    || format!("not done: {}", change.failure.as_deref().unwrap_or("?")),
+                    |done| format!("every node on the new list at {:.1}s", done.as_secs_f64()),
+                ),
             );
         }
         let progress: Vec<u64> = self

@@ -7,6 +7,7 @@
 //! (also on an error, a panic or Ctrl-C, which ends the loop at the next tick).
 
 mod comeback;
+mod membership;
 mod state;
 
 use std::collections::BTreeMap;
@@ -41,6 +42,9 @@ const HTTP_TIMEOUT: Duration = Duration::from_millis(500);
 const RESUME_MARGIN: Duration = Duration::from_secs(3);
 /// The longest wait for every node to reach the leader's height after the final heal.
 const CONVERGENCE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the run goes on past `--duration` for a membership change to end: a change is
+/// driven to its end, not healed at a time.
+const MEMBERSHIP_OVERRUN: Duration = Duration::from_secs(60);
 /// Tries of one read of the final chains before the run gives up (exit 2).
 const FINAL_READ_ATTEMPTS: usize = 5;
 
@@ -85,7 +89,7 @@ fn drive(cli: &Cli, interrupted: &Arc<AtomicBool>, dir: &std::path::Path) -> Res
     snapshots.sort_by_key(|fault| fault.snapshot_at());
     let mut cluster = Cluster::start(dir, cli.nodes, cli.redis, &settings)?;
     let client = Client::new(HTTP_TIMEOUT);
-    let mut state = RunState::new(client.clone(), cli.nodes, cli.redis, cli.quorum());
+    let mut state = RunState::new(client.clone(), cli.nodes, cli.redis, cli.quorum(), dir);
     // The workload has its own stream so the fault schedule does not depend on it.
     let mut workload = StdRng::seed_from_u64(cli.seed ^ 0x005e_ed0f_7aa5);
     let start = Instant::now();
@@ -101,7 +105,7 @@ fn drive(cli: &Cli, interrupted: &Arc<AtomicBool>, dir: &std::path::Path) -> Res
         if interrupted.load(Ordering::SeqCst) {
             bail!("interrupted");
         }
-        if now >= cli.duration {
+        if now >= cli.duration && (!state.changing() || now >= cli.duration + MEMBERSHIP_OVERRUN) {
             break;
         }
         state.reap_exits(&mut cluster, now)?;
@@ -120,6 +124,7 @@ fn drive(cli: &Cli, interrupted: &Arc<AtomicBool>, dir: &std::path::Path) -> Res
             state.start_fault(&mut cluster, &plan[next_fault], last_leader, now)?;
             next_fault += 1;
         }
+        state.advance_change(&mut cluster, now)?;
         let available = state.producer_available();
         let catching_up = state.catching_up_nodes();
         let leader = state
@@ -405,6 +410,9 @@ fn judge(
     }
     verdicts.push(checks::garbage_stops_said_why(&garbage, threshold));
     verdicts.push(checks::no_unexpected_exit(&state.exits));
+    if !state.membership.is_empty() {
+        verdicts.push(checks::membership_changes_complete(&state.membership));
+    }
 
     let mut faults_by_kind: BTreeMap<&'static str, usize> =
         FaultKind::NAMES.iter().map(|name| (*name, 0)).collect();
@@ -445,6 +453,7 @@ fn judge(
         longest_stall_with_producer: stall,
         stranded: stranded.to_vec(),
         garbage,
+        membership: state.membership.clone(),
         exits: state.exits.clone(),
         failovers,
         transactions_accepted: state.accepted.len(),

@@ -83,12 +83,37 @@ pub(crate) struct ScheduleSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct KindSet(u32);
 
-/// Every kind.
-pub(crate) const ALL_KINDS: KindSet = KindSet(u32::MAX);
+/// Every kind drawn without `--only`: all but a membership change, which replaces a server
+/// of the fleet's list for the rest of the run and is drawn only when named.
+pub(crate) const ALL_KINDS: KindSet = KindSet(!(1 << MEMBERSHIP_CHANGE_DRAW));
+
+/// The position of [`Draw::MembershipChange`] in [`WEIGHTS`].
+const MEMBERSHIP_CHANGE_DRAW: usize = 15;
+/// The kinds a membership change may be drawn with: faults on a node's process or on all its
+/// links, which name no server. The others name a server (or a link to one) by its index, and
+/// the change replaces servers: their rules (a quorum of the servers kept clean) count the
+/// servers of one list.
+const MEMBERSHIP_CHANGE_COMPANIONS: [Draw; 4] = [
+    Draw::NodePartition,
+    Draw::NodeFreeze,
+    Draw::NodeKill,
+    Draw::NodeDiskFull,
+];
 
 impl KindSet {
     fn contains(self, draw: usize) -> bool {
         self.0 & (1 << draw) != 0
+    }
+
+    /// Whether the set holds a membership change and a kind that may not come with it: one
+    /// that names a Redis server or a link to one by its index (see
+    /// [`MEMBERSHIP_CHANGE_COMPANIONS`]).
+    pub(crate) fn mixes_membership_change(self) -> bool {
+        let companions = MEMBERSHIP_CHANGE_COMPANIONS
+            .iter()
+            .filter_map(|draw| WEIGHTS.iter().position(|(known, _, _)| known == draw))
+            .fold(1 << MEMBERSHIP_CHANGE_DRAW, |set, draw| set | (1 << draw));
+        self.contains(MEMBERSHIP_CHANGE_DRAW) && self.0 & !companions != 0
     }
 }
 
@@ -161,8 +186,9 @@ impl ScheduleSettings {
 /// restart is a restart the budget allows to lose data (`redis_restart` stands for both) and
 /// `corrupt` stands for garbage on one server and on a quorum. A restore from a snapshot is
 /// drawn only when the run has a disruption budget to spend on it: without one its weight is 0,
-/// so such a run draws the schedule it drew before the kind existed.
-const WEIGHTS: [(Draw, &str, u32); 15] = [
+/// so such a run draws the schedule it drew before the kind existed. A membership change is
+/// drawn only when `--only` names it (see [`ALL_KINDS`]).
+const WEIGHTS: [(Draw, &str, u32); 16] = [
     (Draw::LinkDown, "link_down", 8),
     (Draw::LinkPartition, "link_partition", 12),
     (Draw::LinkHold, "link_hold", 12),
@@ -178,6 +204,7 @@ const WEIGHTS: [(Draw, &str, u32); 15] = [
     (Draw::Corrupt, "corrupt", 16),
     (Draw::NodeDiskFull, "node_disk_full", 6),
     (Draw::RedisRestoreSnapshot, "redis_restore_snapshot", 8),
+    (Draw::MembershipChange, "membership_change", 8),
 ];
 /// Heights above the head of a far-above forgery: within the stream window of a short run, far
 /// enough that every height between is still to be produced.
@@ -192,6 +219,11 @@ const MIN_SNAPSHOT_AGE: Duration = Duration::from_secs(2);
 /// How old a restored snapshot is, at most (also at most the data-loss window and the time
 /// since the warm-up): a nightly backup is older, but a run is a minute long.
 const MAX_SNAPSHOT_AGE: Duration = Duration::from_secs(30);
+/// The time the schedule reserves for a membership change: about what its steps take on a
+/// loaded debug build (four restarts, two commands, the window copied to the new server). The
+/// run drives a change to its end however long it takes; the schedule only starts the next one
+/// after this.
+const MEMBERSHIP_CHANGE_LENGTH: Duration = Duration::from_secs(20);
 
 /// The kinds as drawn, before their parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,6 +243,7 @@ enum Draw {
     Corrupt,
     NodeDiskFull,
     RedisRestoreSnapshot,
+    MembershipChange,
 }
 
 /// Draws the schedule for `settings`.
@@ -352,6 +385,7 @@ fn draw_kind(rng: &mut StdRng, settings: &ScheduleSettings, time: Duration) -> F
                 )
             }),
         },
+        Draw::MembershipChange => FaultKind::MembershipChange { position: redis },
     }
 }
 
@@ -480,6 +514,11 @@ fn fits(kind: &FaultKind, active: &[FaultKind], settings: &ScheduleSettings) -> 
     if !keeps_clean_servers(kind, active, settings) {
         return false;
     }
+    // One membership change at a time: the next begins from the list the last one committed.
+    let changing = |f: &FaultKind| matches!(f, FaultKind::MembershipChange { .. });
+    if changing(kind) && active.iter().any(changing) {
+        return false;
+    }
     // A leader pick and an index pick may be the same node: overlaps are refused (and skipped at
     // run time when they would collide), so two faults never fight over one proxy or process.
     let same_node = |a: Option<NodePick>, b: Option<NodePick>| match (a, b) {
@@ -593,6 +632,9 @@ fn draw_length(
         | FaultKind::LinkLatency { .. } => millis(rng, 1000, 5000),
         FaultKind::NodeFallBehind { cut_off, .. } => {
             return draw_fall_behind_length(rng, *cut_off, settings, remaining);
+        }
+        FaultKind::MembershipChange { .. } => {
+            return (MEMBERSHIP_CHANGE_LENGTH <= remaining).then_some(MEMBERSHIP_CHANGE_LENGTH);
         }
     };
     Some(length.min(remaining))

@@ -17,7 +17,7 @@ const READ_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// How many of `servers` hold a block at `height` in their stream: indexed at that height, and
 /// its stream entry not trimmed yet (what the nodes' `read_from` script returns).
-pub(crate) fn servers_holding(servers: &[RedisServer], height: u64) -> usize {
+pub(crate) fn servers_holding(servers: &[&RedisServer], height: u64) -> usize {
     servers
         .iter()
         .filter(|server| holds(server, height))
@@ -27,7 +27,7 @@ pub(crate) fn servers_holding(servers: &[RedisServer], height: u64) -> usize {
 /// The highest block any of `servers` holds (height and encoded block), read from the top of
 /// its heights index: the freshest head of the chain, ahead of every node's own `/status`
 /// (a leader publishes before it commits).
-pub(crate) fn highest_block(servers: &[RedisServer]) -> Option<(u64, Vec<u8>)> {
+pub(crate) fn highest_block(servers: &[&RedisServer]) -> Option<(u64, Vec<u8>)> {
     let index = format!("{LEASE_KEY}:heights:index");
     let stream = format!("{LEASE_KEY}:block:stream");
     servers
@@ -143,6 +143,7 @@ mod tests {
         servers[2].stop();
 
         // when
+        let servers: Vec<&RedisServer> = servers.iter().collect();
         let highest = highest_block(&servers);
         let trimmed = servers_holding(&servers, 1);
         let kept = servers_holding(&servers, 4);

@@ -680,3 +680,38 @@ fn garbage_stops_said_why__when_the_lease_holder_freezes_before_the_stop_ends__t
         outcomes[0]
     );
 }
+
+fn change(done: Option<u64>, failure: Option<&str>) -> MembershipOutcome {
+    MembershipOutcome {
+        fault: "#0 membership_change(list position 1)".to_owned(),
+        replaced: "r1 by r3".to_owned(),
+        from: Duration::from_secs(4),
+        begun: Some(Duration::from_secs(6)),
+        begin_tries: 1,
+        committed: done.map(|_| Duration::from_secs(10)),
+        commit_tries: 3,
+        done: done.map(Duration::from_secs),
+        failure: failure.map(str::to_owned),
+    }
+}
+
+#[test]
+fn membership_changes_complete__when_a_commit_never_succeeded__then_fails_with_its_reason() {
+    // given
+    let done = change(Some(14), None);
+    let stuck = change(None, Some("membership commit failed 30 times"));
+
+    // when
+    let passed = membership_changes_complete(std::slice::from_ref(&done));
+    let failed = membership_changes_complete(&[done, stuck]);
+
+    // then
+    assert!(passed.passed, "{passed:?}");
+    assert!(!failed.passed);
+    assert!(
+        failed.detail.contains("r1 by r3") && failed.detail.contains("failed 30 times"),
+        "{}",
+        failed.detail
+    );
+    assert_eq!(failed.at, Some(Duration::from_secs(4)));
+}

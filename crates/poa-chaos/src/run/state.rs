@@ -7,6 +7,7 @@
 //! `run`'s, the rules `schedule`'s and `checks`'.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use poa_test_support::Snapshot;
 use rand::Rng;
 use rand::rngs::StdRng;
 
-use crate::checks::{Exit, GarbageWindow, StrandedNode};
+use crate::checks::{Exit, GarbageWindow, MembershipOutcome, StrandedNode};
 use crate::client::{BlockSummary, Client};
 use crate::cluster::Cluster;
 use crate::corrupt::{self, ChainTip, Planted};
@@ -27,6 +28,7 @@ use crate::schedule::{FaultKind, PlannedFault};
 use crate::streams;
 
 use super::comeback::{Comeback, comeback};
+use super::membership::{Action, Change, NodeMarks};
 
 /// Largest padding of a transaction payload: blocks with a few kilobytes of transactions make
 /// the stream reads long replies, so a cut lands inside them.
@@ -79,12 +81,24 @@ pub(super) struct RunState {
     pub(super) snapshots: BTreeMap<usize, Snapshot>,
     /// Node processes that exited on their own.
     pub(super) exits: Vec<Exit>,
+    /// The membership change under way, if any (one at a time).
+    pub(super) change: Option<Change>,
+    /// Every membership change that ended, done or not.
+    pub(super) membership: Vec<MembershipOutcome>,
+    /// Where the membership commands write their output.
+    membership_log: PathBuf,
 }
 
 impl RunState {
     /// The state of a run of `nodes` nodes on `redis_servers` servers, `quorum` of them a
-    /// quorum.
-    pub(super) fn new(client: Client, nodes: usize, redis_servers: usize, quorum: usize) -> Self {
+    /// quorum, whose files go under `dir`.
+    pub(super) fn new(
+        client: Client,
+        nodes: usize,
+        redis_servers: usize,
+        quorum: usize,
+        dir: &Path,
+    ) -> Self {
         Self {
             observer: Observer::new(client, nodes),
             timeline: Vec::new(),
@@ -101,6 +115,9 @@ impl RunState {
             garbage: Vec::new(),
             snapshots: BTreeMap::new(),
             exits: Vec::new(),
+            change: None,
+            membership: Vec::new(),
+            membership_log: dir.join("membership.log"),
         }
     }
 
@@ -111,7 +128,14 @@ impl RunState {
     /// Whether a producer that can produce is healthy: nodes still catching up after falling
     /// behind (stranded ones for good) do not count.
     pub(super) fn producer_available(&self) -> bool {
-        let excluded = self.catching_up_nodes();
+        let mut excluded = self.catching_up_nodes();
+        // A membership change under way: nodes on lists the record refuses now, or being
+        // restarted, cannot produce.
+        if let Some(change) = &self.change {
+            for (excluded, out) in excluded.iter_mut().zip(change.excluded()) {
+                *excluded |= out;
+            }
+        }
         faults::producer_available(&self.active, self.redis_servers, self.quorum, &excluded)
     }
 
@@ -176,7 +200,7 @@ impl RunState {
         }
         let server = &cluster.redis[redis];
         let snapshot = server.snapshot();
-        let height = streams::highest_block(std::slice::from_ref(server))
+        let height = streams::highest_block(&[server])
             .map_or("none".to_owned(), |(height, _)| height.to_string());
         self.snapshots.insert(planned.id, snapshot);
         self.event(
@@ -204,6 +228,18 @@ impl RunState {
             );
             return Ok(());
         };
+        let restarting = self.change.as_ref().and_then(Change::restarting);
+        if active.node.is_some() && active.node == restarting {
+            self.skipped += 1;
+            self.event(
+                now,
+                format!(
+                    "skip #{} {} (the membership change restarts it)",
+                    planned.id, planned.kind
+                ),
+            );
+            return Ok(());
+        }
         if planned.kind.snapshot_age().is_some() && !self.snapshots.contains_key(&planned.id) {
             self.skipped += 1;
             self.event(
@@ -242,6 +278,12 @@ impl RunState {
             }
         }
         faults::start(cluster, &active)?;
+        if let FaultKind::MembershipChange { position } = planned.kind {
+            let (change, what) =
+                Change::start(cluster, active, position, now, &self.membership_log);
+            started.push_str(&format!(": {what}"));
+            self.change = Some(change);
+        }
         let hit_leader = leader.is_some()
             && active.node == leader
             && !matches!(
@@ -293,10 +335,12 @@ impl RunState {
     }
 
     pub(super) fn heal_due(&mut self, cluster: &mut Cluster, now: Duration) -> Result<()> {
-        let (due, keep): (Vec<ActiveFault>, Vec<ActiveFault>) = self
-            .active
-            .iter()
-            .partition(|fault| fault.planned.ends() <= now);
+        // A membership change ends when its steps do (`advance_change`), not at a time.
+        let (due, keep): (Vec<ActiveFault>, Vec<ActiveFault>) =
+            self.active.iter().partition(|fault| {
+                fault.planned.ends() <= now
+                    && !matches!(fault.planned.kind, FaultKind::MembershipChange { .. })
+            });
         self.active = keep;
         for fault in due {
             self.heal(cluster, &fault, now, "")?;
@@ -316,7 +360,7 @@ impl RunState {
         faults::heal(cluster, fault, snapshot.as_ref())?;
         let mut healed = format!("heal  {}{note}", fault.describe());
         if let FaultKind::RedisRestoreSnapshot { redis, .. } = fault.planned.kind {
-            let height = streams::highest_block(std::slice::from_ref(&cluster.redis[redis]))
+            let height = streams::highest_block(&[&cluster.redis[redis]])
                 .map_or("none".to_owned(), |(height, _)| height.to_string());
             healed.push_str(&format!(": restored, its highest height {height}"));
         }
@@ -346,7 +390,7 @@ impl RunState {
     /// The chain's freshest head, for garbage at a height: the highest block on the Redis
     /// servers (a leader publishes there before it commits, so a node's own head lags it).
     fn chain_tip(cluster: &Cluster) -> Option<ChainTip> {
-        let (height, data) = streams::highest_block(&cluster.redis)?;
+        let (height, data) = streams::highest_block(&cluster.member_servers())?;
         let block = SealedBlock::decode(&data).ok()?;
         Some(ChainTip { height, block })
     }
@@ -376,7 +420,84 @@ impl RunState {
         Ok(())
     }
 
+    /// Takes the membership change under way one step further; once it is over, records its
+    /// outcome and ends its fault.
+    ///
+    /// # Errors
+    /// Fails when a node cannot be started again.
+    pub(super) fn advance_change(&mut self, cluster: &mut Cluster, now: Duration) -> Result<()> {
+        let held: Vec<bool> = (0..cluster.nodes.len())
+            .map(|node| self.active.iter().any(|fault| fault.downs_node(node)))
+            .collect();
+        let behind = self.catching_up_nodes();
+        let marks = NodeMarks {
+            held: &held,
+            behind: &behind,
+        };
+        let leader = self
+            .observer
+            .samples
+            .last()
+            .and_then(|sample| sample.leader);
+        let tip = self.observer.tip();
+        // Every block the old process reported is read before it stops, as before a kill.
+        let due = self
+            .change
+            .as_ref()
+            .and_then(|change| change.due(now, leader, marks));
+        if let Some(Action::Restart { node, .. }) = due {
+            self.before_stop(cluster, node, now);
+        }
+        let Some(change) = self.change.as_mut() else {
+            return Ok(());
+        };
+        let sample = self.observer.samples.last();
+        let step = change.advance(cluster, sample, tip, marks, now)?;
+        let id = change.fault.planned.id;
+        for what in step.said {
+            self.event(now, format!("#{id} membership_change: {what}"));
+        }
+        // Nodes that waited for the record follow the chain again, from where they stopped:
+        // as after any time away, past the window they need peers, or are stranded.
+        for node in step.resumed {
+            let height = self
+                .observer
+                .samples
+                .last()
+                .and_then(|sample| sample.heights[node]);
+            if let Some(height) = height
+                && self.stranded[node].is_none()
+            {
+                self.place_comeback(cluster, node, height, true, now);
+            }
+        }
+        let over = step.over;
+        if over && let Some(change) = self.change.take() {
+            let fault = change.fault;
+            self.active.retain(|active| *active != fault);
+            self.membership.push(change.into_outcome(now));
+        }
+        Ok(())
+    }
+
+    /// Whether a membership change is under way.
+    pub(super) fn changing(&self) -> bool {
+        self.change.is_some()
+    }
+
     pub(super) fn heal_all(&mut self, cluster: &mut Cluster, now: Duration) -> Result<()> {
+        // A change the run ended before it was over has nothing to heal: it failed.
+        if let Some(change) = self.change.take() {
+            let fault = change.fault;
+            self.active.retain(|active| *active != fault);
+            let outcome = change.into_outcome(now);
+            let why = outcome.failure.clone().unwrap_or_default();
+            self.event(
+                now,
+                format!("#{} membership_change: {why}", fault.planned.id),
+            );
+            self.membership.push(outcome);
+        }
         for fault in std::mem::take(&mut self.active) {
             self.heal(cluster, &fault, now, " (final)")?;
         }
@@ -418,16 +539,34 @@ impl RunState {
         let Some(height) = height else {
             return;
         };
+        self.place_comeback(cluster, node, height, fell_behind, now);
+    }
+
+    /// Where `node`, back at `height` after time away from the chain, stands against the
+    /// streams' window: within it, past it with peers (no producer until they bring it to the
+    /// tip) or stranded without one. `announce` says so in the timeline even within the window.
+    fn place_comeback(
+        &mut self,
+        cluster: &Cluster,
+        node: usize,
+        height: u64,
+        announce: bool,
+        now: Duration,
+    ) {
+        let cluster_height = self.observer.tip();
         let has_peers = cluster.nodes[node].has_peers;
-        let servers = cluster.redis.len();
+        // The servers of the current list: a server a membership change retired holds nothing
+        // the nodes read.
+        let members = cluster.member_servers();
+        let servers = members.len();
         let quorum = self.quorum;
         let place = comeback(height, cluster_height, has_peers, quorum, |probe| {
-            streams::servers_holding(&cluster.redis, probe)
+            streams::servers_holding(&members, probe)
         });
         match place {
             Comeback::Current => {}
             Comeback::WithinWindow { probe, held_by } => {
-                if fell_behind {
+                if announce {
                     self.event(
                         now,
                         format!("n{node} back at height {height}, within the streams' window ({held_by} of {servers} servers hold height {probe})"),
@@ -454,7 +593,7 @@ impl RunState {
             } => {
                 // Past the window, or within a second of its edge: say which, for the
                 // post-mortem.
-                let next_held_by = streams::servers_holding(&cluster.redis, next_height);
+                let next_held_by = streams::servers_holding(&members, next_height);
                 let edge = if next_held_by >= quorum {
                     "at the edge of"
                 } else {

@@ -108,11 +108,17 @@ pub(crate) enum FaultKind {
     /// The node's chain file cannot grow (its file size limit is lowered below the file's
     /// size): every write fails as on a full disk, until the heal lifts the limit.
     NodeDiskFull { node: NodePick },
+    /// The fleet's Redis list changes under load, as docs/operations.md 7.14 has it: the server
+    /// at `position` of the current list is replaced by a new one, through the joint phase
+    /// (`poa-node membership begin`, the producers restarted one at a time with both lists,
+    /// `membership commit`, the producers restarted on the new list, the old server stopped).
+    /// Its steps take the time they take: the run drives it to its end, not the schedule.
+    MembershipChange { position: usize },
 }
 
 impl FaultKind {
     /// Every kind's name, in report order.
-    pub(crate) const NAMES: [&'static str; 17] = [
+    pub(crate) const NAMES: [&'static str; 18] = [
         "link_down",
         "link_partition",
         "link_hold",
@@ -130,6 +136,7 @@ impl FaultKind {
         "corrupt_quorum",
         "node_disk_full",
         "redis_restore_snapshot",
+        "membership_change",
     ];
 
     /// The kind's name, as in reports.
@@ -160,6 +167,7 @@ impl FaultKind {
             } => 14,
             Self::NodeDiskFull { .. } => 15,
             Self::RedisRestoreSnapshot { .. } => 16,
+            Self::MembershipChange { .. } => 17,
         };
         Self::NAMES[index]
     }
@@ -268,6 +276,9 @@ impl fmt::Display for FaultKind {
             } => write!(f, "{}({garbage} on {servers})", self.name()),
             Self::RedisRestoreSnapshot { redis, age } => {
                 write!(f, "{}(r{redis}, {age:?} old)", self.name())
+            }
+            Self::MembershipChange { position } => {
+                write!(f, "{}(list position {position})", self.name())
             }
             _ => {
                 if let Some((node, redis)) = self.link() {

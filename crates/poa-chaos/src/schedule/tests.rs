@@ -139,8 +139,40 @@ fn plan__when_drawn_over_many_seeds_with_a_small_window_and_a_redis_budget__then
         .map(|fault| fault.kind.name())
         .collect();
 
-    // then
-    assert_eq!(names.len(), FaultKind::NAMES.len(), "{names:?}");
+    // then: every kind but the membership change, drawn only when named
+    assert_eq!(names.len(), FaultKind::NAMES.len() - 1, "{names:?}");
+    assert!(!names.contains("membership_change"), "{names:?}");
+}
+
+#[test]
+fn plan__when_only_membership_changes_are_asked_for__then_draws_them_one_after_another_each_with_its_length_left()
+ {
+    // given
+    let only = kinds_named(&["membership_change".to_owned()]).unwrap();
+
+    for seed in 0..50 {
+        // when
+        let settings = ScheduleSettings {
+            kinds: only,
+            duration: Duration::from_secs(60),
+            ..settings(seed, 2)
+        };
+        let faults = plan(&settings);
+
+        // then: at least one, never two at once, each ending before the last second
+        assert!(!faults.is_empty(), "seed {seed}");
+        for pair in faults.windows(2) {
+            assert!(pair[1].at >= pair[0].ends(), "seed {seed}: {pair:?}");
+        }
+        for fault in &faults {
+            assert!(
+                matches!(fault.kind, FaultKind::MembershipChange { position } if position < 3),
+                "seed {seed}: {fault:?}"
+            );
+            assert_eq!(fault.lasts, MEMBERSHIP_CHANGE_LENGTH, "seed {seed}");
+            assert!(fault.ends() <= Duration::from_secs(59), "seed {seed}");
+        }
+    }
 }
 
 #[test]
@@ -314,7 +346,7 @@ fn plan__when_the_run_has_no_disruption_budget__then_restores_take_no_share_and_
     let without: Vec<String> = WEIGHTS
         .iter()
         .map(|(_, name, _)| (*name).to_owned())
-        .filter(|name| name != "redis_restore_snapshot")
+        .filter(|name| !["redis_restore_snapshot", "membership_change"].contains(&name.as_str()))
         .collect();
     let without = kinds_named(&without).unwrap();
 
@@ -591,5 +623,20 @@ fn kinds_named__when_a_name_is_unknown__then_lists_the_known_ones() {
     assert!(
         error.contains("node_melt") && error.contains("node_disk_full"),
         "{error}"
+    );
+}
+
+#[test]
+fn all_kinds__when_drawn_without_only__then_leaves_out_the_membership_change_alone() {
+    // given / when
+    let position = WEIGHTS
+        .iter()
+        .position(|(_, name, _)| *name == "membership_change");
+
+    // then: the constant names its place, and the default set lacks exactly that one
+    assert_eq!(position, Some(MEMBERSHIP_CHANGE_DRAW));
+    assert!(!ALL_KINDS.contains(MEMBERSHIP_CHANGE_DRAW));
+    assert!(
+        (0..WEIGHTS.len()).all(|draw| draw == MEMBERSHIP_CHANGE_DRAW || ALL_KINDS.contains(draw))
     );
 }
