@@ -66,7 +66,8 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         chaos::run_built(root, &chaos_args(seed, flags))?;
     }
     // A membership change under the fleet's feet: begin, the restarts, commit, the new list.
-    chaos::run_built(root, &to_strings(&MEMBERSHIP_RUN))?;
+    let (seed, duration, flags) = MEMBERSHIP_RUN;
+    chaos::run_built(root, &chaos_args_lasting(seed, duration, flags))?;
     // The transaction load harness, short: it fails on any loss the rules forbid.
     chaos::run_built(root, &to_strings(&LOAD_RUN))?;
     // A few seconds of every benchmark case, so the harness cannot rot; its report goes to
@@ -103,24 +104,18 @@ const CHAOS_RUNS: [(u64, &[&str]); 4] = [
 /// The short membership change in CI: five servers, a budget of one, one server replaced
 /// through the joint phase while the producers run (a change takes about 10 s, so 30 s of
 /// schedule; seed 1 draws it at 4 s).
-const MEMBERSHIP_RUN: [&str; 16] = [
-    "--seed",
-    "1",
-    "--duration",
+const MEMBERSHIP_RUN: (u64, &str, &[&str]) = (
+    1,
     "30s",
-    "--block-time",
-    "100ms",
-    "--lease-ttl",
-    "1s",
-    "--stream-max-len",
-    "30",
-    "--redis",
-    "5",
-    "--quorum-disruption-budget",
-    "1",
-    "--only",
-    "membership_change",
-];
+    &[
+        "--redis",
+        "5",
+        "--quorum-disruption-budget",
+        "1",
+        "--only",
+        "membership_change",
+    ],
+);
 
 /// The short load run in CI: four phases of 5 s (steady, leader SIGKILL, step-down, frozen
 /// peer) and the drain.
@@ -133,9 +128,14 @@ fn to_strings(args: &[&str]) -> Vec<String> {
 /// The flags of one short CI chaos run: 20 s of faults with a 30-block stream window, plus
 /// healing and checks.
 fn chaos_args(seed: u64, flags: &[&str]) -> Vec<String> {
+    chaos_args_lasting(seed, "20s", flags)
+}
+
+/// The flags of a CI chaos run of `duration` with a 30-block stream window.
+fn chaos_args_lasting(seed: u64, duration: &str, flags: &[&str]) -> Vec<String> {
     let common = [
         "--duration",
-        "20s",
+        duration,
         "--block-time",
         "100ms",
         "--lease-ttl",
