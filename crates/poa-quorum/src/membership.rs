@@ -387,11 +387,10 @@ pub fn decide_membership(
             }
             Some(id) => {
                 // A server whose id a later record replaced (restored from an older snapshot)
-                // lags; any other server is not one of this set.
-                let retired = held
-                    .as_ref()
-                    .is_some_and(|held| held.generation < record.generation);
-                if !retired {
+                // lags, and one with an id but no record was emptied and given a new id by a
+                // re-admission that installed nothing there yet; any other server (holding a
+                // record of its own) is not one of this set.
+                if !awaits_readmission(held.as_ref(), record) {
                     return conflict(format!("node {index} is server {id}, not a member"));
                 }
                 without_member_id = without_member_id.saturating_add(1);
@@ -423,6 +422,15 @@ pub fn missing_members_allowed(quorum: Quorum, budget: usize) -> usize {
     budget.max(quorum.nodes().saturating_sub(quorum.size()))
 }
 
+/// Whether a node answering with a server id that `record` does not name waits to be
+/// re-admitted rather than belonging elsewhere: it holds an older record (restored from before
+/// the record that retired its id), or none at all (emptied, then given a new id by a
+/// re-admission that installed no record there yet). A node holding a record of the same or a
+/// later generation that does not name it is another fleet's, or another change's.
+fn awaits_readmission(held: Option<&MembershipRecord>, record: &MembershipRecord) -> bool {
+    held.is_none_or(|held| held.generation < record.generation)
+}
+
 /// One node a leader re-admits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Readmission {
@@ -431,7 +439,8 @@ pub struct Readmission {
     /// The member id this process read there before, which the new id replaces (`None`: the
     /// node fills a vacancy).
     pub replaces: Option<ServerId>,
-    /// The id the node holds now, if any (a retired one the new id overwrites).
+    /// The retired id the node holds now, which the new id overwrites (`None`: the node holds
+    /// no id, or a new one that no record names yet, which the claim keeps).
     pub found: Option<ServerId>,
 }
 
@@ -461,13 +470,12 @@ pub fn plan_readmission(
             None => None,
             Some(id) if view.record.is_member(id) => continue,
             Some(id) => {
-                let retired = record
-                    .as_ref()
-                    .is_some_and(|held| held.generation < view.record.generation);
-                if !retired {
+                if !awaits_readmission(record.as_ref(), &view.record) {
                     continue;
                 }
-                Some(id.clone())
+                // A retired id is overwritten; a new id another process gave an emptied node
+                // is kept (the claim returns it), so every process re-admits the node alike.
+                record.as_ref().map(|_| id.clone())
             }
         };
         let replaces =

@@ -338,6 +338,55 @@ async fn readmission__when_a_member_restarts_empty_within_the_budget__then_the_l
 }
 
 #[tokio::test]
+async fn readmission__when_another_process_claimed_the_emptied_member_first__then_the_leader_keeps_its_lease_and_readmits_it_with_that_id()
+ {
+    // given: a leader on three servers; C restarts empty, and another process (a follower
+    // that found C empty first) gave it a new server id before the leader read it, and
+    // installed no record there yet
+    let servers = servers(3);
+    let key = "poa:membership:claimed";
+    let leader = producer_with(config(urls(&servers), key)).await;
+    assert_eq!(
+        leader.adapter.leader_state(below(1)).await.unwrap(),
+        LeaderState::ReconciledLeader
+    );
+    let first = block(1, 0);
+    leader.adapter.publish_produced_block(&first).await.unwrap();
+    let epoch = leader.adapter.lease_status().epoch;
+    let wiped_id = server_id(&servers[2], key).unwrap();
+    servers[2].restart();
+    let claimed = "0c1a1d0c1a1d0c1a1d0c1a1d0c1a1d00";
+    servers[2].command(&[
+        b"SET",
+        format!("{key}:server_id").as_bytes(),
+        claimed.as_bytes(),
+    ]);
+
+    // when: the leader's cycles go on
+    let refusals = std::cell::RefCell::new(Vec::new());
+    let readmitted = until(|| async {
+        match leader.adapter.leader_state(head_of(&first)).await {
+            Ok(LeaderState::ReconciledLeader) => {}
+            other => refusals.borrow_mut().push(format!("{other:?}")),
+        }
+        generation(&servers[2], key).as_deref() == Some("2")
+    })
+    .await;
+
+    // then: C is re-admitted with the id it was given, and the leader led throughout under
+    // the epoch it held
+    assert!(readmitted, "{:?}", leader.adapter.lease_status());
+    assert_eq!(server_id(&servers[2], key).as_deref(), Some(claimed));
+    assert_ne!(claimed, wiped_id);
+    assert!(refusals.borrow().is_empty(), "{refusals:?}");
+    assert_eq!(
+        leader.adapter.leader_state(head_of(&first)).await.unwrap(),
+        LeaderState::ReconciledLeader
+    );
+    assert_eq!(leader.adapter.lease_status().epoch, epoch);
+}
+
+#[tokio::test]
 async fn readmission__when_a_member_comes_back_with_the_record_before_it_and_no_lease_is_held__then_it_is_brought_forward_and_the_fleet_leads()
  {
     // given: N=3 with budget 1 (every write needs all three); C restarted empty and was

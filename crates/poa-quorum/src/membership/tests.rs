@@ -214,6 +214,55 @@ fn decide__when_every_node_has_an_id_but_none_a_record__then_bootstraps() {
     assert_eq!(decision, MembershipDecision::Bootstrap);
 }
 
+/// A node emptied and given server `server` by another process's re-admission, which
+/// installed no record there yet.
+fn claimed(server: u8) -> NodeMembership {
+    NodeMembership::Answered {
+        server_id: Some(id(server)),
+        record: None,
+    }
+}
+
+#[test]
+fn decide__when_another_process_gave_an_emptied_member_a_new_id__then_joins_without_it() {
+    // given: C restarted empty and another process claimed it as server 6, no record yet
+    let abc = record(1, &[0, 1, 2]);
+    let nodes = [holding(0, &abc), holding(1, &abc), claimed(6)];
+
+    // when
+    let decision = decide_membership(&nodes, three(), 0);
+
+    // then: the same as for a blank C, not a server of another set
+    assert_eq!(decision, joins(&abc, [Some(0), Some(1), None]));
+}
+
+#[test]
+fn plan_readmission__when_another_process_gave_an_emptied_member_a_new_id__then_readmits_it_keeping_that_id()
+ {
+    // given: the leader read C's id before; C restarted empty and another process claimed it
+    let abc = record(1, &[0, 1, 2]);
+    let view = MembershipView {
+        record: abc.clone(),
+        expected: vec![Some(id(0)), Some(id(1)), None],
+    };
+    let known = [Some(id(0)), Some(id(1)), Some(id(2))];
+    let now = [holding(0, &abc), holding(1, &abc), claimed(6)];
+
+    // when
+    let plan = plan_readmission(&view, &known, &now);
+
+    // then: nothing to overwrite (the claim returns server 6), so both processes build the
+    // same successor record
+    assert_eq!(
+        plan,
+        vec![Readmission {
+            node: 2,
+            replaces: Some(id(2)),
+            found: None,
+        }]
+    );
+}
+
 #[test]
 fn missing_members_allowed__when_the_budget_or_the_spare_nodes_vary__then_is_the_larger() {
     // given
