@@ -239,29 +239,30 @@ pub(crate) struct StrandedNode {
     pub(crate) next_height: u64,
     /// Whether it reached the cluster's height after all.
     pub(crate) converged: bool,
-    /// Its last cycle's failure at the end.
-    pub(crate) last_error: Option<String>,
+    /// What it says at the end about why it does not advance: the reason it stands aside
+    /// (`/status` `standing_aside`), else its last cycle's failure.
+    pub(crate) says: Option<String>,
 }
 
 /// A node left behind past the streams' window without a peer cannot catch up; it is exempt
-/// from convergence but must say why in `/status`: its last failure names the history step or
-/// the trimmed height.
+/// from convergence but must say why in `/status`: the reason it stands aside (or, if it does
+/// not, its last failure) names the history step or the trimmed height.
 pub(crate) fn stranded_nodes_say_why(stranded: &[StrandedNode]) -> Verdict {
     const NAME: &str = "stranded_nodes_say_why";
     let mut said = Vec::new();
     for node in stranded.iter().filter(|node| !node.converged) {
         let says_why = node
-            .last_error
+            .says
             .as_deref()
             .is_some_and(|error| error.contains("history") || error.contains("no longer holds"));
         if !says_why {
             return Verdict::fail(
                 NAME,
                 format!(
-                    "n{} is stuck below height {} without saying why (last error: {})",
+                    "n{} is stuck below height {} without saying why (it says: {})",
                     node.node,
                     node.next_height,
-                    node.last_error.as_deref().unwrap_or("none")
+                    node.says.as_deref().unwrap_or("nothing")
                 ),
                 None,
             );
@@ -270,7 +271,7 @@ pub(crate) fn stranded_nodes_say_why(stranded: &[StrandedNode]) -> Verdict {
             "n{} at {}: {}",
             node.node,
             node.next_height - 1,
-            node.last_error.as_deref().unwrap_or_default()
+            node.says.as_deref().unwrap_or_default()
         ));
     }
     if said.is_empty() {

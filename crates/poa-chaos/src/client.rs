@@ -26,6 +26,9 @@ pub(crate) struct NodeStatus {
     pub(crate) holds_lease: bool,
     /// The last cycle's failure, if the last cycle failed.
     pub(crate) last_error: Option<String>,
+    /// Why the node stands aside from the lease (it cannot keep its chain current), if it does:
+    /// stable while it lasts, where `last_error` shows whichever cycle failed last.
+    pub(crate) standing_aside: Option<String>,
     /// What each Redis node answers while its calls fail (`lease.nodes[].last_error`), for the
     /// nodes whose calls fail.
     pub(crate) redis_errors: Vec<String>,
@@ -72,6 +75,10 @@ impl Client {
             holds_lease: body.get("epoch").is_some_and(|epoch| !epoch.is_null()),
             last_error: body
                 .get("last_error")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            standing_aside: body
+                .get("standing_aside")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             redis_errors: body

@@ -168,8 +168,8 @@ fn drive(cli: &Cli, interrupted: &Arc<AtomicBool>, dir: &std::path::Path) -> Res
     )?;
     let end = start.elapsed();
     state.observer.read_chains(end, &cluster);
-    let (chains, last_errors) = read_final_chains(&client, &cluster)?;
-    let stranded = state.stranded_nodes(&chains, &last_errors, target);
+    let (chains, says) = read_final_chains(&client, &cluster)?;
+    let stranded = state.stranded_nodes(&chains, &says, target);
     let logs = NodeLogs {
         texts: cluster.nodes.iter().map(NodeProcess::log_text).collect(),
         started: wall_start,
@@ -249,10 +249,10 @@ fn settled<S>(sample: &Sample, stranded: &[Option<S>], target: u64) -> bool {
         })
 }
 
-/// Every node's chain from height 1 to its head, and its last cycle's failure.
+/// Every node's chain from height 1 to its head, and what it says about why it does not advance.
 pub(crate) type FinalChains = (Vec<Vec<BlockSummary>>, Vec<Option<String>>);
 
-/// Reads every node's whole chain and last failure.
+/// Reads every node's whole chain and what it says about why it does not advance.
 ///
 /// # Errors
 /// Fails when a node does not answer or cannot show a block below its head.
@@ -275,16 +275,17 @@ pub(crate) fn read_final_chains(client: &Client, cluster: &Cluster) -> Result<Fi
             .collect()
     });
     let mut chains = Vec::new();
-    let mut last_errors = Vec::new();
+    let mut says = Vec::new();
     for read in reads {
-        let (chain, last_error) = read?;
+        let (chain, said) = read?;
         chains.push(chain);
-        last_errors.push(last_error);
+        says.push(said);
     }
-    Ok((chains, last_errors))
+    Ok((chains, says))
 }
 
-/// One node's whole chain, up to its head when asked, and its last failure.
+/// One node's whole chain, up to its head when asked, and what it says about why it does not
+/// advance: the reason it stands aside, else its last cycle's failure.
 fn read_final_chain(
     client: &Client,
     node: &NodeProcess,
@@ -302,7 +303,9 @@ fn read_final_chain(
             ),
         }
     }
-    Ok((chain, status.last_error))
+    // What the node says about being stuck: the reason it stands aside, which a transient
+    // failure of its latest cycle (a quorum read during a fault) does not replace.
+    Ok((chain, status.standing_aside.or(status.last_error)))
 }
 
 /// `read` until it gives an answer, at most [`FINAL_READ_ATTEMPTS`] times: a node under load may

@@ -283,7 +283,7 @@ fn stranded_nodes_say_why__when_a_stuck_node_reports_the_history_gap__then_holds
         node: 1,
         next_height: 40,
         converged: false,
-        last_error: Some("history: no history source (peer) is configured".to_owned()),
+        says: Some("history: no history source (peer) is configured".to_owned()),
     }];
 
     // when
@@ -302,13 +302,13 @@ fn stranded_nodes_say_why__when_a_stuck_node_says_nothing__then_fails() {
             node: 0,
             next_height: 12,
             converged: true,
-            last_error: None,
+            says: None,
         },
         StrandedNode {
             node: 2,
             next_height: 40,
             converged: false,
-            last_error: Some("publish: reached 1 of the 2 nodes a quorum needs".to_owned()),
+            says: Some("publish: reached 1 of the 2 nodes a quorum needs".to_owned()),
         },
     ];
 

@@ -615,7 +615,7 @@ impl RunState {
     pub(super) fn stranded_nodes(
         &self,
         chains: &[Vec<BlockSummary>],
-        last_errors: &[Option<String>],
+        says: &[Option<String>],
         target: u64,
     ) -> Vec<StrandedNode> {
         self.stranded
@@ -628,7 +628,7 @@ impl RunState {
                     next_height: stranding.next_height,
                     // Without a target height production never resumed: nobody converged.
                     converged: target > 0 && chains[node].len() as u64 >= target,
-                    last_error: last_errors[node].clone(),
+                    says: says[node].clone(),
                 })
             })
             .collect()
