@@ -22,6 +22,7 @@ use poa_test_support::RedisServer;
 use crate::support::{binary, eventually};
 
 mod credential_rotation;
+mod load;
 mod membership_change;
 mod node_emptied;
 

@@ -1,13 +1,14 @@
 //! docs/operations.md 7.14 run as written, with real redis-servers and real poa-node processes
 //! producing throughout: the node on 6381 replaced by one on 6382 through the joint phase, a
-//! producer of each list (old, both, new) running, and the chain going on across the change
-//! with one block per height.
+//! producer of each list (old, both, new) running and taking transactions, and the chain going
+//! on across the change with one block per height.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use poa_test_support::RedisServer;
 
+use super::load::Load;
 use super::{
     HANG, KillOnDrop, Shell, body_of, height_of, id_at, recipe, status_of, with_redis_ports,
 };
@@ -46,7 +47,8 @@ fn run(heading: &str, servers: &[RedisServer], dir: &Path) -> String {
 }
 
 pub(super) fn membership_change_recipe_of_the_runbook() {
-    // given: the old list's producer leads; one with both lists waits
+    // given: the old list's producer leads; one with both lists waits; transactions go to
+    // every producer (the new list's once it is up)
     let servers: Vec<RedisServer> = (0..4).map(|_| RedisServer::start()).collect();
     let dir = tempfile::tempdir().unwrap();
     let old_list = [&servers[0], &servers[1], &servers[2]];
@@ -59,6 +61,7 @@ pub(super) fn membership_change_recipe_of_the_runbook() {
         body_of(&format!("http://{old}/status"))
     );
     let _both = producer(&old_list, &new_list, both, dir.path());
+    let load = Load::start(&[old, both, new]);
 
     // when: the change begins, as written
     let begun = run("7.14.1", &servers, dir.path());
@@ -95,6 +98,8 @@ pub(super) fn membership_change_recipe_of_the_runbook() {
             == Some(503)),
         "the producer with both lists still leads after the commit"
     );
+    let accepted = load.stop();
+    assert!(accepted > 0, "no transaction was accepted");
     let top = height_of(new);
     for height in 1..=top {
         let ids: std::collections::BTreeSet<String> = [old, both, new]
