@@ -416,6 +416,34 @@ async fn publish_produced_block__when_a_quorum_refuses__then_returns_before_the_
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn publish_produced_block__when_refusals_alone_keep_every_process_below_a_quorum__then_the_height_is_taken()
+ {
+    // given: five nodes with a budget of one (a quorum of four); two hold another block at
+    // height 1, so no writer can reach four there
+    let servers = servers(5);
+    let key = "poa:test:refused-below-quorum";
+    let config = adapter_redis::RedisConfig {
+        quorum_disruption_budget: 1,
+        ..config(urls(&servers), key)
+    };
+    let producer = producer_with(config).await;
+    producer.adapter.leader_state(below(1)).await.unwrap();
+    let other = block(1, 5);
+    append(&servers[0], key, &other, 1);
+    append(&servers[1], key, &other, 1);
+
+    // when
+    let published = producer.adapter.publish_produced_block(&block(1, 0)).await;
+
+    // then: the refusal every process would meet (it keeps the lease and names the height),
+    // not a quorum missed on the way (which hands the lease over)
+    assert!(
+        matches!(published, Err(ReconciliationError::HeightTaken { height }) if height.get() == 1),
+        "{published:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn publish_produced_block__when_timed_out_writes_landed_later__then_retry_counts_them_as_stored()
  {
     // given: two of three nodes behind proxies that hold every byte, so the first publish
