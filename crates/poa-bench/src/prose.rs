@@ -6,22 +6,22 @@
 //! A section's paragraphs are separated by blank lines; a paragraph's lines are joined with
 //! single spaces (so the files wrap where they like and the report gets one line per
 //! paragraph), except fenced code blocks and tables, which are kept line by line.
-//! `{name}` stands for a value as it is, or, for a fractional number, with the precision the
-//! template gives it: `{name:.1}` (`{name:+.2}` with its sign). A section
+//! `{name}` stands for a value as `{}` shows it; `{name:.1}` gives a number a precision
+//! (`{name:+.2}` with its sign). A section
 //! that asks for a value it is not given, or is given one it does not use, is an error: the
 //! prose and the code cannot drift apart unnoticed.
 
-use std::fmt::Write as _;
+use std::fmt::{Display, Write as _};
 
 use anyhow::{Context, Result, anyhow, bail};
 
 /// Fills a section of a [`Prose`] file: `fill!(PROSE, "method", rounds = 12, window = "1 s")`;
-/// each value is converted with [`Value::from`]. Returns `anyhow::Result<String>`.
+/// each value is anything that implements `Display`. Returns `anyhow::Result<String>`.
 macro_rules! fill {
     ($prose:expr, $section:expr $(, $name:ident = $value:expr)* $(,)?) => {
         $prose.fill(
             $section,
-            &[$((stringify!($name), $crate::prose::Value::from($value))),*],
+            &[$((stringify!($name), &$value as &dyn ::std::fmt::Display)),*],
         )
     };
 }
@@ -33,65 +33,6 @@ pub(crate) struct Prose {
     /// The file's name under `templates/`, for errors.
     file: &'static str,
     text: &'static str,
-}
-
-/// A value a section is filled with.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Value {
-    /// Shown as it is.
-    Text(String),
-    /// Shown as it is.
-    Whole(i128),
-    /// Shown with the precision the placeholder gives, else as Rust's `{}` shows it.
-    Fraction(f64),
-}
-
-impl From<&str> for Value {
-    fn from(value: &str) -> Self {
-        Self::Text(value.to_owned())
-    }
-}
-
-impl From<String> for Value {
-    fn from(value: String) -> Self {
-        Self::Text(value)
-    }
-}
-
-impl From<&String> for Value {
-    fn from(value: &String) -> Self {
-        Self::Text(value.clone())
-    }
-}
-
-impl From<f64> for Value {
-    fn from(value: f64) -> Self {
-        Self::Fraction(value)
-    }
-}
-
-macro_rules! whole_from {
-    ($($kind:ty),*) => {
-        $(impl From<$kind> for Value {
-            fn from(value: $kind) -> Self {
-                Self::Whole(i128::from(value))
-            }
-        })*
-    };
-}
-whole_from!(u8, u16, u32, u64, i32, i64);
-
-impl From<usize> for Value {
-    fn from(value: usize) -> Self {
-        // usize is at most 64 bits on every target Rust supports.
-        Self::Whole(i128::try_from(value).unwrap_or(i128::MAX))
-    }
-}
-
-impl From<u128> for Value {
-    fn from(value: u128) -> Self {
-        Self::Whole(i128::try_from(value).unwrap_or(i128::MAX))
-    }
 }
 
 impl Prose {
@@ -111,9 +52,9 @@ impl Prose {
     /// The section `name`, every `{placeholder}` replaced by its value from `values`.
     ///
     /// # Errors
-    /// Fails when the file has no such section, a placeholder has no value, is malformed or
-    /// gives a precision a value cannot take, or a value is not used.
-    pub(crate) fn fill(&self, name: &str, values: &[(&str, Value)]) -> Result<String> {
+    /// Fails when the file has no such section, a placeholder has no value or is malformed, or
+    /// a value is not used.
+    pub(crate) fn fill(&self, name: &str, values: &[(&str, &dyn Display)]) -> Result<String> {
         let section = self
             .section(name)
             .ok_or_else(|| anyhow!("templates/{} has no section `{name}`", self.file))?;
@@ -183,7 +124,7 @@ fn unwrap(lines: Vec<&str>) -> String {
 }
 
 /// `text` with every placeholder replaced; marks in `used` the values it took.
-fn substitute(text: &str, values: &[(&str, Value)], used: &mut [bool]) -> Result<String> {
+fn substitute(text: &str, values: &[(&str, &dyn Display)], used: &mut [bool]) -> Result<String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(open) = rest.find('{') {
@@ -204,7 +145,7 @@ fn substitute(text: &str, values: &[(&str, Value)], used: &mut [bool]) -> Result
             .position(|(given, _)| *given == name)
             .ok_or_else(|| anyhow!("no value for `{{{name}}}`"))?;
         used[index] = true;
-        render(&mut out, &values[index].1, spec)
+        render(&mut out, values[index].1, spec)
             .with_context(|| format!("the value of `{{{placeholder}}}`"))?;
         rest = &after[close + 1..];
     }
@@ -213,39 +154,23 @@ fn substitute(text: &str, values: &[(&str, Value)], used: &mut [bool]) -> Result
 }
 
 /// Writes `value` as `spec` (`None`, `.N` or `+.N`) asks.
-fn render(out: &mut String, value: &Value, spec: Option<&str>) -> Result<()> {
-    let precision = |spec: &str| -> Result<(bool, usize)> {
-        let (sign, digits) = spec
-            .strip_prefix('+')
-            .map_or((false, spec), |digits| (true, digits));
-        let digits = digits
-            .strip_prefix('.')
-            .ok_or_else(|| anyhow!("`{spec}` is not a precision such as `.1` or `+.2`"))?;
-        let precision = digits
-            .parse()
-            .with_context(|| format!("`{spec}` is not a precision such as `.1` or `+.2`"))?;
-        Ok((sign, precision))
+fn render(out: &mut String, value: &dyn Display, spec: Option<&str>) -> Result<()> {
+    let Some(spec) = spec else {
+        let _ = write!(out, "{value}");
+        return Ok(());
     };
-    match (value, spec) {
-        (Value::Text(text), None) => out.push_str(text),
-        (Value::Whole(number), None) => {
-            let _ = write!(out, "{number}");
-        }
-        (Value::Fraction(number), Some(spec)) => {
-            let (sign, precision) = precision(spec)?;
-            let _ = if sign {
-                write!(out, "{number:+.precision$}")
-            } else {
-                write!(out, "{number:.precision$}")
-            };
-        }
-        (Value::Fraction(number), None) => {
-            let _ = write!(out, "{number}");
-        }
-        (Value::Text(_) | Value::Whole(_), Some(spec)) => {
-            bail!("only a fractional number takes a precision (`{spec}`)")
-        }
-    }
+    let (sign, digits) = spec
+        .strip_prefix('+')
+        .map_or((false, spec), |digits| (true, digits));
+    let precision: usize = digits
+        .strip_prefix('.')
+        .and_then(|digits| digits.parse().ok())
+        .ok_or_else(|| anyhow!("`{spec}` is not a precision such as `.1` or `+.2`"))?;
+    let _ = if sign {
+        write!(out, "{value:+.precision$}")
+    } else {
+        write!(out, "{value:.precision$}")
+    };
     Ok(())
 }
 
@@ -328,20 +253,17 @@ No values here.
     }
 
     #[test]
-    fn substitute__when_a_precision_does_not_fit_the_value__then_an_error() {
+    fn substitute__when_a_precision_is_malformed__then_an_error() {
         // given
-        let whole = [("ratio", Value::from(2_u64))];
-        let fraction = [("rounds", Value::from(2.5_f64))];
+        let values: [(&str, &dyn Display); 1] = [("ratio", &2.5_f64)];
 
         // when
-        let whole_with_precision = substitute("{ratio:.2}", &whole, &mut [false]);
-        let bad_precision = substitute("{rounds:2}", &fraction, &mut [false]);
-        let fraction_as_is = substitute("{rounds}", &fraction, &mut [false]);
+        let malformed = substitute("{ratio:2}", &values, &mut [false]);
+        let as_is = substitute("{ratio}", &values, &mut [false]);
 
         // then
-        assert!(whole_with_precision.is_err());
-        assert!(bad_precision.is_err());
-        assert_eq!(fraction_as_is.unwrap(), "2.5");
+        assert!(malformed.is_err());
+        assert_eq!(as_is.unwrap(), "2.5");
     }
 
     #[test]
