@@ -9,17 +9,15 @@ use anyhow::{Context, Result, bail};
 use poa_test_support::RespValue;
 use poa_test_support::resp::request;
 
+use crate::templates::REPORT;
+
 /// Bound of one `SCAN` or `UNLINK` exchange.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What happens to the keys on the user's servers, for the report when `--redis-url` was given.
 pub(crate) fn leftover_keys_note() -> String {
-    "Every series writes under its own `poa-bench:<pid>:` key prefix (each block stream is \
-     trimmed to about 1,000 blocks, so a 64 KiB series holds about 64 MiB per node while it \
-     runs); the harness removes the run's keys from the `--redis-url` servers when it ends. \
-     After an interrupted run, remove them with \
-     `redis-cli --scan --pattern 'poa-bench:*' | xargs -r redis-cli unlink`."
-        .to_owned()
+    // The section has no values: only a missing section could fail, which a test rules out.
+    REPORT.text("leftover-keys").unwrap_or_default()
 }
 
 /// Removes every key matching `prefix*` from the server at `url`; returns how many went.
@@ -111,6 +109,16 @@ mod tests {
         // then
         assert_eq!(removed, 2_500);
         assert_eq!(server.command(&[b"DBSIZE"]), RespValue::Integer(1));
+    }
+
+    #[test]
+    fn leftover_keys_note__when_asked__then_names_the_prefix_and_the_removal_command() {
+        // given / when
+        let note = leftover_keys_note();
+
+        // then
+        assert!(note.contains("`poa-bench:<pid>:`"), "{note}");
+        assert!(note.contains("xargs -r redis-cli unlink"), "{note}");
     }
 
     #[test]

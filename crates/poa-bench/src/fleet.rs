@@ -4,27 +4,22 @@
 //! only through their HTTP API (and `/proc` by the memory measurement); this module measures
 //! nothing itself.
 //!
-//! Blocking on purpose, and one thread per fleet: [`run_blocking`] runs a measurement on one
-//! blocking thread that starts, observes and drops the fleet. Nodes are started under
-//! `setpriv --pdeathsig KILL`, which makes the kernel kill them when the thread that spawned
-//! them ends, so not even a SIGKILLed harness leaves producers behind; that is only safe because
-//! the spawning thread outlives the fleet. Every process is killed when the fleet is dropped,
-//! also on error.
+//! The processes are poa-test-support's [`ChildProcess`]es (the chaos runner's too): tied to
+//! this process, so not even a SIGKILLed harness leaves producers behind, each with one log
+//! across restarts, killed when the fleet is dropped, also on error. Blocking on purpose, and
+//! one thread per fleet: [`run_blocking`] runs a measurement on one blocking thread that
+//! starts, observes and drops the fleet.
 
 use std::fmt::Display;
-use std::fs::OpenOptions;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus, Stdio};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitStatus;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use poa_ports::{BlockHeight, Timestamp};
-use poa_test_support::RedisServer;
-use poa_test_support::spawner::{command_tied_to_process, spawn};
+use poa_test_support::{ChildProcess, RedisServer, reserve_loopback_addresses};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -34,8 +29,6 @@ use crate::context::BenchContext;
 const START_DEADLINE: Duration = Duration::from_secs(20);
 /// Bound of one HTTP request to a node: generous, the machine is shared and loaded.
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
-/// Lines of a node's log quoted when it fails to start.
-const LOG_TAIL_LINES: usize = 12;
 /// How often waits and observations look again.
 pub(crate) const OBSERVE_EVERY: Duration = Duration::from_millis(20);
 /// `poa-node` derives its follower poll jitter as the poll interval divided by this
@@ -158,64 +151,23 @@ pub(crate) struct NodeProcess {
     pub(crate) name: String,
     http: SocketAddr,
     admin: SocketAddr,
-    binary: PathBuf,
-    environment: Vec<(String, String)>,
-    args: Vec<String>,
-    log: PathBuf,
-    child: Option<Child>,
+    process: ChildProcess,
     agent: ureq::Agent,
 }
 
 impl NodeProcess {
-    /// Starts the process (again) and waits until it answers `/status`.
-    fn spawn(&mut self) -> Result<()> {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .with_context(|| format!("cannot open {}", self.log.display()))?;
-        let mut command = command_tied_to_process(&self.binary);
-        command
-            .args(&self.args)
-            .env("RUST_LOG", "warn,poa_node=info")
-            .env("NO_COLOR", "1")
-            .envs(self.environment.iter().map(|(name, value)| (name, value)))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().context("cannot share the node log")?)
-            .stderr(log);
-        let child =
-            spawn(command).with_context(|| format!("cannot start {}", self.binary.display()))?;
-        self.child = Some(child);
-        let started = Instant::now();
-        while started.elapsed() < START_DEADLINE {
-            if self.status().is_some() {
-                return Ok(());
-            }
-            if let Some(status) = self.try_reap() {
-                bail!(
-                    "{} exited with {status} at start; its log ends:\n{}",
-                    self.name,
-                    self.log_tail()
-                );
-            }
-            thread::sleep(OBSERVE_EVERY);
-        }
-        self.kill();
-        bail!(
-            "{} did not answer on {} within {START_DEADLINE:?}; its log ends:\n{}",
-            self.name,
-            self.http,
-            self.log_tail()
-        )
-    }
-
-    /// Starts the process again on its data directory and port (killing it first if it runs).
+    /// Starts the process (again, killing it first if it runs) and waits until it answers
+    /// `/status`.
     ///
     /// # Errors
-    /// Fails when it does not answer within the start deadline.
+    /// Fails when it exits or does not answer within the start deadline; the message quotes
+    /// its log.
     pub(crate) fn restart(&mut self) -> Result<()> {
-        self.kill();
-        self.spawn()
+        self.process.start()?;
+        let (agent, http) = (self.agent.clone(), self.http);
+        self.process
+            .wait_until_ready(START_DEADLINE, || status_of(&agent, http).is_some())
+            .with_context(|| format!("{} on {}", self.name, self.http))
     }
 
     /// The node's HTTP API address.
@@ -226,7 +178,9 @@ impl NodeProcess {
     /// Asks the node to step down (`POST /admin/step-down` on its admin listener); the HTTP
     /// status, or `None` when it did not answer.
     pub(crate) fn step_down(&self) -> Option<u16> {
-        self.child.as_ref()?;
+        if !self.is_running() {
+            return None;
+        }
         let response = self
             .agent
             .post(&format!("http://{}/admin/step-down", self.admin))
@@ -237,25 +191,29 @@ impl NodeProcess {
 
     /// Whether the process was started and has not been seen to exit.
     pub(crate) fn is_running(&self) -> bool {
-        self.child.is_some()
+        self.process.is_running()
     }
 
     /// The process id, while it runs.
     pub(crate) fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.process.pid()
     }
 
     /// The node's status; `None` when it does not answer (or is not running).
     pub(crate) fn status(&self) -> Option<NodeStatus> {
-        let (200, body) = self.get("/status")? else {
+        if !self.is_running() {
             return None;
-        };
-        NodeStatus::from_json(&body)
+        }
+        status_of(&self.agent, self.http)
     }
 
     /// When the producer built the block at `height`, if this node holds it.
     pub(crate) fn block_timestamp(&self, height: BlockHeight) -> Option<Timestamp> {
-        let (200, block) = self.get(&format!("/blocks/{}", height.get()))? else {
+        if !self.is_running() {
+            return None;
+        }
+        let (200, block) = get(&self.agent, self.http, &format!("/blocks/{}", height.get()))?
+        else {
             return None;
         };
         block
@@ -276,10 +234,7 @@ impl NodeProcess {
 
     /// SIGKILL, as a crash would, and reap the process.
     pub(crate) fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill();
     }
 
     /// Sends SIGTERM and returns at once; [`Self::try_reap`] or [`Self::wait_for_exit`] see it go.
@@ -287,58 +242,36 @@ impl NodeProcess {
     /// # Errors
     /// Fails when the process is not running or the signal cannot be sent.
     pub(crate) fn terminate(&self) -> Result<()> {
-        let pid = self
-            .pid()
-            .ok_or_else(|| anyhow!("{} is not running", self.name))?;
-        let pid = i32::try_from(pid).context("process id out of range")?;
-        kill(Pid::from_raw(pid), Signal::SIGTERM)
-            .with_context(|| format!("cannot send SIGTERM to {}", self.name))
+        Ok(self.process.terminate()?)
     }
 
     /// The exit status if the process has exited (it is then reaped and no longer running).
     pub(crate) fn try_reap(&mut self) -> Option<ExitStatus> {
-        let status = self.child.as_mut()?.try_wait().ok()??;
-        self.child = None;
-        Some(status)
+        self.process.try_reap()
     }
 
     /// Waits up to `deadline` for the process to exit, then kills it; `None` when it had to be
     /// killed (or was not running).
     pub(crate) fn wait_for_exit(&mut self, deadline: Duration) -> Option<ExitStatus> {
-        let started = Instant::now();
-        while self.child.is_some() && started.elapsed() < deadline {
-            if let Some(status) = self.try_reap() {
-                return Some(status);
-            }
-            thread::sleep(OBSERVE_EVERY);
-        }
-        self.kill();
-        None
-    }
-
-    fn get(&self, path: &str) -> Option<(u16, Value)> {
-        self.child.as_ref()?;
-        let mut response = self
-            .agent
-            .get(&format!("http://{}{path}", self.http))
-            .call()
-            .ok()?;
-        let status = response.status().as_u16();
-        let body = response.body_mut().read_to_string().ok()?;
-        Some((status, serde_json::from_str(&body).unwrap_or(Value::Null)))
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
+        self.process.wait_for_exit(deadline)
     }
 }
 
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// A node's status at `http`; `None` when it does not answer.
+fn status_of(agent: &ureq::Agent, http: SocketAddr) -> Option<NodeStatus> {
+    let (200, body) = get(agent, http, "/status")? else {
+        return None;
+    };
+    NodeStatus::from_json(&body)
+}
+
+/// `GET path` on the node at `http`: the status code and the body as JSON (`Null` when it is
+/// not JSON); `None` when it did not answer.
+fn get(agent: &ureq::Agent, http: SocketAddr, path: &str) -> Option<(u16, Value)> {
+    let mut response = agent.get(&format!("http://{http}{path}")).call().ok()?;
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().ok()?;
+    Some((status, serde_json::from_str(&body).unwrap_or(Value::Null)))
 }
 
 /// Local Redis nodes and the producers sharing them.
@@ -399,17 +332,10 @@ impl Fleet {
             .prefix("poa-bench-fleet-")
             .tempdir()
             .context("cannot create the fleet directory")?;
-        // Every port is chosen while all listeners are bound, so no two nodes get the same one;
-        // a node keeps its ports across restarts. The first half are the public APIs, the
+        // A node keeps its ports across restarts. The first half are the public APIs, the
         // second the admin listeners.
-        let reserved = (0..settings.nodes * 2)
-            .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot reserve a port"))
-            .collect::<Result<Vec<_>>>()?;
-        let addresses = reserved
-            .iter()
-            .map(|listener| listener.local_addr().context("cannot read a reserved port"))
-            .collect::<Result<Vec<_>>>()?;
-        drop(reserved);
+        let addresses = reserve_loopback_addresses(settings.nodes * 2)
+            .context("cannot reserve the nodes' ports")?;
         let (addresses, admins) = addresses.split_at(settings.nodes);
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(REQUEST_TIMEOUT))
@@ -450,21 +376,28 @@ impl Fleet {
                     args.extend(["--peer".to_owned(), peer]);
                 }
             }
+            let mut process = ChildProcess::new(
+                format!("node {number}"),
+                binary,
+                &fleet.dir.path().join(format!("node-{number}.log")),
+            )
+            .with_args(args)
+            .with_env("RUST_LOG", "warn,poa_node=info")
+            .with_env("NO_COLOR", "1");
+            for (name, value) in environment {
+                process = process.with_env(name, value);
+            }
             fleet.nodes.push(NodeProcess {
                 name: format!("node {number}"),
                 http,
                 admin,
-                binary: binary.to_owned(),
-                environment: environment.to_vec(),
-                args,
-                log: fleet.dir.path().join(format!("node-{number}.log")),
-                child: None,
+                process,
                 agent: agent.clone(),
             });
         }
         fleet._redis = redis;
         for node in &mut fleet.nodes {
-            node.spawn()?;
+            node.restart()?;
         }
         Ok(fleet)
     }

@@ -20,7 +20,10 @@
 //! - `model`: result rows, goals, charts.
 //! - `chart`: SVG charts.
 //! - `machine`: what the numbers were taken on.
+//! - `process_probe`: what a `poa-node` process holds, read from `/proc`.
 //! - `report`: `benchmarks.md`.
+//! - `prose`, `templates`: the report's words, Markdown files under `templates/` filled with
+//!   the run's values.
 
 mod blocks;
 mod cases;
@@ -32,8 +35,11 @@ mod fixtures;
 mod fleet;
 mod machine;
 mod model;
+mod process_probe;
+mod prose;
 mod report;
 mod stats;
+mod templates;
 
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime};

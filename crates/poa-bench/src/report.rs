@@ -1,6 +1,7 @@
 //! `benchmarks.md`: the machine, the date, the commands, a table of every goal with its
 //! verdict, then one section per case with its result table, goals, charts and notes. Charts
-//! are written as SVG files next to the Markdown. Owns formatting only.
+//! are written as SVG files next to the Markdown. Owns the layout and the tables; the words
+//! are in `templates/report.md` and each case's own template.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -10,6 +11,8 @@ use anyhow::{Context, Result};
 use crate::cases::CaseInfo;
 use crate::machine::Machine;
 use crate::model::{CaseReport, Row};
+use crate::prose::fill;
+use crate::templates::REPORT;
 
 /// One case's outcome: its report, or why it could not be measured.
 #[derive(Debug)]
@@ -55,61 +58,52 @@ pub(crate) fn write(dir: &Path, facts: &RunFacts, outcomes: &[CaseOutcome]) -> R
         }
     }
     let path = dir.join("benchmarks.md");
-    std::fs::write(&path, markdown(facts, outcomes))
+    std::fs::write(&path, markdown(facts, outcomes)?)
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// The whole report as Markdown.
-pub(crate) fn markdown(facts: &RunFacts, outcomes: &[CaseOutcome]) -> String {
+///
+/// # Errors
+/// Fails when a template section is missing or does not fit its values.
+pub(crate) fn markdown(facts: &RunFacts, outcomes: &[CaseOutcome]) -> Result<String> {
     let mut out = String::new();
-    header(&mut out, facts);
+    header(&mut out, facts)?;
     goals_summary(&mut out, outcomes);
     for outcome in outcomes {
-        case_section(&mut out, outcome);
+        case_section(&mut out, outcome)?;
     }
-    out
+    Ok(out)
 }
 
-fn header(out: &mut String, facts: &RunFacts) {
+fn header(out: &mut String, facts: &RunFacts) -> Result<()> {
     let machine = &facts.machine;
     let _ = writeln!(out, "# Benchmarks\n");
-    let _ = writeln!(
-        out,
-        "Written by `{}` ({} build) on {}. Every comparison below was measured in this one run, \
-         on the same machine and the same servers; ratios are given next to absolute numbers. \
-         Regenerate with the command above; `cargo xtask bench --quick` runs a few seconds of \
-         each case in CI so the harness cannot rot (its numbers are not published).\n",
-        facts.command, facts.build_profile, facts.date
-    );
+    let intro = fill!(
+        REPORT,
+        "intro",
+        command = &facts.command,
+        build_profile = facts.build_profile,
+        date = &facts.date,
+    )?;
+    let _ = writeln!(out, "{intro}\n");
     if facts.quick {
-        let _ = writeln!(
-            out,
-            "> **Quick run**: a few samples per case; the numbers are not representative.\n"
-        );
+        let _ = writeln!(out, "{}\n", REPORT.text("quick")?);
     }
-    let _ = writeln!(
-        out,
-        "```sh\n\
-         cargo xtask bench                     # every case (release build; the soak adds an hour), rewrites this file\n\
-         cargo xtask bench --case failover     # one case; report in target/bench/\n\
-         cargo xtask bench --case soak --soak-duration 60m  # the soak alone (an hour by default)\n\
-         cargo xtask bench --redis-url redis://host:6379 --redis-url ...  # publish cases on your servers\n\
-         cargo xtask bench --quick --json      # seconds per case, one JSON object per result line\n\
-         ```\n"
-    );
-    let _ = writeln!(out, "| machine | |\n|---|---|");
-    let _ = writeln!(out, "| CPU | {} |", machine.cpu);
-    let _ = writeln!(out, "| cores | {} |", machine.cores);
-    let _ = writeln!(out, "| memory | {} |", machine.memory);
-    let _ = writeln!(out, "| kernel | {} |", machine.kernel);
-    let _ = writeln!(out, "| Redis | {} |", machine.redis);
-    let _ = writeln!(out, "| Rust | {} |\n", machine.rustc);
-    let _ = writeln!(
-        out,
-        "Redis servers are local `redis-server` processes on loopback without persistence \
-         (started and stopped by the harness), unless the command names `--redis-url`s. \
-         Percentiles come from HDR histograms (3 significant digits).\n"
-    );
+    let _ = writeln!(out, "{}\n", REPORT.text("commands")?);
+    let table = fill!(
+        REPORT,
+        "machine",
+        cpu = &machine.cpu,
+        cores = machine.cores,
+        memory = &machine.memory,
+        kernel = &machine.kernel,
+        redis = &machine.redis,
+        rustc = &machine.rustc,
+    )?;
+    let _ = writeln!(out, "{table}\n");
+    let _ = writeln!(out, "{}\n", REPORT.text("servers")?);
+    Ok(())
 }
 
 fn goals_summary(out: &mut String, outcomes: &[CaseOutcome]) {
@@ -145,13 +139,15 @@ fn goals_summary(out: &mut String, outcomes: &[CaseOutcome]) {
     out.push('\n');
 }
 
-fn case_section(out: &mut String, outcome: &CaseOutcome) {
+fn case_section(out: &mut String, outcome: &CaseOutcome) -> Result<()> {
     let info = &outcome.info;
     let _ = writeln!(out, "## {}\n", info.title);
     let _ = writeln!(
         out,
         "{}\n\n`cargo xtask bench --case {}` ({:.0} s in this run)\n",
-        info.about, info.name, outcome.elapsed_s
+        info.prose.text("about")?,
+        info.name,
+        outcome.elapsed_s
     );
     let report = match &outcome.result {
         Ok(report) => report,
@@ -161,7 +157,7 @@ fn case_section(out: &mut String, outcome: &CaseOutcome) {
                 "**The case failed**: {}\n",
                 one_line(&format!("{error:#}"))
             );
-            return;
+            return Ok(());
         }
     };
     for failure in &report.failures {
@@ -187,6 +183,7 @@ fn case_section(out: &mut String, outcome: &CaseOutcome) {
     for note in &report.notes {
         let _ = writeln!(out, "{note}\n");
     }
+    Ok(())
 }
 
 /// The result rows; latency columns only when some row has samples, one column per named value.
@@ -318,7 +315,7 @@ mod tests {
         };
 
         // when
-        let text = markdown(&facts(), std::slice::from_ref(&soak));
+        let text = markdown(&facts(), std::slice::from_ref(&soak)).unwrap();
 
         // then
         assert!(soak.failed());
@@ -351,7 +348,7 @@ mod tests {
         };
 
         // when
-        let text = markdown(&facts(), &[passed, failed]);
+        let text = markdown(&facts(), &[passed, failed]).unwrap();
 
         // then
         assert!(

@@ -7,22 +7,18 @@
 //! does not talk HTTP beyond waiting for a node to answer.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The environment variable whose value, when set, is every node's `RUST_LOG` (default `info`),
 /// for a post-mortem of a seed: `POA_CHAOS_NODE_LOG=info,adapter_redis=debug`.
 const NODE_LOG_FILTER: &str = "POA_CHAOS_NODE_LOG";
 
 use anyhow::{Context, Result, bail};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use poa_test_support::spawner::{command_tied_to_process, spawn};
-use poa_test_support::{FaultProxy, RedisServer};
+use poa_test_support::{ChildProcess, FaultProxy, RedisServer, reserve_loopback_addresses};
 
 use crate::cli::Peers;
 use crate::client::Client;
@@ -98,15 +94,9 @@ impl Cluster {
         };
         // A node with peers names every other node as a --peer, so when it falls behind blocks no
         // longer held by a quorum of Redis (trimmed, or on servers restarted empty) it catches up
-        // from them; `--peers` says which nodes have them. All listeners stay bound until every port is chosen, so no two nodes get the same one.
-        let reserved = (0..nodes * 2)
-            .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot reserve a port"))
-            .collect::<Result<Vec<_>>>()?;
-        let mut addresses = reserved
-            .iter()
-            .map(|listener| listener.local_addr().context("cannot read a reserved port"))
-            .collect::<Result<Vec<_>>>()?;
-        drop(reserved);
+        // from them; `--peers` says which nodes have them.
+        let mut addresses =
+            reserve_loopback_addresses(nodes * 2).context("cannot reserve the nodes' ports")?;
         let admin_addresses = addresses.split_off(nodes);
         for index in 0..nodes {
             let urls: Vec<String> = cluster.proxies[index].iter().map(FaultProxy::url).collect();
@@ -265,19 +255,9 @@ pub(crate) struct NodeProcess {
     pub(crate) admin: SocketAddr,
     /// Whether the node was started with `--peer`s.
     pub(crate) has_peers: bool,
-    /// Starts of the process so far, minus one: 0 for the first process, 1 after a restart.
-    pub(crate) incarnation: u32,
-    binary: PathBuf,
     /// Every flag but the Redis lists.
     base_args: Vec<String>,
-    /// The Redis flags of the lists it runs on now (see [`redis_args`]).
-    redis_args: Vec<String>,
-    log: PathBuf,
-    child: Option<Child>,
-    frozen: bool,
-    started: bool,
-    /// The threads copying the running process's stdout and stderr into its log.
-    output: Vec<JoinHandle<()>>,
+    process: ChildProcess,
 }
 
 impl NodeProcess {
@@ -319,29 +299,47 @@ impl NodeProcess {
             args.push("--peer".into());
             args.push(peer.clone());
         }
+        let process = ChildProcess::new(
+            format!("node {index}"),
+            binary,
+            &dir.join(format!("node-{index}.log")),
+        )
+        .with_env(
+            "RUST_LOG",
+            std::env::var(NODE_LOG_FILTER).unwrap_or_else(|_| "info".to_owned()),
+        )
+        .with_env("NO_COLOR", "1");
         let mut node = Self {
             index,
             http: listeners.http,
             admin: listeners.admin,
             has_peers: !peers.is_empty(),
-            incarnation: 0,
-            binary: binary.to_owned(),
             base_args: args,
-            redis_args: redis_args(redis_urls, &[]),
-            log: dir.join(format!("node-{index}.log")),
-            child: None,
-            frozen: false,
-            started: false,
-            output: Vec::new(),
+            process,
         };
+        node.set_redis_args(redis_args(redis_urls, &[]));
         node.spawn()?;
-        node.wait_until_ready()?;
+        let client = Client::new(Duration::from_millis(500));
+        let http = node.http;
+        node.process
+            .wait_until_ready(NODE_READY_TIMEOUT, || client.status(http).is_some())?;
         Ok(node)
+    }
+
+    /// The command line of the next start: the node's own flags, then `redis_args`.
+    fn set_redis_args(&mut self, redis_args: Vec<String>) {
+        self.process
+            .set_args(self.base_args.iter().cloned().chain(redis_args));
+    }
+
+    /// Starts of the process so far, minus one: 0 for the first process, 1 after a restart.
+    pub(crate) fn incarnation(&self) -> u32 {
+        self.process.starts().saturating_sub(1)
     }
 
     /// Whether the process runs and is not frozen.
     pub(crate) fn is_live(&self) -> bool {
-        self.child.is_some() && !self.frozen
+        self.process.is_running() && !self.process.is_frozen()
     }
 
     /// Starts the process (again) without waiting for it to answer: a restart must not pause
@@ -351,99 +349,28 @@ impl NodeProcess {
     /// # Errors
     /// Fails when it cannot be spawned.
     pub(crate) fn spawn(&mut self) -> Result<()> {
-        let log = open_log(&self.log)?;
-        let mut command = command_tied_to_process(&self.binary);
-        // Through pipes, as under a supervisor's journal: a node whose disk fills (its file size
-        // limit lowered) fails to write its chain file, not its log.
-        command
-            .args(&self.base_args)
-            .args(&self.redis_args)
-            .env(
-                "RUST_LOG",
-                std::env::var(NODE_LOG_FILTER).unwrap_or_else(|_| "info".to_owned()),
-            )
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child =
-            spawn(command).with_context(|| format!("cannot start {}", self.binary.display()))?;
-        self.join_output();
-        if let Some(stdout) = child.stdout.take() {
-            let log = log.try_clone().context("cannot share the node log")?;
-            self.output.push(relay_output(stdout, log));
-        }
-        if let Some(stderr) = child.stderr.take() {
-            self.output.push(relay_output(stderr, log));
-        }
-        if self.started {
-            self.incarnation += 1;
-        }
-        self.started = true;
-        self.child = Some(child);
-        self.frozen = false;
-        Ok(())
-    }
-
-    /// Waits until the process answers HTTP.
-    ///
-    /// # Errors
-    /// Fails when it exits or does not answer within the start deadline.
-    fn wait_until_ready(&mut self) -> Result<()> {
-        let client = Client::new(Duration::from_millis(500));
-        let started = Instant::now();
-        while started.elapsed() < NODE_READY_TIMEOUT {
-            if client.status(self.http).is_some() {
-                return Ok(());
-            }
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                bail!(
-                    "node {} exited with {status} at start; see {}",
-                    self.index,
-                    self.log.display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        bail!(
-            "node {} did not answer on {} within {NODE_READY_TIMEOUT:?}; see {}",
-            self.index,
-            self.http,
-            self.log.display()
-        )
+        Ok(self.process.start()?)
     }
 
     /// Whether a process was started and has not been killed or reaped since.
     pub(crate) fn is_running(&self) -> bool {
-        self.child.is_some()
+        self.process.is_running()
     }
 
     /// The exit status of a process that exited on its own (not by [`Self::kill`]), once;
     /// `None` while it runs or when it is stopped by the harness.
     pub(crate) fn reap(&mut self) -> Option<ExitStatus> {
-        let status = self.child.as_mut()?.try_wait().ok().flatten()?;
-        self.child = None;
-        self.frozen = false;
-        self.join_output();
-        Some(status)
+        self.process.try_reap()
     }
 
     /// The node's whole log (every incarnation's), empty when it cannot be read.
     pub(crate) fn log_text(&self) -> String {
-        let text = std::fs::read(&self.log).unwrap_or_default();
-        String::from_utf8_lossy(&text).into_owned()
+        self.process.log_text()
     }
 
     /// The last `lines` lines of the node's log (all incarnations), for a report.
     pub(crate) fn log_tail(&self, lines: usize) -> Vec<String> {
-        let text = self.log_text();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..]
-            .iter()
-            .map(|line| (*line).to_owned())
-            .collect()
+        self.process.log_tail(lines)
     }
 
     /// Sets the process's soft file size limit (`None`: unlimited) with `prlimit`, so a write
@@ -452,13 +379,13 @@ impl NodeProcess {
     /// # Errors
     /// Fails when the process is not running or `prlimit` (util-linux) fails.
     pub(crate) fn limit_file_size(&self, limit: Option<u64>) -> Result<()> {
-        let Some(child) = self.child.as_ref() else {
+        let Some(pid) = self.process.pid() else {
             bail!("node {} is not running", self.index);
         };
         let soft = limit.map_or_else(|| "unlimited".to_owned(), |bytes| bytes.to_string());
         let status = std::process::Command::new("prlimit")
             .arg("--pid")
-            .arg(child.id().to_string())
+            .arg(pid.to_string())
             .arg(format!("--fsize={soft}:"))
             .status()
             .context("cannot run prlimit: install util-linux (apt-get install -y util-linux)")?;
@@ -473,12 +400,7 @@ impl NodeProcess {
 
     /// SIGKILL, and wait until the process is gone (continuing it first if frozen).
     pub(crate) fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        self.frozen = false;
-        self.join_output();
+        self.process.kill();
     }
 
     /// Stops the process as an operator's restart does, SIGTERM (it hands its pending
@@ -488,61 +410,20 @@ impl NodeProcess {
     /// # Errors
     /// Fails when it cannot be spawned again.
     pub(crate) fn restart_with(&mut self, redis_args: Vec<String>) -> Result<()> {
-        if self.frozen {
-            self.thaw();
-        }
-        if self.signal(Signal::SIGTERM)
-            && let Some(child) = self.child.as_mut()
-        {
-            let asked = Instant::now();
-            while asked.elapsed() < TERMINATE_TIMEOUT {
-                if matches!(child.try_wait(), Ok(Some(_))) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-        self.kill();
-        self.redis_args = redis_args;
+        self.process.stop(TERMINATE_TIMEOUT);
+        self.set_redis_args(redis_args);
         self.spawn()
-    }
-
-    /// Waits for the threads that copied a gone process's output into the log: they end
-    /// when it closed its pipes.
-    fn join_output(&mut self) {
-        for relay in self.output.drain(..) {
-            let _ = relay.join();
-        }
     }
 
     /// SIGSTOP: the process keeps its sockets but runs nothing.
     pub(crate) fn freeze(&mut self) {
-        if self.signal(Signal::SIGSTOP) {
-            self.frozen = true;
-        }
+        // A process that is not running has nothing to freeze.
+        let _ = self.process.freeze();
     }
 
     /// SIGCONT after [`Self::freeze`].
     pub(crate) fn thaw(&mut self) {
-        if self.signal(Signal::SIGCONT) {
-            self.frozen = false;
-        }
-    }
-
-    fn signal(&self, signal: Signal) -> bool {
-        let Some(child) = self.child.as_ref() else {
-            return false;
-        };
-        let Ok(pid) = i32::try_from(child.id()) else {
-            return false;
-        };
-        kill(Pid::from_raw(pid), signal).is_ok()
-    }
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        self.kill();
+        let _ = self.process.thaw();
     }
 }
 
@@ -560,13 +441,6 @@ fn node_binary() -> Result<PathBuf> {
         );
     }
     Ok(path)
-}
-
-/// Copies what a node writes to `source` into its `log` until the node closes it.
-fn relay_output(mut source: impl Read + Send + 'static, mut log: File) -> JoinHandle<()> {
-    thread::spawn(move || {
-        let _ = io::copy(&mut source, &mut log);
-    })
 }
 
 /// Opens a node's log for appending: every incarnation of the node writes to the same file.

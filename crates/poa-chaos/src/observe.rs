@@ -185,7 +185,7 @@ impl Observer {
         most: u64,
         deadline: Instant,
     ) {
-        let incarnation = cluster.nodes[node].incarnation;
+        let incarnation = cluster.nodes[node].incarnation();
         if self.read_incarnation[node] != incarnation {
             self.read_incarnation[node] = incarnation;
             self.read_up_to[node] = 0;
@@ -214,7 +214,7 @@ impl Observer {
         let sighting = Sighting {
             id: status.head_id.clone(),
             node,
-            incarnation: cluster.nodes[node].incarnation,
+            incarnation: cluster.nodes[node].incarnation(),
             at,
         };
         self.record(status.height, sighting);

@@ -1,10 +1,17 @@
 //! Typed errors of the fixtures' RESP client, so a test can tell "no answer in time" (a frozen or
 //! held node) from "connection refused or reset" (a stopped node) without matching on strings.
-//! Fixture set-up failures are not errors: they panic with a message saying what to do.
+//! Fixture set-up failures are not errors: they panic with a message saying what to do. A
+//! [`crate::ChildProcess`] is run by tooling binaries too, which must not panic: its failures
+//! are [`ProcessError`]s.
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitStatus;
 use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
 
 /// Why a RESP request to a fixture (or anything listening on a loopback port) got no reply.
 #[derive(Debug, thiserror::Error)]
@@ -58,4 +65,68 @@ impl RespError {
             Self::TimedOut { .. } | Self::Closed { .. } | Self::Protocol { .. } => None,
         }
     }
+}
+
+/// Why a [`crate::ChildProcess`] could not be started, made ready or signalled.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The log file could not be opened for appending.
+    #[error("cannot open the log {path}")]
+    Log {
+        /// The log file.
+        path: PathBuf,
+        /// Why it could not be opened.
+        #[source]
+        source: io::Error,
+    },
+    /// The program could not be started.
+    #[error("cannot start {program}")]
+    Spawn {
+        /// The program.
+        program: PathBuf,
+        /// Why it did not start.
+        #[source]
+        source: io::Error,
+    },
+    /// The process exited while it was awaited to become ready.
+    #[error("{name} exited with {status} at start; {log} ends:\n{tail}")]
+    ExitedAtStart {
+        /// The process's name.
+        name: String,
+        /// How it exited.
+        status: ExitStatus,
+        /// Its log file.
+        log: PathBuf,
+        /// The last lines of the log.
+        tail: String,
+    },
+    /// The process did not become ready in time; it was killed.
+    #[error("{name} did not become ready within {waited:?}; {log} ends:\n{tail}")]
+    NotReady {
+        /// The process's name.
+        name: String,
+        /// How long it was given.
+        waited: Duration,
+        /// Its log file.
+        log: PathBuf,
+        /// The last lines of the log.
+        tail: String,
+    },
+    /// The process is not running (never started, killed or exited).
+    #[error("{name} is not running")]
+    NotRunning {
+        /// The process's name.
+        name: String,
+    },
+    /// A signal could not be sent.
+    #[error("cannot send {signal} to {name}")]
+    Signal {
+        /// The process's name.
+        name: String,
+        /// The signal.
+        signal: Signal,
+        /// Why it could not be sent.
+        #[source]
+        errno: Errno,
+    },
 }

@@ -18,6 +18,11 @@
 //!   `Blackhole`, `CloseAfter`) can change at any time, with a count of accepted connections.
 //! - [`spawner`]: child processes the kernel kills when this process dies
 //!   (`setpriv --pdeathsig`), for fixtures and for the tooling binaries' nodes.
+//! - [`ChildProcess`]: a program a harness starts, stops and starts again (the `poa-node`
+//!   processes of the benchmark fleets and the chaos cluster): its output appended to one log
+//!   across starts, readiness polled under a bound, signals, SIGKILL on drop; with
+//!   [`reserve_loopback_addresses`] for the ports it keeps across restarts. Its failures are
+//!   [`ProcessError`]s, not panics, since tooling binaries run it.
 //! - [`wait_for`] / [`wait_for_async`]: poll a condition every 20 ms up to a deadline.
 //! - [`resp`]: the minimal RESP2 client behind `RedisServer::command`, usable against any
 //!   address (a proxy, a half-alive listener).
@@ -60,6 +65,7 @@ mod error;
 mod fault_proxy;
 mod half_alive;
 mod loopback;
+mod process;
 mod redis_server;
 pub mod resp;
 pub mod spawner;
@@ -67,9 +73,11 @@ mod wait;
 
 pub use block_log::LogEntry;
 pub use certificates::TestCertificates;
-pub use error::RespError;
+pub use error::{ProcessError, RespError};
 pub use fault_proxy::{FaultProxy, ProxyMode};
 pub use half_alive::HalfAliveListener;
+pub use loopback::reserve_loopback_addresses;
+pub use process::ChildProcess;
 pub use redis_server::{RedisServer, RedisServerBuilder, Snapshot, TlsFiles};
 pub use resp::RespValue;
 pub use wait::{POLL_INTERVAL, wait_for, wait_for_async};

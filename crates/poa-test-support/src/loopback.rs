@@ -1,5 +1,6 @@
 //! Loopback addresses for the fixtures: ports for `redis-server` reserved across every test of
-//! every process, and the `redis://` URL of an address.
+//! every process, the `redis://` URL of an address, and free addresses for processes a harness
+//! starts itself ([`reserve_loopback_addresses`]).
 //!
 //! A `redis-server` fixture needs a port it can give up (stop) and take back (restart) without
 //! anyone else taking it in between. Two things could: another fixture, in this test process or
@@ -12,6 +13,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::hash::{BuildHasher, RandomState};
+use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::ops::Range;
 use std::path::PathBuf;
@@ -24,6 +26,21 @@ const DEFAULT_EPHEMERAL_PORTS: (u16, u16) = (32_768, 60_999);
 /// The `redis://` URL of a loopback address.
 pub(crate) fn redis_url(addr: SocketAddr) -> String {
     format!("redis://{addr}")
+}
+
+/// `count` distinct free loopback addresses (`127.0.0.1:port`), for processes that will
+/// listen on them and keep them across restarts (a `poa-node`'s HTTP and admin ports). Every
+/// listener stays bound until all ports are chosen, so no two are the same; they are released
+/// for the processes when this returns.
+///
+/// # Errors
+///
+/// The error of a bind that failed (out of ports or descriptors).
+pub fn reserve_loopback_addresses(count: usize) -> io::Result<Vec<SocketAddr>> {
+    let reserved = (0..count)
+        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+        .collect::<io::Result<Vec<_>>>()?;
+    reserved.iter().map(TcpListener::local_addr).collect()
 }
 
 /// A loopback port no other fixture will use until this value is dropped.
@@ -146,6 +163,22 @@ mod tests {
                 !(ephemeral_low..=ephemeral_high).contains(&port),
                 "port {port}"
             );
+        }
+    }
+
+    #[test]
+    fn reserve_loopback_addresses__when_several__then_distinct_and_free_again() {
+        // given / when
+        let addresses = reserve_loopback_addresses(6).unwrap();
+
+        // then
+        let mut ports: Vec<u16> = addresses.iter().map(SocketAddr::port).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), 6);
+        for address in addresses {
+            assert!(address.ip().is_loopback(), "{address}");
+            TcpListener::bind(address).expect("released for the process that will listen");
         }
     }
 

@@ -5,7 +5,7 @@
 //!
 //! Always on local `redis-server`s, even with `--redis-url`: it must freeze them. Healthy and
 //! degraded runs alternate in rounds, so machine noise falls on both alike. Owns no
-//! production code.
+//! production code; its words are in `templates/degraded.md`.
 
 use std::time::Duration;
 
@@ -19,7 +19,9 @@ use crate::chart;
 use crate::context::BenchContext;
 use crate::fixtures::{blocking, start_servers, urls_of};
 use crate::model::{CaseReport, Goal, Row};
+use crate::prose::fill;
 use crate::stats::{Latencies, ratio};
+use crate::templates::DEGRADED;
 
 const CASE: &str = "degraded";
 /// Block size of every series: the middle of the goals' sizes.
@@ -130,7 +132,7 @@ pub(crate) async fn run(context: &BenchContext) -> Result<CaseReport> {
     for result in &measured {
         add_scenario(&mut report, result)?;
     }
-    report.notes = notes(context, &measured);
+    report.notes = notes(context, &measured)?;
     Ok(report)
 }
 
@@ -334,60 +336,36 @@ fn side_row(variant: &str, nodes: usize, side: &Side) -> Row {
         .with_value("outstanding_tasks_mean", side.mean_outstanding())
 }
 
-fn notes(context: &BenchContext, measured: &[Measured]) -> Vec<String> {
+fn notes(context: &BenchContext, measured: &[Measured]) -> Result<Vec<String>> {
     let (rounds, per_round) = rounds(context);
-    let drains: Vec<String> = measured
+    let drains = measured
         .iter()
         .map(|result| {
-            format!(
-                "{}: peak {:.0}, mean {:.1}, drained within {} ms of lifting the fault",
-                result.scenario.label,
-                result.degraded.peak_outstanding(),
-                result.degraded.mean_outstanding(),
-                result.longest_drain.as_millis()
+            fill!(
+                DEGRADED,
+                "drain",
+                scenario = result.scenario.label,
+                peak = result.degraded.peak_outstanding(),
+                mean = result.degraded.mean_outstanding(),
+                drain_ms = result.longest_drain.as_millis(),
             )
         })
-        .collect();
-    vec![
-        format!(
-            "Method: 5 local `redis-server`s (even with `--redis-url`: the case must freeze \
-             them), 4 KiB blocks, production defaults (node timeout 100 ms). Each scenario has \
-             one adapter; {rounds} round(s) of {per_round} healthy publishes, {per_round} by the \
-             control, then {per_round} with the fault, lifted after each round (SIGCONT, or the \
-             proxy back to pass) and followed by an unrecorded warm-up until every node answers \
-             again. The hold-mode scenario's healthy baseline also goes through the proxy (in \
-             pass mode). The control is a second adapter over only the nodes that keep \
-             answering, with a quorum of all of them (`quorum_disruption_budget`): the same \
-             quorum arithmetic as the degraded run (no spare node to mask a slow one) without a \
-             bad node to wait for, so degraded vs control isolates what the bad node itself \
-             costs."
-        ),
-        format!(
-            "Outstanding publish tasks (`poa_outstanding_publish_tasks`, read from the \
-             adapter's registry after every publish while the fault lasts): {}. Every publish \
-             leaves one task per bad node waiting up to the node timeout, so the gauge settles \
-             near the publish rate times the timeout per bad node.",
-            drains.join("; ")
-        ),
-        format!(
-            "Reading: a ratio to the healthy case below 1 is not the adapter getting faster. On \
-             this machine the {} cores are shared by the client and every server, and a frozen \
-             or held server no longer competes for them, so the members that answer do so \
-             sooner. The control separates the two effects: degraded vs control ({}) is what the \
-             bad node itself costs (one task per publish waiting out the node timeout, \
-             connection resets, reconnection attempts); the degraded p99 tracks the control's, \
-             because with a node gone every remaining member of the quorum is needed and one \
-             slow reply (a server descheduled for a few milliseconds on a busy machine) can no \
-             longer be masked by a spare.",
-            std::thread::available_parallelism().map_or(0, usize::from),
-            control_ratios(measured)
-        ),
-    ]
+        .collect::<Result<Vec<_>>>()?;
+    Ok(vec![
+        fill!(DEGRADED, "method", rounds = rounds, per_round = per_round)?,
+        fill!(DEGRADED, "outstanding", drains = drains.join("; "))?,
+        fill!(
+            DEGRADED,
+            "reading",
+            cores = std::thread::available_parallelism().map_or(0, usize::from),
+            control_ratios = control_ratios(measured)?,
+        )?,
+    ])
 }
 
 /// `1 of 3 frozen (SIGSTOP): p50 0.99x, p99 0.65x; ...`: degraded over control.
-fn control_ratios(measured: &[Measured]) -> String {
-    measured
+fn control_ratios(measured: &[Measured]) -> Result<String> {
+    let ratios = measured
         .iter()
         .map(|result| {
             let over_control = |quantile: f64| {
@@ -397,13 +375,14 @@ fn control_ratios(measured: &[Measured]) -> String {
                 )
                 .map_or_else(|| "-".to_owned(), |value| format!("{value:.2}x"))
             };
-            format!(
-                "{}: p50 {}, p99 {}",
-                result.scenario.label,
-                over_control(0.5),
-                over_control(0.99)
+            fill!(
+                DEGRADED,
+                "control-ratio",
+                scenario = result.scenario.label,
+                p50 = over_control(0.5),
+                p99 = over_control(0.99),
             )
         })
-        .collect::<Vec<_>>()
-        .join("; ")
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ratios.join("; "))
 }

@@ -12,7 +12,8 @@
 //! - `disk`: the raw `fdatasync` probe.
 //!
 //! This file owns the variants, the schedule and the report; it measures through the modules
-//! above only. Always on local servers (`--redis-url` is for the publish cases).
+//! above only, and its words are in `templates/end-to-end.md`. Always on local servers
+//! (`--redis-url` is for the publish cases).
 
 mod disk;
 mod producer;
@@ -31,7 +32,9 @@ use crate::chart;
 use crate::context::BenchContext;
 use crate::fixtures::{start_servers, urls_of};
 use crate::model::{CaseReport, Chart, Goal, Row};
+use crate::prose::fill;
 use crate::stats::Latencies;
+use crate::templates::END_TO_END;
 use poa_test_support::{RedisServer, RespValue};
 
 const CASE: &str = "end-to-end";
@@ -341,7 +344,7 @@ fn report(
     for (redis, name) in [(false, "noop"), (true, "redis")] {
         report.charts.push(steps_chart(measured, redis, name)?);
     }
-    report.notes = notes(measured, fsync, schedule);
+    report.notes = notes(measured, fsync, schedule)?;
     Ok(report)
 }
 
@@ -417,29 +420,16 @@ fn notes(
     measured: &[(Variant, Measurement)],
     fsync: &Latencies,
     schedule: Schedule,
-) -> Vec<String> {
-    let mut notes = vec![format!(
-        "Method: one producer per row, wired in-process exactly as `poa-node` wires it (redb \
-         chain store, pool, producer, signer, the no-op or the Redis reconciliation on \
-         {REDIS_NODES} local `redis-server`s with the production defaults, `poa-core`'s \
-         production service with the instant trigger). After {} warm-up blocks each, the \
-         producers take turns: {} rounds of {:.0} s in which a feeder keeps a block's worth of \
-         transactions pending (so the service never waits for work), then lets the pool \
-         drain; the disk probe takes {} `fdatasync` samples after each round of turns. Blocks \
-         per second and the time per block (the percentiles) come from the commits seen on \
-         the service's status; the split by step is the service's own \
-         `poa_production_step_duration_seconds` (sum / count over the rounds, read from its \
-         registry). `other` is the time per block no step accounts for: reading the head, \
-         waking on the pool, scheduling. The chains live in the system's temporary directory \
-         (a tmpfs there would hide the fsync: check the disk floor row). The local \
-         `redis-server`s run without persistence, so the publish includes no disk write on \
-         the Redis side: with `appendfsync always` (docs/operations.md, section 2) each node \
-         adds one.",
-        schedule.warm_up_blocks,
-        schedule.rounds,
-        schedule.round.as_secs_f64(),
-        schedule.fsync_samples,
-    )];
+) -> Result<Vec<String>> {
+    let mut notes = vec![fill!(
+        END_TO_END,
+        "method",
+        redis_nodes = REDIS_NODES,
+        warm_up_blocks = schedule.warm_up_blocks,
+        rounds = schedule.rounds,
+        round_s = schedule.round.as_secs_f64(),
+        fsync_samples = schedule.fsync_samples,
+    )?];
     let standard = redis_variant(measured, |variant| variant.is_standard());
     let deferred = redis_variant(measured, |variant| {
         variant.durability != CommitDurability::Immediate
@@ -453,21 +443,22 @@ fn notes(
     if let (Some(standard), Some(deferred), Some(single), Some(persistent)) =
         (standard, deferred, single, persistent)
     {
-        notes.push(findings(standard, deferred, single, fsync));
-        notes.push(like_with_like(standard, persistent));
-        notes.push(choice(standard, fsync));
+        notes.push(findings(standard, deferred, single, fsync)?);
+        notes.push(like_with_like(standard, persistent)?);
+        notes.push(choice(standard, fsync)?);
     }
     if let Some((variant, measurement)) = measured
         .iter()
         .find(|(_, measurement)| measurement.failures.is_some())
     {
-        notes.push(format!(
-            "Failed cycles during {}: the last error was `{}`.",
-            variant.label(),
-            measurement.failures.as_deref().unwrap_or_default()
-        ));
+        notes.push(fill!(
+            END_TO_END,
+            "failed-cycles",
+            variant = variant.label(),
+            error = measurement.failures.as_deref().unwrap_or_default(),
+        )?);
     }
-    notes
+    Ok(notes)
 }
 
 /// The finding in numbers: where a block's time goes with 3 Redis nodes, and what the fsync
@@ -477,95 +468,62 @@ fn findings(
     deferred: &Measurement,
     single: &Measurement,
     fsync: &Latencies,
-) -> String {
+) -> Result<String> {
     let commit = |measurement: &Measurement| step_mean_us(measurement, "commit");
     let fsync_us = fsync.quantile_us(0.5) as f64;
-    format!(
-        "Finding: with {REDIS_NODES} Redis nodes and the defaults, a block takes {:.0} µs: \
-         commit {:.0} µs, publish {:.0} µs, leader state {:.0} µs (the owner check and the \
-         latest-height read: Redis time too, outside the goal), produce + seal + verify {:.0} \
-         µs. A bare `fdatasync` of one 4 KiB page on the same disk takes {fsync_us:.0} µs \
-         (p50) in the same rounds, and the commit {:.1}x that: its fsync writes every page \
-         the block dirtied (the block, its id, one transaction-index leaf per transaction at \
-         a random key), which redb also copies and checksums. One fsync per {DEFERRED_FSYNC_EVERY} blocks \
-         brings the commit to {:.0} µs and the rate from {:.0} to {:.0} blocks/s; the same \
-         4 KiB as one transaction instead of {TRANSACTIONS_PER_BLOCK} brings it to {:.0} µs \
-         with every block fsynced ({:.0} blocks/s).",
-        standard.block_times.summary().mean_us,
-        commit(standard),
-        step_mean_us(standard, "publish"),
-        step_mean_us(standard, "leader_state"),
-        local_mean_us(standard) - commit(standard),
-        commit(standard) / fsync_us.max(1.0),
-        commit(deferred),
-        standard.blocks_per_second(),
-        deferred.blocks_per_second(),
-        commit(single),
-        single.blocks_per_second(),
+    fill!(
+        END_TO_END,
+        "findings",
+        redis_nodes = REDIS_NODES,
+        block_us = standard.block_times.summary().mean_us,
+        commit_us = commit(standard),
+        publish_us = step_mean_us(standard, "publish"),
+        leader_state_us = step_mean_us(standard, "leader_state"),
+        produce_seal_verify_us = local_mean_us(standard) - commit(standard),
+        fsync_us = fsync_us,
+        commit_over_fsync = commit(standard) / fsync_us.max(1.0),
+        fsync_every = DEFERRED_FSYNC_EVERY,
+        deferred_commit_us = commit(deferred),
+        blocks_per_second = standard.blocks_per_second(),
+        deferred_blocks_per_second = deferred.blocks_per_second(),
+        transactions_per_block = TRANSACTIONS_PER_BLOCK,
+        single_commit_us = commit(single),
+        single_blocks_per_second = single.blocks_per_second(),
     )
 }
 
 /// The goal's comparison when the Redis side writes to disk too.
-fn like_with_like(standard: &Measurement, persistent: &Measurement) -> String {
+fn like_with_like(standard: &Measurement, persistent: &Measurement) -> Result<String> {
     let publish = step_mean_us(persistent, "publish");
     let local = local_mean_us(persistent);
-    format!(
-        "Like with like: with `appendonly yes` and `appendfsync always` on the Redis nodes, \
-         each node writes the block to its disk before it acknowledges, as the local commit \
-         does. The publish then takes {publish:.0} µs (instead of {:.0} µs) and the local \
-         steps {local:.0} µs, {:.2}x the publish; {:.0} blocks/s (instead of {:.0}).",
-        step_mean_us(standard, "publish"),
-        local / publish.max(f64::MIN_POSITIVE),
-        persistent.blocks_per_second(),
-        standard.blocks_per_second(),
+    fill!(
+        END_TO_END,
+        "like-with-like",
+        publish_us = publish,
+        standard_publish_us = step_mean_us(standard, "publish"),
+        local_us = local,
+        local_over_publish = local / publish.max(f64::MIN_POSITIVE),
+        blocks_per_second = persistent.blocks_per_second(),
+        standard_blocks_per_second = standard.blocks_per_second(),
     )
 }
 
 /// The durability choice, why, and what a crash would cost, as the code stands.
-fn choice(standard: &Measurement, fsync: &Latencies) -> String {
+fn choice(standard: &Measurement, fsync: &Latencies) -> Result<String> {
     let publish = step_mean_us(standard, "publish");
     let floor = fsync.quantile_us(0.5) as f64;
-    let reach = if floor >= publish {
-        "so no commit that is durable per block meets the goal on this machine, however little \
-         it writes"
+    let reach = END_TO_END.text(if floor >= publish {
+        "reach-floor-above-publish"
     } else {
-        "so a commit durable per block could meet it here only by writing little more than \
-         that one page"
-    };
-    format!(
-        "The choice: the chain store keeps one fsync per block, and `poa-node` has no flag to \
-         defer it. The goal weighs a commit that ends in an fsync against a publish that, on \
-         these servers, ends in memory: one bare `fdatasync` (the disk floor, {floor:.0} µs) \
-         is {:.1}x the whole publish ({publish:.0} µs), {reach}. With \
-         `appendfsync always` on the Redis nodes, as docs/operations.md offers, the publish \
-         pays a disk write per node as well and the comparison becomes one of like with \
-         like (above). Deferring the local fsync is a gain of degree (the finding above), not of \
-         kind: the pages a block dirties are still written, copied and checksummed, so the \
-         local steps stay above the publish, and the leader's own disk would no longer hold \
-         every block it committed. What would shrink the local part whatever the \
-         durability: a commit that writes less (adapter-chain's storage layout, starting \
-         with the per-transaction index; compare the one-transaction row), and a commit that \
-         does not check the seal again (`verify` just did). `CommitDurability::Deferred` \
-         (`ChainStore::open_with_durability`) stays in adapter-chain for this measurement. \
-         What a crash would cost with it, from the code: the process (a SIGKILL is enough, \
-         see adapter-chain's crash test) or the machine loses the last N - 1 commits of the \
-         local chain, which reopens at an older head. Nothing is lost to the chain while the \
-         Redis nodes keep their data: `poa-core` commits a produced block only after \
-         `publish_produced_block` returned, which the adapter does only once a quorum stored \
-         it, and imports from the streams only blocks found on a quorum (or that a leader \
-         repaired to one). \
-         The restarted process's first cycle (a new token, so a full scan as leader; the \
-         quorum read as follower) returns the missing heights from the streams, {} per cycle \
-         at most (`--stream-max-len`), and the service imports them cycle after cycle; a tail \
-         older than the streams retain is a history gap served by `--peer`, as for any node \
-         that was down. No fork: a leader produces only once reconciliation finds nothing \
-         above its head, and the heights index refuses a second block at a stored height. \
-         The price: the Redis nodes' own persistence alone guards the newest blocks, so with \
-         `appendfsync everysec` a power loss of the leader's host and of a quorum's hosts \
-         within the same second loses blocks that one fsync per block on the leader keeps. \
-         With the no-op adapter there is no quorum to import from: a deferred fsync would \
-         lose blocks for good.",
-        floor / publish.max(1.0),
-        adapter_redis::RedisConfig::default().stream_max_len
+        "reach-floor-below-publish"
+    })?;
+    fill!(
+        END_TO_END,
+        "choice",
+        floor_us = floor,
+        floor_over_publish = floor / publish.max(1.0),
+        publish_us = publish,
+        reach = reach,
+        stream_max_len = adapter_redis::RedisConfig::default().stream_max_len,
     )
 }

@@ -6,7 +6,8 @@
 //! - `gap`: the budget, the successor's first height, median and worst (pure).
 //! - `handover`: one measured handover on the fleet.
 //!
-//! This file owns the runs and the report; it measures through `handover` only.
+//! This file owns the runs and the report; it measures through `handover` only, and its words
+//! are in `templates/failover.md`.
 
 mod gap;
 mod handover;
@@ -21,7 +22,9 @@ use crate::chart;
 use crate::context::BenchContext;
 use crate::fleet::{self, Fleet, FleetSettings};
 use crate::model::{CaseReport, Chart, Goal, Row};
+use crate::prose::fill;
 use crate::stats::Latencies;
+use crate::templates::FAILOVER;
 
 /// The fleet: three producers on three Redis nodes, a handover in about a second.
 const SETTINGS: FleetSettings = FleetSettings::FAST_LOOPBACK;
@@ -128,7 +131,7 @@ fn report(handovers: &[Handover]) -> Result<CaseReport> {
             bars.push((format!("{signal} run {}", index + 1), millis(run.gap)));
         }
         bars.push((format!("{signal} budget"), millis(budget)));
-        findings.push(finding(stop, &runs, spread.median, budget));
+        findings.push(finding(stop, &runs, spread.median, budget)?);
         if let Some(first) = runs.first() {
             report.charts.push(timeline_chart(first)?);
         }
@@ -139,24 +142,12 @@ fn report(handovers: &[Handover]) -> Result<CaseReport> {
         "ms",
         &bars,
     )?);
-    report.notes.push(format!(
-        "Method: {}. Each run waits until one leader has produced {} further blocks with the \
-         others following, stops it (SIGKILL, or SIGTERM) at a set point of a block interval \
-         (10 %, 30 %, ... 90 % of it after a block over five rounds, half of it in a quick run), \
-         waits for another process to produce, then starts the stopped one again on its data \
-         directory. The gap is read \
-         from the chain, not from polling: the successor's first block is its head minus the \
-         blocks it has produced since the signal (height and count come from one `/status` \
-         snapshot), and the gap is the difference of the two blocks' timestamps (the \
-         producer's wall clock when it built each block, 1 ms resolution, one clock for every \
-         process on this machine). It is counted from the leader's last block, not from the \
-         signal, because that is what the chain's users see (the interval between two \
-         consecutive blocks) and where the budget starts (the lease expires one TTL after the \
-         last published block); the time from the signal is shown beside it and is shorter by \
-         the part of a block interval that had passed when the signal came.",
-        SETTINGS.describe(),
-        handover::STEADY_BLOCKS
-    ));
+    report.notes.push(fill!(
+        FAILOVER,
+        "method",
+        fleet = SETTINGS.describe(),
+        steady_blocks = handover::STEADY_BLOCKS,
+    )?);
     report.notes.push(findings.join(" "));
     Ok(report)
 }
@@ -183,27 +174,31 @@ fn goal_text(stop: Stop, budget: Duration) -> String {
 
 /// One sentence on a stop's runs: the median against the budget, what it is made of, and how
 /// SIGTERMed leaders exited.
-fn finding(stop: Stop, runs: &[&Handover], median: Duration, budget: Duration) -> String {
+fn finding(stop: Stop, runs: &[&Handover], median: Duration, budget: Duration) -> Result<String> {
     let signal = stop.signal();
-    let headroom = budget.saturating_sub(median).as_millis();
+    let headroom_ms = budget.saturating_sub(median).as_millis();
     match stop {
-        Stop::Kill => format!(
-            "{signal}: the median gap is {} ms, {} ms beyond the lease TTL (the follower's next \
-             poll, the acquisition and the first block), {headroom} ms under the budget.",
-            median.as_millis(),
-            median.saturating_sub(SETTINGS.lease_ttl).as_millis()
+        Stop::Kill => fill!(
+            FAILOVER,
+            "finding-kill",
+            signal = signal,
+            median_ms = median.as_millis(),
+            beyond_ttl_ms = median.saturating_sub(SETTINGS.lease_ttl).as_millis(),
+            headroom_ms = headroom_ms,
         ),
         Stop::Terminate => {
             let clean = runs
                 .iter()
                 .filter(|run| run.exit.is_some_and(|exit| exit.success()))
                 .count();
-            format!(
-                "{signal}: the median gap is {} ms, {headroom} ms under the budget: the lease is \
-                 released on the way out, so nobody waits for the TTL; {clean} of {} stopped \
-                 leaders exited with status 0.",
-                median.as_millis(),
-                runs.len()
+            fill!(
+                FAILOVER,
+                "finding-terminate",
+                signal = signal,
+                median_ms = median.as_millis(),
+                headroom_ms = headroom_ms,
+                clean = clean,
+                runs = runs.len(),
             )
         }
     }

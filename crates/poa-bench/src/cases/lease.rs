@@ -6,7 +6,8 @@
 //!
 //! A sample is one acquisition, timed alone: the adapter releases before each one (untimed),
 //! rslock locks a fresh resource. Always local servers: a half-alive node cannot be put among
-//! `--redis-url` servers. This module measures; it never changes the adapter.
+//! `--redis-url` servers. This module measures; it never changes the adapter. Its words are in
+//! `templates/lease.md`.
 
 mod rslock;
 
@@ -21,7 +22,9 @@ use crate::chart;
 use crate::context::BenchContext;
 use crate::fixtures::{HANG_BOUND, WARM_UP, bounded, start_servers};
 use crate::model::{CaseReport, Goal, Row};
+use crate::prose::fill;
 use crate::stats::{Latencies, ratio};
+use crate::templates::LEASE;
 
 const CASE: &str = "lease";
 const NODES: usize = 3;
@@ -134,8 +137,8 @@ pub(crate) async fn run(context: &BenchContext) -> Result<CaseReport> {
         goals: vec![goal(&series[1], &series[4])],
         charts: vec![chart],
         notes: vec![
-            method_note(ttl),
-            finding_note(&series[1], &series[2], &series[4]),
+            method_note(ttl)?,
+            finding_note(&series[1], &series[2], &series[4])?,
         ],
         failures: Vec::new(),
     })
@@ -251,41 +254,21 @@ async fn rslock_series(
 }
 
 /// How the samples were taken.
-fn method_note(ttl: Duration) -> String {
-    format!(
-        "Both on the same three local `redis-server`s; the half-alive variants put a listener \
-         that accepts TCP and never answers in place of the third. Adapter: \
-         `LeaseProbe::release` (untimed), then `LeaseProbe::acquire` timed alone, with the \
-         production defaults (TTL {} s, node timeout {} ms, 3 attempts 200-300 ms apart). \
-         rslock 0.10 (`tokio-comp`): `LockManager::lock` with the same TTL and its default \
-         retries (3 tries, up to 200 ms apart), each call on a resource of its own (free, as \
-         after a release) and bounded by the TTL; a call at the bound is recorded at the \
-         bound and counted as `timed out`. `p50 node timeouts` is the p50 over the node \
-         timeout.",
-        ttl.as_secs(),
-        node_timeout().as_millis()
+fn method_note(ttl: Duration) -> Result<String> {
+    fill!(
+        LEASE,
+        "method",
+        ttl_s = ttl.as_secs(),
+        node_timeout_ms = node_timeout().as_millis(),
     )
 }
 
 /// Where the adapter's time with a half-alive node goes, and rslock's, with this run's numbers.
-fn finding_note(at_once: &Series, settled: &Series, rslock: &Series) -> String {
+fn finding_note(at_once: &Series, settled: &Series, rslock: &Series) -> Result<String> {
     let p50_ms = |series: &Series| series.latencies.quantile_us(0.5) as f64 / 1000.0;
-    format!(
-        "With the half-alive node, the adapter's acquisition straight after a release takes \
-         {at_once:.1} ms at p50, about one node timeout, and nearly all of it is one wait: \
-         `Lease::acquire_once` (crates/adapter-redis/src/lease.rs) first waits, bounded by two \
-         node timeouts + 100 ms, for the per-node tasks of the previous attempt \
-         (`settle_promote_tasks`), so that a late self-release of that attempt cannot delete a \
-         grant of the new one. Back to back, the previous acquisition's promote to the \
-         half-alive node is still running into its node timeout, then releases its possible \
-         grant, and the new acquisition waits for that. Once those tasks have ended (the \
-         `earlier tasks ended` row: a pause of two node timeouts, untimed, as before a \
-         follower's next poll cycle) acquisition takes {settled:.1} ms: the two healthy grants \
-         decide it and the half-alive node is never waited for. rslock waits for every node \
-         (`join_all`) and has no timeout of its own: its {rslock:.0} ms is the `redis` \
-         client's default connection timeout (1 s), paid on every call because the failed \
-         connection is not kept; without that default it would hang, and the TTL left to the \
-         holder shrinks by the same second.",
+    fill!(
+        LEASE,
+        "finding",
         at_once = p50_ms(at_once),
         settled = p50_ms(settled),
         rslock = p50_ms(rslock),

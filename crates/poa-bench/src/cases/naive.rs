@@ -6,7 +6,7 @@
 //!
 //! A sample is one block: the whole sequence, or one `publish_produced_block`. Leases are taken
 //! before a series and are not timed. This module never changes the adapter's behaviour; it
-//! only drives it.
+//! only drives it. Its words are in `templates/naive.md`.
 
 use std::time::Instant;
 
@@ -24,7 +24,9 @@ use crate::cleanup::leftover_keys_note;
 use crate::context::BenchContext;
 use crate::fixtures::{HANG_BOUND, WARM_UP, bounded, start_servers};
 use crate::model::{CaseReport, Row};
+use crate::prose::fill;
 use crate::stats::{Latencies, ratio};
+use crate::templates::NAIVE;
 
 const CASE: &str = "naive";
 /// The node counts the goals name.
@@ -177,11 +179,11 @@ pub(crate) async fn run(context: &BenchContext) -> Result<CaseReport> {
         }
         None
     } else {
-        Some(format!(
-            "No frozen-node series: servers given with `--redis-url` cannot be frozen, so only \
-             the healthy series ran on them. {}",
-            leftover_keys_note()
-        ))
+        Some(fill!(
+            NAIVE,
+            "no-frozen-series",
+            leftover_keys = leftover_keys_note()
+        )?)
     };
 
     let chart_nodes = counts[0];
@@ -195,7 +197,7 @@ pub(crate) async fn run(context: &BenchContext) -> Result<CaseReport> {
         &format!("Naive sequence vs fan-out, N = {chart_nodes}, 4 KiB blocks"),
         &chart_series,
     )?;
-    let mut notes = vec![method_note(&series, chart_nodes)];
+    let mut notes = vec![method_note(&series, chart_nodes)?];
     notes.extend(frozen_note);
     Ok(CaseReport {
         rows: rows(&series),
@@ -403,8 +405,8 @@ fn p50_vs_fan_out(series: &[Series], one: &Series) -> Option<f64> {
     )
 }
 
-/// The method and the headline ratios, in words.
-fn method_note(series: &[Series], nodes: usize) -> String {
+/// The method and the headline ratios, in words: one paragraph.
+fn method_note(series: &[Series], nodes: usize) -> Result<String> {
     let p50_ms = |method: Method, frozen: bool| {
         series
             .iter()
@@ -416,39 +418,33 @@ fn method_note(series: &[Series], nodes: usize) -> String {
             })
             .map(|one| one.measured.latencies.quantile_us(0.5) as f64 / 1000.0)
     };
-    let mut note = "Each sample is one block: the naive sequence writes it with the raw fenced \
-                    script to node 1, then node 2, and so on, each call waiting for the previous \
-                    reply (all nodes, or stopping once a quorum stored it); the fan-out is the \
-                    adapter's `publish_produced_block`, which writes to every node at once and \
-                    returns at the quorum. Leases are taken once per node before each series \
-                    and not timed (every write re-arms the lease, so one promote covers a \
-                    series); every series has a lease key of its own. `p50_vs_fan_out` is the \
-                    naive p50 over the fan-out p50 of the same node count, block size and \
-                    health; `unanswered_calls` counts writes (naive) or publishes (fan-out) \
-                    that got no answer within the node timeout, warm-up included: they are \
-                    timed like the others."
-        .to_owned();
+    let mut sentences = vec![NAIVE.text("method")?];
     let all = p50_ms(Method::Naive(Sequence::AllNodes), false);
     let quorum = p50_ms(Method::Naive(Sequence::StopAtQuorum), false);
     let fan_out = p50_ms(Method::FanOut, false);
     if let (Some(all), Some(quorum), Some(fan_out)) = (all, quorum, fan_out) {
-        note.push_str(&format!(
-            " At N = {nodes} with 4 KiB blocks: naive {all:.3} ms (all nodes) and {quorum:.3} \
-             ms (stop at quorum) against {fan_out:.3} ms for the fan-out."
-        ));
+        sentences.push(fill!(
+            NAIVE,
+            "healthy",
+            nodes = nodes,
+            all = all,
+            quorum = quorum,
+            fan_out = fan_out
+        )?);
     }
     let frozen_all = p50_ms(Method::Naive(Sequence::AllNodes), true);
     let frozen_quorum = p50_ms(Method::Naive(Sequence::StopAtQuorum), true);
     let frozen_fan_out = p50_ms(Method::FanOut, true);
     if let (Some(all), Some(quorum), Some(fan_out)) = (frozen_all, frozen_quorum, frozen_fan_out) {
-        note.push_str(&format!(
-            " With node {} of 3 frozen (SIGSTOP), the naive sequence waits out the node \
-             timeout ({} ms) on every block, p50 {all:.1} ms (all nodes) and {quorum:.1} ms \
-             (stop at quorum: the frozen node comes before the quorum), against {fan_out:.3} ms \
-             for the fan-out, which never waits for the frozen node.",
-            FROZEN_NODE + 1,
-            node_timeout().as_millis()
-        ));
+        sentences.push(fill!(
+            NAIVE,
+            "frozen",
+            frozen_node = FROZEN_NODE + 1,
+            node_timeout_ms = node_timeout().as_millis(),
+            all = all,
+            quorum = quorum,
+            fan_out = fan_out,
+        )?);
     }
     let naive_ahead = series.iter().any(|one| {
         one.method == Method::Naive(Sequence::StopAtQuorum)
@@ -456,14 +452,9 @@ fn method_note(series: &[Series], nodes: usize) -> String {
             && p50_vs_fan_out(series, one).is_some_and(|ratio| ratio < 1.0)
     });
     if naive_ahead {
-        note.push_str(
-            " Where the sequence that stops at a quorum beats the fan-out (a ratio below 1), \
-             the servers and the client share fewer cores than there are nodes: the fan-out's \
-             parallel writes then queue for CPU and lose their overlap, most visibly for large \
-             blocks at N = 5. Compare on a machine with a core per node, or on real servers.",
-        );
+        sentences.push(NAIVE.text("cores")?);
     }
-    note
+    Ok(sentences.join(" "))
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! peers; a frozen peer must cost the submit path nothing: the goal puts throughput and p99 with
 //! it within 1.2x of the healthy run. Always on local servers: it starts processes.
 //!
-//! This file owns the load, the runs and the report; the fleet comes from `fleet`.
+//! This file owns the load, the runs and the report; the fleet comes from `fleet`, the words
+//! from `templates/relay.md`.
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -15,7 +16,9 @@ use poa_test_support::HalfAliveListener;
 use crate::context::BenchContext;
 use crate::fleet::{self, Fleet, FleetSettings, NodeProcess};
 use crate::model::{CaseReport, Goal, Row};
+use crate::prose::fill;
 use crate::stats::{Latencies, ratio};
+use crate::templates::RELAY;
 
 /// Three producers on three Redis nodes, as the failover case runs them.
 const SETTINGS: FleetSettings = FleetSettings::FAST_LOOPBACK;
@@ -102,7 +105,7 @@ pub(crate) async fn run(context: &BenchContext) -> Result<CaseReport> {
         Ok(runs)
     })
     .await?;
-    report(&runs, duration.as_secs_f64())
+    report(&runs, duration.as_secs())
 }
 
 /// [`CLIENTS`] threads submitting distinct transactions to `node` for `duration`.
@@ -168,7 +171,7 @@ fn submit_load(node: &NodeProcess, label: &str, duration: Duration) -> Result<Lo
 }
 
 /// The rows, goals and notes of the two runs.
-fn report(runs: &[(&str, LoadRun)], duration_secs: f64) -> Result<CaseReport> {
+fn report(runs: &[(&str, LoadRun)], duration_secs: u64) -> Result<CaseReport> {
     let [(_, healthy), (_, frozen)] = runs else {
         bail!("expected a healthy and a frozen run, got {}", runs.len());
     };
@@ -213,18 +216,13 @@ fn report(runs: &[(&str, LoadRun)], duration_secs: f64) -> Result<CaseReport> {
         throughput_ratio,
         GOAL_RATIO,
     ));
-    report.notes.push(format!(
-        "Method: {}, every process naming the others with `--peer`; the frozen run adds one \
-         more peer to every process, a listener that accepts TCP and never answers. A fresh \
-         fleet per run, healthy and frozen runs alternating ({} s each, summed over the \
-         rounds); once one leader has produced {STEADY_BLOCKS} blocks, {CLIENTS} client \
-         threads submit distinct transactions to one follower, each waiting for its answer \
-         (keep-alive connections), for the whole run. Refused counts `429 pool full` and \
-         anything not answered `202`. The latency is the client's, from \
-         sending to the `202`; the follower relays each accepted transaction to every peer in \
-         the background.",
-        SETTINGS.describe(),
-        duration_secs
-    ));
+    report.notes.push(fill!(
+        RELAY,
+        "method",
+        fleet = SETTINGS.describe(),
+        duration_s = duration_secs,
+        steady_blocks = STEADY_BLOCKS,
+        clients = CLIENTS,
+    )?);
     Ok(report)
 }

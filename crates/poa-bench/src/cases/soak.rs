@@ -7,11 +7,11 @@
 //!
 //! A series of the variant `poa-node` runs with that is not flat fails the run (exit status
 //! 1); the other variants are comparisons, reported with their verdicts. A `--quick` run is
-//! too short to judge and only proves the harness works. The modules: `drive` runs one fleet, `probe`
-//! reads `/proc`, `verdict` is the rule, `report` writes the section.
+//! too short to judge and only proves the harness works. The modules: `drive` runs one fleet
+//! (reading `/proc` through `crate::process_probe`), `verdict` is the rule, `report` writes
+//! the section with the words of `templates/soak.md`.
 
 mod drive;
-mod probe;
 mod report;
 mod verdict;
 
@@ -25,6 +25,9 @@ use self::verdict::Bound;
 use crate::context::BenchContext;
 use crate::fleet::{self, FleetSettings};
 use crate::model::CaseReport;
+use crate::process_probe::Reading;
+use crate::prose::fill;
+use crate::templates::SOAK;
 
 /// Moderate blocks and a lease of eight block times; the chain cache small enough to fill in
 /// the first minutes, so what grows later is not the cache (its bound is docs/operations.md's).
@@ -83,32 +86,6 @@ const GLIBC_ARENAS_PER_CORE: usize = 8;
 /// The arena limit `poa-node` applies itself (`DEFAULT_ARENA_MAX` in its allocator module).
 const POA_NODE_ARENA_MAX: &str = "2";
 
-/// What the hour of 2026-12-06 decided, kept in the report because it is why `poa-node` runs
-/// with two arenas.
-const ALLOCATOR_DECISION: &str = "**Allocator decision (the run of 2026-12-06).** The three variants served the same load \
-(about 263,500 requests each, 14,130 blocks) and the same leader changes. At the end of \
-the hour, per process: glibc's default (16 arenas on this 2-core machine) held 42 to 47 \
-MiB and still crept +0.8 to +4.4 MiB per hour over the second half; jemalloc (the \
-system's 5.3.0, preloaded) held 35 to 37 MiB, -2.1 to +6.7 MiB per hour; glibc with two \
-arenas held 27 to 31 MiB, -0.04 to +1.6 MiB per hour: the least memory and the flattest. \
-So `poa-node` runs with two arenas unless its environment names a limit \
-(docs/operations.md, section 9.6). jemalloc as the global allocator would add a C build \
-for memory between the two. Not measured here: throughput with two arenas (glibc's \
-per-thread cache serves most small allocations without taking an arena's lock); the \
-machine was shared and loaded.";
-
-/// What the same run found about threads, kept because it explains their levels.
-const THREADS_FINDING: &str = "**Finding: a process keeps the threads of its largest burst of blocking work.** \
-Descriptors (23 to 28) and TCP connections (8 to 26) were flat in every process. Threads \
-stayed under their ceiling, at levels that differ: a runtime worker per core plus the blocking \
-threads of chain-database work, and the runtime ends an idle blocking thread only after \
-10 s without work, so under steady work a process keeps as many as it once needed at the \
-same moment. The follower restarted at 9 minutes in the two-arena fleet (node 3) caught \
-up on the starved machine with 53 threads and kept them to the end; in the jemalloc \
-fleet node 2 went from 13 to 20 in the second half, which is the threads verdict that \
-variant missed. The count is bounded by the largest burst and by the runtime's 512; not \
-a leak, but the one series whose level depends on history.";
-
 /// A resource the soak follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Resource {
@@ -130,7 +107,7 @@ impl Resource {
     }
 
     /// Its value in one reading.
-    pub(crate) fn of(self, reading: &probe::Reading) -> f64 {
+    pub(crate) fn of(self, reading: &Reading) -> f64 {
         match self {
             Self::Rss => reading.rss_kib as f64 / 1_024.0,
             Self::Descriptors => reading.descriptors as f64,
@@ -160,7 +137,7 @@ pub(crate) async fn run(context: &BenchContext) -> Result<CaseReport> {
             (0.95, Disruption::StepDown),
         ],
     };
-    let (variants, missing) = variants();
+    let (variants, missing) = variants()?;
     let fleets = variants.into_iter().map(|variant| {
         let (binary, plan) = (binary.clone(), plan.clone());
         fleet::run_blocking(context, "soak", move |progress| {
@@ -172,15 +149,18 @@ pub(crate) async fn run(context: &BenchContext) -> Result<CaseReport> {
         .into_iter()
         .collect::<Result<Vec<_>>>()?;
     let mut report = report::build(&runs, &plan, &SETTINGS, &BOUNDS, missing)?;
-    report
-        .notes
-        .extend([ALLOCATOR_DECISION.to_owned(), THREADS_FINDING.to_owned()]);
+    // What the hour of 2026-12-06 decided, kept because it is why `poa-node` runs with two
+    // arenas, and what it found about threads, kept because it explains their levels.
+    report.notes.extend([
+        SOAK.text("allocator-decision")?,
+        SOAK.text("threads-finding")?,
+    ]);
     Ok(report)
 }
 
 /// The allocator variants: glibc's default, glibc with two arenas, and jemalloc preloaded
 /// when the system has it (else a note says it was not measured).
-fn variants() -> (Vec<Variant>, Option<String>) {
+fn variants() -> Result<(Vec<Variant>, Option<String>)> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let arena = |value: String| vec![("MALLOC_ARENA_MAX".to_owned(), value)];
     let mut variants = vec![
@@ -210,10 +190,11 @@ fn variants() -> (Vec<Variant>, Option<String>) {
             });
             None
         }
-        None => Some(format!(
-            "jemalloc was not measured: no libjemalloc.so.2 in {}",
-            JEMALLOC_PATHS.join(", ")
-        )),
+        None => Some(fill!(
+            SOAK,
+            "jemalloc-missing",
+            paths = JEMALLOC_PATHS.join(", ")
+        )?),
     };
-    (variants, missing)
+    Ok((variants, missing))
 }

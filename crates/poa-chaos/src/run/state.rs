@@ -405,7 +405,7 @@ impl RunState {
             };
             let exit = Exit {
                 node,
-                incarnation: process.incarnation,
+                incarnation: process.incarnation(),
                 at: now,
                 status: status.to_string(),
                 log: process.log_tail(EXIT_LOG_LINES),

@@ -10,6 +10,7 @@
 
 mod fault_proxy;
 mod half_alive;
+mod process;
 mod redis_server;
 mod wait;
 

@@ -1,7 +1,7 @@
 //! Scale measurement `memory`: the steady-state memory of producing `poa-node` processes. A
 //! leader and a follower on three local `redis-server`s produce fast blocks while transactions
 //! are submitted to the leader; both processes' resident memory (`VmRSS`) and peak (`VmHWM`)
-//! are sampled from `/proc/<pid>/status` over a window, and reported as start, end, maximum
+//! are read from `/proc/<pid>/status` (`crate::process_probe`) over a window, and reported as start, end, maximum
 //! and growth per 1,000 blocks.
 //!
 //! It owns the sampling, the transaction load and the arithmetic; the processes come from
@@ -18,7 +18,10 @@ use crate::chart;
 use crate::context::BenchContext;
 use crate::fleet::{self, Fleet, FleetSettings, NodeProcess, Progress};
 use crate::model::{CaseReport, Row};
+use crate::process_probe::Reading;
+use crate::prose::fill;
 use crate::stats::{Latencies, slope};
+use crate::templates::SCALE;
 
 /// A leader and one follower, with fast blocks so the window holds many of them.
 const SETTINGS: FleetSettings = FleetSettings {
@@ -66,37 +69,6 @@ pub(crate) async fn measure(context: &BenchContext) -> Result<CaseReport> {
     report(&sampled, window)
 }
 
-/// `VmRSS` and `VmHWM` of one process, in KiB.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Memory {
-    rss_kib: u64,
-    hwm_kib: u64,
-}
-
-impl Memory {
-    /// Reads the two lines of a `/proc/<pid>/status` text; `None` when either is missing.
-    fn from_proc_status(text: &str) -> Option<Self> {
-        let kib = |key: &str| {
-            text.lines()
-                .find_map(|line| line.strip_prefix(key))
-                .and_then(|rest| rest.trim().strip_suffix("kB"))
-                .and_then(|value| value.trim().parse::<u64>().ok())
-        };
-        Some(Self {
-            rss_kib: kib("VmRSS:")?,
-            hwm_kib: kib("VmHWM:")?,
-        })
-    }
-
-    /// The memory of process `pid` now.
-    fn of_process(pid: u32) -> Result<Self> {
-        let path = format!("/proc/{pid}/status");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|error| anyhow!("cannot read {path}: {error}"))?;
-        Self::from_proc_status(&text).ok_or_else(|| anyhow!("no VmRSS or VmHWM in {path}"))
-    }
-}
-
 /// One sighting of a process.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
@@ -104,7 +76,7 @@ struct Sample {
     seconds: f64,
     /// The node's chain height then.
     height: BlockHeight,
-    memory: Memory,
+    memory: Reading,
 }
 
 /// What was sampled of one process.
@@ -189,7 +161,7 @@ fn sample(
             let pid = node
                 .pid()
                 .ok_or_else(|| anyhow!("{} is not running", node.name))?;
-            let memory = Memory::of_process(pid)?;
+            let memory = Reading::of_process(pid)?;
             // A status that does not come in time keeps the last height: memory is the point.
             let height = node
                 .status()
@@ -255,17 +227,17 @@ fn report(sampled: &Sampled, window: Duration) -> Result<CaseReport> {
                 summary.growth_mib_per_1000_blocks,
             ),
         );
-        findings.push(format!(
-            "the {} went from {:.1} to {:.1} MiB (max {:.1}, peak VmHWM {:.1}) over {} blocks, \
-             {:+.2} MiB per 1,000 blocks",
-            series.role,
-            summary.start_mib,
-            summary.end_mib,
-            summary.max_mib,
-            summary.hwm_mib,
-            summary.blocks,
-            summary.growth_mib_per_1000_blocks
-        ));
+        findings.push(fill!(
+            SCALE,
+            "memory-item",
+            role = series.role,
+            start = summary.start_mib,
+            end = summary.end_mib,
+            max = summary.max_mib,
+            hwm = summary.hwm_mib,
+            blocks = summary.blocks,
+            growth = summary.growth_mib_per_1000_blocks,
+        )?);
         lines.push((
             format!("{} ({})", series.role, series.name),
             series
@@ -294,28 +266,24 @@ fn report(sampled: &Sampled, window: Duration) -> Result<CaseReport> {
             / KIB_PER_MIB
             / KIB_PER_MIB
     };
-    report.notes.push(format!(
-        "Memory: {}, sampled after {WARM_UP_BLOCKS} warm-up blocks for {} s while transactions \
-         of {TRANSACTION_BYTES} B went to the leader at up to {TRANSACTIONS_PER_SECOND} per \
-         second ({} accepted, {} refused: {:.2} MiB of transactions per 1,000 blocks). \
-         `VmRSS` and `VmHWM` come from `/proc/<pid>/status`; growth is the least-squares slope \
-         of VmRSS against the node's height, per 1,000 blocks. Over this window {}. Growth \
-         that follows the bytes committed (compare the transaction bytes per 1,000 blocks) is \
-         what redb's page cache does as the chain grows; the cache is bounded at 64 MiB per \
-         process (`CACHE_SIZE_BYTES` in adapter-chain's storage.rs), a bound a one-minute \
-         window does not reach.{}",
-        SETTINGS.describe(),
-        window.as_secs(),
-        sampled.accepted,
-        sampled.refused,
-        payload_mib_per_1000_blocks,
-        findings.join("; "),
-        if sampled.leader_kept {
-            ""
-        } else {
-            " Leadership moved during the window: the roles are those at its start."
-        }
-    ));
+    let mut note = fill!(
+        SCALE,
+        "memory",
+        fleet = SETTINGS.describe(),
+        warm_up_blocks = WARM_UP_BLOCKS,
+        window_s = window.as_secs(),
+        transaction_bytes = TRANSACTION_BYTES,
+        transactions_per_second = TRANSACTIONS_PER_SECOND,
+        accepted = sampled.accepted,
+        refused = sampled.refused,
+        payload_mib = payload_mib_per_1000_blocks,
+        findings = findings.join("; "),
+    )?;
+    if !sampled.leader_kept {
+        note.push(' ');
+        note.push_str(&SCALE.text("memory-leadership-moved")?);
+    }
+    report.notes.push(note);
     Ok(report)
 }
 
@@ -355,48 +323,6 @@ impl Summary {
 mod tests {
     use super::*;
 
-    const PROC_STATUS: &str = "Name:\tpoa-node\nVmPeak:\t  912345 kB\nVmHWM:\t   30720 kB\n\
-                               VmRSS:\t   28672 kB\nThreads:\t5\n";
-
-    #[test]
-    fn from_proc_status__when_both_lines_are_there__then_kib_values() {
-        // given / when
-        let memory = Memory::from_proc_status(PROC_STATUS);
-
-        // then
-        assert_eq!(
-            memory,
-            Some(Memory {
-                rss_kib: 28_672,
-                hwm_kib: 30_720
-            })
-        );
-    }
-
-    #[test]
-    fn from_proc_status__when_a_kernel_thread_has_no_rss__then_none() {
-        // given
-        let text = "Name:\tkthreadd\nThreads:\t1\n";
-
-        // when / then
-        assert_eq!(Memory::from_proc_status(text), None);
-    }
-
-    #[test]
-    fn of_process__when_this_process__then_resident_memory_is_positive() {
-        // given
-        let pid = std::process::id();
-
-        // when
-        let memory = Memory::of_process(pid).unwrap();
-
-        // then
-        assert!(
-            memory.rss_kib > 0 && memory.hwm_kib >= memory.rss_kib,
-            "{memory:?}"
-        );
-    }
-
     #[test]
     fn summary__when_rss_grows_one_mib_per_500_blocks__then_two_mib_per_1000_blocks() {
         // given
@@ -404,9 +330,12 @@ mod tests {
             .map(|step| Sample {
                 seconds: step as f64,
                 height: BlockHeight::new(100 + step * 50),
-                memory: Memory {
+                memory: Reading {
                     rss_kib: 10_240 + step * 102,
                     hwm_kib: 20_480,
+                    descriptors: 20,
+                    threads: 5,
+                    connections: 8,
                 },
             })
             .collect();

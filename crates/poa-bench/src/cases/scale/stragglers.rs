@@ -17,7 +17,9 @@ use crate::chart;
 use crate::context::BenchContext;
 use crate::fixtures::{blocking, start_servers, urls_of};
 use crate::model::{CaseReport, Row};
+use crate::prose::fill;
 use crate::stats::Latencies;
+use crate::templates::SCALE;
 
 const CASE: &str = "scale";
 const BLOCK_BYTES: usize = 4 << 10;
@@ -178,21 +180,22 @@ fn report(bursts: &[Burst]) -> Result<CaseReport> {
             ),
         );
         findings.push(match burst.drain {
-            Some(drain) => format!(
-                "{}: peak {:.0} outstanding tasks after {} blocks in {} ms, back to 0 {} ms \
-                 after the burst",
-                burst.straggler.label(),
-                burst.peak(),
-                burst.blocks,
-                burst.burst.as_millis(),
-                drain.as_millis()
-            ),
-            None => format!(
-                "{}: peak {:.0} outstanding tasks, **not back to 0** {} s after the burst",
-                burst.straggler.label(),
-                burst.peak(),
-                DRAIN_BOUND.as_secs()
-            ),
+            Some(drain) => fill!(
+                SCALE,
+                "stragglers-drained-item",
+                straggler = burst.straggler.label(),
+                peak = burst.peak(),
+                blocks = burst.blocks,
+                burst_ms = burst.burst.as_millis(),
+                drain_ms = drain.as_millis(),
+            )?,
+            None => fill!(
+                SCALE,
+                "stragglers-stuck-item",
+                straggler = burst.straggler.label(),
+                peak = burst.peak(),
+                bound_s = DRAIN_BOUND.as_secs(),
+            )?,
         });
     }
     // Time counts from each burst's end, so the drains line up at 0 whatever the burst took.
@@ -219,15 +222,12 @@ fn report(bursts: &[Burst]) -> Result<CaseReport> {
         &series,
         &markers,
     )?);
-    report.notes.push(format!(
-        "Stragglers: 3 local nodes, 4 KiB blocks published one after another as fast as \
-         possible while the third node straggles; `poa_outstanding_publish_tasks` sampled every \
-         {} ms from the adapter's registry. Every publish leaves one task on the straggler, \
-         bounded by the node timeout ({} ms), so the gauge should level off near the publish \
-         rate times the timeout and drain within about one timeout once the burst ends. {}.",
-        SAMPLE_PERIOD.as_millis(),
-        node_timeout().as_millis(),
-        findings.join("; ")
-    ));
+    report.notes.push(fill!(
+        SCALE,
+        "stragglers",
+        sample_ms = SAMPLE_PERIOD.as_millis(),
+        node_timeout_ms = node_timeout().as_millis(),
+        findings = findings.join("; "),
+    )?);
     Ok(report)
 }

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 
-use super::probe::Reading;
 use crate::fleet::{Fleet, FleetSettings, Progress};
+use crate::process_probe::Reading;
 
 /// Blocks produced before the soak starts (start-up is not what it measures).
 const WARM_UP_BLOCKS: u64 = 20;

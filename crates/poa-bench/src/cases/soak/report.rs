@@ -14,7 +14,9 @@ use super::verdict::{self, Bound, Judgement, MIN_JUDGED_SAMPLES, MIN_JUDGED_SECO
 use crate::chart;
 use crate::fleet::FleetSettings;
 use crate::model::{CaseReport, Goal, Row, Verdict};
+use crate::prose::fill;
 use crate::stats::Latencies;
+use crate::templates::SOAK;
 
 /// Builds the section from every fleet's run.
 ///
@@ -45,10 +47,7 @@ pub(crate) fn build(
                 if run.variant.shipped {
                     report.failures.push(finding);
                 } else {
-                    comparisons.push(format!(
-                        "**Not flat**, in a comparison variant (not what `poa-node` runs with, \
-                         so the run does not fail): {finding}."
-                    ));
+                    comparisons.push(fill!(SOAK, "not-flat", finding = finding)?);
                 }
             }
             report.goals.push(goal);
@@ -90,9 +89,9 @@ pub(crate) fn build(
         )?);
     }
     report.notes.extend(comparisons);
-    report.notes.push(method(plan, settings, bounds));
+    report.notes.push(method(plan, settings, bounds)?);
     for run in runs {
-        report.notes.push(summary(run));
+        report.notes.push(summary(run)?);
     }
     report.notes.extend(missing);
     Ok(report)
@@ -202,63 +201,70 @@ fn goal(run: &FleetRun, resource: Resource, bound: Bound) -> Goal {
     }
 }
 
-fn method(plan: &Plan, settings: &FleetSettings, bounds: &[(Resource, Bound)]) -> String {
-    let disruptions: Vec<String> = plan
+fn method(plan: &Plan, settings: &FleetSettings, bounds: &[(Resource, Bound)]) -> Result<String> {
+    let disruptions = plan
         .disruptions
         .iter()
-        .map(|(fraction, what)| format!("{} at {:.0} %", what.label(), fraction * 100.0))
-        .collect();
-    let bounds: Vec<String> = bounds
-        .iter()
-        .map(|(resource, bound)| {
-            format!(
-                "{} at most {}/h and {}",
-                resource.label(),
-                bound.per_hour,
-                bound.ceiling
+        .map(|(fraction, what)| {
+            fill!(
+                SOAK,
+                "method-disruption-item",
+                disruption = what.label(),
+                percent = fraction * 100.0,
             )
         })
-        .collect();
-    format!(
-        "Soak: one fleet per allocator variant, all at the same time, each {}, with \
-         `--chain-cache-mib {}` so the chain cache fills in the first minutes and what grows \
-         later is not the cache. Each fleet gets {TRANSACTIONS_PER_NODE_PER_SECOND} \
-         transactions of {TRANSACTION_BYTES} B per second on each node (a follower relays them) \
-         and, from the node in turn, a read of `/blocks/latest` and `/metrics` every \
-         {READ_EVERY} transactions and of `/blocks/raw` ({RANGE_READ_BLOCKS} blocks from \
-         {RANGE_READ_DEPTH} below the head, beyond the cache) every {RANGE_READ_EVERY}. Forced \
-         leader changes, at fractions of the {} s run: {}; restarts only in the first half, so \
-         every process judged lived through the whole second half. Every {} s each process's \
-         `VmRSS` and `Threads` (`/proc/<pid>/status`), open descriptors (`/proc/<pid>/fd`) and \
-         TCP connections (its sockets in `/proc/<pid>/net/tcp` and `tcp6` that are not \
-         listening) are read. The verdict judges the second half only (the first is warm-up): \
-         the least-squares slope, per hour, and the maximum, per process, must stay within: \
-         {}. A series that is not flat fails the run if its variant is what `poa-node` runs \
-         with (two arenas, unless its environment names a limit). The rows give the first and last RSS, \
-         then the judged half's maximum and slope per resource.",
-        settings.describe(),
-        settings.chain_cache_mib.unwrap_or_default(),
-        plan.duration.as_secs(),
-        disruptions.join(", "),
-        plan.every.as_secs_f64(),
-        bounds.join("; ")
+        .collect::<Result<Vec<_>>>()?;
+    let bounds = bounds
+        .iter()
+        .map(|(resource, bound)| {
+            fill!(
+                SOAK,
+                "method-bound-item",
+                resource = resource.label(),
+                per_hour = bound.per_hour,
+                ceiling = bound.ceiling,
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    fill!(
+        SOAK,
+        "method",
+        fleet = settings.describe(),
+        chain_cache_mib = settings.chain_cache_mib.unwrap_or_default(),
+        transactions_per_node_per_second = TRANSACTIONS_PER_NODE_PER_SECOND,
+        transaction_bytes = TRANSACTION_BYTES,
+        read_every = READ_EVERY,
+        range_read_blocks = RANGE_READ_BLOCKS,
+        range_read_depth = RANGE_READ_DEPTH,
+        range_read_every = RANGE_READ_EVERY,
+        duration_s = plan.duration.as_secs(),
+        disruptions = disruptions.join(", "),
+        every_s = plan.every.as_secs_f64(),
+        bounds = bounds.join("; "),
     )
 }
 
-fn summary(run: &FleetRun) -> String {
-    let disruptions: Vec<String> = run
+fn summary(run: &FleetRun) -> Result<String> {
+    let disruptions = run
         .disruptions
         .iter()
-        .map(|(seconds, what)| format!("{what} at {:.0} s", seconds))
-        .collect();
-    format!(
-        "{}: {} requests of the load answered, {} failed or refused; {} leader changes seen; \
-         disruptions: {}.",
-        run.variant.name,
-        run.requests_ok,
-        run.requests_failed,
-        run.leader_changes,
-        disruptions.join(", ")
+        .map(|(seconds, what)| {
+            fill!(
+                SOAK,
+                "summary-disruption-item",
+                disruption = what,
+                seconds = *seconds,
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    fill!(
+        SOAK,
+        "summary",
+        variant = &run.variant.name,
+        requests_ok = run.requests_ok,
+        requests_failed = run.requests_failed,
+        leader_changes = run.leader_changes,
+        disruptions = disruptions.join(", "),
     )
 }
 
@@ -302,8 +308,8 @@ mod tests {
     use std::time::Duration;
 
     use super::super::drive::{Sample, Variant};
-    use super::super::probe::Reading;
     use super::*;
+    use crate::process_probe::Reading;
 
     const BOUND: Bound = Bound {
         per_hour: 8.0,
@@ -321,6 +327,7 @@ mod tests {
                     height: Some(u64::from(step) * 40),
                     reading: Reading {
                         rss_kib: (rss_mib(seconds) * 1_024.0) as u64,
+                        hwm_kib: (rss_mib(seconds) * 1_024.0) as u64,
                         descriptors: 23,
                         threads: 12,
                         connections: 8,

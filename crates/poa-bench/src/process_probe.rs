@@ -1,6 +1,7 @@
-//! What the soak reads of one process from `/proc`: resident memory, open descriptors,
-//! threads, and TCP connections (the process's sockets found in `/proc/<pid>/net/tcp` and
-//! `tcp6` that are not listening). Owns the parsing; Linux only, like the fleet.
+//! What the harness reads of one `poa-node` process from `/proc` (the soak, the memory
+//! measurement): resident memory and its peak, open descriptors, threads, and TCP connections
+//! (the process's sockets found in `/proc/<pid>/net/tcp` and `tcp6` that are not listening).
+//! Owns the parsing; Linux only, like the fleet.
 
 use std::collections::HashSet;
 
@@ -14,6 +15,8 @@ const TCP_LISTEN: &str = "0A";
 pub(crate) struct Reading {
     /// `VmRSS`, in KiB.
     pub(crate) rss_kib: u64,
+    /// `VmHWM`, the peak of `VmRSS` so far, in KiB.
+    pub(crate) hwm_kib: u64,
     /// Entries of `/proc/<pid>/fd`.
     pub(crate) descriptors: u64,
     /// `Threads` of `/proc/<pid>/status`.
@@ -34,7 +37,7 @@ impl Reading {
         let field = |key: &str| {
             status_field(&status, key).ok_or_else(|| anyhow!("no {key} in {status_path}"))
         };
-        let (rss_kib, threads) = (field("VmRSS:")?, field("Threads:")?);
+        let (rss_kib, hwm_kib, threads) = (field("VmRSS:")?, field("VmHWM:")?, field("Threads:")?);
         let fd_dir = format!("/proc/{pid}/fd");
         let mut descriptors = 0;
         let mut sockets = HashSet::new();
@@ -58,6 +61,7 @@ impl Reading {
         }
         Ok(Self {
             rss_kib,
+            hwm_kib,
             descriptors,
             threads,
             connections,
@@ -152,6 +156,7 @@ mod tests {
 
         // then: both ends are this process's sockets, two more descriptors, two connections
         assert!(after.rss_kib > 0 && after.threads >= 1, "{after:?}");
+        assert!(after.hwm_kib >= after.rss_kib, "{after:?}");
         assert!(
             after.descriptors >= before.descriptors + 2,
             "{before:?} {after:?}"
