@@ -136,6 +136,32 @@ async fn handover__when_a_leaders_publishes_miss_a_quorum_for_the_period__then_s
     running.shutdown().await;
 }
 
+/// Expects one publish next in `order`, which reaches no quorum.
+fn publish_missing_a_quorum_next(doubles: &mut Doubles, order: &mut Sequence) {
+    doubles
+        .reconciliation
+        .expect_publish_produced_block()
+        .times(1)
+        .in_sequence(order)
+        .returning(|_| {
+            Err(ReconciliationError::NoQuorum {
+                operation: "publish",
+                acked: 1,
+                needed: 2,
+            })
+        });
+}
+
+/// Expects one release next in `order`.
+fn release_next(doubles: &mut Doubles, order: &mut Sequence) {
+    doubles
+        .reconciliation
+        .expect_release()
+        .times(1)
+        .in_sequence(order)
+        .returning(|| Ok(()));
+}
+
 #[tokio::test(start_paused = true)]
 async fn handover__when_a_publish_misses_a_quorum_after_the_period__then_releases_the_lease_once() {
     // given: a leader on the manual trigger whose first block reached no quorum (its release
@@ -148,37 +174,12 @@ async fn handover__when_a_publish_misses_a_quorum_after_the_period__then_release
     doubles.producing_empty_blocks();
     doubles.importer.expect_verify().returning(|_| Ok(()));
     doubles.importer.expect_commit().never();
-    let no_quorum = || ReconciliationError::NoQuorum {
-        operation: "publish",
-        acked: 1,
-        needed: 2,
-    };
     let mut order = Sequence::new();
-    doubles
-        .reconciliation
-        .expect_publish_produced_block()
-        .times(1)
-        .in_sequence(&mut order)
-        .returning(move |_| Err(no_quorum()));
-    doubles
-        .reconciliation
-        .expect_release()
-        .times(1)
-        .in_sequence(&mut order)
-        .returning(|| Ok(()));
-    doubles
-        .reconciliation
-        .expect_publish_produced_block()
-        .times(1)
-        .in_sequence(&mut order)
-        .returning(move |_| Err(no_quorum()));
+    publish_missing_a_quorum_next(&mut doubles, &mut order);
+    release_next(&mut doubles, &mut order);
+    publish_missing_a_quorum_next(&mut doubles, &mut order);
     // The publish after the period: one release, by the hand-over, and none besides it.
-    doubles
-        .reconciliation
-        .expect_release()
-        .times(1)
-        .in_sequence(&mut order)
-        .returning(|| Ok(()));
+    release_next(&mut doubles, &mut order);
     doubles
         .reconciliation
         .expect_follower_state()
@@ -190,12 +191,7 @@ async fn handover__when_a_publish_misses_a_quorum_after_the_period__then_release
         .expect_follower_state()
         .returning(|_| Ok(LeaderState::ReconciledFollower));
     // Shutdown releases once more.
-    doubles
-        .reconciliation
-        .expect_release()
-        .times(1)
-        .in_sequence(&mut order)
-        .returning(|| Ok(()));
+    release_next(&mut doubles, &mut order);
     let running = doubles.start_with(config_on(Trigger::Manual));
     running.handle.produce_block().await.unwrap();
     let_time_pass(HANDOVER_AFTER + RETRY).await;
