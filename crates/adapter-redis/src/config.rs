@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::error::{ConfigError, SecurityFile};
+use crate::error::{ConfigError, SecurityFile, UrlList};
 use poa_quorum::{self as quorum, Quorum};
 
 /// The default bound on an entry's data: twice the reference chain's largest block (1 MiB of
@@ -211,27 +211,29 @@ impl RedisConfig {
         if self.urls.is_empty() {
             return Err(ConfigError::NoUrls);
         }
-        if let Some(url) = self.urls.iter().find(|url| !is_supported_scheme(url)) {
+        if let Some((list, url)) = self
+            .listed_urls()
+            .find(|(_, url)| !is_supported_scheme(url))
+        {
             return Err(ConfigError::UnsupportedUrl {
                 url: redact_url(url),
-            });
-        }
-        if let Some(url) = self.next_urls.iter().find(|url| !is_supported_scheme(url)) {
-            return Err(ConfigError::UnsupportedUrl {
-                url: redact_url(url),
+                list,
             });
         }
         // One set of credentials serves both lists of a membership change: checked over both.
-        let every_url: Vec<String> = self.urls.iter().chain(&self.next_urls).cloned().collect();
-        validate_security(&every_url, &self.security)?;
+        validate_security(self.listed_urls(), &self.security)?;
         // The same node listed twice would vote twice: one real node could then make a quorum.
         // Spellings the parser can tell apart are caught here; aliases (localhost and
         // 127.0.0.1, another DNS name) are caught at connection by the server's run_id.
         let mut seen = std::collections::HashMap::new();
         for (position, url) in self.urls.iter().enumerate() {
-            if seen.insert(node_address(url)?, position).is_some() {
+            if seen
+                .insert(node_address(url, UrlList::Urls)?, position)
+                .is_some()
+            {
                 return Err(ConfigError::DuplicateUrl {
                     url: redact_url(url),
+                    list: UrlList::Urls,
                 });
             }
         }
@@ -324,6 +326,13 @@ impl RedisConfig {
 }
 
 impl RedisConfig {
+    /// Every URL of both lists, with the list it is given in.
+    fn listed_urls(&self) -> impl Iterator<Item = (UrlList, &String)> + Clone {
+        let current = self.urls.iter().map(|url| (UrlList::Urls, url));
+        let next = self.next_urls.iter().map(|url| (UrlList::NextUrls, url));
+        current.chain(next)
+    }
+
     /// Every node of `urls` and `next_urls` (those of `next_urls` that `urls` does not name
     /// appended), and the two lists as positions in it; `seen` maps each address of `urls` to
     /// its position.
@@ -337,7 +346,7 @@ impl RedisConfig {
         let mut urls = self.urls.clone();
         let mut new = Vec::with_capacity(self.next_urls.len());
         for url in &self.next_urls {
-            let address = node_address(url)?;
+            let address = node_address(url, UrlList::NextUrls)?;
             let position = match seen.get(&address) {
                 Some(position) => *position,
                 None => {
@@ -350,6 +359,7 @@ impl RedisConfig {
             if new.contains(&position) {
                 return Err(ConfigError::DuplicateUrl {
                     url: redact_url(url),
+                    list: UrlList::NextUrls,
                 });
             }
             new.push(position);
@@ -364,10 +374,12 @@ impl RedisConfig {
 
 /// The node a URL names, as `host:port` with the host in one canonical spelling, after
 /// refusing the parts the adapter would silently ignore (a database path, a query, a fragment).
-fn node_address(url: &str) -> Result<String, ConfigError> {
+/// `list` is where the URL was given, for the error.
+fn node_address(url: &str, list: UrlList) -> Result<String, ConfigError> {
     let redacted = || redact_url(url);
     let parsed = url::Url::parse(url).map_err(|error| ConfigError::InvalidUrl {
         url: redacted(),
+        list,
         reason: error.to_string(),
     })?;
     for (part, present) in [
@@ -378,6 +390,7 @@ fn node_address(url: &str) -> Result<String, ConfigError> {
         if present {
             return Err(ConfigError::UrlPartIgnored {
                 url: redacted(),
+                list,
                 part,
             });
         }
@@ -390,6 +403,7 @@ fn node_address(url: &str) -> Result<String, ConfigError> {
         None => {
             return Err(ConfigError::InvalidUrl {
                 url: redacted(),
+                list,
                 reason: "no host".to_owned(),
             });
         }
@@ -408,13 +422,17 @@ fn is_supported_scheme(url: &str) -> bool {
 }
 
 /// Credentials only from the environment or a file, and TLS files only where TLS is used.
-fn validate_security(urls: &[String], security: &RedisSecurity) -> Result<(), ConfigError> {
+fn validate_security<'a>(
+    mut urls: impl Iterator<Item = (UrlList, &'a String)> + Clone,
+    security: &RedisSecurity,
+) -> Result<(), ConfigError> {
     let mut url_users = std::collections::BTreeSet::new();
-    for url in urls {
+    for (list, url) in urls.clone() {
         let userinfo = url_userinfo(url);
         if userinfo.is_some_and(|userinfo| userinfo.contains(':')) {
             return Err(ConfigError::PasswordInUrl {
                 url: redact_url(url),
+                list,
             });
         }
         if let Some(user) = userinfo.filter(|user| !user.is_empty()) {
@@ -444,7 +462,7 @@ fn validate_security(urls: &[String], security: &RedisSecurity) -> Result<(), Co
     {
         return Err(ConfigError::EmptyPassword);
     }
-    let uses_tls = urls.iter().any(|url| url.starts_with("rediss://"));
+    let uses_tls = urls.any(|(_, url)| url.starts_with("rediss://"));
     for (file, path) in [
         (SecurityFile::CaFile, &security.ca_file),
         (SecurityFile::ClientCert, &security.client_cert),
@@ -560,6 +578,7 @@ mod tests {
                 outcome.err(),
                 Some(ConfigError::UrlPartIgnored {
                     url: redact_url(url),
+                    list: UrlList::Urls,
                     part
                 })
             );

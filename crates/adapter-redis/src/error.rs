@@ -17,45 +17,55 @@ pub enum ConfigError {
     NoUrls,
     /// A URL that is not a `redis://` or `rediss://` URL of a standalone node.
     #[error(
-        "url {url} is not supported: use redis://host:port or rediss://host:port (tls) of a standalone node"
+        "url {url} in {list} is not supported: use redis://host:port or rediss://host:port (tls) of a standalone node"
     )]
     UnsupportedUrl {
         /// The URL without credentials.
         url: String,
+        /// The list it was given in.
+        list: UrlList,
     },
     /// A URL that does not parse.
-    #[error("url {url} is not a valid url: {reason}")]
+    #[error("url {url} in {list} is not a valid url: {reason}")]
     InvalidUrl {
         /// The URL without credentials.
         url: String,
+        /// The list it was given in.
+        list: UrlList,
         /// What the parser reported.
         reason: String,
     },
     /// A URL part the adapter would ignore: a database path, a query or a fragment.
     #[error(
-        "url {url} has a {part} the adapter would ignore: remove it (every node is used as redis://host:port, database 0)"
+        "url {url} in {list} has a {part} the adapter would ignore: remove it (every node is used as redis://host:port, database 0)"
     )]
     UrlPartIgnored {
         /// The URL without credentials, query or fragment.
         url: String,
+        /// The list it was given in.
+        list: UrlList,
         /// `path`, `query` or `fragment`.
         part: &'static str,
     },
     /// One node listed twice: it would count twice toward every quorum.
     #[error(
-        "url {url} is listed twice in urls: list every node once, or quorums would count it twice"
+        "url {url} is listed twice in {list}: list every node once, or quorums would count it twice"
     )]
     DuplicateUrl {
         /// The URL without credentials.
         url: String,
+        /// The list that names it twice.
+        list: UrlList,
     },
     /// A URL carries a password, which would show in process lists, shell histories and logs.
     #[error(
-        "url {url} embeds a password: remove it and set security.password instead (a password in a url shows in process lists and logs)"
+        "url {url} in {list} embeds a password: remove it and set security.password instead (a password in a url shows in process lists and logs)"
     )]
     PasswordInUrl {
         /// The URL without credentials.
         url: String,
+        /// The list it was given in.
+        list: UrlList,
     },
     /// The ACL user name is empty.
     #[error("security.username must not be empty")]
@@ -148,6 +158,24 @@ pub enum ConfigError {
         /// The largest budget these nodes allow.
         max_budget: usize,
     },
+}
+
+/// One of the node lists of [`crate::RedisConfig`], named by its field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UrlList {
+    /// `urls`: the nodes of the fleet.
+    Urls,
+    /// `next_urls`: the nodes a membership change moves the fleet to.
+    NextUrls,
+}
+
+impl fmt::Display for UrlList {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(match self {
+            Self::Urls => "urls",
+            Self::NextUrls => "next_urls",
+        })
+    }
 }
 
 /// One of the TLS files of [`crate::RedisSecurity`], named by its field.

@@ -56,7 +56,7 @@ mod tls;
 pub use adapter::RedisReconciliation;
 pub use cleanup::NodeRemoval;
 pub use config::{RedisConfig, RedisPassword, RedisSecurity, ValidatedConfig};
-pub use error::{ConfigError, Error, ProbeError, SecurityFile};
+pub use error::{ConfigError, Error, ProbeError, SecurityFile, UrlList};
 pub use membership::{
     MembershipWritten, begin_membership_change, commit_membership_change, init_membership,
     set_membership,

@@ -11,6 +11,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 
+/// What separates the values of a repeatable list flag (`--redis-url`, `--next-redis-url`,
+/// `--peer`) given at once, in one flag or in its `POA_*` variable
+/// (`POA_REDIS_URLS=redis://a:6379,redis://b:6379`).
+const LIST_DELIMITER: char = ',';
+
 /// A high-availability Proof-of-Authority block producer.
 ///
 /// With no arguments it runs a single-node development chain in ./poa-data with 1 s blocks and
@@ -165,7 +170,7 @@ pub(crate) struct RunArgs {
         long = "redis-url",
         env = "POA_REDIS_URLS",
         hide_env_values = true,
-        value_delimiter = ','
+        value_delimiter = LIST_DELIMITER
     )]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) redis_urls: Vec<String>,
@@ -177,7 +182,7 @@ pub(crate) struct RunArgs {
         long = "next-redis-url",
         env = "POA_NEXT_REDIS_URLS",
         hide_env_values = true,
-        value_delimiter = ','
+        value_delimiter = LIST_DELIMITER
     )]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) next_redis_urls: Vec<String>,
@@ -188,7 +193,7 @@ pub(crate) struct RunArgs {
         long = "peer",
         env = "POA_PEERS",
         hide_env_values = true,
-        value_delimiter = ','
+        value_delimiter = LIST_DELIMITER
     )]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) peers: Vec<String>,

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use adapter_chain::StorageError;
 use adapter_peers::PeerConfigError;
-use adapter_redis::{ConfigError, SecurityFile};
+use adapter_redis::{ConfigError, SecurityFile, UrlList};
 use anyhow::anyhow;
 use poa_core::{ServiceError, ServiceSetting};
 
@@ -20,34 +20,46 @@ pub(crate) fn redis_setting(error: ConfigError) -> InvalidSetting {
     let password_sources = format!("{REDIS_PASSWORD_ENV} or --redis-password-file");
     let (flag, reason) = match error {
         ConfigError::NoUrls => ("--redis-url", "at least one --redis-url is required".to_owned()),
-        ConfigError::UnsupportedUrl { url } => (
-            "--redis-url",
-            format!(
-                "--redis-url {url} is not supported: use redis://host:port or rediss://host:port (tls) of a standalone node"
-            ),
-        ),
-        ConfigError::InvalidUrl { url, reason } => (
-            "--redis-url",
-            format!("--redis-url {url} is not a valid url: {reason}"),
-        ),
-        ConfigError::UrlPartIgnored { url, part } => (
-            "--redis-url",
-            format!(
-                "--redis-url {url} has a {part} the adapter would ignore: remove it (every node is used as redis://host:port, database 0)"
-            ),
-        ),
-        ConfigError::DuplicateUrl { url } => (
-            "--redis-url",
-            format!(
-                "--redis-url {url} is given twice: list every node once, or quorums would count it twice"
-            ),
-        ),
-        ConfigError::PasswordInUrl { url } => (
-            "--redis-url",
-            format!(
-                "--redis-url {url} embeds a password: remove it and set {password_sources} instead (a password in a url shows in process lists and logs)"
-            ),
-        ),
+        ConfigError::UnsupportedUrl { url, list } => {
+            let flag = url_list_flag(list);
+            (
+                flag,
+                format!(
+                    "{flag} {url} is not supported: use redis://host:port or rediss://host:port (tls) of a standalone node"
+                ),
+            )
+        }
+        ConfigError::InvalidUrl { url, list, reason } => {
+            let flag = url_list_flag(list);
+            (flag, format!("{flag} {url} is not a valid url: {reason}"))
+        }
+        ConfigError::UrlPartIgnored { url, list, part } => {
+            let flag = url_list_flag(list);
+            (
+                flag,
+                format!(
+                    "{flag} {url} has a {part} the adapter would ignore: remove it (every node is used as redis://host:port, database 0)"
+                ),
+            )
+        }
+        ConfigError::DuplicateUrl { url, list } => {
+            let flag = url_list_flag(list);
+            (
+                flag,
+                format!(
+                    "{flag} {url} is given twice: list every node once, or quorums would count it twice"
+                ),
+            )
+        }
+        ConfigError::PasswordInUrl { url, list } => {
+            let flag = url_list_flag(list);
+            (
+                flag,
+                format!(
+                    "{flag} {url} embeds a password: remove it and set {password_sources} instead (a password in a url shows in process lists and logs)"
+                ),
+            )
+        }
         ConfigError::EmptyUsername => (
             "--redis-username",
             "--redis-username must not be empty".to_owned(),
@@ -126,6 +138,14 @@ pub(crate) fn redis_setting(error: ConfigError) -> InvalidSetting {
         ),
     };
     InvalidSetting::new(flag, reason)
+}
+
+/// The flag that gives a node list.
+fn url_list_flag(list: UrlList) -> &'static str {
+    match list {
+        UrlList::Urls => "--redis-url",
+        UrlList::NextUrls => "--next-redis-url",
+    }
 }
 
 /// A service setting the production service refused. The binary validates its flags first, so

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use poa_ports::BlockHeight;
 use poa_quorum::{
-    MembershipRecord, MembershipView, NodeMembership, ServerId, WindowClaims,
+    MembershipRecord, MembershipView, NodeIndex, NodeMembership, ServerId, WindowClaims,
     heights_short_before_commit, holds_joint_quorum, plan_change_begin, plan_change_commit,
     sweep_window, window_bottom,
 };
@@ -18,6 +18,7 @@ use super::operator::{MembershipWritten, OperatorNodes, refusal};
 use crate::config::{ChangeLists, RedisConfig};
 use crate::error::Error;
 use crate::fanout::FanOut;
+use crate::node::NodeHandle;
 use crate::scripts::InstallOutcome;
 
 /// Begins the change from the record the `--redis-url` nodes hold to the `--next-redis-url`
@@ -74,26 +75,15 @@ pub async fn begin_membership_change(config: RedisConfig) -> Result<MembershipWr
             _ => String::new(),
         })
         .collect();
-    let outcomes = install_everywhere(
+    install_step_record(
+        &fleet,
         &fleet.fleet.nodes,
-        &fleet.fleet.tracker,
         &joint,
         |index| previous.get(index).cloned().unwrap_or_default(),
-        Installer::ChangeStep,
+        &answers,
+        ChangeStep::Begin,
     )
-    .await;
-    let holding = holders(&outcomes, &answers, &fleet, &joint).await;
-    if !holds_joint_quorum(&joint, &holding) {
-        return Err(refusal(
-            &format!(
-                "the joint record {joint} reached {} servers, not a quorum of each list: run membership begin again",
-                holding.len()
-            ),
-            &answers,
-        ));
-    }
-    tracing::info!(membership = %joint, holding = holding.len(), "membership change begun");
-    Ok(written(&joint, &outcomes))
+    .await
 }
 
 /// Commits the change `begin` started: checks that the joint record holds a quorum of each
@@ -158,26 +148,71 @@ pub async fn commit_membership_change(config: RedisConfig) -> Result<MembershipW
         .iter()
         .filter_map(|position| fleet.fleet.nodes.get(*position).cloned())
         .collect();
-    let outcomes = install_everywhere(
+    install_step_record(
+        &fleet,
         &new_nodes,
-        &fleet.fleet.tracker,
         &new,
         |_| joint_digest.clone(),
+        &answers,
+        ChangeStep::Commit,
+    )
+    .await
+}
+
+/// The step of a change an install writes: its record and the quorum that record must reach.
+#[derive(Debug, Clone, Copy)]
+enum ChangeStep {
+    /// The joint record, which must reach a quorum of each list.
+    Begin,
+    /// The new list's record, which must reach a quorum of the new list.
+    Commit,
+}
+
+/// Installs a change step's `record` on `nodes`, each over the digest `previous(node)`, and
+/// refuses unless the nodes that hold it afterwards make the quorum the step needs.
+async fn install_step_record(
+    fleet: &OperatorNodes,
+    nodes: &[NodeHandle],
+    record: &MembershipRecord,
+    previous: impl Fn(NodeIndex) -> String,
+    answers: &[NodeMembership],
+    step: ChangeStep,
+) -> Result<MembershipWritten, Error> {
+    let outcomes = install_everywhere(
+        nodes,
+        &fleet.fleet.tracker,
+        record,
+        previous,
         Installer::ChangeStep,
     )
     .await;
-    let holding = holders(&outcomes, &answers, &fleet, &new).await;
-    if !new.quorum().reached(holding.len()) {
-        return Err(refusal(
-            &format!(
-                "the new record {new} reached {} servers, fewer than a quorum of the new list: run membership commit again",
+    let holding = holders(&outcomes, answers, fleet, record).await;
+    let reached = match step {
+        ChangeStep::Begin => holds_joint_quorum(record, &holding),
+        ChangeStep::Commit => record.quorum().reached(holding.len()),
+    };
+    if !reached {
+        let reason = match step {
+            ChangeStep::Begin => format!(
+                "the joint record {record} reached {} servers, not a quorum of each list: run membership begin again",
                 holding.len()
             ),
-            &answers,
-        ));
+            ChangeStep::Commit => format!(
+                "the new record {record} reached {} servers, fewer than a quorum of the new list: run membership commit again",
+                holding.len()
+            ),
+        };
+        return Err(refusal(&reason, answers));
     }
-    tracing::info!(membership = %new, holding = holding.len(), "membership change committed");
-    Ok(written(&new, &outcomes))
+    match step {
+        ChangeStep::Begin => {
+            tracing::info!(membership = %record, holding = holding.len(), "membership change begun");
+        }
+        ChangeStep::Commit => {
+            tracing::info!(membership = %record, holding = holding.len(), "membership change committed");
+        }
+    }
+    Ok(written(record, &outcomes))
 }
 
 /// The two lists, or a refusal when the command was given no `--next-redis-url`.

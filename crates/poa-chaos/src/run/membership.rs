@@ -73,7 +73,10 @@ pub(super) fn next_action(
     begun: bool,
     committed: bool,
 ) -> Action {
-    let pick = |from: Lists, healthy_first: bool| {
+    // Every step restarts one node of those on `from` onto `to`. With `healthy_first` (the node
+    // must be able to lead afterwards) one not behind, a follower among those; otherwise a
+    // follower, one behind among those.
+    let restart_one = |from: Lists, to: Lists, healthy_first: bool| {
         (0..lists.len())
             .filter(|node| lists[*node] == from)
             .min_by_key(|&node| {
@@ -84,6 +87,7 @@ pub(super) fn next_action(
                     (leads, !behind)
                 }
             })
+            .map(|node| Action::Restart { node, lists: to })
     };
     if !begun {
         // One node stays on the current list: nothing else may lead until the begin.
@@ -91,38 +95,24 @@ pub(super) fn next_action(
             .iter()
             .filter(|lists| **lists == Lists::Current)
             .count();
-        return match pick(Lists::Current, false) {
-            Some(node) if current > 1 => Action::Restart {
-                node,
-                lists: Lists::Joint,
-            },
+        return match restart_one(Lists::Current, Lists::Joint, false) {
+            Some(restart) if current > 1 => restart,
             _ => Action::Begin,
         };
     }
     if !committed {
-        if let Some(node) = pick(Lists::Current, false) {
-            return Action::Restart {
-                node,
-                lists: Lists::Joint,
-            };
+        if let Some(restart) = restart_one(Lists::Current, Lists::Joint, false) {
+            return restart;
         }
-        if !lists.contains(&Lists::Next)
-            && let Some(node) = pick(Lists::Joint, true)
-        {
-            return Action::Restart {
-                node,
-                lists: Lists::Next,
-            };
+        // Then one node alone on the new list, to lead once the commit is taken.
+        if lists.contains(&Lists::Next) {
+            return Action::Commit;
         }
-        return Action::Commit;
+        return restart_one(Lists::Joint, Lists::Next, true).unwrap_or(Action::Commit);
     }
-    match pick(Lists::Joint, false).or_else(|| pick(Lists::Current, false)) {
-        Some(node) => Action::Restart {
-            node,
-            lists: Lists::Next,
-        },
-        None => Action::Retire,
-    }
+    restart_one(Lists::Joint, Lists::Next, false)
+        .or_else(|| restart_one(Lists::Current, Lists::Next, false))
+        .unwrap_or(Action::Retire)
 }
 
 /// What the run knows of each node that the change must respect.

@@ -15,6 +15,7 @@ use poa_ports::{
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
+use super::handover::Handover;
 use super::{CycleOutcome, ProductionService};
 use crate::status::Role;
 
@@ -175,9 +176,12 @@ impl<C: Chain> ProductionService<C> {
                 self.leading_attempt_failed().await;
                 return outcome;
             }
+            // The lease is released once: by the hand-over when it is due, here otherwise.
             Err(error) => {
-                let outcome = self.fail_and_release("publish", &error).await;
-                self.leading_attempt_failed().await;
+                let outcome = self.fail_with("publish", &error, true);
+                if self.leading_attempt_failed().await == Handover::NotDue {
+                    self.release_after_failed_step().await;
+                }
                 return outcome;
             }
         }
@@ -220,10 +224,16 @@ impl<C: Chain> ProductionService<C> {
         error: &(dyn std::fmt::Display + Sync),
     ) -> CycleOutcome {
         let outcome = self.fail_with(step, error, true);
+        self.release_after_failed_step().await;
+        outcome
+    }
+
+    /// Releases the lease after a failed production step; a failed release is only logged
+    /// (the lease expires on its own).
+    async fn release_after_failed_step(&mut self) {
         if let Err(release_error) = self.ports.reconciliation.release().await {
             warn!(error = %release_error, "lease release after a failed production step failed");
         }
-        outcome
     }
 
     /// Records a failed cycle after which this process cannot keep its chain current: it

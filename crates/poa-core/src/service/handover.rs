@@ -19,20 +19,30 @@ use tracing::warn;
 
 use super::ProductionService;
 
+/// What a failed leading attempt came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Handover {
+    /// The failures lasted the hand-over period: the lease was released by the step-down.
+    HandedOver,
+    /// Still within the period: the lease is as the caller left it.
+    NotDue,
+}
+
 impl<C: Chain> ProductionService<C> {
     /// Records that this leader's attempt at the next height failed in a way another process
     /// might not meet (a publish or a repair short of a quorum), and hands the lease over once
     /// such failures have lasted the hand-over period since the last block this process
-    /// committed.
-    pub(super) async fn leading_attempt_failed(&mut self) {
+    /// committed. A caller that would release the lease anyway releases only on
+    /// [`Handover::NotDue`]: the hand-over has released it already.
+    pub(super) async fn leading_attempt_failed(&mut self) -> Handover {
         let Some(period) = self.config.handover_after() else {
-            return;
+            return Handover::NotDue;
         };
         let now = Instant::now();
         let since = *self.stuck_since.get_or_insert(now);
         let stuck_for = now.saturating_duration_since(since);
         if stuck_for < period {
-            return;
+            return Handover::NotDue;
         }
         warn!(
             stuck_ms = super::duration_millis(stuck_for),
@@ -41,6 +51,7 @@ impl<C: Chain> ProductionService<C> {
         self.metrics.handovers.inc();
         self.stuck_since = None;
         self.step_down(period).await;
+        Handover::HandedOver
     }
 
     /// The chain advanced, or another process leads: a later failure starts a new count.

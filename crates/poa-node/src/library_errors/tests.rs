@@ -17,17 +17,30 @@ fn every_redis_config_error() -> Vec<ConfigError> {
         ConfigError::NoUrls,
         ConfigError::UnsupportedUrl {
             url: "http://127.0.0.1:1".to_owned(),
+            list: UrlList::Urls,
         },
         ConfigError::InvalidUrl {
             url: url(),
+            list: UrlList::Urls,
             reason: "invalid port number".to_owned(),
         },
         ConfigError::UrlPartIgnored {
             url: url(),
+            list: UrlList::Urls,
             part: "path",
         },
-        ConfigError::DuplicateUrl { url: url() },
-        ConfigError::PasswordInUrl { url: url() },
+        ConfigError::DuplicateUrl {
+            url: url(),
+            list: UrlList::Urls,
+        },
+        ConfigError::DuplicateUrl {
+            url: url(),
+            list: UrlList::NextUrls,
+        },
+        ConfigError::PasswordInUrl {
+            url: url(),
+            list: UrlList::Urls,
+        },
         ConfigError::EmptyUsername,
         ConfigError::ConflictingUsername {
             username: "poa".to_owned(),

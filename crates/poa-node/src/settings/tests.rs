@@ -140,6 +140,38 @@ fn resolve__when_a_setting_is_invalid__then_names_the_flag() {
 }
 
 #[test]
+fn resolve__when_a_next_redis_url_value_is_bad__then_the_error_names_next_redis_url() {
+    let current = ["--redis-url", "redis://127.0.0.1:1"];
+    let bad_next_lists: &[&[&str]] = &[
+        &["http://127.0.0.1:2"],
+        &["redis://127.0.0.1:notaport"],
+        &["redis://127.0.0.1:2/0"],
+        &["redis://127.0.0.1:2?db=1"],
+        &["redis://poa:s3cret@127.0.0.1:2"],
+        &["redis://127.0.0.1:2", "redis://[::ffff:127.0.0.1]:2"],
+    ];
+    for next in bad_next_lists {
+        // given
+        let mut args = current.to_vec();
+        for url in *next {
+            args.extend(["--next-redis-url", url]);
+        }
+
+        // when
+        let error = resolve(&args).expect_err("settings should be refused");
+
+        // then
+        let message = error.to_string();
+        assert_eq!(error.flag, "--next-redis-url", "for {next:?}: {message}");
+        assert!(
+            error.reason.starts_with("--next-redis-url "),
+            "for {next:?}: {message}"
+        );
+        assert!(!message.contains("s3cret"), "{message}");
+    }
+}
+
+#[test]
 fn parse__when_triggers_conflict__then_refuses() {
     assert!(Cli::try_parse_from(["poa-node", "--instant", "--manual"]).is_err());
     assert!(Cli::try_parse_from(["poa-node", "--instant", "--block-time", "1s"]).is_err());

@@ -8,23 +8,24 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use adapter_chain::SealedBlock;
+use mockall::Sequence;
 use poa_ports::{BlockHeight, LeaderState, ReconciliationError};
 
-use super::{BLOCK_TIME, Doubles, RETRY, let_time_pass};
+use super::{BLOCK_TIME, CycleOutcome, Doubles, RETRY, let_time_pass};
 use crate::config::{ServiceConfig, Trigger};
 
 const HANDOVER_AFTER: Duration = Duration::from_secs(1);
 
 fn config() -> ServiceConfig {
-    ServiceConfig::new(
-        Trigger::Interval {
-            block_time: BLOCK_TIME,
-        },
-        RETRY,
-        Duration::from_secs(1),
-    )
-    .unwrap()
-    .with_handover_after(HANDOVER_AFTER)
+    config_on(Trigger::Interval {
+        block_time: BLOCK_TIME,
+    })
+}
+
+fn config_on(trigger: Trigger) -> ServiceConfig {
+    ServiceConfig::new(trigger, RETRY, Duration::from_secs(1))
+        .unwrap()
+        .with_handover_after(HANDOVER_AFTER)
 }
 
 /// `leader_state` answers `leader` and `follower_state` follows; both are counted.
@@ -132,6 +133,85 @@ async fn handover__when_a_leaders_publishes_miss_a_quorum_for_the_period__then_s
         leader_calls_after_handover
     );
     assert!(follower_calls.load(Ordering::SeqCst) > 0);
+    running.shutdown().await;
+}
+
+/// Expects one publish next in `order`, which reaches no quorum.
+fn publish_missing_a_quorum_next(doubles: &mut Doubles, order: &mut Sequence) {
+    doubles
+        .reconciliation
+        .expect_publish_produced_block()
+        .times(1)
+        .in_sequence(order)
+        .returning(|_| {
+            Err(ReconciliationError::NoQuorum {
+                operation: "publish",
+                acked: 1,
+                needed: 2,
+            })
+        });
+}
+
+/// Expects one release next in `order`.
+fn release_next(doubles: &mut Doubles, order: &mut Sequence) {
+    doubles
+        .reconciliation
+        .expect_release()
+        .times(1)
+        .in_sequence(order)
+        .returning(|| Ok(()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn handover__when_a_publish_misses_a_quorum_after_the_period__then_releases_the_lease_once() {
+    // given: a leader on the manual trigger whose first block reached no quorum (its release
+    // starts the hand-over count), and whose timer cycles then only keep the lease
+    let mut doubles = Doubles::new().with_local_chain();
+    doubles
+        .reconciliation
+        .expect_leader_state()
+        .returning(|_| Ok(LeaderState::ReconciledLeader));
+    doubles.producing_empty_blocks();
+    doubles.importer.expect_verify().returning(|_| Ok(()));
+    doubles.importer.expect_commit().never();
+    let mut order = Sequence::new();
+    publish_missing_a_quorum_next(&mut doubles, &mut order);
+    release_next(&mut doubles, &mut order);
+    publish_missing_a_quorum_next(&mut doubles, &mut order);
+    // The publish after the period: one release, by the hand-over, and none besides it.
+    release_next(&mut doubles, &mut order);
+    doubles
+        .reconciliation
+        .expect_follower_state()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| Ok(LeaderState::ReconciledFollower));
+    doubles
+        .reconciliation
+        .expect_follower_state()
+        .returning(|_| Ok(LeaderState::ReconciledFollower));
+    // Shutdown releases once more.
+    release_next(&mut doubles, &mut order);
+    let running = doubles.start_with(config_on(Trigger::Manual));
+    running.handle.produce_block().await.unwrap();
+    let_time_pass(HANDOVER_AFTER + RETRY).await;
+
+    // when
+    let outcome = running.handle.produce_block().await;
+
+    // then: it failed the step, handed the lease over and only follows
+    assert!(
+        matches!(
+            outcome,
+            Ok(CycleOutcome::Failed {
+                step: "publish",
+                ..
+            })
+        ),
+        "{outcome:?}"
+    );
+    let_time_pass(RETRY * 3).await;
+    assert_eq!(running.head_height(), 0);
     running.shutdown().await;
 }
 
