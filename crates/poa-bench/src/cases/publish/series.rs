@@ -1,7 +1,8 @@
 //! What the publish-path measurements (`publish`, `degraded`, `scale`'s `stragglers`) share:
 //! a leading adapter that publishes blocks
-//! of one size at increasing heights and times each call, the raw write script on one node as
-//! the baseline, and the outstanding publish tasks gauge read from the adapter's registry.
+//! of one size at increasing heights and times each call (or each leader cycle: leader state
+//! then publish), the raw write script on one node as the baseline, and the outstanding publish
+//! tasks gauge read from the adapter's registry.
 //!
 //! Owns no report: it measures and returns samples. Every wait is bounded, so a hung server
 //! or adapter is an error that says what hung, never a hang of the run.
@@ -9,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use adapter_chain::ReferenceChain;
+use adapter_chain::{ReferenceChain, SealedBlock};
 use adapter_redis::probe::NodeProbe;
 use adapter_redis::{RedisConfig, RedisReconciliation};
 use anyhow::{Context, Result, anyhow, bail};
@@ -135,16 +136,48 @@ impl QuorumLeader {
     pub(crate) async fn publish_next(&mut self, payload_bytes: usize) -> Result<Duration> {
         let block = block_of(self.next_height, payload_bytes);
         let started = Instant::now();
+        self.publish(&block).await?;
+        Ok(started.elapsed())
+    }
+
+    /// Publishes `block`, the next height, and moves on to the one after it.
+    async fn publish(&mut self, block: &SealedBlock) -> Result<()> {
         bounded(
             "a quorum publish",
             CALL_BOUND,
-            self.adapter.publish_produced_block(&block),
+            self.adapter.publish_produced_block(block),
         )
         .await?
         .with_context(|| format!("publish of height {} failed", self.next_height))?;
-        let elapsed = started.elapsed();
         self.next_height += 1;
-        Ok(elapsed)
+        Ok(())
+    }
+
+    /// What a leader's production cycle asks of the adapter for the next block of
+    /// `payload_bytes`, timed as one: `leader_state` at the head below it, then the publish.
+    /// The block is built before the clock starts.
+    ///
+    /// # Errors
+    /// Fails when the adapter stops leading, or the publish is refused or does not reach a
+    /// quorum.
+    pub(crate) async fn cycle_next(&mut self, payload_bytes: usize) -> Result<Duration> {
+        let block = block_of(self.next_height, payload_bytes);
+        let started = Instant::now();
+        let state = bounded(
+            "leader_state",
+            CALL_BOUND,
+            self.adapter.leader_state(head_below(self.next_height)),
+        )
+        .await?
+        .context("leader_state failed")?;
+        if state != LeaderState::ReconciledLeader {
+            bail!(
+                "the adapter stopped leading at height {}: {state:?}",
+                self.next_height
+            );
+        }
+        self.publish(&block).await?;
+        Ok(started.elapsed())
     }
 
     /// Publishes unrecorded blocks until every node answered its last call (a node that was
@@ -242,6 +275,21 @@ impl BlockWriter for QuorumLeader {
 
     async fn write_next(&mut self, payload_bytes: usize) -> Result<Duration> {
         self.publish_next(payload_bytes).await
+    }
+}
+
+/// A leading adapter driven as a producer drives it: each sample is a whole cycle
+/// ([`QuorumLeader::cycle_next`]), the leader state of the block and its publish.
+#[derive(Debug)]
+pub(crate) struct CycleLeader(pub(crate) QuorumLeader);
+
+impl BlockWriter for CycleLeader {
+    async fn keep_lease(&mut self) -> Result<()> {
+        self.0.keep_lease().await
+    }
+
+    async fn write_next(&mut self, payload_bytes: usize) -> Result<Duration> {
+        self.0.cycle_next(payload_bytes).await
     }
 }
 
