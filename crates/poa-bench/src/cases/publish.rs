@@ -178,7 +178,13 @@ pub(crate) async fn run(context: &BenchContext) -> Result<CaseReport> {
              signature), this adapter a {} block. In each round this adapter runs first with a \
              fresh leader and key prefix, then the peer (its own prefix), publish alone, then \
              the cycle (`leader_state` then the publish, what a leader's production cycle asks \
-             per block); each side warms up with 100 unrecorded blocks.",
+             per block); each side warms up with 100 unrecorded blocks. The peer drives its \
+             adapter from its `#[tokio::main]` `block_on`, where every reply wakes the caller \
+             across threads (section 1 shows what that costs one call); this adapter is called \
+             from a runtime worker, as `poa-node` runs its node. `--peer-bench PATH` runs the \
+             comparison, PATH a peer bench binary built from fuel-core 0.48.3's adapter (it \
+             takes the URLs, a block count, the node timeout and the mode, and prints one JSON \
+             line of latencies); without it the case runs alone.",
             size_label(peer::PEER_BLOCK_BYTES)
         ));
     }

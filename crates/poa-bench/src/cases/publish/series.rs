@@ -14,7 +14,7 @@ use adapter_chain::{ReferenceChain, SealedBlock};
 use adapter_redis::probe::NodeProbe;
 use adapter_redis::{RedisConfig, RedisReconciliation};
 use anyhow::{Context, Result, anyhow, bail};
-use poa_ports::{BlockReconciliationPort, Epoch, LeaderState, NodeOutcome};
+use poa_ports::{BlockReconciliationPort, ChainHead, Epoch, LeaderState, NodeOutcome};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
 use tokio::sync::oneshot;
@@ -81,6 +81,9 @@ pub(crate) async fn write_blocks(
 pub(crate) struct QuorumLeader {
     adapter: RedisReconciliation<ReferenceChain>,
     registry: Arc<Registry>,
+    /// The head a producer would report: the last block published (height and id), the
+    /// empty chain before the first. A reconciled leader's cheap check compares both.
+    head: ChainHead,
     next_height: u64,
 }
 
@@ -119,6 +122,7 @@ impl QuorumLeader {
         Ok(Self {
             adapter,
             registry: Arc::new(registry),
+            head: head_below(1),
             next_height: 1,
         })
     }
@@ -149,6 +153,10 @@ impl QuorumLeader {
         )
         .await?
         .with_context(|| format!("publish of height {} failed", self.next_height))?;
+        self.head = ChainHead {
+            height: block.height(),
+            id: block.id(),
+        };
         self.next_height += 1;
         Ok(())
     }
@@ -166,7 +174,7 @@ impl QuorumLeader {
         let state = bounded(
             "leader_state",
             CALL_BOUND,
-            self.adapter.leader_state(head_below(self.next_height)),
+            self.adapter.leader_state(self.head),
         )
         .await?
         .context("leader_state failed")?;
@@ -263,7 +271,7 @@ impl BlockWriter for QuorumLeader {
         let state = bounded(
             "confirming the lease",
             SETUP_BOUND,
-            self.adapter.leader_state(head_below(self.next_height)),
+            self.adapter.leader_state(self.head),
         )
         .await?
         .context("leader_state failed")?;
