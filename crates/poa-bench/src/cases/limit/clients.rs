@@ -173,13 +173,7 @@ async fn redis_crate_pings(url: &str, samples: u64) -> Result<Latencies> {
         let started = Instant::now();
         let reply: String =
             bounded("PING", HANG_BOUND, ping.query_async(&mut connection)).await??;
-        let elapsed = started.elapsed();
-        if reply != "PONG" {
-            bail!("the redis crate's PING answered {reply:?}");
-        }
-        if sample >= WARM_UP {
-            latencies.record(elapsed);
-        }
+        record_pong(&mut latencies, sample, &reply, started.elapsed())?;
     }
     Ok(latencies)
 }
@@ -196,15 +190,26 @@ fn redis_crate_blocking_pings(info: ConnectionInfo, samples: u64) -> Result<Late
     for sample in 0..WARM_UP + samples {
         let started = Instant::now();
         let reply: String = ping.query(&mut connection)?;
-        let elapsed = started.elapsed();
-        if reply != "PONG" {
-            bail!("the redis crate's PING answered {reply:?}");
-        }
-        if sample >= WARM_UP {
-            latencies.record(elapsed);
-        }
+        record_pong(&mut latencies, sample, &reply, started.elapsed())?;
     }
     Ok(latencies)
+}
+
+/// Records the `sample`th `PING` of the redis crate (none of the warm-up), once its reply is
+/// known to be `PONG`.
+fn record_pong(
+    latencies: &mut Latencies,
+    sample: u64,
+    reply: &str,
+    elapsed: Duration,
+) -> Result<()> {
+    if reply != "PONG" {
+        bail!("the redis crate's PING answered {reply:?}");
+    }
+    if sample >= WARM_UP {
+        latencies.record(elapsed);
+    }
+    Ok(())
 }
 
 /// `host` and `port` of a plain `redis://host:port[/db]` URL, what `redis-benchmark` takes.

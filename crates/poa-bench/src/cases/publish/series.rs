@@ -144,6 +144,23 @@ impl QuorumLeader {
         Ok(started.elapsed())
     }
 
+    /// `leader_state` at the head, as a producer asks before each block, within `bound`.
+    ///
+    /// # Errors
+    /// Fails when the adapter is not the reconciled leader.
+    async fn confirm_leading(&self, bound: Duration) -> Result<()> {
+        let state = bounded("leader_state", bound, self.adapter.leader_state(self.head))
+            .await?
+            .context("leader_state failed")?;
+        if state != LeaderState::ReconciledLeader {
+            bail!(
+                "the adapter stopped leading at height {}: {state:?}",
+                self.next_height
+            );
+        }
+        Ok(())
+    }
+
     /// Publishes `block`, the next height, and moves on to the one after it.
     async fn publish(&mut self, block: &SealedBlock) -> Result<()> {
         bounded(
@@ -171,19 +188,7 @@ impl QuorumLeader {
     pub(crate) async fn cycle_next(&mut self, payload_bytes: usize) -> Result<Duration> {
         let block = block_of(self.next_height, payload_bytes);
         let started = Instant::now();
-        let state = bounded(
-            "leader_state",
-            CALL_BOUND,
-            self.adapter.leader_state(self.head),
-        )
-        .await?
-        .context("leader_state failed")?;
-        if state != LeaderState::ReconciledLeader {
-            bail!(
-                "the adapter stopped leading at height {}: {state:?}",
-                self.next_height
-            );
-        }
+        self.confirm_leading(CALL_BOUND).await?;
         self.publish(&block).await?;
         Ok(started.elapsed())
     }
@@ -268,17 +273,7 @@ impl BlockWriter for QuorumLeader {
     /// As the producer does before every block: `leader_state` confirms the lease on a
     /// quorum (and takes it again if it lapsed).
     async fn keep_lease(&mut self) -> Result<()> {
-        let state = bounded(
-            "confirming the lease",
-            SETUP_BOUND,
-            self.adapter.leader_state(self.head),
-        )
-        .await?
-        .context("leader_state failed")?;
-        if state != LeaderState::ReconciledLeader {
-            bail!("the adapter stopped leading: {state:?}");
-        }
-        Ok(())
+        self.confirm_leading(SETUP_BOUND).await
     }
 
     async fn write_next(&mut self, payload_bytes: usize) -> Result<Duration> {
