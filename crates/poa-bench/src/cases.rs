@@ -34,16 +34,13 @@ pub(crate) const CASES: &[CaseInfo] = &[
         name: "limit",
         title: "1. Physical limit",
         about: "One Redis node: `PING` round trip and the raw `write_block` script over the \
-                adapter's own client, one call at a time, and the same `PING` through \
-                `redis-benchmark` and the `redis` crate. Nothing the adapter does can be faster.",
+                adapter's own client, one call at a time. Nothing the adapter does can be faster.",
     },
     CaseInfo {
         name: "publish",
         title: "2. Quorum publish latency",
         about: "The adapter's fenced quorum publish (`publish_produced_block`) with N = 1, 3 and \
-                5 nodes and blocks of 256 B, 4 KiB and 64 KiB, one block after another, and at \
-                N = 3 a leader's cycle (`leader_state`, then the publish). With `--peer-bench`, \
-                side by side with fuel-core 0.48.3's adapter on the same servers.",
+                5 nodes and blocks of 256 B, 4 KiB and 64 KiB, one block after another.",
     },
     CaseInfo {
         name: "degraded",
