@@ -1,6 +1,6 @@
 //! `cargo xtask bench [flags]`: builds `poa-node` and `poa-bench`, then runs the benchmark
 //! harness with the flags passed through (`--quick`, `--case NAME`, `--redis-url URL`,
-//! `--soak-duration D`, `--json`, `--out DIR`; see `docs/benchmarks.md`).
+//! `--soak-duration D`, `--peer-bench PATH`, `--json`, `--out DIR`; see `docs/benchmarks.md`).
 //!
 //! A full run builds in release, since that is what the published numbers must describe. A
 //! `--quick` run (a few seconds of each case, inside `cargo xtask ci`) builds in debug, reusing

@@ -31,7 +31,7 @@ use anyhow::{Result, bail};
 const TASKS: &[(&str, &str)] = &[
     (
         "bench",
-        "build poa-node and poa-bench, run the benchmarks: [--quick] [--case NAME] [--redis-url URL] [--soak-duration D] [--json] (docs/benchmarks.md)",
+        "build poa-node and poa-bench, run the benchmarks: [--quick] [--case NAME] [--redis-url URL] [--soak-duration D] [--peer-bench PATH] [--json] (docs/benchmarks.md)",
     ),
     (
         "chaos",

@@ -43,8 +43,9 @@ pub(crate) fn block_of(height: u64, payload_bytes: usize) -> SealedBlock {
 /// The fixed seal of the publish-path blocks.
 const BENCH_SEAL: Signature = Signature::from_bytes([7; 64]);
 
-/// The head a publish series reports before writing `next_height`: the publish path and the
-/// cheap check of a reconciled leader never look at its id.
+/// The head below `next_height` with an id of zeros: the empty chain a fresh leader reports
+/// before its first block. Later heads carry the last published block's id, which the cheap
+/// check of a reconciled leader compares.
 pub(crate) fn head_below(next_height: u64) -> ChainHead {
     ChainHead {
         height: BlockHeight::new(next_height.saturating_sub(1)),

@@ -41,6 +41,11 @@ pub(crate) struct Cli {
     /// How long the soak runs, e.g. `60m` [default: 60m, 20s with --quick].
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub(crate) soak_duration: Option<Duration>,
+    /// A peer bench binary built from fuel-core 0.48.3's adapter (it prints one JSON line of
+    /// its publish or cycle latencies against the URLs it is given): the publish case runs it
+    /// against its own servers, alternating with this adapter, and reports both side by side.
+    #[arg(long, value_name = "PATH", value_parser = peer_bench_binary)]
+    pub(crate) peer_bench: Option<PathBuf>,
 }
 
 impl Cli {
@@ -80,6 +85,10 @@ impl Cli {
             command.push_str(" --soak-duration ");
             command.push_str(&humantime::format_duration(duration).to_string());
         }
+        if self.peer_bench.is_some() {
+            // The binary lives outside the repository: the report names the flag, not the path.
+            command.push_str(" --peer-bench PEER_BENCH");
+        }
         for url in &self.redis_urls {
             command.push_str(" --redis-url ");
             command.push_str(url);
@@ -99,6 +108,18 @@ fn case_name(name: &str) -> Result<&'static str, String> {
         })
 }
 
+fn peer_bench_binary(path: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(path);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "no peer bench binary at `{}`: build it first (release) and pass its path",
+            path.display()
+        ))
+    }
+}
+
 #[cfg(test)]
 #[allow(non_snake_case)]
 mod tests {
@@ -113,6 +134,45 @@ mod tests {
         let message = error.to_string();
         assert!(message.contains("unknown case `nope`"), "{message}");
         assert!(message.contains("failover"), "{message}");
+    }
+
+    #[test]
+    fn parse__when_peer_bench_missing__then_error_names_the_flag_and_the_path() {
+        // given / when
+        let error =
+            Cli::try_parse_from(["poa-bench", "--peer-bench", "/nonexistent/peer"]).unwrap_err();
+
+        // then
+        let message = error.to_string();
+        assert!(message.contains("--peer-bench"), "{message}");
+        assert!(
+            message.contains("no peer bench binary at `/nonexistent/peer`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn command_line__when_peer_bench_given__then_names_the_flag_not_the_path() {
+        // given: any existing file stands for the binary
+        let binary = std::env::current_exe().unwrap();
+        let cli = Cli::try_parse_from([
+            "poa-bench".as_ref(),
+            "--case".as_ref(),
+            "publish".as_ref(),
+            "--peer-bench".as_ref(),
+            binary.as_os_str(),
+        ])
+        .unwrap();
+
+        // when
+        let command = cli.command_line();
+
+        // then
+        assert_eq!(cli.peer_bench.as_deref(), Some(binary.as_path()));
+        assert_eq!(
+            command,
+            "cargo xtask bench --case publish --peer-bench PEER_BENCH"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! What every case gets: the run's scale (quick or full), the user's `--redis-url` servers, the
-//! `poa-node` binary, unique key prefixes, and progress lines on stderr. Owns no measuring.
+//! `poa-node` binary, the peer bench binary if any, unique key prefixes, and progress lines on
+//! stderr. Owns no measuring.
 
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ pub(crate) struct BenchContext {
     redis_urls: Vec<String>,
     node_binary: Option<PathBuf>,
     soak_duration: Option<Duration>,
+    peer_bench: Option<PathBuf>,
     started: Instant,
     next_key: AtomicU64,
 }
@@ -32,9 +34,22 @@ impl BenchContext {
             redis_urls,
             node_binary,
             soak_duration,
+            peer_bench: None,
             started: Instant::now(),
             next_key: AtomicU64::new(0),
         }
+    }
+
+    /// The same context with the peer bench binary (`--peer-bench`) the publish case compares
+    /// against.
+    pub(crate) fn with_peer_bench(mut self, peer_bench: Option<PathBuf>) -> Self {
+        self.peer_bench = peer_bench;
+        self
+    }
+
+    /// The peer bench binary, if `--peer-bench` named one.
+    pub(crate) fn peer_bench(&self) -> Option<&Path> {
+        self.peer_bench.as_deref()
     }
 
     /// `full` in a full run, `quick` in a `--quick` run: sample counts, repetitions.

@@ -42,6 +42,7 @@ mod stats;
 mod templates;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use clap::Parser;
@@ -64,11 +65,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let context = BenchContext::new(
-        cli.quick,
-        cli.redis_urls.clone(),
-        cli.node_binary.clone(),
-        cli.soak_duration,
+    let context = Arc::new(
+        BenchContext::new(
+            cli.quick,
+            cli.redis_urls.clone(),
+            cli.node_binary.clone(),
+            cli.soak_duration,
+        )
+        .with_peer_bench(cli.peer_bench.clone()),
     );
     let mut outcomes = Vec::new();
     for name in cli.selected() {
@@ -77,7 +81,12 @@ fn main() -> ExitCode {
         };
         context.progress(name, "starting");
         let started = Instant::now();
-        let result = runtime.block_on(cases::run(name, &context));
+        // On a worker, as `poa-node` runs its node: a caller on this thread would be woken
+        // across threads by every reply.
+        let case_context = Arc::clone(&context);
+        let result = runtime
+            .block_on(runtime.spawn(async move { cases::run(name, &case_context).await }))
+            .unwrap_or_else(|failure| Err(anyhow::anyhow!("the case's task failed: {failure}")));
         let elapsed_s = started.elapsed().as_secs_f64();
         match &result {
             Ok(report) => {

@@ -135,7 +135,7 @@ fn run_node(args: RunArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(exit) => return exit,
     };
-    match runtime.block_on(run::run(settings)) {
+    match block_on_a_worker(&runtime, run::run(settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("error: {failure:#}");
@@ -165,6 +165,26 @@ fn async_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
             eprintln!("error: cannot start the async runtime: {failure}");
             ExitCode::FAILURE
         })
+}
+
+/// Runs `future` to its end as a task on the runtime's workers, not on this thread: the
+/// producer's Redis calls are answered by each client's routing task on a worker, and a caller
+/// on a worker is woken there, where a caller on this thread (`block_on`) is woken across
+/// threads on every call, which doubles a round trip and, on a busy machine, adds milliseconds
+/// to its tail (docs/benchmarks.md, section 1). A panic of the task goes on here, as if it had
+/// run on this thread.
+fn block_on_a_worker<T: Send + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    future: impl Future<Output = anyhow::Result<T>> + Send + 'static,
+) -> anyhow::Result<T> {
+    match runtime.block_on(runtime.spawn(future)) {
+        Ok(output) => output,
+        Err(failure) => match failure.try_into_panic() {
+            Ok(payload) => std::panic::resume_unwind(payload),
+            // Only a runtime shutting down cancels its tasks, and this one is still held here.
+            Err(failure) => Err(anyhow::anyhow!("the node's task did not finish: {failure}")),
+        },
+    }
 }
 
 fn keygen(path: &std::path::Path) -> ExitCode {
@@ -202,5 +222,43 @@ fn print_public_key(path: &std::path::Path) -> ExitCode {
             eprintln!("error: {failure}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(non_snake_case)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_on_a_worker__when_the_node_runs__then_on_a_runtime_worker_not_this_thread() {
+        // given
+        let runtime = async_runtime().unwrap();
+        let this_thread = std::thread::current().id();
+
+        // when
+        let thread =
+            block_on_a_worker(&runtime, async { Ok(std::thread::current().id()) }).unwrap();
+
+        // then
+        assert_ne!(thread, this_thread);
+    }
+
+    #[test]
+    fn block_on_a_worker__when_the_task_panics__then_the_panic_goes_on_here() {
+        // given
+        let runtime = async_runtime().unwrap();
+
+        // when
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            block_on_a_worker::<()>(&runtime, async { panic!("the node's task panicked") })
+        }));
+
+        // then
+        let payload = outcome.unwrap_err();
+        assert_eq!(
+            payload.downcast_ref::<&str>(),
+            Some(&"the node's task panicked")
+        );
     }
 }

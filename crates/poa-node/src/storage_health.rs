@@ -43,11 +43,16 @@ async fn refuse_health_while_failing(
 /// Resolves with the cause once the store has failed for good; never while it is healthy,
 /// recovering or detached.
 pub(crate) async fn failed_for_good(mut health: watch::Receiver<StorageHealth>) -> String {
-    let failed = health.wait_for(StorageHealth::is_failed).await;
-    match failed.as_deref() {
-        Ok(StorageHealth::Failed { cause }) => cause.clone(),
-        Ok(other) => other.to_string(),
+    // The borrow of the watched value ends before any further await: the node runs as a task
+    // that may move between threads.
+    let cause = match health.wait_for(StorageHealth::is_failed).await.as_deref() {
+        Ok(StorageHealth::Failed { cause }) => Some(cause.clone()),
+        Ok(other) => Some(other.to_string()),
         // The store was dropped: nothing more can fail.
-        Err(_) => std::future::pending().await,
+        Err(_) => None,
+    };
+    match cause {
+        Some(cause) => cause,
+        None => std::future::pending().await,
     }
 }

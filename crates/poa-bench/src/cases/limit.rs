@@ -1,12 +1,16 @@
 //! Case `limit`: the physical floor of one Redis node. A `PING` round trip and the raw fenced
 //! `write_block` script for each block size, one call at a time, over the adapter's own client
 //! (`adapter_redis::probe::NodeProbe`). Nothing the adapter does can be faster than these, so
-//! they are reported as absolute numbers without a goal; the publish case measures its own raw
-//! baseline for its ratio.
+//! they are reported as absolute numbers; the publish case measures its own raw baseline for
+//! its ratio. Beside the adapter's `PING`, the same call through other clients on the same
+//! server, in alternating rounds (module `clients`): how close the adapter's client is to the
+//! wire, the one goal here.
 //!
 //! Also owns the two helpers the naive and lease cases reuse: starting local `redis-server`s
 //! off the async workers, and the hang bound around every awaited call. It must not decide
 //! anything about quorums: one node only.
+
+mod clients;
 
 use std::time::Instant;
 
@@ -19,10 +23,14 @@ use crate::chart;
 use crate::cleanup::leftover_keys_note;
 use crate::context::BenchContext;
 use crate::fixtures::{HANG_BOUND, WARM_UP, bounded, start_servers};
-use crate::model::{CaseReport, Row};
-use crate::stats::Latencies;
+use crate::model::{CaseReport, Goal, Row, Verdict};
+use crate::stats::{Latencies, ratio};
+
+use self::clients::PingClient;
 
 const CASE: &str = "limit";
+/// The goal on the adapter's `PING` p50 over `redis-benchmark`'s, same server, same run.
+const PING_RATIO_LIMIT: f64 = 1.3;
 
 /// Measures the `PING` round trip and the raw write script on one node: the first
 /// `--redis-url`, else a local server.
@@ -41,8 +49,18 @@ pub(crate) async fn run(context: &BenchContext) -> Result<CaseReport> {
     let mut series = Vec::new();
 
     let pings = ping_latencies(context, &url).await?;
-    rows.push(Row::new(CASE, "PING round trip", 1, 0, &pings));
-    series.push(("PING".to_owned(), pings));
+    let mut goals = Vec::new();
+    let mut notes = Vec::new();
+    for (client, measured) in pings {
+        match measured {
+            Ok(latencies) => {
+                rows.push(Row::new(CASE, client.variant(), 1, 0, &latencies));
+                series.push((client.legend().to_owned(), latencies));
+            }
+            Err(error) => notes.push(format!("{}: not measured: {error:#}", client.variant())),
+        }
+    }
+    goals.push(ping_goal(&rows));
 
     for size in BLOCK_SIZES {
         let writes = write_latencies(context, &url, size).await?;
@@ -64,39 +82,123 @@ pub(crate) async fn run(context: &BenchContext) -> Result<CaseReport> {
     } else {
         "the first `--redis-url` server"
     };
-    let mut notes = vec![format!(
-        "Measured on {server}, one call in flight at a time, each sample one call timed from \
-         the client's side (the `write_block` sample includes encoding the block, as a publish \
-         does; building it does not). These are the floor every other case is held against: \
-         no goal here. The publish case takes its own raw baseline in its run for its ratio \
-         goal."
-    )];
+    notes.insert(
+        0,
+        format!(
+            "Measured on {server}, one call in flight at a time, each sample one call timed \
+             from the client's side (the `write_block` sample includes encoding the block, as \
+             a publish does; building it does not). These are the floor every other case is \
+             held against. The publish case takes its own raw baseline in its run for its \
+             ratio goal."
+        ),
+    );
+    notes.insert(1, PING_NOTE.to_owned());
     if !context.redis_urls().is_empty() {
         notes.push(leftover_keys_note());
     }
     Ok(CaseReport {
         rows,
-        goals: Vec::new(),
+        goals,
         charts: vec![chart],
         notes,
         failures: Vec::new(),
     })
 }
 
-/// `PING` round trips over the scripts' connection.
-async fn ping_latencies(context: &BenchContext, url: &str) -> Result<Latencies> {
-    let samples = context.scale(20_000, 1_000);
-    context.progress(CASE, format_args!("PING x {samples}"));
-    let probe = connect(url, context.unique_key("limit-ping")).await?;
-    let mut latencies = Latencies::new();
-    for sample in 0..WARM_UP + samples {
-        let started = Instant::now();
-        bounded("PING", HANG_BOUND, probe.ping(0)).await??;
-        if sample >= WARM_UP {
-            latencies.record(started.elapsed());
+/// How the `PING` rows were taken, and what each client adds to the wire.
+const PING_NOTE: &str = "`PING`: every client in turn on the same server, in alternating \
+     rounds, each with a connection of its own and an untimed warm-up. The adapter's client is \
+     fred behind the adapter's own bounded call (`NodeProbe::ping`: fred's command timeout, \
+     the outer guard, the node's bookkeeping). fred hands every command to a routing task of \
+     its own and gets the reply back from it: two task wake-ups per call. Called from a task on \
+     a worker of the multi-threaded runtime (as `poa-node` runs its node), both wake-ups stay \
+     on that worker; called from `block_on` (a thread outside the workers) each reply wakes \
+     the caller across threads, which the row of that name shows. The current-thread row is \
+     the same client with every task on one thread. The redis crate's multiplexed connection \
+     has a driver task too (called from a worker); its blocking connection and \
+     `redis-benchmark` (one C event loop) have none: the wire. `redis-benchmark`'s \
+     percentiles are its own, read from its percentile report, where a percentile it does not \
+     print reads as the next one it does.";
+
+/// `PING` round trips through every client of [`PingClient::ALL`], in alternating rounds so
+/// load from elsewhere on the machine falls on all of them alike; a client that cannot be
+/// measured (no `redis-benchmark`, a URL it cannot take) says why.
+async fn ping_latencies(
+    context: &BenchContext,
+    url: &str,
+) -> Result<Vec<(PingClient, Result<Latencies>)>> {
+    let rounds = context.scale(5, 2);
+    let per_round = context.scale(20_000, 1_000) / rounds;
+    context.progress(
+        CASE,
+        format_args!(
+            "PING x {per_round} x {rounds} rounds through {} clients",
+            PingClient::ALL.len()
+        ),
+    );
+    let mut measured: Vec<(PingClient, Result<Latencies>)> = PingClient::ALL
+        .iter()
+        .map(|&client| (client, Ok(Latencies::new())))
+        .collect();
+    for _ in 0..rounds {
+        for (client, total) in &mut measured {
+            let Ok(sum) = total else {
+                continue;
+            };
+            let key = context.unique_key("limit-ping");
+            match client.pings(url, key, per_round).await {
+                Ok(latencies) => sum.add(&latencies),
+                // The adapter's own row is what the case is for: its failure fails the case.
+                Err(error) if *client == PingClient::Adapter => return Err(error),
+                Err(error) => *total = Err(error),
+            }
         }
     }
-    Ok(latencies)
+    Ok(measured)
+}
+
+/// The adapter's `PING` p50 within [`PING_RATIO_LIMIT`] of `redis-benchmark`'s, the other
+/// clients beside it.
+fn ping_goal(rows: &[Row]) -> Goal {
+    let goal = format!(
+        "one call through the adapter's client: PING p50 within {PING_RATIO_LIMIT}x of \
+         redis-benchmark's on the same server"
+    );
+    let p50 = |client: PingClient| {
+        rows.iter()
+            .find(|row| row.variant == client.variant())
+            .map(|row| row.latency.p50_us as f64)
+    };
+    let (Some(adapter), Some(wire)) = (p50(PingClient::Adapter), p50(PingClient::RedisBenchmark))
+    else {
+        return Goal {
+            goal,
+            measured: "not measured: redis-benchmark did not run (see the notes)".to_owned(),
+            verdict: Verdict::NotMeasured,
+        };
+    };
+    let value = ratio(adapter, wire).unwrap_or(f64::INFINITY);
+    let beside: Vec<String> = [
+        (PingClient::AdapterOffWorker, "fred called from block_on"),
+        (
+            PingClient::AdapterCurrentThread,
+            "fred on a current-thread runtime",
+        ),
+        (PingClient::RedisCrate, "redis crate async"),
+        (PingClient::RedisCrateBlocking, "redis crate blocking"),
+    ]
+    .into_iter()
+    .filter_map(|(client, name)| p50(client).map(|p50| format!("{name} {p50:.0} µs")))
+    .collect();
+    Goal::at_most(
+        goal,
+        format!(
+            "{value:.2}x ({adapter:.0} µs vs {wire:.0} µs; {})",
+            beside.join(", ")
+        ),
+        value,
+        PING_RATIO_LIMIT,
+    )
 }
 
 /// Raw `write_block` calls of `size`-byte blocks at rising heights, under a lease key of

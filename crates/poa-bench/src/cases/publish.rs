@@ -3,10 +3,16 @@
 //! one node of the same servers (the floor). Runs against local `redis-server`s, or against
 //! the `--redis-url` servers when given (N = 1, 3 and 5 as far as they go, and N = all).
 //!
+//! At N = 3 a `cycle` series also times what a leader's production cycle asks of the adapter
+//! per block: `leader_state` at the head below the block, then its publish (no local chain).
+//! With `--peer-bench`, module `peer` runs a binary built from fuel-core 0.48.3's adapter on
+//! the same servers, alternating with this adapter, and reports both side by side.
+//!
 //! The series of one size are interleaved in chunks (raw, N = 1, N = 3, N = 5, raw, ...), so
 //! load from elsewhere on the machine falls on all of them alike rather than on whichever ran
 //! last. Owns no production code and never changes what it measures.
 
+mod peer;
 pub(crate) mod series;
 
 use std::time::Duration;
@@ -14,7 +20,9 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use poa_test_support::RedisServer;
 
-use self::series::{BlockWriter, QuorumLeader, RawQuorumWriter, RawWriter, write_blocks};
+use self::series::{
+    BlockWriter, CycleLeader, QuorumLeader, RawQuorumWriter, RawWriter, write_blocks,
+};
 use crate::blocks::BLOCK_SIZES;
 use crate::chart;
 use crate::context::BenchContext;
@@ -44,6 +52,8 @@ enum Kind {
     RawQuorum,
     /// The adapter's quorum publish.
     Quorum,
+    /// A leader's cycle through the adapter: `leader_state`, then the quorum publish.
+    Cycle,
 }
 
 impl Kind {
@@ -52,6 +62,7 @@ impl Kind {
             Self::Raw => "raw write script, one node",
             Self::RawQuorum => "raw write script on all N at once, until quorum",
             Self::Quorum => "quorum publish",
+            Self::Cycle => "leader cycle: leader state + quorum publish",
         }
     }
 
@@ -60,6 +71,7 @@ impl Kind {
             Self::Raw => "raw script, 1 node".to_owned(),
             Self::RawQuorum => format!("raw script x{nodes}, until quorum"),
             Self::Quorum => format!("quorum publish, N = {nodes}"),
+            Self::Cycle => format!("leader state + publish, N = {nodes}"),
         }
     }
 }
@@ -70,6 +82,7 @@ enum Writer {
     RawQuorum(RawQuorumWriter),
     /// Boxed: the adapter is far larger than a probe.
     Quorum(Box<QuorumLeader>),
+    Cycle(Box<CycleLeader>),
 }
 
 impl BlockWriter for Writer {
@@ -78,6 +91,7 @@ impl BlockWriter for Writer {
             Self::Raw(writer) => writer.keep_lease().await,
             Self::RawQuorum(writer) => writer.keep_lease().await,
             Self::Quorum(leader) => leader.keep_lease().await,
+            Self::Cycle(leader) => leader.keep_lease().await,
         }
     }
 
@@ -86,6 +100,7 @@ impl BlockWriter for Writer {
             Self::Raw(writer) => writer.write_next(block_bytes).await,
             Self::RawQuorum(writer) => writer.write_next(block_bytes).await,
             Self::Quorum(leader) => leader.write_next(block_bytes).await,
+            Self::Cycle(leader) => leader.write_next(block_bytes).await,
         }
     }
 }
@@ -148,6 +163,31 @@ pub(crate) async fn run(context: &BenchContext) -> Result<CaseReport> {
     }
     report.goals = goals(&results);
     report.notes = notes(context, &given, &counts, &results);
+    if let Some(peer) = context.peer_bench() {
+        if urls.len() < GOAL_NODES {
+            bail!("--peer-bench compares at N = {GOAL_NODES}: give at least {GOAL_NODES} servers");
+        }
+        let nodes = &urls[..GOAL_NODES];
+        let comparisons = peer::compare(context, peer, nodes).await?;
+        report.goals.extend(peer::goals(&comparisons, GOAL_NODES));
+        report.notes.push(peer::table(&comparisons, GOAL_NODES));
+        report.notes.push(format!(
+            "Side by side: the peer is a binary built from fuel-core 0.48.3's own adapter \
+             (`RedisLeaderLeaseAdapter`), run by the harness on the same {GOAL_NODES} servers \
+             with the same node timeout (100 ms); it times its default block (a header and a \
+             signature), this adapter a {} block. In each round this adapter runs first with a \
+             fresh leader and key prefix, then the peer (its own prefix), publish alone, then \
+             the cycle (`leader_state` then the publish, what a leader's production cycle asks \
+             per block); each side warms up with 100 unrecorded blocks. The peer drives its \
+             adapter from its `#[tokio::main]` `block_on`, where every reply wakes the caller \
+             across threads (section 1 shows what that costs one call); this adapter is called \
+             from a runtime worker, as `poa-node` runs its node. `--peer-bench PATH` runs the \
+             comparison, PATH a peer bench binary built from fuel-core 0.48.3's adapter (it \
+             takes the URLs, a block count, the node timeout and the mode, and prints one JSON \
+             line of latencies); without it the case runs alone.",
+            size_label(peer::PEER_BLOCK_BYTES)
+        ));
+    }
     Ok(report)
 }
 
@@ -189,8 +229,13 @@ async fn measure_size(
             writers.push((Kind::RawQuorum, count, Writer::RawQuorum(writer)));
         }
         let key = context.unique_key(&format!("publish-{count}"));
-        let leader = QuorumLeader::lead(nodes, key).await?;
+        let leader = QuorumLeader::lead(nodes.clone(), key).await?;
         writers.push((Kind::Quorum, count, Writer::Quorum(Box::new(leader))));
+        if count == GOAL_NODES {
+            let key = context.unique_key(&format!("publish-cycle-{count}"));
+            let leader = CycleLeader(QuorumLeader::lead(nodes, key).await?);
+            writers.push((Kind::Cycle, count, Writer::Cycle(Box::new(leader))));
+        }
     }
     let mut measured = Vec::new();
     for (kind, nodes, mut writer) in writers {
@@ -207,8 +252,10 @@ async fn measure_size(
     }
     let mut series = Vec::new();
     for (kind, nodes, writer, latencies) in measured {
-        if let Writer::Quorum(leader) = writer {
-            leader.stop().await;
+        match writer {
+            Writer::Quorum(leader) => leader.stop().await,
+            Writer::Cycle(leader) => leader.0.stop().await,
+            Writer::Raw(_) | Writer::RawQuorum(_) => {}
         }
         series.push(Series {
             kind,
@@ -261,6 +308,12 @@ fn add_size(report: &mut CaseReport, result: &SizeResult) -> Result<()> {
             && let Some(value) = ratio(p50, floor.quantile_us(0.5) as f64)
         {
             row = row.with_value("p50_vs_floor", value);
+        }
+        if series.kind == Kind::Cycle
+            && let Some(publish) = result.find(Kind::Quorum, series.nodes)
+            && let Some(value) = ratio(p50, publish.quantile_us(0.5) as f64)
+        {
+            row = row.with_value("p50_vs_publish", value);
         }
         report.rows.push(row);
     }
@@ -386,8 +439,11 @@ fn notes(
              per node where the adapter encodes it once): the floor this machine sets for N \
              nodes. Quorum publish p50 over that floor at N = {GOAL_NODES}: {}. Where the quorum \
              publish misses the 2x goal while sitting on its floor, the cost is not the \
-             adapter's but the servers': {}",
-            floor_ratios(results),
+             adapter's but the servers': {} The leader cycle at N = {GOAL_NODES} adds \
+             `leader_state` to each publish: a leader whose lease is locally valid and whose \
+             leadership is reconciled answers it without a round trip, so the cycle over the \
+             publish alone ({}) is the cost of that local check.",
+            p50_ratios(results, Kind::Quorum, Kind::RawQuorum),
             if given.is_empty() {
                 format!(
                     "here N server processes and the client share {} cores, so the N script \
@@ -396,7 +452,8 @@ fn notes(
                 )
             } else {
                 "the slowest member of the fastest quorum sets the time.".to_owned()
-            }
+            },
+            p50_ratios(results, Kind::Cycle, Kind::Quorum),
         ),
         "The p99 goal is judged beside what the servers allow: each p99 goal line also gives \
          the raw script's own p99. On a loaded machine every series' tail is set by processes \
@@ -415,14 +472,15 @@ fn list(counts: &[usize]) -> String {
         .join(", ")
 }
 
-/// `1.02x at 256 B, ...`: quorum publish p50 over the parallel raw script p50 at the goal's N.
-fn floor_ratios(results: &[SizeResult]) -> String {
+/// `1.02x at 256 B, ...`: `over`'s p50 over `under`'s at the goal's N, per size (the quorum
+/// publish over the parallel raw script: how far it is from its floor).
+fn p50_ratios(results: &[SizeResult], over: Kind, under: Kind) -> String {
     let ratios: Vec<String> = results
         .iter()
         .filter_map(|result| {
-            let quorum = result.find(Kind::Quorum, GOAL_NODES)?.quantile_us(0.5) as f64;
-            let floor = result.find(Kind::RawQuorum, GOAL_NODES)?.quantile_us(0.5) as f64;
-            let value = ratio(quorum, floor)?;
+            let over = result.find(over, GOAL_NODES)?.quantile_us(0.5) as f64;
+            let under = result.find(under, GOAL_NODES)?.quantile_us(0.5) as f64;
+            let value = ratio(over, under)?;
             Some(format!("{value:.2}x at {}", size_label(result.block_bytes)))
         })
         .collect();

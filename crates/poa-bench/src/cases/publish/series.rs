@@ -1,7 +1,8 @@
 //! What the publish-path measurements (`publish`, `degraded`, `scale`'s `stragglers`) share:
 //! a leading adapter that publishes blocks
-//! of one size at increasing heights and times each call, the raw write script on one node as
-//! the baseline, and the outstanding publish tasks gauge read from the adapter's registry.
+//! of one size at increasing heights and times each call (or each leader cycle: leader state
+//! then publish), the raw write script on one node as the baseline, and the outstanding publish
+//! tasks gauge read from the adapter's registry.
 //!
 //! Owns no report: it measures and returns samples. Every wait is bounded, so a hung server
 //! or adapter is an error that says what hung, never a hang of the run.
@@ -9,11 +10,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use adapter_chain::ReferenceChain;
+use adapter_chain::{ReferenceChain, SealedBlock};
 use adapter_redis::probe::NodeProbe;
 use adapter_redis::{RedisConfig, RedisReconciliation};
 use anyhow::{Context, Result, anyhow, bail};
-use poa_ports::{BlockReconciliationPort, Epoch, LeaderState, NodeOutcome};
+use poa_ports::{BlockReconciliationPort, ChainHead, Epoch, LeaderState, NodeOutcome};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
 use tokio::sync::oneshot;
@@ -80,6 +81,9 @@ pub(crate) async fn write_blocks(
 pub(crate) struct QuorumLeader {
     adapter: RedisReconciliation<ReferenceChain>,
     registry: Arc<Registry>,
+    /// The head a producer would report: the last block published (height and id), the
+    /// empty chain before the first. A reconciled leader's cheap check compares both.
+    head: ChainHead,
     next_height: u64,
 }
 
@@ -118,6 +122,7 @@ impl QuorumLeader {
         Ok(Self {
             adapter,
             registry: Arc::new(registry),
+            head: head_below(1),
             next_height: 1,
         })
     }
@@ -135,16 +140,57 @@ impl QuorumLeader {
     pub(crate) async fn publish_next(&mut self, payload_bytes: usize) -> Result<Duration> {
         let block = block_of(self.next_height, payload_bytes);
         let started = Instant::now();
+        self.publish(&block).await?;
+        Ok(started.elapsed())
+    }
+
+    /// `leader_state` at the head, as a producer asks before each block, within `bound`.
+    ///
+    /// # Errors
+    /// Fails when the adapter is not the reconciled leader.
+    async fn confirm_leading(&self, bound: Duration) -> Result<()> {
+        let state = bounded("leader_state", bound, self.adapter.leader_state(self.head))
+            .await?
+            .context("leader_state failed")?;
+        if state != LeaderState::ReconciledLeader {
+            bail!(
+                "the adapter stopped leading at height {}: {state:?}",
+                self.next_height
+            );
+        }
+        Ok(())
+    }
+
+    /// Publishes `block`, the next height, and moves on to the one after it.
+    async fn publish(&mut self, block: &SealedBlock) -> Result<()> {
         bounded(
             "a quorum publish",
             CALL_BOUND,
-            self.adapter.publish_produced_block(&block),
+            self.adapter.publish_produced_block(block),
         )
         .await?
         .with_context(|| format!("publish of height {} failed", self.next_height))?;
-        let elapsed = started.elapsed();
+        self.head = ChainHead {
+            height: block.height(),
+            id: block.id(),
+        };
         self.next_height += 1;
-        Ok(elapsed)
+        Ok(())
+    }
+
+    /// What a leader's production cycle asks of the adapter for the next block of
+    /// `payload_bytes`, timed as one: `leader_state` at the head below it, then the publish.
+    /// The block is built before the clock starts.
+    ///
+    /// # Errors
+    /// Fails when the adapter stops leading, or the publish is refused or does not reach a
+    /// quorum.
+    pub(crate) async fn cycle_next(&mut self, payload_bytes: usize) -> Result<Duration> {
+        let block = block_of(self.next_height, payload_bytes);
+        let started = Instant::now();
+        self.confirm_leading(CALL_BOUND).await?;
+        self.publish(&block).await?;
+        Ok(started.elapsed())
     }
 
     /// Publishes unrecorded blocks until every node answered its last call (a node that was
@@ -227,21 +273,26 @@ impl BlockWriter for QuorumLeader {
     /// As the producer does before every block: `leader_state` confirms the lease on a
     /// quorum (and takes it again if it lapsed).
     async fn keep_lease(&mut self) -> Result<()> {
-        let state = bounded(
-            "confirming the lease",
-            SETUP_BOUND,
-            self.adapter.leader_state(head_below(self.next_height)),
-        )
-        .await?
-        .context("leader_state failed")?;
-        if state != LeaderState::ReconciledLeader {
-            bail!("the adapter stopped leading: {state:?}");
-        }
-        Ok(())
+        self.confirm_leading(SETUP_BOUND).await
     }
 
     async fn write_next(&mut self, payload_bytes: usize) -> Result<Duration> {
         self.publish_next(payload_bytes).await
+    }
+}
+
+/// A leading adapter driven as a producer drives it: each sample is a whole cycle
+/// ([`QuorumLeader::cycle_next`]), the leader state of the block and its publish.
+#[derive(Debug)]
+pub(crate) struct CycleLeader(pub(crate) QuorumLeader);
+
+impl BlockWriter for CycleLeader {
+    async fn keep_lease(&mut self) -> Result<()> {
+        self.0.keep_lease().await
+    }
+
+    async fn write_next(&mut self, payload_bytes: usize) -> Result<Duration> {
+        self.0.cycle_next(payload_bytes).await
     }
 }
 
