@@ -25,7 +25,7 @@ use adapter_chain::CommitDurability;
 use anyhow::{Context, Result, anyhow};
 
 use self::disk::FsyncProbe;
-use self::producer::{Coordination, Measurement, Producer, Workload};
+use self::producer::{BACKLOG_BLOCKS, Coordination, Measurement, Producer, Workload};
 use crate::blocks::redis_config;
 use crate::chart;
 use crate::context::BenchContext;
@@ -423,9 +423,9 @@ fn notes(
          chain store, pool, producer, signer, the no-op or the Redis reconciliation on \
          {REDIS_NODES} local `redis-server`s with the production defaults, `poa-core`'s \
          production service with the instant trigger). After {} warm-up blocks each, the \
-         producers take turns: {} rounds of {:.0} s in which a feeder keeps a block's worth of \
-         transactions pending (so the service never waits for work), then lets the pool \
-         drain; the disk probe takes {} `fdatasync` samples after each round of turns. Blocks \
+         producers take turns: {} rounds of {:.0} s in which a feeder keeps {BACKLOG_BLOCKS} \
+         blocks' worth of transactions pending, each block capped at the row's count (so the \
+         service never waits for work, and every block is full), then lets the pool drain; the disk probe takes {} `fdatasync` samples after each round of turns. Blocks \
          per second and the time per block (the percentiles) come from the commits seen on \
          the service's status; the split by step is the service's own \
          `poa_production_step_duration_seconds` (sum / count over the rounds, read from its \
