@@ -234,20 +234,19 @@ fn verify_on_committing(
             found: committing.parent_id(),
         });
     }
-    let included: HashSet<TransactionId> = committing
-        .block
-        .transactions
-        .iter()
-        .map(poa_ports::Transaction::id)
-        .collect();
-    let ids: Vec<TransactionId> = block
-        .block
-        .transactions
-        .iter()
-        .map(poa_ports::Transaction::id)
-        .collect();
+    let included: HashSet<TransactionId> = transaction_ids(committing).collect();
+    let ids: Vec<TransactionId> = transaction_ids(block).collect();
     let committed = store.committed_among(&ids)?;
     verify_block(store.spec(), &committing.block.header, block, |id| {
         Ok(included.contains(id) || committed.contains(id))
     })
+}
+
+/// The ids of the block's transactions, in block order.
+fn transaction_ids(block: &SealedBlock) -> impl Iterator<Item = TransactionId> + '_ {
+    block
+        .block
+        .transactions
+        .iter()
+        .map(poa_ports::Transaction::id)
 }
