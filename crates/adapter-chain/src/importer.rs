@@ -3,7 +3,9 @@
 //!
 //! After a commit it removes the block's transactions from the pool, so a committed transaction
 //! is never offered for another block. It verifies and writes nothing itself: the rules are in
-//! `verify`, the writes in `storage`.
+//! `verify`, the writes in `storage`. It verifies a block on a parent whose commit has not ended
+//! from the parent itself and two reads of the store (its head, then which of the block's
+//! transactions it committed), since that commit may end between them.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -12,12 +14,14 @@ use std::time::Duration;
 use crate::{Header, ReferenceChain, SealedBlock};
 use async_trait::async_trait;
 use poa_ports::{
-    BlockHeight, BlockId, BlockImporter, Clock, ImportError, Timestamp, TransactionId,
+    BlockHeight, BlockId, BlockImporter, Clock, ImportError, SealedBlockView, Timestamp,
+    TransactionId,
 };
 
 use crate::error::StorageError;
 use crate::pool::MemoryTransactionPool;
 use crate::storage::ChainStore;
+use crate::verify::verify_block;
 
 /// The local chain as the domain service imports into it. Cheap to clone: clones share the
 /// store and the pool.
@@ -57,6 +61,28 @@ impl RedbBlockImporter {
     pub fn with_max_clock_skew(mut self, clock: Arc<dyn Clock>, max_skew: Duration) -> Self {
         self.future_limit = Some((clock, max_skew));
         self
+    }
+
+    /// Refuses a block dated beyond the clock plus the allowed skew, when a limit is set.
+    fn check_not_in_future(&self, block: &SealedBlock) -> Result<(), ImportError> {
+        let Some((clock, max_skew)) = &self.future_limit else {
+            return Ok(());
+        };
+        let limit = Timestamp::from_unix_millis(
+            clock
+                .now()
+                .as_unix_millis()
+                .saturating_add(u64::try_from(max_skew.as_millis()).unwrap_or(u64::MAX)),
+        );
+        let found = block.block.header.timestamp;
+        if found > limit {
+            return Err(ImportError::TimestampInFuture {
+                height: block.height(),
+                found,
+                limit,
+            });
+        }
+        Ok(())
     }
 
     /// The store, for synchronous reads outside a runtime.
@@ -143,25 +169,23 @@ impl BlockImporter<ReferenceChain> for RedbBlockImporter {
     }
 
     async fn verify(&self, block: &SealedBlock) -> Result<(), ImportError> {
-        if let Some((clock, max_skew)) = &self.future_limit {
-            let limit = Timestamp::from_unix_millis(
-                clock
-                    .now()
-                    .as_unix_millis()
-                    .saturating_add(u64::try_from(max_skew.as_millis()).unwrap_or(u64::MAX)),
-            );
-            let found = block.block.header.timestamp;
-            if found > limit {
-                return Err(ImportError::TimestampInFuture {
-                    height: block.height(),
-                    found,
-                    limit,
-                });
-            }
-        }
+        self.check_not_in_future(block)?;
         let block = block.clone();
         self.store
             .run_blocking(move |store| store.verify(&block))
+            .await
+    }
+
+    async fn verify_on_committing(
+        &self,
+        block: &SealedBlock,
+        committing: &SealedBlock,
+    ) -> Result<(), ImportError> {
+        self.check_not_in_future(block)?;
+        let block = block.clone();
+        let committing = committing.clone();
+        self.store
+            .run_blocking(move |store| verify_on_committing(store, &block, &committing))
             .await
     }
 
@@ -190,4 +214,39 @@ impl BlockImporter<ReferenceChain> for RedbBlockImporter {
     async fn block_at(&self, height: BlockHeight) -> Result<Option<SealedBlock>, ImportError> {
         Ok(RedbBlockImporter::block_at(self, height).await?)
     }
+}
+
+/// Verifies `block` as the child of `committing`, whose commit may end while this runs: the
+/// store's head must be `committing` or its parent, and the block's transactions must be new to
+/// the store and to `committing`. The head is read before the transactions: a commit of
+/// `committing` between the two reads only adds transactions `committing` already names, and
+/// no other commit runs meanwhile (the service commits one block at a time).
+fn verify_on_committing(
+    store: &ChainStore,
+    block: &SealedBlock,
+    committing: &SealedBlock,
+) -> Result<(), ImportError> {
+    let head = store.head()?;
+    if head.id() != committing.id() && head.id() != committing.parent_id() {
+        return Err(ImportError::WrongParent {
+            height: committing.height(),
+            expected: head.id(),
+            found: committing.parent_id(),
+        });
+    }
+    let included: HashSet<TransactionId> = transaction_ids(committing).collect();
+    let ids: Vec<TransactionId> = transaction_ids(block).collect();
+    let committed = store.committed_among(&ids)?;
+    verify_block(store.spec(), &committing.block.header, block, |id| {
+        Ok(included.contains(id) || committed.contains(id))
+    })
+}
+
+/// The ids of the block's transactions, in block order.
+fn transaction_ids(block: &SealedBlock) -> impl Iterator<Item = TransactionId> + '_ {
+    block
+        .block
+        .transactions
+        .iter()
+        .map(poa_ports::Transaction::id)
 }

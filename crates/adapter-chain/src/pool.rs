@@ -246,12 +246,30 @@ impl MemoryTransactionPool {
     /// removing them. A transaction larger than what is left of the byte budget is passed over
     /// for this selection, so it cannot stall the queue; being older, it leads the next one.
     pub fn select(&self, max_count: usize, max_bytes: usize) -> Vec<Transaction> {
+        self.select_leaving_out(max_count, max_bytes, &[])
+    }
+
+    /// Like [`MemoryTransactionPool::select`], passing over the transactions `left_out` names
+    /// (those of a block whose commit has not ended: still pending here, already in a block).
+    pub fn select_leaving_out(
+        &self,
+        max_count: usize,
+        max_bytes: usize,
+        left_out: &[TransactionId],
+    ) -> Vec<Transaction> {
         let state = self.lock();
+        let passed_over: std::collections::HashSet<u64> = left_out
+            .iter()
+            .filter_map(|id| state.sequence_by_id.get(id).copied())
+            .collect();
         let mut selected = Vec::new();
         let mut remaining_bytes = max_bytes;
-        for pending in state.by_sequence.values() {
+        for (sequence, pending) in &state.by_sequence {
             if selected.len() >= max_count || remaining_bytes == 0 {
                 break;
+            }
+            if passed_over.contains(sequence) {
+                continue;
             }
             let bytes = pending.transaction.as_bytes().len();
             if bytes <= remaining_bytes {

@@ -3,13 +3,15 @@
 //!
 //! It never removes a transaction it includes (only a commit does), but it drops from the pool
 //! any transaction the chain has already committed, so a resubmitted transaction is neither
-//! included twice nor left to clog the pool. It neither seals nor verifies.
+//! included twice nor left to clog the pool. On a parent whose commit has not ended it passes
+//! over the parent's transactions, which stay in the pool until that commit ends. It neither
+//! seals nor verifies.
 
 use crate::block::transactions_root;
 use crate::{Block, Header, ReferenceChain};
 use async_trait::async_trait;
 use poa_ports::Transaction;
-use poa_ports::{BlockProducer, ProductionError, Timestamp, TransactionId};
+use poa_ports::{BlockProducer, ParentBlock, ProductionError, Timestamp, TransactionId};
 
 use crate::pool::MemoryTransactionPool;
 use crate::storage::ChainStore;
@@ -56,12 +58,20 @@ impl PoolBlockProducer {
         }
     }
 
-    /// The pool's oldest transactions within the block limits, minus those already committed,
-    /// which are dropped from the pool.
-    async fn select_uncommitted(&self) -> Result<Vec<Transaction>, ProductionError> {
+    /// The pool's oldest transactions within the block limits, passing over `left_out` (the
+    /// transactions of a parent still being committed), minus those already committed, which
+    /// are dropped from the pool.
+    async fn select_uncommitted(
+        &self,
+        left_out: &[TransactionId],
+    ) -> Result<Vec<Transaction>, ProductionError> {
         let candidates: Vec<(TransactionId, Transaction)> = self
             .pool
-            .select(self.limits.max_transactions, self.limits.max_bytes)
+            .select_leaving_out(
+                self.limits.max_transactions,
+                self.limits.max_bytes,
+                left_out,
+            )
             .into_iter()
             .map(|transaction| (transaction.id(), transaction))
             .collect();
@@ -88,9 +98,21 @@ impl PoolBlockProducer {
 impl BlockProducer<ReferenceChain> for PoolBlockProducer {
     async fn produce_block(
         &self,
-        parent: &Header,
+        parent: ParentBlock<'_, ReferenceChain>,
         timestamp: Timestamp,
     ) -> Result<Block, ProductionError> {
+        let (parent, left_out): (&Header, Vec<TransactionId>) = match parent {
+            ParentBlock::Head(header) => (header, Vec::new()),
+            ParentBlock::Committing(block) => (
+                &block.block.header,
+                block
+                    .block
+                    .transactions
+                    .iter()
+                    .map(Transaction::id)
+                    .collect(),
+            ),
+        };
         let chain_id = self.store.spec().chain_id;
         if parent.chain_id != chain_id {
             return Err(ProductionError::Failed {
@@ -106,7 +128,7 @@ impl BlockProducer<ReferenceChain> for PoolBlockProducer {
             .ok_or_else(|| ProductionError::Failed {
                 reason: format!("parent height {} has no successor", parent.height),
             })?;
-        let transactions = self.select_uncommitted().await?;
+        let transactions = self.select_uncommitted(&left_out).await?;
         let transaction_count =
             u32::try_from(transactions.len()).map_err(|_| ProductionError::Failed {
                 reason: format!(
@@ -188,7 +210,7 @@ mod tests {
         // when
         let block = fixture
             .producer
-            .produce_block(&parent, timestamp)
+            .produce_block(ParentBlock::Head(&parent), timestamp)
             .await
             .unwrap();
 
@@ -211,7 +233,7 @@ mod tests {
         // when
         let block = fixture
             .producer
-            .produce_block(&parent, Timestamp::from_unix_millis(0))
+            .produce_block(ParentBlock::Head(&parent), Timestamp::from_unix_millis(0))
             .await
             .unwrap();
 
@@ -230,13 +252,46 @@ mod tests {
         // when
         let block = fixture
             .producer
-            .produce_block(&fixture.head(), Timestamp::from_unix_millis(0))
+            .produce_block(
+                ParentBlock::Head(&fixture.head()),
+                Timestamp::from_unix_millis(0),
+            )
             .await
             .unwrap();
 
         // then
         assert_eq!(block.transactions, transactions(&[b"new"]));
         assert_eq!(fixture.pool.select(10, 1_000), transactions(&[b"new"]));
+    }
+
+    #[tokio::test]
+    async fn produce_block__when_the_parent_is_still_committing__then_builds_on_it_and_leaves_its_transactions_out()
+     {
+        // given: a published block with "a" and "b", whose commit has not ended (its
+        // transactions are still pending), and "c" pending after them
+        let fixture = Fixture::new(BlockLimits {
+            max_transactions: 2,
+            max_bytes: 100,
+        });
+        fixture.submit(&[b"a", b"b", b"c"]);
+        let committing = child_block(&fixture.signer, &fixture.head(), &[b"a", b"b"], |_| {});
+
+        // when
+        let block = fixture
+            .producer
+            .produce_block(
+                ParentBlock::Committing(&committing),
+                Timestamp::from_unix_millis(0),
+            )
+            .await
+            .unwrap();
+
+        // then: at the height above it, naming it, with only what it does not include
+        assert_eq!(block.header.height, BlockHeight::new(2));
+        assert_eq!(block.header.parent_id, committing.id());
+        assert_eq!(block.header.timestamp, committing.block.header.timestamp);
+        assert_eq!(block.transactions, transactions(&[b"c"]));
+        assert_eq!(fixture.pool.pending_count(), 3, "producing removes nothing");
     }
 
     #[tokio::test]
@@ -251,7 +306,10 @@ mod tests {
         // when
         let block = fixture
             .producer
-            .produce_block(&fixture.head(), Timestamp::from_unix_millis(0))
+            .produce_block(
+                ParentBlock::Head(&fixture.head()),
+                Timestamp::from_unix_millis(0),
+            )
             .await
             .unwrap();
 
@@ -269,7 +327,7 @@ mod tests {
         // when
         let result = fixture
             .producer
-            .produce_block(&parent, Timestamp::from_unix_millis(0))
+            .produce_block(ParentBlock::Head(&parent), Timestamp::from_unix_millis(0))
             .await;
 
         // then

@@ -4,7 +4,8 @@
 //! The service runs one loop. Each wake-up (a trigger, a retry period, a manual request) runs
 //! one **cycle**: ask the reconciliation port for this cycle's [`LeaderState`], then either
 //! stay a follower, import committed blocks the local chain lacks, or produce the next block
-//! (produce, seal, verify, publish to a quorum, and only then commit locally).
+//! (produce, seal, verify, publish to a quorum, and only then commit locally). A block's commit
+//! runs while the next cycle produces and publishes the block above it, one commit at a time.
 //!
 //! # Layout
 //!

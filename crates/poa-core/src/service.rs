@@ -3,12 +3,15 @@
 //!
 //! Shutdown is an input to [`ProductionService::run`] and wins every race (`biased` select).
 //! A running cycle is not cancelled: every port call inside it is bounded by its adapter, and
-//! cancelling between publish and commit would only leave work for the next leader.
+//! cancelling between publish and commit would only leave work for the next leader. A commit in
+//! flight (`pipeline`) is never abandoned either: the loop drives it while it waits, and
+//! shutdown waits for it after releasing the lease.
 
 mod cycle;
 mod handover;
 mod history;
 mod log_loss;
+mod pipeline;
 mod reporting;
 #[cfg(test)]
 #[allow(non_snake_case)]
@@ -68,7 +71,9 @@ impl<C: Chain> Clone for Ports<C> {
 /// What one cycle did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CycleOutcome {
-    /// This process produced, published and committed a block.
+    /// This process produced a block and published it to a quorum; its local commit has begun,
+    /// and ends before the commit of any block above it begins. A manual request
+    /// ([`ServiceHandle::produce_block`]) is answered once that commit ended.
     Produced {
         /// The new head's height.
         height: BlockHeight,
@@ -113,6 +118,8 @@ enum Request {
 
 /// What woke the loop.
 enum Wake {
+    /// The commit in flight ended.
+    CommitEnded,
     Timer,
     Transactions,
     Request(Request),
@@ -143,7 +150,8 @@ impl ServiceHandle {
     }
 
     /// Asks the service to run a production cycle now (any trigger). The service first imports
-    /// what the local chain lacks, then produces if it leads.
+    /// what the local chain lacks, then produces if it leads, and answers once the block it
+    /// produced is committed (a failed commit is answered as the failed cycle).
     ///
     /// # Errors
     ///
@@ -222,6 +230,9 @@ pub struct ProductionService<C: Chain> {
     head_vouched_by_operator: bool,
     /// What the loop has said in the log, so lasting conditions are said once.
     reporting: reporting::Reporting,
+    /// The commit of the last block this process published, while it has not been recorded
+    /// as ended: at most one at a time.
+    in_flight: Option<pipeline::CommitInFlight<C>>,
 }
 
 impl<C: Chain> ProductionService<C> {
@@ -251,6 +262,7 @@ impl<C: Chain> ProductionService<C> {
             history: None,
             head_vouched_by_operator: false,
             reporting: reporting::Reporting::new(),
+            in_flight: None,
         };
         let handle = ServiceHandle {
             status: status_receiver,
@@ -260,7 +272,8 @@ impl<C: Chain> ProductionService<C> {
     }
 
     /// Runs the production loop until `shutdown` resolves, then releases the lease (bounded by
-    /// the configured release timeout) and marks the status stopped.
+    /// the configured release timeout), waits for the commit in flight, if any, and marks the
+    /// status stopped.
     pub async fn run<F: Future<Output = ()>>(mut self, shutdown: F) {
         tokio::pin!(shutdown);
         // The embedding process logs its start with its addresses: one line per event.
@@ -275,10 +288,25 @@ impl<C: Chain> ProductionService<C> {
                 biased;
                 () = &mut shutdown => break,
                 Some(request) = self.requests.recv() => Wake::Request(request),
+                () = pipeline::until_commit_ended(&mut self.in_flight) => Wake::CommitEnded,
                 () = tokio::time::sleep_until(schedule.next_cycle) => Wake::Timer,
                 () = pool.wait_for_pending(), if schedule.wake_on_transactions => Wake::Transactions,
             };
             let outcome = match wake {
+                Wake::CommitEnded => {
+                    let included = self.transactions_in_flight();
+                    match self.finish_commit().await {
+                        // The pool no longer counts the block's transactions: transactions
+                        // wake an instant leader again (unless the block was empty, which
+                        // would spin on transactions that are already committed).
+                        None => {
+                            schedule.wake_on_transactions |=
+                                self.config.trigger() == Trigger::Instant && included > 0;
+                            continue;
+                        }
+                        Some(failed) => failed,
+                    }
+                }
                 Wake::Timer => {
                     let may_produce = self.timer_may_produce();
                     self.cycle(may_produce).await
@@ -288,7 +316,11 @@ impl<C: Chain> ProductionService<C> {
                     self.cycle(may_produce).await
                 }
                 Wake::Request(Request::ProduceBlock(reply)) => {
-                    let outcome = self.manual_cycles().await;
+                    let mut outcome = self.manual_cycles().await;
+                    // Answered once the block is committed, so the requester can read it.
+                    if let Some(failed) = self.finish_commit().await {
+                        outcome = failed;
+                    }
                     // The requester may have given up; the block is committed either way.
                     let _ = reply.send(outcome.clone());
                     outcome
@@ -318,14 +350,15 @@ impl<C: Chain> ProductionService<C> {
 
     /// Whether a timer or transaction wake-up may produce: on an interval once the block is
     /// due (a wake-up before that only renews the lease), with pending transactions when
-    /// instant, never when manual (timer cycles then only follow and keep the lease).
+    /// instant (more than the block whose commit is in flight includes, which the pool may
+    /// still count), never when manual (timer cycles then only follow and keep the lease).
     fn timer_may_produce(&self) -> bool {
         match self.config.trigger() {
             Trigger::Interval { block_time } => self
                 .last_produced_at
                 .and_then(|last| last.checked_add(block_time))
                 .is_none_or(|due| Instant::now() >= due),
-            Trigger::Instant => self.ports.pool.pending_count() > 0,
+            Trigger::Instant => self.ports.pool.pending_count() > self.transactions_in_flight(),
             Trigger::Manual => false,
         }
     }
@@ -405,6 +438,17 @@ impl<C: Chain> ProductionService<C> {
                 next_cycle: leader_retry,
                 wake_on_transactions: false,
             },
+            // The block's commit runs: the next block comes at once when more transactions
+            // than it includes are pending; otherwise transactions wake the leader once the
+            // commit ended (until then the pool may still count the block's own).
+            CycleOutcome::Produced { .. } if trigger == Trigger::Instant => Schedule {
+                next_cycle: if self.timer_may_produce() {
+                    now
+                } else {
+                    leader_retry
+                },
+                wake_on_transactions: self.in_flight.is_none(),
+            },
             CycleOutcome::Produced { .. } | CycleOutcome::Idle => match trigger {
                 Trigger::Interval { block_time } => {
                     let due = self
@@ -461,10 +505,17 @@ impl<C: Chain> ProductionService<C> {
                 "lease release timed out: it will expire on its own"
             ),
         }
+        // The block is on a quorum already: its commit is never abandoned.
+        self.finish_commit_at_shutdown().await;
         self.metrics.is_producing.set(0);
         self.status
             .send_modify(|status| status.role = Role::Stopped);
     }
+}
+
+/// A value for a gauge, saturating.
+pub(crate) fn gauge_value(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 /// Milliseconds of a duration for log fields, saturating.

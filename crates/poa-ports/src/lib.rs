@@ -29,7 +29,7 @@ pub use error::{HistoryError, ImportError, ProductionError, ReconciliationError,
 pub use leadership::{ChainHead, LeaderState, LeaseStatus, NodeOutcome, NodeState, NodeStatus};
 pub use ports::{
     BlockHistorySource, BlockImporter, BlockProducer, BlockReconciliationPort, BlockSigner, Clock,
-    EverySource, SealVerifier, TransactionPool,
+    EverySource, ParentBlock, SealVerifier, TransactionPool,
 };
 pub use primitives::{
     BlockHeight, BlockId, ChainId, Epoch, Signature, Timestamp, TransactionId, TransactionsRoot,

@@ -7,10 +7,10 @@
 
 use async_trait::async_trait;
 
-use crate::chain::Chain;
+use crate::chain::{Chain, HeaderView, SealedBlockView};
 use crate::error::{HistoryError, ImportError, ProductionError, ReconciliationError, SigningError};
 use crate::leadership::{ChainHead, LeaderState, LeaseStatus};
-use crate::primitives::{BlockHeight, Timestamp};
+use crate::primitives::{BlockHeight, BlockId, Timestamp};
 
 /// Leadership and the shared block log, merged into one port: who may produce, what committed
 /// blocks the local chain lacks, and publication of a produced block to a quorum.
@@ -109,8 +109,31 @@ pub trait BlockImporter<C: Chain>: Send + Sync {
     /// Why the block is not acceptable as the next block.
     async fn verify(&self, block: &C::SealedBlock) -> Result<(), ImportError>;
 
+    /// Verifies `block` as the child of `committing`: a block this process published whose
+    /// commit into the local chain has begun and may end during this call. The checks of
+    /// [`Self::verify`] with `committing` in place of the head, and none of the block's
+    /// transactions committed locally or included in `committing` (whose transactions are not
+    /// committed yet). `committing` must extend the local head, or be it (its commit ended).
+    /// Changes nothing.
+    ///
+    /// What lets the service verify the next block before the commit of the one below it ends,
+    /// so the commit runs while the next block is produced and published.
+    ///
+    /// # Errors
+    ///
+    /// Why the block is not acceptable as the block after `committing`.
+    async fn verify_on_committing(
+        &self,
+        block: &C::SealedBlock,
+        committing: &C::SealedBlock,
+    ) -> Result<(), ImportError>;
+
     /// Commits a verified block atomically and durably as the new head. Re-checks, inside the
     /// same write, that the block extends the current head.
+    ///
+    /// The service runs at most one commit at a time, in height order: it begins the commit of
+    /// a block only after the commit of the block below it ended, and while a commit runs it
+    /// may verify ([`Self::verify_on_committing`]) and publish the next block, never commit it.
     ///
     /// # Errors
     ///
@@ -126,17 +149,72 @@ pub trait BlockImporter<C: Chain>: Send + Sync {
     async fn block_at(&self, height: BlockHeight) -> Result<Option<C::SealedBlock>, ImportError>;
 }
 
+/// The block a new block is built on: the local chain's head, or a block this process published
+/// whose commit into the local chain has not ended yet. `C` is the embedder's chain.
+pub enum ParentBlock<'a, C: Chain> {
+    /// The head of the local chain, committed.
+    Head(&'a C::Header),
+    /// A block this process published to a quorum whose commit into the local chain has begun
+    /// and may end at any moment: it extends the local head and becomes the head once its
+    /// commit ends. Its transactions are not committed locally yet, so a block built on it
+    /// must leave them out itself.
+    Committing(&'a C::SealedBlock),
+}
+
+impl<C: Chain> ParentBlock<'_, C> {
+    /// The parent's height: the new block is one above it.
+    pub fn height(&self) -> BlockHeight {
+        match self {
+            Self::Head(header) => header.height(),
+            Self::Committing(block) => block.height(),
+        }
+    }
+
+    /// The parent's id: the new block names it as its parent.
+    pub fn id(&self) -> BlockId {
+        match self {
+            Self::Head(header) => header.id(),
+            Self::Committing(block) => block.id(),
+        }
+    }
+}
+
+// Not derived: a derive would ask `C: Clone` of the chain, which is only a name for its types.
+impl<C: Chain> Clone for ParentBlock<'_, C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C: Chain> Copy for ParentBlock<'_, C> {}
+
+impl<C: Chain> std::fmt::Debug for ParentBlock<'_, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            Self::Head(_) => "Head",
+            Self::Committing(_) => "Committing",
+        };
+        f.debug_struct(kind)
+            .field("height", &self.height())
+            .field("id", &self.id())
+            .finish()
+    }
+}
+
 /// Builds unsealed blocks from pending transactions.
 #[async_trait]
 pub trait BlockProducer<C: Chain>: Send + Sync {
-    /// Builds the block on top of `parent` with the given timestamp.
+    /// Builds the block on top of `parent` with the given timestamp (the service passes one no
+    /// earlier than the parent's date). It includes no transaction the local chain committed
+    /// and, on a [`ParentBlock::Committing`] parent, none that the parent includes: those are
+    /// committed once the parent's commit ends, however long they stay in the pool until then.
     ///
     /// # Errors
     ///
     /// The block could not be built.
     async fn produce_block(
         &self,
-        parent: &C::Header,
+        parent: ParentBlock<'_, C>,
         timestamp: Timestamp,
     ) -> Result<C::Block, ProductionError>;
 }
@@ -154,7 +232,10 @@ pub trait BlockSigner<C: Chain>: Send + Sync {
 /// What the domain service needs to know about pending transactions (for instant blocks).
 #[async_trait]
 pub trait TransactionPool: Send + Sync {
-    /// How many transactions are waiting to be included.
+    /// How many transactions are waiting to be included. The transactions of a block whose
+    /// commit has not ended may still count: a pool usually drops them once the commit ended.
+    /// So while a block's commit runs, the instant trigger produces the next block only when
+    /// more than that block's transactions are pending.
     fn pending_count(&self) -> usize;
 
     /// Resolves once at least one transaction is pending.

@@ -1,8 +1,10 @@
 //! [`QueueBlockProducer`]: the `BlockProducer` port, building the next block from the front of
-//! the [`TransactionQueue`] under the chain's consensus parameters version.
+//! the [`TransactionQueue`] under the chain's consensus parameters version. On a parent whose
+//! commit has not ended it passes over the parent's transactions, which stay in the queue until
+//! that commit ends.
 
 use async_trait::async_trait;
-use poa_ports::{BlockProducer, ProductionError, Timestamp};
+use poa_ports::{BlockProducer, ParentBlock, ProductionError, Timestamp, Transaction};
 
 use crate::block::{FuelBlock, FuelStyleChain};
 use crate::header::{FuelHeader, Tai64};
@@ -35,10 +37,21 @@ impl QueueBlockProducer {
 impl BlockProducer<FuelStyleChain> for QueueBlockProducer {
     async fn produce_block(
         &self,
-        parent: &FuelHeader,
+        parent: ParentBlock<'_, FuelStyleChain>,
         timestamp: Timestamp,
     ) -> Result<FuelBlock, ProductionError> {
-        let transactions = self.queue.front(usize::from(self.max_transactions));
+        let max = usize::from(self.max_transactions);
+        let (parent, left_out): (&FuelHeader, &[Transaction]) = match parent {
+            ParentBlock::Head(header) => (header, &[]),
+            ParentBlock::Committing(block) => (block.header(), &block.block.transactions),
+        };
+        let transactions: Vec<Transaction> = self
+            .queue
+            .front(max.saturating_add(left_out.len()))
+            .into_iter()
+            .filter(|transaction| !left_out.contains(transaction))
+            .take(max)
+            .collect();
         FuelBlock::build_on(
             parent,
             Tai64::from_unix_millis(timestamp.as_unix_millis()),

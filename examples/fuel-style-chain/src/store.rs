@@ -1,7 +1,8 @@
 //! [`MemoryBlockStore`]: the local chain in memory and the `BlockImporter` port over it. A real
 //! node keeps its chain on disk; the port asks the same of either: verify a block against the
-//! head without changing anything, commit it atomically (checking the head again under the
-//! same lock), hand back the head and any committed block.
+//! head (or against a published block whose commit has not ended) without changing anything,
+//! commit it atomically (checking the head again under the same lock), hand back the head and
+//! any committed block.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -9,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use poa_ports::{
     BlockHeight, BlockImporter, HeaderView, ImportError, SealVerifier, SealedBlockView,
-    TransactionId,
+    Transaction, TransactionId,
 };
 
 use crate::block::{FuelStyleChain, SealedFuelBlock};
@@ -84,7 +85,18 @@ impl Chain {
         block: &SealedFuelBlock,
         verifier: &Secp256k1SealVerifier,
     ) -> Result<(), ImportError> {
-        let head = self.head().header();
+        self.check_on(self.head().header(), &[], block, verifier)
+    }
+
+    /// Whether `block` is the child of `head`, a block this chain holds or one that extends it
+    /// and is not committed yet (whose transactions, `uncommitted`, it must not repeat either).
+    fn check_on(
+        &self,
+        head: &FuelHeader,
+        uncommitted: &[Transaction],
+        block: &SealedFuelBlock,
+        verifier: &Secp256k1SealVerifier,
+    ) -> Result<(), ImportError> {
         let height = block.height();
         let expected = head.height().next().unwrap_or(head.height());
         if height != expected {
@@ -111,7 +123,8 @@ impl Chain {
         let mut seen = HashSet::new();
         for transaction in &block.block.transactions {
             let id = transaction.id();
-            if self.committed.contains(&id) || !seen.insert(id) {
+            if self.committed.contains(&id) || uncommitted.contains(transaction) || !seen.insert(id)
+            {
                 return Err(ImportError::DuplicateTransaction { height });
             }
         }
@@ -127,6 +140,31 @@ impl BlockImporter<FuelStyleChain> for MemoryBlockStore {
 
     async fn verify(&self, block: &SealedFuelBlock) -> Result<(), ImportError> {
         self.lock().check_next(block, &self.verifier)
+    }
+
+    async fn verify_on_committing(
+        &self,
+        block: &SealedFuelBlock,
+        committing: &SealedFuelBlock,
+    ) -> Result<(), ImportError> {
+        let chain = self.lock();
+        if chain.head().id() == committing.id() {
+            return chain.check_next(block, &self.verifier);
+        }
+        let head = chain.head().header();
+        if committing.parent_id() != head.id() {
+            return Err(ImportError::WrongParent {
+                height: committing.height(),
+                expected: head.id(),
+                found: committing.parent_id(),
+            });
+        }
+        chain.check_on(
+            committing.header(),
+            &committing.block.transactions,
+            block,
+            &self.verifier,
+        )
     }
 
     async fn commit(&self, block: SealedFuelBlock) -> Result<(), ImportError> {
@@ -259,6 +297,40 @@ mod tests {
         assert!(
             matches!(verified, Err(ImportError::DuplicateTransaction { .. })),
             "{verified:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn verify_on_committing__when_the_parent_is_not_committed_yet__then_takes_the_child_and_refuses_a_repeat()
+     {
+        // given: block 1 with a transaction, published but not committed
+        let Fixture { store, signer, .. } = fixture();
+        let transaction = Transaction::new(b"once".to_vec());
+        let one = next_block(&store, &signer, vec![transaction.clone()]).await;
+        let time = Tai64(one.header().time.0 + 1);
+        let on_one = |transactions| {
+            signer
+                .seal(FuelBlock::build_on(one.header(), time, 1, transactions).unwrap())
+                .unwrap()
+        };
+        let child = on_one(vec![Transaction::new(b"next".to_vec())]);
+        let repeat = on_one(vec![transaction]);
+
+        // when
+        let child_verified = store.verify_on_committing(&child, &one).await;
+        let repeat_verified = store.verify_on_committing(&repeat, &one).await;
+        store.commit(one.clone()).await.unwrap();
+        let child_verified_after_the_commit = store.verify_on_committing(&child, &one).await;
+
+        // then
+        child_verified.unwrap();
+        child_verified_after_the_commit.unwrap();
+        assert!(
+            matches!(
+                repeat_verified,
+                Err(ImportError::DuplicateTransaction { .. })
+            ),
+            "{repeat_verified:?}"
         );
     }
 

@@ -2,7 +2,7 @@
 
 #![allow(non_snake_case)]
 
-use poa_ports::{BlockHeight, BlockImporter, Clock};
+use poa_ports::{BlockHeight, BlockImporter, Clock, ImportError};
 
 use crate::support::{Node, assert_chain_links, chain_transactions, fresh_authority};
 
@@ -107,4 +107,90 @@ async fn verify__when_a_block_is_dated_beyond_the_clock_plus_the_allowed_skew__t
         "{a_day_ahead:?}"
     );
     a_second_ahead.unwrap();
+}
+
+#[tokio::test]
+async fn verify_on_committing__when_the_parent_commit_has_not_ended__then_accepts_the_child_and_commits_in_order()
+ {
+    // given: block 1 (with "a") verified and published, its commit not begun; "b" pending too
+    let dir = tempfile::tempdir().unwrap();
+    let (spec, signer) = fresh_authority();
+    let node = Node::open(spec, dir.path());
+    node.submit(&[b"a"]);
+    let one = node.produce_sealed(&signer).await;
+    node.importer.verify(&one).await.unwrap();
+    node.submit(&[b"b"]);
+
+    // when: block 2 is produced and verified on block 1 before block 1 is committed, then
+    // both are committed in height order
+    let two = node.produce_sealed_on_committing(&signer, &one).await;
+    let verified_before_the_commit = node.importer.verify_on_committing(&two, &one).await;
+    node.importer.commit(one.clone()).await.unwrap();
+    let verified_after_the_commit = node.importer.verify_on_committing(&two, &one).await;
+    node.importer.commit(two.clone()).await.unwrap();
+
+    // then: block 2 left "a" to block 1, and the chain links 0, 1, 2
+    verified_before_the_commit.unwrap();
+    verified_after_the_commit.unwrap();
+    assert_eq!(two.block.header.parent_id, one.id());
+    assert_eq!(
+        two.block.transactions,
+        vec![poa_ports::Transaction::new(b"b".to_vec())]
+    );
+    assert_eq!(assert_chain_links(&node.store)[1..], [one, two]);
+}
+
+#[tokio::test]
+async fn verify_on_committing__when_the_child_repeats_a_transaction_of_the_parent__then_refuses_it()
+{
+    // given: block 1 with "a", not yet committed, and a block 2 on it that includes "a" again
+    // (a producer that did not leave the parent's transactions out)
+    let dir = tempfile::tempdir().unwrap();
+    let (spec, signer) = fresh_authority();
+    let node = Node::open(spec, dir.path());
+    node.submit(&[b"a"]);
+    let one = node.produce_sealed(&signer).await;
+    let repeat = {
+        let header = adapter_chain::Header {
+            height: BlockHeight::new(2),
+            parent_id: one.id(),
+            ..one.block.header.clone()
+        };
+        let block = adapter_chain::Block {
+            header,
+            transactions: one.block.transactions.clone(),
+        };
+        poa_ports::BlockSigner::seal(&signer, block).unwrap()
+    };
+
+    // when
+    let verified = node.importer.verify_on_committing(&repeat, &one).await;
+
+    // then
+    assert!(
+        matches!(verified, Err(ImportError::DuplicateTransaction { .. })),
+        "{verified:?}"
+    );
+}
+
+#[tokio::test]
+async fn verify_on_committing__when_the_parent_does_not_extend_the_local_head__then_refuses_the_child()
+ {
+    // given: block 1 committed, then a "committing" block that claims height 1 again
+    let dir = tempfile::tempdir().unwrap();
+    let (spec, signer) = fresh_authority();
+    let node = Node::open(spec, dir.path());
+    let stale = node.produce_sealed(&signer).await;
+    node.submit(&[b"x"]);
+    node.produce_and_commit(&signer).await;
+    let child = node.produce_sealed_on_committing(&signer, &stale).await;
+
+    // when
+    let verified = node.importer.verify_on_committing(&child, &stale).await;
+
+    // then
+    assert!(
+        matches!(verified, Err(ImportError::WrongParent { .. })),
+        "{verified:?}"
+    );
 }

@@ -9,7 +9,7 @@ use adapter_chain::{
     MemoryTransactionPool, PoolBlockProducer, PoolLimits, RedbBlockImporter,
 };
 use poa_ports::Transaction;
-use poa_ports::{BlockHeight, BlockImporter, BlockProducer, BlockSigner, Clock};
+use poa_ports::{BlockHeight, BlockImporter, BlockProducer, BlockSigner, Clock, ParentBlock};
 
 /// One process's local chain: what `poa-node` wires from this crate.
 pub(crate) struct Node {
@@ -74,7 +74,25 @@ impl Node {
         let timestamp = adapter_chain::SystemClock.now().max(parent.timestamp);
         let block = self
             .producer
-            .produce_block(&parent, timestamp)
+            .produce_block(ParentBlock::Head(&parent), timestamp)
+            .await
+            .unwrap();
+        signer.seal(block).unwrap()
+    }
+
+    /// Produces the block above `committing`, a block whose commit has not ended, and seals it,
+    /// as a leader does while that commit runs (nothing is committed).
+    pub(crate) async fn produce_sealed_on_committing(
+        &self,
+        signer: &Ed25519BlockSigner,
+        committing: &SealedBlock,
+    ) -> SealedBlock {
+        let timestamp = adapter_chain::SystemClock
+            .now()
+            .max(committing.block.header.timestamp);
+        let block = self
+            .producer
+            .produce_block(ParentBlock::Committing(committing), timestamp)
             .await
             .unwrap();
         signer.seal(block).unwrap()

@@ -26,7 +26,7 @@ use adapter_chain::CommitDurability;
 use anyhow::{Context, Result, anyhow};
 
 use self::disk::FsyncProbe;
-use self::producer::{Coordination, Measurement, Producer, Workload};
+use self::producer::{BACKLOG_BLOCKS, Coordination, Measurement, Producer, Workload};
 use crate::blocks::redis_config;
 use crate::chart;
 use crate::context::BenchContext;
@@ -427,6 +427,7 @@ fn notes(
         redis_nodes = REDIS_NODES,
         warm_up_blocks = schedule.warm_up_blocks,
         rounds = schedule.rounds,
+        backlog_blocks = BACKLOG_BLOCKS,
         round_s = schedule.round.as_secs_f64(),
         fsync_samples = schedule.fsync_samples,
     )?];

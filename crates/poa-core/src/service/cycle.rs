@@ -2,7 +2,10 @@
 //!
 //! The produce path is the hot path and its order is the safety argument: produce, seal,
 //! **verify**, **publish** to a quorum, and only then **commit** locally. Any failure before
-//! commit commits nothing and releases the lease so another process can take over at once.
+//! the publish commits nothing and releases the lease so another process can take over at once.
+//! The commit of a published block runs while the next cycle produces, verifies and publishes
+//! the block above it (`pipeline`): a cycle that finds a commit in flight builds on that block
+//! when it leads and may produce, and otherwise lets the commit end before anything else.
 //!
 //! A process that cannot keep its chain current (its local store fails, it refuses a block of
 //! the shared log, the log holds another chain, or the next height is in no source it can
@@ -10,19 +13,38 @@
 //! caught up. Holding the lease while unable to import would halt the whole fleet.
 
 use poa_ports::{
-    BlockHeight, Chain, ChainHead, HeaderView, LeaderState, ReconciliationError, SealedBlockView,
+    BlockHeight, Chain, ChainHead, HeaderView, LeaderState, ParentBlock, ReconciliationError,
+    SealedBlockView, Timestamp,
 };
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use super::handover::Handover;
-use super::{CycleOutcome, ProductionService};
+use super::pipeline::CommitInFlight;
+use super::{CycleOutcome, ProductionService, gauge_value};
 use crate::status::Role;
+
+/// A block this process published in this cycle: its commit is next.
+struct Published<C: Chain> {
+    block: C::SealedBlock,
+    /// The date its producer was given.
+    dated: Timestamp,
+}
 
 impl<C: Chain> ProductionService<C> {
     /// Runs one cycle. `may_produce` is false for timer cycles that must not produce (manual
     /// trigger, instant trigger without transactions): they still follow and keep the lease.
     pub(super) async fn cycle(&mut self, may_produce: bool) -> CycleOutcome {
+        if let Some(in_flight) = self.in_flight.take() {
+            if may_produce && !self.is_standing_down() && self.standing_aside.is_none() {
+                return self.cycle_on_committing(in_flight).await;
+            }
+            // Following or importing needs the committed head: the commit ends first.
+            self.in_flight = Some(in_flight);
+            if let Some(failed) = self.finish_commit().await {
+                return failed;
+            }
+        }
         let head = match self.ports.importer.latest_header().await {
             Ok(head) => head,
             Err(error) => return self.stand_aside("head", &error).await,
@@ -42,6 +64,65 @@ impl<C: Chain> ProductionService<C> {
             self.ports.reconciliation.leader_state(chain_head).await
         };
         self.metrics.observe_step("leader_state", started.elapsed());
+        self.follow_leader_state(head, leader_state, may_produce)
+            .await
+    }
+
+    /// A cycle that may produce while the commit of the block below runs: it asks for the
+    /// leader state on that block, and when it leads produces, verifies and publishes the next
+    /// block on it, driving the commit meanwhile. The commit ends before anything else is
+    /// committed; when it fails, the block this cycle published is not committed.
+    async fn cycle_on_committing(&mut self, in_flight: CommitInFlight<C>) -> CycleOutcome {
+        let CommitInFlight {
+            block: parent,
+            dated,
+            mut commit,
+        } = in_flight;
+        let started = Instant::now();
+        let leader_state = commit
+            .alongside(
+                self.ports
+                    .reconciliation
+                    .leader_state(ChainHead::of_block(&parent)),
+            )
+            .await;
+        self.metrics.observe_step("leader_state", started.elapsed());
+        if !matches!(leader_state, Ok(LeaderState::ReconciledLeader)) {
+            // Not producing: the answer is followed on the committed head, once the commit ended.
+            let end = commit.end().await;
+            if let Some(failed) = self.record_commit(&parent, end).await {
+                return failed;
+            }
+            let head = match self.ports.importer.latest_header().await {
+                Ok(head) => head,
+                Err(error) => return self.stand_aside("head", &error).await,
+            };
+            self.record_head(&head);
+            return self.follow_leader_state(head, leader_state, true).await;
+        }
+        let published = commit
+            .alongside(self.produce_and_publish(ParentBlock::Committing(&parent), dated))
+            .await;
+        // Published or not, the block below is committed first; if its commit fails, nothing
+        // above it is (the block just published is on a quorum: it is imported once caught up).
+        let end = commit.end().await;
+        if let Some(failed) = self.record_commit(&parent, end).await {
+            return failed;
+        }
+        match published {
+            Ok(next) => self.begin_commit(next.block, next.dated).await,
+            Err(failed) => failed,
+        }
+    }
+
+    /// Acts on the leader state a cycle got for the committed `head`: follow, import, handle a
+    /// log that lost blocks or a gap, or produce on the head.
+    async fn follow_leader_state(
+        &mut self,
+        head: C::Header,
+        leader_state: Result<LeaderState<C::SealedBlock>, ReconciliationError>,
+        may_produce: bool,
+    ) -> CycleOutcome {
         match leader_state {
             Err(ReconciliationError::HistoryGap { next_height: gap }) => {
                 // Far behind: catch up as a follower, never while holding the lease.
@@ -71,7 +152,16 @@ impl<C: Chain> ProductionService<C> {
             Ok(LeaderState::UnreconciledBlocks(blocks)) => {
                 self.import_blocks(head.height(), blocks).await
             }
-            Ok(LeaderState::ReconciledLeader) if may_produce => self.produce_on(head).await,
+            Ok(LeaderState::ReconciledLeader) if may_produce => {
+                let dated = head.timestamp();
+                match self
+                    .produce_and_publish(ParentBlock::Head(&head), dated)
+                    .await
+                {
+                    Ok(published) => self.begin_commit(published.block, published.dated).await,
+                    Err(failed) => failed,
+                }
+            }
             Ok(LeaderState::ReconciledLeader) => {
                 self.set_role(Role::Leader);
                 CycleOutcome::Idle
@@ -119,38 +209,53 @@ impl<C: Chain> ProductionService<C> {
         CycleOutcome::Imported { count: imported }
     }
 
-    /// Produces, seals, verifies, publishes and commits the block on top of `parent`.
-    async fn produce_on(&mut self, parent: C::Header) -> CycleOutcome {
+    /// Produces, seals, verifies and publishes the block on top of `parent` (dated
+    /// `parent_dated`); its commit is the caller's. A failure is the failed cycle, with the
+    /// lease released or kept as the step calls for.
+    async fn produce_and_publish(
+        &mut self,
+        parent: ParentBlock<'_, C>,
+        parent_dated: Timestamp,
+    ) -> Result<Published<C>, CycleOutcome> {
         // The interval is anchored to the start of production, so blocks do not drift later
         // by the time each one takes.
         let cycle_started = Instant::now();
-        if let Some(problem) = self.clock_problem(Some(&parent)) {
-            return self.stand_aside("clock", &problem).await;
+        if let Some(problem) = self.clock_problem(Some(parent_dated)) {
+            return Err(self.stand_aside("clock", &problem).await);
         }
         self.set_role(Role::Leader);
         // Never earlier than the parent: timestamps are monotonic along the chain.
-        let timestamp = self.ports.clock.now().max(parent.timestamp());
+        let timestamp = self.ports.clock.now().max(parent_dated);
 
         let started = Instant::now();
-        let block = match self.ports.producer.produce_block(&parent, timestamp).await {
+        let block = match self.ports.producer.produce_block(parent, timestamp).await {
             Ok(block) => block,
-            Err(error) => return self.fail_and_release("produce", &error).await,
+            Err(error) => return Err(self.fail_and_release("produce", &error).await),
         };
         self.metrics.observe_step("produce", started.elapsed());
 
         let started = Instant::now();
         let sealed = match self.ports.signer.seal(block) {
             Ok(sealed) => sealed,
-            Err(error) => return self.fail_and_release("seal", &error).await,
+            Err(error) => return Err(self.fail_and_release("seal", &error).await),
         };
         self.metrics.observe_step("seal", started.elapsed());
 
         // Verify before publishing: a block that reaches a quorum must never fail local commit
         // for a validation reason.
         let started = Instant::now();
-        if let Err(error) = self.ports.importer.verify(&sealed).await {
+        let verified = match parent {
+            ParentBlock::Head(_) => self.ports.importer.verify(&sealed).await,
+            ParentBlock::Committing(committing) => {
+                self.ports
+                    .importer
+                    .verify_on_committing(&sealed, committing)
+                    .await
+            }
+        };
+        if let Err(error) = verified {
             error!(height = %sealed.height(), error = %error, "produced block failed verification");
-            return self.fail_and_release("verify", &error).await;
+            return Err(self.fail_and_release("verify", &error).await);
         }
         self.metrics.observe_step("verify", started.elapsed());
 
@@ -166,7 +271,7 @@ impl<C: Chain> ProductionService<C> {
             // it over any better, so this one keeps the lease and reconciles again next cycle
             // (releasing would only make the processes take turns at the same refusal).
             Err(error @ ReconciliationError::HeightTaken { .. }) => {
-                return self.fail("publish", &error);
+                return Err(self.fail("publish", &error));
             }
             // A quorum refuses this process's credentials: releasing at every cycle would only
             // take a new epoch per cycle. It keeps the lease, and the hand-over period gives
@@ -174,7 +279,7 @@ impl<C: Chain> ProductionService<C> {
             Err(error @ ReconciliationError::Denied { .. }) => {
                 let outcome = self.fail("publish", &error);
                 self.leading_attempt_failed().await;
-                return outcome;
+                return Err(outcome);
             }
             // The lease is released once: by the hand-over when it is due, here otherwise.
             Err(error) => {
@@ -182,38 +287,15 @@ impl<C: Chain> ProductionService<C> {
                 if self.leading_attempt_failed().await == Handover::NotDue {
                     self.release_after_failed_step().await;
                 }
-                return outcome;
+                return Err(outcome);
             }
         }
         self.metrics.observe_step("publish", started.elapsed());
-
-        let height = sealed.height();
-        let id = sealed.id();
-        let transactions = sealed.transaction_count();
-        let started = Instant::now();
-        if let Err(error) = self.ports.importer.commit(sealed).await {
-            // The block is on a quorum: the next leadership reconciles it back from the log.
-            error!(height = %height, error = %error, "published block failed to commit locally");
-            return self.stand_aside("commit", &error).await;
-        }
-        self.metrics.observe_step("commit", started.elapsed());
-
         self.last_produced_at = Some(cycle_started);
-        self.chain_moved_on();
-        self.metrics.blocks_produced.inc();
-        self.metrics.height.set(gauge_value(height.get()));
-        self.status.send_modify(|status| {
-            status.height = height;
-            status.head_id = id;
-            status.blocks_produced = status.blocks_produced.saturating_add(1);
-            status.last_error = None;
-        });
-        debug!(height = %height, id = %id, transactions, "produced block");
-        CycleOutcome::Produced {
-            height,
-            id,
-            transactions,
-        }
+        Ok(Published {
+            block: sealed,
+            dated: timestamp,
+        })
     }
 
     /// Records a failed production step and releases the lease, so a follower can take over
@@ -283,9 +365,9 @@ impl<C: Chain> ProductionService<C> {
     }
 
     /// Why this process must not date a block now, if it must not: its clock is further from
-    /// the coordination nodes' than the allowed skew, or the chain's head (`parent`) is dated
-    /// beyond its clock plus the skew.
-    fn clock_problem(&self, parent: Option<&C::Header>) -> Option<String> {
+    /// the coordination nodes' than the allowed skew, or the block it builds on is dated
+    /// (`parent_dated`) beyond its clock plus the skew.
+    fn clock_problem(&self, parent_dated: Option<Timestamp>) -> Option<String> {
         let skew = self.config.max_clock_skew()?;
         let skew_millis = u64::try_from(skew.as_millis()).unwrap_or(u64::MAX);
         let now = self.ports.clock.now().as_unix_millis();
@@ -303,7 +385,7 @@ impl<C: Chain> ProductionService<C> {
                 ));
             }
         }
-        let head = parent?.timestamp().as_unix_millis();
+        let head = parent_dated?.as_unix_millis();
         (head > now.saturating_add(skew_millis)).then(|| {
             format!(
                 "the chain's head is dated {} ms ahead of the local clock (at most {skew_millis} ms allowed)",
@@ -392,8 +474,4 @@ impl<C: Chain> ProductionService<C> {
             changed
         });
     }
-}
-
-fn gauge_value(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
 }

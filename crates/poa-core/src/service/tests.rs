@@ -17,7 +17,7 @@ use mockall::{Sequence, mock, predicate};
 use poa_ports::BlockHistorySource;
 use poa_ports::{
     BlockHeight, BlockId, BlockImporter, BlockProducer, BlockReconciliationPort, BlockSigner,
-    ChainHead, ChainId, Clock, ImportError, LeaderState, LeaseStatus, ProductionError,
+    ChainHead, ChainId, Clock, ImportError, LeaderState, LeaseStatus, ParentBlock, ProductionError,
     ReconciliationError, Signature, SigningError, Timestamp, TransactionPool,
 };
 use prometheus_client::registry::Registry;
@@ -33,6 +33,7 @@ mod history;
 mod log_loss;
 mod memory_log;
 mod own_chain;
+mod pipeline;
 
 mock! {
     Reconciliation {}
@@ -53,16 +54,50 @@ mock! {
     impl BlockImporter<ReferenceChain> for Importer {
         async fn latest_header(&self) -> Result<Header, ImportError>;
         async fn verify(&self, block: &SealedBlock) -> Result<(), ImportError>;
+        async fn verify_on_committing(&self, block: &SealedBlock, committing: &SealedBlock) -> Result<(), ImportError>;
         async fn commit(&self, block: SealedBlock) -> Result<(), ImportError>;
         async fn block_at(&self, height: BlockHeight) -> Result<Option<SealedBlock>, ImportError>;
     }
 }
 
+/// What a producer double is asked to build on: the parent's place, and whether its commit was
+/// still running. (mockall cannot mock an argument type that borrows, as `ParentBlock` does.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Parent {
+    height: BlockHeight,
+    id: BlockId,
+    committing: bool,
+}
+
+impl Parent {
+    fn height(&self) -> BlockHeight {
+        self.height
+    }
+
+    fn id(&self) -> BlockId {
+        self.id
+    }
+}
+
 mock! {
-    Producer {}
-    #[async_trait]
-    impl BlockProducer<ReferenceChain> for Producer {
-        async fn produce_block(&self, parent: &Header, timestamp: Timestamp) -> Result<Block, ProductionError>;
+    Producer {
+        fn produce_on(&self, parent: Parent, timestamp: Timestamp) -> Result<Block, ProductionError>;
+    }
+}
+
+#[async_trait]
+impl BlockProducer<ReferenceChain> for MockProducer {
+    async fn produce_block(
+        &self,
+        parent: ParentBlock<'_, ReferenceChain>,
+        timestamp: Timestamp,
+    ) -> Result<Block, ProductionError> {
+        let parent = Parent {
+            height: parent.height(),
+            id: parent.id(),
+            committing: matches!(parent, ParentBlock::Committing(_)),
+        };
+        self.produce_on(parent, timestamp)
     }
 }
 
@@ -162,6 +197,8 @@ struct Doubles {
     history: Option<Arc<dyn BlockHistorySource<ReferenceChain>>>,
     /// A reconciliation port that replaces the mock, when a test runs on a fake log.
     port: Option<Arc<dyn BlockReconciliationPort<ReferenceChain>>>,
+    /// A local chain that replaces the importer mock.
+    local_chain: Option<Arc<dyn BlockImporter<ReferenceChain>>>,
 }
 
 impl Doubles {
@@ -181,6 +218,7 @@ impl Doubles {
             head,
             history: None,
             port: None,
+            local_chain: None,
         }
     }
 
@@ -188,6 +226,13 @@ impl Doubles {
     /// go unused).
     fn on_port(mut self, port: impl BlockReconciliationPort<ReferenceChain> + 'static) -> Self {
         self.port = Some(Arc::new(port));
+        self
+    }
+
+    /// Runs the service on `importer` instead of the importer mock (whose expectations then go
+    /// unused).
+    fn on_importer(mut self, importer: Arc<dyn BlockImporter<ReferenceChain>>) -> Self {
+        self.local_chain = Some(importer);
         self
     }
 
@@ -223,6 +268,9 @@ impl Doubles {
     fn publishing_and_committing(&mut self) {
         self.producing_empty_blocks();
         self.importer.expect_verify().returning(|_| Ok(()));
+        self.importer
+            .expect_verify_on_committing()
+            .returning(|_, _| Ok(()));
         self.reconciliation
             .expect_publish_produced_block()
             .returning(|_| Ok(()));
@@ -255,8 +303,8 @@ impl Doubles {
 
     /// A producer that builds an empty block on its parent and a signer that seals it.
     fn producing_empty_blocks(&mut self) {
-        self.producer.expect_produce_block().returning(|parent, _| {
-            Ok(sealed(header_at(parent.height.get() + 1, parent.id())).block)
+        self.producer.expect_produce_on().returning(|parent, _| {
+            Ok(sealed(header_at(parent.height().get() + 1, parent.id())).block)
         });
         self.signer.expect_seal().returning(|block| {
             Ok(SealedBlock {
@@ -276,7 +324,9 @@ impl Doubles {
         });
         let ports = Ports {
             reconciliation,
-            importer: Arc::new(self.importer),
+            importer: self.local_chain.unwrap_or_else(|| {
+                Arc::new(self.importer) as Arc<dyn BlockImporter<ReferenceChain>>
+            }),
             producer: Arc::new(self.producer),
             signer: Arc::new(self.signer),
             pool: self.pool,
@@ -363,7 +413,7 @@ async fn produce__when_leader__then_verifies_publishes_and_only_then_commits() {
         .returning(|_| Ok(LeaderState::ReconciledLeader));
     doubles
         .producer
-        .expect_produce_block()
+        .expect_produce_on()
         .times(1)
         .in_sequence(&mut order)
         .returning(|parent, _| Ok(sealed(header_at(1, parent.id())).block));
@@ -543,7 +593,7 @@ async fn run__when_follower__then_never_produces_and_never_spins() {
             *counted.lock().unwrap() += 1;
             Ok(LeaderState::ReconciledFollower)
         });
-    doubles.producer.expect_produce_block().never();
+    doubles.producer.expect_produce_on().never();
     doubles
         .reconciliation
         .expect_publish_produced_block()
@@ -584,7 +634,7 @@ async fn import__when_blocks_are_unreconciled__then_imports_in_height_order_and_
         .expect_leader_state()
         .returning(|_| Ok(LeaderState::ReconciledFollower));
     doubles.expect_import_in_order(&[&blocks[1], &blocks[2]]);
-    doubles.producer.expect_produce_block().never();
+    doubles.producer.expect_produce_on().never();
     doubles.reconciliation.expect_release().returning(|| Ok(()));
     let running = doubles.start(Trigger::Manual);
 
@@ -621,7 +671,7 @@ async fn import__when_a_reconciled_block_is_invalid__then_refuses_it_releases_th
         })
     });
     doubles.importer.expect_commit().never();
-    doubles.producer.expect_produce_block().never();
+    doubles.producer.expect_produce_on().never();
     doubles
         .reconciliation
         .expect_publish_produced_block()
@@ -736,7 +786,7 @@ async fn produce__when_production_fails__then_releases_the_lease_and_commits_not
         .reconciliation
         .expect_leader_state()
         .returning(|_| Ok(LeaderState::ReconciledLeader));
-    doubles.producer.expect_produce_block().returning(|_, _| {
+    doubles.producer.expect_produce_on().returning(|_, _| {
         Err(ProductionError::Failed {
             reason: "executor crashed".to_owned(),
         })

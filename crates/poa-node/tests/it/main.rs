@@ -30,6 +30,7 @@ mod key_files;
 mod lifecycle_logs;
 mod log_loss;
 mod log_output;
+mod pipeline;
 mod recipes;
 mod relay;
 mod secrets;

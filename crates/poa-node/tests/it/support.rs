@@ -38,6 +38,8 @@ pub fn binary() -> &'static str {
 /// A running node.
 pub struct Node {
     child: Option<Child>,
+    /// The node's own process when `child` is a tool it runs under (`strace`).
+    traced: Option<Pid>,
     pub http: String,
     pub admin_http: String,
     /// Every line of its standard output (the JSON log) and standard error.
@@ -101,6 +103,39 @@ impl Node {
         Self::start_command(command, data_dir, args)
     }
 
+    /// Like [`Node::start`], under `strace` with every `fsync` and `fdatasync` of the process
+    /// held for `delay` before it runs: each commit of the local chain then lasts at least that
+    /// long, so a test can act while one runs. Only those calls stop the process (seccomp-bpf).
+    pub fn start_with_slow_fsync(data_dir: &Path, args: &[&str], delay: Duration) -> Self {
+        let version = Command::new("strace").arg("-V").output();
+        assert!(
+            version.is_ok_and(|output| output.status.success()),
+            "strace is missing: install it with `apt-get install -y strace`"
+        );
+        let mut command = Command::new("strace");
+        command
+            .args(["-f", "--seccomp-bpf", "-qq", "-o", "/dev/null"])
+            .args(["-e", "trace=fsync,fdatasync"])
+            .arg("-e")
+            .arg(format!(
+                "inject=fsync,fdatasync:delay_enter={}",
+                delay.as_micros()
+            ))
+            .arg(binary());
+        let mut node = Self::start_command(command, data_dir, args);
+        let strace = node.child.as_ref().unwrap().id();
+        let children =
+            std::fs::read_to_string(format!("/proc/{strace}/task/{strace}/children")).unwrap();
+        let traced = children
+            .split_whitespace()
+            .next()
+            .expect("strace runs no poa-node")
+            .parse()
+            .unwrap();
+        node.traced = Some(Pid::from_raw(traced));
+        node
+    }
+
     fn start_command(mut command: Command, data_dir: &Path, args: &[&str]) -> Self {
         if !command.get_envs().any(|(key, _)| key == "RUST_LOG") {
             command.env("RUST_LOG", "info");
@@ -158,6 +193,7 @@ impl Node {
         };
         Self {
             child: Some(child),
+            traced: None,
             http,
             admin_http,
             log,
@@ -257,12 +293,18 @@ impl Node {
     }
 
     pub fn pid(&self) -> Pid {
-        Pid::from_raw(i32::try_from(self.child.as_ref().unwrap().id()).unwrap())
+        self.traced.unwrap_or_else(|| {
+            Pid::from_raw(i32::try_from(self.child.as_ref().unwrap().id()).unwrap())
+        })
     }
 
     /// SIGKILL, and wait for the process to be gone.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // The node first: a tracer that dies lets its tracee run on.
+            if let Some(traced) = self.traced.take() {
+                let _ = kill(traced, Signal::SIGKILL);
+            }
             let _ = child.kill();
             let _ = child.wait();
         }

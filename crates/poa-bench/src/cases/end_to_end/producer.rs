@@ -1,9 +1,12 @@
 //! One producing process built in-process exactly as `poa-node`'s `run.rs` wires it (redb
 //! chain store, pool, importer, producer, signer, system clock, the no-op or the Redis
 //! reconciliation, `poa-core`'s `ProductionService` with the instant trigger), and measured in
-//! rounds: during a round a feeder keeps a block's worth of transactions pending; between
-//! rounds the producer idles (an instant leader without transactions), so several producers
-//! can take turns and every comparison sees the same machine noise.
+//! rounds: during a round a feeder keeps a backlog of [`BACKLOG_BLOCKS`] blocks' worth of
+//! transactions pending, each block capped at the workload's count (the only departure from
+//! `poa-node`'s wiring), so every block is full and the next one's transactions are already
+//! waiting while a block is committed; between rounds the producer idles (an instant leader
+//! without transactions), so several producers can take turns and every comparison sees the
+//! same machine noise.
 //!
 //! Owns the wiring, the feeding and the counting; it never times a step itself (the service
 //! does) and never judges a result.
@@ -40,6 +43,9 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 const STALL: Duration = Duration::from_secs(10);
 /// How often the feeder looks at the pool when no status change woke it.
 const FEEDER_TICK: Duration = Duration::from_millis(2);
+/// Blocks' worth of transactions the feeder keeps pending: enough that the pool never runs dry
+/// between two of its looks, at a block or more per millisecond.
+pub(crate) const BACKLOG_BLOCKS: usize = 4;
 /// After the pool drained, how long the status must stay quiet before a round closes (the
 /// service records the last block's metrics and status microseconds after its commit).
 const SETTLE: Duration = Duration::from_millis(20);
@@ -56,7 +62,8 @@ pub(crate) enum Coordination {
 /// What the feeder keeps pending while a round runs.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Workload {
-    /// The feeder tops the pool up to this many pending transactions.
+    /// Transactions in each block: the producer includes at most this many, and the feeder
+    /// tops the pool up to [`BACKLOG_BLOCKS`] times as many.
     pub(crate) transactions_per_block: usize,
     /// Bytes of each transaction.
     pub(crate) transaction_bytes: usize,
@@ -133,7 +140,11 @@ impl Producer {
         let mut registry = Registry::default();
         let pool = MemoryTransactionPool::new(PoolLimits::standard());
         let importer = RedbBlockImporter::new(store.clone(), pool.clone());
-        let producer = PoolBlockProducer::new(store.clone(), pool.clone(), BlockLimits::standard());
+        let limits = BlockLimits {
+            max_transactions: workload.transactions_per_block,
+            ..BlockLimits::standard()
+        };
+        let producer = PoolBlockProducer::new(store.clone(), pool.clone(), limits);
         let signer = Ed25519BlockSigner::new(key);
         let (reconciliation, redis, poll_interval, release_timeout): (
             Arc<dyn BlockReconciliationPort<ReferenceChain>>,
@@ -339,9 +350,10 @@ impl Producer {
         Ok(())
     }
 
-    /// Submits transactions until the pool holds the workload's count, each one unique.
+    /// Submits transactions until the pool holds the backlog, each one unique.
     fn top_up(&mut self) -> Result<()> {
-        while self.pool.pending_count() < self.workload.transactions_per_block {
+        let backlog = self.workload.transactions_per_block * BACKLOG_BLOCKS;
+        while self.pool.pending_count() < backlog {
             let mut bytes = vec![0u8; self.workload.transaction_bytes.max(8)];
             bytes[..8].copy_from_slice(&self.serial.to_be_bytes());
             self.serial += 1;

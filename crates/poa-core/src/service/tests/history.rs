@@ -59,7 +59,7 @@ async fn history__when_the_log_reports_a_gap__then_fetches_verifies_and_commits_
         .times(1)
         .returning(move |_, _| Ok(served.clone()));
     doubles.expect_import_in_order(&blocks.iter().collect::<Vec<_>>());
-    doubles.producer.expect_produce_block().never();
+    doubles.producer.expect_produce_on().never();
     doubles.reconciliation.expect_release().returning(|| Ok(()));
     doubles.history = Some(Arc::new(history));
     let running = doubles.start(Trigger::Manual);
@@ -117,7 +117,7 @@ async fn history__when_a_leader_is_far_behind__then_releases_the_lease_before_ca
             counter.fetch_add(1, Ordering::SeqCst);
             Ok(LeaderState::ReconciledFollower)
         });
-    doubles.producer.expect_produce_block().never();
+    doubles.producer.expect_produce_on().never();
     // the release at shutdown
     doubles.reconciliation.expect_release().returning(|| Ok(()));
     doubles.history = Some(Arc::new(history));
@@ -153,7 +153,7 @@ async fn history__when_a_peer_serves_a_forged_block__then_refuses_it_and_commits
         })
     });
     doubles.importer.expect_commit().never();
-    doubles.producer.expect_produce_block().never();
+    doubles.producer.expect_produce_on().never();
     doubles.reconciliation.expect_release().returning(|| Ok(()));
     doubles.history = Some(Arc::new(history));
     let running = doubles.start(Trigger::Manual);
@@ -193,7 +193,7 @@ async fn history__when_no_peer_holds_the_next_height__then_fails_the_cycle_and_n
     });
     doubles.importer.expect_verify().never();
     doubles.importer.expect_commit().never();
-    doubles.producer.expect_produce_block().never();
+    doubles.producer.expect_produce_on().never();
     let releases = doubles.counting_releases();
     doubles.history = Some(Arc::new(history));
     let running = doubles.start(Trigger::Interval {
@@ -238,7 +238,7 @@ async fn history__when_no_source_is_configured__then_the_gap_fails_the_cycle_wit
         .expect_follower_state()
         .returning(|_| gap_at(1));
     doubles.importer.expect_commit().never();
-    doubles.producer.expect_produce_block().never();
+    doubles.producer.expect_produce_on().never();
     doubles.reconciliation.expect_release().returning(|| Ok(()));
     let running = doubles.start(Trigger::Manual);
 

@@ -53,7 +53,7 @@ async fn log_loss__when_a_peer_holds_a_block_above_the_head__then_releases_and_i
         .returning(move |_, _| Ok(EverySource::Blocks(vec![above.clone()])));
     doubles.expect_import_in_order(&[&blocks[2]]);
     let releases = doubles.counting_releases();
-    doubles.producer.expect_produce_block().never();
+    doubles.producer.expect_produce_on().never();
     doubles
         .reconciliation
         .expect_publish_produced_block()
@@ -144,7 +144,7 @@ async fn log_loss__when_a_peer_does_not_answer__then_stands_aside_names_it_and_a
         ]))
     });
     let releases = doubles.counting_releases();
-    doubles.producer.expect_produce_block().never();
+    doubles.producer.expect_produce_on().never();
     doubles
         .reconciliation
         .expect_publish_produced_block()
@@ -210,7 +210,7 @@ async fn log_loss__when_no_peer_is_configured__then_stands_aside_until_an_operat
             Ok(())
         });
     doubles.counting_releases();
-    doubles.producer.expect_produce_block().never();
+    doubles.producer.expect_produce_on().never();
     let running = doubles.start(Trigger::Manual);
     running.handle.produce_block().await.unwrap();
     assert_standing_aside(&running.handle.status(), "log: the shared log lost blocks");

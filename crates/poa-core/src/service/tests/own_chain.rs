@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use mockall::mock;
 use poa_ports::{
     BlockHeight, BlockId, BlockImporter, BlockProducer, BlockReconciliationPort, BlockSigner,
-    Chain, ChainHead, HeaderView, ImportError, LeaderState, LeaseStatus, ProductionError,
-    ReconciliationError, SealedBlockView, SigningError, Timestamp,
+    Chain, ChainHead, HeaderView, ImportError, LeaderState, LeaseStatus, ParentBlock,
+    ProductionError, ReconciliationError, SealedBlockView, SigningError, Timestamp,
 };
 use prometheus_client::registry::Registry;
 
@@ -174,21 +174,15 @@ impl BlockImporter<StampChain> for StampLedger {
     }
 
     async fn verify(&self, block: &Stamped) -> Result<(), ImportError> {
-        let head = self.head();
-        if block.draft.tip.number != head.number + 1 {
-            return Err(ImportError::WrongHeight {
-                expected: HeaderView::height(&head).next().unwrap(),
-                found: SealedBlockView::height(block),
-            });
-        }
-        if block.draft.tip.parent != head.hash() {
-            return Err(ImportError::WrongParent {
-                height: SealedBlockView::height(block),
-                expected: HeaderView::id(&head),
-                found: block.parent_id(),
-            });
-        }
-        Ok(())
+        Self::check_child(&self.head(), block)
+    }
+
+    async fn verify_on_committing(
+        &self,
+        block: &Stamped,
+        committing: &Stamped,
+    ) -> Result<(), ImportError> {
+        Self::check_child(&committing.draft.tip, block)
     }
 
     async fn commit(&self, block: Stamped) -> Result<(), ImportError> {
@@ -204,13 +198,37 @@ impl BlockImporter<StampChain> for StampLedger {
     }
 }
 
+impl StampLedger {
+    /// Whether `block` is the child of `head`.
+    fn check_child(head: &Tip, block: &Stamped) -> Result<(), ImportError> {
+        if block.draft.tip.number != head.number + 1 {
+            return Err(ImportError::WrongHeight {
+                expected: HeaderView::height(head).next().unwrap(),
+                found: SealedBlockView::height(block),
+            });
+        }
+        if block.draft.tip.parent != head.hash() {
+            return Err(ImportError::WrongParent {
+                height: SealedBlockView::height(block),
+                expected: HeaderView::id(head),
+                found: block.parent_id(),
+            });
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl BlockProducer<StampChain> for StampLedger {
     async fn produce_block(
         &self,
-        parent: &Tip,
+        parent: ParentBlock<'_, StampChain>,
         timestamp: Timestamp,
     ) -> Result<Draft, ProductionError> {
+        let parent = match parent {
+            ParentBlock::Head(tip) => tip,
+            ParentBlock::Committing(block) => &block.draft.tip,
+        };
         Ok(Draft {
             tip: parent.child(timestamp.as_unix_millis() / 1_000),
             payloads: self
