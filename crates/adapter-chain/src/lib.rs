@@ -81,6 +81,6 @@ pub use seal_verifier::AuthoritySealVerifier;
 pub use signer::Ed25519BlockSigner;
 pub use storage::{
     BackendWrapper, ChainStore, CommitDurability, DATABASE_FILE_NAME, OpenCheck, RecoveryPolicy,
-    StorageHealth, StoreOptions,
+    StorageHealth, StoreOptions, TRANSACTION_INDEX_FILE_NAME,
 };
 pub use verify::{verify_block, verify_sealed_block};

@@ -2,8 +2,9 @@
 //! header and a lookup of committed transactions, is this block acceptable? And of a block on
 //! its own (chain, contents, seal), as the shared block log's entries are checked.
 //!
-//! No I/O and no clock: the caller reads the parent and answers the lookup (from a read or write
-//! transaction of the store), so the same rules run in `verify` and inside `commit`.
+//! No I/O and no clock: the caller reads the parent and answers the lookup. The store's `verify`
+//! runs every rule; its `commit` runs them all again only for a block `verify` did not just
+//! accept, and otherwise only those that depend on the head it reads in its write transaction.
 
 use std::collections::HashSet;
 
@@ -26,16 +27,41 @@ pub fn verify_block(
     spec: &ChainSpec,
     parent: &Header,
     block: &SealedBlock,
-    mut is_committed: impl FnMut(&TransactionId) -> Result<bool, ImportError>,
+    is_committed: impl FnMut(&TransactionId) -> Result<bool, ImportError>,
 ) -> Result<(), ImportError> {
     let header = &block.block.header;
-    let height = header.height;
     if header.chain_id != spec.chain_id {
         return Err(ImportError::WrongChain {
             expected: spec.chain_id,
             found: header.chain_id,
         });
     }
+    verify_link(parent, block)?;
+    verify_contents(spec, block)?;
+    verify_no_repeated_transaction(block, is_committed)
+}
+
+/// Verifies what of `block` depends on the chain it is added to (height, parent link,
+/// timestamp, repeated transactions), for a block whose own contents [`verify_block`] accepted
+/// before: the store's commit of a block its `verify` just accepted, so the seal is checked
+/// once per block.
+///
+/// # Errors
+///
+/// As [`verify_block`], for those checks.
+pub(crate) fn verify_verified_block_extends(
+    parent: &Header,
+    block: &SealedBlock,
+    is_committed: impl FnMut(&TransactionId) -> Result<bool, ImportError>,
+) -> Result<(), ImportError> {
+    verify_link(parent, block)?;
+    verify_no_repeated_transaction(block, is_committed)
+}
+
+/// Height = parent + 1, the parent link, and a timestamp not before the parent's.
+fn verify_link(parent: &Header, block: &SealedBlock) -> Result<(), ImportError> {
+    let header = &block.block.header;
+    let height = header.height;
     // A parent at u64::MAX has no next height, so nothing extends it; the refusal then names
     // the parent's own height as the expected one.
     if parent.height.next() != Some(height) {
@@ -59,17 +85,33 @@ pub fn verify_block(
             found: header.timestamp,
         });
     }
+    Ok(())
+}
+
+/// The transactions against the header, then the seal.
+fn verify_contents(spec: &ChainSpec, block: &SealedBlock) -> Result<(), ImportError> {
+    let height = block.height();
     if !block.block.transactions_match_header() {
         return Err(ImportError::TransactionsMismatch { height });
     }
     if !seal_is_valid(spec, block) {
         return Err(ImportError::InvalidSeal { height });
     }
+    Ok(())
+}
+
+/// No transaction twice in the block, and none that `is_committed` says is committed.
+fn verify_no_repeated_transaction(
+    block: &SealedBlock,
+    mut is_committed: impl FnMut(&TransactionId) -> Result<bool, ImportError>,
+) -> Result<(), ImportError> {
     let mut seen = HashSet::with_capacity(block.block.transactions.len());
     for transaction in &block.block.transactions {
         let id = transaction.id();
         if !seen.insert(id) || is_committed(&id)? {
-            return Err(ImportError::DuplicateTransaction { height });
+            return Err(ImportError::DuplicateTransaction {
+                height: block.height(),
+            });
         }
     }
     Ok(())
@@ -90,17 +132,7 @@ pub fn verify_sealed_block(spec: &ChainSpec, block: &SealedBlock) -> Result<(), 
             found: header.chain_id,
         });
     }
-    if !block.block.transactions_match_header() {
-        return Err(ImportError::TransactionsMismatch {
-            height: header.height,
-        });
-    }
-    if !seal_is_valid(spec, block) {
-        return Err(ImportError::InvalidSeal {
-            height: header.height,
-        });
-    }
-    Ok(())
+    verify_contents(spec, block)
 }
 
 /// What is wrong with `block` as read from the store at `height`, if anything: stored under

@@ -1,5 +1,6 @@
 //! Forged blocks are refused by verify and by commit, and leave the chain and the pool as they
-//! were.
+//! were: also a forgery of a block `verify` just accepted, whose commit does not check the
+//! genuine block's seal again.
 
 #![allow(non_snake_case)]
 
@@ -65,5 +66,51 @@ async fn verify_and_commit__when_block_is_forged__then_refused_and_nothing_is_co
                 .unwrap()
         );
         assert_eq!(node.pool.pending_count(), 1, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn commit__when_verify_accepted_the_genuine_block__then_a_forgery_of_it_is_refused() {
+    let other_signer = Ed25519BlockSigner::new(AuthorityKey::generate());
+    type Forge = fn(SealedBlock, &Ed25519BlockSigner) -> SealedBlock;
+    let forgeries: [(&str, Forge); 3] = [
+        ("bit flipped in the signature", |block, _| {
+            flip_first_signature_bit(block)
+        }),
+        ("sealed with another key", |block, other| {
+            other.seal(block.block).unwrap()
+        }),
+        (
+            "a transaction swapped under the same header and seal",
+            |mut block, _| {
+                block.block.transactions[0] = poa_ports::Transaction::new(b"swapped".to_vec());
+                block
+            },
+        ),
+    ];
+    for (name, forge) in forgeries {
+        // given
+        let dir = tempfile::tempdir().unwrap();
+        let (spec, signer) = fresh_authority();
+        let node = Node::open(spec, dir.path());
+        node.submit(&[b"payment"]);
+        let genuine = node.produce_sealed(&signer).await;
+        node.importer.verify(&genuine).await.unwrap();
+        let forged = forge(genuine.clone(), &other_signer);
+
+        // when
+        let committed = node.importer.commit(forged).await;
+
+        // then
+        assert!(
+            matches!(
+                committed,
+                Err(ImportError::InvalidSeal { .. } | ImportError::TransactionsMismatch { .. })
+            ),
+            "{name}: {committed:?}"
+        );
+        assert_eq!(assert_chain_links(&node.store).len(), 1, "{name}");
+        node.importer.commit(genuine).await.unwrap();
+        assert_eq!(assert_chain_links(&node.store).len(), 2, "{name}");
     }
 }
