@@ -66,13 +66,20 @@ const BLOCKS_PER_WRITE: usize = 1024;
 
 /// The transaction index of an open store. Dropping it stops its writer thread (after it wrote
 /// what the chain made durable) and waits for it.
-#[derive(Debug)]
 pub(crate) struct TransactionIndex {
     shared: Arc<IndexShared>,
     writer: Option<JoinHandle<()>>,
 }
 
-#[derive(Debug)]
+impl std::fmt::Debug for TransactionIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransactionIndex")
+            .field("path", &self.shared.db.path())
+            .field("pending_blocks", &self.shared.lock_pending().blocks.len())
+            .finish_non_exhaustive()
+    }
+}
+
 struct IndexShared {
     db: GuardedDatabase,
     pending: Mutex<Pending>,
@@ -81,7 +88,7 @@ struct IndexShared {
 }
 
 /// Committed blocks the file does not hold yet.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Pending {
     /// Oldest first.
     blocks: VecDeque<IndexedBlock>,
@@ -93,7 +100,7 @@ struct Pending {
 }
 
 /// One block as the index sees it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct IndexedBlock {
     height: BlockHeight,
     id: BlockId,

@@ -20,11 +20,12 @@ fn flip_first_signature_bit(mut block: SealedBlock) -> SealedBlock {
     block
 }
 
-#[tokio::test]
-async fn verify_and_commit__when_block_is_forged__then_refused_and_nothing_is_committed() {
-    let other_signer = Ed25519BlockSigner::new(AuthorityKey::generate());
-    type Forge = fn(SealedBlock, &Ed25519BlockSigner) -> SealedBlock;
-    let forgeries: [(&str, Forge); 3] = [
+/// Makes a forgery of a genuine block, with `other` as a signer that is not the authority.
+type Forge = fn(SealedBlock, &Ed25519BlockSigner) -> SealedBlock;
+
+/// Forgeries of a block's seal.
+fn seal_forgeries() -> [(&'static str, Forge); 3] {
+    [
         ("bit flipped in the signature", |block, _| {
             flip_first_signature_bit(block)
         }),
@@ -35,14 +36,26 @@ async fn verify_and_commit__when_block_is_forged__then_refused_and_nothing_is_co
             block.seal = Seal::Genesis;
             block
         }),
-    ];
-    for (name, forge) in forgeries {
+    ]
+}
+
+/// A fresh chain with one transaction pending and the genuine block that includes it, sealed
+/// (not verified, not committed).
+async fn chain_with_a_genuine_block() -> (tempfile::TempDir, Node, SealedBlock) {
+    let dir = tempfile::tempdir().unwrap();
+    let (spec, signer) = fresh_authority();
+    let node = Node::open(spec, dir.path());
+    node.submit(&[b"payment"]);
+    let genuine = node.produce_sealed(&signer).await;
+    (dir, node, genuine)
+}
+
+#[tokio::test]
+async fn verify_and_commit__when_block_is_forged__then_refused_and_nothing_is_committed() {
+    let other_signer = Ed25519BlockSigner::new(AuthorityKey::generate());
+    for (name, forge) in seal_forgeries() {
         // given
-        let dir = tempfile::tempdir().unwrap();
-        let (spec, signer) = fresh_authority();
-        let node = Node::open(spec, dir.path());
-        node.submit(&[b"payment"]);
-        let genuine = node.produce_sealed(&signer).await;
+        let (_dir, node, genuine) = chain_with_a_genuine_block().await;
         let forged = forge(genuine, &other_signer);
 
         // when
@@ -72,29 +85,16 @@ async fn verify_and_commit__when_block_is_forged__then_refused_and_nothing_is_co
 #[tokio::test]
 async fn commit__when_verify_accepted_the_genuine_block__then_a_forgery_of_it_is_refused() {
     let other_signer = Ed25519BlockSigner::new(AuthorityKey::generate());
-    type Forge = fn(SealedBlock, &Ed25519BlockSigner) -> SealedBlock;
-    let forgeries: [(&str, Forge); 3] = [
-        ("bit flipped in the signature", |block, _| {
-            flip_first_signature_bit(block)
-        }),
-        ("sealed with another key", |block, other| {
-            other.seal(block.block).unwrap()
-        }),
-        (
-            "a transaction swapped under the same header and seal",
-            |mut block, _| {
-                block.block.transactions[0] = poa_ports::Transaction::new(b"swapped".to_vec());
-                block
-            },
-        ),
-    ];
-    for (name, forge) in forgeries {
+    let swapped_transaction: (&str, Forge) = (
+        "a transaction swapped under the same header and seal",
+        |mut block, _| {
+            block.block.transactions[0] = poa_ports::Transaction::new(b"swapped".to_vec());
+            block
+        },
+    );
+    for (name, forge) in seal_forgeries().into_iter().chain([swapped_transaction]) {
         // given
-        let dir = tempfile::tempdir().unwrap();
-        let (spec, signer) = fresh_authority();
-        let node = Node::open(spec, dir.path());
-        node.submit(&[b"payment"]);
-        let genuine = node.produce_sealed(&signer).await;
+        let (_dir, node, genuine) = chain_with_a_genuine_block().await;
         node.importer.verify(&genuine).await.unwrap();
         let forged = forge(genuine.clone(), &other_signer);
 

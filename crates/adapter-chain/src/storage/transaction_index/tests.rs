@@ -51,6 +51,12 @@ impl Chain {
             .collect()
     }
 
+    /// Opens the store, commits `rounds` as [`Chain::commit`] does, and closes it again.
+    fn commit_and_close(&self, rounds: &[&[&[u8]]]) -> Vec<SealedBlock> {
+        let store = self.open();
+        self.commit(&store, rounds)
+    }
+
     fn index_file(&self) -> std::path::PathBuf {
         self.dir.path().join(TRANSACTION_INDEX_FILE_NAME)
     }
@@ -137,53 +143,52 @@ fn drop__when_the_chain_has_not_fsynced_its_last_commits__then_the_index_file_st
 }
 
 #[test]
-fn open__when_the_index_file_is_missing__then_builds_it_and_finds_every_transaction() {
-    // given
-    let chain = Chain::new();
-    let store = chain.open();
-    let blocks = chain.commit(&store, &[&[b"a", b"b"], &[b"c"]]);
-    drop(store);
-    std::fs::remove_file(chain.index_file()).unwrap();
+fn open__when_the_index_file_is_unusable__then_builds_it_again_and_finds_every_transaction() {
+    // Each case spoils the index file of a closed data directory.
+    type Spoil = fn(&Chain);
+    let cases: [(&str, Spoil); 4] = [
+        ("missing", |chain| {
+            std::fs::remove_file(chain.index_file()).unwrap();
+        }),
+        ("empty", |chain| {
+            std::fs::write(chain.index_file(), b"").unwrap();
+        }),
+        ("not a database", |chain| {
+            std::fs::write(chain.index_file(), vec![0x5a; 8192]).unwrap();
+        }),
+        ("of another chain", |chain| {
+            let other = Chain::new();
+            other.commit_and_close(&[&[b"a"]]);
+            std::fs::copy(other.index_file(), chain.index_file()).unwrap();
+        }),
+    ];
+    for (name, spoil) in cases {
+        // given
+        let chain = Chain::new();
+        let blocks = chain.commit_and_close(&[&[b"a", b"b"], &[b"c"]]);
+        spoil(&chain);
 
-    // when
-    let store = chain.open();
+        // when
+        let store = chain.open();
 
-    // then
-    assert_every_transaction_found(&store, &blocks);
-    drop(store);
-    assert_eq!(
-        read_index_file(&chain.index_file()),
-        (BlockHeight::new(2), 3)
-    );
-}
-
-#[test]
-fn open__when_the_index_file_is_not_a_database__then_builds_it_and_finds_every_transaction() {
-    // given
-    let chain = Chain::new();
-    let store = chain.open();
-    let blocks = chain.commit(&store, &[&[b"a", b"b"], &[b"c"]]);
-    drop(store);
-    std::fs::write(chain.index_file(), vec![0x5a; 8192]).unwrap();
-
-    // when
-    let store = chain.open();
-
-    // then
-    assert_every_transaction_found(&store, &blocks);
+        // then
+        assert_every_transaction_found(&store, &blocks);
+        drop(store);
+        assert_eq!(
+            read_index_file(&chain.index_file()),
+            (BlockHeight::new(2), 3),
+            "{name}"
+        );
+    }
 }
 
 #[test]
 fn open__when_the_index_file_is_behind_the_chain__then_finds_the_blocks_above_its_watermark() {
     // given
     let chain = Chain::new();
-    let store = chain.open();
-    let mut blocks = chain.commit(&store, &[&[b"a"]]);
-    drop(store);
+    let mut blocks = chain.commit_and_close(&[&[b"a"]]);
     let behind = std::fs::read(chain.index_file()).unwrap();
-    let store = chain.open();
-    blocks.extend(chain.commit(&store, &[&[b"b", b"c"], &[b"d"]]));
-    drop(store);
+    blocks.extend(chain.commit_and_close(&[&[b"b", b"c"], &[b"d"]]));
     std::fs::write(chain.index_file(), behind).unwrap();
     assert_eq!(read_index_file(&chain.index_file()).0, BlockHeight::new(1));
 
@@ -199,13 +204,9 @@ fn commit__when_the_index_file_is_ahead_of_the_chain__then_transactions_above_th
  {
     // given: a chain file put back from before its second block, beside the index of both
     let chain = Chain::new();
-    let store = chain.open();
-    let first = chain.commit(&store, &[&[b"a"]]);
-    drop(store);
+    let first = chain.commit_and_close(&[&[b"a"]]);
     let older_chain = std::fs::read(chain.chain_file()).unwrap();
-    let store = chain.open();
-    chain.commit(&store, &[&[b"b"]]);
-    drop(store);
+    chain.commit_and_close(&[&[b"b"]]);
     std::fs::write(chain.chain_file(), older_chain).unwrap();
     assert_eq!(read_index_file(&chain.index_file()).0, BlockHeight::new(2));
 
@@ -229,9 +230,7 @@ fn commit__when_the_index_file_is_ahead_of_the_chain__then_transactions_above_th
 fn commit__when_the_transaction_was_committed_before_a_reopen__then_refuses_the_repeat() {
     // given
     let chain = Chain::new();
-    let store = chain.open();
-    chain.commit(&store, &[&[b"a"]]);
-    drop(store);
+    chain.commit_and_close(&[&[b"a"]]);
     let store = chain.open();
     let repeat = child_block(
         &chain.signer,
@@ -266,9 +265,7 @@ fn open__when_the_chain_file_has_schema_1__then_upgrades_it_and_finds_every_tran
     const SCHEMA_1_TRANSACTIONS: TableDefinition<&[u8; 32], u64> =
         TableDefinition::new("height_by_transaction_id");
     let chain = Chain::new();
-    let store = chain.open();
-    let blocks = chain.commit(&store, &[&[b"a", b"b"], &[b"c"]]);
-    drop(store);
+    let blocks = chain.commit_and_close(&[&[b"a", b"b"], &[b"c"]]);
     std::fs::remove_file(chain.index_file()).unwrap();
     {
         let db = Database::create(chain.chain_file()).unwrap();
