@@ -56,6 +56,7 @@ pub mod pool;
 pub mod pool_maintenance;
 pub mod producer;
 pub mod reference;
+mod seal_cache;
 pub mod seal_verifier;
 pub mod signer;
 pub mod storage;

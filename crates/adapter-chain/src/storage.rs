@@ -15,8 +15,10 @@
 //! documentation for what a crash costs).
 //!
 //! The seal is checked once per block: `commit` skips the checks of a block's own contents
-//! (transactions against the header, seal) when `verify` accepted that very block just before,
-//! and a stored head whose bytes are those the store last checked is not checked again.
+//! (transactions against the header, seal) when `verify` accepted that very block just before;
+//! a seal the store's [`AuthoritySealVerifier`] found valid when the block was read from the
+//! shared log is not checked again; and a stored head whose bytes are those the store last
+//! checked is not checked again.
 //!
 //! Every method blocks on disk I/O. Async callers go through [`crate::RedbBlockImporter`] and
 //! [`crate::PoolBlockProducer`], which run them under `spawn_blocking`.
@@ -42,7 +44,9 @@ use tokio::sync::watch;
 use crate::error::StorageError;
 use crate::genesis::ChainSpec;
 use crate::metrics::StorageMetrics;
-use crate::verify::{verify_block, verify_verified_block_extends};
+use crate::seal_cache::SealCache;
+use crate::seal_verifier::AuthoritySealVerifier;
+use crate::verify::{verify_block_with_seals, verify_verified_block_extends};
 
 pub use backend::BackendWrapper;
 pub use database::RecoveryPolicy;
@@ -162,6 +166,8 @@ struct Shared {
     /// The head as last read or committed, with its stored bytes: a head read whose bytes are
     /// these is not decoded and checked again.
     head: Mutex<Option<CheckedHead>>,
+    /// Seals found valid, shared with the store's [`AuthoritySealVerifier`].
+    seals: Arc<SealCache>,
 }
 
 /// A stored head block with the bytes it was decoded from and checked.
@@ -301,6 +307,7 @@ impl ChainStore {
                 commits_since_fsync: Mutex::new(0),
                 verified: Mutex::new(VecDeque::with_capacity(VERIFIED_BLOCKS_REMEMBERED)),
                 head: Mutex::new(None),
+                seals: Arc::new(SealCache::new(spec.authority)),
             }),
         })
     }
@@ -313,6 +320,13 @@ impl ChainStore {
     /// The id of the genesis block.
     pub fn genesis_id(&self) -> BlockId {
         self.shared.genesis_id
+    }
+
+    /// The seal verifier of this chain for the shared log, sharing the seals it finds valid
+    /// with this store: a block it checked when read from the log is not sealed-checked again
+    /// when the store verifies it for import.
+    pub fn seal_verifier(&self) -> AuthoritySealVerifier {
+        AuthoritySealVerifier::sharing(self.shared.spec, Arc::clone(&self.shared.seals))
     }
 
     /// The database file.
@@ -469,8 +483,9 @@ impl ChainStore {
         self.shared.db.run(|db| {
             let txn = db.begin_read()?;
             let head = self.head_in(&txn.open_table(BLOCKS)?)?;
-            Ok(verify_block(
+            Ok(verify_block_with_seals(
                 &self.shared.spec,
+                &self.shared.seals,
                 &head.block.header,
                 block,
                 |id| Ok(repeated.contains(id)),
@@ -537,7 +552,13 @@ impl ChainStore {
                 let verified = if already_verified {
                     verify_verified_block_extends(&head.block.header, block, is_committed)
                 } else {
-                    verify_block(&self.shared.spec, &head.block.header, block, is_committed)
+                    verify_block_with_seals(
+                        &self.shared.spec,
+                        &self.shared.seals,
+                        &head.block.header,
+                        block,
+                        is_committed,
+                    )
                 };
                 if verified.is_err() {
                     // Dropping the transaction aborts it: nothing is written.

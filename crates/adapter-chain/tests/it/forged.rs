@@ -1,12 +1,13 @@
 //! Forged blocks are refused by verify and by commit, and leave the chain and the pool as they
-//! were: also a forgery of a block `verify` just accepted, whose commit does not check the
-//! genuine block's seal again.
+//! were: also a forgery of a block `verify` just accepted (whose commit does not check the
+//! genuine block's seal again), or of a block whose seal the store's log verifier found valid
+//! (whose `verify` does not check that seal again).
 
 #![allow(non_snake_case)]
 
 use adapter_chain::{AuthorityKey, Ed25519BlockSigner};
 use adapter_chain::{Seal, SealedBlock};
-use poa_ports::{BlockImporter, BlockSigner, ImportError, Signature};
+use poa_ports::{BlockImporter, BlockSigner, ImportError, SealVerifier, Signature};
 
 use crate::support::{Node, assert_chain_links, fresh_authority};
 
@@ -54,31 +55,39 @@ async fn chain_with_a_genuine_block() -> (tempfile::TempDir, Node, SealedBlock) 
 async fn verify_and_commit__when_block_is_forged__then_refused_and_nothing_is_committed() {
     let other_signer = Ed25519BlockSigner::new(AuthorityKey::generate());
     for (name, forge) in seal_forgeries() {
-        // given
-        let (_dir, node, genuine) = chain_with_a_genuine_block().await;
-        let forged = forge(genuine, &other_signer);
+        // Also when the genuine block was read from the shared log first: the store then
+        // remembers its seal as valid.
+        for genuine_read_from_the_log in [false, true] {
+            // given
+            let (_dir, node, genuine) = chain_with_a_genuine_block().await;
+            if genuine_read_from_the_log {
+                node.store.seal_verifier().verify_seal(&genuine).unwrap();
+            }
+            let forged = forge(genuine, &other_signer);
 
-        // when
-        let verified = node.importer.verify(&forged).await;
-        let committed = node.importer.commit(forged.clone()).await;
+            // when
+            let verified = node.importer.verify(&forged).await;
+            let committed = node.importer.commit(forged.clone()).await;
 
-        // then
-        assert!(
-            matches!(verified, Err(ImportError::InvalidSeal { .. })),
-            "{name}: {verified:?}"
-        );
-        assert!(
-            matches!(committed, Err(ImportError::InvalidSeal { .. })),
-            "{name}: {committed:?}"
-        );
-        assert_eq!(assert_chain_links(&node.store).len(), 1, "{name}");
-        assert!(
-            !node
-                .store
-                .is_committed(&forged.block.transactions[0].id())
-                .unwrap()
-        );
-        assert_eq!(node.pool.pending_count(), 1, "{name}");
+            // then
+            let case = format!("{name}, read from the log first: {genuine_read_from_the_log}");
+            assert!(
+                matches!(verified, Err(ImportError::InvalidSeal { .. })),
+                "{case}: {verified:?}"
+            );
+            assert!(
+                matches!(committed, Err(ImportError::InvalidSeal { .. })),
+                "{case}: {committed:?}"
+            );
+            assert_eq!(assert_chain_links(&node.store).len(), 1, "{case}");
+            assert!(
+                !node
+                    .store
+                    .is_committed(&forged.block.transactions[0].id())
+                    .unwrap()
+            );
+            assert_eq!(node.pool.pending_count(), 1, "{case}");
+        }
     }
 }
 
