@@ -380,15 +380,17 @@ fn write_blocks(db: &Database, blocks: &[IndexedBlock]) -> Result<(), StorageErr
     Ok(())
 }
 
+/// An opened index file that can serve the chain, with the height it holds every block up to.
+type UsableIndex = ((Database, file::FileIdentity), BlockHeight);
+
 /// The index file at `path` and its watermark when it can serve this chain, or why not (the
 /// caller builds it again). Only what the caller cannot fix by building the file again is an
 /// error: a file system that refuses, or something other than a file at the path.
-#[allow(clippy::type_complexity)]
 fn open_usable(
     path: &Path,
     opening: &IndexOpening<'_>,
     failure: &FailureSlot,
-) -> Result<Result<((Database, file::FileIdentity), BlockHeight), String>, StorageError> {
+) -> Result<Result<UsableIndex, String>, StorageError> {
     match file::existing_database(path) {
         Ok(true) => {}
         Ok(false) => return Ok(Err("there is no index file".to_owned())),
@@ -410,6 +412,7 @@ fn open_usable(
                 source,
             });
         }
+        Err(error @ StorageError::InUse { .. }) => return Err(error),
         Err(error) => return Ok(Err(error.to_string())),
     };
     if opening.check == OpenCheck::Full
