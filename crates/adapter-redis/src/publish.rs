@@ -198,8 +198,7 @@ impl Publisher {
                 // Refusals that alone keep the height below a quorum are what every process
                 // would meet there (the nodes hold another block, or garbage, at it): the
                 // height is taken, not a quorum missed on the way.
-                let could_take = writer.quorum.nodes().saturating_sub(counts.height_refused);
-                if !writer.quorum.reached(could_take) {
+                if writer.quorum.impossible(counts.height_refused) {
                     Err(AdapterError::HeightTaken { height })
                 } else if writer.quorum.reached(counts.denied) {
                     Err(AdapterError::Denied {

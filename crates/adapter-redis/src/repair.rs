@@ -142,10 +142,9 @@ impl Repairer {
             WriteDecision::Impossible | WriteDecision::Undecided => {
                 writer.metrics.repair_failure.inc();
                 let holding_other = occupied.len().saturating_add(result.counts.height_refused);
-                let could_take = writer.quorum.nodes().saturating_sub(holding_other);
                 Ok(RepairOutcome::BelowQuorum {
                     acked,
-                    refused_alone: !writer.quorum.reached(could_take),
+                    refused_alone: writer.quorum.impossible(holding_other),
                 })
             }
         }
