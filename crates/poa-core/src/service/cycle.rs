@@ -45,11 +45,10 @@ impl<C: Chain> ProductionService<C> {
                 return failed;
             }
         }
-        let head = match self.ports.importer.latest_header().await {
+        let head = match self.read_committed_head().await {
             Ok(head) => head,
-            Err(error) => return self.stand_aside("head", &error).await,
+            Err(failed) => return failed,
         };
-        self.record_head(&head);
         if head.height().next().is_none() {
             return self.fail(
                 "head",
@@ -93,11 +92,10 @@ impl<C: Chain> ProductionService<C> {
             if let Some(failed) = self.record_commit(&parent, end).await {
                 return failed;
             }
-            let head = match self.ports.importer.latest_header().await {
+            let head = match self.read_committed_head().await {
                 Ok(head) => head,
-                Err(error) => return self.stand_aside("head", &error).await,
+                Err(failed) => return failed,
             };
-            self.record_head(&head);
             return self.follow_leader_state(head, leader_state, true).await;
         }
         let published = commit
@@ -461,6 +459,18 @@ impl<C: Chain> ProductionService<C> {
                 status.last_error = None;
             }
         });
+    }
+
+    /// The committed head, recorded in the status and the metrics; when it cannot be read the
+    /// process stands aside, and `Err` is that cycle's outcome.
+    async fn read_committed_head(&mut self) -> Result<C::Header, CycleOutcome> {
+        match self.ports.importer.latest_header().await {
+            Ok(head) => {
+                self.record_head(&head);
+                Ok(head)
+            }
+            Err(error) => Err(self.stand_aside("head", &error).await),
+        }
     }
 
     fn record_head(&mut self, head: &C::Header) {
