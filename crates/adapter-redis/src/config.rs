@@ -190,6 +190,15 @@ pub(crate) struct ChangeLists {
 }
 
 impl ValidatedConfig {
+    /// The list node `index` of the validated urls is given in (a node named in both lists
+    /// counts as one of `urls`).
+    pub(crate) fn list_of(&self, index: usize) -> UrlList {
+        match &self.change {
+            Some(change) if !change.old.contains(&index) => UrlList::NextUrls,
+            _ => UrlList::Urls,
+        }
+    }
+
     /// The number of nodes and the quorum size derived from the configuration.
     pub fn quorum(&self) -> Quorum {
         self.quorum
@@ -426,7 +435,8 @@ fn validate_security<'a>(
     mut urls: impl Iterator<Item = (UrlList, &'a String)> + Clone,
     security: &RedisSecurity,
 ) -> Result<(), ConfigError> {
-    let mut url_users = std::collections::BTreeSet::new();
+    // Every user a url names, with the first url that names it.
+    let mut url_users: Vec<(&str, UrlList, &String)> = Vec::new();
     for (list, url) in urls.clone() {
         let userinfo = url_userinfo(url);
         if userinfo.is_some_and(|userinfo| userinfo.contains(':')) {
@@ -435,21 +445,35 @@ fn validate_security<'a>(
                 list,
             });
         }
-        if let Some(user) = userinfo.filter(|user| !user.is_empty()) {
-            url_users.insert(user.to_owned());
+        if let Some(user) = userinfo.filter(|user| !user.is_empty())
+            && !url_users.iter().any(|(named, _, _)| *named == user)
+        {
+            url_users.push((user, list, url));
         }
     }
     if let Some(username) = &security.username {
         if username.is_empty() {
             return Err(ConfigError::EmptyUsername);
         }
-        if url_users.iter().any(|user| user != username) {
+        if url_users.iter().any(|(user, _, _)| user != username) {
             return Err(ConfigError::ConflictingUsername {
                 username: username.clone(),
             });
         }
-    } else if url_users.len() > 1 {
-        return Err(ConfigError::ConflictingUrlUsernames);
+    } else if let [
+        (first_user, first_list, first),
+        (second_user, second_list, second),
+        ..,
+    ] = url_users[..]
+    {
+        return Err(ConfigError::ConflictingUrlUsernames {
+            first: redact_url(first),
+            first_list,
+            first_user: first_user.to_owned(),
+            second: redact_url(second),
+            second_list,
+            second_user: second_user.to_owned(),
+        });
     }
     let has_user = security.username.is_some() || !url_users.is_empty();
     if has_user && security.password.is_none() {
@@ -829,6 +853,36 @@ mod tests {
             assert!(!message.contains("pw@"), "{message}");
             assert!(!message.contains("--"), "{message}");
         }
+    }
+
+    #[test]
+    fn validate__when_a_next_url_names_another_user__then_names_both_urls_their_lists_and_users() {
+        // given: the current list names one user, the next list another
+        let config = RedisConfig {
+            urls: vec!["redis://alice@h:1".into(), "redis://h:2".into()],
+            next_urls: vec!["redis://h:1".into(), "redis://bob@h:3?x=1".into()],
+            security: RedisSecurity {
+                password: Some(RedisPassword::new("pw")),
+                ..RedisSecurity::default()
+            },
+            ..RedisConfig::default()
+        };
+
+        // when
+        let error = config.validate().unwrap_err();
+
+        // then
+        assert_eq!(
+            error,
+            ConfigError::ConflictingUrlUsernames {
+                first: "redis://h:1".to_owned(),
+                first_list: UrlList::Urls,
+                first_user: "alice".to_owned(),
+                second: "redis://h:3".to_owned(),
+                second_list: UrlList::NextUrls,
+                second_user: "bob".to_owned(),
+            }
+        );
     }
 
     #[test]

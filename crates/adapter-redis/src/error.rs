@@ -81,9 +81,22 @@ pub enum ConfigError {
     },
     /// Two URLs name different users.
     #[error(
-        "urls name different users: every node uses one user, set it once in security.username"
+        "{first_list} {first} names user {first_user} and {second_list} {second} names user {second_user}: every node uses one user, set it once in security.username"
     )]
-    ConflictingUrlUsernames,
+    ConflictingUrlUsernames {
+        /// The first URL that names a user, without credentials.
+        first: String,
+        /// The list `first` is given in.
+        first_list: UrlList,
+        /// The user `first` names.
+        first_user: String,
+        /// The first URL that names another user, without credentials.
+        second: String,
+        /// The list `second` is given in.
+        second_list: UrlList,
+        /// The user `second` names.
+        second_user: String,
+    },
     /// A user is named but no password is given.
     #[error(
         "a user is named (security.username or a url) but security.password is not set: set the user's password"
@@ -252,13 +265,17 @@ pub enum Error {
     /// Two URLs reach the same Redis server (another spelling of one host, an alias): it
     /// would count twice toward every quorum.
     #[error(
-        "urls {first} and {second} reach the same redis server (run_id {run_id}): list every server once"
+        "{first_list} {first} and {second_list} {second} reach the same redis server (run_id {run_id}): list every server once"
     )]
     SameServerTwice {
         /// The first URL, without credentials.
         first: String,
+        /// The list `first` is given in.
+        first_list: UrlList,
         /// The second URL, without credentials.
         second: String,
+        /// The list `second` is given in.
+        second_list: UrlList,
         /// The server's `run_id`.
         run_id: String,
     },

@@ -19,7 +19,10 @@ use crate::settings::{InvalidSetting, REDIS_PASSWORD_ENV};
 pub(crate) fn redis_setting(error: ConfigError) -> InvalidSetting {
     let password_sources = format!("{REDIS_PASSWORD_ENV} or --redis-password-file");
     let (flag, reason) = match error {
-        ConfigError::NoUrls => ("--redis-url", "at least one --redis-url is required".to_owned()),
+        ConfigError::NoUrls => (
+            "--redis-url",
+            "at least one --redis-url is required".to_owned(),
+        ),
         ConfigError::UnsupportedUrl { url, list } => {
             let flag = url_list_flag(list);
             (
@@ -70,9 +73,20 @@ pub(crate) fn redis_setting(error: ConfigError) -> InvalidSetting {
                 "--redis-username {username} differs from the user named in a --redis-url: name the user once, without a password in the url"
             ),
         ),
-        ConfigError::ConflictingUrlUsernames => (
-            "--redis-url",
-            "--redis-url entries name different users: every node uses one user, set it with --redis-username".to_owned(),
+        ConfigError::ConflictingUrlUsernames {
+            first,
+            first_list,
+            first_user,
+            second,
+            second_list,
+            second_user,
+        } => (
+            url_list_flag(second_list),
+            format!(
+                "{} {first} names user {first_user} and {} {second} names user {second_user}: every node uses one user, set it with --redis-username",
+                url_list_flag(first_list),
+                url_list_flag(second_list)
+            ),
         ),
         ConfigError::UsernameWithoutPassword => (
             "--redis-username",
@@ -186,10 +200,14 @@ pub(crate) fn redis_startup(error: adapter_redis::Error) -> anyhow::Error {
         ),
         adapter_redis::Error::SameServerTwice {
             first,
+            first_list,
             second,
+            second_list,
             run_id,
         } => anyhow!(
-            "--redis-url {first} and {second} reach the same redis server (run_id {run_id}): list every server once"
+            "{} {first} and {} {second} reach the same redis server (run_id {run_id}): list every server once",
+            url_list_flag(first_list),
+            url_list_flag(second_list)
         ),
         error @ (adapter_redis::Error::Client { .. }
         | adapter_redis::Error::Membership { .. }

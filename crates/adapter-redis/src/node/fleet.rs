@@ -93,25 +93,28 @@ pub(crate) async fn connect_nodes(
     while let Some(result) = connecting.join_next().await {
         connected = connected.saturating_add(usize::from(matches!(result, Ok(true))));
     }
-    refuse_one_server_twice(&nodes)?;
+    refuse_one_server_twice(config, &nodes)?;
     Ok((nodes, connected))
 }
 
 /// Refuses two URLs that reach the same server (spellings the configuration cannot tell apart:
 /// `localhost` and `127.0.0.1`, a DNS alias), by the `run_id` each node reported at its first
 /// connection: that server would count twice toward every quorum.
-fn refuse_one_server_twice(nodes: &[NodeHandle]) -> Result<(), Error> {
+fn refuse_one_server_twice(config: &ValidatedConfig, nodes: &[NodeHandle]) -> Result<(), Error> {
     for (position, node) in nodes.iter().enumerate() {
         let Some(run_id) = node.run_id() else {
             continue;
         };
-        if let Some(first) = nodes[..position]
+        if let Some((first_position, first)) = nodes[..position]
             .iter()
-            .find(|earlier| earlier.run_id().as_ref() == Some(&run_id))
+            .enumerate()
+            .find(|(_, earlier)| earlier.run_id().as_ref() == Some(&run_id))
         {
             return Err(Error::SameServerTwice {
                 first: first.name().to_owned(),
+                first_list: config.list_of(first_position),
                 second: node.name().to_owned(),
+                second_list: config.list_of(position),
                 run_id,
             });
         }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use adapter_redis::RedisReconciliation;
+use adapter_redis::{RedisConfig, RedisReconciliation, UrlList};
 use poa_ports::{BlockReconciliationPort, LeaderState};
 use poa_test_support::{HalfAliveListener, RedisServer, wait_for_async};
 
@@ -377,9 +377,48 @@ async fn connect__when_two_urls_reach_the_same_server__then_refuses_naming_both(
 
     // then
     match outcome {
-        Err(adapter_redis::Error::SameServerTwice { first, second, .. }) => {
-            assert_eq!(first, servers[0].url());
-            assert_eq!(second, alias);
+        Err(adapter_redis::Error::SameServerTwice {
+            first,
+            first_list,
+            second,
+            second_list,
+            ..
+        }) => {
+            assert_eq!((first, first_list), (servers[0].url(), UrlList::Urls));
+            assert_eq!((second, second_list), (alias, UrlList::Urls));
+        }
+        other => panic!("expected the same server twice, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect__when_a_next_url_reaches_a_server_of_the_current_list__then_names_each_urls_list()
+{
+    // given: a membership change whose next list names a current server under another host name
+    let servers = servers(3);
+    let alias = format!("redis://localhost:{}", servers[1].addr().port());
+    let config = RedisConfig {
+        next_urls: vec![servers[2].url(), alias.clone()],
+        ..config(
+            vec![servers[0].url(), servers[1].url()],
+            "poa:test:next-alias",
+        )
+    };
+
+    // when
+    let outcome = RedisReconciliation::connect(config, verifier(), None).await;
+
+    // then
+    match outcome {
+        Err(adapter_redis::Error::SameServerTwice {
+            first,
+            first_list,
+            second,
+            second_list,
+            ..
+        }) => {
+            assert_eq!((first, first_list), (servers[1].url(), UrlList::Urls));
+            assert_eq!((second, second_list), (alias, UrlList::NextUrls));
         }
         other => panic!("expected the same server twice, got {other:?}"),
     }

@@ -45,7 +45,14 @@ fn every_redis_config_error() -> Vec<ConfigError> {
         ConfigError::ConflictingUsername {
             username: "poa".to_owned(),
         },
-        ConfigError::ConflictingUrlUsernames,
+        ConfigError::ConflictingUrlUsernames {
+            first: url(),
+            first_list: UrlList::Urls,
+            first_user: "alice".to_owned(),
+            second: "redis://127.0.0.1:2".to_owned(),
+            second_list: UrlList::NextUrls,
+            second_user: "bob".to_owned(),
+        },
         ConfigError::UsernameWithoutPassword,
         ConfigError::EmptyPassword,
         ConfigError::TlsFileWithoutTls {
@@ -185,7 +192,9 @@ fn redis_startup__when_two_urls_reach_one_server__then_names_the_flag_and_both_u
     // given
     let error = adapter_redis::Error::SameServerTwice {
         first: "redis://127.0.0.1:6379".to_owned(),
+        first_list: UrlList::Urls,
         second: "redis://localhost:6379".to_owned(),
+        second_list: UrlList::Urls,
         run_id: "abc".to_owned(),
     };
 
@@ -195,7 +204,53 @@ fn redis_startup__when_two_urls_reach_one_server__then_names_the_flag_and_both_u
     // then
     assert_eq!(
         format!("{failure:#}"),
-        "--redis-url redis://127.0.0.1:6379 and redis://localhost:6379 reach the same redis server (run_id abc): list every server once"
+        "--redis-url redis://127.0.0.1:6379 and --redis-url redis://localhost:6379 reach the same redis server (run_id abc): list every server once"
+    );
+}
+
+#[test]
+fn redis_startup__when_a_next_url_reaches_a_server_of_the_current_list__then_names_each_urls_flag()
+{
+    // given
+    let error = adapter_redis::Error::SameServerTwice {
+        first: "redis://127.0.0.1:6379".to_owned(),
+        first_list: UrlList::Urls,
+        second: "redis://localhost:6379".to_owned(),
+        second_list: UrlList::NextUrls,
+        run_id: "abc".to_owned(),
+    };
+
+    // when
+    let failure = redis_startup(error);
+
+    // then
+    assert_eq!(
+        format!("{failure:#}"),
+        "--redis-url redis://127.0.0.1:6379 and --next-redis-url redis://localhost:6379 reach the same redis server (run_id abc): list every server once"
+    );
+}
+
+#[test]
+fn redis_setting__when_a_next_url_names_another_user__then_names_the_next_list_flag_and_both_urls()
+{
+    // given
+    let error = ConfigError::ConflictingUrlUsernames {
+        first: "redis://127.0.0.1:1".to_owned(),
+        first_list: UrlList::Urls,
+        first_user: "alice".to_owned(),
+        second: "redis://127.0.0.1:2".to_owned(),
+        second_list: UrlList::NextUrls,
+        second_user: "bob".to_owned(),
+    };
+
+    // when
+    let setting = redis_setting(error);
+
+    // then
+    assert_eq!(setting.flag, "--next-redis-url");
+    assert_eq!(
+        setting.reason,
+        "--redis-url redis://127.0.0.1:1 names user alice and --next-redis-url redis://127.0.0.1:2 names user bob: every node uses one user, set it with --redis-username"
     );
 }
 
