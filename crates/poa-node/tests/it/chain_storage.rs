@@ -1,6 +1,7 @@
 //! The local chain database failing under a running node: a write refused by the file system
 //! turns `/health` to 503 naming the cause, the node recovers once writes succeed again, and
-//! exits with a clear error when they do not within `--chain-recovery-window`.
+//! exits with a clear error when they do not within `--chain-recovery-window`; a node started
+//! on a chain it cannot write exits at once with the cause, and loses nothing.
 //!
 //! The fault is the process's file size limit (RLIMIT_FSIZE), lowered and raised again from
 //! outside with `prlimit`: every write past the limit fails with "File too large", like a full
@@ -180,6 +181,53 @@ fn node__when_its_chain_file_is_truncated__then_exits_1_naming_the_file_and_the_
     );
     assert_eq!(check_status.code(), Some(1), "{check_stderr}");
     assert!(check_stderr.contains("is damaged"), "{check_stderr}");
+}
+
+#[test]
+fn node__when_started_on_a_killed_nodes_chain_that_cannot_be_written__then_exits_1_with_the_cause_and_a_later_start_keeps_every_block()
+ {
+    // given: a chain left by a killed node (its database needs a repair that writes)
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let mut node = Node::start(&data_dir, &["--block-time", "50ms"]);
+    assert!(eventually(HANG, || node.height() >= 5));
+    let committed = node.height();
+    let committed_id = node.block_id(committed);
+    node.kill();
+    let data_dir_arg = data_dir.display().to_string();
+    let local = ["--http", "127.0.0.1:0", "--admin-http", "127.0.0.1:0"];
+
+    // when: started while no write to the file can succeed, as on a full disk
+    let mut limited = Command::new("prlimit");
+    limited
+        .arg(format!("--fsize={FAULT_FILE_SIZE_LIMIT}"))
+        .arg(crate::support::binary())
+        .args(["--data-dir", &data_dir_arg])
+        .args(local)
+        .env("RUST_LOG", "info");
+    let refused = limited.output().unwrap_or_else(|error| {
+        panic!("cannot run prlimit ({error}): install util-linux (apt-get install -y util-linux)")
+    });
+    let restarted = Node::start(&data_dir, &["--block-time", "50ms"]);
+
+    // then: a clear exit at start, and nothing lost once the disk takes writes again
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "{}: {stderr}",
+        refused.status
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot open the local chain in --data-dir {data_dir_arg}"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("File too large"), "{stderr}");
+    assert!(committed_id.is_some());
+    assert_eq!(restarted.block_id(committed), committed_id);
 }
 
 /// The first `sh` block of the section of docs/operations.md whose heading starts with
