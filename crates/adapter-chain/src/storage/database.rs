@@ -1,5 +1,5 @@
-//! [`GuardedDatabase`]: the open redb database of the chain file, and what happens when it
-//! fails.
+//! [`GuardedDatabase`]: an open redb database of the store (the chain file, or the transaction
+//! index file beside it), and what happens when it fails.
 //!
 //! redb refuses every operation after one I/O error ("previous I/O error"), so a store that
 //! never reopens its database stays wedged after one full-disk episode. Every operation runs
@@ -22,7 +22,7 @@ use std::any::Any;
 use std::fs::OpenOptions;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redb::backends::FileBackend;
@@ -33,7 +33,7 @@ use crate::error::StorageError;
 use crate::metrics::StorageMetrics;
 use crate::storage::backend::{BackendWrapper, FailureSlot, FileOperation, ObservedBackend};
 use crate::storage::file::{AtPath, FileIdentity, what_is_at};
-use crate::storage::health::StorageHealth;
+use crate::storage::health::{HealthBoard, StorageHealth, StoreFile};
 use crate::storage::tables::{METADATA, REOPENED_AT_KEY};
 
 /// How the store reacts to an I/O error of its database file.
@@ -87,8 +87,8 @@ enum FailureClass {
     Other,
 }
 
-/// The chain's open database with its failure handling. Every store operation goes through
-/// [`GuardedDatabase::run`].
+/// One of the store's open databases with its failure handling. Every operation on it goes
+/// through [`GuardedDatabase::run`].
 pub(crate) struct GuardedDatabase {
     path: PathBuf,
     settings: OpenSettings,
@@ -98,7 +98,9 @@ pub(crate) struct GuardedDatabase {
     identity: Mutex<FileIdentity>,
     /// Set once the file at the path is no longer the open one: commits are refused for good.
     detached: Mutex<Option<String>>,
-    health: watch::Sender<StorageHealth>,
+    health: Arc<HealthBoard>,
+    /// Which of the store's files this is, on the health board.
+    file: StoreFile,
     metrics: StorageMetrics,
 }
 
@@ -106,21 +108,22 @@ impl std::fmt::Debug for GuardedDatabase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GuardedDatabase")
             .field("path", &self.path)
-            .field("health", &*self.health.borrow())
+            .field("health", &self.health.current())
             .finish_non_exhaustive()
     }
 }
 
 impl GuardedDatabase {
-    /// Wraps a database opened by [`open_database`] with `failure` as its slot.
+    /// Wraps a database opened by [`open_database`] with `failure` as its slot; its health is
+    /// published on `health` as `file`'s.
     pub(crate) fn new(
         path: PathBuf,
         (db, identity): (Database, FileIdentity),
         settings: OpenSettings,
         failure: FailureSlot,
+        (health, file): (Arc<HealthBoard>, StoreFile),
         metrics: StorageMetrics,
     ) -> Self {
-        metrics.set_healthy(true);
         Self {
             path,
             settings,
@@ -128,7 +131,8 @@ impl GuardedDatabase {
             failure,
             identity: Mutex::new(identity),
             detached: Mutex::new(None),
-            health: watch::Sender::new(StorageHealth::Healthy),
+            health,
+            file,
             metrics,
         }
     }
@@ -138,7 +142,7 @@ impl GuardedDatabase {
         &self.path
     }
 
-    /// A receiver of every health change.
+    /// A receiver of every change of the store's health (this file's and the others').
     pub(crate) fn health(&self) -> watch::Receiver<StorageHealth> {
         self.health.subscribe()
     }
@@ -434,8 +438,7 @@ impl GuardedDatabase {
     }
 
     fn publish(&self, health: StorageHealth) {
-        self.metrics.set_healthy(health.is_healthy());
-        self.health.send_replace(health);
+        self.health.publish(self.file, health);
     }
 }
 
