@@ -228,6 +228,17 @@ impl ChainStore {
         data_dir: &Path,
         options: StoreOptions,
     ) -> Result<Self, StorageError> {
+        Self::open_with_index_backend(spec, data_dir, options, BackendWrapper::plain())
+    }
+
+    /// Like [`ChainStore::open_with`], with `index_backend` building the backend of each
+    /// opening of the transaction index file (the crate's tests inject faults there).
+    pub(crate) fn open_with_index_backend(
+        spec: ChainSpec,
+        data_dir: &Path,
+        options: StoreOptions,
+        index_backend: BackendWrapper,
+    ) -> Result<Self, StorageError> {
         let path = data_dir.join(DATABASE_FILE_NAME);
         let data_dir_lock = file::lock_data_dir(data_dir, &path)?;
         let index_cache = options.cache_size_bytes / 4;
@@ -238,7 +249,7 @@ impl ChainStore {
         };
         let index_settings = OpenSettings {
             cache_size_bytes: index_cache,
-            backend: BackendWrapper::plain(),
+            backend: index_backend,
             recovery: options.recovery,
         };
         let failure = FailureSlot::default();

@@ -268,6 +268,12 @@ impl TransactionIndex {
         })
     }
 
+    /// Whether the index file holds every block handed to the index.
+    #[cfg(test)]
+    pub(crate) fn holds_every_block(&self) -> bool {
+        self.shared.lock_pending().blocks.is_empty()
+    }
+
     /// The index file.
     pub(crate) fn path(&self) -> &Path {
         self.shared.db.path()

@@ -312,3 +312,5 @@ fn open__when_the_chain_file_has_schema_1__then_upgrades_it_and_finds_every_tran
         "{tables:?}"
     );
 }
+
+mod faults;
