@@ -55,7 +55,6 @@ pub use transaction_index::TRANSACTION_INDEX_FILE_NAME;
 
 use backend::FailureSlot;
 use database::{GuardedDatabase, OpenSettings, open_database};
-use health::{HealthBoard, StoreFile};
 use tables::{
     BLOCKS, HEIGHT_BY_BLOCK_ID, block_in, commit_genesis_or_check_it, decode_stored, insert_block,
 };
@@ -151,7 +150,7 @@ const VERIFIED_BLOCKS_REMEMBERED: usize = 4;
 #[derive(Debug)]
 struct Shared {
     index: TransactionIndex,
-    db: GuardedDatabase,
+    db: Arc<GuardedDatabase>,
     /// Held while the store is open: one process per data directory.
     _data_dir_lock: std::fs::File,
     spec: ChainSpec,
@@ -273,15 +272,13 @@ impl ChainStore {
             check_integrity(&mut db, &path)?;
         }
         commit_genesis_or_check_it(&db, &path, &spec)?;
-        let health = Arc::new(HealthBoard::new(options.metrics.clone()));
-        let db = GuardedDatabase::new(
+        let db = Arc::new(GuardedDatabase::new(
             path,
             (db, identity),
             chain_settings,
             failure,
-            (Arc::clone(&health), StoreFile::Chain),
-            options.metrics.clone(),
-        );
+            options.metrics,
+        ));
         let head = db.run(|db| {
             let txn = db.begin_read()?;
             let blocks = txn.open_table(BLOCKS)?;
@@ -296,8 +293,6 @@ impl ChainStore {
             head: &head,
             settings: index_settings,
             check: options.open_check,
-            health,
-            metrics: options.metrics,
         })?;
         // At `debug`: the embedding process tells the opening with what it knows beside.
         tracing::debug!(

@@ -1,5 +1,5 @@
-//! [`GuardedDatabase`]: an open redb database of the store (the chain file, or the transaction
-//! index file beside it), and what happens when it fails.
+//! [`GuardedDatabase`]: the open redb database of the chain file, and what happens when it
+//! fails.
 //!
 //! redb refuses every operation after one I/O error ("previous I/O error"), so a store that
 //! never reopens its database stays wedged after one full-disk episode. Every operation runs
@@ -22,7 +22,7 @@ use std::any::Any;
 use std::fs::OpenOptions;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redb::backends::FileBackend;
@@ -33,7 +33,7 @@ use crate::error::StorageError;
 use crate::metrics::StorageMetrics;
 use crate::storage::backend::{BackendWrapper, FailureSlot, FileOperation, ObservedBackend};
 use crate::storage::file::{AtPath, FileIdentity, what_is_at};
-use crate::storage::health::{HealthBoard, StorageHealth, StoreFile};
+use crate::storage::health::StorageHealth;
 use crate::storage::tables::{METADATA, REOPENED_AT_KEY};
 
 /// How the store reacts to an I/O error of its database file.
@@ -87,8 +87,8 @@ enum FailureClass {
     Other,
 }
 
-/// One of the store's open databases with its failure handling. Every operation on it goes
-/// through [`GuardedDatabase::run`].
+/// The chain's open database with its failure handling. Every store operation goes through
+/// [`GuardedDatabase::run`].
 pub(crate) struct GuardedDatabase {
     path: PathBuf,
     settings: OpenSettings,
@@ -98,9 +98,7 @@ pub(crate) struct GuardedDatabase {
     identity: Mutex<FileIdentity>,
     /// Set once the file at the path is no longer the open one: commits are refused for good.
     detached: Mutex<Option<String>>,
-    health: Arc<HealthBoard>,
-    /// Which of the store's files this is, on the health board.
-    file: StoreFile,
+    health: watch::Sender<StorageHealth>,
     metrics: StorageMetrics,
 }
 
@@ -108,22 +106,21 @@ impl std::fmt::Debug for GuardedDatabase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GuardedDatabase")
             .field("path", &self.path)
-            .field("health", &self.health.current())
+            .field("health", &*self.health.borrow())
             .finish_non_exhaustive()
     }
 }
 
 impl GuardedDatabase {
-    /// Wraps a database opened by [`open_database`] with `failure` as its slot; its health is
-    /// published on `health` as `file`'s.
+    /// Wraps a database opened by [`open_database`] with `failure` as its slot.
     pub(crate) fn new(
         path: PathBuf,
         (db, identity): (Database, FileIdentity),
         settings: OpenSettings,
         failure: FailureSlot,
-        (health, file): (Arc<HealthBoard>, StoreFile),
         metrics: StorageMetrics,
     ) -> Self {
+        metrics.set_healthy(true);
         Self {
             path,
             settings,
@@ -131,8 +128,7 @@ impl GuardedDatabase {
             failure,
             identity: Mutex::new(identity),
             detached: Mutex::new(None),
-            health,
-            file,
+            health: watch::Sender::new(StorageHealth::Healthy),
             metrics,
         }
     }
@@ -142,7 +138,7 @@ impl GuardedDatabase {
         &self.path
     }
 
-    /// A receiver of every change of the store's health (this file's and the others').
+    /// A receiver of every health change.
     pub(crate) fn health(&self) -> watch::Receiver<StorageHealth> {
         self.health.subscribe()
     }
@@ -438,7 +434,8 @@ impl GuardedDatabase {
     }
 
     fn publish(&self, health: StorageHealth) {
-        self.health.publish(self.file, health);
+        self.metrics.set_healthy(health.is_healthy());
+        self.health.send_replace(health);
     }
 }
 
@@ -548,7 +545,7 @@ fn classify(error: &StorageError) -> FailureClass {
 }
 
 /// The message of a caught panic.
-fn panic_message(panic: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
     let message = panic
         .downcast_ref::<&str>()
         .map(|message| (*message).to_owned())

@@ -7,24 +7,34 @@
 //! beside the commit, not inside it.
 //!
 //! A commit hands the block's transaction ids to the index ([`TransactionIndex::add`]): they are
-//! pending, and a lookup finds them at once. The index's writer thread writes pending blocks into
-//! the file in batches, at most one durable transaction per [`WRITE_INTERVAL`], each recording
-//! the height and id of the last block it holds (the watermark). A lookup asks the pending blocks
-//! first and the file after, so it finds every committed block whichever step it is at. The
-//! writer writes only blocks the chain file has made durable, so the file never holds a block
-//! that a crash could take from the chain.
+//! pending, and a lookup finds them at once. The index's writer thread (`writer`) writes pending
+//! blocks into the file in batches, at most one durable transaction per `WRITE_INTERVAL`, each
+//! recording the height and id of the last block it holds (the watermark). The writer writes
+//! only blocks the chain file has made durable, so the file never holds a block that a crash
+//! could take from the chain.
 //!
-//! The file holds nothing the chain does not. When the store opens, the index checks that its
-//! watermark block is the chain's block at that height and writes the blocks above it; a file
-//! that is missing, damaged, of another chain or version, or ahead of the chain is removed and
-//! built again from every block. At run time it shares the chain file's handling of I/O errors
-//! and damage ([`GuardedDatabase`]), and its health is published with the chain's.
+//! The file holds nothing the chain does not, so no failure of it is the chain's: when the store
+//! opens, a file that is missing, damaged, of another chain or version, or ahead of the chain is
+//! removed and built again from every block; at run time any failure of the file (an I/O error
+//! such as a full disk, an error or a panic of redb) is logged, the file is dropped and removed,
+//! and the writer builds it again from the chain, retrying with a backoff while it cannot. The
+//! store's health never changes for it.
+//!
+//! A lookup is always answered from the chain's committed blocks, whatever state the file is in:
+//! it asks the pending blocks, then the file for the blocks up to its watermark, then reads the
+//! blocks in between (none while the file is current; every block while it is built again) from
+//! the chain file. While the file is being built a lookup is correct but slower, in proportion to
+//! the blocks the file does not hold yet.
+
+mod writer;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::{
+    Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use poa_ports::{BlockHeight, BlockId, TransactionId};
 use redb::{Database, Durability, TableDefinition};
@@ -32,12 +42,12 @@ use redb::{Database, Durability, TableDefinition};
 use crate::SealedBlock;
 use crate::error::StorageError;
 use crate::genesis::ChainSpec;
-use crate::metrics::StorageMetrics;
 use crate::storage::OpenCheck;
 use crate::storage::backend::FailureSlot;
-use crate::storage::database::{GuardedDatabase, OpenSettings, open_database};
+use crate::storage::database::{
+    GuardedDatabase, OpenSettings, error_chain, open_database, panic_message,
+};
 use crate::storage::file;
-use crate::storage::health::{HealthBoard, StoreFile};
 use crate::storage::tables::{
     BLOCKS, GENESIS_ID_KEY, METADATA, SCHEMA_VERSION_KEY, block_id_from, block_in,
     schema_version_from,
@@ -57,10 +67,6 @@ pub(crate) const HEIGHT_BY_TRANSACTION_ID: TableDefinition<&[u8; 32], u64> =
 /// last block the file holds.
 pub(crate) const INDEXED_THROUGH_KEY: &str = "indexed_through";
 
-/// The least time between two writes of the index file. Each write is one fsync of its own; a
-/// batch of many blocks writes a page that several of them touched once, not once per block.
-const WRITE_INTERVAL: Duration = Duration::from_millis(100);
-
 /// The most blocks one write of the index file holds (bounds a catch-up's transactions).
 const BLOCKS_PER_WRITE: usize = 1024;
 
@@ -74,17 +80,33 @@ pub(crate) struct TransactionIndex {
 impl std::fmt::Debug for TransactionIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TransactionIndex")
-            .field("path", &self.shared.db.path())
+            .field("path", &self.shared.path)
             .field("pending_blocks", &self.shared.lock_pending().blocks.len())
             .finish_non_exhaustive()
     }
 }
 
+/// What the store and the writer thread share.
 struct IndexShared {
-    db: GuardedDatabase,
+    path: PathBuf,
+    spec: ChainSpec,
+    settings: OpenSettings,
+    /// The chain file, which every block the index holds comes from.
+    chain: Arc<GuardedDatabase>,
+    file: RwLock<IndexFile>,
     pending: Mutex<Pending>,
-    /// Signalled when a block is added or the index stops.
+    /// Signalled when a block is added, the file is dropped, or the index stops.
     changed: Condvar,
+}
+
+/// The index file as the index has it open.
+struct IndexFile {
+    /// `None` while the file is being built again.
+    db: Option<Database>,
+    /// The file holds every block up to this height (genesis while there is no file).
+    indexed_through: BlockHeight,
+    /// How many files were dropped: a failure is acted on only for the file it happened to.
+    generation: u64,
 }
 
 /// Committed blocks the file does not hold yet.
@@ -96,7 +118,19 @@ struct Pending {
     heights: HashMap<TransactionId, BlockHeight>,
     /// The highest height the chain file has made durable: the writer writes nothing above.
     durable_through: BlockHeight,
+    /// The highest block the index knows of: the head at open, then every block added.
+    added_through: BlockHeight,
     stopping: bool,
+}
+
+impl Pending {
+    /// The last height that only the file or the chain can answer for: the blocks above it are
+    /// pending.
+    fn unpending_through(&self) -> BlockHeight {
+        self.blocks.front().map_or(self.added_through, |block| {
+            BlockHeight::new(block.height.get().saturating_sub(1))
+        })
+    }
 }
 
 /// One block as the index sees it.
@@ -127,60 +161,62 @@ pub(crate) struct IndexOpening<'a> {
     pub(crate) data_dir: &'a Path,
     pub(crate) spec: &'a ChainSpec,
     /// The chain file, to read the blocks the index lacks.
-    pub(crate) chain: &'a GuardedDatabase,
+    pub(crate) chain: &'a Arc<GuardedDatabase>,
     /// The chain's head when the store opened.
     pub(crate) head: &'a SealedBlock,
     pub(crate) settings: OpenSettings,
     pub(crate) check: OpenCheck,
-    pub(crate) health: Arc<HealthBoard>,
-    pub(crate) metrics: StorageMetrics,
 }
 
 impl TransactionIndex {
     /// Opens the index file in the data directory (built from the chain when it is missing or
     /// unusable, see the module documentation), writes the blocks it lacks up to the head, and
-    /// starts its writer thread.
+    /// starts its writer thread. A file that cannot be built or written now is left to the
+    /// writer, which keeps trying; lookups are answered from the chain meanwhile.
     ///
     /// # Errors
     ///
-    /// [`StorageError::Open`] when the file system refuses, [`StorageError::NotARegularFile`]
-    /// when something else is at the path, or an error reading the chain.
+    /// [`StorageError::InUse`] when another process has the file open,
+    /// [`StorageError::NotARegularFile`] when something other than a file is at the path,
+    /// [`StorageError::Open`] when the writer thread cannot start, or an error reading the
+    /// chain.
     pub(crate) fn open(opening: IndexOpening<'_>) -> Result<Self, StorageError> {
         let path = opening.data_dir.join(TRANSACTION_INDEX_FILE_NAME);
-        let failure = FailureSlot::default();
-        let (opened, indexed_through) = match open_usable(&path, &opening, &failure)? {
-            Ok(usable) => usable,
+        let (db, indexed_through) = match open_usable(&path, &opening)? {
+            Ok((db, indexed_through)) => (Some(db), indexed_through),
             Err(reason) => {
                 tracing::warn!(
                     path = %path.display(),
                     reason = %reason,
                     "transaction index unusable: building it again from the chain"
                 );
-                (create(&path, &opening, &failure)?, BlockHeight::GENESIS)
+                (None, BlockHeight::GENESIS)
             }
         };
-        let db = GuardedDatabase::new(
-            path.clone(),
-            opened,
-            opening.settings.clone(),
-            failure,
-            (opening.health.clone(), StoreFile::TransactionIndex),
-            opening.metrics.clone(),
-        );
-        catch_up(&db, &opening, indexed_through)?;
+        let head = opening.head.height();
         let shared = Arc::new(IndexShared {
-            db,
+            path: path.clone(),
+            spec: *opening.spec,
+            settings: opening.settings,
+            chain: Arc::clone(opening.chain),
+            file: RwLock::new(IndexFile {
+                db,
+                indexed_through,
+                generation: 0,
+            }),
             pending: Mutex::new(Pending {
-                durable_through: opening.head.height(),
+                durable_through: head,
+                added_through: head,
                 ..Pending::default()
             }),
             changed: Condvar::new(),
         });
+        writer::build_at_open(&shared)?;
         let writer = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("transaction-index".to_owned())
-                .spawn(move || write_pending_blocks(&shared))
+                .spawn(move || writer::write_pending_blocks(&shared))
                 .map_err(|error| StorageError::Open {
                     path,
                     source: Box::new(redb::Error::Io(error)),
@@ -203,6 +239,7 @@ impl TransactionIndex {
         if durable {
             pending.durable_through = indexed.height;
         }
+        pending.added_through = indexed.height;
         pending.blocks.push_back(indexed);
         drop(pending);
         self.shared.changed.notify_all();
@@ -212,71 +249,37 @@ impl TransactionIndex {
     ///
     /// # Errors
     ///
-    /// The index file failed.
+    /// Reading the chain file failed (a failure of the index file is not an error: the chain
+    /// answers instead).
     pub(crate) fn height_of(
         &self,
         id: &TransactionId,
     ) -> Result<Option<BlockHeight>, StorageError> {
-        // Pending first, the file after: the writer removes a block from pending only once the
-        // file holds it, so a block missed in one is found in the other.
-        if let Some(height) = self.shared.lock_pending().heights.get(id) {
-            return Ok(Some(*height));
-        }
-        self.shared.db.run(|db| {
-            let txn = db.begin_read()?;
-            let height = txn
-                .open_table(HEIGHT_BY_TRANSACTION_ID)?
-                .get(id.as_bytes())?
-                .map(|height| BlockHeight::new(height.value()));
-            Ok(height)
-        })
+        Ok(self.shared.heights_of(&[*id])?.remove(id))
     }
 
     /// Those of `ids` that a committed block holds.
     ///
     /// # Errors
     ///
-    /// The index file failed.
+    /// As [`TransactionIndex::height_of`].
     pub(crate) fn committed_among(
         &self,
         ids: &[TransactionId],
     ) -> Result<HashSet<TransactionId>, StorageError> {
-        let mut committed = HashSet::new();
-        let mut unknown = Vec::new();
-        {
-            let pending = self.shared.lock_pending();
-            for id in ids {
-                if pending.heights.contains_key(id) {
-                    committed.insert(*id);
-                } else {
-                    unknown.push(*id);
-                }
-            }
-        }
-        if unknown.is_empty() {
-            return Ok(committed);
-        }
-        self.shared.db.run(|db| {
-            let txn = db.begin_read()?;
-            let table = txn.open_table(HEIGHT_BY_TRANSACTION_ID)?;
-            for id in unknown {
-                if table.get(id.as_bytes())?.is_some() {
-                    committed.insert(id);
-                }
-            }
-            Ok(committed)
-        })
+        Ok(self.shared.heights_of(ids)?.into_keys().collect())
     }
 
     /// Whether the index file holds every block handed to the index.
     #[cfg(test)]
     pub(crate) fn holds_every_block(&self) -> bool {
-        self.shared.lock_pending().blocks.is_empty()
+        let file = self.shared.read_file();
+        file.db.is_some() && file.indexed_through >= self.shared.lock_pending().added_through
     }
 
     /// The index file.
     pub(crate) fn path(&self) -> &Path {
-        self.shared.db.path()
+        &self.shared.path
     }
 }
 
@@ -296,70 +299,158 @@ impl IndexShared {
     fn lock_pending(&self) -> MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
 
-/// The writer thread: writes the durable pending blocks in batches, at most one write per
-/// [`WRITE_INTERVAL`], until the index stops (then once more without waiting).
-fn write_pending_blocks(shared: &IndexShared) {
-    let mut last_write: Option<Instant> = None;
-    loop {
-        let batch = {
-            let mut pending = shared.lock_pending();
-            loop {
-                let ready = pending
-                    .blocks
-                    .front()
-                    .is_some_and(|block| block.height <= pending.durable_through);
-                if pending.stopping && !ready {
-                    return;
-                }
-                let wait = last_write.map_or(Duration::ZERO, |last| {
-                    WRITE_INTERVAL.saturating_sub(last.elapsed())
-                });
-                if ready && (pending.stopping || wait.is_zero()) {
-                    break;
-                }
-                pending = if ready {
-                    shared
-                        .changed
-                        .wait_timeout(pending, wait)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
-                } else {
-                    shared
-                        .changed
-                        .wait(pending)
-                        .unwrap_or_else(PoisonError::into_inner)
-                };
-            }
-            let durable_through = pending.durable_through;
-            pending
-                .blocks
+    fn read_file(&self) -> RwLockReadGuard<'_, IndexFile> {
+        self.file.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_file(&self) -> RwLockWriteGuard<'_, IndexFile> {
+        self.file.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The heights of those of `ids` that committed blocks hold: from the pending blocks, then
+    /// the file up to its watermark, then the chain for the blocks between the two.
+    fn heights_of(
+        &self,
+        ids: &[TransactionId],
+    ) -> Result<HashMap<TransactionId, BlockHeight>, StorageError> {
+        let mut found = HashMap::new();
+        // The writer removes a block from pending only once the file's watermark covers it, and
+        // moves the watermark only while no lookup holds the file: what pending did not have,
+        // the file up to its watermark or the chain above it has.
+        let file = self.read_file();
+        let (mut unknown, unpending_through) = {
+            let pending = self.lock_pending();
+            let unknown: Vec<TransactionId> = ids
                 .iter()
-                .take_while(|block| block.height <= durable_through)
-                .take(BLOCKS_PER_WRITE)
-                .cloned()
-                .collect::<Vec<_>>()
+                .filter(|id| match pending.heights.get(id) {
+                    Some(height) => {
+                        found.insert(**id, *height);
+                        false
+                    }
+                    None => true,
+                })
+                .copied()
+                .collect();
+            (unknown, pending.unpending_through())
         };
-        let written = shared.db.run(|db| write_blocks(db, &batch));
-        last_write = Some(Instant::now());
-        match written {
-            Ok(()) => {
-                let mut pending = shared.lock_pending();
-                for block in &batch {
-                    pending.blocks.pop_front();
-                    for id in &block.transactions {
-                        pending.heights.remove(id);
+        if unknown.is_empty() {
+            return Ok(found);
+        }
+        let mut chain_from = file.indexed_through.get().saturating_add(1);
+        let failed = match &file.db {
+            Some(db) => match guarded(|| heights_in_file(db, &unknown)) {
+                Ok(in_file) => {
+                    unknown.retain(|id| !in_file.contains_key(id));
+                    found.extend(in_file);
+                    None
+                }
+                Err(cause) => Some((file.generation, cause)),
+            },
+            None => None,
+        };
+        // The chain is read without holding the file, so the writer is not held up meanwhile.
+        drop(file);
+        if let Some((generation, cause)) = failed {
+            self.drop_file(generation, &cause);
+            chain_from = BlockHeight::GENESIS.get().saturating_add(1);
+        }
+        if !unknown.is_empty() && chain_from <= unpending_through.get() {
+            self.heights_in_chain(chain_from, unpending_through.get(), &unknown, &mut found)?;
+        }
+        Ok(found)
+    }
+
+    /// Adds to `found` those of `ids` that the chain's blocks `from..=through` hold.
+    fn heights_in_chain(
+        &self,
+        from: u64,
+        through: u64,
+        ids: &[TransactionId],
+        found: &mut HashMap<TransactionId, BlockHeight>,
+    ) -> Result<(), StorageError> {
+        let mut wanted: HashSet<TransactionId> = ids.iter().copied().collect();
+        self.chain.run(|chain| {
+            let txn = chain.begin_read()?;
+            let blocks = txn.open_table(BLOCKS)?;
+            for height in from..=through {
+                let height = BlockHeight::new(height);
+                let block = block_in(&blocks, &self.spec, height)?.ok_or_else(|| {
+                    StorageError::Inconsistent {
+                        reason: format!("height {height} is missing below the head"),
+                    }
+                })?;
+                for transaction in &block.block.transactions {
+                    let id = transaction.id();
+                    if wanted.remove(&id) {
+                        found.insert(id, height);
                     }
                 }
+                if wanted.is_empty() {
+                    break;
+                }
             }
-            // The guard logged the failure and reopens the file at a later write; the blocks
-            // stay pending, so lookups still find them. A stopping index leaves them to the
-            // next open, which writes every block above the watermark.
-            Err(StorageError::Failed { .. }) => return,
-            Err(_) if shared.lock_pending().stopping => return,
-            Err(_) => {}
+            Ok(())
+        })
+    }
+
+    /// Drops the index file after it failed (`cause`), unless it is no longer the one of
+    /// `generation`, and removes it; the writer builds it again.
+    fn drop_file(&self, generation: u64, cause: &str) {
+        let db = {
+            let mut file = self.write_file();
+            if file.generation != generation || file.db.is_none() {
+                return;
+            }
+            file.generation = file.generation.saturating_add(1);
+            file.indexed_through = BlockHeight::GENESIS;
+            file.db.take()
+        };
+        tracing::warn!(
+            path = %self.path.display(),
+            error = %cause,
+            "transaction index failed: building it again from the chain"
+        );
+        // Removed before the database is dropped: whatever dropping it writes goes to the
+        // removed file. A removal that fails is tried again before the file is built again.
+        let _ = remove_index_file(&self.path);
+        if let Some(db) = db {
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(db)));
         }
+        self.changed.notify_all();
+    }
+}
+
+/// Runs an operation on the index file with every failure, a panic of redb included, as text.
+fn guarded<T>(operation: impl FnOnce() -> Result<T, StorageError>) -> Result<T, String> {
+    match catch_unwind(AssertUnwindSafe(operation)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(error_chain(&error)),
+        Err(panic) => Err(panic_message(&*panic)),
+    }
+}
+
+/// Those of `ids` the file holds, with their heights.
+fn heights_in_file(
+    db: &Database,
+    ids: &[TransactionId],
+) -> Result<HashMap<TransactionId, BlockHeight>, StorageError> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(HEIGHT_BY_TRANSACTION_ID)?;
+    let mut found = HashMap::new();
+    for id in ids {
+        if let Some(height) = table.get(id.as_bytes())? {
+            found.insert(*id, BlockHeight::new(height.value()));
+        }
+    }
+    Ok(found)
+}
+
+/// Removes the index file at `path`; a missing one is removed already.
+fn remove_index_file(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+        _ => Ok(()),
     }
 }
 
@@ -386,50 +477,39 @@ fn write_blocks(db: &Database, blocks: &[IndexedBlock]) -> Result<(), StorageErr
     Ok(())
 }
 
-/// An opened index file that can serve the chain, with the height it holds every block up to.
-type UsableIndex = ((Database, file::FileIdentity), BlockHeight);
-
-/// The index file at `path` and its watermark when it can serve this chain, or why not (the
-/// caller builds it again). Only what the caller cannot fix by building the file again is an
-/// error: a file system that refuses, or something other than a file at the path.
+/// The index file at `path` and its watermark when it can serve this chain, or why not (it is
+/// built again). Only what building the file again cannot fix is an error: another process
+/// with the file open, something other than a file at the path, or the chain failing.
 fn open_usable(
     path: &Path,
     opening: &IndexOpening<'_>,
-    failure: &FailureSlot,
-) -> Result<Result<UsableIndex, String>, StorageError> {
+) -> Result<Result<(Database, BlockHeight), String>, StorageError> {
     match file::existing_database(path) {
         Ok(true) => {}
         Ok(false) => return Ok(Err("there is no index file".to_owned())),
-        Err(error @ (StorageError::EmptyFile { .. } | StorageError::NotADatabase { .. })) => {
-            return Ok(Err(error.to_string()));
-        }
-        Err(error) => return Err(error),
+        Err(error @ StorageError::NotARegularFile { .. }) => return Err(error),
+        Err(error) => return Ok(Err(error_chain(&error))),
     }
-    let (mut db, identity) = match open_database(path, &opening.settings, failure, false) {
+    let (mut db, _) = match open_database(path, &opening.settings, &FailureSlot::default(), false) {
         Ok(opened) => opened,
+        Err(error @ StorageError::InUse { .. }) => return Err(error),
         Err(StorageError::Open { source, .. })
-            if matches!(
-                *source,
-                redb::Error::Io(_) | redb::Error::DatabaseAlreadyOpen
-            ) =>
+            if matches!(*source, redb::Error::DatabaseAlreadyOpen) =>
         {
-            return Err(StorageError::Open {
+            return Err(StorageError::InUse {
                 path: path.to_path_buf(),
-                source,
             });
         }
-        Err(error @ StorageError::InUse { .. }) => return Err(error),
-        Err(error) => return Ok(Err(error.to_string())),
+        Err(error) => return Ok(Err(error_chain(&error))),
     };
     if opening.check == OpenCheck::Full
         && let Err(error) = super::check_integrity(&mut db, path)
     {
         return Ok(Err(error.to_string()));
     }
-    let (height, id) = match stored_watermark(&db, opening.spec) {
+    let (height, id) = match guarded(|| stored_watermark(&db, opening.spec)) {
         Ok(Ok(watermark)) => watermark,
-        Ok(Err(reason)) => return Ok(Err(reason)),
-        Err(error) => return Ok(Err(error.to_string())),
+        Ok(Err(reason)) | Err(reason) => return Ok(Err(reason)),
     };
     if height > opening.head.height() {
         return Ok(Err(format!(
@@ -446,7 +526,7 @@ fn open_usable(
             "its block at height {height} is {id}, not the chain's"
         )));
     }
-    Ok(Ok(((db, identity), height)))
+    Ok(Ok((db, height)))
 }
 
 /// The watermark of the index file, or why the file cannot index the chain of `spec`.
@@ -485,24 +565,19 @@ pub(crate) fn stored_watermark(
         .ok_or_else(|| "it records no watermark".to_owned()))
 }
 
-/// Creates an empty index file at `path` (removing what is there) for this chain, holding the
-/// genesis block (which has no transactions).
+/// Creates an empty index file at `path` (removing what is there) for the chain of `spec`,
+/// holding the genesis block (which has no transactions).
 fn create(
     path: &Path,
-    opening: &IndexOpening<'_>,
-    failure: &FailureSlot,
-) -> Result<(Database, file::FileIdentity), StorageError> {
-    let refused = |error: std::io::Error| StorageError::Open {
+    settings: &OpenSettings,
+    spec: &ChainSpec,
+) -> Result<Database, StorageError> {
+    remove_index_file(path).map_err(|error| StorageError::Open {
         path: path.to_path_buf(),
         source: Box::new(redb::Error::Io(error)),
-    };
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => return Err(refused(error)),
-    }
-    let (db, identity) = open_database(path, &opening.settings, failure, true)?;
-    let genesis = opening.spec.genesis_block();
+    })?;
+    let (db, _) = open_database(path, settings, &FailureSlot::default(), true)?;
+    let genesis = spec.genesis_block();
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate);
     {
@@ -516,61 +591,7 @@ fn create(
         )?;
     }
     txn.commit()?;
-    Ok((db, identity))
-}
-
-/// Writes every block of the chain above `indexed_through` up to the head into the index, in
-/// batches of [`BLOCKS_PER_WRITE`].
-fn catch_up(
-    db: &GuardedDatabase,
-    opening: &IndexOpening<'_>,
-    indexed_through: BlockHeight,
-) -> Result<(), StorageError> {
-    let head = opening.head.height().get();
-    let mut next = indexed_through.get().saturating_add(1);
-    if next > head {
-        return Ok(());
-    }
-    let started = Instant::now();
-    let missing = head - next + 1;
-    // A few blocks are the normal start; more mean a rebuild, which the operator should see.
-    let loud = missing > BLOCKS_PER_WRITE as u64;
-    if loud {
-        tracing::info!(
-            path = %db.path().display(),
-            from = next,
-            to = head,
-            "building the transaction index from the chain"
-        );
-    }
-    while next <= head {
-        let last = head.min(next.saturating_add(BLOCKS_PER_WRITE as u64 - 1));
-        let blocks = opening.chain.run(|chain| {
-            let txn = chain.begin_read()?;
-            let table = txn.open_table(BLOCKS)?;
-            (next..=last)
-                .map(|height| {
-                    let height = BlockHeight::new(height);
-                    block_in(&table, opening.spec, height)?
-                        .map(|block| IndexedBlock::of(&block))
-                        .ok_or_else(|| StorageError::Inconsistent {
-                            reason: format!("height {height} is missing below the head"),
-                        })
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })?;
-        db.run(|index| write_blocks(index, &blocks))?;
-        next = last.saturating_add(1);
-    }
-    if loud {
-        tracing::info!(
-            path = %db.path().display(),
-            blocks = missing,
-            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            "transaction index built"
-        );
-    }
-    Ok(())
+    Ok(db)
 }
 
 /// The watermark as stored: height (8 bytes, big-endian) then block id (32).
