@@ -261,3 +261,48 @@ fn transaction_height__when_redb_panics_reading_the_index_file__then_answers_fro
         (BlockHeight::new(4), 5)
     );
 }
+
+#[test]
+fn transaction_height__when_the_index_file_is_overwritten_while_open__then_answers_from_the_chain_and_builds_it_again()
+ {
+    // given: a reopened store over a few hundred transactions, whose index pages are not cached
+    let chain = Chain::new();
+    let transactions: Vec<[u8; 4]> = (0..200u32).map(u32::to_be_bytes).collect();
+    let transactions: Vec<&[u8]> = transactions.iter().map(<[u8; 4]>::as_slice).collect();
+    let rounds: Vec<&[&[u8]]> = transactions.chunks(4).collect();
+    let mut blocks = chain.commit_and_close(&rounds);
+    let store = chain.open_with_index_faults(&IndexFaults::default(), OpenCheck::Quick);
+    let health = store.health();
+
+    // when: everything past the file's header is overwritten on disk (a page type redb does not
+    // know, on which it panics)
+    let mut bytes = std::fs::read(chain.index_file()).unwrap();
+    bytes[4096..].fill(0xff);
+    std::fs::write(chain.index_file(), bytes).unwrap();
+    let answered_after_damage = answered_heights(&store, &blocks);
+    let repeat_after_damage = store.verify(&repeating_block(&chain, &store, &0u32.to_be_bytes()));
+    let committed_after_damage = chain.commit(&store, &[&[b"after"]]);
+    let rebuilt = wait_until(|| store.shared.index.holds_every_block());
+    blocks.extend(committed_after_damage);
+
+    // then
+    assert_eq!(
+        answered_after_damage,
+        expected_heights(&blocks[..blocks.len() - 1])
+    );
+    assert!(
+        matches!(
+            repeat_after_damage,
+            Err(ImportError::DuplicateTransaction { .. })
+        ),
+        "{repeat_after_damage:?}"
+    );
+    assert!(rebuilt, "the index file was not built again");
+    assert_eq!(*health.borrow(), StorageHealth::Healthy);
+    assert_every_transaction_found(&store, &blocks);
+    drop(store);
+    assert_eq!(
+        read_index_file(&chain.index_file()),
+        (BlockHeight::new(51), 201)
+    );
+}
