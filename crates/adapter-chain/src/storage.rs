@@ -293,6 +293,7 @@ impl ChainStore {
             head: &head,
             settings: index_settings,
             check: options.open_check,
+            chain_created: !existed,
         })?;
         // At `debug`: the embedding process tells the opening with what it knows beside.
         tracing::debug!(
@@ -444,11 +445,14 @@ impl ChainStore {
         })
     }
 
-    /// The height of the block that committed this transaction, if any.
+    /// The height of the block that committed this transaction, if any. Answered from the
+    /// transaction index, and from the chain's blocks while its file is built again (slower,
+    /// never wrong).
     ///
     /// # Errors
     ///
-    /// The transaction index failed.
+    /// Reading the chain file failed (a failure of the index file is never an error: the index
+    /// is built again from the chain).
     pub fn transaction_height(
         &self,
         id: &TransactionId,
@@ -460,7 +464,7 @@ impl ChainStore {
     ///
     /// # Errors
     ///
-    /// The transaction index failed.
+    /// As [`ChainStore::transaction_height`].
     pub fn is_committed(&self, id: &TransactionId) -> Result<bool, StorageError> {
         Ok(self.transaction_height(id)?.is_some())
     }
@@ -469,7 +473,7 @@ impl ChainStore {
     ///
     /// # Errors
     ///
-    /// The transaction index failed.
+    /// As [`ChainStore::transaction_height`].
     pub fn committed_among(
         &self,
         ids: &[TransactionId],

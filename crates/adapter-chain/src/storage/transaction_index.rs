@@ -166,6 +166,8 @@ pub(crate) struct IndexOpening<'a> {
     pub(crate) head: &'a SealedBlock,
     pub(crate) settings: OpenSettings,
     pub(crate) check: OpenCheck,
+    /// The chain file was created by this opening.
+    pub(crate) chain_created: bool,
 }
 
 impl TransactionIndex {
@@ -185,11 +187,20 @@ impl TransactionIndex {
         let (db, indexed_through) = match open_usable(&path, &opening)? {
             Ok((db, indexed_through)) => (Some(db), indexed_through),
             Err(reason) => {
-                tracing::warn!(
-                    path = %path.display(),
-                    reason = %reason,
-                    "transaction index unusable: building it again from the chain"
-                );
+                // A chain created just now has no index yet: nothing for the operator to see.
+                if opening.chain_created {
+                    tracing::debug!(
+                        path = %path.display(),
+                        reason = %reason,
+                        "transaction index unusable: building it again from the chain"
+                    );
+                } else {
+                    tracing::warn!(
+                        path = %path.display(),
+                        reason = %reason,
+                        "transaction index unusable: building it again from the chain"
+                    );
+                }
                 (None, BlockHeight::GENESIS)
             }
         };
