@@ -155,6 +155,28 @@ fn repeating_block(chain: &Chain, store: &ChainStore, repeated: &[u8]) -> Sealed
     )
 }
 
+/// Asserts that `result` refused a block for repeating a committed transaction.
+fn assert_refused_as_repeat(result: &Result<(), ImportError>) {
+    assert!(
+        matches!(result, Err(ImportError::DuplicateTransaction { .. })),
+        "{result:?}"
+    );
+}
+
+/// Asserts that the store is healthy and finds every transaction of `blocks`, and that once
+/// closed it leaves an index file with `file`'s watermark and number of entries.
+fn assert_healthy_and_complete(
+    chain: &Chain,
+    store: ChainStore,
+    blocks: &[SealedBlock],
+    file: (BlockHeight, u64),
+) {
+    assert_eq!(*store.health().borrow(), StorageHealth::Healthy);
+    assert_every_transaction_found(&store, blocks);
+    drop(store);
+    assert_eq!(read_index_file(&chain.index_file()), file);
+}
+
 #[test]
 fn commit__when_the_index_file_disk_is_full__then_the_store_stays_healthy_and_builds_the_index_again()
  {
@@ -200,24 +222,12 @@ fn commit__when_the_index_file_disk_is_full__then_the_store_stays_healthy_and_bu
     );
     assert_eq!(health_while_full, StorageHealth::Healthy);
     assert_eq!(answered_while_full, expected_heights(&blocks));
-    assert!(
-        matches!(
-            repeat_while_full,
-            Err(ImportError::DuplicateTransaction { .. })
-        ),
-        "{repeat_while_full:?}"
-    );
+    assert_refused_as_repeat(&repeat_while_full);
     assert!(
         rebuilt,
         "the index file was not built again once the disk had room"
     );
-    assert_eq!(*health.borrow(), StorageHealth::Healthy);
-    assert_every_transaction_found(&store, &blocks);
-    drop(store);
-    assert_eq!(
-        read_index_file(&chain.index_file()),
-        (BlockHeight::new(4), 6)
-    );
+    assert_healthy_and_complete(&chain, store, &blocks, (BlockHeight::new(4), 6));
 }
 
 #[test]
@@ -244,22 +254,10 @@ fn transaction_height__when_redb_panics_reading_the_index_file__then_answers_fro
     // then
     assert!(panicked > 0, "no read of the index file panicked");
     assert_eq!(answered_while_panicking, expected_heights(&blocks[..3]));
-    assert!(
-        matches!(
-            repeat_while_panicking,
-            Err(ImportError::DuplicateTransaction { .. })
-        ),
-        "{repeat_while_panicking:?}"
-    );
+    assert_refused_as_repeat(&repeat_while_panicking);
     assert_eq!(health_while_panicking, StorageHealth::Healthy);
     assert!(rebuilt, "the index file was not built again");
-    assert_eq!(*health.borrow(), StorageHealth::Healthy);
-    assert_every_transaction_found(&store, &blocks);
-    drop(store);
-    assert_eq!(
-        read_index_file(&chain.index_file()),
-        (BlockHeight::new(4), 5)
-    );
+    assert_healthy_and_complete(&chain, store, &blocks, (BlockHeight::new(4), 5));
 }
 
 #[test]
@@ -272,7 +270,6 @@ fn transaction_height__when_the_index_file_is_overwritten_while_open__then_answe
     let rounds: Vec<&[&[u8]]> = transactions.chunks(4).collect();
     let mut blocks = chain.commit_and_close(&rounds);
     let store = chain.open_with_index_faults(&IndexFaults::default(), OpenCheck::Quick);
-    let health = store.health();
 
     // when: everything past the file's header is overwritten on disk (a page type redb does not
     // know, on which it panics)
@@ -290,19 +287,7 @@ fn transaction_height__when_the_index_file_is_overwritten_while_open__then_answe
         answered_after_damage,
         expected_heights(&blocks[..blocks.len() - 1])
     );
-    assert!(
-        matches!(
-            repeat_after_damage,
-            Err(ImportError::DuplicateTransaction { .. })
-        ),
-        "{repeat_after_damage:?}"
-    );
+    assert_refused_as_repeat(&repeat_after_damage);
     assert!(rebuilt, "the index file was not built again");
-    assert_eq!(*health.borrow(), StorageHealth::Healthy);
-    assert_every_transaction_found(&store, &blocks);
-    drop(store);
-    assert_eq!(
-        read_index_file(&chain.index_file()),
-        (BlockHeight::new(51), 201)
-    );
+    assert_healthy_and_complete(&chain, store, &blocks, (BlockHeight::new(51), 201));
 }
