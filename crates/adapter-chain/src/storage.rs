@@ -277,7 +277,7 @@ impl ChainStore {
             (db, identity),
             chain_settings,
             failure,
-            options.metrics,
+            options.metrics.clone(),
         ));
         let head = db.run(|db| {
             let txn = db.begin_read()?;
@@ -294,6 +294,7 @@ impl ChainStore {
             settings: index_settings,
             check: options.open_check,
             chain_created: !existed,
+            metrics: options.metrics,
         })?;
         // At `debug`: the embedding process tells the opening with what it knows beside.
         tracing::debug!(

@@ -42,6 +42,7 @@ use redb::{Database, Durability, TableDefinition};
 use crate::SealedBlock;
 use crate::error::StorageError;
 use crate::genesis::ChainSpec;
+use crate::metrics::StorageMetrics;
 use crate::storage::OpenCheck;
 use crate::storage::backend::FailureSlot;
 use crate::storage::database::{
@@ -95,6 +96,7 @@ struct IndexShared {
     chain: Arc<GuardedDatabase>,
     file: RwLock<IndexFile>,
     pending: Mutex<Pending>,
+    metrics: StorageMetrics,
     /// Signalled when a block is added, the file is dropped, or the index stops.
     changed: Condvar,
 }
@@ -168,6 +170,7 @@ pub(crate) struct IndexOpening<'a> {
     pub(crate) check: OpenCheck,
     /// The chain file was created by this opening.
     pub(crate) chain_created: bool,
+    pub(crate) metrics: StorageMetrics,
 }
 
 impl TransactionIndex {
@@ -221,6 +224,7 @@ impl TransactionIndex {
                 ..Pending::default()
             }),
             changed: Condvar::new(),
+            metrics: opening.metrics,
         });
         writer::build_at_open(&shared)?;
         let writer = {
@@ -422,6 +426,7 @@ impl IndexShared {
             error = %cause,
             "transaction index failed: building it again from the chain"
         );
+        self.metrics.record_index_failure();
         // Removed before the database is dropped: whatever dropping it writes goes to the
         // removed file. A removal that fails is tried again before the file is built again.
         let _ = remove_index_file(&self.path);

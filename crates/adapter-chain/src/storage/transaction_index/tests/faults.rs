@@ -7,10 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use prometheus_client::encoding::text::encode;
+use prometheus_client::registry::Registry;
 use redb::StorageBackend;
 use redb::backends::FileBackend;
 
 use super::*;
+use crate::metrics::StorageMetrics;
 use crate::storage::{BackendWrapper, OpenCheck, StorageHealth, StoreOptions};
 
 /// Linux's errno for "No space left on device".
@@ -89,17 +92,38 @@ impl StorageBackend for FaultyIndexBackend {
 
 impl Chain {
     fn open_with_index_faults(&self, faults: &IndexFaults, open_check: OpenCheck) -> ChainStore {
+        self.open_with_index_faults_counted(faults, open_check, StorageMetrics::default())
+    }
+
+    fn open_with_index_faults_counted(
+        &self,
+        faults: &IndexFaults,
+        open_check: OpenCheck,
+        metrics: StorageMetrics,
+    ) -> ChainStore {
         ChainStore::open_with_index_backend(
             self.spec,
             self.dir.path(),
             StoreOptions {
                 open_check,
+                metrics,
                 ..StoreOptions::default()
             },
             faults.wrapper(),
         )
         .unwrap()
     }
+}
+
+/// The value of the sample `name` in `registry`'s text exposition.
+fn sample(registry: &Registry, name: &str) -> Option<String> {
+    let mut text = String::new();
+    encode(&mut text, registry).unwrap();
+    text.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')
+            .map(str::to_owned)
+    })
 }
 
 /// Waits (bounded by [`HANG`]) until `done` holds; whether it did.
@@ -183,7 +207,9 @@ fn commit__when_the_index_file_disk_is_full__then_the_store_stays_healthy_and_bu
     // given: a store whose index file holds its first blocks
     let chain = Chain::new();
     let faults = IndexFaults::default();
-    let store = chain.open_with_index_faults(&faults, OpenCheck::Full);
+    let mut registry = Registry::default();
+    let metrics = StorageMetrics::register(&mut registry);
+    let store = chain.open_with_index_faults_counted(&faults, OpenCheck::Full, metrics);
     let health = store.health();
     let mut blocks = chain.commit(&store, &[&[b"a", b"b"], &[b"c"]]);
     assert!(wait_until(|| store.shared.index.holds_every_block()));
@@ -226,6 +252,14 @@ fn commit__when_the_index_file_disk_is_full__then_the_store_stays_healthy_and_bu
     assert!(
         rebuilt,
         "the index file was not built again once the disk had room"
+    );
+    assert_eq!(
+        sample(&registry, "poa_chain_transaction_index_failures_total").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        sample(&registry, "poa_chain_storage_healthy").as_deref(),
+        Some("1")
     );
     assert_healthy_and_complete(&chain, store, &blocks, (BlockHeight::new(4), 6));
 }
