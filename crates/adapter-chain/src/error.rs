@@ -151,8 +151,12 @@ pub enum StorageError {
         /// its spec.
         difference: String,
     },
-    /// The database was written by an incompatible version of this adapter.
-    #[error("chain database {} has schema version {found}, this build reads version {supported}", path.display())]
+    /// The database was written by an incompatible version of this adapter (a newer one: this
+    /// build upgrades every older version it knows).
+    #[error(
+        "chain database {path} has schema version {found}, this build reads version {supported} and upgrades older ones: start the build that wrote it, or move it aside (mv {path} {path}.unsupported) and start again to resync the chain from the Redis streams or peers",
+        path = path.display()
+    )]
     UnsupportedSchema {
         /// The database file.
         path: PathBuf,

@@ -56,6 +56,7 @@ pub mod pool;
 pub mod pool_maintenance;
 pub mod producer;
 pub mod reference;
+mod seal_cache;
 pub mod seal_verifier;
 pub mod signer;
 pub mod storage;
@@ -81,6 +82,6 @@ pub use seal_verifier::AuthoritySealVerifier;
 pub use signer::Ed25519BlockSigner;
 pub use storage::{
     BackendWrapper, ChainStore, CommitDurability, DATABASE_FILE_NAME, OpenCheck, RecoveryPolicy,
-    StorageHealth, StoreOptions,
+    StorageHealth, StoreOptions, TRANSACTION_INDEX_FILE_NAME,
 };
 pub use verify::{verify_block, verify_sealed_block};

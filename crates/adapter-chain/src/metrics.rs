@@ -27,12 +27,15 @@ pub struct StorageMetrics {
     healthy: Gauge,
     failures: Family<FailureLabels, Counter>,
     reopens: Family<ReopenLabels, Counter>,
+    index_failures: Counter,
 }
 
 impl StorageMetrics {
     /// Metrics registered on `registry`: `poa_chain_storage_healthy` (1 while commits are
     /// accepted, else 0), `poa_chain_storage_failures_total{kind}` (`io`, `corruption`,
-    /// `file_replaced`) and `poa_chain_storage_reopens_total{outcome}` (`recovered`, `failed`).
+    /// `file_replaced`), `poa_chain_storage_reopens_total{outcome}` (`recovered`, `failed`) and
+    /// `poa_chain_transaction_index_failures_total` (failures of the transaction index file,
+    /// each rebuilt from the chain; none of them changes the health).
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self::default();
         registry.register(
@@ -50,6 +53,11 @@ impl StorageMetrics {
             "Attempts to reopen the local chain database after an i/o error, by outcome",
             metrics.reopens.clone(),
         );
+        registry.register(
+            "poa_chain_transaction_index_failures",
+            "Failures of the transaction index file (derived from the chain, so dropped and built again from it; the store stays healthy)",
+            metrics.index_failures.clone(),
+        );
         metrics.set_healthy(true);
         metrics
     }
@@ -60,6 +68,10 @@ impl StorageMetrics {
 
     pub(crate) fn record_failure(&self, kind: &'static str) {
         self.failures.get_or_create(&FailureLabels { kind }).inc();
+    }
+
+    pub(crate) fn record_index_failure(&self) {
+        self.index_failures.inc();
     }
 
     pub(crate) fn record_reopen(&self, recovered: bool) {

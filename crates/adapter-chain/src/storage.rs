@@ -1,14 +1,24 @@
-//! [`ChainStore`]: the local chain, durable in one redb database file inside the data directory.
+//! [`ChainStore`]: the local chain, durable in a redb database file inside the data directory
+//! ([`DATABASE_FILE_NAME`]), with the index of its transactions in a second one derived from it
+//! ([`TRANSACTION_INDEX_FILE_NAME`], see `transaction_index`).
 //!
-//! Tables: sealed blocks by height (the wire encoding of `SealedBlock`), height by block id,
-//! height by committed transaction id, and metadata (schema version and genesis id). The head
-//! is the last entry of the blocks table, so there is no head pointer to get out of step.
+//! The chain file's tables: sealed blocks by height (the wire encoding of `SealedBlock`), height
+//! by block id, and metadata (schema version, genesis id, chain spec). The head is the last
+//! entry of the blocks table, so there is no head pointer to get out of step.
 //!
-//! Every commit is one write transaction that verifies the block against the head it reads in
-//! that same transaction and then writes the block and all its index entries: a crash leaves
-//! either all of it or none. By default every commit is durable (fsync before `commit`
-//! returns); [`CommitDurability::Deferred`] fsyncs only every n-th commit, for a producer whose
-//! committed blocks are also on a Redis quorum (see its documentation for what a crash costs).
+//! Every commit is one write transaction of the chain file that verifies the block against the
+//! head it reads in that same transaction and then writes the block and its id: a crash leaves
+//! either both or neither. Repeated transactions are looked up in the index before, under the
+//! lock every commit holds, so no other commit comes between. By default every commit is
+//! durable (fsync before `commit` returns); [`CommitDurability::Deferred`] fsyncs only every
+//! n-th commit, for a producer whose committed blocks are also on a Redis quorum (see its
+//! documentation for what a crash costs).
+//!
+//! The seal is checked once per block: `commit` skips the checks of a block's own contents
+//! (transactions against the header, seal) when `verify` accepted that very block just before;
+//! a seal the store's [`AuthoritySealVerifier`] found valid when the block was read from the
+//! shared log is not checked again; and a stored head whose bytes are those the store last
+//! checked is not checked again.
 //!
 //! Every method blocks on disk I/O. Async callers go through [`crate::RedbBlockImporter`] and
 //! [`crate::PoolBlockProducer`], which run them under `spawn_blocking`.
@@ -19,11 +29,12 @@ mod file;
 mod health;
 mod overlay;
 pub(crate) mod tables;
+pub(crate) mod transaction_index;
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::num::NonZeroU32;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::SealedBlock;
 use poa_ports::{BlockHeight, BlockId, ImportError, TransactionId};
@@ -33,18 +44,21 @@ use tokio::sync::watch;
 use crate::error::StorageError;
 use crate::genesis::ChainSpec;
 use crate::metrics::StorageMetrics;
-use crate::verify::verify_block;
+use crate::seal_cache::SealCache;
+use crate::seal_verifier::AuthoritySealVerifier;
+use crate::verify::{verify_block_with_seals, verify_verified_block_extends};
 
 pub use backend::BackendWrapper;
 pub use database::RecoveryPolicy;
 pub use health::StorageHealth;
+pub use transaction_index::TRANSACTION_INDEX_FILE_NAME;
 
 use backend::FailureSlot;
 use database::{GuardedDatabase, OpenSettings, open_database};
 use tables::{
-    BLOCKS, HEIGHT_BY_BLOCK_ID, HEIGHT_BY_TRANSACTION_ID, Insertion, block_in,
-    commit_genesis_or_check_it, head_in, insert_block,
+    BLOCKS, HEIGHT_BY_BLOCK_ID, block_in, commit_genesis_or_check_it, decode_stored, insert_block,
 };
+use transaction_index::{IndexOpening, TransactionIndex};
 
 /// Name of the database file inside the data directory.
 pub const DATABASE_FILE_NAME: &str = "chain.redb";
@@ -88,11 +102,13 @@ pub enum OpenCheck {
 pub struct StoreOptions {
     /// When committed blocks reach the disk.
     pub durability: CommitDurability,
-    /// Upper bound of redb's page cache in bytes (a tenth of it buffers writes).
+    /// Upper bound of redb's page caches in bytes, three quarters for the chain file and one for
+    /// the transaction index (a tenth of each buffers writes).
     pub cache_size_bytes: usize,
     /// Reopening after an I/O error.
     pub recovery: RecoveryPolicy,
-    /// Builds the file backend of each opening (tests inject faults here).
+    /// Builds the file backend of each opening of the chain file (tests inject faults here;
+    /// the transaction index file always uses redb's own).
     pub backend: BackendWrapper,
     /// Where the store counts failures and reopens.
     pub metrics: StorageMetrics,
@@ -126,9 +142,15 @@ pub struct ChainStore {
     shared: Arc<Shared>,
 }
 
+/// How many blocks `verify` accepted that the store remembers until they are committed: the
+/// domain service commits the block it verified last, a pipelined one a block or two later.
+const VERIFIED_BLOCKS_REMEMBERED: usize = 4;
+
+// Fields drop in order: the index (its writer thread and file) before the data directory lock.
 #[derive(Debug)]
 struct Shared {
-    db: GuardedDatabase,
+    index: TransactionIndex,
+    db: Arc<GuardedDatabase>,
     /// Held while the store is open: one process per data directory.
     _data_dir_lock: std::fs::File,
     spec: ChainSpec,
@@ -137,6 +159,21 @@ struct Shared {
     /// Commits since the last fsynced one (only with [`CommitDurability::Deferred`]), held
     /// for a whole commit so the count and the fsync decision never interleave with another.
     commits_since_fsync: Mutex<u32>,
+    /// Blocks `verify` accepted, newest last, so that their commit does not check their
+    /// contents and seal again. Compared whole: a block that differs in one byte is checked.
+    verified: Mutex<VecDeque<SealedBlock>>,
+    /// The head as last read or committed, with its stored bytes: a head read whose bytes are
+    /// these is not decoded and checked again.
+    head: Mutex<Option<CheckedHead>>,
+    /// Seals found valid, shared with the store's [`AuthoritySealVerifier`].
+    seals: Arc<SealCache>,
+}
+
+/// A stored head block with the bytes it was decoded from and checked.
+#[derive(Debug)]
+struct CheckedHead {
+    bytes: Vec<u8>,
+    block: SealedBlock,
 }
 
 impl ChainStore {
@@ -190,11 +227,28 @@ impl ChainStore {
         data_dir: &Path,
         options: StoreOptions,
     ) -> Result<Self, StorageError> {
+        Self::open_with_index_backend(spec, data_dir, options, BackendWrapper::plain())
+    }
+
+    /// Like [`ChainStore::open_with`], with `index_backend` building the backend of each
+    /// opening of the transaction index file (the crate's tests inject faults there).
+    pub(crate) fn open_with_index_backend(
+        spec: ChainSpec,
+        data_dir: &Path,
+        options: StoreOptions,
+        index_backend: BackendWrapper,
+    ) -> Result<Self, StorageError> {
         let path = data_dir.join(DATABASE_FILE_NAME);
         let data_dir_lock = file::lock_data_dir(data_dir, &path)?;
-        let settings = OpenSettings {
-            cache_size_bytes: options.cache_size_bytes,
+        let index_cache = options.cache_size_bytes / 4;
+        let chain_settings = OpenSettings {
+            cache_size_bytes: options.cache_size_bytes - index_cache,
             backend: options.backend,
+            recovery: options.recovery,
+        };
+        let index_settings = OpenSettings {
+            cache_size_bytes: index_cache,
+            backend: index_backend,
             recovery: options.recovery,
         };
         let failure = FailureSlot::default();
@@ -208,54 +262,61 @@ impl ChainStore {
                 "no chain database at the path: creating a new chain from genesis"
             );
             file::create_atomically(&path, |creating| {
-                let (db, _) = open_database(creating, &settings, &FailureSlot::default(), true)?;
+                let (db, _) =
+                    open_database(creating, &chain_settings, &FailureSlot::default(), true)?;
                 commit_genesis_or_check_it(&db, creating, &spec)
             })?;
         }
-        let (mut db, identity) = open_database(&path, &settings, &failure, false)?;
+        let (mut db, identity) = open_database(&path, &chain_settings, &failure, false)?;
         if existed && options.open_check == OpenCheck::Full {
             check_integrity(&mut db, &path)?;
         }
         commit_genesis_or_check_it(&db, &path, &spec)?;
-        let opened = (db, identity);
-        let store = Self {
+        let db = Arc::new(GuardedDatabase::new(
+            path,
+            (db, identity),
+            chain_settings,
+            failure,
+            options.metrics.clone(),
+        ));
+        let head = db.run(|db| {
+            let txn = db.begin_read()?;
+            let blocks = txn.open_table(BLOCKS)?;
+            let (height, bytes) = last_block(&blocks)?;
+            decode_stored(&spec, height, bytes.value())
+        })?;
+        check_head_links(&db, &spec, &head)?;
+        let index = TransactionIndex::open(IndexOpening {
+            data_dir,
+            spec: &spec,
+            chain: &db,
+            head: &head,
+            settings: index_settings,
+            check: options.open_check,
+            chain_created: !existed,
+            metrics: options.metrics,
+        })?;
+        // At `debug`: the embedding process tells the opening with what it knows beside.
+        tracing::debug!(
+            path = %db.path().display(),
+            index = %index.path().display(),
+            height = %head.height(),
+            id = %head.id(),
+            "chain store opened"
+        );
+        Ok(Self {
             shared: Arc::new(Shared {
-                db: GuardedDatabase::new(path, opened, settings, failure, options.metrics),
+                index,
+                db,
                 _data_dir_lock: data_dir_lock,
                 spec,
                 genesis_id: spec.genesis_block().id(),
                 durability: options.durability,
                 commits_since_fsync: Mutex::new(0),
+                verified: Mutex::new(VecDeque::with_capacity(VERIFIED_BLOCKS_REMEMBERED)),
+                head: Mutex::new(None),
+                seals: Arc::new(SealCache::new(spec.authority)),
             }),
-        };
-        let head = store.head()?;
-        store.check_head_links(&head)?;
-        // At `debug`: the embedding process tells the opening with what it knows beside.
-        tracing::debug!(
-            path = %store.path().display(),
-            height = %head.height(),
-            id = %head.id(),
-            "chain store opened"
-        );
-        Ok(store)
-    }
-
-    /// Checks that the head links to the block below it (the head itself is checked by every
-    /// read), so a store never produces on a head whose parent is missing or damaged.
-    fn check_head_links(&self, head: &SealedBlock) -> Result<(), StorageError> {
-        let Some(below) = head.height().get().checked_sub(1) else {
-            return Ok(());
-        };
-        let parent = self.block_at(BlockHeight::new(below))?;
-        if parent.as_ref().map(SealedBlock::id) == Some(head.block.header.parent_id) {
-            return Ok(());
-        }
-        Err(StorageError::Corrupted {
-            path: self.path().to_path_buf(),
-            detail: format!(
-                "the head at height {} does not link to the block below it",
-                head.height()
-            ),
         })
     }
 
@@ -267,6 +328,13 @@ impl ChainStore {
     /// The id of the genesis block.
     pub fn genesis_id(&self) -> BlockId {
         self.shared.genesis_id
+    }
+
+    /// The seal verifier of this chain for the shared log, sharing the seals it finds valid
+    /// with this store: a block it checked when read from the log is not sealed-checked again
+    /// when the store verifies it for import.
+    pub fn seal_verifier(&self) -> AuthoritySealVerifier {
+        AuthoritySealVerifier::sharing(self.shared.spec, Arc::clone(&self.shared.seals))
     }
 
     /// The database file.
@@ -296,8 +364,47 @@ impl ChainStore {
         let _detached = self.shared.db.ensure_attached();
         self.shared.db.run(|db| {
             let txn = db.begin_read()?;
-            head_in(&txn.open_table(BLOCKS)?, &self.shared.spec)
+            self.head_in(&txn.open_table(BLOCKS)?)
         })
+    }
+
+    /// The block with the greatest height in `blocks`, checked like every block read unless its
+    /// bytes are those of the head the store last checked or committed.
+    fn head_in(
+        &self,
+        blocks: &impl ReadableTable<u64, &'static [u8]>,
+    ) -> Result<SealedBlock, StorageError> {
+        let (height, bytes) = last_block(blocks)?;
+        let bytes = bytes.value();
+        if let Some(checked) = &*self.lock_head()
+            && checked.bytes == bytes
+        {
+            return Ok(checked.block.clone());
+        }
+        let block = decode_stored(&self.shared.spec, height, bytes)?;
+        self.remember_head(bytes.to_vec(), &block);
+        Ok(block)
+    }
+
+    fn remember_head(&self, bytes: Vec<u8>, block: &SealedBlock) {
+        *self.lock_head() = Some(CheckedHead {
+            bytes,
+            block: block.clone(),
+        });
+    }
+
+    fn lock_head(&self) -> MutexGuard<'_, Option<CheckedHead>> {
+        self.shared
+            .head
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_verified(&self) -> MutexGuard<'_, VecDeque<SealedBlock>> {
+        self.shared
+            .verified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The block at `height`, if committed.
@@ -339,30 +446,26 @@ impl ChainStore {
         })
     }
 
-    /// The height of the block that committed this transaction, if any.
+    /// The height of the block that committed this transaction, if any. Answered from the
+    /// transaction index, and from the chain's blocks while its file is built again (slower,
+    /// never wrong).
     ///
     /// # Errors
     ///
-    /// The database failed.
+    /// Reading the chain file failed (a failure of the index file is never an error: the index
+    /// is built again from the chain).
     pub fn transaction_height(
         &self,
         id: &TransactionId,
     ) -> Result<Option<BlockHeight>, StorageError> {
-        self.shared.db.run(|db| {
-            let txn = db.begin_read()?;
-            let height = txn
-                .open_table(HEIGHT_BY_TRANSACTION_ID)?
-                .get(id.as_bytes())?
-                .map(|height| BlockHeight::new(height.value()));
-            Ok(height)
-        })
+        self.shared.index.height_of(id)
     }
 
     /// Whether a committed block holds this transaction.
     ///
     /// # Errors
     ///
-    /// The database failed.
+    /// As [`ChainStore::transaction_height`].
     pub fn is_committed(&self, id: &TransactionId) -> Result<bool, StorageError> {
         Ok(self.transaction_height(id)?.is_some())
     }
@@ -371,50 +474,59 @@ impl ChainStore {
     ///
     /// # Errors
     ///
-    /// The database failed.
+    /// As [`ChainStore::transaction_height`].
     pub fn committed_among(
         &self,
         ids: &[TransactionId],
     ) -> Result<HashSet<TransactionId>, StorageError> {
-        self.shared.db.run(|db| {
-            let txn = db.begin_read()?;
-            let table = txn.open_table(HEIGHT_BY_TRANSACTION_ID)?;
-            let mut committed = HashSet::new();
-            for id in ids {
-                if table.get(id.as_bytes())?.is_some() {
-                    committed.insert(*id);
-                }
-            }
-            Ok(committed)
-        })
+        self.shared.index.committed_among(ids)
     }
 
     /// Verifies `block` as the next block on the current head (see
-    /// [`crate::verify::verify_block`]). Changes nothing.
+    /// [`crate::verify::verify_block`]). Changes nothing on disk; an accepted block is
+    /// remembered, so that its commit checks only what depends on the head.
     ///
     /// # Errors
     ///
     /// Why the block is not acceptable, or [`ImportError::Storage`].
     pub fn verify(&self, block: &SealedBlock) -> Result<(), ImportError> {
+        let repeated = self.committed_among(&transaction_ids(block))?;
         self.shared.db.run(|db| {
             let txn = db.begin_read()?;
-            let head = head_in(&txn.open_table(BLOCKS)?, &self.shared.spec)?;
-            let transactions = txn.open_table(HEIGHT_BY_TRANSACTION_ID)?;
-            verify_on(&self.shared.spec, &head, block, &transactions)
-        })?
+            let head = self.head_in(&txn.open_table(BLOCKS)?)?;
+            Ok(verify_block_with_seals(
+                &self.shared.spec,
+                &self.shared.seals,
+                &head.block.header,
+                block,
+                |id| Ok(repeated.contains(id)),
+            ))
+        })??;
+        let mut verified = self.lock_verified();
+        if !verified.contains(block) {
+            if verified.len() == VERIFIED_BLOCKS_REMEMBERED {
+                verified.pop_front();
+            }
+            verified.push_back(block.clone());
+        }
+        Ok(())
     }
 
     /// Verifies `block` against the head read inside one write transaction, then writes the
-    /// block, its id index and its transaction index in that transaction and commits it with
-    /// the store's [`CommitDurability`]. A block that no longer extends the head (another commit
-    /// won the race) is refused like any invalid block.
+    /// block and its id in that transaction and commits it with the store's
+    /// [`CommitDurability`]; the transaction index has it at once. A block that no longer
+    /// extends the head (another commit won the race) is refused like any invalid block. The
+    /// block's own contents and seal are checked only if [`ChainStore::verify`] did not accept
+    /// this very block before.
     ///
     /// # Errors
     ///
     /// Why the block is not acceptable, or [`ImportError::Storage`]; either way nothing was
     /// written.
     pub fn commit(&self, block: &SealedBlock) -> Result<(), ImportError> {
-        // Every commit holds this lock; redb admits one writer at a time anyway.
+        // Every commit holds this lock; redb admits one writer at a time anyway. Holding it
+        // across the lookup of repeated transactions and the index's update after the write
+        // means no commit comes between the two.
         let mut commits_since_fsync = self
             .shared
             .commits_since_fsync
@@ -427,6 +539,16 @@ impl ChainStore {
                 commits_since_fsync.saturating_add(1) >= fsync_every.get()
             }
         };
+        let already_verified = {
+            let mut verified = self.lock_verified();
+            let position = verified.iter().position(|candidate| candidate == block);
+            position
+                .and_then(|position| verified.remove(position))
+                .is_some()
+        };
+        let repeated = self.committed_among(&transaction_ids(block))?;
+        let is_committed = |id: &TransactionId| Ok(repeated.contains(id));
+        let encoded = block.encode();
         self.shared.db.run(|db| {
             let mut txn = db.begin_write()?;
             txn.set_durability(if fsync {
@@ -437,24 +559,29 @@ impl ChainStore {
             {
                 let mut blocks = txn.open_table(BLOCKS)?;
                 let mut block_ids = txn.open_table(HEIGHT_BY_BLOCK_ID)?;
-                let mut transactions = txn.open_table(HEIGHT_BY_TRANSACTION_ID)?;
-                let head = head_in(&blocks, &self.shared.spec)?;
-                let verified = verify_on(&self.shared.spec, &head, block, &transactions)?;
+                let head = self.head_in(&blocks)?;
+                let verified = if already_verified {
+                    verify_verified_block_extends(&head.block.header, block, is_committed)
+                } else {
+                    verify_block_with_seals(
+                        &self.shared.spec,
+                        &self.shared.seals,
+                        &head.block.header,
+                        block,
+                        is_committed,
+                    )
+                };
                 if verified.is_err() {
                     // Dropping the transaction aborts it: nothing is written.
                     return Ok(verified);
                 }
-                let insertion =
-                    insert_block(&mut blocks, &mut block_ids, &mut transactions, block)?;
-                if insertion == Insertion::RepeatsCommittedTransaction {
-                    return Ok(Err(ImportError::DuplicateTransaction {
-                        height: block.height(),
-                    }));
-                }
+                insert_block(&mut blocks, &mut block_ids, block, &encoded)?;
             }
             txn.commit()?;
             Ok(Ok(()))
         })??;
+        self.shared.index.add(block, fsync);
+        self.remember_head(encoded, block);
         *commits_since_fsync = if fsync {
             0
         } else {
@@ -480,30 +607,52 @@ impl ChainStore {
     }
 }
 
-/// Verifies `block` on `parent`, looking transactions up in `transactions`. A refusal is the
-/// inner result; a storage error met while looking up is the outer one, so the guard sees it.
-fn verify_on(
+/// The ids of the block's transactions, in order.
+fn transaction_ids(block: &SealedBlock) -> Vec<TransactionId> {
+    block
+        .block
+        .transactions
+        .iter()
+        .map(|transaction| transaction.id())
+        .collect()
+}
+
+/// The last entry of the blocks table: the head's height and its stored bytes.
+fn last_block<'table>(
+    blocks: &'table impl ReadableTable<u64, &'static [u8]>,
+) -> Result<(BlockHeight, redb::AccessGuard<'table, &'static [u8]>), StorageError> {
+    let Some((height, bytes)) = blocks.last()? else {
+        return Err(StorageError::Inconsistent {
+            reason: "no genesis block".to_owned(),
+        });
+    };
+    Ok((BlockHeight::new(height.value()), bytes))
+}
+
+/// Checks that the head links to the block below it (the head itself is checked by every
+/// read), so a store never produces on a head whose parent is missing or damaged.
+fn check_head_links(
+    db: &GuardedDatabase,
     spec: &ChainSpec,
-    parent: &SealedBlock,
-    block: &SealedBlock,
-    transactions: &impl ReadableTable<&'static [u8; 32], u64>,
-) -> Result<Result<(), ImportError>, StorageError> {
-    let mut lookup_failure = None;
-    let verified = verify_block(spec, &parent.block.header, block, |id| {
-        match transactions.get(id.as_bytes()) {
-            Ok(found) => Ok(found.is_some()),
-            Err(error) => {
-                let height = block.height();
-                lookup_failure = Some(StorageError::from(error));
-                // Replaced by the storage error below; verification stops at the first error.
-                Err(ImportError::DuplicateTransaction { height })
-            }
-        }
-    });
-    match lookup_failure {
-        Some(error) => Err(error),
-        None => Ok(verified),
+    head: &SealedBlock,
+) -> Result<(), StorageError> {
+    let Some(below) = head.height().get().checked_sub(1) else {
+        return Ok(());
+    };
+    let parent = db.run(|db| {
+        let txn = db.begin_read()?;
+        block_in(&txn.open_table(BLOCKS)?, spec, BlockHeight::new(below))
+    })?;
+    if parent.as_ref().map(SealedBlock::id) == Some(head.block.header.parent_id) {
+        return Ok(());
     }
+    Err(StorageError::Corrupted {
+        path: db.path().to_path_buf(),
+        detail: format!(
+            "the head at height {} does not link to the block below it",
+            head.height()
+        ),
+    })
 }
 
 /// redb's full integrity check, with a damaged file reported as [`StorageError::Corrupted`]

@@ -7,9 +7,8 @@ use std::sync::Arc;
 
 use adapter_chain::ReferenceChain;
 use adapter_chain::{
-    AuthoritySealVerifier, BlockLimits, ChainStore, Ed25519BlockSigner, MemoryTransactionPool,
-    PoolBlockProducer, PoolMaintenance, RedbBlockImporter, StorageHealth, StorageMetrics,
-    StoreOptions, SystemClock,
+    BlockLimits, ChainStore, Ed25519BlockSigner, MemoryTransactionPool, PoolBlockProducer,
+    PoolMaintenance, RedbBlockImporter, StorageHealth, StorageMetrics, StoreOptions, SystemClock,
 };
 use adapter_noop::NoopReconciliation;
 use adapter_peers::{
@@ -81,6 +80,9 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
     let maintenance = PoolMaintenance::register(pool.clone(), &mut registry);
     let importer = RedbBlockImporter::new(store.clone(), pool.clone())
         .with_max_clock_skew(Arc::new(SystemClock), settings.max_clock_skew);
+    // Shares the seals it finds valid in the log with the store, so an imported block's seal
+    // is checked once.
+    let log_seal_verifier = Arc::new(store.seal_verifier());
     let producer = PoolBlockProducer::new(store, pool.clone(), BlockLimits::standard());
     let signer = Ed25519BlockSigner::new(settings.key);
 
@@ -101,9 +103,8 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<()> {
                     "fewer than 3 Redis nodes: the lease survives no node failure (for tests only; run 3 or 5)"
                 );
             }
-            let verifier = Arc::new(AuthoritySealVerifier::new(settings.chain));
             let adapter = Arc::new(
-                RedisReconciliation::connect(config, verifier, Some(&mut registry))
+                RedisReconciliation::connect(config, log_seal_verifier, Some(&mut registry))
                     .await
                     .map_err(library_errors::redis_startup)
                     .context("cannot start the Redis leader lease")?,

@@ -545,7 +545,7 @@ fn classify(error: &StorageError) -> FailureClass {
 }
 
 /// The message of a caught panic.
-fn panic_message(panic: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
     let message = panic
         .downcast_ref::<&str>()
         .map(|message| (*message).to_owned())

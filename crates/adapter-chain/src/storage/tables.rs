@@ -1,7 +1,9 @@
 //! The tables of the chain database and the row-level helpers every store operation shares:
-//! genesis and metadata, writing a block with its indexes, reading and decoding blocks.
+//! genesis and metadata, writing a block with its id, reading and decoding blocks.
 //!
-//! Only `storage` uses this module; it knows nothing of opening, reopening or health.
+//! Only `storage` uses this module; it knows nothing of opening, reopening or health. Which
+//! height committed each transaction is not here: `transaction_index` keeps it in a file of its
+//! own, derived from these blocks.
 
 use std::path::Path;
 
@@ -15,12 +17,19 @@ use crate::keys::AuthorityPublicKey;
 use crate::verify::stored_block_problem;
 
 /// Version of the table layout below; a database with another version is refused, not guessed.
-pub(crate) const SCHEMA_VERSION: u64 = 1;
+/// Version 1 also held the transaction index ([`SCHEMA_1_TRANSACTIONS`]); opening such a file
+/// drops that table and moves it to version 2 (the index file is built from the blocks).
+pub(crate) const SCHEMA_VERSION: u64 = 2;
+
+/// The schema version that kept the transaction index in the chain file.
+const SCHEMA_1: u64 = 1;
 
 pub(crate) const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks_by_height");
 pub(crate) const HEIGHT_BY_BLOCK_ID: TableDefinition<&[u8; 32], u64> =
     TableDefinition::new("height_by_block_id");
-pub(crate) const HEIGHT_BY_TRANSACTION_ID: TableDefinition<&[u8; 32], u64> =
+/// The transaction index of schema 1, dropped when such a file is opened: every commit wrote one
+/// entry per transaction at a random key, so its fsync carried a page per transaction.
+const SCHEMA_1_TRANSACTIONS: TableDefinition<&[u8; 32], u64> =
     TableDefinition::new("height_by_transaction_id");
 pub(crate) const METADATA: TableDefinition<&str, &[u8]> = TableDefinition::new("metadata");
 
@@ -85,7 +94,8 @@ fn spec_difference(stored: Option<&ChainSpec>, expected: &ChainSpec) -> String {
 }
 
 /// On a new database, writes the genesis block, its index and the metadata in one durable
-/// transaction; on an existing one, checks the schema version and that the genesis matches.
+/// transaction; on an existing one, checks the schema version and that the genesis matches, and
+/// moves a schema 1 file to the current schema.
 pub(crate) fn commit_genesis_or_check_it(
     db: &Database,
     path: &Path,
@@ -98,7 +108,6 @@ pub(crate) fn commit_genesis_or_check_it(
         let mut metadata = txn.open_table(METADATA)?;
         let mut blocks = txn.open_table(BLOCKS)?;
         let mut block_ids = txn.open_table(HEIGHT_BY_BLOCK_ID)?;
-        let mut transactions = txn.open_table(HEIGHT_BY_TRANSACTION_ID)?;
         let stored_schema = metadata
             .get(SCHEMA_VERSION_KEY)?
             .map(|bytes| schema_version_from(bytes.value()));
@@ -107,20 +116,25 @@ pub(crate) fn commit_genesis_or_check_it(
             .map(|bytes| block_id_from(bytes.value()));
         match (stored_schema, stored_genesis) {
             (None, None) if blocks.is_empty()? => {
-                // Genesis has no transactions, so it cannot repeat one.
-                insert_block(&mut blocks, &mut block_ids, &mut transactions, genesis)?;
+                insert_block(&mut blocks, &mut block_ids, genesis, &genesis.encode())?;
                 metadata.insert(SCHEMA_VERSION_KEY, &SCHEMA_VERSION.to_be_bytes()[..])?;
                 metadata.insert(GENESIS_ID_KEY, &genesis.id().as_bytes()[..])?;
                 metadata.insert(SPEC_KEY, encode_spec(spec).as_slice())?;
                 tracing::info!(path = %path.display(), id = %genesis.id(), "genesis committed");
             }
-            (Some(Some(SCHEMA_VERSION)), Some(Some(stored))) if stored == genesis.id() => {
+            (Some(Some(version @ (SCHEMA_1 | SCHEMA_VERSION))), Some(Some(stored)))
+                if stored == genesis.id() =>
+            {
                 // Files written before the spec was recorded get it now.
                 if metadata.get(SPEC_KEY)?.is_none() {
                     metadata.insert(SPEC_KEY, encode_spec(spec).as_slice())?;
                 }
+                if version == SCHEMA_1 {
+                    drop((metadata, blocks, block_ids));
+                    upgrade_from_schema_1(&txn, path)?;
+                }
             }
-            (Some(Some(SCHEMA_VERSION)), Some(Some(stored))) => {
+            (Some(Some(SCHEMA_1 | SCHEMA_VERSION)), Some(Some(stored))) => {
                 let stored_spec = metadata
                     .get(SPEC_KEY)?
                     .and_then(|bytes| decode_spec(bytes.value()));
@@ -152,49 +166,34 @@ pub(crate) fn commit_genesis_or_check_it(
     Ok(())
 }
 
-/// What writing a block into an open write transaction found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Insertion {
-    /// The block and all its index entries are written.
-    Written,
-    /// A transaction id was already indexed: the transaction must be aborted, because
-    /// committing it would rewrite where that transaction lives.
-    RepeatsCommittedTransaction,
+/// Drops the transaction index of a schema 1 file and records the current schema, inside the
+/// caller's transaction. The index file is built from the blocks when the store opens it.
+fn upgrade_from_schema_1(txn: &redb::WriteTransaction, path: &Path) -> Result<(), StorageError> {
+    txn.delete_table(SCHEMA_1_TRANSACTIONS)?;
+    txn.open_table(METADATA)?
+        .insert(SCHEMA_VERSION_KEY, &SCHEMA_VERSION.to_be_bytes()[..])?;
+    // Once per data directory: the operator sees why the first start after the upgrade reads
+    // every block.
+    tracing::info!(
+        path = %path.display(),
+        from = SCHEMA_1,
+        to = SCHEMA_VERSION,
+        "chain database upgraded: the transaction index moves to its own file"
+    );
+    Ok(())
 }
 
-/// Writes a block and its index entries. The caller has verified the block; a transaction id
-/// already indexed is still reported, as a last guard against rewriting history.
+/// Writes a block (as `encoded`) and its id. The caller has verified the block.
 pub(crate) fn insert_block(
     blocks: &mut redb::Table<'_, u64, &'static [u8]>,
     block_ids: &mut redb::Table<'_, &'static [u8; 32], u64>,
-    transactions: &mut redb::Table<'_, &'static [u8; 32], u64>,
     block: &SealedBlock,
-) -> Result<Insertion, StorageError> {
+    encoded: &[u8],
+) -> Result<(), StorageError> {
     let height = block.height().get();
-    blocks.insert(height, block.encode().as_slice())?;
+    blocks.insert(height, encoded)?;
     block_ids.insert(block.id().as_bytes(), height)?;
-    for transaction in &block.block.transactions {
-        if transactions
-            .insert(transaction.id().as_bytes(), height)?
-            .is_some()
-        {
-            return Ok(Insertion::RepeatsCommittedTransaction);
-        }
-    }
-    Ok(Insertion::Written)
-}
-
-/// The block with the greatest height, checked like every block read.
-pub(crate) fn head_in(
-    blocks: &impl ReadableTable<u64, &'static [u8]>,
-    spec: &ChainSpec,
-) -> Result<SealedBlock, StorageError> {
-    let Some((height, bytes)) = blocks.last()? else {
-        return Err(StorageError::Inconsistent {
-            reason: "no genesis block".to_owned(),
-        });
-    };
-    decode_stored(spec, BlockHeight::new(height.value()), bytes.value())
+    Ok(())
 }
 
 /// The block at `height`, if any, checked like every block read.

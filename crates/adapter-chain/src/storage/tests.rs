@@ -184,6 +184,27 @@ fn commit__when_two_blocks_race_for_one_height__then_exactly_one_is_committed() 
 }
 
 #[test]
+fn commit__when_a_verified_block_lost_its_height_to_another__then_refuses_it() {
+    // given: both blocks verified on the same head, so both are remembered as verified
+    let fixture = Fixture::new();
+    let first = fixture.next_block(&[b"a"]);
+    let second = fixture.next_block(&[b"b"]);
+    fixture.store.verify(&first).unwrap();
+    fixture.store.verify(&second).unwrap();
+    fixture.store.commit(&first).unwrap();
+
+    // when
+    let result = fixture.store.commit(&second);
+
+    // then
+    assert!(
+        matches!(result, Err(ImportError::WrongHeight { .. })),
+        "{result:?}"
+    );
+    assert_eq!(fixture.store.head().unwrap(), first);
+}
+
+#[test]
 fn verify__when_block_extends_head__then_accepts_and_writes_nothing() {
     // given
     let fixture = Fixture::new();

@@ -1,6 +1,8 @@
 //! Crash safety: a process committing blocks is killed with SIGKILL; every height it reported
-//! committed must be in the store it leaves behind, and that store must open and link cleanly.
-//! With deferred durability the same holds for every fsynced height (every n-th commit).
+//! committed must be in the store it leaves behind, that store must open and link cleanly, and
+//! it must find every transaction of its chain (the transaction index file, written beside the
+//! commits, catches up when the store opens). With deferred durability the same holds for every
+//! fsynced height (every n-th commit).
 //!
 //! Each test re-executes this test binary, filtered to that one test, with
 //! [`CHILD_DATA_DIR_ENV`] set: in that mode the test is the child that commits blocks in a loop
@@ -20,7 +22,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use poa_ports::BlockHeight;
 
-use crate::support::{Node, assert_chain_links};
+use crate::support::{Node, assert_chain_links, assert_transactions_indexed};
 
 /// Set in the child's environment to the data directory it commits into.
 const CHILD_DATA_DIR_ENV: &str = "ADAPTER_CHAIN_CRASH_CHILD_DATA_DIR";
@@ -92,6 +94,7 @@ fn commit__when_process_is_killed_mid_stream__then_every_reported_height_survive
     let (spec, _) = spec_and_signer();
     let store = ChainStore::open(spec, dir.path()).expect("store opens cleanly after SIGKILL");
     let chain = assert_chain_links(&store);
+    assert_transactions_indexed(&store, &chain);
     for height in &committed {
         assert!(
             store.block_at(BlockHeight::new(*height)).unwrap().is_some(),
@@ -120,6 +123,7 @@ fn commit__when_deferred_process_is_killed_mid_stream__then_every_fsynced_height
     let (spec, _) = spec_and_signer();
     let store = ChainStore::open(spec, dir.path()).expect("store opens cleanly after SIGKILL");
     let chain = assert_chain_links(&store);
+    assert_transactions_indexed(&store, &chain);
     let last_fsynced = *fsynced.last().unwrap();
     assert!(
         chain.len() as u64 > last_fsynced,

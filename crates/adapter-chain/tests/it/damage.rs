@@ -1,13 +1,15 @@
 //! A damaged chain file: truncated, a zeroed page under committed blocks, one flipped byte in a
 //! committed transaction. The store refuses to open it (naming the file and the fix) or refuses
-//! to serve the damaged block, never panics, and the offline check finds the damage.
+//! to serve the damaged block, never panics, and the offline check finds the damage. The
+//! offline check also finds a transaction index file that disagrees with the chain.
 
 #![allow(non_snake_case)]
 
 use std::path::Path;
 
 use adapter_chain::{
-    ChainStore, DATABASE_FILE_NAME, OpenCheck, StorageError, StoreOptions, check_chain,
+    ChainStore, DATABASE_FILE_NAME, OpenCheck, StorageError, StoreOptions,
+    TRANSACTION_INDEX_FILE_NAME, check_chain,
 };
 use poa_ports::BlockHeight;
 
@@ -188,4 +190,39 @@ async fn check_chain__when_a_node_has_the_file_open__then_refuses_naming_it() {
 
     // then
     assert!(matches!(error, StorageError::InUse { .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn check_chain__when_the_transaction_index_disagrees_with_the_chain__then_names_the_index_file_and_the_fix()
+ {
+    // given: one entry of the index file moved to another height, checksums intact
+    const INDEX: redb::TableDefinition<&[u8; 32], u64> =
+        redb::TableDefinition::new("height_by_transaction_id");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = chain_of_eight(dir.path()).await;
+    let moved = {
+        let store = ChainStore::open(spec, dir.path()).unwrap();
+        let chain = assert_chain_links(&store);
+        chain[3].block.transactions[0].id()
+    };
+    let index = dir.path().join(TRANSACTION_INDEX_FILE_NAME);
+    {
+        let db = redb::Database::create(&index).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(INDEX)
+            .unwrap()
+            .insert(moved.as_bytes(), 5)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+
+    // when
+    let error = check_chain(dir.path(), None, &mut |_, _| {}).unwrap_err();
+
+    // then
+    assert!(matches!(error, StorageError::Corrupted { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains(&index.display().to_string()), "{message}");
+    assert!(message.contains("height 3"), "{message}");
+    assert!(message.contains("rm "), "{message}");
 }

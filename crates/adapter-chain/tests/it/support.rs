@@ -132,6 +132,20 @@ pub(crate) fn assert_chain_links(store: &ChainStore) -> Vec<SealedBlock> {
     chain
 }
 
+/// Asserts that the store finds every transaction of `chain` at its block's height.
+pub(crate) fn assert_transactions_indexed(store: &ChainStore, chain: &[SealedBlock]) {
+    for block in chain {
+        for transaction in &block.block.transactions {
+            assert_eq!(
+                store.transaction_height(&transaction.id()).unwrap(),
+                Some(block.height()),
+                "a transaction of the block at height {}",
+                block.height()
+            );
+        }
+    }
+}
+
 /// Every transaction of the chain, in order.
 pub(crate) fn chain_transactions(chain: &[SealedBlock]) -> Vec<Transaction> {
     chain
