@@ -123,23 +123,24 @@ impl Default for RedisConfig {
     }
 }
 
-/// Names of the keys every node holds, derived from the lease key (`docs/protocol.md`, "Keys on every node").
+/// Names of the keys every node holds, derived from the lease key (`docs/protocol.md`, "Keys on
+/// every node"): what the adapter passes as the scripts' `KEYS`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Keys {
+pub struct Keys {
     /// The lease: the owner token, with a TTL.
-    pub(crate) lease: String,
+    pub lease: String,
     /// The fencing epoch counter.
-    pub(crate) epoch: String,
+    pub epoch: String,
     /// The block stream.
-    pub(crate) stream: String,
+    pub stream: String,
     /// The heights index (sorted set, score = height).
-    pub(crate) index: String,
+    pub index: String,
     /// The highest height ever trimmed from the index: writes at or below it are refused.
-    pub(crate) trim_floor: String,
+    pub trim_floor: String,
     /// This server's identity, written once.
-    pub(crate) server_id: String,
+    pub server_id: String,
     /// The membership record (a hash: generation, digest, members, size, budget).
-    pub(crate) membership: String,
+    pub membership: String,
 }
 
 impl Keys {
@@ -207,6 +208,17 @@ impl ValidatedConfig {
     /// The clock drift allowance subtracted from every lease validity (`ttl / 100 + 2 ms`).
     pub fn drift(&self) -> Duration {
         self.drift
+    }
+
+    /// The names of the keys every node holds under this configuration's lease key.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// How many heights the heights index keeps (`write_block`'s argument): twice the stream's
+    /// length plus a margin, so a height leaves the index well after its entry left the stream.
+    pub fn index_retention(&self) -> u64 {
+        self.index_retention
     }
 }
 

@@ -281,33 +281,6 @@ pub enum Error {
     },
 }
 
-/// Why one probe call ([`crate::probe`]) did not succeed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProbeError {
-    /// The node gave no usable answer (timeout, connection failure, error reply); for a write
-    /// or a promote the outcome is unknown.
-    #[error("{operation} on {node} failed: {reason}")]
-    Unavailable {
-        /// The operation, e.g. `write_block`.
-        operation: &'static str,
-        /// The node's URL without credentials.
-        node: String,
-        /// What the node or client reported.
-        reason: String,
-    },
-    /// The node refused: the lease is held by another token, the write was fenced, or the
-    /// height holds another block.
-    #[error("{operation} on {node} was refused: {reason}")]
-    Refused {
-        /// The operation, e.g. `promote`.
-        operation: &'static str,
-        /// The node's URL without credentials.
-        node: String,
-        /// The refusal.
-        reason: String,
-    },
-}
-
 /// Why an adapter operation failed, before it is mapped into the port's error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum AdapterError {

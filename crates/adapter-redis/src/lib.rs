@@ -8,9 +8,10 @@
 //! Pure rules first, then I/O, then the port that composes them:
 //!
 //! - [`config`]: [`RedisConfig`], validated once into derived values (quorum, drift, keys).
-//! - `scripts` + `lua/*.lua`: the server-side scripts and the one decoder per script that
-//!   turns replies into typed outcomes.
-//! - `node`: one fred client per node; every call bounded, never re-sent, reset on failure.
+//! - `scripts` + `lua/*.lua`: the server-side scripts ([`SCRIPTS`], public with their text and
+//!   SHA-1) and the one decoder per script that turns replies into typed outcomes.
+//! - `node`: one fred client per node, each built by [`node_client`] (public: the benchmarks'
+//!   floors run over the same client); every call bounded, never re-sent, reset on failure.
 //! - `fanout`: one task per node, outcomes streamed back, stragglers finish in the background.
 //! - `epoch_file`: the highest epoch this process has seen, kept across restarts.
 //! - `membership`: the membership record this process joined (server ids per URL, the digest
@@ -26,8 +27,6 @@
 //!   below its head on a quorum.
 //! - `tls`: the rustls client configuration of `rediss://` nodes (roots, client identity).
 //! - `metrics`: the `poa_*` metrics on a registry passed in by the caller.
-//! - [`probe`]: single operations over the adapter's own clients and lease (`PING`, the raw
-//!   write script, acquisition), for the benchmark harness and diagnostics; not used by the port.
 //! - [`cleanup`]: the operator's removal of entries proven invalid at a blocked height.
 //! - `adapter`: [`RedisReconciliation`], the port implementation.
 //! - [`error`]: configuration and construction errors, and the mapping into the port error.
@@ -46,7 +45,6 @@ mod log_read;
 mod membership;
 mod metrics;
 mod node;
-pub mod probe;
 mod publish;
 mod reconcile;
 mod repair;
@@ -55,10 +53,12 @@ mod tls;
 
 pub use adapter::RedisReconciliation;
 pub use cleanup::NodeRemoval;
-pub use config::{RedisConfig, RedisPassword, RedisSecurity, ValidatedConfig};
-pub use error::{ConfigError, Error, ProbeError, SecurityFile, UrlList};
+pub use config::{Keys, RedisConfig, RedisPassword, RedisSecurity, ValidatedConfig};
+pub use error::{ConfigError, Error, SecurityFile, UrlList};
 pub use membership::{
     MembershipWritten, begin_membership_change, commit_membership_change, init_membership,
     set_membership,
 };
+pub use node::node_client;
 pub use poa_quorum::Quorum;
+pub use scripts::{LuaScript, SCRIPTS, Scripts};

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use fred::bytes::Bytes;
 use fred::clients::Client;
 use fred::interfaces::{ClientLike, EventInterface, LuaInterface};
-use fred::types::config::{Config, TcpConfig};
 use fred::types::{ConnectHandle, Value};
 use poa_ports::{BlockHeight, BlockId, Epoch, NodeOutcome, NodeState};
 use tokio_util::task::TaskTracker;
@@ -41,7 +40,8 @@ mod reports;
 mod state;
 
 use call_class::CallClass;
-use client_config::{apply_security, is_refusal, reconnect_policy};
+use client_config::is_refusal;
+pub use client_config::node_client;
 use errors::ErrorNotes;
 pub(crate) use fleet::{DetachedFleet, connect_nodes};
 pub(crate) use identity::IdentityCheck;
@@ -168,34 +168,12 @@ impl RedisNode {
         tracker: TaskTracker,
     ) -> Result<Self, Error> {
         let name = redact_url(url);
-        let mut config = Config::from_url(url).map_err(|source| Error::Client {
-            node: name.clone(),
-            source,
-        })?;
-        apply_security(&mut config, url, &context.security)?;
-        // The first connection is retried in the background like any reconnection, so a node
-        // that is down or half-alive at startup never blocks construction.
-        config.fail_fast = false;
-        let timeout = context.node_timeout;
-        let client = fred::types::Builder::from_config(config)
-            .with_performance_config(|performance| {
-                performance.default_command_timeout = timeout;
-            })
-            .with_connection_config(|connection| {
-                connection.connection_timeout = timeout;
-                connection.internal_command_timeout = timeout;
-                connection.max_command_attempts = 1;
-                connection.tcp = TcpConfig {
-                    nodelay: Some(true),
-                    ..TcpConfig::default()
-                };
-            })
-            .set_policy(reconnect_policy(timeout, context.lease_ttl))
-            .build()
-            .map_err(|source| Error::Client {
-                node: name.clone(),
-                source,
-            })?;
+        let client = client_config::build_client(
+            url,
+            &context.security,
+            context.node_timeout,
+            context.lease_ttl,
+        )?;
         let identity = ServerIdentity::new(&client);
         let health = NodeHealth::new(&name, url, &client, &metrics);
         Ok(Self {
@@ -292,22 +270,11 @@ impl RedisNode {
     /// a write whose reply is lost cannot have been a NOSCRIPT that never ran. Best effort:
     /// a node that lost its scripts later still answers NOSCRIPT and is reloaded then.
     async fn load_scripts(&self) {
-        let scripts = &*SCRIPTS;
-        for script in [
-            &scripts.renew_lease,
-            &scripts.promote,
-            &scripts.release,
-            &scripts.write_block,
-            &scripts.read_latest,
-            &scripts.read_from,
-            &scripts.read_heights,
-            &scripts.remove_entries,
-            &scripts.read_membership,
-            &scripts.claim_server_id,
-            &scripts.install_membership,
-        ] {
-            let lua = script.script.lua().cloned().unwrap_or_default();
-            if let Err(error) = self.bounded(self.client.script_load::<Value, _>(lua)).await {
+        for script in SCRIPTS.all() {
+            if let Err(error) = self
+                .bounded(self.client.script_load::<Value, _>(script.lua()))
+                .await
+            {
                 tracing::debug!(node = %self.name, script = script.name, error = ?error, "script not preloaded");
                 return;
             }
@@ -552,18 +519,6 @@ impl RedisNode {
             .map(|id| id.trim().to_owned())
     }
 
-    /// A `PING` round trip over the same connection as the scripts: the floor of every call.
-    pub(crate) async fn ping(&self) -> Result<(), NodeError> {
-        let reply = self.bounded(self.client.ping::<Value>(None)).await;
-        let outcome = scripts::decode_ping(reply);
-        let class = match &outcome {
-            Ok(()) => CallClass::Ok,
-            Err(error) => self.failed(error),
-        };
-        self.observe("ping", class);
-        outcome
-    }
-
     /// Stream entries at or above `min_height`, lowest heights first, at most `max_entries`,
     /// with the node's highest entry and how far the read reaches.
     pub(crate) async fn read_from(
@@ -686,8 +641,7 @@ impl RedisNode {
         match first {
             Err(CallError::Client(error)) if scripts::is_noscript(&error) => {
                 tracing::debug!(node = %self.name, script = script.name, "reloading script");
-                let lua = script.script.lua().cloned().unwrap_or_default();
-                self.bounded(self.client.script_load::<Value, _>(lua))
+                self.bounded(self.client.script_load::<Value, _>(script.lua()))
                     .await?;
                 self.bounded(self.client.evalsha::<Value, _, _, _>(sha, keys, args))
                     .await

@@ -24,14 +24,25 @@ pub(crate) use membership::{
 
 /// A Lua script with its name (for logs and metrics) and SHA-1 (for `EVALSHA`).
 #[derive(Debug)]
-pub(crate) struct LuaScript {
-    /// The operation name: `check_owner`, `promote`, ...
-    pub(crate) name: &'static str,
+pub struct LuaScript {
+    /// The operation name: `renew_lease`, `promote`, ...
+    pub name: &'static str,
     /// The script text and its SHA-1.
     pub(crate) script: Script,
 }
 
 impl LuaScript {
+    /// The script's full text as the adapter loads it (`SCRIPT LOAD`), the membership check in
+    /// front for a checked script.
+    pub fn lua(&self) -> &str {
+        self.script.lua().map_or("", |lua| &**lua)
+    }
+
+    /// The script's SHA-1, what the adapter calls it by (`EVALSHA`).
+    pub fn sha1(&self) -> &str {
+        self.script.sha1()
+    }
+
     /// A script run as it is written (the membership scripts and `release`).
     fn new(name: &'static str, lua: &'static str) -> Self {
         Self {
@@ -54,24 +65,61 @@ impl LuaScript {
 /// The check every script of the protocol but `release` starts with.
 pub(crate) const MEMBERSHIP_CHECK: &str = include_str!("../lua/membership_check.lua");
 
-/// Every script of the protocol (`docs/protocol.md`, "Server-side scripts"), hashed once per process.
+/// Every script of the protocol (`docs/protocol.md`, "Server-side scripts"), hashed once per
+/// process: the keys and arguments of each are in the comment at the top of its `lua/` file,
+/// and a checked script takes the membership check's two keys and two arguments first
+/// (`lua/membership_check.lua`).
+///
+/// Public because the benchmark harness measures the physical floors with the very scripts the
+/// adapter loads (the raw `write_block` on one node, on N nodes until a quorum): a floor run
+/// with another script would not be a floor.
 #[derive(Debug)]
-pub(crate) struct Scripts {
-    pub(crate) renew_lease: LuaScript,
-    pub(crate) promote: LuaScript,
-    pub(crate) release: LuaScript,
-    pub(crate) write_block: LuaScript,
-    pub(crate) read_latest: LuaScript,
-    pub(crate) read_from: LuaScript,
-    pub(crate) read_heights: LuaScript,
-    pub(crate) remove_entries: LuaScript,
-    pub(crate) read_membership: LuaScript,
-    pub(crate) claim_server_id: LuaScript,
-    pub(crate) install_membership: LuaScript,
+pub struct Scripts {
+    /// Whether this token holds the lease; re-arms its TTL if it does (checked).
+    pub renew_lease: LuaScript,
+    /// Takes the lease for a new leadership or continues this token's (checked).
+    pub promote: LuaScript,
+    /// Deletes the lease if this token holds it (not checked).
+    pub release: LuaScript,
+    /// The fenced, height-unique append of one block (checked).
+    pub write_block: LuaScript,
+    /// The highest height stored (checked).
+    pub read_latest: LuaScript,
+    /// Stream entries from a height on (checked).
+    pub read_from: LuaScript,
+    /// The block each height of a range names (checked).
+    pub read_heights: LuaScript,
+    /// Removes entries proven invalid (checked).
+    pub remove_entries: LuaScript,
+    /// The node's server id and membership record (not checked).
+    pub read_membership: LuaScript,
+    /// Writes a server id on a node that holds none (not checked).
+    pub claim_server_id: LuaScript,
+    /// Installs a membership record (not checked).
+    pub install_membership: LuaScript,
 }
 
-/// The scripts, hashed on first use.
-pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+impl Scripts {
+    /// Every script, in the order a node loads them at its first connection.
+    pub fn all(&self) -> [&LuaScript; 11] {
+        [
+            &self.renew_lease,
+            &self.promote,
+            &self.release,
+            &self.write_block,
+            &self.read_latest,
+            &self.read_from,
+            &self.read_heights,
+            &self.remove_entries,
+            &self.read_membership,
+            &self.claim_server_id,
+            &self.install_membership,
+        ]
+    }
+}
+
+/// The scripts, hashed on first use: the ones every node client of the adapter loads and calls.
+pub static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     renew_lease: LuaScript::checked("renew_lease", include_str!("../lua/renew_lease.lua")),
     promote: LuaScript::checked("promote", include_str!("../lua/promote.lua")),
     release: LuaScript::new("release", include_str!("../lua/release.lua")),
@@ -260,18 +308,6 @@ fn classify_refusal(error: &CallError) -> Result<Refusal, NodeError> {
             reason: error.to_string(),
         },
     })
-}
-
-/// Decodes a `PING` reply: `PONG`, else why the node did not answer it.
-pub(crate) fn decode_ping(reply: Result<Value, CallError>) -> Result<(), NodeError> {
-    match reply {
-        Ok(Value::String(pong)) if &*pong == "PONG" => Ok(()),
-        Ok(other) => Err(unexpected("ping", &other)),
-        Err(error) => Err(match classify_refusal(&error) {
-            Ok(refusal) => unexpected_refusal("ping", &refusal),
-            Err(node_error) => node_error,
-        }),
-    }
 }
 
 /// Whether the node lost the script (restart, `SCRIPT FLUSH`) and it must be loaded again.

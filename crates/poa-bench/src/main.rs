@@ -13,6 +13,7 @@
 //! - `cli`: flags and where the report goes.
 //! - `cleanup`: removes this run's keys from `--redis-url` servers.
 //! - `fixtures`: local redis-servers and bounded waits every case uses.
+//! - `floor`: the physical floors' client: fred as the adapter builds it, the adapter's scripts.
 //! - `context`: what every case gets (scale, servers, progress).
 //! - `cases`: the cases, one module each.
 //! - `blocks`: blocks of a given size and the Redis configuration of every series.
@@ -33,6 +34,7 @@ mod cli;
 mod context;
 mod fixtures;
 mod fleet;
+mod floor;
 mod machine;
 mod model;
 mod process_probe;

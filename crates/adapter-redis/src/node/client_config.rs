@@ -1,13 +1,68 @@
-//! How a node's fred client is configured: ACL credentials and TLS, the reconnection policy, and
-//! which connection errors need the operator rather than a retry, and what each says.
+//! How a node's fred client is configured: the one builder every node client of the adapter
+//! comes from (timeouts, one attempt per command, Nagle off, ACL credentials and TLS, the
+//! reconnection policy), and which connection errors need the operator rather than a retry, and
+//! what each says.
 
 use std::time::Duration;
 
-use fred::types::config::{Config, ReconnectPolicy};
+use fred::clients::Client;
+use fred::types::config::{Config, ReconnectPolicy, TcpConfig};
 use poa_ports::NodeState;
 
-use crate::config::RedisSecurity;
+use crate::config::{RedisSecurity, ValidatedConfig, redact_url};
 use crate::error::Error;
+
+/// The fred client of the node at `url`, built exactly as the adapter builds each of its nodes'
+/// clients, not connected yet (`connect` and `wait_for_connect`, or `init`, are the caller's).
+///
+/// Every command is bounded by `node_timeout` inside fred and attempted once (a re-sent
+/// promote would `INCR` twice), connections are made with Nagle off and within `node_timeout`,
+/// the first connection is retried in the background like any reconnection, and the ACL
+/// credentials and TLS settings come from the configuration's security. Public because the
+/// benchmark harness measures the physical floors (a `PING`, the raw write script) over this
+/// same client, so a floor pays exactly what the adapter's client pays.
+///
+/// # Errors
+///
+/// [`Error::Client`] when fred refuses the URL or the settings, [`Error::TlsFile`] or
+/// [`Error::TlsSetup`] when a `rediss://` node's TLS configuration cannot be built.
+pub fn node_client(config: &ValidatedConfig, url: &str) -> Result<Client, Error> {
+    build_client(url, &config.security, config.node_timeout, config.lease_ttl)
+}
+
+/// [`node_client`] from the settings a node's context carries.
+pub(super) fn build_client(
+    url: &str,
+    security: &RedisSecurity,
+    node_timeout: Duration,
+    lease_ttl: Duration,
+) -> Result<Client, Error> {
+    let name = redact_url(url);
+    let mut config = Config::from_url(url).map_err(|source| Error::Client {
+        node: name.clone(),
+        source,
+    })?;
+    apply_security(&mut config, url, security)?;
+    // The first connection is retried in the background like any reconnection, so a node
+    // that is down or half-alive at startup never blocks construction.
+    config.fail_fast = false;
+    fred::types::Builder::from_config(config)
+        .with_performance_config(|performance| {
+            performance.default_command_timeout = node_timeout;
+        })
+        .with_connection_config(|connection| {
+            connection.connection_timeout = node_timeout;
+            connection.internal_command_timeout = node_timeout;
+            connection.max_command_attempts = 1;
+            connection.tcp = TcpConfig {
+                nodelay: Some(true),
+                ..TcpConfig::default()
+            };
+        })
+        .set_policy(reconnect_policy(node_timeout, lease_ttl))
+        .build()
+        .map_err(|source| Error::Client { node: name, source })
+}
 
 /// Errors that retrying cannot cure: TLS verification, authentication and ACL refusals.
 pub(super) fn is_refusal(error: &fred::error::Error) -> bool {
@@ -122,11 +177,7 @@ fn io_reason(details: &str) -> String {
 
 /// Sets the ACL credentials and, for `rediss://`, the TLS configuration. The password comes
 /// only from `security` (validation refuses one in the URL); the user may come from the URL.
-pub(super) fn apply_security(
-    config: &mut Config,
-    url: &str,
-    security: &RedisSecurity,
-) -> Result<(), Error> {
+fn apply_security(config: &mut Config, url: &str, security: &RedisSecurity) -> Result<(), Error> {
     if let Some(username) = &security.username {
         config.username = Some(username.clone());
     }
@@ -144,7 +195,7 @@ pub(super) fn apply_security(
 
 /// Jittered exponential reconnection: starts fast (a restarted node is back within one
 /// cycle), never waits longer than a quarter of the lease TTL, and retries forever.
-pub(super) fn reconnect_policy(node_timeout: Duration, lease_ttl: Duration) -> ReconnectPolicy {
+fn reconnect_policy(node_timeout: Duration, lease_ttl: Duration) -> ReconnectPolicy {
     let millis = |duration: Duration| u32::try_from(duration.as_millis()).unwrap_or(u32::MAX);
     let min_delay = millis(node_timeout / 4).clamp(5, 100);
     let max_delay = millis(lease_ttl / 4).clamp(50, 2_000).max(min_delay);

@@ -114,7 +114,7 @@ pub(super) const FAMILIES: usize = 4;
 /// Where an operation's failures are kept, and whether its success proves its family works
 /// again.
 pub(super) struct Family {
-    /// Reads (and pings), the lease, writes of the log, or writes of the membership: a
+    /// Reads, the lease, writes of the log, or writes of the membership: a
     /// membership record installed proves nothing about the log's writes.
     pub(super) index: usize,
     /// False for a release: the one that follows a failed acquisition succeeds as a no-op on a
@@ -126,7 +126,7 @@ impl Family {
     /// The family of `operation`.
     pub(super) fn of(operation: &str) -> Self {
         let (index, success_clears) = match operation {
-            read if read.starts_with("read") || read == "ping" => (0, true),
+            read if read.starts_with("read") => (0, true),
             "promote" | "renew_lease" => (1, true),
             "release" => (1, false),
             "claim_server_id" | "install_membership" => (3, true),
@@ -218,14 +218,14 @@ mod tests {
     }
 
     #[test]
-    fn family__when_a_membership_write_or_a_ping_succeeds__then_a_failing_log_write_is_still_noted()
+    fn family__when_a_membership_write_or_a_read_succeeds__then_a_failing_log_write_is_still_noted()
     {
         // given / when / then: each is its own family, so neither clears the log's writes
         let write = Family::of("write_block").index;
         for other in [
             "install_membership",
             "claim_server_id",
-            "ping",
+            "read_latest",
             "read_membership",
         ] {
             assert_ne!(Family::of(other).index, write, "{other}");

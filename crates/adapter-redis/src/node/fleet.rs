@@ -12,13 +12,12 @@ use crate::error::Error;
 use crate::membership::MembershipState;
 use crate::metrics::Metrics;
 
-/// Nodes connected outside the port (a probe, an operator's command): metrics on a registry of
+/// Nodes connected outside the port (an operator's command): metrics on a registry of
 /// their own, their own task tracker, and a membership that joined nothing yet.
 #[derive(Debug)]
 pub(crate) struct DetachedFleet {
     pub(crate) nodes: Arc<[NodeHandle]>,
     pub(crate) config: ValidatedConfig,
-    pub(crate) metrics: Arc<Metrics>,
     pub(crate) tracker: TaskTracker,
     pub(crate) membership: Arc<MembershipState>,
 }
@@ -45,7 +44,6 @@ impl DetachedFleet {
         Ok(Self {
             nodes,
             config,
-            metrics,
             tracker,
             membership,
         })

@@ -427,12 +427,12 @@ mod tests {
     fn apply__when_connected_again_after_refusals__then_ok_once() {
         // given
         let mut health = Health::default();
-        health.apply(answered("ping"));
+        health.apply(answered("read_latest"));
         health.apply(refused(WRONGPASS));
 
         // when
         let first = health.apply(Event::Connected);
-        let second = health.apply(answered("ping"));
+        let second = health.apply(answered("read_latest"));
 
         // then
         assert_eq!(first.map(|change| change.to.state), Some(NodeState::Ok));
@@ -446,11 +446,11 @@ mod tests {
 
         // when
         let changes: Vec<Option<NodeState>> = [
-            answered("ping"),
+            answered("read_latest"),
             timed_out(),
             timed_out(),
-            answered("ping"),
-            answered("ping"),
+            answered("read_latest"),
+            answered("read_latest"),
         ]
         .into_iter()
         .map(|event| health.apply(event).map(|change| change.to.state))

@@ -645,3 +645,56 @@ async fn lease_status__when_a_quorum_holds_a_foreign_owner_without_a_ttl__then_n
     let led = &cycles.led;
     assert!(matches!(led, Ok(LeaderState::ReconciledLeader)), "{led:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leader_state__when_the_leader_releases__then_a_follower_leads_at_a_higher_epoch() {
+    // given
+    let servers = servers(3);
+    let key = "poa:test:release-handover";
+    let first = producer(urls(&servers), key).await;
+    let second = producer(urls(&servers), key).await;
+    let led = first.adapter.leader_state(below(1)).await.unwrap();
+    let first_epoch = first.adapter.lease_status().epoch.unwrap();
+    let followed = second.adapter.leader_state(below(1)).await.unwrap();
+
+    // when
+    first.adapter.release().await.unwrap();
+    let state = second.adapter.leader_state(below(1)).await.unwrap();
+
+    // then
+    assert_eq!(led, LeaderState::ReconciledLeader);
+    assert_eq!(
+        followed,
+        LeaderState::ReconciledFollower,
+        "a held lease is not taken"
+    );
+    assert_eq!(
+        state,
+        LeaderState::ReconciledLeader,
+        "a released lease is taken"
+    );
+    let second_epoch = second.adapter.lease_status().epoch.unwrap();
+    assert!(
+        second_epoch > first_epoch,
+        "{second_epoch:?} after {first_epoch:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leader_state__when_one_node_of_three_is_half_alive__then_leads_on_the_two_healthy_ones() {
+    // given: the fleet's membership, written while the third node was already half-alive
+    let servers = servers(2);
+    let (_half_alive, all) = with_half_alive(&servers);
+    let producer = producer(all, "poa:test:lease-half").await;
+
+    // when
+    let state = producer.adapter.leader_state(below(1)).await.unwrap();
+
+    // then
+    assert_eq!(
+        state,
+        LeaderState::ReconciledLeader,
+        "two healthy nodes of three are a quorum"
+    );
+    assert!(producer.adapter.lease_status().epoch.is_some());
+}

@@ -1,7 +1,8 @@
 //! Integration tests of the Redis reconciliation adapter against real `redis-server`
 //! processes (poa-test-support): fuel-core's adapter suite adapted to `docs/protocol.md`, the
 //! half-alive and multi-producer scenarios, forged and trimmed history, repair and
-//! replacement, the scripts against their pure rules, and TLS and ACL connections.
+//! replacement, the scripts against their pure rules, TLS and ACL connections, and the node
+//! client and scripts the adapter exposes for the benchmarks' floors.
 
 #![allow(
     clippy::unwrap_used,
@@ -16,8 +17,8 @@ mod faults;
 mod lease;
 mod membership;
 mod membership_change;
+mod node_client;
 mod node_state;
-mod probe;
 mod publish;
 mod reconcile;
 mod restore;

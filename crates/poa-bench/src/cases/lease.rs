@@ -1,10 +1,11 @@
 //! Case `lease`: acquiring the leader lease on 3 local nodes, healthy and with a half-alive
-//! node (accepts TCP, never answers) in place of the third, with the adapter's own lease
-//! (`adapter_redis::probe::LeaseProbe`, exactly what a follower runs before it may lead) and,
+//! node (accepts TCP, never answers) in place of the third, through the adapter's port exactly
+//! as a follower takes the lead (`leader_state` on a free lease) and,
 //! on the same servers, the `rslock` crate (module `rslock`). The goal: with the half-alive
 //! node, acquisition within about one node timeout.
 //!
-//! A sample is one acquisition, timed alone: the adapter releases before each one (untimed),
+//! A sample is one acquisition, timed alone: the adapter releases through the port before each
+//! one (untimed),
 //! rslock locks a fresh resource. Always local servers: a half-alive node cannot be put among
 //! `--redis-url` servers. This module measures; it never changes the adapter. Its words are in
 //! `templates/lease.md`.
@@ -13,11 +14,14 @@ mod rslock;
 
 use std::time::{Duration, Instant};
 
-use adapter_redis::probe::LeaseProbe;
+use adapter_chain::ReferenceChain;
+use adapter_redis::RedisReconciliation;
 use anyhow::{Context, Result, bail};
+use poa_ports::{BlockReconciliationPort, LeaderState};
 use poa_test_support::{HalfAliveListener, RedisServer};
+use prometheus_client::registry::Registry;
 
-use crate::blocks::{node_timeout, redis_config};
+use crate::blocks::{head_below, node_timeout, redis_config, verifier};
 use crate::chart;
 use crate::context::BenchContext;
 use crate::fixtures::{HANG_BOUND, WARM_UP, bounded, start_servers};
@@ -195,32 +199,39 @@ async fn adapter_series(
     )
     .await?
     .context("cannot initialise the membership")?;
-    let probe = bounded(
-        "connecting the lease probe",
+    let adapter: RedisReconciliation<ReferenceChain> = bounded(
+        "connecting the adapter",
         HANG_BOUND,
-        LeaseProbe::connect(config),
+        RedisReconciliation::connect(config, verifier(), Some(&mut Registry::default())),
     )
     .await?
-    .context("cannot connect the lease probe")?;
+    .context("cannot connect the adapter")?;
     let mut latencies = Latencies::new();
     let mut failed = 0;
     for sample in 0..warm_up + samples {
-        bounded("release", HANG_BOUND, probe.release()).await?;
+        bounded("release", HANG_BOUND, adapter.release()).await??;
         if start == Start::Settled {
             tokio::time::sleep(node_timeout().saturating_mul(2)).await;
         }
         let started = Instant::now();
-        let epoch = bounded("acquire", HANG_BOUND, probe.acquire()).await?;
+        let state = bounded(
+            "leader_state",
+            HANG_BOUND,
+            adapter.leader_state(head_below(1)),
+        )
+        .await?;
         let elapsed = started.elapsed();
         if sample < warm_up {
             continue;
         }
-        match epoch {
-            Some(_) => latencies.record(elapsed),
-            None => failed += 1,
+        match state {
+            Ok(LeaderState::ReconciledLeader) => latencies.record(elapsed),
+            // Another leader, or no quorum for the lease or the reads: not acquired.
+            Ok(_) | Err(_) => failed += 1,
         }
     }
-    bounded("release", HANG_BOUND, probe.release()).await?;
+    bounded("release", HANG_BOUND, adapter.release()).await??;
+    adapter.shutdown(HANG_BOUND).await;
     if latencies.is_empty() {
         bail!("{variant}: no acquisition succeeded in {samples} tries");
     }

@@ -1,10 +1,11 @@
 //! Case `limit`: the physical floor of one Redis node. A `PING` round trip and the raw fenced
-//! `write_block` script for each block size, one call at a time, over the adapter's own client
-//! (`adapter_redis::probe::NodeProbe`). Nothing the adapter does can be faster than these, so
+//! `write_block` script for each block size, one call at a time, over the client the adapter
+//! builds for a node and with the script it loads (`crate::floor`). Nothing the adapter does can
+//! be faster than these, so
 //! they are reported as absolute numbers; the publish case measures its own raw baseline for
 //! its ratio. Beside the adapter's `PING`, the same call through other clients on the same
 //! server, in alternating rounds (module `clients`): how close the adapter's client is to the
-//! wire, the one goal here.
+//! wire, the one goal here. Its words are in `templates/limit.md`.
 //!
 //! Also owns the two helpers the naive and lease cases reuse: starting local `redis-server`s
 //! off the async workers, and the hang bound around every awaited call. It must not decide
@@ -14,17 +15,18 @@ mod clients;
 
 use std::time::Instant;
 
-use adapter_chain::ReferenceChain;
-use adapter_redis::probe::NodeProbe;
 use anyhow::{Context, Result};
 
-use crate::blocks::{BLOCK_SIZES, block_of, redis_config};
+use crate::blocks::{BLOCK_SIZES, block_of};
 use crate::chart;
 use crate::cleanup::leftover_keys_note;
 use crate::context::BenchContext;
 use crate::fixtures::{HANG_BOUND, WARM_UP, bounded, start_servers};
+use crate::floor::FloorNodes;
 use crate::model::{CaseReport, Goal, Row, Verdict};
+use crate::prose::fill;
 use crate::stats::{Latencies, ratio};
+use crate::templates::LIMIT;
 
 use self::clients::PingClient;
 
@@ -82,17 +84,8 @@ pub(crate) async fn run(context: &BenchContext) -> Result<CaseReport> {
     } else {
         "the first `--redis-url` server"
     };
-    notes.insert(
-        0,
-        format!(
-            "Measured on {server}, one call in flight at a time, each sample one call timed \
-             from the client's side (the `write_block` sample includes encoding the block, as \
-             a publish does; building it does not). These are the floor every other case is \
-             held against. The publish case takes its own raw baseline in its run for its \
-             ratio goal."
-        ),
-    );
-    notes.insert(1, PING_NOTE.to_owned());
+    notes.insert(0, fill!(LIMIT, "method", server = server)?);
+    notes.insert(1, LIMIT.text("ping")?);
     if !context.redis_urls().is_empty() {
         notes.push(leftover_keys_note());
     }
@@ -104,21 +97,6 @@ pub(crate) async fn run(context: &BenchContext) -> Result<CaseReport> {
         failures: Vec::new(),
     })
 }
-
-/// How the `PING` rows were taken, and what each client adds to the wire.
-const PING_NOTE: &str = "`PING`: every client in turn on the same server, in alternating \
-     rounds, each with a connection of its own and an untimed warm-up. The adapter's client is \
-     fred behind the adapter's own bounded call (`NodeProbe::ping`: fred's command timeout, \
-     the outer guard, the node's bookkeeping). fred hands every command to a routing task of \
-     its own and gets the reply back from it: two task wake-ups per call. Called from a task on \
-     a worker of the multi-threaded runtime (as `poa-node` runs its node), both wake-ups stay \
-     on that worker; called from `block_on` (a thread outside the workers) each reply wakes \
-     the caller across threads, which the row of that name shows. The current-thread row is \
-     the same client with every task on one thread. The redis crate's multiplexed connection \
-     has a driver task too (called from a worker); its blocking connection and \
-     `redis-benchmark` (one C event loop) have none: the wire. `redis-benchmark`'s \
-     percentiles are its own, read from its percentile report, where a percentile it does not \
-     print reads as the next one it does.";
 
 /// `PING` round trips through every client of [`PingClient::ALL`], in alternating rounds so
 /// load from elsewhere on the machine falls on all of them alike; a client that cannot be
@@ -206,18 +184,14 @@ fn ping_goal(rows: &[Row]) -> Goal {
 async fn write_latencies(context: &BenchContext, url: &str, size: usize) -> Result<Latencies> {
     let samples = context.scale(5_000, 200);
     context.progress(CASE, format_args!("raw write script, {size} B x {samples}"));
-    let probe = connect(url, context.unique_key(&format!("limit-write-{size}"))).await?;
-    let epoch = bounded("promote", HANG_BOUND, probe.take_lease(0)).await??;
+    let floor = connect(url, context.unique_key(&format!("limit-write-{size}"))).await?;
+    let node = floor.node(0)?;
+    let epoch = bounded("promote", HANG_BOUND, node.take_lease()).await??;
     let mut latencies = Latencies::new();
     for height in 1..=WARM_UP + samples {
         let block = block_of(height, size);
         let started = Instant::now();
-        bounded(
-            "write_block",
-            HANG_BOUND,
-            probe.write_block::<ReferenceChain>(0, epoch, &block),
-        )
-        .await??;
+        bounded("write_block", HANG_BOUND, node.write_block(epoch, &block)).await??;
         if height > WARM_UP {
             latencies.record(started.elapsed());
         }
@@ -225,12 +199,14 @@ async fn write_latencies(context: &BenchContext, url: &str, size: usize) -> Resu
     Ok(latencies)
 }
 
-async fn connect(url: &str, key: String) -> Result<NodeProbe> {
+/// One node at `url`, its membership written under `key` (a fresh prefix), connected as the
+/// adapter connects a node.
+async fn connect(url: &str, key: String) -> Result<FloorNodes> {
     bounded(
-        "connecting the probe",
+        "connecting to the node",
         HANG_BOUND,
-        NodeProbe::connect(redis_config(vec![url.to_owned()], key)),
+        FloorNodes::connect(vec![url.to_owned()], key),
     )
     .await?
-    .context("cannot connect the probe to the node")
+    .context("cannot connect to the node")
 }

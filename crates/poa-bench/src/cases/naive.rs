@@ -1,6 +1,7 @@
 //! Case `naive`: the baseline the fan-out is built to beat. The same fenced writes sent to one
-//! node after another, each waiting for the previous reply (over `NodeProbe`, the adapter's own
-//! clients and script), next to the adapter's real fan-out publish on the same servers, at
+//! node after another, each waiting for the previous reply (one one-node adapter per node,
+//! published in turn through the port: production's own per-node path, only sequenced), next
+//! to the adapter's real fan-out publish on the same servers, at
 //! N = 3 and 5 and every block size; then with one node of 3 frozen (SIGSTOP), where the naive
 //! sequence pays a node timeout per block and the fan-out does not.
 //!
@@ -11,10 +12,9 @@
 use std::time::Instant;
 
 use adapter_chain::ReferenceChain;
-use adapter_redis::probe::NodeProbe;
-use adapter_redis::{ProbeError, RedisReconciliation};
+use adapter_redis::RedisReconciliation;
 use anyhow::{Context, Result, bail};
-use poa_ports::{BlockReconciliationPort, Epoch, LeaderState, ReconciliationError};
+use poa_ports::{BlockReconciliationPort, LeaderState, ReconciliationError};
 use poa_test_support::RedisServer;
 use prometheus_client::registry::Registry;
 
@@ -49,7 +49,7 @@ enum Sequence {
 /// What one series measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Method {
-    /// The raw script on one node after another.
+    /// One one-node adapter's publish after another.
     Naive(Sequence),
     /// The adapter's `publish_produced_block`.
     FanOut,
@@ -256,9 +256,11 @@ impl Drop for Frozen<'_> {
     }
 }
 
-/// One block after another, each written to the nodes in order with one call in flight. With
-/// `frozen`, node [`FROZEN_NODE`] is frozen once the leases are taken. A write without an
-/// answer is counted and the sequence goes on to the next node; a refusal fails the series.
+/// One block after another, each published through one one-node adapter per node in order,
+/// one publish in flight: the writes production sends to each node, through its own per-node
+/// path, only sequenced instead of fanned out. With `frozen`, node [`FROZEN_NODE`] is frozen
+/// once the leases are taken. A publish without an answer is counted and the sequence goes on
+/// to the next node; any other failure fails the series.
 async fn naive_sequence(
     context: &BenchContext,
     urls: &[String],
@@ -267,65 +269,58 @@ async fn naive_sequence(
     samples: u64,
     frozen: Option<&RedisServer>,
 ) -> Result<Measured> {
-    let nodes = urls.len();
-    let quorum = nodes / 2 + 1;
+    let quorum = urls.len() / 2 + 1;
     let key = context.unique_key("naive-sequence");
-    let probe = bounded(
-        "connecting the probe",
-        HANG_BOUND,
-        NodeProbe::connect(redis_config(urls.to_vec(), key)),
-    )
-    .await??;
-    let mut epochs: Vec<Epoch> = Vec::with_capacity(nodes);
-    for node in 0..nodes {
-        epochs.push(bounded("promote", HANG_BOUND, probe.take_lease(node)).await??);
+    let mut adapters = Vec::with_capacity(urls.len());
+    for url in urls {
+        adapters.push(leading_adapter(vec![url.clone()], key.clone()).await?);
     }
-    let _frozen = frozen.map(Frozen::freeze);
-    let warm_up = if frozen.is_some() { 1 } else { WARM_UP };
     let mut measured = Measured::new();
-    for height in 1..=warm_up + samples {
-        let block = block_of(height, size);
-        let started = Instant::now();
-        let mut stored = 0;
-        for (node, epoch) in epochs.iter().enumerate() {
-            match bounded(
-                "write_block",
-                HANG_BOUND,
-                probe.write_block::<ReferenceChain>(node, *epoch, &block),
-            )
-            .await?
-            {
-                Ok(()) => stored += 1,
-                Err(error @ ProbeError::Unavailable { .. }) => {
-                    let expected = frozen.is_some() && node == FROZEN_NODE;
-                    measured.unanswered(expected, &error)?;
+    {
+        let _frozen = frozen.map(Frozen::freeze);
+        let warm_up = if frozen.is_some() { 1 } else { WARM_UP };
+        for height in 1..=warm_up + samples {
+            let block = block_of(height, size);
+            let started = Instant::now();
+            let mut stored = 0;
+            for (node, adapter) in adapters.iter().enumerate() {
+                match bounded(
+                    "publish",
+                    HANG_BOUND,
+                    adapter.publish_produced_block(&block),
+                )
+                .await?
+                {
+                    Ok(()) => stored += 1,
+                    Err(error @ ReconciliationError::NoQuorum { .. }) => {
+                        let expected = frozen.is_some() && node == FROZEN_NODE;
+                        measured.unanswered(expected, &error)?;
+                    }
+                    Err(error) => return Err(error.into()),
                 }
-                Err(error) => return Err(error.into()),
+                if sequence == Sequence::StopAtQuorum && stored == quorum {
+                    break;
+                }
             }
-            if sequence == Sequence::StopAtQuorum && stored == quorum {
-                break;
+            let elapsed = started.elapsed();
+            if height > warm_up {
+                measured.latencies.record(elapsed);
             }
         }
-        let elapsed = started.elapsed();
-        if height > warm_up {
-            measured.latencies.record(elapsed);
-        }
+    }
+    for adapter in &adapters {
+        adapter.shutdown(HANG_BOUND).await;
     }
     Ok(measured)
 }
 
-/// The adapter's fan-out publish at rising heights after it took the lease on a fresh key.
-/// With `frozen`, that server is frozen once the lease is taken. A publish that found no
-/// quorum in time is counted and timed; any other failure fails the series.
-async fn fan_out_publish(
-    context: &BenchContext,
-    urls: &[String],
-    size: usize,
-    samples: u64,
-    frozen: Option<&RedisServer>,
-) -> Result<Measured> {
+/// An adapter over `urls` under `key` that took the lease and leads a reconciled, empty log.
+async fn leading_adapter(
+    urls: Vec<String>,
+    key: String,
+) -> Result<RedisReconciliation<ReferenceChain>> {
     let mut registry = Registry::default();
-    let config = redis_config(urls.to_vec(), context.unique_key("naive-fan-out"));
+    let config = redis_config(urls, key);
     let adapter = bounded(
         "connecting the adapter",
         HANG_BOUND,
@@ -341,6 +336,20 @@ async fn fan_out_publish(
     if state != LeaderState::ReconciledLeader {
         bail!("the adapter does not lead on a fresh lease key");
     }
+    Ok(adapter)
+}
+
+/// The adapter's fan-out publish at rising heights after it took the lease on a fresh key.
+/// With `frozen`, that server is frozen once the lease is taken. A publish that found no
+/// quorum in time is counted and timed; any other failure fails the series.
+async fn fan_out_publish(
+    context: &BenchContext,
+    urls: &[String],
+    size: usize,
+    samples: u64,
+    frozen: Option<&RedisServer>,
+) -> Result<Measured> {
+    let adapter = leading_adapter(urls.to_vec(), context.unique_key("naive-fan-out")).await?;
     let mut measured = Measured::new();
     {
         let _frozen = frozen.map(Frozen::freeze);

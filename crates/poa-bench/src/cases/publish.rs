@@ -28,8 +28,10 @@ use crate::chart;
 use crate::context::BenchContext;
 use crate::fixtures::{blocking, start_servers, urls_of};
 use crate::model::{CaseReport, Goal, Row, Verdict};
+use crate::prose::fill;
 use crate::report;
 use crate::stats::{Latencies, ratio};
+use crate::templates::PUBLISH;
 
 const CASE: &str = "publish";
 /// Local servers: enough for the largest quorum.
@@ -80,7 +82,7 @@ impl Kind {
 enum Writer {
     Raw(RawWriter),
     RawQuorum(RawQuorumWriter),
-    /// Boxed: the adapter is far larger than a probe.
+    /// Boxed: the adapter is far larger than a raw writer.
     Quorum(Box<QuorumLeader>),
     Cycle(Box<CycleLeader>),
 }
@@ -162,7 +164,7 @@ pub(crate) async fn run(context: &BenchContext) -> Result<CaseReport> {
         add_size(&mut report, result)?;
     }
     report.goals = goals(&results);
-    report.notes = notes(context, &given, &counts, &results);
+    report.notes = notes(context, &given, &counts, &results)?;
     if let Some(peer) = context.peer_bench() {
         if urls.len() < GOAL_NODES {
             bail!("--peer-bench compares at N = {GOAL_NODES}: give at least {GOAL_NODES} servers");
@@ -406,7 +408,7 @@ fn notes(
     given: &[String],
     counts: &[usize],
     results: &[SizeResult],
-) -> Vec<String> {
+) -> Result<Vec<String>> {
     let servers = if given.is_empty() {
         format!(
             "{LOCAL_NODES} local `redis-server`s on loopback (no persistence), emptied between \
@@ -421,16 +423,8 @@ fn notes(
         )
     };
     let samples = context.scale(3_000, 60);
-    vec![
-        format!(
-            "Method: {servers}. Each series has its own adapter (or probe), key prefix and lease, \
-             and writes {samples} blocks at increasing heights after an unrecorded warm-up; a \
-             sample is one `publish_produced_block` call (encoding the block, one `write_block` \
-             per node, return at the quorum) or one raw `write_block` script call on the first \
-             node over the adapter's own client (encoding included). The series of one size run \
-             interleaved in chunks, so machine noise falls on all of them alike. The production \
-             defaults apply (node timeout 100 ms, lease TTL 3 s)."
-        ),
+    Ok(vec![
+        fill!(PUBLISH, "method", servers = servers, samples = samples)?,
         format!(
             "Reading: a publish returns when the fastest quorum stored the block, so at N = 3 it \
              waits for the second of three script calls running at once. The series \
@@ -460,7 +454,7 @@ fn notes(
          descheduled for a few milliseconds, and a raw script p99 above 1 ms means no client \
          could meet the goal there."
             .to_owned(),
-    ]
+    ])
 }
 
 /// `1, 3, 5`.

@@ -1,5 +1,5 @@
 //! The clients the limit case sends `PING` through, one call at a time on one server: the
-//! adapter's own client (fred, through `adapter_redis::probe::NodeProbe`) on the harness's
+//! adapter's own client (fred as `adapter_redis::node_client` builds it, `crate::floor`) on the harness's
 //! multi-threaded runtime as `poa-node` runs it, the same client on a current-thread runtime,
 //! the `redis` crate (its multiplexed async connection, and its blocking connection), and
 //! `redis-benchmark` (C, one event loop, no runtime at all), whose own percentile report is read
@@ -80,7 +80,7 @@ impl PingClient {
     }
 
     /// `samples` timed `PING`s to `url` after an untimed warm-up; `key` is the adapter's key
-    /// prefix (its probe joins the membership under it).
+    /// prefix (its client's membership is written under it).
     ///
     /// # Errors
     /// Fails when the client cannot connect, a call fails or hangs, or `redis-benchmark`
@@ -136,13 +136,14 @@ async fn on_blocking_thread(
         .map_err(|error| anyhow!("{what} failed: {error}"))?
 }
 
-/// `PING`s over the scripts' connection of a probe built exactly as the adapter builds a node.
+/// `PING`s over a client built exactly as the adapter builds a node's (the scripts' connection).
 async fn adapter_pings(url: String, key: String, samples: u64) -> Result<Latencies> {
-    let probe = super::connect(&url, key).await?;
+    let floor = super::connect(&url, key).await?;
+    let node = floor.node(0)?;
     let mut latencies = Latencies::new();
     for sample in 0..WARM_UP + samples {
         let started = Instant::now();
-        bounded("PING", HANG_BOUND, probe.ping(0)).await??;
+        bounded("PING", HANG_BOUND, node.ping()).await??;
         if sample >= WARM_UP {
             latencies.record(started.elapsed());
         }

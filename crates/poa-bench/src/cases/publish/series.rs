@@ -1,8 +1,9 @@
 //! What the publish-path measurements (`publish`, `degraded`, `scale`'s `stragglers`) share:
 //! a leading adapter that publishes blocks
 //! of one size at increasing heights and times each call (or each leader cycle: leader state
-//! then publish), the raw write script on one node as the baseline, and the outstanding publish
-//! tasks gauge read from the adapter's registry.
+//! then publish), the raw write script on one node as the baseline and on several at once until a
+//! quorum as the floor (both over `crate::floor`: the adapter's client and script, fred called
+//! directly), and the outstanding publish tasks gauge read from the adapter's registry.
 //!
 //! Owns no report: it measures and returns samples. Every wait is bounded, so a hung server
 //! or adapter is an error that says what hung, never a hang of the run.
@@ -11,7 +12,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adapter_chain::{ReferenceChain, SealedBlock};
-use adapter_redis::probe::NodeProbe;
 use adapter_redis::{RedisConfig, RedisReconciliation};
 use anyhow::{Context, Result, anyhow, bail};
 use poa_ports::{BlockReconciliationPort, ChainHead, Epoch, LeaderState, NodeOutcome};
@@ -21,6 +21,7 @@ use tokio::sync::oneshot;
 
 use crate::blocks::{block_of, head_below, redis_config, verifier};
 use crate::fixtures::bounded;
+use crate::floor::FloorNodes;
 use crate::stats::Latencies;
 
 /// The gauge of per-node write tasks still in flight.
@@ -29,7 +30,7 @@ pub(crate) const OUTSTANDING_TASKS: &str = "poa_outstanding_publish_tasks";
 /// Bound on one publish or one raw write: far above any healthy latency, and above the node
 /// timeout a straggler may cost, so only a hang trips it.
 const CALL_BOUND: Duration = Duration::from_secs(5);
-/// Bound on connecting an adapter or probe and acquiring the lease.
+/// Bound on connecting an adapter or the floor's nodes and acquiring the lease.
 const SETUP_BOUND: Duration = Duration::from_secs(15);
 /// Bound on stopping an adapter (lease release, background tasks).
 const SHUTDOWN_BOUND: Duration = Duration::from_secs(2);
@@ -304,43 +305,39 @@ fn read_gauge(registry: &Registry) -> Result<f64> {
         .ok_or_else(|| anyhow!("the adapter's registry has no {OUTSTANDING_TASKS}"))
 }
 
-/// A probe under a fresh key prefix, with the lease taken on each of its nodes alone (each
+/// The floor's nodes under a fresh key prefix, with the lease taken on each node alone (each
 /// node has its own epoch): what the raw writes are fenced by.
 #[derive(Debug)]
-struct LeasedProbe {
-    probe: Arc<NodeProbe>,
+struct LeasedFloor {
+    floor: FloorNodes,
     epochs: Vec<Epoch>,
 }
 
-impl LeasedProbe {
+impl LeasedFloor {
     async fn connect(urls: Vec<String>, lease_key: String) -> Result<Self> {
-        let probe = bounded(
-            "connecting the probe",
+        let floor = bounded(
+            "connecting the floor's nodes",
             SETUP_BOUND,
-            NodeProbe::connect(redis_config(urls, lease_key)),
+            FloorNodes::connect(urls, lease_key),
         )
         .await?
-        .context("the probe cannot connect")?;
+        .context("the floor's nodes cannot connect")?;
         let mut leased = Self {
-            probe: Arc::new(probe),
+            floor,
             epochs: Vec::new(),
         };
         leased.keep_lease().await?;
         Ok(leased)
     }
 
-    /// Takes the lease on every node again: re-arms it where this probe holds it, takes it
+    /// Takes the lease on every node again: re-arms it where this series holds it, takes it
     /// with a new epoch where it lapsed.
     async fn keep_lease(&mut self) -> Result<()> {
         let mut epochs = Vec::new();
-        for node in 0..self.probe.nodes() {
-            let epoch = bounded(
-                "taking the probe's lease",
-                SETUP_BOUND,
-                self.probe.take_lease(node),
-            )
-            .await?
-            .with_context(|| format!("the probe cannot take the lease on node {node}"))?;
+        for (index, node) in self.floor.nodes().iter().enumerate() {
+            let epoch = bounded("taking the floor's lease", SETUP_BOUND, node.take_lease())
+                .await?
+                .with_context(|| format!("the floor cannot take the lease on node {index}"))?;
             epochs.push(epoch);
         }
         self.epochs = epochs;
@@ -349,21 +346,21 @@ impl LeasedProbe {
 }
 
 /// The raw `write_block` script on one node over the adapter's own client, fenced by a lease
-/// the probe takes on that node alone: the floor of every publish.
+/// taken on that node alone: the floor of every publish.
 #[derive(Debug)]
 pub(crate) struct RawWriter {
-    leased: LeasedProbe,
+    leased: LeasedFloor,
     next_height: u64,
 }
 
 impl RawWriter {
-    /// Connects a probe to `url` under a fresh key prefix and takes the lease there.
+    /// Connects to `url` under a fresh key prefix and takes the lease there.
     ///
     /// # Errors
     /// Fails when the node cannot be reached or refuses the lease.
     pub(crate) async fn connect(url: String, lease_key: String) -> Result<Self> {
         Ok(Self {
-            leased: LeasedProbe::connect(vec![url], lease_key).await?,
+            leased: LeasedFloor::connect(vec![url], lease_key).await?,
             next_height: 1,
         })
     }
@@ -376,19 +373,14 @@ impl BlockWriter for RawWriter {
 
     async fn write_next(&mut self, payload_bytes: usize) -> Result<Duration> {
         let Some(&epoch) = self.leased.epochs.first() else {
-            bail!("the probe has no node");
+            bail!("the floor has no node");
         };
+        let node = self.leased.floor.node(0)?;
         let block = block_of(self.next_height, payload_bytes);
         let started = Instant::now();
-        bounded(
-            "a raw write",
-            CALL_BOUND,
-            self.leased
-                .probe
-                .write_block::<ReferenceChain>(0, epoch, &block),
-        )
-        .await?
-        .with_context(|| format!("raw write of height {} failed", self.next_height))?;
+        bounded("a raw write", CALL_BOUND, node.write_block(epoch, &block))
+            .await?
+            .with_context(|| format!("raw write of height {} failed", self.next_height))?;
         let elapsed = started.elapsed();
         self.next_height += 1;
         Ok(elapsed)
@@ -400,20 +392,20 @@ impl BlockWriter for RawWriter {
 /// publish without the adapter's bookkeeping, i.e. the floor a machine sets for it.
 #[derive(Debug)]
 pub(crate) struct RawQuorumWriter {
-    leased: LeasedProbe,
+    leased: LeasedFloor,
     quorum: usize,
     next_height: u64,
 }
 
 impl RawQuorumWriter {
-    /// Connects a probe to `urls` under a fresh key prefix and takes the lease on each node.
+    /// Connects to `urls` under a fresh key prefix and takes the lease on each node.
     ///
     /// # Errors
     /// Fails when a node cannot be reached or refuses the lease.
     pub(crate) async fn connect(urls: Vec<String>, lease_key: String) -> Result<Self> {
         let quorum = urls.len() / 2 + 1;
         Ok(Self {
-            leased: LeasedProbe::connect(urls, lease_key).await?,
+            leased: LeasedFloor::connect(urls, lease_key).await?,
             quorum,
             next_height: 1,
         })
@@ -430,17 +422,14 @@ impl BlockWriter for RawQuorumWriter {
         let started = Instant::now();
         let mut writes: futures::stream::FuturesUnordered<_> = self
             .leased
-            .epochs
+            .floor
+            .nodes()
             .iter()
-            .enumerate()
+            .zip(&self.leased.epochs)
             .map(|(node, &epoch)| {
-                let probe = Arc::clone(&self.leased.probe);
+                let node = Arc::clone(node);
                 let block = Arc::clone(&block);
-                tokio::spawn(async move {
-                    probe
-                        .write_block::<ReferenceChain>(node, epoch, &block)
-                        .await
-                })
+                tokio::spawn(async move { node.write_block(epoch, &block).await })
             })
             .collect();
         let mut stored = 0;
