@@ -12,7 +12,9 @@ use poa_model::{
 };
 use poa_ports::Epoch;
 
-use crate::scenarios::{NODE_A, NODE_B, X, chain_of, heights_on, nodes, replay_from};
+use crate::scenarios::{
+    NODE_A, NODE_B, X, chain_of, heights_on, p0_leads_reading_a_and_b, replay_from,
+};
 
 /// X2: P0's second block, at height 2 on X.
 const X2: Block = Block {
@@ -53,38 +55,16 @@ fn write_of(block: Block, node: u8) -> Action {
 /// P0 leads on A and B at epoch 1 and publishes X, which A and B store: X's commit begins. P0
 /// produces X2 on X while that commit runs, and A and B store X2 too: X commits, X2 waits.
 fn two_blocks_on_a_quorum_and_neither_committed() -> Vec<Action> {
-    let on_a_and_b = nodes(&[NODE_A, NODE_B]);
-    vec![
-        Action::Acquire {
-            producer: 0,
-            reach: on_a_and_b,
-        },
-        Action::Reconcile {
-            producer: 0,
-            read: on_a_and_b,
-        },
+    let mut steps = p0_leads_reading_a_and_b();
+    steps.extend([
         Action::Produce(0),
         write_of(X, NODE_A),
         write_of(X, NODE_B),
         Action::Produce(0),
         write_of(X2, NODE_A),
         write_of(X2, NODE_B),
-    ]
-}
-
-/// P0 leads again on A and B (a new epoch) and reconciles reading them.
-fn p0_leads_again_and_reconciles() -> Vec<Action> {
-    let on_a_and_b = nodes(&[NODE_A, NODE_B]);
-    vec![
-        Action::Acquire {
-            producer: 0,
-            reach: on_a_and_b,
-        },
-        Action::Reconcile {
-            producer: 0,
-            read: on_a_and_b,
-        },
-    ]
+    ]);
+    steps
 }
 
 fn committing_of(state: &State, producer: usize) -> Vec<Block> {
@@ -144,7 +124,7 @@ fn pipeline__when_the_commit_below_fails_after_the_next_block_was_published__the
         vec![Action::CommitFailed(0)],
     ]
     .concat();
-    let steps = [failed.clone(), p0_leads_again_and_reconciles()].concat();
+    let steps = [failed.clone(), p0_leads_reading_a_and_b()].concat();
 
     // when
     let after_failure = replay_from(pipeline(None), &failed);
@@ -157,46 +137,47 @@ fn pipeline__when_the_commit_below_fails_after_the_next_block_was_published__the
     assert!(!state.committed_before_parent);
 }
 
+/// Replays the two uncommitted blocks and then `ends` under `mutation`: the state, and whether
+/// every local chain is still a prefix of the quorum chain.
+fn commits_under(mutation: Mutation, ends: [Action; 2]) -> (State, bool) {
+    let config = pipeline(Some(mutation));
+    let steps = [
+        two_blocks_on_a_quorum_and_neither_committed(),
+        ends.to_vec(),
+    ]
+    .concat();
+    let state = replay_from(config, &steps);
+    let model = ProtocolModel::new(config).unwrap();
+    let prefixes = chains_are_prefixes_of_the_quorum_chain(&model, &state);
+    (state, prefixes)
+}
+
 #[test]
 fn pipeline__when_a_failed_commit_does_not_stop_the_pipeline__then_the_block_above_is_committed_without_its_parent()
  {
     // given
-    let steps = [
-        two_blocks_on_a_quorum_and_neither_committed(),
-        vec![Action::CommitFailed(0), Action::Commit(0)],
-    ]
-    .concat();
-    let config = pipeline(Some(Mutation::CommitPastFailure));
+    let ends = [Action::CommitFailed(0), Action::Commit(0)];
 
     // when
-    let state = replay_from(config, &steps);
+    let (state, prefixes) = commits_under(Mutation::CommitPastFailure, ends);
 
     // then: P0's chain starts at height 2
     assert_eq!(chain_of(&state, 0), vec![X2]);
-    assert!(state.committed_before_parent);
-    let model = ProtocolModel::new(config).unwrap();
-    assert!(!chains_are_prefixes_of_the_quorum_chain(&model, &state));
+    assert!(state.committed_before_parent && !prefixes);
 }
 
 #[test]
 fn pipeline__when_two_commits_are_in_flight_and_the_upper_ends_first__then_a_block_is_committed_before_its_parent()
  {
     // given
-    let steps = [
-        two_blocks_on_a_quorum_and_neither_committed(),
-        vec![Action::CommitAbove(0), Action::Commit(0)],
-    ]
-    .concat();
-    let config = pipeline(Some(Mutation::CommitsOutOfOrder));
+    let ends = [Action::CommitAbove(0), Action::Commit(0)];
 
     // when
-    let state = replay_from(config, &steps);
+    let (state, prefixes) = commits_under(Mutation::CommitsOutOfOrder, ends);
 
     // then
     assert_eq!(chain_of(&state, 0), vec![X2, X]);
-    assert!(state.committed_before_parent);
-    let model = ProtocolModel::new(config).unwrap();
-    assert!(!chains_are_prefixes_of_the_quorum_chain(&model, &state));
+    assert!(state.committed_before_parent && !prefixes);
 }
 
 #[test]
@@ -211,7 +192,7 @@ fn pipeline__when_the_leader_crashes_with_two_blocks_uncommitted__then_its_chain
     let steps = [
         crashed.clone(),
         vec![Action::Expire(NODE_A), Action::Expire(NODE_B)],
-        p0_leads_again_and_reconciles(),
+        p0_leads_reading_a_and_b(),
     ]
     .concat();
 

@@ -94,7 +94,7 @@ fn leads_reading(producer: u8, reach: &[u8], read: &[u8]) -> [Action; 2] {
 }
 
 /// P0 takes the lease on A and B and reconciles reading them.
-fn p0_leads_reading_a_and_b() -> Vec<Action> {
+pub(crate) fn p0_leads_reading_a_and_b() -> Vec<Action> {
     leads_reading(0, &[NODE_A, NODE_B], &[NODE_A, NODE_B]).to_vec()
 }
 
