@@ -230,7 +230,7 @@ pub struct Producer {
     pub publish: Option<Publish>,
     /// This process's blocks that a quorum stored and whose commit has not ended, lowest first:
     /// the first one's commit runs, the next (published on it) waits for it. In memory only: a
-    /// crash loses them from this process (they are on a quorum).
+    /// crash loses them from this process (a quorum stored them).
     pub committing: Vec<Committed>,
     /// Durable local chain, index `h - 1` holds height `h`.
     pub chain: Vec<Committed>,
