@@ -34,6 +34,11 @@ pub enum Start {
     /// alone (P0's key lingers there) and its other writes were fenced. The first steps of the
     /// three-orphans story. Needs 3 nodes and budget 0.
     FailedPublish,
+    /// A commit running, replayed from the empty state (see `start.rs`): P0 leads on A and B at
+    /// epoch 1 and published X1, which A and B stored, so its commit began; X1's write to C is
+    /// still in flight. Where the commit pipeline starts: P0 may produce on X1 now. Needs 3
+    /// nodes and budget 0.
+    Committing,
 }
 
 impl Start {
@@ -43,6 +48,7 @@ impl Start {
             Self::Empty => "empty",
             Self::FarBehind => "far behind",
             Self::FailedPublish => "failed publish",
+            Self::Committing => "committing",
         }
     }
 }
@@ -67,6 +73,13 @@ pub struct ModelConfig {
     pub max_crashes: u8,
     /// Node wipes in the whole run (bound; the budget also limits them).
     pub max_wipes: u8,
+    /// The commit pipeline (docs/protocol.md, "One commit in flight"): a leader may produce and
+    /// publish the next block on a block whose commit is still running. Off, a leader produces
+    /// only once its last block is committed.
+    pub pipeline: bool,
+    /// Local commits that fail in the whole run (bound; a failure is a fault of the process's
+    /// disk, not of the protocol).
+    pub max_commit_failures: u8,
     /// Heights each node's index (and stream) keeps: `write_block`'s `kept_heights`.
     pub kept_heights: u8,
     /// Entries each reconciliation read asks of a node, and the most blocks one scan takes.
@@ -81,8 +94,8 @@ pub struct ModelConfig {
 
 impl ModelConfig {
     /// The smallest useful bound: 2 producers, 3 nodes, budget 0 (quorum 2), one height, epochs
-    /// up to 3, one block per producer, no crash, no wipe, windows too large to trim. Tests widen
-    /// one dimension at a time from here.
+    /// up to 3, one block per producer, no crash, no wipe, no pipeline, no failed commit,
+    /// windows too large to trim. Tests widen one dimension at a time from here.
     pub fn small(mutation: Option<Mutation>) -> Self {
         Self {
             producers: 2,
@@ -93,6 +106,8 @@ impl ModelConfig {
             max_attempts: 1,
             max_crashes: 0,
             max_wipes: 0,
+            pipeline: false,
+            max_commit_failures: 0,
             kept_heights: 8,
             read_window: 8,
             start: Start::Empty,
@@ -122,6 +137,20 @@ impl ModelConfig {
             kept_heights: 1,
             read_window: 1,
             start: Start::FarBehind,
+            ..Self::small(mutation)
+        }
+    }
+
+    /// The commit pipeline from the committing start (P0 leads at epoch 1 and X1's commit
+    /// runs): two heights, one more block per producer (P0 may publish X2 on X1 while X1
+    /// commits), epochs up to 2 (one more leadership), and one commit may fail.
+    pub fn pipeline(mutation: Option<Mutation>) -> Self {
+        Self {
+            max_height: 2,
+            max_epoch: 2,
+            pipeline: true,
+            max_commit_failures: 1,
+            start: Start::Committing,
             ..Self::small(mutation)
         }
     }
@@ -175,7 +204,7 @@ impl ModelConfig {
                 (self.nodes != 3 || self.disruption_budget != 0 || self.producers < 2)
                     .then_some("3 nodes, budget 0 and at least 2 producers")
             }
-            Start::FailedPublish => {
+            Start::FailedPublish | Start::Committing => {
                 (self.nodes != 3 || self.disruption_budget != 0).then_some("3 nodes and budget 0")
             }
         };
@@ -200,6 +229,17 @@ impl ModelConfig {
 
     pub(crate) fn has(&self, mutation: Mutation) -> bool {
         self.mutation == Some(mutation)
+    }
+
+    /// How many of its blocks a leader may have stored and not committed when it produces the
+    /// next one: none without the pipeline; one with it, so at most two are uncommitted (one
+    /// committing, one waiting for it); two under [`Mutation::ThirdBlockInFlight`].
+    pub(crate) fn committing_when_producing(&self) -> usize {
+        match (self.pipeline, self.has(Mutation::ThirdBlockInFlight)) {
+            (false, _) => 0,
+            (true, false) => 1,
+            (true, true) => 2,
+        }
     }
 
     /// Every server, as a mask.

@@ -1,8 +1,9 @@
 //! The stateright `Model`: which actions are enabled in a state, what each does, and the
 //! properties checked. Every rule is `poa_quorum`'s (the scripts, the tallies, the walk and the
-//! repair plan, reached through `rules.rs`, `mutation.rs` and `reconcile.rs`); this file only
-//! supplies what the code leaves to the world: which nodes a step reaches, message delay and
-//! loss, lease expiry, crashes and node wipes.
+//! repair plan, reached through `rules.rs`, `mutation.rs` and `reconcile.rs`), and the commit
+//! pipeline's sequencing is `poa-core`'s (`commit.rs`); this file only supplies what the code
+//! leaves to the world: which nodes a step reaches, message delay and loss, lease expiry,
+//! crashes and node wipes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use poa_quorum::{
 };
 use stateright::{Model, Property};
 
+use crate::commit;
 use crate::config::{MAX_MEMBERS, ModelConfig};
 use crate::error::ModelError;
 use crate::membership::Records;
@@ -75,6 +77,7 @@ impl ProtocolModel {
                 max_attempts: u8::MAX,
                 max_crashes: 0,
                 max_wipes: 0,
+                max_commit_failures: 0,
                 ..self.config
             },
             sealed_at_start: self.sealed_at_start,
@@ -117,6 +120,16 @@ impl ProtocolModel {
             < sealed_at_start.saturating_add(self.config.max_attempts)
     }
 
+    /// Whether producer `p`, a reconciled leader with no publish in flight, may seal the next
+    /// block: within the height and attempt bounds, and with no more of its blocks committing
+    /// than the pipeline allows.
+    pub(crate) fn may_produce(&self, state: &State, p: u8) -> bool {
+        let producer = &state.producers[usize::from(p)];
+        producer.tip_height() < self.config.max_height
+            && self.may_seal(state, p)
+            && producer.committing.len() <= self.config.committing_when_producing()
+    }
+
     fn producer_actions(&self, state: &State, p: u8, actions: &mut Vec<Action>) {
         let c = &self.config;
         let producer = &state.producers[usize::from(p)];
@@ -124,6 +137,7 @@ impl ProtocolModel {
         let quorum = self.quorum(producer.view);
         let nodes = (1..=c.all_nodes()).filter(move |mask| mask & !view_mask == 0);
         match (producer.epoch, producer.publish) {
+            _ if !producer.committing.is_empty() => self.committing_actions(state, p, actions),
             (None, _) if producer.standing_aside => {
                 for from in 0..c.producers {
                     if extends(&state.producers[usize::from(from)], producer) {
@@ -142,7 +156,7 @@ impl ProtocolModel {
             (None, _) => {}
             // A reconciled leader whose lease is locally valid produces without the check.
             (Some(_), None) if producer.reconciled && self.skips_check(producer) => {
-                if producer.height() < c.max_height && self.may_seal(state, p) {
+                if self.may_produce(state, p) {
                     actions.push(Action::Produce(p));
                 }
             }
@@ -161,15 +175,17 @@ impl ProtocolModel {
                 }
             }
             (Some(_), None) => {
-                if producer.height() < c.max_height && self.may_seal(state, p) {
+                if self.may_produce(state, p) {
                     actions.push(Action::Produce(p));
                 }
             }
-            (Some(_), Some(publish)) => actions.push(match publish_outcome(quorum, publish) {
-                PublishOutcome::Stored => Action::Commit(p),
-                PublishOutcome::HeightTaken => Action::PublishRefused(p),
-                PublishOutcome::Failed => Action::PublishFailed(p),
-            }),
+            (Some(_), Some(publish)) => match publish_outcome(quorum, publish) {
+                // Never here: a publish returns at the reply that makes its tally say stored,
+                // and its block's commit begins (`DeliverWrite`).
+                PublishOutcome::Stored => {}
+                PublishOutcome::HeightTaken => actions.push(Action::PublishRefused(p)),
+                PublishOutcome::Failed => actions.push(Action::PublishFailed(p)),
+            },
         }
         if producer.valid {
             actions.push(Action::ValidityEnds(p));
@@ -216,7 +232,7 @@ impl ProtocolModel {
 
     /// Whether a reconciled leader's cycle skips the ownership check: while its lease is
     /// locally valid, or always under [`mutation::Mutation::SkipCheckAfterExpiry`].
-    fn skips_check(&self, producer: &Producer) -> bool {
+    pub(crate) fn skips_check(&self, producer: &Producer) -> bool {
         producer.valid || self.config.has(mutation::Mutation::SkipCheckAfterExpiry)
     }
 
@@ -384,18 +400,15 @@ impl ProtocolModel {
     }
 
     /// Whether `block` is committed: in a local chain, on a quorum, or published with a tally
-    /// that says stored (its producer commits it next).
+    /// that said stored (its producer's commit of it runs or waits).
     fn committed(&self, state: &State, block: Block) -> bool {
         self.on_a_quorum(&state.nodes, block)
             || state.producers.iter().any(|producer| {
-                producer.chain.iter().any(|held| held.block == block)
-                    || producer.publish.is_some_and(|publish| {
-                        publish.block == block
-                            && matches!(
-                                publish_outcome(self.quorum(producer.view), publish),
-                                PublishOutcome::Stored
-                            )
-                    })
+                producer
+                    .chain
+                    .iter()
+                    .chain(&producer.committing)
+                    .any(|held| held.block == block)
             })
     }
 
@@ -528,11 +541,14 @@ fn extends(peer: &Producer, producer: &Producer) -> bool {
 /// local chain kept, and the new process has a new owner token and an empty epoch floor.
 fn restart(producer: &mut Producer) {
     step_down(producer);
+    producer.committing.clear();
     producer.incarnation += 1;
     producer.led = Epoch::default();
     producer.standing_aside = false;
 }
 
+/// A leader stops leading: its lease, reconciliation and publish are gone from memory. A
+/// commit in flight is not abandoned: its block is on a quorum, and it ends on its own.
 pub(crate) fn step_down(producer: &mut Producer) {
     producer.epoch = None;
     producer.reconciled = false;
@@ -662,10 +678,10 @@ impl Model for ProtocolModel {
                 let producer = &mut s.producers[usize::from(p)];
                 let epoch = producer.epoch?;
                 let block = Block {
-                    height: producer.height() + 1,
+                    height: producer.tip_height() + 1,
                     producer: p,
                     attempt: producer.attempts,
-                    parent: producer.head(),
+                    parent: producer.tip(),
                 };
                 producer.attempts += 1;
                 producer.publish = Some(Publish::of(block));
@@ -707,20 +723,15 @@ impl Model for ProtocolModel {
                         WriteReply::Fenced => publish.fenced += 1,
                         WriteReply::Denied | WriteReply::Failed => {}
                     }
+                    // The publish returns at the reply that makes its tally say stored.
+                    let publish = *publish;
+                    if matches!(publish_outcome(quorum, publish), PublishOutcome::Stored) {
+                        commit::publish_returned(p, publish, quorum);
+                    }
                 }
             }
-            Action::Commit(p) => {
-                let quorum = self.quorum(s.producers[usize::from(p)].view);
-                let producer = &mut s.producers[usize::from(p)];
-                let publish = producer.publish?;
-                producer.chain.push(Committed {
-                    block: publish.block,
-                    source: Source::Published {
-                        holders: u8::try_from(publish.held.count_ones()).unwrap_or(u8::MAX),
-                        quorum: u8::try_from(quorum.size()).unwrap_or(u8::MAX),
-                    },
-                });
-                producer.publish = None;
+            Action::Commit(_) | Action::CommitAbove(_) | Action::CommitFailed(_) => {
+                self.end_commit(&mut s, action)?;
             }
             Action::PublishFailed(p) | Action::LeaseLost(p) => {
                 step_down(&mut s.producers[usize::from(p)]);
@@ -749,15 +760,15 @@ impl Model for ProtocolModel {
             Action::Wipe(n) => self.wipe(&mut s, n),
             Action::CatchUp { producer, from } => {
                 let peer = s.producers[usize::from(from)].chain.clone();
-                let catching_up = &mut s.producers[usize::from(producer)];
-                let known = catching_up.chain.len();
-                catching_up
-                    .chain
-                    .extend(peer.into_iter().skip(known).map(|committed| Committed {
+                let known = s.producers[usize::from(producer)].chain.len();
+                for committed in peer.into_iter().skip(known) {
+                    let copied = Committed {
                         source: Source::Peer,
                         ..committed
-                    }));
-                catching_up.standing_aside = false;
+                    };
+                    commit::commit_locally(&mut s, producer, copied);
+                }
+                s.producers[usize::from(producer)].standing_aside = false;
             }
         }
         forget_recovered_losses(self, &mut s);

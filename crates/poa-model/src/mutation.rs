@@ -1,6 +1,8 @@
 //! Protocol variants with one safety mechanism removed, to show that it matters. A mutation is a
 //! switch in the model that calls a weakened wrapper around a `poa_quorum` rule (the wrapper
 //! skips one check and otherwise runs the rule itself); `poa_quorum` knows nothing about them.
+//! The commit pipeline's mutations weaken the model's own steps instead (`model.rs`): its rules
+//! are `poa-core`'s sequencing, which the model states as steps, not `poa_quorum` functions.
 
 use poa_ports::{BlockHeight, BlockId, Epoch};
 use poa_quorum::script::{self, BlockWrite, NodeState, PromoteAnswer, WriteAnswer};
@@ -47,6 +49,15 @@ pub enum Mutation {
     /// The scripts skip the membership check: a node admits a caller whatever record it holds
     /// and the caller joined.
     NoMembershipCheck,
+    /// A failed commit does not stop the pipeline: the commit of the block published on the
+    /// failed one still begins (the process still steps down).
+    CommitPastFailure,
+    /// Two commits in flight: the commit of a block published on a committing one does not
+    /// wait for it, and may end first.
+    CommitsOutOfOrder,
+    /// A leader produces a third block while two of its blocks are stored and not committed
+    /// (one committing, one waiting for it).
+    ThirdBlockInFlight,
 }
 
 impl Mutation {

@@ -111,13 +111,18 @@ pub fn progress_possible(model: &ProtocolModel, state: &State) -> bool {
     false
 }
 
-/// Whether `msg` belongs to a publish its sender is still waiting for.
+/// Whether `msg` belongs to a publish its sender is still waiting for, or to one that returned
+/// stored and whose commit has not ended yet.
 fn current(state: &State, msg: &WriteMsg) -> bool {
     let sender = &state.producers[usize::from(msg.token.producer)];
     sender.incarnation == msg.token.incarnation
-        && sender
+        && (sender
             .publish
             .is_some_and(|publish| publish.block == msg.block)
+            || sender
+                .committing
+                .iter()
+                .any(|committing| committing.block == msg.block))
 }
 
 /// Whether `token` is a leading process holding the lease on a quorum (it renews in time).

@@ -33,6 +33,14 @@ pub(crate) fn all() -> Vec<Property<ProtocolModel>> {
             |_, s: &State| !s.lapsed_write_to_quorum,
         ),
         Property::always(
+            "a local chain is a prefix of the quorum chain and skips no height",
+            |m: &ProtocolModel, s: &State| chains_are_prefixes_of_the_quorum_chain(m, s),
+        ),
+        Property::always(
+            "a block is committed only after its parent is committed locally",
+            |_, s: &State| !s.committed_before_parent,
+        ),
+        Property::always(
             "a leader skips the ownership check only while it holds the lease",
             |_, s: &State| !s.skipped_without_lease,
         ),
@@ -75,6 +83,13 @@ pub(crate) fn all() -> Vec<Property<ProtocolModel>> {
             },
         ),
         Property::sometimes(
+            "a leader has as many blocks stored and uncommitted as the pipeline allows, once it is on",
+            |m: &ProtocolModel, s: &State| {
+                let deepest = m.config.committing_when_producing() + 1;
+                !m.config.pipeline || s.producers.iter().any(|p| p.committing.len() == deepest)
+            },
+        ),
+        Property::sometimes(
             "a producer commits every height up to the bound",
             |m: &ProtocolModel, s: &State| {
                 s.producers
@@ -95,6 +110,34 @@ pub fn no_fork(state: &State) -> bool {
                 .all(|(x, y)| x.block == y.block)
         })
     })
+}
+
+/// Every local chain holds heights 1, 2, ... each block on the one below it, and at every
+/// height where a block is on a quorum, a chain that holds the height holds that block.
+pub fn chains_are_prefixes_of_the_quorum_chain(model: &ProtocolModel, state: &State) -> bool {
+    let linked = state.producers.iter().all(|p| {
+        let mut parent = None;
+        (1u8..).zip(&p.chain).all(|(height, committed)| {
+            let block = committed.block;
+            let linked = block.height == height && block.parent == parent;
+            parent = Some(block.reference());
+            linked
+        })
+    });
+    linked
+        && state
+            .nodes
+            .iter()
+            .flat_map(|node| &node.stream)
+            .all(|entry| {
+                let block = entry.block;
+                let at = usize::from(block.height).checked_sub(1);
+                state.producers.iter().all(|p| {
+                    at.and_then(|at| p.chain.get(at))
+                        .is_none_or(|held| held.block == block)
+                        || !model.on_a_quorum(&state.nodes, block)
+                })
+            })
 }
 
 /// At every height at most one block is stored on a quorum of a set (old or new).

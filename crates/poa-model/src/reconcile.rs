@@ -10,6 +10,7 @@ use poa_quorum::{
     WriteTally, plan_repair,
 };
 
+use crate::commit::commit_locally;
 use crate::model::{ProtocolModel, step_down};
 use crate::mutation::{self, Mutation};
 use crate::rules;
@@ -135,13 +136,13 @@ impl ProtocolModel {
                 }
             }
             Scan::Taken => {
-                let producer = &mut state.producers[usize::from(p)];
-                producer
-                    .chain
-                    .extend(taken.into_iter().map(|block| Committed {
+                for block in taken {
+                    let imported = Committed {
                         block,
                         source: Source::Log,
-                    }));
+                    };
+                    commit_locally(state, p, imported);
+                }
             }
         }
     }

@@ -1,7 +1,7 @@
-//! The state a check starts from. The far-behind and failed-publish starts are not written by
-//! hand: each is a history replayed from the empty state through the model's own transitions
-//! (with the exploration bounds lifted), so it is reachable by construction, under the variant
-//! being checked.
+//! The state a check starts from. The far-behind, failed-publish and committing starts are not
+//! written by hand: each is a history replayed from the empty state through the model's own
+//! transitions (with the exploration bounds lifted), so it is reachable by construction, under
+//! the variant being checked.
 
 use crate::config::Start;
 use crate::error::ModelError;
@@ -74,7 +74,15 @@ fn failed_publish() -> Vec<Step> {
     steps
 }
 
-/// The first steps of both histories: P0 leads on A and B at epoch 1, reads them, finds nothing
+/// The committing history: P0 leads on A and B at epoch 1 and publishes X1; A and B store it, so
+/// its commit begins; the write to C stays in flight.
+fn committing() -> Vec<Step> {
+    let mut steps = p0_publishes_on_a_and_b();
+    steps.extend([Step::Deliver(NODE_A), Step::Deliver(NODE_B)]);
+    steps
+}
+
+/// The first steps of every history: P0 leads on A and B at epoch 1, reads them, finds nothing
 /// and publishes X at height 1.
 fn p0_publishes_on_a_and_b() -> Vec<Step> {
     let on_a_and_b = 1 << NODE_A | 1 << NODE_B;
@@ -116,6 +124,8 @@ fn empty(model: &ProtocolModel) -> State {
         epoch_reused: false,
         replaced_committed: false,
         change_committed: false,
+        commit_failures: 0,
+        committed_before_parent: false,
     }
 }
 
@@ -129,6 +139,7 @@ pub(crate) fn initial_state(model: &ProtocolModel) -> Result<State, ModelError> 
         Start::Empty => return Ok(empty(model)),
         Start::FarBehind => far_behind(),
         Start::FailedPublish => failed_publish(),
+        Start::Committing => committing(),
     };
     let replay = model.without_bounds();
     let mut state = empty(model);

@@ -225,8 +225,13 @@ pub struct Producer {
     /// The process stopped competing for the lease (a gap, a divergence) until it caught up from
     /// a peer.
     pub standing_aside: bool,
-    /// The in-flight publish, if any.
+    /// The in-flight publish, if any: undecided, or decided and not stored. A publish whose
+    /// tally says stored has returned: its block joins `committing`.
     pub publish: Option<Publish>,
+    /// This process's blocks that a quorum stored and whose commit has not ended, lowest first:
+    /// the first one's commit runs, the next (published on it) waits for it. In memory only: a
+    /// crash loses them from this process (a quorum stored them).
+    pub committing: Vec<Committed>,
     /// Durable local chain, index `h - 1` holds height `h`.
     pub chain: Vec<Committed>,
     /// Blocks sealed so far (durable so block ids stay unique across restarts).
@@ -252,6 +257,19 @@ impl Producer {
         self.chain
             .last()
             .map(|committed| committed.block.reference())
+    }
+
+    /// The block the next one is produced on: the last one committing, else the local head.
+    pub fn tip(&self) -> Option<BlockRef> {
+        self.committing
+            .last()
+            .map(|committed| committed.block.reference())
+            .or_else(|| self.head())
+    }
+
+    /// The height of [`Self::tip`].
+    pub fn tip_height(&self) -> u8 {
+        u8::try_from(self.chain.len() + self.committing.len()).unwrap_or(u8::MAX)
     }
 }
 
@@ -307,6 +325,11 @@ pub struct State {
     /// The membership change's commit command passed its checks: the new record's installs
     /// may land on the new set's nodes holding the joint record.
     pub change_committed: bool,
+    /// Local commits that failed so far (bounded).
+    pub commit_failures: u8,
+    /// Set when a block joined a local chain whose head was not its parent: committed before
+    /// the block below it, or above a height the chain lacks (checked, never expected).
+    pub committed_before_parent: bool,
 }
 
 /// One step of the system.
@@ -335,8 +358,16 @@ pub enum Action {
     /// sender at once. Loss and delay need no actions of their own: a request may stay in flight
     /// across any number of other steps, and the sender may time out first.
     DeliverWrite(WriteMsg),
-    /// The producer commits its published block locally (the write tally says stored).
+    /// The commit of the producer's lowest committing block (the write tally said stored) ends
+    /// well: the block joins the local chain, and the commit of the block published on it, if
+    /// that one is stored too, begins.
     Commit(u8),
+    /// The commit of the producer's lowest committing block fails (its disk): nothing above it
+    /// is committed, the process steps down and catches up like any process behind.
+    CommitFailed(u8),
+    /// The commit of the block published on the committing one ends first. Only under
+    /// [`crate::Mutation::CommitsOutOfOrder`]: the pipeline's commits are in height order.
+    CommitAbove(u8),
     /// The publish fails without a quorum of refusals: it times out below quorum at any moment
     /// before its tally decides, or the tally says fenced, or impossible with fewer than a
     /// quorum refusing the height. The producer steps down (its release is lost: the keys linger
@@ -427,6 +458,8 @@ impl stateright::Representative for State {
             replaced_committed: self.replaced_committed,
             skipped_without_lease: self.skipped_without_lease,
             change_committed: self.change_committed,
+            commit_failures: self.commit_failures,
+            committed_before_parent: self.committed_before_parent,
         }
     }
 }

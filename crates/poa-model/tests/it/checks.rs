@@ -16,6 +16,8 @@ const RECONCILIATION: &str = "a reconciled leader finds every block on a quorum"
 const EPOCH_FLOOR: &str = "a leader's epoch is above every epoch it led with before";
 const PROGRESS: &str = "a producer with a reachable quorum can make progress";
 const SKIPPED_CHECK: &str = "a leader skips the ownership check only while it holds the lease";
+const PARENT_FIRST: &str = "a block is committed only after its parent is committed locally";
+const PREFIX: &str = "a local chain is a prefix of the quorum chain and skips no height";
 
 /// When an exploration may stop.
 enum Until {
@@ -128,6 +130,19 @@ fn data_loss(mutation: Option<Mutation>) -> ModelConfig {
         max_height: 2,
         max_wipes: 2,
         ..ModelConfig::small(mutation)
+    }
+}
+
+/// One producer with the commit pipeline from the committing start, which may crash once and
+/// have a commit fail once, and lead once more (epoch 2) with a block left to seal: a process
+/// that sealed all it may takes no new leadership, and this one must, to import what its crash
+/// or failure left uncommitted.
+fn lone_pipeline(mutation: Option<Mutation>) -> ModelConfig {
+    ModelConfig {
+        producers: 1,
+        max_attempts: 2,
+        max_crashes: 1,
+        ..ModelConfig::pipeline(mutation)
     }
 }
 
@@ -444,4 +459,97 @@ fn mutation__when_the_scripts_skip_the_membership_check__then_a_process_of_the_o
 
     // then
     expect_counterexample(&checker, NO_FORK);
+}
+
+#[test]
+fn pipeline__when_leaders_publish_the_next_block_while_a_commit_runs_and_a_commit_may_fail__then_every_property_holds()
+ {
+    // given
+    let config = ModelConfig::pipeline(None);
+
+    // when
+    let checker = explore(config, Until::Exhausted);
+
+    // then
+    checker.assert_properties();
+}
+
+#[test]
+fn pipeline__when_the_leader_crashes_or_a_commit_fails_with_two_blocks_uncommitted__then_every_property_holds()
+ {
+    // given
+    let config = lone_pipeline(None);
+
+    // when
+    let checker = explore(config, Until::Exhausted);
+
+    // then
+    checker.assert_properties();
+}
+
+#[test]
+fn pipeline__when_the_log_keeps_one_height_and_the_leader_crashes__then_the_committing_block_is_lost_and_the_chain_stalls()
+ {
+    // given: the block published on the committing one trims it from every node
+    let config = ModelConfig {
+        kept_heights: 1,
+        read_window: 1,
+        max_commit_failures: 0,
+        ..lone_pipeline(None)
+    };
+
+    // when
+    let checker = explore(config, Until::Found(PROGRESS));
+
+    // then
+    expect_counterexample(&checker, PROGRESS);
+}
+
+#[test]
+fn mutation__when_a_failed_commit_does_not_stop_the_pipeline__then_the_block_above_is_committed_without_its_parent_and_producers_fork()
+ {
+    // given
+    let config = ModelConfig::pipeline(Some(Mutation::CommitPastFailure));
+
+    // when
+    let checker = explore(config, Until::Found(NO_FORK));
+
+    // then
+    expect_counterexample(&checker, PARENT_FIRST);
+    expect_counterexample(&checker, PREFIX);
+    expect_counterexample(&checker, NO_FORK);
+}
+
+#[test]
+fn mutation__when_commits_may_end_out_of_height_order__then_a_block_is_committed_before_its_parent_and_producers_fork()
+ {
+    // given
+    let config = ModelConfig::pipeline(Some(Mutation::CommitsOutOfOrder));
+
+    // when
+    let checker = explore(config, Until::Found(NO_FORK));
+
+    // then
+    expect_counterexample(&checker, PARENT_FIRST);
+    expect_counterexample(&checker, PREFIX);
+    expect_counterexample(&checker, NO_FORK);
+}
+
+#[test]
+fn mutation__when_a_leader_produces_a_third_block_while_two_are_uncommitted__then_no_property_fails()
+ {
+    // given: one producer, three heights and two more blocks, no fault (the pipeline's depth
+    // bounds what a crash loses from memory, not what is safe)
+    let config = ModelConfig {
+        max_height: 3,
+        max_crashes: 0,
+        max_commit_failures: 0,
+        ..lone_pipeline(Some(Mutation::ThirdBlockInFlight))
+    };
+
+    // when
+    let checker = explore(config, Until::Exhausted);
+
+    // then
+    checker.assert_properties();
 }

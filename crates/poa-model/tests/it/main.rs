@@ -9,4 +9,5 @@
 )]
 
 mod checks;
+mod pipeline;
 mod scenarios;

@@ -11,12 +11,12 @@ use poa_model::{
 };
 use poa_ports::{BlockHeight, Epoch};
 
-const NODE_A: u8 = 0;
-const NODE_B: u8 = 1;
-const NODE_C: u8 = 2;
+pub(crate) const NODE_A: u8 = 0;
+pub(crate) const NODE_B: u8 = 1;
+pub(crate) const NODE_C: u8 = 2;
 
 /// Runs `actions` from the initial state of `config`, every one of which must be enabled.
-fn replay_from(config: ModelConfig, actions: &[Action]) -> State {
+pub(crate) fn replay_from(config: ModelConfig, actions: &[Action]) -> State {
     let model = ProtocolModel::new(config).unwrap();
     let mut state = model.init_states().remove(0);
     for action in actions {
@@ -37,7 +37,7 @@ fn replay(mutation: Option<Mutation>, actions: &[Action]) -> State {
 }
 
 /// Block X: P0's first block, at height 1 on genesis.
-const X: Block = Block {
+pub(crate) const X: Block = Block {
     height: 1,
     producer: 0,
     attempt: 0,
@@ -58,7 +58,7 @@ fn write_of_x(node: u8) -> WriteMsg {
     }
 }
 
-fn chain_of(state: &State, producer: usize) -> Vec<Block> {
+pub(crate) fn chain_of(state: &State, producer: usize) -> Vec<Block> {
     state.producers[producer]
         .chain
         .iter()
@@ -66,7 +66,7 @@ fn chain_of(state: &State, producer: usize) -> Vec<Block> {
         .collect()
 }
 
-fn heights_on(state: &State, node: u8) -> Vec<u8> {
+pub(crate) fn heights_on(state: &State, node: u8) -> Vec<u8> {
     state.nodes[usize::from(node)]
         .stream
         .iter()
@@ -75,7 +75,7 @@ fn heights_on(state: &State, node: u8) -> Vec<u8> {
 }
 
 /// The mask of `list`.
-fn nodes(list: &[u8]) -> u8 {
+pub(crate) fn nodes(list: &[u8]) -> u8 {
     list.iter().fold(0, |mask, node| mask | 1 << node)
 }
 
@@ -94,7 +94,7 @@ fn leads_reading(producer: u8, reach: &[u8], read: &[u8]) -> [Action; 2] {
 }
 
 /// P0 takes the lease on A and B and reconciles reading them.
-fn p0_leads_reading_a_and_b() -> Vec<Action> {
+pub(crate) fn p0_leads_reading_a_and_b() -> Vec<Action> {
     leads_reading(0, &[NODE_A, NODE_B], &[NODE_A, NODE_B]).to_vec()
 }
 
