@@ -15,6 +15,12 @@ use poa_quorum::{self as quorum, Quorum};
 /// transactions and their framing).
 const DEFAULT_MAX_ENTRY_BYTES: u64 = 2 * 1024 * 1024;
 
+/// The fewest entries a stream may keep. A leader publishes the next block while the commit of
+/// the one below it runs, and until a local chain holds that block only the streams do: a
+/// stream that kept one entry would drop it once the next block is stored, and a crash of the
+/// leader would then lose a block that reached a quorum.
+pub const MIN_STREAM_MAX_LEN: u64 = 2;
+
 /// How many extra heights the heights index keeps on top of twice the stream length, so a
 /// height still in the stream (trimmed approximately with `~`) is always still in the index.
 const INDEX_RETENTION_MARGIN: u64 = 256;
@@ -294,8 +300,11 @@ impl RedisConfig {
                 lease_ttl: self.lease_ttl,
             });
         }
-        if self.stream_max_len == 0 {
-            return Err(ConfigError::ZeroStreamMaxLen);
+        if self.stream_max_len < MIN_STREAM_MAX_LEN {
+            return Err(ConfigError::StreamMaxLenTooSmall {
+                stream_max_len: self.stream_max_len,
+                min: MIN_STREAM_MAX_LEN,
+            });
         }
         let mut lists = vec![self.urls.len()];
         lists.extend(change.as_ref().map(|lists| lists.new.len()));
@@ -711,6 +720,13 @@ mod tests {
             (
                 RedisConfig {
                     stream_max_len: 0,
+                    ..config_with(1)
+                },
+                "stream_max_len",
+            ),
+            (
+                RedisConfig {
+                    stream_max_len: 1,
                     ..config_with(1)
                 },
                 "stream_max_len",

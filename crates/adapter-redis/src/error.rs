@@ -139,9 +139,17 @@ pub enum ConfigError {
     /// No acquisition attempt would ever be made.
     #[error("max_attempts must be at least 1")]
     ZeroMaxAttempts,
-    /// Streams would keep nothing.
-    #[error("stream_max_len must be at least 1")]
-    ZeroStreamMaxLen,
+    /// Streams would keep fewer entries than a block whose local commit is still running needs
+    /// ([`crate::MIN_STREAM_MAX_LEN`]).
+    #[error(
+        "stream_max_len {stream_max_len} is below {min}: the streams alone hold a block whose local commit runs while the next block is stored"
+    )]
+    StreamMaxLenTooSmall {
+        /// The configured value.
+        stream_max_len: u64,
+        /// The smallest value allowed.
+        min: u64,
+    },
     /// An acquisition's retries could outlast the lease, so a candidate would still be trying
     /// when the lease it contends for has long changed hands.
     #[error(

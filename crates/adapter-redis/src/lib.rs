@@ -53,7 +53,9 @@ mod tls;
 
 pub use adapter::RedisReconciliation;
 pub use cleanup::NodeRemoval;
-pub use config::{Keys, RedisConfig, RedisPassword, RedisSecurity, ValidatedConfig};
+pub use config::{
+    Keys, MIN_STREAM_MAX_LEN, RedisConfig, RedisPassword, RedisSecurity, ValidatedConfig,
+};
 pub use error::{ConfigError, Error, SecurityFile, UrlList};
 pub use membership::{
     MembershipWritten, begin_membership_change, commit_membership_change, init_membership,

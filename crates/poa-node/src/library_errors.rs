@@ -124,9 +124,12 @@ pub(crate) fn redis_setting(error: ConfigError) -> InvalidSetting {
             "--max-attempts",
             "--max-attempts must be at least 1".to_owned(),
         ),
-        ConfigError::ZeroStreamMaxLen => (
+        ConfigError::StreamMaxLenTooSmall {
+            stream_max_len,
+            min,
+        } => (
             "--stream-max-len",
-            "--stream-max-len must be at least 1".to_owned(),
+            format!("--stream-max-len {stream_max_len} must be at least {min}"),
         ),
         ConfigError::AcquisitionOutlastsLease {
             max_attempts,

@@ -74,7 +74,10 @@ fn every_redis_config_error() -> Vec<ConfigError> {
             node_timeout: Duration::from_millis(200),
         },
         ConfigError::ZeroMaxAttempts,
-        ConfigError::ZeroStreamMaxLen,
+        ConfigError::StreamMaxLenTooSmall {
+            stream_max_len: 1,
+            min: 2,
+        },
         ConfigError::AcquisitionOutlastsLease {
             max_attempts: 3,
             retry_delay: Duration::from_secs(1),
@@ -257,7 +260,10 @@ fn redis_setting__when_a_next_url_names_another_user__then_names_the_next_list_f
 #[test]
 fn redis_startup__when_the_config_is_invalid__then_names_the_flag() {
     // given
-    let error = adapter_redis::Error::Config(ConfigError::ZeroStreamMaxLen);
+    let error = adapter_redis::Error::Config(ConfigError::StreamMaxLenTooSmall {
+        stream_max_len: 1,
+        min: 2,
+    });
 
     // when
     let failure = redis_startup(error);
@@ -265,7 +271,7 @@ fn redis_startup__when_the_config_is_invalid__then_names_the_flag() {
     // then
     assert_eq!(
         format!("{failure:#}"),
-        "invalid --stream-max-len: --stream-max-len must be at least 1"
+        "invalid --stream-max-len: --stream-max-len 1 must be at least 2"
     );
 }
 
