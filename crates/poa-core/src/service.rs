@@ -289,6 +289,10 @@ impl<C: Chain> ProductionService<C> {
                 () = &mut shutdown => break,
                 Some(request) = self.requests.recv() => Wake::Request(request),
                 () = pipeline::until_commit_ended(&mut self.in_flight) => Wake::CommitEnded,
+                // A cycle due now runs now: the runtime's timer fires on its next millisecond
+                // tick, in which the commit in flight would end and the next block would no
+                // longer overlap it. Only cycles that made progress are due at once.
+                () = std::future::ready(()), if schedule.next_cycle <= Instant::now() => Wake::Timer,
                 () = tokio::time::sleep_until(schedule.next_cycle) => Wake::Timer,
                 () = pool.wait_for_pending(), if schedule.wake_on_transactions => Wake::Transactions,
             };

@@ -194,6 +194,11 @@ impl Publishes {
             .expect("nothing was published")
             .expect("the log is gone")
     }
+
+    /// The next publish if one is there already, without waiting (nor letting time pass).
+    fn already(&mut self) -> Option<u64> {
+        self.0.try_recv().ok()
+    }
 }
 
 /// An interval leader on a gated local chain whose publishes succeed until `refuse_from`
@@ -543,6 +548,30 @@ async fn pipeline__when_instant_and_more_transactions_wait_than_the_committing_b
 
     // then: block 2 came while block 1's commit ran
     assert_eq!(next, 2);
+    assert_eq!(gate.committed(), Vec::<u64>::new());
+    gate.open_for_good();
+    running.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn pipeline__when_instant_and_the_next_block_is_due_at_once__then_it_is_published_before_any_time_passes_not_after_the_commit()
+ {
+    // given: an instant leader, blocks of one transaction, three transactions pending, and a
+    // clock between two ticks of the runtime's timer (one millisecond), as a real clock is
+    tokio::time::advance(Duration::from_micros(500)).await;
+    let (running, mut gate, mut publishes, _) =
+        start_leader_with(Trigger::Instant, None, |doubles| {
+            one_transaction_blocks_with_pending(doubles, 3);
+        });
+    assert_eq!(publishes.next().await, 1);
+    assert_eq!(gate.commit_began().await, 1);
+
+    // when: the test looks the moment block 1's commit began, before any time passes (a real
+    // commit can end well within the runtime timer's one-millisecond tick)
+    let published_at_once = publishes.already();
+
+    // then: the next block did not wait for a timer tick, in which the commit would have ended
+    assert_eq!(published_at_once, Some(2));
     assert_eq!(gate.committed(), Vec::<u64>::new());
     gate.open_for_good();
     running.shutdown().await;
